@@ -1,0 +1,202 @@
+/**
+ * Types of Aspen's Raft core: branded numbers, log entries, messages, the
+ * `Ready` batch handed to the application, and the core's configuration.
+ *
+ * The core is pure: it never performs I/O, never reads a clock and never
+ * draws randomness except through the injected {@linkcode RandomSource}.
+ *
+ * @module
+ */
+
+/** A Raft term. Branded so it cannot be mixed with an index by accident. */
+export type Term = number & { readonly __brand: "Term" };
+/** A position in the replicated log (1-based; 0 means "before the log"). */
+export type LogIndex = number & { readonly __brand: "LogIndex" };
+/** A node's identity inside one Raft group. */
+export type NodeId = string & { readonly __brand: "NodeId" };
+
+/** Brands a number as a {@linkcode Term}. */
+export function term(value: number): Term {
+  return value as Term;
+}
+/** Brands a number as a {@linkcode LogIndex}. */
+export function logIndex(value: number): LogIndex {
+  return value as LogIndex;
+}
+/** Brands a string as a {@linkcode NodeId}. */
+export function nodeId(value: string): NodeId {
+  return value as NodeId;
+}
+
+/** What an entry carries: application data, or a membership change. */
+export type EntryType = "normal" | "confChange";
+
+/** One replicated log entry. An empty `data` on a `normal` entry is the blank entry a new leader appends. */
+export interface Entry {
+  readonly term: Term;
+  readonly index: LogIndex;
+  readonly type: EntryType;
+  readonly data: Uint8Array;
+}
+
+/** State that must be durable before any message of the same `Ready` is sent. */
+export interface HardState {
+  readonly term: Term;
+  /** The candidate this node voted for in `term`, or null. */
+  readonly vote: NodeId | null;
+  readonly commit: LogIndex;
+}
+
+/** The membership of the group: voters, and learners that never vote. */
+export interface ConfState {
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+}
+
+/** Role of a node. Changes only through the core's `become*()` methods. */
+export type Role = "follower" | "preCandidate" | "candidate" | "leader";
+
+/** Fields every message between peers carries. */
+interface MessageBase {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /** Sender's term; for PreVote requests, the term the sender would campaign at. */
+  readonly term: Term;
+}
+
+/** AppendEntries: entries following (`logTerm`, `index`), plus the leader's commit. */
+export interface AppendMessage extends MessageBase {
+  readonly type: "app";
+  readonly logTerm: Term;
+  readonly index: LogIndex;
+  readonly entries: readonly Entry[];
+  readonly commit: LogIndex;
+}
+
+/** Answer to AppendEntries. On reject, `rejectHint`/`logTerm` let the leader skip back fast. */
+export interface AppendResponseMessage extends MessageBase {
+  readonly type: "appResp";
+  /** On success: the last index now matching the leader. On reject: the probed index. */
+  readonly index: LogIndex;
+  readonly reject: boolean;
+  /** On reject: the largest index ≤ the probed one whose term ≤ `logTerm` on the follower. */
+  readonly rejectHint: LogIndex;
+  /** On reject: the follower's term at `rejectHint`. */
+  readonly logTerm: Term;
+}
+
+/** RequestVote or its PreVote probe. */
+export interface VoteMessage extends MessageBase {
+  readonly type: "vote" | "preVote";
+  readonly logTerm: Term;
+  readonly index: LogIndex;
+}
+
+/** Answer to RequestVote or PreVote. */
+export interface VoteResponseMessage extends MessageBase {
+  readonly type: "voteResp" | "preVoteResp";
+  readonly reject: boolean;
+}
+
+/** Leader liveness; carries a commit index the follower is known to have. */
+export interface HeartbeatMessage extends MessageBase {
+  readonly type: "heartbeat";
+  readonly commit: LogIndex;
+}
+
+/** Answer to a heartbeat. */
+export interface HeartbeatResponseMessage extends MessageBase {
+  readonly type: "heartbeatResp";
+}
+
+/** Every message peers exchange. */
+export type Message =
+  | AppendMessage
+  | AppendResponseMessage
+  | VoteMessage
+  | VoteResponseMessage
+  | HeartbeatMessage
+  | HeartbeatResponseMessage;
+
+/** The kinds of {@linkcode Message}. */
+export type MessageType = Message["type"];
+
+/** Volatile state worth telling the application about when it changes. */
+export interface SoftState {
+  readonly leader: NodeId | null;
+  readonly role: Role;
+}
+
+/**
+ * Everything the application must do after the core changed, in this order:
+ * persist `entries` (truncating any stored suffix at or after the first one's
+ * index) and `hardState` durably, send `messages`, apply `committedEntries`,
+ * then call `advance()`.
+ */
+export interface Ready {
+  readonly softState: SoftState | null;
+  readonly hardState: HardState | null;
+  readonly entries: readonly Entry[];
+  readonly committedEntries: readonly Entry[];
+  readonly messages: readonly Message[];
+}
+
+/** A source of randomness the core draws from; the simulator seeds it. */
+export interface RandomSource {
+  /** Returns an integer in [0, bound). */
+  nextInt(bound: number): number;
+}
+
+/**
+ * Switches that plant known bugs, for proving the simulator finds them.
+ * Only the simulator sets these; a node's configuration cannot reach them.
+ */
+export interface TestingKnobs {
+  /** Commit by counting replicas of an entry from an earlier term (Raft §5.4.2 violated). */
+  readonly commitPreviousTerm?: boolean;
+  /** Grant votes without checking that the candidate's log is up to date. */
+  readonly voteIgnoresLog?: boolean;
+  /** Forget the persisted vote when restarting. */
+  readonly forgetVoteOnRestart?: boolean;
+  /** Hand entries to the application before they are committed. */
+  readonly applyUncommitted?: boolean;
+}
+
+/** What a restarting node had durably stored. */
+export interface RaftStorageState {
+  readonly hardState: HardState;
+  /** Durable entries, contiguous, in index order. */
+  readonly entries: readonly Entry[];
+  /** The last index the application has applied (entries up to it are never handed out again). */
+  readonly applied: LogIndex;
+}
+
+/** Configuration of one Raft core. Validated by `validateRaftConfig`. */
+export interface RaftConfig {
+  /** This node's id; must be one of `voters` or `learners` when the log is empty. */
+  readonly id: NodeId;
+  /** The initial membership, used when storage holds no configuration. */
+  readonly voters: readonly NodeId[];
+  /** Ticks without hearing from a leader before campaigning (randomized in [n, 2n)). Default 10. */
+  readonly electionTicks?: number;
+  /** Ticks between heartbeats from a leader. Must be less than `electionTicks`. Default 1. */
+  readonly heartbeatTicks?: number;
+  /** Run a PreVote round before incrementing the term. Default true. */
+  readonly preVote?: boolean;
+  /** Leaders step down without a quorum of contact; nodes ignore votes while a leader is live. Default true. */
+  readonly checkQuorum?: boolean;
+  /** AppendEntries in flight per follower in replicate state. Default 256. */
+  readonly maxInflightMessages?: number;
+  /** Bytes of entries in flight per follower (0 = unbounded). Default 32 MiB. */
+  readonly maxInflightBytes?: number;
+  /** Bytes of entries in one AppendEntries (at least one entry is always sent). Default 1 MiB. */
+  readonly maxMessageBytes?: number;
+  /** Bytes of proposed but uncommitted entry data a leader accepts. Default 64 MiB. */
+  readonly maxUncommittedBytes?: number;
+  /** Bytes of committed entries handed out in one Ready. Default 16 MiB. */
+  readonly maxCommittedBytesPerReady?: number;
+  /** Seeded randomness for election timeouts. */
+  readonly random: RandomSource;
+  /** Planted bugs; only the simulator sets them. */
+  readonly testingKnobs?: TestingKnobs;
+}
