@@ -1,0 +1,26 @@
+/**
+ * Limits of the wire protocol, in one place so server, client and CLI agree.
+ *
+ * @module
+ */
+
+/** Bytes of the big-endian length prefix in front of every frame. */
+export const FRAME_HEADER_BYTES = 4;
+/** Default maximum payload of one frame, in bytes (16 MiB). */
+export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** Largest value a 4-byte length prefix can carry. */
+export const FRAME_BYTES_LIMIT = 0xffff_ffff;
+/** Longest node id accepted on the wire, in characters. */
+export const NODE_ID_LENGTH_MAX = 128;
+/** Most entries one AppendEntries may carry on the wire. */
+export const ENTRIES_PER_MESSAGE_MAX = 65_536;
+/** Longest free-text field (reasons, error messages, methods), in characters. */
+export const TEXT_LENGTH_MAX = 4096;
+/** Version of the peer wire protocol, announced in the handshake. */
+export const PROTOCOL_VERSION = 1;
+/** ALPN for peer (node to node) connections. */
+export const PEER_ALPN = "aspen/1";
+/** ALPN for WebTransport sessions (clients). */
+export const WEBTRANSPORT_ALPN = "h3";
+/** Path of the client WebTransport endpoint. */
+export const WEBTRANSPORT_PATH = "/v1/wt";
