@@ -19,8 +19,8 @@ export class HistoryFormatError extends Error {
   /** 1-based line number of the offending line. */
   readonly line: number;
 
-  constructor(message: string, line: number, options?: ErrorOptions) {
-    super(`${message}: at line ${line}`, options);
+  constructor(detail: string, line: number, options?: ErrorOptions) {
+    super(`Cannot parse line ${line}: ${detail}`, options);
     this.line = line;
   }
 }
@@ -76,7 +76,7 @@ export function parseJepsenEtcdLog(
     const match = jepsenLine.exec(raw);
     if (match === null) {
       throw new HistoryFormatError(
-        `Cannot parse Jepsen log line: expected 'INFO  jepsen.util - PROCESS  :TYPE  :F  VALUE', got ${
+        `expected a Jepsen line 'INFO  jepsen.util - PROCESS  :TYPE  :F  VALUE', got ${
           JSON.stringify(raw.slice(0, 80))
         }`,
         line,
@@ -133,15 +133,18 @@ function parseRegisterInput(
   if (f === "read") return { op: "read" };
   if (f === "write") {
     const value = parseRegisterValue(valueText, line);
-    if (value === null) throw new HistoryFormatError("Cannot write nil", line);
+    if (value === null) {
+      throw new HistoryFormatError(
+        "expected an integer to write, got nil",
+        line,
+      );
+    }
     return { op: "write", value };
   }
   const pair = /^\[(-?\d+)\s+(-?\d+)\]$/.exec(valueText);
   if (pair === null) {
     throw new HistoryFormatError(
-      `Cannot parse cas arguments: expected '[FROM TO]', got ${
-        JSON.stringify(valueText)
-      }`,
+      `expected cas arguments '[FROM TO]', got ${JSON.stringify(valueText)}`,
       line,
     );
   }
@@ -152,7 +155,7 @@ function parseRegisterValue(valueText: string, line: number): number | null {
   if (valueText === "nil") return null;
   if (!/^-?\d+$/.test(valueText)) {
     throw new HistoryFormatError(
-      `Cannot parse register value: expected 'nil' or an integer, got ${
+      `expected a register value 'nil' or an integer, got ${
         JSON.stringify(valueText)
       }`,
       line,
@@ -227,7 +230,7 @@ function parseKvMap(raw: string, line: number): Map<string, string> {
   const body = /^\s*\{(.*)\}\s*$/.exec(raw)?.[1];
   if (body === undefined) {
     throw new HistoryFormatError(
-      `Cannot parse key-value log line: expected a '{:process P, ...}' map, got ${
+      `expected a key-value map '{:process P, ...}', got ${
         JSON.stringify(raw.slice(0, 80))
       }`,
       line,
@@ -239,9 +242,7 @@ function parseKvMap(raw: string, line: number): Map<string, string> {
     const field = kvField.exec(part);
     if (field === null) {
       throw new HistoryFormatError(
-        `Cannot parse key-value log field: expected ':name value', got ${
-          JSON.stringify(part.trim())
-        }`,
+        `expected a field ':name value', got ${JSON.stringify(part.trim())}`,
         line,
       );
     }
@@ -259,7 +260,7 @@ function requireField(
   const value = fields.get(name);
   if (value === undefined || !shape.test(value)) {
     throw new HistoryFormatError(
-      `Cannot read field ':${name}': expected it to match ${shape}, got ${
+      `expected field ':${name}' to match ${shape}, got ${
         JSON.stringify(value ?? null)
       }`,
       line,
@@ -272,9 +273,13 @@ function parseKvString(quoted: string, line: number): string {
   try {
     return JSON.parse(quoted) as string;
   } catch (cause) {
-    throw new HistoryFormatError(`Cannot parse string ${quoted}`, line, {
-      cause,
-    });
+    throw new HistoryFormatError(
+      `expected a string literal, got ${quoted}`,
+      line,
+      {
+        cause,
+      },
+    );
   }
 }
 
@@ -287,7 +292,7 @@ function kvInput(
   if (f === "get") return { op: "get", key };
   if (value === null) {
     throw new HistoryFormatError(
-      `Cannot ${f} nil to key ${JSON.stringify(key)}`,
+      `expected a string to ${f}, got nil`,
       line,
     );
   }
@@ -303,7 +308,7 @@ function expectIdle<I>(
   const previous = pending.get(process);
   if (previous !== undefined) {
     throw new HistoryFormatError(
-      `Cannot invoke on process ${process} as its invocation at line ${previous.line} has not completed`,
+      `process ${process} invokes while its invocation at line ${previous.line} has not completed`,
       line,
     );
   }
@@ -319,7 +324,7 @@ function takePending<I>(
   const invocation = pending.get(process);
   if (invocation === undefined || invocation.f !== f) {
     throw new HistoryFormatError(
-      `Cannot complete ':${type} :${f}' on process ${process}: expected a pending ':${f}' invocation, found ${
+      `':${type} :${f}' on process ${process} completes nothing: expected a pending ':${f}' invocation, found ${
         invocation === undefined ? "none" : `':${invocation.f}'`
       }`,
       line,

@@ -50,6 +50,8 @@ export class PartitionSearch<S, I, O> {
   readonly #callEvent: Int32Array;
   readonly #returnEvent: Int32Array;
   readonly #required: Uint8Array;
+  /** Per operation: an identical earlier optional one it must not overtake. */
+  readonly #twinBefore: Int32Array;
   /** Zobrist tables: hash of a linearized set is the xor of its members'. */
   readonly #zobristLow: Uint32Array;
   readonly #zobristHigh: Uint32Array;
@@ -114,6 +116,7 @@ export class PartitionSearch<S, I, O> {
     ops.forEach((op, index) => {
       if (op.output !== undefined) this.#required[index] = 1;
     });
+    this.#twinBefore = findTwins(ops);
     this.#requiredLeft = this.#required.reduce((sum, bit) => sum + bit, 0);
     this.#zobristLow = randomWords(opCount, 0x9e3779b9);
     this.#zobristHigh = randomWords(opCount, 0x85ebca6b);
@@ -179,6 +182,11 @@ export class PartitionSearch<S, I, O> {
       );
       if (this.#required[op] === 1) this.#backtrack();
       else this.#drop(op);
+      return;
+    }
+    const twin = this.#twinBefore[op]!;
+    if (twin !== -1 && !this.#isLinearized(twin)) {
+      this.#cursor = this.#next[event]!;
       return;
     }
     const operation = this.#ops[op]!;
@@ -251,6 +259,10 @@ export class PartitionSearch<S, I, O> {
     this.#stackStateId.push(this.#stateId);
   }
 
+  #isLinearized(op: number): boolean {
+    return (this.#linearized[op >>> 5]! & (1 << (op & 31))) !== 0;
+  }
+
   /** Flips `op` in the linearized set and its hash. */
   #toggle(op: number): void {
     this.#linearized[op >>> 5]! ^= 1 << (op & 31);
@@ -319,6 +331,58 @@ export class PartitionSearch<S, I, O> {
     this.#next[prev] = event;
     if (next !== listEnd) this.#prev[next] = event;
   }
+}
+
+/**
+ * Symmetry reduction for unknown outcomes. Two optional operations that never
+ * returned and have equal inputs are interchangeable: the earlier-called one
+ * is available whenever the later one is, and neither output constrains
+ * anything. So any linearization can be rewritten to place them in call
+ * order, and the search only tries that order: the later one waits for its
+ * twin. This keeps histories with many timed-out writes from exploding.
+ *
+ * @returns Per operation, the index of its earlier twin or -1.
+ */
+function findTwins<I, O>(ops: readonly Operation<I, O>[]): Int32Array {
+  const twins = new Int32Array(ops.length).fill(-1);
+  const latestByInput = new Map<string, number>();
+  const order = ops.map((_, index) => index)
+    .sort((a, b) => ops[a]!.call - ops[b]!.call || a - b);
+  for (const index of order) {
+    const op = ops[index]!;
+    if (op.output !== undefined || op.return !== Infinity) continue;
+    const key = plainKey(op.input);
+    if (key === undefined) continue;
+    const twin = latestByInput.get(key);
+    if (twin !== undefined) twins[index] = twin;
+    latestByInput.set(key, index);
+  }
+  return twins;
+}
+
+/** JSON of a plain value, or undefined when equal JSON may not mean equal. */
+function plainKey(value: unknown): string | undefined {
+  return isPlain(value, 0) ? JSON.stringify(value) : undefined;
+}
+
+function isPlain(value: unknown, depth: number): boolean {
+  if (depth > 8) return false;
+  if (
+    value === null || typeof value === "string" || typeof value === "boolean"
+  ) return true;
+  if (typeof value === "number") {
+    return Number.isFinite(value) && !Object.is(value, -0);
+  }
+  if (Array.isArray(value)) {
+    return value.every((item) => isPlain(item, depth + 1));
+  }
+  if (
+    typeof value !== "object" ||
+    Object.getPrototypeOf(value) !== Object.prototype
+  ) {
+    return false;
+  }
+  return Object.values(value).every((item) => isPlain(item, depth + 1));
 }
 
 function sameWords(a: Uint32Array, b: Uint32Array): boolean {
