@@ -632,7 +632,8 @@ export class RaftNode {
     if (this.#maybeCommit()) {
       this.#broadcastAppend();
     } else if (wasPaused) {
-      this.#sendAppend(message.from, pr, false);
+      // It may have missed a commit while paused: tell it even without entries.
+      this.#sendAppend(message.from, pr, true);
     }
     // Fill the pipeline while the window allows.
     for (let i = 0; i < this.#config.maxInflightMessages; i++) {

@@ -1,0 +1,345 @@
+/**
+ * A scripted environment for data-driven Raft tests (in the spirit of etcd's
+ * rafttest): commands drive a small cluster of cores over a perfect,
+ * manually-delivered network, and every step prints a trace.
+ *
+ * @module
+ */
+import { ProposalDroppedError } from "./errors.ts";
+import { RaftNode } from "./raft_node.ts";
+import type {
+  Entry,
+  HardState,
+  LogIndex,
+  Message,
+  NodeId,
+  RaftConfig,
+  Ready,
+  Term,
+} from "./types.ts";
+import { nodeId } from "./types.ts";
+
+/** One parsed script command. */
+export interface Command {
+  readonly name: string;
+  readonly args: readonly string[];
+  readonly options: ReadonlyMap<string, string>;
+}
+
+interface Durable {
+  hardState: HardState;
+  entries: Entry[];
+}
+
+/** Always returns 0, so election timeouts equal `electionTicks` exactly. */
+const ZERO_RANDOM = { nextInt: (_bound: number) => 0 };
+
+const decoder = new TextDecoder();
+
+/** Formats an entry as `term/index type "data"`. */
+export function formatEntry(entry: Entry): string {
+  return `${entry.term}/${entry.index} ${entry.type} ${
+    JSON.stringify(decoder.decode(entry.data))
+  }`;
+}
+
+/** Formats a message on one line. */
+export function formatMessage(m: Message): string {
+  const head = `${m.from}->${m.to} ${m.type} term=${m.term}`;
+  switch (m.type) {
+    case "app":
+      return `${head} log=${m.logTerm}/${m.index} commit=${m.commit} entries=[${
+        m.entries.map(formatEntry).join(", ")
+      }]`;
+    case "appResp":
+      return m.reject
+        ? `${head} index=${m.index} reject hint=${m.rejectHint} hintTerm=${m.logTerm}`
+        : `${head} index=${m.index}`;
+    case "vote":
+    case "preVote":
+      return `${head} log=${m.logTerm}/${m.index}`;
+    case "voteResp":
+    case "preVoteResp":
+      return `${head}${m.reject ? " reject" : ""}`;
+    case "heartbeat":
+      return `${head} commit=${m.commit}`;
+    case "heartbeatResp":
+      return head;
+  }
+}
+
+/** The scripted cluster. */
+export class InteractionEnv {
+  readonly #nodes = new Map<NodeId, RaftNode>();
+  readonly #configs = new Map<NodeId, RaftConfig>();
+  readonly #durable = new Map<NodeId, Durable>();
+  readonly #applied = new Map<NodeId, Entry[]>();
+  readonly #mailboxes = new Map<NodeId, Message[]>();
+  /** Pairs "a->b" whose messages are dropped. */
+  readonly #cut = new Set<string>();
+
+  /** Runs one command and returns its trace. */
+  run(command: Command): string {
+    const out: string[] = [];
+    const ids = command.args.map(nodeId);
+    switch (command.name) {
+      case "add-nodes":
+        this.#addNodes(Number(command.args[0]), command.options);
+        out.push(...[...this.#nodes.values()].map((n) => this.#describe(n.id)));
+        break;
+      case "campaign":
+        this.#node(ids[0]!).campaign();
+        break;
+      case "propose":
+        out.push(this.#propose(ids[0]!, command.args[1] ?? ""));
+        break;
+      case "tick-heartbeat":
+        this.#ticks(ids, Number(command.options.get("count") ?? "1"));
+        break;
+      case "tick-election":
+        this.#ticks(ids, Number(command.options.get("count") ?? "10"));
+        break;
+      case "process-ready":
+        for (const id of ids) out.push(...this.#processReady(id));
+        break;
+      case "deliver-msgs":
+        for (const id of ids.length > 0 ? ids : [...this.#nodes.keys()]) {
+          out.push(...this.#deliver(id));
+        }
+        break;
+      case "stabilize":
+        out.push(
+          ...this.#stabilize(ids.length > 0 ? ids : [...this.#nodes.keys()]),
+        );
+        break;
+      case "partition":
+        this.#partition(
+          command.args.map((group) => group.split(",").map(nodeId)),
+        );
+        out.push(`cut: ${[...this.#cut].sort().join(" ") || "none"}`);
+        break;
+      case "heal":
+        this.#cut.clear();
+        out.push("cut: none");
+        break;
+      case "restart":
+        for (const id of ids) out.push(this.#restart(id));
+        break;
+      case "raft-log":
+        out.push(...this.#raftLog(ids[0]!));
+        break;
+      case "raft-state":
+        for (const id of [...this.#nodes.keys()].sort()) {
+          out.push(this.#describe(id));
+        }
+        break;
+      case "applied":
+        out.push(...this.#appliedOf(ids[0]!));
+        break;
+      default:
+        throw new TypeError(`Unknown command '${command.name}'`);
+    }
+    return out.join("\n");
+  }
+
+  #addNodes(count: number, options: ReadonlyMap<string, string>): void {
+    const voters = Array.from(
+      { length: count },
+      (_, i) => nodeId(String(i + 1)),
+    );
+    for (const id of voters) {
+      const config: RaftConfig = {
+        id,
+        voters,
+        random: ZERO_RANDOM,
+        electionTicks: Number(options.get("election") ?? "10"),
+        heartbeatTicks: Number(options.get("heartbeat") ?? "1"),
+        preVote: options.get("prevote") !== "false",
+        checkQuorum: options.get("checkquorum") !== "false",
+        maxInflightMessages: Number(options.get("inflight") ?? "256"),
+        maxUncommittedBytes: Number(
+          options.get("uncommitted") ?? String(64 * 1024 * 1024),
+        ),
+      };
+      this.#configs.set(id, config);
+      this.#nodes.set(id, new RaftNode(config));
+      this.#durable.set(id, {
+        hardState: { term: 0 as Term, vote: null, commit: 0 as LogIndex },
+        entries: [],
+      });
+      this.#applied.set(id, []);
+      this.#mailboxes.set(id, []);
+    }
+  }
+
+  #propose(id: NodeId, data: string): string {
+    try {
+      const index = this.#node(id).propose(new TextEncoder().encode(data));
+      return `proposed at index ${index}`;
+    } catch (error) {
+      if (error instanceof ProposalDroppedError) {
+        return `dropped: ${error.reason}: ${error.message}`;
+      }
+      throw error;
+    }
+  }
+
+  #ticks(ids: readonly NodeId[], count: number): void {
+    for (const id of ids) {
+      for (let i = 0; i < count; i++) this.#node(id).tick();
+    }
+  }
+
+  #processReady(id: NodeId): string[] {
+    const node = this.#node(id);
+    if (!node.hasReady()) return [`> ${id} nothing ready`];
+    const ready = node.ready();
+    this.#persist(id, ready);
+    for (const m of ready.messages) this.#mailboxes.get(m.to)?.push(m);
+    this.#applied.get(id)!.push(...ready.committedEntries);
+    node.advance();
+    return [`> ${id} ready`, ...formatReady(ready).map((line) => `  ${line}`)];
+  }
+
+  #persist(id: NodeId, ready: Ready): void {
+    const durable = this.#durable.get(id)!;
+    const first = ready.entries[0];
+    if (first !== undefined) {
+      durable.entries = durable.entries.filter((e) => e.index < first.index)
+        .concat(ready.entries);
+    }
+    if (ready.hardState !== null) durable.hardState = ready.hardState;
+  }
+
+  #deliver(id: NodeId): string[] {
+    const inbox = this.#mailboxes.get(id) ?? [];
+    if (inbox.length === 0) return [];
+    this.#mailboxes.set(id, []);
+    const out = [`> ${id} receiving`];
+    for (const m of inbox) {
+      if (this.#cut.has(`${m.from}->${m.to}`)) {
+        out.push(`  dropped ${formatMessage(m)}`);
+        continue;
+      }
+      out.push(`  ${formatMessage(m)}`);
+      this.#node(id).step(m);
+    }
+    return out;
+  }
+
+  #stabilize(ids: readonly NodeId[]): string[] {
+    const out: string[] = [];
+    for (let round = 0; round < 100; round++) {
+      let progressed = false;
+      for (const id of ids) {
+        if (this.#node(id).hasReady()) {
+          out.push(...this.#processReady(id));
+          progressed = true;
+        }
+      }
+      for (const id of ids) {
+        const lines = this.#deliver(id);
+        if (lines.length > 0) progressed = true;
+        out.push(...lines);
+      }
+      if (!progressed) return out;
+    }
+    throw new Error("stabilize did not settle within 100 rounds");
+  }
+
+  #partition(groups: readonly NodeId[][]): void {
+    this.#cut.clear();
+    for (const group of groups) {
+      for (const a of group) {
+        for (const b of this.#nodes.keys()) {
+          if (!group.includes(b)) {
+            this.#cut.add(`${a}->${b}`);
+            this.#cut.add(`${b}->${a}`);
+          }
+        }
+      }
+    }
+  }
+
+  #restart(id: NodeId): string {
+    const durable = this.#durable.get(id)!;
+    this.#nodes.set(
+      id,
+      new RaftNode(this.#configs.get(id)!, {
+        hardState: durable.hardState,
+        entries: durable.entries,
+        applied: 0 as LogIndex,
+      }),
+    );
+    this.#applied.set(id, []);
+    this.#mailboxes.set(id, []);
+    return `restarted ${id} at ${this.#describe(id)}`;
+  }
+
+  #raftLog(id: NodeId): string[] {
+    const status = this.#node(id).status();
+    const entries = this.#node(id).entries(
+      1 as LogIndex,
+      (status.lastIndex + 1) as LogIndex,
+    );
+    if (entries.length === 0) return ["log is empty"];
+    return entries.map(formatEntry);
+  }
+
+  #appliedOf(id: NodeId): string[] {
+    const applied = this.#applied.get(id)!;
+    return applied.length === 0
+      ? ["nothing applied"]
+      : applied.map(formatEntry);
+  }
+
+  #describe(id: NodeId): string {
+    const s = this.#node(id).status();
+    return `${id}: ${s.role} term=${s.term} vote=${s.vote ?? "none"} leader=${
+      s.leader ?? "none"
+    } last=${s.lastIndex} commit=${s.commit} applied=${s.applied}`;
+  }
+
+  #node(id: NodeId | undefined): RaftNode {
+    const node = id === undefined ? undefined : this.#nodes.get(id);
+    if (node === undefined) throw new TypeError(`Unknown node '${id}'`);
+    return node;
+  }
+}
+
+/** Formats a Ready as indented lines. */
+export function formatReady(ready: Ready): string[] {
+  const out: string[] = [];
+  if (ready.softState !== null) {
+    out.push(
+      `role=${ready.softState.role} leader=${ready.softState.leader ?? "none"}`,
+    );
+  }
+  if (ready.hardState !== null) {
+    const hs = ready.hardState;
+    out.push(
+      `hard term=${hs.term} vote=${hs.vote ?? "none"} commit=${hs.commit}`,
+    );
+  }
+  if (ready.entries.length > 0) {
+    out.push(`persist: ${ready.entries.map(formatEntry).join(", ")}`);
+  }
+  if (ready.committedEntries.length > 0) {
+    out.push(`apply: ${ready.committedEntries.map(formatEntry).join(", ")}`);
+  }
+  for (const m of ready.messages) out.push(`send ${formatMessage(m)}`);
+  return out;
+}
+
+/** Parses `name arg arg key=value` into a command. */
+export function parseCommand(line: string): Command {
+  const [name = "", ...rest] = line.trim().split(/\s+/);
+  const args: string[] = [];
+  const options = new Map<string, string>();
+  for (const token of rest) {
+    const eq = token.indexOf("=");
+    if (eq > 0) options.set(token.slice(0, eq), token.slice(eq + 1));
+    else args.push(token);
+  }
+  return { name, args, options };
+}
