@@ -1,0 +1,239 @@
+/**
+ * The state machine's commands as log-entry bytes: MessagePack arrays, with
+ * KV Connect's numeric codes for mutation types and value encodings.
+ *
+ * | command | layout                                                             |
+ * | ------- | ------------------------------------------------------------------ |
+ * | atomic  | `[1, checks, mutations, enqueues]`                                 |
+ * | expire  | `[2, timestampMs, keyCountMax]`                                    |
+ *
+ * - check: `[key, versionstamp | nil]`
+ * - set (1), setSuffixVersionstampedKey (9): `[type, key, encoding, data, expireAtMs | nil]`
+ * - delete (2): `[type, key]`
+ * - sum (3): `[type, key, encoding, data, sumMin | nil, sumMax | nil, sumClamp]`
+ * - max (4), min (5): `[type, key, encoding, data]`
+ * - enqueue: `[payload, deadlineMs, keysIfUndelivered, backoffSchedule | nil]`
+ * - encodings: v8 = 1, le64 = 2, bytes = 3
+ *
+ * @module
+ */
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import type {
+  KvAtomicOperation,
+  KvCheck,
+  KvCommand,
+  KvEnqueue,
+  KvMutation,
+  ValueEncoding,
+} from "./types.ts";
+import { KvInvalidError } from "./errors.ts";
+
+const COMMAND_ATOMIC = 1;
+const COMMAND_EXPIRE = 2;
+const MUTATION_CODES = {
+  set: 1,
+  delete: 2,
+  sum: 3,
+  max: 4,
+  min: 5,
+  setSuffixVersionstampedKey: 9,
+} as const;
+const MUTATION_TYPES = new Map<number, KvMutation["type"]>(
+  Object.entries(MUTATION_CODES).map((
+    [type, code],
+  ) => [code, type as KvMutation["type"]]),
+);
+const ENCODING_CODES = { v8: 1, le64: 2, bytes: 3 } as const;
+const ENCODINGS = new Map<number, ValueEncoding>(
+  Object.entries(ENCODING_CODES).map((
+    [name, code],
+  ) => [code, name as ValueEncoding]),
+);
+/** Upper bound on any list in a command, far above the limits, so decoding is bounded. */
+const COMMAND_LIST_LENGTH_MAX = 100_000;
+
+const encoder = new Encoder();
+const decoder = new Decoder({
+  maxArrayLength: COMMAND_LIST_LENGTH_MAX,
+  maxMapLength: 0,
+  maxExtLength: 0,
+});
+
+function encodeMutation(mutation: KvMutation): unknown[] {
+  const code = MUTATION_CODES[mutation.type];
+  if (mutation.type === "delete") return [code, mutation.key];
+  const { key, value } = mutation;
+  const head = [code, key, ENCODING_CODES[value.encoding], value.data];
+  if (
+    mutation.type === "set" || mutation.type === "setSuffixVersionstampedKey"
+  ) {
+    return [...head, mutation.expireAtMs ?? null];
+  }
+  if (mutation.type === "sum") {
+    return [
+      ...head,
+      mutation.sumMin ?? null,
+      mutation.sumMax ?? null,
+      mutation.sumClamp ?? false,
+    ];
+  }
+  return head;
+}
+
+/**
+ * Encodes a command into the bytes a log entry carries.
+ *
+ * @example
+ * ```ts
+ * import { decodeCommand, encodeCommand } from "./command.ts";
+ * import assert from "node:assert/strict";
+ * const bytes = encodeCommand({ type: "expire", timestampMs: 1000, keyCountMax: 100 });
+ * assert.deepEqual(decodeCommand(bytes), { type: "expire", timestampMs: 1000, keyCountMax: 100 });
+ * ```
+ */
+export function encodeCommand(command: KvCommand): Uint8Array {
+  if (command.type === "expire") {
+    return encoder.encode([
+      COMMAND_EXPIRE,
+      command.timestampMs,
+      command.keyCountMax,
+    ]);
+  }
+  const { checks, mutations, enqueues } = command.operation;
+  return encoder.encode([
+    COMMAND_ATOMIC,
+    checks.map((check) => [check.key, check.versionstamp]),
+    mutations.map(encodeMutation),
+    enqueues.map((enqueue) => [
+      enqueue.payload,
+      enqueue.deadlineMs,
+      enqueue.keysIfUndelivered,
+      enqueue.backoffSchedule,
+    ]),
+  ]);
+}
+
+function fail(detail: string): never {
+  throw new KvInvalidError(`Cannot decode command: ${detail}`);
+}
+
+function list(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) fail(`${what} must be an array`);
+  return value;
+}
+
+function bytes(value: unknown, what: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) fail(`${what} must be bytes`);
+  return value;
+}
+
+function bytesOrNull(value: unknown, what: string): Uint8Array | null {
+  return value === null ? null : bytes(value, what);
+}
+
+function integer(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    fail(`${what} must be a non-negative integer`);
+  }
+  return value;
+}
+
+function decodeCheck(raw: unknown): KvCheck {
+  const [key, versionstamp, ...rest] = list(raw, "check");
+  if (rest.length > 0) fail("check has extra fields");
+  return {
+    key: bytes(key, "check key"),
+    versionstamp: bytesOrNull(versionstamp, "check versionstamp"),
+  };
+}
+
+function decodeMutation(raw: unknown): KvMutation {
+  const fields = list(raw, "mutation");
+  const type = MUTATION_TYPES.get(fields[0] as number);
+  if (type === undefined) fail(`unknown mutation type ${String(fields[0])}`);
+  const key = bytes(fields[1], "mutation key");
+  if (type === "delete") {
+    if (fields.length !== 2) fail("delete mutation must have 2 fields");
+    return { type, key };
+  }
+  const encoding = ENCODINGS.get(fields[2] as number);
+  if (encoding === undefined) {
+    fail(`unknown value encoding ${String(fields[2])}`);
+  }
+  const value = { encoding, data: bytes(fields[3], "mutation value") };
+  if (type === "set" || type === "setSuffixVersionstampedKey") {
+    if (fields.length !== 5) fail(`${type} mutation must have 5 fields`);
+    const expireAtMs = fields[4] === null
+      ? null
+      : integer(fields[4], "expireAtMs");
+    return { type, key, value, expireAtMs };
+  }
+  if (type === "sum") {
+    if (fields.length !== 7 || typeof fields[6] !== "boolean") {
+      fail("sum mutation must have 7 fields ending with a boolean");
+    }
+    return {
+      type,
+      key,
+      value,
+      sumMin: bytesOrNull(fields[4], "sumMin"),
+      sumMax: bytesOrNull(fields[5], "sumMax"),
+      sumClamp: fields[6],
+    };
+  }
+  if (fields.length !== 4) fail(`${type} mutation must have 4 fields`);
+  return { type, key, value };
+}
+
+function decodeEnqueue(raw: unknown): KvEnqueue {
+  const [payload, deadlineMs, keys, schedule, ...rest] = list(raw, "enqueue");
+  if (rest.length > 0) fail("enqueue has extra fields");
+  return {
+    payload: bytes(payload, "enqueue payload"),
+    deadlineMs: integer(deadlineMs, "deadlineMs"),
+    keysIfUndelivered: list(keys, "keysIfUndelivered").map((key) =>
+      bytes(key, "keysIfUndelivered key")
+    ),
+    backoffSchedule: schedule === null
+      ? null
+      : list(schedule, "backoffSchedule").map((interval) =>
+        integer(interval, "backoff interval")
+      ),
+  };
+}
+
+/**
+ * Decodes a log entry's bytes into a command, refusing anything that is not
+ * exactly a valid command (so every replica refuses the same bytes).
+ *
+ * @throws {KvInvalidError} When the bytes are not a valid command.
+ */
+export function decodeCommand(data: Uint8Array): KvCommand {
+  let raw: unknown;
+  try {
+    raw = decoder.decode(data);
+  } catch (cause) {
+    throw new KvInvalidError(
+      `Cannot decode command: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  const fields = list(raw, "command");
+  if (fields[0] === COMMAND_EXPIRE) {
+    if (fields.length !== 3) fail("expire command must have 3 fields");
+    return {
+      type: "expire",
+      timestampMs: integer(fields[1], "timestampMs"),
+      keyCountMax: integer(fields[2], "keyCountMax"),
+    };
+  }
+  if (fields[0] !== COMMAND_ATOMIC || fields.length !== 4) {
+    fail(`unknown command ${String(fields[0])}`);
+  }
+  const operation: KvAtomicOperation = {
+    checks: list(fields[1], "checks").map(decodeCheck),
+    mutations: list(fields[2], "mutations").map(decodeMutation),
+    enqueues: list(fields[3], "enqueues").map(decodeEnqueue),
+  };
+  return { type: "atomic", operation };
+}

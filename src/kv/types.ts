@@ -1,0 +1,142 @@
+/**
+ * Types of Aspen's replicated KV state machine. Keys and values are bytes
+ * exactly as Deno KV (and KV Connect) carries them; the server never
+ * re-encodes them.
+ *
+ * @module
+ */
+import type { LogIndex } from "../raft/types.ts";
+
+/** How a value's bytes are to be read, as KV Connect's `ValueEncoding`. */
+export type ValueEncoding = "v8" | "bytes" | "le64";
+
+/** A value: opaque bytes plus their encoding, stored and returned as received. */
+export interface KvValue {
+  readonly encoding: ValueEncoding;
+  /** V8-serialized bytes, raw bytes, or exactly 8 little-endian bytes for `le64`. */
+  readonly data: Uint8Array;
+}
+
+/**
+ * A versionstamp: 10 bytes, the commit's log index (8 bytes big-endian)
+ * followed by a 2-byte big-endian counter. All zero means "absent".
+ */
+export type Versionstamp = Uint8Array;
+
+/** One stored key with its value, versionstamp and expiry deadline. */
+export interface KvRow {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  readonly encoding: ValueEncoding;
+  readonly versionstamp: Versionstamp;
+  /** Unix time in ms at or after which an expiry command deletes the key; null for never. */
+  readonly expireAtMs: number | null;
+}
+
+/** A read result, shaped as KV Connect's `KvEntry`. */
+export interface KvEntry {
+  readonly key: Uint8Array;
+  readonly value: KvValue;
+  readonly versionstamp: Versionstamp;
+}
+
+/** Passes when the key's versionstamp equals `versionstamp`; null (or all zero) means the key must be absent. */
+export interface KvCheck {
+  readonly key: Uint8Array;
+  readonly versionstamp: Versionstamp | null;
+}
+
+/** Sets `key` (or `key` + versionstamp suffix) to `value`, with an optional absolute deadline. */
+export interface KvSetMutation {
+  readonly type: "set" | "setSuffixVersionstampedKey";
+  readonly key: Uint8Array;
+  readonly value: KvValue;
+  /** Absolute expiry deadline in Unix ms, computed by the proposer; absent for never. */
+  readonly expireAtMs?: number | null;
+}
+
+/** Deletes `key`; deleting an absent key succeeds. */
+export interface KvDeleteMutation {
+  readonly type: "delete";
+  readonly key: Uint8Array;
+}
+
+/**
+ * `sum` (wrapping), `min` or `max` of u64 values (`le64`). `sumMin`,
+ * `sumMax` and `sumClamp` belong to the V8-number sum KV Connect can carry,
+ * which Aspen refuses as unsupported.
+ */
+export interface KvArithmeticMutation {
+  readonly type: "sum" | "min" | "max";
+  readonly key: Uint8Array;
+  readonly value: KvValue;
+  readonly sumMin?: Uint8Array | null;
+  readonly sumMax?: Uint8Array | null;
+  readonly sumClamp?: boolean;
+}
+
+/** A mutation of an atomic operation. */
+export type KvMutation =
+  | KvSetMutation
+  | KvDeleteMutation
+  | KvArithmeticMutation;
+
+/** A queue message; carried by the protocol, refused as unsupported until queues exist. */
+export interface KvEnqueue {
+  readonly payload: Uint8Array;
+  /** Absolute delivery time in Unix ms. */
+  readonly deadlineMs: number;
+  readonly keysIfUndelivered: readonly Uint8Array[];
+  /** Retry delays in ms; null for the default schedule. */
+  readonly backoffSchedule: readonly number[] | null;
+}
+
+/** One atomic operation: all checks pass and every mutation applies, or nothing does. */
+export interface KvAtomicOperation {
+  readonly checks: readonly KvCheck[];
+  readonly mutations: readonly KvMutation[];
+  readonly enqueues: readonly KvEnqueue[];
+}
+
+/** A state-machine command, as carried (MessagePack-encoded) in a log entry. */
+export type KvCommand =
+  | { readonly type: "atomic"; readonly operation: KvAtomicOperation }
+  | {
+    readonly type: "expire";
+    /** The proposer's clock reading in Unix ms: keys with a deadline at or before it go. */
+    readonly timestampMs: number;
+    /** At most this many keys are deleted (earliest deadline first, then key order). */
+    readonly keyCountMax: number;
+  };
+
+/** Why a command did not apply. Decided at apply time, identically on every replica. */
+export type KvFailureReason =
+  /** A check's versionstamp did not match. */
+  | "checkFailed"
+  /** A sum/min/max met a value or operand that is not a u64. */
+  | "typeMismatch"
+  /** The command bytes do not decode to a valid command. */
+  | "invalidCommand"
+  /** The command exceeds one of the limits. */
+  | "limitExceeded"
+  /** Valid in Deno KV but not (yet) in Aspen: enqueues, V8-number sums. */
+  | "unsupported";
+
+/** The result of applying one log entry to the state machine. */
+export type KvApplyResult =
+  | {
+    readonly ok: true;
+    readonly index: LogIndex;
+    readonly versionstamp: Versionstamp;
+    /** Keys an expiry command deleted (0 for atomic operations). */
+    readonly expiredKeyCount: number;
+  }
+  | {
+    readonly ok: false;
+    readonly index: LogIndex;
+    readonly reason: KvFailureReason;
+    /** Deno-style detail, e.g. `Failed to perform 'sum' mutation on a non-U64 value in the database`. */
+    readonly message: string;
+    /** For `checkFailed`: indexes of the failing checks, as KV Connect's `failed_checks`. */
+    readonly failedChecks: readonly number[];
+  };
