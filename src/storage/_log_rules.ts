@@ -78,8 +78,9 @@ export function assertSnapshotMeta(meta: SnapshotMeta): void {
   );
   assert(
     Array.isArray(meta.confState.voters) &&
+      Array.isArray(meta.confState.votersOutgoing) &&
       Array.isArray(meta.confState.learners),
-    "Cannot compact: 'confState' must hold 'voters' and 'learners' arrays",
+    "Cannot compact: 'confState' must hold 'voters', 'votersOutgoing' and 'learners' arrays",
   );
 }
 

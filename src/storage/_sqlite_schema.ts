@@ -77,10 +77,15 @@ function parseSnapshotMeta(value: unknown): SnapshotMeta | null {
   if (!isCount(v.index) || !isCount(v.term)) return null;
   if (typeof conf !== "object" || conf === null) return null;
   if (!isIdList(conf.voters) || !isIdList(conf.learners)) return null;
+  if (!isIdList(conf.votersOutgoing)) return null;
   return {
     index: v.index as LogIndex,
     term: v.term as Term,
-    confState: { voters: conf.voters, learners: conf.learners },
+    confState: {
+      voters: conf.voters,
+      votersOutgoing: conf.votersOutgoing,
+      learners: conf.learners,
+    },
   };
 }
 

@@ -15,22 +15,15 @@
  * @module
  */
 import type {
-  ConfState,
   Entry,
   HardState,
   LogIndex,
+  SnapshotMeta,
   Term,
 } from "../raft/types.ts";
 
-/** What a snapshot covers: everything up to and including `index`. */
-export interface SnapshotMeta {
-  /** The last index the snapshot covers (0 for "no snapshot"). */
-  readonly index: LogIndex;
-  /** The term of the entry at `index` (0 for "no snapshot"). */
-  readonly term: Term;
-  /** The membership as of `index`. */
-  readonly confState: ConfState;
-}
+/** What a snapshot covers: everything up to and including `index` (the Raft core's type). */
+export type { SnapshotMeta };
 
 /** One atomic, durable write: hard state and entries together, one sync. */
 export interface SaveRequest {
@@ -110,5 +103,5 @@ export const EMPTY_HARD_STATE: HardState = Object.freeze({
 export const EMPTY_SNAPSHOT_META: SnapshotMeta = Object.freeze({
   index: 0 as LogIndex,
   term: 0 as Term,
-  confState: Object.freeze({ voters: [], learners: [] }),
+  confState: Object.freeze({ voters: [], votersOutgoing: [], learners: [] }),
 });

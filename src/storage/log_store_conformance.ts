@@ -65,11 +65,16 @@ function meta(
   index: number,
   term: number,
   voters: string[] = ["n1"],
+  votersOutgoing: string[] = [],
 ): SnapshotMeta {
   return {
     index: index as LogIndex,
     term: term as Term,
-    confState: { voters: voters as NodeId[], learners: [] },
+    confState: {
+      voters: voters as NodeId[],
+      votersOutgoing: votersOutgoing as NodeId[],
+      learners: [],
+    },
   };
 }
 
@@ -231,10 +236,10 @@ const persistence: Case = (first, fixture) => {
   };
   store.save({ hardState, entries: makeEntries(1, 8, 2, 40) });
   store.append(makeEntries(6, 9, 4, 40));
-  store.compact(meta(3, 2, ["n1", "n3"]));
+  store.compact(meta(3, 2, ["n1", "n3"], ["n1", "n2"]));
   store = fixture.reopen(store);
   assert.deepEqual(store.hardState(), hardState);
-  assert.deepEqual(store.snapshotMeta(), meta(3, 2, ["n1", "n3"]));
+  assert.deepEqual(store.snapshotMeta(), meta(3, 2, ["n1", "n3"], ["n1", "n2"]));
   assert.equal(store.firstIndex(), 4);
   assert.equal(store.lastIndex(), 9);
   assert.equal(store.term(at(9)), 4);

@@ -39,6 +39,7 @@ function copySnapshotMeta(meta: SnapshotMeta): SnapshotMeta {
     term: meta.term,
     confState: {
       voters: [...meta.confState.voters],
+      votersOutgoing: [...meta.confState.votersOutgoing],
       learners: [...meta.confState.learners],
     },
   };

@@ -19,13 +19,7 @@ import {
   StorageCorruptedError,
   StorageReadOnlyError,
 } from "./errors.ts";
-import {
-  EMPTY_HARD_STATE,
-  EMPTY_SNAPSHOT_META,
-  type LogStore,
-  type SaveRequest,
-  type SnapshotMeta,
-} from "./log_store.ts";
+import type { LogStore, SaveRequest, SnapshotMeta } from "./log_store.ts";
 import {
   assertAppendable,
   assertHardState,
@@ -282,6 +276,7 @@ export class SqliteLogStore implements LogStore {
       term: meta.term,
       confState: {
         voters: meta.confState.voters,
+        votersOutgoing: meta.confState.votersOutgoing,
         learners: meta.confState.learners,
       },
     });
