@@ -195,10 +195,10 @@ export class PartitionSearch<S, I, O> {
       operation.input,
       operation.output,
     );
-    if (state !== undefined) {
+    if (state !== undefined && !this.#isOverwrite(op, state)) {
       const stateId = this.#internState(state);
       this.#toggle(op);
-      if (this.#markVisited(stateId)) {
+      if (this.#markVisited(this.#contextId(op, stateId))) {
         this.#push(op, frameLinearize);
         this.#state = state;
         this.#stateId = stateId;
@@ -210,6 +210,46 @@ export class PartitionSearch<S, I, O> {
       this.#toggle(op);
     }
     this.#cursor = this.#next[event]!;
+  }
+
+  /**
+   * Second pruning for unknown outcomes. When the latest linearized operation
+   * `a` is a never-returned optional one, and optional `b` right after it
+   * ends in the same state as `b` without it (a blind write overwritten),
+   * then `a` did nothing useful: the same order without `a` is searched from
+   * the parent, with `a` still available. Chains of timed-out writes thus
+   * collapse to their last write. Nodes reached through an optional
+   * operation carry it in their memo identity ({@linkcode #contextId}), so
+   * the pruning depends only on the node and memoization stays sound.
+   */
+  #isOverwrite(op: number, state: S): boolean {
+    const top = this.#stackOp.length - 1;
+    if (top < 0 || !this.#isFloating(op)) return false;
+    const previous = this.#stackOp[top]!;
+    if (
+      this.#stackKind[top] !== frameLinearize || !this.#isFloating(previous)
+    ) {
+      return false;
+    }
+    const operation = this.#ops[op]!;
+    const skipped = this.#model.step(
+      this.#stackState[top]!,
+      operation.input,
+      operation.output,
+    );
+    return skipped !== undefined &&
+      this.#model.key(skipped) === this.#model.key(state);
+  }
+
+  /** An optional operation without a return: free to float to any later place. */
+  #isFloating(op: number): boolean {
+    return this.#required[op] === 0 && this.#returnEvent[op] === listEnd;
+  }
+
+  /** Memo identity of the node reached by linearizing `op` into `stateId`. */
+  #contextId(op: number, stateId: number): number {
+    if (!this.#isFloating(op)) return stateId;
+    return this.#internKey(`c${stateId} ${op} ${this.#stateId}`);
   }
 
   /**
@@ -295,7 +335,10 @@ export class PartitionSearch<S, I, O> {
   }
 
   #internState(state: S): number {
-    const key = this.#model.key(state);
+    return this.#internKey(`s${this.#model.key(state)}`);
+  }
+
+  #internKey(key: string): number {
     let id = this.#stateIds.get(key);
     if (id === undefined) {
       id = this.#stateIds.size;
