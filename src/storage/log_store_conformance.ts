@@ -150,6 +150,15 @@ const cases: Record<string, Case> = {
     assert.deepEqual(store.entries(at(2), at(6), 500), batch.slice(1));
     assert.deepEqual(store.entries(at(3), at(3), 0), []);
   },
+  "entries() reads long ranges whole and bounded": (store) => {
+    const batch = makeEntries(1, 600, 1, 8);
+    store.append(batch);
+    assert.deepEqual(store.entries(at(1), at(601), ALL), batch);
+    assert.deepEqual(
+      store.entries(at(2), at(601), 300 * 8),
+      batch.slice(1, 301),
+    );
+  },
   "entries() throws typed errors outside the log": (store) => {
     store.append(makeEntries(1, 5, 1));
     store.compact(meta(2, 1));
@@ -239,7 +248,10 @@ const persistence: Case = (first, fixture) => {
   store.compact(meta(3, 2, ["n1", "n3"], ["n1", "n2"]));
   store = fixture.reopen(store);
   assert.deepEqual(store.hardState(), hardState);
-  assert.deepEqual(store.snapshotMeta(), meta(3, 2, ["n1", "n3"], ["n1", "n2"]));
+  assert.deepEqual(
+    store.snapshotMeta(),
+    meta(3, 2, ["n1", "n3"], ["n1", "n2"]),
+  );
   assert.equal(store.firstIndex(), 4);
   assert.equal(store.lastIndex(), 9);
   assert.equal(store.term(at(9)), 4);
