@@ -1,0 +1,249 @@
+/**
+ * The replicated KV state machine: applies committed log entries (atomic
+ * operations and expiry sweeps) to a {@linkcode StateStore} and serves Deno
+ * KV reads from the applied state. Everything it decides depends only on the
+ * log and the store, never on a clock, so every replica reaches
+ * byte-identical state.
+ *
+ * @module
+ */
+import { assert } from "../raft/assert.ts";
+import type { LogIndex } from "../raft/types.ts";
+import type {
+  KvApplyResult,
+  KvAtomicOperation,
+  KvEntry,
+  KvFailureReason,
+  KvRow,
+} from "./types.ts";
+import type { StateStore } from "./state_store.ts";
+import { decodeCommand } from "./command.ts";
+import { KvInvalidError, KvLimitError, KvUnsupportedError } from "./errors.ts";
+import {
+  validateAtomic,
+  validateReadKey,
+  validateReadRanges,
+} from "./limits.ts";
+import { isZeroVersionstamp, makeVersionstamp } from "./versionstamp.ts";
+import { applyMutations, type Overlay } from "./_mutations.ts";
+import { equalBytes } from "./_bytes.ts";
+import {
+  applyCursor,
+  encodeCursor,
+  type KvListSelector,
+  resolveSelector,
+} from "./range.ts";
+
+/** Keys one expiry command deletes at most, whatever it asks for. */
+export const EXPIRE_KEYS_MAX = 10_000;
+
+/** Options of {@linkcode KvStateMachine.list}. */
+export interface KvListOptions {
+  /** Entries returned at most, 1..1000. */
+  readonly limit: number;
+  readonly reverse?: boolean;
+  /** A cursor from a previous page of the same selector. */
+  readonly cursor?: string;
+}
+
+/** One page of {@linkcode KvStateMachine.list}. */
+export interface KvListPage {
+  readonly entries: KvEntry[];
+  /** Resumes after the last entry; null when the page is empty. */
+  readonly cursor: string | null;
+}
+
+function toEntry(row: KvRow): KvEntry {
+  return {
+    key: row.key,
+    value: { encoding: row.encoding, data: row.value },
+    versionstamp: row.versionstamp,
+  };
+}
+
+function failureOf(
+  error: unknown,
+): { reason: KvFailureReason; message: string } {
+  if (error instanceof KvLimitError) {
+    return { reason: "limitExceeded", message: error.message };
+  }
+  if (error instanceof KvUnsupportedError) {
+    return { reason: "unsupported", message: error.message };
+  }
+  if (error instanceof KvInvalidError) {
+    return { reason: "invalidCommand", message: error.message };
+  }
+  throw error;
+}
+
+/** Applies commands to a store and reads from it. */
+export class KvStateMachine {
+  readonly store: StateStore;
+
+  constructor(store: StateStore) {
+    this.store = store;
+  }
+
+  /** The index of the last applied entry. */
+  appliedIndex(): LogIndex {
+    return this.store.appliedIndex();
+  }
+
+  /**
+   * Applies the command of log entry `index`. Never throws for a bad
+   * command: anything that does not decode or validate yields a failure
+   * result, identically on every replica, and the applied index moves on.
+   *
+   * @param index The entry's index; must follow the applied index.
+   * @param data The entry's bytes (see `command.ts`).
+   * @throws {AssertionError} When `index` does not follow the applied index (a bug in the caller).
+   */
+  apply(index: LogIndex, data: Uint8Array): KvApplyResult {
+    assert(
+      index > this.store.appliedIndex(),
+      `apply() needs an index after the applied index: ${index} after ${this.store.appliedIndex()}`,
+    );
+    let result: KvApplyResult;
+    try {
+      const command = decodeCommand(data);
+      if (command.type === "expire") {
+        return this.expire(index, command.timestampMs, command.keyCountMax);
+      }
+      validateAtomic(command.operation);
+      return this.atomic(index, command.operation);
+    } catch (error) {
+      const { reason, message } = failureOf(error);
+      result = { ok: false, index, reason, message, failedChecks: [] };
+    }
+    this.store.apply({ puts: [], deletes: [], appliedIndex: index });
+    return result;
+  }
+
+  private atomic(index: LogIndex, operation: KvAtomicOperation): KvApplyResult {
+    const failedChecks: number[] = [];
+    operation.checks.forEach((check, i) => {
+      const current = this.store.get(check.key);
+      const expectAbsent = check.versionstamp === null ||
+        isZeroVersionstamp(check.versionstamp);
+      const passes = current === null ? expectAbsent : !expectAbsent &&
+        equalBytes(current.versionstamp, check.versionstamp!);
+      if (!passes) failedChecks.push(i);
+    });
+    if (failedChecks.length > 0) {
+      this.store.apply({ puts: [], deletes: [], appliedIndex: index });
+      return {
+        ok: false,
+        index,
+        reason: "checkFailed",
+        message: "Check failed",
+        failedChecks,
+      };
+    }
+    const versionstamp = makeVersionstamp(index);
+    const overlay: Overlay = new Map();
+    const mismatch = applyMutations(
+      this.store,
+      overlay,
+      operation.mutations,
+      versionstamp,
+    );
+    if (mismatch !== null) {
+      this.store.apply({ puts: [], deletes: [], appliedIndex: index });
+      return {
+        ok: false,
+        index,
+        reason: "typeMismatch",
+        message: mismatch,
+        failedChecks: [],
+      };
+    }
+    const puts: KvRow[] = [];
+    const deletes: Uint8Array[] = [];
+    for (const { key, row } of overlay.values()) {
+      if (row === null) deletes.push(key);
+      else puts.push(row);
+    }
+    this.store.apply({ puts, deletes, appliedIndex: index });
+    return { ok: true, index, versionstamp, expiredKeyCount: 0 };
+  }
+
+  private expire(
+    index: LogIndex,
+    timestampMs: number,
+    keyCountMax: number,
+  ): KvApplyResult {
+    const keys = this.store.expiredKeys(
+      timestampMs,
+      Math.min(keyCountMax, EXPIRE_KEYS_MAX),
+    );
+    this.store.apply({ puts: [], deletes: keys, appliedIndex: index });
+    return {
+      ok: true,
+      index,
+      versionstamp: makeVersionstamp(index),
+      expiredKeyCount: keys.length,
+    };
+  }
+
+  /**
+   * The entry at `key`, or null.
+   *
+   * @throws {KvLimitError} When the key is longer than 2049 bytes.
+   */
+  get(key: Uint8Array): KvEntry | null {
+    validateReadKey(key);
+    const row = this.store.get(key);
+    return row === null ? null : toEntry(row);
+  }
+
+  /**
+   * The entries at `keys`, in order, null where absent.
+   *
+   * @throws {KvLimitError} For more than 10 keys (each is a range) or a key over 2049 bytes.
+   */
+  getMany(keys: readonly Uint8Array[]): (KvEntry | null)[] {
+    validateReadRanges(keys.map(() => 1));
+    for (const key of keys) validateReadKey(key);
+    return keys.map((key) => {
+      const row = this.store.get(key);
+      return row === null ? null : toEntry(row);
+    });
+  }
+
+  /**
+   * A raw range read as KV Connect sends it: `[start, end)`.
+   *
+   * @throws {KvLimitError} When a key is over 2049 bytes or the limit over 1000.
+   */
+  readRange(
+    start: Uint8Array,
+    end: Uint8Array,
+    limit: number,
+    reverse = false,
+  ): KvEntry[] {
+    validateReadRanges([limit]);
+    validateReadKey(start);
+    validateReadKey(end);
+    return this.store.scan({ start, end, limit, reverse }).map(toEntry);
+  }
+
+  /**
+   * One page of a Deno KV list, with Deno's selector and cursor rules.
+   *
+   * @throws {KvInvalidError} For an invalid selector or cursor (Deno's messages).
+   * @throws {KvLimitError} For a limit over 1000 or a key over 2049 bytes.
+   */
+  list(selector: KvListSelector, options: KvListOptions): KvListPage {
+    const resolved = resolveSelector(selector);
+    const reverse = options.reverse ?? false;
+    const { start, end } = options.cursor === undefined
+      ? resolved
+      : applyCursor(resolved, options.cursor, reverse);
+    const entries = this.readRange(start, end, options.limit, reverse);
+    const last = entries[entries.length - 1];
+    return {
+      entries,
+      cursor: last === undefined ? null : encodeCursor(resolved, last.key),
+    };
+  }
+}
