@@ -57,6 +57,15 @@ Deno.test("PeerQueue.push() never holds more than its capacity", () => {
   assert.equal(queue.push(heartbeat("a", "b", 1)), "queued");
   assert.equal(queue.push(heartbeat("a", "b", 2)), "coalesced");
   assert.equal(queue.length, 2);
-  assert.equal(queue.clear(), 2);
+  // A heartbeat carrying a ReadIndex context is never replaced by one without.
+  const withContext = heartbeat("a", "b", 3, new Uint8Array([1]));
+  assert.equal(queue.push(withContext), "coalesced");
+  assert.equal(queue.push(heartbeat("a", "b", 4)), "queued");
+  assert.equal(
+    queue.push(heartbeat("a", "b", 5, new Uint8Array([2]))),
+    "coalesced",
+  );
+  assert.equal(queue.length, 3);
+  assert.equal(queue.clear(), 3);
   assert.throws(() => new PeerQueue(0), RangeError);
 });

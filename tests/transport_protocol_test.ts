@@ -140,11 +140,22 @@ Deno.test("decodeEnvelope() refuses unknown frame kinds and unknown Raft message
 
 Deno.test("decodeEnvelope() refuses wrong field types, naming the field", async (t) => {
   const cases: [string, unknown[], string][] = [
-    ["term as string", [0, 7, "a", "b", "1", 0], "term"],
-    ["negative commit", [0, 7, "a", "b", 1, -1], "commit"],
-    ["fractional term", [0, 7, "a", "b", 1.5, 0], "term"],
-    ["empty node id", [0, 7, "", "b", 1, 0], "from"],
+    ["term as string", [0, 7, "a", "b", "1", 0, 0, new Uint8Array()], "term"],
+    ["negative commit", [0, 7, "a", "b", 1, -1, 0, new Uint8Array()], "commit"],
+    ["fractional term", [0, 7, "a", "b", 1.5, 0, 0, new Uint8Array()], "term"],
+    ["empty node id", [0, 7, "", "b", 1, 0, 0, new Uint8Array()], "from"],
     ["reject as number", [0, 5, "a", "b", 1, 1], "reject"],
+    ["snapshot voters not node ids", [
+      0,
+      9,
+      "a",
+      "b",
+      1,
+      [1, 1, [3], [], []],
+      0,
+      new Uint8Array(),
+      false,
+    ], "meta.confState.voters"],
     ["entries not array", [0, 1, "a", "b", 1, 0, 0, "x", 0], "entries"],
     [
       "entry data not binary",
@@ -157,8 +168,8 @@ Deno.test("decodeEnvelope() refuses wrong field types, naming the field", async 
       7,
       new Uint8Array(),
     ]], 0], "entries[0].type"],
-    ["too few fields", [0, 7, "a", "b", 1], "5 elements"],
-    ["too many fields", [0, 8, "a", "b", 1, 2], "4 elements"],
+    ["too few fields", [0, 7, "a", "b", 1], "7 elements"],
+    ["too many fields", [0, 11, "a", "b", 1, 2], "4 elements"],
     ["close reason not text", [5, "x", 3], "reason"],
     ["hello nonce not binary", [
       1,

@@ -12,7 +12,7 @@ import {
   NODE_ID_LENGTH_MAX,
   TEXT_LENGTH_MAX,
 } from "./limits.ts";
-import type { Entry, EntryType } from "../raft/types.ts";
+import type { Entry, EntryType, SnapshotMeta } from "../raft/types.ts";
 
 /** The kinds of value a field may hold on the wire. */
 export type FieldKind =
@@ -23,6 +23,7 @@ export type FieldKind =
   | "text"
   | "textList"
   | "entries"
+  | "snapshotMeta"
   | "nullableText"
   | "nullableBytes";
 
@@ -34,6 +35,8 @@ export type FieldSpec<Name extends string = string> = readonly [
 
 const ENTRY_TYPES: readonly EntryType[] = ["normal", "confChange"];
 const TEXT_LIST_LENGTH_MAX = 64;
+/** Most node ids in one membership list on the wire. */
+const NODE_IDS_PER_LIST_MAX = 1024;
 
 /** Shared encoder; `encode()` creates one per call, which costs ~1 µs. */
 export const encoder = new Encoder({ ignoreUndefined: false });
@@ -115,6 +118,56 @@ function decodeEntries(context: string, value: unknown): Entry[] {
   return entries;
 }
 
+function decodeNodeIds(
+  context: string,
+  name: string,
+  value: unknown,
+): string[] {
+  if (
+    !Array.isArray(value) || value.length > NODE_IDS_PER_LIST_MAX ||
+    !value.every((item) => isText(item, NODE_ID_LENGTH_MAX) && item.length > 0)
+  ) {
+    invalid(
+      context,
+      name,
+      `an array of at most ${NODE_IDS_PER_LIST_MAX} node ids`,
+      value,
+    );
+  }
+  return value;
+}
+
+function decodeSnapshotMeta(context: string, value: unknown): SnapshotMeta {
+  if (!Array.isArray(value) || value.length !== 5) {
+    invalid(
+      context,
+      "meta",
+      "a [index, term, voters, votersOutgoing, learners] array",
+      value,
+    );
+  }
+  const [indexValue, termValue, voters, votersOutgoing, learners] = value;
+  if (!isUint(indexValue)) {
+    invalid(context, "meta.index", "a non-negative integer", indexValue);
+  }
+  if (!isUint(termValue)) {
+    invalid(context, "meta.term", "a non-negative integer", termValue);
+  }
+  return {
+    index: indexValue,
+    term: termValue,
+    confState: {
+      voters: decodeNodeIds(context, "meta.confState.voters", voters),
+      votersOutgoing: decodeNodeIds(
+        context,
+        "meta.confState.votersOutgoing",
+        votersOutgoing,
+      ),
+      learners: decodeNodeIds(context, "meta.confState.learners", learners),
+    },
+  } as unknown as SnapshotMeta;
+}
+
 function isUint(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
@@ -190,11 +243,24 @@ export function decodeField(
       return value;
     case "entries":
       return decodeEntries(context, value);
+    case "snapshotMeta":
+      return decodeSnapshotMeta(context, value);
   }
 }
 
 /** Turns one field's value into its wire form. */
 export function encodeField(kind: FieldKind, value: unknown): unknown {
+  if (kind === "snapshotMeta") {
+    const meta = value as SnapshotMeta;
+    const conf = meta.confState;
+    return [
+      meta.index,
+      meta.term,
+      conf.voters,
+      conf.votersOutgoing,
+      conf.learners,
+    ];
+  }
   if (kind !== "entries") return value;
   const entries = value as readonly Entry[];
   const wire = new Array(entries.length);

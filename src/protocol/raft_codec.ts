@@ -42,12 +42,44 @@ export const MESSAGE_SCHEMAS: {
       "uint",
     ]],
   },
-  vote: { code: 3, fields: [["logTerm", "uint"], ["index", "uint"]] },
-  preVote: { code: 4, fields: [["logTerm", "uint"], ["index", "uint"]] },
+  vote: {
+    code: 3,
+    fields: [["logTerm", "uint"], ["index", "uint"], ["transfer", "bool"]],
+  },
+  preVote: {
+    code: 4,
+    fields: [["logTerm", "uint"], ["index", "uint"], ["transfer", "bool"]],
+  },
   voteResp: { code: 5, fields: [["reject", "bool"]] },
   preVoteResp: { code: 6, fields: [["reject", "bool"]] },
-  heartbeat: { code: 7, fields: [["commit", "uint"]] },
-  heartbeatResp: { code: 8, fields: [] },
+  heartbeat: {
+    code: 7,
+    fields: [["commit", "uint"], ["sentTick", "uint"], ["context", "bytes"]],
+  },
+  heartbeatResp: {
+    code: 8,
+    fields: [["context", "bytes"], ["sentTick", "uint"]],
+  },
+  snap: {
+    code: 9,
+    fields: [["meta", "snapshotMeta"], ["offset", "uint"], ["data", "bytes"], [
+      "done",
+      "bool",
+    ]],
+  },
+  snapResp: {
+    code: 10,
+    fields: [["index", "uint"], ["offset", "uint"], ["reject", "bool"], [
+      "done",
+      "bool",
+    ]],
+  },
+  timeoutNow: { code: 11, fields: [] },
+  readIndex: { code: 12, fields: [["context", "bytes"]] },
+  readIndexResp: {
+    code: 13,
+    fields: [["index", "uint"], ["context", "bytes"]],
+  },
 };
 
 const BASE_FIELDS: readonly FieldSpec[] = [

@@ -16,6 +16,21 @@ function isCoalescable(message: Message): boolean {
   return message.type === "heartbeat" || message.type === "heartbeatResp";
 }
 
+/**
+ * A newer heartbeat may replace a queued one unless that would lose a
+ * ReadIndex context: an acknowledgement of a later context also confirms
+ * every earlier read (etcd's `readOnly.advance`), but an empty one confirms
+ * none.
+ */
+function mayReplace(queued: Message, newer: Message): boolean {
+  if (queued.type !== newer.type) return false;
+  if (queued.type !== "heartbeat" && queued.type !== "heartbeatResp") {
+    return false;
+  }
+  const newerContext = (newer as { context: Uint8Array }).context;
+  return queued.context.length === 0 || newerContext.length > 0;
+}
+
 /** Bounded FIFO of messages for one peer. */
 export class PeerQueue {
   /** Most messages held at once. */
@@ -44,7 +59,11 @@ export class PeerQueue {
   push(message: Message): SendOutcome {
     if (isCoalescable(message)) {
       const at = this.#coalescable.get(message.type);
-      if (at !== undefined && at >= this.#head) {
+      const queued = at === undefined ? undefined : this.#messages[at];
+      if (
+        at !== undefined && at >= this.#head && queued !== undefined &&
+        mayReplace(queued, message)
+      ) {
         this.#messages[at] = message;
         return "coalesced";
       }

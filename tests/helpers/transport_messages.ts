@@ -56,6 +56,7 @@ export const SAMPLE_MESSAGES: { readonly [Type in MessageType]: Message } = {
     term: term(4),
     logTerm: term(3),
     index: logIndex(43),
+    transfer: true,
   },
   preVote: {
     type: "preVote",
@@ -64,6 +65,7 @@ export const SAMPLE_MESSAGES: { readonly [Type in MessageType]: Message } = {
     term: term(4),
     logTerm: term(3),
     index: logIndex(43),
+    transfer: false,
   },
   voteResp: { type: "voteResp", from: b, to: a, term: term(4), reject: true },
   preVoteResp: {
@@ -79,18 +81,78 @@ export const SAMPLE_MESSAGES: { readonly [Type in MessageType]: Message } = {
     to: b,
     term: term(4),
     commit: logIndex(43),
+    sentTick: 17,
+    context: new Uint8Array([5]),
   },
-  heartbeatResp: { type: "heartbeatResp", from: b, to: a, term: term(4) },
+  heartbeatResp: {
+    type: "heartbeatResp",
+    from: b,
+    to: a,
+    term: term(4),
+    context: new Uint8Array(0),
+    sentTick: 17,
+  },
+  snap: {
+    type: "snap",
+    from: a,
+    to: b,
+    term: term(4),
+    meta: {
+      index: logIndex(100),
+      term: term(3),
+      confState: {
+        voters: [a, b],
+        votersOutgoing: [a],
+        learners: [nodeId("node-c")],
+      },
+    },
+    offset: 65536,
+    data: new Uint8Array([1, 2, 3, 4]),
+    done: false,
+  },
+  snapResp: {
+    type: "snapResp",
+    from: b,
+    to: a,
+    term: term(4),
+    index: logIndex(100),
+    offset: 65540,
+    reject: false,
+    done: true,
+  },
+  timeoutNow: { type: "timeoutNow", from: a, to: b, term: term(4) },
+  readIndex: {
+    type: "readIndex",
+    from: b,
+    to: a,
+    term: term(4),
+    context: new Uint8Array([7, 7]),
+  },
+  readIndexResp: {
+    type: "readIndexResp",
+    from: a,
+    to: b,
+    term: term(4),
+    index: logIndex(43),
+    context: new Uint8Array([7, 7]),
+  },
 };
 
-/** A heartbeat from `from` to `to`. */
-export function heartbeat(from: string, to: string, commit = 0): Message {
+/** A heartbeat from `from` to `to`, with an optional ReadIndex context. */
+export function heartbeat(
+  from: string,
+  to: string,
+  commit = 0,
+  context: Uint8Array = new Uint8Array(0),
+): Message {
   return {
     type: "heartbeat",
     from: nodeId(from),
     to: nodeId(to),
     term: term(1),
     commit: logIndex(commit),
+    sentTick: commit,
+    context,
   };
 }
 
