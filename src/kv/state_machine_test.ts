@@ -470,9 +470,8 @@ Deno.test("KvStateMachine.list() pages with Deno's cursors", () => {
 
 Deno.test("KvStateMachine reads refuse what Deno refuses", async (t) => {
   const h = new Harness();
-  // deno-lint-ignore no-explicit-any
   const cases: Array<
-    [string, () => unknown, new (...args: any[]) => Error, string]
+    [string, () => unknown, typeof KvInvalidError | typeof KvLimitError, string]
   > = [
     [
       "start outside prefix",
