@@ -119,7 +119,7 @@ Deno.bench({
   baseline: true,
   n: 5,
   fn() {
-    SqliteLogStore.open({ path: readPath }).close();
+    SqliteLogStore.open({ path: readPath, verifyTailEntries: "all" }).close();
   },
 });
 Deno.bench({
