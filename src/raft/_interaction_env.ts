@@ -57,15 +57,37 @@ export function formatMessage(m: Message): string {
         : `${head} index=${m.index}`;
     case "vote":
     case "preVote":
-      return `${head} log=${m.logTerm}/${m.index}`;
+      return `${head} log=${m.logTerm}/${m.index}${
+        m.transfer ? " transfer" : ""
+      }`;
     case "voteResp":
     case "preVoteResp":
       return `${head}${m.reject ? " reject" : ""}`;
     case "heartbeat":
-      return `${head} commit=${m.commit}`;
+      return `${head} commit=${m.commit}${formatContext(m.context)}`;
     case "heartbeatResp":
+      return `${head}${formatContext(m.context)}`;
+    case "snap":
+      return `${head} snapshot=${m.meta.term}/${m.meta.index} voters=${
+        m.meta.confState.voters.join(",")
+      } offset=${m.offset} bytes=${m.data.byteLength}${m.done ? " done" : ""}`;
+    case "snapResp":
+      return `${head} snapshot=${m.index} offset=${m.offset}${
+        m.reject ? " reject" : ""
+      }${m.done ? " done" : ""}`;
+    case "timeoutNow":
       return head;
+    case "readIndex":
+      return `${head}${formatContext(m.context)}`;
+    case "readIndexResp":
+      return `${head} index=${m.index}${formatContext(m.context)}`;
   }
+}
+
+function formatContext(context: Uint8Array): string {
+  return context.byteLength === 0
+    ? ""
+    : ` ctx=${JSON.stringify(decoder.decode(context))}`;
 }
 
 /** The scripted cluster. */
@@ -328,6 +350,9 @@ export function formatReady(ready: Ready): string[] {
     out.push(`apply: ${ready.committedEntries.map(formatEntry).join(", ")}`);
   }
   for (const m of ready.messages) out.push(`send ${formatMessage(m)}`);
+  for (const r of ready.readStates) {
+    out.push(`read index=${r.index}${formatContext(r.context)}`);
+  }
   return out;
 }
 

@@ -15,6 +15,7 @@ import type {
 export interface ResolvedRaftConfig {
   readonly id: NodeId;
   readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly preVote: boolean;
@@ -24,6 +25,9 @@ export interface ResolvedRaftConfig {
   readonly maxMessageBytes: number;
   readonly maxUncommittedBytes: number;
   readonly maxCommittedBytesPerReady: number;
+  readonly readOnly: "safe" | "lease";
+  readonly leaseTicks: number;
+  readonly snapshotChunkBytes: number;
   readonly random: RandomSource;
   readonly testingKnobs: TestingKnobs;
 }
@@ -71,13 +75,43 @@ export function resolveRaftConfig(config: RaftConfig): ResolvedRaftConfig {
       }`,
     );
   }
+  const checkQuorum = config.checkQuorum ?? true;
+  const readOnly = config.readOnly ?? "safe";
+  if (readOnly !== "safe" && readOnly !== "lease") {
+    throw new TypeError(
+      `Cannot start Raft as 'readOnly' must be "safe" or "lease": current value is '${readOnly}'`,
+    );
+  }
+  if (readOnly === "lease" && !checkQuorum) {
+    throw new RangeError(
+      "Cannot start Raft as lease reads need 'checkQuorum': current value is false",
+    );
+  }
+  const leaseTicks = positiveInteger(
+    "leaseTicks",
+    config.leaseTicks ?? Math.max(1, Math.floor(electionTicks * 0.8)),
+  );
+  if (leaseTicks >= electionTicks) {
+    throw new RangeError(
+      `Cannot start Raft as 'leaseTicks' must be less than 'electionTicks': current values are ${leaseTicks} and ${electionTicks}`,
+    );
+  }
+  const learners = config.learners ?? [];
+  if (learners.some((id) => config.voters.includes(id))) {
+    throw new TypeError(
+      `Cannot start Raft as a node is both voter and learner: ${
+        JSON.stringify(learners)
+      }`,
+    );
+  }
   return {
     id: config.id,
     voters: [...config.voters],
+    learners: [...learners],
     electionTicks,
     heartbeatTicks,
     preVote: config.preVote ?? true,
-    checkQuorum: config.checkQuorum ?? true,
+    checkQuorum,
     maxInflightMessages: positiveInteger(
       "maxInflightMessages",
       config.maxInflightMessages ?? 256,
@@ -94,6 +128,12 @@ export function resolveRaftConfig(config: RaftConfig): ResolvedRaftConfig {
     maxCommittedBytesPerReady: positiveInteger(
       "maxCommittedBytesPerReady",
       config.maxCommittedBytesPerReady ?? 16 * 1024 * 1024,
+    ),
+    readOnly,
+    leaseTicks,
+    snapshotChunkBytes: positiveInteger(
+      "snapshotChunkBytes",
+      config.snapshotChunkBytes ?? 1024 * 1024,
     ),
     random: config.random,
     testingKnobs: config.testingKnobs ?? {},

@@ -65,6 +65,46 @@ export class RaftLog {
     this.applied = applied;
   }
 
+  /** Index covered by the last snapshot (0 without one). */
+  snapshotIndex(): LogIndex {
+    return this.#offset;
+  }
+
+  /**
+   * Drops entries up to `index` (which must be applied) after the
+   * application took a snapshot there.
+   */
+  compact(index: LogIndex): void {
+    if (index <= this.#offset) return;
+    assert(
+      index <= this.applied,
+      `Cannot compact log to ${index} beyond applied index ${this.applied}`,
+    );
+    const t = this.term(index);
+    assert(t !== undefined, `Cannot compact log to ${index}: no entry there`);
+    this.#entries = this.#entries.slice(index - this.#offset);
+    this.#offset = index;
+    this.#offsetTerm = t;
+  }
+
+  /**
+   * Replaces the whole log with a snapshot's position: the state up to
+   * (`index`, `t`) comes from the snapshot, and nothing after it is kept.
+   */
+  restore(index: LogIndex, t: Term): void {
+    assert(
+      index > this.committed,
+      `Cannot restore snapshot at ${index} at or below commit ${this.committed}`,
+    );
+    this.#entries = [];
+    this.#offset = index;
+    this.#offsetTerm = t;
+    this.committed = index;
+    this.applying = index;
+    this.applied = index;
+    this.stableIndex = index;
+  }
+
   /** Index of the first entry held (offset + 1). */
   firstIndex(): LogIndex {
     return (this.#offset + 1) as LogIndex;

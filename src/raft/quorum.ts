@@ -60,3 +60,31 @@ export function majorityVoteResult(
   if (count - rejected < quorum) return "lost";
   return "pending";
 }
+
+/**
+ * The index both halves of a (possibly joint) configuration have committed.
+ * With no outgoing voters it is the incoming majority's index.
+ */
+export function jointCommitted(
+  voters: ReadonlySet<NodeId>,
+  votersOutgoing: ReadonlySet<NodeId>,
+  acked: (id: NodeId) => LogIndex | undefined,
+): LogIndex {
+  return Math.min(
+    majorityCommitted(voters, acked),
+    majorityCommitted(votersOutgoing, acked),
+  ) as LogIndex;
+}
+
+/** Vote outcome in a (possibly joint) configuration: both halves must win. */
+export function jointVoteResult(
+  voters: ReadonlySet<NodeId>,
+  votersOutgoing: ReadonlySet<NodeId>,
+  votes: ReadonlyMap<NodeId, boolean>,
+): VoteResult {
+  const incoming = majorityVoteResult(voters, votes);
+  const outgoing = majorityVoteResult(votersOutgoing, votes);
+  if (incoming === outgoing) return incoming;
+  if (incoming === "lost" || outgoing === "lost") return "lost";
+  return "pending";
+}

@@ -1,31 +1,50 @@
 /**
  * The Raft core: a deterministic state machine in the spirit of etcd's
- * RawNode. Inputs are `tick()`, `step(message)`, `campaign()` and
- * `propose(data)`; outputs come out of `ready()` and are acknowledged with
+ * RawNode. Inputs are `tick()`, `step(message)`, `campaign()`, `propose()`,
+ * `proposeConfChange()`, `transferLeader()`, `readIndex()` and
+ * `takeSnapshot()`; outputs come out of `ready()` and are acknowledged with
  * `advance()`. No I/O, no clock, no randomness but the injected source.
  *
  * @module
  */
 import { assert } from "./assert.ts";
 import { type ResolvedRaftConfig, resolveRaftConfig } from "./config.ts";
+import {
+  ConfChangeError,
+  decodeConfState,
+  encodeConfState,
+  enterChange,
+  isJoint,
+  leaveJoint,
+  type Membership,
+  membershipOf,
+} from "./confchange.ts";
 import { IllegalTransitionError, ProposalDroppedError } from "./errors.ts";
 import { entryBytes, RaftLog } from "./log.ts";
-import { majorityCommitted, majorityVoteResult } from "./quorum.ts";
+import { jointCommitted, jointVoteResult } from "./quorum.ts";
+import { READ_REQUESTS_MAX, ReadOnlyQueue } from "./read_only.ts";
 import { Inflights, Progress } from "./tracker.ts";
 import type {
   AppendMessage,
   AppendResponseMessage,
+  ConfChange,
+  ConfState,
   Entry,
   EntryType,
   HardState,
   HeartbeatMessage,
+  HeartbeatResponseMessage,
   LogIndex,
   Message,
   NodeId,
   RaftConfig,
   RaftStorageState,
+  ReadState,
   Ready,
   Role,
+  Snapshot,
+  SnapshotMessage,
+  SnapshotResponseMessage,
   SoftState,
   Term,
   VoteMessage,
@@ -42,6 +61,9 @@ export interface RaftStatus {
   readonly applied: LogIndex;
   readonly lastIndex: LogIndex;
   readonly stableIndex: LogIndex;
+  readonly snapshotIndex: LogIndex;
+  readonly conf: ConfState;
+  readonly leadTransferee: NodeId | null;
   /** Per-peer progress; only on a leader. */
   readonly progress:
     | ReadonlyMap<NodeId, { match: LogIndex; next: LogIndex; state: string }>
@@ -53,11 +75,19 @@ interface InFlightReady {
   readonly committedLast: LogIndex | null;
 }
 
+interface IncomingSnapshot {
+  readonly message: SnapshotMessage;
+  readonly chunks: Uint8Array[];
+  size: number;
+}
+
 const EMPTY_STORAGE: RaftStorageState = {
   hardState: { term: 0 as Term, vote: null, commit: 0 as LogIndex },
   entries: [],
   applied: 0 as LogIndex,
 };
+
+const NO_CONTEXT = new Uint8Array(0);
 
 /** One member of a Raft group. */
 export class RaftNode {
@@ -68,33 +98,69 @@ export class RaftNode {
   #vote: NodeId | null;
   #role: Role = "follower";
   #leader: NodeId | null = null;
-  #voters: Set<NodeId>;
-  #learners: Set<NodeId> = new Set();
+  /** Membership as of the log's snapshot (or the initial configuration). */
+  #baseConf: ConfState;
+  /** Configuration entries in the log after the snapshot, in index order. */
+  #confEntries: { index: LogIndex; conf: ConfState }[] = [];
+  #conf: ConfState;
+  #members: Membership;
   #progress = new Map<NodeId, Progress>();
   #votes = new Map<NodeId, boolean>();
   #electionElapsed = 0;
   #heartbeatElapsed = 0;
   #randomizedElectionTimeout = 0;
+  /** Ticks since this core was created; the leader's clock for leases. */
+  #tickCount = 0;
+  /** After a restart in lease mode, refuse votes for one election timeout. */
+  #restartGuard: boolean;
   #uncommittedBytes = 0;
+  #leadTransferee: NodeId | null = null;
+  /** Once TimeoutNow went out, a new leader may exist: no more lease reads this term. */
+  #leaseRevoked = false;
   #messages: Message[] = [];
+  #readStates: ReadState[] = [];
+  readonly #readOnly = new ReadOnlyQueue();
+  /** Reads that arrived before this leader committed an entry of its term. */
+  #pendingReads: { from: NodeId; context: Uint8Array }[] = [];
+  #snapshot: Snapshot | null;
+  #snapshotToInstall: Snapshot | null = null;
+  #incoming: IncomingSnapshot | null = null;
   #previousHardState: HardState;
   #previousSoftState: SoftState;
   #inFlight: InFlightReady | null = null;
 
   /**
    * @param config Identity, membership and tuning; validated first.
-   * @param stored What the node had durably stored, for a restart.
+   * @param stored What the node had durably stored, for a restart. The
+   *   application restores its state from `stored.snapshot` before this.
    */
   constructor(config: RaftConfig, stored: RaftStorageState = EMPTY_STORAGE) {
     this.#config = resolveRaftConfig(config);
     this.id = this.#config.id;
-    this.#voters = new Set(this.#config.voters);
+    const snapshot = stored.snapshot ?? null;
+    const offset = snapshot?.meta.index ?? (0 as LogIndex);
     const hardState = stored.hardState;
-    this.#log = new RaftLog(stored.entries, hardState.commit, stored.applied);
+    this.#log = new RaftLog(
+      stored.entries,
+      Math.max(hardState.commit, offset) as LogIndex,
+      Math.max(stored.applied, offset) as LogIndex,
+      offset,
+      snapshot?.meta.term ?? (0 as Term),
+    );
+    this.#snapshot = snapshot;
+    this.#baseConf = snapshot?.meta.confState ?? {
+      voters: this.#config.voters,
+      votersOutgoing: [],
+      learners: this.#config.learners,
+    };
+    this.#conf = this.#baseConf;
+    this.#members = membershipOf(this.#conf);
+    this.#refreshConf((offset + 1) as LogIndex);
     this.#term = hardState.term;
     this.#vote = this.#config.testingKnobs.forgetVoteOnRestart
       ? null
       : hardState.vote;
+    this.#restartGuard = this.#config.readOnly === "lease";
     this.#previousHardState = hardState;
     this.#previousSoftState = { leader: null, role: "follower" };
     this.#becomeFollower(this.#term, null);
@@ -104,6 +170,7 @@ export class RaftNode {
 
   /** Advances logical time by one tick. */
   tick(): void {
+    this.#tickCount++;
     if (this.#role === "leader") this.#tickLeader();
     else this.#tickElection();
   }
@@ -118,22 +185,11 @@ export class RaftNode {
    * Appends `data` to the log as a new entry if this node leads.
    *
    * @returns The index the entry got; it commits at that index or never.
-   * @throws {ProposalDroppedError} Without a leader, on a follower, or over the uncommitted bound.
+   * @throws {ProposalDroppedError} Without a leader, on a follower, during a
+   *   leader transfer, or over the uncommitted bound.
    */
-  propose(data: Uint8Array, type: EntryType = "normal"): LogIndex {
-    if (this.#role !== "leader") {
-      if (this.#leader === null) {
-        throw new ProposalDroppedError(
-          "noLeader",
-          `Cannot propose on node '${this.id}' as no leader is known`,
-        );
-      }
-      throw new ProposalDroppedError(
-        "notLeader",
-        `Cannot propose on node '${this.id}' as it is not the leader: leader is '${this.#leader}'`,
-        this.#leader,
-      );
-    }
+  propose(data: Uint8Array): LogIndex {
+    this.#checkCanPropose();
     const bytes = data.byteLength;
     if (
       this.#uncommittedBytes > 0 &&
@@ -148,9 +204,113 @@ export class RaftNode {
       );
     }
     this.#uncommittedBytes += bytes;
-    const index = this.#appendEntry(data, type);
+    const index = this.#appendEntry(data, "normal");
     this.#broadcastAppend();
     return index;
+  }
+
+  /**
+   * Proposes a membership change. It takes effect when appended; a change of
+   * voters goes through a joint configuration that the leader leaves on its
+   * own once the joint entry commits.
+   *
+   * @returns The index of the configuration entry.
+   * @throws {ProposalDroppedError} When this node cannot propose.
+   * @throws {ConfChangeError} While another change is pending, or when the change is invalid.
+   */
+  proposeConfChange(change: ConfChange): LogIndex {
+    this.#checkCanPropose();
+    if (this.#confPending()) {
+      throw new ConfChangeError(
+        "Cannot change membership as another change is still pending",
+      );
+    }
+    const next = enterChange(
+      this.#conf,
+      change,
+      this.#config.testingKnobs.singleStepDoubleChange === true,
+    );
+    const index = this.#appendEntry(encodeConfState(next), "confChange");
+    this.#broadcastAppend();
+    return index;
+  }
+
+  /**
+   * Hands leadership to `target`: brings it up to date, then tells it to
+   * campaign at once. Proposals are refused meanwhile; the transfer is
+   * abandoned after an election timeout.
+   *
+   * @throws {ProposalDroppedError} When this node is not the leader.
+   * @throws {ConfChangeError} When `target` is not a voter.
+   */
+  transferLeader(target: NodeId): void {
+    if (this.#role !== "leader") this.#checkCanPropose();
+    if (target === this.id || this.#leadTransferee === target) return;
+    if (!this.#members.voters.has(target)) {
+      throw new ConfChangeError(
+        `Cannot transfer leadership to '${target}' as it is not a voter`,
+      );
+    }
+    this.#leadTransferee = target;
+    this.#electionElapsed = 0;
+    const pr = this.#progress.get(target);
+    assert(pr !== undefined, `Leader has no progress for voter '${target}'`);
+    if (pr.match === this.#log.lastIndex()) this.#sendTimeoutNow(target);
+    else this.#sendAppend(target, pr, true);
+  }
+
+  /**
+   * Asks for a read index: once a quorum confirms this leadership, a
+   * `ReadState` with `context` comes out of `ready()`; the read may be served
+   * when the applied index reaches it. Followers ask the leader.
+   *
+   * @param context A unique id of this read, echoed in the ReadState.
+   * @throws {ProposalDroppedError} When no leader is known.
+   */
+  readIndex(context: Uint8Array): void {
+    if (this.#role === "leader") {
+      this.#handleReadRequest(this.id, context);
+      return;
+    }
+    if (this.#leader === null) {
+      throw new ProposalDroppedError(
+        "noLeader",
+        `Cannot read on node '${this.id}' as no leader is known`,
+      );
+    }
+    this.#send({
+      type: "readIndex",
+      from: this.id,
+      to: this.#leader,
+      term: this.#term,
+      context,
+    });
+  }
+
+  /**
+   * Records the application's snapshot of its state at `index` (which it has
+   * applied) and drops the log up to it. Persist the returned snapshot and
+   * compact the stored log the same way.
+   *
+   * @throws {RangeError} When `index` is not applied yet.
+   */
+  takeSnapshot(index: LogIndex, data: Uint8Array): Snapshot {
+    if (index > this.#log.applied) {
+      throw new RangeError(
+        `Cannot snapshot at ${index} as applied index is ${this.#log.applied}`,
+      );
+    }
+    if (this.#snapshot !== null && index <= this.#snapshot.meta.index) {
+      return this.#snapshot;
+    }
+    const t = this.#log.term(index);
+    assert(t !== undefined, `Cannot snapshot at ${index}: its entry is gone`);
+    const confState = this.#confAt(index);
+    this.#snapshot = { meta: { index, term: t, confState }, data };
+    this.#log.compact(index);
+    this.#baseConf = confState;
+    this.#confEntries = this.#confEntries.filter((c) => c.index > index);
+    return this.#snapshot;
   }
 
   /** Handles a message from a peer. Stale or unknown-sender messages are ignored. */
@@ -162,13 +322,9 @@ export class RaftNode {
       this.#stepLowerTerm(message);
       return;
     }
-    switch (message.type) {
-      case "vote":
-      case "preVote":
-        this.#handleVoteRequest(message);
-        return;
-      default:
-        break;
+    if (message.type === "vote" || message.type === "preVote") {
+      this.#handleVoteRequest(message);
+      return;
     }
     if (this.#role === "leader") this.#stepLeader(message);
     else if (this.#role === "follower") this.#stepFollower(message);
@@ -181,6 +337,8 @@ export class RaftNode {
   hasReady(): boolean {
     if (this.#inFlight !== null) return false;
     return this.#messages.length > 0 ||
+      this.#readStates.length > 0 ||
+      this.#snapshotToInstall !== null ||
       this.#log.unstableEntries().length > 0 ||
       this.#log.hasNextCommittedEntries(this.#applyUnstable()) ||
       !sameHardState(this.#hardState(), this.#previousHardState) ||
@@ -188,8 +346,10 @@ export class RaftNode {
   }
 
   /**
-   * Takes what the application must do next. Call `advance()` after doing it
-   * and before calling `ready()` again.
+   * Takes what the application must do next: install `snapshot`, persist
+   * `entries` and `hardState`, then send `messages`, apply
+   * `committedEntries`, serve `readStates`, and call `advance()` before
+   * calling `ready()` again.
    */
   ready(): Ready {
     assert(
@@ -210,11 +370,15 @@ export class RaftNode {
       hardState: sameHardState(hardState, this.#previousHardState)
         ? null
         : hardState,
+      snapshot: this.#snapshotToInstall,
       entries,
       committedEntries,
       messages: this.#messages,
+      readStates: this.#readStates,
     };
     this.#messages = [];
+    this.#readStates = [];
+    this.#snapshotToInstall = null;
     this.#previousHardState = hardState;
     this.#previousSoftState = softState;
     const last = entries.at(-1);
@@ -240,17 +404,18 @@ export class RaftNode {
     if (inFlight.lastEntry !== null) {
       this.#log.stableTo(inFlight.lastEntry.index, inFlight.lastEntry.term);
     }
-    if (inFlight.committedLast !== null) {
+    // A snapshot restored meanwhile may have moved applied past these entries.
+    if (
+      inFlight.committedLast !== null &&
+      inFlight.committedLast > this.#log.applied
+    ) {
       this.#log.appliedTo(inFlight.committedLast);
     }
     if (this.#role === "leader") {
       // The leader counts itself only once its own entries are durable.
       const self = this.#progress.get(this.id);
-      if (
-        self !== undefined && self.maybeUpdate(this.#log.stableIndex) &&
-        this.#maybeCommit()
-      ) {
-        this.#broadcastAppend();
+      if (self !== undefined && self.maybeUpdate(this.#log.stableIndex)) {
+        this.#maybeCommit();
       }
     }
   }
@@ -276,6 +441,9 @@ export class RaftNode {
       applied: this.#log.applied,
       lastIndex: this.#log.lastIndex(),
       stableIndex: this.#log.stableIndex,
+      snapshotIndex: this.#log.snapshotIndex(),
+      conf: this.#conf,
+      leadTransferee: this.#leadTransferee,
       progress,
     };
   }
@@ -326,8 +494,8 @@ export class RaftNode {
     this.#role = "leader";
     this.#leader = this.id;
     const last = this.#log.lastIndex();
-    for (const id of this.#members()) {
-      const pr = this.#newProgress(id, last);
+    for (const id of this.#memberIds()) {
+      const pr = this.#newProgress(last);
       if (id === this.id) {
         pr.maybeUpdate(this.#log.stableIndex);
         pr.becomeReplicate();
@@ -345,6 +513,7 @@ export class RaftNode {
       assert(t > this.#term, `Term cannot decrease from ${this.#term} to ${t}`);
       this.#term = t;
       this.#vote = null;
+      this.#restartGuard = false;
     }
     this.#leader = null;
     this.#electionElapsed = 0;
@@ -354,12 +523,19 @@ export class RaftNode {
     this.#votes = new Map();
     this.#progress = new Map();
     this.#uncommittedBytes = 0;
+    this.#leadTransferee = null;
+    this.#leaseRevoked = false;
+    this.#readOnly.clear();
+    this.#pendingReads = [];
   }
 
   // ------------------------------------------------------------- elections
 
   #tickElection(): void {
     this.#electionElapsed++;
+    if (this.#electionElapsed >= this.#config.electionTicks) {
+      this.#restartGuard = false;
+    }
     if (
       this.#promotable() &&
       this.#electionElapsed >= this.#randomizedElectionTimeout
@@ -370,18 +546,18 @@ export class RaftNode {
   }
 
   #hup(): void {
-    if (this.#config.preVote) this.#runElection("preVote");
-    else this.#runElection("vote");
+    if (this.#config.preVote) this.#runElection("preVote", false);
+    else this.#runElection("vote", false);
   }
 
-  #runElection(kind: "preVote" | "vote"): void {
+  #runElection(kind: "preVote" | "vote", transfer: boolean): void {
     if (kind === "preVote") this.#becomePreCandidate();
     else this.#becomeCandidate();
     const campaignTerm =
       (kind === "preVote" ? this.#term + 1 : this.#term) as Term;
     this.#votes.set(this.id, true);
     if (this.#tallyVotes(kind)) return;
-    for (const id of this.#voters) {
+    for (const id of this.#voterIds()) {
       if (id === this.id) continue;
       this.#send({
         type: kind,
@@ -390,15 +566,20 @@ export class RaftNode {
         term: campaignTerm,
         index: this.#log.lastIndex(),
         logTerm: this.#log.lastTerm(),
+        transfer,
       });
     }
   }
 
   /** Counts votes; on a decision changes role and returns true. */
   #tallyVotes(kind: "preVote" | "vote"): boolean {
-    const result = majorityVoteResult(this.#voters, this.#votes);
+    const result = jointVoteResult(
+      this.#members.voters,
+      this.#members.votersOutgoing,
+      this.#votes,
+    );
     if (result === "won") {
-      if (kind === "preVote") this.#runElection("vote");
+      if (kind === "preVote") this.#runElection("vote", false);
       else this.#becomeLeader();
       return true;
     }
@@ -413,10 +594,13 @@ export class RaftNode {
   #stepHigherTerm(message: Message): boolean {
     if (message.type === "vote" || message.type === "preVote") {
       // CheckQuorum's guard: while a leader was heard from within the election
-      // timeout, a disruptive candidate is ignored.
-      const inLease = this.#config.checkQuorum && this.#leader !== null &&
+      // timeout, a disruptive candidate is ignored (unless the leader asked
+      // for the election). Lease reads rely on this.
+      const guarded = this.#config.checkQuorum &&
+        this.#config.testingKnobs.leaseWithoutVoteGuard !== true &&
+        (this.#leader !== null || this.#restartGuard) &&
         this.#electionElapsed < this.#config.electionTicks;
-      if (inLease) return false;
+      if (guarded && !message.transfer) return false;
       // A PreVote never changes the receiver's term.
       if (message.type === "preVote") return true;
       this.#becomeFollower(message.term, null);
@@ -426,13 +610,18 @@ export class RaftNode {
       // Granted pre-votes carry the term we would campaign at.
       return true;
     }
-    const fromLeader = message.type === "app" || message.type === "heartbeat";
-    this.#becomeFollower(message.term, fromLeader ? message.from : null);
+    this.#becomeFollower(
+      message.term,
+      isFromLeader(message) ? message.from : null,
+    );
     return true;
   }
 
   #stepLowerTerm(message: Message): void {
-    if (message.type === "app" || message.type === "heartbeat") {
+    if (
+      message.type === "app" || message.type === "heartbeat" ||
+      message.type === "snap"
+    ) {
       // Tell a stale leader about the newer term so it steps down; with
       // CheckQuorum or PreVote it may otherwise never learn of it.
       if (this.#config.checkQuorum || this.#config.preVote) {
@@ -493,6 +682,7 @@ export class RaftNode {
     switch (message.type) {
       case "app":
       case "heartbeat":
+      case "snap":
         // A leader of our term exists: yield to it.
         this.#becomeFollower(this.#term, message.from);
         this.#stepFollower(message);
@@ -514,18 +704,37 @@ export class RaftNode {
   #stepFollower(message: Message): void {
     switch (message.type) {
       case "app":
-        this.#electionElapsed = 0;
-        this.#leader = message.from;
+        this.#heardFromLeader(message.from);
         this.#handleAppend(message);
         return;
       case "heartbeat":
-        this.#electionElapsed = 0;
-        this.#leader = message.from;
+        this.#heardFromLeader(message.from);
         this.#handleHeartbeat(message);
+        return;
+      case "snap":
+        this.#heardFromLeader(message.from);
+        this.#handleSnapshot(message);
+        return;
+      case "timeoutNow":
+        // The leader hands over: campaign now, skipping PreVote and leases.
+        if (message.from === this.#leader && this.#promotable()) {
+          this.#runElection("vote", true);
+        }
+        return;
+      case "readIndexResp":
+        this.#readStates.push({
+          index: message.index,
+          context: message.context,
+        });
         return;
       default:
         return;
     }
+  }
+
+  #heardFromLeader(leader: NodeId): void {
+    this.#electionElapsed = 0;
+    this.#leader = leader;
   }
 
   // ----------------------------------------------------------- replication
@@ -537,15 +746,17 @@ export class RaftNode {
       to: message.from,
       term: this.#term,
     } as const;
-    if (message.index < this.#log.committed) {
-      // Everything up to commit is known to match; say so.
+    const accept = (index: LogIndex) =>
       this.#send({
         ...base,
-        index: this.#log.committed,
+        index,
         reject: false,
         rejectHint: 0 as LogIndex,
         logTerm: 0 as Term,
       });
+    if (message.index < this.#log.committed) {
+      // Everything up to commit is known to match; say so.
+      accept(this.#log.committed);
       return;
     }
     const lastNew = this.#log.maybeAppend(
@@ -555,13 +766,10 @@ export class RaftNode {
       message.entries,
     );
     if (lastNew !== undefined) {
-      this.#send({
-        ...base,
-        index: lastNew,
-        reject: false,
-        rejectHint: 0 as LogIndex,
-        logTerm: 0 as Term,
-      });
+      if (message.entries.length > 0) {
+        this.#refreshConf((message.index + 1) as LogIndex);
+      }
+      accept(lastNew);
       return;
     }
     const hint = this.#log.findConflictByTerm(
@@ -584,10 +792,18 @@ export class RaftNode {
       from: this.id,
       to: message.from,
       term: this.#term,
+      context: message.context,
+      sentTick: message.sentTick,
     });
   }
 
   #stepLeader(message: Message): void {
+    if (message.type === "readIndex") {
+      if (this.#progress.has(message.from)) {
+        this.#handleReadRequest(message.from, message.context);
+      }
+      return;
+    }
     const pr = this.#progress.get(message.from);
     if (pr === undefined) return;
     switch (message.type) {
@@ -597,13 +813,11 @@ export class RaftNode {
         return;
       case "heartbeatResp":
         pr.recentActive = true;
-        pr.probeSent = false;
-        if (pr.state === "replicate" && pr.inflights.full()) {
-          pr.inflights.freeFirstOne();
-        }
-        if (pr.match < this.#log.lastIndex()) {
-          this.#sendAppend(message.from, pr, false);
-        }
+        this.#handleHeartbeatResponse(message, pr);
+        return;
+      case "snapResp":
+        pr.recentActive = true;
+        this.#handleSnapshotResponse(message, pr);
         return;
       default:
         return;
@@ -619,7 +833,7 @@ export class RaftNode {
           message.logTerm,
         );
       }
-      if (pr.maybeDecrTo(message.index, probeNext)) {
+      if (pr.state !== "snapshot" && pr.maybeDecrTo(message.index, probeNext)) {
         if (pr.state === "replicate") pr.becomeProbe();
         this.#sendAppend(message.from, pr, true);
       }
@@ -628,10 +842,9 @@ export class RaftNode {
     const wasPaused = pr.isPaused();
     if (!pr.maybeUpdate(message.index)) return;
     if (pr.state === "probe") pr.becomeReplicate();
-    else pr.inflights.freeLE(message.index);
-    if (this.#maybeCommit()) {
-      this.#broadcastAppend();
-    } else if (wasPaused) {
+    else if (pr.state === "replicate") pr.inflights.freeLE(message.index);
+    else if (pr.match >= pr.snapshotIndex) pr.becomeProbe();
+    if (!this.#maybeCommit() && wasPaused) {
       // It may have missed a commit while paused: tell it even without entries.
       this.#sendAppend(message.from, pr, true);
     }
@@ -639,12 +852,47 @@ export class RaftNode {
     for (let i = 0; i < this.#config.maxInflightMessages; i++) {
       if (!this.#sendAppend(message.from, pr, false)) break;
     }
+    if (
+      message.from === this.#leadTransferee &&
+      pr.match === this.#log.lastIndex()
+    ) {
+      this.#sendTimeoutNow(message.from);
+    }
+  }
+
+  #handleHeartbeatResponse(
+    message: HeartbeatResponseMessage,
+    pr: Progress,
+  ): void {
+    pr.lastAckedTick = Math.max(pr.lastAckedTick, message.sentTick);
+    pr.probeSent = false;
+    if (pr.state === "replicate" && pr.inflights.full()) {
+      pr.inflights.freeFirstOne();
+    }
+    if (pr.state !== "snapshot" && pr.match < this.#log.lastIndex()) {
+      this.#sendAppend(message.from, pr, false);
+    }
+    if (message.context.byteLength === 0) return;
+    const acks = this.#readOnly.ack(message.context, message.from);
+    if (acks === undefined) return;
+    const votes = new Map([...acks].map((id) => [id, true]));
+    if (
+      jointVoteResult(
+        this.#members.voters,
+        this.#members.votersOutgoing,
+        votes,
+      ) !== "won"
+    ) return;
+    for (const request of this.#readOnly.releaseThrough(message.context)) {
+      this.#respondRead(request.from, request.index, request.context);
+    }
   }
 
   /** Commits the index a quorum holds, if its entry is from this term. */
   #maybeCommit(): boolean {
-    const committed = majorityCommitted(
-      this.#voters,
+    const committed = jointCommitted(
+      this.#members.voters,
+      this.#members.votersOutgoing,
       (id) => this.#progress.get(id)?.match,
     );
     if (committed <= this.#log.committed) return false;
@@ -653,7 +901,48 @@ export class RaftNode {
       return false;
     }
     this.#log.commitTo(committed);
+    this.#afterCommit();
     return true;
+  }
+
+  /** What a leader does when its commit index grows. */
+  #afterCommit(): void {
+    this.#broadcastAppend();
+    if (
+      this.#log.term(this.#log.committed) === this.#term &&
+      this.#pendingReads.length > 0
+    ) {
+      const pending = this.#pendingReads;
+      this.#pendingReads = [];
+      for (const read of pending) {
+        this.#handleReadRequest(read.from, read.context);
+      }
+    }
+    if (this.#confPending()) return;
+    if (isJoint(this.#conf)) {
+      // The joint configuration committed: leave it.
+      this.#appendEntry(encodeConfState(leaveJoint(this.#conf)), "confChange");
+      this.#broadcastAppend();
+      return;
+    }
+    if (!this.#members.voters.has(this.id)) this.#stepDownRemoved();
+  }
+
+  /** A removed leader hands over to its most up-to-date voter, then steps down. */
+  #stepDownRemoved(): void {
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const id of [...this.#members.voters].sort()) {
+      const match = this.#progress.get(id)?.match ?? 0;
+      if (match > bestMatch) {
+        best = id;
+        bestMatch = match;
+      }
+    }
+    if (best !== null && bestMatch === this.#log.lastIndex()) {
+      this.#sendTimeoutNow(best);
+    }
+    this.#becomeFollower(this.#term, null);
   }
 
   #broadcastAppend(): void {
@@ -662,15 +951,12 @@ export class RaftNode {
     }
   }
 
-  /** Sends entries from `pr.next`; returns whether a message went out. */
+  /** Sends entries from `pr.next` (or a snapshot); returns whether a message went out. */
   #sendAppend(to: NodeId, pr: Progress, sendIfEmpty: boolean): boolean {
     if (pr.isPaused()) return false;
     const prevIndex = (pr.next - 1) as LogIndex;
     const prevTerm = this.#log.term(prevIndex);
-    assert(
-      prevTerm !== undefined,
-      `Leader has no term at ${prevIndex} for '${to}' (snapshots come later)`,
-    );
+    if (prevTerm === undefined) return this.#startSnapshot(to, pr);
     const last = this.#log.lastIndex();
     const entries = pr.next <= last
       ? this.#log.slice(
@@ -712,19 +998,28 @@ export class RaftNode {
         this.#becomeFollower(this.#term, null);
         return;
       }
+      // A transfer that did not finish within an election timeout is abandoned.
+      this.#leadTransferee = null;
     }
+    this.#tickSnapshotTransfers();
     if (this.#heartbeatElapsed >= this.#config.heartbeatTicks) {
       this.#heartbeatElapsed = 0;
-      for (const [id, pr] of this.#progress) {
-        if (id === this.id) continue;
-        this.#send({
-          type: "heartbeat",
-          from: this.id,
-          to: id,
-          term: this.#term,
-          commit: Math.min(pr.match, this.#log.committed) as LogIndex,
-        });
-      }
+      this.#broadcastHeartbeat(this.#readOnly.lastContext());
+    }
+  }
+
+  #broadcastHeartbeat(context: Uint8Array): void {
+    for (const [id, pr] of this.#progress) {
+      if (id === this.id) continue;
+      this.#send({
+        type: "heartbeat",
+        from: this.id,
+        to: id,
+        term: this.#term,
+        commit: Math.min(pr.match, this.#log.committed) as LogIndex,
+        context,
+        sentTick: this.#tickCount,
+      });
     }
   }
 
@@ -732,18 +1027,340 @@ export class RaftNode {
   #quorumActive(): boolean {
     const active = new Map<NodeId, boolean>();
     for (const [id, pr] of this.#progress) {
-      if (id === this.id) active.set(id, true);
-      else if (pr.recentActive) active.set(id, true);
+      if (id === this.id || pr.recentActive) active.set(id, true);
       pr.recentActive = id === this.id;
     }
-    return majorityVoteResult(this.#voters, active) === "won";
+    return jointVoteResult(
+      this.#members.voters,
+      this.#members.votersOutgoing,
+      active,
+    ) === "won";
+  }
+
+  #sendTimeoutNow(to: NodeId): void {
+    this.#leaseRevoked = true;
+    this.#send({ type: "timeoutNow", from: this.id, to, term: this.#term });
+  }
+
+  // ------------------------------------------------------------- snapshots
+
+  #startSnapshot(to: NodeId, pr: Progress): boolean {
+    const snapshot = this.#snapshot;
+    assert(
+      snapshot !== null,
+      `Leader compacted its log without a snapshot, needed by '${to}'`,
+    );
+    pr.becomeSnapshot(snapshot.meta.index);
+    this.#sendSnapshotChunk(to, pr, snapshot);
+    return true;
+  }
+
+  #sendSnapshotChunk(to: NodeId, pr: Progress, snapshot: Snapshot): void {
+    const offset = pr.snapshotOffset;
+    const data = snapshot.data.subarray(
+      offset,
+      offset + this.#config.snapshotChunkBytes,
+    );
+    pr.snapshotAwaitedOffset = offset + data.byteLength;
+    this.#send({
+      type: "snap",
+      from: this.id,
+      to,
+      term: this.#term,
+      meta: snapshot.meta,
+      offset,
+      data,
+      done: pr.snapshotAwaitedOffset >= snapshot.data.byteLength,
+    });
+  }
+
+  #handleSnapshotResponse(
+    message: SnapshotResponseMessage,
+    pr: Progress,
+  ): void {
+    if (message.done) {
+      // Installed (or already covered): continue with entries after it.
+      pr.maybeUpdate(message.index);
+      if (pr.state === "snapshot") pr.becomeProbe();
+      this.#sendAppend(message.from, pr, true);
+      return;
+    }
+    if (pr.state !== "snapshot" || message.index !== pr.snapshotIndex) return;
+    const snapshot = this.#snapshot;
+    if (
+      snapshot === null || snapshot.meta.index !== pr.snapshotIndex ||
+      message.reject
+    ) {
+      // Restart from the first chunk of the newest snapshot.
+      if (snapshot !== null) {
+        this.#startSnapshotAgain(message.from, pr, snapshot);
+      }
+      return;
+    }
+    if (message.offset !== pr.snapshotAwaitedOffset) return;
+    pr.snapshotOffset = message.offset;
+    pr.snapshotElapsedTicks = 0;
+    this.#sendSnapshotChunk(message.from, pr, snapshot);
+  }
+
+  #startSnapshotAgain(to: NodeId, pr: Progress, snapshot: Snapshot): void {
+    pr.becomeSnapshot(snapshot.meta.index);
+    this.#sendSnapshotChunk(to, pr, snapshot);
+  }
+
+  /** Retries a snapshot transfer that has not progressed for an election timeout. */
+  #tickSnapshotTransfers(): void {
+    for (const [id, pr] of this.#progress) {
+      if (pr.state !== "snapshot") continue;
+      pr.snapshotElapsedTicks++;
+      if (
+        pr.snapshotElapsedTicks >= this.#config.electionTicks &&
+        this.#snapshot !== null
+      ) {
+        this.#startSnapshotAgain(id, pr, this.#snapshot);
+      }
+    }
+  }
+
+  #handleSnapshot(message: SnapshotMessage): void {
+    const reply = (
+      fields: {
+        index: LogIndex;
+        offset: number;
+        reject: boolean;
+        done: boolean;
+      },
+    ) =>
+      this.#send({
+        type: "snapResp",
+        from: this.id,
+        to: message.from,
+        term: this.#term,
+        ...fields,
+      });
+    const meta = message.meta;
+    if (meta.index <= this.#log.committed) {
+      this.#incoming = null;
+      reply({
+        index: this.#log.committed,
+        offset: 0,
+        reject: false,
+        done: true,
+      });
+      return;
+    }
+    if (message.offset === 0) this.#incoming = { message, chunks: [], size: 0 };
+    const incoming = this.#incoming;
+    const sameSnapshot = incoming !== null &&
+      incoming.message.meta.index === meta.index &&
+      incoming.message.meta.term === meta.term;
+    if (!sameSnapshot || message.offset > incoming.size) {
+      // A chunk of another or an interrupted transfer: ask to start over.
+      reply({ index: meta.index, offset: 0, reject: true, done: false });
+      return;
+    }
+    if (message.offset < incoming.size) {
+      // A duplicate: acknowledge what is already here.
+      reply({
+        index: meta.index,
+        offset: incoming.size,
+        reject: false,
+        done: false,
+      });
+      return;
+    }
+    incoming.chunks.push(message.data);
+    incoming.size += message.data.byteLength;
+    if (!message.done) {
+      reply({
+        index: meta.index,
+        offset: incoming.size,
+        reject: false,
+        done: false,
+      });
+      return;
+    }
+    this.#incoming = null;
+    if (this.#log.matchTerm(meta.index, meta.term)) {
+      // Our log already holds the snapshot's last entry: just move commit.
+      this.#log.commitTo(meta.index);
+    } else {
+      this.#installSnapshot({
+        meta,
+        data: concat(incoming.chunks, incoming.size),
+      });
+    }
+    reply({
+      index: meta.index,
+      offset: incoming.size,
+      reject: false,
+      done: true,
+    });
+  }
+
+  #installSnapshot(snapshot: Snapshot): void {
+    this.#log.restore(snapshot.meta.index, snapshot.meta.term);
+    this.#snapshot = snapshot;
+    this.#snapshotToInstall = snapshot;
+    if (this.#config.testingKnobs.snapshotSkipsMembership !== true) {
+      this.#baseConf = snapshot.meta.confState;
+    }
+    this.#confEntries = [];
+    this.#setConf(this.#baseConf);
+  }
+
+  // ----------------------------------------------------------------- reads
+
+  #handleReadRequest(from: NodeId, context: Uint8Array): void {
+    const knobs = this.#config.testingKnobs;
+    if (
+      this.#log.term(this.#log.committed) !== this.#term &&
+      knobs.readBeforeTermCommit !== true
+    ) {
+      // Until an entry of this term commits, the commit index may be stale.
+      if (this.#pendingReads.length < READ_REQUESTS_MAX) {
+        this.#pendingReads.push({ from, context });
+      }
+      return;
+    }
+    const index = this.#log.committed;
+    const selfOnly = new Map([[this.id, true]]);
+    if (
+      jointVoteResult(
+          this.#members.voters,
+          this.#members.votersOutgoing,
+          selfOnly,
+        ) === "won" ||
+      knobs.readWithoutQuorum === true ||
+      (this.#config.readOnly === "lease" && this.#leaseValid())
+    ) {
+      this.#respondRead(from, index, context);
+      return;
+    }
+    if (
+      this.#readOnly.add({ index, context, from, acks: new Set([this.id]) })
+    ) {
+      this.#broadcastHeartbeat(context);
+    }
+  }
+
+  /**
+   * The lease holds while fewer than `leaseTicks` of our ticks passed since we
+   * sent a heartbeat that a quorum acknowledged: each of those voters refuses
+   * other candidates for an election timeout after receiving it.
+   */
+  #leaseValid(): boolean {
+    if (this.#leadTransferee !== null || this.#leaseRevoked) return false;
+    const leaseStart = jointCommitted(
+      this.#members.voters,
+      this.#members.votersOutgoing,
+      (id) =>
+        (id === this.id
+          ? this.#tickCount
+          : this.#progress.get(id)?.lastAckedTick ?? -Infinity) as LogIndex,
+    );
+    return this.#tickCount - leaseStart < this.#config.leaseTicks;
+  }
+
+  #respondRead(from: NodeId, index: LogIndex, context: Uint8Array): void {
+    if (from === this.id) this.#readStates.push({ index, context });
+    else {this.#send({
+        type: "readIndexResp",
+        from: this.id,
+        to: from,
+        term: this.#term,
+        index,
+        context,
+      });}
+  }
+
+  // ------------------------------------------------------------ membership
+
+  /** Recomputes the configuration from the log, from `from` on. */
+  #refreshConf(from: LogIndex): void {
+    this.#confEntries = this.#confEntries.filter((c) => c.index < from);
+    const last = this.#log.lastIndex();
+    if (from <= last) {
+      for (
+        const entry of this.#log.slice(from, (last + 1) as LogIndex, Infinity)
+      ) {
+        if (entry.type === "confChange") {
+          this.#confEntries.push({
+            index: entry.index,
+            conf: decodeEntry(entry),
+          });
+        }
+      }
+    }
+    this.#setConf(this.#confEntries.at(-1)?.conf ?? this.#baseConf);
+  }
+
+  #setConf(conf: ConfState): void {
+    this.#conf = conf;
+    this.#members = membershipOf(conf);
+    if (this.#role !== "leader") return;
+    const last = this.#log.lastIndex();
+    const members = new Set(this.#memberIds());
+    for (const id of members) {
+      if (!this.#progress.has(id)) {
+        this.#progress.set(id, this.#newProgress(last));
+      }
+    }
+    for (const id of [...this.#progress.keys()]) {
+      if (!members.has(id) && id !== this.id) this.#progress.delete(id);
+    }
+    if (
+      this.#leadTransferee !== null &&
+      !this.#members.voters.has(this.#leadTransferee)
+    ) {
+      this.#leadTransferee = null;
+    }
+  }
+
+  /** The configuration in force at `index`. */
+  #confAt(index: LogIndex): ConfState {
+    let conf = this.#baseConf;
+    for (const c of this.#confEntries) {
+      if (c.index <= index) conf = c.conf;
+    }
+    return conf;
+  }
+
+  /** True while the latest configuration entry is not committed yet. */
+  #confPending(): boolean {
+    const latest = this.#confEntries.at(-1);
+    return latest !== undefined && latest.index > this.#log.committed;
   }
 
   // --------------------------------------------------------------- helpers
 
+  #checkCanPropose(): void {
+    if (this.#role !== "leader") {
+      if (this.#leader === null) {
+        throw new ProposalDroppedError(
+          "noLeader",
+          `Cannot propose on node '${this.id}' as no leader is known`,
+        );
+      }
+      throw new ProposalDroppedError(
+        "notLeader",
+        `Cannot propose on node '${this.id}' as it is not the leader: leader is '${this.#leader}'`,
+        this.#leader,
+      );
+    }
+    if (this.#leadTransferee !== null) {
+      throw new ProposalDroppedError(
+        "transferInProgress",
+        `Cannot propose on node '${this.id}' as leadership is being transferred to '${this.#leadTransferee}'`,
+        this.id,
+      );
+    }
+  }
+
   #appendEntry(data: Uint8Array, type: EntryType): LogIndex {
     const index = (this.#log.lastIndex() + 1) as LogIndex;
     this.#log.append([{ term: this.#term, index, type, data }]);
+    if (type === "confChange") this.#refreshConf(index);
     return index;
   }
 
@@ -753,7 +1370,7 @@ export class RaftNode {
     this.#uncommittedBytes = Math.max(0, this.#uncommittedBytes - bytes);
   }
 
-  #newProgress(id: NodeId, last: LogIndex): Progress {
+  #newProgress(last: LogIndex): Progress {
     return new Progress(
       0 as LogIndex,
       (last + 1) as LogIndex,
@@ -761,16 +1378,24 @@ export class RaftNode {
         this.#config.maxInflightMessages,
         this.#config.maxInflightBytes,
       ),
-      this.#learners.has(id),
     );
   }
 
-  #members(): NodeId[] {
-    return [...this.#voters, ...this.#learners];
+  #voterIds(): NodeId[] {
+    return [
+      ...new Set([...this.#members.voters, ...this.#members.votersOutgoing]),
+    ];
+  }
+
+  #memberIds(): NodeId[] {
+    return [
+      ...new Set([...this.#voterIds(), ...this.#members.learners, this.id]),
+    ];
   }
 
   #promotable(): boolean {
-    return this.#voters.has(this.id);
+    return this.#members.voters.has(this.id) ||
+      this.#members.votersOutgoing.has(this.id);
   }
 
   #applyUnstable(): boolean {
@@ -788,6 +1413,34 @@ export class RaftNode {
   #softState(): SoftState {
     return { leader: this.#leader, role: this.#role };
   }
+}
+
+function isFromLeader(message: Message): boolean {
+  return message.type === "app" || message.type === "heartbeat" ||
+    message.type === "snap" ||
+    message.type === "timeoutNow" || message.type === "readIndexResp";
+}
+
+function decodeEntry(entry: Entry): ConfState {
+  try {
+    return decodeConfState(entry.data);
+  } catch (error) {
+    // Only the core writes configuration entries; a bad one is a broken invariant.
+    assert(
+      false,
+      `Configuration entry ${entry.term}/${entry.index} is malformed: ${error}`,
+    );
+  }
+}
+
+function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
 }
 
 function sameHardState(a: HardState, b: HardState): boolean {

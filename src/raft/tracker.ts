@@ -10,7 +10,7 @@ import { assert } from "./assert.ts";
 import type { LogIndex } from "./types.ts";
 
 /** Replication state of one follower. */
-export type ProgressState = "probe" | "replicate";
+export type ProgressState = "probe" | "replicate" | "snapshot";
 
 /** A bounded ring of in-flight AppendEntries, by last index and bytes. */
 export class Inflights {
@@ -107,18 +107,32 @@ export class Progress {
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
   readonly inflights: Inflights;
-  readonly isLearner: boolean;
+  /** The leader tick of the newest heartbeat this peer acknowledged (lease reads). */
+  lastAckedTick = -Infinity;
+  /** In snapshot: the snapshot index being sent. */
+  snapshotIndex = 0 as LogIndex;
+  /** In snapshot: offset of the next chunk to send. */
+  snapshotOffset = 0;
+  /** In snapshot: the offset the follower should acknowledge next (-1 = nothing in flight). */
+  snapshotAwaitedOffset = -1;
+  /** In snapshot: ticks since the last acknowledged chunk. */
+  snapshotElapsedTicks = 0;
 
-  constructor(
-    match: LogIndex,
-    next: LogIndex,
-    inflights: Inflights,
-    isLearner: boolean,
-  ) {
+  constructor(match: LogIndex, next: LogIndex, inflights: Inflights) {
     this.match = match;
     this.next = next;
     this.inflights = inflights;
-    this.isLearner = isLearner;
+  }
+
+  /** Switches to sending the snapshot at `index`, from its first chunk. */
+  becomeSnapshot(index: LogIndex): void {
+    this.state = "snapshot";
+    this.probeSent = false;
+    this.inflights.reset();
+    this.snapshotIndex = index;
+    this.snapshotOffset = 0;
+    this.snapshotAwaitedOffset = -1;
+    this.snapshotElapsedTicks = 0;
   }
 
   /** Switches to probing from `match + 1`. */
@@ -139,6 +153,7 @@ export class Progress {
 
   /** True when nothing more may be sent until an answer arrives. */
   isPaused(): boolean {
+    if (this.state === "snapshot") return true;
     return this.state === "probe" ? this.probeSent : this.inflights.full();
   }
 

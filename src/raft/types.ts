@@ -47,10 +47,45 @@ export interface HardState {
   readonly commit: LogIndex;
 }
 
-/** The membership of the group: voters, and learners that never vote. */
+/**
+ * The membership of the group. In a joint configuration (`votersOutgoing`
+ * non-empty) every decision needs a majority of `voters` and a majority of
+ * `votersOutgoing`. Learners receive the log but never vote.
+ */
 export interface ConfState {
   readonly voters: readonly NodeId[];
+  /** The old voters while a joint change is in progress; empty otherwise. */
+  readonly votersOutgoing: readonly NodeId[];
   readonly learners: readonly NodeId[];
+}
+
+/** A requested membership change, applied through joint consensus. */
+export type ConfChange =
+  | { readonly type: "addLearner"; readonly node: NodeId }
+  | { readonly type: "promote"; readonly node: NodeId }
+  | { readonly type: "addVoter"; readonly node: NodeId }
+  | { readonly type: "remove"; readonly node: NodeId }
+  /** Replace the whole voter set at once (e.g. swap the leader out). */
+  | { readonly type: "replaceVoters"; readonly voters: readonly NodeId[] };
+
+/** What a snapshot describes: the state as of (`index`, `term`), with its membership. */
+export interface SnapshotMeta {
+  readonly index: LogIndex;
+  readonly term: Term;
+  readonly confState: ConfState;
+}
+
+/** An application snapshot: opaque bytes plus what they describe. */
+export interface Snapshot {
+  readonly meta: SnapshotMeta;
+  readonly data: Uint8Array;
+}
+
+/** A read whose index a quorum confirmed; serve it once applied ≥ `index`. */
+export interface ReadState {
+  readonly index: LogIndex;
+  /** The caller's request context, echoed unchanged. */
+  readonly context: Uint8Array;
 }
 
 /** Role of a node. Changes only through the core's `become*()` methods. */
@@ -90,6 +125,8 @@ export interface VoteMessage extends MessageBase {
   readonly type: "vote" | "preVote";
   readonly logTerm: Term;
   readonly index: LogIndex;
+  /** Sent on a leader's request (TimeoutNow): receivers bypass their leader lease. */
+  readonly transfer: boolean;
 }
 
 /** Answer to RequestVote or PreVote. */
@@ -102,11 +139,56 @@ export interface VoteResponseMessage extends MessageBase {
 export interface HeartbeatMessage extends MessageBase {
   readonly type: "heartbeat";
   readonly commit: LogIndex;
+  /** The leader's own tick count when sent; echoed back to time the lease. */
+  readonly sentTick: number;
+  /** ReadIndex round this heartbeat confirms leadership for (empty = none). */
+  readonly context: Uint8Array;
 }
 
-/** Answer to a heartbeat. */
+/** Answer to a heartbeat, echoing its context. */
 export interface HeartbeatResponseMessage extends MessageBase {
   readonly type: "heartbeatResp";
+  readonly context: Uint8Array;
+  /** The `sentTick` of the heartbeat this answers. */
+  readonly sentTick: number;
+}
+
+/** One chunk of a snapshot sent to a follower whose next entry is compacted away. */
+export interface SnapshotMessage extends MessageBase {
+  readonly type: "snap";
+  readonly meta: SnapshotMeta;
+  /** Byte offset of `data` in the whole snapshot. */
+  readonly offset: number;
+  readonly data: Uint8Array;
+  /** True on the last chunk. */
+  readonly done: boolean;
+}
+
+/** Acknowledges snapshot chunks: the offset expected next, or a reject to restart. */
+export interface SnapshotResponseMessage extends MessageBase {
+  readonly type: "snapResp";
+  readonly index: LogIndex;
+  readonly offset: number;
+  readonly reject: boolean;
+  readonly done: boolean;
+}
+
+/** Leader transfer: the target campaigns at once, bypassing PreVote and leases. */
+export interface TimeoutNowMessage extends MessageBase {
+  readonly type: "timeoutNow";
+}
+
+/** A follower asks the leader to confirm a read index for `context`. */
+export interface ReadIndexMessage extends MessageBase {
+  readonly type: "readIndex";
+  readonly context: Uint8Array;
+}
+
+/** The leader's confirmed read index for `context`. */
+export interface ReadIndexResponseMessage extends MessageBase {
+  readonly type: "readIndexResp";
+  readonly index: LogIndex;
+  readonly context: Uint8Array;
 }
 
 /** Every message peers exchange. */
@@ -116,7 +198,12 @@ export type Message =
   | VoteMessage
   | VoteResponseMessage
   | HeartbeatMessage
-  | HeartbeatResponseMessage;
+  | HeartbeatResponseMessage
+  | SnapshotMessage
+  | SnapshotResponseMessage
+  | TimeoutNowMessage
+  | ReadIndexMessage
+  | ReadIndexResponseMessage;
 
 /** The kinds of {@linkcode Message}. */
 export type MessageType = Message["type"];
@@ -136,9 +223,13 @@ export interface SoftState {
 export interface Ready {
   readonly softState: SoftState | null;
   readonly hardState: HardState | null;
+  /** A snapshot received from the leader: install it (state and log) before `entries`. */
+  readonly snapshot: Snapshot | null;
   readonly entries: readonly Entry[];
   readonly committedEntries: readonly Entry[];
   readonly messages: readonly Message[];
+  /** Reads confirmed by a quorum; serve each once applied ≥ its index. */
+  readonly readStates: readonly ReadState[];
 }
 
 /** A source of randomness the core draws from; the simulator seeds it. */
@@ -160,12 +251,24 @@ export interface TestingKnobs {
   readonly forgetVoteOnRestart?: boolean;
   /** Hand entries to the application before they are committed. */
   readonly applyUncommitted?: boolean;
+  /** Serve ReadIndex without confirming leadership with a quorum. */
+  readonly readWithoutQuorum?: boolean;
+  /** Serve ReadIndex before an entry of the current term has committed. */
+  readonly readBeforeTermCommit?: boolean;
+  /** Serve lease reads while followers still grant votes to challengers. */
+  readonly leaseWithoutVoteGuard?: boolean;
+  /** Apply membership changes that alter voters in one step, without joint consensus. */
+  readonly singleStepDoubleChange?: boolean;
+  /** Install a snapshot without taking its membership. */
+  readonly snapshotSkipsMembership?: boolean;
 }
 
 /** What a restarting node had durably stored. */
 export interface RaftStorageState {
   readonly hardState: HardState;
-  /** Durable entries, contiguous, in index order. */
+  /** The last snapshot installed or taken, if any; entries follow its index. */
+  readonly snapshot?: Snapshot | null;
+  /** Durable entries, contiguous, in index order, after the snapshot's index. */
   readonly entries: readonly Entry[];
   /** The last index the application has applied (entries up to it are never handed out again). */
   readonly applied: LogIndex;
@@ -175,8 +278,10 @@ export interface RaftStorageState {
 export interface RaftConfig {
   /** This node's id; must be one of `voters` or `learners` when the log is empty. */
   readonly id: NodeId;
-  /** The initial membership, used when storage holds no configuration. */
+  /** The initial membership, used when storage holds no configuration (empty for a node that joins). */
   readonly voters: readonly NodeId[];
+  /** Initial learners, likewise. Default none. */
+  readonly learners?: readonly NodeId[];
   /** Ticks without hearing from a leader before campaigning (randomized in [n, 2n)). Default 10. */
   readonly electionTicks?: number;
   /** Ticks between heartbeats from a leader. Must be less than `electionTicks`. Default 1. */
@@ -195,6 +300,17 @@ export interface RaftConfig {
   readonly maxUncommittedBytes?: number;
   /** Bytes of committed entries handed out in one Ready. Default 16 MiB. */
   readonly maxCommittedBytesPerReady?: number;
+  /** How reads are confirmed: a heartbeat round (safe) or the leader lease (needs checkQuorum). Default "safe". */
+  readonly readOnly?: "safe" | "lease";
+  /**
+   * Ticks a lease read may rely on after a quorum acknowledged a heartbeat,
+   * counted from when that heartbeat was sent. Must be less than
+   * `electionTicks`; the gap absorbs tick-rate skew between nodes (the default
+   * tolerates followers' clocks running up to 25% fast). Default 80% of `electionTicks`.
+   */
+  readonly leaseTicks?: number;
+  /** Bytes of snapshot data per `snap` message. Default 1 MiB. */
+  readonly snapshotChunkBytes?: number;
   /** Seeded randomness for election timeouts. */
   readonly random: RandomSource;
   /** Planted bugs; only the simulator sets them. */
