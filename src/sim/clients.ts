@@ -1,0 +1,351 @@
+/**
+ * Simulated clients: each issues one operation at a time on a small key
+ * space, through the log, to the node it believes leads, and records a
+ * history for the linearizability checker.
+ *
+ * An operation completes when its entry (index, term) is applied on the node
+ * it was proposed to. A different entry applied there means the attempt
+ * definitely failed, so it is retried; an operation that never took effect is
+ * left out of the history. At its deadline an operation whose attempt may
+ * still take effect is recorded as unknown, never as failed.
+ *
+ * @module
+ */
+import { ProposalDroppedError } from "../raft/errors.ts";
+import type { Entry, LogIndex, Term } from "../raft/types.ts";
+import type { EventQueue } from "./event_queue.ts";
+import {
+  commandId,
+  encodeCommand,
+  type KvCommand,
+} from "./kv_state_machine.ts";
+import type { KvInput, KvOutput, Operation } from "./lincheck.ts";
+import type { SeededRandom } from "./random.ts";
+import type { SimNode } from "./sim_node.ts";
+
+/** One entry of the history handed to the checker. */
+export type KvOperation = Operation<KvInput, KvOutput>;
+
+/** Budgets and shape of the client workload. */
+export interface WorkloadOptions {
+  readonly clients: number;
+  readonly keys: number;
+  /** Operations issued in total by the regular clients. */
+  readonly ops: number;
+  /** Simulated time after which no new operation starts, in ms. */
+  readonly issueUntilMs: number;
+  /** Time an operation may take before it is recorded as unknown, in ms. */
+  readonly deadlineMs: number;
+  /** Upper bound of a client's pause between operations, in ms. */
+  readonly thinkMsMax: number;
+}
+
+interface PendingOperation {
+  readonly client: SimClient;
+  readonly seq: number;
+  readonly input: KvInput;
+  readonly call: number;
+  attempt: number;
+  /** Where the current attempt's entry must be applied, if it was proposed. */
+  waiting: { node: number; index: LogIndex; term: Term; id: string } | null;
+  done: boolean;
+}
+
+interface SimClient {
+  readonly id: number;
+  readonly random: SeededRandom;
+  leaderGuess: number;
+  seq: number;
+  /** Values this client saw per key, for plausible compare-and-sets. */
+  readonly seen: Map<string, string | null>;
+  /** Operations left for this client; Infinity never. */
+  remaining: number;
+  /** Called when an operation ends (acknowledged, unknown or dropped). */
+  onDone: ((acknowledged: boolean) => void) | null;
+}
+
+/** All clients, their pending operations, and the recorded history. */
+export class ClientPool {
+  readonly #queue: EventQueue;
+  readonly #nodes: readonly SimNode[];
+  readonly #options: WorkloadOptions;
+  readonly #trace: ((line: string) => void) | null;
+  readonly #makeRandom: (label: string) => SeededRandom;
+  readonly #history: KvOperation[] = [];
+  readonly #pending = new Set<PendingOperation>();
+  /** Per node: log index → operations waiting for that index to be applied. */
+  readonly #waiters: Map<LogIndex, PendingOperation[]>[];
+  readonly #clients: SimClient[] = [];
+  #clock = 0;
+  /** Ids of acknowledged commands, to check they survive. */
+  readonly acknowledged: string[] = [];
+  readonly counts = { acknowledged: 0, unknown: 0, dropped: 0 };
+
+  constructor(
+    queue: EventQueue,
+    nodes: readonly SimNode[],
+    options: WorkloadOptions,
+    makeRandom: (label: string) => SeededRandom,
+    trace: ((line: string) => void) | null,
+  ) {
+    this.#queue = queue;
+    this.#nodes = nodes;
+    this.#options = options;
+    this.#makeRandom = makeRandom;
+    this.#trace = trace;
+    this.#waiters = nodes.map(() => new Map());
+  }
+
+  /** Starts the regular clients; they share the operation budget. */
+  start(): void {
+    const { clients, ops } = this.#options;
+    for (let id = 1; id <= clients; id++) {
+      const share = Math.floor(ops / clients) + (id <= ops % clients ? 1 : 0);
+      const client = this.#newClient(id, share);
+      this.#queue.after(
+        client.random.between(0, this.#options.thinkMsMax),
+        () => this.#next(client),
+      );
+    }
+  }
+
+  /**
+   * Issues `count` fresh writes one after another from a new client, each
+   * with `deadlineMs`; `done` gets how many were acknowledged.
+   */
+  writeFresh(
+    count: number,
+    deadlineMs: number,
+    done: (acknowledged: number) => void,
+  ): void {
+    const client = this.#newClient(this.#options.clients + 1, count);
+    let acknowledged = 0;
+    let finished = 0;
+    client.onDone = (ok) => {
+      if (ok) acknowledged++;
+      if (++finished === count) done(acknowledged);
+      else this.#startOperation(client, deadlineMs, true);
+    };
+    this.#startOperation(client, deadlineMs, true);
+  }
+
+  /** Number of operations not yet finished. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** The history: finished operations, and pending ones as unknown. */
+  history(): KvOperation[] {
+    const out = [...this.#history];
+    for (const op of this.#pending) {
+      if (op.waiting === null) continue;
+      out.push(unknownOperation(op));
+    }
+    return out;
+  }
+
+  /** A node applied `entry`: settles every operation waiting on its index. */
+  applied(
+    node: SimNode,
+    entry: Entry,
+    command: KvCommand | null,
+    output: KvOutput | null,
+  ): void {
+    const nodeIndex = this.#nodes.indexOf(node);
+    const waiting = this.#waiters[nodeIndex]?.get(entry.index);
+    if (waiting === undefined) return;
+    this.#waiters[nodeIndex]!.delete(entry.index);
+    for (const op of waiting) {
+      const target = op.waiting;
+      if (op.done || target === null) continue;
+      op.waiting = null;
+      if (
+        command !== null && output !== null && entry.term === target.term &&
+        commandId(command) === target.id
+      ) {
+        this.#complete(op, output, target.id);
+      } else {
+        // Another entry holds the index: this attempt can never take effect.
+        this.#retry(op, 0);
+      }
+    }
+  }
+
+  #newClient(id: number, operations: number): SimClient {
+    const random = this.#makeRandom(`client:${id}`);
+    const client: SimClient = {
+      id,
+      random,
+      leaderGuess: random.nextInt(this.#nodes.length),
+      seq: 0,
+      seen: new Map(),
+      remaining: operations,
+      onDone: null,
+    };
+    this.#clients.push(client);
+    return client;
+  }
+
+  #next(client: SimClient): void {
+    if (client.remaining <= 0) return;
+    if (this.#queue.now >= this.#options.issueUntilMs) return;
+    this.#startOperation(client, this.#options.deadlineMs, false);
+  }
+
+  #startOperation(client: SimClient, deadlineMs: number, writeOnly: boolean) {
+    client.remaining--;
+    const op: PendingOperation = {
+      client,
+      seq: ++client.seq,
+      input: this.#chooseInput(client, writeOnly),
+      call: ++this.#clock,
+      attempt: 0,
+      waiting: null,
+      done: false,
+    };
+    this.#pending.add(op);
+    this.#queue.after(deadlineMs, () => this.#expire(op));
+    this.#attempt(op);
+  }
+
+  #chooseInput(client: SimClient, writeOnly: boolean): KvInput {
+    const random = client.random;
+    const key = `k${random.nextInt(this.#options.keys)}`;
+    const value = `${client.id}.${client.seq}`;
+    if (writeOnly) return { op: "put", key, value };
+    const roll = random.nextInt(100);
+    if (roll < 35) return { op: "get", key };
+    if (roll < 60) return { op: "put", key, value };
+    if (roll < 72) return { op: "append", key, value: `+${value}` };
+    if (roll < 90) {
+      const seen = client.seen.get(key);
+      const expected = seen !== undefined && random.chance(0.7)
+        ? seen
+        : random.chance(0.5)
+        ? null
+        : `${random.between(1, this.#options.clients)}.${random.between(1, 5)}`;
+      return { op: "cas", key, expected, value };
+    }
+    return { op: "delete", key };
+  }
+
+  #attempt(op: PendingOperation): void {
+    if (op.done) return;
+    const client = op.client;
+    const random = client.random;
+    const node = this.#nodes[client.leaderGuess]!;
+    if (!node.available) {
+      // Connection refused or no answer: the proposal never happened.
+      client.leaderGuess = random.nextInt(this.#nodes.length);
+      this.#retry(op, random.between(5, 20));
+      return;
+    }
+    op.attempt++;
+    const command: KvCommand = {
+      clientId: client.id,
+      seq: op.seq,
+      attempt: op.attempt,
+      op: op.input,
+    };
+    let placed: { index: LogIndex; term: Term } | null;
+    try {
+      placed = node.propose(encodeCommand(command));
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      this.#dropped(op, error);
+      return;
+    }
+    if (placed === null) {
+      this.#retry(op, random.between(5, 20));
+      return;
+    }
+    const id = commandId(command);
+    op.waiting = { node: client.leaderGuess, ...placed, id };
+    const waiters = this.#waiters[client.leaderGuess]!;
+    const list = waiters.get(placed.index);
+    if (list === undefined) waiters.set(placed.index, [op]);
+    else list.push(op);
+  }
+
+  #dropped(op: PendingOperation, error: ProposalDroppedError): void {
+    const client = op.client;
+    const random = client.random;
+    if (error.reason === "notLeader" && error.leader !== null) {
+      const leader = this.#nodes.findIndex((node) => node.id === error.leader);
+      if (leader >= 0) client.leaderGuess = leader;
+      this.#retry(op, random.between(1, 3));
+      return;
+    }
+    if (error.reason === "noLeader") {
+      client.leaderGuess = random.nextInt(this.#nodes.length);
+    }
+    this.#retry(op, random.between(20, 60));
+  }
+
+  #retry(op: PendingOperation, delayMs: number): void {
+    this.#queue.after(delayMs, () => this.#attempt(op));
+  }
+
+  #complete(op: PendingOperation, output: KvOutput, id: string): void {
+    op.done = true;
+    this.#pending.delete(op);
+    const record: KvOperation = {
+      clientId: op.client.id,
+      input: op.input,
+      output,
+      call: op.call,
+      return: ++this.#clock,
+    };
+    this.#history.push(record);
+    this.counts.acknowledged++;
+    this.acknowledged.push(id);
+    if ("value" in output) op.client.seen.set(op.input.key, output.value);
+    else if (output.ok && op.input.op === "put") {
+      op.client.seen.set(op.input.key, op.input.value);
+    }
+    this.#trace?.(
+      `client ${op.client.id} ok ${JSON.stringify(op.input)} -> ${
+        JSON.stringify(output)
+      }`,
+    );
+    this.#finished(op.client, true);
+  }
+
+  #expire(op: PendingOperation): void {
+    if (op.done) return;
+    op.done = true;
+    this.#pending.delete(op);
+    if (op.waiting !== null) {
+      this.#history.push(unknownOperation(op));
+      this.counts.unknown++;
+      this.#trace?.(
+        `client ${op.client.id} unknown ${JSON.stringify(op.input)}`,
+      );
+    } else {
+      this.counts.dropped++;
+    }
+    op.waiting = null;
+    this.#finished(op.client, false);
+  }
+
+  #finished(client: SimClient, acknowledged: boolean): void {
+    if (client.onDone !== null) {
+      client.onDone(acknowledged);
+      return;
+    }
+    this.#queue.after(
+      client.random.between(0, this.#options.thinkMsMax),
+      () => this.#next(client),
+    );
+  }
+}
+
+function unknownOperation(op: PendingOperation): KvOperation {
+  return {
+    clientId: op.client.id,
+    input: op.input,
+    output: undefined,
+    call: op.call,
+    return: Infinity,
+  };
+}

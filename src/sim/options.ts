@@ -1,0 +1,109 @@
+/**
+ * What one simulated run is asked to do: cluster size, faults, planted bug,
+ * budgets. Validated before any work.
+ *
+ * @module
+ */
+import type { TestingKnobs } from "../raft/types.ts";
+
+/** Faults the nemesis can inject. */
+export const FAULT_NAMES = [
+  "delay",
+  "drop",
+  "duplicate",
+  "reorder",
+  "partition",
+  "asymmetric",
+  "swizzle",
+  "crash",
+  "pause",
+] as const;
+
+/** One kind of fault. */
+export type FaultName = typeof FAULT_NAMES[number];
+
+/** Planted bugs and the testing knob each one sets. */
+export const BUGS = {
+  "commit-previous-term": { commitPreviousTerm: true },
+  "vote-ignores-log": { voteIgnoresLog: true },
+  "forget-vote-on-restart": { forgetVoteOnRestart: true },
+  "apply-uncommitted": { applyUncommitted: true },
+} as const satisfies Record<string, TestingKnobs>;
+
+/** Name of a planted bug. */
+export type BugName = keyof typeof BUGS;
+
+/** Options of one seed's run. */
+export interface SimOptions {
+  readonly seed: number;
+  /** 3 or 5. */
+  readonly nodes: number;
+  readonly faults: readonly FaultName[];
+  readonly bug: BugName | null;
+  /** Ticks of the faulty phase (each tick is 10 ms of simulated time). */
+  readonly ticks: number;
+  /** Client operations issued during the faulty phase. */
+  readonly ops: number;
+  /** Collect a trace of deliveries, drops, faults and role changes. */
+  readonly trace: boolean;
+  /** Wall-clock budget of the linearizability check, in milliseconds. */
+  readonly lincheckTimeoutMs: number;
+}
+
+/** Defaults, tuned so correct runs are fast and planted bugs show early. */
+export const DEFAULT_OPTIONS: Omit<SimOptions, "seed"> = {
+  nodes: 3,
+  faults: FAULT_NAMES,
+  bug: null,
+  ticks: 600,
+  ops: 120,
+  trace: false,
+  lincheckTimeoutMs: 10_000,
+};
+
+/**
+ * Parses `all`, `none` or a comma list of fault names.
+ *
+ * @throws {TypeError} For an unknown fault name.
+ */
+export function parseFaults(text: string): FaultName[] {
+  if (text === "all") return [...FAULT_NAMES];
+  if (text === "none" || text === "") return [];
+  const names = text.split(",").map((name) => name.trim());
+  for (const name of names) {
+    if (!(FAULT_NAMES as readonly string[]).includes(name)) {
+      throw new TypeError(
+        `Cannot parse faults as '${name}' is not a fault: expected all, none or a comma list of ${
+          FAULT_NAMES.join(", ")
+        }`,
+      );
+    }
+  }
+  return names as FaultName[];
+}
+
+/** True when `name` is a planted bug's name. */
+export function isBugName(name: string): name is BugName {
+  return Object.hasOwn(BUGS, name);
+}
+
+/**
+ * Checks a run's options.
+ *
+ * @throws {RangeError} When a number is out of range.
+ */
+export function validateOptions(options: SimOptions): void {
+  if (options.nodes !== 3 && options.nodes !== 5) {
+    throw new RangeError(
+      `Cannot simulate as 'nodes' must be 3 or 5: current value is ${options.nodes}`,
+    );
+  }
+  for (const name of ["seed", "ticks", "ops"] as const) {
+    const value = options[name];
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(
+        `Cannot simulate as '${name}' must be a non-negative integer: current value is ${value}`,
+      );
+    }
+  }
+}

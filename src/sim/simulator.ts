@@ -1,0 +1,349 @@
+/**
+ * Runs one seed: builds a cluster of simulated nodes, network, clients and
+ * nemesis from the seed, runs the faulty phase with invariants checked after
+ * every step, heals everything and demands liveness, then checks the history
+ * for linearizability. The first violation ends the run.
+ *
+ * @module
+ */
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import type { Message, NodeId } from "../raft/types.ts";
+import { ClientPool } from "./clients.ts";
+import { EventQueue } from "./event_queue.ts";
+import { InvariantChecker } from "./invariants.ts";
+import { checkOperations, kvModel } from "./lincheck.ts";
+import { describeMessage, SimNetwork } from "./network.ts";
+import { Nemesis } from "./nemesis.ts";
+import { BUGS, type SimOptions, validateOptions } from "./options.ts";
+import { SeededRandom } from "./random.ts";
+import { SimNode } from "./sim_node.ts";
+
+/** Simulated milliseconds per tick. */
+export const TICK_MS = 10;
+/** Budget of the healed phase, in ticks: a leader, fresh commits, catch-up. */
+const livenessTicksMax = 400;
+/** Fresh writes demanded after healing. */
+const freshWrites = 3;
+/** Client operation deadline, in ms. */
+const operationDeadlineMs = 1_500;
+
+/** What one seed's run found. */
+export interface SeedResult {
+  readonly seed: number;
+  readonly nodes: number;
+  /** The first violation, or null when the run passed. */
+  readonly violation: string | null;
+  /** Trace lines, when asked for. */
+  readonly trace: readonly string[] | null;
+  readonly stats: {
+    readonly events: number;
+    readonly simulatedMs: number;
+    readonly messagesSent: number;
+    readonly acknowledged: number;
+    readonly unknown: number;
+    readonly historyLength: number;
+    readonly finalCommit: number;
+  };
+}
+
+/**
+ * Runs one seed to its end or its first violation.
+ *
+ * @param options The seed, cluster size, faults, planted bug and budgets.
+ * @returns The violation found (or null), the trace if asked, and counts.
+ * @throws {RangeError} When the options are out of range.
+ */
+export function runSeed(options: SimOptions): SeedResult {
+  validateOptions(options);
+  const simulation = new Simulation(options);
+  return simulation.run();
+}
+
+class Simulation {
+  readonly #options: SimOptions;
+  readonly #queue = new EventQueue();
+  readonly #checker = new InvariantChecker();
+  readonly #traceLines: string[] | null;
+  readonly #trace: ((line: string) => void) | null;
+  readonly #nodes: SimNode[];
+  readonly #byId = new Map<string, SimNode>();
+  readonly #network: SimNetwork;
+  readonly #clients: ClientPool;
+  readonly #nemesis: Nemesis;
+  #events = 0;
+
+  constructor(options: SimOptions) {
+    this.#options = options;
+    this.#traceLines = options.trace ? [] : null;
+    const lines = this.#traceLines;
+    const queue = this.#queue;
+    this.#trace = lines === null
+      ? null
+      : (line) => lines.push(`${queue.now} ${line}`);
+    const random = (label: string) => new SeededRandom(options.seed, label);
+    const ids = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+    this.#network = new SimNetwork(
+      queue,
+      random("network"),
+      ids,
+      (message) => this.#deliver(message),
+      this.#trace,
+    );
+    const tuning = random("tuning");
+    const maxMessageBytes = tuning.pick([48, 256, 4096]);
+    const maxInflightMessages = tuning.pick([2, 8, 64]);
+    const maxUncommittedBytes = tuning.pick([2048, 65536]);
+    const knobs = options.bug === null ? undefined : BUGS[options.bug];
+    this.#nodes = ids.map((id) =>
+      new SimNode(
+        {
+          id: id as NodeId,
+          voters: ids as NodeId[],
+          electionTicks: 10,
+          heartbeatTicks: 2,
+          maxMessageBytes,
+          maxInflightMessages,
+          maxUncommittedBytes,
+          random: random(`raft:${id}`),
+          testingKnobs: knobs,
+        },
+        {
+          queue,
+          checker: this.#checker,
+          send: (message) => this.#network.send(message),
+          applied: (node, entry, command, output) =>
+            this.#clients.applied(node, entry, command, output),
+          trace: this.#trace,
+        },
+        random(`disk:${id}`),
+      )
+    );
+    for (const node of this.#nodes) this.#byId.set(node.id, node);
+    const clientCount = options.nodes === 3 ? 3 : 4;
+    const faultyMs = options.ticks * TICK_MS;
+    this.#clients = new ClientPool(
+      queue,
+      this.#nodes,
+      {
+        clients: clientCount,
+        keys: 3,
+        ops: options.ops,
+        issueUntilMs: faultyMs,
+        deadlineMs: operationDeadlineMs,
+        thinkMsMax: Math.max(
+          1,
+          Math.floor((2 * faultyMs * clientCount) / Math.max(1, options.ops)),
+        ),
+      },
+      random,
+      this.#trace,
+    );
+    this.#nemesis = new Nemesis(
+      queue,
+      random("nemesis"),
+      this.#nodes,
+      this.#network,
+      options.faults,
+      this.#trace,
+    );
+  }
+
+  run(): SeedResult {
+    const faultyMs = this.#options.ticks * TICK_MS;
+    const tickOffsets = new SeededRandom(this.#options.seed, "ticks");
+    for (const node of this.#nodes) {
+      node.start();
+      const tick = () => {
+        node.tick();
+        this.#queue.after(TICK_MS, tick);
+      };
+      this.#queue.after(tickOffsets.between(0, TICK_MS - 1), tick);
+    }
+    this.#nemesis.start(faultyMs);
+    this.#clients.start();
+    this.#runUntil(() => this.#queue.peekTime() > faultyMs);
+    if (this.#checker.violation === null) this.#livenessPhase(faultyMs);
+    if (this.#checker.violation === null) this.#checkDurability();
+    if (this.#checker.violation === null) this.#checkLinearizability();
+    return this.#result();
+  }
+
+  /** Runs events until `done()` or a violation. */
+  #runUntil(done: () => boolean): void {
+    const checker = this.#checker;
+    while (checker.violation === null && !done()) {
+      if (!this.#queue.runNext()) return;
+      this.#events++;
+    }
+  }
+
+  #deliver(message: Message): void {
+    const node = this.#byId.get(message.to);
+    if (node === undefined) return;
+    const trace = this.#trace;
+    if (trace !== null) {
+      const state = node.raft === null
+        ? "drop"
+        : node.paused
+        ? "hold"
+        : "deliver";
+      trace(
+        `${state} ${describeMessage(message)}${
+          state === "drop" ? " (down)" : ""
+        }`,
+      );
+    }
+    node.receive(message);
+  }
+
+  /** Heals every fault; demands a leader, fresh commits and full catch-up. */
+  #livenessPhase(faultyMs: number): void {
+    this.#trace?.("heal all");
+    this.#nemesis.healAll();
+    const budgetMs = livenessTicksMax * TICK_MS;
+    const endMs = faultyMs + budgetMs;
+    let fresh: number | null = null;
+    this.#clients.writeFresh(freshWrites, budgetMs, (acknowledged) => {
+      fresh = acknowledged;
+    });
+    let nextCheckMs = this.#queue.now;
+    let quiet = false;
+    this.#runUntil(() => {
+      const now = this.#queue.peekTime();
+      if (now > endMs) return true;
+      if (now < nextCheckMs) return false;
+      nextCheckMs = now + TICK_MS;
+      quiet = fresh === freshWrites && this.#quiescent();
+      return quiet;
+    });
+    if (this.#checker.violation !== null || quiet) return;
+    this.#checker.fail(
+      `liveness: not quiescent ${livenessTicksMax} ticks after healing: ${
+        fresh === null
+          ? "fresh writes unfinished"
+          : `${fresh}/${freshWrites} fresh writes acknowledged`
+      }; ${this.#describeNodes()}`,
+    );
+  }
+
+  #quiescent(): boolean {
+    if (this.#clients.pendingCount > 0) return false;
+    let leader: string | null = null;
+    let term = -1;
+    let commit = -1;
+    for (const node of this.#nodes) {
+      const raft = node.raft;
+      if (raft === null || node.paused || node.syncing) return false;
+      const status = raft.status();
+      if (status.role === "leader") leader = status.id;
+      if (term === -1) {
+        term = status.term;
+        commit = status.commit;
+      }
+      if (
+        status.term !== term || status.commit !== commit ||
+        status.applied !== commit || status.lastIndex !== commit ||
+        status.leader === null || raft.hasReady()
+      ) {
+        return false;
+      }
+    }
+    return leader !== null &&
+      this.#nodes.every((node) => node.raft?.status().leader === leader);
+  }
+
+  #describeNodes(): string {
+    return this.#nodes.map((node) => {
+      const status = node.raft?.status();
+      if (status === undefined) return `${node.id} down`;
+      return `${node.id} ${status.role} t${status.term} leader=${status.leader} commit=${status.commit} applied=${status.applied} last=${status.lastIndex}`;
+    }).join(", ");
+  }
+
+  /** Every acknowledged command is in every node's state machine. */
+  #checkDurability(): void {
+    for (const id of this.#clients.acknowledged) {
+      for (const node of this.#nodes) {
+        if (!node.appliedCommands.has(id)) {
+          this.#checker.fail(
+            `durability: acknowledged command '${id}' is missing from '${node.id}'`,
+          );
+          return;
+        }
+      }
+    }
+  }
+
+  #checkLinearizability(): void {
+    const history = this.#clients.history();
+    const result = checkOperations(kvModel, history, {
+      timeoutMs: this.#options.lincheckTimeoutMs,
+    });
+    if (result.verdict === "linearizable") return;
+    if (result.verdict === "undecided") {
+      this.#checker.fail(
+        `linearizability undecided: no verdict within ${this.#options.lincheckTimeoutMs} ms on ${history.length} operations`,
+      );
+      return;
+    }
+    const detail = result.detail;
+    this.#checker.fail(
+      `linearizability: history is not linearizable${
+        detail === undefined
+          ? ""
+          : ` on ${detail.partition}: ${detail.operations.join("; ")}`
+      }`,
+    );
+  }
+
+  #result(): SeedResult {
+    const lines = this.#traceLines;
+    if (lines !== null) {
+      const violation = this.#checker.violation;
+      if (violation !== null) lines.push(`violation ${violation}`);
+      for (const node of this.#nodes) {
+        lines.push(`hash ${node.id} ${nodeDigest(node)}`);
+      }
+    }
+    let finalCommit = 0;
+    for (const node of this.#nodes) {
+      finalCommit = Math.max(finalCommit, node.durableHardState.commit);
+    }
+    return {
+      seed: this.#options.seed,
+      nodes: this.#options.nodes,
+      violation: this.#checker.violation,
+      trace: lines,
+      stats: {
+        events: this.#events,
+        simulatedMs: this.#queue.now,
+        messagesSent: this.#network.counts.sent,
+        acknowledged: this.#clients.counts.acknowledged,
+        unknown: this.#clients.counts.unknown,
+        historyLength: this.#clients.history().length,
+        finalCommit,
+      },
+    };
+  }
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** SHA-256 of a node's durable log, hard state and state machine. */
+function nodeDigest(node: SimNode): string {
+  const hardState = node.durableHardState;
+  const parts = [
+    `hardState ${hardState.term} ${hardState.vote} ${hardState.commit}`,
+  ];
+  for (const entry of node.durableEntries) {
+    parts.push(
+      `${entry.index} ${entry.term} ${entry.type} ${
+        decoder.decode(entry.data)
+      }`,
+    );
+  }
+  parts.push(`state ${node.stateMachine.canonical()}`);
+  return bytesToHex(sha256(encoder.encode(parts.join("\n"))));
+}
