@@ -12,7 +12,11 @@ import { append } from "./helpers/transport_messages.ts";
 const clusterKey = await makeClusterKey();
 
 peerTransportConformance("QuicTransport", async ({ queueCapacity }) => {
-  const limits = { queueCapacity, connectTimeoutMs: 500, handshakeTimeoutMs: 500 };
+  const limits = {
+    queueCapacity,
+    connectTimeoutMs: 500,
+    handshakeTimeoutMs: 500,
+  };
   const a = await startQuicNode(clusterKey, limits);
   const b = await startQuicNode(clusterKey, limits);
   meshQuicNodes([a, b]);

@@ -11,3 +11,4 @@ export * from "./identity.ts";
 export * from "./certificate.ts";
 export * from "./credential.ts";
 export * from "./handshake.ts";
+export * from "./ticket.ts";

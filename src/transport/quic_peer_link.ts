@@ -94,7 +94,6 @@ export class PeerLink {
 
   /** Sends a request frame once connected. */
   async request(
-    id: number,
     frame: (channel: StreamChannel) => Uint8Array,
   ): Promise<void> {
     const channel = await this.#connect();

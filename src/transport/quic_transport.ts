@@ -179,7 +179,7 @@ export class QuicTransport implements PeerTransport {
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const { id, result } = this.#pending.open(to, request.method, timeoutMs);
     this.#requestPeers.set(id, to);
-    link.request(id, (channel) => channel.frame({ kind: "request", id, request }))
+    link.request((channel) => channel.frame({ kind: "request", id, request }))
       .catch((error: Error) => this.#pending.fail(id, error));
     return await result.finally(() => this.#requestPeers.delete(id));
   }
