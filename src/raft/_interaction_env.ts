@@ -5,9 +5,11 @@
  *
  * @module
  */
+import { ConfChangeError } from "./confchange.ts";
 import { ProposalDroppedError } from "./errors.ts";
 import { RaftNode } from "./raft_node.ts";
 import type {
+  ConfChange,
   Entry,
   HardState,
   LogIndex,
@@ -15,6 +17,7 @@ import type {
   NodeId,
   RaftConfig,
   Ready,
+  Snapshot,
   Term,
 } from "./types.ts";
 import { nodeId } from "./types.ts";
@@ -28,6 +31,7 @@ export interface Command {
 
 interface Durable {
   hardState: HardState;
+  snapshot: Snapshot | null;
   entries: Entry[];
 }
 
@@ -109,6 +113,43 @@ export class InteractionEnv {
         this.#addNodes(Number(command.args[0]), command.options);
         out.push(...[...this.#nodes.values()].map((n) => this.#describe(n.id)));
         break;
+      case "add-joiner":
+        this.#addJoiner(ids[0]!, command.options);
+        out.push(this.#describe(ids[0]!));
+        break;
+      case "conf-change":
+        out.push(this.#attempt(() => {
+          const index = this.#node(ids[0]!).proposeConfChange(
+            parseConfChange(command.options),
+          );
+          return `proposed configuration at index ${index}`;
+        }));
+        break;
+      case "transfer-leader":
+        out.push(this.#attempt(() => {
+          this.#node(ids[0]!).transferLeader(ids[1]!);
+          return `transferring to ${ids[1]}`;
+        }));
+        break;
+      case "read-index":
+        out.push(this.#attempt(() => {
+          this.#node(ids[0]!).readIndex(
+            new TextEncoder().encode(command.args[1] ?? ""),
+          );
+          return "read requested";
+        }));
+        break;
+      case "snapshot":
+        out.push(this.#snapshot(ids[0]!));
+        break;
+      case "drop-msgs":
+        for (const id of ids) {
+          out.push(
+            `dropped ${this.#mailboxes.get(id)?.length ?? 0} messages to ${id}`,
+          );
+        }
+        for (const id of ids) this.#mailboxes.set(id, []);
+        break;
       case "campaign":
         this.#node(ids[0]!).campaign();
         break;
@@ -169,41 +210,85 @@ export class InteractionEnv {
       { length: count },
       (_, i) => nodeId(String(i + 1)),
     );
-    for (const id of voters) {
-      const config: RaftConfig = {
-        id,
-        voters,
-        random: ZERO_RANDOM,
-        electionTicks: Number(options.get("election") ?? "10"),
-        heartbeatTicks: Number(options.get("heartbeat") ?? "1"),
-        preVote: options.get("prevote") !== "false",
-        checkQuorum: options.get("checkquorum") !== "false",
-        maxInflightMessages: Number(options.get("inflight") ?? "256"),
-        maxUncommittedBytes: Number(
-          options.get("uncommitted") ?? String(64 * 1024 * 1024),
-        ),
-      };
-      this.#configs.set(id, config);
-      this.#nodes.set(id, new RaftNode(config));
-      this.#durable.set(id, {
-        hardState: { term: 0 as Term, vote: null, commit: 0 as LogIndex },
-        entries: [],
-      });
-      this.#applied.set(id, []);
-      this.#mailboxes.set(id, []);
-    }
+    for (const id of voters) this.#addNode(id, voters, options);
+  }
+
+  /** A node that joins later: it knows no membership until the leader sends it. */
+  #addJoiner(id: NodeId, options: ReadonlyMap<string, string>): void {
+    this.#addNode(id, [], options);
+  }
+
+  #addNode(
+    id: NodeId,
+    voters: readonly NodeId[],
+    options: ReadonlyMap<string, string>,
+  ): void {
+    const config: RaftConfig = {
+      id,
+      voters,
+      random: ZERO_RANDOM,
+      electionTicks: Number(options.get("election") ?? "10"),
+      heartbeatTicks: Number(options.get("heartbeat") ?? "1"),
+      preVote: options.get("prevote") !== "false",
+      checkQuorum: options.get("checkquorum") !== "false",
+      maxInflightMessages: Number(options.get("inflight") ?? "256"),
+      maxUncommittedBytes: Number(
+        options.get("uncommitted") ?? String(64 * 1024 * 1024),
+      ),
+      readOnly: options.get("read") === "lease" ? "lease" : "safe",
+      snapshotChunkBytes: Number(options.get("chunk") ?? String(1024 * 1024)),
+    };
+    this.#configs.set(id, config);
+    this.#nodes.set(id, new RaftNode(config));
+    this.#durable.set(id, {
+      hardState: { term: 0 as Term, vote: null, commit: 0 as LogIndex },
+      snapshot: null,
+      entries: [],
+    });
+    this.#applied.set(id, []);
+    this.#mailboxes.set(id, []);
   }
 
   #propose(id: NodeId, data: string): string {
+    return this.#attempt(() =>
+      `proposed at index ${
+        this.#node(id).propose(new TextEncoder().encode(data))
+      }`
+    );
+  }
+
+  /** Runs a call that may be refused with a typed error, and prints either outcome. */
+  #attempt(call: () => string): string {
     try {
-      const index = this.#node(id).propose(new TextEncoder().encode(data));
-      return `proposed at index ${index}`;
+      return call();
     } catch (error) {
       if (error instanceof ProposalDroppedError) {
         return `dropped: ${error.reason}: ${error.message}`;
       }
+      if (error instanceof ConfChangeError) return `refused: ${error.message}`;
       throw error;
     }
+  }
+
+  /** Snapshots the applied state: its data is the applied entries' data joined. */
+  #snapshot(id: NodeId): string {
+    const node = this.#node(id);
+    const data = this.#applied.get(id)!
+      .filter((e) => e.type === "normal" && e.data.byteLength > 0)
+      .map((e) => decoder.decode(e.data))
+      .join(",");
+    const snapshot = node.takeSnapshot(
+      node.status().applied,
+      new TextEncoder().encode(data),
+    );
+    const durable = this.#durable.get(id)!;
+    durable.snapshot = snapshot;
+    durable.entries = durable.entries.filter((e) =>
+      e.index > snapshot.meta.index
+    );
+    return `snapshot at ${snapshot.meta.term}/${snapshot.meta.index} data=${
+      JSON.stringify(data)
+    }`;
   }
 
   #ticks(ids: readonly NodeId[], count: number): void {
@@ -225,6 +310,18 @@ export class InteractionEnv {
 
   #persist(id: NodeId, ready: Ready): void {
     const durable = this.#durable.get(id)!;
+    if (ready.snapshot !== null) {
+      // Installing a snapshot replaces the state and the log.
+      durable.snapshot = ready.snapshot;
+      durable.entries = [];
+      const meta = ready.snapshot.meta;
+      this.#applied.set(id, [{
+        term: meta.term,
+        index: meta.index,
+        type: "normal",
+        data: ready.snapshot.data,
+      }]);
+    }
     const first = ready.entries[0];
     if (first !== undefined) {
       durable.entries = durable.entries.filter((e) => e.index < first.index)
@@ -289,23 +386,37 @@ export class InteractionEnv {
       id,
       new RaftNode(this.#configs.get(id)!, {
         hardState: durable.hardState,
+        snapshot: durable.snapshot,
         entries: durable.entries,
-        applied: 0 as LogIndex,
+        applied: durable.snapshot?.meta.index ?? (0 as LogIndex),
       }),
     );
-    this.#applied.set(id, []);
+    const meta = durable.snapshot?.meta;
+    this.#applied.set(
+      id,
+      meta === undefined ? [] : [{
+        term: meta.term,
+        index: meta.index,
+        type: "normal",
+        data: durable.snapshot!.data,
+      }],
+    );
     this.#mailboxes.set(id, []);
     return `restarted ${id} at ${this.#describe(id)}`;
   }
 
   #raftLog(id: NodeId): string[] {
     const status = this.#node(id).status();
+    const first = (status.snapshotIndex + 1) as LogIndex;
     const entries = this.#node(id).entries(
-      1 as LogIndex,
+      first,
       (status.lastIndex + 1) as LogIndex,
     );
-    if (entries.length === 0) return ["log is empty"];
-    return entries.map(formatEntry);
+    const head = status.snapshotIndex > 0
+      ? [`(snapshot at ${status.snapshotIndex})`]
+      : [];
+    if (entries.length === 0) return [...head, "log is empty"];
+    return [...head, ...entries.map(formatEntry)];
   }
 
   #appliedOf(id: NodeId): string[] {
@@ -317,9 +428,17 @@ export class InteractionEnv {
 
   #describe(id: NodeId): string {
     const s = this.#node(id).status();
+    const joint = s.conf.votersOutgoing.length > 0
+      ? ` outgoing=${s.conf.votersOutgoing.join(",")}`
+      : "";
+    const learners = s.conf.learners.length > 0
+      ? ` learners=${s.conf.learners.join(",")}`
+      : "";
     return `${id}: ${s.role} term=${s.term} vote=${s.vote ?? "none"} leader=${
       s.leader ?? "none"
-    } last=${s.lastIndex} commit=${s.commit} applied=${s.applied}`;
+    } last=${s.lastIndex} commit=${s.commit} applied=${s.applied} voters=${
+      s.conf.voters.join(",") || "none"
+    }${joint}${learners}`;
   }
 
   #node(id: NodeId | undefined): RaftNode {
@@ -343,6 +462,14 @@ export function formatReady(ready: Ready): string[] {
       `hard term=${hs.term} vote=${hs.vote ?? "none"} commit=${hs.commit}`,
     );
   }
+  if (ready.snapshot !== null) {
+    const meta = ready.snapshot.meta;
+    out.push(
+      `install snapshot ${meta.term}/${meta.index} voters=${
+        meta.confState.voters.join(",")
+      } data=${JSON.stringify(decoder.decode(ready.snapshot.data))}`,
+    );
+  }
   if (ready.entries.length > 0) {
     out.push(`persist: ${ready.entries.map(formatEntry).join(", ")}`);
   }
@@ -354,6 +481,26 @@ export function formatReady(ready: Ready): string[] {
     out.push(`read index=${r.index}${formatContext(r.context)}`);
   }
   return out;
+}
+
+/** Reads `type=addLearner node=4` or `type=replaceVoters voters=1,2,4`. */
+function parseConfChange(options: ReadonlyMap<string, string>): ConfChange {
+  const type = options.get("type");
+  const node = nodeId(options.get("node") ?? "");
+  switch (type) {
+    case "addLearner":
+    case "promote":
+    case "addVoter":
+    case "remove":
+      return { type, node };
+    case "replaceVoters":
+      return {
+        type,
+        voters: (options.get("voters") ?? "").split(",").map(nodeId),
+      };
+    default:
+      throw new TypeError(`Unknown conf change type '${type}'`);
+  }
 }
 
 /** Parses `name arg arg key=value` into a command. */

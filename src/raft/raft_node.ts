@@ -87,8 +87,6 @@ const EMPTY_STORAGE: RaftStorageState = {
   applied: 0 as LogIndex,
 };
 
-const NO_CONTEXT = new Uint8Array(0);
-
 /** One member of a Raft group. */
 export class RaftNode {
   readonly #config: ResolvedRaftConfig;
@@ -160,7 +158,11 @@ export class RaftNode {
     this.#vote = this.#config.testingKnobs.forgetVoteOnRestart
       ? null
       : hardState.vote;
-    this.#restartGuard = this.#config.readOnly === "lease";
+    // A restarted node may have acknowledged a leader's lease just before it
+    // stopped: it refuses votes for one election timeout, as if it still heard
+    // from that leader. A node that never held a term has nothing to guard.
+    this.#restartGuard = this.#config.readOnly === "lease" &&
+      hardState.term > 0;
     this.#previousHardState = hardState;
     this.#previousSoftState = { leader: null, role: "follower" };
     this.#becomeFollower(this.#term, null);
@@ -870,7 +872,8 @@ export class RaftNode {
       pr.inflights.freeFirstOne();
     }
     if (pr.state !== "snapshot" && pr.match < this.#log.lastIndex()) {
-      this.#sendAppend(message.from, pr, false);
+      // Behind: probe even without new entries, so lost appends are noticed.
+      this.#sendAppend(message.from, pr, true);
     }
     if (message.context.byteLength === 0) return;
     const acks = this.#readOnly.ack(message.context, message.from);
