@@ -9,6 +9,7 @@
 export type ProtocolErrorCode =
   | "frameTooLarge"
   | "truncatedFrame"
+  | "streamEnded"
   | "malformedPayload"
   | "unknownFrameKind"
   | "unknownMessageType"

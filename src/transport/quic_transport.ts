@@ -426,7 +426,7 @@ export class QuicTransport implements PeerTransport {
       try {
         envelope = await channel.receive();
       } catch (error) {
-        if (error instanceof ProtocolError && error.code !== "truncatedFrame") {
+        if (error instanceof ProtocolError && error.code !== "streamEnded") {
           this.#log(
             "warn",
             error.code,

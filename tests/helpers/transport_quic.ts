@@ -62,3 +62,41 @@ export function meshQuicNodes(nodes: readonly QuicTestNode[]): void {
     }
   }
 }
+
+/** Opens a raw QUIC connection to `node`, pinned to its certificate. */
+export function rawConnect(
+  node: QuicTestNode,
+  alpn = "aspen/1",
+  endpoint?: Deno.QuicEndpoint,
+): Promise<Deno.QuicConn> {
+  return Deno.connectQuic({
+    hostname: "127.0.0.1",
+    port: node.address.port,
+    alpnProtocols: [alpn],
+    serverName: "localhost",
+    endpoint,
+    maxIdleTimeout: 2000,
+    serverCertificateHashes: [{
+      algorithm: "sha-256",
+      value: node.address.certificateHash,
+    }],
+  } as Deno.ConnectQuicOptions<false>);
+}
+
+/** Waits for `promise`, failing after `ms`. */
+export function within<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
+        ms,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
