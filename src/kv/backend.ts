@@ -1,0 +1,96 @@
+/**
+ * The port between Aspen's KV front ends (HTTP API, KV Connect, the client
+ * module's server side) and whatever serves the data: a single in-process
+ * state machine for tests, or the Raft-replicated node runtime.
+ *
+ * @module
+ */
+import type {
+  KvAtomicOperation,
+  KvEntry,
+  KvFailureReason,
+  Versionstamp,
+} from "./types.ts";
+
+/** One range of a read: keys in [start, end), at most `limit`, optionally reversed. */
+export interface KvReadRange {
+  readonly start: Uint8Array;
+  readonly end: Uint8Array;
+  readonly limit: number;
+  readonly reverse: boolean;
+}
+
+/** "strong": linearizable (ReadIndex); "eventual": the local replica as it is. */
+export type KvConsistency = "strong" | "eventual";
+
+/** A commit that applied, with the versionstamp of its log entry. */
+export interface KvCommitOk {
+  readonly ok: true;
+  readonly versionstamp: Versionstamp;
+}
+
+/** A commit decided not to apply (a check failed, a type mismatch…): nothing changed. */
+export interface KvCommitFailed {
+  readonly ok: false;
+  readonly reason: KvFailureReason;
+  readonly message: string;
+  /** Indexes of the checks that failed, when `reason` is "checkFailed". */
+  readonly failedChecks: readonly number[];
+}
+
+/** The decided outcome of an atomic operation. */
+export type KvCommitResult = KvCommitOk | KvCommitFailed;
+
+/**
+ * Nothing was proposed (no leader, no quorum, shutting down): the request is
+ * safe to retry anywhere. HTTP maps it to 503.
+ */
+export class KvUnavailableError extends Error {
+  override name = "KvUnavailableError";
+}
+
+/**
+ * The operation was proposed but its outcome is not known (deadline passed,
+ * leader lost): it may or may not have applied. Never reported as failed.
+ */
+export class KvOutcomeUnknownError extends Error {
+  override name = "KvOutcomeUnknownError";
+}
+
+/** What serves Deno KV operations. */
+export interface KvBackend {
+  /** A lowercase UUID naming this database (the cluster). */
+  readonly databaseId: string;
+
+  /**
+   * Reads each range from one consistent view of the state.
+   *
+   * @throws {KvUnavailableError} When a strong read cannot be confirmed.
+   */
+  read(
+    ranges: readonly KvReadRange[],
+    consistency: KvConsistency,
+    signal?: AbortSignal,
+  ): Promise<KvEntry[][]>;
+
+  /**
+   * Commits an atomic operation (already validated against the limits).
+   *
+   * @throws {KvUnavailableError} When nothing was proposed.
+   * @throws {KvOutcomeUnknownError} When it was proposed but the outcome is unknown.
+   */
+  commit(
+    operation: KvAtomicOperation,
+    signal?: AbortSignal,
+  ): Promise<KvCommitResult>;
+
+  /**
+   * Streams the values of `keys`: first their current values, then again
+   * whenever any of them changes, until `signal` aborts. Each yield has one
+   * slot per key (null = absent).
+   */
+  watch(
+    keys: readonly Uint8Array[],
+    signal: AbortSignal,
+  ): AsyncIterable<readonly (KvEntry | null)[]>;
+}
