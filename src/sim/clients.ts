@@ -171,6 +171,32 @@ export class ClientPool {
     }
   }
 
+  /**
+   * The node's log no longer holds an attempt's (index, term): the entry was
+   * overwritten or lost before it was ever sent, so it can never commit
+   * (leader completeness and log matching). The attempt is retried.
+   */
+  checkLost(node: SimNode): void {
+    const nodeIndex = this.#nodes.indexOf(node);
+    const waiters = this.#waiters[nodeIndex];
+    if (waiters === undefined || waiters.size === 0 || node.raft === null) {
+      return;
+    }
+    for (const [index, list] of waiters) {
+      const term = node.termAt(index);
+      const lost = list.filter((op) => op.waiting?.term !== term);
+      if (lost.length === 0) continue;
+      const kept = list.filter((op) => !lost.includes(op));
+      if (kept.length === 0) waiters.delete(index);
+      else waiters.set(index, kept);
+      for (const op of lost) {
+        if (op.done || op.waiting === null) continue;
+        op.waiting = null;
+        this.#retry(op, 0);
+      }
+    }
+  }
+
   #newClient(id: number, operations: number): SimClient {
     const random = this.#makeRandom(`client:${id}`);
     const client: SimClient = {

@@ -10,8 +10,21 @@ import type { FaultName } from "./options.ts";
 import type { SeededRandom } from "./random.ts";
 import type { SimNode } from "./sim_node.ts";
 
-/** Faults active at once, at most. */
-const activeFaultsMax = 3;
+/** Faults active (or armed) at once, at most. */
+const activeFaultsMax = 4;
+/** Probability that a node fault is armed for the next leader instead of hitting now. */
+const trapProbability = 0.5;
+/** An armed fault that found no new leader in this time is dropped, in ms. */
+const trapExpiryMs = 1_000;
+/** When an armed fault hits a new leader: on election, or on its first commit. */
+type TrapMoment = "elected" | "firstCommit";
+/** Faults that can be armed for the next leader. */
+const TRAPPABLE: ReadonlySet<FaultName> = new Set([
+  "crash",
+  "pause",
+  "partition",
+  "asymmetric",
+]);
 
 /** Schedules faults; `healAll()` ends every active one. */
 export class Nemesis {
@@ -24,6 +37,7 @@ export class Nemesis {
   /** Heal actions of active faults, by a unique number. */
   readonly #active = new Map<number, { name: FaultName; heal: () => void }>();
   #nextFault = 0;
+  #traps: { id: number; name: FaultName; moment: TrapMoment }[] = [];
   #stopped = false;
   /** Faults injected, by name, for reports. */
   readonly counts = new Map<FaultName, number>();
@@ -76,8 +90,16 @@ export class Nemesis {
     for (const { name: active } of this.#active.values()) {
       if (active === name && name !== "crash" && name !== "pause") return;
     }
-    const heal = this.#apply(name);
-    if (heal === null) return;
+    if (TRAPPABLE.has(name) && this.#random.chance(trapProbability)) {
+      this.#arm(name);
+      return;
+    }
+    const heal = this.#apply(name, null);
+    if (heal !== null) this.#register(name, heal);
+  }
+
+  /** Keeps an applied fault active until its random duration ends. */
+  #register(name: FaultName, heal: () => void): void {
     this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
     const id = this.#nextFault++;
     let healed = false;
@@ -88,9 +110,54 @@ export class Nemesis {
       heal();
     };
     this.#active.set(id, { name, heal: once });
-    const duration = this.#duration(name);
-    this.#queue.after(duration, () => {
+    this.#queue.after(this.#duration(name), () => {
       if (!this.#stopped) once();
+    });
+  }
+
+  /**
+   * Arms a fault that hits the next node to become leader a few milliseconds
+   * after it does, while its first entries are still in flight: the moment
+   * where an unsafe commit rule or vote rule does its damage.
+   */
+  #arm(name: FaultName): void {
+    const id = this.#nextFault++;
+    this.#active.set(id, {
+      name,
+      heal: () => {
+        this.#active.delete(id);
+        this.#traps = this.#traps.filter((trap) => trap.id !== id);
+      },
+    });
+    const moment: TrapMoment = this.#random.chance(0.5)
+      ? "elected"
+      : "firstCommit";
+    this.#traps.push({ id, name, moment });
+    this.#trace?.(`fault arm ${name} of the next leader (${moment})`);
+    this.#queue.after(trapExpiryMs, () => this.#active.get(id)?.heal());
+  }
+
+  /** A node just became leader: springs the oldest trap armed for that moment. */
+  leaderElected(node: SimNode): void {
+    this.#spring(node, "elected", 25);
+  }
+
+  /** A leader advanced its commit index for the first time in its term. */
+  leaderFirstCommit(node: SimNode): void {
+    this.#spring(node, "firstCommit", 2);
+  }
+
+  #spring(node: SimNode, moment: TrapMoment, delayMsMax: number): void {
+    if (this.#stopped) return;
+    const index = this.#traps.findIndex((trap) => trap.moment === moment);
+    const trap = this.#traps[index];
+    if (trap === undefined) return;
+    this.#traps.splice(index, 1);
+    this.#active.delete(trap.id);
+    this.#queue.after(this.#random.between(0, delayMsMax), () => {
+      if (this.#stopped || node.raft === null) return;
+      const heal = this.#apply(trap.name, node);
+      if (heal !== null) this.#register(trap.name, heal);
     });
   }
 
@@ -115,16 +182,16 @@ export class Nemesis {
   }
 
   /** Applies a fault; returns how to heal it, or null when it does not apply now. */
-  #apply(name: FaultName): (() => void) | null {
+  #apply(name: FaultName, target: SimNode | null): (() => void) | null {
     const random = this.#random;
     const network = this.#network;
     switch (name) {
       case "crash":
       case "pause":
-        return this.#stopNode(name);
+        return this.#stopNode(name, target);
       case "partition":
       case "asymmetric":
-        return this.#partition(name === "partition");
+        return this.#partition(name === "partition", target);
       case "swizzle":
         return this.#swizzle();
       case "drop": {
@@ -178,10 +245,15 @@ export class Nemesis {
     return this.#random.pick(candidates);
   }
 
-  #stopNode(kind: "crash" | "pause"): (() => void) | null {
+  #stopNode(
+    kind: "crash" | "pause",
+    target: SimNode | null,
+  ): (() => void) | null {
     const available = this.#nodes.filter((node) => node.available);
     if (available.length <= 1) return null;
-    const node = this.#target(available);
+    const node = target !== null && target.available
+      ? target
+      : this.#target(available);
     if (node === null) return null;
     this.#trace?.(`fault ${kind} ${node.id}`);
     if (kind === "pause") {
@@ -198,19 +270,22 @@ export class Nemesis {
     };
   }
 
-  #split(): [SimNode[], SimNode[]] {
+  #split(target: SimNode | null): [SimNode[], SimNode[]] {
     const shuffled = this.#random.shuffle(this.#nodes);
-    const leader = this.#target(shuffled);
+    const leader = target ?? this.#target(shuffled);
     if (leader !== null) {
       shuffled.splice(shuffled.indexOf(leader), 1);
       shuffled.unshift(leader);
     }
-    const size = this.#random.between(1, shuffled.length - 1);
+    // A targeted node (a fresh leader) is cut off alone.
+    const size = target !== null
+      ? 1
+      : this.#random.between(1, shuffled.length - 1);
     return [shuffled.slice(0, size), shuffled.slice(size)];
   }
 
-  #partition(symmetric: boolean): () => void {
-    const [side, rest] = this.#split();
+  #partition(symmetric: boolean, target: SimNode | null): () => void {
+    const [side, rest] = this.#split(target);
     const links: [string, string][] = [];
     for (const a of side) {
       for (const b of rest) {

@@ -42,6 +42,10 @@ export interface NodeEnvironment {
     command: KvCommand | null,
     output: KvOutput | null,
   ): void;
+  /** Called when a node becomes leader. */
+  leaderElected(node: SimNode): void;
+  /** Called when a leader advances its commit index for the first time in its term. */
+  leaderFirstCommit(node: SimNode): void;
   readonly trace: ((line: string) => void) | null;
 }
 
@@ -75,6 +79,7 @@ export class SimNode {
   #role: Role = "follower";
   #term = 0 as Term;
   #commitSeen = 0 as LogIndex;
+  #firstCommitTerm = -1;
 
   constructor(
     config: RaftConfig,
@@ -185,6 +190,15 @@ export class SimNode {
     const term = raft.status().term;
     this.#pump();
     return { index, term };
+  }
+
+  /** Term of the entry at `index` in the running process's log, or undefined. */
+  termAt(index: LogIndex): Term | undefined {
+    const raft = this.raft;
+    if (raft === null || index < 1 || index > raft.status().lastIndex) {
+      return undefined;
+    }
+    return raft.entries(index, (index + 1) as LogIndex)[0]?.term;
   }
 
   /** Term of the durable entry at `index`, or undefined. */
@@ -315,6 +329,10 @@ export class SimNode {
         ),
       );
       this.#commitSeen = status.commit;
+      if (status.role === "leader" && this.#firstCommitTerm !== status.term) {
+        this.#firstCommitTerm = status.term;
+        this.#environment.leaderFirstCommit(this);
+      }
     }
     if (status.role !== this.#role || status.term !== this.#term) {
       if (status.role !== this.#role) {
@@ -322,8 +340,10 @@ export class SimNode {
           `role ${this.id} ${this.#role}->${status.role} t${status.term}`,
         );
       }
+      const elected = status.role === "leader" && this.#role !== "leader";
       this.#role = status.role;
       this.#term = status.term;
+      if (elected) this.#environment.leaderElected(this);
       checker.observeRole(this.id, status.role, status.term, (index) => {
         if (index < 1 || index > raft.status().lastIndex) {
           return index === 0 ? 0 as Term : undefined;

@@ -91,7 +91,7 @@ class Simulation {
       this.#trace,
     );
     const tuning = random("tuning");
-    const maxMessageBytes = tuning.pick([48, 256, 4096]);
+    const maxMessageBytes = tuning.pick([48, 48, 256, 4096]);
     const maxInflightMessages = tuning.pick([2, 8, 64]);
     const maxUncommittedBytes = tuning.pick([2048, 65536]);
     const knobs = options.bug === null ? undefined : BUGS[options.bug];
@@ -114,6 +114,8 @@ class Simulation {
           send: (message) => this.#network.send(message),
           applied: (node, entry, command, output) =>
             this.#clients.applied(node, entry, command, output),
+          leaderElected: (node) => this.#nemesis.leaderElected(node),
+          leaderFirstCommit: (node) => this.#nemesis.leaderFirstCommit(node),
           trace: this.#trace,
         },
         random(`disk:${id}`),
@@ -156,6 +158,7 @@ class Simulation {
       node.start();
       const tick = () => {
         node.tick();
+        this.#clients.checkLost(node);
         this.#queue.after(TICK_MS, tick);
       };
       this.#queue.after(tickOffsets.between(0, TICK_MS - 1), tick);
