@@ -55,8 +55,8 @@ export const DEFAULT_OPTIONS: Omit<SimOptions, "seed"> = {
   nodes: 3,
   faults: FAULT_NAMES,
   bug: null,
-  ticks: 600,
-  ops: 120,
+  ticks: 1500,
+  ops: 300,
   trace: false,
   lincheckTimeoutMs: 10_000,
 };

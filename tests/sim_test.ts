@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import { EventQueue } from "../src/sim/event_queue.ts";
+import { parseCli } from "../src/sim/main.ts";
+import {
+  type BugName,
+  BUGS,
+  DEFAULT_OPTIONS,
+  type SimOptions,
+} from "../src/sim/options.ts";
+import { SeededRandom } from "../src/sim/random.ts";
+import { runSeed, type SeedResult } from "../src/sim/simulator.ts";
+
+/** Seeds each planted bug must be found within (3 nodes, all faults). */
+const BUG_SEED_CAP = 500;
+
+function options(
+  seed: number,
+  overrides: Partial<SimOptions> = {},
+): SimOptions {
+  return { ...DEFAULT_OPTIONS, seed, ...overrides };
+}
+
+function runSeeds(count: number, nodes: number): SeedResult[] {
+  const failures: SeedResult[] = [];
+  for (let seed = 1; seed <= count; seed++) {
+    const result = runSeed(options(seed, { nodes }));
+    if (result.violation !== null) failures.push(result);
+  }
+  return failures;
+}
+
+function describe(failures: readonly SeedResult[]): string {
+  return failures.map((f) => `seed ${f.seed}: ${f.violation}`).join("\n");
+}
+
+async function sim(args: string[]): Promise<{ code: number; stdout: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read=fixtures", "src/sim/main.ts", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+  };
+}
+
+Deno.test("SeededRandom draws the same stream for the same seed and label", () => {
+  const draw = (seed: number, label: string) => {
+    const random = new SeededRandom(seed, label);
+    return Array.from({ length: 8 }, () => random.nextInt(1000));
+  };
+  assert.deepEqual(draw(7, "node:n1"), draw(7, "node:n1"));
+  assert.notDeepEqual(draw(7, "node:n1"), draw(7, "node:n2"));
+  assert.notDeepEqual(draw(7, "node:n1"), draw(8, "node:n1"));
+  const random = new SeededRandom(1, "bounds");
+  for (let i = 0; i < 1000; i++) {
+    const value = random.between(3, 5);
+    assert.ok(value >= 3 && value <= 5);
+  }
+});
+
+Deno.test("EventQueue runs events by time, ties in insertion order", () => {
+  const queue = new EventQueue();
+  const order: string[] = [];
+  queue.after(5, () => order.push("b"));
+  queue.after(1, () => order.push("a"));
+  queue.after(5, () => order.push("c"));
+  queue.after(1, () => queue.after(4, () => order.push("d")));
+  while (queue.runNext()) { /* drain */ }
+  assert.deepEqual(order, ["a", "b", "c", "d"]);
+  assert.equal(queue.now, 5);
+});
+
+Deno.test("parseCli() reads flags and rejects bad ones", () => {
+  const cli = parseCli([
+    "--seed",
+    "9",
+    "--nodes",
+    "5",
+    "--faults",
+    "crash,drop",
+  ]);
+  assert.equal(cli.seedStart, 9);
+  assert.equal(cli.seedCount, 1);
+  assert.equal(cli.nodes, 5);
+  assert.deepEqual(cli.faults, ["crash", "drop"]);
+  assert.throws(() => parseCli(["--nodes", "4"]), TypeError);
+  assert.throws(() => parseCli(["--faults", "meteor"]), TypeError);
+  assert.throws(() => parseCli(["--bug", "none"]), TypeError);
+  assert.throws(() => parseCli(["--wat"]), TypeError);
+});
+
+Deno.test("runSeed() finds no violation in 100 seeds × 3 nodes with all faults", () => {
+  const failures = runSeeds(100, 3);
+  assert.equal(failures.length, 0, describe(failures));
+});
+
+Deno.test("runSeed() finds no violation in 100 seeds × 5 nodes with all faults", () => {
+  const failures = runSeeds(100, 5);
+  assert.equal(failures.length, 0, describe(failures));
+});
+
+Deno.test("runSeed() makes progress under faults and records a history", () => {
+  const result = runSeed(options(1));
+  assert.equal(result.violation, null);
+  assert.ok(result.stats.acknowledged > 50, JSON.stringify(result.stats));
+  assert.ok(result.stats.historyLength >= result.stats.acknowledged);
+});
+
+Deno.test("runSeed() passes without faults", () => {
+  for (const nodes of [3, 5]) {
+    const result = runSeed(options(3, { nodes, faults: [] }));
+    assert.equal(result.violation, null);
+    assert.equal(result.stats.unknown, 0);
+  }
+});
+
+for (const bug of Object.keys(BUGS) as BugName[]) {
+  Deno.test(`runSeed() finds planted bug '${bug}' within ${BUG_SEED_CAP} seeds, and its seed passes without it`, () => {
+    let found: SeedResult | null = null;
+    for (let seed = 1; seed <= BUG_SEED_CAP && found === null; seed++) {
+      const result = runSeed(options(seed, { bug }));
+      if (result.violation !== null) found = result;
+    }
+    assert.ok(found !== null, `'${bug}' not found in ${BUG_SEED_CAP} seeds`);
+    const again = runSeed(options(found.seed, { bug }));
+    assert.equal(again.violation, found.violation);
+    const clean = runSeed(options(found.seed));
+    assert.equal(clean.violation, null, clean.violation ?? "");
+  });
+}
+
+Deno.test("sim --trace is byte-identical across two processes (seed 1234, 5 nodes)", async () => {
+  const args = ["--seed", "1234", "--nodes", "5", "--faults", "all", "--trace"];
+  const [first, second] = await Promise.all([sim(args), sim(args)]);
+  assert.equal(first.code, 0, first.stdout.slice(-2000));
+  assert.ok(first.stdout.length > 10_000);
+  assert.match(first.stdout, /^hash n5 [0-9a-f]{64}$/m);
+  assert.equal(first.stdout, second.stdout);
+});
+
+Deno.test("sim --bug exits 1 with the seed; --seed reproduces it, and passes without the bug", async () => {
+  const search = await sim([
+    "--bug",
+    "forget-vote-on-restart",
+    "--seeds",
+    "500",
+  ]);
+  assert.equal(search.code, 1, search.stdout);
+  const match = search.stdout.match(/^violation: seed (\d+) .*vote safety/m);
+  assert.ok(match !== null, search.stdout);
+  const seed = match[1]!;
+  const [withBug, without] = await Promise.all([
+    sim(["--seed", seed, "--bug", "forget-vote-on-restart"]),
+    sim(["--seed", seed]),
+  ]);
+  assert.equal(withBug.code, 1, withBug.stdout);
+  assert.match(withBug.stdout, new RegExp(`violation: seed ${seed} `));
+  assert.equal(without.code, 0, without.stdout);
+  assert.match(without.stdout, /\nsim: 1 seeds, 0 violations\n$/);
+});
+
+Deno.test("sim exits 2 for a bad flag", async () => {
+  const { code } = await sim(["--nodes", "4"]);
+  assert.equal(code, 2);
+});
+
+Deno.test("runSeed() passes every regression seed", async () => {
+  const text = await Deno.readTextFile("fixtures/sim/regression_seeds.txt");
+  const failures: string[] = [];
+  let count = 0;
+  for (const line of text.split("\n")) {
+    const fields = line.replace(/#.*/, "").trim().split(/\s+/).filter(Boolean);
+    if (fields.length === 0) continue;
+    const [nodes, seed, ticks, ops] = fields.map(Number);
+    const result = runSeed(options(seed!, {
+      nodes: nodes!,
+      ticks: ticks ?? DEFAULT_OPTIONS.ticks,
+      ops: ops ?? DEFAULT_OPTIONS.ops,
+    }));
+    count++;
+    if (result.violation !== null) {
+      failures.push(`${nodes} ${seed}: ${result.violation}`);
+    }
+  }
+  assert.ok(count >= 5);
+  assert.deepEqual(failures, []);
+});
