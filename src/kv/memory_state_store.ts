@@ -168,6 +168,9 @@ export class MemoryStateStore implements StateStore {
     };
   }
 
+  /** Nothing to do: a memory store is never durable. */
+  sync(): void {}
+
   close(): void {
     this.state = emptyState();
   }

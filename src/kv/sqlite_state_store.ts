@@ -329,6 +329,11 @@ export class SqliteStateStore implements StateStore {
     };
   }
 
+  /** Checkpoints the WAL with FULL, which syncs it and the database file. */
+  sync(): void {
+    this.db.exec("PRAGMA wal_checkpoint(FULL)");
+  }
+
   close(): void {
     this.db.close();
   }

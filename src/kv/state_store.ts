@@ -80,6 +80,12 @@ export interface StateStore {
   exportSnapshot(chunkBytesMax?: number): Iterator<SnapshotChunk>;
   /** Starts installing a snapshot. At most one installer at a time. */
   beginInstall(): SnapshotInstaller;
+  /**
+   * Makes every applied batch durable. The store may lag the Raft log on a
+   * power loss (the log can rebuild it), but not once the log is compacted:
+   * the node calls this before compacting.
+   */
+  sync(): void;
   /** Releases resources. */
   close(): void;
 }

@@ -1,0 +1,195 @@
+/**
+ * {@linkcode KvBackend} served by a Raft node: writes are proposed on the
+ * leader (forwarded from followers), strong reads wait for ReadIndex, and
+ * eventual reads use the local replica as it is.
+ *
+ * @module
+ */
+import { ProposalDroppedError } from "../raft/errors.ts";
+import type { LogIndex } from "../raft/types.ts";
+import {
+  type KvBackend,
+  type KvCommitResult,
+  type KvConsistency,
+  KvOutcomeUnknownError,
+  type KvReadRange,
+  KvUnavailableError,
+} from "../kv/backend.ts";
+import { encodeCommand } from "../kv/command.ts";
+import { validateAtomic } from "../kv/limits.ts";
+import type { KvAtomicOperation, KvEntry } from "../kv/types.ts";
+import {
+  decodeApplyResult,
+  type KvReplicatedState,
+} from "./kv_replicated_state.ts";
+import {
+  ProposalOutcomeUnknownError,
+  type RaftRunner,
+  RequestTimeoutError,
+} from "./raft_runner.ts";
+
+/** Most keys removed by one expiry entry. */
+const EXPIRE_BATCH_KEYS = 1000;
+
+/** A KvBackend over a Raft node. */
+export class RaftKvBackend implements KvBackend {
+  readonly databaseId: string;
+  readonly #runner: RaftRunner;
+  readonly #state: KvReplicatedState;
+  #expiryTimer: ReturnType<typeof setInterval> | undefined;
+  #expiring = false;
+
+  constructor(
+    runner: RaftRunner,
+    state: KvReplicatedState,
+    databaseId: string,
+  ) {
+    this.#runner = runner;
+    this.#state = state;
+    this.databaseId = databaseId;
+  }
+
+  /**
+   * Starts the leader's expiry sweep: every `intervalMs`, if this node leads
+   * and some key's deadline has passed by its clock, it proposes one expiry
+   * entry carrying that clock's time; applying it deletes the same keys on
+   * every replica. Reads never consult a clock.
+   */
+  startExpiry(intervalMs = 1000): void {
+    this.#expiryTimer = setInterval(() => void this.#sweep(), intervalMs);
+  }
+
+  /** Stops the expiry sweep. */
+  stopExpiry(): void {
+    clearInterval(this.#expiryTimer);
+  }
+
+  async read(
+    ranges: readonly KvReadRange[],
+    consistency: KvConsistency,
+  ): Promise<KvEntry[][]> {
+    if (consistency === "strong") await this.#confirmRead();
+    // One synchronous pass: no entry is applied in between, so all ranges see one state.
+    return ranges.map((r) =>
+      this.#state.kv.readRange(r.start, r.end, r.limit, r.reverse)
+    );
+  }
+
+  async commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
+    validateAtomic(operation);
+    const data = encodeCommand({ type: "atomic", operation });
+    const result = decodeApplyResult(await this.#propose(data));
+    if (result.ok) return { ok: true, versionstamp: result.versionstamp };
+    return {
+      ok: false,
+      reason: result.reason,
+      message: result.message,
+      failedChecks: result.failedChecks,
+    };
+  }
+
+  async *watch(
+    keys: readonly Uint8Array[],
+    signal: AbortSignal,
+  ): AsyncIterable<readonly (KvEntry | null)[]> {
+    let wake: (() => void) | null = null;
+    let dirty = true;
+    const unsubscribe = this.#runner.onApplied(() => {
+      dirty = true;
+      wake?.();
+    });
+    const onAbort = () => wake?.();
+    signal.addEventListener("abort", onAbort);
+    try {
+      let previous: readonly (KvEntry | null)[] | null = null;
+      while (!signal.aborted) {
+        if (dirty) {
+          dirty = false;
+          const current = keys.map((key) => this.#state.kv.get(key));
+          if (previous === null || changed(previous, current)) {
+            previous = current;
+            yield current;
+          }
+          continue;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+      }
+    } finally {
+      unsubscribe();
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Waits for a linearizable read point. */
+  async #confirmRead(): Promise<LogIndex> {
+    try {
+      return await this.#runner.readIndex();
+    } catch (error) {
+      if (
+        error instanceof ProposalDroppedError ||
+        error instanceof RequestTimeoutError
+      ) {
+        throw new KvUnavailableError(
+          `Cannot serve a strong read: ${error.message}`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  async #propose(data: Uint8Array): Promise<Uint8Array> {
+    try {
+      return await this.#runner.propose(data);
+    } catch (error) {
+      if (error instanceof ProposalDroppedError) {
+        throw new KvUnavailableError(`Cannot commit: ${error.message}`, {
+          cause: error,
+        });
+      }
+      if (error instanceof ProposalOutcomeUnknownError) {
+        throw new KvOutcomeUnknownError(
+          `Commit outcome unknown: ${error.message}`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  async #sweep(): Promise<void> {
+    if (this.#expiring || this.#runner.status().role !== "leader") return;
+    const now = Date.now();
+    if (this.#state.kv.store.expiredKeys(now, 1).length === 0) return;
+    this.#expiring = true;
+    try {
+      await this.#runner.proposeLocal(
+        encodeCommand({
+          type: "expire",
+          timestampMs: now,
+          keyCountMax: EXPIRE_BATCH_KEYS,
+        }),
+      );
+    } catch {
+      // Lost leadership or timed out: the next sweep (on whoever leads) retries.
+    } finally {
+      this.#expiring = false;
+    }
+  }
+}
+
+function changed(
+  previous: readonly (KvEntry | null)[],
+  current: readonly (KvEntry | null)[],
+): boolean {
+  return current.some((entry, i) => {
+    const before = previous[i] ?? null;
+    if (entry === null || before === null) return entry !== before;
+    return !sameBytes(entry.versionstamp, before.versionstamp);
+  });
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i]);
+}

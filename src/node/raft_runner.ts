@@ -1,0 +1,535 @@
+/**
+ * Drives one Raft core against real storage, a peer transport and a state
+ * machine: ticks on a timer, runs the ready loop (group commit: everything
+ * that arrived while the previous batch was being written goes into the next
+ * one, in one transaction with one fsync), answers proposals and reads.
+ *
+ * @module
+ */
+import { ProposalDroppedError } from "../raft/errors.ts";
+import { RaftNode, type RaftStatus } from "../raft/raft_node.ts";
+import type {
+  ConfChange,
+  Entry,
+  LogIndex,
+  Message,
+  NodeId,
+  RandomSource,
+  Ready,
+  Snapshot,
+  Term,
+} from "../raft/types.ts";
+import type { LogStore } from "../storage/log_store.ts";
+import type { PeerTransport } from "../transport/types.ts";
+import type { PeerRequest, PeerResult } from "../protocol/envelope.ts";
+
+/** What the runner applies committed entries to. */
+export interface ReplicatedStateMachine {
+  /** The last applied index, as durable in the machine's own store. */
+  appliedIndex(): LogIndex;
+  /** Applies one committed entry (any type) and returns its encoded result. */
+  apply(entry: Entry): Uint8Array;
+  /** Serializes the state at `appliedIndex()` for a Raft snapshot. */
+  snapshotData(): Uint8Array;
+  /** Replaces the whole state with a snapshot's data, atomically. */
+  installSnapshot(snapshot: Snapshot): void;
+  /** Makes everything applied so far durable (before the log is compacted). */
+  sync(): void;
+}
+
+/** Options of {@linkcode RaftRunner}. */
+export interface RaftRunnerOptions {
+  readonly id: NodeId;
+  /** Voters of a new cluster; ignored once the log holds a configuration. */
+  readonly voters: readonly NodeId[];
+  readonly logStore: LogStore;
+  readonly stateMachine: ReplicatedStateMachine;
+  readonly transport: PeerTransport;
+  /** Milliseconds per Raft tick. Default 100 (election timeout 1–2 s). */
+  readonly tickMs?: number;
+  /** Ticks before an election. Default 10. */
+  readonly electionTicks?: number;
+  /** Milliseconds a proposal or read may wait. Default 5000. */
+  readonly requestTimeoutMs?: number;
+  /** Entries past the last snapshot that trigger a new one. Default 10,000. */
+  readonly snapshotEntries?: number;
+  /** "lease" serves strong reads from the leader lease. Default "safe". */
+  readonly readOnly?: "safe" | "lease";
+  /** Randomness for election timeouts. Default `Math.random`. */
+  readonly random?: RandomSource;
+  /** Where notable events are reported. Default: nowhere. */
+  readonly log?: (event: string, detail?: Record<string, unknown>) => void;
+}
+
+/** Counters the node exposes on /metrics. */
+export interface RunnerMetrics {
+  proposals: number;
+  readyBatches: number;
+  entriesPersisted: number;
+  entriesApplied: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+  /** Fsync (save) durations in milliseconds, most recent last (bounded). */
+  readonly saveMs: number[];
+}
+
+interface ProposalWaiter {
+  readonly term: Term;
+  readonly resolve: (result: Uint8Array) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: ReturnType<typeof setTimeout>;
+}
+
+interface ReadWaiter {
+  index: LogIndex | null;
+  readonly resolve: (index: LogIndex) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: ReturnType<typeof setTimeout>;
+}
+
+/** The proposal timed out after being appended: it may or may not commit. */
+export class ProposalOutcomeUnknownError extends Error {
+  override name = "ProposalOutcomeUnknownError";
+}
+
+/** A read or forwarded request could not be served in time (nothing changed). */
+export class RequestTimeoutError extends Error {
+  override name = "RequestTimeoutError";
+}
+
+const SAVE_SAMPLES_MAX = 1024;
+
+/** Runs one Raft node. */
+export class RaftRunner {
+  readonly id: NodeId;
+  readonly #options:
+    & Required<Omit<RaftRunnerOptions, "log" | "random">>
+    & Pick<RaftRunnerOptions, "log">;
+  readonly #node: RaftNode;
+  readonly #proposals = new Map<LogIndex, ProposalWaiter>();
+  readonly #reads = new Map<string, ReadWaiter>();
+  readonly #appliedListeners = new Set<(index: LogIndex) => void>();
+  #readCounter = 0;
+  /** The term when the previous Ready was handled. */
+  #lastReadyTerm = -1;
+  #tickTimer: ReturnType<typeof setInterval> | undefined;
+  #scheduled = false;
+  #running = false;
+  #stopped = false;
+  /** Set when storage failed: the node stops accepting writes. */
+  #storageError: Error | null = null;
+  readonly metrics: RunnerMetrics = {
+    proposals: 0,
+    readyBatches: 0,
+    entriesPersisted: 0,
+    entriesApplied: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+    saveMs: [],
+  };
+
+  constructor(options: RaftRunnerOptions) {
+    this.id = options.id;
+    this.#options = {
+      tickMs: 100,
+      electionTicks: 10,
+      requestTimeoutMs: 5000,
+      snapshotEntries: 10_000,
+      readOnly: "safe",
+      ...options,
+    };
+    const store = options.logStore;
+    const meta = store.snapshotMeta();
+    const applied = options.stateMachine.appliedIndex();
+    if (applied < meta.index) {
+      throw new Error(
+        `Cannot start node '${options.id}' as its state (applied ${applied}) is behind its log's snapshot (${meta.index})`,
+      );
+    }
+    const entries = store.lastIndex() > meta.index
+      ? store.entries(
+        (meta.index + 1) as LogIndex,
+        (store.lastIndex() + 1) as LogIndex,
+        Infinity,
+      )
+      : [];
+    const random = options.random ??
+      { nextInt: (bound: number) => Math.floor(Math.random() * bound) };
+    this.#node = new RaftNode(
+      {
+        id: options.id,
+        voters: options.voters,
+        electionTicks: this.#options.electionTicks,
+        heartbeatTicks: 1,
+        readOnly: this.#options.readOnly,
+        random,
+      },
+      {
+        hardState: store.hardState(),
+        // The data is replaced right below when the state is ahead of the log's snapshot.
+        snapshot: meta.index > 0
+          ? { meta, data: options.stateMachine.snapshotData() }
+          : null,
+        entries,
+        applied: Math.min(
+          applied,
+          Math.max(store.hardState().commit, meta.index),
+        ) as LogIndex,
+      },
+    );
+    const status = this.#node.status();
+    if (status.applied > meta.index) {
+      // Make the Raft snapshot describe exactly the state we can send.
+      this.#node.takeSnapshot(
+        status.applied,
+        options.stateMachine.snapshotData(),
+      );
+    }
+    options.transport.onMessage((message) => this.#onMessage(message));
+    options.transport.onRequest((request, from) =>
+      this.#onRequest(request, from)
+    );
+  }
+
+  /** Starts ticking and processing. */
+  start(): void {
+    if (this.#running || this.#stopped) return;
+    this.#running = true;
+    this.#tickTimer = setInterval(() => {
+      this.#node.tick();
+      this.#schedule();
+    }, this.#options.tickMs);
+    this.#schedule();
+  }
+
+  /** Stops ticking; pending requests fail with an unavailable error. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#running = false;
+    clearInterval(this.#tickTimer);
+    for (const waiter of this.#proposals.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new ProposalOutcomeUnknownError(
+          "Node stopped before the proposal's outcome was known",
+        ),
+      );
+    }
+    this.#proposals.clear();
+    for (const waiter of this.#reads.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new RequestTimeoutError("Node stopped before the read was confirmed"),
+      );
+    }
+    this.#reads.clear();
+    await this.#options.transport.close();
+  }
+
+  /** The Raft core's status. */
+  status(): RaftStatus {
+    return this.#node.status();
+  }
+
+  /** The storage failure that stopped writes, if any. */
+  storageError(): Error | null {
+    return this.#storageError;
+  }
+
+  /** Calls `listener` after each batch of applied entries. Returns an unsubscribe function. */
+  onApplied(listener: (index: LogIndex) => void): () => void {
+    this.#appliedListeners.add(listener);
+    return () => this.#appliedListeners.delete(listener);
+  }
+
+  /**
+   * Proposes `data` on the leader (forwarding from a follower) and resolves
+   * with the state machine's result once the entry is applied here.
+   *
+   * @throws {ProposalDroppedError} When nothing was appended (safe to retry).
+   * @throws {ProposalOutcomeUnknownError} When the outcome is unknown.
+   */
+  async propose(data: Uint8Array): Promise<Uint8Array> {
+    this.#checkWritable();
+    const status = this.#node.status();
+    if (status.role !== "leader" && status.leader !== null) {
+      return await this.#forward(status.leader, data);
+    }
+    return await this.proposeLocal(data);
+  }
+
+  /** Proposes on this node, which must lead. */
+  proposeLocal(data: Uint8Array): Promise<Uint8Array> {
+    this.#checkWritable();
+    const index = this.#node.propose(data);
+    this.metrics.proposals++;
+    const term = this.#node.status().term;
+    this.#schedule();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#proposals.delete(index);
+        reject(
+          new ProposalOutcomeUnknownError(
+            `Proposal at index ${index} did not apply within ${this.#options.requestTimeoutMs} ms`,
+          ),
+        );
+      }, this.#options.requestTimeoutMs);
+      this.#proposals.set(index, { term, resolve, reject, timer });
+    });
+  }
+
+  /** Proposes a membership change on the leader. */
+  proposeConfChange(change: ConfChange): LogIndex {
+    const index = this.#node.proposeConfChange(change);
+    this.#schedule();
+    return index;
+  }
+
+  /** Transfers leadership (on the leader). */
+  transferLeader(target: NodeId): void {
+    this.#node.transferLeader(target);
+    this.#schedule();
+  }
+
+  /**
+   * Waits until this node's state reflects everything committed before the
+   * call (ReadIndex), then resolves with that index.
+   *
+   * @throws {ProposalDroppedError} Without a leader.
+   * @throws {RequestTimeoutError} When no quorum confirmed in time.
+   */
+  readIndex(): Promise<LogIndex> {
+    const context = new TextEncoder().encode(
+      `${this.id}/${++this.#readCounter}`,
+    );
+    const key = `${this.#readCounter}`;
+    this.#node.readIndex(context);
+    this.#schedule();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#reads.delete(key);
+        reject(
+          new RequestTimeoutError(
+            `Read was not confirmed within ${this.#options.requestTimeoutMs} ms`,
+          ),
+        );
+      }, this.#options.requestTimeoutMs);
+      this.#reads.set(key, { index: null, resolve, reject, timer });
+    });
+  }
+
+  // ------------------------------------------------------------ internals
+
+  #checkWritable(): void {
+    if (this.#stopped) {
+      throw new ProposalDroppedError(
+        "noLeader",
+        `Node '${this.id}' is stopped`,
+      );
+    }
+    if (this.#storageError !== null) {
+      throw new ProposalDroppedError(
+        "noLeader",
+        `Node '${this.id}' stopped writing: ${this.#storageError.message}`,
+      );
+    }
+  }
+
+  async #forward(leader: NodeId, data: Uint8Array): Promise<Uint8Array> {
+    try {
+      return await this.#options.transport.request(leader, {
+        method: "forwardProposal",
+        data,
+      }, {
+        timeoutMs: this.#options.requestTimeoutMs,
+      });
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === "dropped") {
+        throw new ProposalDroppedError(
+          "notLeader",
+          (error as Error).message,
+          leader,
+        );
+      }
+      // Sent but unanswered: the leader may have appended it.
+      throw new ProposalOutcomeUnknownError(
+        `Forwarded proposal to '${leader}' has no known outcome: ${error}`,
+      );
+    }
+  }
+
+  async #onRequest(request: PeerRequest, _from: NodeId): Promise<PeerResult> {
+    if (request.method !== "forwardProposal") {
+      return {
+        ok: false,
+        code: "unsupported",
+        message: `Unsupported request '${request.method}'`,
+        leader: null,
+      };
+    }
+    try {
+      return { ok: true, data: await this.proposeLocal(request.data) };
+    } catch (error) {
+      const leader = this.#node.status().leader;
+      const code = error instanceof ProposalDroppedError
+        ? "dropped"
+        : "unknown";
+      return { ok: false, code, message: (error as Error).message, leader };
+    }
+  }
+
+  #onMessage(message: Message): void {
+    if (this.#stopped) return;
+    this.#node.step(message);
+    this.#schedule();
+  }
+
+  /** Runs the ready loop soon, once, letting pending I/O callbacks queue up first. */
+  #schedule(): void {
+    if (this.#scheduled || this.#stopped) return;
+    this.#scheduled = true;
+    setTimeout(() => {
+      this.#scheduled = false;
+      this.#processReady();
+    }, 0);
+  }
+
+  #processReady(): void {
+    if (this.#stopped || this.#storageError !== null) return;
+    let rounds = 0;
+    while (this.#node.hasReady() && rounds++ < 16) {
+      const ready = this.#node.ready();
+      try {
+        this.#handleReady(ready);
+      } catch (error) {
+        this.#failStorage(error as Error);
+        return;
+      }
+      this.#node.advance();
+      this.metrics.readyBatches++;
+    }
+    this.#maybeSnapshot();
+    if (this.#node.hasReady()) this.#schedule();
+  }
+
+  #handleReady(ready: Ready): void {
+    const { logStore, stateMachine, transport } = this.#options;
+    // A leader that stays leader may send before its own write (Raft §10.2.1):
+    // it counts itself only once durable.
+    const status = this.#node.status();
+    const sendFirst = ready.softState === null && status.role === "leader" &&
+      status.term === this.#lastReadyTerm;
+    this.#lastReadyTerm = status.term;
+    if (sendFirst) { for (const m of ready.messages) transport.send(m.to, m); }
+    if (ready.snapshot !== null) {
+      stateMachine.installSnapshot(ready.snapshot);
+      stateMachine.sync();
+      logStore.compact(ready.snapshot.meta);
+      this.metrics.snapshotsInstalled++;
+    }
+    if (ready.entries.length > 0 || ready.hardState !== null) {
+      const started = performance.now();
+      logStore.save({
+        ...(ready.hardState !== null ? { hardState: ready.hardState } : {}),
+        ...(ready.entries.length > 0 ? { entries: ready.entries } : {}),
+      });
+      this.#recordSave(performance.now() - started);
+      this.metrics.entriesPersisted += ready.entries.length;
+    }
+    if (!sendFirst) { for (const m of ready.messages) transport.send(m.to, m); }
+    for (const entry of ready.committedEntries) this.#applyEntry(entry);
+    for (const state of ready.readStates) {
+      this.#readConfirmed(state.index, state.context);
+    }
+    const applied = ready.committedEntries.at(-1)?.index ??
+      ready.snapshot?.meta.index;
+    if (applied !== undefined) {
+      this.#releaseReads(applied);
+      for (const listener of this.#appliedListeners) listener(applied);
+    }
+  }
+
+  #applyEntry(entry: Entry): void {
+    const { stateMachine } = this.#options;
+    // Entries at or below the state's applied index were applied before a restart.
+    const result = entry.index > stateMachine.appliedIndex()
+      ? stateMachine.apply(entry)
+      : new Uint8Array(0);
+    this.metrics.entriesApplied++;
+    const waiter = this.#proposals.get(entry.index);
+    if (waiter === undefined) return;
+    this.#proposals.delete(entry.index);
+    clearTimeout(waiter.timer);
+    if (waiter.term === entry.term) waiter.resolve(result);
+    else {
+      waiter.reject(
+        new ProposalDroppedError(
+          "notLeader",
+          `Proposal at index ${entry.index} was replaced by a newer leader's entry`,
+        ),
+      );
+    }
+  }
+
+  #readConfirmed(index: LogIndex, context: Uint8Array): void {
+    const text = new TextDecoder().decode(context);
+    const slash = text.lastIndexOf("/");
+    if (text.slice(0, slash) !== this.id) return;
+    const waiter = this.#reads.get(text.slice(slash + 1));
+    if (waiter === undefined) return;
+    waiter.index = index;
+    this.#releaseReads(this.#node.status().applied);
+  }
+
+  #releaseReads(applied: LogIndex): void {
+    for (const [key, waiter] of this.#reads) {
+      if (waiter.index !== null && waiter.index <= applied) {
+        this.#reads.delete(key);
+        clearTimeout(waiter.timer);
+        waiter.resolve(waiter.index);
+      }
+    }
+  }
+
+  #maybeSnapshot(): void {
+    const status = this.#node.status();
+    if (status.applied - status.snapshotIndex < this.#options.snapshotEntries) {
+      return;
+    }
+    const { stateMachine, logStore } = this.#options;
+    // The state must be durable before the log that could rebuild it goes.
+    stateMachine.sync();
+    const snapshot = this.#node.takeSnapshot(
+      status.applied,
+      stateMachine.snapshotData(),
+    );
+    logStore.compact(snapshot.meta);
+    this.metrics.snapshotsTaken++;
+    this.#options.log?.("snapshot", {
+      index: snapshot.meta.index,
+      bytes: snapshot.data.byteLength,
+    });
+  }
+
+  #recordSave(ms: number): void {
+    const samples = this.metrics.saveMs;
+    samples.push(ms);
+    if (samples.length > SAVE_SAMPLES_MAX) {
+      samples.splice(0, samples.length - SAVE_SAMPLES_MAX);
+    }
+  }
+
+  #failStorage(error: Error): void {
+    this.#storageError = error;
+    this.#options.log?.("storage-failed", { message: error.message });
+    for (const waiter of this.#proposals.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new ProposalOutcomeUnknownError(`Storage failed: ${error.message}`),
+      );
+    }
+    this.#proposals.clear();
+  }
+}

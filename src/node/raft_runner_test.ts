@@ -1,0 +1,205 @@
+import assert from "node:assert/strict";
+import { encodeKey } from "../kv/key_codec.ts";
+import { KvStateMachine } from "../kv/state_machine.ts";
+import { MemoryStateStore } from "../kv/memory_state_store.ts";
+import type { KvAtomicOperation } from "../kv/types.ts";
+import { KvUnavailableError } from "../kv/backend.ts";
+import { type NodeId, nodeId } from "../raft/types.ts";
+import { MemoryLogStore } from "../storage/memory_log_store.ts";
+import { InMemoryNetwork } from "../transport/memory_transport.ts";
+import { KvReplicatedState } from "./kv_replicated_state.ts";
+import { RaftKvBackend } from "./raft_kv_backend.ts";
+import { RaftRunner } from "./raft_runner.ts";
+
+interface TestNode {
+  readonly id: NodeId;
+  readonly runner: RaftRunner;
+  readonly backend: RaftKvBackend;
+  readonly logStore: MemoryLogStore;
+  readonly state: KvReplicatedState;
+}
+
+const IDS = ["n1", "n2", "n3"].map(nodeId);
+const encoder = new TextEncoder();
+
+function startNode(
+  network: InMemoryNetwork,
+  id: NodeId,
+  stores?: { logStore: MemoryLogStore; state: KvReplicatedState },
+  snapshotEntries = 10_000,
+): TestNode {
+  const logStore = stores?.logStore ?? new MemoryLogStore();
+  const state = stores?.state ??
+    new KvReplicatedState(new KvStateMachine(new MemoryStateStore()));
+  const runner = new RaftRunner({
+    id,
+    voters: IDS,
+    logStore,
+    stateMachine: state,
+    transport: network.connect(id),
+    tickMs: 10,
+    requestTimeoutMs: 2000,
+    snapshotEntries,
+  });
+  runner.start();
+  return {
+    id,
+    runner,
+    backend: new RaftKvBackend(
+      runner,
+      state,
+      "00000000-0000-4000-8000-000000000000",
+    ),
+    logStore,
+    state,
+  };
+}
+
+function setOperation(key: string, value: string): KvAtomicOperation {
+  return {
+    checks: [],
+    mutations: [{
+      type: "set",
+      key: encodeKey([key]),
+      value: { encoding: "bytes", data: encoder.encode(value) },
+    }],
+    enqueues: [],
+  };
+}
+
+/** Polls `predicate` every 10 ms for at most `timeoutMs`. */
+async function waitFor(
+  what: string,
+  predicate: () => boolean,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function leaderOf(nodes: readonly TestNode[]): TestNode | undefined {
+  return nodes.find((n) => n.runner.status().role === "leader");
+}
+
+async function readValue(node: TestNode, key: string): Promise<string | null> {
+  const encoded = encodeKey([key]);
+  const end = new Uint8Array([...encoded, 0]);
+  const [rows] = await node.backend.read([{
+    start: encoded,
+    end,
+    limit: 1,
+    reverse: false,
+  }], "strong");
+  const row = rows?.[0];
+  return row === undefined ? null : new TextDecoder().decode(row.value.data);
+}
+
+Deno.test("RaftRunner replicates writes through a follower and serves strong reads anywhere", async () => {
+  const network = new InMemoryNetwork();
+  const nodes = IDS.map((id) => startNode(network, id));
+  try {
+    await waitFor("a leader", () => leaderOf(nodes) !== undefined);
+    const follower = nodes.find((n) => n.runner.status().role !== "leader")!;
+    const result = await follower.backend.commit(
+      setOperation("greeting", "hello"),
+    );
+    assert.equal(result.ok, true);
+    for (const node of nodes) {
+      assert.equal(await readValue(node, "greeting"), "hello");
+    }
+  } finally {
+    await Promise.all(nodes.map((n) => n.runner.stop()));
+  }
+});
+
+Deno.test("RaftRunner elects a new leader after the leader stops and keeps acknowledged writes", async () => {
+  const network = new InMemoryNetwork();
+  const nodes = IDS.map((id) => startNode(network, id));
+  try {
+    await waitFor("a leader", () => leaderOf(nodes) !== undefined);
+    for (let i = 0; i < 20; i++) {
+      assert.equal(
+        (await nodes[0]!.backend.commit(setOperation(`k${i}`, `v${i}`))).ok,
+        true,
+      );
+    }
+    const oldLeader = leaderOf(nodes)!;
+    await oldLeader.runner.stop();
+    const survivors = nodes.filter((n) => n !== oldLeader);
+    await waitFor(
+      "a new leader",
+      () => leaderOf(survivors) !== undefined,
+      10_000,
+    );
+    for (const node of survivors) {
+      for (let i = 0; i < 20; i++) {
+        assert.equal(await readValue(node, `k${i}`), `v${i}`);
+      }
+    }
+    assert.equal(
+      (await survivors[0]!.backend.commit(setOperation("after", "failover")))
+        .ok,
+      true,
+    );
+  } finally {
+    await Promise.all(nodes.map((n) => n.runner.stop()));
+  }
+});
+
+Deno.test("RaftRunner catches a node up with a snapshot after the log was compacted", async () => {
+  const network = new InMemoryNetwork();
+  const nodes = IDS.map((id) => startNode(network, id, undefined, 50));
+  try {
+    await waitFor("a leader", () => leaderOf(nodes) !== undefined);
+    const leader = leaderOf(nodes)!;
+    const lagging = nodes.find((n) => n !== leader)!;
+    for (const other of nodes) {
+      if (other !== lagging) network.setLinkCut(lagging.id, other.id, true);
+    }
+    for (let i = 0; i < 120; i++) {
+      assert.equal(
+        (await leader.backend.commit(setOperation(`s${i}`, `v${i}`))).ok,
+        true,
+      );
+    }
+    assert.ok(
+      leader.runner.metrics.snapshotsTaken >= 1,
+      "leader took a snapshot",
+    );
+    for (const other of nodes) {
+      if (other !== lagging) network.setLinkCut(lagging.id, other.id, false);
+    }
+    await waitFor(
+      "the lagging node to install a snapshot",
+      () => lagging.runner.metrics.snapshotsInstalled >= 1,
+      10_000,
+    );
+    await waitFor(
+      "the lagging node to catch up",
+      () => lagging.state.appliedIndex() >= leader.state.appliedIndex(),
+    );
+    for (let i = 0; i < 120; i += 17) {
+      assert.equal(await readValue(lagging, `s${i}`), `v${i}`);
+    }
+  } finally {
+    await Promise.all(nodes.map((n) => n.runner.stop()));
+  }
+});
+
+Deno.test("RaftKvBackend refuses a strong read without a quorum as unavailable", async () => {
+  const network = new InMemoryNetwork();
+  const nodes = IDS.map((id) => startNode(network, id));
+  try {
+    await waitFor("a leader", () => leaderOf(nodes) !== undefined);
+    const leader = leaderOf(nodes)!;
+    for (const other of nodes) {
+      if (other !== leader) network.setLinkCut(leader.id, other.id, true);
+    }
+    await assert.rejects(readValue(leader, "anything"), KvUnavailableError);
+  } finally {
+    await Promise.all(nodes.map((n) => n.runner.stop()));
+  }
+});
