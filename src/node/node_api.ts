@@ -1,0 +1,89 @@
+/**
+ * The surface a running node offers its front ends (HTTP API, CLI): the KV
+ * backend plus status, health, metrics and membership administration.
+ *
+ * @module
+ */
+import type { KvBackend } from "../kv/backend.ts";
+
+/** A member as the status page shows it. */
+export interface MemberStatus {
+  readonly id: string;
+  readonly role: "voter" | "learner";
+  /** Leader only: the member's match index and how far it lags the commit index. */
+  readonly match: number | null;
+  readonly lag: number | null;
+  readonly httpUrl: string | null;
+}
+
+/** What `/v1/cluster/status` reports. */
+export interface ClusterStatus {
+  readonly clusterId: string;
+  readonly nodeId: string;
+  readonly role: "follower" | "preCandidate" | "candidate" | "leader";
+  readonly term: number;
+  readonly leader: string | null;
+  readonly leaderHttpUrl: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly snapshotIndex: number;
+  /** True while a joint membership change is in progress. */
+  readonly joint: boolean;
+  readonly members: readonly MemberStatus[];
+}
+
+/** `/health`: healthy only when a leader is known and storage is writable. */
+export interface HealthStatus {
+  readonly ok: boolean;
+  readonly reason: string | null;
+}
+
+/** Where a node can be reached, as peers and clients need it. */
+export interface NodeAddress {
+  readonly nodeId: string;
+  readonly httpUrl: string;
+  readonly quicHost: string;
+  readonly quicPort: number;
+  /** The node's public key (base64url). */
+  readonly nodeKey: string;
+  /** SHA-256 of the node's current TLS certificate (base64url). */
+  readonly certificateHash: string;
+}
+
+/** Thrown by admin calls refused by Raft's rules (not leader, change pending, lagging learner). */
+export class ClusterAdminError extends Error {
+  override name = "ClusterAdminError";
+  /** A machine-readable reason: "notLeader" | "changePending" | "notCaughtUp" | "unknownNode" | "invalid". */
+  readonly code: string;
+  /** The leader's HTTP URL, when known, for the caller to retry there. */
+  readonly leaderHttpUrl: string | null;
+
+  constructor(
+    code: string,
+    message: string,
+    leaderHttpUrl: string | null = null,
+  ) {
+    super(message);
+    this.code = code;
+    this.leaderHttpUrl = leaderHttpUrl;
+  }
+}
+
+/** A running node, as front ends use it. */
+export interface NodeApi {
+  readonly backend: KvBackend;
+  status(): ClusterStatus;
+  health(): HealthStatus;
+  /** Prometheus text exposition. */
+  metrics(): string;
+  /** A client ticket (never a secret) naming the known members. */
+  clientTicket(): string;
+  /** Adds a node as a learner (leader only). */
+  addLearner(address: NodeAddress): Promise<void>;
+  /** Promotes a caught-up learner to voter through joint consensus (leader only). */
+  promote(nodeId: string): Promise<void>;
+  /** Removes a member (the leader too) through joint consensus (leader only). */
+  remove(nodeId: string): Promise<void>;
+  /** Hands leadership to `nodeId` (leader only). */
+  transferLeader(nodeId: string): Promise<void>;
+}
