@@ -1,0 +1,458 @@
+/**
+ * A running Aspen node: data folder, identity, SQLite log and state, the
+ * QUIC peer transport, the Raft runner and the KV backend, behind the
+ * {@linkcode NodeApi} the HTTP API and CLI use.
+ *
+ * @module
+ */
+import {
+  encodeCertificateRecord,
+  signCertificateRecord,
+} from "../cluster/certificate.ts";
+import {
+  encodeCredential,
+  formatClusterId,
+  issueCredential,
+} from "../cluster/credential.ts";
+import { decodeBase32 } from "../cluster/base32.ts";
+import {
+  loadOrCreateNodeIdentity,
+  type NodeIdentity,
+  shortNodeId,
+} from "../cluster/identity.ts";
+import { generateSigningKey } from "../cluster/keys.ts";
+import { formatTicket } from "../cluster/ticket.ts";
+import { KvStateMachine } from "../kv/state_machine.ts";
+import { SqliteStateStore } from "../kv/sqlite_state_store.ts";
+import { ConfChangeError } from "../raft/confchange.ts";
+import { ProposalDroppedError } from "../raft/errors.ts";
+import {
+  type LogIndex,
+  type NodeId,
+  nodeId,
+  type Term,
+} from "../raft/types.ts";
+import { SqliteLogStore } from "../storage/sqlite_log_store.ts";
+import { QuicTransport } from "../transport/quic_transport.ts";
+import { decodeBase64Url, encodeBase64Url } from "./_base64.ts";
+import type { NodeConfig } from "./config.ts";
+import {
+  checkDataDirConsistent,
+  type ClusterFile,
+  DATA_FILES,
+  type DataDirLock,
+  ensureDataDir,
+  loadOrCreateCertificate,
+  lockDataDir,
+  readClusterFile,
+  writeClusterFile,
+} from "./data_dir.ts";
+import { KvReplicatedState } from "./kv_replicated_state.ts";
+import { renderMetrics } from "./metrics.ts";
+import {
+  ClusterAdminError,
+  type ClusterStatus,
+  type HealthStatus,
+  type NodeAddress,
+  type NodeApi,
+} from "./node_api.ts";
+import { RaftKvBackend } from "./raft_kv_backend.ts";
+import { RaftRunner } from "./raft_runner.ts";
+
+/** Options of {@linkcode AspenNode.start}. */
+export interface AspenNodeOptions {
+  /** The URL clients reach this node's HTTP API at (known once the server listens). */
+  readonly httpUrl: string;
+  /** Where events are reported. Default `console.error` with a timestamp. */
+  readonly log?: (line: string) => void;
+}
+
+/** Lag (entries behind the commit index) within which a learner may be promoted. */
+export const PROMOTE_LAG_MAX = 1000;
+
+/** A node, started. */
+export class AspenNode implements NodeApi {
+  readonly config: NodeConfig;
+  readonly identity: NodeIdentity;
+  readonly id: NodeId;
+  readonly address: NodeAddress;
+  readonly backend: RaftKvBackend;
+  readonly runner: RaftRunner;
+  readonly #cluster: { file: ClusterFile; members: Map<string, NodeAddress> };
+  readonly #transport: QuicTransport;
+  readonly #logStore: SqliteLogStore;
+  readonly #stateStore: SqliteStateStore;
+  readonly #lock: DataDirLock;
+  readonly #log: (line: string) => void;
+  #stopped = false;
+
+  private constructor(parts: {
+    config: NodeConfig;
+    identity: NodeIdentity;
+    address: NodeAddress;
+    cluster: ClusterFile;
+    transport: QuicTransport;
+    logStore: SqliteLogStore;
+    stateStore: SqliteStateStore;
+    runner: RaftRunner;
+    backend: RaftKvBackend;
+    lock: DataDirLock;
+    log: (line: string) => void;
+  }) {
+    this.config = parts.config;
+    this.identity = parts.identity;
+    this.id = nodeId(parts.identity.nodeId);
+    this.address = parts.address;
+    this.#cluster = {
+      file: parts.cluster,
+      members: new Map(parts.cluster.members.map((m) => [m.nodeId, m])),
+    };
+    this.#transport = parts.transport;
+    this.#logStore = parts.logStore;
+    this.#stateStore = parts.stateStore;
+    this.runner = parts.runner;
+    this.backend = parts.backend;
+    this.#lock = parts.lock;
+    this.#log = parts.log;
+  }
+
+  /**
+   * Opens the data folder and starts the node. A folder without a cluster
+   * becomes a new one-node cluster.
+   */
+  static async start(
+    config: NodeConfig,
+    options: AspenNodeOptions,
+  ): Promise<AspenNode> {
+    const log = options.log ??
+      ((line: string) => console.error(`${new Date().toISOString()} ${line}`));
+    const dir = config.dataDir;
+    await ensureDataDir(dir);
+    const lock = lockDataDir(dir);
+    await checkDataDirConsistent(dir, config.allowMissingLog);
+    const identity = await loadOrCreateNodeIdentity(dir);
+    const certificate = await loadOrCreateCertificate(dir, identity, [
+      config.quicHost,
+    ]);
+    const logStore = SqliteLogStore.open({
+      path: `${dir}/${DATA_FILES.log}`,
+      onWarning: (m) => log(`warning: ${m}`),
+    });
+    const stateStore = new SqliteStateStore({
+      path: `${dir}/${DATA_FILES.state}`,
+    });
+    const state = new KvReplicatedState(new KvStateMachine(stateStore));
+    let cluster = await readClusterFile(dir);
+    const credential = cluster === null
+      ? await initCluster(dir, identity)
+      : decodeBase64Url(cluster.credential);
+    const clusterId = cluster === null ? null : decodeBase32(cluster.clusterId);
+    const transport = await QuicTransport.listen({
+      membership: {
+        identity,
+        clusterId: clusterId ?? (await readClusterKeyPublic(dir)),
+        credential,
+        revoked: new Set<string>(),
+      },
+      certificate,
+      certificateRecord: encodeCertificateRecord(
+        await signCertificateRecord(identity, certificate),
+      ),
+      hostname: config.quicHost,
+      port: config.quicPort,
+      log: (event) => log(`transport: ${JSON.stringify(event)}`),
+    });
+    const address: NodeAddress = {
+      nodeId: identity.nodeId,
+      httpUrl: options.httpUrl,
+      quicHost: config.quicHost,
+      quicPort: transport.addr.port,
+      nodeKey: encodeBase64Url(identity.publicKey),
+      certificateHash: encodeBase64Url(certificate.hash),
+    };
+    cluster = await upsertSelf(dir, cluster, identity, credential, address);
+    if (config.forceNewCluster) forceNewCluster(logStore, state, identity, log);
+    for (const member of cluster.members) {
+      if (member.nodeId !== identity.nodeId) {
+        transport.setPeer(peerAddress(member));
+      }
+    }
+    const runner = new RaftRunner({
+      id: nodeId(identity.nodeId),
+      voters: cluster.voters.map(nodeId),
+      logStore,
+      stateMachine: state,
+      transport,
+      tickMs: config.tickMs,
+      electionTicks: config.electionTicks,
+      snapshotEntries: config.snapshotEntries,
+      requestTimeoutMs: config.requestTimeoutMs,
+      readOnly: config.readOnly,
+      log: (event, detail) =>
+        log(`raft: ${event} ${JSON.stringify(detail ?? {})}`),
+    });
+    const backend = new RaftKvBackend(runner, state, cluster.databaseId);
+    runner.start();
+    backend.startExpiry();
+    log(
+      `node ${identity.shortId} started: data '${dir}', QUIC ${config.quicHost}:${transport.addr.port}`,
+    );
+    return new AspenNode({
+      config,
+      identity,
+      address,
+      cluster,
+      transport,
+      logStore,
+      stateStore,
+      runner,
+      backend,
+      lock,
+      log,
+    });
+  }
+
+  /** Stops the node: no new requests, pending ones fail, storage closes. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.backend.stopExpiry();
+    await this.runner.stop();
+    this.#stateStore.sync();
+    this.#stateStore.close();
+    this.#logStore.close();
+    this.#lock.close();
+    this.#log(`node ${this.identity.shortId} stopped`);
+  }
+
+  status(): ClusterStatus {
+    const s = this.runner.status();
+    const members = [
+      ...s.conf.voters.map((id) => ({ id, role: "voter" as const })),
+      ...s.conf.learners.map((id) => ({ id, role: "learner" as const })),
+    ];
+    return {
+      clusterId: this.#cluster.file.clusterId,
+      nodeId: this.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      leaderHttpUrl: s.leader === null
+        ? null
+        : this.#cluster.members.get(s.leader)?.httpUrl ?? null,
+      commitIndex: s.commit,
+      appliedIndex: s.applied,
+      snapshotIndex: s.snapshotIndex,
+      joint: s.conf.votersOutgoing.length > 0,
+      members: members.map(({ id, role }) => {
+        const match = s.progress?.get(id)?.match ?? null;
+        return {
+          id,
+          role,
+          match,
+          lag: match === null ? null : Math.max(0, s.commit - match),
+          httpUrl: this.#cluster.members.get(id)?.httpUrl ?? null,
+        };
+      }),
+    };
+  }
+
+  health(): HealthStatus {
+    const storage = this.runner.storageError();
+    if (storage !== null) {
+      return { ok: false, reason: `storage failed: ${storage.message}` };
+    }
+    if (this.runner.status().leader === null) {
+      return { ok: false, reason: "no leader known" };
+    }
+    return { ok: true, reason: null };
+  }
+
+  metrics(): string {
+    return renderMetrics(this.runner);
+  }
+
+  clientTicket(): string {
+    const nodes = [...this.#cluster.members.values()].slice(0, 16).map((m) => ({
+      nodeKey: decodeBase64Url(m.nodeKey),
+      httpUrls: [m.httpUrl],
+      quicAddresses: [`${m.quicHost}:${m.quicPort}`],
+    }));
+    return formatTicket({
+      kind: "client",
+      clusterId: decodeBase32(this.#cluster.file.clusterId),
+      nodes,
+    });
+  }
+
+  addLearner(address: NodeAddress): Promise<void> {
+    return this.#admin(() => {
+      this.#cluster.members.set(address.nodeId, address);
+      this.#transport.setPeer(peerAddress(address));
+      this.runner.proposeConfChange({
+        type: "addLearner",
+        node: nodeId(address.nodeId),
+      });
+    });
+  }
+
+  promote(id: string): Promise<void> {
+    return this.#admin(() => {
+      const s = this.runner.status();
+      const match = s.progress?.get(nodeId(id))?.match;
+      if (match === undefined) {
+        throw new ClusterAdminError(
+          "unknownNode",
+          `Cannot promote '${id}' as it is not a member`,
+        );
+      }
+      if (s.commit - match > PROMOTE_LAG_MAX) {
+        throw new ClusterAdminError(
+          "notCaughtUp",
+          `Cannot promote '${shortNodeId(id)}' as it lags the commit index by ${
+            s.commit - match
+          } entries (at most ${PROMOTE_LAG_MAX})`,
+        );
+      }
+      this.runner.proposeConfChange({ type: "promote", node: nodeId(id) });
+    });
+  }
+
+  remove(id: string): Promise<void> {
+    return this.#admin(() =>
+      this.runner.proposeConfChange({ type: "remove", node: nodeId(id) })
+    );
+  }
+
+  transferLeader(id: string): Promise<void> {
+    return this.#admin(() => this.runner.transferLeader(nodeId(id)));
+  }
+
+  /** Runs an admin action on the leader, turning Raft refusals into admin errors. */
+  #admin(action: () => void): Promise<void> {
+    const leaderUrl = () => {
+      const leader = this.runner.status().leader;
+      return leader === null
+        ? null
+        : this.#cluster.members.get(leader)?.httpUrl ?? null;
+    };
+    try {
+      action();
+      return Promise.resolve();
+    } catch (error) {
+      if (error instanceof ProposalDroppedError) {
+        return Promise.reject(
+          new ClusterAdminError("notLeader", error.message, leaderUrl()),
+        );
+      }
+      if (error instanceof ConfChangeError) {
+        return Promise.reject(
+          new ClusterAdminError("changePending", error.message, leaderUrl()),
+        );
+      }
+      return Promise.reject(error);
+    }
+  }
+}
+
+function peerAddress(member: NodeAddress) {
+  return {
+    nodeId: nodeId(member.nodeId),
+    hostname: member.quicHost,
+    port: member.quicPort,
+    nodeKey: decodeBase64Url(member.nodeKey),
+    certificateHash: decodeBase64Url(member.certificateHash),
+  };
+}
+
+/** Creates a cluster key (kept in the folder, 0600) and this node's credential. */
+async function initCluster(
+  dir: string,
+  identity: NodeIdentity,
+): Promise<Uint8Array> {
+  const clusterKey = await generateSigningKey();
+  await Deno.writeFile(
+    `${dir}/${DATA_FILES.clusterKey}`,
+    await clusterKey.exportPkcs8(),
+    { mode: 0o600 },
+  );
+  await Deno.writeFile(
+    `${dir}/${DATA_FILES.clusterKey}.pub`,
+    clusterKey.publicKey,
+    { mode: 0o600 },
+  );
+  return encodeCredential(
+    await issueCredential(clusterKey, identity.publicKey),
+  );
+}
+
+async function readClusterKeyPublic(dir: string): Promise<Uint8Array> {
+  return await Deno.readFile(`${dir}/${DATA_FILES.clusterKey}.pub`);
+}
+
+/** Writes cluster.json, creating it for a new cluster or updating this node's own address. */
+async function upsertSelf(
+  dir: string,
+  existing: ClusterFile | null,
+  identity: NodeIdentity,
+  credential: Uint8Array,
+  address: NodeAddress,
+): Promise<ClusterFile> {
+  const cluster: ClusterFile = existing === null
+    ? {
+      clusterId: formatClusterId(await readClusterKeyPublic(dir)),
+      databaseId: crypto.randomUUID(),
+      credential: encodeBase64Url(credential),
+      voters: [identity.nodeId],
+      members: [address],
+    }
+    : {
+      ...existing,
+      members: [
+        ...existing.members.filter((m) => m.nodeId !== identity.nodeId),
+        address,
+      ],
+    };
+  await writeClusterFile(dir, cluster);
+  return cluster;
+}
+
+/**
+ * Recovers a lone survivor after a lost quorum: the log is cut back to what
+ * this node applied and the membership becomes this node alone. Entries it
+ * had not applied are lost, and so may be writes other nodes acknowledged.
+ */
+function forceNewCluster(
+  logStore: SqliteLogStore,
+  state: KvReplicatedState,
+  identity: NodeIdentity,
+  log: (line: string) => void,
+): void {
+  const applied = state.appliedIndex();
+  const term = (applied === 0 ? 0 : logStore.term(applied)) as Term;
+  log(
+    `WARNING: --force-new-cluster: this node becomes a one-node cluster at applied index ${applied}; ` +
+      `entries after it are dropped and writes acknowledged by other nodes may be lost`,
+  );
+  state.sync();
+  logStore.compact({
+    index: applied as LogIndex,
+    term,
+    confState: {
+      voters: [nodeId(identity.nodeId)],
+      votersOutgoing: [],
+      learners: [],
+    },
+  });
+  // Appending right after the applied index truncates everything beyond it.
+  const hard = logStore.hardState();
+  logStore.save({
+    hardState: { term: hard.term, vote: null, commit: applied as LogIndex },
+    entries: [{
+      term: hard.term,
+      index: (applied + 1) as LogIndex,
+      type: "normal",
+      data: new Uint8Array(0),
+    }],
+  });
+}

@@ -1,0 +1,248 @@
+/**
+ * Node configuration: every field documented with its unit and default,
+ * layered environment < file (JSON) < flags, and validated before the node
+ * does any work.
+ *
+ * @module
+ */
+
+/** A node's configuration with every default filled in. */
+export interface NodeConfig {
+  /** Folder for identity, SQLite files and the lock. Default "./data". Env ASPEN_DATA_DIR. */
+  readonly dataDir: string;
+  /** Address the HTTP API binds. Default "127.0.0.1". Env ASPEN_HTTP_HOST. */
+  readonly httpHost: string;
+  /** TCP port of the HTTP API; 0 picks one. Default 8080. Env ASPEN_HTTP_PORT. */
+  readonly httpPort: number;
+  /** Address the QUIC peer listener binds. Default: same as `httpHost`. Env ASPEN_QUIC_HOST. */
+  readonly quicHost: string;
+  /** UDP port of the QUIC peer listener; 0 picks one. Default: same number as `httpPort`. Env ASPEN_QUIC_PORT. */
+  readonly quicPort: number;
+  /**
+   * Bearer tokens accepted by the HTTP API and KV Connect (any of them).
+   * Default none: then only loopback listeners are allowed. Env ASPEN_TOKENS (comma-separated).
+   */
+  readonly tokens: readonly string[];
+  /** Milliseconds per Raft tick. Default 100. */
+  readonly tickMs: number;
+  /** Ticks without a leader before an election (randomized up to twice this). Default 10. */
+  readonly electionTicks: number;
+  /** Entries applied since the last snapshot that trigger a new one. Default 10,000. */
+  readonly snapshotEntries: number;
+  /** Milliseconds a write or strong read may wait before failing. Default 5,000. */
+  readonly requestTimeoutMs: number;
+  /** Strong reads: "safe" (ReadIndex heartbeat round) or "lease" (leader lease). Default "safe". */
+  readonly readOnly: "safe" | "lease";
+  /** Largest HTTP request body in bytes. Default 2 MiB. */
+  readonly bodyLimitBytes: number;
+  /** Recover a lone survivor as a new one-node cluster (loses uncommitted writes). Default false. */
+  readonly forceNewCluster: boolean;
+  /** Start although the identity exists without a log (or the reverse). Default false. */
+  readonly allowMissingLog: boolean;
+}
+
+/** Defaults of every field. */
+export const DEFAULT_NODE_CONFIG: NodeConfig = {
+  dataDir: "./data",
+  httpHost: "127.0.0.1",
+  httpPort: 8080,
+  quicHost: "",
+  quicPort: -1,
+  tokens: [],
+  tickMs: 100,
+  electionTicks: 10,
+  snapshotEntries: 10_000,
+  requestTimeoutMs: 5_000,
+  readOnly: "safe",
+  bodyLimitBytes: 2 * 1024 * 1024,
+  forceNewCluster: false,
+  allowMissingLog: false,
+};
+
+/** A partial configuration, as one layer gives it. */
+export type NodeConfigLayer = {
+  -readonly [K in keyof NodeConfig]?: NodeConfig[K];
+};
+
+const ENV: Record<string, keyof NodeConfig> = {
+  ASPEN_DATA_DIR: "dataDir",
+  ASPEN_HTTP_HOST: "httpHost",
+  ASPEN_HTTP_PORT: "httpPort",
+  ASPEN_QUIC_HOST: "quicHost",
+  ASPEN_QUIC_PORT: "quicPort",
+  ASPEN_TOKENS: "tokens",
+};
+
+/** The environment variables a node reads. */
+export const NODE_ENV_VARS: readonly string[] = Object.keys(ENV);
+
+/**
+ * Reads the configuration layer given by environment variables.
+ *
+ * @param get Looks a variable up (e.g. `Deno.env.get`).
+ */
+export function configFromEnv(
+  get: (name: string) => string | undefined,
+): NodeConfigLayer {
+  const layer: Record<string, unknown> = {};
+  for (const [name, field] of Object.entries(ENV)) {
+    const raw = get(name);
+    if (raw === undefined || raw === "") continue;
+    layer[field] = coerce(field, raw, `environment variable ${name}`);
+  }
+  return layer as NodeConfigLayer;
+}
+
+/**
+ * Reads a JSON configuration file's layer.
+ *
+ * @throws {TypeError} When the text is not a JSON object or names an unknown field.
+ */
+export function configFromJson(text: string, source: string): NodeConfigLayer {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new TypeError(
+      `Cannot read configuration '${source}' as it is not JSON: ${
+        (error as Error).message
+      }`,
+    );
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new TypeError(
+      `Cannot read configuration '${source}' as it is not a JSON object`,
+    );
+  }
+  for (const key of Object.keys(value)) {
+    if (!(key in DEFAULT_NODE_CONFIG)) {
+      throw new TypeError(
+        `Cannot read configuration '${source}' as it has an unknown field: '${key}'`,
+      );
+    }
+  }
+  return value as NodeConfigLayer;
+}
+
+function coerce(field: keyof NodeConfig, raw: string, source: string): unknown {
+  const sample = DEFAULT_NODE_CONFIG[field];
+  if (typeof sample === "number" || field === "quicPort") {
+    const number = Number(raw);
+    if (!Number.isFinite(number)) {
+      throw new TypeError(
+        `Cannot read ${source} as '${field}' must be a number: current value is '${raw}'`,
+      );
+    }
+    return number;
+  }
+  if (typeof sample === "boolean") return raw === "true" || raw === "1";
+  if (Array.isArray(sample)) {
+    return raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  }
+  return raw;
+}
+
+function integer(
+  name: string,
+  value: unknown,
+  min: number,
+  max: number,
+): number {
+  if (
+    typeof value !== "number" || !Number.isSafeInteger(value) || value < min ||
+    value > max
+  ) {
+    throw new RangeError(
+      `Cannot start node as '${name}' must be an integer in [${min}, ${max}]: current value is ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Merges layers (later wins) over the defaults and validates the result.
+ *
+ * @throws {RangeError} When a number is out of range.
+ * @throws {TypeError} When a field has the wrong type.
+ */
+export function resolveNodeConfig(
+  ...layers: readonly NodeConfigLayer[]
+): NodeConfig {
+  const merged: Record<string, unknown> = { ...DEFAULT_NODE_CONFIG };
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer)) {
+      if (value !== undefined) merged[key] = value;
+    }
+  }
+  const m = merged as NodeConfigLayer;
+  if (typeof m.dataDir !== "string" || m.dataDir === "") {
+    throw new TypeError(
+      `Cannot start node as 'dataDir' must be a non-empty path: current value is '${m.dataDir}'`,
+    );
+  }
+  const httpPort = integer("httpPort", m.httpPort, 0, 65535);
+  const quicPort = m.quicPort === -1
+    ? httpPort
+    : integer("quicPort", m.quicPort, 0, 65535);
+  const httpHost = String(m.httpHost);
+  const quicHost = m.quicHost === "" ? httpHost : String(m.quicHost);
+  const tokens = m.tokens ?? [];
+  if (
+    !Array.isArray(tokens) ||
+    tokens.some((t) => typeof t !== "string" || t.length < 16)
+  ) {
+    throw new RangeError(
+      "Cannot start node as every token must be a string of at least 16 characters",
+    );
+  }
+  if (tokens.length === 0 && !isLoopback(httpHost)) {
+    throw new RangeError(
+      `Cannot start node on '${httpHost}' without an access token: set ASPEN_TOKENS or bind 127.0.0.1`,
+    );
+  }
+  const electionTicks = integer("electionTicks", m.electionTicks, 3, 1000);
+  if (m.readOnly !== "safe" && m.readOnly !== "lease") {
+    throw new TypeError(
+      `Cannot start node as 'readOnly' must be "safe" or "lease": current value is '${m.readOnly}'`,
+    );
+  }
+  return {
+    dataDir: m.dataDir,
+    httpHost,
+    httpPort,
+    quicHost,
+    quicPort,
+    tokens,
+    tickMs: integer("tickMs", m.tickMs, 1, 10_000),
+    electionTicks,
+    snapshotEntries: integer(
+      "snapshotEntries",
+      m.snapshotEntries,
+      10,
+      100_000_000,
+    ),
+    requestTimeoutMs: integer(
+      "requestTimeoutMs",
+      m.requestTimeoutMs,
+      10,
+      600_000,
+    ),
+    readOnly: m.readOnly,
+    bodyLimitBytes: integer(
+      "bodyLimitBytes",
+      m.bodyLimitBytes,
+      1024,
+      64 * 1024 * 1024,
+    ),
+    forceNewCluster: m.forceNewCluster === true,
+    allowMissingLog: m.allowMissingLog === true,
+  };
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" ||
+    host.startsWith("127.");
+}

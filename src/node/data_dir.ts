@@ -1,0 +1,198 @@
+/**
+ * A node's data folder: the lock that keeps two nodes out of one folder, the
+ * node's TLS certificate, and `cluster.json` (which cluster this node belongs
+ * to, its member credential, and the members it knows at start).
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import { decodeBase64Url, encodeBase64Url } from "./_base64.ts";
+import {
+  certificateNeedsRenewal,
+  createNodeCertificate,
+  type NodeCertificate,
+} from "../cluster/certificate.ts";
+import type { NodeIdentity } from "../cluster/identity.ts";
+import { NODE_KEY_FILE } from "../cluster/identity.ts";
+import type { NodeAddress } from "./node_api.ts";
+
+/** Files in a data folder. */
+export const DATA_FILES = {
+  lock: "node.lock.sqlite",
+  certificate: "certificate.json",
+  cluster: "cluster.json",
+  clusterKey: "cluster.key",
+  log: "raft-log.sqlite",
+  state: "state.sqlite",
+} as const;
+
+/** What `cluster.json` holds. */
+export interface ClusterFile {
+  /** The cluster's public key, base32 (its id). */
+  readonly clusterId: string;
+  /** The database id KV Connect clients see (lowercase UUID). */
+  readonly databaseId: string;
+  /** This node's member credential (base64url). */
+  readonly credential: string;
+  /** The voters of a new cluster (ignored once the log has a configuration). */
+  readonly voters: readonly string[];
+  /** Known members' addresses. */
+  readonly members: readonly NodeAddress[];
+}
+
+/** The data folder is in use by another process. */
+export class DataDirLockedError extends Error {
+  override name = "DataDirLockedError";
+}
+
+/** Creates the folder (mode 0700) if missing. */
+export async function ensureDataDir(path: string): Promise<void> {
+  await Deno.mkdir(path, { recursive: true, mode: 0o700 });
+}
+
+/** The held lock of a data folder. */
+export interface DataDirLock {
+  close(): void;
+}
+
+/**
+ * Takes the folder's exclusive lock, released when the process ends. It is
+ * an SQLite database held in an exclusive transaction: SQLite refuses a
+ * second holder at once (in this process or another), and the OS drops the
+ * lock with the process, so a crash never leaves a stale lock behind.
+ *
+ * @throws {DataDirLockedError} When another node holds it.
+ */
+export function lockDataDir(path: string): DataDirLock {
+  const db = new DatabaseSync(`${path}/${DATA_FILES.lock}`);
+  try {
+    db.exec("PRAGMA busy_timeout = 0");
+    db.exec("PRAGMA locking_mode = EXCLUSIVE");
+    db.exec("CREATE TABLE IF NOT EXISTS holder (pid INTEGER)");
+    db.exec("BEGIN EXCLUSIVE");
+    db.exec(`DELETE FROM holder; INSERT INTO holder VALUES (${Deno.pid})`);
+  } catch (error) {
+    db.close();
+    if (/locked|busy/i.test(String(error))) {
+      throw new DataDirLockedError(
+        `Cannot use data folder '${path}' as another node holds its lock`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  return { close: () => db.close() };
+}
+
+/** True when `path` exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/**
+ * Refuses a folder whose identity exists without its log, or the reverse:
+ * rejoining with an empty log can lose committed data.
+ *
+ * @throws {Error} Unless `allowMissing` is set.
+ */
+export async function checkDataDirConsistent(
+  path: string,
+  allowMissing: boolean,
+): Promise<void> {
+  const hasKey = await exists(`${path}/${NODE_KEY_FILE}`);
+  const hasLog = await exists(`${path}/${DATA_FILES.log}`);
+  if (hasKey === hasLog || allowMissing) return;
+  const what = hasKey
+    ? "its identity exists but its Raft log is missing"
+    : "its Raft log exists but its identity is missing";
+  throw new Error(
+    `Cannot start node in '${path}' as ${what}: rejoining with an empty log can lose committed data (pass --allow-missing-log to start anyway)`,
+  );
+}
+
+interface StoredCertificate {
+  readonly certificatePem: string;
+  readonly privateKeyPem: string;
+  readonly hash: string;
+  readonly notAfterMs: number;
+}
+
+/**
+ * Loads the node's certificate, creating or renewing it when it is missing
+ * or near expiry. Kept in a 0600 file so its hash stays stable across restarts.
+ */
+export async function loadOrCreateCertificate(
+  path: string,
+  identity: NodeIdentity,
+  hosts: readonly string[],
+): Promise<NodeCertificate> {
+  const file = `${path}/${DATA_FILES.certificate}`;
+  if (await exists(file)) {
+    const stored = JSON.parse(
+      await Deno.readTextFile(file),
+    ) as StoredCertificate;
+    const certificate: NodeCertificate = {
+      certificatePem: stored.certificatePem,
+      privateKeyPem: stored.privateKeyPem,
+      hash: decodeBase64Url(stored.hash),
+      notAfterMs: stored.notAfterMs,
+    };
+    if (!certificateNeedsRenewal(certificate, Date.now(), 24 * 3600 * 1000)) {
+      return certificate;
+    }
+  }
+  const ipAddresses = hosts.filter((h) =>
+    /^[0-9.]+$/.test(h) || h.includes(":")
+  );
+  const dnsNames = hosts.filter((h) => !ipAddresses.includes(h));
+  const certificate = await createNodeCertificate(identity, {
+    ipAddresses,
+    dnsNames: ["localhost", ...dnsNames],
+  });
+  const stored: StoredCertificate = {
+    certificatePem: certificate.certificatePem,
+    privateKeyPem: certificate.privateKeyPem,
+    hash: encodeBase64Url(certificate.hash),
+    notAfterMs: certificate.notAfterMs,
+  };
+  await Deno.writeTextFile(file, JSON.stringify(stored, null, 2), {
+    mode: 0o600,
+  });
+  return certificate;
+}
+
+/** Reads `cluster.json`, or null when the node belongs to no cluster yet. */
+export async function readClusterFile(
+  path: string,
+): Promise<ClusterFile | null> {
+  const file = `${path}/${DATA_FILES.cluster}`;
+  if (!(await exists(file))) return null;
+  const value = JSON.parse(await Deno.readTextFile(file)) as ClusterFile;
+  if (
+    typeof value.clusterId !== "string" || !Array.isArray(value.members) ||
+    !Array.isArray(value.voters)
+  ) {
+    throw new TypeError(
+      `Cannot read '${file}': expected clusterId, voters and members`,
+    );
+  }
+  return value;
+}
+
+/** Writes `cluster.json` (mode 0600: it carries the credential). */
+export async function writeClusterFile(
+  path: string,
+  cluster: ClusterFile,
+): Promise<void> {
+  await Deno.writeTextFile(
+    `${path}/${DATA_FILES.cluster}`,
+    JSON.stringify(cluster, null, 2),
+    { mode: 0o600 },
+  );
+}

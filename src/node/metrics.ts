@@ -1,0 +1,100 @@
+/**
+ * Prometheus text exposition of a node's Raft and storage counters.
+ *
+ * @module
+ */
+import type { RaftRunner } from "./raft_runner.ts";
+
+/** Upper bounds (ms) of the fsync latency histogram buckets. */
+const SAVE_BUCKETS_MS = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000];
+
+/** Renders the runner's state and counters as Prometheus text (version 0.0.4). */
+export function renderMetrics(runner: RaftRunner): string {
+  const s = runner.status();
+  const m = runner.metrics;
+  const lines: string[] = [];
+  const gauge = (name: string, help: string, value: number) =>
+    lines.push(
+      `# HELP ${name} ${help}`,
+      `# TYPE ${name} gauge`,
+      `${name} ${value}`,
+    );
+  const counter = (name: string, help: string, value: number) =>
+    lines.push(
+      `# HELP ${name} ${help}`,
+      `# TYPE ${name} counter`,
+      `${name} ${value}`,
+    );
+  gauge("aspen_raft_term", "Current Raft term.", s.term);
+  gauge(
+    "aspen_raft_is_leader",
+    "1 when this node leads.",
+    s.role === "leader" ? 1 : 0,
+  );
+  gauge(
+    "aspen_raft_has_leader",
+    "1 when this node knows a leader.",
+    s.leader === null ? 0 : 1,
+  );
+  gauge("aspen_raft_commit_index", "Highest committed log index.", s.commit);
+  gauge("aspen_raft_applied_index", "Highest applied log index.", s.applied);
+  gauge(
+    "aspen_raft_snapshot_index",
+    "Index of the latest snapshot.",
+    s.snapshotIndex,
+  );
+  gauge(
+    "aspen_raft_voters",
+    "Voters in the current configuration.",
+    s.conf.voters.length,
+  );
+  counter(
+    "aspen_raft_proposals_total",
+    "Entries proposed on this node.",
+    m.proposals,
+  );
+  counter(
+    "aspen_raft_ready_batches_total",
+    "Ready batches handled.",
+    m.readyBatches,
+  );
+  counter(
+    "aspen_raft_entries_persisted_total",
+    "Entries written to the log.",
+    m.entriesPersisted,
+  );
+  counter(
+    "aspen_raft_entries_applied_total",
+    "Entries applied to the state.",
+    m.entriesApplied,
+  );
+  counter(
+    "aspen_raft_snapshots_taken_total",
+    "Snapshots taken.",
+    m.snapshotsTaken,
+  );
+  counter(
+    "aspen_raft_snapshots_installed_total",
+    "Snapshots installed from a leader.",
+    m.snapshotsInstalled,
+  );
+  lines.push(
+    "# HELP aspen_log_fsync_ms Duration of log writes (one transaction, one fsync), recent samples.",
+    "# TYPE aspen_log_fsync_ms histogram",
+  );
+  let sum = 0;
+  for (const bound of SAVE_BUCKETS_MS) {
+    lines.push(
+      `aspen_log_fsync_ms_bucket{le="${bound}"} ${
+        m.saveMs.filter((ms) => ms <= bound).length
+      }`,
+    );
+  }
+  for (const ms of m.saveMs) sum += ms;
+  lines.push(
+    `aspen_log_fsync_ms_bucket{le="+Inf"} ${m.saveMs.length}`,
+    `aspen_log_fsync_ms_sum ${sum.toFixed(3)}`,
+    `aspen_log_fsync_ms_count ${m.saveMs.length}`,
+  );
+  return lines.join("\n") + "\n";
+}
