@@ -1,0 +1,95 @@
+/**
+ * A node with its HTTP listener: the Aspen HTTP API, KV Connect at `/kv`,
+ * `/health` and `/metrics`, and graceful shutdown (stop accepting, finish
+ * in-flight requests, sync, close).
+ *
+ * @module
+ */
+import { createHttpApp, serveHttpApp } from "../http/app.ts";
+import { kvConnectApp } from "../http/kv_connect/app.ts";
+import { AspenNode } from "./aspen_node.ts";
+import type { NodeConfig } from "./config.ts";
+import { exists } from "./data_dir.ts";
+import { freeTcpPorts } from "./provision.ts";
+
+/** Path of the KV Connect metadata exchange (what `Deno.openKv` is given). */
+export const KV_CONNECT_PATH = "/kv";
+
+/** File holding the generated KV Connect token when none is configured. */
+export const GENERATED_TOKEN_FILE = "access.token";
+
+/** A node serving HTTP. */
+export interface ServingNode {
+  readonly node: AspenNode;
+  readonly url: string;
+  /** Tokens KV Connect accepts (configured, or the generated one). */
+  readonly kvConnectTokens: readonly string[];
+  /** Stops accepting, waits for in-flight requests, then stops the node. */
+  stop(): Promise<void>;
+}
+
+/** Starts a node and its HTTP listener. */
+export async function serveNode(
+  config: NodeConfig,
+  options: { log?: (line: string) => void } = {},
+): Promise<ServingNode> {
+  const httpPort = config.httpPort === 0
+    ? freeTcpPorts(config.httpHost, 1)[0]!
+    : config.httpPort;
+  const host = config.httpHost.includes(":")
+    ? `[${config.httpHost}]`
+    : config.httpHost;
+  const url = `http://${host}:${httpPort}`;
+  const node = await AspenNode.start({ ...config, httpPort }, {
+    httpUrl: url,
+    ...options,
+  });
+  try {
+    const kvConnectTokens = config.tokens.length > 0
+      ? config.tokens
+      : [await generatedToken(config.dataDir)];
+    const kvConnect = kvConnectApp({
+      backend: node.backend,
+      tokens: kvConnectTokens,
+      selfUrl: url,
+      path: KV_CONNECT_PATH,
+    });
+    const app = createHttpApp({
+      node,
+      tokens: config.tokens.length > 0 ? config.tokens : null,
+      bodyLimitBytes: config.bodyLimitBytes,
+      kvConnect,
+    });
+    const abort = new AbortController();
+    const server = serveHttpApp(app, {
+      hostname: config.httpHost,
+      port: httpPort,
+      signal: abort.signal,
+    });
+    let stopping: Promise<void> | null = null;
+    const stop = () =>
+      stopping ??= (async () => {
+        await server.shutdown();
+        await node.stop();
+      })();
+    return { node, url, kvConnectTokens, stop };
+  } catch (error) {
+    await node.stop();
+    throw error;
+  }
+}
+
+/** Reads the folder's generated access token, creating it (0600) on first use. */
+async function generatedToken(dataDir: string): Promise<string> {
+  const path = `${dataDir}/${GENERATED_TOKEN_FILE}`;
+  if (await exists(path)) return (await Deno.readTextFile(path)).trim();
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  const token = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(
+    "",
+  );
+  await Deno.writeTextFile(path, `${token}\n`, {
+    mode: 0o600,
+    createNew: true,
+  });
+  return token;
+}
