@@ -1,0 +1,317 @@
+/**
+ * Reading request bodies into Deno KV operations: every field checked, every
+ * unknown field refused, messages naming the field.
+ *
+ * @module
+ */
+import { encodeKey, type KvKeyPart } from "../kv/key_codec.ts";
+import type { KvCheck, KvMutation } from "../kv/types.ts";
+import { versionstampFromString } from "../kv/versionstamp.ts";
+import { HTTP_API_LIMITS } from "../protocol/http_api.ts";
+import type { NodeAddress } from "../node/node_api.ts";
+import {
+  describe,
+  keyFromWire,
+  valueFromWire,
+  WireFormatError,
+} from "../protocol/http_api_codec.ts";
+
+type Fields = Record<string, unknown>;
+
+function bad(message: string): WireFormatError {
+  return new WireFormatError("badRequest", message);
+}
+
+/** Checks that `body` is an object holding only `allowed` fields. */
+export function fields(body: unknown, allowed: readonly string[]): Fields {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw bad(`Invalid body: expected an object, received ${describe(body)}`);
+  }
+  for (const name of Object.keys(body)) {
+    if (!allowed.includes(name)) {
+      throw bad(
+        `Invalid body: unknown field '${name}' (expected ${
+          allowed.map((a) => `'${a}'`).join(", ")
+        })`,
+      );
+    }
+  }
+  return body as Fields;
+}
+
+/** Encodes a wire key to Deno KV bytes. */
+export function keyBytes(wire: unknown, field: string): Uint8Array {
+  const key: KvKeyPart[] = keyFromWire(wire, field);
+  try {
+    return encodeKey(key);
+  } catch (error) {
+    throw new WireFormatError(
+      "invalidKey",
+      `Invalid '${field}': ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+/** A non-empty key, as gets and writes need. */
+export function requiredKeyBytes(wire: unknown, field: string): Uint8Array {
+  if (wire === undefined) throw bad(`Invalid body: missing '${field}'`);
+  const bytes = keyBytes(wire, field);
+  if (bytes.length === 0) {
+    throw new WireFormatError(
+      "invalidKey",
+      `Invalid '${field}': key cannot be empty`,
+    );
+  }
+  return bytes;
+}
+
+function optionalInteger(
+  value: unknown,
+  field: string,
+  min: number,
+  max: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  if (
+    typeof value !== "number" || !Number.isSafeInteger(value) || value < min ||
+    value > max
+  ) {
+    throw bad(
+      `Invalid '${field}': expected an integer from ${min} to ${max}, received ${
+        describe(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+function optionalBoolean(value: unknown, field: string): boolean | undefined {
+  if (value === undefined || typeof value === "boolean") return value;
+  throw bad(
+    `Invalid '${field}': expected a boolean, received ${describe(value)}`,
+  );
+}
+
+function requiredString(value: unknown, field: string): string {
+  if (typeof value === "string" && value.length > 0 && value.length <= 1024) {
+    return value;
+  }
+  throw bad(
+    `Invalid '${field}': expected a non-empty string, received ${
+      describe(value)
+    }`,
+  );
+}
+
+/** Absolute deadline of an `expireIn`, from the proposer's clock. */
+function expireAt(value: unknown, field: string, nowMs: number): number | null {
+  const expireIn = optionalInteger(
+    value,
+    field,
+    0,
+    Number.MAX_SAFE_INTEGER - nowMs,
+  );
+  return expireIn === undefined ? null : nowMs + expireIn;
+}
+
+/** `GetRequest` → key bytes. */
+export function parseGet(body: unknown): Uint8Array {
+  return requiredKeyBytes(fields(body, ["key"]).key, "key");
+}
+
+/** `GetManyRequest` → key bytes, at most 10. */
+export function parseGetMany(body: unknown): Uint8Array[] {
+  const { keys } = fields(body, ["keys"]);
+  if (!Array.isArray(keys)) {
+    throw bad(
+      `Invalid 'keys': expected a list of keys, received ${describe(keys)}`,
+    );
+  }
+  if (keys.length > HTTP_API_LIMITS.getManyKeysMax) {
+    throw new WireFormatError(
+      "badRequest",
+      `Too many keys (max ${HTTP_API_LIMITS.getManyKeysMax})`,
+    );
+  }
+  return keys.map((key: unknown, i: number) =>
+    requiredKeyBytes(key, `keys[${i}]`)
+  );
+}
+
+function setMutation(body: Fields, field: string, nowMs: number): KvMutation {
+  const value = body.value;
+  if (value === undefined) throw bad(`Invalid body: missing '${field}value'`);
+  return {
+    type: "set",
+    key: requiredKeyBytes(body.key, `${field}key`),
+    value: valueFromWire(value, `${field}value`),
+    expireAtMs: expireAt(body.expireIn, `${field}expireIn`, nowMs),
+  };
+}
+
+/** `SetRequest` → one set mutation. */
+export function parseSet(body: unknown, nowMs: number): KvMutation {
+  return setMutation(fields(body, ["key", "value", "expireIn"]), "", nowMs);
+}
+
+/** `DeleteRequest` → one delete mutation. */
+export function parseDelete(body: unknown): KvMutation {
+  return {
+    type: "delete",
+    key: requiredKeyBytes(fields(body, ["key"]).key, "key"),
+  };
+}
+
+/** A list request: selector bytes, limit, direction and cursor. */
+export interface ParsedList {
+  readonly selector: {
+    prefix?: Uint8Array;
+    start?: Uint8Array;
+    end?: Uint8Array;
+  };
+  readonly limit: number;
+  readonly reverse: boolean;
+  readonly cursor: string | undefined;
+}
+
+/** `ListRequest` → selector bytes and paging. */
+export function parseList(body: unknown): ParsedList {
+  const f = fields(body, ["selector", "limit", "reverse", "cursor"]);
+  const wire = fields(f.selector ?? {}, ["prefix", "start", "end"]);
+  const selector: ParsedList["selector"] = {};
+  for (const name of ["prefix", "start", "end"] as const) {
+    if (wire[name] !== undefined) {
+      selector[name] = keyBytes(wire[name], `selector.${name}`);
+    }
+  }
+  if (f.cursor !== undefined && typeof f.cursor !== "string") {
+    throw bad(
+      `Invalid 'cursor': expected a string, received ${describe(f.cursor)}`,
+    );
+  }
+  return {
+    selector,
+    limit: optionalInteger(f.limit, "limit", 1, HTTP_API_LIMITS.listLimitMax) ??
+      HTTP_API_LIMITS.listLimitDefault,
+    reverse: optionalBoolean(f.reverse, "reverse") ?? false,
+    cursor: f.cursor as string | undefined,
+  };
+}
+
+function parseCheck(wire: unknown, index: number): KvCheck {
+  const field = `checks[${index}]`;
+  const f = fields(wire, ["key", "versionstamp"]);
+  const { versionstamp } = f;
+  if (versionstamp !== null && typeof versionstamp !== "string") {
+    throw new WireFormatError(
+      "invalid",
+      `Invalid '${field}.versionstamp': expected 20 hex characters or null, received ${
+        describe(versionstamp)
+      }`,
+    );
+  }
+  let stamp = null;
+  if (typeof versionstamp === "string") {
+    try {
+      stamp = versionstampFromString(versionstamp);
+    } catch (error) {
+      throw new WireFormatError(
+        "invalid",
+        `Invalid '${field}.versionstamp': ${(error as Error).message}`,
+      );
+    }
+  }
+  return { key: requiredKeyBytes(f.key, `${field}.key`), versionstamp: stamp };
+}
+
+function parseMutation(
+  wire: unknown,
+  index: number,
+  nowMs: number,
+): KvMutation {
+  const field = `mutations[${index}].`;
+  const type = (wire as Fields | null)?.type;
+  switch (type) {
+    case "set":
+      return setMutation(
+        fields(wire, ["type", "key", "value", "expireIn"]),
+        field,
+        nowMs,
+      );
+    case "delete":
+      return {
+        type,
+        key: requiredKeyBytes(fields(wire, ["type", "key"]).key, `${field}key`),
+      };
+    case "sum":
+    case "min":
+    case "max": {
+      const f = fields(wire, ["type", "key", "value"]);
+      return {
+        type,
+        key: requiredKeyBytes(f.key, `${field}key`),
+        value: valueFromWire(f.value, `${field}value`),
+      };
+    }
+    default:
+      throw bad(
+        `Invalid '${field}type': expected 'set', 'delete', 'sum', 'min' or 'max', received ${
+          describe(type)
+        }`,
+      );
+  }
+}
+
+/** `AtomicRequest` → checks and mutations. */
+export function parseAtomic(
+  body: unknown,
+  nowMs: number,
+): { checks: KvCheck[]; mutations: KvMutation[] } {
+  const f = fields(body, ["checks", "mutations"]);
+  const checks = f.checks ?? [];
+  if (!Array.isArray(checks)) {
+    throw bad(
+      `Invalid 'checks': expected a list, received ${describe(checks)}`,
+    );
+  }
+  if (!Array.isArray(f.mutations)) {
+    throw bad(
+      `Invalid 'mutations': expected a list, received ${describe(f.mutations)}`,
+    );
+  }
+  return {
+    checks: checks.map(parseCheck),
+    mutations: f.mutations.map((m: unknown, i: number) =>
+      parseMutation(m, i, nowMs)
+    ),
+  };
+}
+
+/** `NodeIdRequest` → node id. */
+export function parseNodeId(body: unknown): string {
+  return requiredString(fields(body, ["nodeId"]).nodeId, "nodeId");
+}
+
+/** `AddLearnerRequest` → node address. */
+export function parseAddLearner(body: unknown): NodeAddress {
+  const f = fields(body, [
+    "nodeId",
+    "httpUrl",
+    "quicHost",
+    "quicPort",
+    "nodeKey",
+    "certificateHash",
+  ]);
+  return {
+    nodeId: requiredString(f.nodeId, "nodeId"),
+    httpUrl: requiredString(f.httpUrl, "httpUrl"),
+    quicHost: requiredString(f.quicHost, "quicHost"),
+    quicPort: optionalInteger(f.quicPort, "quicPort", 1, 65535) ??
+      (() => {
+        throw bad("Invalid body: missing 'quicPort'");
+      })(),
+    nodeKey: requiredString(f.nodeKey, "nodeKey"),
+    certificateHash: requiredString(f.certificateHash, "certificateHash"),
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * Aspen's HTTP API as a Hono app: `/v1/kv/...`, `/v1/cluster/...`,
+ * `/health` and `/metrics`, with bounded bodies, a bearer-token check on
+ * everything but `/health`, content negotiation (JSON or MessagePack) and
+ * one error mapping in `app.onError`. Routes and bodies are defined in
+ * `src/protocol/http_api.ts`.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import type { KvConsistency } from "../kv/backend.ts";
+import type { NodeApi } from "../node/node_api.ts";
+import {
+  CONSISTENCY_PARAMETER,
+  CONTENT_TYPE_METRICS,
+  HTTP_API_LIMITS,
+  type MembersResponse,
+  type OkResponse,
+  ROUTES,
+  type StatusResponse,
+  type TicketResponse,
+} from "../protocol/http_api.ts";
+import { bearerAuth, validateTokens } from "./_auth.ts";
+import { readBody, reply } from "./_body.ts";
+import { errorReply, HttpApiError } from "./_errors.ts";
+import * as kv from "./_kv_routes.ts";
+import * as parse from "./_parse.ts";
+
+/** Options of {@linkcode createHttpApp}. */
+export interface HttpAppOptions {
+  /** The node the API serves. */
+  readonly node: NodeApi;
+  /**
+   * Bearer tokens accepted (several, for rotation), configured per cluster;
+   * `null` turns the check off (local development only).
+   */
+  readonly tokens: readonly string[] | null;
+  /** Largest request body, in bytes. Default 2 MiB. */
+  readonly bodyLimitBytes?: number;
+  /** Clock in Unix ms, for `expireIn` deadlines. Default `Date.now`. */
+  readonly nowMs?: () => number;
+  /** Reports unexpected errors (answered as `internal`). Default `console.error`. */
+  readonly logError?: (error: unknown) => void;
+  /** A sub-app mounted at `/` (KV Connect), behind the same token check. */
+  readonly kvConnect?: Hono;
+}
+
+function consistencyOf(c: Context): KvConsistency {
+  const value = c.req.query(CONSISTENCY_PARAMETER);
+  if (value === undefined || value === "strong") return "strong";
+  if (value === "eventual") return "eventual";
+  throw new HttpApiError(
+    "badRequest",
+    `Invalid '${CONSISTENCY_PARAMETER}': expected 'strong' or 'eventual', received '${value}'`,
+  );
+}
+
+function statusOf(node: NodeApi): StatusResponse {
+  const s = node.status();
+  return {
+    clusterId: s.clusterId,
+    nodeId: s.nodeId,
+    role: s.role,
+    term: s.term,
+    leader: s.leader,
+    leaderHttpUrl: s.leaderHttpUrl,
+    commitIndex: s.commitIndex,
+    appliedIndex: s.appliedIndex,
+    snapshotIndex: s.snapshotIndex,
+    joint: s.joint,
+    members: s.members.map((m) => ({
+      id: m.id,
+      role: m.role,
+      match: m.match,
+      lag: m.lag,
+      httpUrl: m.httpUrl,
+    })),
+  };
+}
+
+/**
+ * Builds the HTTP API app.
+ *
+ * @throws {RangeError} When `bodyLimitBytes` is not a positive integer or a token is empty or too long.
+ */
+export function createHttpApp(options: HttpAppOptions): Hono {
+  const limit = options.bodyLimitBytes ?? HTTP_API_LIMITS.bodyBytesMaxDefault;
+  if (!Number.isSafeInteger(limit) || limit <= 0) {
+    throw new RangeError(
+      `Cannot create HTTP app as 'bodyLimitBytes' must be a positive integer: current value is ${limit}`,
+    );
+  }
+  const tokens = options.tokens === null
+    ? null
+    : validateTokens(options.tokens);
+  const { node } = options;
+  const now = options.nowMs ?? Date.now;
+  const logError = options.logError ?? ((error) => console.error(error));
+  const app = new Hono();
+  const body = (c: Context) => readBody(c, limit);
+  const ok: OkResponse = { ok: true };
+
+  app.onError((error, c) => {
+    const { status, body } = errorReply(error);
+    if (body.error.code === "internal") logError(error);
+    return reply(c, body, status);
+  });
+  app.notFound((c) => {
+    throw new HttpApiError(
+      "notFound",
+      `Unknown route: ${c.req.method} ${c.req.path}`,
+    );
+  });
+
+  app.get(ROUTES.health, (c) => {
+    const health = node.health();
+    return c.json(
+      { ok: health.ok, reason: health.reason },
+      health.ok ? 200 : 503,
+    );
+  });
+  if (tokens !== null) app.use("*", bearerAuth(tokens));
+  app.get(
+    ROUTES.metrics,
+    (c) =>
+      c.body(node.metrics(), 200, { "content-type": CONTENT_TYPE_METRICS }),
+  );
+
+  app.post(
+    ROUTES.kvGet,
+    async (c) =>
+      reply(
+        c,
+        await kv.get(
+          node.backend,
+          parse.parseGet(await body(c)),
+          consistencyOf(c),
+        ),
+      ),
+  );
+  app.post(
+    ROUTES.kvGetMany,
+    async (c) =>
+      reply(
+        c,
+        await kv.getMany(
+          node.backend,
+          parse.parseGetMany(await body(c)),
+          consistencyOf(c),
+        ),
+      ),
+  );
+  app.post(
+    ROUTES.kvList,
+    async (c) =>
+      reply(
+        c,
+        await kv.list(
+          node.backend,
+          parse.parseList(await body(c)),
+          consistencyOf(c),
+        ),
+      ),
+  );
+  app.post(ROUTES.kvSet, async (c) => {
+    const nowMs = now();
+    const mutation = parse.parseSet(await body(c), nowMs);
+    return reply(
+      c,
+      await kv.commit(
+        node.backend,
+        { checks: [], mutations: [mutation] },
+        nowMs,
+      ),
+    );
+  });
+  app.post(ROUTES.kvDelete, async (c) => {
+    const mutation = parse.parseDelete(await body(c));
+    return reply(
+      c,
+      await kv.commit(
+        node.backend,
+        { checks: [], mutations: [mutation] },
+        now(),
+      ),
+    );
+  });
+  app.post(ROUTES.kvAtomic, async (c) => {
+    const nowMs = now();
+    const operation = parse.parseAtomic(await body(c), nowMs);
+    return reply(c, await kv.commit(node.backend, operation, nowMs));
+  });
+
+  app.get(ROUTES.clusterStatus, (c) => reply(c, statusOf(node)));
+  app.get(ROUTES.clusterMembers, (c) => {
+    const status = statusOf(node);
+    const members: MembersResponse = {
+      leader: status.leader,
+      members: status.members,
+    };
+    return reply(c, members);
+  });
+  app.get(ROUTES.clusterTicket, (c) => {
+    const ticket: TicketResponse = { ticket: node.clientTicket() };
+    return reply(c, ticket);
+  });
+  app.post(ROUTES.clusterAddLearner, async (c) => {
+    await node.addLearner(parse.parseAddLearner(await body(c)));
+    return reply(c, ok);
+  });
+  app.post(ROUTES.clusterPromote, async (c) => {
+    await node.promote(parse.parseNodeId(await body(c)));
+    return reply(c, ok);
+  });
+  app.post(ROUTES.clusterRemove, async (c) => {
+    await node.remove(parse.parseNodeId(await body(c)));
+    return reply(c, ok);
+  });
+  app.post(ROUTES.clusterTransferLeader, async (c) => {
+    await node.transferLeader(parse.parseNodeId(await body(c)));
+    return reply(c, ok);
+  });
+
+  if (options.kvConnect !== undefined) app.route("/", options.kvConnect);
+  return app;
+}
+
+/** Options of {@linkcode serveHttpApp}. */
+export interface ServeHttpAppOptions {
+  /** Default "127.0.0.1". */
+  readonly hostname?: string;
+  /** Default 0 (any free port). */
+  readonly port?: number;
+  /** Stops the server when aborted. */
+  readonly signal?: AbortSignal;
+  /** TLS certificate and key (PEM) for HTTPS; plain HTTP without them. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+}
+
+/** Serves `app` with `Deno.serve`; the returned server's `addr` has the bound port. */
+export function serveHttpApp(
+  app: Hono,
+  options: ServeHttpAppOptions = {},
+): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 0,
+    signal: options.signal,
+    onListen: () => {},
+    ...(options.tls ?? {}),
+  }, app.fetch);
+}

@@ -1,0 +1,336 @@
+/**
+ * Aspen's HTTP protocol, shared by the server (`src/http/app.ts`), the client
+ * module (`mod.ts`) and the CLI: routes, request and response bodies, error
+ * codes and their statuses, content types.
+ *
+ * Bodies are JSON (`application/json`) or MessagePack (`application/msgpack`),
+ * chosen by `Content-Type` for requests and `Accept` for responses; both
+ * carry the same structure. Byte fields ({@linkcode WireBytes}) are standard
+ * padded base64 text in JSON and binary in MessagePack; readers accept either.
+ *
+ * Keys are lists of {@linkcode WireKeyPart}: a string, a boolean or a finite
+ * number (other than -0) stands for itself; every other part is tagged, so
+ * Deno KV keys survive JSON unchanged:
+ *
+ * | Deno KV part          | wire                                             |
+ * | --------------------- | ------------------------------------------------ |
+ * | `"a"`                 | `"a"` (or `{ "type": "string", "value": "a" }`)  |
+ * | `1.5`                 | `1.5` (or `{ "type": "number", "value": 1.5 }`)  |
+ * | `NaN`, `±Infinity`, `-0` | `{ "type": "number", "value": "NaN" }`, `"Infinity"`, `"-Infinity"`, `"-0"` |
+ * | `10n`                 | `{ "type": "bigint", "value": "10" }`            |
+ * | `true`                | `true` (or `{ "type": "boolean", "value": true }`) |
+ * | `Uint8Array [1, 2]`   | `{ "type": "bytes", "value": "AQI=" }`           |
+ *
+ * This module holds no code with side effects and imports nothing that
+ * needs Deno: browsers load it through the client.
+ *
+ * @module
+ */
+
+/** Version prefix of every API route. */
+export const API_PREFIX = "/v1";
+
+/** The routes, relative to the node's base URL. */
+export const ROUTES = {
+  kvGet: "/v1/kv/get",
+  kvGetMany: "/v1/kv/get-many",
+  kvSet: "/v1/kv/set",
+  kvDelete: "/v1/kv/delete",
+  kvList: "/v1/kv/list",
+  kvAtomic: "/v1/kv/atomic",
+  clusterStatus: "/v1/cluster/status",
+  clusterMembers: "/v1/cluster/members",
+  clusterTicket: "/v1/cluster/ticket",
+  clusterAddLearner: "/v1/cluster/add-learner",
+  clusterPromote: "/v1/cluster/promote",
+  clusterRemove: "/v1/cluster/remove",
+  clusterTransferLeader: "/v1/cluster/transfer-leader",
+  health: "/health",
+  metrics: "/metrics",
+} as const;
+
+/** Content type of JSON bodies. */
+export const CONTENT_TYPE_JSON = "application/json";
+/** Content type of MessagePack bodies. */
+export const CONTENT_TYPE_MSGPACK = "application/msgpack";
+/** Content type of `/metrics` (Prometheus text exposition). */
+export const CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8";
+/** Query parameter selecting read consistency: `strong` (default) or `eventual`. */
+export const CONSISTENCY_PARAMETER = "consistency";
+
+/** Protocol limits the server enforces (Deno KV's own limits come on top). */
+export const HTTP_API_LIMITS = {
+  /** Default bound of a request body, in bytes (an 800 KiB atomic in base64 JSON fits). */
+  bodyBytesMaxDefault: 2 * 1024 * 1024,
+  /** Most keys of one get-many (Deno's 10 ranges per read). */
+  getManyKeysMax: 10,
+  /** Most entries of one list page (Deno's 1000 entries per read). */
+  listLimitMax: 1000,
+  /** Entries per list page when the request names no limit. */
+  listLimitDefault: 100,
+} as const;
+
+/** Every error code the API returns, with its HTTP status. */
+export const ERROR_STATUS = {
+  /** The body is not valid JSON/MessagePack or has the wrong shape. */
+  badRequest: 400,
+  /** A key is not a valid Deno KV key. */
+  invalidKey: 400,
+  /** A value, versionstamp, selector or cursor is not valid. */
+  invalid: 400,
+  /** A Deno KV limit is exceeded (key or value size, checks, mutations…). */
+  limitExceeded: 400,
+  /** Valid in Deno KV but not supported by Aspen yet (enqueues, V8 sums). */
+  unsupported: 400,
+  /** No or wrong bearer token. */
+  unauthorized: 401,
+  /** Unknown route. */
+  notFound: 404,
+  /** The node named in an admin call is not a member. */
+  unknownNode: 404,
+  /** An atomic operation's check failed: nothing changed. */
+  checkFailed: 409,
+  /** A sum/min/max met a value that is not a u64: nothing changed. */
+  typeMismatch: 409,
+  /** A membership change is already in progress. */
+  changePending: 409,
+  /** A learner is too far behind to be promoted. */
+  notCaughtUp: 409,
+  /** The request body is larger than the node accepts. */
+  bodyTooLarge: 413,
+  /** The body's content type is neither JSON nor MessagePack. */
+  unsupportedMediaType: 415,
+  /** An admin call reached a node that is not the leader; details name the leader. */
+  notLeader: 421,
+  /** Unexpected server failure. */
+  internal: 500,
+  /** Nothing happened (no leader, no quorum): safe to retry anywhere. */
+  unavailable: 503,
+  /** A write was proposed but its outcome is unknown: it may or may not have applied. */
+  outcomeUnknown: 504,
+} as const;
+
+/** An error code of the API. */
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+/** The error codes, as a list. */
+export const ERROR_CODES: readonly ErrorCode[] = Object.keys(
+  ERROR_STATUS,
+) as ErrorCode[];
+
+/** Bytes: base64 text in JSON, binary in MessagePack. */
+export type WireBytes = string | Uint8Array;
+
+/** A key part as the wire carries it (see the module doc for the table). */
+export type WireKeyPart =
+  | string
+  | number
+  | boolean
+  | { readonly type: "string"; readonly value: string }
+  | {
+    readonly type: "number";
+    readonly value: number | "NaN" | "Infinity" | "-Infinity" | "-0";
+  }
+  | { readonly type: "bigint"; readonly value: string }
+  | { readonly type: "boolean"; readonly value: boolean }
+  | { readonly type: "bytes"; readonly value: WireBytes };
+
+/** A Deno KV key on the wire. */
+export type WireKey = readonly WireKeyPart[];
+
+/** How a value's bytes are read: V8-serialized, raw bytes, or a u64 (8 bytes little-endian). */
+export type WireValueEncoding = "v8" | "bytes" | "le64";
+
+/**
+ * A value on the wire. Requests may give a u64 as a decimal string instead
+ * of its 8 bytes (`{ "encoding": "le64", "u64": "42" }`); responses always
+ * carry `data`, plus `u64` for `le64` values.
+ */
+export interface WireValue {
+  readonly encoding: WireValueEncoding;
+  readonly data?: WireBytes;
+  readonly u64?: string;
+}
+
+/** A versionstamp: 20 lowercase hex characters. */
+export type WireVersionstamp = string;
+
+/** An entry as reads return it; `value` and `versionstamp` are null when the key is absent. */
+export interface WireEntry {
+  readonly key: WireKey;
+  readonly value: WireValue | null;
+  readonly versionstamp: WireVersionstamp | null;
+}
+
+/** `POST /v1/kv/get` */
+export interface GetRequest {
+  readonly key: WireKey;
+}
+/** Reply to `POST /v1/kv/get`. */
+export interface GetResponse {
+  readonly entry: WireEntry;
+}
+
+/** `POST /v1/kv/get-many`: at most 10 keys, read from one consistent view. */
+export interface GetManyRequest {
+  readonly keys: readonly WireKey[];
+}
+/** Reply to `POST /v1/kv/get-many`: one entry per key, in order. */
+export interface GetManyResponse {
+  readonly entries: readonly WireEntry[];
+}
+
+/** `POST /v1/kv/set` */
+export interface SetRequest {
+  readonly key: WireKey;
+  readonly value: WireValue;
+  /** Milliseconds after which the key may be deleted. */
+  readonly expireIn?: number;
+}
+
+/** `POST /v1/kv/delete` */
+export interface DeleteRequest {
+  readonly key: WireKey;
+}
+
+/** Reply to every write that applied. */
+export interface CommitResponse {
+  readonly ok: true;
+  readonly versionstamp: WireVersionstamp;
+}
+
+/** What to list, as `Deno.KvListSelector`. */
+export interface WireListSelector {
+  readonly prefix?: WireKey;
+  readonly start?: WireKey;
+  readonly end?: WireKey;
+}
+
+/** `POST /v1/kv/list`: one page of a list. */
+export interface ListRequest {
+  readonly selector: WireListSelector;
+  /** Entries in this page, 1 to 1000 (default 100). */
+  readonly limit?: number;
+  readonly reverse?: boolean;
+  /** Resume after this cursor (Deno KV's cursor format). */
+  readonly cursor?: string;
+}
+/** Reply to `POST /v1/kv/list`. */
+export interface ListResponse {
+  readonly entries: readonly WireEntry[];
+  /** The cursor after the last entry, or null when the range is exhausted. */
+  readonly cursor: string | null;
+}
+
+/** A check of an atomic operation: versionstamp null means "absent". */
+export interface WireCheck {
+  readonly key: WireKey;
+  readonly versionstamp: WireVersionstamp | null;
+}
+
+/** A mutation of an atomic operation. */
+export type WireMutation =
+  | {
+    readonly type: "set";
+    readonly key: WireKey;
+    readonly value: WireValue;
+    readonly expireIn?: number;
+  }
+  | { readonly type: "delete"; readonly key: WireKey }
+  | {
+    readonly type: "sum" | "min" | "max";
+    readonly key: WireKey;
+    readonly value: WireValue;
+  };
+
+/** `POST /v1/kv/atomic` */
+export interface AtomicRequest {
+  readonly checks?: readonly WireCheck[];
+  readonly mutations: readonly WireMutation[];
+}
+
+/** A member as `/v1/cluster/status` reports it. */
+export interface WireMember {
+  readonly id: string;
+  readonly role: "voter" | "learner";
+  readonly match: number | null;
+  readonly lag: number | null;
+  readonly httpUrl: string | null;
+}
+
+/** Reply to `GET /v1/cluster/status`. */
+export interface StatusResponse {
+  readonly clusterId: string;
+  readonly nodeId: string;
+  readonly role: "follower" | "preCandidate" | "candidate" | "leader";
+  readonly term: number;
+  readonly leader: string | null;
+  readonly leaderHttpUrl: string | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly snapshotIndex: number;
+  readonly joint: boolean;
+  readonly members: readonly WireMember[];
+}
+
+/** Reply to `GET /v1/cluster/members`. */
+export interface MembersResponse {
+  readonly leader: string | null;
+  readonly members: readonly WireMember[];
+}
+
+/** Reply to `GET /v1/cluster/ticket`. */
+export interface TicketResponse {
+  readonly ticket: string;
+}
+
+/** `POST /v1/cluster/add-learner`: where the new node is reached. */
+export interface AddLearnerRequest {
+  readonly nodeId: string;
+  readonly httpUrl: string;
+  readonly quicHost: string;
+  readonly quicPort: number;
+  readonly nodeKey: string;
+  readonly certificateHash: string;
+}
+
+/** `POST /v1/cluster/promote`, `/remove`, `/transfer-leader` */
+export interface NodeIdRequest {
+  readonly nodeId: string;
+}
+
+/** Reply to admin calls that succeeded. */
+export interface OkResponse {
+  readonly ok: true;
+}
+
+/** Reply to `GET /health`. */
+export interface HealthResponse {
+  readonly ok: boolean;
+  readonly reason: string | null;
+}
+
+/** Every error reply: `{ error: { code, message, details } }`. */
+export interface ErrorBody {
+  readonly error: {
+    readonly code: ErrorCode;
+    /** One readable sentence, std style: `Cannot set key: value too large (max 65536 bytes)`. */
+    readonly message: string;
+    /** Machine-readable context, by code: see {@linkcode ErrorDetails}. */
+    readonly details: ErrorDetails;
+  };
+}
+
+/**
+ * Context by code: `checkFailed` → `failedChecks`; `notLeader` →
+ * `leaderUrl`; `limitExceeded` → `limit`, `max`; `bodyTooLarge` →
+ * `max`; `unavailable`/`notFound` may carry nothing.
+ */
+export interface ErrorDetails {
+  readonly failedChecks?: readonly number[];
+  readonly leaderUrl?: string | null;
+  readonly limit?: string;
+  readonly max?: number;
+  readonly reason?: string;
+  readonly [name: string]: unknown;
+}
