@@ -1,7 +1,7 @@
 /**
  * The body of a KV Connect `watch` answer: 4-byte little-endian
- * length-prefixed `WatchOutput` frames, the first marking every key changed,
- * later ones only the keys whose versionstamp moved, and a zero-length ping
+ * length-prefixed `WatchOutput` frames, each a full snapshot of the keys
+ * sent whenever a versionstamp moved (see `changeFrame`), and a zero-length ping
  * whenever nothing was sent for `pingIntervalMs`. Pull-based, so a slow
  * reader holds back the backend instead of queueing frames: the backend's
  * watch collapses changes meanwhile. Private to `kv_connect/`.
@@ -34,22 +34,26 @@ function sameVersion(a: KvEntry | null, b: KvEntry | null): boolean {
   return equalBytes(a.versionstamp, b.versionstamp);
 }
 
-/** The frame for `current`, or null when no key changed since `previous`. */
+/**
+ * The frame for `current`, or null when no versionstamp moved since
+ * `previous`. Every key is sent as changed with its current entry, not only
+ * the keys that moved: stock Deno 2.9.6's remote client turns a
+ * `changed: false` key into an absent entry (its local backend keeps the
+ * last value), so marking unchanged keys would show them as deleted. A
+ * full snapshot per frame is what the protocol allows ("each message
+ * represents a consistent snapshot") and costs at most 10 entries.
+ */
 function changeFrame(
   previous: readonly (KvEntry | null)[] | null,
   current: readonly (KvEntry | null)[],
 ): Uint8Array | null {
-  let anyChanged = false;
-  const keys: PbWatchKeyOutput[] = current.map((entry, i) => {
-    const changed = previous === null ||
-      !sameVersion(previous[i] ?? null, entry);
-    anyChanged ||= changed;
-    return {
-      changed,
-      entryIfChanged: changed && entry !== null ? toPbEntry(entry) : null,
-    };
-  });
-  if (!anyChanged) return null;
+  const moved = previous === null ||
+    current.some((entry, i) => !sameVersion(previous[i] ?? null, entry));
+  if (!moved) return null;
+  const keys: PbWatchKeyOutput[] = current.map((entry) => ({
+    changed: true,
+    entryIfChanged: entry === null ? null : toPbEntry(entry),
+  }));
   return watchFrame(
     encodeWatchOutput({ status: SnapshotReadStatus.SR_SUCCESS, keys }),
   );
@@ -58,26 +62,21 @@ function changeFrame(
 const PING = Symbol("ping");
 
 /**
- * Streams the watch of `keys` on `backend` until the reader cancels or
- * `signal` aborts (the request went away).
+ * Streams the watch of `keys` on `backend` until the reader cancels (the
+ * server cancels the body when the client goes away) or the backend ends
+ * the watch.
  */
 export function watchResponseStream(
   backend: KvBackend,
   keys: readonly Uint8Array[],
   pingIntervalMs: number,
-  signal: AbortSignal,
 ): ReadableStream<Uint8Array> {
   const abort = new AbortController();
-  const onAbort = () => abort.abort(signal.reason);
-  signal.addEventListener("abort", onAbort, { once: true });
   const iterator = backend.watch(keys, abort.signal)[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<readonly (KvEntry | null)[]>> | null =
     null;
   let previous: readonly (KvEntry | null)[] | null = null;
-  const stop = () => {
-    signal.removeEventListener("abort", onAbort);
-    abort.abort();
-  };
+  const stop = () => abort.abort();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       // Each pull enqueues exactly one frame (a change or a ping) or closes.

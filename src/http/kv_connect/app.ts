@@ -242,17 +242,15 @@ function protobuf(bytes: Uint8Array): Response {
 }
 
 async function snapshotRead(
-  c: Context,
   options: ResolvedOptions,
   consistency: KvConsistency,
   body: Uint8Array,
 ): Promise<Response> {
   const ranges = toReadRanges(decodeOrRefuse(decodeSnapshotRead, body));
-  const outputs = await options.backend.read(
-    ranges,
-    consistency,
-    c.req.raw.signal,
-  ).catch((error) => {
+  // No request signal: Deno.serve aborts it even after a successful answer.
+  const outputs = await options.backend.read(ranges, consistency).catch((
+    error,
+  ) => {
     throw badRequestOf(error);
   });
   return protobuf(encodeSnapshotReadOutput({
@@ -264,7 +262,6 @@ async function snapshotRead(
 }
 
 async function atomicWrite(
-  c: Context,
   options: ResolvedOptions,
   body: Uint8Array,
 ): Promise<Response> {
@@ -274,7 +271,7 @@ async function atomicWrite(
   );
   let output: PbAtomicWriteOutput;
   try {
-    const result = await options.backend.commit(operation, c.req.raw.signal);
+    const result = await options.backend.commit(operation);
     if (result.ok) {
       output = {
         status: AtomicWriteStatus.AW_SUCCESS,
@@ -309,7 +306,6 @@ async function atomicWrite(
 }
 
 function watch(
-  c: Context,
   options: ResolvedOptions,
   body: Uint8Array,
 ): Response {
@@ -318,7 +314,6 @@ function watch(
     options.backend,
     keys,
     options.watchPingIntervalMs,
-    c.req.raw.signal,
   );
   return new Response(stream, {
     headers: { "content-type": "application/octet-stream" },
@@ -335,11 +330,11 @@ async function dataPath(
   const body = await readBodyBounded(c.req.raw, options.requestBodyBytesMax);
   switch (method) {
     case "snapshot_read":
-      return await snapshotRead(c, options, consistency, body);
+      return await snapshotRead(options, consistency, body);
     case "atomic_write":
-      return await atomicWrite(c, options, body);
+      return await atomicWrite(options, body);
     case "watch":
-      return watch(c, options, body);
+      return watch(options, body);
   }
 }
 
