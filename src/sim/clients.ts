@@ -1,7 +1,9 @@
 /**
  * Simulated clients: each issues one operation at a time on a small key
- * space, through the log, to the node it believes leads, and records a
- * history for the linearizability checker.
+ * space and records a history for the linearizability checker. Writes go
+ * through the log on the node the client believes leads; reads use ReadIndex
+ * on the node the client talks to and are served from that node's state
+ * machine once it has applied the confirmed index.
  *
  * An operation completes when its entry (index, term) is applied on the node
  * it was proposed to. A different entry applied there means the attempt
@@ -22,6 +24,9 @@ import {
 import type { KvInput, KvOutput, Operation } from "./lincheck.ts";
 import type { SeededRandom } from "./random.ts";
 import type { SimNode } from "./sim_node.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** One entry of the history handed to the checker. */
 export type KvOperation = Operation<KvInput, KvOutput>;
@@ -48,8 +53,14 @@ interface PendingOperation {
   attempt: number;
   /** Where the current attempt's entry must be applied, if it was proposed. */
   waiting: { node: number; index: LogIndex; term: Term; id: string } | null;
+  /** Read contexts of this operation's attempts (any of them may answer). */
+  readContexts: string[];
   done: boolean;
 }
+
+/** A read attempt without an answer in this time is tried again, in ms. */
+const readRetryMsMin = 150;
+const readRetryMsMax = 400;
 
 interface SimClient {
   readonly id: number;
@@ -75,6 +86,8 @@ export class ClientPool {
   readonly #pending = new Set<PendingOperation>();
   /** Per node: log index → operations waiting for that index to be applied. */
   readonly #waiters: Map<LogIndex, PendingOperation[]>[];
+  /** Read context → the operation it answers. */
+  readonly #reads = new Map<string, PendingOperation>();
   readonly #clients: SimClient[] = [];
   #clock = 0;
   /** Ids of acknowledged commands, to check they survive. */
@@ -227,6 +240,7 @@ export class ClientPool {
       call: ++this.#clock,
       attempt: 0,
       waiting: null,
+      readContexts: [],
       done: false,
     };
     this.#pending.add(op);
@@ -257,6 +271,10 @@ export class ClientPool {
 
   #attempt(op: PendingOperation): void {
     if (op.done) return;
+    if (op.input.op === "get") {
+      this.#attemptRead(op);
+      return;
+    }
     const client = op.client;
     const random = client.random;
     const node = this.#nodes[client.leaderGuess]!;
@@ -293,6 +311,44 @@ export class ClientPool {
     else list.push(op);
   }
 
+  /** A read: ReadIndex on the node the client talks to, retried when unanswered. */
+  #attemptRead(op: PendingOperation): void {
+    const client = op.client;
+    const random = client.random;
+    const node = this.#nodes[client.leaderGuess]!;
+    if (!node.available) {
+      client.leaderGuess = random.nextInt(this.#nodes.length);
+      this.#retry(op, random.between(5, 20));
+      return;
+    }
+    const attempt = ++op.attempt;
+    const context = `r${client.id}:${op.seq}:${attempt}`;
+    try {
+      node.readIndex(encoder.encode(context));
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      this.#dropped(op, error);
+      return;
+    }
+    op.readContexts.push(context);
+    this.#reads.set(context, op);
+    this.#queue.after(random.between(readRetryMsMin, readRetryMsMax), () => {
+      if (op.done || op.attempt !== attempt) return;
+      // No answer: the node may have lost its leader; sometimes try another.
+      if (random.chance(0.5)) {
+        client.leaderGuess = random.nextInt(this.#nodes.length);
+      }
+      this.#attempt(op);
+    });
+  }
+
+  /** A node may serve the read of `context` now, from its applied state. */
+  readReady(node: SimNode, context: Uint8Array): void {
+    const op = this.#reads.get(decoder.decode(context));
+    if (op === undefined || op.done || op.input.op !== "get") return;
+    this.#complete(op, { value: node.replica.read(op.input.key) }, null);
+  }
+
   #dropped(op: PendingOperation, error: ProposalDroppedError): void {
     const client = op.client;
     const random = client.random;
@@ -312,9 +368,10 @@ export class ClientPool {
     this.#queue.after(delayMs, () => this.#attempt(op));
   }
 
-  #complete(op: PendingOperation, output: KvOutput, id: string): void {
+  #complete(op: PendingOperation, output: KvOutput, id: string | null): void {
     op.done = true;
     this.#pending.delete(op);
+    for (const context of op.readContexts) this.#reads.delete(context);
     const record: KvOperation = {
       clientId: op.client.id,
       input: op.input,
@@ -324,7 +381,7 @@ export class ClientPool {
     };
     this.#history.push(record);
     this.counts.acknowledged++;
-    this.acknowledged.push(id);
+    if (id !== null) this.acknowledged.push(id);
     if ("value" in output) op.client.seen.set(op.input.key, output.value);
     else if (output.ok && op.input.op === "put") {
       op.client.seen.set(op.input.key, op.input.value);
@@ -341,6 +398,8 @@ export class ClientPool {
     if (op.done) return;
     op.done = true;
     this.#pending.delete(op);
+    // A read that got no answer had no effect: it is left out of the history.
+    for (const context of op.readContexts) this.#reads.delete(context);
     if (op.waiting !== null) {
       this.#history.push(unknownOperation(op));
       this.counts.unknown++;

@@ -6,7 +6,16 @@
  *
  * @module
  */
-import type { Entry, HardState, LogIndex, Role, Term } from "../raft/types.ts";
+import { decodeConfState } from "../raft/confchange.ts";
+import type {
+  ConfState,
+  Entry,
+  HardState,
+  LogIndex,
+  NodeId,
+  Role,
+  Term,
+} from "../raft/types.ts";
 
 const decoder = new TextDecoder();
 const fingerprints = new WeakMap<Uint8Array, string>();
@@ -26,6 +35,56 @@ interface CommittedEntry {
   readonly fingerprint: string;
   /** Lowest term of a node that reported it committed. */
   commitTerm: Term;
+  /** The configuration of the first leader seen committing it, if a leader was. */
+  committedBy: string | null;
+}
+
+/** Node count up to which quorum intersection is checked by enumeration. */
+const intersectionNodesMax = 16;
+
+function isQuorum(conf: ConfState, members: ReadonlySet<NodeId>): boolean {
+  const majority = (voters: readonly NodeId[]) =>
+    voters.length === 0 ||
+    voters.filter((id) => members.has(id)).length * 2 > voters.length;
+  return majority(conf.voters) && majority(conf.votersOutgoing);
+}
+
+/**
+ * Two disjoint quorums, one of each configuration, or null when every quorum
+ * of `a` meets every quorum of `b` (so they can never both commit one index).
+ */
+export function disjointQuorums(
+  a: ConfState,
+  b: ConfState,
+): [NodeId[], NodeId[]] | null {
+  const all = [
+    ...new Set([
+      ...a.voters,
+      ...a.votersOutgoing,
+      ...b.voters,
+      ...b.votersOutgoing,
+    ]),
+  ].sort();
+  if (all.length > intersectionNodesMax) {
+    throw new RangeError(
+      `Cannot check quorum intersection over more than ${intersectionNodesMax} nodes: current count is ${all.length}`,
+    );
+  }
+  for (let mask = 0; mask < 1 << all.length; mask++) {
+    const first = all.filter((_, i) => (mask & (1 << i)) !== 0);
+    const rest = all.filter((_, i) => (mask & (1 << i)) === 0);
+    if (isQuorum(a, new Set(first)) && isQuorum(b, new Set(rest))) {
+      return [first, rest];
+    }
+  }
+  return null;
+}
+
+function confText(conf: ConfState): string {
+  const outgoing = conf.votersOutgoing.length > 0
+    ? ` & ${conf.votersOutgoing.join(",")}`
+    : "";
+  return `{${conf.voters.join(",")}${outgoing}}`;
 }
 
 interface ProcessMarks {
@@ -36,6 +95,12 @@ interface ProcessMarks {
 
 /** What a leader's log answers, for leader completeness. */
 export type TermAt = (index: LogIndex) => Term | undefined;
+
+/**
+ * What `TermAt` answers for an index inside the node's snapshot: the entry
+ * was applied and compacted away, and replica-state checks cover it.
+ */
+export const COMPACTED = -1 as Term;
 
 /** Tracks every invariant; the first broken one is kept in `violation`. */
 export class InvariantChecker {
@@ -56,6 +121,20 @@ export class InvariantChecker {
   readonly #votes = new Map<string, string>();
   readonly #durableHardStates = new Map<string, HardState>();
   readonly #process = new Map<string, ProcessMarks>();
+  /** Committed configuration entries, in index order, after the initial one at 0. */
+  readonly #confs: { index: LogIndex; conf: ConfState }[] = [];
+  /** Applied-state hash by index, and who reported it first. */
+  readonly #states = new Map<
+    LogIndex,
+    { hash: string; node: string; how: string }
+  >();
+  /** Indexes some node snapshotted or installed at: every replica hashes there. */
+  readonly #snapshotIndexes = new Set<LogIndex>();
+
+  /** @param initialConf The membership the cluster starts with (at index 0). */
+  constructor(initialConf: ConfState) {
+    this.#confs.push({ index: 0 as LogIndex, conf: initialConf });
+  }
 
   /** The first violation found, or null. */
   get violation(): string | null {
@@ -98,7 +177,7 @@ export class InvariantChecker {
     committed: CommittedEntry,
   ): void {
     const found = termAt(index);
-    if (found !== committed.term) {
+    if (found !== committed.term && found !== COMPACTED) {
       this.fail(
         `leader completeness: leader '${node}' of term ${term} has ${
           found === undefined ? "no entry" : `term ${found}`
@@ -191,7 +270,15 @@ export class InvariantChecker {
    * two different entries are committed at one index, and every current
    * leader of a later term holds them.
    */
-  observeCommitted(node: string, nodeTerm: Term, entries: readonly Entry[]) {
+  observeCommitted(
+    node: string,
+    nodeTerm: Term,
+    entries: readonly Entry[],
+    leaderConf: ConfState | null,
+  ) {
+    const committedBy = leaderConf === null
+      ? null
+      : `leader '${node}' of term ${nodeTerm} in ${confText(leaderConf)}`;
     for (const entry of entries) {
       const fingerprint = entryFingerprint(entry);
       const known = this.#committed.get(entry.index);
@@ -200,8 +287,12 @@ export class InvariantChecker {
           term: entry.term,
           fingerprint,
           commitTerm: nodeTerm,
+          committedBy,
         };
         this.#committed.set(entry.index, committed);
+        if (entry.type === "confChange") {
+          this.#observeConf(entry.index, decodeConfState(entry.data));
+        }
         for (const [leader, { term, termAt }] of this.#currentLeaders) {
           if (term > nodeTerm) {
             this.#checkLeaderHas(leader, term, termAt, entry.index, committed);
@@ -211,11 +302,86 @@ export class InvariantChecker {
         known.term !== entry.term || known.fingerprint !== fingerprint
       ) {
         this.fail(
-          `commit safety: '${node}' committed (index ${entry.index}, term ${entry.term}) where term ${known.term} was committed`,
+          `commit safety: '${node}' committed (index ${entry.index}, term ${entry.term})${
+            committedBy === null ? "" : ` as ${committedBy}`
+          } where term ${known.term} was committed${
+            known.committedBy === null ? "" : ` by ${known.committedBy}`
+          }`,
         );
-      } else if (nodeTerm < known.commitTerm) {
-        known.commitTerm = nodeTerm;
+      } else {
+        if (nodeTerm < known.commitTerm) known.commitTerm = nodeTerm;
+        known.committedBy ??= committedBy;
       }
+    }
+  }
+
+  /**
+   * Joint-consensus safety: a committed configuration and the one in force
+   * before it must have intersecting quorums, or two majorities (one in
+   * each) could commit different entries at one index.
+   */
+  #observeConf(index: LogIndex, conf: ConfState): void {
+    const confs = this.#confs;
+    let at = confs.length;
+    while (at > 0 && confs[at - 1]!.index > index) at--;
+    confs.splice(at, 0, { index, conf });
+    const neighbours = [confs[at - 1], confs[at + 1]];
+    for (const other of neighbours) {
+      if (other === undefined) continue;
+      const [earlier, later] = other.index < index
+        ? [other, { index, conf }]
+        : [{ index, conf }, other];
+      const disjoint = disjointQuorums(earlier.conf, later.conf);
+      if (disjoint !== null) {
+        this.fail(
+          `joint consensus safety: configuration ${
+            confText(later.conf)
+          } committed at index ${later.index} follows ${
+            confText(earlier.conf)
+          } (index ${earlier.index}) with disjoint quorums {${
+            disjoint[0].join(",")
+          }} and {${disjoint[1].join(",")}}`,
+        );
+      }
+    }
+  }
+
+  /** The configuration the cluster committed at or before `index`. */
+  committedConfAt(index: LogIndex): ConfState {
+    let conf = this.#confs[0]!.conf;
+    for (const c of this.#confs) {
+      if (c.index <= index) conf = c.conf;
+      else break;
+    }
+    return conf;
+  }
+
+  /** The latest committed configuration. */
+  latestConf(): ConfState {
+    return this.#confs.at(-1)!.conf;
+  }
+
+  /** True when replicas should report their state hash at `index`. */
+  wantsStateAt(index: LogIndex): boolean {
+    return this.#snapshotIndexes.has(index);
+  }
+
+  /**
+   * A replica's applied state at `index` (after applying the log up to it,
+   * installing or restoring a snapshot of it, or taking one): every replica
+   * must have the same state at the same index.
+   */
+  observeState(node: string, index: LogIndex, hash: string, how: string) {
+    if (how !== "applied the log") this.#snapshotIndexes.add(index);
+    const known = this.#states.get(index);
+    if (known === undefined) {
+      this.#states.set(index, { hash, node, how });
+      return;
+    }
+    if (known.hash !== hash) {
+      this.fail(
+        `replica state: '${node}' ${how} at index ${index} with a state unlike the one '${known.node}' had there (${known.how})`,
+      );
     }
   }
 

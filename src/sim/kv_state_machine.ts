@@ -76,6 +76,22 @@ export class KvStateMachine {
     }
   }
 
+  /** The value at `key`, or null. */
+  read(key: string): string | null {
+    return this.#data.get(key) ?? null;
+  }
+
+  /** Every key and value, for a snapshot. */
+  entries(): [string, string][] {
+    return [...this.#data];
+  }
+
+  /** Replaces the whole map with `entries` (a snapshot's). */
+  restore(entries: readonly (readonly [string, string])[]): void {
+    this.#data.clear();
+    for (const [key, value] of entries) this.#data.set(key, value);
+  }
+
   /** Canonical text of the whole map, sorted by key (for trace hashes). */
   canonical(): string {
     return [...this.#data].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))

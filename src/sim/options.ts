@@ -17,6 +17,13 @@ export const FAULT_NAMES = [
   "swizzle",
   "crash",
   "pause",
+  "learner",
+  "promote",
+  "remove",
+  "replace",
+  "transfer",
+  "snapshot",
+  "skew",
 ] as const;
 
 /** One kind of fault. */
@@ -28,10 +35,26 @@ export const BUGS = {
   "vote-ignores-log": { voteIgnoresLog: true },
   "forget-vote-on-restart": { forgetVoteOnRestart: true },
   "apply-uncommitted": { applyUncommitted: true },
+  "read-without-quorum": { readWithoutQuorum: true },
+  "read-before-term-commit": { readBeforeTermCommit: true },
+  "lease-without-vote-guard": { leaseWithoutVoteGuard: true },
+  "single-step-double-change": { singleStepDoubleChange: true },
+  "snapshot-skips-membership": { snapshotSkipsMembership: true },
 } as const satisfies Record<string, TestingKnobs>;
 
 /** Name of a planted bug. */
 export type BugName = keyof typeof BUGS;
+
+/** Bugs that only show when nodes serve lease reads: their runs always use leases. */
+export const LEASE_BUGS: ReadonlySet<BugName> = new Set([
+  "lease-without-vote-guard",
+]);
+
+/** How reads are confirmed: per seed (a third of seeds lease), or forced. */
+export type ReadMode = "seeded" | "safe" | "lease";
+
+/** The replicated state machine: the simple string map, the real KV one, or per seed. */
+export type StateMachineMode = "seeded" | "map" | "kv";
 
 /** Options of one seed's run. */
 export interface SimOptions {
@@ -48,6 +71,10 @@ export interface SimOptions {
   readonly trace: boolean;
   /** Wall-clock budget of the linearizability check, in milliseconds. */
   readonly lincheckTimeoutMs: number;
+  /** ReadIndex reads confirmed by a heartbeat round or by the leader lease. */
+  readonly readMode: ReadMode;
+  /** Which state machine the cluster replicates. */
+  readonly stateMachine: StateMachineMode;
 }
 
 /** Defaults, tuned so correct runs are fast and planted bugs show early. */
@@ -59,6 +86,8 @@ export const DEFAULT_OPTIONS: Omit<SimOptions, "seed"> = {
   ops: 300,
   trace: false,
   lincheckTimeoutMs: 10_000,
+  readMode: "seeded",
+  stateMachine: "seeded",
 };
 
 /**

@@ -1,34 +1,43 @@
 /**
  * One simulated server: a Raft core, its durable storage (which keeps only
- * what an fsync completed), its in-memory KV state machine, and the Ready
- * loop that ties them together in the order the core's contract demands:
- * persist, then send, then apply, then advance.
+ * what an fsync completed, plus the last snapshot), its replicated state
+ * machine, and the Ready loop that ties them together in the order the core's
+ * contract demands: install the snapshot and persist, then send, then apply,
+ * then advance; ReadIndex answers are served from the local state machine
+ * once it has applied their index.
  *
  * @module
  */
+import { decode, encode } from "@msgpack/msgpack";
 import { AssertionError } from "../raft/assert.ts";
+import { ConfChangeError, decodeConfState } from "../raft/confchange.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode } from "../raft/raft_node.ts";
 import type {
+  ConfChange,
+  ConfState,
   Entry,
   HardState,
   LogIndex,
   Message,
+  NodeId,
   RaftConfig,
+  ReadState,
   Ready,
   Role,
+  Snapshot,
   Term,
 } from "../raft/types.ts";
 import type { EventQueue } from "./event_queue.ts";
-import type { InvariantChecker, TermAt } from "./invariants.ts";
+import { COMPACTED, type InvariantChecker, type TermAt } from "./invariants.ts";
 import {
   commandId,
   decodeCommand,
   type KvCommand,
-  KvStateMachine,
 } from "./kv_state_machine.ts";
 import type { KvOutput } from "./lincheck.ts";
 import type { SeededRandom } from "./random.ts";
+import type { Replica } from "./replica.ts";
 
 /** What a node needs from the simulation around it. */
 export interface NodeEnvironment {
@@ -42,21 +51,63 @@ export interface NodeEnvironment {
     command: KvCommand | null,
     output: KvOutput | null,
   ): void;
+  /** A read confirmed for `context` may now be served from this node's state. */
+  readReady(node: SimNode, context: Uint8Array): void;
   /** Called when a node becomes leader. */
   leaderElected(node: SimNode): void;
   /** Called when a leader advances its commit index for the first time in its term. */
   leaderFirstCommit(node: SimNode): void;
+  /** Called when a leader appends a configuration that leaves it out. */
+  leaderLeaving(node: SimNode): void;
+  /** A fresh, empty replicated state machine. */
+  newReplica(): Replica;
+  /** Compact the log once this many entries were applied since the last snapshot (0: never). */
+  readonly autoCompactEntries: number;
+  /**
+   * Deliver the ticks a paused process missed when it resumes, before its
+   * inbox: its tick count then follows a monotonic clock, as lease reads need.
+   */
+  readonly catchUpTicks: boolean;
   readonly trace: ((line: string) => void) | null;
 }
 
 /** Messages held for a paused node, at most. */
 const inboxMessagesMax = 10_000;
+/** Read states waiting for their index to be applied, at most. */
+const readStatesMax = 1_000;
+/** Without cheap hashing, replicas are compared every this many indexes. */
+const hashIntervalEntries = 8;
 
 const EMPTY_HARD_STATE: HardState = {
   term: 0 as Term,
   vote: null,
   commit: 0 as LogIndex,
 };
+
+/** A snapshot's data: the replica's state and the command ids it applied. */
+interface SnapshotData {
+  readonly state: Uint8Array;
+  readonly commands: string[];
+}
+
+/** True when two configurations have the same voters, outgoing voters and learners. */
+export function sameConf(a: ConfState, b: ConfState): boolean {
+  const same = (x: readonly NodeId[], y: readonly NodeId[]) =>
+    x.length === y.length && [...x].sort().join() === [...y].sort().join();
+  return same(a.voters, b.voters) &&
+    same(a.votersOutgoing, b.votersOutgoing) && same(a.learners, b.learners);
+}
+
+/** Short text of a configuration for traces and violations. */
+export function describeConf(conf: ConfState): string {
+  const outgoing = conf.votersOutgoing.length > 0
+    ? ` & ${conf.votersOutgoing.join(",")}`
+    : "";
+  const learners = conf.learners.length > 0
+    ? ` learners ${conf.learners.join(",")}`
+    : "";
+  return `voters ${conf.voters.join(",")}${outgoing}${learners}`;
+}
 
 /** A simulated server process and its disk. */
 export class SimNode {
@@ -67,29 +118,42 @@ export class SimNode {
   raft: RaftNode | null = null;
   paused = false;
   incarnation = 0;
-  /** Durable log: entry i has index i + 1. */
-  readonly durableEntries: Entry[] = [];
+  /** Simulated ms per tick of this node's clock (skew changes it). */
+  tickPeriodMs: number;
+  /** Durable snapshot: the log before it is compacted away. */
+  durableSnapshot: Snapshot | null = null;
+  /** Durable log after the snapshot: entry i has index i + 1 + durableOffset. */
+  durableEntries: Entry[] = [];
   durableHardState: HardState = EMPTY_HARD_STATE;
-  stateMachine = new KvStateMachine();
+  replica: Replica;
+  /** Index of the last entry the replica applied (or the snapshot's). */
+  appliedIndex = 0 as LogIndex;
   /** Command ids applied by this process (rebuilt after a restart). */
   appliedCommands = new Set<string>();
   #pending: Ready | null = null;
   #pendingSynced = false;
   #inbox: Message[] = [];
+  #readStates: ReadState[] = [];
+  #missedTicks = 0;
   #role: Role = "follower";
   #term = 0 as Term;
   #commitSeen = 0 as LogIndex;
+  #snapshotSeen = 0 as LogIndex;
   #firstCommitTerm = -1;
+  #leavingTerm = -1;
 
   constructor(
     config: RaftConfig,
     environment: NodeEnvironment,
     disk: SeededRandom,
+    tickPeriodMs: number,
   ) {
     this.id = config.id;
     this.#config = config;
     this.#environment = environment;
     this.#disk = disk;
+    this.tickPeriodMs = tickPeriodMs;
+    this.replica = environment.newReplica();
   }
 
   /** True when the process runs and is not paused. */
@@ -102,20 +166,32 @@ export class SimNode {
     return this.#pending !== null;
   }
 
+  /** Index of the durable snapshot (0 without one). */
+  get durableOffset(): number {
+    return this.durableSnapshot?.meta.index ?? 0;
+  }
+
   /** Starts (or restarts) the process from what is durable. */
   start(): void {
     const hardState = this.durableHardState;
+    const snapshot = this.durableSnapshot;
     this.#environment.checker.observeStart(this.id, hardState);
-    this.stateMachine = new KvStateMachine();
+    this.replica = this.#environment.newReplica();
     this.appliedCommands = new Set();
+    this.appliedIndex = 0 as LogIndex;
+    this.#readStates = [];
+    this.#missedTicks = 0;
+    if (snapshot !== null) this.#restore(snapshot, "restart");
     this.#role = "follower";
     this.#term = hardState.term;
-    this.#commitSeen = 0 as LogIndex;
+    this.#commitSeen = this.appliedIndex;
+    this.#snapshotSeen = 0 as LogIndex;
     this.#guard(() => {
       this.raft = new RaftNode(this.#config, {
         hardState,
+        snapshot,
         entries: [...this.durableEntries],
-        applied: 0 as LogIndex,
+        applied: this.appliedIndex,
       });
     });
     this.#afterStep();
@@ -134,18 +210,26 @@ export class SimNode {
     this.#pending = null;
     this.#pendingSynced = false;
     this.#inbox = [];
+    this.#readStates = [];
     this.incarnation++;
   }
 
   /** Stops the process from running without killing it. */
   pause(): void {
     this.paused = true;
+    this.#missedTicks = 0;
   }
 
-  /** Lets a paused process run again: finishes its fsync, then reads its inbox. */
+  /** Lets a paused process run again: its missed ticks, its fsync, then its inbox. */
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
+    const raft = this.raft;
+    const missed = this.#missedTicks;
+    this.#missedTicks = 0;
+    if (raft !== null) {
+      for (let i = 0; i < missed; i++) this.#guard(() => raft.tick());
+    }
     if (this.#pendingSynced) this.#finishPending();
     const inbox = this.#inbox;
     this.#inbox = [];
@@ -156,7 +240,11 @@ export class SimNode {
   /** One tick of logical time. */
   tick(): void {
     const raft = this.raft;
-    if (raft === null || this.paused) return;
+    if (raft === null) return;
+    if (this.paused) {
+      if (this.#environment.catchUpTicks) this.#missedTicks++;
+      return;
+    }
     this.#guard(() => raft.tick());
     this.#pump();
   }
@@ -176,7 +264,7 @@ export class SimNode {
   /**
    * Proposes a command on this node.
    *
-   * @returns The index and term the entry got.
+   * @returns The index and term the entry got, or null when the node is down.
    * @throws {ProposalDroppedError} When the core refuses it.
    */
   propose(data: Uint8Array): { index: LogIndex; term: Term } | null {
@@ -192,25 +280,132 @@ export class SimNode {
     return { index, term };
   }
 
-  /** Term of the entry at `index` in the running process's log, or undefined. */
+  /**
+   * Proposes a membership change on this node.
+   *
+   * @returns The index of the configuration entry, or null when the node is down.
+   * @throws {ProposalDroppedError} When the node cannot propose.
+   * @throws {ConfChangeError} While another change is pending, or for an invalid change.
+   */
+  proposeConfChange(change: ConfChange): LogIndex | null {
+    const raft = this.raft;
+    if (raft === null || this.paused) return null;
+    let index: LogIndex | null = null;
+    this.#guard(() => {
+      index = raft.proposeConfChange(change);
+    }, true);
+    this.#pump();
+    return index;
+  }
+
+  /**
+   * Starts a leader transfer to `target`.
+   *
+   * @throws {ProposalDroppedError} When this node does not lead.
+   * @throws {ConfChangeError} When `target` is not a voter.
+   */
+  transferLeader(target: NodeId): void {
+    const raft = this.raft;
+    if (raft === null || this.paused) return;
+    this.#guard(() => raft.transferLeader(target), true);
+    this.#pump();
+  }
+
+  /**
+   * Asks for a read index; the read is served through `readReady` once
+   * this node has applied it.
+   *
+   * @returns False when the node is down.
+   * @throws {ProposalDroppedError} When no leader is known.
+   */
+  readIndex(context: Uint8Array): boolean {
+    const raft = this.raft;
+    if (raft === null || this.paused) return false;
+    this.#guard(() => raft.readIndex(context), true);
+    this.#pump();
+    return true;
+  }
+
+  /**
+   * Snapshots the applied state and compacts the log up to it, in memory and
+   * on disk (the snapshot is written durably before the log is cut).
+   *
+   * @returns The snapshot's index, or null when there is nothing new to compact.
+   */
+  compact(): LogIndex | null {
+    const raft = this.raft;
+    if (raft === null || this.paused || this.#pending !== null) return null;
+    const index = this.appliedIndex;
+    if (index <= raft.status().snapshotIndex) return null;
+    const data = encode(
+      {
+        state: this.replica.snapshot(),
+        commands: [...this.appliedCommands],
+      } satisfies SnapshotData,
+    );
+    let snapshot: Snapshot | null = null;
+    this.#guard(() => {
+      snapshot = raft.takeSnapshot(index, data);
+    });
+    if (snapshot === null) return null;
+    const taken: Snapshot = snapshot;
+    const offset = this.durableOffset;
+    if (offset + this.durableEntries.length < index) {
+      this.#environment.checker.fail(
+        `storage: '${this.id}' applied index ${index} beyond its durable log (last ${
+          offset + this.durableEntries.length
+        })`,
+      );
+      return null;
+    }
+    this.durableEntries = this.durableEntries.slice(index - offset);
+    this.durableSnapshot = taken;
+    this.#environment.checker.observeState(
+      this.id,
+      index,
+      this.replica.hash(),
+      "took a snapshot",
+    );
+    this.#environment.trace?.(`snapshot ${this.id} at ${index}`);
+    return index;
+  }
+
+  /**
+   * Term of the entry at `index` in the running process's log, COMPACTED
+   * inside its snapshot, or undefined.
+   */
   termAt(index: LogIndex): Term | undefined {
     const raft = this.raft;
-    if (raft === null || index < 1 || index > raft.status().lastIndex) {
-      return undefined;
-    }
+    if (raft === null) return undefined;
+    if (index < 1) return index === 0 ? 0 as Term : undefined;
+    const status = raft.status();
+    if (index <= status.snapshotIndex) return COMPACTED;
+    if (index > status.lastIndex) return undefined;
     return raft.entries(index, (index + 1) as LogIndex)[0]?.term;
   }
 
   /** Term of the durable entry at `index`, or undefined. */
-  durableTermAt: TermAt = (index) =>
-    index === 0 ? 0 as Term : this.durableEntries[index - 1]?.term;
+  durableTermAt: TermAt = (index) => {
+    const offset = this.durableOffset;
+    if (index === offset) {
+      return this.durableSnapshot?.meta.term ?? (0 as Term);
+    }
+    if (index < offset) return undefined;
+    return this.durableEntries[index - offset - 1]?.term;
+  };
 
   /** Runs a core call; a core assertion or other error is a violation. */
-  #guard(call: () => void, rethrowDropped = false): void {
+  #guard(call: () => void, rethrowRefusals = false): void {
     try {
       call();
     } catch (error) {
-      if (rethrowDropped && error instanceof ProposalDroppedError) throw error;
+      if (
+        rethrowRefusals &&
+        (error instanceof ProposalDroppedError ||
+          error instanceof ConfChangeError)
+      ) {
+        throw error;
+      }
       const kind = error instanceof AssertionError
         ? "node assertion"
         : "node error";
@@ -233,7 +428,10 @@ export class SimNode {
       });
       if (ready === null) return;
       const next: Ready = ready;
-      if (next.entries.length > 0 || next.hardState !== null) {
+      if (
+        next.entries.length > 0 || next.hardState !== null ||
+        next.snapshot !== null
+      ) {
         this.#pending = next;
         this.#pendingSynced = false;
         const incarnation = this.incarnation;
@@ -266,11 +464,23 @@ export class SimNode {
 
   #persist(ready: Ready): void {
     const checker = this.#environment.checker;
+    if (ready.snapshot !== null) {
+      // Installing a snapshot replaces the whole durable log.
+      this.durableSnapshot = ready.snapshot;
+      this.durableEntries = [];
+    }
     const first = ready.entries[0];
     if (first !== undefined) {
+      const offset = this.durableOffset;
+      if (first.index <= offset) {
+        checker.fail(
+          `storage: '${this.id}' asked to persist index ${first.index} at or below its snapshot ${offset}`,
+        );
+        return;
+      }
       this.durableEntries.length = Math.min(
         this.durableEntries.length,
-        first.index - 1,
+        first.index - offset - 1,
       );
       this.durableEntries.push(...ready.entries);
       checker.observeDurableAppend(this.id, ready.entries, this.durableTermAt);
@@ -281,7 +491,7 @@ export class SimNode {
     }
   }
 
-  /** The durable part is done: send, apply, advance. */
+  /** The durable part is done: send, install, apply, advance, serve reads. */
   #finish(ready: Ready): void {
     const environment = this.#environment;
     for (const message of ready.messages) {
@@ -295,22 +505,85 @@ export class SimNode {
       }
       environment.send(message);
     }
+    if (ready.snapshot !== null) this.#restore(ready.snapshot, "install");
     for (const entry of ready.committedEntries) this.#apply(entry);
+    for (const state of ready.readStates) {
+      if (this.#readStates.length < readStatesMax) this.#readStates.push(state);
+    }
     const raft = this.raft;
     if (raft !== null) this.#guard(() => raft.advance());
+    this.#serveReads();
+    const compactAfter = environment.autoCompactEntries;
+    if (
+      compactAfter > 0 && raft !== null &&
+      this.appliedIndex - raft.status().snapshotIndex >= compactAfter
+    ) {
+      this.compact();
+    }
+  }
+
+  /** Serves every confirmed read whose index this replica has applied. */
+  #serveReads(): void {
+    if (this.#readStates.length === 0) return;
+    const ready = this.#readStates.filter((s) => s.index <= this.appliedIndex);
+    if (ready.length === 0) return;
+    this.#readStates = this.#readStates.filter((s) =>
+      s.index > this.appliedIndex
+    );
+    for (const state of ready) {
+      this.#environment.readReady(this, state.context);
+    }
+  }
+
+  /** Replaces the replica with a snapshot's state (installed or restarted from). */
+  #restore(snapshot: Snapshot, why: "install" | "restart"): void {
+    const data = decode(snapshot.data) as SnapshotData;
+    this.replica.restore(data.state);
+    this.appliedCommands = new Set(data.commands);
+    this.appliedIndex = snapshot.meta.index;
+    this.#environment.checker.observeState(
+      this.id,
+      snapshot.meta.index,
+      this.replica.hash(),
+      why === "install" ? "installed a snapshot" : "restarted from a snapshot",
+    );
+    this.#environment.trace?.(
+      `${why} snapshot ${this.id} at ${snapshot.meta.index}`,
+    );
   }
 
   #apply(entry: Entry): void {
-    this.#environment.checker.observeApplied(this.id, entry);
-    if (entry.type !== "normal") return;
-    const command = decodeCommand(entry.data);
-    if (command === null) {
-      this.#environment.applied(this, entry, null, null);
+    const checker = this.#environment.checker;
+    if (entry.index !== this.appliedIndex + 1) {
+      checker.fail(
+        `apply order: '${this.id}' applied index ${entry.index} after ${this.appliedIndex}`,
+      );
       return;
     }
-    const output = this.stateMachine.apply(command.op);
-    this.appliedCommands.add(commandId(command));
-    this.#environment.applied(this, entry, command, output);
+    checker.observeApplied(this.id, entry);
+    this.appliedIndex = entry.index;
+    if (entry.type === "normal") {
+      const command = decodeCommand(entry.data);
+      if (command === null) {
+        this.#environment.applied(this, entry, null, null);
+      } else {
+        const output = this.replica.apply(entry.index, command);
+        this.appliedCommands.add(commandId(command));
+        this.#environment.applied(this, entry, command, output);
+      }
+    }
+    if (
+      this.replica.hashEveryIndex ||
+      entry.index % hashIntervalEntries === 0 ||
+      checker.wantsStateAt(entry.index)
+    ) {
+      checker.observeState(
+        this.id,
+        entry.index,
+        this.replica.hash(),
+        "applied the log",
+      );
+    }
   }
 
   #afterStep(): void {
@@ -319,20 +592,30 @@ export class SimNode {
     const status = raft.status();
     const checker = this.#environment.checker;
     checker.observeProcess(this.id, status.term, status.commit, status.applied);
+    if (status.snapshotIndex !== this.#snapshotSeen) {
+      this.#snapshotSeen = status.snapshotIndex;
+      this.#checkConfAfterSnapshot(raft);
+    }
     if (status.commit > this.#commitSeen) {
+      const from = Math.max(this.#commitSeen, status.snapshotIndex) + 1;
       checker.observeCommitted(
         this.id,
         status.term,
-        raft.entries(
-          (this.#commitSeen + 1) as LogIndex,
-          (status.commit + 1) as LogIndex,
-        ),
+        raft.entries(from as LogIndex, (status.commit + 1) as LogIndex),
+        status.role === "leader" ? status.conf : null,
       );
       this.#commitSeen = status.commit;
       if (status.role === "leader" && this.#firstCommitTerm !== status.term) {
         this.#firstCommitTerm = status.term;
         this.#environment.leaderFirstCommit(this);
       }
+    }
+    if (
+      status.role === "leader" && this.#leavingTerm !== status.term &&
+      !status.conf.voters.includes(status.id)
+    ) {
+      this.#leavingTerm = status.term;
+      this.#environment.leaderLeaving(this);
     }
     if (status.role !== this.#role || status.term !== this.#term) {
       if (status.role !== this.#role) {
@@ -344,12 +627,43 @@ export class SimNode {
       this.#role = status.role;
       this.#term = status.term;
       if (elected) this.#environment.leaderElected(this);
-      checker.observeRole(this.id, status.role, status.term, (index) => {
-        if (index < 1 || index > raft.status().lastIndex) {
-          return index === 0 ? 0 as Term : undefined;
-        }
-        return raft.entries(index, (index + 1) as LogIndex)[0]?.term;
-      });
+      checker.observeRole(
+        this.id,
+        status.role,
+        status.term,
+        (index) => this.termAt(index) ?? (index === 0 ? 0 as Term : undefined),
+      );
     }
+  }
+
+  /**
+   * After a snapshot is installed, restored or taken, the node's membership
+   * must be the one its log says: the last configuration entry after the
+   * snapshot, or else the configuration the cluster committed at the
+   * snapshot's index.
+   */
+  #checkConfAfterSnapshot(raft: RaftNode): void {
+    const status = raft.status();
+    const checker = this.#environment.checker;
+    let expected: ConfState | null = null;
+    let source = `committed at or before index ${status.snapshotIndex}`;
+    if (status.lastIndex > status.snapshotIndex) {
+      const after = raft.entries(
+        (status.snapshotIndex + 1) as LogIndex,
+        (status.lastIndex + 1) as LogIndex,
+      );
+      const last = after.findLast((entry) => entry.type === "confChange");
+      if (last !== undefined) {
+        expected = decodeConfState(last.data);
+        source = `in its log at index ${last.index}`;
+      }
+    }
+    expected ??= checker.committedConfAt(status.snapshotIndex);
+    if (expected === null || sameConf(expected, status.conf)) return;
+    checker.fail(
+      `snapshot membership: '${this.id}' with a snapshot at index ${status.snapshotIndex} uses ${
+        describeConf(status.conf)
+      }, but the configuration ${source} is ${describeConf(expected)}`,
+    );
   }
 }

@@ -8,16 +8,22 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
-import type { Message, NodeId } from "../raft/types.ts";
+import type { ConfState, Message, NodeId } from "../raft/types.ts";
 import { ClientPool } from "./clients.ts";
 import { EventQueue } from "./event_queue.ts";
 import { InvariantChecker } from "./invariants.ts";
 import { checkOperations, kvModel } from "./lincheck.ts";
 import { describeMessage, SimNetwork } from "./network.ts";
 import { Nemesis } from "./nemesis.ts";
-import { BUGS, type SimOptions, validateOptions } from "./options.ts";
+import {
+  BUGS,
+  LEASE_BUGS,
+  type SimOptions,
+  validateOptions,
+} from "./options.ts";
 import { SeededRandom } from "./random.ts";
-import { SimNode } from "./sim_node.ts";
+import { KvReplica, MapReplica, type Replica } from "./replica.ts";
+import { describeConf, SimNode } from "./sim_node.ts";
 
 /** Simulated milliseconds per tick. */
 export const TICK_MS = 10;
@@ -27,6 +33,35 @@ const livenessTicksMax = 400;
 const freshWrites = 3;
 /** Client operation deadline, in ms. */
 const operationDeadlineMs = 1_500;
+/** Spare node slots for membership changes; each joins at most once. */
+const spareNodes = 3;
+
+/** Per-seed choices: how reads are confirmed, what is replicated, how often logs compact. */
+export interface SeedModes {
+  readonly readOnly: "safe" | "lease";
+  readonly stateMachine: "map" | "kv";
+  /** Entries applied between automatic snapshots; 0 for none. */
+  readonly autoCompactEntries: number;
+}
+
+/** The modes a seed runs with, drawn from its own stream unless forced. */
+export function seedModes(options: SimOptions): SeedModes {
+  const random = new SeededRandom(options.seed, "modes");
+  const lease = random.chance(1 / 3);
+  const kv = random.chance(1 / 4);
+  const autoCompactEntries = random.pick([0, 25, 60, 150]);
+  return {
+    readOnly: options.readMode === "seeded"
+      ? (lease || (options.bug !== null && LEASE_BUGS.has(options.bug))
+        ? "lease"
+        : "safe")
+      : options.readMode,
+    stateMachine: options.stateMachine === "seeded"
+      ? (kv ? "kv" : "map")
+      : options.stateMachine,
+    autoCompactEntries,
+  };
+}
 
 /** What one seed's run found. */
 export interface SeedResult {
@@ -44,6 +79,11 @@ export interface SeedResult {
     readonly unknown: number;
     readonly historyLength: number;
     readonly finalCommit: number;
+    readonly modes: SeedModes;
+    /** Nemesis actions by name. */
+    readonly faults: Readonly<Record<string, number>>;
+    /** Voters and learners of the final configuration. */
+    readonly finalMembers: readonly string[];
   };
 }
 
@@ -63,7 +103,9 @@ export function runSeed(options: SimOptions): SeedResult {
 class Simulation {
   readonly #options: SimOptions;
   readonly #queue = new EventQueue();
-  readonly #checker = new InvariantChecker();
+  readonly #checker: InvariantChecker;
+  readonly #modes: SeedModes;
+  #finalMembers: string[] = [];
   readonly #traceLines: string[] | null;
   readonly #trace: ((line: string) => void) | null;
   readonly #nodes: SimNode[];
@@ -82,7 +124,18 @@ class Simulation {
       ? null
       : (line) => lines.push(`${queue.now} ${line}`);
     const random = (label: string) => new SeededRandom(options.seed, label);
-    const ids = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`);
+    const ids = Array.from(
+      { length: options.nodes + spareNodes },
+      (_, i) => `n${i + 1}`,
+    );
+    const voters = ids.slice(0, options.nodes) as NodeId[];
+    const initialConf: ConfState = { voters, votersOutgoing: [], learners: [] };
+    this.#checker = new InvariantChecker(initialConf);
+    const modes = seedModes(options);
+    this.#modes = modes;
+    this.#trace?.(
+      `modes reads=${modes.readOnly} state=${modes.stateMachine} compact=${modes.autoCompactEntries}`,
+    );
     this.#network = new SimNetwork(
       queue,
       random("network"),
@@ -94,17 +147,23 @@ class Simulation {
     const maxMessageBytes = tuning.pick([48, 48, 256, 4096]);
     const maxInflightMessages = tuning.pick([2, 8, 64]);
     const maxUncommittedBytes = tuning.pick([2048, 65536]);
+    const snapshotChunkBytes = tuning.pick([64, 512, 65536]);
     const knobs = options.bug === null ? undefined : BUGS[options.bug];
+    const newReplica = (): Replica =>
+      modes.stateMachine === "kv" ? new KvReplica() : new MapReplica();
     this.#nodes = ids.map((id) =>
       new SimNode(
         {
           id: id as NodeId,
-          voters: ids as NodeId[],
+          // A spare starts empty and learns its membership from the log.
+          voters: voters.includes(id as NodeId) ? voters : [],
           electionTicks: 10,
           heartbeatTicks: 2,
           maxMessageBytes,
           maxInflightMessages,
           maxUncommittedBytes,
+          snapshotChunkBytes,
+          readOnly: modes.readOnly,
           random: random(`raft:${id}`),
           testingKnobs: knobs,
         },
@@ -114,11 +173,17 @@ class Simulation {
           send: (message) => this.#network.send(message),
           applied: (node, entry, command, output) =>
             this.#clients.applied(node, entry, command, output),
+          readReady: (node, context) => this.#clients.readReady(node, context),
           leaderElected: (node) => this.#nemesis.leaderElected(node),
           leaderFirstCommit: (node) => this.#nemesis.leaderFirstCommit(node),
+          leaderLeaving: (node) => this.#nemesis.leaderLeaving(node),
+          newReplica,
+          autoCompactEntries: modes.autoCompactEntries,
+          catchUpTicks: modes.readOnly === "lease",
           trace: this.#trace,
         },
         random(`disk:${id}`),
+        TICK_MS,
       )
     );
     for (const node of this.#nodes) this.#byId.set(node.id, node);
@@ -144,7 +209,13 @@ class Simulation {
     this.#nemesis = new Nemesis(
       queue,
       random("nemesis"),
-      this.#nodes,
+      {
+        nodes: this.#nodes,
+        members: () => this.#members(),
+        spares: ids.slice(options.nodes),
+        votersMin: options.nodes - 1,
+        tickMs: TICK_MS,
+      },
       this.#network,
       options.faults,
       this.#trace,
@@ -156,10 +227,15 @@ class Simulation {
     const tickOffsets = new SeededRandom(this.#options.seed, "ticks");
     for (const node of this.#nodes) {
       node.start();
+      // Whole milliseconds between ticks, carrying the fraction of a skewed period.
+      let carryMs = 0;
       const tick = () => {
         node.tick();
         this.#clients.checkLost(node);
-        this.#queue.after(TICK_MS, tick);
+        carryMs += node.tickPeriodMs;
+        const delayMs = Math.max(1, Math.floor(carryMs));
+        carryMs -= delayMs;
+        this.#queue.after(delayMs, tick);
       };
       this.#queue.after(tickOffsets.between(0, TICK_MS - 1), tick);
     }
@@ -179,6 +255,22 @@ class Simulation {
       if (!this.#queue.runNext()) return;
       this.#events++;
     }
+  }
+
+  /** Nodes of the latest committed configuration and of any leader's newer one. */
+  #members(): SimNode[] {
+    const ids = new Set<string>();
+    const add = (conf: ConfState) => {
+      for (const id of conf.voters) ids.add(id);
+      for (const id of conf.votersOutgoing) ids.add(id);
+      for (const id of conf.learners) ids.add(id);
+    };
+    add(this.#checker.latestConf());
+    for (const node of this.#nodes) {
+      const status = node.available ? node.raft?.status() : undefined;
+      if (status?.role === "leader") add(status.conf);
+    }
+    return this.#nodes.filter((node) => ids.has(node.id));
   }
 
   #deliver(message: Message): void {
@@ -230,44 +322,66 @@ class Simulation {
     );
   }
 
+  /**
+   * One leader, every member of its (non-joint) configuration running,
+   * caught up and idle. Nodes outside the final configuration (removed
+   * voters, spares never added) are not waited for.
+   */
   #quiescent(): boolean {
     if (this.#clients.pendingCount > 0) return false;
-    let leader: string | null = null;
-    let term = -1;
-    let commit = -1;
+    let leader: SimNode | null = null;
+    let leaderTerm = -1;
     for (const node of this.#nodes) {
-      const raft = node.raft;
-      if (raft === null || node.paused || node.syncing) return false;
-      const status = raft.status();
-      if (status.role === "leader") leader = status.id;
-      if (term === -1) {
-        term = status.term;
-        commit = status.commit;
+      const status = node.available ? node.raft?.status() : undefined;
+      if (status?.role === "leader" && status.term > leaderTerm) {
+        leader = node;
+        leaderTerm = status.term;
       }
+    }
+    const leaderStatus = leader?.raft?.status();
+    if (leaderStatus === undefined) return false;
+    const conf = leaderStatus.conf;
+    if (conf.votersOutgoing.length > 0) return false;
+    const members = [...conf.voters, ...conf.learners];
+    for (const id of members) {
+      const node = this.#byId.get(id);
+      const raft = node?.raft;
       if (
-        status.term !== term || status.commit !== commit ||
-        status.applied !== commit || status.lastIndex !== commit ||
-        status.leader === null || raft.hasReady()
+        node === undefined || raft === null || raft === undefined ||
+        node.paused || node.syncing
+      ) return false;
+      const status = raft.status();
+      if (
+        status.term !== leaderStatus.term ||
+        status.commit !== leaderStatus.commit ||
+        status.applied !== leaderStatus.commit ||
+        status.lastIndex !== leaderStatus.commit ||
+        status.leader !== leaderStatus.id || raft.hasReady()
       ) {
         return false;
       }
     }
-    return leader !== null &&
-      this.#nodes.every((node) => node.raft?.status().leader === leader);
+    this.#finalMembers = members;
+    return true;
   }
 
   #describeNodes(): string {
     return this.#nodes.map((node) => {
       const status = node.raft?.status();
       if (status === undefined) return `${node.id} down`;
-      return `${node.id} ${status.role} t${status.term} leader=${status.leader} commit=${status.commit} applied=${status.applied} last=${status.lastIndex}`;
+      return `${node.id} ${status.role} t${status.term} leader=${status.leader} commit=${status.commit} applied=${status.applied} last=${status.lastIndex} (${
+        describeConf(status.conf)
+      })`;
     }).join(", ");
   }
 
-  /** Every acknowledged command is in every node's state machine. */
+  /** Every acknowledged command is in the state machine of every final member. */
   #checkDurability(): void {
+    const members = this.#nodes.filter((node) =>
+      this.#finalMembers.includes(node.id)
+    );
     for (const id of this.#clients.acknowledged) {
-      for (const node of this.#nodes) {
+      for (const node of members) {
         if (!node.appliedCommands.has(id)) {
           this.#checker.fail(
             `durability: acknowledged command '${id}' is missing from '${node.id}'`,
@@ -326,6 +440,9 @@ class Simulation {
         unknown: this.#clients.counts.unknown,
         historyLength: this.#clients.history().length,
         finalCommit,
+        modes: this.#modes,
+        faults: Object.fromEntries(this.#nemesis.counts),
+        finalMembers: this.#finalMembers,
       },
     };
   }
@@ -340,6 +457,14 @@ function nodeDigest(node: SimNode): string {
   const parts = [
     `hardState ${hardState.term} ${hardState.vote} ${hardState.commit}`,
   ];
+  const snapshot = node.durableSnapshot;
+  if (snapshot !== null) {
+    parts.push(
+      `snapshot ${snapshot.meta.index} ${snapshot.meta.term} ${
+        JSON.stringify(snapshot.meta.confState)
+      } ${bytesToHex(sha256(snapshot.data))}`,
+    );
+  }
   for (const entry of node.durableEntries) {
     parts.push(
       `${entry.index} ${entry.term} ${entry.type} ${
@@ -347,6 +472,6 @@ function nodeDigest(node: SimNode): string {
       }`,
     );
   }
-  parts.push(`state ${node.stateMachine.canonical()}`);
+  parts.push(`state ${node.appliedIndex} ${node.replica.hash()}`);
   return bytesToHex(sha256(encoder.encode(parts.join("\n"))));
 }
