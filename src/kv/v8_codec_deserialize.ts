@@ -6,6 +6,7 @@
  * @module
  */
 import {
+  NODE_BUFFER_INDEX,
   REGEXP_FLAGS,
   Tag,
   V8_DEPTH_MAX,
@@ -381,7 +382,9 @@ class Deserializer {
   #nodeHostObject(): ArrayBufferView {
     const index = this.#varint();
     const byteLength = this.#varint();
-    const kind = VIEWS.find((v) => v.nodeIndex === index);
+    const kind = index === NODE_BUFFER_INDEX
+      ? { type: Uint8Array }
+      : VIEWS.find((v) => v.nodeIndex === index);
     if (kind?.type === undefined) fail(`unknown host object type ${index}`);
     const buffer = this.#take(byteLength).slice().buffer;
     const Type = kind.type as Uint8ArrayConstructor;

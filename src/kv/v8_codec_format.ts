@@ -79,7 +79,7 @@ export type ViewConstructor =
 // deno-lint-ignore no-explicit-any
 const Float16: ViewConstructor | undefined = (globalThis as any).Float16Array;
 
-/** V8's view sub-tags and Node's host-object type indexes, per constructor. */
+/** V8's view sub-tags and Node's host-object type indexes (as `node:v8` in Deno 2.9.6 numbers them), per constructor. */
 export const VIEWS: readonly {
   readonly type: ViewConstructor | undefined;
   readonly subtag: number;
@@ -95,10 +95,13 @@ export const VIEWS: readonly {
   { type: Float32Array, subtag: 0x66, nodeIndex: 7 }, // 'f'
   { type: Float64Array, subtag: 0x46, nodeIndex: 8 }, // 'F'
   { type: DataView, subtag: 0x3f, nodeIndex: 9 }, // '?'
-  { type: BigInt64Array, subtag: 0x71, nodeIndex: 10 }, // 'q'
-  { type: BigUint64Array, subtag: 0x51, nodeIndex: 11 }, // 'Q'
-  { type: Float16, subtag: 0x68, nodeIndex: 12 }, // 'h'
+  { type: BigInt64Array, subtag: 0x71, nodeIndex: 11 }, // 'q'
+  { type: BigUint64Array, subtag: 0x51, nodeIndex: 12 }, // 'Q'
+  { type: Float16, subtag: 0x68, nodeIndex: 13 }, // 'h'
 ];
+
+/** Node's host-object index of a `Buffer`, read back as a Uint8Array. */
+export const NODE_BUFFER_INDEX = 10;
 
 /** RegExp flag bits, in V8's order. */
 export const REGEXP_FLAGS: readonly [string, number][] = [
