@@ -58,6 +58,7 @@ import {
 } from "./node_api.ts";
 import { RaftKvBackend } from "./raft_kv_backend.ts";
 import { RaftRunner } from "./raft_runner.ts";
+import { type LogWriter, WorkerLogWriter } from "./log_writer.ts";
 
 /** Options of {@linkcode AspenNode.start}. */
 export interface AspenNodeOptions {
@@ -80,7 +81,7 @@ export class AspenNode implements NodeApi {
   readonly runner: RaftRunner;
   readonly #cluster: { file: ClusterFile; members: Map<string, NodeAddress> };
   readonly #transport: QuicTransport;
-  readonly #logStore: SqliteLogStore;
+  readonly #logWriter: LogWriter;
   readonly #stateStore: SqliteStateStore;
   readonly #lock: DataDirLock;
   readonly #log: (line: string) => void;
@@ -92,7 +93,7 @@ export class AspenNode implements NodeApi {
     address: NodeAddress;
     cluster: ClusterFile;
     transport: QuicTransport;
-    logStore: SqliteLogStore;
+    logWriter: LogWriter;
     stateStore: SqliteStateStore;
     runner: RaftRunner;
     backend: RaftKvBackend;
@@ -108,7 +109,7 @@ export class AspenNode implements NodeApi {
       members: new Map(parts.cluster.members.map((m) => [m.nodeId, m])),
     };
     this.#transport = parts.transport;
-    this.#logStore = parts.logStore;
+    this.#logWriter = parts.logWriter;
     this.#stateStore = parts.stateStore;
     this.runner = parts.runner;
     this.backend = parts.backend;
@@ -177,10 +178,13 @@ export class AspenNode implements NodeApi {
         transport.setPeer(peerAddress(member));
       }
     }
+    // From here on the log is only written, by a Worker (see log_writer.ts).
+    const logWriter = new WorkerLogWriter(`${dir}/${DATA_FILES.log}`);
     const runner = new RaftRunner({
       id: nodeId(identity.nodeId),
       voters: cluster.voters.map(nodeId),
       logStore,
+      logWriter,
       stateMachine: state,
       transport,
       tickMs: config.tickMs,
@@ -191,6 +195,7 @@ export class AspenNode implements NodeApi {
       log: (event, detail) =>
         log(`raft: ${event} ${JSON.stringify(detail ?? {})}`),
     });
+    logStore.close();
     const backend = new RaftKvBackend(runner, state, cluster.databaseId);
     runner.start();
     backend.startExpiry();
@@ -203,7 +208,7 @@ export class AspenNode implements NodeApi {
       address,
       cluster,
       transport,
-      logStore,
+      logWriter,
       stateStore,
       runner,
       backend,
@@ -220,7 +225,7 @@ export class AspenNode implements NodeApi {
     await this.runner.stop();
     this.#stateStore.sync();
     this.#stateStore.close();
-    this.#logStore.close();
+    await this.#logWriter.close();
     this.#lock.close();
     this.#log(`node ${this.identity.shortId} stopped`);
   }

@@ -22,6 +22,7 @@ import type {
 import type { LogStore } from "../storage/log_store.ts";
 import type { PeerTransport } from "../transport/types.ts";
 import type { PeerRequest, PeerResult } from "../protocol/envelope.ts";
+import { type LogWriter, SyncLogWriter } from "./log_writer.ts";
 
 /** What the runner applies committed entries to. */
 export interface ReplicatedStateMachine {
@@ -42,7 +43,10 @@ export interface RaftRunnerOptions {
   readonly id: NodeId;
   /** Voters of a new cluster; ignored once the log holds a configuration. */
   readonly voters: readonly NodeId[];
+  /** Read once at start (hard state, snapshot metadata, entries). */
   readonly logStore: LogStore;
+  /** Where the ready loop writes. Default: `logStore` on this thread. */
+  readonly logWriter?: LogWriter;
   readonly stateMachine: ReplicatedStateMachine;
   readonly transport: PeerTransport;
   /** Milliseconds per Raft tick. Default 100 (election timeout 1–2 s). */
@@ -103,12 +107,16 @@ const SAVE_SAMPLES_MAX = 1024;
 export class RaftRunner {
   readonly id: NodeId;
   readonly #options:
-    & Required<Omit<RaftRunnerOptions, "log" | "random">>
+    & Required<Omit<RaftRunnerOptions, "log" | "random" | "logWriter">>
     & Pick<RaftRunnerOptions, "log">;
+  readonly #writer: LogWriter;
+  /** The ready loop in progress, if any (one at a time). */
+  #processing: Promise<void> | null = null;
   readonly #node: RaftNode;
   readonly #proposals = new Map<LogIndex, ProposalWaiter>();
   readonly #reads = new Map<string, ReadWaiter>();
   readonly #appliedListeners = new Set<(index: LogIndex) => void>();
+  readonly #leaderWaiters = new Set<() => void>();
   #readCounter = 0;
   /** The term when the previous Ready was handled. */
   #lastReadyTerm = -1;
@@ -138,6 +146,7 @@ export class RaftRunner {
       readOnly: "safe",
       ...options,
     };
+    this.#writer = options.logWriter ?? new SyncLogWriter(options.logStore);
     const store = options.logStore;
     const meta = store.snapshotMeta();
     const applied = options.stateMachine.appliedIndex();
@@ -208,6 +217,8 @@ export class RaftRunner {
     this.#stopped = true;
     this.#running = false;
     clearInterval(this.#tickTimer);
+    // Let the batch being written finish: its entries may be acknowledged.
+    await this.#processing;
     for (const waiter of this.#proposals.values()) {
       clearTimeout(waiter.timer);
       waiter.reject(
@@ -252,6 +263,7 @@ export class RaftRunner {
    */
   async propose(data: Uint8Array): Promise<Uint8Array> {
     this.#checkWritable();
+    await this.#leaderKnown();
     const status = this.#node.status();
     if (status.role !== "leader" && status.leader !== null) {
       return await this.#forward(status.leader, data);
@@ -299,7 +311,12 @@ export class RaftRunner {
    * @throws {ProposalDroppedError} Without a leader.
    * @throws {RequestTimeoutError} When no quorum confirmed in time.
    */
-  readIndex(): Promise<LogIndex> {
+  async readIndex(): Promise<LogIndex> {
+    await this.#leaderKnown();
+    return await this.#readIndexNow();
+  }
+
+  #readIndexNow(): Promise<LogIndex> {
     const context = new TextEncoder().encode(
       `${this.id}/${++this.#readCounter}`,
     );
@@ -320,6 +337,32 @@ export class RaftRunner {
   }
 
   // ------------------------------------------------------------ internals
+
+  /**
+   * Waits (up to the request deadline) until some leader is known. Nothing has
+   * been proposed yet, so giving up is safe to report as unavailable.
+   */
+  async #leaderKnown(): Promise<void> {
+    if (this.#node.status().leader !== null) return;
+    const deadline = Date.now() + this.#options.requestTimeoutMs;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#leaderWaiters.delete(done);
+        resolve();
+      }, this.#options.requestTimeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#leaderWaiters.add(done);
+    });
+    if (this.#node.status().leader === null || Date.now() > deadline) {
+      throw new ProposalDroppedError(
+        "noLeader",
+        `No leader known to node '${this.id}' within ${this.#options.requestTimeoutMs} ms`,
+      );
+    }
+  }
 
   #checkWritable(): void {
     if (this.#stopped) {
@@ -397,28 +440,38 @@ export class RaftRunner {
   }
 
   #processReady(): void {
-    if (this.#stopped || this.#storageError !== null) return;
-    let rounds = 0;
-    while (this.#node.hasReady() && rounds++ < 16) {
-      const ready = this.#node.ready();
-      try {
-        this.#handleReady(ready);
-      } catch (error) {
-        this.#failStorage(error as Error);
-        return;
-      }
-      this.#node.advance();
-      this.metrics.readyBatches++;
-    }
-    this.#maybeSnapshot();
-    if (this.#node.hasReady()) this.#schedule();
+    if (
+      this.#processing !== null || this.#stopped || this.#storageError !== null
+    ) return;
+    this.#processing = this.#runReadyLoop().finally(() => {
+      this.#processing = null;
+      if (this.#node.hasReady()) this.#schedule();
+    });
   }
 
-  #handleReady(ready: Ready): void {
-    const { logStore, stateMachine, transport } = this.#options;
+  async #runReadyLoop(): Promise<void> {
+    try {
+      while (this.#node.hasReady() && !this.#stopped) {
+        const ready = this.#node.ready();
+        await this.#handleReady(ready);
+        this.#node.advance();
+        this.metrics.readyBatches++;
+      }
+      await this.#maybeSnapshot();
+    } catch (error) {
+      this.#failStorage(error as Error);
+    }
+  }
+
+  async #handleReady(ready: Ready): Promise<void> {
+    const { stateMachine, transport } = this.#options;
     // A leader that stays leader may send before its own write (Raft §10.2.1):
     // it counts itself only once durable.
     const status = this.#node.status();
+    if (ready.softState?.leader != null) {
+      for (const wake of this.#leaderWaiters) wake();
+      this.#leaderWaiters.clear();
+    }
     const sendFirst = ready.softState === null && status.role === "leader" &&
       status.term === this.#lastReadyTerm;
     this.#lastReadyTerm = status.term;
@@ -426,12 +479,13 @@ export class RaftRunner {
     if (ready.snapshot !== null) {
       stateMachine.installSnapshot(ready.snapshot);
       stateMachine.sync();
-      logStore.compact(ready.snapshot.meta);
+      await this.#writer.compact(ready.snapshot.meta);
       this.metrics.snapshotsInstalled++;
     }
     if (ready.entries.length > 0 || ready.hardState !== null) {
       const started = performance.now();
-      logStore.save({
+      // Everything proposed while the previous batch was written is in this one.
+      await this.#writer.save({
         ...(ready.hardState !== null ? { hardState: ready.hardState } : {}),
         ...(ready.entries.length > 0 ? { entries: ready.entries } : {}),
       });
