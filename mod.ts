@@ -1,7 +1,63 @@
 /**
- * Aspen's client module. The typed client (`connect()`) arrives with the node
- * runtime; for now this module exports the shared Raft and protocol types.
+ * Aspen's client module: {@linkcode connect} returns a client whose `kv`
+ * has the shape of `Deno.Kv` (get, getMany, set, delete, list, atomic) and
+ * whose `cluster` administers membership. It runs in Deno and in browsers.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect, KvU64 } from "@aspen/aspen";
+ *
+ * using client = connect("http://127.0.0.1:8080", { token: Deno.env.get("ASPEN_TOKEN") });
+ * const result = await client.kv.set(["users", 1], new TextEncoder().encode("alice"));
+ * console.log(result.versionstamp); // 20 hex characters
+ * await client.kv.atomic().sum(["visits"], 1n).commit();
+ * for await (const entry of client.kv.list({ prefix: ["users"] })) {
+ *   console.log(entry.key, entry.value);
+ * }
+ * ```
  *
  * @module
  */
-export type { Entry, LogIndex, NodeId, Term } from "./src/raft/types.ts";
+export { AspenClient, connect } from "./src/client/connect.ts";
+export { AspenKv, AtomicOperation, KvListIterator } from "./src/client/kv.ts";
+export { AspenCluster } from "./src/client/cluster.ts";
+export { KvU64 } from "./src/client/kv_u64.ts";
+export { KvV8Bytes } from "./src/client/_values.ts";
+export {
+  AspenError,
+  AuthError,
+  CheckFailedError,
+  errorFromWire,
+  InvalidRequestError,
+  LimitExceededError,
+  MembershipError,
+  NotLeaderError,
+  TimeoutError,
+  TypeMismatchError,
+  UnavailableError,
+} from "./src/client/errors.ts";
+export type { AspenErrorOptions } from "./src/client/errors.ts";
+export type {
+  AtomicCheck,
+  ClusterMember,
+  ClusterStatus,
+  ConnectOptions,
+  KvCommitError,
+  KvCommitResult,
+  KvConsistencyLevel,
+  KvEntry,
+  KvEntryMaybe,
+  KvGetOptions,
+  KvKey,
+  KvKeyPart,
+  KvListOptions,
+  KvListSelector,
+  KvSetOptions,
+  NodeAddress,
+} from "./src/client/types.ts";
+export { ERROR_CODES, ERROR_STATUS } from "./src/protocol/http_api.ts";
+export type {
+  ErrorBody,
+  ErrorCode,
+  ErrorDetails,
+} from "./src/protocol/http_api.ts";

@@ -1,0 +1,240 @@
+/**
+ * Requests to a cluster's nodes: bounded attempts, a deadline per attempt,
+ * idempotent requests retried on any node, writes sent to the known leader
+ * and retried only when the node said nothing happened (503) or sent us to
+ * the leader (421), and typed errors rebuilt from the wire.
+ *
+ * @module
+ */
+import {
+  type BodyFormat,
+  contentTypeOf,
+  decodeBody,
+  encodeBody,
+} from "../protocol/http_api_codec.ts";
+import {
+  type AspenError,
+  errorFromWire,
+  NotLeaderError,
+  TimeoutError,
+  UnavailableError,
+} from "./errors.ts";
+
+/** How a request may be retried. */
+export type RequestKind =
+  /** Reads: retried on any node after a failure. */
+  | "idempotent"
+  /** Writes: retried only when the node says nothing happened. */
+  | "write";
+
+/** Options of {@linkcode HttpTransport}. */
+export interface TransportOptions {
+  readonly urls: readonly string[];
+  readonly token: string | undefined;
+  readonly timeoutMs: number;
+  readonly format: BodyFormat;
+  readonly attemptsMax: number;
+  readonly fetch: typeof fetch;
+}
+
+/** Pauses between attempts, in ms, indexed by attempt (last repeats). */
+const BACKOFF_MS = [0, 50, 100, 200, 400];
+
+/** A connection failed before the request was sent (safe to retry a write). */
+function connectFailed(error: unknown): boolean {
+  const pattern =
+    /connection refused|tcp connect error|dns error|os error 111/i;
+  // Deno wraps the reason in causes: "fetch failed" ← "… Connection refused".
+  let cause = error;
+  for (let depth = 0; cause instanceof Error && depth < 4; depth++) {
+    if (pattern.test(cause.message)) return true;
+    cause = cause.cause;
+  }
+  return false;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Sends API requests to a set of nodes. */
+export class HttpTransport {
+  readonly #options: TransportOptions;
+  readonly #urls: string[];
+  /** Index of the node to try first (the leader when known). */
+  #preferred = 0;
+  readonly #closing = new AbortController();
+
+  constructor(options: TransportOptions) {
+    if (options.urls.length === 0) {
+      throw new TypeError("Cannot connect: no node URL given");
+    }
+    this.#options = options;
+    this.#urls = options.urls.map((url) => url.replace(/\/+$/, ""));
+  }
+
+  /** The node URLs, preferred first. */
+  get urls(): readonly string[] {
+    return [
+      ...this.#urls.slice(this.#preferred),
+      ...this.#urls.slice(0, this.#preferred),
+    ];
+  }
+
+  /** Aborts in-flight requests; later requests fail. */
+  close(): void {
+    this.#closing.abort();
+  }
+
+  /** Prefers `url` (adding it when new), e.g. the leader. */
+  prefer(url: string | null): void {
+    if (url === null) return;
+    const normalized = url.replace(/\/+$/, "");
+    let index = this.#urls.indexOf(normalized);
+    if (index === -1) index = this.#urls.push(normalized) - 1;
+    this.#preferred = index;
+  }
+
+  /**
+   * Sends a request and returns the decoded reply body.
+   *
+   * @throws {AspenError} The typed error of a refused request.
+   * @throws {TimeoutError} With `outcomeUnknown` for a write without an answer.
+   * @throws {UnavailableError} When every attempt failed without an answer.
+   */
+  async request(
+    method: "GET" | "POST",
+    path: string,
+    body: unknown,
+    kind: RequestKind,
+  ): Promise<unknown> {
+    if (this.#closing.signal.aborted) {
+      throw new UnavailableError(
+        "unavailable",
+        "Cannot send request: the client is closed",
+      );
+    }
+    let lastError: AspenError | null = null;
+    for (let attempt = 0; attempt < this.#options.attemptsMax; attempt++) {
+      await sleep(
+        BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]!,
+        this.#closing.signal,
+      );
+      const url = this.#urls[(this.#preferred) % this.#urls.length]!;
+      const outcome = await this.#attempt(url, method, path, body, kind);
+      if (outcome.ok) return outcome.body;
+      lastError = outcome.error;
+      if (!outcome.retry || this.#closing.signal.aborted) throw outcome.error;
+      if (
+        outcome.error instanceof NotLeaderError &&
+        outcome.error.leaderUrl !== null
+      ) {
+        this.prefer(outcome.error.leaderUrl);
+      } else {
+        this.#preferred = (this.#preferred + 1) % this.#urls.length;
+      }
+    }
+    throw lastError ??
+      new UnavailableError(
+        "unavailable",
+        "Cannot send request: no attempt made",
+      );
+  }
+
+  async #attempt(
+    url: string,
+    method: "GET" | "POST",
+    path: string,
+    body: unknown,
+    kind: RequestKind,
+  ): Promise<
+    { ok: true; body: unknown } | {
+      ok: false;
+      error: AspenError;
+      retry: boolean;
+    }
+  > {
+    const { format, timeoutMs, token } = this.#options;
+    const headers: Record<string, string> = { accept: contentTypeOf(format) };
+    if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
+    if (body !== undefined) headers["content-type"] = contentTypeOf(format);
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([timeout, this.#closing.signal]);
+    let response: Response;
+    let bytes: Uint8Array;
+    try {
+      response = await this.#options.fetch(url + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : encodeBody(body, format),
+        signal,
+      });
+      bytes = new Uint8Array(await response.arrayBuffer());
+    } catch (error) {
+      const where = `${method} ${url}${path}`;
+      if (this.#closing.signal.aborted) {
+        return {
+          ok: false,
+          retry: false,
+          error: new TimeoutError(
+            `Request ${where} aborted: the client was closed`,
+            kind === "write",
+            { cause: error, url },
+          ),
+        };
+      }
+      if (kind === "idempotent" || connectFailed(error)) {
+        const reason = timeout.aborted
+          ? `no answer within ${timeoutMs} ms`
+          : (error as Error).message;
+        return {
+          ok: false,
+          retry: true,
+          error: new UnavailableError(
+            "unavailable",
+            `Cannot reach ${url}: ${reason}`,
+            { cause: error, url },
+          ),
+        };
+      }
+      return {
+        ok: false,
+        retry: false,
+        error: new TimeoutError(
+          timeout.aborted
+            ? `Write ${where} got no answer within ${timeoutMs} ms: its outcome is unknown`
+            : `Write ${where} failed in flight: its outcome is unknown: ${
+              (error as Error).message
+            }`,
+          true,
+          { cause: error, url },
+        ),
+      };
+    }
+    const type = response.headers.get("content-type") ?? "";
+    let decoded: unknown = null;
+    try {
+      decoded = type.includes("msgpack")
+        ? decodeBody(bytes, "msgpack")
+        : type.includes("json")
+        ? decodeBody(bytes, "json")
+        : new TextDecoder().decode(bytes);
+    } catch {
+      decoded = null;
+    }
+    if (response.ok) return { ok: true, body: decoded };
+    const error = errorFromWire(response.status, decoded, url);
+    const retry = error instanceof UnavailableError ||
+      (error instanceof NotLeaderError && error.leaderUrl !== null);
+    return { ok: false, error, retry };
+  }
+}

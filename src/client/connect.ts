@@ -1,0 +1,113 @@
+/**
+ * {@linkcode connect}: the entry point of the Aspen client.
+ *
+ * @module
+ */
+import { HttpTransport } from "./_transport.ts";
+import { isTicket, ticketUrls } from "./_ticket.ts";
+import { AspenCluster } from "./cluster.ts";
+import { AspenKv } from "./kv.ts";
+import type { ConnectOptions } from "./types.ts";
+
+/** Default deadline of one request, in ms. */
+export const REQUEST_TIMEOUT_MS_DEFAULT = 10_000;
+const ATTEMPTS_PER_NODE = 2;
+const ATTEMPTS_MIN = 3;
+
+/** A connection to an Aspen cluster. */
+export class AspenClient {
+  /** The `Deno.Kv`-shaped store. */
+  readonly kv: AspenKv;
+  /** Status and membership administration. */
+  readonly cluster: AspenCluster;
+  readonly #transport: HttpTransport;
+
+  /** Used by {@linkcode connect}. */
+  constructor(transport: HttpTransport) {
+    this.#transport = transport;
+    this.kv = new AspenKv(transport);
+    this.cluster = new AspenCluster(transport);
+  }
+
+  /** The node URLs, the one tried first leading. */
+  get urls(): readonly string[] {
+    return this.#transport.urls;
+  }
+
+  /** Aborts in-flight requests; later calls fail. */
+  close(): void {
+    this.#transport.close();
+  }
+
+  /** Same as {@linkcode AspenClient.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Connects to an Aspen cluster. Nothing is sent until the first call.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect, KvU64 } from "@aspen/aspen";
+ * using client = connect("http://127.0.0.1:8080", { token: "secret" });
+ * await client.kv.set(["visits"], new KvU64(0n));
+ * await client.kv.atomic().sum(["visits"], 1n).commit();
+ * ```
+ *
+ * @example Several nodes, or a ticket
+ * ```ts
+ * import { connect } from "./connect.ts";
+ * import assert from "node:assert/strict";
+ * const client = connect(["http://127.0.0.1:4001", "http://127.0.0.1:4002"]);
+ * assert.equal(client.urls.length, 2);
+ * client.close();
+ * ```
+ *
+ * @param urlOrTicket A node URL, a list of node URLs, or a client ticket (`aspen…`).
+ * @param options Token, deadline, body format, attempts.
+ * @returns The client.
+ * @throws {TypeError} When no URL is given, a URL is not http(s), or the ticket is unreadable.
+ */
+export function connect(
+  urlOrTicket: string | readonly string[],
+  options: ConnectOptions = {},
+): AspenClient {
+  const given = typeof urlOrTicket === "string" ? [urlOrTicket] : urlOrTicket;
+  const urls = given.flatMap((text) =>
+    isTicket(text) ? ticketUrls(text) : [text]
+  );
+  for (const url of urls) {
+    if (!/^https?:\/\/[^/]/.test(url)) {
+      throw new TypeError(
+        `Cannot connect as the URL must start with http:// or https://: received '${url}'`,
+      );
+    }
+  }
+  const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT;
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
+    throw new RangeError(
+      `Cannot connect as 'timeoutMs' must be a positive integer: current value is ${timeoutMs}`,
+    );
+  }
+  const attemptsMax = options.attemptsMax ??
+    Math.max(ATTEMPTS_MIN, urls.length * ATTEMPTS_PER_NODE);
+  if (
+    !Number.isSafeInteger(attemptsMax) || attemptsMax < 1 || attemptsMax > 100
+  ) {
+    throw new RangeError(
+      `Cannot connect as 'attemptsMax' must be 1 to 100: current value is ${attemptsMax}`,
+    );
+  }
+  return new AspenClient(
+    new HttpTransport({
+      urls,
+      token: options.token,
+      timeoutMs,
+      format: options.format ?? "json",
+      attemptsMax,
+      fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    }),
+  );
+}

@@ -1,0 +1,194 @@
+/**
+ * Typed errors of the Aspen client, rebuilt from the HTTP API's error body
+ * by {@linkcode errorFromWire}.
+ *
+ * @module
+ */
+import type { ErrorCode, ErrorDetails } from "../protocol/http_api.ts";
+
+/** Options of {@linkcode AspenError}. */
+export interface AspenErrorOptions extends ErrorOptions {
+  /** HTTP status of the reply; 0 when no reply came. */
+  readonly status?: number;
+  /** Context from the error body. */
+  readonly details?: ErrorDetails;
+  /** The node URL the failing request went to. */
+  readonly url?: string | null;
+}
+
+/**
+ * Base of every error the client throws for a refused or failed request.
+ *
+ * @example Catching any Aspen error
+ * ```ts ignore
+ * import { AspenError, connect } from "@aspen/aspen";
+ * const client = connect("http://127.0.0.1:8080", { token: "secret" });
+ * try {
+ *   await client.kv.set(["a"], new Uint8Array([1]));
+ * } catch (error) {
+ *   if (error instanceof AspenError) console.log(error.code, error.message);
+ * }
+ * ```
+ */
+export class AspenError extends Error {
+  /** The error's name. */
+  override name = "AspenError";
+  /** The API error code (`unavailable`, `checkFailed`, …). */
+  readonly code: ErrorCode;
+  /** HTTP status of the reply; 0 when no reply came. */
+  readonly status: number;
+  /** Context from the error body. */
+  readonly details: ErrorDetails;
+  /** The node URL the failing request went to. */
+  readonly url: string | null;
+
+  /** Creates an error with its code and message. */
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: AspenErrorOptions = {},
+  ) {
+    super(message, options);
+    this.code = code;
+    this.status = options.status ?? 0;
+    this.details = options.details ?? {};
+    this.url = options.url ?? null;
+  }
+}
+
+/** An admin call reached a node that is not the leader. */
+export class NotLeaderError extends AspenError {
+  /** The error's name. */
+  override name = "NotLeaderError";
+  /** The leader's URL when the node knew it. */
+  get leaderUrl(): string | null {
+    const url = this.details.leaderUrl;
+    return typeof url === "string" ? url : null;
+  }
+}
+
+/** An atomic operation's check did not match: nothing changed. */
+export class CheckFailedError extends AspenError {
+  /** The error's name. */
+  override name = "CheckFailedError";
+  /** Indexes of the failing checks. */
+  get failedChecks(): readonly number[] {
+    const checks = this.details.failedChecks;
+    return Array.isArray(checks) ? checks : [];
+  }
+}
+
+/** A Deno KV limit or the body limit was exceeded: nothing changed. */
+export class LimitExceededError extends AspenError {
+  /** The error's name. */
+  override name = "LimitExceededError";
+}
+
+/**
+ * No answer in time. For a write, `outcomeUnknown` is true: it may or may
+ * not have applied, so read before retrying.
+ */
+export class TimeoutError extends AspenError {
+  /** The error's name. */
+  override name = "TimeoutError";
+  /** True when a write may have applied. */
+  readonly outcomeUnknown: boolean;
+
+  /** Creates a timeout, saying whether a write may have applied. */
+  constructor(
+    message: string,
+    outcomeUnknown: boolean,
+    options: AspenErrorOptions = {},
+  ) {
+    super("outcomeUnknown", message, options);
+    this.outcomeUnknown = outcomeUnknown;
+  }
+}
+
+/** No node could serve the request (no leader, no quorum, unreachable): nothing happened. */
+export class UnavailableError extends AspenError {
+  /** The error's name. */
+  override name = "UnavailableError";
+}
+
+/** The bearer token was missing or wrong. */
+export class AuthError extends AspenError {
+  /** The error's name. */
+  override name = "AuthError";
+}
+
+/** The request was malformed (key, value, selector, cursor, unknown route…). */
+export class InvalidRequestError extends AspenError {
+  /** The error's name. */
+  override name = "InvalidRequestError";
+}
+
+/** A sum/min/max met a value that is not a u64: nothing changed. */
+export class TypeMismatchError extends AspenError {
+  /** The error's name. */
+  override name = "TypeMismatchError";
+}
+
+/** A membership change was refused (change pending, learner not caught up, unknown node). */
+export class MembershipError extends AspenError {
+  /** The error's name. */
+  override name = "MembershipError";
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Rebuilds the typed error of an error reply.
+ *
+ * @param status The HTTP status.
+ * @param body The decoded body (`{ error: { code, message, details } }`, or anything else).
+ * @param url The node the request went to.
+ * @returns The matching {@linkcode AspenError} subclass.
+ */
+export function errorFromWire(
+  status: number,
+  body: unknown,
+  url: string | null,
+): AspenError {
+  const error = isObject(body) && isObject(body.error) ? body.error : {};
+  const code = typeof error.code === "string"
+    ? error.code as ErrorCode
+    : "internal";
+  const message = typeof error.message === "string"
+    ? error.message
+    : `Request failed with HTTP status ${status}`;
+  const details = isObject(error.details) ? error.details as ErrorDetails : {};
+  const options = { status, details, url };
+  switch (code) {
+    case "notLeader":
+      return new NotLeaderError(code, message, options);
+    case "checkFailed":
+      return new CheckFailedError(code, message, options);
+    case "limitExceeded":
+    case "bodyTooLarge":
+      return new LimitExceededError(code, message, options);
+    case "outcomeUnknown":
+      return new TimeoutError(message, true, options);
+    case "unavailable":
+      return new UnavailableError(code, message, options);
+    case "unauthorized":
+      return new AuthError(code, message, options);
+    case "typeMismatch":
+      return new TypeMismatchError(code, message, options);
+    case "changePending":
+    case "notCaughtUp":
+    case "unknownNode":
+      return new MembershipError(code, message, options);
+    case "badRequest":
+    case "invalidKey":
+    case "invalid":
+    case "unsupported":
+    case "notFound":
+    case "unsupportedMediaType":
+      return new InvalidRequestError(code, message, options);
+    default:
+      return new AspenError(code, message, options);
+  }
+}

@@ -1,0 +1,372 @@
+/**
+ * {@linkcode AspenKv}: the `Deno.Kv`-shaped part of the client, over the
+ * HTTP API.
+ *
+ * @module
+ */
+import { encodeKey } from "../kv/key_codec.ts";
+import {
+  encodeCursor,
+  type ResolvedSelector,
+  resolveSelector,
+} from "../kv/range.ts";
+import {
+  type AtomicRequest,
+  type CommitResponse,
+  CONSISTENCY_PARAMETER,
+  type GetManyResponse,
+  type GetResponse,
+  HTTP_API_LIMITS,
+  type ListResponse,
+  ROUTES,
+  type WireEntry,
+  type WireMutation,
+} from "../protocol/http_api.ts";
+import { keyFromWire, keyToWire } from "../protocol/http_api_codec.ts";
+import type { HttpTransport } from "./_transport.ts";
+import { valueFromWire, valueToWire } from "./_values.ts";
+import { CheckFailedError } from "./errors.ts";
+import { KvU64 } from "./kv_u64.ts";
+import type {
+  AtomicCheck,
+  KvCommitError,
+  KvCommitResult,
+  KvConsistencyLevel,
+  KvEntry,
+  KvEntryMaybe,
+  KvGetOptions,
+  KvKey,
+  KvListOptions,
+  KvListSelector,
+  KvSetOptions,
+} from "./types.ts";
+
+function readPath(
+  route: string,
+  consistency: KvConsistencyLevel | undefined,
+): string {
+  if (consistency === undefined || consistency === "strong") return route;
+  if (consistency !== "eventual") {
+    throw new TypeError(
+      `Invalid consistency: expected 'strong' or 'eventual', received '${consistency}'`,
+    );
+  }
+  return `${route}?${CONSISTENCY_PARAMETER}=eventual`;
+}
+
+function entryFromWire<T>(wire: WireEntry): KvEntryMaybe<T> {
+  const key = keyFromWire(wire.key);
+  if (wire.value === null || wire.versionstamp === null) {
+    return { key, value: null, versionstamp: null };
+  }
+  return {
+    key,
+    value: valueFromWire(wire.value) as T,
+    versionstamp: wire.versionstamp,
+  };
+}
+
+/**
+ * Builds an atomic operation, as `Deno.AtomicOperation`: all checks pass
+ * and every mutation applies, or nothing does.
+ *
+ * @example
+ * ```ts ignore
+ * const current = await client.kv.get(["balance"]);
+ * const result = await client.kv.atomic()
+ *   .check(current)
+ *   .set(["balance"], new KvU64(10n))
+ *   .commit();
+ * if (!result.ok) console.log("someone else changed it");
+ * ```
+ */
+export class AtomicOperation {
+  readonly #transport: HttpTransport;
+  readonly #checks: {
+    key: ReturnType<typeof keyToWire>;
+    versionstamp: string | null;
+  }[] = [];
+  readonly #mutations: WireMutation[] = [];
+
+  /** Used by {@linkcode AspenKv.atomic}. */
+  constructor(transport: HttpTransport) {
+    this.#transport = transport;
+  }
+
+  /** Adds checks: each key's versionstamp must equal the given one (null: absent). */
+  check(...checks: AtomicCheck[]): this {
+    for (const check of checks) {
+      this.#checks.push({
+        key: keyToWire(check.key),
+        versionstamp: check.versionstamp,
+      });
+    }
+    return this;
+  }
+
+  /** Sets `key` to `value`. */
+  set(key: KvKey, value: unknown, options: KvSetOptions = {}): this {
+    this.#mutations.push({
+      type: "set",
+      key: keyToWire(key),
+      value: valueToWire(value),
+      ...(options.expireIn === undefined ? {} : { expireIn: options.expireIn }),
+    });
+    return this;
+  }
+
+  /** Deletes `key`. */
+  delete(key: KvKey): this {
+    this.#mutations.push({ type: "delete", key: keyToWire(key) });
+    return this;
+  }
+
+  /** Adds `n` to the u64 at `key` (wrapping; absent counts as 0). */
+  sum(key: KvKey, n: bigint): this {
+    return this.#arithmetic("sum", key, n);
+  }
+
+  /** Sets the u64 at `key` to the smaller of it and `n`. */
+  min(key: KvKey, n: bigint): this {
+    return this.#arithmetic("min", key, n);
+  }
+
+  /** Sets the u64 at `key` to the larger of it and `n`. */
+  max(key: KvKey, n: bigint): this {
+    return this.#arithmetic("max", key, n);
+  }
+
+  #arithmetic(type: "sum" | "min" | "max", key: KvKey, n: bigint): this {
+    this.#mutations.push({
+      type,
+      key: keyToWire(key),
+      value: valueToWire(new KvU64(n)),
+    });
+    return this;
+  }
+
+  /**
+   * Commits. A failed check resolves `{ ok: false }`, as Deno KV does;
+   * every other refusal throws.
+   */
+  async commit(): Promise<KvCommitResult | KvCommitError> {
+    try {
+      return await this.commitOrThrow();
+    } catch (error) {
+      if (error instanceof CheckFailedError) return { ok: false };
+      throw error;
+    }
+  }
+
+  /**
+   * Commits, throwing {@linkcode CheckFailedError} (with the failing check
+   * indexes) when a check fails.
+   */
+  async commitOrThrow(): Promise<KvCommitResult> {
+    const request: AtomicRequest = {
+      checks: this.#checks,
+      mutations: this.#mutations,
+    };
+    const reply = await this.#transport.request(
+      "POST",
+      ROUTES.kvAtomic,
+      request,
+      "write",
+    ) as CommitResponse;
+    return { ok: true, versionstamp: reply.versionstamp };
+  }
+}
+
+/**
+ * The entries of a list, as `Deno.KvListIterator`: fetched page by page,
+ * with `cursor` naming the position after the last entry returned.
+ */
+export class KvListIterator<T> implements AsyncIterableIterator<KvEntry<T>> {
+  readonly #transport: HttpTransport;
+  readonly #selector: KvListSelector;
+  readonly #resolved: ResolvedSelector;
+  readonly #options: KvListOptions;
+  readonly #batchSize: number;
+  #remaining: number;
+  #buffer: KvEntry<T>[] = [];
+  #pageCursor: string | undefined;
+  #done = false;
+  #cursor: string | undefined;
+
+  /** Used by {@linkcode AspenKv.list}. */
+  constructor(
+    transport: HttpTransport,
+    selector: KvListSelector,
+    options: KvListOptions,
+  ) {
+    this.#transport = transport;
+    this.#selector = selector;
+    this.#options = options;
+    this.#resolved = resolveSelector({
+      prefix: "prefix" in selector ? encodeKey(selector.prefix) : undefined,
+      start: "start" in selector ? encodeKey(selector.start) : undefined,
+      end: "end" in selector ? encodeKey(selector.end) : undefined,
+    });
+    const limit = options.limit ?? Infinity;
+    if (!(limit > 0)) {
+      throw new RangeError(
+        `Invalid limit: must be greater than 0: received ${limit}`,
+      );
+    }
+    this.#remaining = limit;
+    this.#batchSize = options.batchSize ??
+      Math.min(limit, HTTP_API_LIMITS.listLimitDefault);
+    if (
+      !Number.isSafeInteger(this.#batchSize) || this.#batchSize < 1 ||
+      this.#batchSize > HTTP_API_LIMITS.listLimitMax
+    ) {
+      throw new RangeError(
+        `Invalid batchSize: must be 1 to ${HTTP_API_LIMITS.listLimitMax}: received ${this.#batchSize}`,
+      );
+    }
+    this.#pageCursor = options.cursor;
+  }
+
+  /**
+   * The cursor after the last entry returned, to resume a later list.
+   *
+   * @throws {Error} Before the first entry was returned.
+   */
+  get cursor(): string {
+    if (this.#cursor === undefined) {
+      throw new Error("Cannot get cursor before first iteration");
+    }
+    return this.#cursor;
+  }
+
+  /** The next entry. */
+  async next(): Promise<IteratorResult<KvEntry<T>, undefined>> {
+    if (this.#buffer.length === 0 && !this.#done && this.#remaining > 0) {
+      await this.#fetchPage();
+    }
+    const entry = this.#buffer.shift();
+    if (entry === undefined || this.#remaining <= 0) {
+      return { done: true, value: undefined };
+    }
+    this.#remaining--;
+    this.#cursor = encodeCursor(this.#resolved, encodeKey(entry.key));
+    return { done: false, value: entry };
+  }
+
+  async #fetchPage(): Promise<void> {
+    const selector = this.#selector;
+    const reply = await this.#transport.request(
+      "POST",
+      readPath(ROUTES.kvList, this.#options.consistency),
+      {
+        selector: {
+          ...("prefix" in selector
+            ? { prefix: keyToWire(selector.prefix) }
+            : {}),
+          ...("start" in selector ? { start: keyToWire(selector.start) } : {}),
+          ...("end" in selector ? { end: keyToWire(selector.end) } : {}),
+        },
+        limit: Math.min(this.#batchSize, this.#remaining),
+        reverse: this.#options.reverse ?? false,
+        ...(this.#pageCursor === undefined ? {} : { cursor: this.#pageCursor }),
+      },
+      "idempotent",
+    ) as ListResponse;
+    for (const wire of reply.entries) {
+      this.#buffer.push(entryFromWire<T>(wire) as KvEntry<T>);
+    }
+    if (reply.cursor === null) this.#done = true;
+    else this.#pageCursor = reply.cursor;
+  }
+
+  /** This iterator. */
+  [Symbol.asyncIterator](): AsyncIterableIterator<KvEntry<T>> {
+    return this;
+  }
+}
+
+/**
+ * A key-value store with the shape of `Deno.Kv`, served by an Aspen
+ * cluster. Obtain it from `connect(...).kv`.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect } from "@aspen/aspen";
+ * using client = connect("http://127.0.0.1:8080", { token: "secret" });
+ * await client.kv.set(["users", 1], new TextEncoder().encode("alice"));
+ * const entry = await client.kv.get<Uint8Array>(["users", 1]);
+ * for await (const e of client.kv.list({ prefix: ["users"] })) console.log(e.key);
+ * ```
+ */
+export class AspenKv {
+  readonly #transport: HttpTransport;
+
+  /** Used by `connect`. */
+  constructor(transport: HttpTransport) {
+    this.#transport = transport;
+  }
+
+  /** Reads one key (strong by default). */
+  async get<T = unknown>(
+    key: KvKey,
+    options: KvGetOptions = {},
+  ): Promise<KvEntryMaybe<T>> {
+    const reply = await this.#transport.request(
+      "POST",
+      readPath(ROUTES.kvGet, options.consistency),
+      { key: keyToWire(key) },
+      "idempotent",
+    ) as GetResponse;
+    return entryFromWire<T>(reply.entry);
+  }
+
+  /** Reads up to 10 keys from one consistent view, in order. */
+  async getMany<T extends readonly unknown[]>(
+    keys: readonly [...{ [K in keyof T]: KvKey }],
+    options: KvGetOptions = {},
+  ): Promise<{ [K in keyof T]: KvEntryMaybe<T[K]> }> {
+    const reply = await this.#transport.request(
+      "POST",
+      readPath(ROUTES.kvGetMany, options.consistency),
+      { keys: keys.map((key) => keyToWire(key as KvKey)) },
+      "idempotent",
+    ) as GetManyResponse;
+    return reply.entries.map((entry) => entryFromWire(entry)) as {
+      [K in keyof T]: KvEntryMaybe<T[K]>;
+    };
+  }
+
+  /** Sets `key` to `value` (Uint8Array → bytes, KvU64 → le64). */
+  async set(
+    key: KvKey,
+    value: unknown,
+    options: KvSetOptions = {},
+  ): Promise<KvCommitResult> {
+    const reply = await this.#transport.request("POST", ROUTES.kvSet, {
+      key: keyToWire(key),
+      value: valueToWire(value),
+      ...(options.expireIn === undefined ? {} : { expireIn: options.expireIn }),
+    }, "write") as CommitResponse;
+    return { ok: true, versionstamp: reply.versionstamp };
+  }
+
+  /** Deletes `key` (absent keys too). */
+  async delete(key: KvKey): Promise<void> {
+    await this.#transport.request("POST", ROUTES.kvDelete, {
+      key: keyToWire(key),
+    }, "write");
+  }
+
+  /** Lists entries by prefix or range, as `Deno.Kv.list`. */
+  list<T = unknown>(
+    selector: KvListSelector,
+    options: KvListOptions = {},
+  ): KvListIterator<T> {
+    return new KvListIterator<T>(this.#transport, selector, options);
+  }
+
+  /** Starts an atomic operation. */
+  atomic(): AtomicOperation {
+    return new AtomicOperation(this.#transport);
+  }
+}

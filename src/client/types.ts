@@ -1,0 +1,157 @@
+/**
+ * Types of the Aspen client: the shapes of `Deno.Kv`'s entries, results and
+ * options, plus connection options.
+ *
+ * @module
+ */
+import type { KvKey, KvKeyPart } from "../kv/key_codec.ts";
+
+export type { KvKey, KvKeyPart };
+
+/** Read consistency: "strong" (linearizable, default) or "eventual" (the node's replica). */
+export type KvConsistencyLevel = "strong" | "eventual";
+
+/** A key's value and versionstamp, as `Deno.KvEntry`. */
+export interface KvEntry<T> {
+  /** The key. */
+  readonly key: KvKey;
+  /** The value. */
+  readonly value: T;
+  /** 20 lowercase hex characters. */
+  readonly versionstamp: string;
+}
+
+/** An entry that may be absent (value and versionstamp null), as `Deno.KvEntryMaybe`. */
+export type KvEntryMaybe<T> = KvEntry<T> | {
+  /** The key. */
+  readonly key: KvKey;
+  /** Null: the key is absent. */
+  readonly value: null;
+  /** Null: the key is absent. */
+  readonly versionstamp: null;
+};
+
+/** A committed write, as `Deno.KvCommitResult`. */
+export interface KvCommitResult {
+  /** The write applied. */
+  readonly ok: true;
+  /** The commit's versionstamp: 20 lowercase hex characters. */
+  readonly versionstamp: string;
+}
+
+/** An atomic operation whose check failed, as `Deno.KvCommitError`. */
+export interface KvCommitError {
+  /** A check failed: nothing changed. */
+  readonly ok: false;
+}
+
+/** A check of an atomic operation, as `Deno.AtomicCheck`: versionstamp null means absent. */
+export interface AtomicCheck {
+  /** The key. */
+  readonly key: KvKey;
+  /** The versionstamp the key must have; null: it must be absent. */
+  readonly versionstamp: string | null;
+}
+
+/** What to list, as `Deno.KvListSelector`. */
+export type KvListSelector =
+  | { readonly prefix: KvKey }
+  | { readonly prefix: KvKey; readonly start: KvKey }
+  | { readonly prefix: KvKey; readonly end: KvKey }
+  | { readonly start: KvKey; readonly end: KvKey };
+
+/** Options of `list`, as `Deno.KvListOptions`. */
+export interface KvListOptions {
+  /** Most entries in total. Default: all. */
+  readonly limit?: number;
+  /** Resume after this cursor. */
+  readonly cursor?: string;
+  /** Newest key first. Default false. */
+  readonly reverse?: boolean;
+  /** Read consistency. Default "strong". */
+  readonly consistency?: KvConsistencyLevel;
+  /** Entries per request, 1 to 1000. Default: `limit` if smaller, else 100. */
+  readonly batchSize?: number;
+}
+
+/** Options of `get` and `getMany`. */
+export interface KvGetOptions {
+  /** Read consistency. Default "strong". */
+  readonly consistency?: KvConsistencyLevel;
+}
+
+/** Options of `set`. */
+export interface KvSetOptions {
+  /** Milliseconds after which the key may be deleted. */
+  readonly expireIn?: number;
+}
+
+/** Options of `connect`. */
+export interface ConnectOptions {
+  /** Bearer token of the cluster. */
+  readonly token?: string;
+  /** Milliseconds one request may take before it is abandoned. Default 10,000. */
+  readonly timeoutMs?: number;
+  /** Body format: "json" (default) or "msgpack". */
+  readonly format?: "json" | "msgpack";
+  /** Most attempts of one request across nodes. Default: 2 per node, at least 3. */
+  readonly attemptsMax?: number;
+  /** The `fetch` to use. Default `globalThis.fetch`. */
+  readonly fetch?: typeof fetch;
+}
+
+/** A member as the cluster reports it. */
+export interface ClusterMember {
+  /** Node id. */
+  readonly id: string;
+  /** Voter or learner. */
+  readonly role: "voter" | "learner";
+  /** Leader only: the member's match index. */
+  readonly match: number | null;
+  /** Leader only: how far it lags the commit index, in entries. */
+  readonly lag: number | null;
+  /** Its HTTP API URL, when known. */
+  readonly httpUrl: string | null;
+}
+
+/** The status of the node that answered. */
+export interface ClusterStatus {
+  /** The cluster's id. */
+  readonly clusterId: string;
+  /** Id of the node. */
+  readonly nodeId: string;
+  /** The answering node's Raft role. */
+  readonly role: "follower" | "preCandidate" | "candidate" | "leader";
+  /** Current Raft term. */
+  readonly term: number;
+  /** Id of the leader, when known. */
+  readonly leader: string | null;
+  /** The leader's HTTP URL, when known. */
+  readonly leaderHttpUrl: string | null;
+  /** Highest log index known committed. */
+  readonly commitIndex: number;
+  /** Highest log index applied on the answering node. */
+  readonly appliedIndex: number;
+  /** Log index of the last snapshot. */
+  readonly snapshotIndex: number;
+  /** True while a joint membership change is in progress. */
+  readonly joint: boolean;
+  /** The members. */
+  readonly members: readonly ClusterMember[];
+}
+
+/** Where a new node is reached, for `addLearner`. */
+export interface NodeAddress {
+  /** Id of the node. */
+  readonly nodeId: string;
+  /** Its HTTP API URL. */
+  readonly httpUrl: string;
+  /** Host of its QUIC peer listener. */
+  readonly quicHost: string;
+  /** UDP port of its QUIC peer listener. */
+  readonly quicPort: number;
+  /** The node's public key (base64url). */
+  readonly nodeKey: string;
+  /** SHA-256 of the node's TLS certificate (base64url). */
+  readonly certificateHash: string;
+}
