@@ -107,6 +107,7 @@ export class SqliteStateStore implements StateStore {
     }
     this.path = options.path;
     this.db = new DatabaseSync(options.path);
+    this.db.exec("PRAGMA busy_timeout = 5000");
     this.db.exec("PRAGMA journal_mode = WAL");
     // NORMAL, not FULL: the Raft log is the durable record (see module doc).
     this.db.exec("PRAGMA synchronous = NORMAL");

@@ -410,6 +410,9 @@ function validateOptions(options: SqliteLogStoreOptions): void {
 }
 
 function configure(db: DatabaseSync, options: SqliteLogStoreOptions): void {
+  // Another connection (a node's start-up reader beside its writer Worker) may
+  // hold the write lock for a moment: wait for it rather than fail.
+  db.exec("PRAGMA busy_timeout = 5000");
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = FULL");
   const journal = db.prepare("PRAGMA journal_mode").get()?.journal_mode;
