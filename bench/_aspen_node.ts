@@ -1,0 +1,54 @@
+/**
+ * A minimal Aspen node entry for the comparison benchmark, used until the
+ * `aspen` CLI exists: reads flags, calls `serveNode`, prints one JSON line
+ * (`{"url": …, "nodeId": …, "pid": …}`) once listening, stops on SIGTERM or
+ * SIGINT.
+ *
+ * Run with `--unstable-net --allow-net=127.0.0.1 --allow-read=DIR
+ * --allow-write=DIR --allow-env`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { resolveNodeConfig } from "../src/node/config.ts";
+import { serveNode } from "../src/node/serve.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    "data-dir": { type: "string" },
+    "http-port": { type: "string", default: "0" },
+    "quic-port": { type: "string" },
+    "read-only": { type: "string" },
+  },
+  strict: true,
+});
+
+const dataDir = values["data-dir"];
+if (dataDir === undefined) {
+  console.error("bench/_aspen_node: --data-dir is required");
+  Deno.exit(2);
+}
+const config = resolveNodeConfig({
+  dataDir,
+  httpHost: "127.0.0.1",
+  httpPort: Number(values["http-port"]),
+  quicPort: values["quic-port"] === undefined
+    ? undefined
+    : Number(values["quic-port"]),
+  readOnly: values["read-only"] as "safe" | "lease" | undefined,
+});
+const serving = await serveNode(config, {
+  log: (line) => console.error(`[node] ${line}`),
+});
+console.log(JSON.stringify({
+  url: serving.url,
+  nodeId: String(serving.node.id),
+  pid: Deno.pid,
+}));
+await new Promise<void>((resolve) => {
+  Deno.addSignalListener("SIGINT", resolve);
+  Deno.addSignalListener("SIGTERM", resolve);
+});
+await serving.stop();
+Deno.exit(0);

@@ -1,0 +1,156 @@
+/**
+ * The comparison's result: its JSON shape (written to `bench/results/`) and
+ * the one table printed from it, with each target's throughput and p99
+ * relative to the Aspen cluster of the same size.
+ *
+ * @module
+ */
+import type { FailoverMeasurement } from "./_failover.ts";
+import type { CellMeasurement } from "./_load.ts";
+
+/** Version of the JSON result format. */
+export const RESULT_FORMAT_VERSION = 1;
+
+/** Every target the comparison knows, in the order they run. */
+export const TARGETS = [
+  "null-http",
+  "aspen-1",
+  "aspen-3",
+  "etcd-1",
+  "etcd-3",
+  "denokv-local",
+  "kvconnect-3",
+] as const;
+/** A target name. */
+export type TargetName = typeof TARGETS[number];
+
+/** How one target went. */
+export interface TargetResult {
+  readonly target: TargetName;
+  readonly status: "ran" | "skipped" | "failed";
+  /** Why it was skipped or failed. */
+  readonly reason: string | null;
+  /** How the load generator reached it. */
+  readonly driver: string;
+  /** Ms from starting the target's processes to a ready leader. */
+  readonly startMs: number | null;
+  readonly cells: readonly CellMeasurement[];
+}
+
+/** The JSON result file. */
+export interface CompareResult {
+  readonly formatVersion: number;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly machine: Record<string, unknown>;
+  readonly options: Record<string, unknown>;
+  readonly targets: readonly TargetResult[];
+  readonly failover: FailoverMeasurement | null;
+  readonly failoverSkippedReason: string | null;
+}
+
+/** The Aspen target a target is compared with (same number of nodes). */
+export function referenceOf(
+  target: TargetName,
+  ran: ReadonlySet<TargetName>,
+): TargetName | null {
+  const same: TargetName = target.endsWith("-3") ? "aspen-3" : "aspen-1";
+  const other: TargetName = same === "aspen-3" ? "aspen-1" : "aspen-3";
+  if (ran.has(same)) return same;
+  return ran.has(other) ? other : null;
+}
+
+/** The table's header columns. */
+export const TABLE_COLUMNS = [
+  "workload",
+  "clients",
+  "target",
+  "ops/s",
+  "p50 ms",
+  "p99 ms",
+  "max ms",
+  "errors",
+  "conflicts",
+  "ops/s vs aspen",
+  "p99 vs aspen",
+] as const;
+
+/** Renders every cell of every target that ran as one Markdown table. */
+export function formatTable(targets: readonly TargetResult[]): string {
+  const ran = new Set(
+    targets.filter((t) => t.cells.length > 0).map((t) => t.target),
+  );
+  const cellOf = (target: TargetName, workload: string, clients: number) =>
+    targets.find((t) => t.target === target)?.cells.find((c) =>
+      c.workload === workload && c.clients === clients
+    );
+  const keys: { workload: string; clients: number }[] = [];
+  for (const t of targets) {
+    for (const c of t.cells) {
+      if (
+        !keys.some((k) => k.workload === c.workload && k.clients === c.clients)
+      ) {
+        keys.push({ workload: c.workload, clients: c.clients });
+      }
+    }
+  }
+  const rows: string[][] = [];
+  for (const { workload, clients } of keys) {
+    for (const t of targets) {
+      const cell = cellOf(t.target, workload, clients);
+      if (cell === undefined) continue;
+      const referenceName = referenceOf(t.target, ran);
+      const reference = referenceName === null
+        ? undefined
+        : cellOf(referenceName, workload, clients);
+      const label = referenceName === null ? "" : ` (${referenceName})`;
+      rows.push([
+        workload,
+        String(clients),
+        t.target,
+        fixed(cell.throughputPerSecond, 0),
+        fixed(cell.latencyMs.p50, 2),
+        fixed(cell.latencyMs.p99, 2),
+        fixed(cell.latencyMs.max, 1),
+        String(cell.errors),
+        workload === "cas" ? String(cell.conflicts) : "-",
+        reference === undefined
+          ? "-"
+          : `${
+            ratio(cell.throughputPerSecond, reference.throughputPerSecond)
+          }${label}`,
+        reference === undefined
+          ? "-"
+          : `${ratio(cell.latencyMs.p99, reference.latencyMs.p99)}${label}`,
+      ]);
+    }
+  }
+  return markdownTable([...TABLE_COLUMNS], rows);
+}
+
+/** A Markdown table with aligned columns. */
+export function markdownTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length))
+  );
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  return [
+    line(header),
+    `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`,
+    ...rows.map(line),
+  ].join("\n");
+}
+
+function fixed(value: number, digits: number): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : "-";
+}
+
+function ratio(value: number, reference: number): string {
+  if (
+    !Number.isFinite(value) || !Number.isFinite(reference) || reference === 0
+  ) {
+    return "-";
+  }
+  return `${(value / reference).toFixed(2)}x`;
+}

@@ -1,0 +1,551 @@
+/**
+ * `deno task bench:compare`: the same workloads against Aspen and its
+ * anchors (etcd, Deno KV, a do-nothing HTTP server), one target after
+ * another on this machine, printed as one table and written as JSON to
+ * `bench/results/compare-<time>.json`.
+ *
+ * ```sh
+ * deno run --unstable-kv --unstable-net --allow-run --allow-read --allow-write \
+ *   --allow-env --allow-sys --allow-net=127.0.0.1 bench/compare.ts --quick
+ * ```
+ *
+ * Options: `--duration <s>` per cell (default 5), `--clients 1,16,64,256`,
+ * `--value-size <bytes>` (default 256), `--targets a,b` (default all),
+ * `--workloads put,get,mixed,cas`, `--quick` (put and get, 16 clients, 2 s),
+ * `--no-failover`, `--out <dir>`, `--work-dir <dir>` (data folders' parent).
+ *
+ * Aspen is driven through its HTTP API (JSON), as the client module
+ * (`mod.ts`) has no `connect()` yet. Exits 1 when a target that was
+ * available produced no numbers, 2 on bad options, 3 on the overall time bound.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  findEtcd,
+  type RunningCluster,
+  startAspenCluster,
+  startEtcdCluster,
+  startNullHttp,
+} from "./_clusters.ts";
+import {
+  AspenHttpDriver,
+  DenoKvDriver,
+  EtcdHttpDriver,
+  NullHttpDriver,
+} from "./_drivers.ts";
+import { type FailoverMeasurement, measureFailover } from "./_failover.ts";
+import type { RunnerSpec } from "./_kvconnect_runner.ts";
+import {
+  type CellMeasurement,
+  describeError,
+  KeySpace,
+  type KvDriver,
+  prepareKeys,
+  runCell,
+  type Workload,
+  WORKLOADS,
+} from "./_load.ts";
+import { spawnChild, stopAllChildren, stopChild } from "./_processes.ts";
+import {
+  type CompareResult,
+  formatTable,
+  RESULT_FORMAT_VERSION,
+  type TargetName,
+  type TargetResult,
+  TARGETS,
+} from "./_report.ts";
+
+/** Parsed options. */
+export interface CompareOptions {
+  readonly durationMs: number;
+  readonly clients: readonly number[];
+  readonly valueBytes: number;
+  readonly targets: readonly TargetName[];
+  readonly workloads: readonly Workload[];
+  readonly quick: boolean;
+  readonly failover: boolean;
+  readonly outDir: string;
+  /** Parent of the run's temporary folder (the system's when empty). */
+  readonly workDir: string;
+}
+
+const EXIT_NO_NUMBERS = 1;
+const EXIT_USAGE = 2;
+const EXIT_TIME_BOUND = 3;
+/** Most clients of one cell. */
+const CLIENTS_MAX = 1024;
+/** Longest cell, in seconds. */
+const DURATION_SECONDS_MAX = 600;
+/** Ms the key preparation of a target may take. */
+const PREPARE_TIMEOUT_MS = 60_000;
+/** Ms per cell on top of its duration (preparation, slow replies). */
+const CELL_SLACK_MS = 15_000;
+/** Ms per target for starting and stopping it. */
+const TARGET_SLACK_MS = 90_000;
+
+/**
+ * Reads the command line.
+ *
+ * @throws {RangeError} When a value is out of range or names an unknown target or workload.
+ */
+export function parseCompareOptions(args: readonly string[]): CompareOptions {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      duration: { type: "string" },
+      clients: { type: "string" },
+      "value-size": { type: "string", default: "256" },
+      targets: { type: "string", default: TARGETS.join(",") },
+      workloads: { type: "string" },
+      quick: { type: "boolean", default: false },
+      "no-failover": { type: "boolean", default: false },
+      out: {
+        type: "string",
+        default: new URL("./results", import.meta.url).pathname,
+      },
+      "work-dir": { type: "string" },
+    },
+    strict: true,
+  });
+  const quick = values.quick;
+  const seconds = Number(values.duration ?? (quick ? "2" : "5"));
+  if (!(seconds > 0 && seconds <= DURATION_SECONDS_MAX)) {
+    throw new RangeError(
+      `Cannot run as '--duration' must be in (0, ${DURATION_SECONDS_MAX}] seconds: current value is '${values.duration}'`,
+    );
+  }
+  const clients = (values.clients ?? (quick ? "16" : "1,16,64,256"))
+    .split(",").map(Number);
+  if (
+    clients.some((c) => !Number.isSafeInteger(c) || c < 1 || c > CLIENTS_MAX)
+  ) {
+    throw new RangeError(
+      `Cannot run as '--clients' must list integers in [1, ${CLIENTS_MAX}]: current value is '${values.clients}'`,
+    );
+  }
+  const valueBytes = Number(values["value-size"]);
+  if (
+    !Number.isSafeInteger(valueBytes) || valueBytes < 1 || valueBytes > 60_000
+  ) {
+    throw new RangeError(
+      `Cannot run as '--value-size' must be an integer in [1, 60000] bytes: current value is '${
+        values["value-size"]
+      }'`,
+    );
+  }
+  const targets = listOf(values.targets, TARGETS, "--targets");
+  const workloads = listOf(
+    values.workloads ?? (quick ? "put,get" : WORKLOADS.join(",")),
+    WORKLOADS,
+    "--workloads",
+  );
+  return {
+    durationMs: seconds * 1000,
+    clients,
+    valueBytes,
+    // Run in the fixed order, whatever order the command line gave.
+    targets: TARGETS.filter((t) => targets.includes(t)),
+    workloads: WORKLOADS.filter((w) => workloads.includes(w)),
+    quick,
+    failover: !quick && !values["no-failover"],
+    outDir: values.out,
+    workDir: values["work-dir"] ?? "",
+  };
+}
+
+function listOf<T extends string>(
+  text: string,
+  known: readonly T[],
+  flag: string,
+): T[] {
+  const items = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const unknown = items.filter((item) => !known.includes(item as T));
+  if (items.length === 0 || unknown.length > 0) {
+    throw new RangeError(
+      `Cannot run as '${flag}' must list some of ${
+        known.join(", ")
+      }: unknown '${unknown.join(",")}'`,
+    );
+  }
+  return items as T[];
+}
+
+/** A started target: how to load it, and how to stop it. */
+interface StartedTarget {
+  readonly driver: KvDriver | null;
+  readonly driverName: string;
+  readonly cluster: RunningCluster | null;
+  /** Runs every cell itself (the KV Connect child) instead of `driver`. */
+  readonly runCells?: () => Promise<CellMeasurement[]>;
+  stop(): Promise<void>;
+}
+
+/** Why a target cannot run here, or null when it can. */
+async function unavailableReason(target: TargetName): Promise<string | null> {
+  if (target.startsWith("etcd-")) {
+    const etcd = await findEtcd();
+    return etcd.ok ? null : etcd.reason;
+  }
+  if (target === "denokv-local" && typeof Deno.openKv !== "function") {
+    return "Deno.openKv is missing: run with --unstable-kv";
+  }
+  return null;
+}
+
+async function startTarget(
+  target: TargetName,
+  options: CompareOptions,
+): Promise<StartedTarget> {
+  const workDir = options.workDir;
+  switch (target) {
+    case "null-http": {
+      const cluster = await startNullHttp(workDir);
+      return {
+        driver: new NullHttpDriver(cluster.urls[0]!),
+        driverName: "fetch, JSON bodies of Aspen's size",
+        cluster,
+        stop: cluster.stop,
+      };
+    }
+    case "aspen-1":
+    case "aspen-3": {
+      const cluster = await startAspenCluster({
+        nodes: target === "aspen-1" ? 1 : 3,
+        workDir,
+      });
+      const leader = await cluster.leaderIndex();
+      return {
+        driver: new AspenHttpDriver(cluster.urls, leader),
+        driverName: "Aspen HTTP API (JSON) at the leader",
+        cluster,
+        stop: cluster.stop,
+      };
+    }
+    case "etcd-1":
+    case "etcd-3": {
+      const etcd = await findEtcd();
+      if (!etcd.ok) throw new Error(etcd.reason);
+      const cluster = await startEtcdCluster({
+        nodes: target === "etcd-1" ? 1 : 3,
+        workDir,
+        binary: etcd.path,
+      });
+      const leader = await cluster.leaderIndex();
+      return {
+        driver: new EtcdHttpDriver(cluster.urls[leader]!),
+        driverName: "etcd HTTP/JSON gateway (/v3/kv) at the leader",
+        cluster,
+        stop: cluster.stop,
+      };
+    }
+    case "denokv-local": {
+      const root = await Deno.makeTempDir({ dir: workDir, prefix: "denokv-" });
+      const kv = await Deno.openKv(`${root}/kv.sqlite`);
+      return {
+        driver: new DenoKvDriver(kv),
+        driverName: "Deno.openKv(path) in the load generator's process",
+        cluster: null,
+        stop: async () => {
+          try {
+            kv.close();
+          } catch {
+            // Already closed by the driver.
+          }
+          await Deno.remove(root, { recursive: true }).catch(() => {});
+        },
+      };
+    }
+    case "kvconnect-3":
+      return await startKvConnect(options);
+  }
+}
+
+/** Aspen-3 loaded by a child running stock `Deno.openKv(url)`. */
+async function startKvConnect(options: CompareOptions): Promise<StartedTarget> {
+  const cluster = await startAspenCluster({
+    nodes: 3,
+    workDir: options.workDir,
+  });
+  const leader = await cluster.leaderIndex();
+  const token = Deno.env.get("ASPEN_TOKENS")?.split(",")[0] ??
+    (await Deno.readTextFile(`${cluster.root}/n${leader + 1}/access.token`))
+      .trim();
+  const spec: RunnerSpec = {
+    url: `${cluster.urls[leader]}/kv`,
+    workloads: options.workloads,
+    clients: options.clients,
+    durationMs: options.durationMs,
+    valueBytes: options.valueBytes,
+    prepareTimeoutMs: PREPARE_TIMEOUT_MS,
+  };
+  const runCells = async () => {
+    const child = spawnChild("kvconnect-3 runner", Deno.execPath(), [
+      "run",
+      "--unstable-kv",
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      new URL("./_kvconnect_runner.ts", import.meta.url).pathname,
+      JSON.stringify(spec),
+    ], { DENO_KV_ACCESS_TOKEN: token });
+    const cellCount = options.workloads.length * options.clients.length;
+    const bound = PREPARE_TIMEOUT_MS +
+      cellCount * (options.durationMs + CELL_SLACK_MS);
+    const timer = setTimeout(() => stopChild(child), bound);
+    try {
+      const ready = await child.firstJson;
+      if (ready.ready !== true) throw new Error(String(ready.error));
+      const cells: CellMeasurement[] = [];
+      for await (const line of child.jsonLines) {
+        if (line.cell !== undefined) cells.push(line.cell as CellMeasurement);
+        if (line.done === true) break;
+      }
+      if (cells.length < cellCount) {
+        throw new Error(
+          `The KV Connect runner reported ${cells.length} of ${cellCount} cells: ${child.stderrTail()}`,
+        );
+      }
+      return cells;
+    } finally {
+      clearTimeout(timer);
+      await stopChild(child);
+    }
+  };
+  return {
+    driver: null,
+    driverName:
+      "stock Deno.openKv(url) (KV Connect) in a child process, at the leader",
+    cluster,
+    runCells,
+    stop: cluster.stop,
+  };
+}
+
+/** Runs every cell of one target, and the failover measurement on aspen-3. */
+async function runTarget(
+  target: TargetName,
+  options: CompareOptions,
+  onFailover: (measurement: FailoverMeasurement) => void,
+): Promise<TargetResult> {
+  const reason = await unavailableReason(target);
+  if (reason !== null) {
+    return {
+      target,
+      status: "skipped",
+      reason,
+      driver: "",
+      startMs: null,
+      cells: [],
+    };
+  }
+  const begin = performance.now();
+  let started: StartedTarget | null = null;
+  const cells: CellMeasurement[] = [];
+  try {
+    started = await startTarget(target, options);
+    const startMs = performance.now() - begin;
+    log(`${target}: started in ${(startMs / 1000).toFixed(1)} s`);
+    if (started.runCells !== undefined) {
+      cells.push(...await started.runCells());
+    } else {
+      const driver = started.driver!;
+      const keys = new KeySpace();
+      const value = crypto.getRandomValues(new Uint8Array(options.valueBytes));
+      if (options.workloads.some((w) => w !== "put")) {
+        await prepareKeys(driver, keys, value, PREPARE_TIMEOUT_MS);
+      }
+      for (const workload of options.workloads) {
+        for (const clients of options.clients) {
+          const cell = await runCell(driver, {
+            workload,
+            clients,
+            durationMs: options.durationMs,
+            value,
+            keys,
+          });
+          log(
+            `${target}: ${workload} x${clients}: ${
+              cell.throughputPerSecond.toFixed(0)
+            } ops/s, p99 ${
+              cell.latencyMs.p99.toFixed(2)
+            } ms, ${cell.errors} errors`,
+          );
+          cells.push(cell);
+        }
+      }
+      if (
+        target === "aspen-3" && options.failover && started.cluster !== null
+      ) {
+        const failover = await measureFailover(started.cluster, {
+          clients: 16,
+          value,
+          keys,
+          warmupMs: 2_000,
+          timeoutMs: 20_000,
+          requestTimeoutMs: 1_000,
+        });
+        log(`aspen-3: failover ${JSON.stringify(failover)}`);
+        onFailover(failover);
+      }
+      await driver.close();
+    }
+    const empty = cells.filter((c) => c.operations === 0);
+    return {
+      target,
+      status: empty.length === 0 ? "ran" : "failed",
+      reason: empty.length === 0
+        ? null
+        : `no successful operation in ${
+          empty.map((c) => `${c.workload} x${c.clients}`).join(", ")
+        }: ${empty[0]!.firstError}`,
+      driver: started.driverName,
+      startMs,
+      cells,
+    };
+  } catch (error) {
+    return {
+      target,
+      status: "failed",
+      reason: describeError(error),
+      driver: started?.driverName ?? "",
+      startMs: null,
+      cells,
+    };
+  } finally {
+    await started?.stop();
+  }
+}
+
+function log(line: string): void {
+  console.error(`[compare] ${line}`);
+}
+
+function machine(): Record<string, unknown> {
+  let memoryBytes: number | null = null;
+  try {
+    memoryBytes = Deno.systemMemoryInfo().total;
+  } catch {
+    // No --allow-sys: leave it out.
+  }
+  return {
+    nproc: navigator.hardwareConcurrency,
+    memoryBytes,
+    os: `${Deno.build.os} ${Deno.build.arch}`,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+  };
+}
+
+async function main(): Promise<number> {
+  let options: CompareOptions;
+  try {
+    options = parseCompareOptions(Deno.args);
+  } catch (error) {
+    console.error(`bench/compare: ${(error as Error).message}`);
+    return EXIT_USAGE;
+  }
+  const startedAt = new Date();
+  const cellCount = options.workloads.length * options.clients.length;
+  const boundMs = options.targets.length *
+    (TARGET_SLACK_MS + PREPARE_TIMEOUT_MS +
+      cellCount * (options.durationMs + CELL_SLACK_MS));
+  // Every data folder of the run lives under one root, removed at the end.
+  const runRoot = await Deno.makeTempDir({
+    dir: options.workDir === "" ? undefined : options.workDir,
+    prefix: "aspen-bench-",
+  });
+  const watchdog = setTimeout(async () => {
+    console.error(
+      `bench/compare: stopping after the time bound of ${boundMs} ms`,
+    );
+    await stopAllChildren();
+    await Deno.remove(runRoot, { recursive: true }).catch(() => {});
+    Deno.exit(EXIT_TIME_BOUND);
+  }, boundMs);
+  const onSignal = async () => {
+    await stopAllChildren();
+    await Deno.remove(runRoot, { recursive: true }).catch(() => {});
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const etcd = await findEtcd();
+  const runOptions = { ...options, workDir: runRoot };
+  let failover: FailoverMeasurement | null = null;
+  const results: TargetResult[] = [];
+  try {
+    for (const target of options.targets) {
+      log(`${target}: starting`);
+      const result = await runTarget(target, runOptions, (f) => failover = f);
+      if (result.status !== "ran") {
+        log(`${target}: ${result.status}: ${result.reason}`);
+      }
+      results.push(result);
+    }
+  } finally {
+    await stopAllChildren();
+    await Deno.remove(runRoot, { recursive: true }).catch(() => {});
+    clearTimeout(watchdog);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+  const failoverSkippedReason = failover !== null
+    ? null
+    : !options.targets.includes("aspen-3")
+    ? "aspen-3 was not among the targets"
+    : !options.failover
+    ? "not measured in --quick mode or with --no-failover"
+    : "aspen-3 did not run";
+  const result: CompareResult = {
+    formatVersion: RESULT_FORMAT_VERSION,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    machine: { ...machine(), etcd: etcd.ok ? etcd.version : null },
+    options: { ...options },
+    targets: results,
+    failover,
+    failoverSkippedReason,
+  };
+  await Deno.mkdir(options.outDir, { recursive: true });
+  const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
+  const jsonPath = `${options.outDir}/compare-${stamp}.json`;
+  await Deno.writeTextFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
+  printSummary(result, jsonPath);
+  return results.some((r) => r.status === "failed") ? EXIT_NO_NUMBERS : 0;
+}
+
+function printSummary(result: CompareResult, jsonPath: string): void {
+  const options = result.options as unknown as CompareOptions;
+  console.log(
+    `# Aspen comparison: ${options.workloads.join(", ")} at ${
+      options.clients.join(", ")
+    } clients, ${
+      options.durationMs / 1000
+    } s per cell, ${options.valueBytes}-byte values\n`,
+  );
+  console.log(formatTable(result.targets));
+  console.log("");
+  for (const t of result.targets) {
+    const detail = t.status === "ran" ? t.driver : t.reason;
+    console.log(`${t.status.padEnd(7)} ${t.target}: ${detail}`);
+  }
+  const f = result.failover;
+  console.log(
+    f === null
+      ? `failover: not measured (${result.failoverSkippedReason})`
+      : `failover: leader killed (SIGKILL) under ${f.clients} writers; first write sent after the kill succeeded after ${
+        f.firstWriteAfterKillMs === null
+          ? "none in time"
+          : `${f.firstWriteAfterKillMs.toFixed(0)} ms`
+      }; survivors agreed on a new leader after ${
+        f.newLeaderMs === null
+          ? "none in time"
+          : `${f.newLeaderMs.toFixed(0)} ms`
+      }; ${f.errorsDuringFailover} failed writes meanwhile`,
+  );
+  console.log(`results: ${jsonPath}`);
+}
+
+if (import.meta.main) {
+  Deno.exit(await main());
+}
