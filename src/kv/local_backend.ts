@@ -44,6 +44,15 @@ function sameVersion(a: KvEntry | null, b: KvEntry | null): boolean {
   return equalBytes(a.versionstamp, b.versionstamp);
 }
 
+/** Runs `run` now, returning its result or its exception as a promise. */
+function settle<T>(run: () => T): Promise<T> {
+  try {
+    return Promise.resolve(run());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
 /** A {@linkcode KvBackend} over one in-process state machine. */
 export class LocalKvBackend implements KvBackend, Disposable {
   readonly databaseId: string;
@@ -122,16 +131,18 @@ export class LocalKvBackend implements KvBackend, Disposable {
     ranges: readonly KvReadRange[],
     _consistency: KvConsistency,
   ): Promise<KvEntry[][]> {
-    this.#checkOpen();
     // Synchronous, so all ranges come from one state.
-    return Promise.resolve(ranges.map((range) =>
-      this.stateMachine.readRange(
-        range.start,
-        range.end,
-        range.limit,
-        range.reverse,
-      )
-    ));
+    return settle(() => {
+      this.#checkOpen();
+      return ranges.map((range) =>
+        this.stateMachine.readRange(
+          range.start,
+          range.end,
+          range.limit,
+          range.reverse,
+        )
+      );
+    });
   }
 
   /**
@@ -141,19 +152,21 @@ export class LocalKvBackend implements KvBackend, Disposable {
    * @throws {KvUnavailableError} Once closed.
    */
   commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
-    this.#checkOpen();
-    validateAtomic(operation, this.#now());
-    const result = this.#apply({ type: "atomic", operation });
-    if (!result.ok) {
-      return Promise.resolve({
-        ok: false,
-        reason: result.reason,
-        message: result.message,
-        failedChecks: result.failedChecks,
-      });
-    }
-    this.#notify();
-    return Promise.resolve({ ok: true, versionstamp: result.versionstamp });
+    return settle((): KvCommitResult => {
+      this.#checkOpen();
+      validateAtomic(operation, this.#now());
+      const result = this.#apply({ type: "atomic", operation });
+      if (!result.ok) {
+        return {
+          ok: false,
+          reason: result.reason,
+          message: result.message,
+          failedChecks: result.failedChecks,
+        };
+      }
+      this.#notify();
+      return { ok: true, versionstamp: result.versionstamp };
+    });
   }
 
   /**
