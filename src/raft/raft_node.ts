@@ -1396,9 +1396,16 @@ export class RaftNode {
     ];
   }
 
+  /**
+   * May this node campaign? Yes when it votes in its latest configuration,
+   * and also while the committed configuration still counts it: a server
+   * whose latest (uncommitted) configuration leaves it out may still be needed
+   * to elect a leader until that configuration commits (Raft thesis §4.2.2).
+   */
   #promotable(): boolean {
-    return this.#members.voters.has(this.id) ||
-      this.#members.votersOutgoing.has(this.id);
+    const votesIn = (conf: ConfState) =>
+      conf.voters.includes(this.id) || conf.votersOutgoing.includes(this.id);
+    return votesIn(this.#conf) || votesIn(this.#confAt(this.#log.committed));
   }
 
   #applyUnstable(): boolean {
