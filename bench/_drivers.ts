@@ -14,6 +14,7 @@ import {
   ROUTES,
   type SetRequest,
 } from "../src/protocol/http_api.ts";
+import { type AspenClient, connect } from "../mod.ts";
 import type { KvDriver } from "./_load.ts";
 
 /** Milliseconds one HTTP request may take before it counts as an error. */
@@ -141,6 +142,44 @@ export class AspenHttpDriver implements KvDriver {
   }
 
   close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Aspen through its client module (`connect(urls).kv`, JSON bodies), which
+ * follows the leader and retries across nodes by itself.
+ */
+export class AspenClientDriver implements KvDriver {
+  readonly #client: AspenClient;
+
+  /**
+   * @param urls Every node's base URL, the one to try first at the front.
+   * @param timeoutMs How long one request may take, in ms.
+   */
+  constructor(urls: readonly string[], timeoutMs = REQUEST_TIMEOUT_MS) {
+    this.#client = connect(urls, { timeoutMs });
+  }
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    await this.#client.kv.set([key], value);
+  }
+
+  async get(key: string): Promise<boolean> {
+    return (await this.#client.kv.get([key])).versionstamp !== null;
+  }
+
+  async cas(key: string, value: Uint8Array): Promise<boolean> {
+    const entry = await this.#client.kv.get([key]);
+    const result = await this.#client.kv.atomic().check(entry).set(
+      [key],
+      value,
+    ).commit();
+    return result.ok;
+  }
+
+  close(): Promise<void> {
+    this.#client.close();
     return Promise.resolve();
   }
 }

@@ -1,13 +1,13 @@
 /**
- * Failover time of a 3-node Aspen: writers keep putting through the HTTP
- * API, the leader is killed with SIGKILL, and the clock runs from the kill
+ * Failover time of a 3-node Aspen: writers keep putting through the client
+ * module, the leader is killed with SIGKILL, and the clock runs from the kill
  * until the first write that was sent after the kill succeeds (and,
  * separately, until the survivors agree on a new leader).
  *
  * @module
  */
 import { killNode, type RunningCluster } from "./_clusters.ts";
-import { AspenHttpDriver } from "./_drivers.ts";
+import { AspenClientDriver } from "./_drivers.ts";
 import { describeError, type KeySpace, pause } from "./_load.ts";
 
 /** What a failover measurement found. */
@@ -52,14 +52,14 @@ export async function measureFailover(
   let firstError: string | null = null;
   let done = false;
   const writer = async (client: number) => {
-    // Every client starts at the leader and moves on by itself on failures;
-    // odd clients move in the other direction so both survivors are tried.
-    const urls = client % 2 === 0 ? cluster.urls : [...cluster.urls].reverse();
-    const driver = new AspenHttpDriver(
-      urls,
-      urls.indexOf(cluster.urls[leader]!),
-      options.requestTimeoutMs,
-    );
+    // Every client starts at the leader; the client module moves on to
+    // the other nodes by itself. Odd clients list the survivors reversed.
+    const others = cluster.urls.filter((_, i) => i !== leader);
+    const urls = [
+      cluster.urls[leader]!,
+      ...(client % 2 === 0 ? others : others.reverse()),
+    ];
+    const driver = new AspenClientDriver(urls, options.requestTimeoutMs);
     while (!done) {
       const sentAt = performance.now();
       try {
@@ -79,6 +79,7 @@ export async function measureFailover(
         await pause(5);
       }
     }
+    await driver.close();
   };
   const writers = Array.from({ length: options.clients }, (_, i) => writer(i));
   await pause(options.warmupMs);

@@ -12,10 +12,12 @@
  * Options: `--duration <s>` per cell (default 5), `--clients 1,16,64,256`,
  * `--value-size <bytes>` (default 256), `--targets a,b` (default all),
  * `--workloads put,get,mixed,cas`, `--quick` (put and get, 16 clients, 2 s),
- * `--no-failover`, `--out <dir>`, `--work-dir <dir>` (data folders' parent).
+ * `--no-failover`, `--aspen-driver client|http`, `--out <dir>`,
+ * `--work-dir <dir>` (data folders' parent).
  *
- * Aspen is driven through its HTTP API (JSON), as the client module
- * (`mod.ts`) has no `connect()` yet. Exits 1 when a target that was
+ * Aspen is driven through its client module (`connect(urls).kv` from
+ * `mod.ts`, JSON bodies), or with `--aspen-driver http` through raw
+ * `fetch` calls to its HTTP API. Exits 1 when a target that was
  * available produced no numbers, 2 on bad options, 3 on the overall time bound.
  *
  * @module
@@ -29,6 +31,7 @@ import {
   startNullHttp,
 } from "./_clusters.ts";
 import {
+  AspenClientDriver,
   AspenHttpDriver,
   DenoKvDriver,
   EtcdHttpDriver,
@@ -65,6 +68,8 @@ export interface CompareOptions {
   readonly workloads: readonly Workload[];
   readonly quick: boolean;
   readonly failover: boolean;
+  /** How Aspen is driven: the client module (default) or raw HTTP API requests. */
+  readonly driver: "client" | "http";
   readonly outDir: string;
   /** Parent of the run's temporary folder (the system's when empty). */
   readonly workDir: string;
@@ -100,6 +105,7 @@ export function parseCompareOptions(args: readonly string[]): CompareOptions {
       workloads: { type: "string" },
       quick: { type: "boolean", default: false },
       "no-failover": { type: "boolean", default: false },
+      "aspen-driver": { type: "string", default: "client" },
       out: {
         type: "string",
         default: new URL("./results", import.meta.url).pathname,
@@ -140,8 +146,15 @@ export function parseCompareOptions(args: readonly string[]): CompareOptions {
     WORKLOADS,
     "--workloads",
   );
+  const driver = values["aspen-driver"];
+  if (driver !== "client" && driver !== "http") {
+    throw new RangeError(
+      `Cannot run as '--aspen-driver' must be 'client' or 'http': current value is '${driver}'`,
+    );
+  }
   return {
     durationMs: seconds * 1000,
+    driver,
     clients,
     valueBytes,
     // Run in the fixed order, whatever order the command line gave.
@@ -215,9 +228,17 @@ async function startTarget(
         workDir,
       });
       const leader = await cluster.leaderIndex();
+      const urls = [
+        cluster.urls[leader]!,
+        ...cluster.urls.filter((_, i) => i !== leader),
+      ];
       return {
-        driver: new AspenHttpDriver(cluster.urls, leader),
-        driverName: "Aspen HTTP API (JSON) at the leader",
+        driver: options.driver === "client"
+          ? new AspenClientDriver(urls)
+          : new AspenHttpDriver(urls),
+        driverName: options.driver === "client"
+          ? "Aspen client module (connect(urls).kv, JSON), leader first"
+          : "Aspen HTTP API (JSON, fetch) at the leader",
         cluster,
         stop: cluster.stop,
       };
