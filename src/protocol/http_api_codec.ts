@@ -12,11 +12,7 @@ import {
   encode as encodeMsgpack,
 } from "@msgpack/msgpack";
 import type { KvKey, KvKeyPart } from "../kv/key_codec.ts";
-import type {
-  WireKeyPart,
-  WireValue,
-  WireValueEncoding,
-} from "./http_api.ts";
+import type { WireKeyPart, WireValue, WireValueEncoding } from "./http_api.ts";
 import { CONTENT_TYPE_JSON, CONTENT_TYPE_MSGPACK } from "./http_api.ts";
 
 /** A wire field has the wrong shape; `code` is the API error code to answer with. */
