@@ -72,10 +72,19 @@ Deno.test("aspen kv set/get/delete/list/atomic against a 3-node cluster", async 
       const json = await aspen(["--json", "kv", "get", '["users", 1]'], env);
       const parsed = JSON.parse(json.stdout);
       assert.deepEqual(parsed.key, ["users", 1]);
-      assert.deepEqual(parsed.value, {
-        encoding: "bytes",
-        data: btoa("alice"),
-      });
+      assert.deepEqual(parsed.value, { encoding: "v8", value: "alice" });
+      assert.equal((await client.kv.get(["users", 1])).value, "alice");
+      await aspen(["kv", "set", "--bytes", "raw", "hi"], env);
+      assert.deepEqual(
+        (await client.kv.get(["raw"])).value,
+        new TextEncoder().encode("hi"),
+      );
+      await aspen(["kv", "set", "--json-value", "doc", '{"n": [1, 2]}'], env);
+      assert.deepEqual((await client.kv.get(["doc"])).value, { n: [1, 2] });
+      const doc = await aspen(["kv", "get", "doc"], env);
+      assert.match(doc.stdout, /\{"n":\[1,2\]\}/);
+      await client.kv.delete(["raw"]);
+      await client.kv.delete(["doc"]);
     });
     await t.step("u64, list and delete", async () => {
       assert.equal(
@@ -117,7 +126,7 @@ Deno.test("aspen kv set/get/delete/list/atomic against a 3-node cluster", async 
           ["counter"],
           ["high"],
         ]);
-        assert.equal(new TextDecoder().decode(fresh.value!), "a=b");
+        assert.equal(fresh.value, "a=b");
         assert.equal(counter.value?.value, 42n);
         assert.equal(high.value?.value, 9n);
         const failed = await aspen([

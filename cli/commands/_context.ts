@@ -13,7 +13,6 @@ import {
   connect,
   InvalidRequestError,
   KvU64,
-  KvV8Bytes,
   LimitExceededError,
   MembershipError,
   NotLeaderError,
@@ -97,37 +96,49 @@ export function showKey(key: KvKey): string {
 
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
 
-/** A value as people read it. */
+function toJsonable(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_k, v) =>
+      typeof v === "bigint"
+        ? `${v}n`
+        : v instanceof Map
+        ? Object.fromEntries(v)
+        : v instanceof Set
+        ? [...v]
+        : v,
+  );
+}
+
+/** A value as people read it: strings as they are, bytes marked, others as JSON. */
 export function showValue(value: unknown): string {
   if (value === null) return "(absent)";
+  if (typeof value === "string") return value;
   if (value instanceof KvU64) return `${value.value} (u64)`;
-  if (value instanceof KvV8Bytes) return `<v8 ${value.data.length} bytes>`;
   if (value instanceof Uint8Array) {
     try {
       const text = fatalDecoder.decode(value);
       // deno-lint-ignore no-control-regex
-      if (!/[\x00-\x08\x0e-\x1f\x7f]/.test(text)) return text;
+      if (!/[\x00-\x08\x0e-\x1f\x7f]/.test(text)) return `bytes:${text}`;
     } catch {
       // Not UTF-8: shown as base64 below.
     }
     return `base64:${toBase64(value)}`;
   }
-  return String(value);
+  if (typeof value === "bigint") return `${value}n`;
+  return toJsonable(value) ?? String(value);
 }
 
-/** A value as scripts read it: the wire form. */
+/** A value as scripts read it: `{ encoding, … }` as the HTTP API shows it, V8 values decoded. */
 export function jsonValue(value: unknown): unknown {
   if (value === null) return null;
   if (value instanceof KvU64) {
     return { encoding: "le64", u64: value.value.toString() };
   }
-  if (value instanceof KvV8Bytes) {
-    return { encoding: "v8", data: toBase64(value.data) };
-  }
   if (value instanceof Uint8Array) {
     return { encoding: "bytes", data: toBase64(value) };
   }
-  return value;
+  return { encoding: "v8", value: JSON.parse(toJsonable(value) ?? "null") };
 }
 
 /** Prints a table with a header row. */

@@ -3,8 +3,9 @@
  *
  * Keys are JSON lists in the HTTP API's wire form (`'["users", 1]'`,
  * `'[{"type": "bigint", "value": "5"}]'`) or a bare word for a one-part
- * key. Values are stored as bytes (UTF-8 text, or `--base64`) or as a u64
- * (`--u64`).
+ * key. Values are stored as Deno KV stores them: a string (V8-serialized,
+ * the default), any JSON value (`--json-value`), a u64 (`--u64`), or raw
+ * bytes (`--bytes` for UTF-8 text, `--base64`).
  *
  * @module
  */
@@ -58,9 +59,15 @@ function parseU64(value: string): KvU64 {
 
 function parseValue(
   text: string,
-  options: { u64?: boolean; base64?: boolean },
+  options: {
+    u64?: boolean;
+    base64?: boolean;
+    bytes?: boolean;
+    jsonValue?: boolean;
+  },
 ): unknown {
   if (options.u64) return parseU64(text);
+  if (options.bytes) return encoder.encode(text);
   if (options.base64) {
     const bytes = fromBase64(text);
     if (bytes === null) {
@@ -68,7 +75,16 @@ function parseValue(
     }
     return bytes;
   }
-  return encoder.encode(text);
+  if (options.jsonValue) {
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      throw new UsageError(
+        `Invalid value: not valid JSON: ${(error as Error).message}`,
+      );
+    }
+  }
+  return text;
 }
 
 /** Splits `KEY=REST`, where KEY may be a JSON list holding `=`. */
@@ -136,13 +152,33 @@ function getCommand(): CommandUnknownOpts {
 
 function setCommand(): CommandUnknownOpts {
   return new Command("set")
-    .description("Write one key (UTF-8 text as bytes unless --u64 or --base64)")
+    .description(
+      "Write one key (a string unless --json-value, --u64, --bytes or --base64)",
+    )
     .argument("<key>", "key: JSON list or a bare word")
     .argument("<value>", "the value")
     .addOption(
-      new Option("--u64", "store the value as a KvU64").conflicts("base64"),
+      new Option("--u64", "store the value as a KvU64").conflicts([
+        "base64",
+        "bytes",
+        "jsonValue",
+      ]),
     )
-    .option("--base64", "the value is base64 bytes")
+    .addOption(
+      new Option("--bytes", "store UTF-8 text as raw bytes").conflicts([
+        "base64",
+        "jsonValue",
+      ]),
+    )
+    .addOption(
+      new Option("--base64", "the value is base64 raw bytes").conflicts(
+        "jsonValue",
+      ),
+    )
+    .option(
+      "--json-value",
+      "the value is JSON (stored V8-serialized, as Deno KV)",
+    )
     .option(
       "--expire-in <ms>",
       "delete after this many milliseconds",
@@ -241,7 +277,8 @@ function atomicCommand(): CommandUnknownOpts {
       "--check <key=versionstamp>",
       "the key must have this versionstamp ('null': absent)",
     )
-    .option("--set <key=value>", "set to UTF-8 text (bytes)")
+    .option("--set <key=value>", "set to a string")
+    .option("--set-json <key=json>", "set to a JSON value")
     .option("--set-u64 <key=n>", "set to a KvU64")
     .option("--delete <key>", "delete the key")
     .option("--sum <key=n>", "add n to the u64 (wrapping)")
@@ -261,9 +298,12 @@ function atomicCommand(): CommandUnknownOpts {
   });
   command.on("option:set", (text: string) => {
     const [key, value] = splitKeyed(text, "set");
-    add((op) =>
-      op.set(key, encoder.encode(value), { expireIn: command.opts().expireIn })
-    );
+    add((op) => op.set(key, value, { expireIn: command.opts().expireIn }));
+  });
+  command.on("option:set-json", (text: string) => {
+    const [key, value] = splitKeyed(text, "set-json");
+    const parsed = parseValue(value, { jsonValue: true });
+    add((op) => op.set(key, parsed, { expireIn: command.opts().expireIn }));
   });
   command.on("option:set-u64", (text: string) => {
     const [key, value] = splitKeyed(text, "set-u64");

@@ -1,7 +1,8 @@
 /**
- * JS values ↔ wire values: `Uint8Array` as "bytes", {@linkcode KvU64} as
- * "le64"; everything else is "v8" (structured-clone bytes, what Deno KV
- * stores), which needs a V8 serializer.
+ * JS values ↔ wire values, as Deno KV stores them: `Uint8Array` as "bytes",
+ * {@linkcode KvU64} as "le64", everything else as "v8" (the bytes of V8's
+ * ValueSerializer, written by Aspen's pure-TS codec, so stock `Deno.openKv`
+ * clients read the same values).
  *
  * @module
  */
@@ -11,11 +12,12 @@ import {
   u64FromBytes,
   u64ToBytes,
 } from "../protocol/http_api_codec.ts";
+import { deserializeV8, serializeV8 } from "../kv/v8_codec.ts";
 import { KvU64 } from "./kv_u64.ts";
 
 /**
- * A value stored with encoding "v8" that this client cannot decode yet; it
- * round-trips unchanged through `set`.
+ * Raw V8-serialized bytes, stored unchanged with encoding "v8" (for values
+ * written elsewhere that must be copied byte for byte).
  */
 export class KvV8Bytes {
   /** The V8-serialized bytes, as stored. */
@@ -27,14 +29,10 @@ export class KvV8Bytes {
   }
 }
 
-// TODO(v8): encode and decode other JS values with the pure-TS V8 serializer
-// (src/kv/v8_codec.ts) once it is committed; until then they are refused
-// on write and returned as KvV8Bytes on read.
-
 /**
  * The wire form of a value.
  *
- * @throws {TypeError} For values other than Uint8Array, KvU64 and KvV8Bytes, until V8 serialization lands.
+ * @throws {TypeError} For values V8 cannot serialize (functions, symbols…).
  */
 export function valueToWire(value: unknown): WireValue {
   if (value instanceof Uint8Array) return { encoding: "bytes", data: value };
@@ -42,14 +40,14 @@ export function valueToWire(value: unknown): WireValue {
     return { encoding: "le64", data: u64ToBytes(value.value) };
   }
   if (value instanceof KvV8Bytes) return { encoding: "v8", data: value.data };
-  throw new TypeError(
-    `Cannot store value of type '${
-      value === null ? "null" : typeof value
-    }': this client stores Uint8Array (bytes) and KvU64 (le64) only until V8 serialization lands`,
-  );
+  return { encoding: "v8", data: serializeV8(value) };
 }
 
-/** The JS value of a wire value. */
+/**
+ * The JS value of a wire value.
+ *
+ * @throws {TypeError} When "v8" bytes do not decode.
+ */
 export function valueFromWire(wire: WireValue): unknown {
   const data = bytesFromWire(wire.data, "value.data");
   switch (wire.encoding) {
@@ -58,6 +56,6 @@ export function valueFromWire(wire: WireValue): unknown {
     case "le64":
       return new KvU64(u64FromBytes(data));
     case "v8":
-      return new KvV8Bytes(data);
+      return deserializeV8(data);
   }
 }
