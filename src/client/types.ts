@@ -66,7 +66,7 @@ export interface KvListOptions {
   readonly limit?: number;
   /** Resume after this cursor. */
   readonly cursor?: string;
-  /** Newest key first. Default false. */
+  /** Last key first. Default false. */
   readonly reverse?: boolean;
   /** Read consistency. Default "strong". */
   readonly consistency?: KvConsistencyLevel;

@@ -195,6 +195,7 @@ export interface DeleteRequest {
 
 /** Reply to every write that applied. */
 export interface CommitResponse {
+  /** The write applied. */
   readonly ok: true;
   readonly versionstamp: WireVersionstamp;
 }
@@ -211,6 +212,7 @@ export interface ListRequest {
   readonly selector: WireListSelector;
   /** Entries in this page, 1 to 1000 (default 100). */
   readonly limit?: number;
+  /** Last key first. Default false. */
   readonly reverse?: boolean;
   /** Resume after this cursor (Deno KV's cursor format). */
   readonly cursor?: string;
@@ -251,31 +253,47 @@ export interface AtomicRequest {
 
 /** A member as `/v1/cluster/status` reports it. */
 export interface WireMember {
+  /** Node id. */
   readonly id: string;
+  /** Voter or learner. */
   readonly role: "voter" | "learner";
   readonly match: number | null;
   readonly lag: number | null;
+  /** Its HTTP API URL, when known. */
   readonly httpUrl: string | null;
 }
 
 /** Reply to `GET /v1/cluster/status`. */
 export interface StatusResponse {
+  /** The cluster's id. */
   readonly clusterId: string;
+  /** Id of the node. */
   readonly nodeId: string;
+  /** The answering node's Raft role. */
   readonly role: "follower" | "preCandidate" | "candidate" | "leader";
+  /** Current Raft term. */
   readonly term: number;
+  /** Id of the leader, when known. */
   readonly leader: string | null;
+  /** The leader's HTTP URL, when known. */
   readonly leaderHttpUrl: string | null;
+  /** Highest log index known committed. */
   readonly commitIndex: number;
+  /** Highest log index applied on the answering node. */
   readonly appliedIndex: number;
+  /** Log index of the last snapshot. */
   readonly snapshotIndex: number;
+  /** True while a joint membership change is in progress. */
   readonly joint: boolean;
+  /** The members. */
   readonly members: readonly WireMember[];
 }
 
 /** Reply to `GET /v1/cluster/members`. */
 export interface MembersResponse {
+  /** Id of the leader, when known. */
   readonly leader: string | null;
+  /** The members. */
   readonly members: readonly WireMember[];
 }
 
@@ -286,9 +304,13 @@ export interface TicketResponse {
 
 /** `POST /v1/cluster/add-learner`: where the new node is reached. */
 export interface AddLearnerRequest {
+  /** Id of the node. */
   readonly nodeId: string;
+  /** Its HTTP API URL. */
   readonly httpUrl: string;
+  /** Host of its QUIC peer listener. */
   readonly quicHost: string;
+  /** UDP port of its QUIC peer listener. */
   readonly quicPort: number;
   readonly nodeKey: string;
   readonly certificateHash: string;
@@ -296,11 +318,13 @@ export interface AddLearnerRequest {
 
 /** `POST /v1/cluster/promote`, `/remove`, `/transfer-leader` */
 export interface NodeIdRequest {
+  /** Id of the node. */
   readonly nodeId: string;
 }
 
 /** Reply to admin calls that succeeded. */
 export interface OkResponse {
+  /** The write applied. */
   readonly ok: true;
 }
 
@@ -312,7 +336,9 @@ export interface HealthResponse {
 
 /** Every error reply: `{ error: { code, message, details } }`. */
 export interface ErrorBody {
+  /** The error. */
   readonly error: {
+    /** The error code. */
     readonly code: ErrorCode;
     /** One readable sentence, std style: `Cannot set key: value too large (max 65536 bytes)`. */
     readonly message: string;
@@ -327,10 +353,16 @@ export interface ErrorBody {
  * `max`; `unavailable`/`notFound` may carry nothing.
  */
 export interface ErrorDetails {
+  /** `checkFailed`: indexes of the failing checks. */
   readonly failedChecks?: readonly number[];
+  /** `notLeader`: the leader's URL, when known. */
   readonly leaderUrl?: string | null;
+  /** `limitExceeded`: the limit's name. */
   readonly limit?: string;
+  /** `limitExceeded`, `bodyTooLarge`: the limit's maximum. */
   readonly max?: number;
+  /** Admin refusals: the node's reason code. */
   readonly reason?: string;
+  /** Other context. */
   readonly [name: string]: unknown;
 }
