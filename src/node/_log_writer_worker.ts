@@ -46,3 +46,7 @@ self.onmessage = (event: MessageEvent<Request>) => {
     });
   }
 };
+
+// Tell the writer this module loaded: a Worker that cannot load (e.g. no read
+// permission for this file) reports nothing else, so silence means failure.
+self.postMessage({ id: 0, ok: true });

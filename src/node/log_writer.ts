@@ -57,6 +57,9 @@ export class LogWriteError extends Error {
   }
 }
 
+/** Milliseconds the Worker has to load before the writer fails. */
+const LOAD_TIMEOUT_MS = 10_000;
+
 type Reply = { id: number; ok: true } | {
   id: number;
   ok: false;
@@ -73,6 +76,8 @@ export class WorkerLogWriter implements LogWriter {
   >();
   #nextId = 1;
   #closed = false;
+  /** The first failure; every later write fails with it. */
+  #failure: Error | null = null;
 
   /** Opens the log at `path` inside a new Worker. */
   constructor(path: string) {
@@ -90,14 +95,31 @@ export class WorkerLogWriter implements LogWriter {
     };
     this.#worker.onerror = (event) => {
       event.preventDefault();
-      this.#failAll(
+      this.#fail(
         new LogWriteError(
           "WorkerError",
           `Log writer worker failed: ${event.message}`,
         ),
       );
     };
-    void this.#call({ op: "open", path });
+    // The Worker posts id 0 once loaded; without it in time it never will.
+    const loadTimer = setTimeout(
+      () =>
+        this.#fail(
+          new LogWriteError(
+            "WorkerError",
+            `Log writer worker did not start within ${LOAD_TIMEOUT_MS} ms`,
+          ),
+        ),
+      LOAD_TIMEOUT_MS,
+    );
+    this.#pending.set(0, {
+      resolve: () => clearTimeout(loadTimer),
+      reject: () => clearTimeout(loadTimer),
+    });
+    // A failed open fails every later write (the node then stops accepting
+    // writes); it must never surface as an unhandled rejection.
+    this.#call({ op: "open", path }).catch((error: Error) => this.#fail(error));
   }
 
   save(request: SaveRequest): Promise<void> {
@@ -110,12 +132,17 @@ export class WorkerLogWriter implements LogWriter {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.#call({ op: "close" });
-    this.#closed = true;
-    this.#worker.terminate();
+    try {
+      if (this.#failure === null) await this.#call({ op: "close" });
+    } finally {
+      this.#closed = true;
+      this.#worker.terminate();
+    }
   }
 
   #call(message: Record<string, unknown>): Promise<void> {
+    // After a failure the Worker may be gone: fail fast instead of hanging.
+    if (this.#failure !== null) return Promise.reject(this.#failure);
     if (this.#closed) {
       return Promise.reject(
         new LogWriteError("Closed", "Log writer is closed"),
@@ -126,6 +153,11 @@ export class WorkerLogWriter implements LogWriter {
       this.#pending.set(id, { resolve, reject });
       this.#worker.postMessage({ id, ...message });
     });
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    this.#failAll(error);
   }
 
   #failAll(error: Error): void {
