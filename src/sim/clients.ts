@@ -16,6 +16,7 @@
 import { ProposalDroppedError } from "../raft/errors.ts";
 import type { Entry, LogIndex, Term } from "../raft/types.ts";
 import type { EventQueue } from "./event_queue.ts";
+import { COMPACTED } from "./invariants.ts";
 import {
   commandId,
   encodeCommand,
@@ -123,23 +124,34 @@ export class ClientPool {
   }
 
   /**
-   * Issues `count` fresh writes one after another from a new client, each
-   * with `deadlineMs`; `done` gets how many were acknowledged.
+   * Issues fresh writes one after another from a new client, each with
+   * `deadlineMs`, until `count` are acknowledged or `budgetMs` has passed;
+   * `done` gets how many were acknowledged. A write whose attempt is stranded
+   * (say, on a removed leader that never learns its entry lost) ends as
+   * unknown at its deadline and the next write starts.
    */
   writeFresh(
     count: number,
     deadlineMs: number,
+    budgetMs: number,
     done: (acknowledged: number) => void,
   ): void {
-    const client = this.#newClient(this.#options.clients + 1, count);
+    const client = this.#newClient(this.#options.clients + 1, Infinity);
+    const endMs = this.#queue.now + budgetMs;
     let acknowledged = 0;
-    let finished = 0;
     client.onDone = (ok) => {
       if (ok) acknowledged++;
-      if (++finished === count) done(acknowledged);
-      else this.#startOperation(client, deadlineMs, true);
+      if (acknowledged === count || this.#queue.now >= endMs) {
+        done(acknowledged);
+        return;
+      }
+      this.#startOperation(
+        client,
+        Math.min(deadlineMs, endMs - this.#queue.now),
+        true,
+      );
     };
-    this.#startOperation(client, deadlineMs, true);
+    this.#startOperation(client, Math.min(deadlineMs, budgetMs), true);
   }
 
   /** Number of operations not yet finished. */
@@ -197,6 +209,9 @@ export class ClientPool {
     }
     for (const [index, list] of waiters) {
       const term = node.termAt(index);
+      // Inside a snapshot: applied there, or not, unknown; it stays waiting
+      // and ends as unknown at its deadline unless its entry is applied.
+      if (term === COMPACTED) continue;
       const lost = list.filter((op) => op.waiting?.term !== term);
       if (lost.length === 0) continue;
       const kept = list.filter((op) => !lost.includes(op));
@@ -346,6 +361,9 @@ export class ClientPool {
   readReady(node: SimNode, context: Uint8Array): void {
     const op = this.#reads.get(decoder.decode(context));
     if (op === undefined || op.done || op.input.op !== "get") return;
+    this.#trace?.(
+      `client ${op.client.id} read ${op.input.key} served by ${node.id} at applied ${node.appliedIndex}`,
+    );
     this.#complete(op, { value: node.replica.read(op.input.key) }, null);
   }
 

@@ -356,6 +356,11 @@ export class InvariantChecker {
     return conf;
   }
 
+  /** Configuration entries committed so far. */
+  get confChanges(): number {
+    return this.#confs.length - 1;
+  }
+
   /** The latest committed configuration. */
   latestConf(): ConfState {
     return this.#confs.at(-1)!.conf;

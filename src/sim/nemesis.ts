@@ -49,6 +49,20 @@ const NETWORK_FAULTS: ReadonlySet<FaultName> = new Set([
   "swizzle",
 ]);
 
+/** The first simulator's faults; picked more often than the newer ones. */
+const CLASSIC: ReadonlySet<FaultName> = new Set([
+  ...NETWORK_FAULTS,
+  "crash",
+  "pause",
+]);
+/** Probability a fault is drawn from the classic ones when both kinds are on. */
+const classicProbability = 0.65;
+/** Probability that a leader still running when another is elected is cut off then. */
+const isolateDeposedProbability = 0.5;
+
+/** Probability a removal may take the voters below the founding count. */
+const shrinkProbability = 0.2;
+
 /** Actions that happen once and need no healing. */
 const ONE_SHOT: ReadonlySet<FaultName> = new Set([
   "learner",
@@ -120,12 +134,24 @@ export class Nemesis {
     if (this.#faults.length === 0) return;
     const loop = () => {
       if (this.#stopped || this.#queue.now >= untilMs) return;
-      if (this.#active.size < activeFaultsMax) {
-        this.#inject(this.#random.pick(this.#faults));
-      }
+      if (this.#active.size < activeFaultsMax) this.#inject(this.#pick());
       this.#queue.after(this.#random.between(20, 250), loop);
     };
     this.#queue.after(this.#random.between(50, 300), loop);
+  }
+
+  /**
+   * Draws a fault: classic network and process faults most of the time, so
+   * the first simulator's bugs stay as easy to find with the newer ones on.
+   */
+  #pick(): FaultName {
+    const classic = this.#faults.filter((name) => CLASSIC.has(name));
+    const newer = this.#faults.filter((name) => !CLASSIC.has(name));
+    if (classic.length === 0) return this.#random.pick(newer);
+    if (newer.length === 0) return this.#random.pick(classic);
+    return this.#random.chance(classicProbability)
+      ? this.#random.pick(classic)
+      : this.#random.pick(newer);
   }
 
   /** Stops injecting and heals every active fault now. */
@@ -203,7 +229,28 @@ export class Nemesis {
 
   /** A node just became leader: springs the oldest trap armed for that moment. */
   leaderElected(node: SimNode): void {
+    this.#isolateDeposed(node);
     this.#spring(node, "elected", 25);
+  }
+
+  /**
+   * A leader of an older term still runs while `node` was just elected: cut
+   * it off at once, so it does not learn of the new term and keeps believing
+   * it leads (where a lease or a read without a quorum round would serve
+   * stale data).
+   */
+  #isolateDeposed(node: SimNode): void {
+    if (this.#stopped || !this.#faults.includes("partition")) return;
+    if (this.#holdingFire()) return;
+    const term = node.raft?.status().term ?? 0;
+    const deposed = this.#nodes.find((other) => {
+      const status = other.available ? other.raft?.status() : undefined;
+      return other !== node && status?.role === "leader" && status.term < term;
+    });
+    if (deposed === undefined) return;
+    if (!this.#random.chance(isolateDeposedProbability)) return;
+    this.#trace?.(`fault isolate deposed leader ${deposed.id}`);
+    this.#register("partition", this.#partition(true, deposed));
   }
 
   /** A leader advanced its commit index for the first time in its term. */
@@ -514,7 +561,13 @@ export class Nemesis {
         change = { type: "promote", node: random.pick(conf.learners) };
         break;
       case "remove": {
+        // Shrinking below the founding size is allowed now and then: a
+        // smaller cluster for the rest of the run hides most election bugs.
         if (conf.voters.length <= this.#cluster.votersMin) return false;
+        if (
+          conf.voters.length <= this.#cluster.votersMin + 1 &&
+          !random.chance(shrinkProbability)
+        ) return false;
         const node = others.length === 0 || random.chance(0.5)
           ? leader.id as NodeId
           : random.pick(others);

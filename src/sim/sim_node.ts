@@ -130,6 +130,8 @@ export class SimNode {
   appliedIndex = 0 as LogIndex;
   /** Command ids applied by this process (rebuilt after a restart). */
   appliedCommands = new Set<string>();
+  /** Snapshots received from a leader and installed, for reports. */
+  snapshotsInstalled = 0;
   #pending: Ready | null = null;
   #pendingSynced = false;
   #inbox: Message[] = [];
@@ -537,6 +539,7 @@ export class SimNode {
 
   /** Replaces the replica with a snapshot's state (installed or restarted from). */
   #restore(snapshot: Snapshot, why: "install" | "restart"): void {
+    if (why === "install") this.snapshotsInstalled++;
     const data = decode(snapshot.data) as SnapshotData;
     this.replica.restore(data.state);
     this.appliedCommands = new Set(data.commands);

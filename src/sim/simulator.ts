@@ -84,6 +84,10 @@ export interface SeedResult {
     readonly faults: Readonly<Record<string, number>>;
     /** Voters and learners of the final configuration. */
     readonly finalMembers: readonly string[];
+    /** Configuration entries committed. */
+    readonly confChanges: number;
+    /** Snapshots nodes received from a leader and installed. */
+    readonly snapshotsInstalled: number;
   };
 }
 
@@ -155,8 +159,14 @@ class Simulation {
       new SimNode(
         {
           id: id as NodeId,
-          // A spare starts empty and learns its membership from the log.
-          voters: voters.includes(id as NodeId) ? voters : [],
+          // A spare starts with an empty log and state, and knows the
+          // founding membership (as a join ticket would tell it) without being
+          // in it. Core issue worked around: with 'voters: []' a spare that
+          // catches up by replaying the log from index 1 has no membership
+          // for the indexes before its own addLearner entry (the founding
+          // configuration is not in the log), and a snapshot it takes there
+          // records an empty configuration.
+          voters,
           electionTicks: 10,
           heartbeatTicks: 2,
           maxMessageBytes,
@@ -299,9 +309,14 @@ class Simulation {
     const budgetMs = livenessTicksMax * TICK_MS;
     const endMs = faultyMs + budgetMs;
     let fresh: number | null = null;
-    this.#clients.writeFresh(freshWrites, budgetMs, (acknowledged) => {
-      fresh = acknowledged;
-    });
+    this.#clients.writeFresh(
+      freshWrites,
+      operationDeadlineMs,
+      budgetMs,
+      (acknowledged) => {
+        fresh = acknowledged;
+      },
+    );
     let nextCheckMs = this.#queue.now;
     let quiet = false;
     this.#runUntil(() => {
@@ -443,6 +458,11 @@ class Simulation {
         modes: this.#modes,
         faults: Object.fromEntries(this.#nemesis.counts),
         finalMembers: this.#finalMembers,
+        confChanges: this.#checker.confChanges,
+        snapshotsInstalled: this.#nodes.reduce(
+          (sum, node) => sum + node.snapshotsInstalled,
+          0,
+        ),
       },
     };
   }
