@@ -195,7 +195,10 @@ async function runDevCluster(
         "run",
         "--unstable-net",
         `--allow-net=${host}`,
-        `--allow-read=${dirs[i]}`,
+        // The log writer Worker loads its module from src/ at run time.
+        `--allow-read=${dirs[i]},${
+          new URL("../../src", import.meta.url).pathname
+        }`,
         `--allow-write=${dirs[i]}`,
         "--allow-env",
         new URL("../aspen.ts", import.meta.url).pathname,
