@@ -217,8 +217,14 @@ export class RaftRunner {
     this.#stopped = true;
     this.#running = false;
     clearInterval(this.#tickTimer);
-    // Let the batch being written finish: its entries may be acknowledged.
-    await this.#processing;
+    // Let the batch being written finish (its entries may be acknowledged),
+    // but never hang a shutdown on a stuck disk.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#processing,
+      new Promise((resolve) => timer = setTimeout(resolve, 5000)),
+    ]);
+    clearTimeout(timer);
     for (const waiter of this.#proposals.values()) {
       clearTimeout(waiter.timer);
       waiter.reject(

@@ -33,12 +33,7 @@ const TRAPPABLE: ReadonlySet<FaultName> = new Set([
   "asymmetric",
 ]);
 
-/**
- * Works around a core liveness bug (see `leaderLeaving`): while a leader
- * hands over after removing itself, the nemesis holds its fire.
- */
-const holdFireWhileLeaderLeaves = true;
-/** Faults that act on the network, healed when a leader starts leaving. */
+/** Faults that act on the network. */
 const NETWORK_FAULTS: ReadonlySet<FaultName> = new Set([
   "delay",
   "drop",
@@ -170,7 +165,6 @@ export class Nemesis {
   }
 
   #inject(name: FaultName): void {
-    if (this.#holdingFire()) return;
     if (ONE_SHOT.has(name)) {
       if (this.#oneShot(name)) {
         this.counts.set(name, (this.counts.get(name) ?? 0) + 1);
@@ -241,7 +235,6 @@ export class Nemesis {
    */
   #isolateDeposed(node: SimNode): void {
     if (this.#stopped || !this.#faults.includes("partition")) return;
-    if (this.#holdingFire()) return;
     const term = node.raft?.status().term ?? 0;
     const deposed = this.#nodes.find((other) => {
       const status = other.available ? other.raft?.status() : undefined;
@@ -266,37 +259,9 @@ export class Nemesis {
     this.#traps.splice(index, 1);
     this.#active.delete(trap.id);
     this.#queue.after(this.#random.between(0, delayMsMax), () => {
-      if (this.#stopped || node.raft === null || this.#holdingFire()) return;
+      if (this.#stopped || node.raft === null) return;
       const heal = this.#apply(trap.name, node);
       if (heal !== null) this.#register(trap.name, heal);
-    });
-  }
-
-  /**
-   * A leader appended a configuration without itself. Core bug worked
-   * around here: the core will not let a node campaign once its latest
-   * (uncommitted) configuration leaves it out, yet the joint configuration
-   * still needs it, and its log alone holds the entry leaving the joint
-   * configuration, so if it loses leadership before that entry reaches a new
-   * voter no one can ever be elected (Raft thesis §4.2.2: such a server must
-   * still start elections). Until the core is fixed, network faults are
-   * healed and no new fault starts while the leader hands over.
-   */
-  leaderLeaving(node: SimNode): void {
-    if (!holdFireWhileLeaderLeaves || this.#stopped) return;
-    this.#trace?.(`hold fire: leader ${node.id} is leaving`);
-    for (const [, { name, heal }] of [...this.#active]) {
-      if (NETWORK_FAULTS.has(name)) heal();
-    }
-  }
-
-  /** True while some leader hands over after removing itself. */
-  #holdingFire(): boolean {
-    if (!holdFireWhileLeaderLeaves) return false;
-    return this.#nodes.some((node) => {
-      const status = node.available ? node.raft?.status() : undefined;
-      return status?.role === "leader" &&
-        !status.conf.voters.includes(status.id);
     });
   }
 

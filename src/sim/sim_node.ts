@@ -57,8 +57,6 @@ export interface NodeEnvironment {
   leaderElected(node: SimNode): void;
   /** Called when a leader advances its commit index for the first time in its term. */
   leaderFirstCommit(node: SimNode): void;
-  /** Called when a leader appends a configuration that leaves it out. */
-  leaderLeaving(node: SimNode): void;
   /** A fresh, empty replicated state machine. */
   newReplica(): Replica;
   /** Compact the log once this many entries were applied since the last snapshot (0: never). */
@@ -142,7 +140,6 @@ export class SimNode {
   #commitSeen = 0 as LogIndex;
   #snapshotSeen = 0 as LogIndex;
   #firstCommitTerm = -1;
-  #leavingTerm = -1;
 
   constructor(
     config: RaftConfig,
@@ -612,13 +609,6 @@ export class SimNode {
         this.#firstCommitTerm = status.term;
         this.#environment.leaderFirstCommit(this);
       }
-    }
-    if (
-      status.role === "leader" && this.#leavingTerm !== status.term &&
-      !status.conf.voters.includes(status.id)
-    ) {
-      this.#leavingTerm = status.term;
-      this.#environment.leaderLeaving(this);
     }
     if (status.role !== this.#role || status.term !== this.#term) {
       if (status.role !== this.#role) {

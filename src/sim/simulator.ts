@@ -186,7 +186,6 @@ class Simulation {
           readReady: (node, context) => this.#clients.readReady(node, context),
           leaderElected: (node) => this.#nemesis.leaderElected(node),
           leaderFirstCommit: (node) => this.#nemesis.leaderFirstCommit(node),
-          leaderLeaving: (node) => this.#nemesis.leaderLeaving(node),
           newReplica,
           autoCompactEntries: modes.autoCompactEntries,
           catchUpTicks: modes.readOnly === "lease",
