@@ -20,6 +20,7 @@ import { clusterCommand } from "./commands/cluster.ts";
 import { completionsCommand } from "./commands/completions.ts";
 import { kvCommand } from "./commands/kv.ts";
 import { devCommand, nodeCommand } from "./commands/node.ts";
+import { snapshotCommand } from "./commands/snapshot.ts";
 import { describeFailure, EXIT } from "./commands/_context.ts";
 
 function timeout(value: string): number {
@@ -55,6 +56,7 @@ export function program(): CommandUnknownOpts {
   root.addCommand(clusterCommand());
   root.addCommand(nodeCommand());
   root.addCommand(devCommand());
+  root.addCommand(snapshotCommand());
   root.addCommand(completionsCommand(() => root));
   for (const command of allCommands(root)) {
     // No colour probing: it would read env vars beyond ASPEN_URL and ASPEN_TOKEN.

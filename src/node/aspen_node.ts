@@ -58,6 +58,7 @@ import {
 } from "./node_api.ts";
 import { RaftKvBackend } from "./raft_kv_backend.ts";
 import { RaftRunner } from "./raft_runner.ts";
+import { encodeBackup } from "./backup.ts";
 import { type LogWriter, WorkerLogWriter } from "./log_writer.ts";
 
 /** Options of {@linkcode AspenNode.start}. */
@@ -83,6 +84,7 @@ export class AspenNode implements NodeApi {
   readonly #transport: QuicTransport;
   readonly #logWriter: LogWriter;
   readonly #stateStore: SqliteStateStore;
+  readonly #state: KvReplicatedState;
   readonly #lock: DataDirLock;
   readonly #log: (line: string) => void;
   #stopped = false;
@@ -95,6 +97,7 @@ export class AspenNode implements NodeApi {
     transport: QuicTransport;
     logWriter: LogWriter;
     stateStore: SqliteStateStore;
+    state: KvReplicatedState;
     runner: RaftRunner;
     backend: RaftKvBackend;
     lock: DataDirLock;
@@ -111,6 +114,7 @@ export class AspenNode implements NodeApi {
     this.#transport = parts.transport;
     this.#logWriter = parts.logWriter;
     this.#stateStore = parts.stateStore;
+    this.#state = parts.state;
     this.runner = parts.runner;
     this.backend = parts.backend;
     this.#lock = parts.lock;
@@ -210,6 +214,7 @@ export class AspenNode implements NodeApi {
       transport,
       logWriter,
       stateStore,
+      state,
       runner,
       backend,
       lock,
@@ -331,6 +336,17 @@ export class AspenNode implements NodeApi {
 
   transferLeader(id: string): Promise<void> {
     return this.#admin(() => this.runner.transferLeader(nodeId(id)));
+  }
+
+  async snapshot(): Promise<Uint8Array> {
+    await this.runner.readIndex();
+    const chunks = this.#state.exportChunks();
+    return encodeBackup({
+      clusterId: this.#cluster.file.clusterId,
+      databaseId: this.#cluster.file.databaseId,
+      appliedIndex: chunks[0]?.appliedIndex ?? this.#state.appliedIndex(),
+      createdAtMs: Date.now(),
+    }, chunks);
   }
 
   /** Runs an admin action on the leader, turning Raft refusals into admin errors. */

@@ -66,14 +66,19 @@ export class KvReplicatedState {
     return EMPTY;
   }
 
-  /** The whole state, as MessagePack of the store's snapshot chunks. */
-  snapshotData(): Uint8Array {
+  /** The whole state at the applied index, as the store's snapshot chunks. */
+  exportChunks(): SnapshotChunk[] {
     const chunks: SnapshotChunk[] = [];
     const iterator = this.kv.store.exportSnapshot();
     for (let next = iterator.next(); !next.done; next = iterator.next()) {
       chunks.push(next.value);
     }
-    return encode(chunks);
+    return chunks;
+  }
+
+  /** The whole state, as MessagePack of the store's snapshot chunks. */
+  snapshotData(): Uint8Array {
+    return encode(this.exportChunks());
   }
 
   installSnapshot(snapshot: Snapshot): void {

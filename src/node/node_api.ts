@@ -86,4 +86,10 @@ export interface NodeApi {
   remove(nodeId: string): Promise<void>;
   /** Hands leadership to `nodeId` (leader only). */
   transferLeader(nodeId: string): Promise<void>;
+  /**
+   * A consistent backup of the KV state (see `backup.ts`), taken after a
+   * ReadIndex so it holds every write acknowledged before the call.
+   * Optional: front ends answer 501 without it.
+   */
+  snapshot?(): Promise<Uint8Array>;
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { Hono } from "hono";
 import { createHttpApp, serveHttpApp } from "../http/app.ts";
 import { kvConnectApp } from "../http/kv_connect/app.ts";
 import { AspenNode } from "./aspen_node.ts";
@@ -14,6 +15,9 @@ import { freeTcpPorts } from "./provision.ts";
 
 /** Path of the KV Connect metadata exchange (what `Deno.openKv` is given). */
 export const KV_CONNECT_PATH = "/kv";
+
+/** `GET` here returns a consistent backup of the cluster's KV state. */
+export const SNAPSHOT_ROUTE = "/v1/cluster/snapshot";
 
 /** File holding the generated KV Connect token when none is configured. */
 export const GENERATED_TOKEN_FILE = "access.token";
@@ -54,11 +58,24 @@ export async function serveNode(
       selfUrl: url,
       path: KV_CONNECT_PATH,
     });
+    // KV Connect and the backup route share the API's token check.
+    const extra = new Hono();
+    extra.get(
+      SNAPSHOT_ROUTE,
+      async () =>
+        new Response((await node.snapshot()) as Uint8Array<ArrayBuffer>, {
+          headers: {
+            "content-type": "application/octet-stream",
+            "content-disposition": 'attachment; filename="aspen.backup"',
+          },
+        }),
+    );
+    extra.route("/", kvConnect);
     const app = createHttpApp({
       node,
       tokens: config.tokens.length > 0 ? config.tokens : null,
       bodyLimitBytes: config.bodyLimitBytes,
-      kvConnect,
+      kvConnect: extra,
     });
     const abort = new AbortController();
     const server = serveHttpApp(app, {
