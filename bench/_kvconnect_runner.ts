@@ -53,6 +53,11 @@ if (import.meta.main) {
           keys,
         });
         console.log(JSON.stringify({ cell }));
+        console.error(
+          `[kvconnect-3] ${workload} x${clients}: ${
+            cell.throughputPerSecond.toFixed(0)
+          } ops/s, ${cell.errors} errors`,
+        );
       }
     }
     console.log(JSON.stringify({ done: true }));

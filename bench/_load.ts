@@ -37,6 +37,8 @@ export const EXISTING_KEYS_MIN = 500;
 const EXISTING_KEYS_MAX = 20_000;
 /** Latency samples kept per cell (an operation bound as well). */
 export const OPERATIONS_PER_CELL_MAX = 2_000_000;
+/** Ms a cell waits for requests still in flight after its duration. */
+export const IN_FLIGHT_GRACE_MS = 12_000;
 /** Pause after a failed operation so a down target is not hammered in a tight loop. */
 const ERROR_PAUSE_MS = 5;
 
@@ -184,9 +186,10 @@ export async function runCell(
   const operation = operationOf(driver, options);
   const start = performance.now();
   const deadline = start + options.durationMs;
+  let stopped = false;
   const client = async () => {
     while (
-      performance.now() < deadline &&
+      !stopped && performance.now() < deadline &&
       latencies.length + errors < OPERATIONS_PER_CELL_MAX
     ) {
       const begin = performance.now();
@@ -201,8 +204,33 @@ export async function runCell(
       }
     }
   };
-  await Promise.all(Array.from({ length: options.clients }, client));
-  const elapsedMs = performance.now() - start;
+  // A client stuck on a request that never ends (Deno KV's own client
+  // retries 5xx replies forever) is abandoned after a grace period and
+  // counted as an error, so every cell ends in bounded time.
+  let inFlight = options.clients;
+  const clients = Array.from(
+    { length: options.clients },
+    () => client().finally(() => inFlight--),
+  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const abandoned = new Promise<"abandoned">((resolve) => {
+    timer = setTimeout(
+      () => resolve("abandoned"),
+      options.durationMs + IN_FLIGHT_GRACE_MS,
+    );
+  });
+  const outcome = await Promise.race([Promise.all(clients), abandoned]);
+  clearTimeout(timer);
+  stopped = true;
+  if (outcome === "abandoned") {
+    errors += inFlight;
+    firstError ??=
+      `${inFlight} requests still in flight ${IN_FLIGHT_GRACE_MS} ms after the cell ended`;
+  }
+  const elapsedMs = Math.min(
+    performance.now() - start,
+    options.durationMs + IN_FLIGHT_GRACE_MS,
+  );
   return {
     workload: options.workload,
     clients: options.clients,

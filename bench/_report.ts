@@ -35,6 +35,8 @@ export interface TargetResult {
   /** Ms from starting the target's processes to a ready leader. */
   readonly startMs: number | null;
   readonly cells: readonly CellMeasurement[];
+  /** When a cell had errors: the last stderr lines of each of the target's processes. */
+  readonly processLogs?: readonly { name: string; stderrTail: string }[];
 }
 
 /** The JSON result file. */

@@ -321,6 +321,13 @@ async function startKvConnect(options: CompareOptions): Promise<StartedTarget> {
         if (line.cell !== undefined) cells.push(line.cell as CellMeasurement);
         if (line.done === true) break;
       }
+      for (const c of cells) {
+        log(
+          `kvconnect-3: ${c.workload} x${c.clients}: ${
+            c.throughputPerSecond.toFixed(0)
+          } ops/s, p99 ${c.latencyMs.p99.toFixed(2)} ms, ${c.errors} errors`,
+        );
+      }
       if (cells.length < cellCount) {
         throw new Error(
           `The KV Connect runner reported ${cells.length} of ${cellCount} cells: ${child.stderrTail()}`,
@@ -411,7 +418,14 @@ async function runTarget(
       await driver.close();
     }
     const empty = cells.filter((c) => c.operations === 0);
+    const processLogs = cells.some((c) => c.errors > 0)
+      ? started.cluster?.children.map((c) => ({
+        name: c.name,
+        stderrTail: c.stderrTail(),
+      }))
+      : undefined;
     return {
+      processLogs,
       target,
       status: empty.length === 0 ? "ran" : "failed",
       reason: empty.length === 0
