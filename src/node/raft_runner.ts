@@ -553,19 +553,20 @@ export class RaftRunner {
     }
   }
 
-  #maybeSnapshot(): void {
+  async #maybeSnapshot(): Promise<void> {
     const status = this.#node.status();
     if (status.applied - status.snapshotIndex < this.#options.snapshotEntries) {
       return;
     }
-    const { stateMachine, logStore } = this.#options;
+    const { stateMachine } = this.#options;
     // The state must be durable before the log that could rebuild it goes.
     stateMachine.sync();
     const snapshot = this.#node.takeSnapshot(
       status.applied,
       stateMachine.snapshotData(),
     );
-    logStore.compact(snapshot.meta);
+    // The writer owns the log: a real node closes `logStore` once started.
+    await this.#writer.compact(snapshot.meta);
     this.metrics.snapshotsTaken++;
     this.#options.log?.("snapshot", {
       index: snapshot.meta.index,
