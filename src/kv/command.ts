@@ -6,13 +6,19 @@
  * | ------- | ------------------------------------------------------------------ |
  * | atomic  | `[1, checks, mutations, enqueues]`                                 |
  * | expire  | `[2, timestampMs, keyCountMax]`                                    |
+ * | queueLease | `[3, queue, timestampMs, leaseDeadlineMs, countMax]`            |
+ * | queueAck   | `[4, ids]`                                                      |
+ * | queueNack  | `[5, timestampMs, [[id, delivery], …]]`                         |
+ * | queueExpireLeases | `[6, timestampMs, countMax]`                             |
+ * | queueConfigure | `[7, queue, concurrencyMax \| nil]`                         |
  *
  * - check: `[key, versionstamp | nil]`
  * - set (1), setSuffixVersionstampedKey (9): `[type, key, encoding, data, expireAtMs | nil]`
  * - delete (2): `[type, key]`
  * - sum (3): `[type, key, encoding, data, sumMin | nil, sumMax | nil, sumClamp]`
  * - max (4), min (5): `[type, key, encoding, data]`
- * - enqueue: `[payload, deadlineMs, keysIfUndelivered, backoffSchedule | nil]`
+ * - enqueue: `[payload, deadlineMs, keysIfUndelivered, backoffSchedule | nil]`,
+ *   plus the queue name as a fifth field when not the default queue
  * - encodings: v8 = 1, le64 = 2, bytes = 3
  *
  * @module
@@ -24,12 +30,18 @@ import type {
   KvCommand,
   KvEnqueue,
   KvMutation,
+  KvQueueCommand,
   ValueEncoding,
 } from "./types.ts";
 import { KvInvalidError } from "./errors.ts";
 
 const COMMAND_ATOMIC = 1;
 const COMMAND_EXPIRE = 2;
+const COMMAND_QUEUE_LEASE = 3;
+const COMMAND_QUEUE_ACK = 4;
+const COMMAND_QUEUE_NACK = 5;
+const COMMAND_QUEUE_EXPIRE_LEASES = 6;
+const COMMAND_QUEUE_CONFIGURE = 7;
 const MUTATION_CODES = {
   set: 1,
   delete: 2,
@@ -99,6 +111,7 @@ export function encodeCommand(command: KvCommand): Uint8Array {
       command.keyCountMax,
     ]);
   }
+  if (command.type !== "atomic") return encoder.encode(queueFields(command));
   const { checks, mutations, enqueues } = command.operation;
   return encoder.encode([
     COMMAND_ATOMIC,
@@ -109,8 +122,38 @@ export function encodeCommand(command: KvCommand): Uint8Array {
       enqueue.deadlineMs,
       enqueue.keysIfUndelivered,
       enqueue.backoffSchedule,
+      ...(enqueue.queue ? [enqueue.queue] : []),
     ]),
   ]);
+}
+
+function queueFields(command: KvQueueCommand): unknown[] {
+  switch (command.type) {
+    case "queueLease":
+      return [
+        COMMAND_QUEUE_LEASE,
+        command.queue,
+        command.timestampMs,
+        command.leaseDeadlineMs,
+        command.countMax,
+      ];
+    case "queueAck":
+      return [COMMAND_QUEUE_ACK, command.ids];
+    case "queueNack":
+      return [
+        COMMAND_QUEUE_NACK,
+        command.timestampMs,
+        command.messages.map((m) => [m.id, m.delivery]),
+      ];
+    case "queueExpireLeases":
+      return [
+        COMMAND_QUEUE_EXPIRE_LEASES,
+        command.timestampMs,
+        command.countMax,
+      ];
+    case "queueConfigure":
+      return [COMMAND_QUEUE_CONFIGURE, command.queue, command.concurrencyMax];
+  }
 }
 
 function fail(detail: string): never {
@@ -185,10 +228,19 @@ function decodeMutation(raw: unknown): KvMutation {
   return { type, key, value };
 }
 
+function text(value: unknown, what: string): string {
+  if (typeof value !== "string") fail(`${what} must be a string`);
+  return value;
+}
+
 function decodeEnqueue(raw: unknown): KvEnqueue {
-  const [payload, deadlineMs, keys, schedule, ...rest] = list(raw, "enqueue");
+  const [payload, deadlineMs, keys, schedule, queue, ...rest] = list(
+    raw,
+    "enqueue",
+  );
   if (rest.length > 0) fail("enqueue has extra fields");
   return {
+    ...(queue === undefined ? {} : { queue: text(queue, "queue name") }),
     payload: bytes(payload, "enqueue payload"),
     deadlineMs: integer(deadlineMs, "deadlineMs"),
     keysIfUndelivered: list(keys, "keysIfUndelivered").map((key) =>
@@ -219,6 +271,8 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     );
   }
   const fields = list(raw, "command");
+  const queueCommand = decodeQueueCommand(fields);
+  if (queueCommand !== null) return queueCommand;
   if (fields[0] === COMMAND_EXPIRE) {
     if (fields.length !== 3) fail("expire command must have 3 fields");
     return {
@@ -236,4 +290,59 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     enqueues: list(fields[3], "enqueues").map(decodeEnqueue),
   };
   return { type: "atomic", operation };
+}
+
+function decodeQueueCommand(fields: unknown[]): KvQueueCommand | null {
+  const arity = (n: number, name: string) => {
+    if (fields.length !== n) fail(`${name} command must have ${n} fields`);
+  };
+  switch (fields[0]) {
+    case COMMAND_QUEUE_LEASE:
+      arity(5, "queueLease");
+      return {
+        type: "queueLease",
+        queue: text(fields[1], "queue name"),
+        timestampMs: integer(fields[2], "timestampMs"),
+        leaseDeadlineMs: integer(fields[3], "leaseDeadlineMs"),
+        countMax: integer(fields[4], "countMax"),
+      };
+    case COMMAND_QUEUE_ACK:
+      arity(2, "queueAck");
+      return {
+        type: "queueAck",
+        ids: list(fields[1], "ids").map((id) => bytes(id, "message id")),
+      };
+    case COMMAND_QUEUE_NACK:
+      arity(3, "queueNack");
+      return {
+        type: "queueNack",
+        timestampMs: integer(fields[1], "timestampMs"),
+        messages: list(fields[2], "messages").map((raw) => {
+          const [id, delivery, ...rest] = list(raw, "nacked message");
+          if (rest.length > 0) fail("nacked message has extra fields");
+          return {
+            id: bytes(id, "message id"),
+            delivery: integer(delivery, "delivery"),
+          };
+        }),
+      };
+    case COMMAND_QUEUE_EXPIRE_LEASES:
+      arity(3, "queueExpireLeases");
+      return {
+        type: "queueExpireLeases",
+        timestampMs: integer(fields[1], "timestampMs"),
+        countMax: integer(fields[2], "countMax"),
+      };
+    case COMMAND_QUEUE_CONFIGURE:
+      arity(3, "queueConfigure");
+      return {
+        type: "queueConfigure",
+        queue: text(fields[1], "queue name"),
+        concurrencyMax: fields[2] === null
+          ? null
+          : integer(fields[2], "concurrencyMax"),
+      };
+    default:
+      return null;
+  }
 }

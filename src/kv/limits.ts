@@ -7,6 +7,8 @@
 import type { KvAtomicOperation, KvEnqueue, KvMutation } from "./types.ts";
 import { KvInvalidError, KvLimitError, KvUnsupportedError } from "./errors.ts";
 import { VERSIONSTAMP_BYTES } from "./versionstamp.ts";
+import { INTERNAL_KEY_BYTE } from "./_queue_keys.ts";
+import { validateQueueName } from "./queue.ts";
 
 /** Deno KV's limits. Sizes in bytes, durations in ms. */
 export const KV_LIMITS = {
@@ -52,6 +54,12 @@ function writeKeySize(key: Uint8Array): number {
     throw new KvInvalidError("Key must be a Uint8Array");
   }
   if (key.length === 0) throw new KvInvalidError("key cannot be empty");
+  if (key[0] === INTERNAL_KEY_BYTE) {
+    // No Deno KV key encoding starts with 0xff: Aspen keeps queue state there.
+    throw new KvInvalidError(
+      "Invalid key: keys starting with byte 0xff are reserved",
+    );
+  }
   if (key.length > KV_LIMITS.writeKeyBytesMax) {
     throw new KvLimitError(
       "writeKeyBytes",
@@ -127,6 +135,7 @@ function validateEnqueue(
     );
   }
   for (const key of enqueue.keysIfUndelivered) writeKeySize(key);
+  if (enqueue.queue !== undefined) validateQueueName(enqueue.queue);
   const schedule = enqueue.backoffSchedule ?? [];
   if (schedule.length > KV_LIMITS.backoffIntervalsMax) {
     throw new KvLimitError(
@@ -168,7 +177,7 @@ function validateEnqueue(
  * @param nowMs The proposer's clock, to bound enqueue delays; omitted at apply time.
  * @throws {KvLimitError} When a limit is exceeded.
  * @throws {KvInvalidError} When the operation has the wrong shape.
- * @throws {KvUnsupportedError} For enqueues and V8-number sums, which Aspen does not support yet.
+ * @throws {KvUnsupportedError} For V8-number sums, which Aspen does not support yet.
  */
 export function validateAtomic(
   operation: KvAtomicOperation,
@@ -227,11 +236,6 @@ export function validateAtomic(
       "totalKeyBytes",
       KV_LIMITS.totalKeyBytesMax,
       `Total key size too large (max ${KV_LIMITS.totalKeyBytesMax} bytes)`,
-    );
-  }
-  if (enqueues.length > 0) {
-    throw new KvUnsupportedError(
-      "Cannot enqueue: queues are not supported yet",
     );
   }
   for (const mutation of mutations) {

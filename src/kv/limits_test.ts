@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { KvInvalidError, KvLimitError, KvUnsupportedError } from "./errors.ts";
+import {
+  KvInvalidError,
+  KvLimitError,
+  type KvUnsupportedError,
+} from "./errors.ts";
 import { KV_LIMITS, validateAtomic, validateWatchKeys } from "./limits.ts";
 import type { KvAtomicOperation, KvEnqueue, KvMutation } from "./types.ts";
 
@@ -174,10 +178,36 @@ Deno.test("validateAtomic() throws Deno's errors past the limits", async (t) => 
       "enqueue payload too large (max 65536 bytes)",
     ],
     [
-      "valid enqueue",
-      op({ enqueues: [enqueue({})] }),
-      KvUnsupportedError,
-      "Cannot enqueue: queues are not supported yet",
+      "invalid queue name",
+      op({ enqueues: [enqueue({ queue: "no spaces" })] }),
+      KvInvalidError,
+      "Invalid queue name: expected up to 64 characters of A-Z, a-z, 0-9, '.', '_', ':', '-': received 'no spaces'",
+    ],
+    [
+      "reserved key (set)",
+      op({
+        mutations: [{
+          type: "set",
+          key: new Uint8Array([0xff, 0x71]),
+          value: { encoding: "bytes", data: new Uint8Array(1) },
+        }],
+      }),
+      KvInvalidError,
+      "Invalid key: keys starting with byte 0xff are reserved",
+    ],
+    [
+      "reserved key (check)",
+      op({ checks: [{ key: new Uint8Array([0xff]), versionstamp: null }] }),
+      KvInvalidError,
+      "Invalid key: keys starting with byte 0xff are reserved",
+    ],
+    [
+      "reserved key (keysIfUndelivered)",
+      op({
+        enqueues: [enqueue({ keysIfUndelivered: [new Uint8Array([0xff])] })],
+      }),
+      KvInvalidError,
+      "Invalid key: keys starting with byte 0xff are reserved",
     ],
   ];
   for (const [name, operation, error, message] of cases) {
@@ -200,8 +230,14 @@ Deno.test("validateAtomic() bounds enqueue delays only when given the proposer's
       e instanceof KvLimitError &&
       e.message === "Delay cannot be greater than 30 days: received 2592000001",
   );
-  // At apply time there is no clock: only the (unsupported) enqueue itself is refused.
-  assert.throws(() => validateAtomic(far), KvUnsupportedError);
+  // At apply time there is no clock: the delay was bounded by the proposer.
+  validateAtomic(far);
+});
+
+Deno.test("validateAtomic() accepts enqueues, named queues included", () => {
+  validateAtomic(op({ enqueues: [enqueue({})] }), 0);
+  validateAtomic(op({ enqueues: [enqueue({ queue: "mail.out:1" })] }), 0);
+  validateAtomic(op({ enqueues: [enqueue({ queue: "" })] }), 0);
 });
 
 Deno.test("KvLimitError is a TypeError carrying the limit", () => {

@@ -16,6 +16,8 @@ export type {
   KvEntry,
   KvFailureReason,
   KvMutation,
+  KvQueueCommand,
+  KvQueueDelivery,
   KvRow,
   KvSetMutation,
   KvValue,
@@ -55,3 +57,10 @@ export type { KvListOptions, KvListPage } from "./state_machine.ts";
 export { EXPIRE_KEYS_MAX, KvStateMachine } from "./state_machine.ts";
 export type { KvListSelector } from "./range.ts";
 export { stateHash } from "./state_hash.ts";
+export type { KvQueueInfo, KvQueuePeek } from "./queue.ts";
+export {
+  DEFAULT_BACKOFF_SCHEDULE_MS,
+  QUEUE_LIMITS,
+  validateQueueCommand,
+  validateQueueName,
+} from "./queue.ts";

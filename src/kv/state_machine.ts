@@ -1,7 +1,7 @@
 /**
  * The replicated KV state machine: applies committed log entries (atomic
- * operations and expiry sweeps) to a {@linkcode StateStore} and serves Deno
- * KV reads from the applied state. Everything it decides depends only on the
+ * operations, expiry sweeps and queue commands, see `queue.ts`) to a
+ * {@linkcode StateStore} and serves Deno KV reads from the applied state. Everything it decides depends only on the
  * log and the store, never on a clock, so every replica reaches
  * byte-identical state.
  *
@@ -14,6 +14,7 @@ import type {
   KvAtomicOperation,
   KvEntry,
   KvFailureReason,
+  KvQueueCommand,
   KvRow,
 } from "./types.ts";
 import type { StateStore } from "./state_store.ts";
@@ -26,7 +27,18 @@ import {
 } from "./limits.ts";
 import { isZeroVersionstamp, makeVersionstamp } from "./versionstamp.ts";
 import { applyMutations, type Overlay } from "./_mutations.ts";
-import { equalBytes } from "./_bytes.ts";
+import { compareBytes, equalBytes } from "./_bytes.ts";
+import { INTERNAL_KEY_BYTE, INTERNAL_KEYS_START } from "./_queue_keys.ts";
+import {
+  type KvQueueInfo,
+  type KvQueuePeek,
+  peekQueue,
+  QUEUE_LIMITS,
+  queueInfo,
+  QueueWriter,
+  validateQueueCommand,
+  validateQueueName,
+} from "./queue.ts";
 import {
   applyCursor,
   encodeCursor,
@@ -109,6 +121,10 @@ export class KvStateMachine {
       if (command.type === "expire") {
         return this.expire(index, command.timestampMs, command.keyCountMax);
       }
+      if (command.type !== "atomic") {
+        validateQueueCommand(command);
+        return this.queue(index, command);
+      }
       validateAtomic(command.operation);
       return this.atomic(index, command.operation);
     } catch (error) {
@@ -157,6 +173,17 @@ export class KvStateMachine {
         failedChecks: [],
       };
     }
+    if (operation.enqueues.length > 0) {
+      new QueueWriter(this.store, overlay, versionstamp).enqueue(
+        index,
+        operation.enqueues,
+      );
+    }
+    this.flush(index, overlay);
+    return { ok: true, index, versionstamp, expiredKeyCount: 0 };
+  }
+
+  private flush(index: LogIndex, overlay: Overlay): void {
     const puts: KvRow[] = [];
     const deletes: Uint8Array[] = [];
     for (const { key, row } of overlay.values()) {
@@ -164,7 +191,43 @@ export class KvStateMachine {
       else puts.push(row);
     }
     this.store.apply({ puts, deletes, appliedIndex: index });
-    return { ok: true, index, versionstamp, expiredKeyCount: 0 };
+  }
+
+  private queue(index: LogIndex, command: KvQueueCommand): KvApplyResult {
+    const versionstamp = makeVersionstamp(index);
+    const overlay: Overlay = new Map();
+    const writer = new QueueWriter(this.store, overlay, versionstamp);
+    const ok = { ok: true, index, versionstamp, expiredKeyCount: 0 } as const;
+    let result: KvApplyResult;
+    switch (command.type) {
+      case "queueLease":
+        result = { ...ok, queueDeliveries: writer.lease(command) };
+        break;
+      case "queueAck":
+        result = { ...ok, queueMessageCount: writer.ack(command.ids) };
+        break;
+      case "queueNack":
+        result = {
+          ...ok,
+          queueMessageCount: writer.nack(command.timestampMs, command.messages),
+        };
+        break;
+      case "queueExpireLeases":
+        result = {
+          ...ok,
+          queueMessageCount: writer.expireLeases(
+            command.timestampMs,
+            command.countMax,
+          ),
+        };
+        break;
+      case "queueConfigure":
+        writer.configure(command.queue, command.concurrencyMax);
+        result = ok;
+        break;
+    }
+    this.flush(index, overlay);
+    return result;
   }
 
   private expire(
@@ -192,6 +255,7 @@ export class KvStateMachine {
    */
   get(key: Uint8Array): KvEntry | null {
     validateReadKey(key);
+    if (key[0] === INTERNAL_KEY_BYTE) return null;
     const row = this.store.get(key);
     return row === null ? null : toEntry(row);
   }
@@ -204,10 +268,7 @@ export class KvStateMachine {
   getMany(keys: readonly Uint8Array[]): (KvEntry | null)[] {
     validateReadRanges(keys.map(() => 1));
     for (const key of keys) validateReadKey(key);
-    return keys.map((key) => {
-      const row = this.store.get(key);
-      return row === null ? null : toEntry(row);
-    });
+    return keys.map((key) => this.get(key));
   }
 
   /**
@@ -224,7 +285,40 @@ export class KvStateMachine {
     validateReadRanges([limit]);
     validateReadKey(start);
     validateReadKey(end);
-    return this.store.scan({ start, end, limit, reverse }).map(toEntry);
+    // Internal rows (queue state) sort after every Deno KV key: reads stop there.
+    const userEnd = compareBytes(end, INTERNAL_KEYS_START) > 0
+      ? INTERNAL_KEYS_START
+      : end;
+    if (compareBytes(start, userEnd) >= 0) return [];
+    return this.store.scan({ start, end: userEnd, limit, reverse }).map(
+      toEntry,
+    );
+  }
+
+  /**
+   * A queue's length, leased count and concurrency limit.
+   *
+   * @throws {KvInvalidError} For an invalid queue name.
+   */
+  queueInfo(queue: string): KvQueueInfo {
+    return queueInfo(this.store, validateQueueName(queue));
+  }
+
+  /**
+   * The waiting (not leased) messages of a queue, soonest ready first; peeking leases nothing.
+   *
+   * @throws {KvInvalidError} For an invalid queue name or limit.
+   */
+  peekQueue(queue: string, limit: number): KvQueuePeek[] {
+    if (
+      !Number.isSafeInteger(limit) || limit < 1 ||
+      limit > QUEUE_LIMITS.peekCountMax
+    ) {
+      throw new KvInvalidError(
+        `Invalid limit: expected 1 to ${QUEUE_LIMITS.peekCountMax}: received ${limit}`,
+      );
+    }
+    return peekQueue(this.store, validateQueueName(queue), limit);
   }
 
   /**

@@ -320,7 +320,7 @@ Deno.test("KvStateMachine.apply() turns bad commands into failure results", asyn
     ],
     [
       "unknown command",
-      new Uint8Array([0x91, 0x07]),
+      new Uint8Array([0x91, 0x09]),
       "invalidCommand",
       /unknown command/,
     ],
@@ -355,7 +355,7 @@ Deno.test("KvStateMachine.apply() turns bad commands into failure results", asyn
       /Value too large \(max 65536 bytes\)/,
     ],
     [
-      "enqueue",
+      "enqueue to an invalid queue name",
       encodeCommand({
         type: "atomic",
         operation: {
@@ -366,11 +366,12 @@ Deno.test("KvStateMachine.apply() turns bad commands into failure results", asyn
             deadlineMs: 0,
             keysIfUndelivered: [],
             backoffSchedule: null,
+            queue: "not valid",
           }],
         },
       }),
-      "unsupported",
-      /queues/,
+      "invalidCommand",
+      /Invalid queue name/,
     ],
     [
       "V8 sum",

@@ -81,15 +81,74 @@ export type KvMutation =
   | KvDeleteMutation
   | KvArithmeticMutation;
 
-/** A queue message; carried by the protocol, refused as unsupported until queues exist. */
+/** A message to enqueue as part of an atomic operation. */
 export interface KvEnqueue {
+  /** The V8-serialized value handed to the listener (and written to `keysIfUndelivered`). */
   readonly payload: Uint8Array;
   /** Absolute delivery time in Unix ms. */
   readonly deadlineMs: number;
+  /** Keys that receive the payload (as a V8 value) when every delivery failed. */
   readonly keysIfUndelivered: readonly Uint8Array[];
-  /** Retry delays in ms; null for the default schedule. */
+  /** Retry delays in ms; null for Deno's default schedule. */
   readonly backoffSchedule: readonly number[] | null;
+  /** The queue's name (an Aspen extension); absent or "" for the default queue. */
+  readonly queue?: string;
 }
+
+/** A queue message leased to a consumer, as a lease command returns it. */
+export interface KvQueueDelivery {
+  /** The message id: 10 bytes, the versionstamp of its enqueue with the enqueue's position as counter. */
+  readonly id: Uint8Array;
+  /** The queue's name ("" for the default queue). */
+  readonly queue: string;
+  /** The V8-serialized payload. */
+  readonly payload: Uint8Array;
+  /** Deliveries so far, this one included (1 for the first); nack quotes it. */
+  readonly delivery: number;
+  /** Unix ms at which the lease ends and the delivery counts as failed. */
+  readonly leaseDeadlineMs: number;
+}
+
+/**
+ * Commands of the queue, proposed by the leader's dispatcher (lease,
+ * expireLeases) or by consumers (ack, nack) and operators (configure).
+ * Every timestamp is the proposer's clock, carried in the command.
+ */
+export type KvQueueCommand =
+  | {
+    /** Leases up to `countMax` messages of `queue` ready at `timestampMs`, oldest ready first. */
+    readonly type: "queueLease";
+    readonly queue: string;
+    readonly timestampMs: number;
+    readonly leaseDeadlineMs: number;
+    readonly countMax: number;
+  }
+  | {
+    /** Deletes the messages (delivered successfully); unknown ids are ignored. */
+    readonly type: "queueAck";
+    readonly ids: readonly Uint8Array[];
+  }
+  | {
+    /** Fails deliveries still leased under `delivery`: retry after the next backoff step, or dead-letter. */
+    readonly type: "queueNack";
+    readonly timestampMs: number;
+    readonly messages: readonly {
+      readonly id: Uint8Array;
+      readonly delivery: number;
+    }[];
+  }
+  | {
+    /** Fails up to `countMax` deliveries whose lease ended at or before `timestampMs`. */
+    readonly type: "queueExpireLeases";
+    readonly timestampMs: number;
+    readonly countMax: number;
+  }
+  | {
+    /** Sets how many messages of `queue` may be leased at once; null for no limit. */
+    readonly type: "queueConfigure";
+    readonly queue: string;
+    readonly concurrencyMax: number | null;
+  };
 
 /** One atomic operation: all checks pass and every mutation applies, or nothing does. */
 export interface KvAtomicOperation {
@@ -107,7 +166,8 @@ export type KvCommand =
     readonly timestampMs: number;
     /** At most this many keys are deleted (earliest deadline first, then key order). */
     readonly keyCountMax: number;
-  };
+  }
+  | KvQueueCommand;
 
 /** Why a command did not apply. Decided at apply time, identically on every replica. */
 export type KvFailureReason =
@@ -119,7 +179,7 @@ export type KvFailureReason =
   | "invalidCommand"
   /** The command exceeds one of the limits. */
   | "limitExceeded"
-  /** Valid in Deno KV but not (yet) in Aspen: enqueues, V8-number sums. */
+  /** Valid in Deno KV but not (yet) in Aspen: V8-number sums. */
   | "unsupported";
 
 /** The result of applying one log entry to the state machine. */
@@ -130,6 +190,10 @@ export type KvApplyResult =
     readonly versionstamp: Versionstamp;
     /** Keys an expiry command deleted (0 for atomic operations). */
     readonly expiredKeyCount: number;
+    /** queueLease: the messages leased (absent for other commands). */
+    readonly queueDeliveries?: readonly KvQueueDelivery[];
+    /** queueAck, queueNack, queueExpireLeases: messages acted on (absent for other commands). */
+    readonly queueMessageCount?: number;
   }
   | {
     readonly ok: false;
