@@ -103,7 +103,7 @@ Deno.test("parseTicket() says what is wrong", async (t) => {
     [
       "short token",
       ticket([1, 1, clusterId, good, new Uint8Array(4)]),
-      /join token must be 32 bytes/,
+      /join token must be 16 to 256 bytes/,
     ],
   ];
   for (const [name, text, message] of cases) {

@@ -22,6 +22,7 @@ import {
   provisionCluster,
 } from "../../src/node/provision.ts";
 import { KV_CONNECT_PATH, serveNode } from "../../src/node/serve.ts";
+import { prepareJoin } from "../../src/node/join.ts";
 
 function integer(value: string): number {
   const n = Number(value);
@@ -56,6 +57,10 @@ export function nodeCommand(): Command {
     .option("--config <file>", "JSON configuration file (env < file < flags)")
     .option("--read-only <mode>", 'strong reads: "safe" (ReadIndex) or "lease"')
     .option(
+      "--join <ticket>",
+      "join the cluster of a join ticket (as a learner) on first start",
+    )
+    .option(
       "--force-new-cluster",
       "recover a lone survivor as a one-node cluster (loses data)",
     )
@@ -89,6 +94,14 @@ export function nodeCommand(): Command {
       } catch (error) {
         console.error(`aspen: ${(error as Error).message}`);
         Deno.exit(EXIT_USAGE);
+      }
+      if (options.join !== undefined) {
+        try {
+          config = await prepareJoin(config, options.join);
+        } catch (error) {
+          console.error(`aspen: ${(error as Error).message}`);
+          Deno.exit(error instanceof TypeError ? EXIT_USAGE : 1);
+        }
       }
       await runNode(config);
     });

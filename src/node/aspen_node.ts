@@ -20,7 +20,11 @@ import {
   type NodeIdentity,
   shortNodeId,
 } from "../cluster/identity.ts";
-import { generateSigningKey } from "../cluster/keys.ts";
+import {
+  generateSigningKey,
+  importSigningKey,
+  type SigningKey,
+} from "../cluster/keys.ts";
 import { formatTicket } from "../cluster/ticket.ts";
 import { KvStateMachine } from "../kv/state_machine.ts";
 import { SqliteStateStore } from "../kv/sqlite_state_store.ts";
@@ -47,7 +51,18 @@ import {
   readClusterFile,
   writeClusterFile,
 } from "./data_dir.ts";
-import { KvReplicatedState } from "./kv_replicated_state.ts";
+import {
+  encodeMemberCommand,
+  KvReplicatedState,
+} from "./kv_replicated_state.ts";
+import {
+  clusterIdBytes,
+  credentialFor,
+  issueJoinToken,
+  type JoinRequest,
+  type JoinResponse,
+  verifyJoinToken,
+} from "./join.ts";
 import { renderMetrics } from "./metrics.ts";
 import {
   ClusterAdminError,
@@ -80,7 +95,10 @@ export class AspenNode implements NodeApi {
   readonly address: NodeAddress;
   readonly backend: RaftKvBackend;
   readonly runner: RaftRunner;
-  readonly #cluster: { file: ClusterFile; members: Map<string, NodeAddress> };
+  readonly #cluster: {
+    file: ClusterFile;
+    readonly members: Map<string, NodeAddress>;
+  };
   readonly #transport: QuicTransport;
   readonly #logWriter: LogWriter;
   readonly #stateStore: SqliteStateStore;
@@ -176,6 +194,15 @@ export class AspenNode implements NodeApi {
       certificateHash: encodeBase64Url(certificate.hash),
     };
     cluster = await upsertSelf(dir, cluster, identity, credential, address);
+    // Addresses replicated through the log are newer than the file's.
+    const replicated = state.members();
+    if (replicated.length > 0) {
+      const byId = new Map(cluster.members.map((m) => [m.nodeId, m]));
+      for (const m of replicated) {
+        if (m.nodeId !== identity.nodeId) byId.set(m.nodeId, m);
+      }
+      cluster = { ...cluster, members: [...byId.values()] };
+    }
     if (config.forceNewCluster) forceNewCluster(logStore, state, identity, log);
     for (const member of cluster.members) {
       if (member.nodeId !== identity.nodeId) {
@@ -201,12 +228,7 @@ export class AspenNode implements NodeApi {
     });
     logStore.close();
     const backend = new RaftKvBackend(runner, state, cluster.databaseId);
-    runner.start();
-    backend.startExpiry();
-    log(
-      `node ${identity.shortId} started: data '${dir}', QUIC ${config.quicHost}:${transport.addr.port}`,
-    );
-    return new AspenNode({
+    const node = new AspenNode({
       config,
       identity,
       address,
@@ -220,6 +242,13 @@ export class AspenNode implements NodeApi {
       lock,
       log,
     });
+    state.onMembers((members) => node.#membersChanged(members));
+    runner.start();
+    backend.startExpiry();
+    log(
+      `node ${identity.shortId} started: data '${dir}', QUIC ${config.quicHost}:${transport.addr.port}`,
+    );
+    return node;
   }
 
   /** Stops the node: no new requests, pending ones fail, storage closes. */
@@ -347,6 +376,114 @@ export class AspenNode implements NodeApi {
       appliedIndex: chunks[0]?.appliedIndex ?? this.#state.appliedIndex(),
       createdAtMs: Date.now(),
     }, chunks);
+  }
+
+  /** A join ticket: a client ticket plus a join token signed by the cluster key. */
+  async joinTicket(): Promise<string> {
+    const clusterKey = await this.#clusterKey();
+    const token = await issueJoinToken(clusterKey, Date.now());
+    const nodes = [...this.#cluster.members.values()].slice(0, 16).map((m) => ({
+      nodeKey: decodeBase64Url(m.nodeKey),
+      httpUrls: [m.httpUrl],
+      quicAddresses: [`${m.quicHost}:${m.quicPort}`],
+    }));
+    return formatTicket({
+      kind: "join",
+      clusterId: clusterKey.publicKey,
+      nodes,
+      joinToken: token,
+    });
+  }
+
+  /**
+   * Admits a joining node (leader only): replicates its address, adds it as a
+   * learner, and returns its credential and the cluster's description.
+   *
+   * @throws {JoinRefusedError} When the token is refused.
+   * @throws {ClusterAdminError} "notLeader" (with the leader's URL) or "changePending".
+   */
+  async handleJoin(request: JoinRequest): Promise<JoinResponse> {
+    await verifyJoinToken(
+      decodeBase64Url(request.token),
+      clusterIdBytes(this.#cluster.file.clusterId),
+      Date.now(),
+    );
+    const status = this.runner.status();
+    if (status.role !== "leader") {
+      const leaderUrl = status.leader === null
+        ? null
+        : this.#cluster.members.get(status.leader)?.httpUrl ?? null;
+      throw new ClusterAdminError(
+        "notLeader",
+        `Node '${this.identity.shortId}' is not the leader`,
+        leaderUrl,
+      );
+    }
+    const address = request.address;
+    if (
+      typeof address?.nodeId !== "string" || typeof address.nodeKey !== "string"
+    ) {
+      throw new ClusterAdminError(
+        "invalid",
+        "Join request needs the node's address and key",
+      );
+    }
+    const clusterKey = await this.#clusterKey();
+    const credential = await credentialFor(clusterKey, address.nodeKey);
+    // Everyone learns where the node is before it becomes a member.
+    await this.runner.propose(encodeMemberCommand(address));
+    const conf = this.runner.status().conf;
+    if (![...conf.voters, ...conf.learners].includes(nodeId(address.nodeId))) {
+      await this.addLearner(address);
+    }
+    return {
+      clusterId: this.#cluster.file.clusterId,
+      databaseId: this.#cluster.file.databaseId,
+      credential,
+      voters: [...this.runner.status().conf.voters],
+      members: [...this.#cluster.members.values()],
+      clusterKey: encodeBase64Url(await clusterKey.exportPkcs8()),
+    };
+  }
+
+  async #clusterKey(): Promise<SigningKey> {
+    try {
+      return await importSigningKey(
+        await Deno.readFile(`${this.config.dataDir}/${DATA_FILES.clusterKey}`),
+      );
+    } catch (error) {
+      throw new ClusterAdminError(
+        "invalid",
+        `This node holds no cluster key and cannot admit joins: ${
+          (error as Error).message
+        }`,
+      );
+    }
+  }
+
+  /** Follows the replicated member list: reach new members, remember them. */
+  #membersChanged(members: NodeAddress[]): void {
+    let changed = false;
+    for (const member of members) {
+      if (member.nodeId === this.identity.nodeId) continue;
+      if (
+        JSON.stringify(this.#cluster.members.get(member.nodeId)) ===
+          JSON.stringify(member)
+      ) continue;
+      this.#cluster.members.set(member.nodeId, member);
+      this.#transport.setPeer(peerAddress(member));
+      changed = true;
+    }
+    if (!changed) return;
+    this.#cluster.file = {
+      ...this.#cluster.file,
+      members: [...this.#cluster.members.values()],
+    };
+    writeClusterFile(this.config.dataDir, this.#cluster.file).catch((error) =>
+      this.#log(
+        `warning: cannot write cluster.json: ${(error as Error).message}`,
+      )
+    );
   }
 
   /** Runs an admin action on the leader, turning Raft refusals into admin errors. */

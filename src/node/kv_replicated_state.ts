@@ -11,8 +11,26 @@ import type { Entry, LogIndex, Snapshot } from "../raft/types.ts";
 import type { KvStateMachine } from "../kv/state_machine.ts";
 import type { SnapshotChunk } from "../kv/state_store.ts";
 import type { KvApplyResult } from "../kv/types.ts";
+import type { NodeAddress } from "./node_api.ts";
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * First byte of a system entry (cluster bookkeeping, not a KV command). KV
+ * commands are MessagePack maps, which never start with 0x00.
+ */
+const SYSTEM_MARKER = 0x00;
+/** State-store metadata holding the members' addresses (JSON), carried by snapshots. */
+const MEMBERS_META = "cluster.members";
+
+/** A system entry: records where a member can be reached. */
+export function encodeMemberCommand(address: NodeAddress): Uint8Array {
+  const body = encode({ type: "member", address });
+  const out = new Uint8Array(body.length + 1);
+  out[0] = SYSTEM_MARKER;
+  out.set(body, 1);
+  return out;
+}
 
 /** Encodes an apply result for a waiting (possibly remote) proposer. */
 export function encodeApplyResult(result: KvApplyResult): Uint8Array {
@@ -39,9 +57,58 @@ export function decodeApplyResult(bytes: Uint8Array): KvApplyResult {
 /** Adapts a {@linkcode KvStateMachine} to the runner. */
 export class KvReplicatedState {
   readonly kv: KvStateMachine;
+  readonly #memberListeners = new Set<(members: NodeAddress[]) => void>();
 
   constructor(kv: KvStateMachine) {
     this.kv = kv;
+  }
+
+  /** The members' addresses as replicated so far. */
+  members(): NodeAddress[] {
+    const raw = this.kv.store.meta(MEMBERS_META);
+    return raw === null
+      ? []
+      : JSON.parse(new TextDecoder().decode(raw)) as NodeAddress[];
+  }
+
+  /** Calls `listener` whenever the replicated member list changes. */
+  onMembers(listener: (members: NodeAddress[]) => void): void {
+    this.#memberListeners.add(listener);
+  }
+
+  #applySystem(entry: Entry): Uint8Array {
+    let command: { type?: string; address?: NodeAddress };
+    try {
+      command = decode(entry.data.subarray(1)) as typeof command;
+    } catch {
+      command = {};
+    }
+    let meta: Map<string, Uint8Array> | undefined;
+    let members: NodeAddress[] | null = null;
+    if (
+      command.type === "member" && typeof command.address?.nodeId === "string"
+    ) {
+      const address = command.address;
+      members = [
+        ...this.members().filter((m) => m.nodeId !== address.nodeId),
+        address,
+      ];
+      meta = new Map([[
+        MEMBERS_META,
+        new TextEncoder().encode(JSON.stringify(members)),
+      ]]);
+    }
+    // An unknown system entry changes nothing, identically on every replica.
+    this.kv.store.apply({
+      puts: [],
+      deletes: [],
+      appliedIndex: entry.index,
+      ...(meta ? { meta } : {}),
+    });
+    if (members !== null) {
+      for (const listener of this.#memberListeners) listener(members);
+    }
+    return EMPTY;
   }
 
   appliedIndex(): LogIndex {
@@ -49,6 +116,9 @@ export class KvReplicatedState {
   }
 
   apply(entry: Entry): Uint8Array {
+    if (entry.type === "normal" && entry.data[0] === SYSTEM_MARKER) {
+      return this.#applySystem(entry);
+    }
     if (entry.type === "normal" && entry.data.byteLength > 0) {
       return encodeApplyResult(this.kv.apply(entry.index, entry.data));
     }
@@ -90,6 +160,10 @@ export class KvReplicatedState {
     try {
       for (const chunk of chunks) installer.write(chunk);
       installer.commit();
+      const members = this.members();
+      if (members.length > 0) {
+        for (const listener of this.#memberListeners) listener(members);
+      }
     } catch (error) {
       installer.abort();
       throw error;

@@ -9,6 +9,8 @@ import { Hono } from "hono";
 import { createHttpApp, serveHttpApp } from "../http/app.ts";
 import { kvConnectApp } from "../http/kv_connect/app.ts";
 import { AspenNode } from "./aspen_node.ts";
+import { JOIN_ROUTE, JoinRefusedError, type JoinRequest } from "./join.ts";
+import { ClusterAdminError } from "./node_api.ts";
 import type { NodeConfig } from "./config.ts";
 import { exists } from "./data_dir.ts";
 import { freeTcpPorts } from "./provision.ts";
@@ -18,6 +20,9 @@ export const KV_CONNECT_PATH = "/kv";
 
 /** `GET` here returns a consistent backup of the cluster's KV state. */
 export const SNAPSHOT_ROUTE = "/v1/cluster/snapshot";
+
+/** `GET` here returns `{ ticket }`, a join ticket (needs the cluster key). */
+export const JOIN_TICKET_ROUTE = "/v1/cluster/join-ticket";
 
 /** File holding the generated KV Connect token when none is configured. */
 export const GENERATED_TOKEN_FILE = "access.token";
@@ -70,6 +75,10 @@ export async function serveNode(
           },
         }),
     );
+    extra.get(
+      JOIN_TICKET_ROUTE,
+      async (c) => c.json({ ticket: await node.joinTicket() }),
+    );
     extra.route("/", kvConnect);
     const app = createHttpApp({
       node,
@@ -78,7 +87,33 @@ export async function serveNode(
       kvConnect: extra,
     });
     const abort = new AbortController();
-    const server = serveHttpApp(app, {
+    // The join request carries its own credential (the join token), not the API token.
+    const outer = new Hono();
+    outer.post(JOIN_ROUTE, async (c) => {
+      try {
+        return c.json(await node.handleJoin(await c.req.json() as JoinRequest));
+      } catch (error) {
+        const message = (error as Error).message;
+        if (error instanceof JoinRefusedError) {
+          return c.json({ error: { code: "joinRefused", message } }, 403);
+        }
+        if (error instanceof ClusterAdminError && error.code === "notLeader") {
+          return c.json({
+            error: {
+              code: "notLeader",
+              message,
+              leaderUrl: error.leaderHttpUrl,
+            },
+          }, 421);
+        }
+        if (error instanceof SyntaxError) {
+          return c.json({ error: { code: "badRequest", message } }, 400);
+        }
+        return c.json({ error: { code: "unavailable", message } }, 503);
+      }
+    });
+    outer.route("/", app);
+    const server = serveHttpApp(outer, {
       hostname: config.httpHost,
       port: httpPort,
       signal: abort.signal,

@@ -1,0 +1,186 @@
+/**
+ * Membership over real QUIC and SQLite: a fourth node joins with a join
+ * ticket (as a learner), is promoted, and the old leader is removed.
+ */
+import assert from "node:assert/strict";
+import { connect } from "../mod.ts";
+import { resolveNodeConfig } from "../src/node/config.ts";
+import {
+  JoinRefusedError,
+  prepareJoin,
+  verifyJoinToken,
+} from "../src/node/join.ts";
+import {
+  freeTcpPorts,
+  freeUdpPorts,
+  provisionCluster,
+} from "../src/node/provision.ts";
+import { serveNode, type ServingNode } from "../src/node/serve.ts";
+import { generateSigningKey } from "../src/cluster/keys.ts";
+import { ClusterAdminError } from "../src/node/node_api.ts";
+
+const HOST = "127.0.0.1";
+const quiet = () => {};
+
+async function waitFor(
+  what: string,
+  predicate: () => boolean,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+async function retryWhilePending(action: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await action();
+    } catch (error) {
+      if (
+        !(error instanceof ClusterAdminError) ||
+        error.code !== "changePending" || Date.now() > deadline
+      ) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+}
+
+Deno.test("a node joins by ticket as a learner, is promoted, and the old leader is removed", async () => {
+  const root = await Deno.makeTempDir({ prefix: "aspen-membership-" });
+  const httpPorts = freeTcpPorts(HOST, 3);
+  const quicPorts = freeUdpPorts(HOST, 3);
+  const plans = httpPorts.map((httpPort, i) => ({
+    dataDir: `${root}/n${i + 1}`,
+    httpUrl: `http://${HOST}:${httpPort}`,
+    quicHost: HOST,
+    quicPort: quicPorts[i]!,
+  }));
+  await provisionCluster(plans);
+  const nodes: ServingNode[] = [];
+  try {
+    for (const [i, plan] of plans.entries()) {
+      const config = resolveNodeConfig({
+        dataDir: plan.dataDir,
+        httpPort: httpPorts[i],
+        quicPort: plan.quicPort,
+        tickMs: 20,
+      });
+      nodes.push(await serveNode(config, { log: quiet }));
+    }
+    const leader = () =>
+      nodes.find((n) => n.node.runner.status().role === "leader");
+    await waitFor("a leader", () => leader() !== undefined);
+    const client = connect(nodes.map((n) => n.url));
+    for (let i = 0; i < 30; i++) {
+      await client.kv.set(["before", i], new Uint8Array([i]));
+    }
+
+    const first = leader()!;
+    const ticket = await first.node.joinTicket();
+    const joinerConfig = await prepareJoin(
+      resolveNodeConfig({
+        dataDir: `${root}/n4`,
+        httpPort: 0,
+        quicPort: 0,
+        tickMs: 20,
+      }),
+      ticket,
+    );
+    const joiner = await serveNode(joinerConfig, { log: quiet });
+    nodes.push(joiner);
+    const id4 = joiner.node.id;
+    await waitFor(
+      "the learner to catch up",
+      () =>
+        joiner.node.runner.status().applied >=
+          first.node.runner.status().commit,
+    );
+    assert.deepEqual(first.node.runner.status().conf.learners, [id4]);
+
+    await first.node.promote(id4);
+    await waitFor(
+      "the promotion",
+      () =>
+        first.node.runner.status().conf.voters.includes(id4) &&
+        !first.node.status().joint,
+    );
+
+    // The promotion's second step (leaving the joint configuration) must
+    // commit before another change: until then the API refuses (409).
+    await retryWhilePending(() => first.node.remove(first.node.id));
+    await waitFor(
+      "a new leader without the old one",
+      () => {
+        const l = leader();
+        return l !== undefined && l !== first &&
+          !l.node.runner.status().conf.voters.includes(first.node.id);
+      },
+    );
+    const survivors = connect(
+      nodes.filter((n) => n !== first).map((n) => n.url),
+    );
+    await survivors.kv.set(["after"], new Uint8Array([42]));
+    const fromJoiner = connect(joiner.url);
+    assert.deepEqual(
+      (await fromJoiner.kv.get(["before", 29])).value,
+      new Uint8Array([29]),
+    );
+    assert.deepEqual(
+      (await fromJoiner.kv.get(["after"])).value,
+      new Uint8Array([42]),
+    );
+  } finally {
+    for (const node of nodes) await node.stop();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("verifyJoinToken() refuses a token of another cluster, a forged one and an expired one", async () => {
+  const { issueJoinToken } = await import("../src/node/join.ts");
+  const key = await generateSigningKey();
+  const other = await generateSigningKey();
+  const now = 1_000_000;
+  const token = await issueJoinToken(key, now, 1000);
+  await verifyJoinToken(token, key.publicKey, now + 10);
+  await assert.rejects(
+    verifyJoinToken(token, other.publicKey, now),
+    JoinRefusedError,
+  );
+  await assert.rejects(
+    verifyJoinToken(token, key.publicKey, now + 1000),
+    /expired/,
+  );
+  await assert.rejects(
+    verifyJoinToken(new Uint8Array([1, 2, 3]), key.publicKey, now),
+    /malformed/,
+  );
+  const forged = await issueJoinToken(other, now, 1000);
+  await assert.rejects(
+    verifyJoinToken(forged, key.publicKey, now),
+    /not signed by this cluster/,
+  );
+});
+
+Deno.test("prepareJoin() refuses a client ticket", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "aspen-join-" });
+  const { formatTicket } = await import("../src/cluster/ticket.ts");
+  const key = await generateSigningKey();
+  const ticket = formatTicket({
+    kind: "client",
+    clusterId: key.publicKey,
+    nodes: [{
+      nodeKey: key.publicKey,
+      httpUrls: ["http://127.0.0.1:1"],
+      quicAddresses: [],
+    }],
+  });
+  await assert.rejects(
+    prepareJoin(resolveNodeConfig({ dataDir: dir }), ticket),
+    /client ticket/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
