@@ -109,17 +109,28 @@ export function clusterCommand(): CommandUnknownOpts {
       else console.log(ticket);
     });
   cluster.command("join-ticket")
-    .description("A join ticket (carries a join token, valid 1 h): 'aspen node start --join TICKET'")
+    .description(
+      "A join ticket (carries a join token, valid 1 h): 'aspen node start --join TICKET'",
+    )
     .action(async (_options, command) => {
       const global = globals(command);
       const url = global.url?.split(",")[0]?.trim();
-      if (url === undefined || url === "") throw new UsageError("No cluster given: pass --url URL (or ASPEN_URL)");
+      if (url === undefined || url === "") {
+        throw new UsageError("No cluster given: pass --url URL (or ASPEN_URL)");
+      }
       const response = await fetch(new URL("/v1/cluster/join-ticket", url), {
-        headers: global.token === undefined ? {} : { authorization: `Bearer ${global.token}` },
+        headers: global.token === undefined
+          ? {}
+          : { authorization: `Bearer ${global.token}` },
       });
-      const body = await response.json() as { ticket?: string; error?: { message: string } };
+      const body = await response.json() as {
+        ticket?: string;
+        error?: { message: string };
+      };
       if (!response.ok || body.ticket === undefined) {
-        throw new UsageError(`Cannot get a join ticket: ${body.error?.message ?? response.status}`);
+        throw new UsageError(
+          `Cannot get a join ticket: ${body.error?.message ?? response.status}`,
+        );
       }
       if (global.json) printJson({ ticket: body.ticket });
       else console.log(body.ticket);
