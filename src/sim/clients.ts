@@ -67,6 +67,13 @@ interface SimClient {
   readonly id: number;
   readonly random: SeededRandom;
   leaderGuess: number;
+  /**
+   * A probe client's node, chosen per attempt instead of `leaderGuess`
+   * (null: none now, try again shortly); null for regular clients.
+   */
+  readonly pin: (() => number | null) | null;
+  /** A probe client's only operation: reads or writes of one key. */
+  readonly probe: { readonly op: "get" | "put"; readonly key: string } | null;
   seq: number;
   /** Values this client saw per key, for plausible compare-and-sets. */
   readonly seen: Map<string, string | null>;
@@ -90,6 +97,10 @@ export class ClientPool {
   /** Read context → the operation it answers. */
   readonly #reads = new Map<string, PendingOperation>();
   readonly #clients: SimClient[] = [];
+  /** Nodes regular clients cannot reach now (probe clients still can). */
+  readonly #blocked = new Set<SimNode>();
+  /** Ids of probe clients; the fresh writer takes `clients + 1`. */
+  #nextProbeId: number;
   #clock = 0;
   /** Ids of acknowledged commands, to check they survive. */
   readonly acknowledged: string[] = [];
@@ -108,6 +119,7 @@ export class ClientPool {
     this.#makeRandom = makeRandom;
     this.#trace = trace;
     this.#waiters = nodes.map(() => new Map());
+    this.#nextProbeId = options.clients + 2;
   }
 
   /** Starts the regular clients; they share the operation budget. */
@@ -225,12 +237,19 @@ export class ClientPool {
     }
   }
 
-  #newClient(id: number, operations: number): SimClient {
+  #newClient(
+    id: number,
+    operations: number,
+    pin: SimClient["pin"] = null,
+    probe: SimClient["probe"] = null,
+  ): SimClient {
     const random = this.#makeRandom(`client:${id}`);
     const client: SimClient = {
       id,
       random,
       leaderGuess: random.nextInt(this.#nodes.length),
+      pin,
+      probe,
       seq: 0,
       seen: new Map(),
       remaining: operations,
@@ -265,8 +284,14 @@ export class ClientPool {
 
   #chooseInput(client: SimClient, writeOnly: boolean): KvInput {
     const random = client.random;
-    const key = `k${random.nextInt(this.#options.keys)}`;
     const value = `${client.id}.${client.seq}`;
+    const probe = client.probe;
+    if (probe !== null) {
+      return probe.op === "get"
+        ? { op: "get", key: probe.key }
+        : { op: "put", key: probe.key, value };
+    }
+    const key = `k${random.nextInt(this.#options.keys)}`;
     if (writeOnly) return { op: "put", key, value };
     const roll = random.nextInt(100);
     if (roll < 35) return { op: "get", key };
@@ -292,13 +317,13 @@ export class ClientPool {
     }
     const client = op.client;
     const random = client.random;
-    const node = this.#nodes[client.leaderGuess]!;
-    if (!node.available) {
+    const nodeIndex = this.#reachable(client);
+    if (nodeIndex === null) {
       // Connection refused or no answer: the proposal never happened.
-      client.leaderGuess = random.nextInt(this.#nodes.length);
-      this.#retry(op, random.between(5, 20));
+      this.#retry(op, this.#unreachableDelay(client));
       return;
     }
+    const node = this.#nodes[nodeIndex]!;
     op.attempt++;
     const command: KvCommand = {
       clientId: client.id,
@@ -319,8 +344,8 @@ export class ClientPool {
       return;
     }
     const id = commandId(command);
-    op.waiting = { node: client.leaderGuess, ...placed, id };
-    const waiters = this.#waiters[client.leaderGuess]!;
+    op.waiting = { node: nodeIndex, ...placed, id };
+    const waiters = this.#waiters[nodeIndex]!;
     const list = waiters.get(placed.index);
     if (list === undefined) waiters.set(placed.index, [op]);
     else list.push(op);
@@ -330,23 +355,28 @@ export class ClientPool {
   #attemptRead(op: PendingOperation): void {
     const client = op.client;
     const random = client.random;
-    const node = this.#nodes[client.leaderGuess]!;
-    if (!node.available) {
-      client.leaderGuess = random.nextInt(this.#nodes.length);
-      this.#retry(op, random.between(5, 20));
+    const nodeIndex = this.#reachable(client);
+    if (nodeIndex === null) {
+      this.#retry(op, this.#unreachableDelay(client));
       return;
     }
+    const node = this.#nodes[nodeIndex]!;
     const attempt = ++op.attempt;
     const context = `r${client.id}:${op.seq}:${attempt}`;
+    // Registered first: a node may answer within the call (a lease read, a
+    // single-voter leader), and that answer must find its operation.
+    op.readContexts.push(context);
+    this.#reads.set(context, op);
     try {
       node.readIndex(encoder.encode(context));
     } catch (error) {
       if (!(error instanceof ProposalDroppedError)) throw error;
+      op.readContexts.pop();
+      this.#reads.delete(context);
       this.#dropped(op, error);
       return;
     }
-    op.readContexts.push(context);
-    this.#reads.set(context, op);
+    if (op.done) return;
     this.#queue.after(random.between(readRetryMsMin, readRetryMsMax), () => {
       if (op.done || op.attempt !== attempt) return;
       // No answer: the node may have lost its leader; sometimes try another.
@@ -355,6 +385,103 @@ export class ClientPool {
       }
       this.#attempt(op);
     });
+  }
+
+  /**
+   * The node a client's attempt goes to, or null when it cannot reach one
+   * now; a regular client that cannot reach its guess guesses again.
+   */
+  #reachable(client: SimClient): number | null {
+    if (client.pin !== null) {
+      const index = client.pin();
+      return index !== null && this.#nodes[index]!.available ? index : null;
+    }
+    const node = this.#nodes[client.leaderGuess]!;
+    if (node.available && !this.#blocked.has(node)) return client.leaderGuess;
+    client.leaderGuess = client.random.nextInt(this.#nodes.length);
+    return null;
+  }
+
+  /** Delay before trying again after no node could be reached, in ms. */
+  #unreachableDelay(client: SimClient): number {
+    return client.pin !== null
+      ? client.random.between(2, 5)
+      : client.random.between(5, 20);
+  }
+
+  /**
+   * Regular clients cannot reach `node` (a client-side partition: their
+   * attempts there are refused) until the returned function is called.
+   * Probe clients still reach it.
+   */
+  block(node: SimNode): () => void {
+    this.#blocked.add(node);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#blocked.delete(node);
+    };
+  }
+
+  /**
+   * Probes a leader that may be stale (the nemesis has cut it off): a reader
+   * pinned to `stale` reads `key` again and again, and a writer writes `key`
+   * `writes` times through the newest other leader. A read `stale` answers
+   * after the other leader acknowledged a write is stale. The history
+   * records every probe operation as it does any other.
+   *
+   * @returns Stops the probe: no new probe operations start.
+   */
+  probeStaleLeader(stale: SimNode, key: string, writes: number): () => void {
+    const staleIndex = this.#nodes.indexOf(stale);
+    let stopped = false;
+    const loop = (client: SimClient, pauseMs: () => number) => {
+      client.onDone = () => {
+        if (stopped || client.remaining <= 0) return;
+        this.#queue.after(pauseMs(), () => {
+          if (!stopped) {
+            this.#startOperation(client, this.#options.deadlineMs, false);
+          }
+        });
+      };
+      this.#startOperation(client, this.#options.deadlineMs, false);
+    };
+    const reader = this.#newClient(
+      this.#nextProbeId++,
+      Infinity,
+      () => staleIndex,
+      { op: "get", key },
+    );
+    const otherLeader = () => {
+      let best: number | null = null;
+      let bestTerm = -1;
+      for (let index = 0; index < this.#nodes.length; index++) {
+        const node = this.#nodes[index]!;
+        const status = node.available ? node.raft?.status() : undefined;
+        if (
+          node !== stale && status?.role === "leader" && status.term > bestTerm
+        ) {
+          best = index;
+          bestTerm = status.term;
+        }
+      }
+      return best;
+    };
+    const writer = this.#newClient(
+      this.#nextProbeId++,
+      writes,
+      otherLeader,
+      { op: "put", key },
+    );
+    this.#trace?.(
+      `client probe ${stale.id} read ${key} by ${reader.id}, write by ${writer.id}`,
+    );
+    loop(reader, () => reader.random.between(2, 6));
+    loop(writer, () => writer.random.between(10, 40));
+    return () => {
+      stopped = true;
+    };
   }
 
   /** A node may serve the read of `context` now, from its applied state. */

@@ -74,6 +74,26 @@ const ONE_SHOT: ReadonlySet<FaultName> = new Set([
  */
 const skewPercentMax = 15;
 
+/** Clock slowdown of a stale leader in safe-read seeds: this many times slower, at most. */
+const staleSlowdownMax = 5;
+/** Probability a lease seed's stale-leader fault cuts one follower first (the vote-guard case). */
+const staleSplitProbability = 0.8;
+
+/** What the nemesis asks of the clients to probe a stale leader. */
+export interface ProbeClients {
+  /** Regular clients cannot reach `node` until the returned function is called. */
+  block(node: SimNode): () => void;
+  /** Reads `key` on `stale`, writes it through another leader; returns stop. */
+  probeStaleLeader(stale: SimNode, key: string, writes: number): () => void;
+}
+
+/** A stale-leader fault in progress. */
+interface StaleTrap {
+  readonly leader: SimNode;
+  /** Isolates the leader from every peer and starts the probe; null once done. */
+  escalate: (() => void) | null;
+}
+
 /** The cluster as the nemesis sees it. */
 export interface NemesisCluster {
   /** Every node slot, spares included. */
@@ -86,6 +106,10 @@ export interface NemesisCluster {
   readonly votersMin: number;
   /** Normal tick period, in ms. */
   readonly tickMs: number;
+  /** How the seed's reads are confirmed: clock faults beyond the lease's tolerance only without leases. */
+  readonly readOnly: "safe" | "lease";
+  /** Keys the clients use ('k0' up to this count). */
+  readonly keys: number;
 }
 
 /** Schedules faults; `healAll()` ends every active one. */
@@ -97,12 +121,15 @@ export class Nemesis {
   /** Spares already proposed as members: never proposed again. */
   readonly #usedSpares = new Set<string>();
   readonly #network: SimNetwork;
+  readonly #clients: ProbeClients;
   readonly #faults: readonly FaultName[];
   readonly #trace: ((line: string) => void) | null;
   /** Heal actions of active faults, by a unique number. */
   readonly #active = new Map<number, { name: FaultName; heal: () => void }>();
   #nextFault = 0;
   #traps: { id: number; name: FaultName; moment: TrapMoment }[] = [];
+  /** The stale-leader fault in progress: no other fault starts meanwhile. */
+  #staleTrap: StaleTrap | null = null;
   #stopped = false;
   /** Faults injected, by name, for reports. */
   readonly counts = new Map<FaultName, number>();
@@ -112,6 +139,7 @@ export class Nemesis {
     random: SeededRandom,
     cluster: NemesisCluster,
     network: SimNetwork,
+    clients: ProbeClients,
     faults: readonly FaultName[],
     trace: ((line: string) => void) | null,
   ) {
@@ -120,6 +148,7 @@ export class Nemesis {
     this.#nodes = cluster.nodes;
     this.#cluster = cluster;
     this.#network = network;
+    this.#clients = clients;
     this.#faults = faults;
     this.#trace = trace;
   }
@@ -129,7 +158,9 @@ export class Nemesis {
     if (this.#faults.length === 0) return;
     const loop = () => {
       if (this.#stopped || this.#queue.now >= untilMs) return;
-      if (this.#active.size < activeFaultsMax) this.#inject(this.#pick());
+      if (this.#staleTrap === null && this.#active.size < activeFaultsMax) {
+        this.#inject(this.#pick());
+      }
       this.#queue.after(this.#random.between(20, 250), loop);
     };
     this.#queue.after(this.#random.between(50, 300), loop);
@@ -251,8 +282,21 @@ export class Nemesis {
     this.#spring(node, "firstCommit", 2);
   }
 
+  /**
+   * A node started campaigning: during a stale-leader fault that cut the
+   * leader from one follower, the challenger is here, so the leader is cut
+   * from everyone (it must not learn of the new term) and the probe starts.
+   */
+  campaigned(node: SimNode): void {
+    const trap = this.#staleTrap;
+    if (this.#stopped || trap === null || node === trap.leader) return;
+    const escalate = trap.escalate;
+    trap.escalate = null;
+    escalate?.();
+  }
+
   #spring(node: SimNode, moment: TrapMoment, delayMsMax: number): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#staleTrap !== null) return;
     const index = this.#traps.findIndex((trap) => trap.moment === moment);
     const trap = this.#traps[index];
     if (trap === undefined) return;
@@ -282,6 +326,8 @@ export class Nemesis {
         return random.between(300, 1200);
       case "skew":
         return random.between(300, 1500);
+      case "stale-leader":
+        return random.between(500, 1500);
       default:
         return random.between(100, 800);
     }
@@ -302,6 +348,8 @@ export class Nemesis {
         return this.#swizzle();
       case "skew":
         return this.#skew();
+      case "stale-leader":
+        return this.#staleLeader();
       case "learner":
       case "promote":
       case "remove":
@@ -467,7 +515,8 @@ export class Nemesis {
     const percent = this.#random.between(5, skewPercentMax) *
       (this.#random.chance(0.5) ? 1 : -1);
     const tickMs = this.#cluster.tickMs;
-    node.tickPeriodMs = (tickMs * (100 - percent)) / 100;
+    const period = (tickMs * (100 - percent)) / 100;
+    node.tickPeriodMs = period;
     this.#trace?.(
       `fault skew ${node.id} ${percent > 0 ? "fast" : "slow"} ${
         Math.abs(percent)
@@ -475,7 +524,93 @@ export class Nemesis {
     );
     return () => {
       this.#trace?.(`heal skew ${node.id}`);
-      node.tickPeriodMs = tickMs;
+      // A stale-leader fault may have slowed the clock since: it restores it.
+      if (node.tickPeriodMs === period) node.tickPeriodMs = tickMs;
+    };
+  }
+
+  /**
+   * Cuts the current leader off while clients keep reading from it and write
+   * through whoever the rest elect: a leader that answers a read without
+   * confirming it still leads then answers with stale data.
+   *
+   * In safe-read seeds the leader is cut from every peer at once and its
+   * clock slowed several times (clock rates do not matter to safe reads), so
+   * it believes it leads for many of the others' election timeouts. In lease
+   * seeds it usually loses only one follower F first, and keeps its lease
+   * through the others while F campaigns; the moment anyone campaigns it is
+   * cut from all of them. Voters that grant F their vote while they still
+   * hear from the leader let F win and commit while the lease is still
+   * served. Lease seeds never skew the clock here. Regular clients cannot
+   * reach the leader meanwhile, so its log does not grow past F's.
+   */
+  #staleLeader(): (() => void) | null {
+    const leader = this.#leader();
+    const status = leader?.raft?.status();
+    if (leader === null || status === undefined) return null;
+    // Only a leader that serves reads: an entry of its term is committed.
+    if (leader.termAt(status.commit) !== status.term) return null;
+    const random = this.#random;
+    const lease = this.#cluster.readOnly === "lease";
+    const key = `k${random.nextInt(this.#cluster.keys)}`;
+    const writes = random.between(1, 3);
+    const conf = status.conf;
+    const caughtUp = conf.votersOutgoing.length > 0 || conf.voters.length < 3
+      ? []
+      : this.#nodes.filter((node) => {
+        const other = node.available ? node.raft?.status() : undefined;
+        return node !== leader && conf.voters.includes(node.id as NodeId) &&
+          other?.term === status.term && other.lastIndex === status.lastIndex;
+      });
+    const split = lease && caughtUp.length > 0 &&
+      random.chance(staleSplitProbability);
+    const follower = split ? random.pick(caughtUp) : null;
+    const tickMs = this.#cluster.tickMs;
+    const slowdown = lease ? 1 : random.between(2, staleSlowdownMax);
+    const links: [string, string][] = [];
+    const cut = (other: SimNode) => {
+      for (const link of [[leader.id, other.id], [other.id, leader.id]]) {
+        const [from, to] = link as [string, string];
+        this.#network.cut(from, to);
+        links.push([from, to]);
+      }
+    };
+    const unblock = this.#clients.block(leader);
+    let stopProbe: (() => void) | null = null;
+    const isolate = () => {
+      for (const other of this.#nodes) {
+        if (other !== leader && other !== follower) cut(other);
+      }
+      if (slowdown > 1) leader.tickPeriodMs = tickMs * slowdown;
+      stopProbe = this.#clients.probeStaleLeader(leader, key, writes);
+    };
+    const trap: StaleTrap = { leader, escalate: null };
+    this.#staleTrap = trap;
+    if (follower !== null) {
+      cut(follower);
+      trap.escalate = () => {
+        this.#trace?.(`fault stale-leader isolate ${leader.id} (campaign)`);
+        isolate();
+      };
+      this.#trace?.(
+        `fault stale-leader ${leader.id} | ${follower.id}, probing ${key}`,
+      );
+    } else {
+      this.#trace?.(
+        `fault stale-leader isolate ${leader.id}${
+          slowdown > 1 ? ` clock ${slowdown}x slow` : ""
+        }, probing ${key}`,
+      );
+      isolate();
+    }
+    return () => {
+      this.#trace?.(`heal stale-leader ${leader.id}`);
+      if (this.#staleTrap === trap) this.#staleTrap = null;
+      trap.escalate = null;
+      for (const [from, to] of links) this.#network.cut(from, to, -1);
+      if (slowdown > 1) leader.tickPeriodMs = tickMs;
+      unblock();
+      (stopProbe as (() => void) | null)?.();
     };
   }
 

@@ -24,6 +24,7 @@ export const FAULT_NAMES = [
   "transfer",
   "snapshot",
   "skew",
+  "stale-leader",
 ] as const;
 
 /** One kind of fault. */

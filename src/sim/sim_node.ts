@@ -55,6 +55,8 @@ export interface NodeEnvironment {
   readReady(node: SimNode, context: Uint8Array): void;
   /** Called when a node becomes leader. */
   leaderElected(node: SimNode): void;
+  /** Called when a node starts campaigning (becomes a pre-candidate or candidate). */
+  campaigned(node: SimNode): void;
   /** Called when a leader advances its commit index for the first time in its term. */
   leaderFirstCommit(node: SimNode): void;
   /** A fresh, empty replicated state machine. */
@@ -617,9 +619,12 @@ export class SimNode {
         );
       }
       const elected = status.role === "leader" && this.#role !== "leader";
+      const campaigned = status.role !== this.#role &&
+        (status.role === "preCandidate" || status.role === "candidate");
       this.#role = status.role;
       this.#term = status.term;
       if (elected) this.#environment.leaderElected(this);
+      if (campaigned) this.#environment.campaigned(this);
       checker.observeRole(
         this.id,
         status.role,

@@ -35,6 +35,8 @@ const freshWrites = 3;
 const operationDeadlineMs = 1_500;
 /** Spare node slots for membership changes; each joins at most once. */
 const spareNodes = 3;
+/** Keys the clients work on ('k0', 'k1', ...). */
+const workloadKeys = 3;
 
 /** Per-seed choices: how reads are confirmed, what is replicated, how often logs compact. */
 export interface SeedModes {
@@ -185,6 +187,7 @@ class Simulation {
             this.#clients.applied(node, entry, command, output),
           readReady: (node, context) => this.#clients.readReady(node, context),
           leaderElected: (node) => this.#nemesis.leaderElected(node),
+          campaigned: (node) => this.#nemesis.campaigned(node),
           leaderFirstCommit: (node) => this.#nemesis.leaderFirstCommit(node),
           newReplica,
           autoCompactEntries: modes.autoCompactEntries,
@@ -203,7 +206,7 @@ class Simulation {
       this.#nodes,
       {
         clients: clientCount,
-        keys: 3,
+        keys: workloadKeys,
         ops: options.ops,
         issueUntilMs: faultyMs,
         deadlineMs: operationDeadlineMs,
@@ -224,8 +227,11 @@ class Simulation {
         spares: ids.slice(options.nodes),
         votersMin: options.nodes - 1,
         tickMs: TICK_MS,
+        readOnly: modes.readOnly,
+        keys: workloadKeys,
       },
       this.#network,
+      this.#clients,
       options.faults,
       this.#trace,
     );
