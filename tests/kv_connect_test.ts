@@ -382,6 +382,32 @@ Deno.test("kvConnectApp() serves snapshot_read and atomic_write over raw protobu
   assert.deepEqual(failedOutput.failedChecks, [0]);
 });
 
+Deno.test("kvConnectApp() stores the enqueues of an atomic_write in the queue", async () => {
+  using backend = new LocalKvBackend({ expirySweepIntervalMs: 0 });
+  const { target } = setup(backend);
+  const written = await postDataPath(
+    target,
+    "atomic_write",
+    write({
+      mutations: [mutation({})],
+      enqueues: [{
+        payload: new Uint8Array([0xff, 0x0f, 0x49, 0x02]),
+        deadlineMs: 5000n,
+        keysIfUndelivered: [encodeKey(["dead"])],
+        backoffSchedule: [],
+      }],
+    }),
+  );
+  assert.equal(written.status, 200);
+  const output = decodeAtomicWriteOutput(
+    new Uint8Array(await written.arrayBuffer()),
+  );
+  assert.equal(output.status, AtomicWriteStatus.AW_SUCCESS);
+  const [message] = backend.stateMachine.peekQueue("", 10);
+  assert.deepEqual(message?.payload, new Uint8Array([0xff, 0x0f, 0x49, 0x02]));
+  assert.equal(message?.readyAtMs, 5000);
+});
+
 Deno.test("kvConnectApp() refuses deterministic errors with 4xx and a message", async (t) => {
   using backend = new LocalKvBackend({ expirySweepIntervalMs: 0 });
   const { target } = setup(backend, { requestBodyBytesMax: 200_000 });
@@ -561,18 +587,18 @@ Deno.test("kvConnectApp() refuses deterministic errors with 4xx and a message", 
       /Cannot sum V8 numbers/,
     ],
     [
-      "enqueue",
+      "enqueue to a reserved key",
       "atomic_write",
       write({
         enqueues: [{
           payload: new Uint8Array([1]),
           deadlineMs: 0n,
-          keysIfUndelivered: [],
+          keysIfUndelivered: [new Uint8Array([0xff, 1])],
           backoffSchedule: [],
         }],
       }),
       400,
-      /queues are not supported yet/,
+      /keys starting with byte 0xff are reserved/,
     ],
     [
       "read limit 0",

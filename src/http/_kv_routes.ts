@@ -12,7 +12,12 @@ import {
   validateReadRanges,
 } from "../kv/limits.ts";
 import { applyCursor, encodeCursor, resolveSelector } from "../kv/range.ts";
-import type { KvAtomicOperation, KvEntry, KvMutation } from "../kv/types.ts";
+import type {
+  KvAtomicOperation,
+  KvEnqueue,
+  KvEntry,
+  KvMutation,
+} from "../kv/types.ts";
 import { versionstampToString } from "../kv/versionstamp.ts";
 import type {
   CommitResponse,
@@ -131,10 +136,14 @@ export async function commit(
   operation: {
     checks: KvAtomicOperation["checks"];
     mutations: readonly KvMutation[];
+    enqueues?: readonly KvEnqueue[];
   },
   nowMs: number,
 ): Promise<CommitResponse> {
-  const full: KvAtomicOperation = { ...operation, enqueues: [] };
+  const full: KvAtomicOperation = {
+    ...operation,
+    enqueues: operation.enqueues ?? [],
+  };
   validateAtomic(full, nowMs);
   const result = await backend.commit(full);
   if (result.ok) {

@@ -5,11 +5,12 @@
  * @module
  */
 import { encodeKey, type KvKeyPart } from "../kv/key_codec.ts";
-import type { KvCheck, KvMutation } from "../kv/types.ts";
+import type { KvCheck, KvEnqueue, KvMutation } from "../kv/types.ts";
 import { versionstampFromString } from "../kv/versionstamp.ts";
 import { HTTP_API_LIMITS } from "../protocol/http_api.ts";
 import type { NodeAddress } from "../node/node_api.ts";
 import {
+  bytesFromWire,
   describe,
   keyFromWire,
   valueFromWire,
@@ -66,7 +67,8 @@ export function requiredKeyBytes(wire: unknown, field: string): Uint8Array {
   return bytes;
 }
 
-function optionalInteger(
+/** An integer field within `[min, max]`, or undefined when absent. */
+export function optionalInteger(
   value: unknown,
   field: string,
   min: number,
@@ -263,12 +265,69 @@ function parseMutation(
   }
 }
 
-/** `AtomicRequest` → checks and mutations. */
+function list(value: unknown, field: string): unknown[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    throw bad(
+      `Invalid '${field}': expected a list, received ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+function parseEnqueue(wire: unknown, index: number, nowMs: number): KvEnqueue {
+  const field = `enqueues[${index}]`;
+  const f = fields(wire, [
+    "payload",
+    "delay",
+    "keysIfUndelivered",
+    "backoffSchedule",
+    "queue",
+  ]);
+  if (f.payload === undefined) {
+    throw bad(`Invalid body: missing '${field}.payload'`);
+  }
+  const delay = optionalInteger(
+    f.delay,
+    `${field}.delay`,
+    0,
+    Number.MAX_SAFE_INTEGER - nowMs,
+  ) ?? 0;
+  const schedule = f.backoffSchedule === undefined
+    ? null
+    : list(f.backoffSchedule, `${field}.backoffSchedule`).map((ms, i) =>
+      optionalInteger(
+        ms,
+        `${field}.backoffSchedule[${i}]`,
+        0,
+        Number.MAX_SAFE_INTEGER,
+      )!
+    );
+  if (f.queue !== undefined && typeof f.queue !== "string") {
+    throw bad(
+      `Invalid '${field}.queue': expected a string, received ${
+        describe(f.queue)
+      }`,
+    );
+  }
+  return {
+    payload: bytesFromWire(f.payload, `${field}.payload`),
+    deadlineMs: nowMs + delay,
+    keysIfUndelivered: list(f.keysIfUndelivered, `${field}.keysIfUndelivered`)
+      .map((key, i) =>
+        requiredKeyBytes(key, `${field}.keysIfUndelivered[${i}]`)
+      ),
+    backoffSchedule: schedule,
+    ...(f.queue === undefined ? {} : { queue: f.queue as string }),
+  };
+}
+
+/** `AtomicRequest` → checks, mutations and enqueues (deadlines from the proposer's clock). */
 export function parseAtomic(
   body: unknown,
   nowMs: number,
-): { checks: KvCheck[]; mutations: KvMutation[] } {
-  const f = fields(body, ["checks", "mutations"]);
+): { checks: KvCheck[]; mutations: KvMutation[]; enqueues: KvEnqueue[] } {
+  const f = fields(body, ["checks", "mutations", "enqueues"]);
   const checks = f.checks ?? [];
   if (!Array.isArray(checks)) {
     throw bad(
@@ -285,7 +344,21 @@ export function parseAtomic(
     mutations: f.mutations.map((m: unknown, i: number) =>
       parseMutation(m, i, nowMs)
     ),
+    enqueues: list(f.enqueues, "enqueues").map((e, i) =>
+      parseEnqueue(e, i, nowMs)
+    ),
   };
+}
+
+/** `WatchRequest` → 1 to 10 key bytes. */
+export function parseWatch(body: unknown): Uint8Array[] {
+  const keys = list(fields(body, ["keys"]).keys, "keys");
+  if (keys.length === 0 || keys.length > HTTP_API_LIMITS.watchKeysMax) {
+    throw bad(
+      `Invalid 'keys': expected 1 to ${HTTP_API_LIMITS.watchKeysMax} keys, received ${keys.length}`,
+    );
+  }
+  return keys.map((key, i) => requiredKeyBytes(key, `keys[${i}]`));
 }
 
 /** `NodeIdRequest` → node id. */

@@ -1,6 +1,6 @@
 /**
- * Aspen's HTTP API as a Hono app: `/v1/kv/...`, `/v1/cluster/...`,
- * `/health` and `/metrics`, with bounded bodies, a bearer-token check on
+ * Aspen's HTTP API as a Hono app: `/v1/kv/...` (with the `/v1/kv/watch`
+ * stream), `/v1/queue/...`, `/v1/cluster/...`, `/health` and `/metrics`, with bounded bodies, a bearer-token check on
  * everything but `/health`, content negotiation (JSON or MessagePack) and
  * one error mapping in `app.onError`. Routes and bodies are defined in
  * `src/protocol/http_api.ts`.
@@ -13,6 +13,7 @@ import type { KvConsistency } from "../kv/backend.ts";
 import type { NodeApi } from "../node/node_api.ts";
 import {
   CONSISTENCY_PARAMETER,
+  CONTENT_TYPE_JSON_LINES,
   CONTENT_TYPE_METRICS,
   HTTP_API_LIMITS,
   type MembersResponse,
@@ -26,6 +27,8 @@ import { readBody, reply } from "./_body.ts";
 import { errorReply, HttpApiError } from "./_errors.ts";
 import * as kv from "./_kv_routes.ts";
 import * as parse from "./_parse.ts";
+import * as queue from "./_queue_routes.ts";
+import { watchLines } from "./_watch_stream.ts";
 
 /** Options of {@linkcode createHttpApp}. */
 export interface HttpAppOptions {
@@ -100,6 +103,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   const app = new Hono();
   const body = (c: Context) => readBody(c, limit);
   const ok: OkResponse = { ok: true };
+  let watchStreams = 0;
 
   app.onError((error, c) => {
     const { status, body } = errorReply(error);
@@ -190,6 +194,51 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     const nowMs = now();
     const operation = parse.parseAtomic(await body(c), nowMs);
     return reply(c, await kv.commit(node.backend, operation, nowMs));
+  });
+  app.post(ROUTES.kvWatch, async (c) => {
+    const keys = parse.parseWatch(await body(c));
+    if (watchStreams >= HTTP_API_LIMITS.watchStreamsMax) {
+      throw new HttpApiError(
+        "unavailable",
+        `Cannot watch: ${HTTP_API_LIMITS.watchStreamsMax} watch streams are open already`,
+      );
+    }
+    watchStreams++;
+    const stream = watchLines(
+      node.backend,
+      keys,
+      HTTP_API_LIMITS.watchKeepAliveMs,
+      () => watchStreams--,
+    );
+    return c.body(stream, 200, { "content-type": CONTENT_TYPE_JSON_LINES });
+  });
+
+  app.post(
+    ROUTES.queueListen,
+    async (c) =>
+      reply(c, await queue.listen(node, await body(c), c.req.raw.signal)),
+  );
+  app.post(
+    ROUTES.queueAck,
+    async (c) => reply(c, await queue.ack(node, await body(c))),
+  );
+  app.post(
+    ROUTES.queueNack,
+    async (c) => reply(c, await queue.nack(node, await body(c))),
+  );
+  app.post(
+    ROUTES.queueInfo,
+    async (c) =>
+      reply(c, await queue.info(node, await body(c), consistencyOf(c))),
+  );
+  app.post(
+    ROUTES.queuePeek,
+    async (c) =>
+      reply(c, await queue.peek(node, await body(c), consistencyOf(c))),
+  );
+  app.post(ROUTES.queueConfigure, async (c) => {
+    await queue.configure(node, await body(c));
+    return reply(c, ok);
   });
 
   app.get(ROUTES.clusterStatus, (c) => reply(c, statusOf(node)));

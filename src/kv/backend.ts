@@ -9,8 +9,10 @@ import type {
   KvAtomicOperation,
   KvEntry,
   KvFailureReason,
+  KvQueueDelivery,
   Versionstamp,
 } from "./types.ts";
+import type { KvQueueInfo, KvQueuePeek } from "./queue.ts";
 
 /** One range of a read: keys in [start, end), at most `limit`, optionally reversed. */
 export interface KvReadRange {
@@ -57,6 +59,56 @@ export class KvOutcomeUnknownError extends Error {
   override name = "KvOutcomeUnknownError";
 }
 
+/**
+ * This node does not lead, so it cannot hand out queue messages (only the
+ * leader's dispatcher leases them). Retry on the leader.
+ */
+export class KvNotLeaderError extends Error {
+  override name = "KvNotLeaderError";
+}
+
+/** Options of {@linkcode KvQueues.listen}. */
+export interface KvQueueListenOptions {
+  /** The queue ("" for the default queue). */
+  readonly queue: string;
+  /** Messages handed out at most, 1..100. */
+  readonly countMax: number;
+  /** How long each delivery is leased before it counts as failed, in ms. */
+  readonly leaseMs: number;
+  /** How long to wait for a message before answering with none, in ms. */
+  readonly waitMs: number;
+  /** Gives up waiting (answering with none) when aborted. */
+  readonly signal?: AbortSignal;
+}
+
+/** Queue delivery: leases from the leader, acks and nacks through the log. */
+export interface KvQueues {
+  /**
+   * Waits (at most `waitMs`) until messages of the queue are ready, leases
+   * them to the caller and returns them; an empty list when none came.
+   *
+   * @throws {KvNotLeaderError} When this node does not lead (or stops leading while waiting).
+   * @throws {KvUnavailableError} When too many listeners wait already.
+   */
+  listen(options: KvQueueListenOptions): Promise<KvQueueDelivery[]>;
+  /** Deletes delivered messages; returns how many were still queued. */
+  ack(ids: readonly Uint8Array[]): Promise<number>;
+  /** Fails deliveries (the handler threw): retry after the next backoff step or dead-letter. */
+  nack(
+    messages: readonly { id: Uint8Array; delivery: number }[],
+  ): Promise<number>;
+  /** Sets how many messages of `queue` may be leased at once; null for no limit. */
+  configure(queue: string, concurrencyMax: number | null): Promise<void>;
+  /** A queue's length, leased count and limit. */
+  info(queue: string, consistency: KvConsistency): Promise<KvQueueInfo>;
+  /** The waiting messages of a queue, soonest first, without leasing them. */
+  peek(
+    queue: string,
+    limit: number,
+    consistency: KvConsistency,
+  ): Promise<KvQueuePeek[]>;
+}
+
 /** What serves Deno KV operations. */
 export interface KvBackend {
   /** A lowercase UUID naming this database (the cluster). */
@@ -93,4 +145,7 @@ export interface KvBackend {
     keys: readonly Uint8Array[],
     signal: AbortSignal,
   ): AsyncIterable<readonly (KvEntry | null)[]>;
+
+  /** Queue delivery, when this backend offers it (the Raft backend does). */
+  readonly queues?: KvQueues;
 }

@@ -1,7 +1,9 @@
 /**
  * {@linkcode KvBackend} served by a Raft node: writes are proposed on the
  * leader (forwarded from followers), strong reads wait for ReadIndex, and
- * eventual reads use the local replica as it is.
+ * eventual reads use the local replica as it is. Queue messages are leased by
+ * the leader's {@linkcode QueueDispatcher}; acks and nacks are proposals like
+ * any write.
  *
  * @module
  */
@@ -12,12 +14,28 @@ import {
   type KvCommitResult,
   type KvConsistency,
   KvOutcomeUnknownError,
+  type KvQueueListenOptions,
+  type KvQueues,
   type KvReadRange,
   KvUnavailableError,
 } from "../kv/backend.ts";
 import { encodeCommand } from "../kv/command.ts";
 import { validateAtomic } from "../kv/limits.ts";
-import type { KvAtomicOperation, KvEntry } from "../kv/types.ts";
+import {
+  type KvQueueInfo,
+  type KvQueuePeek,
+  validateQueueCommand,
+} from "../kv/queue.ts";
+import type {
+  KvApplyResult,
+  KvAtomicOperation,
+  KvCommand,
+  KvEntry,
+  KvQueueCommand,
+  KvQueueDelivery,
+} from "../kv/types.ts";
+import { KvInvalidError, KvLimitError } from "../kv/errors.ts";
+import { QueueDispatcher } from "./queue_dispatcher.ts";
 import {
   decodeApplyResult,
   type KvReplicatedState,
@@ -34,10 +52,13 @@ const EXPIRE_BATCH_KEYS = 1000;
 /** A KvBackend over a Raft node. */
 export class RaftKvBackend implements KvBackend {
   readonly databaseId: string;
+  readonly queues: KvQueues;
   readonly #runner: RaftRunner;
   readonly #state: KvReplicatedState;
+  readonly #dispatcher: QueueDispatcher;
   #expiryTimer: ReturnType<typeof setInterval> | undefined;
   #expiring = false;
+  #unsubscribeApplied: (() => void) | null = null;
 
   constructor(
     runner: RaftRunner,
@@ -47,21 +68,78 @@ export class RaftKvBackend implements KvBackend {
     this.#runner = runner;
     this.#state = state;
     this.databaseId = databaseId;
+    this.#dispatcher = new QueueDispatcher({
+      kv: state.kv,
+      isLeader: () => runner.status().role === "leader",
+      proposeLocal: async (command) =>
+        decodeApplyResult(await runner.proposeLocal(encodeCommand(command))),
+    });
+    this.queues = {
+      listen: (options: KvQueueListenOptions): Promise<KvQueueDelivery[]> =>
+        this.#dispatcher.listen(options),
+      ack: async (ids) =>
+        (await this.#queueCommand({ type: "queueAck", ids }))
+          .queueMessageCount ?? 0,
+      nack: async (messages) =>
+        (await this.#queueCommand({
+          type: "queueNack",
+          // The proposing node's clock: a retry waits its backoff from here.
+          timestampMs: Date.now(),
+          messages,
+        })).queueMessageCount ?? 0,
+      configure: async (queue, concurrencyMax) => {
+        await this.#queueCommand({
+          type: "queueConfigure",
+          queue,
+          concurrencyMax,
+        });
+      },
+      info: async (queue, consistency): Promise<KvQueueInfo> => {
+        if (consistency === "strong") await this.#confirmRead();
+        return this.#state.kv.queueInfo(queue);
+      },
+      peek: async (queue, limit, consistency): Promise<KvQueuePeek[]> => {
+        if (consistency === "strong") await this.#confirmRead();
+        return this.#state.kv.peekQueue(queue, limit);
+      },
+    };
   }
 
   /**
-   * Starts the leader's expiry sweep: every `intervalMs`, if this node leads
-   * and some key's deadline has passed by its clock, it proposes one expiry
-   * entry carrying that clock's time; applying it deletes the same keys on
-   * every replica. Reads never consult a clock.
+   * Starts the leader's background work: the expiry sweep (every
+   * `intervalMs`, if this node leads and some key's deadline has passed by
+   * its clock, it proposes one expiry entry carrying that clock's time;
+   * applying it deletes the same keys on every replica; reads never consult
+   * a clock) and the queue dispatcher ({@linkcode startQueues}).
    */
   startExpiry(intervalMs = 1000): void {
     this.#expiryTimer = setInterval(() => void this.#sweep(), intervalMs);
+    this.startQueues();
   }
 
-  /** Stops the expiry sweep. */
+  /** Stops the expiry sweep and the queue dispatcher. */
   stopExpiry(): void {
     clearInterval(this.#expiryTimer);
+    this.stopQueues();
+  }
+
+  /**
+   * Starts the queue dispatcher: while this node leads, it leases ready
+   * messages to waiting listeners and expires ended leases. Idempotent.
+   */
+  startQueues(): void {
+    if (this.#dispatcher.started) return;
+    this.#dispatcher.start();
+    this.#unsubscribeApplied = this.#runner.onApplied(() =>
+      this.#dispatcher.wake()
+    );
+  }
+
+  /** Stops the queue dispatcher; waiting listeners are released as unavailable. */
+  stopQueues(): void {
+    this.#unsubscribeApplied?.();
+    this.#unsubscribeApplied = null;
+    this.#dispatcher.stop();
   }
 
   async read(
@@ -119,6 +197,20 @@ export class RaftKvBackend implements KvBackend {
       unsubscribe();
       signal.removeEventListener("abort", onAbort);
     }
+  }
+
+  async #queueCommand(command: KvQueueCommand): Promise<
+    Extract<KvApplyResult, { ok: true }>
+  > {
+    validateQueueCommand(command);
+    const result = decodeApplyResult(
+      await this.#propose(encodeCommand(command as KvCommand)),
+    );
+    if (result.ok) return result;
+    if (result.reason === "limitExceeded") {
+      throw new KvLimitError("mutations", 0, result.message);
+    }
+    throw new KvInvalidError(result.message);
   }
 
   /** Waits for a linearizable read point. */

@@ -38,6 +38,13 @@ export const ROUTES = {
   kvDelete: "/v1/kv/delete",
   kvList: "/v1/kv/list",
   kvAtomic: "/v1/kv/atomic",
+  kvWatch: "/v1/kv/watch",
+  queueListen: "/v1/queue/listen",
+  queueAck: "/v1/queue/ack",
+  queueNack: "/v1/queue/nack",
+  queueInfo: "/v1/queue/info",
+  queuePeek: "/v1/queue/peek",
+  queueConfigure: "/v1/queue/configure",
   clusterStatus: "/v1/cluster/status",
   clusterMembers: "/v1/cluster/members",
   clusterTicket: "/v1/cluster/ticket",
@@ -55,6 +62,11 @@ export const CONTENT_TYPE_JSON = "application/json";
 export const CONTENT_TYPE_MSGPACK = "application/msgpack";
 /** Content type of `/metrics` (Prometheus text exposition). */
 export const CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8";
+/**
+ * Content type of the `/v1/kv/watch` stream: one JSON {@linkcode WatchFrame}
+ * per line, whatever the `Accept` header, and an empty line as a keep-alive.
+ */
+export const CONTENT_TYPE_JSON_LINES = "application/jsonl";
 /** Query parameter selecting read consistency: `strong` (default) or `eventual`. */
 export const CONSISTENCY_PARAMETER = "consistency";
 
@@ -68,6 +80,26 @@ export const HTTP_API_LIMITS = {
   listLimitMax: 1000,
   /** Entries per list page when the request names no limit. */
   listLimitDefault: 100,
+  /** Most keys of one watch (Deno's limit). */
+  watchKeysMax: 10,
+  /** Watch streams one node serves at once; more are refused as unavailable. */
+  watchStreamsMax: 1000,
+  /** Pause between keep-alive lines of a quiet watch stream, in ms. */
+  watchKeepAliveMs: 5000,
+  /** How long a listen waits for a message when the request names no time, in ms. */
+  queueWaitMsDefault: 5000,
+  /** Longest a listen waits, in ms. */
+  queueWaitMsMax: 60_000,
+  /** How long a delivery is leased when the request names no time, in ms. */
+  queueLeaseMsDefault: 30_000,
+  /** Longest lease, in ms (1 hour). */
+  queueLeaseMsMax: 3_600_000,
+  /** Messages one listen returns at most. */
+  queueListenCountMax: 100,
+  /** Ids of one ack or nack at most. */
+  queueIdsMax: 100,
+  /** Messages one peek returns at most (default 10). */
+  queuePeekLimitMax: 1000,
 } as const;
 
 /** Every error code the API returns, with its HTTP status. */
@@ -80,7 +112,7 @@ export const ERROR_STATUS = {
   invalid: 400,
   /** A Deno KV limit is exceeded (key or value size, checks, mutations…). */
   limitExceeded: 400,
-  /** Valid in Deno KV but not supported by Aspen yet (enqueues, V8 sums). */
+  /** Valid in Deno KV but not supported by Aspen yet (V8 sums). */
   unsupported: 400,
   /** No or wrong bearer token. */
   unauthorized: 401,
@@ -100,7 +132,7 @@ export const ERROR_STATUS = {
   bodyTooLarge: 413,
   /** The body's content type is neither JSON nor MessagePack. */
   unsupportedMediaType: 415,
-  /** An admin call reached a node that is not the leader; details name the leader. */
+  /** An admin call or a queue listen reached a node that is not the leader; details name the leader. */
   notLeader: 421,
   /** Unexpected server failure. */
   internal: 500,
@@ -245,10 +277,36 @@ export type WireMutation =
     readonly value: WireValue;
   };
 
+/** A message to enqueue, as `Deno.Kv.enqueue` takes it. */
+export interface WireEnqueue {
+  /** The value, V8-serialized (Deno KV serializes every enqueued value, bytes included). */
+  readonly payload: WireBytes;
+  /** Milliseconds before the first delivery, up to 30 days. Default 0. */
+  readonly delay?: number;
+  /** Keys that receive the value when every delivery failed (at most 10). */
+  readonly keysIfUndelivered?: readonly WireKey[];
+  /** Retry delays in ms (at most 10, each up to 1 hour). Default `[100, 1000, 5000, 30000, 60000]`. */
+  readonly backoffSchedule?: readonly number[];
+  /** The queue (an Aspen extension): up to 64 of `A-Z a-z 0-9 . _ : -`. Default: the default queue. */
+  readonly queue?: string;
+}
+
 /** `POST /v1/kv/atomic` */
 export interface AtomicRequest {
   readonly checks?: readonly WireCheck[];
   readonly mutations: readonly WireMutation[];
+  /** Messages enqueued if and only if the operation applies. */
+  readonly enqueues?: readonly WireEnqueue[];
+}
+
+/** `POST /v1/kv/watch`: a stream of the keys' entries, now and after every change. */
+export interface WatchRequest {
+  /** 1 to 10 keys. */
+  readonly keys: readonly WireKey[];
+}
+/** One line of the `/v1/kv/watch` stream: an entry per watched key, in order. */
+export interface WatchFrame {
+  readonly entries: readonly WireEntry[];
 }
 
 /** A member as `/v1/cluster/status` reports it. */

@@ -228,6 +228,7 @@ export class TestCluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map(async (n) => {
+      n.backend.stopQueues();
       await n.server?.shutdown();
       await n.runner.stop();
     }));
@@ -254,6 +255,7 @@ export async function startTestCluster(
       node.url = `http://127.0.0.1:${node.server.addr.port}`;
     }
     node.runner.start();
+    node.backend.startQueues();
   }
   try {
     await cluster.settled();
