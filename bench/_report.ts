@@ -116,14 +116,11 @@ export function formatTable(targets: readonly TargetResult[]): string {
         fixed(cell.latencyMs.max, 1),
         String(cell.errors),
         workload === "cas" ? String(cell.conflicts) : "-",
-        reference === undefined
-          ? "-"
-          : `${
-            ratio(cell.throughputPerSecond, reference.throughputPerSecond)
-          }${label}`,
-        reference === undefined
-          ? "-"
-          : `${ratio(cell.latencyMs.p99, reference.latencyMs.p99)}${label}`,
+        labelled(
+          ratio(cell.throughputPerSecond, reference?.throughputPerSecond),
+          label,
+        ),
+        labelled(ratio(cell.latencyMs.p99, reference?.latencyMs.p99), label),
       ]);
     }
   }
@@ -148,8 +145,13 @@ function fixed(value: number, digits: number): string {
   return Number.isFinite(value) ? value.toFixed(digits) : "-";
 }
 
-function ratio(value: number, reference: number): string {
+function labelled(ratio: string, label: string): string {
+  return ratio === "-" ? ratio : `${ratio}${label}`;
+}
+
+function ratio(value: number, reference: number | undefined): string {
   if (
+    reference === undefined ||
     !Number.isFinite(value) || !Number.isFinite(reference) || reference === 0
   ) {
     return "-";
