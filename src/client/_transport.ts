@@ -95,6 +95,69 @@ export class HttpTransport {
     this.#closing.abort();
   }
 
+  /** The deadline of one request, in ms. */
+  get timeoutMs(): number {
+    return this.#options.timeoutMs;
+  }
+
+  /** Aborted once {@linkcode close} was called. */
+  get closed(): AbortSignal {
+    return this.#closing.signal;
+  }
+
+  /**
+   * Opens a streaming POST (JSON body) on the preferred node and returns the
+   * response body; a node that cannot be reached is skipped for the next call.
+   *
+   * @throws {AspenError} The typed error of a refused request.
+   * @throws {UnavailableError} When the node cannot be reached.
+   */
+  async stream(
+    path: string,
+    body: unknown,
+    signal: AbortSignal,
+  ): Promise<ReadableStream<Uint8Array>> {
+    const url = this.#urls[this.#preferred % this.#urls.length]!;
+    const headers: Record<string, string> = {
+      "content-type": contentTypeOf("json"),
+      accept: contentTypeOf("json"),
+    };
+    if (this.#options.token !== undefined) {
+      headers["authorization"] = `Bearer ${this.#options.token}`;
+    }
+    let response: Response;
+    try {
+      response = await this.#options.fetch(url + path, {
+        method: "POST",
+        headers,
+        body: encodeBody(body, "json"),
+        signal: AbortSignal.any([signal, this.#closing.signal]),
+      });
+    } catch (error) {
+      this.#preferred = (this.#preferred + 1) % this.#urls.length;
+      throw new UnavailableError(
+        "unavailable",
+        `Cannot reach ${url}: ${(error as Error).message}`,
+        { cause: error, url },
+      );
+    }
+    if (response.ok && response.body !== null) return response.body;
+    let decoded: unknown = null;
+    try {
+      decoded = decodeBody(
+        new Uint8Array(await response.arrayBuffer()),
+        "json",
+      );
+    } catch {
+      decoded = null;
+    }
+    const error = errorFromWire(response.status, decoded, url);
+    if (error instanceof UnavailableError) {
+      this.#preferred = (this.#preferred + 1) % this.#urls.length;
+    }
+    throw error;
+  }
+
   /** Prefers `url` (adding it when new), e.g. the leader. */
   prefer(url: string | null): void {
     if (url === null) return;

@@ -19,6 +19,7 @@ import {
   HTTP_API_LIMITS,
   type ListResponse,
   ROUTES,
+  type WireEnqueue,
   type WireEntry,
   type WireMutation,
 } from "../protocol/http_api.ts";
@@ -27,18 +28,25 @@ import type { HttpTransport } from "./_transport.ts";
 import { valueFromWire, valueToWire } from "./_values.ts";
 import { CheckFailedError } from "./errors.ts";
 import { KvU64 } from "./kv_u64.ts";
+import { enqueueToWire, listenLoop, peekQueue, queueInfo } from "./_queue.ts";
+import { watchStream } from "./_watch.ts";
 import type {
   AtomicCheck,
   KvCommitError,
   KvCommitResult,
   KvConsistencyLevel,
+  KvEnqueueOptions,
   KvEntry,
   KvEntryMaybe,
   KvGetOptions,
   KvKey,
+  KvListenQueueOptions,
   KvListOptions,
   KvListSelector,
+  KvQueueInfo,
+  KvQueueMessage,
   KvSetOptions,
+  KvWatchOptions,
 } from "./types.ts";
 
 function readPath(
@@ -87,6 +95,7 @@ export class AtomicOperation {
     versionstamp: string | null;
   }[] = [];
   readonly #mutations: WireMutation[] = [];
+  readonly #enqueues: WireEnqueue[] = [];
 
   /** Used by {@linkcode AspenKv.atomic}. */
   constructor(transport: HttpTransport) {
@@ -136,6 +145,17 @@ export class AtomicOperation {
     return this.#arithmetic("max", key, n);
   }
 
+  /**
+   * Enqueues `value` (V8-serialized, as Deno KV does) if and only if the
+   * operation applies.
+   *
+   * @throws {TypeError} For values V8 cannot serialize.
+   */
+  enqueue(value: unknown, options: KvEnqueueOptions = {}): this {
+    this.#enqueues.push(enqueueToWire(value, options));
+    return this;
+  }
+
   #arithmetic(type: "sum" | "min" | "max", key: KvKey, n: bigint): this {
     this.#mutations.push({
       type,
@@ -166,6 +186,7 @@ export class AtomicOperation {
     const request: AtomicRequest = {
       checks: this.#checks,
       mutations: this.#mutations,
+      ...(this.#enqueues.length === 0 ? {} : { enqueues: this.#enqueues }),
     };
     const reply = await this.#transport.request(
       "POST",
@@ -368,5 +389,98 @@ export class AspenKv {
   /** Starts an atomic operation. */
   atomic(): AtomicOperation {
     return new AtomicOperation(this.#transport);
+  }
+
+  /**
+   * Enqueues `value` for `listenQueue` handlers, as `Deno.Kv.enqueue`:
+   * delivered at least once after `delay`, retried after each step of
+   * `backoffSchedule` while the handler throws, then written to every key
+   * of `keysIfUndelivered`.
+   *
+   * @example
+   * ```ts ignore
+   * await client.kv.enqueue({ to: "a@example.com" }, {
+   *   delay: 1000,
+   *   keysIfUndelivered: [["failed_mail"]],
+   *   backoffSchedule: [100, 1000],
+   * });
+   * ```
+   */
+  enqueue(
+    value: unknown,
+    options: KvEnqueueOptions = {},
+  ): Promise<KvCommitResult> {
+    return this.atomic().enqueue(value, options).commitOrThrow();
+  }
+
+  /**
+   * Delivers queued messages to `handler` until the client closes (then the
+   * promise resolves), as `Deno.Kv.listenQueue`: the message is acked when
+   * the handler resolves and retried with backoff when it throws. A handler
+   * still running when its lease ends (a crashed consumer) is delivered
+   * again elsewhere: at least once.
+   */
+  listenQueue(
+    // deno-lint-ignore no-explicit-any
+    handler: (value: any) => Promise<void> | void,
+    options: KvListenQueueOptions = {},
+  ): Promise<void> {
+    return listenLoop(
+      this.#transport,
+      handler,
+      options,
+      this.#transport.timeoutMs,
+    );
+  }
+
+  /**
+   * The entries of up to 10 keys, now and after every change, as
+   * `Deno.Kv.watch`. Cancel the stream (or close the client) to stop.
+   */
+  watch<T extends readonly unknown[]>(
+    keys: readonly [...{ [K in keyof T]: KvKey }],
+    options: KvWatchOptions = {},
+  ): ReadableStream<{ [K in keyof T]: KvEntryMaybe<T[K]> }> {
+    return watchStream<T>(
+      this.#transport,
+      keys as readonly KvKey[],
+      options.raw ?? false,
+      (wire) => entryFromWire(wire),
+    );
+  }
+
+  /**
+   * Closes the connection, as `Deno.Kv.close`: in-flight requests abort,
+   * `listenQueue` resolves, watch streams end. Same as closing the client.
+   */
+  close(): void {
+    this.#transport.close();
+  }
+
+  /** Same as {@linkcode AspenKv.close}, for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** A queue's length, leased count and concurrency limit (an Aspen extension). */
+  queueInfo(queue?: string): Promise<KvQueueInfo> {
+    return queueInfo(this.#transport, queue);
+  }
+
+  /** Waiting messages of a queue, soonest first, without leasing them (an Aspen extension). */
+  peekQueue<T = unknown>(
+    options: { queue?: string; limit?: number } = {},
+  ): Promise<KvQueueMessage<T>[]> {
+    return peekQueue<T>(this.#transport, options.queue, options.limit);
+  }
+
+  /** Sets how many messages of a queue may be leased at once; null for no limit (an Aspen extension). */
+  async configureQueue(
+    options: { queue?: string; concurrencyMax: number | null },
+  ): Promise<void> {
+    await this.#transport.request("POST", ROUTES.queueConfigure, {
+      ...(options.queue === undefined ? {} : { queue: options.queue }),
+      concurrencyMax: options.concurrencyMax,
+    }, "write");
   }
 }

@@ -86,6 +86,64 @@ export interface KvSetOptions {
   readonly expireIn?: number;
 }
 
+/** Options of `enqueue`, as Deno KV's (plus `queue`). */
+export interface KvEnqueueOptions {
+  /** Milliseconds before the first delivery, up to 30 days. Default 0. */
+  readonly delay?: number;
+  /** Keys that receive the value when every delivery failed. */
+  readonly keysIfUndelivered?: readonly KvKey[];
+  /** Retry delays in ms. Default Deno's `[100, 1000, 5000, 30000, 60000]`. */
+  readonly backoffSchedule?: readonly number[];
+  /** The queue (an Aspen extension). Default: the default queue. */
+  readonly queue?: string;
+}
+
+/** Options of `listenQueue` (an Aspen extension: Deno's takes none). */
+export interface KvListenQueueOptions {
+  /** The queue. Default: the default queue. */
+  readonly queue?: string;
+  /** Handlers running at once in this listener, 1 to 100. Default 10. */
+  readonly concurrency?: number;
+  /** Milliseconds a delivery is leased; a handler still running then is retried elsewhere. Default 30,000. */
+  readonly leaseMs?: number;
+}
+
+/** Options of `watch`, as Deno KV's. */
+export interface KvWatchOptions {
+  /**
+   * Deno yields only changed snapshots unless `raw`; Aspen's server sends
+   * only changes, so `raw` also lets through a snapshot repeated after a
+   * reconnect.
+   */
+  readonly raw?: boolean;
+}
+
+/** A queue's length, leased count and concurrency limit (an Aspen extension). */
+export interface KvQueueInfo {
+  /** The queue ("" for the default queue). */
+  readonly queue: string;
+  /** Messages in the queue, leased ones included. */
+  readonly length: number;
+  /** Messages leased to consumers right now. */
+  readonly leasedCount: number;
+  /** Most messages leased at once; null for no limit. */
+  readonly concurrencyMax: number | null;
+}
+
+/** A waiting message, as `peekQueue` shows it (an Aspen extension). */
+export interface KvQueueMessage<T = unknown> {
+  /** The message id: 20 hex characters. */
+  readonly id: string;
+  /** The queue ("" for the default queue). */
+  readonly queue: string;
+  /** The enqueued value. */
+  readonly value: T;
+  /** Unix ms from which it may be delivered. */
+  readonly readyAtMs: number;
+  /** Deliveries so far. */
+  readonly delivery: number;
+}
+
 /** Options of `connect`. */
 export interface ConnectOptions {
   /** Bearer token of the cluster. */
