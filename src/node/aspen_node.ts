@@ -64,6 +64,7 @@ import {
   verifyJoinToken,
 } from "./join.ts";
 import { renderMetrics } from "./metrics.ts";
+import { HttpMetrics } from "./http_metrics.ts";
 import {
   ClusterAdminError,
   type ClusterStatus,
@@ -95,6 +96,8 @@ export class AspenNode implements NodeApi {
   readonly address: NodeAddress;
   readonly backend: RaftKvBackend;
   readonly runner: RaftRunner;
+  /** Latencies of the HTTP listener, fed by whoever serves this node. */
+  readonly http: HttpMetrics = new HttpMetrics();
   readonly #cluster: {
     file: ClusterFile;
     readonly members: Map<string, NodeAddress>;
@@ -308,7 +311,7 @@ export class AspenNode implements NodeApi {
   }
 
   metrics(): string {
-    return renderMetrics(this.runner);
+    return renderMetrics(this.runner) + this.http.render();
   }
 
   clientTicket(): string {

@@ -33,6 +33,10 @@ export interface NodeConfig {
   readonly requestTimeoutMs: number;
   /** Strong reads: "safe" (ReadIndex heartbeat round) or "lease" (leader lease). Default "safe". */
   readonly readOnly: "safe" | "lease";
+  /** PEM certificate file for HTTPS on the client listener. Default "" (plain HTTP). */
+  readonly httpsCertFile: string;
+  /** PEM private key file for HTTPS; required with `httpsCertFile`. Default "". */
+  readonly httpsKeyFile: string;
   /** Largest HTTP request body in bytes. Default 2 MiB. */
   readonly bodyLimitBytes: number;
   /** Recover a lone survivor as a new one-node cluster (loses uncommitted writes). Default false. */
@@ -54,6 +58,8 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   snapshotEntries: 10_000,
   requestTimeoutMs: 5_000,
   readOnly: "safe",
+  httpsCertFile: "",
+  httpsKeyFile: "",
   bodyLimitBytes: 2 * 1024 * 1024,
   forceNewCluster: false,
   allowMissingLog: false,
@@ -71,6 +77,8 @@ const ENV: Record<string, keyof NodeConfig> = {
   ASPEN_QUIC_HOST: "quicHost",
   ASPEN_QUIC_PORT: "quicPort",
   ASPEN_TOKENS: "tokens",
+  ASPEN_HTTPS_CERT_FILE: "httpsCertFile",
+  ASPEN_HTTPS_KEY_FILE: "httpsKeyFile",
 };
 
 /** The environment variables a node reads. */
@@ -208,6 +216,13 @@ export function resolveNodeConfig(
       `Cannot start node as 'readOnly' must be "safe" or "lease": current value is '${m.readOnly}'`,
     );
   }
+  const httpsCertFile = String(m.httpsCertFile ?? "");
+  const httpsKeyFile = String(m.httpsKeyFile ?? "");
+  if ((httpsCertFile === "") !== (httpsKeyFile === "")) {
+    throw new TypeError(
+      "Cannot start node as HTTPS needs both 'httpsCertFile' and 'httpsKeyFile'",
+    );
+  }
   return {
     dataDir: m.dataDir,
     httpHost,
@@ -230,6 +245,8 @@ export function resolveNodeConfig(
       600_000,
     ),
     readOnly: m.readOnly,
+    httpsCertFile,
+    httpsKeyFile,
     bodyLimitBytes: integer(
       "bodyLimitBytes",
       m.bodyLimitBytes,

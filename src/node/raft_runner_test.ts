@@ -203,3 +203,34 @@ Deno.test("RaftKvBackend refuses a strong read without a quorum as unavailable",
     await Promise.all(nodes.map((n) => n.runner.stop()));
   }
 });
+
+Deno.test("RaftKvBackend deletes an expired key on every replica within a bound, through the leader's sweep", async () => {
+  const network = new InMemoryNetwork();
+  const nodes = IDS.map((id) => startNode(network, id));
+  try {
+    for (const node of nodes) node.backend.startExpiry(50);
+    await waitFor("a leader", () => leaderOf(nodes) !== undefined);
+    const key = encodeKey(["session"]);
+    const result = await nodes[0]!.backend.commit({
+      checks: [],
+      mutations: [{
+        type: "set",
+        key,
+        value: { encoding: "bytes", data: encoder.encode("x") },
+        expireAtMs: Date.now() + 200,
+      }],
+      enqueues: [],
+    });
+    assert.equal(result.ok, true);
+    assert.equal(await readValue(nodes[1]!, "session"), "x");
+    // Expiry is a replicated deletion, not a read filter: wait (bounded) for it.
+    await waitFor(
+      "the expired key to be deleted everywhere",
+      () => nodes.every((n) => n.state.kv.get(key) === null),
+      5000,
+    );
+  } finally {
+    for (const node of nodes) node.backend.stopExpiry();
+    await Promise.all(nodes.map((n) => n.runner.stop()));
+  }
+});

@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import { createHttpApp, serveHttpApp } from "../http/app.ts";
 import { kvConnectApp } from "../http/kv_connect/app.ts";
 import { AspenNode } from "./aspen_node.ts";
+import { routeGroup } from "./http_metrics.ts";
 import { JOIN_ROUTE, JoinRefusedError, type JoinRequest } from "./join.ts";
 import { ClusterAdminError } from "./node_api.ts";
 import type { NodeConfig } from "./config.ts";
@@ -48,7 +49,9 @@ export async function serveNode(
   const host = config.httpHost.includes(":")
     ? `[${config.httpHost}]`
     : config.httpHost;
-  const url = `http://${host}:${httpPort}`;
+  const url = `${
+    config.httpsCertFile === "" ? "http" : "https"
+  }://${host}:${httpPort}`;
   const node = await AspenNode.start({ ...config, httpPort }, {
     httpUrl: url,
     ...options,
@@ -89,6 +92,15 @@ export async function serveNode(
     const abort = new AbortController();
     // The join request carries its own credential (the join token), not the API token.
     const outer = new Hono();
+    outer.use(async (c, next) => {
+      const started = performance.now();
+      await next();
+      node.http.record(
+        routeGroup(c.req.path),
+        c.res.status,
+        performance.now() - started,
+      );
+    });
     outer.post(JOIN_ROUTE, async (c) => {
       try {
         return c.json(await node.handleJoin(await c.req.json() as JoinRequest));
@@ -113,10 +125,15 @@ export async function serveNode(
       }
     });
     outer.route("/", app);
+    const tls = config.httpsCertFile === "" ? undefined : {
+      cert: await Deno.readTextFile(config.httpsCertFile),
+      key: await Deno.readTextFile(config.httpsKeyFile),
+    };
     const server = serveHttpApp(outer, {
       hostname: config.httpHost,
       port: httpPort,
       signal: abort.signal,
+      ...(tls === undefined ? {} : { tls }),
     });
     let stopping: Promise<void> | null = null;
     const stop = () =>
