@@ -263,3 +263,61 @@ Deno.test("aspen completions prints bash, zsh and fish scripts", async () => {
     /complete -c aspen -f -n "__fish_seen_subcommand_from cluster" -a transfer-leader/,
   );
 });
+
+Deno.test("aspen kv watch prints each change as it happens", async () => {
+  await withCluster(async (cluster, env) => {
+    const client = connect(cluster.leader()!.url!, { token: TEST_TOKEN });
+    await client.kv.set(["a"], "one");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-net=127.0.0.1",
+        "--allow-env=ASPEN_URL,ASPEN_TOKEN",
+        "--allow-read",
+        CLI,
+        "kv",
+        "watch",
+        "a",
+        '["b", 2]',
+        "--count",
+        "3",
+      ],
+      env: { NO_COLOR: "1", ...env },
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).spawn();
+    const lines = child.stdout.pipeThrough(new TextDecoderStream())
+      .getReader();
+    let buffered = "";
+    const nextLine = async (): Promise<string> => {
+      while (!buffered.includes("\n")) {
+        const { done, value } = await lines.read();
+        if (done) throw new Error(`stdout ended: '${buffered}'`);
+        buffered += value;
+      }
+      const i = buffered.indexOf("\n");
+      const line = buffered.slice(0, i);
+      buffered = buffered.slice(i + 1);
+      return line;
+    };
+    try {
+      // The first update shows every key, the absent one too.
+      assert.match(await nextLine(), /^\["a"\]\t[0-9a-f]{20}\tone$/);
+      assert.match(await nextLine(), /^\["b",2\]\t-\t\(absent\)$/);
+      // Then one line per change, printed while the command still runs.
+      const set = await client.kv.set(["b", 2], "two");
+      assert.equal(await nextLine(), `["b",2]\t${set.versionstamp}\ttwo`);
+      await client.kv.delete(["a"]);
+      assert.equal(await nextLine(), '["a"]\t-\t(absent)');
+      const status = await child.status;
+      assert.equal(status.code, 0, "exits after --count updates");
+    } finally {
+      lines.releaseLock();
+      await child.stdout.cancel().catch(() => {});
+      await child.stderr.cancel();
+      client.close();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 /**
- * `aspen kv get | set | delete | list | atomic`.
+ * `aspen kv get | set | delete | list | atomic | watch`.
  *
  * Keys are JSON lists in the HTTP API's wire form (`'["users", 1]'`,
  * `'[{"type": "bigint", "value": "5"}]'`) or a bare word for a one-part
@@ -342,6 +342,49 @@ function atomicCommand(): CommandUnknownOpts {
   return command;
 }
 
+function watchCommand(): CommandUnknownOpts {
+  return new Command("watch")
+    .description(
+      "Print the keys' entries, then each change as it happens (one line per changed key)",
+    )
+    .argument("<keys...>", "1 to 10 keys: JSON lists or bare words")
+    .option(
+      "--count <n>",
+      "exit after this many updates (the first counts); default: until interrupted",
+      parseInteger,
+    )
+    .action(async (keys, options, command) => {
+      const global = globals(command);
+      using client = clientOf(global);
+      const parsed = keys.map(parseKey);
+      let previous: (string | null)[] | null = null;
+      let updates = 0;
+      for await (const entries of client.kv.watch(parsed)) {
+        for (const [i, entry] of entries.entries()) {
+          if (previous !== null && previous[i] === entry.versionstamp) continue;
+          if (global.json) {
+            console.log(JSON.stringify({
+              key: JSON.parse(showKey(entry.key)),
+              value: jsonValue(entry.value),
+              versionstamp: entry.versionstamp,
+            }));
+          } else {
+            console.log(
+              [
+                showKey(entry.key),
+                entry.versionstamp ?? "-",
+                showValue(entry.value),
+              ].join("\t"),
+            );
+          }
+        }
+        previous = entries.map((e) => e.versionstamp);
+        updates++;
+        if (options.count !== undefined && updates >= options.count) break;
+      }
+    });
+}
+
 /** `aspen kv …` */
 export function kvCommand(): CommandUnknownOpts {
   return new Command("kv")
@@ -350,5 +393,6 @@ export function kvCommand(): CommandUnknownOpts {
     .addCommand(setCommand())
     .addCommand(deleteCommand())
     .addCommand(listCommand())
-    .addCommand(atomicCommand());
+    .addCommand(atomicCommand())
+    .addCommand(watchCommand());
 }
