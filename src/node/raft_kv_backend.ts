@@ -179,6 +179,10 @@ export class RaftKvBackend implements KvBackend {
     const onAbort = () => wake?.();
     signal.addEventListener("abort", onAbort);
     try {
+      // The first snapshot is at least as new as every write acknowledged
+      // before the watch began, even on a lagging follower; without a
+      // quorum, it starts from the local replica and catches up.
+      await this.#confirmRead().catch(() => {});
       let previous: readonly (KvEntry | null)[] | null = null;
       while (!signal.aborted) {
         if (dirty) {
