@@ -4,7 +4,9 @@
  * network and process faults it changes the membership (adds a spare node as
  * a learner, promotes it, removes a voter, replaces the leader), transfers
  * leadership, forces snapshots with log compaction, and skews one node's
- * clock within the lease's documented tolerance.
+ * clock within the lease's documented tolerance. Its stale-leader fault cuts
+ * a leader off while a probe client keeps reading from it and another writes
+ * through the leader the rest elect (see `#staleLeader`).
  *
  * @module
  */
