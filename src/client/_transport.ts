@@ -1,8 +1,10 @@
 /**
  * Requests to a cluster's nodes: bounded attempts, a deadline per attempt,
  * idempotent requests retried on any node, writes sent to the known leader
- * and retried only when the node said nothing happened (503) or sent us to
- * the leader (421), and typed errors rebuilt from the wire.
+ * and retried when the node said nothing happened (503) or sent us to the
+ * leader (421). KV writes carry a session (client id, sequence number) that
+ * the cluster deduplicates, so they are also retried when their outcome is
+ * unknown; typed errors are rebuilt from the wire.
  *
  * @module
  */
@@ -19,13 +21,23 @@ import {
   TimeoutError,
   UnavailableError,
 } from "./errors.ts";
+import { ROUTES } from "../protocol/http_api.ts";
+
+/** Writes that carry a session (exactly-once): set, delete, atomic. */
+const SESSION_PATHS: ReadonlySet<string> = new Set([
+  ROUTES.kvSet,
+  ROUTES.kvDelete,
+  ROUTES.kvAtomic,
+]);
 
 /** How a request may be retried. */
 export type RequestKind =
   /** Reads: retried on any node after a failure. */
   | "idempotent"
   /** Writes: retried only when the node says nothing happened. */
-  | "write";
+  | "write"
+  /** Writes with a session: also retried when their outcome is unknown. */
+  | "sessionWrite";
 
 /** Options of {@linkcode HttpTransport}. */
 export interface TransportOptions {
@@ -73,6 +85,10 @@ export class HttpTransport {
   /** Index of the node to try first (the leader when known). */
   #preferred = 0;
   readonly #closing = new AbortController();
+
+  /** This client's session id: its writes are applied once even when retried. */
+  readonly #clientId: string = crypto.randomUUID();
+  #seq = 0;
 
   constructor(options: TransportOptions) {
     if (options.urls.length === 0) {
@@ -186,6 +202,16 @@ export class HttpTransport {
         "Cannot send request: the client is closed",
       );
     }
+    // A KV write carries the session once; every retry repeats the same
+    // sequence number, so the cluster applies it at most once.
+    const session = kind === "write" && SESSION_PATHS.has(path) &&
+      typeof body === "object" && body !== null;
+    if (session) {
+      body = {
+        ...(body as Record<string, unknown>),
+        session: { clientId: this.#clientId, seq: this.#seq++ },
+      };
+    }
     let lastError: AspenError | null = null;
     for (let attempt = 0; attempt < this.#options.attemptsMax; attempt++) {
       await sleep(
@@ -193,7 +219,13 @@ export class HttpTransport {
         this.#closing.signal,
       );
       const url = this.#urls[(this.#preferred) % this.#urls.length]!;
-      const outcome = await this.#attempt(url, method, path, body, kind);
+      const outcome = await this.#attempt(
+        url,
+        method,
+        path,
+        body,
+        session ? "sessionWrite" : kind,
+      );
       if (outcome.ok) return outcome.body;
       lastError = outcome.error;
       if (!outcome.retry || this.#closing.signal.aborted) throw outcome.error;
@@ -271,7 +303,9 @@ export class HttpTransport {
       }
       return {
         ok: false,
-        retry: false,
+        // A session write may be retried: the cluster answers a duplicate
+        // with the first result instead of applying it again.
+        retry: kind === "sessionWrite",
         error: new TimeoutError(
           timeout.aborted
             ? `Write ${where} got no answer within ${timeoutMs} ms: its outcome is unknown`
@@ -297,7 +331,9 @@ export class HttpTransport {
     if (response.ok) return { ok: true, body: decoded };
     const error = errorFromWire(response.status, decoded, url);
     const retry = error instanceof UnavailableError ||
-      (error instanceof NotLeaderError && error.leaderUrl !== null);
+      (error instanceof NotLeaderError && error.leaderUrl !== null) ||
+      (kind === "sessionWrite" && error instanceof TimeoutError &&
+        error.outcomeUnknown);
     return { ok: false, error, retry };
   }
 }

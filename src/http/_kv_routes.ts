@@ -17,6 +17,7 @@ import type {
   KvEnqueue,
   KvEntry,
   KvMutation,
+  KvSession,
 } from "../kv/types.ts";
 import { versionstampToString } from "../kv/versionstamp.ts";
 import type {
@@ -137,6 +138,7 @@ export async function commit(
     checks: KvAtomicOperation["checks"];
     mutations: readonly KvMutation[];
     enqueues?: readonly KvEnqueue[];
+    session?: KvSession;
   },
   nowMs: number,
 ): Promise<CommitResponse> {

@@ -5,7 +5,7 @@
  * @module
  */
 import { encodeKey, type KvKeyPart } from "../kv/key_codec.ts";
-import type { KvCheck, KvEnqueue, KvMutation } from "../kv/types.ts";
+import type { KvCheck, KvEnqueue, KvMutation, KvSession } from "../kv/types.ts";
 import { versionstampFromString } from "../kv/versionstamp.ts";
 import { HTTP_API_LIMITS } from "../protocol/http_api.ts";
 import type { NodeAddress } from "../node/node_api.ts";
@@ -38,6 +38,35 @@ export function fields(body: unknown, allowed: readonly string[]): Fields {
     }
   }
   return body as Fields;
+}
+
+/**
+ * The optional `session` of a write (exactly-once retries): a client id of 1
+ * to 64 characters and a non-negative integer sequence number.
+ */
+export function parseSession(body: unknown): KvSession | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const session = (body as Fields).session;
+  if (session === undefined) return undefined;
+  const { clientId, seq } = fields(session, ["clientId", "seq"]);
+  if (
+    typeof clientId !== "string" || clientId.length === 0 ||
+    clientId.length > 64
+  ) {
+    throw bad(
+      `Invalid 'session.clientId': expected 1 to 64 characters, received ${
+        describe(clientId)
+      }`,
+    );
+  }
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) {
+    throw bad(
+      `Invalid 'session.seq': expected a non-negative integer, received ${
+        describe(seq)
+      }`,
+    );
+  }
+  return { clientId, seq };
 }
 
 /** Encodes a wire key to Deno KV bytes. */
@@ -154,14 +183,18 @@ function setMutation(body: Fields, field: string, nowMs: number): KvMutation {
 
 /** `SetRequest` → one set mutation. */
 export function parseSet(body: unknown, nowMs: number): KvMutation {
-  return setMutation(fields(body, ["key", "value", "expireIn"]), "", nowMs);
+  return setMutation(
+    fields(body, ["key", "value", "expireIn", "session"]),
+    "",
+    nowMs,
+  );
 }
 
 /** `DeleteRequest` → one delete mutation. */
 export function parseDelete(body: unknown): KvMutation {
   return {
     type: "delete",
-    key: requiredKeyBytes(fields(body, ["key"]).key, "key"),
+    key: requiredKeyBytes(fields(body, ["key", "session"]).key, "key"),
   };
 }
 
@@ -327,7 +360,7 @@ export function parseAtomic(
   body: unknown,
   nowMs: number,
 ): { checks: KvCheck[]; mutations: KvMutation[]; enqueues: KvEnqueue[] } {
-  const f = fields(body, ["checks", "mutations", "enqueues"]);
+  const f = fields(body, ["checks", "mutations", "enqueues", "session"]);
   const checks = f.checks ?? [];
   if (!Array.isArray(checks)) {
     throw bad(

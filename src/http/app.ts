@@ -169,31 +169,43 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   );
   app.post(ROUTES.kvSet, async (c) => {
     const nowMs = now();
-    const mutation = parse.parseSet(await body(c), nowMs);
+    const request = await body(c);
+    const mutation = parse.parseSet(request, nowMs);
+    const session = parse.parseSession(request);
     return reply(
       c,
       await kv.commit(
         node.backend,
-        { checks: [], mutations: [mutation] },
+        { checks: [], mutations: [mutation], ...(session ? { session } : {}) },
         nowMs,
       ),
     );
   });
   app.post(ROUTES.kvDelete, async (c) => {
-    const mutation = parse.parseDelete(await body(c));
+    const request = await body(c);
+    const mutation = parse.parseDelete(request);
+    const session = parse.parseSession(request);
     return reply(
       c,
       await kv.commit(
         node.backend,
-        { checks: [], mutations: [mutation] },
+        { checks: [], mutations: [mutation], ...(session ? { session } : {}) },
         now(),
       ),
     );
   });
   app.post(ROUTES.kvAtomic, async (c) => {
     const nowMs = now();
-    const operation = parse.parseAtomic(await body(c), nowMs);
-    return reply(c, await kv.commit(node.backend, operation, nowMs));
+    const request = await body(c);
+    const operation = parse.parseAtomic(request, nowMs);
+    const session = parse.parseSession(request);
+    return reply(
+      c,
+      await kv.commit(node.backend, {
+        ...operation,
+        ...(session ? { session } : {}),
+      }, nowMs),
+    );
   });
   app.post(ROUTES.kvWatch, async (c) => {
     const keys = parse.parseWatch(await body(c));

@@ -31,6 +31,7 @@ import type {
   KvEnqueue,
   KvMutation,
   KvQueueCommand,
+  KvSession,
   ValueEncoding,
 } from "./types.ts";
 import { KvInvalidError } from "./errors.ts";
@@ -112,7 +113,7 @@ export function encodeCommand(command: KvCommand): Uint8Array {
     ]);
   }
   if (command.type !== "atomic") return encoder.encode(queueFields(command));
-  const { checks, mutations, enqueues } = command.operation;
+  const { checks, mutations, enqueues, session } = command.operation;
   return encoder.encode([
     COMMAND_ATOMIC,
     checks.map((check) => [check.key, check.versionstamp]),
@@ -124,6 +125,7 @@ export function encodeCommand(command: KvCommand): Uint8Array {
       enqueue.backoffSchedule,
       ...(enqueue.queue ? [enqueue.queue] : []),
     ]),
+    ...(session === undefined ? [] : [[session.clientId, session.seq]]),
   ]);
 }
 
@@ -281,16 +283,33 @@ export function decodeCommand(data: Uint8Array): KvCommand {
       keyCountMax: integer(fields[2], "keyCountMax"),
     };
   }
-  if (fields[0] !== COMMAND_ATOMIC || fields.length !== 4) {
+  if (
+    fields[0] !== COMMAND_ATOMIC || (fields.length !== 4 && fields.length !== 5)
+  ) {
     fail(`unknown command ${String(fields[0])}`);
   }
   const operation: KvAtomicOperation = {
     checks: list(fields[1], "checks").map(decodeCheck),
     mutations: list(fields[2], "mutations").map(decodeMutation),
     enqueues: list(fields[3], "enqueues").map(decodeEnqueue),
+    ...(fields.length === 5 ? { session: decodeSession(fields[4]) } : {}),
   };
   return { type: "atomic", operation };
 }
+
+function decodeSession(raw: unknown): KvSession {
+  const [clientId, seq] = list(raw, "session");
+  if (
+    typeof clientId !== "string" || clientId.length === 0 ||
+    clientId.length > SESSION_CLIENT_ID_MAX
+  ) {
+    fail(`session client id must be 1 to ${SESSION_CLIENT_ID_MAX} characters`);
+  }
+  return { clientId, seq: integer(seq, "session seq") };
+}
+
+/** Longest session client id, in characters. */
+export const SESSION_CLIENT_ID_MAX = 64;
 
 function decodeQueueCommand(fields: unknown[]): KvQueueCommand | null {
   const arity = (n: number, name: string) => {

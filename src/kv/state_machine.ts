@@ -29,6 +29,7 @@ import { isZeroVersionstamp, makeVersionstamp } from "./versionstamp.ts";
 import { applyMutations, type Overlay } from "./_mutations.ts";
 import { compareBytes, equalBytes } from "./_bytes.ts";
 import { INTERNAL_KEY_BYTE, INTERNAL_KEYS_START } from "./_queue_keys.ts";
+import { SessionTable } from "./_sessions.ts";
 import {
   type KvQueueInfo,
   type KvQueuePeek,
@@ -92,8 +93,11 @@ function failureOf(
 export class KvStateMachine {
   readonly store: StateStore;
 
+  readonly #sessions: SessionTable;
+
   constructor(store: StateStore) {
     this.store = store;
+    this.#sessions = new SessionTable(store);
   }
 
   /** The index of the last applied entry. */
@@ -126,6 +130,15 @@ export class KvStateMachine {
         return this.queue(index, command);
       }
       validateAtomic(command.operation);
+      const session = command.operation.session;
+      if (session !== undefined) {
+        // A retry of a write that applied before: its first result, no change.
+        const first = this.#sessions.lookup(session);
+        if (first !== null) {
+          this.store.apply({ puts: [], deletes: [], appliedIndex: index });
+          return first;
+        }
+      }
       return this.atomic(index, command.operation);
     } catch (error) {
       const { reason, message } = failureOf(error);
@@ -136,6 +149,30 @@ export class KvStateMachine {
   }
 
   private atomic(index: LogIndex, operation: KvAtomicOperation): KvApplyResult {
+    const versionstamp = makeVersionstamp(index);
+    const overlay: Overlay = new Map();
+    const result = this.atomicInto(index, operation, overlay, versionstamp);
+    // The result is recorded with the write itself, so a retry finds it.
+    if (operation.session !== undefined) {
+      this.#sessions.record(
+        overlay,
+        operation.session,
+        index,
+        result,
+        versionstamp,
+      );
+    }
+    this.flush(index, overlay);
+    return result;
+  }
+
+  /** Decides an atomic operation, staging its changes in `overlay` only if it applies. */
+  private atomicInto(
+    index: LogIndex,
+    operation: KvAtomicOperation,
+    overlay: Overlay,
+    versionstamp: Uint8Array,
+  ): KvApplyResult {
     const failedChecks: number[] = [];
     operation.checks.forEach((check, i) => {
       const current = this.store.get(check.key);
@@ -146,7 +183,6 @@ export class KvStateMachine {
       if (!passes) failedChecks.push(i);
     });
     if (failedChecks.length > 0) {
-      this.store.apply({ puts: [], deletes: [], appliedIndex: index });
       return {
         ok: false,
         index,
@@ -155,16 +191,14 @@ export class KvStateMachine {
         failedChecks,
       };
     }
-    const versionstamp = makeVersionstamp(index);
-    const overlay: Overlay = new Map();
+    const staged: Overlay = new Map();
     const mismatch = applyMutations(
       this.store,
-      overlay,
+      staged,
       operation.mutations,
       versionstamp,
     );
     if (mismatch !== null) {
-      this.store.apply({ puts: [], deletes: [], appliedIndex: index });
       return {
         ok: false,
         index,
@@ -174,12 +208,12 @@ export class KvStateMachine {
       };
     }
     if (operation.enqueues.length > 0) {
-      new QueueWriter(this.store, overlay, versionstamp).enqueue(
+      new QueueWriter(this.store, staged, versionstamp).enqueue(
         index,
         operation.enqueues,
       );
     }
-    this.flush(index, overlay);
+    for (const [k, v] of staged) overlay.set(k, v);
     return { ok: true, index, versionstamp, expiredKeyCount: 0 };
   }
 

@@ -155,6 +155,19 @@ export interface KvAtomicOperation {
   readonly checks: readonly KvCheck[];
   readonly mutations: readonly KvMutation[];
   readonly enqueues: readonly KvEnqueue[];
+  /**
+   * Who sent it and its sequence number, so a retry applies once and gets
+   * the first result (Raft thesis §6.3). Absent: no deduplication.
+   */
+  readonly session?: KvSession;
+}
+
+/** A client session's identity for exactly-once writes. */
+export interface KvSession {
+  /** At most 64 characters, unique per client instance (e.g. a UUID). */
+  readonly clientId: string;
+  /** The write's number within the session; a retry sends the same. */
+  readonly seq: number;
 }
 
 /** A state-machine command, as carried (MessagePack-encoded) in a log entry. */

@@ -218,11 +218,23 @@ export interface SetRequest {
   readonly value: WireValue;
   /** Milliseconds after which the key may be deleted. */
   readonly expireIn?: number;
+  readonly session?: WireSession;
 }
 
 /** `POST /v1/kv/delete` */
 export interface DeleteRequest {
   readonly key: WireKey;
+  readonly session?: WireSession;
+}
+
+/**
+ * Exactly-once retries: a client id (1 to 64 characters) and the write's
+ * sequence number. A retry with the same pair is answered with the first
+ * result and not applied again (among the cluster's 10,000 latest such writes).
+ */
+export interface WireSession {
+  readonly clientId: string;
+  readonly seq: number;
 }
 
 /** Reply to every write that applied. */
@@ -297,6 +309,7 @@ export interface AtomicRequest {
   readonly mutations: readonly WireMutation[];
   /** Messages enqueued if and only if the operation applies. */
   readonly enqueues?: readonly WireEnqueue[];
+  readonly session?: WireSession;
 }
 
 /** `POST /v1/kv/watch`: a stream of the keys' entries, now and after every change. */

@@ -1,0 +1,91 @@
+/**
+ * Exactly-once writes end to end: when a write's answer is lost after the
+ * cluster applied it, the client retries with the same session and sequence
+ * number, and the cluster answers with the first result instead of applying
+ * it again.
+ */
+import assert from "node:assert/strict";
+import { connect, KvU64 } from "../mod.ts";
+import { startTestCluster, TEST_TOKEN } from "./helpers/http_cluster.ts";
+
+Deno.test("connect().kv retries a write whose answer was lost, and the cluster applies it once", async () => {
+  const cluster = await startTestCluster({ serve: true });
+  try {
+    const urls = cluster.nodes.map((n) => n.url!);
+    let dropped = 0;
+    const sessions: unknown[] = [];
+    // Deliver every request, but lose the answer to the first atomic write.
+    const lossyFetch: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (String(input).endsWith("/v1/kv/atomic")) {
+        sessions.push(
+          JSON.parse(new TextDecoder().decode(init?.body as Uint8Array))
+            .session,
+        );
+        if (dropped === 0) {
+          dropped++;
+          await response.body?.cancel();
+          throw new TypeError("connection reset by peer (answer lost)");
+        }
+      }
+      return response;
+    };
+    using client = connect(urls, {
+      token: TEST_TOKEN,
+      fetch: lossyFetch,
+      format: "json",
+    });
+    const result = await client.kv.atomic().sum(["visits"], 1n).commit();
+    assert.equal(result.ok, true);
+    assert.equal(dropped, 1);
+    // The retry carried the very same session and sequence number.
+    assert.equal(sessions.length, 2);
+    assert.deepEqual(sessions[0], sessions[1]);
+    using reader = connect(urls, { token: TEST_TOKEN });
+    const entry = await reader.kv.get<KvU64>(["visits"]);
+    assert.equal(entry.value?.value, 1n);
+    // The retried write answered with the first attempt's versionstamp.
+    assert.equal(entry.versionstamp, result.ok ? result.versionstamp : null);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("the HTTP API refuses a malformed session with 400 and changes nothing", async () => {
+  const cluster = await startTestCluster();
+  try {
+    const app = cluster.apps[0]!;
+    for (
+      const session of [{ clientId: "", seq: 1 }, { clientId: "c", seq: -1 }, {
+        clientId: "c",
+        seq: 1.5,
+      }, "x"]
+    ) {
+      const response = await app.request("/v1/kv/set", {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${TEST_TOKEN}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({
+          key: ["k"],
+          value: { encoding: "bytes", data: "AA==" },
+          session,
+        }),
+      });
+      assert.equal(response.status, 400, JSON.stringify(session));
+      await response.body?.cancel();
+    }
+    const get = await app.request("/v1/kv/get?consistency=eventual", {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${TEST_TOKEN}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ key: ["k"] }),
+    });
+    assert.equal((await get.json()).entry.value, null);
+  } finally {
+    await cluster.stop();
+  }
+});
