@@ -184,3 +184,129 @@ Deno.test("prepareJoin() refuses a client ticket", async () => {
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("with autoPromote the leader promotes a joined learner once it has caught up", async () => {
+  const root = await Deno.makeTempDir({ prefix: "aspen-autopromote-" });
+  const httpPorts = freeTcpPorts(HOST, 3);
+  const quicPorts = freeUdpPorts(HOST, 3);
+  const plans = httpPorts.map((httpPort, i) => ({
+    dataDir: `${root}/n${i + 1}`,
+    httpUrl: `http://${HOST}:${httpPort}`,
+    quicHost: HOST,
+    quicPort: quicPorts[i]!,
+  }));
+  await provisionCluster(plans);
+  const nodes: ServingNode[] = [];
+  try {
+    for (const [i, plan] of plans.entries()) {
+      nodes.push(
+        await serveNode(
+          resolveNodeConfig({
+            dataDir: plan.dataDir,
+            httpPort: httpPorts[i],
+            quicPort: plan.quicPort,
+            tickMs: 20,
+            autoPromote: true,
+          }),
+          { log: quiet },
+        ),
+      );
+    }
+    const leader = () =>
+      nodes.find((n) => n.node.runner.status().role === "leader");
+    await waitFor("a leader", () => leader() !== undefined);
+    const ticket = await leader()!.node.joinTicket();
+    const config = await prepareJoin(
+      resolveNodeConfig({
+        dataDir: `${root}/n4`,
+        httpPort: 0,
+        quicPort: 0,
+        tickMs: 20,
+      }),
+      ticket,
+    );
+    const joiner = await serveNode(config, { log: quiet });
+    nodes.push(joiner);
+    await waitFor("the automatic promotion", () => {
+      const conf = leader()?.node.runner.status().conf;
+      return conf !== undefined && conf.voters.includes(joiner.node.id) &&
+        conf.votersOutgoing.length === 0;
+    });
+  } finally {
+    for (const node of nodes) await node.stop();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("--force-new-cluster turns a lone survivor into a one-node cluster that keeps its data", async () => {
+  const root = await Deno.makeTempDir({ prefix: "aspen-force-" });
+  const httpPorts = freeTcpPorts(HOST, 3);
+  const quicPorts = freeUdpPorts(HOST, 3);
+  const plans = httpPorts.map((httpPort, i) => ({
+    dataDir: `${root}/n${i + 1}`,
+    httpUrl: `http://${HOST}:${httpPort}`,
+    quicHost: HOST,
+    quicPort: quicPorts[i]!,
+  }));
+  await provisionCluster(plans);
+  const nodes: ServingNode[] = [];
+  let survivor: ServingNode | null = null;
+  try {
+    for (const [i, plan] of plans.entries()) {
+      nodes.push(
+        await serveNode(
+          resolveNodeConfig({
+            dataDir: plan.dataDir,
+            httpPort: httpPorts[i],
+            quicPort: plan.quicPort,
+            tickMs: 20,
+          }),
+          { log: quiet },
+        ),
+      );
+    }
+    await waitFor(
+      "a leader",
+      () => nodes.some((n) => n.node.runner.status().role === "leader"),
+    );
+    const client = connect(nodes.map((n) => n.url));
+    for (let i = 0; i < 20; i++) {
+      await client.kv.set(["kept", i], new Uint8Array([i]));
+    }
+    const commit = Math.max(
+      ...nodes.map((n) => n.node.runner.status().commit as number),
+    );
+    await waitFor(
+      "node 1 to apply everything",
+      () => nodes[0]!.node.runner.status().applied >= commit,
+    );
+    for (const node of nodes) await node.stop();
+    // The quorum is lost for good: node 1 alone is recovered.
+    survivor = await serveNode(
+      resolveNodeConfig({
+        dataDir: plans[0]!.dataDir,
+        httpPort: freeTcpPorts(HOST, 1)[0]!,
+        quicPort: 0,
+        tickMs: 20,
+        forceNewCluster: true,
+      }),
+      { log: quiet },
+    );
+    await waitFor(
+      "the survivor to lead alone",
+      () => survivor!.node.runner.status().role === "leader",
+    );
+    assert.deepEqual(survivor.node.runner.status().conf.voters, [
+      survivor.node.id,
+    ]);
+    const alone = connect(survivor.url);
+    assert.deepEqual(
+      (await alone.kv.get(["kept", 19])).value,
+      new Uint8Array([19]),
+    );
+    await alone.kv.set(["after"], new Uint8Array([1]));
+  } finally {
+    await survivor?.stop();
+    await Deno.remove(root, { recursive: true });
+  }
+});

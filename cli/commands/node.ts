@@ -61,6 +61,10 @@ export function nodeCommand(): Command {
       "join the cluster of a join ticket (as a learner) on first start",
     )
     .option(
+      "--auto-promote",
+      "as leader, promote learners to voters once caught up",
+    )
+    .option(
       "--force-new-cluster",
       "recover a lone survivor as a one-node cluster (loses data)",
     )
@@ -88,6 +92,7 @@ export function nodeCommand(): Command {
             quicPort: options.quicPort,
             readOnly: options.readOnly as NodeConfig["readOnly"] | undefined,
             forceNewCluster: options.forceNewCluster,
+            autoPromote: options.autoPromote,
             allowMissingLog: options.allowMissingLog,
           },
         );

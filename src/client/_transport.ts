@@ -214,10 +214,12 @@ export class HttpTransport {
     }
     let lastError: AspenError | null = null;
     for (let attempt = 0; attempt < this.#options.attemptsMax; attempt++) {
-      await sleep(
-        BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]!,
-        this.#closing.signal,
-      );
+      if (attempt > 0) {
+        await sleep(
+          BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]!,
+          this.#closing.signal,
+        );
+      }
       const url = this.#urls[(this.#preferred) % this.#urls.length]!;
       const outcome = await this.#attempt(
         url,

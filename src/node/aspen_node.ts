@@ -109,6 +109,7 @@ export class AspenNode implements NodeApi {
   readonly #lock: DataDirLock;
   readonly #log: (line: string) => void;
   #stopped = false;
+  #promoteTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(parts: {
     config: NodeConfig;
@@ -246,6 +247,9 @@ export class AspenNode implements NodeApi {
       log,
     });
     state.onMembers((members) => node.#membersChanged(members));
+    if (config.autoPromote) {
+      node.#promoteTimer = setInterval(() => node.#autoPromote(), 500);
+    }
     runner.start();
     backend.startExpiry();
     log(
@@ -258,6 +262,7 @@ export class AspenNode implements NodeApi {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    clearInterval(this.#promoteTimer);
     this.backend.stopExpiry();
     await this.runner.stop();
     this.#stateStore.sync();
@@ -461,6 +466,21 @@ export class AspenNode implements NodeApi {
           (error as Error).message
         }`,
       );
+    }
+  }
+
+  /** With autoPromote, the leader promotes one caught-up learner at a time. */
+  #autoPromote(): void {
+    const s = this.runner.status();
+    if (s.role !== "leader" || s.conf.votersOutgoing.length > 0) return;
+    for (const learner of s.conf.learners) {
+      const match = s.progress?.get(learner)?.match ?? 0;
+      if (s.commit - match > PROMOTE_LAG_MAX) continue;
+      this.promote(learner).then(
+        () => this.#log(`auto-promoted ${shortNodeId(learner)} to voter`),
+        () => {}, // A pending change: the next round retries.
+      );
+      return;
     }
   }
 

@@ -39,6 +39,8 @@ export interface NodeConfig {
   readonly httpsKeyFile: string;
   /** Largest HTTP request body in bytes. Default 2 MiB. */
   readonly bodyLimitBytes: number;
+  /** The leader promotes a learner to voter by itself once it is within 1,000 entries of the commit index. Default false. */
+  readonly autoPromote: boolean;
   /** Recover a lone survivor as a new one-node cluster (loses uncommitted writes). Default false. */
   readonly forceNewCluster: boolean;
   /** Start although the identity exists without a log (or the reverse). Default false. */
@@ -61,6 +63,7 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   httpsCertFile: "",
   httpsKeyFile: "",
   bodyLimitBytes: 2 * 1024 * 1024,
+  autoPromote: false,
   forceNewCluster: false,
   allowMissingLog: false,
 };
@@ -253,6 +256,7 @@ export function resolveNodeConfig(
       1024,
       64 * 1024 * 1024,
     ),
+    autoPromote: m.autoPromote === true,
     forceNewCluster: m.forceNewCluster === true,
     allowMissingLog: m.allowMissingLog === true,
   };
