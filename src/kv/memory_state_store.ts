@@ -168,6 +168,11 @@ export class MemoryStateStore implements StateStore {
     };
   }
 
+  /** Runs `work`: a memory store applies each batch at once anyway. */
+  batch<T>(work: () => T): T {
+    return work();
+  }
+
   /** Nothing to do: a memory store is never durable. */
   sync(): void {}
 

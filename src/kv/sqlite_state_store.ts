@@ -155,14 +155,27 @@ export class SqliteStateStore implements StateStore {
     return statement;
   }
 
+  /** Open transactions: inside `batch()`, applies join the outer one. */
+  #depth = 0;
+
   private transaction(work: () => void): void {
+    this.batch(work);
+  }
+
+  /** Runs `work` in one transaction; nested calls join the outer one. */
+  batch<T>(work: () => T): T {
+    if (this.#depth > 0) return work();
     this.db.exec("BEGIN IMMEDIATE");
+    this.#depth++;
     try {
-      work();
+      const result = work();
       this.db.exec("COMMIT");
+      return result;
     } catch (error) {
       this.db.exec("ROLLBACK");
       throw error;
+    } finally {
+      this.#depth--;
     }
   }
 

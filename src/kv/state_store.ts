@@ -81,6 +81,12 @@ export interface StateStore {
   /** Starts installing a snapshot. At most one installer at a time. */
   beginInstall(): SnapshotInstaller;
   /**
+   * Runs `work` so that every `apply()` inside it commits together, in one
+   * transaction (a crash keeps all or none of them). Used to apply all the
+   * entries of one Raft Ready at once.
+   */
+  batch<T>(work: () => T): T;
+  /**
    * Makes every applied batch durable. The store may lag the Raft log on a
    * power loss (the log can rebuild it), but not once the log is compacted:
    * the node calls this before compacting.

@@ -173,4 +173,9 @@ export class KvReplicatedState {
   sync(): void {
     this.kv.store.sync();
   }
+
+  /** Applies several entries in one state-store transaction. */
+  batch<T>(work: () => T): T {
+    return this.kv.store.batch(work);
+  }
 }

@@ -36,6 +36,8 @@ export interface ReplicatedStateMachine {
   installSnapshot(snapshot: Snapshot): void;
   /** Makes everything applied so far durable (before the log is compacted). */
   sync(): void;
+  /** Runs `work` (several applies) as one durable unit; optional. */
+  batch?<T>(work: () => T): T;
 }
 
 /** Options of {@linkcode RaftRunner}. */
@@ -507,7 +509,13 @@ export class RaftRunner {
       this.metrics.entriesPersisted += ready.entries.length;
     }
     if (!sendFirst) { for (const m of ready.messages) transport.send(m.to, m); }
-    for (const entry of ready.committedEntries) this.#applyEntry(entry);
+    // One state-store transaction for the whole batch, not one per entry.
+    const applyAll = () => {
+      for (const entry of ready.committedEntries) this.#applyEntry(entry);
+    };
+    if (stateMachine.batch !== undefined && ready.committedEntries.length > 1) {
+      stateMachine.batch(applyAll);
+    } else applyAll();
     for (const state of ready.readStates) {
       this.#readConfirmed(state.index, state.context);
     }
