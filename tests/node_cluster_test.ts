@@ -171,3 +171,50 @@ Deno.test("AspenNode refuses a data folder another node holds, and one whose log
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("a node restarted with a new certificate and port announces itself, and peers re-pin it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "aspen-repin-" });
+  const quicPorts = freeUdpPorts(HOST, 3);
+  const httpPorts = freeTcpPorts(HOST, 3);
+  const plans = quicPorts.map((quicPort, i) => ({
+    dataDir: `${root}/n${i + 1}`,
+    httpUrl: `http://${HOST}:${httpPorts[i]}`,
+    quicHost: HOST,
+    quicPort,
+  }));
+  await provisionCluster(plans);
+  const nodes: (AspenNode | null)[] = [];
+  try {
+    for (const [i, plan] of plans.entries()) {
+      nodes.push(await startNode(plan.dataDir, httpPorts[i]!, plan.quicPort));
+    }
+    const live = () => nodes.filter((n): n is AspenNode => n !== null);
+    const leader = () =>
+      live().find((n) => n.runner.status().role === "leader");
+    await waitFor("a leader", () => leader() !== undefined);
+    const index = nodes.findIndex((n) => n !== leader());
+    await nodes[index]!.stop();
+    nodes[index] = null;
+    // A new certificate (new hash) and a new QUIC port: peers' pins are stale.
+    await Deno.remove(`${plans[index]!.dataDir}/certificate.json`);
+    const restarted = await startNode(
+      plans[index]!.dataDir,
+      httpPorts[index]!,
+      freeUdpPorts(HOST, 1)[0]!,
+    );
+    nodes[index] = restarted;
+    assert.equal(
+      (await leader()!.backend.commit(setOperation("after-repin", "yes"))).ok,
+      true,
+    );
+    const target = () => leader()!.runner.status().commit;
+    await waitFor(
+      "the restarted node to receive new writes",
+      () => restarted.runner.status().applied >= target(),
+    );
+    assert.equal(await readValue(restarted, "after-repin"), "yes");
+  } finally {
+    for (const node of nodes) await node?.stop();
+    await Deno.remove(root, { recursive: true });
+  }
+});

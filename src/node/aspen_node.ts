@@ -252,6 +252,7 @@ export class AspenNode implements NodeApi {
     }
     runner.start();
     backend.startExpiry();
+    void node.#announceSelf();
     log(
       `node ${identity.shortId} started: data '${dir}', QUIC ${config.quicHost}:${transport.addr.port}`,
     );
@@ -466,6 +467,44 @@ export class AspenNode implements NodeApi {
           (error as Error).message
         }`,
       );
+    }
+  }
+
+  /**
+   * Publishes this node's address (with its current certificate hash)
+   * through the log when the replicated one differs, so peers re-pin after a
+   * certificate renewal or a port change. Retries until it lands or the node stops.
+   */
+  async #announceSelf(): Promise<void> {
+    for (let attempt = 0; attempt < 120 && !this.#stopped; attempt++) {
+      const known = this.#state.members().find((m) =>
+        m.nodeId === this.address.nodeId
+      );
+      if (JSON.stringify(known) === JSON.stringify(this.address)) return;
+      const data = encodeMemberCommand(this.address);
+      try {
+        if (this.runner.status().leader !== null) {
+          await this.runner.propose(data);
+          return;
+        }
+        // No leader known: it may not reach us while peers hold our old
+        // address. Ask each peer in turn; a follower passes it to the leader.
+        for (const peer of this.#cluster.members.keys()) {
+          if (peer === this.address.nodeId || this.#stopped) continue;
+          try {
+            await this.#transport.request(nodeId(peer), {
+              method: "forwardProposal",
+              data,
+            }, { timeoutMs: 3000 });
+            return;
+          } catch {
+            // Try the next peer.
+          }
+        }
+      } catch {
+        // Retry below.
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
 

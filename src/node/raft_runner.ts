@@ -419,7 +419,7 @@ export class RaftRunner {
     }
   }
 
-  async #onRequest(request: PeerRequest, _from: NodeId): Promise<PeerResult> {
+  async #onRequest(request: PeerRequest, from: NodeId): Promise<PeerResult> {
     if (request.method !== "forwardProposal") {
       return {
         ok: false,
@@ -429,7 +429,14 @@ export class RaftRunner {
       };
     }
     try {
-      return { ok: true, data: await this.proposeLocal(request.data) };
+      // A follower passes the proposal on to its leader (a peer that cannot
+      // reach the leader yet, e.g. one whose address changed, asks anyone),
+      // but never back to the node it came from: two stale views would bounce it.
+      const leader = this.#node.status().leader;
+      const data = leader !== null && leader !== this.id && leader !== from
+        ? await this.#forward(leader, request.data)
+        : await this.proposeLocal(request.data);
+      return { ok: true, data };
     } catch (error) {
       const leader = this.#node.status().leader;
       const code = error instanceof ProposalDroppedError
