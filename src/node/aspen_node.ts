@@ -197,6 +197,9 @@ export class AspenNode implements NodeApi {
       nodeKey: encodeBase64Url(identity.publicKey),
       certificateHash: encodeBase64Url(certificate.hash),
     };
+    // What peers were told about this node (if anything), before it changes.
+    const previousSelf =
+      cluster?.members.find((m) => m.nodeId === identity.nodeId) ?? null;
     cluster = await upsertSelf(dir, cluster, identity, credential, address);
     // Addresses replicated through the log are newer than the file's.
     const replicated = state.members();
@@ -252,7 +255,7 @@ export class AspenNode implements NodeApi {
     }
     runner.start();
     backend.startExpiry();
-    void node.#announceSelf();
+    void node.#announceSelf(previousSelf);
     log(
       `node ${identity.shortId} started: data '${dir}', QUIC ${config.quicHost}:${transport.addr.port}`,
     );
@@ -475,12 +478,16 @@ export class AspenNode implements NodeApi {
    * through the log when the replicated one differs, so peers re-pin after a
    * certificate renewal or a port change. Retries until it lands or the node stops.
    */
-  async #announceSelf(): Promise<void> {
+  async #announceSelf(previousSelf: NodeAddress | null): Promise<void> {
     for (let attempt = 0; attempt < 120 && !this.#stopped; attempt++) {
+      // Peers know the replicated entry if there is one, else the cluster
+      // file's (provisioned or joined with it): announce only a difference.
       const known = this.#state.members().find((m) =>
         m.nodeId === this.address.nodeId
-      );
-      if (JSON.stringify(known) === JSON.stringify(this.address)) return;
+      ) ?? previousSelf;
+      if (
+        known === null || JSON.stringify(known) === JSON.stringify(this.address)
+      ) return;
       const data = encodeMemberCommand(this.address);
       try {
         if (this.runner.status().leader !== null) {

@@ -125,6 +125,17 @@ export async function serveNode(
       }
     });
     outer.route("/", app);
+    // A mounted app's not-found handler does not apply here: answer with the
+    // API's typed error body, like every other refusal.
+    outer.notFound((c) =>
+      c.json({
+        error: {
+          code: "notFound",
+          message: `Unknown route: ${c.req.method} ${c.req.path}`,
+          details: {},
+        },
+      }, 404)
+    );
     // `route()` copies routes, not the API's not-found handler: an unknown
     // route gets the API's answer (token check, then its typed 404).
     outer.notFound((c) => app.fetch(c.req.raw));
