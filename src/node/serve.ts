@@ -136,9 +136,6 @@ export async function serveNode(
         },
       }, 404)
     );
-    // `route()` copies routes, not the API's not-found handler: an unknown
-    // route gets the API's answer (token check, then its typed 404).
-    outer.notFound((c) => app.fetch(c.req.raw));
     const tls = config.httpsCertFile === "" ? undefined : {
       cert: await Deno.readTextFile(config.httpsCertFile),
       key: await Deno.readTextFile(config.httpsKeyFile),
