@@ -5,7 +5,7 @@
  * it again.
  */
 import assert from "node:assert/strict";
-import { connect, KvU64 } from "../mod.ts";
+import { connect, type KvU64 } from "../mod.ts";
 import { startTestCluster, TEST_TOKEN } from "./helpers/http_cluster.ts";
 
 Deno.test("connect().kv retries a write whose answer was lost, and the cluster applies it once", async () => {
