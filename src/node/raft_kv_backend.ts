@@ -46,11 +46,17 @@ import {
   RequestTimeoutError,
 } from "./raft_runner.ts";
 
+/** How long a write is retried (with its session) before its outcome is reported unknown. */
+const COMMIT_RETRY_WINDOW_MS = 20_000;
+
 /** Most keys removed by one expiry entry. */
 const EXPIRE_BATCH_KEYS = 1000;
 
 /** A KvBackend over a Raft node. */
 export class RaftKvBackend implements KvBackend {
+  /** This node's session id for writes that arrive without one. */
+  readonly #sessionId = `node-${crypto.randomUUID()}`;
+  #sessionSeq = 0;
   readonly databaseId: string;
   readonly queues: KvQueues;
   readonly #runner: RaftRunner;
@@ -155,8 +161,16 @@ export class RaftKvBackend implements KvBackend {
 
   async commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
     validateAtomic(operation);
-    const data = encodeCommand({ type: "atomic", operation });
-    const result = decodeApplyResult(await this.#propose(data));
+    // A write without a session (stock Deno clients, raw HTTP) gets one from
+    // this node, so the node itself can retry an unknown outcome (a leader
+    // lost mid-write) and the cluster still applies it at most once.
+    const session = operation.session ??
+      { clientId: this.#sessionId, seq: this.#sessionSeq++ };
+    const data = encodeCommand({
+      type: "atomic",
+      operation: { ...operation, session },
+    });
+    const result = decodeApplyResult(await this.#proposeRetrying(data));
     if (result.ok) return { ok: true, versionstamp: result.versionstamp };
     return {
       ok: false,
@@ -232,6 +246,34 @@ export class RaftKvBackend implements KvBackend {
         );
       }
       throw error;
+    }
+  }
+
+  /**
+   * Proposes with the write's session, retrying dropped proposals and unknown
+   * outcomes until {@linkcode COMMIT_RETRY_WINDOW_MS} has passed. The final
+   * error says "unavailable" only if nothing was ever proposed.
+   */
+  async #proposeRetrying(data: Uint8Array): Promise<Uint8Array> {
+    const deadline = Date.now() + COMMIT_RETRY_WINDOW_MS;
+    let proposed = false;
+    for (;;) {
+      try {
+        return await this.#propose(data);
+      } catch (error) {
+        if (error instanceof KvOutcomeUnknownError) proposed = true;
+        else if (!(error instanceof KvUnavailableError)) throw error;
+        if (Date.now() >= deadline || this.#runner.stopped) {
+          if (!proposed) throw error;
+          throw error instanceof KvOutcomeUnknownError
+            ? error
+            : new KvOutcomeUnknownError(
+              `Commit outcome unknown: ${(error as Error).message}`,
+              { cause: error },
+            );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
     }
   }
 

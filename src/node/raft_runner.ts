@@ -259,6 +259,11 @@ export class RaftRunner {
     return this.#node.status();
   }
 
+  /** True once `stop()` was called. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
   /** The storage failure that stopped writes, if any. */
   storageError(): Error | null {
     return this.#storageError;
