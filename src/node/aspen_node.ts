@@ -65,6 +65,7 @@ import {
 } from "./join.ts";
 import { renderMetrics } from "./metrics.ts";
 import { HttpMetrics } from "./http_metrics.ts";
+import { serveClientSession } from "./client_streams.ts";
 import {
   ClusterAdminError,
   type ClusterStatus,
@@ -174,6 +175,7 @@ export class AspenNode implements NodeApi {
       ? await initCluster(dir, identity)
       : decodeBase64Url(cluster.credential);
     const clusterId = cluster === null ? null : decodeBase32(cluster.clusterId);
+    let clientSessions: ((session: WebTransport) => void) | null = null;
     const transport = await QuicTransport.listen({
       membership: {
         identity,
@@ -188,6 +190,12 @@ export class AspenNode implements NodeApi {
       hostname: config.quicHost,
       port: config.quicPort,
       log: (event) => log(`transport: ${JSON.stringify(event)}`),
+      // Client streaming (watch) over WebTransport, once the backend exists.
+      onClientSession: (session) => {
+        if (clientSessions === null) {
+          session.close({ closeCode: 503, reason: "Node is starting" });
+        } else clientSessions(session);
+      },
     });
     const address: NodeAddress = {
       nodeId: identity.nodeId,
@@ -235,6 +243,8 @@ export class AspenNode implements NodeApi {
     });
     logStore.close();
     const backend = new RaftKvBackend(runner, state, cluster.databaseId);
+    clientSessions = (session) =>
+      void serveClientSession(session, backend, config.tokens);
     const node = new AspenNode({
       config,
       identity,

@@ -56,7 +56,15 @@ export interface QuicTransportOptions {
   readonly log?: (event: TransportLogEvent) => void;
   /** Randomness for back-off jitter, in [0, 1). Default `Math.random`. */
   readonly random?: () => number;
+  /**
+   * Serves a client's WebTransport session on `/v1/wt` (the node's client
+   * streaming). Default: none, and such sessions are closed as not served.
+   */
+  readonly onClientSession?: ClientSessionHandler | null;
 }
+
+/** Takes over an accepted WebTransport session of a client. */
+export type ClientSessionHandler = (session: WebTransport) => void;
 
 /** Options with every default filled in. */
 export type ResolvedQuicOptions = Required<QuicTransportOptions>;
@@ -97,6 +105,7 @@ export function resolveQuicOptions(
       }
     },
     random: Math.random,
+    onClientSession: null,
     ...options,
   };
   for (

@@ -564,7 +564,11 @@ export class QuicTransport implements PeerTransport {
       return;
     }
     await session.ready;
-    // Answer the first stream with a framed close, then end the session.
+    if (this.#options.onClientSession !== null) {
+      this.#options.onClientSession(session);
+      return;
+    }
+    // Not served here: answer the first stream with a framed close, then end the session.
     const streams = session.incomingBidirectionalStreams.getReader();
     const { value: stream } = await streams.read();
     if (stream !== undefined) {
