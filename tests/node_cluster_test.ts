@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { encodeKey } from "../src/kv/key_codec.ts";
 import type { KvAtomicOperation } from "../src/kv/types.ts";
 import { AspenNode } from "../src/node/aspen_node.ts";
+import { decodeBase64Url } from "../src/node/_base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import {
   freeTcpPorts,
@@ -215,6 +216,77 @@ Deno.test("a node restarted with a new certificate and port announces itself, an
     assert.equal(await readValue(restarted, "after-repin"), "yes");
   } finally {
     for (const node of nodes) await node?.stop();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("a node rotates its certificate without a restart, and peers re-pin the new hash", async () => {
+  const root = await Deno.makeTempDir({ prefix: "aspen-rotate-" });
+  const quicPorts = freeUdpPorts(HOST, 3);
+  const httpPorts = freeTcpPorts(HOST, 3);
+  const plans = quicPorts.map((quicPort, i) => ({
+    dataDir: `${root}/n${i + 1}`,
+    httpUrl: `http://${HOST}:${httpPorts[i]}`,
+    quicHost: HOST,
+    quicPort,
+  }));
+  await provisionCluster(plans);
+  const nodes: AspenNode[] = [];
+  try {
+    for (const [i, plan] of plans.entries()) {
+      nodes.push(await startNode(plan.dataDir, httpPorts[i]!, plan.quicPort));
+    }
+    const leader = () => nodes.find((n) => n.runner.status().role === "leader");
+    await waitFor("a leader", () => leader() !== undefined);
+    const follower = nodes.find((n) => n !== leader())!;
+    const oldHash = follower.address.certificateHash;
+    assert.equal(await follower.rotateCertificate(true), true);
+    const newHash = follower.address.certificateHash;
+    assert.notEqual(newHash, oldHash);
+    // The same port now serves the new certificate only.
+    const dial = async (hash: string) => {
+      const conn = await Deno.connectQuic({
+        hostname: HOST,
+        port: follower.address.quicPort,
+        alpnProtocols: ["aspen/1"],
+        serverCertificateHashes: [{
+          algorithm: "sha-256",
+          value: decodeBase64Url(hash) as Uint8Array<ArrayBuffer>,
+        }],
+      } as Deno.ConnectQuicOptions<false>);
+      conn.close();
+    };
+    await dial(newHash);
+    await assert.rejects(dial(oldHash));
+    // The leader learned the new hash through the log and wrote it down.
+    const leaderDir = plans[nodes.indexOf(leader()!)]!.dataDir;
+    const pinned = async () => {
+      const file = JSON.parse(
+        await Deno.readTextFile(`${leaderDir}/cluster.json`),
+      ) as {
+        members: { nodeId: string; certificateHash: string }[];
+      };
+      return file.members.find((m) => m.nodeId === follower.id)
+        ?.certificateHash;
+    };
+    const deadline = Date.now() + 15_000;
+    while ((await pinned()) !== newHash && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(await pinned(), newHash);
+    assert.equal(
+      (await leader()!.backend.commit(setOperation("after-rotation", "yes")))
+        .ok,
+      true,
+    );
+    await waitFor(
+      "the follower to apply it",
+      () =>
+        follower.runner.status().applied >= leader()!.runner.status().commit,
+    );
+    assert.equal(await readValue(follower, "after-rotation"), "yes");
+  } finally {
+    for (const node of nodes) await node.stop();
     await Deno.remove(root, { recursive: true });
   }
 });

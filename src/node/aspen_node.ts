@@ -94,7 +94,8 @@ export class AspenNode implements NodeApi {
   readonly config: NodeConfig;
   readonly identity: NodeIdentity;
   readonly id: NodeId;
-  readonly address: NodeAddress;
+  #address: NodeAddress;
+  #certificateTimer: ReturnType<typeof setInterval> | undefined;
   readonly backend: RaftKvBackend;
   readonly runner: RaftRunner;
   /** Latencies of the HTTP listener, fed by whoever serves this node. */
@@ -129,7 +130,7 @@ export class AspenNode implements NodeApi {
     this.config = parts.config;
     this.identity = parts.identity;
     this.id = nodeId(parts.identity.nodeId);
-    this.address = parts.address;
+    this.#address = parts.address;
     this.#cluster = {
       file: parts.cluster,
       members: new Map(parts.cluster.members.map((m) => [m.nodeId, m])),
@@ -266,10 +267,58 @@ export class AspenNode implements NodeApi {
     runner.start();
     backend.startExpiry();
     void node.#announceSelf(previousSelf);
+    // Certificates last a week; check hourly and renew with a day left.
+    node.#certificateTimer = setInterval(() => {
+      node.rotateCertificate().catch((error) =>
+        log(`warning: certificate rotation failed: ${(error as Error).message}`)
+      );
+    }, 60 * 60 * 1000);
     log(
       `node ${identity.shortId} started: data '${dir}', QUIC ${config.quicHost}:${transport.addr.port}`,
     );
     return node;
+  }
+
+  /** Where this node can be reached, with its current certificate hash. */
+  get address(): NodeAddress {
+    return this.#address;
+  }
+
+  /**
+   * Serves a new TLS certificate without a restart (same port) and announces
+   * its hash through the log so peers pin it. Runs by itself when the current
+   * certificate has a day or less left; `force` renews now.
+   */
+  async rotateCertificate(force = false): Promise<boolean> {
+    const dir = this.config.dataDir;
+    if (force) {
+      await Deno.remove(`${dir}/${DATA_FILES.certificate}`).catch(() => {});
+    }
+    const certificate = await loadOrCreateCertificate(dir, this.identity, [
+      this.config.quicHost,
+    ]);
+    const hash = encodeBase64Url(certificate.hash);
+    if (hash === this.#address.certificateHash) return false;
+    const record = encodeCertificateRecord(
+      await signCertificateRecord(this.identity, certificate),
+    );
+    await this.#transport.rotateCertificate(certificate, record);
+    const previous = this.#address;
+    this.#address = { ...previous, certificateHash: hash };
+    this.#cluster.members.set(previous.nodeId, this.#address);
+    this.#cluster.file = {
+      ...this.#cluster.file,
+      members: [
+        ...this.#cluster.file.members.filter((m) =>
+          m.nodeId !== previous.nodeId
+        ),
+        this.#address,
+      ],
+    };
+    await writeClusterFile(dir, this.#cluster.file);
+    this.#log(`certificate rotated; announcing its hash`);
+    void this.#announceSelf(previous);
+    return true;
   }
 
   /** Stops the node: no new requests, pending ones fail, storage closes. */
@@ -277,6 +326,7 @@ export class AspenNode implements NodeApi {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#promoteTimer);
+    clearInterval(this.#certificateTimer);
     this.backend.stopExpiry();
     await this.runner.stop();
     this.#stateStore.sync();

@@ -14,6 +14,7 @@ import {
   HandshakeError,
   NonceRegistry,
 } from "../cluster/handshake.ts";
+import type { NodeCertificate } from "../cluster/certificate.ts";
 import { shortNodeId } from "../cluster/identity.ts";
 import type { Message, NodeId } from "../raft/types.ts";
 import type { PeerRequest, PeerResult } from "../protocol/envelope.ts";
@@ -58,7 +59,10 @@ export class QuicTransport implements PeerTransport {
   readonly localId: NodeId;
   readonly #options: ResolvedQuicOptions;
   readonly #endpoint: Deno.QuicEndpoint;
-  readonly #listener: Deno.QuicListener;
+  #listener: Deno.QuicListener;
+  /** The certificate peers see now, and its node-key-signed record (rotatable). */
+  #certificate: NodeCertificate;
+  #certificateRecord: Uint8Array;
   readonly #links = new Map<NodeId, PeerLink>();
   readonly #pending: PendingRequests = new PendingRequests();
   readonly #requestPeers = new Map<number, NodeId>();
@@ -70,7 +74,9 @@ export class QuicTransport implements PeerTransport {
   #onUnreachable: UnreachableHandler = () => {};
   #onRequest: RequestHandler | undefined;
   #closed = false;
-  readonly #acceptLoop: Promise<void>;
+  #acceptLoop: Promise<void>;
+  /** Accept loops of listeners replaced by certificate rotations. */
+  readonly #oldAcceptLoops: Promise<void>[] = [];
 
   private constructor(options: ResolvedQuicOptions) {
     this.#options = options;
@@ -79,13 +85,44 @@ export class QuicTransport implements PeerTransport {
       hostname: options.hostname,
       port: options.port,
     });
-    this.#listener = this.#endpoint.listen({
-      cert: options.certificate.certificatePem,
-      key: options.certificate.privateKeyPem,
+    this.#certificate = options.certificate;
+    this.#certificateRecord = options.certificateRecord;
+    this.#listener = this.#listen(options.certificate);
+    this.#acceptLoop = this.#accept(this.#listener);
+  }
+
+  #listen(certificate: NodeCertificate): Deno.QuicListener {
+    return this.#endpoint.listen({
+      cert: certificate.certificatePem,
+      key: certificate.privateKeyPem,
       alpnProtocols: [PEER_ALPN, WEBTRANSPORT_ALPN],
-      maxIdleTimeout: options.idleTimeoutMs,
+      maxIdleTimeout: this.#options.idleTimeoutMs,
     });
-    this.#acceptLoop = this.#accept();
+  }
+
+  /**
+   * Serves a new certificate from now on, on the same UDP port: the listener
+   * is replaced (connections already open keep theirs). Peers pin the new
+   * hash once they learn it (the node announces it through the log).
+   */
+  async rotateCertificate(
+    certificate: NodeCertificate,
+    certificateRecord: Uint8Array,
+  ): Promise<void> {
+    if (this.#closed) {
+      throw new TransportClosedError(
+        "Cannot rotate the certificate of a closed transport",
+      );
+    }
+    // The old accept loop ends by itself once its listener stops; close()
+    // waits for every loop.
+    this.#listener.stop();
+    this.#oldAcceptLoops.push(this.#acceptLoop);
+    this.#certificate = certificate;
+    this.#certificateRecord = certificateRecord;
+    this.#listener = this.#listen(certificate);
+    this.#acceptLoop = this.#accept(this.#listener);
+    this.#log("info", "certificateRotated", "Serving a new certificate");
   }
 
   /**
@@ -201,7 +238,7 @@ export class QuicTransport implements PeerTransport {
     );
     this.#listener.stop();
     this.#endpoint.close();
-    await this.#acceptLoop;
+    await Promise.all([this.#acceptLoop, ...this.#oldAcceptLoops]);
   }
 
   #failRequests(peer: NodeId, error: Error): void {
@@ -228,9 +265,9 @@ export class QuicTransport implements PeerTransport {
     this.#options.log({ level, code, message, peer });
   }
 
-  async #accept(): Promise<void> {
+  async #accept(listener: Deno.QuicListener): Promise<void> {
     try {
-      for await (const incoming of this.#listener) {
+      for await (const incoming of listener) {
         if (this.#closed) break;
         if (this.#inbound.size >= this.#options.maxConnections) {
           incoming.refuse();
@@ -322,8 +359,8 @@ export class QuicTransport implements PeerTransport {
       const peer = await acceptHandshake(
         channel,
         this.#options.membership,
-        this.#options.certificate.hash,
-        this.#options.certificateRecord,
+        this.#certificate.hash,
+        this.#certificateRecord,
         this.#nonces,
       );
       this.#log(
