@@ -557,7 +557,7 @@ Deno.test("createHttpApp() refuses bad input with 4xx and a clear message, chang
         body: { keys: Array.from({ length: 11 }, (_, i) => [i]) },
         status: 400,
         code: "badRequest",
-        message: /Too many keys \(max 10\)/,
+        message: /Too many ranges \(max 10\)/,
       },
       {
         name: "list limit out of range",

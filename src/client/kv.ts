@@ -237,10 +237,13 @@ export class KvListIterator<T> implements AsyncIterableIterator<KvEntry<T>> {
     this.#remaining = limit;
     this.#batchSize = options.batchSize ??
       Math.min(limit, HTTP_API_LIMITS.listLimitDefault);
-    if (
-      !Number.isSafeInteger(this.#batchSize) || this.#batchSize < 1 ||
-      this.#batchSize > HTTP_API_LIMITS.listLimitMax
-    ) {
+    if (this.#batchSize > HTTP_API_LIMITS.listLimitMax) {
+      // Deno's own type and wording.
+      throw new TypeError(
+        `Too many entries (max ${HTTP_API_LIMITS.listLimitMax})`,
+      );
+    }
+    if (!Number.isSafeInteger(this.#batchSize) || this.#batchSize < 1) {
       throw new RangeError(
         `Invalid batchSize: must be 1 to ${HTTP_API_LIMITS.listLimitMax}: received ${this.#batchSize}`,
       );

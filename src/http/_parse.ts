@@ -162,7 +162,8 @@ export function parseGetMany(body: unknown): Uint8Array[] {
   if (keys.length > HTTP_API_LIMITS.getManyKeysMax) {
     throw new WireFormatError(
       "badRequest",
-      `Too many keys (max ${HTTP_API_LIMITS.getManyKeysMax})`,
+      // Deno's own wording: a getMany is one range per key.
+      `Too many ranges (max ${HTTP_API_LIMITS.getManyKeysMax})`,
     );
   }
   return keys.map((key: unknown, i: number) =>
@@ -386,7 +387,13 @@ export function parseAtomic(
 /** `WatchRequest` → 1 to 10 key bytes. */
 export function parseWatch(body: unknown): Uint8Array[] {
   const keys = list(fields(body, ["keys"]).keys, "keys");
-  if (keys.length === 0 || keys.length > HTTP_API_LIMITS.watchKeysMax) {
+  if (keys.length > HTTP_API_LIMITS.watchKeysMax) {
+    throw new WireFormatError(
+      "badRequest",
+      `Too many keys (max ${HTTP_API_LIMITS.watchKeysMax})`,
+    );
+  }
+  if (keys.length === 0) {
     throw bad(
       `Invalid 'keys': expected 1 to ${HTTP_API_LIMITS.watchKeysMax} keys, received ${keys.length}`,
     );

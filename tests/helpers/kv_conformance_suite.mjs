@@ -100,30 +100,6 @@ export const EXPECTED_DIFFERENCES = [
       "Aspen's client has no kv.commitVersionstamp() (nor a setSuffixVersionstampedKey mutation in its HTTP API); KV Connect serves it to stock clients",
   },
   {
-    name: "aspen-client-get-many-limit-message",
-    caseIds: ["lr"],
-    clients: ["aspen-client"],
-    side: "aspen",
-    reason:
-      "Aspen's HTTP API refuses getMany of 11 keys with 'Too many keys (max 10)' (src/http/_parse.ts) where Deno says 'Too many ranges (max 10)'",
-  },
-  {
-    name: "aspen-client-batch-size-message",
-    caseIds: ["lb"],
-    clients: ["aspen-client"],
-    side: "aspen",
-    reason:
-      "Aspen's client refuses batchSize 1001 itself with 'Invalid batchSize: must be 1 to 1000: received 1001' (src/client/kv.ts) where Deno says 'Too many entries (max 1000)'",
-  },
-  {
-    name: "aspen-client-watch-limit-message",
-    caseIds: ["lw"],
-    clients: ["aspen-client"],
-    side: "aspen",
-    reason:
-      "Aspen's HTTP API refuses a watch of 11 keys with 'Invalid 'keys': expected 1 to 10 keys, received 11' (src/http/_parse.ts) where Deno says 'Too many keys (max 10)'",
-  },
-  {
     name: "deno-kv-npm-read-key-range",
     caseIds: ["lkr"],
     clients: ["npm-deno-kv"],
