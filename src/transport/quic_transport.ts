@@ -105,7 +105,7 @@ export class QuicTransport implements PeerTransport {
    * is replaced (connections already open keep theirs). Peers pin the new
    * hash once they learn it (the node announces it through the log).
    */
-  async rotateCertificate(
+  rotateCertificate(
     certificate: NodeCertificate,
     certificateRecord: Uint8Array,
   ): Promise<void> {
@@ -123,6 +123,7 @@ export class QuicTransport implements PeerTransport {
     this.#listener = this.#listen(certificate);
     this.#acceptLoop = this.#accept(this.#listener);
     this.#log("info", "certificateRotated", "Serving a new certificate");
+    return Promise.resolve();
   }
 
   /**
