@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { decodeBase64, encodeBase64 } from "../protocol/base64.ts";
 
 /**
  * Compares two byte strings the way SQLite compares blobs (memcmp, then
@@ -79,29 +80,9 @@ export function fromHex(hex: string): Uint8Array {
   return out;
 }
 
-const BASE64URL_ALPHABET =
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /** Base64url with `=` padding, as Rust's `BASE64_URL_SAFE` engine writes it. */
 export function toBase64Url(bytes: Uint8Array): string {
-  let out = "";
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += BASE64URL_ALPHABET[n >> 18]! + BASE64URL_ALPHABET[(n >> 12) & 63]! +
-      BASE64URL_ALPHABET[(n >> 6) & 63]! + BASE64URL_ALPHABET[n & 63]!;
-  }
-  const rest = bytes.length - i;
-  if (rest === 1) {
-    const n = bytes[i]! << 16;
-    out += BASE64URL_ALPHABET[n >> 18]! + BASE64URL_ALPHABET[(n >> 12) & 63]! +
-      "==";
-  } else if (rest === 2) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
-    out += BASE64URL_ALPHABET[n >> 18]! + BASE64URL_ALPHABET[(n >> 12) & 63]! +
-      BASE64URL_ALPHABET[(n >> 6) & 63]! + "=";
-  }
-  return out;
+  return encodeBase64(bytes, { url: true });
 }
 
 /**
@@ -112,26 +93,7 @@ export function toBase64Url(bytes: Uint8Array): string {
  */
 export function fromBase64Url(text: string): Uint8Array | null {
   if (text.length % 4 !== 0) return null;
-  if (!/^[A-Za-z0-9_-]*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?$/.test(text)) {
-    return null;
-  }
-  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
-  const out = new Uint8Array((text.length / 4) * 3 - padding);
-  let offset = 0;
-  for (let i = 0; i < text.length; i += 4) {
-    let n = 0;
-    for (let j = 0; j < 4; j++) {
-      const char = text[i + j]!;
-      n = (n << 6) | (char === "=" ? 0 : BASE64URL_ALPHABET.indexOf(char));
-    }
-    const bytes = [(n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
-    for (const byte of bytes) {
-      if (offset < out.length) out[offset++] = byte;
-    }
-    if (i + 4 === text.length && padding > 0) {
-      const droppedBits = padding === 2 ? n & 0xffff : n & 0xff;
-      if (droppedBits !== 0) return null;
-    }
-  }
-  return out;
+  const bytes = decodeBase64(text, { url: true });
+  // Canonical: the bytes must encode back to exactly this text.
+  return bytes !== null && toBase64Url(bytes) === text ? bytes : null;
 }

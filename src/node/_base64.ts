@@ -3,15 +3,11 @@
  *
  * @module
  */
+import { decodeBase64, encodeBase64 } from "../protocol/base64.ts";
 
 /** Encodes bytes as base64url without padding. */
 export function encodeBase64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(
-    /=+$/,
-    "",
-  );
+  return encodeBase64(bytes, { url: true, pad: false });
 }
 
 /**
@@ -20,9 +16,7 @@ export function encodeBase64Url(bytes: Uint8Array): string {
  * @throws {TypeError} When the text is not base64url.
  */
 export function decodeBase64Url(text: string): Uint8Array {
-  if (!/^[A-Za-z0-9_-]*={0,2}$/.test(text)) {
-    throw new TypeError(`Cannot decode base64url: '${text}'`);
-  }
-  const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/"));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  const bytes = decodeBase64(text, { url: true });
+  if (bytes === null) throw new TypeError(`Cannot decode base64url: '${text}'`);
+  return bytes;
 }

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { decodeBase64, encodeBase64 } from "./base64.ts";
 import {
   decode as decodeMsgpack,
   encode as encodeMsgpack,
@@ -37,27 +38,12 @@ export type BodyFormat = "json" | "msgpack";
 const U64_MAX = (1n << 64n) - 1n;
 /** Most digits accepted for a bigint key part (a 255-byte integer has ~615). */
 const BIGINT_DIGITS_MAX = 620;
-const BASE64_ALPHABET =
-  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const BASE64_PATTERN =
   /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Standard padded base64 (RFC 4648 §4). */
 export function toBase64(bytes: Uint8Array): string {
-  let out = "";
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += BASE64_ALPHABET[n >> 18]! + BASE64_ALPHABET[(n >> 12) & 63]! +
-      BASE64_ALPHABET[(n >> 6) & 63]! + BASE64_ALPHABET[n & 63]!;
-  }
-  const rest = bytes.length - i;
-  if (rest > 0) {
-    const n = (bytes[i]! << 16) | (rest === 2 ? bytes[i + 1]! << 8 : 0);
-    out += BASE64_ALPHABET[n >> 18]! + BASE64_ALPHABET[(n >> 12) & 63]! +
-      (rest === 2 ? BASE64_ALPHABET[(n >> 6) & 63]! : "=") + "=";
-  }
-  return out;
+  return encodeBase64(bytes);
 }
 
 /**
@@ -66,21 +52,7 @@ export function toBase64(bytes: Uint8Array): string {
  * @returns The bytes, or null when `text` is not padded base64.
  */
 export function fromBase64(text: string): Uint8Array | null {
-  if (!BASE64_PATTERN.test(text)) return null;
-  const padding = text.endsWith("==") ? 2 : text.endsWith("=") ? 1 : 0;
-  const out = new Uint8Array((text.length / 4) * 3 - padding);
-  let offset = 0;
-  for (let i = 0; i < text.length; i += 4) {
-    let n = 0;
-    for (let j = 0; j < 4; j++) {
-      const char = text[i + j]!;
-      n = (n << 6) | (char === "=" ? 0 : BASE64_ALPHABET.indexOf(char));
-    }
-    for (const byte of [(n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]) {
-      if (offset < out.length) out[offset++] = byte;
-    }
-  }
-  return out;
+  return BASE64_PATTERN.test(text) ? decodeBase64(text) : null;
 }
 
 /** Reads a byte field: base64 text (JSON) or binary (MessagePack). */
