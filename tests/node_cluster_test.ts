@@ -8,11 +8,8 @@ import type { KvAtomicOperation } from "../src/kv/types.ts";
 import { AspenNode } from "../src/node/aspen_node.ts";
 import { decodeBase64Url } from "../src/node/_base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
-import {
-  freeTcpPorts,
-  freeUdpPorts,
-  provisionCluster,
-} from "../src/node/provision.ts";
+import { provisionLocalCluster } from "./helpers/node_plan.ts";
+import { freeTcpPorts, freeUdpPorts } from "../src/node/provision.ts";
 
 const encoder = new TextEncoder();
 const HOST = "127.0.0.1";
@@ -75,15 +72,7 @@ async function startNode(
 
 Deno.test("AspenNode cluster over QUIC replicates through a follower and survives losing its leader", async () => {
   const root = await Deno.makeTempDir({ prefix: "aspen-cluster-" });
-  const quicPorts = freeUdpPorts(HOST, 3);
-  const httpPorts = freeTcpPorts(HOST, 3);
-  const plans = quicPorts.map((quicPort, i) => ({
-    dataDir: `${root}/n${i + 1}`,
-    httpUrl: `http://${HOST}:${httpPorts[i]}`,
-    quicHost: HOST,
-    quicPort,
-  }));
-  await provisionCluster(plans);
+  const { plans, httpPorts } = await provisionLocalCluster(root, 3);
   const nodes: (AspenNode | null)[] = [];
   try {
     for (const [i, plan] of plans.entries()) {
@@ -175,15 +164,7 @@ Deno.test("AspenNode refuses a data folder another node holds, and one whose log
 
 Deno.test("a node restarted with a new certificate and port announces itself, and peers re-pin it", async () => {
   const root = await Deno.makeTempDir({ prefix: "aspen-repin-" });
-  const quicPorts = freeUdpPorts(HOST, 3);
-  const httpPorts = freeTcpPorts(HOST, 3);
-  const plans = quicPorts.map((quicPort, i) => ({
-    dataDir: `${root}/n${i + 1}`,
-    httpUrl: `http://${HOST}:${httpPorts[i]}`,
-    quicHost: HOST,
-    quicPort,
-  }));
-  await provisionCluster(plans);
+  const { plans, httpPorts } = await provisionLocalCluster(root, 3);
   const nodes: (AspenNode | null)[] = [];
   try {
     for (const [i, plan] of plans.entries()) {
@@ -222,15 +203,7 @@ Deno.test("a node restarted with a new certificate and port announces itself, an
 
 Deno.test("a node rotates its certificate without a restart, and peers re-pin the new hash", async () => {
   const root = await Deno.makeTempDir({ prefix: "aspen-rotate-" });
-  const quicPorts = freeUdpPorts(HOST, 3);
-  const httpPorts = freeTcpPorts(HOST, 3);
-  const plans = quicPorts.map((quicPort, i) => ({
-    dataDir: `${root}/n${i + 1}`,
-    httpUrl: `http://${HOST}:${httpPorts[i]}`,
-    quicHost: HOST,
-    quicPort,
-  }));
-  await provisionCluster(plans);
+  const { plans, httpPorts } = await provisionLocalCluster(root, 3);
   const nodes: AspenNode[] = [];
   try {
     for (const [i, plan] of plans.entries()) {

@@ -5,16 +5,13 @@
 import assert from "node:assert/strict";
 import { connect } from "../mod.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
+import { provisionLocalCluster } from "./helpers/node_plan.ts";
 import {
   JoinRefusedError,
   prepareJoin,
   verifyJoinToken,
 } from "../src/node/join.ts";
-import {
-  freeTcpPorts,
-  freeUdpPorts,
-  provisionCluster,
-} from "../src/node/provision.ts";
+import { freeTcpPorts } from "../src/node/provision.ts";
 import { serveNode, type ServingNode } from "../src/node/serve.ts";
 import { generateSigningKey } from "../src/cluster/keys.ts";
 import { ClusterAdminError } from "../src/node/node_api.ts";
@@ -51,15 +48,7 @@ async function retryWhilePending(action: () => Promise<void>): Promise<void> {
 
 Deno.test("a node joins by ticket as a learner, is promoted, and the old leader is removed", async () => {
   const root = await Deno.makeTempDir({ prefix: "aspen-membership-" });
-  const httpPorts = freeTcpPorts(HOST, 3);
-  const quicPorts = freeUdpPorts(HOST, 3);
-  const plans = httpPorts.map((httpPort, i) => ({
-    dataDir: `${root}/n${i + 1}`,
-    httpUrl: `http://${HOST}:${httpPort}`,
-    quicHost: HOST,
-    quicPort: quicPorts[i]!,
-  }));
-  await provisionCluster(plans);
+  const { plans, httpPorts } = await provisionLocalCluster(root, 3);
   const nodes: ServingNode[] = [];
   try {
     for (const [i, plan] of plans.entries()) {
@@ -187,15 +176,7 @@ Deno.test("prepareJoin() refuses a client ticket", async () => {
 
 Deno.test("with autoPromote the leader promotes a joined learner once it has caught up", async () => {
   const root = await Deno.makeTempDir({ prefix: "aspen-autopromote-" });
-  const httpPorts = freeTcpPorts(HOST, 3);
-  const quicPorts = freeUdpPorts(HOST, 3);
-  const plans = httpPorts.map((httpPort, i) => ({
-    dataDir: `${root}/n${i + 1}`,
-    httpUrl: `http://${HOST}:${httpPort}`,
-    quicHost: HOST,
-    quicPort: quicPorts[i]!,
-  }));
-  await provisionCluster(plans);
+  const { plans, httpPorts } = await provisionLocalCluster(root, 3);
   const nodes: ServingNode[] = [];
   try {
     for (const [i, plan] of plans.entries()) {
@@ -240,15 +221,7 @@ Deno.test("with autoPromote the leader promotes a joined learner once it has cau
 
 Deno.test("--force-new-cluster turns a lone survivor into a one-node cluster that keeps its data", async () => {
   const root = await Deno.makeTempDir({ prefix: "aspen-force-" });
-  const httpPorts = freeTcpPorts(HOST, 3);
-  const quicPorts = freeUdpPorts(HOST, 3);
-  const plans = httpPorts.map((httpPort, i) => ({
-    dataDir: `${root}/n${i + 1}`,
-    httpUrl: `http://${HOST}:${httpPort}`,
-    quicHost: HOST,
-    quicPort: quicPorts[i]!,
-  }));
-  await provisionCluster(plans);
+  const { plans, httpPorts } = await provisionLocalCluster(root, 3);
   const nodes: ServingNode[] = [];
   let survivor: ServingNode | null = null;
   try {
