@@ -90,6 +90,16 @@ Deno.test("AspenNode cluster over QUIC replicates through a follower and survive
       );
     }
 
+    // Heartbeats have been timed and peer traffic counted.
+    await waitFor(
+      "peer round trips on /metrics",
+      () => /aspen_peer_rtt_ms\{peer="\w{10}"\} \d/.test(leader()!.metrics()),
+    );
+    assert.match(leader()!.metrics(), /aspen_transport_bytes_sent_total [1-9]/);
+    assert.match(
+      leader()!.metrics(),
+      /aspen_transport_bytes_received_total [1-9]/,
+    );
     const oldLeader = leader()!;
     const oldIndex = nodes.indexOf(oldLeader);
     await oldLeader.stop();

@@ -4,6 +4,7 @@
  * @module
  */
 import type { RaftRunner } from "./raft_runner.ts";
+import { TRANSPORT_BYTES } from "../transport/stream_channel.ts";
 
 /** Upper bounds (ms) of the fsync latency histogram buckets. */
 const SAVE_BUCKETS_MS = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000];
@@ -78,6 +79,27 @@ export function renderMetrics(runner: RaftRunner): string {
     "Snapshots installed from a leader.",
     m.snapshotsInstalled,
   );
+  counter(
+    "aspen_transport_bytes_sent_total",
+    "Bytes this process wrote to peer streams.",
+    TRANSPORT_BYTES.sent,
+  );
+  counter(
+    "aspen_transport_bytes_received_total",
+    "Bytes this process read from peer streams.",
+    TRANSPORT_BYTES.received,
+  );
+  lines.push(
+    "# HELP aspen_peer_rtt_ms Last heartbeat round trip per peer (includes the peer's handling).",
+  );
+  lines.push("# TYPE aspen_peer_rtt_ms gauge");
+  for (
+    const [peer, ms] of [...m.peerRttMs].sort(([a], [b]) => a.localeCompare(b))
+  ) {
+    lines.push(
+      `aspen_peer_rtt_ms{peer="${peer.slice(0, 10)}"} ${ms.toFixed(3)}`,
+    );
+  }
   lines.push(
     "# HELP aspen_log_fsync_ms Duration of log writes (one transaction, one fsync), recent samples.",
     "# TYPE aspen_log_fsync_ms histogram",

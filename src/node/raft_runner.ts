@@ -77,6 +77,8 @@ export interface RunnerMetrics {
   snapshotsInstalled: number;
   /** Fsync (save) durations in milliseconds, most recent last (bounded). */
   readonly saveMs: number[];
+  /** Last heartbeat round trip per peer, in milliseconds (includes the peer's handling). */
+  readonly peerRttMs: Map<NodeId, number>;
 }
 
 interface ProposalWaiter {
@@ -138,7 +140,10 @@ export class RaftRunner {
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
     saveMs: [],
+    peerRttMs: new Map(),
   };
+  /** When each heartbeat left, by "peer/sentTick", to time its answer (bounded). */
+  readonly #heartbeatSentAt = new Map<string, number>();
 
   constructor(options: RaftRunnerOptions) {
     this.id = options.id;
@@ -453,6 +458,14 @@ export class RaftRunner {
 
   #onMessage(message: Message): void {
     if (this.#stopped) return;
+    if (message.type === "heartbeatResp") {
+      const key = `${message.from}/${message.sentTick}`;
+      const sentAt = this.#heartbeatSentAt.get(key);
+      if (sentAt !== undefined) {
+        this.#heartbeatSentAt.delete(key);
+        this.metrics.peerRttMs.set(message.from, performance.now() - sentAt);
+      }
+    }
     this.#node.step(message);
     this.#schedule();
   }
@@ -492,7 +505,7 @@ export class RaftRunner {
   }
 
   async #handleReady(ready: Ready): Promise<void> {
-    const { stateMachine, transport } = this.#options;
+    const { stateMachine } = this.#options;
     // A leader that stays leader may send before its own write (Raft §10.2.1):
     // it counts itself only once durable.
     const status = this.#node.status();
@@ -503,7 +516,7 @@ export class RaftRunner {
     const sendFirst = ready.softState === null && status.role === "leader" &&
       status.term === this.#lastReadyTerm;
     this.#lastReadyTerm = status.term;
-    if (sendFirst) { for (const m of ready.messages) transport.send(m.to, m); }
+    if (sendFirst) { for (const m of ready.messages) this.#send(m); }
     if (ready.snapshot !== null) {
       stateMachine.installSnapshot(ready.snapshot);
       stateMachine.sync();
@@ -520,7 +533,7 @@ export class RaftRunner {
       this.#recordSave(performance.now() - started);
       this.metrics.entriesPersisted += ready.entries.length;
     }
-    if (!sendFirst) { for (const m of ready.messages) transport.send(m.to, m); }
+    if (!sendFirst) { for (const m of ready.messages) this.#send(m); }
     // One state-store transaction for the whole batch, not one per entry.
     const applyAll = () => {
       for (const entry of ready.committedEntries) this.#applyEntry(entry);
@@ -537,6 +550,17 @@ export class RaftRunner {
       this.#releaseReads(applied);
       for (const listener of this.#appliedListeners) listener(applied);
     }
+  }
+
+  #send(message: Message): void {
+    if (message.type === "heartbeat") {
+      if (this.#heartbeatSentAt.size > 4096) this.#heartbeatSentAt.clear();
+      this.#heartbeatSentAt.set(
+        `${message.to}/${message.sentTick}`,
+        performance.now(),
+      );
+    }
+    this.#options.transport.send(message.to, message);
   }
 
   #applyEntry(entry: Entry): void {

@@ -15,6 +15,12 @@ import { encoder } from "../protocol/_fields.ts";
 import { concatFrames, encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 
+/**
+ * Bytes written to and read from every stream channel of this process (one
+ * node runs per process, so these are the node's transport totals).
+ */
+export const TRANSPORT_BYTES = { sent: 0, received: 0 };
+
 /** Frames envelopes over a bidirectional stream. */
 export class StreamChannel implements FrameChannel {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
@@ -46,12 +52,16 @@ export class StreamChannel implements FrameChannel {
   }
 
   send(envelope: Envelope): Promise<void> {
-    return this.#writer.write(this.frame(envelope));
+    const frame = this.frame(envelope);
+    TRANSPORT_BYTES.sent += frame.byteLength;
+    return this.#writer.write(frame);
   }
 
   /** Writes already framed envelopes in one write; resolves when the stream took them (backpressure). */
   writeFrames(frames: readonly Uint8Array[]): Promise<void> {
-    return this.#writer.write(concatFrames(frames));
+    const bytes = concatFrames(frames);
+    TRANSPORT_BYTES.sent += bytes.byteLength;
+    return this.#writer.write(bytes);
   }
 
   /**
@@ -68,6 +78,7 @@ export class StreamChannel implements FrameChannel {
           "Cannot read frame as the stream ended",
         );
       }
+      TRANSPORT_BYTES.received += value.byteLength;
       this.#payloads = this.#decoder.push(value);
       this.#next = 0;
     }
