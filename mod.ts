@@ -19,7 +19,16 @@
  * @module
  */
 export { AspenClient, connect } from "./src/client/connect.ts";
-export { AspenKv, AtomicOperation, KvListIterator } from "./src/client/kv.ts";
+export {
+  AspenKv,
+  AtomicOperation,
+  KV_COMMIT_VERSIONSTAMP,
+  KvListIterator,
+} from "./src/client/kv.ts";
+export type {
+  KvCommitVersionstamp,
+  KvKeyWithVersionstamp,
+} from "./src/client/kv.ts";
 export { AspenCluster } from "./src/client/cluster.ts";
 export { KvU64 } from "./src/client/kv_u64.ts";
 export { KvV8Bytes } from "./src/client/_values.ts";

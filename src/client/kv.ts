@@ -49,6 +49,38 @@ import type {
   KvWatchOptions,
 } from "./types.ts";
 
+/**
+ * The placeholder `kv.commitVersionstamp()` returns: as a key's last part,
+ * it is replaced by the commit's versionstamp.
+ */
+export const KV_COMMIT_VERSIONSTAMP: unique symbol = Symbol(
+  "AspenKv.commitVersionstamp",
+);
+
+/** What `kv.commitVersionstamp()` returns. */
+export type KvCommitVersionstamp = typeof KV_COMMIT_VERSIONSTAMP;
+
+/** A key that may end in `kv.commitVersionstamp()`. */
+export type KvKeyWithVersionstamp =
+  readonly (KvKey[number] | KvCommitVersionstamp)[];
+
+/**
+ * The key without its final commit-versionstamp placeholder, or null when it
+ * has none.
+ *
+ * @throws {TypeError} When the placeholder is not the last part.
+ */
+function versionstampedPrefix(key: KvKeyWithVersionstamp): KvKey | null {
+  const at = key.indexOf(KV_COMMIT_VERSIONSTAMP);
+  if (at === -1) return null;
+  if (at !== key.length - 1) {
+    throw new TypeError(
+      "Invalid key: commitVersionstamp() may only be its last part",
+    );
+  }
+  return key.slice(0, -1) as KvKey;
+}
+
 function readPath(
   route: string,
   consistency: KvConsistencyLevel | undefined,
@@ -114,12 +146,33 @@ export class AtomicOperation {
   }
 
   /** Sets `key` to `value`. */
-  set(key: KvKey, value: unknown, options: KvSetOptions = {}): this {
+  /**
+   * Sets `key` to `value`. A key ending in `kv.commitVersionstamp()` gets
+   * the commit's versionstamp as its last part.
+   */
+  set(
+    key: KvKeyWithVersionstamp,
+    value: unknown,
+    options: KvSetOptions = {},
+  ): this {
+    const expireIn = options.expireIn === undefined
+      ? {}
+      : { expireIn: options.expireIn };
+    const prefix = versionstampedPrefix(key);
+    if (prefix !== null) {
+      this.#mutations.push({
+        type: "setVersionstamped",
+        key: keyToWire(prefix),
+        value: valueToWire(value),
+        ...expireIn,
+      });
+      return this;
+    }
     this.#mutations.push({
       type: "set",
-      key: keyToWire(key),
+      key: keyToWire(key as KvKey),
       value: valueToWire(value),
-      ...(options.expireIn === undefined ? {} : { expireIn: options.expireIn }),
+      ...expireIn,
     });
     return this;
   }
@@ -360,14 +413,26 @@ export class AspenKv {
     };
   }
 
+  /**
+   * A placeholder for a key's last part that becomes the commit's
+   * versionstamp, as `Deno.Kv.commitVersionstamp()`.
+   */
+  commitVersionstamp(): KvCommitVersionstamp {
+    return KV_COMMIT_VERSIONSTAMP;
+  }
+
   /** Sets `key` to `value` (Uint8Array → bytes, KvU64 → le64). */
   async set(
-    key: KvKey,
+    key: KvKeyWithVersionstamp,
     value: unknown,
     options: KvSetOptions = {},
   ): Promise<KvCommitResult> {
+    // No checks: the atomic commit either applies or throws.
+    if (versionstampedPrefix(key) !== null) {
+      return await this.atomic().set(key, value, options).commitOrThrow();
+    }
     const reply = await this.#transport.request("POST", ROUTES.kvSet, {
-      key: keyToWire(key),
+      key: keyToWire(key as KvKey),
       value: valueToWire(value),
       ...(options.expireIn === undefined ? {} : { expireIn: options.expireIn }),
     }, "write") as CommitResponse;

@@ -280,6 +280,19 @@ function parseMutation(
         type,
         key: requiredKeyBytes(fields(wire, ["type", "key"]).key, `${field}key`),
       };
+    case "setVersionstamped": {
+      // The key is a prefix (possibly empty): the versionstamp is appended.
+      const f = fields(wire, ["type", "key", "value", "expireIn"]);
+      if (f.value === undefined) {
+        throw bad(`Invalid body: missing '${field}value'`);
+      }
+      return {
+        type: "setSuffixVersionstampedKey",
+        key: keyBytes(f.key ?? [], `${field}key`),
+        value: valueFromWire(f.value, `${field}value`),
+        expireAtMs: expireAt(f.expireIn, `${field}expireIn`, nowMs),
+      };
+    }
     case "sum":
     case "min":
     case "max": {
@@ -292,7 +305,7 @@ function parseMutation(
     }
     default:
       throw bad(
-        `Invalid '${field}type': expected 'set', 'delete', 'sum', 'min' or 'max', received ${
+        `Invalid '${field}type': expected 'set', 'setVersionstamped', 'delete', 'sum', 'min' or 'max', received ${
           describe(type)
         }`,
       );

@@ -284,6 +284,16 @@ export type WireMutation =
   }
   | { readonly type: "delete"; readonly key: WireKey }
   | {
+    /**
+     * Sets `[...key, versionstamp]`: the key gets the commit's versionstamp
+     * (20 hex characters) as its last part (`kv.commitVersionstamp()`).
+     */
+    readonly type: "setVersionstamped";
+    readonly key: WireKey;
+    readonly value: WireValue;
+    readonly expireIn?: number;
+  }
+  | {
     readonly type: "sum" | "min" | "max";
     readonly key: WireKey;
     readonly value: WireValue;

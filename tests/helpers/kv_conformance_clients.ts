@@ -164,7 +164,6 @@ export function aspenAdapter(
     u64: (n: bigint) => new KvU64(n),
     isU64: (value: unknown) => value instanceof KvU64,
     features: {
-      // Run (not skip) where Aspen lacks it, so the difference stays visible.
       commitVersionstamp: true,
       promptExpiry: true,
     },

@@ -92,14 +92,6 @@ const V8_VALUE_NAMES = [
  */
 export const EXPECTED_DIFFERENCES = [
   {
-    name: "aspen-client-commit-versionstamp",
-    caseIds: ["cv"],
-    clients: ["aspen-client"],
-    side: "aspen",
-    reason:
-      "Aspen's client has no kv.commitVersionstamp() (nor a setSuffixVersionstampedKey mutation in its HTTP API); KV Connect serves it to stock clients",
-  },
-  {
     name: "deno-kv-npm-read-key-range",
     caseIds: ["lkr"],
     clients: ["npm-deno-kv"],
