@@ -158,45 +158,7 @@ export interface ConnectOptions {
   readonly fetch?: typeof fetch;
 }
 
-/** A member as the cluster reports it. */
-export interface ClusterMember {
-  /** Node id. */
-  readonly id: string;
-  /** Voter or learner. */
-  readonly role: "voter" | "learner";
-  /** Leader only: the member's match index. */
-  readonly match: number | null;
-  /** Leader only: how far it lags the commit index, in entries. */
-  readonly lag: number | null;
-  /** Its HTTP API URL, when known. */
-  readonly httpUrl: string | null;
-}
-
-/** The status of the node that answered. */
-export interface ClusterStatus {
-  /** The cluster's id. */
-  readonly clusterId: string;
-  /** Id of the node. */
-  readonly nodeId: string;
-  /** The answering node's Raft role. */
-  readonly role: "follower" | "preCandidate" | "candidate" | "leader";
-  /** Current Raft term. */
-  readonly term: number;
-  /** Id of the leader, when known. */
-  readonly leader: string | null;
-  /** The leader's HTTP URL, when known. */
-  readonly leaderHttpUrl: string | null;
-  /** Highest log index known committed. */
-  readonly commitIndex: number;
-  /** Highest log index applied on the answering node. */
-  readonly appliedIndex: number;
-  /** Log index of the last snapshot. */
-  readonly snapshotIndex: number;
-  /** True while a joint membership change is in progress. */
-  readonly joint: boolean;
-  /** The members. */
-  readonly members: readonly ClusterMember[];
-}
+export type { ClusterMember, ClusterStatus } from "../protocol/http_api.ts";
 
 /** Where a new node is reached, for `addLearner`. */
 export interface NodeAddress {

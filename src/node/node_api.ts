@@ -5,32 +5,12 @@
  * @module
  */
 import type { KvBackend } from "../kv/backend.ts";
+import type { ClusterMember, ClusterStatus } from "../protocol/http_api.ts";
 
-/** A member as the status page shows it. */
-export interface MemberStatus {
-  readonly id: string;
-  readonly role: "voter" | "learner";
-  /** Leader only: the member's match index and how far it lags the commit index. */
-  readonly match: number | null;
-  readonly lag: number | null;
-  readonly httpUrl: string | null;
-}
+/** A member as the status page shows it (the wire type of `/v1/cluster/status`). */
+export type MemberStatus = ClusterMember;
 
-/** What `/v1/cluster/status` reports. */
-export interface ClusterStatus {
-  readonly clusterId: string;
-  readonly nodeId: string;
-  readonly role: "follower" | "preCandidate" | "candidate" | "leader";
-  readonly term: number;
-  readonly leader: string | null;
-  readonly leaderHttpUrl: string | null;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly snapshotIndex: number;
-  /** True while a joint membership change is in progress. */
-  readonly joint: boolean;
-  readonly members: readonly MemberStatus[];
-}
+export type { ClusterStatus };
 
 /** `/health`: healthy only when a leader is known and storage is writable. */
 export interface HealthStatus {
