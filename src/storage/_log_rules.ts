@@ -85,6 +85,35 @@ export function assertSnapshotMeta(meta: SnapshotMeta): void {
 }
 
 /**
+ * Checks a compaction to `meta` and decides what it keeps: the entries after
+ * `meta.index` survive only when the log holds that entry with `meta.term`
+ * (Raft §7); otherwise the whole log goes.
+ *
+ * @param current The store's snapshot metadata now.
+ * @param termAt The stored term at an index in `[current.index, lastIndex]`.
+ * @returns Whether the entries after `meta.index` are kept.
+ * @throws {LogCompactedError} When `meta` is before the current snapshot.
+ */
+export function planCompaction(
+  meta: SnapshotMeta,
+  current: SnapshotMeta,
+  lastIndex: LogIndex,
+  termAt: (index: LogIndex) => Term,
+): boolean {
+  assertSnapshotMeta(meta);
+  if (meta.index < current.index) {
+    throw new LogCompactedError(meta.index, (current.index + 1) as LogIndex);
+  }
+  if (meta.index === current.index) {
+    assert(
+      meta.term === current.term,
+      `Cannot compact to index ${meta.index} with term ${meta.term}: the snapshot there has term ${current.term}`,
+    );
+  }
+  return meta.index <= lastIndex && termAt(meta.index) === meta.term;
+}
+
+/**
  * Checks a read of `[lo, hi)` against a log spanning `[firstIndex, lastIndex]`.
  *
  * @throws {RangeError} When `lo > hi` or `maxBytes < 0`.

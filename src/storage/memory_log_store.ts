@@ -7,7 +7,6 @@
  */
 import { assert } from "../raft/assert.ts";
 import type { Entry, HardState, LogIndex, Term } from "../raft/types.ts";
-import { LogCompactedError } from "./errors.ts";
 import {
   EMPTY_HARD_STATE,
   EMPTY_SNAPSHOT_META,
@@ -18,10 +17,10 @@ import {
 import {
   assertAppendable,
   assertHardState,
-  assertSnapshotMeta,
   checkReadRange,
   checkTermIndex,
   entrySizeBytes,
+  planCompaction,
 } from "./_log_rules.ts";
 
 function copyEntry(entry: Entry): Entry {
@@ -136,18 +135,12 @@ export class MemoryLogStore implements LogStore {
 
   compact(meta: SnapshotMeta): void {
     this.#assertOpen();
-    assertSnapshotMeta(meta);
-    if (meta.index < this.#snapshot.index) {
-      throw new LogCompactedError(meta.index, this.firstIndex());
-    }
-    if (meta.index === this.#snapshot.index) {
-      assert(
-        meta.term === this.#snapshot.term,
-        `Cannot compact to index ${meta.index} with term ${meta.term}: the snapshot there has term ${this.#snapshot.term}`,
-      );
-    }
-    const keepsSuffix = meta.index <= this.lastIndex() &&
-      this.term(meta.index) === meta.term;
+    const keepsSuffix = planCompaction(
+      meta,
+      this.#snapshot,
+      this.lastIndex(),
+      (index) => this.term(index),
+    );
     this.#log = keepsSuffix
       ? this.#log.slice(meta.index - this.#snapshot.index)
       : [];

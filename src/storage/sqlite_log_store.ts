@@ -14,19 +14,15 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { assert } from "../raft/assert.ts";
 import type { Entry, HardState, LogIndex, Term } from "../raft/types.ts";
-import {
-  LogCompactedError,
-  StorageCorruptedError,
-  StorageReadOnlyError,
-} from "./errors.ts";
+import { StorageCorruptedError, StorageReadOnlyError } from "./errors.ts";
 import type { LogStore, SaveRequest, SnapshotMeta } from "./log_store.ts";
 import {
   assertAppendable,
   assertHardState,
-  assertSnapshotMeta,
   checkReadRange,
   checkTermIndex,
   entrySizeBytes,
+  planCompaction,
 } from "./_log_rules.ts";
 import { entryChecksum, entryTypeCode } from "./_entry_checksum.ts";
 import {
@@ -272,18 +268,12 @@ export class SqliteLogStore implements LogStore {
 
   compact(meta: SnapshotMeta): void {
     this.#assertWritable();
-    assertSnapshotMeta(meta);
-    if (meta.index < this.#snapshot.index) {
-      throw new LogCompactedError(meta.index, this.firstIndex());
-    }
-    if (meta.index === this.#snapshot.index) {
-      assert(
-        meta.term === this.#snapshot.term,
-        `Cannot compact to index ${meta.index} with term ${meta.term}: the snapshot there has term ${this.#snapshot.term}`,
-      );
-    }
-    const keepsSuffix = meta.index <= this.#lastIndex &&
-      this.term(meta.index) === meta.term;
+    const keepsSuffix = planCompaction(
+      meta,
+      this.#snapshot,
+      this.#lastIndex,
+      (index) => this.term(index),
+    );
     const snapshot: SnapshotMeta = structuredClone({
       index: meta.index,
       term: meta.term,
