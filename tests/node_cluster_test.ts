@@ -2,53 +2,15 @@
  * Three AspenNodes in this process over real QUIC on loopback with SQLite
  * storage: election, writes through a follower, failover, restart recovery.
  */
+import { readValue, setOperation, waitFor } from "./helpers/node_kv.ts";
 import assert from "node:assert/strict";
-import { encodeKey } from "../src/kv/key_codec.ts";
-import type { KvAtomicOperation } from "../src/kv/types.ts";
 import { AspenNode } from "../src/node/aspen_node.ts";
 import { decodeBase64Url } from "../src/node/_base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { provisionLocalCluster } from "./helpers/node_plan.ts";
 import { freeTcpPorts, freeUdpPorts } from "../src/node/provision.ts";
 
-const encoder = new TextEncoder();
 const HOST = "127.0.0.1";
-
-function setOperation(key: string, value: string): KvAtomicOperation {
-  return {
-    checks: [],
-    mutations: [{
-      type: "set",
-      key: encodeKey([key]),
-      value: { encoding: "bytes", data: encoder.encode(value) },
-    }],
-    enqueues: [],
-  };
-}
-
-async function waitFor(
-  what: string,
-  predicate: () => boolean,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-async function readValue(node: AspenNode, key: string): Promise<string | null> {
-  const start = encodeKey([key]);
-  const [rows] = await node.backend.read([{
-    start,
-    end: new Uint8Array([...start, 0]),
-    limit: 1,
-    reverse: false,
-  }], "strong");
-  const row = rows?.[0];
-  return row === undefined ? null : new TextDecoder().decode(row.value.data);
-}
 
 const quiet = () => {};
 
@@ -109,7 +71,7 @@ Deno.test("AspenNode cluster over QUIC replicates through a follower and survive
       () => leader() !== undefined && leader() !== oldLeader,
     );
     for (const node of live()) {
-      assert.equal(await readValue(node, "k49"), "v49");
+      assert.equal(await readValue(node.backend, "k49"), "v49");
     }
     assert.equal(
       (await live()[0]!.backend.commit(setOperation("after", "failover"))).ok,
@@ -142,9 +104,9 @@ Deno.test("AspenNode restarts from its SQLite files with every acknowledged writ
       () => node.runner.status().role === "leader",
     );
     for (let i = 0; i < 200; i += 13) {
-      assert.equal(await readValue(node, `r${i}`), `v${i}`);
+      assert.equal(await readValue(node.backend, `r${i}`), `v${i}`);
     }
-    assert.equal(await readValue(node, "r199"), "v199");
+    assert.equal(await readValue(node.backend, "r199"), "v199");
   } finally {
     await node.stop();
     await Deno.remove(dir, { recursive: true });
@@ -204,7 +166,7 @@ Deno.test("a node restarted with a new certificate and port announces itself, an
       "the restarted node to receive new writes",
       () => restarted.runner.status().applied >= target(),
     );
-    assert.equal(await readValue(restarted, "after-repin"), "yes");
+    assert.equal(await readValue(restarted.backend, "after-repin"), "yes");
   } finally {
     for (const node of nodes) await node?.stop();
     await Deno.remove(root, { recursive: true });
@@ -267,7 +229,7 @@ Deno.test("a node rotates its certificate without a restart, and peers re-pin th
       () =>
         follower.runner.status().applied >= leader()!.runner.status().commit,
     );
-    assert.equal(await readValue(follower, "after-rotation"), "yes");
+    assert.equal(await readValue(follower.backend, "after-rotation"), "yes");
   } finally {
     for (const node of nodes) await node.stop();
     await Deno.remove(root, { recursive: true });

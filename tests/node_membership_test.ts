@@ -2,6 +2,7 @@
  * Membership over real QUIC and SQLite: a fourth node joins with a join
  * ticket (as a learner), is promoted, and the old leader is removed.
  */
+import { waitFor } from "./helpers/node_kv.ts";
 import assert from "node:assert/strict";
 import { connect } from "../mod.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
@@ -18,18 +19,6 @@ import { ClusterAdminError } from "../src/node/node_api.ts";
 
 const HOST = "127.0.0.1";
 const quiet = () => {};
-
-async function waitFor(
-  what: string,
-  predicate: () => boolean,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 async function retryWhilePending(action: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + 10_000;

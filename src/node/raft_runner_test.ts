@@ -1,8 +1,12 @@
+import {
+  readValue,
+  setOperation,
+  waitFor,
+} from "../../tests/helpers/node_kv.ts";
 import assert from "node:assert/strict";
 import { encodeKey } from "../kv/key_codec.ts";
 import { KvStateMachine } from "../kv/state_machine.ts";
 import { MemoryStateStore } from "../kv/memory_state_store.ts";
-import type { KvAtomicOperation } from "../kv/types.ts";
 import { KvUnavailableError } from "../kv/backend.ts";
 import { type NodeId, nodeId } from "../raft/types.ts";
 import { MemoryLogStore } from "../storage/memory_log_store.ts";
@@ -55,46 +59,8 @@ function startNode(
   };
 }
 
-function setOperation(key: string, value: string): KvAtomicOperation {
-  return {
-    checks: [],
-    mutations: [{
-      type: "set",
-      key: encodeKey([key]),
-      value: { encoding: "bytes", data: encoder.encode(value) },
-    }],
-    enqueues: [],
-  };
-}
-
-/** Polls `predicate` every 10 ms for at most `timeoutMs`. */
-async function waitFor(
-  what: string,
-  predicate: () => boolean,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 function leaderOf(nodes: readonly TestNode[]): TestNode | undefined {
   return nodes.find((n) => n.runner.status().role === "leader");
-}
-
-async function readValue(node: TestNode, key: string): Promise<string | null> {
-  const encoded = encodeKey([key]);
-  const end = new Uint8Array([...encoded, 0]);
-  const [rows] = await node.backend.read([{
-    start: encoded,
-    end,
-    limit: 1,
-    reverse: false,
-  }], "strong");
-  const row = rows?.[0];
-  return row === undefined ? null : new TextDecoder().decode(row.value.data);
 }
 
 Deno.test("RaftRunner replicates writes through a follower and serves strong reads anywhere", async () => {
@@ -108,7 +74,7 @@ Deno.test("RaftRunner replicates writes through a follower and serves strong rea
     );
     assert.equal(result.ok, true);
     for (const node of nodes) {
-      assert.equal(await readValue(node, "greeting"), "hello");
+      assert.equal(await readValue(node.backend, "greeting"), "hello");
     }
   } finally {
     await Promise.all(nodes.map((n) => n.runner.stop()));
@@ -136,7 +102,7 @@ Deno.test("RaftRunner elects a new leader after the leader stops and keeps ackno
     );
     for (const node of survivors) {
       for (let i = 0; i < 20; i++) {
-        assert.equal(await readValue(node, `k${i}`), `v${i}`);
+        assert.equal(await readValue(node.backend, `k${i}`), `v${i}`);
       }
     }
     assert.equal(
@@ -182,7 +148,7 @@ Deno.test("RaftRunner catches a node up with a snapshot after the log was compac
       () => lagging.state.appliedIndex() >= leader.state.appliedIndex(),
     );
     for (let i = 0; i < 120; i += 17) {
-      assert.equal(await readValue(lagging, `s${i}`), `v${i}`);
+      assert.equal(await readValue(lagging.backend, `s${i}`), `v${i}`);
     }
   } finally {
     await Promise.all(nodes.map((n) => n.runner.stop()));
@@ -198,7 +164,10 @@ Deno.test("RaftKvBackend refuses a strong read without a quorum as unavailable",
     for (const other of nodes) {
       if (other !== leader) network.setLinkCut(leader.id, other.id, true);
     }
-    await assert.rejects(readValue(leader, "anything"), KvUnavailableError);
+    await assert.rejects(
+      readValue(leader.backend, "anything"),
+      KvUnavailableError,
+    );
   } finally {
     await Promise.all(nodes.map((n) => n.runner.stop()));
   }
@@ -222,7 +191,7 @@ Deno.test("RaftKvBackend deletes an expired key on every replica within a bound,
       enqueues: [],
     });
     assert.equal(result.ok, true);
-    assert.equal(await readValue(nodes[1]!, "session"), "x");
+    assert.equal(await readValue(nodes[1]!.backend, "session"), "x");
     // Expiry is a replicated deletion, not a read filter: wait (bounded) for it.
     await waitFor(
       "the expired key to be deleted everywhere",
