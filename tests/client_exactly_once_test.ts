@@ -5,7 +5,7 @@
  * it again.
  */
 import assert from "node:assert/strict";
-import { connect, type KvU64 } from "../mod.ts";
+import { connect, type KvU64, TimeoutError } from "../mod.ts";
 import { startTestCluster, TEST_TOKEN } from "./helpers/http_cluster.ts";
 
 Deno.test("connect().kv retries a write whose answer was lost, and the cluster applies it once", async () => {
@@ -85,6 +85,61 @@ Deno.test("the HTTP API refuses a malformed session with 400 and changes nothing
       body: JSON.stringify({ key: ["k"] }),
     });
     assert.equal((await get.json()).entry.value, null);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("connect().kv reports outcome unknown, not unavailable, when a lost answer is followed by 503s", async () => {
+  const cluster = await startTestCluster({ serve: true });
+  try {
+    let attempts = 0;
+    // The first attempt reaches the cluster (and applies) but its answer is
+    // lost; every retry is told "unavailable" (as during a failover).
+    const fetchLosingThenRefusing: typeof fetch = async (input, init) => {
+      if (!String(input).endsWith("/v1/kv/atomic")) {
+        return await fetch(input, init);
+      }
+      attempts++;
+      if (attempts === 1) {
+        const response = await fetch(input, init);
+        await response.body?.cancel();
+        throw new TypeError("connection reset by peer (answer lost)");
+      }
+      return new Response(
+        JSON.stringify({
+          error: { code: "unavailable", message: "No leader", details: {} },
+        }),
+        {
+          status: 503,
+          headers: { "content-type": "application/json" },
+        },
+      );
+    };
+    using client = connect(cluster.nodes.map((n) => n.url!), {
+      token: TEST_TOKEN,
+      fetch: fetchLosingThenRefusing,
+      format: "json",
+    });
+    const error = await client.kv.atomic().sum(["applied-once"], 1n).commit()
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    assert.ok(attempts > 1, "the write was retried");
+    assert.ok(
+      error instanceof TimeoutError,
+      `expected TimeoutError, got ${error}`,
+    );
+    assert.equal(error.outcomeUnknown, true);
+    // And it did apply: "unavailable" would have been a lie.
+    using reader = connect(cluster.nodes.map((n) => n.url!), {
+      token: TEST_TOKEN,
+    });
+    assert.equal(
+      (await reader.kv.get<KvU64>(["applied-once"])).value?.value,
+      1n,
+    );
   } finally {
     await cluster.stop();
   }

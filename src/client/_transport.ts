@@ -213,6 +213,15 @@ export class HttpTransport {
       };
     }
     let lastError: AspenError | null = null;
+    // Once an attempt's outcome is unknown (it may have applied), a later
+    // "nothing happened" answer describes only that later attempt: the
+    // request's outcome stays unknown, and that is what is reported.
+    let unknown: AspenError | null = null;
+    const failure = (error: AspenError): AspenError =>
+      unknown !== null &&
+        !(error instanceof TimeoutError && error.outcomeUnknown)
+        ? unknown
+        : error;
     for (let attempt = 0; attempt < this.#options.attemptsMax; attempt++) {
       if (attempt > 0) {
         await sleep(
@@ -230,7 +239,12 @@ export class HttpTransport {
       );
       if (outcome.ok) return outcome.body;
       lastError = outcome.error;
-      if (!outcome.retry || this.#closing.signal.aborted) throw outcome.error;
+      if (
+        outcome.error instanceof TimeoutError && outcome.error.outcomeUnknown
+      ) unknown = outcome.error;
+      if (!outcome.retry || this.#closing.signal.aborted) {
+        throw failure(outcome.error);
+      }
       if (
         outcome.error instanceof NotLeaderError &&
         outcome.error.leaderUrl !== null
@@ -240,11 +254,11 @@ export class HttpTransport {
         this.#preferred = (this.#preferred + 1) % this.#urls.length;
       }
     }
-    throw lastError ??
-      new UnavailableError(
-        "unavailable",
-        "Cannot send request: no attempt made",
-      );
+    if (lastError !== null) throw failure(lastError);
+    throw new UnavailableError(
+      "unavailable",
+      "Cannot send request: no attempt made",
+    );
   }
 
   async #attempt(
