@@ -58,9 +58,12 @@ const jepsenLine =
 /**
  * Parses a Jepsen etcd log (`INFO  jepsen.util - P  :TYPE  :F  VALUE`).
  *
- * `:fail` operations did not happen and are dropped; `:info` writes and cas
- * (and invocations never completed) are unknown; unknown reads are dropped as
- * a read has no effect.
+ * A `:fail :cas` is an observation, not an operation that did not happen: the
+ * register differed from the cas's `from` at its linearization point, so it is
+ * kept with output `{ok: false}` (as Porcupine reads these logs). Other
+ * `:fail` operations did not happen and are dropped (`:fail :read :timed-out`
+ * is an unknown read, dropped as a read has no effect); `:info` writes and cas
+ * (and invocations never completed) are unknown.
  *
  * @throws {HistoryFormatError} For a line that does not parse or does not
  * match the process's pending invocation.
@@ -101,14 +104,16 @@ export function parseJepsenEtcdLog(
       return;
     }
     const invocation = takePending(pending, process, f, type, line);
-    if (type === "fail" || (type === "info" && f === "read")) return;
+    const failedCompare = type === "fail" && f === "cas";
+    if (type === "fail" && !failedCompare) return;
+    if (type === "info" && f === "read") return;
     if (type === "info") {
       ops.push(unknownOperation(process, invocation));
       return;
     }
     const output: RegisterOutput = f === "read"
       ? { value: parseRegisterValue(valueText, line) }
-      : { ok: true };
+      : { ok: !failedCompare };
     ops.push({
       clientId: process,
       input: invocation.input,

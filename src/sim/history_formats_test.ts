@@ -46,6 +46,13 @@ Deno.test("parseJepsenEtcdLog() reads outcomes", () => {
       return: Infinity,
     },
     {
+      clientId: 3,
+      input: { op: "cas", from: 1, to: 2 },
+      output: { ok: false },
+      call: 4,
+      return: 9,
+    },
+    {
       clientId: 5,
       input: { op: "write", value: 1 },
       output: undefined,

@@ -11,6 +11,7 @@ import {
   registerModel,
   type RegisterOutput,
 } from "./lincheck.ts";
+import { parseJepsenEtcdLog } from "./history_formats.ts";
 
 type RegisterOp = Operation<RegisterInput, RegisterOutput>;
 type KvOp = Operation<KvInput, KvOutput>;
@@ -547,4 +548,107 @@ Deno.test("checkOperations() accepts sequential register histories and rejects a
       },
     ),
   );
+});
+
+// A failed compare-and-set is an observation: the value differed from the
+// expected one at its linearization point. A history where the register holds
+// exactly the expected value for the whole interval of a cas answered "fail",
+// with nothing concurrent, is not linearizable (the checker accepted these
+// while `:fail :cas` was dropped as "did not happen").
+Deno.test("checkOperations() treats a failed cas as an observation", async (t) => {
+  await t.step("generated register histories", () => {
+    fc.assert(
+      fc.property(
+        fc.array(registerInputArbitrary, { maxLength: 30 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.integer({ min: 0, max: 3 }),
+        (prefix, value, to) => {
+          const outputOf = (
+            state: number | null,
+            input: RegisterInput,
+          ): RegisterOutput =>
+            input.op === "read"
+              ? { value: state }
+              : input.op === "write"
+              ? { ok: true }
+              : { ok: state === input.from };
+          const inputs: RegisterInput[] = [...prefix, {
+            op: "write",
+            value,
+          }];
+          const ops = sequentialHistory(registerModel, inputs, outputOf);
+          const at = 2 * ops.length;
+          const failed = op<RegisterInput, RegisterOutput>(
+            0,
+            { op: "cas", from: value, to },
+            { ok: false },
+            at,
+            at + 1,
+          );
+          assert.equal(
+            checkOperations(registerModel, [...ops, failed]).verdict,
+            "not linearizable",
+          );
+          // The same cas answered ok is fine, and so is a failed cas whose
+          // expected value differs from the register's.
+          assert.equal(
+            checkOperations(registerModel, [...ops, {
+              ...failed,
+              output: { ok: true },
+            }]).verdict,
+            "linearizable",
+          );
+          assert.equal(
+            checkOperations(registerModel, [...ops, {
+              ...failed,
+              input: { op: "cas", from: value + 1, to },
+            }]).verdict,
+            "linearizable",
+          );
+        },
+      ),
+    );
+  });
+
+  await t.step("generated kv histories (a check-failed atomic)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(kvInputArbitrary, { maxLength: 30 }),
+        fc.constantFrom("a", "b"),
+        fc.constantFrom("1", "2"),
+        (prefix, key, value) => {
+          const ops = sequentialHistory(kvModel, [...prefix, {
+            op: "put",
+            key,
+            value,
+          }], kvOutputOf);
+          const at = 2 * ops.length;
+          const failed = op<KvInput, KvOutput>(
+            1,
+            { op: "cas", key, expected: value, value: "3" },
+            { ok: false },
+            at,
+            at + 1,
+          );
+          assert.equal(
+            checkOperations(kvModel, [...ops, failed]).verdict,
+            "not linearizable",
+          );
+        },
+      ),
+    );
+  });
+
+  await t.step("a Jepsen log through the parser", () => {
+    const log = [
+      "0 :invoke :write 1",
+      "0 :ok :write 1",
+      "1 :invoke :cas [1 2]",
+      "1 :fail :cas [1 2]",
+    ].map((line) => `INFO  jepsen.util - ${line}`).join("\n");
+    assert.equal(
+      checkOperations(registerModel, parseJepsenEtcdLog(log)).verdict,
+      "not linearizable",
+    );
+  });
 });
