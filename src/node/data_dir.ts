@@ -185,14 +185,26 @@ export async function readClusterFile(
   return value;
 }
 
-/** Writes `cluster.json` (mode 0600: it carries the credential). */
+/**
+ * Writes `cluster.json` (mode 0600: it carries the credential) atomically: the
+ * text goes to a temporary file in the same folder, is synced, and is renamed
+ * over the old one, so a reader or a crash never sees a half-written file (a
+ * truncated cluster.json would keep the node from starting).
+ */
 export async function writeClusterFile(
   path: string,
   cluster: ClusterFile,
 ): Promise<void> {
-  await Deno.writeTextFile(
-    `${path}/${DATA_FILES.cluster}`,
-    JSON.stringify(cluster, null, 2),
-    { mode: 0o600 },
-  );
+  const target = `${path}/${DATA_FILES.cluster}`;
+  const temporary = `${target}.tmp`;
+  await Deno.writeTextFile(temporary, JSON.stringify(cluster, null, 2), {
+    mode: 0o600,
+  });
+  const file = await Deno.open(temporary, { write: true });
+  try {
+    await file.sync();
+  } finally {
+    file.close();
+  }
+  await Deno.rename(temporary, target);
 }
