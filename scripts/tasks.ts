@@ -35,6 +35,8 @@ export function tasks(): Record<string, string> {
       "deno run --unstable-kv --unstable-net --allow-run --allow-read --allow-write --allow-env --allow-sys --allow-net=127.0.0.1 bench/compare.ts",
     "bench:profile":
       "deno run --unstable-net --allow-run --allow-read --allow-write --allow-env --allow-net=127.0.0.1 bench/profile_leader.ts",
+    "test:readme":
+      `TMPDIR=${TEST_TMP} deno run --allow-read=.,${TEST_TMP},/proc --allow-write=${TEST_TMP} --allow-run --allow-net=127.0.0.1 tests/readme_smoke.ts`,
     "test:loaded":
       `${cache} && deno run ${LAUNCHER_FLAGS} --allow-write=/tmp --allow-net=127.0.0.1 scripts/test_loaded.ts`,
   };
