@@ -36,7 +36,7 @@ export function tasks(): Record<string, string> {
     "bench:profile":
       "deno run --unstable-net --allow-run --allow-read --allow-write --allow-env --allow-net=127.0.0.1 bench/profile_leader.ts",
     "test:readme":
-      `TMPDIR=${TEST_TMP} deno run --allow-read=.,${TEST_TMP},/proc --allow-write=${TEST_TMP} --allow-run --allow-net=127.0.0.1 tests/readme_smoke.ts`,
+      `TMPDIR=${TEST_TMP} deno run --unstable-net --allow-read=.,${TEST_TMP} --allow-write=${TEST_TMP} --allow-run --allow-net=127.0.0.1 tests/readme_smoke.ts`,
     "test:loaded":
       `${cache} && deno run ${LAUNCHER_FLAGS} --allow-write=/tmp --allow-net=127.0.0.1 scripts/test_loaded.ts`,
   };

@@ -111,23 +111,20 @@ async function devClusterUp(dev: Started): Promise<string> {
   return ticket;
 }
 
-/** Pids in process group `pgid` whose command line starts node `name`'s folder. */
+/** Pids in process group `pgid` whose command line starts node `name`'s folder (from `ps`). */
 async function nodePids(pgid: number, name: string): Promise<number[]> {
+  const out = await new Deno.Command("ps", {
+    args: ["-eo", "pid=,pgid=,args="],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
   const pids: number[] = [];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = await Deno.readTextFile(`/proc/${entry.name}/stat`);
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[2]) !== pgid) continue; // field 5: pgrp
-      const args = (await Deno.readTextFile(`/proc/${entry.name}/cmdline`))
-        .split("\0");
-      const dir = args[args.indexOf("--data-dir") + 1] ?? "";
-      if (args.includes("start") && dir.endsWith(`/${name}`)) {
-        pids.push(Number(entry.name));
-      }
-    } catch {
-      // Gone meanwhile.
+  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    const [pid, group, ...args] = line.trim().split(/\s+/);
+    if (Number(group) !== pgid) continue;
+    const dir = args[args.indexOf("--data-dir") + 1] ?? "";
+    if (args.includes("start") && dir.endsWith(`/${name}`)) {
+      pids.push(Number(pid));
     }
   }
   return pids;
