@@ -79,18 +79,32 @@ export class Started {
 
   /**
    * SIGTERM to the whole group, then SIGKILL to what is left after
-   * `graceMs`; resolves once the leader has exited.
+   * `graceMs`; resolves once the leader has exited and the group is empty
+   * (a leader may exit before the children it signalled).
    */
   async stop(graceMs = 20_000): Promise<Deno.CommandStatus> {
     signalGroup(this.pid, "SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((resolve) => {
-      timer = setTimeout(() => resolve("late"), graceMs);
-    });
-    const first = await Promise.race([this.#done, late]);
-    clearTimeout(timer);
+    const end = performance.now() + graceMs;
+    for (let i = 0; i < 10_000 && performance.now() < end; i++) {
+      if (this.#exited !== null && !groupAlive(this.pid)) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     signalGroup(this.pid, "SIGKILL");
-    return first === "late" ? await this.#done : first;
+    const status = await this.#done;
+    for (let i = 0; i < 100 && groupAlive(this.pid); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return status;
+  }
+}
+
+/** `true` while some process of group `pgid` exists (SIGCONT is harmless). */
+function groupAlive(pgid: number): boolean {
+  try {
+    Deno.kill(-pgid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
   }
 }
 
