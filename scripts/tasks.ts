@@ -38,7 +38,7 @@ export function tasks(): Record<string, string> {
     "test:readme":
       `TMPDIR=${TEST_TMP} deno run --unstable-net --allow-read=.,${TEST_TMP} --allow-write=${TEST_TMP} --allow-run --allow-net=127.0.0.1 tests/readme_smoke.ts`,
     "test:loaded":
-      `${cache} && deno run ${LAUNCHER_FLAGS} --allow-write=/tmp --allow-net=127.0.0.1 scripts/test_loaded.ts`,
+      `${cache} && TMPDIR=${TEST_TMP} deno run ${LAUNCHER_FLAGS} --allow-write=${TEST_TMP} --allow-net=127.0.0.1 scripts/test_loaded.ts`,
   };
 }
 
