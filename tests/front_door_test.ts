@@ -15,6 +15,7 @@ import {
 import { createNodeCertificate } from "../src/cluster/certificate.ts";
 import { generateNodeIdentity } from "../src/cluster/identity.ts";
 import { freeTcpPorts, freeUdpPorts } from "../src/node/provision.ts";
+import { block, commandLine, readmeBlocks } from "./helpers/readme_blocks.ts";
 import {
   freshClone,
   healthy,
@@ -44,6 +45,40 @@ Deno.test("src/deps/msgpack.ts names the import map's MessagePack version", asyn
     source.includes(`"${config.imports["@msgpack/msgpack"]}"`),
     "src/deps/msgpack.ts and deno.json's @msgpack/msgpack differ",
   );
+});
+
+Deno.test("README: the smoke test's blocks exist, and every Deno command in a code block goes through npx -y deno@2.9.6", async () => {
+  const readme = await Deno.readTextFile(`${REPO_ROOT}/README.md`);
+  const blocks = readmeBlocks(readme);
+  assert.match(
+    commandLine(block(blocks, "start"), /task start$/),
+    /^npx -y deno@2\.9\.6 task start$/,
+  );
+  assert.match(
+    block(blocks, "app").body,
+    /^\/\/ .*npx -y deno@2\.9\.6 run .*app\.ts\n/,
+  );
+  assert.match(
+    block(blocks, "app").body,
+    /Deno\.openKv\("http:\/\/127\.0\.0\.1:8080\/kv"\)/,
+  );
+  assert.match(
+    commandLine(block(blocks, "dev-cluster"), /dev cluster/),
+    /^npx -y deno@2\.9\.6 task aspen dev cluster --nodes 3$/,
+  );
+  assert.match(block(blocks, "cli").body, /kv set .*--ticket "\$TICKET"/);
+  assert.match(readme, /Enqueue operations are not supported in KV Connect/);
+  for (const match of readme.matchAll(/```\w*\n([\s\S]*?)\n```/g)) {
+    for (const line of match[1]!.split("\n")) {
+      if (/\bdeno (run|task|test|eval|install)\b/.test(line)) {
+        assert.match(
+          line,
+          /npx -y deno@2\.9\.6 (run|task|test|eval|install)\b/,
+          line,
+        );
+      }
+    }
+  }
 });
 
 Deno.test("parseCommandLine() separates words from option values", () => {
