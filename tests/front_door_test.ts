@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { tasks } from "../scripts/tasks.ts";
 import {
+  ASPEN_ENV_VARS,
   grantFlags,
   grantsFor,
   parseCommandLine,
@@ -36,6 +37,31 @@ Deno.test("deno.json's tasks are exactly the ones scripts/tasks.ts generates fro
   for (const [name, line] of Object.entries(config.tasks as object)) {
     assert.doesNotMatch(String(line), /(^| )-A( |$)|--allow-all/, name);
   }
+});
+
+Deno.test("every environment variable the node and the CLI name is one the tasks grant", async () => {
+  const named = new Set<string>();
+  const walk = async (dir: string) => {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) await walk(path);
+      else if (/(?<!_test)\.ts$/.test(entry.name)) {
+        const source = await Deno.readTextFile(path);
+        for (
+          const match of source.matchAll(
+            /(?:\.env\(\s*|Deno\.env\.get\(\s*|\b)"((?:ASPEN|DENO_KV)_[A-Z_]+)"/g,
+          )
+        ) named.add(match[1]!);
+      }
+    }
+  };
+  await walk(`${REPO_ROOT}/cli`);
+  for (const dir of ["node", "http", "client", "cluster", "transport"]) {
+    await walk(`${SRC}/${dir}`);
+  }
+  assert.ok(named.has("ASPEN_HTTPS_CERT_FILE") && named.has("ASPEN_URL"));
+  const granted = new Set(ASPEN_ENV_VARS);
+  assert.deepEqual([...named].filter((name) => !granted.has(name)), []);
 });
 
 Deno.test("src/deps/msgpack.ts names the import map's MessagePack version", async () => {
