@@ -332,6 +332,20 @@ Deno.test({
       assert.doesNotMatch(start.output, PERMISSION_PROBLEM, start.output);
       assert.ok(status.code === 0 || status.signal !== null, start.output);
 
+      // The launcher passes the CLI's exit code on: 3, unavailable.
+      const gone = await runIn(clone, DENO, [
+        "task",
+        "aspen",
+        "kv",
+        "get",
+        "greeting",
+        "--url",
+        url,
+        "--timeout",
+        "3000",
+      ], cli);
+      assert.equal(gone.code, 3, gone.output);
+
       const restored = startIn(clone, DENO, [
         "task",
         "aspen",
