@@ -30,7 +30,7 @@ export type {
   KvKeyWithVersionstamp,
 } from "./src/client/kv.ts";
 export { AspenCluster } from "./src/client/cluster.ts";
-export { KvU64 } from "./src/client/kv_u64.ts";
+export { AspenKvU64, KvU64 } from "./src/client/kv_u64.ts";
 export { KvV8Bytes } from "./src/client/_values.ts";
 export {
   AspenError,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { decode } from "@msgpack/msgpack";
+import { decode } from "../deps/msgpack.ts";
 import { decodeBase32 } from "../cluster/base32.ts";
 
 const TICKET_PREFIX = "aspen";

@@ -11,7 +11,7 @@ import { decodeBase64, encodeBase64 } from "./base64.ts";
 import {
   decode as decodeMsgpack,
   encode as encodeMsgpack,
-} from "@msgpack/msgpack";
+} from "../deps/msgpack.ts";
 import type { KvKey, KvKeyPart } from "../kv/key_codec.ts";
 import type { WireKeyPart, WireValue, WireValueEncoding } from "./http_api.ts";
 import { CONTENT_TYPE_JSON, CONTENT_TYPE_MSGPACK } from "./http_api.ts";
