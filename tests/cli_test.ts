@@ -222,7 +222,10 @@ Deno.test("aspen cluster status/members/ticket/transfer-leader and admin refusal
     const status = await aspen(["cluster", "status"], env);
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, new RegExp(`leader\\s+${leader.id}`));
-    assert.match(status.stdout, /ID\s+ROLE\s+LEADER\s+MATCH\s+LAG\s+URL/);
+    assert.match(
+      status.stdout,
+      /ID\s+ROLE\s+LEADER\s+MATCH\s+LAG\s+HEALTH\s+URL/,
+    );
     const members = await aspen(["--json", "cluster", "members"], env);
     assert.deepEqual(
       JSON.parse(members.stdout).members.map((m: { id: string }) => m.id),
@@ -246,7 +249,10 @@ Deno.test("aspen cluster status/members/ticket/transfer-leader and admin refusal
     assert.equal(cluster.leader()?.id, target.id);
     const unknown = await aspen(["cluster", "remove", "n9"], env);
     assert.equal(unknown.code, 1);
-    assert.equal(unknown.stderr, "aspen: Unknown node 'n9'\n");
+    assert.equal(
+      unknown.stderr,
+      "aspen: Unknown node 'n9': no member's id starts with it (members: n1, n2, n3)\n",
+    );
   });
 });
 

@@ -22,7 +22,9 @@ import {
   provisionCluster,
 } from "../../src/node/provision.ts";
 import { KV_CONNECT_PATH, serveNode } from "../../src/node/serve.ts";
-import { prepareJoin } from "../../src/node/join.ts";
+import { JoinRefusedError, prepareJoin } from "../../src/node/join.ts";
+import { UnavailableError } from "../../src/client/errors.ts";
+import { UsageError } from "./_context.ts";
 
 function integer(value: string): number {
   const n = Number(value);
@@ -97,15 +99,21 @@ export function nodeCommand(): Command {
           },
         );
       } catch (error) {
-        console.error(`aspen: ${(error as Error).message}`);
-        Deno.exit(EXIT_USAGE);
+        throw new UsageError((error as Error).message);
       }
       if (options.join !== undefined) {
         try {
           config = await prepareJoin(config, options.join);
         } catch (error) {
-          console.error(`aspen: ${(error as Error).message}`);
-          Deno.exit(error instanceof TypeError ? EXIT_USAGE : 1);
+          // The shared exit codes (_context.ts): 2 bad ticket, 3 no member
+          // answered, 1 refused.
+          const message = (error as Error).message;
+          if (error instanceof TypeError) throw new UsageError(message);
+          if (
+            error instanceof JoinRefusedError ||
+            !message.startsWith("Cannot join the cluster")
+          ) throw error;
+          throw new UnavailableError("unavailable", message);
         }
       }
       await runNode(config);
@@ -115,13 +123,8 @@ export function nodeCommand(): Command {
 
 /** Starts a node, prints how to reach it, and runs until SIGINT or SIGTERM. */
 async function runNode(config: NodeConfig): Promise<void> {
-  let serving;
-  try {
-    serving = await serveNode(config);
-  } catch (error) {
-    console.error(`aspen: ${(error as Error).message}`);
-    Deno.exit(1);
-  }
+  // A failure to start exits through the shared error path (exit 1).
+  const serving = await serveNode(config);
   const { node, url } = serving;
   console.log(`aspen node ${node.identity.shortId} listening`);
   console.log(`  http       ${url}`);

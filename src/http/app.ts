@@ -24,6 +24,7 @@ import {
 } from "../protocol/http_api.ts";
 import { bearerAuth, validateTokens } from "./_auth.ts";
 import { readBody, reply } from "./_body.ts";
+import { notFoundMessage } from "./_not_found.ts";
 import { errorReply, HttpApiError } from "./_errors.ts";
 import * as kv from "./_kv_routes.ts";
 import * as parse from "./_parse.ts";
@@ -77,6 +78,8 @@ function statusOf(node: NodeApi): StatusResponse {
       role: m.role,
       match: m.match,
       lag: m.lag,
+      reachable: m.reachable ?? null,
+      lastContactMs: m.lastContactMs ?? null,
       httpUrl: m.httpUrl,
     })),
   };
@@ -113,7 +116,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   app.notFound((c) => {
     throw new HttpApiError(
       "notFound",
-      `Unknown route: ${c.req.method} ${c.req.path}`,
+      notFoundMessage(c.req.method, c.req.url),
     );
   });
 

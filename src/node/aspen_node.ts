@@ -357,11 +357,18 @@ export class AspenNode implements NodeApi {
       joint: s.conf.votersOutgoing.length > 0,
       members: members.map(({ id, role }) => {
         const match = s.progress?.get(id)?.match ?? null;
+        // Health as the leader sees it; a follower does not know.
+        const contact = s.role !== "leader"
+          ? { reachable: null, lastContactMs: null }
+          : id === this.id
+          ? { reachable: true, lastContactMs: 0 }
+          : this.runner.peerContact(id);
         return {
           id,
           role,
           match,
           lag: match === null ? null : Math.max(0, s.commit - match),
+          ...contact,
           httpUrl: this.#cluster.members.get(id)?.httpUrl ?? null,
         };
       }),

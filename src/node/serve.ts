@@ -15,6 +15,7 @@ import { ClusterAdminError } from "./node_api.ts";
 import type { NodeConfig } from "./config.ts";
 import { exists } from "./data_dir.ts";
 import { freeTcpPorts } from "./provision.ts";
+import { notFoundMessage } from "../http/_not_found.ts";
 
 /** Path of the KV Connect metadata exchange (what `Deno.openKv` is given). */
 export const KV_CONNECT_PATH = "/kv";
@@ -131,7 +132,7 @@ export async function serveNode(
       c.json({
         error: {
           code: "notFound",
-          message: `Unknown route: ${c.req.method} ${c.req.path}`,
+          message: notFoundMessage(c.req.method, c.req.url),
           details: {},
         },
       }, 404)
