@@ -21,3 +21,16 @@ export function notFoundMessage(method: string, url: string): string {
   }
   return route;
 }
+
+/** The API's typed 404 body (`{ error: { code, message, details } }`). */
+export function notFoundBody(method: string, url: string): {
+  error: { code: "notFound"; message: string; details: Record<never, never> };
+} {
+  return {
+    error: {
+      code: "notFound",
+      message: notFoundMessage(method, url),
+      details: {},
+    },
+  };
+}

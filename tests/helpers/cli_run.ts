@@ -15,10 +15,11 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `aspen args…` with only `env` (no inherited variables). */
+/** Runs `aspen args…` with only `env` (no inherited variables), plus `permissions`. */
 export async function aspen(
   args: readonly string[],
   env: Record<string, string> = {},
+  permissions: readonly string[] = [],
 ): Promise<CliResult> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -26,6 +27,7 @@ export async function aspen(
       "--allow-net=127.0.0.1",
       "--allow-env=ASPEN_URL,ASPEN_TOKEN",
       "--allow-read",
+      ...permissions,
       CLI,
       ...args,
     ],
