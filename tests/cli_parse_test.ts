@@ -15,6 +15,7 @@ import {
 } from "../cli/commands/_context.ts";
 import { VERSION } from "../cli/aspen.ts";
 import { aspen } from "./helpers/cli_run.ts";
+import { configFromJson, resolveNodeConfig } from "../src/node/config.ts";
 
 function thrown(fn: () => unknown): unknown {
   try {
@@ -93,4 +94,22 @@ Deno.test("aspen --version, and kv get --help shows the global options and key e
     bad.stderr,
     /^aspen: Invalid key part 'key\[0\]' \{"a":1\}: an object part needs a 'type'/,
   );
+});
+
+Deno.test("a node's name is optional, from the file or --name, and validated", () => {
+  assert.equal(resolveNodeConfig().name, "");
+  assert.equal(
+    resolveNodeConfig(configFromJson('{"name": "rack-a.1"}', "f")).name,
+    "rack-a.1",
+  );
+  assert.equal(
+    resolveNodeConfig({ name: "from-file" }, { name: "from-flag" }).name,
+    "from-flag",
+  );
+  for (const bad of ["has space", "x".repeat(65), "ünï"]) {
+    assert.throws(
+      () => resolveNodeConfig({ name: bad }),
+      /'name' must be 1 to 64 of A-Z a-z 0-9 \. _ -/,
+    );
+  }
 });

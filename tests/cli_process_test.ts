@@ -16,6 +16,7 @@ const POLL_MS = 200;
 
 interface Member {
   id: string;
+  name: string | null;
   match: number | null;
   reachable: boolean | null;
   lastContactMs: number | null;
@@ -40,11 +41,13 @@ async function until<T>(
   throw new Error(`Timed out waiting for ${what}: ${last}`);
 }
 
-Deno.test("aspen against 3 node processes: leader's view with health, health/endpoints, short ids, --ticket, helpful 404s", async () => {
+Deno.test("aspen against 3 node processes: leader's view with names and health, health/endpoints, short ids, --ticket, helpful 404s", async () => {
   await withProcessCluster({
     count: 3,
     env: { ASPEN_TOKENS: TOKEN },
     token: TOKEN,
+    // Every node announces its name; the provisioned addresses had none.
+    config: { name: "rack-a" },
   }, async (cluster) => {
     const leader = await cluster.waitForLeader();
     const [follower, other] = [0, 1, 2].filter((i) => i !== leader) as [
@@ -59,12 +62,18 @@ Deno.test("aspen against 3 node processes: leader's view with health, health/end
       assert.equal(result.code, 0, result.stderr);
       const list = JSON.parse(result.stdout).members as Member[];
       return list.length === 3 &&
-          list.every((m) => m.match !== null && m.reachable === true)
+          list.every((m) =>
+            m.match !== null && m.reachable === true && m.name === "rack-a"
+          )
         ? list
         : null;
     });
     const table = await aspen(["cluster", "members"], env);
-    assert.match(table.stdout, /HEALTH/);
+    assert.match(
+      table.stdout,
+      /^ID +NAME +ROLE +LEADER +MATCH +LAG +HEALTH +URL\n/,
+    );
+    assert.equal(table.stdout.match(/ rack-a /g)?.length, 3);
     assert.equal(
       table.stdout.match(/ ok \(last contact \d+ms ago\)/g)?.length,
       3,

@@ -48,9 +48,10 @@ function printMembers(
   leader: string | null,
 ): void {
   printTable(
-    ["ID", "ROLE", "LEADER", "MATCH", "LAG", "HEALTH", "URL"],
+    ["ID", "NAME", "ROLE", "LEADER", "MATCH", "LAG", "HEALTH", "URL"],
     members.map((m) => [
       m.id,
+      m.name ?? "-",
       m.role,
       m.id === leader ? "*" : "",
       m.match === null ? "-" : String(m.match),

@@ -57,6 +57,10 @@ export function nodeCommand(): Command {
       integer,
     )
     .option("--config <file>", "JSON configuration file (env < file < flags)")
+    .option(
+      "--name <name>",
+      "a human name shown in 'cluster members' (replicated with the address)",
+    )
     .option("--read-only <mode>", 'strong reads: "safe" (ReadIndex) or "lease"')
     .option(
       "--join <ticket>",
@@ -96,6 +100,7 @@ export function nodeCommand(): Command {
             forceNewCluster: options.forceNewCluster,
             autoPromote: options.autoPromote,
             allowMissingLog: options.allowMissingLog,
+            name: options.name,
           },
         );
       } catch (error) {

@@ -80,6 +80,7 @@ function statusOf(node: NodeApi): StatusResponse {
       lag: m.lag,
       reachable: m.reachable ?? null,
       lastContactMs: m.lastContactMs ?? null,
+      name: m.name ?? null,
       httpUrl: m.httpUrl,
     })),
   };

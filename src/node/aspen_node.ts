@@ -205,6 +205,7 @@ export class AspenNode implements NodeApi {
       quicPort: transport.addr.port,
       nodeKey: encodeBase64Url(identity.publicKey),
       certificateHash: encodeBase64Url(certificate.hash),
+      ...(config.name === "" ? {} : { name: config.name }),
     };
     // What peers were told about this node (if anything), before it changes.
     const previousSelf =
@@ -369,6 +370,7 @@ export class AspenNode implements NodeApi {
           match,
           lag: match === null ? null : Math.max(0, s.commit - match),
           ...contact,
+          name: this.#cluster.members.get(id)?.name ?? null,
           httpUrl: this.#cluster.members.get(id)?.httpUrl ?? null,
         };
       }),

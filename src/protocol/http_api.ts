@@ -347,6 +347,8 @@ export interface WireMember {
   readonly reachable?: boolean | null;
   /** Leader only: milliseconds since the leader last heard from it (itself: 0). */
   readonly lastContactMs?: number | null;
+  /** The member's human name, when it has one. */
+  readonly name?: string | null;
   /** Its HTTP API URL, when known. */
   readonly httpUrl: string | null;
 }
@@ -472,6 +474,8 @@ export interface ClusterMember {
   readonly reachable?: boolean | null;
   /** Leader only: milliseconds since the leader last heard from it (itself: 0). */
   readonly lastContactMs?: number | null;
+  /** The member's human name, when it has one. */
+  readonly name?: string | null;
   /** Its HTTP API URL, when known. */
   readonly httpUrl: string | null;
 }
