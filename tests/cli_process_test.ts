@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
 import { aspen } from "./helpers/cli_run.ts";
+import { connect } from "../mod.ts";
 
 const TOKEN = "cli-process-token-0123456789";
 const POLL_MS = 200;
@@ -101,6 +102,15 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
     assert.equal(moved.code, 0, moved.stderr);
     assert.equal(moved.stdout, `leadership moved to ${status.nodeId}\n`);
     assert.equal(await cluster.waitForLeader(), other);
+    // The HTTP API takes the short id too (the client module sends it as given).
+    const leaderId = (await cluster.status(leader))!.nodeId;
+    const api = connect(cluster.node(follower).url, { token: TOKEN });
+    try {
+      await api.cluster.transferLeader(leaderId.slice(0, 10));
+    } finally {
+      api.close();
+    }
+    assert.equal(await cluster.waitForLeader(), leader);
     const short = await aspen([
       "cluster",
       "transfer-leader",
@@ -167,7 +177,7 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
     // A killed node: unreachable in members, unhealthy in health and endpoints.
     const killedId = (await cluster.status(follower))!.nodeId;
     await cluster.kill(follower);
-    const env2 = { ASPEN_URL: cluster.node(leader).url, ASPEN_TOKEN: TOKEN };
+    const env2 = { ASPEN_URL: cluster.node(other).url, ASPEN_TOKEN: TOKEN };
     const down = await until("the killed node unreachable", async () => {
       const result = await aspen(["--json", "cluster", "members"], env2);
       const list = JSON.parse(result.stdout).members as Member[];

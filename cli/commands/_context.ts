@@ -22,6 +22,11 @@ import {
 } from "../../mod.ts";
 import type { KvKey } from "../../mod.ts";
 import { errorFromWire } from "../../src/client/errors.ts";
+import {
+  matchNodeId,
+  NODE_ID_PREFIX_MIN,
+  nodeIdMatchMessage,
+} from "../../src/protocol/node_id.ts";
 import { ticketUrls } from "../../src/client/_ticket.ts";
 import {
   keyFromWire,
@@ -143,8 +148,7 @@ export async function nodeGet(
   throw new UnavailableError("unavailable", failures.join("; "));
 }
 
-/** Fewest characters of a node id prefix accepted in place of the id. */
-export const NODE_ID_PREFIX_MIN = 6;
+export { NODE_ID_PREFIX_MIN };
 
 /**
  * The member id `text` names: the id itself, or a unique prefix of at least
@@ -157,28 +161,13 @@ export function resolveNodeId(
   text: string,
   members: readonly string[],
 ): string {
-  if (members.includes(text)) return text;
-  const matches = members.filter((id) => id.startsWith(text));
-  const known = members.map((id) => id.slice(0, 10)).join(", ");
-  if (matches.length === 0 || text === "") {
-    throw new MembershipError(
-      "unknownNode",
-      `Unknown node '${text}': no member's id starts with it (members: ${known})`,
-    );
+  const match = matchNodeId(text, members);
+  if (match.kind === "found") return match.id;
+  const message = nodeIdMatchMessage(text, match, members);
+  if (match.kind === "unknown") {
+    throw new MembershipError("unknownNode", message);
   }
-  if (text.length < NODE_ID_PREFIX_MIN) {
-    throw new UsageError(
-      `Node id prefix '${text}' is too short: give at least ${NODE_ID_PREFIX_MIN} characters or the whole id`,
-    );
-  }
-  if (matches.length > 1) {
-    throw new UsageError(
-      `Node id prefix '${text}' is ambiguous: it matches ${
-        matches.map((id) => id.slice(0, 10)).join(", ")
-      }; give more characters`,
-    );
-  }
-  return matches[0]!;
+  throw new UsageError(message);
 }
 
 const KEY_PART_TYPES = ["string", "number", "bigint", "boolean", "bytes"];
