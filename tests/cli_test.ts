@@ -224,7 +224,7 @@ Deno.test("aspen cluster status/members/ticket/transfer-leader and admin refusal
     assert.match(status.stdout, new RegExp(`leader\\s+${leader.id}`));
     assert.match(
       status.stdout,
-      /ID\s+ROLE\s+LEADER\s+MATCH\s+LAG\s+HEALTH\s+URL/,
+      /ID\s+NAME\s+ROLE\s+LEADER\s+MATCH\s+LAG\s+HEALTH\s+URL/,
     );
     const members = await aspen(["--json", "cluster", "members"], env);
     assert.deepEqual(
