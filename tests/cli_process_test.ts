@@ -75,9 +75,10 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
       /^ID +NAME +ROLE +LEADER +MATCH +LAG +HEALTH +URL\n/,
     );
     assert.equal(table.stdout.match(/ rack-a /g)?.length, 3);
+    assert.equal(table.stdout.match(/ ok \(leader\) /g)?.length, 1);
     assert.equal(
-      table.stdout.match(/ ok \(last contact \d+ms ago\)/g)?.length,
-      3,
+      table.stdout.match(/ ok \(last contact \d+ms ago\) /g)?.length,
+      2,
     );
 
     const health = await aspen(["cluster", "health"], env);

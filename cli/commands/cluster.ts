@@ -30,8 +30,12 @@ function globals(command: { optsWithGlobals(): unknown }): GlobalOptions {
 }
 
 /** The HEALTH cell: as the leader sees the member (`-` when a follower answered). */
-export function healthCell(member: ClusterMember): string {
+export function healthCell(
+  member: ClusterMember,
+  leader: string | null,
+): string {
   if (member.reachable === undefined || member.reachable === null) return "-";
+  if (member.id === leader) return "ok (leader)";
   const ago = member.lastContactMs === null ||
       member.lastContactMs === undefined
     ? "never heard from"
@@ -56,7 +60,7 @@ function printMembers(
       m.id === leader ? "*" : "",
       m.match === null ? "-" : String(m.match),
       m.lag === null ? "-" : String(m.lag),
-      healthCell(m),
+      healthCell(m, leader),
       m.httpUrl ?? "-",
     ]),
   );

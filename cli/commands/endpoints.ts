@@ -200,7 +200,7 @@ export function endpointsCommand(): CommandUnknownOpts {
             "ENDPOINT",
             "ID",
             "ROLE",
-            "LEADER",
+            "IS LEADER",
             "TERM",
             "COMMIT",
             "APPLIED",
@@ -211,7 +211,9 @@ export function endpointsCommand(): CommandUnknownOpts {
             r.endpoint,
             r.id ?? "-",
             r.status?.role ?? "-",
-            r.status?.leader ?? "-",
+            r.status === null
+              ? "-"
+              : String(r.status.leader === r.status.nodeId),
             dash(r.status?.term),
             dash(r.status?.commitIndex),
             dash(r.status?.appliedIndex),
