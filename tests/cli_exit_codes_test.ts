@@ -181,6 +181,47 @@ Deno.test("every command: unreachable node 3, wrong or missing token 4, bad flag
         },
       );
     }
+    // A bad value for a command's own option: the same one line, exit 2.
+    cases.push(
+      {
+        label: "dev cluster / --nodes 9",
+        args: ["dev", "cluster", "--nodes", "9"],
+        code: 2,
+        stderr: /^aspen: --nodes must be in \[1, 7\]/,
+      },
+      {
+        label: "node start / --http-port abc",
+        args: ["node", "start", "--http-port", "abc"],
+        code: 2,
+        stderr: /^aspen: option '--http-port <port>' argument 'abc' is invalid/,
+      },
+      {
+        label: "kv list / --limit x",
+        args: [
+          "--url",
+          live,
+          "--token",
+          TEST_TOKEN,
+          "kv",
+          "list",
+          "--limit",
+          "x",
+        ],
+        code: 2,
+        stderr: /^aspen: Invalid number 'x'/,
+      },
+      {
+        label: "snapshot restore / missing file",
+        args: [
+          "snapshot",
+          "restore",
+          `${dir}/absent`,
+          "--data-dir",
+          `${dir}/r`,
+        ],
+        code: 2,
+      },
+    );
     const results = await inBatches(
       cases.map((c) => () => aspen(c.args)),
       4,

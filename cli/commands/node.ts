@@ -34,9 +34,6 @@ function integer(value: string): number {
   return n;
 }
 
-/** Exit code for a usage or configuration error. */
-const EXIT_USAGE = 2;
-
 /** `aspen node …` */
 export function nodeCommand(): Command {
   const node = new Command("node").description("Run an Aspen node");
@@ -182,10 +179,9 @@ export function devCommand(): Command {
     )
     .action(async (options) => {
       if (options.nodes < 1 || options.nodes > 7) {
-        console.error(
-          `aspen: --nodes must be in [1, 7]: current value is ${options.nodes}`,
+        throw new UsageError(
+          `--nodes must be in [1, 7]: current value is ${options.nodes}`,
         );
-        Deno.exit(EXIT_USAGE);
       }
       await runDevCluster(options.nodes, options.dataDir, options.basePort);
     });
