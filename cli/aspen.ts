@@ -6,7 +6,9 @@
  * ```
  *
  * Exit codes: 0 ok, 1 operation failed (check failed, refused), 2 usage or
- * bad input, 3 unavailable or timed out (a write's outcome unknown), 4 auth.
+ * bad input, 3 unavailable or timed out (a write's outcome unknown, a node
+ * unhealthy in `cluster health|endpoints`), 4 auth. Every failure leaves
+ * through one path ({@linkcode describeFailure}), as one `aspen: …` line.
  *
  * @module
  */
@@ -63,6 +65,14 @@ export function program(): CommandUnknownOpts {
     .option("--json", "print JSON for scripts")
     .option("--timeout <ms>", "deadline of one request", timeout)
     .version(VERSION, "-V, --version", "print the version")
+    .addHelpText(
+      "after",
+      `
+Exit codes: 0 ok, 1 refused (check failed, membership rule, unknown node),
+2 usage (bad flag, key, value or URL), 3 unavailable (no node answered, a
+write's outcome unknown, a node unhealthy in 'cluster health|endpoints'),
+4 auth (missing or wrong token).`,
+    )
     .exitOverride();
   root.addCommand(kvCommand());
   root.addCommand(clusterCommand());
