@@ -69,20 +69,20 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
         ? list
         : null;
     });
-    const table = await aspen(["cluster", "members"], env);
-    assert.match(
-      table.stdout,
-      /^ID +NAME +ROLE +LEADER +MATCH +LAG +HEALTH +URL\n/,
-    );
-    assert.equal(table.stdout.match(/ rack-a /g)?.length, 3);
-    assert.equal(table.stdout.match(/ ok \(leader\) /g)?.length, 1);
-    assert.equal(
-      table.stdout.match(/ ok \(last contact \d+ms ago\) /g)?.length,
-      2,
-    );
+    // The table, once every member is reachable in one answer (the machine may be loaded).
+    const table = await until("a table with every member ok", async () => {
+      const result = await aspen(["cluster", "members"], env);
+      const ok = result.stdout.match(/ ok \(last contact [\d.]+m?s ago\) /g);
+      return ok?.length === 2 ? result.stdout : null;
+    });
+    assert.match(table, /^ID +NAME +ROLE +LEADER +MATCH +LAG +HEALTH +URL\n/);
+    assert.equal(table.match(/ rack-a /g)?.length, 3);
+    assert.equal(table.match(/ ok \(leader\) /g)?.length, 1);
 
-    const health = await aspen(["cluster", "health"], env);
-    assert.equal(health.code, 0, health.stdout + health.stderr);
+    const health = await until("every node healthy", async () => {
+      const result = await aspen(["cluster", "health"], env);
+      return result.code === 0 ? result : null;
+    });
     assert.equal(health.stdout.match(/ true /g)?.length, 3, health.stdout);
     const endpoints = await aspen(["--json", "cluster", "endpoints"], env);
     assert.equal(endpoints.code, 0, endpoints.stderr);
@@ -99,15 +99,35 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
     // The short id the logs print names the node.
     const status = (await cluster.status(other))!;
     const shortId = status.nodeId.slice(0, 10);
-    const moved = await aspen(["cluster", "transfer-leader", shortId], env);
-    assert.equal(moved.code, 0, moved.stderr);
-    assert.equal(moved.stdout, `leadership moved to ${status.nodeId}\n`);
+    // A transfer is best effort (the target must win its election in time on
+    // a loaded machine): each accepted call is retried, a bounded number of times.
+    const transferTo = async (
+      target: number,
+      transfer: () => Promise<void>,
+    ) => {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        await transfer();
+        const deadline = Date.now() + 10_000;
+        while (Date.now() < deadline) {
+          if ((await cluster.status(target))?.role === "leader") return;
+          await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        }
+      }
+    };
+    await transferTo(other, async () => {
+      const moved = await aspen(["cluster", "transfer-leader", shortId], env);
+      assert.equal(moved.code, 0, moved.stderr);
+      assert.equal(moved.stdout, `leadership moved to ${status.nodeId}\n`);
+    });
     assert.equal(await cluster.waitForLeader(), other);
     // The HTTP API takes the short id too (the client module sends it as given).
     const leaderId = (await cluster.status(leader))!.nodeId;
     const api = connect(cluster.node(follower).url, { token: TOKEN });
     try {
-      await api.cluster.transferLeader(leaderId.slice(0, 10));
+      await transferTo(
+        leader,
+        () => api.cluster.transferLeader(leaderId.slice(0, 10)),
+      );
     } finally {
       api.close();
     }
@@ -192,9 +212,15 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
       downTable.stdout,
       /UNREACHABLE \(last contact [\d.]+m?s ago\)/,
     );
-    const sick = await aspen(["cluster", "health"], env2);
+    // Exactly the killed node unhealthy (once the survivors agree on a leader).
+    const sick = await until("one node unhealthy", async () => {
+      const result = await aspen(["cluster", "health"], env2);
+      return result.stderr === "aspen: 1 of 3 endpoints unhealthy\n"
+        ? result
+        : null;
+    });
     assert.equal(sick.code, 3, sick.stdout);
-    assert.equal(sick.stderr, "aspen: 1 of 3 endpoints unhealthy\n");
+    assert.match(sick.stdout, new RegExp(`${killedId} +false `));
     const partial = await aspen(["cluster", "endpoints"], env2);
     assert.equal(partial.code, 3, partial.stdout);
     assert.equal(partial.stderr, "aspen: 1 of 3 endpoints did not answer\n");
