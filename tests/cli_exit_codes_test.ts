@@ -259,3 +259,30 @@ Deno.test("every command: unreachable node 3, wrong or missing token 4, bad flag
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("node start --join exits 3 when no member of the ticket answers", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "aspen-cli-join-" });
+  try {
+    const dead = deadUrl();
+    const ticket = formatTicket({
+      kind: "join",
+      clusterId: new Uint8Array(32).fill(7),
+      nodes: [{
+        nodeKey: new Uint8Array(32).fill(1),
+        httpUrls: [dead],
+        quicAddresses: [],
+      }],
+      joinToken: new Uint8Array(64).fill(3),
+    });
+    const result = await aspen(
+      ["node", "start", "--data-dir", `${dir}/n`, "--join", ticket],
+      {},
+      ["--unstable-net", "--allow-env", `--allow-write=${dir}`],
+    );
+    assertOneLine("node start --join", result, 3);
+    assert.match(result.stderr, /^aspen: Cannot join the cluster: /);
+    assert.ok(result.stderr.includes(dead), result.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

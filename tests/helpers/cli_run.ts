@@ -8,6 +8,13 @@
 /** The CLI's entry point. */
 export const CLI = new URL("../../cli/aspen.ts", import.meta.url).pathname;
 
+/** The permissions of the `aspen` task that the CLI commands under test need. */
+const DEFAULT_PERMISSIONS = [
+  "--allow-net=127.0.0.1",
+  "--allow-env=ASPEN_URL,ASPEN_TOKEN",
+  "--allow-read",
+];
+
 /** What one run printed and how it exited. */
 export interface CliResult {
   readonly code: number;
@@ -15,7 +22,7 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `aspen args…` with only `env` (no inherited variables), plus `permissions`. */
+/** Runs `aspen args…` with only `env` (no inherited variables), plus `permissions` (replacing a default of the same flag). */
 export async function aspen(
   args: readonly string[],
   env: Record<string, string> = {},
@@ -24,9 +31,10 @@ export async function aspen(
   const output = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "--allow-net=127.0.0.1",
-      "--allow-env=ASPEN_URL,ASPEN_TOKEN",
-      "--allow-read",
+      // A permission given replaces the default of the same flag.
+      ...DEFAULT_PERMISSIONS.filter((flag) =>
+        !permissions.some((p) => p.split("=")[0] === flag.split("=")[0])
+      ),
       ...permissions,
       CLI,
       ...args,
