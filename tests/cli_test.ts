@@ -1,46 +1,11 @@
 import assert from "node:assert/strict";
 import { connect, type KvU64 } from "../mod.ts";
+import { aspen, CLI } from "./helpers/cli_run.ts";
 import {
   startTestCluster,
   TEST_TOKEN,
   type TestCluster,
 } from "./helpers/http_cluster.ts";
-
-const CLI = new URL("../cli/aspen.ts", import.meta.url).pathname;
-
-interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the real CLI as a subprocess, with the permissions of the `aspen` task. */
-async function aspen(
-  args: readonly string[],
-  env: Record<string, string> = {},
-): Promise<CliResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net=127.0.0.1",
-      "--allow-env=ASPEN_URL,ASPEN_TOKEN",
-      "--allow-read",
-      CLI,
-      ...args,
-    ],
-    env: { NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
 
 async function withCluster(
   fn: (cluster: TestCluster, env: Record<string, string>) => Promise<void>,
