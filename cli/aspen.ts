@@ -6,7 +6,9 @@
  * ```
  *
  * Exit codes: 0 ok, 1 operation failed (check failed, refused), 2 usage or
- * bad input, 3 unavailable or timed out (a write's outcome unknown), 4 auth.
+ * bad input, 3 unavailable or timed out (a write's outcome unknown, a node
+ * unhealthy in `cluster health|endpoints`), 4 auth. Every failure leaves
+ * through one path ({@linkcode describeFailure}), as one `aspen: …` line.
  *
  * @module
  */
@@ -14,8 +16,10 @@ import {
   Command,
   CommanderError,
   type CommandUnknownOpts,
+  InvalidArgumentError,
   Option,
 } from "@commander-js/extra-typings";
+import denoJson from "../deno.json" with { type: "json" };
 import { clusterCommand } from "./commands/cluster.ts";
 import { completionsCommand } from "./commands/completions.ts";
 import { kvCommand } from "./commands/kv.ts";
@@ -23,16 +27,26 @@ import { devCommand, nodeCommand } from "./commands/node.ts";
 import { snapshotCommand } from "./commands/snapshot.ts";
 import { describeFailure, EXIT } from "./commands/_context.ts";
 
+/** The version `aspen --version` prints (the package's, from deno.json). */
+export const VERSION: string = denoJson.version;
+
 function timeout(value: string): number {
   const n = Number(value);
-  if (!/^[0-9]+$/.test(value) || n < 1) {
-    throw new CommanderError(
-      EXIT.usage,
-      "aspen.invalidTimeout",
-      `Invalid --timeout '${value}'`,
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    // Commander prints it as one line: "option '--timeout <ms>' argument 'abc' is invalid. …"
+    throw new InvalidArgumentError(
+      "Expected a whole number of milliseconds, at least 1.",
     );
   }
   return n;
+}
+
+function commandPath(command: CommandUnknownOpts): string {
+  const names: string[] = [];
+  for (let c: CommandUnknownOpts | null = command; c !== null; c = c.parent) {
+    names.unshift(c.name());
+  }
+  return names.join(" ");
 }
 
 /** The command tree. */
@@ -50,7 +64,15 @@ export function program(): CommandUnknownOpts {
     .addOption(new Option("--token <token>", "bearer token").env("ASPEN_TOKEN"))
     .option("--json", "print JSON for scripts")
     .option("--timeout <ms>", "deadline of one request", timeout)
-    .showHelpAfterError()
+    .version(VERSION, "-V, --version", "print the version")
+    .addHelpText(
+      "after",
+      `
+Exit codes: 0 ok, 1 refused (check failed, membership rule, unknown node),
+2 usage (bad flag, key, value or URL), 3 unavailable (no node answered, a
+write's outcome unknown, a node unhealthy in 'cluster health|endpoints'),
+4 auth (missing or wrong token).`,
+    )
     .exitOverride();
   root.addCommand(kvCommand());
   root.addCommand(clusterCommand());
@@ -59,11 +81,19 @@ export function program(): CommandUnknownOpts {
   root.addCommand(snapshotCommand());
   root.addCommand(completionsCommand(() => root));
   for (const command of allCommands(root)) {
+    const path = commandPath(command);
     // No colour probing: it would read env vars beyond ASPEN_URL and ASPEN_TOKEN.
     command.exitOverride().configureOutput({
       getOutHasColors: () => false,
       getErrHasColors: () => false,
-    });
+      // One line, like every other failure: "aspen: <what> (see '… --help')".
+      outputError: (text, write) =>
+        write(
+          `aspen: ${
+            text.replace(/^error: /, "").trim()
+          } (see '${path} --help')\n`,
+        ),
+    }).configureHelp({ showGlobalOptions: true });
   }
   return root;
 }

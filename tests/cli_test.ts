@@ -1,46 +1,11 @@
 import assert from "node:assert/strict";
 import { connect, type KvU64 } from "../mod.ts";
+import { aspen, CLI } from "./helpers/cli_run.ts";
 import {
   startTestCluster,
   TEST_TOKEN,
   type TestCluster,
 } from "./helpers/http_cluster.ts";
-
-const CLI = new URL("../cli/aspen.ts", import.meta.url).pathname;
-
-interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the real CLI as a subprocess, with the permissions of the `aspen` task. */
-async function aspen(
-  args: readonly string[],
-  env: Record<string, string> = {},
-): Promise<CliResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net=127.0.0.1",
-      "--allow-env=ASPEN_URL,ASPEN_TOKEN",
-      "--allow-read",
-      CLI,
-      ...args,
-    ],
-    env: { NO_COLOR: "1", ...env },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
 
 async function withCluster(
   fn: (cluster: TestCluster, env: Record<string, string>) => Promise<void>,
@@ -222,7 +187,10 @@ Deno.test("aspen cluster status/members/ticket/transfer-leader and admin refusal
     const status = await aspen(["cluster", "status"], env);
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, new RegExp(`leader\\s+${leader.id}`));
-    assert.match(status.stdout, /ID\s+ROLE\s+LEADER\s+MATCH\s+LAG\s+URL/);
+    assert.match(
+      status.stdout,
+      /ID\s+NAME\s+ROLE\s+LEADER\s+MATCH\s+LAG\s+HEALTH\s+URL/,
+    );
     const members = await aspen(["--json", "cluster", "members"], env);
     assert.deepEqual(
       JSON.parse(members.stdout).members.map((m: { id: string }) => m.id),
@@ -246,7 +214,10 @@ Deno.test("aspen cluster status/members/ticket/transfer-leader and admin refusal
     assert.equal(cluster.leader()?.id, target.id);
     const unknown = await aspen(["cluster", "remove", "n9"], env);
     assert.equal(unknown.code, 1);
-    assert.equal(unknown.stderr, "aspen: Unknown node 'n9'\n");
+    assert.equal(
+      unknown.stderr,
+      "aspen: Unknown node 'n9': no member's id starts with it (members: n1, n2, n3)\n",
+    );
   });
 });
 

@@ -21,6 +21,13 @@ import {
   UnavailableError,
 } from "../../mod.ts";
 import type { KvKey } from "../../mod.ts";
+import { errorFromWire } from "../../src/client/errors.ts";
+import {
+  matchNodeId,
+  NODE_ID_PREFIX_MIN,
+  nodeIdMatchMessage,
+} from "../../src/protocol/node_id.ts";
+import { ticketUrls } from "../../src/client/_ticket.ts";
 import {
   keyFromWire,
   keyToWire,
@@ -55,16 +62,137 @@ export interface GlobalOptions {
   readonly timeout?: number;
 }
 
+const NO_CLUSTER =
+  "No cluster given: pass --url URL (or ASPEN_URL) or --ticket TICKET";
+
+/** Default deadline of one request made outside the client (backup, join ticket). */
+const FETCH_TIMEOUT_MS = 120_000;
+
 /** The client the global options name. */
 export function clientOf(options: GlobalOptions): AspenClient {
   const target = options.ticket ??
     options.url?.split(",").map((u) => u.trim()).filter((u) => u !== "");
   if (target === undefined || target.length === 0) {
-    throw new UsageError(
-      "No cluster given: pass --url URL (or ASPEN_URL) or --ticket TICKET",
-    );
+    throw new UsageError(NO_CLUSTER);
   }
   return connect(target, { token: options.token, timeoutMs: options.timeout });
+}
+
+/**
+ * The node URLs the global options name: `--ticket`'s nodes, else `--url`'s list.
+ *
+ * @throws {UsageError} When neither is given or the ticket cannot be read.
+ */
+export function urlsOf(options: GlobalOptions): string[] {
+  let urls: string[];
+  if (options.ticket !== undefined) {
+    try {
+      urls = ticketUrls(options.ticket);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  } else {
+    urls = options.url?.split(",").map((u) =>
+      u.trim()
+    ).filter((u) => u !== "") ?? [];
+  }
+  if (urls.length === 0) throw new UsageError(NO_CLUSTER);
+  return urls.map((u) => u.replace(/\/+$/, ""));
+}
+
+/**
+ * A GET on the first node of the global options that answers (routes the
+ * client does not cover: the backup, the join ticket), with the token and
+ * the `--timeout` deadline. A refusal becomes the client's typed error, so
+ * every command exits through {@linkcode describeFailure}.
+ *
+ * @throws {UnavailableError} When no node answers.
+ * @throws {AuthError} When the token is missing or wrong.
+ * @throws {AspenError} The typed error of any other refusal.
+ */
+export async function nodeGet(
+  options: GlobalOptions,
+  path: string,
+): Promise<{ response: Response; url: string }> {
+  const failures: string[] = [];
+  for (const url of urlsOf(options)) {
+    let response: Response;
+    try {
+      response = await fetch(url + path, {
+        headers: options.token === undefined
+          ? {}
+          : { authorization: `Bearer ${options.token}` },
+        signal: AbortSignal.timeout(options.timeout ?? FETCH_TIMEOUT_MS),
+      });
+    } catch (error) {
+      failures.push(`Cannot reach ${url}: ${(error as Error).message}`);
+      continue;
+    }
+    if (response.ok) return { response, url };
+    let body: unknown = null;
+    try {
+      body = await response.json();
+    } catch {
+      // Not a typed error body: the status alone names the refusal.
+    }
+    const error = errorFromWire(response.status, body, url);
+    if (response.status === 401 && !(error instanceof AuthError)) {
+      throw new AuthError("unauthorized", error.message, { status: 401, url });
+    }
+    if (error instanceof UnavailableError) {
+      failures.push(`${url}: ${error.message}`);
+      continue;
+    }
+    throw error;
+  }
+  throw new UnavailableError("unavailable", failures.join("; "));
+}
+
+export { NODE_ID_PREFIX_MIN };
+
+/**
+ * The member id `text` names: the id itself, or a unique prefix of at least
+ * {@linkcode NODE_ID_PREFIX_MIN} characters (the short id the logs print).
+ *
+ * @throws {UsageError} When the prefix is too short or names several members.
+ * @throws {MembershipError} When it names no member.
+ */
+export function resolveNodeId(
+  text: string,
+  members: readonly string[],
+): string {
+  const match = matchNodeId(text, members);
+  if (match.kind === "found") return match.id;
+  const message = nodeIdMatchMessage(text, match, members);
+  if (match.kind === "unknown") {
+    throw new MembershipError("unknownNode", message);
+  }
+  throw new UsageError(message);
+}
+
+const KEY_PART_TYPES = ["string", "number", "bigint", "boolean", "bytes"];
+
+/** Why a wire key part cannot be read, before the codec's terser message. */
+function checkTaggedParts(wire: unknown): void {
+  if (!Array.isArray(wire)) return;
+  for (const [index, part] of wire.entries()) {
+    if (typeof part !== "object" || part === null || Array.isArray(part)) {
+      continue;
+    }
+    const { type } = part as { type?: unknown };
+    // A named type the codec reports itself (unknown type 'date', bad value).
+    if (typeof type === "string") continue;
+    const why = type === undefined
+      ? `an object part needs a 'type' (${
+        KEY_PART_TYPES.join(", ")
+      }) and a 'value'`
+      : `its 'type' must be one of ${KEY_PART_TYPES.join(", ")}`;
+    throw new UsageError(
+      `Invalid key part 'key[${index}]' ${
+        JSON.stringify(part)
+      }: ${why}, e.g. {"type":"bigint","value":"5"} or {"type":"bytes","value":"aGk="}; plain strings, numbers and booleans need no tag`,
+    );
+  }
 }
 
 /** Reads a key argument: a JSON list in wire form (`'["users", 1]'`), or a bare word as a one-part key. */
@@ -78,6 +206,7 @@ export function parseKey(text: string): KvKey {
       `Invalid key '${text}': not valid JSON: ${(error as Error).message}`,
     );
   }
+  checkTaggedParts(wire);
   try {
     return keyFromWire(wire);
   } catch (error) {
@@ -194,7 +323,16 @@ export function describeFailure(
   ) {
     return { code: EXIT.failed, message };
   }
-  if (error instanceof TypeError || error instanceof RangeError) {
+  if (
+    error instanceof DOMException &&
+    (error.name === "TimeoutError" || error.name === "AbortError")
+  ) {
+    return { code: EXIT.unavailable, message: `Timed out: ${message}` };
+  }
+  if (
+    error instanceof TypeError || error instanceof RangeError ||
+    error instanceof Deno.errors.NotFound
+  ) {
     return { code: EXIT.usage, message };
   }
   return { code: EXIT.failed, message };

@@ -5,12 +5,23 @@
  * @module
  */
 import { Command, type CommandUnknownOpts } from "@commander-js/extra-typings";
-import type { ClusterMember } from "../../mod.ts";
+import {
+  AspenError,
+  AuthError,
+  type ClusterMember,
+  type ClusterStatus,
+  connect,
+} from "../../mod.ts";
+import { endpointsCommand, healthCommand } from "./endpoints.ts";
+import { JOIN_TICKET_ROUTE } from "../../src/node/serve.ts";
 import {
   clientOf,
   type GlobalOptions,
+  NODE_ID_PREFIX_MIN,
+  nodeGet,
   printJson,
   printTable,
+  resolveNodeId,
   UsageError,
 } from "./_context.ts";
 
@@ -18,21 +29,68 @@ function globals(command: { optsWithGlobals(): unknown }): GlobalOptions {
   return command.optsWithGlobals() as GlobalOptions;
 }
 
+/** The HEALTH cell: as the leader sees the member (`-` when a follower answered). */
+export function healthCell(
+  member: ClusterMember,
+  leader: string | null,
+): string {
+  if (member.reachable === undefined || member.reachable === null) return "-";
+  if (member.id === leader) return "ok (leader)";
+  const ago = member.lastContactMs === null ||
+      member.lastContactMs === undefined
+    ? "never heard from"
+    : `last contact ${formatMs(member.lastContactMs)} ago`;
+  return member.reachable ? `ok (${ago})` : `UNREACHABLE (${ago})`;
+}
+
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`;
+}
+
 function printMembers(
   members: readonly ClusterMember[],
   leader: string | null,
 ): void {
   printTable(
-    ["ID", "ROLE", "LEADER", "MATCH", "LAG", "URL"],
+    ["ID", "NAME", "ROLE", "LEADER", "MATCH", "LAG", "HEALTH", "URL"],
     members.map((m) => [
       m.id,
+      m.name ?? "-",
       m.role,
       m.id === leader ? "*" : "",
       m.match === null ? "-" : String(m.match),
       m.lag === null ? "-" : String(m.lag),
+      healthCell(m, leader),
       m.httpUrl ?? "-",
     ]),
   );
+}
+
+/**
+ * The status as the leader sees it (match, lag and health are the
+ * leader's): asked of the answering node, then of its leader when that is
+ * another node. Falls back to the answering node's view, saying so.
+ */
+async function leaderView(global: GlobalOptions): Promise<ClusterStatus> {
+  using client = clientOf(global);
+  const local = await client.cluster.status();
+  if (local.role === "leader" || local.leaderHttpUrl === null) return local;
+  try {
+    using leader = connect(local.leaderHttpUrl, {
+      token: global.token,
+      timeoutMs: global.timeout,
+    });
+    const status = await leader.cluster.status();
+    if (status.role === "leader") return status;
+  } catch (error) {
+    if (error instanceof AuthError) throw error;
+    console.error(
+      `aspen: the leader at ${local.leaderHttpUrl} did not answer (${
+        (error as Error).message
+      }): showing ${local.nodeId}'s view`,
+    );
+  }
+  return local;
 }
 
 function nodeCommand(
@@ -42,10 +100,15 @@ function nodeCommand(
 ): CommandUnknownOpts {
   return new Command(name)
     .description(description)
-    .argument("<node-id>", "the node's id")
-    .action(async (nodeId, _options, command) => {
+    .argument(
+      "<node-id>",
+      `the node's id, or a unique prefix of at least ${NODE_ID_PREFIX_MIN} characters (the short id the logs print)`,
+    )
+    .action(async (given, _options, command) => {
       const global = globals(command);
       using client = clientOf(global);
+      const { members } = await client.cluster.members();
+      const nodeId = resolveNodeId(given, members.map((m) => m.id));
       if (name === "promote") await client.cluster.promote(nodeId);
       else if (name === "remove") await client.cluster.remove(nodeId);
       else await client.cluster.transferLeader(nodeId);
@@ -91,14 +154,17 @@ export function clusterCommand(): CommandUnknownOpts {
       printMembers(s.members, s.leader);
     });
   cluster.command("members")
-    .description("Members with roles (match and lag when the leader answers)")
+    .description(
+      "Members with roles, match, lag and health, as the leader sees them",
+    )
     .action(async (_options, command) => {
       const global = globals(command);
-      using client = clientOf(global);
-      const { leader, members } = await client.cluster.members();
+      const { leader, members } = await leaderView(global);
       if (global.json) printJson({ leader, members });
       else printMembers(members, leader);
     });
+  cluster.addCommand(healthCommand());
+  cluster.addCommand(endpointsCommand());
   cluster.command("ticket")
     .description("A client ticket naming the nodes (no secret)")
     .action(async (_options, command) => {
@@ -114,22 +180,12 @@ export function clusterCommand(): CommandUnknownOpts {
     )
     .action(async (_options, command) => {
       const global = globals(command);
-      const url = global.url?.split(",")[0]?.trim();
-      if (url === undefined || url === "") {
-        throw new UsageError("No cluster given: pass --url URL (or ASPEN_URL)");
-      }
-      const response = await fetch(new URL("/v1/cluster/join-ticket", url), {
-        headers: global.token === undefined
-          ? {}
-          : { authorization: `Bearer ${global.token}` },
-      });
-      const body = await response.json() as {
-        ticket?: string;
-        error?: { message: string };
-      };
-      if (!response.ok || body.ticket === undefined) {
-        throw new UsageError(
-          `Cannot get a join ticket: ${body.error?.message ?? response.status}`,
+      const { response, url } = await nodeGet(global, JOIN_TICKET_ROUTE);
+      const body = await response.json() as { ticket?: unknown };
+      if (typeof body.ticket !== "string") {
+        throw new AspenError(
+          "internal",
+          `Cannot get a join ticket: ${url} answered without one`,
         );
       }
       if (global.json) printJson({ ticket: body.ticket });

@@ -32,6 +32,22 @@ import {
 
 const encoder = new TextEncoder();
 
+/** Key examples shown under the help of every command taking a key. */
+export const KEY_EXAMPLES = `
+Keys are JSON lists in the HTTP API's wire form, or a bare word (one part):
+  greeting                              ["greeting"]
+  '["users", 1]'                        a string and a number
+  '["flags", true]'                     a boolean
+  '[{"type":"bigint","value":"5"}]'     a bigint (decimal string)
+  '[{"type":"bytes","value":"aGk="}]'   bytes (padded base64)
+  '[{"type":"number","value":"NaN"}]'   NaN, Infinity, -Infinity, -0
+
+Examples:
+  aspen kv set '["users", 1]' alice --url http://127.0.0.1:8080 --token T
+  aspen kv get '["users", 1]' --json
+  aspen kv list '["users"]' --limit 10
+`;
+
 function globals(command: { optsWithGlobals(): unknown }): GlobalOptions {
   return command.optsWithGlobals() as GlobalOptions;
 }
@@ -357,6 +373,9 @@ function watchCommand(): CommandUnknownOpts {
       const global = globals(command);
       using client = clientOf(global);
       const parsed = keys.map(parseKey);
+      // The watch itself reconnects forever: a first read fails fast (exit 3
+      // or 4) when the node cannot be reached or refuses the token.
+      await client.kv.get(parsed[0]!, { consistency: "eventual" });
       let previous: (string | null)[] | null = null;
       let updates = 0;
       for await (const entries of client.kv.watch(parsed)) {
@@ -389,10 +408,10 @@ function watchCommand(): CommandUnknownOpts {
 export function kvCommand(): CommandUnknownOpts {
   return new Command("kv")
     .description("Read and write keys")
-    .addCommand(getCommand())
-    .addCommand(setCommand())
-    .addCommand(deleteCommand())
-    .addCommand(listCommand())
-    .addCommand(atomicCommand())
-    .addCommand(watchCommand());
+    .addCommand(getCommand().addHelpText("after", KEY_EXAMPLES))
+    .addCommand(setCommand().addHelpText("after", KEY_EXAMPLES))
+    .addCommand(deleteCommand().addHelpText("after", KEY_EXAMPLES))
+    .addCommand(listCommand().addHelpText("after", KEY_EXAMPLES))
+    .addCommand(atomicCommand().addHelpText("after", KEY_EXAMPLES))
+    .addCommand(watchCommand().addHelpText("after", KEY_EXAMPLES));
 }

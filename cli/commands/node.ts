@@ -22,7 +22,9 @@ import {
   provisionCluster,
 } from "../../src/node/provision.ts";
 import { KV_CONNECT_PATH, serveNode } from "../../src/node/serve.ts";
-import { prepareJoin } from "../../src/node/join.ts";
+import { JoinRefusedError, prepareJoin } from "../../src/node/join.ts";
+import { UnavailableError } from "../../src/client/errors.ts";
+import { UsageError } from "./_context.ts";
 
 function integer(value: string): number {
   const n = Number(value);
@@ -31,9 +33,6 @@ function integer(value: string): number {
   }
   return n;
 }
-
-/** Exit code for a usage or configuration error. */
-const EXIT_USAGE = 2;
 
 /** `aspen node …` */
 export function nodeCommand(): Command {
@@ -55,6 +54,10 @@ export function nodeCommand(): Command {
       integer,
     )
     .option("--config <file>", "JSON configuration file (env < file < flags)")
+    .option(
+      "--name <name>",
+      "a human name shown in 'cluster members' (replicated with the address)",
+    )
     .option("--read-only <mode>", 'strong reads: "safe" (ReadIndex) or "lease"')
     .option(
       "--join <ticket>",
@@ -94,18 +97,25 @@ export function nodeCommand(): Command {
             forceNewCluster: options.forceNewCluster,
             autoPromote: options.autoPromote,
             allowMissingLog: options.allowMissingLog,
+            name: options.name,
           },
         );
       } catch (error) {
-        console.error(`aspen: ${(error as Error).message}`);
-        Deno.exit(EXIT_USAGE);
+        throw new UsageError((error as Error).message);
       }
       if (options.join !== undefined) {
         try {
           config = await prepareJoin(config, options.join);
         } catch (error) {
-          console.error(`aspen: ${(error as Error).message}`);
-          Deno.exit(error instanceof TypeError ? EXIT_USAGE : 1);
+          // The shared exit codes (_context.ts): 2 bad ticket, 3 no member
+          // answered, 1 refused.
+          const message = (error as Error).message;
+          if (error instanceof TypeError) throw new UsageError(message);
+          if (
+            error instanceof JoinRefusedError ||
+            !message.startsWith("Cannot join the cluster")
+          ) throw error;
+          throw new UnavailableError("unavailable", message);
         }
       }
       await runNode(config);
@@ -115,13 +125,8 @@ export function nodeCommand(): Command {
 
 /** Starts a node, prints how to reach it, and runs until SIGINT or SIGTERM. */
 async function runNode(config: NodeConfig): Promise<void> {
-  let serving;
-  try {
-    serving = await serveNode(config);
-  } catch (error) {
-    console.error(`aspen: ${(error as Error).message}`);
-    Deno.exit(1);
-  }
+  // A failure to start exits through the shared error path (exit 1).
+  const serving = await serveNode(config);
   const { node, url } = serving;
   console.log(`aspen node ${node.identity.shortId} listening`);
   console.log(`  http       ${url}`);
@@ -174,10 +179,9 @@ export function devCommand(): Command {
     )
     .action(async (options) => {
       if (options.nodes < 1 || options.nodes > 7) {
-        console.error(
-          `aspen: --nodes must be in [1, 7]: current value is ${options.nodes}`,
+        throw new UsageError(
+          `--nodes must be in [1, 7]: current value is ${options.nodes}`,
         );
-        Deno.exit(EXIT_USAGE);
       }
       await runDevCluster(options.nodes, options.dataDir, options.basePort);
     });

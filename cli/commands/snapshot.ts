@@ -12,12 +12,7 @@ import {
   restoreBackup,
 } from "../../src/node/backup.ts";
 import { SNAPSHOT_ROUTE } from "../../src/node/serve.ts";
-import { EXIT, type GlobalOptions } from "./_context.ts";
-
-function fail(message: string, code: number): never {
-  console.error(`aspen: ${message}`);
-  Deno.exit(code);
-}
+import { type GlobalOptions, nodeGet, UsageError } from "./_context.ts";
 
 function size(bytes: number): string {
   return bytes < 1024 * 1024
@@ -35,31 +30,8 @@ export function snapshotCommand(): Command {
     .argument("<file>", "where to write the backup")
     .action(async (file, _options, command) => {
       const globals = command.optsWithGlobals() as GlobalOptions;
-      const url = globals.url?.split(",")[0]?.trim();
-      if (url === undefined || url === "") {
-        fail("No cluster given: pass --url URL (or ASPEN_URL)", EXIT.usage);
-      }
-      let response: Response;
-      try {
-        response = await fetch(new URL(SNAPSHOT_ROUTE, url), {
-          headers: globals.token === undefined
-            ? {}
-            : { authorization: `Bearer ${globals.token}` },
-          signal: AbortSignal.timeout(globals.timeout ?? 120_000),
-        });
-      } catch (error) {
-        fail(
-          `Cannot reach ${url}: ${(error as Error).message}`,
-          EXIT.unavailable,
-        );
-      }
-      if (response.status === 401) fail("The token was refused", EXIT.auth);
-      if (!response.ok) {
-        fail(
-          `Backup failed: ${response.status} ${await response.text()}`,
-          EXIT.unavailable,
-        );
-      }
+      // --url or --ticket, token, --timeout and exit codes: the shared path.
+      const { response } = await nodeGet(globals, SNAPSHOT_ROUTE);
       const bytes = new Uint8Array(await response.arrayBuffer());
       const header = decodeBackup(bytes);
       await Deno.writeFile(file, bytes, { mode: 0o600 });
@@ -101,11 +73,12 @@ export function snapshotCommand(): Command {
           );
         }
       } catch (error) {
-        const code = error instanceof BackupFormatError ||
-            error instanceof Deno.errors.NotFound
-          ? EXIT.usage
-          : EXIT.failed;
-        fail((error as Error).message, code);
+        // Exit 2 for a bad or missing file (see describeFailure).
+        if (
+          error instanceof BackupFormatError ||
+          error instanceof Deno.errors.NotFound
+        ) throw new UsageError((error as Error).message);
+        throw error;
       }
     });
   return snapshot;

@@ -24,6 +24,8 @@ import {
 } from "../protocol/http_api.ts";
 import { bearerAuth, validateTokens } from "./_auth.ts";
 import { readBody, reply } from "./_body.ts";
+import { notFoundMessage } from "./_not_found.ts";
+import { matchNodeId, nodeIdMatchMessage } from "../protocol/node_id.ts";
 import { errorReply, HttpApiError } from "./_errors.ts";
 import * as kv from "./_kv_routes.ts";
 import * as parse from "./_parse.ts";
@@ -77,6 +79,9 @@ function statusOf(node: NodeApi): StatusResponse {
       role: m.role,
       match: m.match,
       lag: m.lag,
+      reachable: m.reachable ?? null,
+      lastContactMs: m.lastContactMs ?? null,
+      name: m.name ?? null,
       httpUrl: m.httpUrl,
     })),
   };
@@ -113,7 +118,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   app.notFound((c) => {
     throw new HttpApiError(
       "notFound",
-      `Unknown route: ${c.req.method} ${c.req.path}`,
+      notFoundMessage(c.req.method, c.req.url),
     );
   });
 
@@ -270,16 +275,28 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     await node.addLearner(parse.parseAddLearner(await body(c)));
     return reply(c, ok);
   });
+  // A unique prefix (the short id the logs print) names the member; an
+  // ambiguous one is refused; anything else goes to the node as given.
+  const memberId = async (c: Context): Promise<string> => {
+    const text = parse.parseNodeId(await body(c));
+    const ids = node.status().members.map((m) => m.id);
+    const match = matchNodeId(text, ids);
+    if (match.kind === "found") return match.id;
+    if (match.kind === "ambiguous") {
+      throw new HttpApiError("invalid", nodeIdMatchMessage(text, match, ids));
+    }
+    return text;
+  };
   app.post(ROUTES.clusterPromote, async (c) => {
-    await node.promote(parse.parseNodeId(await body(c)));
+    await node.promote(await memberId(c));
     return reply(c, ok);
   });
   app.post(ROUTES.clusterRemove, async (c) => {
-    await node.remove(parse.parseNodeId(await body(c)));
+    await node.remove(await memberId(c));
     return reply(c, ok);
   });
   app.post(ROUTES.clusterTransferLeader, async (c) => {
-    await node.transferLeader(parse.parseNodeId(await body(c)));
+    await node.transferLeader(await memberId(c));
     return reply(c, ok);
   });
 

@@ -205,6 +205,7 @@ export class AspenNode implements NodeApi {
       quicPort: transport.addr.port,
       nodeKey: encodeBase64Url(identity.publicKey),
       certificateHash: encodeBase64Url(certificate.hash),
+      ...(config.name === "" ? {} : { name: config.name }),
     };
     // What peers were told about this node (if anything), before it changes.
     const previousSelf =
@@ -357,11 +358,19 @@ export class AspenNode implements NodeApi {
       joint: s.conf.votersOutgoing.length > 0,
       members: members.map(({ id, role }) => {
         const match = s.progress?.get(id)?.match ?? null;
+        // Health as the leader sees it; a follower does not know.
+        const contact = s.role !== "leader"
+          ? { reachable: null, lastContactMs: null }
+          : id === this.id
+          ? { reachable: true, lastContactMs: 0 }
+          : this.runner.peerContact(id);
         return {
           id,
           role,
           match,
           lag: match === null ? null : Math.max(0, s.commit - match),
+          ...contact,
+          name: this.#cluster.members.get(id)?.name ?? null,
           httpUrl: this.#cluster.members.get(id)?.httpUrl ?? null,
         };
       }),

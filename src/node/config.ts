@@ -45,6 +45,11 @@ export interface NodeConfig {
   readonly forceNewCluster: boolean;
   /** Start although the identity exists without a log (or the reverse). Default false. */
   readonly allowMissingLog: boolean;
+  /**
+   * A human name for the node, replicated with its address and shown by
+   * `aspen cluster members` (1 to 64 of `A-Z a-z 0-9 . _ -`). Default "" (none).
+   */
+  readonly name: string;
 }
 
 /** Defaults of every field. */
@@ -66,6 +71,7 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   autoPromote: false,
   forceNewCluster: false,
   allowMissingLog: false,
+  name: "",
 };
 
 /** A partial configuration, as one layer gives it. */
@@ -226,6 +232,14 @@ export function resolveNodeConfig(
       "Cannot start node as HTTPS needs both 'httpsCertFile' and 'httpsKeyFile'",
     );
   }
+  const name = m.name ?? "";
+  if (typeof name !== "string" || !/^([A-Za-z0-9._-]{1,64})?$/.test(name)) {
+    throw new TypeError(
+      `Cannot start node as 'name' must be 1 to 64 of A-Z a-z 0-9 . _ -: current value is ${
+        JSON.stringify(name)
+      }`,
+    );
+  }
   return {
     dataDir: m.dataDir,
     httpHost,
@@ -259,6 +273,7 @@ export function resolveNodeConfig(
     autoPromote: m.autoPromote === true,
     forceNewCluster: m.forceNewCluster === true,
     allowMissingLog: m.allowMissingLog === true,
+    name,
   };
 }
 

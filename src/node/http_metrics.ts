@@ -4,15 +4,10 @@
  *
  * @module
  */
+import { Histogram } from "./histogram.ts";
 
 /** Upper bounds (ms) of the request latency buckets. */
 const BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000];
-
-interface Series {
-  readonly counts: number[];
-  total: number;
-  sumMs: number;
-}
 
 /** Route groups requests are counted under (bounded label values). */
 export function routeGroup(path: string): string {
@@ -25,21 +20,17 @@ export function routeGroup(path: string): string {
 
 /** Accumulates request latencies. */
 export class HttpMetrics {
-  readonly #series = new Map<string, Series>();
+  readonly #series = new Map<string, Histogram>();
 
   /** Records one request. */
   record(group: string, status: number, durationMs: number): void {
     const key = `group="${group}",status="${Math.floor(status / 100)}xx"`;
     let series = this.#series.get(key);
     if (series === undefined) {
-      series = { counts: BUCKETS_MS.map(() => 0), total: 0, sumMs: 0 };
+      series = new Histogram(BUCKETS_MS);
       this.#series.set(key, series);
     }
-    for (const [i, bound] of BUCKETS_MS.entries()) {
-      if (durationMs <= bound) series.counts[i]!++;
-    }
-    series.total++;
-    series.sumMs += durationMs;
+    series.observe(durationMs);
   }
 
   /** Prometheus text. */
@@ -53,18 +44,7 @@ export class HttpMetrics {
         a.localeCompare(b)
       )
     ) {
-      for (const [i, bound] of BUCKETS_MS.entries()) {
-        lines.push(
-          `aspen_http_request_ms_bucket{${labels},le="${bound}"} ${
-            series.counts[i]
-          }`,
-        );
-      }
-      lines.push(
-        `aspen_http_request_ms_bucket{${labels},le="+Inf"} ${series.total}`,
-        `aspen_http_request_ms_sum{${labels}} ${series.sumMs.toFixed(3)}`,
-        `aspen_http_request_ms_count{${labels}} ${series.total}`,
-      );
+      lines.push(...series.lines("aspen_http_request_ms", labels));
     }
     return lines.join("\n") + "\n";
   }

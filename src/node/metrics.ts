@@ -6,9 +6,6 @@
 import type { RaftRunner } from "./raft_runner.ts";
 import { TRANSPORT_BYTES } from "../transport/stream_channel.ts";
 
-/** Upper bounds (ms) of the fsync latency histogram buckets. */
-const SAVE_BUCKETS_MS = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000];
-
 /** Renders the runner's state and counters as Prometheus text (version 0.0.4). */
 export function renderMetrics(runner: RaftRunner): string {
   const s = runner.status();
@@ -101,22 +98,9 @@ export function renderMetrics(runner: RaftRunner): string {
     );
   }
   lines.push(
-    "# HELP aspen_log_fsync_ms Duration of log writes (one transaction, one fsync), recent samples.",
+    "# HELP aspen_log_fsync_ms Duration of log writes (one transaction, one fsync), since start.",
     "# TYPE aspen_log_fsync_ms histogram",
-  );
-  let sum = 0;
-  for (const bound of SAVE_BUCKETS_MS) {
-    lines.push(
-      `aspen_log_fsync_ms_bucket{le="${bound}"} ${
-        m.saveMs.filter((ms) => ms <= bound).length
-      }`,
-    );
-  }
-  for (const ms of m.saveMs) sum += ms;
-  lines.push(
-    `aspen_log_fsync_ms_bucket{le="+Inf"} ${m.saveMs.length}`,
-    `aspen_log_fsync_ms_sum ${sum.toFixed(3)}`,
-    `aspen_log_fsync_ms_count ${m.saveMs.length}`,
+    ...m.saveMs.lines("aspen_log_fsync_ms"),
   );
   return lines.join("\n") + "\n";
 }

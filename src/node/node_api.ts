@@ -28,6 +28,8 @@ export interface NodeAddress {
   readonly nodeKey: string;
   /** SHA-256 of the node's current TLS certificate (base64url). */
   readonly certificateHash: string;
+  /** The node's human name, when configured (`name`, `--name`). */
+  readonly name?: string;
 }
 
 /** Thrown by admin calls refused by Raft's rules (not leader, change pending, lagging learner). */

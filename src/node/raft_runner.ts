@@ -23,6 +23,7 @@ import type { LogStore } from "../storage/log_store.ts";
 import type { PeerTransport } from "../transport/types.ts";
 import type { PeerRequest, PeerResult } from "../protocol/envelope.ts";
 import { type LogWriter, SyncLogWriter } from "./log_writer.ts";
+import { Histogram } from "./histogram.ts";
 
 /** What the runner applies committed entries to. */
 export interface ReplicatedStateMachine {
@@ -75,10 +76,12 @@ export interface RunnerMetrics {
   entriesApplied: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
-  /** Fsync (save) durations in milliseconds, most recent last (bounded). */
-  readonly saveMs: number[];
+  /** Fsync (save) durations in milliseconds: a cumulative histogram. */
+  readonly saveMs: Histogram;
   /** Last heartbeat round trip per peer, in milliseconds (includes the peer's handling). */
   readonly peerRttMs: Map<NodeId, number>;
+  /** When a message from each peer last arrived (`performance.now()` ms). */
+  readonly peerContactAt: Map<NodeId, number>;
 }
 
 interface ProposalWaiter {
@@ -105,7 +108,8 @@ export class RequestTimeoutError extends Error {
   override name = "RequestTimeoutError";
 }
 
-const SAVE_SAMPLES_MAX = 1024;
+/** Upper bounds (ms) of the fsync latency histogram buckets. */
+const SAVE_BUCKETS_MS = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000];
 
 /** Runs one Raft node. */
 export class RaftRunner {
@@ -139,8 +143,9 @@ export class RaftRunner {
     entriesApplied: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
-    saveMs: [],
+    saveMs: new Histogram(SAVE_BUCKETS_MS),
     peerRttMs: new Map(),
+    peerContactAt: new Map(),
   };
   /** When each heartbeat left, by "peer/sentTick", to time its answer (bounded). */
   readonly #heartbeatSentAt = new Map<string, number>();
@@ -262,6 +267,22 @@ export class RaftRunner {
   /** The Raft core's status. */
   status(): RaftStatus {
     return this.#node.status();
+  }
+
+  /**
+   * Whether `peer` was heard from within an election timeout, and how long
+   * ago (ms; null when never).
+   */
+  peerContact(
+    peer: NodeId,
+  ): { reachable: boolean; lastContactMs: number | null } {
+    const at = this.metrics.peerContactAt.get(peer);
+    if (at === undefined) return { reachable: false, lastContactMs: null };
+    const ago = Math.max(0, performance.now() - at);
+    return {
+      reachable: ago <= this.#options.tickMs * this.#options.electionTicks,
+      lastContactMs: Math.round(ago),
+    };
   }
 
   /** True once `stop()` was called. */
@@ -458,6 +479,7 @@ export class RaftRunner {
 
   #onMessage(message: Message): void {
     if (this.#stopped) return;
+    this.metrics.peerContactAt.set(message.from, performance.now());
     if (message.type === "heartbeatResp") {
       const key = `${message.from}/${message.sentTick}`;
       const sentAt = this.#heartbeatSentAt.get(key);
@@ -627,11 +649,7 @@ export class RaftRunner {
   }
 
   #recordSave(ms: number): void {
-    const samples = this.metrics.saveMs;
-    samples.push(ms);
-    if (samples.length > SAVE_SAMPLES_MAX) {
-      samples.splice(0, samples.length - SAVE_SAMPLES_MAX);
-    }
+    this.metrics.saveMs.observe(ms);
   }
 
   #failStorage(error: Error): void {

@@ -15,6 +15,7 @@ import { ClusterAdminError } from "./node_api.ts";
 import type { NodeConfig } from "./config.ts";
 import { exists } from "./data_dir.ts";
 import { freeTcpPorts } from "./provision.ts";
+import { notFoundBody } from "../http/_not_found.ts";
 
 /** Path of the KV Connect metadata exchange (what `Deno.openKv` is given). */
 export const KV_CONNECT_PATH = "/kv";
@@ -82,6 +83,12 @@ export async function serveNode(
       JOIN_TICKET_ROUTE,
       async (c) => c.json({ ticket: await node.joinTicket() }),
     );
+    // The HTTP API's routes under the KV Connect URL: a client given the
+    // wrong URL is told the right one (before KV Connect's bare 404).
+    extra.all(
+      `${KV_CONNECT_PATH}/v1/*`,
+      (c) => c.json(notFoundBody(c.req.method, c.req.url), 404),
+    );
     extra.route("/", kvConnect);
     const app = createHttpApp({
       node,
@@ -127,15 +134,7 @@ export async function serveNode(
     outer.route("/", app);
     // A mounted app's not-found handler does not apply here: answer with the
     // API's typed error body, like every other refusal.
-    outer.notFound((c) =>
-      c.json({
-        error: {
-          code: "notFound",
-          message: `Unknown route: ${c.req.method} ${c.req.path}`,
-          details: {},
-        },
-      }, 404)
-    );
+    outer.notFound((c) => c.json(notFoundBody(c.req.method, c.req.url), 404));
     const tls = config.httpsCertFile === "" ? undefined : {
       cert: await Deno.readTextFile(config.httpsCertFile),
       key: await Deno.readTextFile(config.httpsKeyFile),

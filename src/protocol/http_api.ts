@@ -340,6 +340,15 @@ export interface WireMember {
   readonly role: "voter" | "learner";
   readonly match: number | null;
   readonly lag: number | null;
+  /**
+   * Leader only: whether the leader heard from it within an election
+   * timeout (the leader itself: true); null when a follower answers.
+   */
+  readonly reachable?: boolean | null;
+  /** Leader only: milliseconds since the leader last heard from it (itself: 0). */
+  readonly lastContactMs?: number | null;
+  /** The member's human name, when it has one. */
+  readonly name?: string | null;
   /** Its HTTP API URL, when known. */
   readonly httpUrl: string | null;
 }
@@ -458,6 +467,15 @@ export interface ClusterMember {
   readonly match: number | null;
   /** Leader only: how far it lags the commit index, in entries. */
   readonly lag: number | null;
+  /**
+   * Leader only: whether the leader heard from it within an election
+   * timeout (the leader itself: true); null when a follower answers.
+   */
+  readonly reachable?: boolean | null;
+  /** Leader only: milliseconds since the leader last heard from it (itself: 0). */
+  readonly lastContactMs?: number | null;
+  /** The member's human name, when it has one. */
+  readonly name?: string | null;
   /** Its HTTP API URL, when known. */
   readonly httpUrl: string | null;
 }

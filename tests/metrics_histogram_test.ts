@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import { waitFor } from "./helpers/node_kv.ts";
+import { KvStateMachine } from "../src/kv/state_machine.ts";
+import { MemoryStateStore } from "../src/kv/memory_state_store.ts";
+import { Histogram } from "../src/node/histogram.ts";
+import { HttpMetrics } from "../src/node/http_metrics.ts";
+import { KvReplicatedState } from "../src/node/kv_replicated_state.ts";
+import { type LogWriter, SyncLogWriter } from "../src/node/log_writer.ts";
+import { renderMetrics } from "../src/node/metrics.ts";
+import { RaftKvBackend } from "../src/node/raft_kv_backend.ts";
+import { RaftRunner } from "../src/node/raft_runner.ts";
+import { nodeId } from "../src/raft/types.ts";
+import { MemoryLogStore } from "../src/storage/memory_log_store.ts";
+import { InMemoryNetwork } from "../src/transport/memory_transport.ts";
+import { setOperation } from "./helpers/node_kv.ts";
+
+/** `name{labels} value` lines of one histogram, by series (labels without `le`). */
+function histogram(text: string, name: string) {
+  const series = new Map<
+    string,
+    { buckets: [string, number][]; count: number; sum: number }
+  >();
+  const get = (labels: string) => {
+    let s = series.get(labels);
+    if (s === undefined) {
+      s = { buckets: [], count: -1, sum: -1 };
+      series.set(labels, s);
+    }
+    return s;
+  };
+  for (const line of text.split("\n")) {
+    const match = /^(\w+?)(_bucket|_sum|_count)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match === null || match[1] !== name) continue;
+    const labels = (match[3] ?? "").split(",").filter((l) =>
+      l !== "" && !l.startsWith("le=")
+    ).join(",");
+    const le = /le="([^"]+)"/.exec(match[3] ?? "")?.[1];
+    const value = Number(match[4]);
+    if (match[2] === "_bucket") get(labels).buckets.push([le!, value]);
+    else if (match[2] === "_sum") get(labels).sum = value;
+    else get(labels).count = value;
+  }
+  return series;
+}
+
+function assertWellFormed(
+  series: ReturnType<typeof histogram>,
+  previous?: ReturnType<typeof histogram>,
+) {
+  for (const [labels, s] of series) {
+    const counts = s.buckets.map(([, n]) => n);
+    assert.deepEqual(counts, [...counts].sort((a, b) => a - b), labels);
+    assert.equal(s.buckets.at(-1)?.[0], "+Inf");
+    assert.equal(s.buckets.at(-1)?.[1], s.count, "+Inf bucket is _count");
+    const before = previous?.get(labels);
+    if (before === undefined) continue;
+    for (const [i, [le, n]] of s.buckets.entries()) {
+      assert.ok(n >= before.buckets[i]![1], `${labels} le=${le} decreased`);
+    }
+    assert.ok(s.sum >= before.sum && s.count >= before.count);
+  }
+}
+
+Deno.test("Histogram counts every observation cumulatively", () => {
+  const h = new Histogram([1, 10]);
+  for (let i = 0; i < 5000; i++) h.observe(i % 20);
+  assert.deepEqual(h.lines("x"), [
+    'x_bucket{le="1"} 500',
+    'x_bucket{le="10"} 2750',
+    'x_bucket{le="+Inf"} 5000',
+    "x_sum 47500.000",
+    "x_count 5000",
+  ]);
+  assert.deepEqual(h.lines("x", 'a="b"').at(-1), 'x_count{a="b"} 5000');
+  assert.throws(() => new Histogram([2, 1]), RangeError);
+});
+
+Deno.test("aspen_log_fsync_ms counts every log write since start, never fewer", async () => {
+  let saves = 0;
+  const logStore = new MemoryLogStore();
+  const inner = new SyncLogWriter(logStore);
+  const counting: LogWriter = {
+    save: (request) => {
+      saves++;
+      return inner.save(request);
+    },
+    compact: (meta) => inner.compact(meta),
+    close: () => inner.close(),
+  };
+  const id = nodeId("n1");
+  const state = new KvReplicatedState(
+    new KvStateMachine(new MemoryStateStore()),
+  );
+  const runner = new RaftRunner({
+    id,
+    voters: [id],
+    logStore,
+    logWriter: counting,
+    stateMachine: state,
+    transport: new InMemoryNetwork().connect(id),
+    tickMs: 10,
+    requestTimeoutMs: 10_000,
+  });
+  runner.start();
+  const backend = new RaftKvBackend(
+    runner,
+    state,
+    "00000000-0000-4000-8000-000000000000",
+  );
+  try {
+    await waitFor("a leader", () => runner.status().role === "leader");
+    let previous: ReturnType<typeof histogram> | undefined;
+    // More writes than the old code kept samples of (1024).
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 250; i++) {
+        await backend.commit(setOperation(`k${round}-${i}`, "v"));
+      }
+      const series = histogram(renderMetrics(runner), "aspen_log_fsync_ms");
+      const fsync = series.get("");
+      assert.ok(fsync !== undefined, "the histogram is exposed");
+      assert.equal(fsync.count, saves, "_count is the number of log writes");
+      assertWellFormed(series, previous);
+      previous = series;
+    }
+    assert.ok(saves > 1500, `${saves} log writes`);
+  } finally {
+    backend.stopExpiry();
+    await runner.stop();
+  }
+});
+
+Deno.test("aspen_http_request_ms is cumulative per series", () => {
+  const metrics = new HttpMetrics();
+  let previous: ReturnType<typeof histogram> | undefined;
+  for (let round = 1; round <= 3; round++) {
+    for (let i = 0; i < 2000; i++) metrics.record("kv", 200, i % 30);
+    const series = histogram(metrics.render(), "aspen_http_request_ms");
+    assert.equal(series.get('group="kv",status="2xx"')?.count, round * 2000);
+    assertWellFormed(series, previous);
+    previous = series;
+  }
+});
