@@ -54,6 +54,8 @@ export const SESSION_CLIENTS_MAX = 100_000;
 export interface SessionKnobs {
   /** The old behaviour: a retry whose result was evicted applies again. */
   readonly reapplyAfterEviction?: boolean;
+  /** Results kept at most, instead of {@linkcode SESSION_RESULTS_MAX} (the simulator evicts early). */
+  readonly resultsMax?: number;
 }
 
 const RESULT = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x72]);
@@ -184,7 +186,7 @@ export class SessionTable {
     put(concatBytes(RESULT, part), encode([result, digest]));
     put(concatBytes(ORDER, u64(index), part), new Uint8Array(0));
     let count = this.#count(COUNT) + 1;
-    if (count > SESSION_RESULTS_MAX) {
+    if (count > (this.#knobs.resultsMax ?? SESSION_RESULTS_MAX)) {
       const [oldest] = this.#store.scan({
         start: ORDER,
         end: ORDER_END,
