@@ -66,7 +66,9 @@ export async function serveNode(
       selfUrl: url,
       path: KV_CONNECT_PATH,
     });
-    // KV Connect and the backup route share the API's token check.
+    // The backup route shares the API's token check. KV Connect checks the
+    // same tokens itself, and also its per-client data-path tokens (which
+    // the API's check does not know), so it is mounted outside it.
     const extra = new Hono();
     extra.get(
       SNAPSHOT_ROUTE,
@@ -82,7 +84,6 @@ export async function serveNode(
       JOIN_TICKET_ROUTE,
       async (c) => c.json({ ticket: await node.joinTicket() }),
     );
-    extra.route("/", kvConnect);
     const app = createHttpApp({
       node,
       tokens: config.tokens.length > 0 ? config.tokens : null,
@@ -124,6 +125,7 @@ export async function serveNode(
         return c.json({ error: { code: "unavailable", message } }, 503);
       }
     });
+    outer.route("/", kvConnect);
     outer.route("/", app);
     // A mounted app's not-found handler does not apply here: answer with the
     // API's typed error body, like every other refusal.
