@@ -218,7 +218,8 @@ class Simulation {
           1,
           Math.floor((2 * faultyMs * clientCount) / Math.max(1, options.ops)),
         ),
-        resends: modes.stateMachine === "kv",
+        // Lost answers are a fault: without faults, every answer arrives.
+        resends: modes.stateMachine === "kv" && options.faults.length > 0,
       },
       random,
       this.#trace,
