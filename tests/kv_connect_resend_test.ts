@@ -201,3 +201,25 @@ Deno.test("KV Connect: identical stock writes in flight at once, or sent with th
   await versionstampOf(await send(app(backend), backend, TOKEN));
   assert.equal(await counter(backend), 5n);
 });
+
+Deno.test("KV Connect: a write whose client went away before its answer is merged with the resend that follows", async () => {
+  using backend = new LocalKvBackend({ expirySweepIntervalMs: 0 });
+  const node = app(backend);
+  const token = await dataToken(node);
+  const gone = new AbortController();
+  gone.abort();
+  // The connection reset while the node served it: applied, never delivered.
+  await node.request(`${ORIGIN}/kv/strong/atomic_write`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${token}`,
+      "x-denokv-version": "3",
+      "x-denokv-database-id": backend.databaseId,
+    },
+    body: SUM as Uint8Array<ArrayBuffer>,
+    signal: gone.signal,
+  });
+  assert.equal(await counter(backend), 1n);
+  await versionstampOf(await send(node, backend, token));
+  assert.equal(await counter(backend), 1n);
+});

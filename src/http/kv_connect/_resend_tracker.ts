@@ -6,11 +6,15 @@
  * A write (client id, body digest) is *mergeable*, that is, may be answered
  * with the first result of an identical applied write, only when this
  * process holds no answer it delivered for that client and digest within
- * {@linkcode RESEND_WINDOW_MS} and none is in flight here. So:
+ * {@linkcode RESEND_WINDOW_MS}. An identical write still in flight here is
+ * waited for first: if its client went away before its answer (the
+ * connection reset, so the stock client resent), the new one is mergeable;
+ * if its answer went out, the new one is a new write. So:
  *
  * - a client that sends the same write again after it got the answer (a
  *   repeated `sum`, say) through the same live node gets a new write;
- * - two identical writes in flight at once from one client are two writes;
+ * - two identical writes in flight at once from one client are two writes
+ *   (applied one after the other);
  * - a resend after the node died, or after the answer was lost on the way,
  *   is answered with the first result if the first attempt applied.
  *
@@ -25,12 +29,21 @@ export const RESEND_TRACKED_MAX = 100_000;
 interface Tracked {
   inFlight: number;
   deliveredAtMs: number | null;
+  /** Resolves when no attempt is in flight any more. */
+  idle: Promise<void> | null;
+  release: (() => void) | null;
 }
+
+/** Identical writes in flight waited for at most, one after the other. */
+const WAITS_MAX = 8;
 
 /** One write being served: whether it may merge, and how to end it. */
 export interface TrackedWrite {
   readonly mergeable: boolean;
-  /** Ends the attempt; `delivered` when its answer (a result) is being sent. */
+  /**
+   * Ends the attempt; `delivered` when its answer (a result) is being sent
+   * to a client still connected.
+   */
   done(delivered: boolean): void;
 }
 
@@ -43,9 +56,17 @@ export class ResendTracker {
     this.#now = now;
   }
 
-  /** Starts serving a write of `clientId` with body digest `digest`. */
-  begin(clientId: string, digest: Uint8Array): TrackedWrite {
+  /**
+   * Starts serving a write of `clientId` with body digest `digest`, after
+   * any identical write in flight here has ended.
+   */
+  async begin(clientId: string, digest: Uint8Array): Promise<TrackedWrite> {
     const key = `${clientId}/${toHex(digest)}`;
+    for (let i = 0; i < WAITS_MAX; i++) {
+      const busy = this.#entries.get(key);
+      if (busy === undefined || busy.inFlight === 0) break;
+      await busy.idle;
+    }
     const now = this.#now();
     let entry = this.#entries.get(key);
     if (
@@ -58,7 +79,12 @@ export class ResendTracker {
     const mergeable = entry === undefined ||
       (entry.inFlight === 0 && entry.deliveredAtMs === null);
     if (entry === undefined) {
-      entry = { inFlight: 0, deliveredAtMs: null };
+      entry = { inFlight: 0, deliveredAtMs: null, idle: null, release: null };
+    }
+    if (entry.inFlight === 0) {
+      let release!: () => void;
+      entry.idle = new Promise<void>((resolve) => (release = resolve));
+      entry.release = release;
     }
     // Most recently used last, so eviction takes the oldest first.
     this.#entries.delete(key);
@@ -74,6 +100,11 @@ export class ResendTracker {
         ended = true;
         tracked.inFlight--;
         if (delivered) tracked.deliveredAtMs = this.#now();
+        if (tracked.inFlight === 0) {
+          tracked.release?.();
+          tracked.idle = null;
+          tracked.release = null;
+        }
       },
     };
   }

@@ -288,6 +288,7 @@ async function atomicWrite(
   options: ResolvedOptions,
   body: Uint8Array,
   client: DataPathClient | null,
+  signal: AbortSignal,
 ): Promise<Response> {
   const parsed = toAtomicOperation(
     decodeOrRefuse(decodeAtomicWrite, body),
@@ -298,7 +299,7 @@ async function atomicWrite(
   const digest = client === null ? null : sha256(body);
   const tracked = client === null
     ? null
-    : options.resends.begin(client.clientId, digest!);
+    : await options.resends.begin(client.clientId, digest!);
   const operation = client === null ? parsed : {
     ...parsed,
     resend: {
@@ -347,7 +348,8 @@ async function atomicWrite(
       { cause: error },
     );
   }
-  tracked?.done(true);
+  // Delivered unless the client went away first (then it resends).
+  tracked?.done(!signal.aborted);
   return protobuf(encodeAtomicWriteOutput(output));
 }
 
@@ -378,7 +380,7 @@ async function dataPath(
     case "snapshot_read":
       return await snapshotRead(options, consistency, body);
     case "atomic_write":
-      return await atomicWrite(options, body, client);
+      return await atomicWrite(options, body, client, c.req.raw.signal);
     case "watch":
       return watch(options, body);
   }
