@@ -166,3 +166,42 @@ Deno.test("KvStateMachine.apply() with the planted bug ignoreResends applies a s
   kv.apply(2 as LogIndex, resendSum(true));
   assert.equal(counter(kv), 2n);
 });
+
+Deno.test("KvStateMachine.apply() prunes resend records older than the resend window", () => {
+  const kv = new KvStateMachine(new MemoryStateStore());
+  const write = (n: number, atMs: number) =>
+    encodeCommand({
+      type: "atomic",
+      operation: {
+        checks: [],
+        mutations: [{
+          type: "sum",
+          key: encodeKey(["counter"]),
+          value: { encoding: "le64", data: u64(1n) },
+        }],
+        enqueues: [],
+        resend: {
+          clientId: "dp:a",
+          digest: new Uint8Array(32).fill(n),
+          mergeable: true,
+          atMs,
+        },
+      },
+    });
+  const records = () =>
+    kv.store.scan({
+      start: new Uint8Array([0xff, 0x73, 0x71]),
+      end: new Uint8Array([0xff, 0x73, 0x72]),
+      limit: 1000,
+      reverse: false,
+    }).length;
+  let index = 0;
+  for (let n = 0; n < 20; n++) kv.apply(++index as LogIndex, write(n, 0));
+  assert.equal(records(), 20);
+  for (let n = 20; n < 30; n++) {
+    kv.apply(++index as LogIndex, write(n, RESEND_WINDOW_MS + 1));
+  }
+  // Two old records go with each new one: only the 10 new ones are left.
+  assert.equal(records(), 10);
+  assert.equal(counter(kv), 30n);
+});
