@@ -146,37 +146,37 @@ export class KvStateMachine {
       const digest = session === undefined
         ? null
         : writeDigest(command.operation);
-      if (session !== undefined) {
-        const known = this.#sessions.lookup(session, digest!);
-        // A retry of a write that applied before: its first result, no change.
-        if (known.kind === "applied") {
-          return this.unchanged(index, known.result);
-        }
-        if (known.kind === "reused") {
-          return this.unchanged(index, {
-            ok: false,
-            index,
-            reason: "sessionReused",
-            message:
-              `Session ${session.clientId} seq ${session.seq} already carried a different write`,
-            failedChecks: [],
-          });
-        }
-        if (known.kind === "expired") {
-          return this.unchanged(index, {
-            ok: false,
-            index,
-            reason: "sessionExpired",
-            message:
-              `The result of session ${session.clientId} seq ${session.seq} is no longer kept (eviction horizon ${known.horizon}): it may have been applied; it is not applied again`,
-            failedChecks: [],
-          });
-        }
+      const known = session === undefined
+        ? null
+        : this.#sessions.lookup(session, digest!);
+      // A retry of a write that applied before: its first result, no change.
+      if (known?.kind === "applied") return this.unchanged(index, known.result);
+      if (known?.kind === "reused") {
+        return this.unchanged(index, {
+          ok: false,
+          index,
+          reason: "sessionReused",
+          message: `Session ${session!.clientId} seq ${
+            session!.seq
+          } already carried a different write`,
+          failedChecks: [],
+        });
       }
       if (resend !== undefined) {
         // A stock client's resend of a write that applied: its first result.
         const first = this.#resends.lookup(resend);
         if (first !== null) return this.unchanged(index, first);
+      }
+      if (known?.kind === "expired") {
+        return this.unchanged(index, {
+          ok: false,
+          index,
+          reason: "sessionExpired",
+          message: `The result of session ${session!.clientId} seq ${
+            session!.seq
+          } is no longer kept (eviction horizon ${known.horizon}): it may have been applied; it is not applied again`,
+          failedChecks: [],
+        });
       }
       return this.atomic(index, command.operation, digest);
     } catch (error) {
