@@ -144,3 +144,44 @@ Deno.test("connect().kv reports outcome unknown, not unavailable, when a lost an
     await cluster.stop();
   }
 });
+
+Deno.test("the HTTP API answers a session reused on a different write with 409 sessionReused and writes nothing", async () => {
+  const cluster = await startTestCluster();
+  try {
+    const app = cluster.apps[0]!;
+    const set = (key: string) =>
+      app.request("/v1/kv/set", {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${TEST_TOKEN}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({
+          key: [key],
+          value: { encoding: "bytes", data: "AA==" },
+          session: { clientId: "reuser", seq: 1 },
+        }),
+      });
+    const first = await set("a");
+    assert.equal(first.status, 200);
+    const firstBody = await first.json();
+    // The same write again: its first result.
+    const retry = await set("a");
+    assert.deepEqual(await retry.json(), firstBody);
+    // Same session, another key: refused, typed, nothing written.
+    const reused = await set("b");
+    assert.equal(reused.status, 409);
+    assert.equal((await reused.json()).error.code, "sessionReused");
+    const get = await app.request("/v1/kv/get", {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${TEST_TOKEN}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ key: ["b"] }),
+    });
+    assert.equal((await get.json()).entry.value, null);
+  } finally {
+    await cluster.stop();
+  }
+});

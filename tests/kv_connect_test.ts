@@ -136,7 +136,12 @@ Deno.test("kvConnectApp() answers the metadata exchange as stock clients validat
     { url: `${ORIGIN}/kv/strong`, consistency: "strong" },
     { url: `${ORIGIN}/kv/eventual`, consistency: "eventual" },
   ]);
-  assert.equal(metadata.token, OTHER_TOKEN);
+  // A data-path token of this client's own, never the access token itself.
+  assert.match(
+    metadata.token,
+    /^aspen-dp1\.[A-Za-z0-9_-]{22}\.\d+\.[A-Za-z0-9_-]{43}$/,
+  );
+  assert.ok(!metadata.token.includes(OTHER_TOKEN));
   assert.match(metadata.expiresAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   assert.ok(Date.parse(metadata.expiresAt) >= before + 60 * 60 * 1000);
 

@@ -4,7 +4,11 @@
  *
  * @module
  */
-import type { KvBackend, KvConsistency } from "../kv/backend.ts";
+import {
+  type KvBackend,
+  type KvConsistency,
+  KvOutcomeUnknownError,
+} from "../kv/backend.ts";
 import { decodeKey } from "../kv/key_codec.ts";
 import {
   validateAtomic,
@@ -171,5 +175,9 @@ export async function commit(
       throw new HttpApiError("unsupported", result.message);
     case "invalidCommand":
       throw new HttpApiError("invalid", result.message);
+    case "sessionReused":
+      throw new HttpApiError("sessionReused", result.message);
+    case "sessionExpired":
+      throw new KvOutcomeUnknownError(result.message);
   }
 }

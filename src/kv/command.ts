@@ -4,7 +4,7 @@
  *
  * | command | layout                                                             |
  * | ------- | ------------------------------------------------------------------ |
- * | atomic  | `[1, checks, mutations, enqueues]`                                 |
+ * | atomic  | `[1, checks, mutations, enqueues]`, then `session \| nil`, then `resend` when present |
  * | expire  | `[2, timestampMs, keyCountMax]`                                    |
  * | queueLease | `[3, queue, timestampMs, leaseDeadlineMs, countMax]`            |
  * | queueAck   | `[4, ids]`                                                      |
@@ -20,6 +20,7 @@
  * - enqueue: `[payload, deadlineMs, keysIfUndelivered, backoffSchedule | nil]`,
  *   plus the queue name as a fifth field when not the default queue
  * - encodings: v8 = 1, le64 = 2, bytes = 3
+ * - session: `[clientId, seq]`; resend: `[clientId, digest, mergeable, atMs]`
  *
  * @module
  */
@@ -31,6 +32,7 @@ import type {
   KvEnqueue,
   KvMutation,
   KvQueueCommand,
+  KvResend,
   KvSession,
   ValueEncoding,
 } from "./types.ts";
@@ -113,7 +115,13 @@ export function encodeCommand(command: KvCommand): Uint8Array {
     ]);
   }
   if (command.type !== "atomic") return encoder.encode(queueFields(command));
-  const { checks, mutations, enqueues, session } = command.operation;
+  const { checks, mutations, enqueues, session, resend } = command.operation;
+  const tail: unknown[] = resend === undefined
+    ? (session === undefined ? [] : [[session.clientId, session.seq]])
+    : [
+      session === undefined ? null : [session.clientId, session.seq],
+      [resend.clientId, resend.digest, resend.mergeable, resend.atMs],
+    ];
   return encoder.encode([
     COMMAND_ATOMIC,
     checks.map((check) => [check.key, check.versionstamp]),
@@ -125,7 +133,7 @@ export function encodeCommand(command: KvCommand): Uint8Array {
       enqueue.backoffSchedule,
       ...(enqueue.queue ? [enqueue.queue] : []),
     ]),
-    ...(session === undefined ? [] : [[session.clientId, session.seq]]),
+    ...tail,
   ]);
 }
 
@@ -284,7 +292,7 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     };
   }
   if (
-    fields[0] !== COMMAND_ATOMIC || (fields.length !== 4 && fields.length !== 5)
+    fields[0] !== COMMAND_ATOMIC || fields.length < 4 || fields.length > 6
   ) {
     fail(`unknown command ${String(fields[0])}`);
   }
@@ -292,7 +300,10 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     checks: list(fields[1], "checks").map(decodeCheck),
     mutations: list(fields[2], "mutations").map(decodeMutation),
     enqueues: list(fields[3], "enqueues").map(decodeEnqueue),
-    ...(fields.length === 5 ? { session: decodeSession(fields[4]) } : {}),
+    ...(fields.length >= 5 && fields[4] !== null
+      ? { session: decodeSession(fields[4]) }
+      : {}),
+    ...(fields.length === 6 ? { resend: decodeResend(fields[5]) } : {}),
   };
   return { type: "atomic", operation };
 }
@@ -306,6 +317,28 @@ function decodeSession(raw: unknown): KvSession {
     fail(`session client id must be 1 to ${SESSION_CLIENT_ID_MAX} characters`);
   }
   return { clientId, seq: integer(seq, "session seq") };
+}
+
+function decodeResend(raw: unknown): KvResend {
+  const [clientId, digest, mergeable, atMs, ...rest] = list(raw, "resend");
+  if (
+    typeof clientId !== "string" || clientId.length === 0 ||
+    clientId.length > SESSION_CLIENT_ID_MAX
+  ) {
+    fail(`resend client id must be 1 to ${SESSION_CLIENT_ID_MAX} characters`);
+  }
+  const hash = bytes(digest, "resend digest");
+  if (hash.length !== 32) fail("resend digest must be 32 bytes");
+  if (typeof mergeable !== "boolean") {
+    fail("resend mergeable must be a boolean");
+  }
+  if (rest.length > 0) fail("resend has extra fields");
+  return {
+    clientId,
+    digest: hash,
+    mergeable,
+    atMs: integer(atMs, "resend atMs"),
+  };
 }
 
 /** Longest session client id, in characters. */

@@ -29,7 +29,8 @@ import { isZeroVersionstamp, makeVersionstamp } from "./versionstamp.ts";
 import { applyMutations, type Overlay } from "./_mutations.ts";
 import { compareBytes, equalBytes } from "./_bytes.ts";
 import { INTERNAL_KEY_BYTE, INTERNAL_KEYS_START } from "./_queue_keys.ts";
-import { SessionTable } from "./_sessions.ts";
+import { type SessionKnobs, SessionTable, writeDigest } from "./_sessions.ts";
+import { type ResendKnobs, ResendTable } from "./_resends.ts";
 import {
   type KvQueueInfo,
   type KvQueuePeek,
@@ -89,15 +90,26 @@ function failureOf(
   throw error;
 }
 
+/** Testing knobs of {@linkcode KvStateMachine}: planted bugs for the simulator. */
+export type KvStateMachineKnobs = SessionKnobs & ResendKnobs;
+
 /** Applies commands to a store and reads from it. */
 export class KvStateMachine {
   readonly store: StateStore;
 
   readonly #sessions: SessionTable;
+  readonly #resends: ResendTable;
 
-  constructor(store: StateStore) {
+  /**
+   * @param knobs Testing knobs: planted bugs of the simulator (default none).
+   */
+  constructor(
+    store: StateStore,
+    knobs: KvStateMachineKnobs = {},
+  ) {
     this.store = store;
-    this.#sessions = new SessionTable(store);
+    this.#sessions = new SessionTable(store, knobs);
+    this.#resends = new ResendTable(store, knobs);
   }
 
   /** The index of the last applied entry. */
@@ -130,16 +142,43 @@ export class KvStateMachine {
         return this.queue(index, command);
       }
       validateAtomic(command.operation);
-      const session = command.operation.session;
-      if (session !== undefined) {
-        // A retry of a write that applied before: its first result, no change.
-        const first = this.#sessions.lookup(session);
-        if (first !== null) {
-          this.store.apply({ puts: [], deletes: [], appliedIndex: index });
-          return first;
-        }
+      const { session, resend } = command.operation;
+      const digest = session === undefined
+        ? null
+        : writeDigest(command.operation);
+      const known = session === undefined
+        ? null
+        : this.#sessions.lookup(session, digest!);
+      // A retry of a write that applied before: its first result, no change.
+      if (known?.kind === "applied") return this.unchanged(index, known.result);
+      if (known?.kind === "reused") {
+        return this.unchanged(index, {
+          ok: false,
+          index,
+          reason: "sessionReused",
+          message: `Session ${session!.clientId} seq ${
+            session!.seq
+          } already carried a different write`,
+          failedChecks: [],
+        });
       }
-      return this.atomic(index, command.operation);
+      if (resend !== undefined) {
+        // A stock client's resend of a write that applied: its first result.
+        const first = this.#resends.lookup(resend);
+        if (first !== null) return this.unchanged(index, first);
+      }
+      if (known?.kind === "expired") {
+        return this.unchanged(index, {
+          ok: false,
+          index,
+          reason: "sessionExpired",
+          message: `The result of session ${session!.clientId} seq ${
+            session!.seq
+          } is no longer kept (eviction horizon ${known.horizon}): it may have been applied; it is not applied again`,
+          failedChecks: [],
+        });
+      }
+      return this.atomic(index, command.operation, digest);
     } catch (error) {
       const { reason, message } = failureOf(error);
       result = { ok: false, index, reason, message, failedChecks: [] };
@@ -148,15 +187,35 @@ export class KvStateMachine {
     return result;
   }
 
-  private atomic(index: LogIndex, operation: KvAtomicOperation): KvApplyResult {
+  /** Moves the applied index on without a change and returns `result`. */
+  private unchanged(index: LogIndex, result: KvApplyResult): KvApplyResult {
+    this.store.apply({ puts: [], deletes: [], appliedIndex: index });
+    return result;
+  }
+
+  private atomic(
+    index: LogIndex,
+    operation: KvAtomicOperation,
+    digest: Uint8Array | null,
+  ): KvApplyResult {
     const versionstamp = makeVersionstamp(index);
     const overlay: Overlay = new Map();
     const result = this.atomicInto(index, operation, overlay, versionstamp);
     // The result is recorded with the write itself, so a retry finds it.
-    if (operation.session !== undefined) {
+    if (operation.session !== undefined && digest !== null) {
       this.#sessions.record(
         overlay,
         operation.session,
+        digest,
+        index,
+        result,
+        versionstamp,
+      );
+    }
+    if (operation.resend !== undefined) {
+      this.#resends.record(
+        overlay,
+        operation.resend,
         index,
         result,
         versionstamp,

@@ -160,6 +160,13 @@ export interface KvAtomicOperation {
    * the first result (Raft thesis §6.3). Absent: no deduplication.
    */
   readonly session?: KvSession;
+  /**
+   * A stock client's write (no session of its own): who sent it (the client
+   * id of its KV Connect data-path token) and a digest of its request bytes,
+   * so a resend of an applied write is answered with the first result (see
+   * `_resends.ts`). Absent: no resend matching.
+   */
+  readonly resend?: KvResend;
 }
 
 /** A client session's identity for exactly-once writes. */
@@ -168,6 +175,23 @@ export interface KvSession {
   readonly clientId: string;
   /** The write's number within the session; a retry sends the same. */
   readonly seq: number;
+}
+
+/** Identity of a stock client's write, for matching a resend of it. */
+export interface KvResend {
+  /** The data-path token's client id, at most 64 characters. */
+  readonly clientId: string;
+  /** SHA-256 of the request body (32 bytes). */
+  readonly digest: Uint8Array;
+  /**
+   * True when the entry node cannot tell this from a resend of an earlier
+   * identical write whose answer was lost (it holds no answer it delivered
+   * for it, and none is in flight): then an applied record of the same
+   * client and digest answers it. False: it applies as a new write.
+   */
+  readonly mergeable: boolean;
+  /** The entry node's clock when it proposed, Unix ms (ages the record). */
+  readonly atMs: number;
 }
 
 /** A state-machine command, as carried (MessagePack-encoded) in a log entry. */
@@ -193,7 +217,14 @@ export type KvFailureReason =
   /** The command exceeds one of the limits. */
   | "limitExceeded"
   /** Valid in Deno KV but not (yet) in Aspen: V8-number sums. */
-  | "unsupported";
+  | "unsupported"
+  /** A session (client id, seq) already carried another write: nothing changed. */
+  | "sessionReused"
+  /**
+   * A retry at or below its client's eviction horizon whose first result is
+   * no longer kept: it may have applied; it is not applied again.
+   */
+  | "sessionExpired";
 
 /** The result of applying one log entry to the state machine. */
 export type KvApplyResult =

@@ -67,7 +67,9 @@ export async function serveNode(
       selfUrl: url,
       path: KV_CONNECT_PATH,
     });
-    // KV Connect and the backup route share the API's token check.
+    // The backup route shares the API's token check. KV Connect checks the
+    // same tokens itself, and also its per-client data-path tokens (which
+    // the API's check does not know), so it is mounted outside it.
     const extra = new Hono();
     extra.get(
       SNAPSHOT_ROUTE,
@@ -89,7 +91,6 @@ export async function serveNode(
       `${KV_CONNECT_PATH}/v1/*`,
       (c) => c.json(notFoundBody(c.req.method, c.req.url), 404),
     );
-    extra.route("/", kvConnect);
     const app = createHttpApp({
       node,
       tokens: config.tokens.length > 0 ? config.tokens : null,
@@ -131,6 +132,7 @@ export async function serveNode(
         return c.json({ error: { code: "unavailable", message } }, 503);
       }
     });
+    outer.route("/", kvConnect);
     outer.route("/", app);
     // A mounted app's not-found handler does not apply here: answer with the
     // API's typed error body, like every other refusal.

@@ -124,6 +124,8 @@ export const ERROR_STATUS = {
   checkFailed: 409,
   /** A sum/min/max met a value that is not a u64: nothing changed. */
   typeMismatch: 409,
+  /** A session (client id, seq) already carried a different write: nothing changed. */
+  sessionReused: 409,
   /** A membership change is already in progress. */
   changePending: 409,
   /** A learner is too far behind to be promoted. */

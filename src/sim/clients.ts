@@ -25,6 +25,7 @@ import {
 import type { KvInput, KvOutput, Operation } from "./lincheck.ts";
 import type { SeededRandom } from "./random.ts";
 import type { SimNode } from "./sim_node.ts";
+import { OUTCOME_UNKNOWN } from "./replica.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -44,7 +45,27 @@ export interface WorkloadOptions {
   readonly deadlineMs: number;
   /** Upper bound of a client's pause between operations, in ms. */
   readonly thinkMsMax: number;
+  /**
+   * Puts and deletes are sometimes sent like a stock `Deno.openKv` client
+   * (resent with the same bytes and no session when the node they wait on
+   * dies) or like the client module (resent with the same session when the
+   * node dies or the answer is late). Only with the KV replica, which
+   * deduplicates them. Default false.
+   */
+  readonly resends?: boolean;
 }
+
+/** How a write identifies itself across attempts. */
+type WriteMode = "plain" | "stock" | "session";
+
+/** A session write without an answer in this time is resent, in ms. */
+const sessionResendMs = 300;
+/** How often a waiting exactly-once write checks whether to resend, in ms. */
+const resendCheckMs = 50;
+/** Chance that the answer of an applied exactly-once write is lost. */
+const lostAnswerChance = 0.15;
+/** Longest wait before resending a write whose answer was lost, in ms. */
+const lostAnswerResendMsMax = 600;
 
 interface PendingOperation {
   readonly client: SimClient;
@@ -57,6 +78,15 @@ interface PendingOperation {
   /** Read contexts of this operation's attempts (any of them may answer). */
   readContexts: string[];
   done: boolean;
+  /** How its attempts identify it (plain: each attempt is a new write). */
+  readonly mode: WriteMode;
+  /** An attempt was resent without knowing its fate: it may yet apply. */
+  abandoned: boolean;
+  /**
+   * A stock write's entry node: the node the client talks to, which
+   * forwards to the leader; when it dies the client resends.
+   */
+  readonly entry: SimNode | null;
 }
 
 /** A read attempt without an answer in this time is tried again, in ms. */
@@ -81,6 +111,8 @@ interface SimClient {
   remaining: number;
   /** Called when an operation ends (acknowledged, unknown or dropped). */
   onDone: ((acknowledged: boolean) => void) | null;
+  /** Draws each write's {@linkcode WriteMode} (its own stream). */
+  readonly modes: SeededRandom;
 }
 
 /** All clients, their pending operations, and the recorded history. */
@@ -175,7 +207,7 @@ export class ClientPool {
   history(): KvOperation[] {
     const out = [...this.#history];
     for (const op of this.#pending) {
-      if (op.waiting === null) continue;
+      if (op.waiting === null && !op.abandoned) continue;
       out.push(unknownOperation(op));
     }
     return out;
@@ -200,7 +232,18 @@ export class ClientPool {
         command !== null && output !== null && entry.term === target.term &&
         commandId(command) === target.id
       ) {
-        this.#complete(op, output, target.id);
+        if (output === OUTCOME_UNKNOWN) this.#unknown(op);
+        else if (
+          op.mode !== "plain" && op.client.modes.chance(lostAnswerChance)
+        ) {
+          // Applied, but the answer is lost on the way (the entry node
+          // died after forwarding, a connection reset): the client resends.
+          op.abandoned = true;
+          this.#trace?.(
+            `client ${op.client.id} lost the answer of ${op.mode} write ${op.seq}`,
+          );
+          this.#retry(op, op.client.modes.between(20, lostAnswerResendMsMax));
+        } else this.#complete(op, output, target.id);
       } else {
         // Another entry holds the index: this attempt can never take effect.
         this.#retry(op, 0);
@@ -254,6 +297,7 @@ export class ClientPool {
       seen: new Map(),
       remaining: operations,
       onDone: null,
+      modes: this.#makeRandom(`modes:${id}`),
     };
     this.#clients.push(client);
     return client;
@@ -267,16 +311,24 @@ export class ClientPool {
 
   #startOperation(client: SimClient, deadlineMs: number, writeOnly: boolean) {
     client.remaining--;
+    const input = this.#chooseInput(client, writeOnly);
     const op: PendingOperation = {
       client,
       seq: ++client.seq,
-      input: this.#chooseInput(client, writeOnly),
+      input,
       call: ++this.#clock,
       attempt: 0,
       waiting: null,
       readContexts: [],
       done: false,
+      mode: this.#chooseMode(client, input),
+      abandoned: false,
+      entry: null,
     };
+    if (op.mode === "stock") {
+      (op as { entry: SimNode | null }).entry = this
+        .#nodes[client.modes.nextInt(this.#nodes.length)]!;
+    }
     this.#pending.add(op);
     this.#queue.after(deadlineMs, () => this.#expire(op));
     this.#attempt(op);
@@ -309,6 +361,63 @@ export class ClientPool {
     return { op: "delete", key };
   }
 
+  #chooseMode(client: SimClient, input: KvInput): WriteMode {
+    if (
+      this.#options.resends !== true ||
+      (input.op !== "put" && input.op !== "delete")
+    ) {
+      return "plain";
+    }
+    const roll = client.modes.nextInt(100);
+    return roll < 40 ? "stock" : roll < 80 ? "session" : "plain";
+  }
+
+  /**
+   * Watches an exactly-once write's attempt: when the node it waits on dies
+   * (stock and session writes) or its answer is late (session writes), the
+   * attempt is abandoned, not known to have failed, and resent.
+   */
+  #watchForResend(op: PendingOperation, node: SimNode): void {
+    if (op.mode === "plain") return;
+    const attempt = op.attempt;
+    // A stock client loses its answer when its entry node dies, whichever
+    // node the write was forwarded to.
+    const watched = op.entry ?? node;
+    const incarnation = watched.incarnation;
+    const sentAt = this.#queue.now;
+    const check = () => {
+      if (op.done || op.attempt !== attempt || op.waiting === null) return;
+      const died = watched.incarnation !== incarnation;
+      const late = op.mode === "session" &&
+        this.#queue.now - sentAt >= sessionResendMs;
+      if (!died && !late) {
+        this.#queue.after(resendCheckMs, check);
+        return;
+      }
+      const waiting = op.waiting;
+      const list = this.#waiters[waiting.node]?.get(waiting.index);
+      if (list !== undefined) {
+        const kept = list.filter((other) => other !== op);
+        if (kept.length === 0) {
+          this.#waiters[waiting.node]!.delete(waiting.index);
+        } else this.#waiters[waiting.node]!.set(waiting.index, kept);
+      }
+      op.waiting = null;
+      this.#trace?.(
+        `client ${op.client.id} resends ${op.mode} write ${op.seq} (${
+          died ? "node died" : "late"
+        })`,
+      );
+      if (late && !died) {
+        op.client.leaderGuess = op.client.random.nextInt(this.#nodes.length);
+      }
+      // Its first attempt may still apply: the resend must not apply again.
+      op.abandoned = true;
+      this.#retry(op, op.client.random.between(1, 20));
+    };
+    this.#queue.after(resendCheckMs, check);
+  }
+
   #attempt(op: PendingOperation): void {
     if (op.done) return;
     if (op.input.op === "get") {
@@ -330,6 +439,10 @@ export class ClientPool {
       seq: op.seq,
       attempt: op.attempt,
       op: op.input,
+      ...(op.mode === "plain" ? {} : {
+        [op.mode]: true,
+        atMs: this.#queue.now,
+      }),
     };
     let placed: { index: LogIndex; term: Term } | null;
     try {
@@ -349,6 +462,7 @@ export class ClientPool {
     const list = waiters.get(placed.index);
     if (list === undefined) waiters.set(placed.index, [op]);
     else list.push(op);
+    this.#watchForResend(op, node);
   }
 
   /** A read: ReadIndex on the node the client talks to, retried when unanswered. */
@@ -539,13 +653,25 @@ export class ClientPool {
     this.#finished(op.client, true);
   }
 
+  /** The cluster answered "outcome unknown" (an evicted session result). */
+  #unknown(op: PendingOperation): void {
+    op.done = true;
+    this.#pending.delete(op);
+    this.#history.push(unknownOperation(op));
+    this.counts.unknown++;
+    this.#trace?.(
+      `client ${op.client.id} told outcome unknown ${JSON.stringify(op.input)}`,
+    );
+    this.#finished(op.client, false);
+  }
+
   #expire(op: PendingOperation): void {
     if (op.done) return;
     op.done = true;
     this.#pending.delete(op);
     // A read that got no answer had no effect: it is left out of the history.
     for (const context of op.readContexts) this.#reads.delete(context);
-    if (op.waiting !== null) {
+    if (op.waiting !== null || op.abandoned) {
       this.#history.push(unknownOperation(op));
       this.counts.unknown++;
       this.#trace?.(

@@ -14,6 +14,15 @@ export interface KvCommand {
   /** Retry number of this operation; makes every proposed entry unique. */
   readonly attempt: number;
   readonly op: KvInput;
+  /**
+   * A stock client's write (put or delete): every attempt has the same
+   * bytes and the KV replica matches resends by client and digest.
+   */
+  readonly stock?: boolean;
+  /** A client-module write (put or delete): every attempt carries the same KV session. */
+  readonly session?: boolean;
+  /** The proposer's clock, simulated ms (ages resend records). */
+  readonly atMs?: number;
 }
 
 const encoder = new TextEncoder();

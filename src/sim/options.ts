@@ -5,6 +5,7 @@
  * @module
  */
 import type { TestingKnobs } from "../raft/types.ts";
+import type { KvStateMachineKnobs } from "../kv/state_machine.ts";
 
 /** Faults the nemesis can inject. */
 export const FAULT_NAMES = [
@@ -41,7 +42,23 @@ export const BUGS = {
   "lease-without-vote-guard": { leaseWithoutVoteGuard: true },
   "single-step-double-change": { singleStepDoubleChange: true },
   "snapshot-skips-membership": { snapshotSkipsMembership: true },
+  // Bugs of the replicated KV state machine (knobs in KV_BUG_KNOBS).
+  "stock-resend-new-session": {},
+  "reapply-after-eviction": {},
 } as const satisfies Record<string, TestingKnobs>;
+
+/**
+ * Planted bugs of the KV state machine's exactly-once tables: their runs
+ * replicate the real KV state machine, with these knobs.
+ */
+export const KV_BUG_KNOBS: Readonly<
+  Partial<Record<keyof typeof BUGS, KvStateMachineKnobs>>
+> = {
+  // A stock client's resend applied as a new write (issue 12 item 0).
+  "stock-resend-new-session": { ignoreResends: true },
+  // A retry whose session result was evicted applied again (item 4).
+  "reapply-after-eviction": { reapplyAfterEviction: true },
+};
 
 /** Name of a planted bug. */
 export type BugName = keyof typeof BUGS;

@@ -12,7 +12,11 @@
 import { decode, encode } from "@msgpack/msgpack";
 import { encodeKey } from "../kv/key_codec.ts";
 import { MemoryStateStore } from "../kv/memory_state_store.ts";
-import { KvStateMachine as DenoKvStateMachine } from "../kv/state_machine.ts";
+import {
+  KvStateMachine as DenoKvStateMachine,
+  type KvStateMachineKnobs,
+} from "../kv/state_machine.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { encodeCommand as encodeKvCommand } from "../kv/command.ts";
 import { stateHash } from "../kv/state_hash.ts";
 import type { SnapshotChunk } from "../kv/state_store.ts";
@@ -24,6 +28,16 @@ import {
   KvStateMachine,
 } from "./kv_state_machine.ts";
 import type { KvOutput } from "./lincheck.ts";
+
+/** Session results the simulator's KV replicas keep (the real table keeps 10,000). */
+export const SIM_SESSION_RESULTS_MAX = 1;
+
+/**
+ * The output of a write whose first result is no longer kept (session
+ * eviction horizon): compared by identity, the client records the
+ * operation as unknown.
+ */
+export const OUTCOME_UNKNOWN: KvOutput = Object.freeze({ ok: false });
 
 /** A node's replicated state: applied in log order, read, hashed, snapshotted. */
 export interface Replica {
@@ -82,13 +96,26 @@ function u64(value: number): { encoding: "le64"; data: Uint8Array } {
 
 /** Aspen's Deno KV state machine (memory store) as the replicated state. */
 export class KvReplica implements Replica {
+  readonly #knobs: KvStateMachineKnobs;
   #store = new MemoryStateStore();
-  #machine = new DenoKvStateMachine(this.#store);
+  #machine: DenoKvStateMachine;
   readonly hashEveryIndex = false;
+
+  /**
+   * @param knobs Planted bugs of the KV state machine. The session table
+   *   keeps only {@linkcode SIM_SESSION_RESULTS_MAX} results, so retries
+   *   meet evicted results within a run.
+   */
+  constructor(knobs: KvStateMachineKnobs = {}) {
+    this.#knobs = { resultsMax: SIM_SESSION_RESULTS_MAX, ...knobs };
+    this.#machine = new DenoKvStateMachine(this.#store, this.#knobs);
+  }
 
   apply(index: LogIndex, command: KvCommand): KvOutput {
     const op = command.op;
     if (op.op === "get") return { value: this.read(op.key) };
+    const exact = (command.stock === true || command.session === true) &&
+      (op.op === "put" || op.op === "delete");
     const key = encodeKey(["sim", op.key]);
     const current = this.#machine.get(key);
     const currentValue = current === null
@@ -132,16 +159,44 @@ export class KvReplica implements Replica {
       {
         type: "setSuffixVersionstampedKey",
         key: encodeKey(["log", op.key]),
-        value: { encoding: "bytes", data: encoder.encode(commandId(command)) },
+        // Every attempt of an exactly-once write is the same write.
+        value: {
+          encoding: "bytes",
+          data: encoder.encode(
+            exact ? `${command.clientId}:${command.seq}` : commandId(command),
+          ),
+        },
       },
     ];
+    const client = `sim-${command.clientId}`;
     const result = this.#machine.apply(
       index,
       encodeKvCommand({
         type: "atomic",
-        operation: { checks, mutations, enqueues: [] },
+        operation: {
+          checks,
+          mutations,
+          enqueues: [],
+          ...(command.session && exact
+            ? { session: { clientId: client, seq: command.seq } }
+            : {}),
+          ...(command.stock && exact
+            ? {
+              resend: {
+                clientId: client,
+                digest: sha256(encoder.encode(`${client}:${command.seq}`)),
+                mergeable: true,
+                atMs: command.atMs ?? 0,
+              },
+            }
+            : {}),
+        },
       }),
     );
+    // Its first result was evicted: the client is told "outcome unknown".
+    if (!result.ok && result.reason === "sessionExpired") {
+      return OUTCOME_UNKNOWN;
+    }
     return { ok: result.ok };
   }
 
@@ -170,7 +225,7 @@ export class KvReplica implements Replica {
     for (const chunk of chunks) installer.write(chunk);
     installer.commit();
     this.#store = store;
-    this.#machine = new DenoKvStateMachine(store);
+    this.#machine = new DenoKvStateMachine(store, this.#knobs);
   }
 }
 

@@ -17,6 +17,7 @@ import { describeMessage, SimNetwork } from "./network.ts";
 import { Nemesis } from "./nemesis.ts";
 import {
   BUGS,
+  KV_BUG_KNOBS,
   LEASE_BUGS,
   type SimOptions,
   validateOptions,
@@ -59,7 +60,9 @@ export function seedModes(options: SimOptions): SeedModes {
         : "safe")
       : options.readMode,
     stateMachine: options.stateMachine === "seeded"
-      ? (kv ? "kv" : "map")
+      ? (kv || (options.bug !== null && options.bug in KV_BUG_KNOBS)
+        ? "kv"
+        : "map")
       : options.stateMachine,
     autoCompactEntries,
   };
@@ -155,8 +158,9 @@ class Simulation {
     const maxUncommittedBytes = tuning.pick([2048, 65536]);
     const snapshotChunkBytes = tuning.pick([64, 512, 65536]);
     const knobs = options.bug === null ? undefined : BUGS[options.bug];
+    const kvKnobs = options.bug === null ? {} : KV_BUG_KNOBS[options.bug] ?? {};
     const newReplica = (): Replica =>
-      modes.stateMachine === "kv" ? new KvReplica() : new MapReplica();
+      modes.stateMachine === "kv" ? new KvReplica(kvKnobs) : new MapReplica();
     this.#nodes = ids.map((id) =>
       new SimNode(
         {
@@ -214,6 +218,8 @@ class Simulation {
           1,
           Math.floor((2 * faultyMs * clientCount) / Math.max(1, options.ops)),
         ),
+        // Lost answers are a fault: without faults, every answer arrives.
+        resends: modes.stateMachine === "kv" && options.faults.length > 0,
       },
       random,
       this.#trace,

@@ -52,6 +52,9 @@ import {
   SnapshotReadStatus,
 } from "./proto.ts";
 import { readBodyBounded, TokenChecker } from "./_request.ts";
+import { type DataPathClient, DataPathTokens } from "./_data_token.ts";
+import { ResendTracker } from "./_resend_tracker.ts";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { watchResponseStream } from "./_watch_stream.ts";
 
 /** Options of {@linkcode kvConnectApp}. */
@@ -94,6 +97,8 @@ type DataPathMethod = (typeof DATA_PATH_METHODS)[number];
 interface ResolvedOptions {
   readonly backend: KvBackend;
   readonly tokens: TokenChecker;
+  readonly dataTokens: DataPathTokens;
+  readonly resends: ResendTracker;
   readonly selfUrl: (c: Context) => string;
   readonly prefix: string;
   readonly metadataTtlMs: number;
@@ -133,9 +138,12 @@ function resolveOptions(options: KvConnectAppOptions): ResolvedOptions {
     );
   }
   const { selfUrl } = options;
+  const now = options.now ?? Date.now;
   return {
     backend: options.backend,
     tokens: new TokenChecker(options.tokens),
+    dataTokens: new DataPathTokens(options.tokens),
+    resends: new ResendTracker(now),
     selfUrl: selfUrl === undefined
       ? (c) => new URL(c.req.url).origin
       : typeof selfUrl === "string"
@@ -151,7 +159,7 @@ function resolveOptions(options: KvConnectAppOptions): ResolvedOptions {
       "requestBodyBytesMax",
       options.requestBodyBytesMax ?? REQUEST_BODY_BYTES_MAX,
     ),
-    now: options.now ?? Date.now,
+    now,
   };
 }
 
@@ -193,7 +201,9 @@ async function metadataExchange(
   const body = await readBodyBounded(c.req.raw, METADATA_BODY_BYTES_MAX);
   const version = negotiateVersion(body);
   const base = `${options.selfUrl(c).replace(/\/+$/, "")}${options.prefix}`;
-  // Exactly the keys the stock clients accept, no more.
+  const expiresAtMs = options.now() + options.metadataTtlMs;
+  // Exactly the keys the stock clients accept, no more. The token is this
+  // client's own data-path token, so its resends can be recognised.
   const metadata = {
     version,
     databaseId: options.backend.databaseId,
@@ -201,24 +211,37 @@ async function metadataExchange(
       { url: `${base}/strong`, consistency: "strong" },
       { url: `${base}/eventual`, consistency: "eventual" },
     ],
-    token,
-    expiresAt: new Date(options.now() + options.metadataTtlMs).toISOString(),
+    token: options.dataTokens.issue(token, expiresAtMs),
+    expiresAt: new Date(expiresAtMs).toISOString(),
   };
   return new Response(JSON.stringify(metadata), {
     headers: { "content-type": "application/json" },
   });
 }
 
-function checkDataPathHeaders(c: Context, options: ResolvedOptions): void {
+/**
+ * Checks the data-path headers; returns the client of a data-path token, or
+ * null for a request authorised by an access token itself.
+ */
+function checkDataPathHeaders(
+  c: Context,
+  options: ResolvedOptions,
+): DataPathClient | null {
   const version = c.req.header("x-denokv-version");
   if (version !== "2" && version !== "3") {
     throw new KvConnectError(400, M.invalidProtocolVersion);
   }
-  options.tokens.check(c.req.header("authorization") ?? null);
+  const authorization = c.req.header("authorization") ?? null;
+  const bearer = /^bearer (.+)$/i.exec(authorization ?? "")?.[1];
+  const client = bearer === undefined
+    ? null
+    : options.dataTokens.verify(bearer, options.now());
+  if (client === null) options.tokens.check(authorization);
   const databaseId = c.req.header("x-denokv-database-id");
   if (databaseId?.toLowerCase() !== options.backend.databaseId) {
     throw new KvConnectError(400, M.invalidDatabaseId);
   }
+  return client;
 }
 
 function decodeOrRefuse<T>(
@@ -264,11 +287,28 @@ async function snapshotRead(
 async function atomicWrite(
   options: ResolvedOptions,
   body: Uint8Array,
+  client: DataPathClient | null,
+  signal: AbortSignal,
 ): Promise<Response> {
-  const operation = toAtomicOperation(
+  const parsed = toAtomicOperation(
     decodeOrRefuse(decodeAtomicWrite, body),
     options.now(),
   );
+  // A stock client's write carries who sent it and a digest of its bytes:
+  // the only things a resend of it shares with the first attempt.
+  const digest = client === null ? null : sha256(body);
+  const tracked = client === null
+    ? null
+    : await options.resends.begin(client.clientId, digest!);
+  const operation = client === null ? parsed : {
+    ...parsed,
+    resend: {
+      clientId: client.clientId,
+      digest: digest!,
+      mergeable: tracked!.mergeable,
+      atMs: options.now(),
+    },
+  };
   let output: PbAtomicWriteOutput;
   try {
     const result = await options.backend.commit(operation);
@@ -284,10 +324,16 @@ async function atomicWrite(
         versionstamp: new Uint8Array(0),
         failedChecks: [...result.failedChecks],
       };
+    } else if (result.reason === "sessionExpired") {
+      throw new KvOutcomeUnknownError(result.message);
     } else {
-      throw new KvConnectError(400, result.message);
+      throw new KvConnectError(
+        result.reason === "sessionReused" ? 409 : 400,
+        result.message,
+      );
     }
   } catch (error) {
+    tracked?.done(false);
     if (
       error instanceof KvConnectError || error instanceof KvUnavailableError
     ) {
@@ -302,6 +348,8 @@ async function atomicWrite(
       { cause: error },
     );
   }
+  // Delivered unless the client went away first (then it resends).
+  tracked?.done(!signal.aborted);
   return protobuf(encodeAtomicWriteOutput(output));
 }
 
@@ -326,13 +374,13 @@ async function dataPath(
   consistency: KvConsistency,
   method: DataPathMethod,
 ): Promise<Response> {
-  checkDataPathHeaders(c, options);
+  const client = checkDataPathHeaders(c, options);
   const body = await readBodyBounded(c.req.raw, options.requestBodyBytesMax);
   switch (method) {
     case "snapshot_read":
       return await snapshotRead(options, consistency, body);
     case "atomic_write":
-      return await atomicWrite(options, body);
+      return await atomicWrite(options, body, client, c.req.raw.signal);
     case "watch":
       return watch(options, body);
   }
