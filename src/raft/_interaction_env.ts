@@ -94,6 +94,9 @@ function formatContext(context: Uint8Array): string {
     : ` ctx=${JSON.stringify(decoder.decode(context))}`;
 }
 
+/** Clock ms per scripted tick (the core's default `tickMs`). */
+const tickMs = 100;
+
 /** The scripted cluster. */
 export class InteractionEnv {
   readonly #nodes = new Map<NodeId, RaftNode>();
@@ -103,6 +106,8 @@ export class InteractionEnv {
   readonly #mailboxes = new Map<NodeId, Message[]>();
   /** Pairs "a->b" whose messages are dropped. */
   readonly #cut = new Set<string>();
+  /** Each node's monotonic clock, in ms: a tick advances it by `tickMs` (100). */
+  readonly #clocks = new Map<NodeId, number>();
 
   /** Runs one command and returns its trace. */
   run(command: Command): string {
@@ -135,6 +140,7 @@ export class InteractionEnv {
         out.push(this.#attempt(() => {
           this.#node(ids[0]!).readIndex(
             new TextEncoder().encode(command.args[1] ?? ""),
+            this.#clock(ids[0]!),
           );
           return "read requested";
         }));
@@ -158,6 +164,16 @@ export class InteractionEnv {
         break;
       case "tick-heartbeat":
         this.#ticks(ids, Number(command.options.get("count") ?? "1"));
+        break;
+      case "stall":
+        // The process stops running for `ms`: its clock moves, no tick runs.
+        for (const id of ids) {
+          this.#clocks.set(
+            id,
+            this.#clock(id) + Number(command.options.get("ms") ?? "1000"),
+          );
+        }
+        out.push(`stalled ${ids.join(",")}`);
         break;
       case "tick-election":
         this.#ticks(ids, Number(command.options.get("count") ?? "10"));
@@ -237,6 +253,10 @@ export class InteractionEnv {
       ),
       readOnly: options.get("read") === "lease" ? "lease" : "safe",
       snapshotChunkBytes: Number(options.get("chunk") ?? String(1024 * 1024)),
+      // A planted bug by its knob's name (e.g. knob=leaseTickCount), for tests.
+      testingKnobs: options.has("knob")
+        ? { [options.get("knob")!]: true }
+        : undefined,
     };
     this.#configs.set(id, config);
     this.#nodes.set(id, new RaftNode(config));
@@ -293,8 +313,16 @@ export class InteractionEnv {
 
   #ticks(ids: readonly NodeId[], count: number): void {
     for (const id of ids) {
-      for (let i = 0; i < count; i++) this.#node(id).tick();
+      for (let i = 0; i < count; i++) {
+        this.#clocks.set(id, this.#clock(id) + tickMs);
+        this.#node(id).tick(this.#clock(id));
+      }
     }
+  }
+
+  /** The clock of `id` now. */
+  #clock(id: NodeId): number {
+    return this.#clocks.get(id) ?? 0;
   }
 
   #processReady(id: NodeId): string[] {
@@ -341,7 +369,7 @@ export class InteractionEnv {
         continue;
       }
       out.push(`  ${formatMessage(m)}`);
-      this.#node(id).step(m);
+      this.#node(id).step(m, this.#clock(id));
     }
     return out;
   }
