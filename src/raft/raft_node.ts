@@ -1394,6 +1394,15 @@ export class RaftNode {
    */
   #fromRemoved(from: NodeId): boolean {
     if (this.#config.testingKnobs.nonMemberAppend === true) return false;
+    return this.isRemoved(from);
+  }
+
+  /**
+   * True when this node knows `id` was removed from the membership (see
+   * `step`): it drops every message from it.
+   */
+  isRemoved(id: NodeId): boolean {
+    const from = id;
     if (!this.#knownIds.has(from)) return false;
     const inConf = (conf: ConfState, id: NodeId) =>
       conf.voters.includes(id) || conf.votersOutgoing.includes(id) ||

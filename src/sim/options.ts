@@ -25,6 +25,8 @@ export const FAULT_NAMES = [
   "snapshot",
   "skew",
   "stale-leader",
+  "stall",
+  "zombie",
 ] as const;
 
 /** One kind of fault. */
@@ -41,6 +43,9 @@ export const BUGS = {
   "lease-without-vote-guard": { leaseWithoutVoteGuard: true },
   "single-step-double-change": { singleStepDoubleChange: true },
   "snapshot-skips-membership": { snapshotSkipsMembership: true },
+  "lease-tick-count": { leaseTickCount: true },
+  "lease-beyond-drift": { leaseBeyondDrift: true },
+  "non-member-append": { nonMemberAppend: true },
 } as const satisfies Record<string, TestingKnobs>;
 
 /** Name of a planted bug. */
@@ -49,6 +54,8 @@ export type BugName = keyof typeof BUGS;
 /** Bugs that only show when nodes serve lease reads: their runs always use leases. */
 export const LEASE_BUGS: ReadonlySet<BugName> = new Set([
   "lease-without-vote-guard",
+  "lease-tick-count",
+  "lease-beyond-drift",
 ]);
 
 /** How reads are confirmed: per seed (a third of seeds lease), or forced. */
