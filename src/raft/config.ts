@@ -172,9 +172,7 @@ export function resolveRaftConfig(config: RaftConfig): ResolvedRaftConfig {
     clockDrift,
     maxDelayMs,
     voteGuardMs,
-    leaseMs: knobs.leaseBeyondDrift === true
-      ? (electionTicks - 1) * tickMs
-      : leaseMs,
+    leaseMs: knobs.leaseBeyondDrift === true ? electionTicks * tickMs : leaseMs,
     snapshotChunkBytes: positiveInteger(
       "snapshotChunkBytes",
       config.snapshotChunkBytes ?? 1024 * 1024,

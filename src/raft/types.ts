@@ -270,7 +270,7 @@ export interface TestingKnobs {
   readonly leaseWithoutVoteGuard?: boolean;
   /** Time the lease in ticks (which a stalled process misses) instead of the clock. */
   readonly leaseTickCount?: boolean;
-  /** Size the lease without the drift bound and delay margin: (electionTicks - 1) ticks. */
+  /** Size the lease as the whole election timeout, without the drift bound and delay margin. */
   readonly leaseBeyondDrift?: boolean;
   /** Accept Raft traffic from nodes the membership removed. */
   readonly nonMemberAppend?: boolean;

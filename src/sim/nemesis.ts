@@ -84,7 +84,7 @@ const ONE_SHOT: ReadonlySet<FaultName> = new Set([
  */
 const skewPercentMaxSafe = 40;
 /** Probability a lease seed's stale-leader fault also skews clocks to the edge of the bound. */
-const staleSkewProbability = 0.5;
+const staleSkewProbability = 0.7;
 /** Longest event-loop stall, in ms: several election timeouts. */
 const stallMsMax = 400;
 
@@ -104,6 +104,10 @@ export interface ProbeClients {
 /** A stale-leader fault in progress. */
 interface StaleTrap {
   readonly leader: SimNode;
+  /** The follower cut off first, if any. */
+  readonly follower: SimNode | null;
+  /** True once that follower campaigned on its own (its election timer ran out). */
+  followerCampaigned: boolean;
   /** Isolates the leader from every peer and starts the probe; null once done. */
   escalate: (() => void) | null;
 }
@@ -306,6 +310,7 @@ export class Nemesis {
   campaigned(node: SimNode): void {
     const trap = this.#staleTrap;
     if (this.#stopped || trap === null || node === trap.leader) return;
+    if (node === trap.follower) trap.followerCampaigned = true;
     const escalate = trap.escalate;
     trap.escalate = null;
     escalate?.();
@@ -626,8 +631,34 @@ export class Nemesis {
       }
       if (slowdown > 1) leader.tickPeriodMs = tickMs * slowdown;
       stopProbe = this.#clients.probeStaleLeader(leader, key, writes);
+      if (skewed.length > 0) poke();
     };
-    const trap: StaleTrap = { leader, escalate: null };
+    // With skewed clocks, the follower cut off first (its election timer ran
+    // out, it campaigned: that is what isolates the leader) campaigns again
+    // and again: a voter grants it the first request after its vote guard
+    // ends, the earliest a new leader can exist, and a lease longer than the
+    // bound allows is then still served after that leader committed. Only
+    // that follower, and only until a new leader exists: a node that hears
+    // from a leader must not campaign before its own timer runs out, which
+    // the lease relies on as much as on the voters' guards.
+    let poking = true;
+    const poke = () => {
+      if (!poking || this.#stopped || follower === null) return;
+      const term = status.term;
+      const newLeader = this.#nodes.some((node) => {
+        const other = node.raft?.status();
+        return node !== leader && other?.role === "leader" && other.term > term;
+      });
+      if (newLeader) return;
+      if (trap.followerCampaigned) follower.campaign();
+      this.#queue.after(random.between(2, 6), poke);
+    };
+    const trap: StaleTrap = {
+      leader,
+      follower,
+      followerCampaigned: false,
+      escalate: null,
+    };
     this.#staleTrap = trap;
     if (follower !== null) {
       cut(follower);
@@ -652,6 +683,7 @@ export class Nemesis {
       trap.escalate = null;
       for (const [from, to] of links) this.#network.cut(from, to, -1);
       if (slowdown > 1) leader.tickPeriodMs = tickMs;
+      poking = false;
       for (const [node, period] of skewed) {
         if (node.tickPeriodMs === period) node.tickPeriodMs = tickMs;
       }

@@ -371,6 +371,14 @@ export class SimNode {
     return index;
   }
 
+  /** Starts an election on this node now, whatever its election timer says. */
+  campaign(): void {
+    const raft = this.raft;
+    if (raft === null || this.paused) return;
+    this.#guard(() => raft.campaign());
+    this.#pump();
+  }
+
   /**
    * Starts a leader transfer to `target`.
    *
