@@ -165,6 +165,28 @@ export class InteractionEnv {
       case "tick-heartbeat":
         this.#ticks(ids, Number(command.options.get("count") ?? "1"));
         break;
+      case "forge-append": {
+        // `from` (say, a removed node) sends `to` an append at a higher term
+        // claiming `to`'s whole log is committed: what a removed peer with
+        // valid credentials could do.
+        const to = this.#node(ids[1]!);
+        const status = to.status();
+        const last = status.lastIndex;
+        const message: Message = {
+          type: "app",
+          from: ids[0]!,
+          to: ids[1]!,
+          term: (status.term + 1) as Term,
+          logTerm: to.entries(last, (last + 1) as LogIndex)[0]?.term ??
+            (0 as Term),
+          index: last,
+          entries: [],
+          commit: last,
+        };
+        this.#mailboxes.get(ids[1]!)?.push(message);
+        out.push(`forged ${formatMessage(message)}`);
+        break;
+      }
       case "stall":
         // The process stops running for `ms`: its clock moves, no tick runs.
         for (const id of ids) {
