@@ -138,6 +138,8 @@ export class SimNode {
   appliedCommands = new Set<string>();
   /** Snapshots received from a leader and installed, for reports. */
   snapshotsInstalled = 0;
+  /** Client reads that queued while the process did not run, for reports. */
+  readsQueued = 0;
   #pending: Ready | null = null;
   #pendingSynced = false;
   #inbox: Message[] = [];
@@ -406,6 +408,7 @@ export class SimNode {
     if (this.paused) {
       if (this.#queuedReads.length >= queuedReadsMax) return false;
       this.#queuedReads.push(context);
+      this.readsQueued++;
       return true;
     }
     this.#guard(() => raft.readIndex(context, this.clockMs()), true);

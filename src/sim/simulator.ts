@@ -98,6 +98,8 @@ export interface SeedResult {
     readonly confChanges: number;
     /** Snapshots nodes received from a leader and installed. */
     readonly snapshotsInstalled: number;
+    /** Client reads that queued at a paused or stalled node. */
+    readonly readsQueued: number;
   };
 }
 
@@ -477,6 +479,10 @@ class Simulation {
         confChanges: this.#checker.confChanges,
         snapshotsInstalled: this.#nodes.reduce(
           (sum, node) => sum + node.snapshotsInstalled,
+          0,
+        ),
+        readsQueued: this.#nodes.reduce(
+          (sum, node) => sum + node.readsQueued,
           0,
         ),
       },
