@@ -94,6 +94,9 @@ interface ProposalWaiter {
 
 interface ReadWaiter {
   index: LogIndex | null;
+  /** The leader and term the core knew when the read was asked. */
+  readonly leader: NodeId | null;
+  readonly term: Term;
   readonly resolve: (index: LogIndex) => void;
   readonly reject: (error: Error) => void;
   readonly timer: ReturnType<typeof setTimeout>;
@@ -134,8 +137,6 @@ export class RaftRunner {
     crypto.getRandomValues(new Uint8Array(8)),
     (byte) => byte.toString(16).padStart(2, "0"),
   ).join("");
-  /** The leader known when the previous Ready was handled. */
-  #lastLeader: NodeId | null = null;
   /** Posting here runs the ready loop as a macrotask (see #schedule). */
   readonly #wake = new MessageChannel();
   /** The term when the previous Ready was handled. */
@@ -368,6 +369,7 @@ export class RaftRunner {
       `${this.id}/${this.#incarnation}/${++this.#readCounter}`,
     );
     const key = `${this.#readCounter}`;
+    const { leader, term } = this.#node.status();
     this.#node.readIndex(context, performance.now());
     this.#schedule();
     return new Promise((resolve, reject) => {
@@ -379,7 +381,14 @@ export class RaftRunner {
           ),
         );
       }, this.#options.requestTimeoutMs);
-      this.#reads.set(key, { index: null, resolve, reject, timer });
+      this.#reads.set(key, {
+        index: null,
+        leader,
+        term,
+        resolve,
+        reject,
+        timer,
+      });
     });
   }
 
@@ -534,10 +543,8 @@ export class RaftRunner {
       for (const wake of this.#leaderWaiters) wake();
       this.#leaderWaiters.clear();
     }
-    if (ready.softState !== null) {
-      const leader = ready.softState.leader;
-      if (leader !== this.#lastLeader) this.#failUnconfirmedReads(leader);
-      this.#lastLeader = leader;
+    if (ready.softState !== null || ready.hardState !== null) {
+      this.#failUnconfirmedReads(status.leader, status.term);
     }
     const sendFirst = ready.softState === null && status.role === "leader" &&
       status.term === this.#lastReadyTerm;
@@ -612,13 +619,17 @@ export class RaftRunner {
   }
 
   /**
-   * The leader changed: reads not confirmed yet will never be (the old
-   * leader dropped them, or this node stepped down). They fail now, naming
-   * the new leader, instead of waiting for the request deadline.
+   * The leader changed: reads asked of an earlier leader and not confirmed
+   * yet will never be (that leader dropped them, or this node stepped down).
+   * They fail now, naming the new leader, instead of waiting for the
+   * request deadline.
    */
-  #failUnconfirmedReads(leader: NodeId | null): void {
+  #failUnconfirmedReads(leader: NodeId | null, term: Term): void {
     for (const [key, waiter] of this.#reads) {
-      if (waiter.index !== null) continue;
+      if (
+        waiter.index !== null ||
+        (waiter.leader === leader && waiter.term === term)
+      ) continue;
       this.#reads.delete(key);
       clearTimeout(waiter.timer);
       waiter.reject(
