@@ -142,6 +142,8 @@ export class RaftRunner {
   /** The term when the previous Ready was handled. */
   #lastReadyTerm = -1;
   #tickTimer: ReturnType<typeof setInterval> | undefined;
+  /** When the previous tick ran (performance.now()), to report event-loop stalls. */
+  #lastTickAt: number | null = null;
   #scheduled = false;
   #running = false;
   #stopped = false;
@@ -240,7 +242,19 @@ export class RaftRunner {
     this.#tickTimer = setInterval(() => {
       // The lease is timed by this monotonic clock, read at every input: a
       // stalled event loop gets one late tick here, not the ones it missed.
-      this.#node.tick(performance.now());
+      const now = performance.now();
+      const last = this.#lastTickAt;
+      this.#lastTickAt = now;
+      // Missed ticks are not replayed; a stall of half an election timeout
+      // is worth telling the operator (a lease held meanwhile may have
+      // lapsed, which the clock check above catches).
+      const stallMs = this.#options.tickMs * this.#options.electionTicks / 2;
+      if (last !== null && now - last > stallMs) {
+        this.#options.log?.("event-loop-stalled", {
+          ms: Math.round(now - last),
+        });
+      }
+      this.#node.tick(now);
       this.#schedule();
     }, this.#options.tickMs);
     this.#schedule();

@@ -278,3 +278,32 @@ Deno.test("RaftRunner read contexts carry a per-process nonce: a restarted follo
     await Promise.all(nodes.map((n) => n.runner.stop()));
   }
 });
+
+Deno.test("RaftRunner reports an event-loop stall longer than half an election timeout", async () => {
+  const network = new InMemoryNetwork();
+  const events: string[] = [];
+  const runner = new RaftRunner({
+    id: IDS[0]!,
+    voters: [IDS[0]!],
+    logStore: new MemoryLogStore(),
+    stateMachine: new KvReplicatedState(
+      new KvStateMachine(new MemoryStateStore()),
+    ),
+    transport: network.connect(IDS[0]!),
+    tickMs: 10,
+    log: (event) => events.push(event),
+  });
+  runner.start();
+  try {
+    await waitFor("a leader", () => runner.status().role === "leader");
+    // Block the event loop for 300 ms: six times the 50 ms threshold.
+    const end = performance.now() + 300;
+    while (performance.now() < end) { /* stalled */ }
+    await waitFor(
+      "the stall report",
+      () => events.includes("event-loop-stalled"),
+    );
+  } finally {
+    await runner.stop();
+  }
+});
