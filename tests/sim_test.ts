@@ -23,6 +23,8 @@ const NEW_FAULTS = [
   "snapshot",
   "skew",
   "stale-leader",
+  "stall",
+  "zombie",
 ] as const;
 
 function options(
@@ -188,6 +190,18 @@ Deno.test("runSeed() passes 25 seeds with lease reads (3 nodes)", () => {
     const result = runSeed(options(seed, { readMode: "lease" }));
     assert.equal(result.stats.modes.readOnly, "lease");
     assert.equal(result.violation, null, `seed ${seed}: ${result.violation}`);
+  }
+});
+
+Deno.test("runSeed() queues reads at paused and stalled nodes and passes with leases (3 and 5 nodes)", () => {
+  for (const nodes of [3, 5]) {
+    let queued = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const result = runSeed(options(seed, { nodes, readMode: "lease" }));
+      assert.equal(result.violation, null, `seed ${seed}: ${result.violation}`);
+      queued += result.stats.readsQueued;
+    }
+    assert.ok(queued > 0, `${nodes} nodes: no read queued across a pause`);
   }
 });
 

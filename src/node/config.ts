@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { leaseBounds } from "../raft/config.ts";
 
 /** A node's configuration with every default filled in. */
 export interface NodeConfig {
@@ -225,6 +226,24 @@ export function resolveNodeConfig(
       `Cannot start node as 'readOnly' must be "safe" or "lease": current value is '${m.readOnly}'`,
     );
   }
+  const tickMs = integer("tickMs", m.tickMs, 1, 10_000);
+  if (m.readOnly === "lease") {
+    // The lease's bound with the runner's drift (10%) and delay (10 ms) margins.
+    const { voteGuardMs, leaseMs } = leaseBounds({
+      electionTicks,
+      tickMs,
+      clockDrift: 0.1,
+      maxDelayMs: 10,
+      guarded: true,
+    });
+    if (leaseMs < tickMs) {
+      throw new RangeError(
+        `Cannot start node as lease reads have no margin with 'tickMs' ${tickMs} and 'electionTicks' ${electionTicks}: followers refuse votes for ${voteGuardMs} ms at least, so the lease would be ${
+          leaseMs.toFixed(1)
+        } ms, shorter than a tick; raise 'electionTicks' or 'tickMs', or use 'readOnly' "safe"`,
+      );
+    }
+  }
   const httpsCertFile = String(m.httpsCertFile ?? "");
   const httpsKeyFile = String(m.httpsKeyFile ?? "");
   if ((httpsCertFile === "") !== (httpsKeyFile === "")) {
@@ -247,7 +266,7 @@ export function resolveNodeConfig(
     quicHost,
     quicPort,
     tokens,
-    tickMs: integer("tickMs", m.tickMs, 1, 10_000),
+    tickMs,
     electionTicks,
     snapshotEntries: integer(
       "snapshotEntries",

@@ -62,6 +62,10 @@ export interface RaftRunnerOptions {
   readonly snapshotEntries?: number;
   /** "lease" serves strong reads from the leader lease. Default "safe". */
   readonly readOnly?: "safe" | "lease";
+  /** Largest clock and timer rate error the lease allows for (fraction). Default 0.1. */
+  readonly clockDrift?: number;
+  /** Delay margin subtracted from the lease, in ms. Default 10. */
+  readonly maxDelayMs?: number;
   /** Randomness for election timeouts. Default `Math.random`. */
   readonly random?: RandomSource;
   /** Where notable events are reported. Default: nowhere. */
@@ -93,6 +97,9 @@ interface ProposalWaiter {
 
 interface ReadWaiter {
   index: LogIndex | null;
+  /** The leader and term the core knew when the read was asked. */
+  readonly leader: NodeId | null;
+  readonly term: Term;
   readonly resolve: (index: LogIndex) => void;
   readonly reject: (error: Error) => void;
   readonly timer: ReturnType<typeof setTimeout>;
@@ -126,11 +133,21 @@ export class RaftRunner {
   readonly #appliedListeners = new Set<(index: LogIndex) => void>();
   readonly #leaderWaiters = new Set<() => void>();
   #readCounter = 0;
+  /**
+   * Random per process: read contexts of this incarnation never match those
+   * of an earlier one (the counter restarts at 1), at the leader or here.
+   */
+  readonly #incarnation = Array.from(
+    crypto.getRandomValues(new Uint8Array(8)),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join("");
   /** Posting here runs the ready loop as a macrotask (see #schedule). */
   readonly #wake = new MessageChannel();
   /** The term when the previous Ready was handled. */
   #lastReadyTerm = -1;
   #tickTimer: ReturnType<typeof setInterval> | undefined;
+  /** When the previous tick ran (performance.now()), to report event-loop stalls. */
+  #lastTickAt: number | null = null;
   #scheduled = false;
   #running = false;
   #stopped = false;
@@ -158,6 +175,8 @@ export class RaftRunner {
       requestTimeoutMs: 5000,
       snapshotEntries: 10_000,
       readOnly: "safe",
+      clockDrift: 0.1,
+      maxDelayMs: 10,
       ...options,
     };
     this.#writer = options.logWriter ?? new SyncLogWriter(options.logStore);
@@ -185,6 +204,9 @@ export class RaftRunner {
         electionTicks: this.#options.electionTicks,
         heartbeatTicks: 1,
         readOnly: this.#options.readOnly,
+        tickMs: this.#options.tickMs,
+        clockDrift: this.#options.clockDrift,
+        maxDelayMs: this.#options.maxDelayMs,
         random,
       },
       {
@@ -223,7 +245,21 @@ export class RaftRunner {
     if (this.#running || this.#stopped) return;
     this.#running = true;
     this.#tickTimer = setInterval(() => {
-      this.#node.tick();
+      // The lease is timed by this monotonic clock, read at every input: a
+      // stalled event loop gets one late tick here, not the ones it missed.
+      const now = performance.now();
+      const last = this.#lastTickAt;
+      this.#lastTickAt = now;
+      // Missed ticks are not replayed; a stall of half an election timeout
+      // is worth telling the operator (a lease held meanwhile may have
+      // lapsed, which the clock check above catches).
+      const stallMs = this.#options.tickMs * this.#options.electionTicks / 2;
+      if (last !== null && now - last > stallMs) {
+        this.#options.log?.("event-loop-stalled", {
+          ms: Math.round(now - last),
+        });
+      }
+      this.#node.tick(now);
       this.#schedule();
     }, this.#options.tickMs);
     this.#schedule();
@@ -365,10 +401,11 @@ export class RaftRunner {
 
   #readIndexNow(): Promise<LogIndex> {
     const context = new TextEncoder().encode(
-      `${this.id}/${++this.#readCounter}`,
+      `${this.id}/${this.#incarnation}/${++this.#readCounter}`,
     );
     const key = `${this.#readCounter}`;
-    this.#node.readIndex(context);
+    const { leader, term } = this.#node.status();
+    this.#node.readIndex(context, performance.now());
     this.#schedule();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -379,7 +416,14 @@ export class RaftRunner {
           ),
         );
       }, this.#options.requestTimeoutMs);
-      this.#reads.set(key, { index: null, resolve, reject, timer });
+      this.#reads.set(key, {
+        index: null,
+        leader,
+        term,
+        resolve,
+        reject,
+        timer,
+      });
     });
   }
 
@@ -481,14 +525,14 @@ export class RaftRunner {
     if (this.#stopped) return;
     this.metrics.peerContactAt.set(message.from, performance.now());
     if (message.type === "heartbeatResp") {
-      const key = `${message.from}/${message.sentTick}`;
+      const key = `${message.from}/${message.sentAt}`;
       const sentAt = this.#heartbeatSentAt.get(key);
       if (sentAt !== undefined) {
         this.#heartbeatSentAt.delete(key);
         this.metrics.peerRttMs.set(message.from, performance.now() - sentAt);
       }
     }
-    this.#node.step(message);
+    this.#node.step(message, performance.now());
     this.#schedule();
   }
 
@@ -535,6 +579,9 @@ export class RaftRunner {
       for (const wake of this.#leaderWaiters) wake();
       this.#leaderWaiters.clear();
     }
+    if (ready.softState !== null || ready.hardState !== null) {
+      this.#failUnconfirmedReads(status.leader, status.term);
+    }
     const sendFirst = ready.softState === null && status.role === "leader" &&
       status.term === this.#lastReadyTerm;
     this.#lastReadyTerm = status.term;
@@ -578,7 +625,7 @@ export class RaftRunner {
     if (message.type === "heartbeat") {
       if (this.#heartbeatSentAt.size > 4096) this.#heartbeatSentAt.clear();
       this.#heartbeatSentAt.set(
-        `${message.to}/${message.sentTick}`,
+        `${message.to}/${message.sentAt}`,
         performance.now(),
       );
     }
@@ -607,10 +654,36 @@ export class RaftRunner {
     }
   }
 
+  /**
+   * The leader changed: reads asked of an earlier leader and not confirmed
+   * yet will never be (that leader dropped them, or this node stepped down).
+   * They fail now, naming the new leader, instead of waiting for the
+   * request deadline.
+   */
+  #failUnconfirmedReads(leader: NodeId | null, term: Term): void {
+    for (const [key, waiter] of this.#reads) {
+      if (
+        waiter.index !== null ||
+        (waiter.leader === leader && waiter.term === term)
+      ) continue;
+      this.#reads.delete(key);
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new ProposalDroppedError(
+          leader === null ? "noLeader" : "notLeader",
+          `Read was not confirmed before the leader changed (now ${
+            leader ?? "unknown"
+          }): retry`,
+          leader,
+        ),
+      );
+    }
+  }
+
   #readConfirmed(index: LogIndex, context: Uint8Array): void {
     const text = new TextDecoder().decode(context);
     const slash = text.lastIndexOf("/");
-    if (text.slice(0, slash) !== this.id) return;
+    if (text.slice(0, slash) !== `${this.id}/${this.#incarnation}`) return;
     const waiter = this.#reads.get(text.slice(slash + 1));
     if (waiter === undefined) return;
     waiter.index = index;

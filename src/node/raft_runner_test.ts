@@ -8,6 +8,7 @@ import { encodeKey } from "../kv/key_codec.ts";
 import { KvStateMachine } from "../kv/state_machine.ts";
 import { MemoryStateStore } from "../kv/memory_state_store.ts";
 import { KvUnavailableError } from "../kv/backend.ts";
+import { ProposalDroppedError } from "../raft/errors.ts";
 import { type NodeId, nodeId } from "../raft/types.ts";
 import { MemoryLogStore } from "../storage/memory_log_store.ts";
 import { InMemoryNetwork } from "../transport/memory_transport.ts";
@@ -201,5 +202,108 @@ Deno.test("RaftKvBackend deletes an expired key on every replica within a bound,
   } finally {
     for (const node of nodes) node.backend.stopExpiry();
     await Promise.all(nodes.map((n) => n.runner.stop()));
+  }
+});
+
+Deno.test("RaftRunner fails a strong read waiting on a leader that steps down, instead of waiting for the deadline", async () => {
+  const network = new InMemoryNetwork();
+  const nodes = IDS.map((id) => startNode(network, id));
+  try {
+    await waitFor("a leader", () => leaderOf(nodes) !== undefined);
+    const leader = leaderOf(nodes)!;
+    for (const other of nodes) {
+      if (other !== leader) network.setLinkCut(leader.id, other.id, true);
+    }
+    // Safe reads wait for a heartbeat round no follower answers; CheckQuorum
+    // deposes the leader within an election timeout (100 ms here), well
+    // before the 2 s request deadline.
+    const error = await leader.runner.readIndex().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(
+      error instanceof ProposalDroppedError,
+      `expected ProposalDroppedError, got ${error}`,
+    );
+    assert.match(error.message, /leader changed/);
+  } finally {
+    await Promise.all(nodes.map((n) => n.runner.stop()));
+  }
+});
+
+Deno.test("RaftRunner read contexts carry a per-process nonce: a restarted follower's first read is not a duplicate of its earlier incarnation's", async () => {
+  const network = new InMemoryNetwork();
+  const nodes = IDS.map((id) => startNode(network, id));
+  /** Read contexts the follower sent, by incarnation. */
+  const contexts: string[][] = [];
+  const spyOn = (node: TestNode, into: string[]) => {
+    const transport = network.reach(node.id, node.id)!;
+    const send = transport.send.bind(transport);
+    transport.send = (to, message) => {
+      if (message.type === "readIndex") {
+        into.push(new TextDecoder().decode(message.context));
+      }
+      return send(to, message);
+    };
+  };
+  try {
+    await waitFor("a leader", () => leaderOf(nodes) !== undefined);
+    const at = nodes.findIndex((n) => n.runner.status().role !== "leader");
+    const follower = nodes[at]!;
+    contexts.push([]);
+    spyOn(follower, contexts[0]!);
+    await follower.runner.readIndex();
+    await follower.runner.stop();
+    network.detach(follower.id);
+    const restarted = startNode(network, follower.id, {
+      logStore: follower.logStore,
+      state: follower.state,
+    });
+    nodes[at] = restarted;
+    contexts.push([]);
+    spyOn(restarted, contexts[1]!);
+    await waitFor(
+      "the restarted node to know the leader",
+      () => restarted.runner.status().leader !== null,
+      10_000,
+    );
+    await restarted.runner.readIndex();
+    const [first, second] = [contexts[0]![0], contexts[1]![0]];
+    assert.ok(first !== undefined && second !== undefined, `${contexts}`);
+    // Both are the first read of their process; the counter restarted.
+    assert.match(first, /\/1$/);
+    assert.match(second, /\/1$/);
+    assert.notEqual(first, second);
+  } finally {
+    await Promise.all(nodes.map((n) => n.runner.stop()));
+  }
+});
+
+Deno.test("RaftRunner reports an event-loop stall longer than half an election timeout", async () => {
+  const network = new InMemoryNetwork();
+  const events: string[] = [];
+  const runner = new RaftRunner({
+    id: IDS[0]!,
+    voters: [IDS[0]!],
+    logStore: new MemoryLogStore(),
+    stateMachine: new KvReplicatedState(
+      new KvStateMachine(new MemoryStateStore()),
+    ),
+    transport: network.connect(IDS[0]!),
+    tickMs: 10,
+    log: (event) => events.push(event),
+  });
+  runner.start();
+  try {
+    await waitFor("a leader", () => runner.status().role === "leader");
+    // Block the event loop for 300 ms: six times the 50 ms threshold.
+    const end = performance.now() + 300;
+    while (performance.now() < end) { /* stalled */ }
+    await waitFor(
+      "the stall report",
+      () => events.includes("event-loop-stalled"),
+    );
+  } finally {
+    await runner.stop();
   }
 });

@@ -54,11 +54,11 @@ export const MESSAGE_SCHEMAS: {
   preVoteResp: { code: 6, fields: [["reject", "bool"]] },
   heartbeat: {
     code: 7,
-    fields: [["commit", "uint"], ["sentTick", "uint"], ["context", "bytes"]],
+    fields: [["commit", "uint"], ["sentAt", "uint"], ["context", "bytes"]],
   },
   heartbeatResp: {
     code: 8,
-    fields: [["context", "bytes"], ["sentTick", "uint"]],
+    fields: [["context", "bytes"], ["sentAt", "uint"], ["voteGuardMs", "uint"]],
   },
   snap: {
     code: 9,

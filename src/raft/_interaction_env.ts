@@ -94,6 +94,9 @@ function formatContext(context: Uint8Array): string {
     : ` ctx=${JSON.stringify(decoder.decode(context))}`;
 }
 
+/** Clock ms per scripted tick (the core's default `tickMs`). */
+const tickMs = 100;
+
 /** The scripted cluster. */
 export class InteractionEnv {
   readonly #nodes = new Map<NodeId, RaftNode>();
@@ -103,6 +106,8 @@ export class InteractionEnv {
   readonly #mailboxes = new Map<NodeId, Message[]>();
   /** Pairs "a->b" whose messages are dropped. */
   readonly #cut = new Set<string>();
+  /** Each node's monotonic clock, in ms: a tick advances it by `tickMs` (100). */
+  readonly #clocks = new Map<NodeId, number>();
 
   /** Runs one command and returns its trace. */
   run(command: Command): string {
@@ -135,6 +140,7 @@ export class InteractionEnv {
         out.push(this.#attempt(() => {
           this.#node(ids[0]!).readIndex(
             new TextEncoder().encode(command.args[1] ?? ""),
+            this.#clock(ids[0]!),
           );
           return "read requested";
         }));
@@ -158,6 +164,38 @@ export class InteractionEnv {
         break;
       case "tick-heartbeat":
         this.#ticks(ids, Number(command.options.get("count") ?? "1"));
+        break;
+      case "forge-append": {
+        // `from` (say, a removed node) sends `to` an append at a higher term
+        // claiming `to`'s whole log is committed: what a removed peer with
+        // valid credentials could do.
+        const to = this.#node(ids[1]!);
+        const status = to.status();
+        const last = status.lastIndex;
+        const message: Message = {
+          type: "app",
+          from: ids[0]!,
+          to: ids[1]!,
+          term: (status.term + 1) as Term,
+          logTerm: to.entries(last, (last + 1) as LogIndex)[0]?.term ??
+            (0 as Term),
+          index: last,
+          entries: [],
+          commit: last,
+        };
+        this.#mailboxes.get(ids[1]!)?.push(message);
+        out.push(`forged ${formatMessage(message)}`);
+        break;
+      }
+      case "stall":
+        // The process stops running for `ms`: its clock moves, no tick runs.
+        for (const id of ids) {
+          this.#clocks.set(
+            id,
+            this.#clock(id) + Number(command.options.get("ms") ?? "1000"),
+          );
+        }
+        out.push(`stalled ${ids.join(",")}`);
         break;
       case "tick-election":
         this.#ticks(ids, Number(command.options.get("count") ?? "10"));
@@ -237,6 +275,10 @@ export class InteractionEnv {
       ),
       readOnly: options.get("read") === "lease" ? "lease" : "safe",
       snapshotChunkBytes: Number(options.get("chunk") ?? String(1024 * 1024)),
+      // A planted bug by its knob's name (e.g. knob=leaseTickCount), for tests.
+      testingKnobs: options.has("knob")
+        ? { [options.get("knob")!]: true }
+        : undefined,
     };
     this.#configs.set(id, config);
     this.#nodes.set(id, new RaftNode(config));
@@ -293,8 +335,16 @@ export class InteractionEnv {
 
   #ticks(ids: readonly NodeId[], count: number): void {
     for (const id of ids) {
-      for (let i = 0; i < count; i++) this.#node(id).tick();
+      for (let i = 0; i < count; i++) {
+        this.#clocks.set(id, this.#clock(id) + tickMs);
+        this.#node(id).tick(this.#clock(id));
+      }
     }
+  }
+
+  /** The clock of `id` now. */
+  #clock(id: NodeId): number {
+    return this.#clocks.get(id) ?? 0;
   }
 
   #processReady(id: NodeId): string[] {
@@ -341,7 +391,7 @@ export class InteractionEnv {
         continue;
       }
       out.push(`  ${formatMessage(m)}`);
-      this.#node(id).step(m);
+      this.#node(id).step(m, this.#clock(id));
     }
     return out;
   }

@@ -102,14 +102,20 @@ export class RaftNode {
   #confEntries: { index: LogIndex; conf: ConfState }[] = [];
   #conf: ConfState;
   #members: Membership;
+  /** Every node this process saw in a configuration: one of them absent from both the latest and the committed configuration was removed. */
+  readonly #knownIds = new Set<NodeId>();
   #progress = new Map<NodeId, Progress>();
   #votes = new Map<NodeId, boolean>();
   #electionElapsed = 0;
   #heartbeatElapsed = 0;
   #randomizedElectionTimeout = 0;
-  /** Ticks since this core was created; the leader's clock for leases. */
+  /** Ticks since this core was created (the `leaseTickCount` planted bug's lease clock). */
   #tickCount = 0;
-  /** After a restart in lease mode, refuse votes for one election timeout. */
+  /** The newest monotonic time the application passed in (0 before any). */
+  #now = 0;
+  /** The time passed with the input being handled now, or null: a lease needs it. */
+  #inputNow: number | null = null;
+  /** After a restart, refuse votes for one election timeout. */
   #restartGuard: boolean;
   #uncommittedBytes = 0;
   #leadTransferee: NodeId | null = null;
@@ -153,6 +159,9 @@ export class RaftNode {
     };
     this.#conf = this.#baseConf;
     this.#members = membershipOf(this.#conf);
+    for (const id of [...this.#config.voters, ...this.#config.learners]) {
+      this.#knownIds.add(id);
+    }
     this.#refreshConf((offset + 1) as LogIndex);
     this.#term = hardState.term;
     this.#vote = this.#config.testingKnobs.forgetVoteOnRestart
@@ -161,8 +170,9 @@ export class RaftNode {
     // A restarted node may have acknowledged a leader's lease just before it
     // stopped: it refuses votes for one election timeout, as if it still heard
     // from that leader. A node that never held a term has nothing to guard.
-    this.#restartGuard = this.#config.readOnly === "lease" &&
-      hardState.term > 0;
+    // Every node arms it, whatever its own read mode: another node's lease
+    // may count on it.
+    this.#restartGuard = hardState.term > 0;
     this.#previousHardState = hardState;
     this.#previousSoftState = { leader: null, role: "follower" };
     this.#becomeFollower(this.#term, null);
@@ -170,11 +180,32 @@ export class RaftNode {
 
   // ---------------------------------------------------------------- inputs
 
-  /** Advances logical time by one tick. */
-  tick(): void {
-    this.#tickCount++;
-    if (this.#role === "leader") this.#tickLeader();
-    else this.#tickElection();
+  /**
+   * Advances logical time by one tick.
+   *
+   * @param now The monotonic clock at this tick (see `RaftConfig.tickMs`);
+   *   lease reads need it, and time measured by ticks alone stops while the
+   *   process stalls.
+   */
+  tick(now?: number): void {
+    this.#withClock(now, () => {
+      this.#tickCount++;
+      if (this.#role === "leader") this.#tickLeader();
+      else this.#tickElection();
+    });
+  }
+
+  /** Runs one input with the clock reading it came with. */
+  #withClock(now: number | undefined, input: () => void): void {
+    if (now !== undefined && Number.isFinite(now)) {
+      this.#now = Math.max(this.#now, now);
+      this.#inputNow = this.#now;
+    }
+    try {
+      input();
+    } finally {
+      this.#inputNow = null;
+    }
   }
 
   /** Starts an election now (PreVote first when enabled). */
@@ -267,11 +298,13 @@ export class RaftNode {
    * when the applied index reaches it. Followers ask the leader.
    *
    * @param context A unique id of this read, echoed in the ReadState.
+   * @param now The monotonic clock now: a leader in lease mode answers from
+   *   its lease only with it.
    * @throws {ProposalDroppedError} When no leader is known.
    */
-  readIndex(context: Uint8Array): void {
+  readIndex(context: Uint8Array, now?: number): void {
     if (this.#role === "leader") {
-      this.#handleReadRequest(this.id, context);
+      this.#withClock(now, () => this.#handleReadRequest(this.id, context));
       return;
     }
     if (this.#leader === null) {
@@ -315,9 +348,23 @@ export class RaftNode {
     return this.#snapshot;
   }
 
-  /** Handles a message from a peer. Stale or unknown-sender messages are ignored. */
-  step(message: Message): void {
+  /**
+   * Handles a message from a peer. Stale messages, and messages from a node
+   * the membership removed, are ignored.
+   *
+   * @param now The monotonic clock now (lease reads asked by followers need it).
+   */
+  step(message: Message, now?: number): void {
+    this.#withClock(now, () => this.#step(message));
+  }
+
+  #step(message: Message): void {
     if (message.to !== this.id) return;
+    // The leader of this term may finish it after committing its own
+    // removal (its entries and its TimeoutNow hand-over are that term's).
+    const fromLeader = message.from === this.#leader &&
+      message.term === this.#term;
+    if (!fromLeader && this.#fromRemoved(message.from)) return;
     if (message.term > this.#term) {
       if (!this.#stepHigherTerm(message)) return;
     } else if (message.term < this.#term) {
@@ -795,7 +842,8 @@ export class RaftNode {
       to: message.from,
       term: this.#term,
       context: message.context,
-      sentTick: message.sentTick,
+      sentAt: message.sentAt,
+      voteGuardMs: this.#config.voteGuardMs,
     });
   }
 
@@ -866,7 +914,12 @@ export class RaftNode {
     message: HeartbeatResponseMessage,
     pr: Progress,
   ): void {
-    pr.lastAckedTick = Math.max(pr.lastAckedTick, message.sentTick);
+    if (
+      message.voteGuardMs >= this.#config.voteGuardMs ||
+      this.#config.testingKnobs.leaseTickCount === true
+    ) {
+      pr.lastAckedAt = Math.max(pr.lastAckedAt, message.sentAt);
+    }
     pr.probeSent = false;
     if (pr.state === "replicate" && pr.inflights.full()) {
       pr.inflights.freeFirstOne();
@@ -1021,7 +1074,9 @@ export class RaftNode {
         term: this.#term,
         commit: Math.min(pr.match, this.#log.committed) as LogIndex,
         context,
-        sentTick: this.#tickCount,
+        sentAt: this.#config.testingKnobs.leaseTickCount === true
+          ? this.#tickCount
+          : Math.floor(this.#now),
       });
     }
   }
@@ -1248,21 +1303,27 @@ export class RaftNode {
   }
 
   /**
-   * The lease holds while fewer than `leaseTicks` of our ticks passed since we
-   * sent a heartbeat that a quorum acknowledged: each of those voters refuses
-   * other candidates for an election timeout after receiving it.
+   * The lease holds while less than `leaseMs` passed on our clock, read with
+   * the input being handled, since we sent a heartbeat that a quorum
+   * acknowledged: each of those voters refuses other candidates for at least
+   * its `voteGuardMs` of real time after receiving it (see `leaseBounds`).
+   * Without a clock reading for this input there is no lease.
    */
   #leaseValid(): boolean {
     if (this.#leadTransferee !== null || this.#leaseRevoked) return false;
+    const byTicks = this.#config.testingKnobs.leaseTickCount === true;
+    const now = byTicks ? this.#tickCount : this.#inputNow;
+    if (now === null) return false;
     const leaseStart = jointCommitted(
       this.#members.voters,
       this.#members.votersOutgoing,
       (id) =>
         (id === this.id
-          ? this.#tickCount
-          : this.#progress.get(id)?.lastAckedTick ?? -Infinity) as LogIndex,
+          ? now
+          : this.#progress.get(id)?.lastAckedAt ?? -Infinity) as LogIndex,
     );
-    return this.#tickCount - leaseStart < this.#config.leaseTicks;
+    return now - leaseStart <
+      (byTicks ? this.#config.leaseTicks : this.#config.leaseMs);
   }
 
   #respondRead(from: NodeId, index: LogIndex, context: Uint8Array): void {
@@ -1301,6 +1362,7 @@ export class RaftNode {
   #setConf(conf: ConfState): void {
     this.#conf = conf;
     this.#members = membershipOf(conf);
+    for (const id of this.#memberIds()) this.#knownIds.add(id);
     if (this.#role !== "leader") return;
     const last = this.#log.lastIndex();
     const members = new Set(this.#memberIds());
@@ -1318,6 +1380,36 @@ export class RaftNode {
     ) {
       this.#leadTransferee = null;
     }
+  }
+
+  /**
+   * True for a sender the membership removed: known from an earlier
+   * configuration, absent from the latest one and from the committed one.
+   * Its messages are dropped, so a removed node cannot depose the leader,
+   * truncate entries or push a commit index. A node that is not in its own
+   * configuration yet (it is still learning its membership, from the
+   * leader's log or snapshot) accepts everyone, and so does any node for a
+   * sender it never saw in a configuration (a member added by entries it has
+   * not received yet).
+   */
+  #fromRemoved(from: NodeId): boolean {
+    if (this.#config.testingKnobs.nonMemberAppend === true) return false;
+    return this.isRemoved(from);
+  }
+
+  /**
+   * True when this node knows `id` was removed from the membership (see
+   * `step`): it drops every message from it.
+   */
+  isRemoved(id: NodeId): boolean {
+    const from = id;
+    if (!this.#knownIds.has(from)) return false;
+    const inConf = (conf: ConfState, id: NodeId) =>
+      conf.voters.includes(id) || conf.votersOutgoing.includes(id) ||
+      conf.learners.includes(id);
+    if (!inConf(this.#conf, this.id)) return false;
+    if (inConf(this.#conf, from)) return false;
+    return !inConf(this.#confAt(this.#log.committed), from);
   }
 
   /** The configuration in force at `index`. */

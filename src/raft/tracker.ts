@@ -107,8 +107,8 @@ export class Progress {
   /** Heard from since the last CheckQuorum round. */
   recentActive = false;
   readonly inflights: Inflights;
-  /** The leader tick of the newest heartbeat this peer acknowledged (lease reads). */
-  lastAckedTick = -Infinity;
+  /** The leader clock (`sentAt`) of the newest heartbeat this peer acknowledged with a vote guard covering the lease. */
+  lastAckedAt = -Infinity;
   /** In snapshot: the snapshot index being sent. */
   snapshotIndex = 0 as LogIndex;
   /** In snapshot: offset of the next chunk to send. */

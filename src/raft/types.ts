@@ -139,8 +139,11 @@ export interface VoteResponseMessage extends MessageBase {
 export interface HeartbeatMessage extends MessageBase {
   readonly type: "heartbeat";
   readonly commit: LogIndex;
-  /** The leader's own tick count when sent; echoed back to time the lease. */
-  readonly sentTick: number;
+  /**
+   * The leader's monotonic clock when sent (whole units of the clock the
+   * application passes in, rounded down); echoed back to time the lease.
+   */
+  readonly sentAt: number;
   /** ReadIndex round this heartbeat confirms leadership for (empty = none). */
   readonly context: Uint8Array;
 }
@@ -149,8 +152,16 @@ export interface HeartbeatMessage extends MessageBase {
 export interface HeartbeatResponseMessage extends MessageBase {
   readonly type: "heartbeatResp";
   readonly context: Uint8Array;
-  /** The `sentTick` of the heartbeat this answers. */
-  readonly sentTick: number;
+  /** The `sentAt` of the heartbeat this answers. */
+  readonly sentAt: number;
+  /**
+   * How long, in clock units of real time at least, the sender refuses votes
+   * to other candidates after this heartbeat (0 without the CheckQuorum
+   * guard). A leader counts the answer toward its lease only when this
+   * covers the lease it computed: nodes configured differently (tick length,
+   * election timeout, drift bound, read mode) never extend a lease.
+   */
+  readonly voteGuardMs: number;
 }
 
 /** One chunk of a snapshot sent to a follower whose next entry is compacted away. */
@@ -257,6 +268,12 @@ export interface TestingKnobs {
   readonly readBeforeTermCommit?: boolean;
   /** Serve lease reads while followers still grant votes to challengers. */
   readonly leaseWithoutVoteGuard?: boolean;
+  /** Time the lease in ticks (which a stalled process misses) instead of the clock. */
+  readonly leaseTickCount?: boolean;
+  /** Size the lease as the whole election timeout, without the drift bound and delay margin. */
+  readonly leaseBeyondDrift?: boolean;
+  /** Accept Raft traffic from nodes the membership removed. */
+  readonly nonMemberAppend?: boolean;
   /** Apply membership changes that alter voters in one step, without joint consensus. */
   readonly singleStepDoubleChange?: boolean;
   /** Install a snapshot without taking its membership. */
@@ -303,12 +320,21 @@ export interface RaftConfig {
   /** How reads are confirmed: a heartbeat round (safe) or the leader lease (needs checkQuorum). Default "safe". */
   readonly readOnly?: "safe" | "lease";
   /**
-   * Ticks a lease read may rely on after a quorum acknowledged a heartbeat,
-   * counted from when that heartbeat was sent. Must be less than
-   * `electionTicks`; the gap absorbs tick-rate skew between nodes (the default
-   * tolerates followers' clocks running up to 25% fast). Default 80% of `electionTicks`.
+   * Length of one tick in the units of the monotonic clock the application
+   * passes to `tick`, `step` and `readIndex` (milliseconds in Aspen).
+   * Lease reads are sized from it. Default 100.
    */
-  readonly leaseTicks?: number;
+  readonly tickMs?: number;
+  /**
+   * Largest rate error of any node's clock and tick timer, as a fraction
+   * (0.1: each runs between 10% slow and 10% fast). Default 0.1.
+   */
+  readonly clockDrift?: number;
+  /**
+   * Safety margin subtracted from the lease, in clock units: the largest
+   * one-way delay and timer lateness the lease allows for. Default 10.
+   */
+  readonly maxDelayMs?: number;
   /** Bytes of snapshot data per `snap` message. Default 1 MiB. */
   readonly snapshotChunkBytes?: number;
   /** Seeded randomness for election timeouts. */

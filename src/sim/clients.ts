@@ -469,7 +469,8 @@ export class ClientPool {
   #attemptRead(op: PendingOperation): void {
     const client = op.client;
     const random = client.random;
-    const nodeIndex = this.#reachable(client);
+    // A paused or stalled node still accepts the read (it queues in its socket).
+    const nodeIndex = this.#reachable(client, true);
     if (nodeIndex === null) {
       this.#retry(op, this.#unreachableDelay(client));
       return;
@@ -505,13 +506,15 @@ export class ClientPool {
    * The node a client's attempt goes to, or null when it cannot reach one
    * now; a regular client that cannot reach its guess guesses again.
    */
-  #reachable(client: SimClient): number | null {
+  #reachable(client: SimClient, queues = false): number | null {
+    const up = (node: SimNode) =>
+      queues ? node.acceptsRequests : node.available;
     if (client.pin !== null) {
       const index = client.pin();
-      return index !== null && this.#nodes[index]!.available ? index : null;
+      return index !== null && up(this.#nodes[index]!) ? index : null;
     }
     const node = this.#nodes[client.leaderGuess]!;
-    if (node.available && !this.#blocked.has(node)) return client.leaderGuess;
+    if (up(node) && !this.#blocked.has(node)) return client.leaderGuess;
     client.leaderGuess = client.random.nextInt(this.#nodes.length);
     return null;
   }

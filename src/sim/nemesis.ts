@@ -12,7 +12,13 @@
  */
 import { ConfChangeError } from "../raft/confchange.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
-import type { ConfChange, NodeId } from "../raft/types.ts";
+import type {
+  ConfChange,
+  LogIndex,
+  Message,
+  NodeId,
+  Term,
+} from "../raft/types.ts";
 import type { EventQueue } from "./event_queue.ts";
 import type { SimNetwork } from "./network.ts";
 import type { FaultName } from "./options.ts";
@@ -68,13 +74,19 @@ const ONE_SHOT: ReadonlySet<FaultName> = new Set([
   "replace",
   "transfer",
   "snapshot",
+  "stall",
+  "zombie",
 ]);
 /**
- * Largest clock skew, in percent. The lease tolerates followers' clocks
- * running up to 25% fast (`leaseTicks` is 80% of `electionTicks`), so one
- * node skewed at most this much keeps correct runs correct.
+ * Largest clock skew beyond the drift bound, in percent, in safe-read
+ * seeds (clock rates do not matter to safe reads). Lease seeds stay within
+ * the bound the cores are configured with (`NemesisCluster.clockDrift`).
  */
-const skewPercentMax = 15;
+const skewPercentMaxSafe = 40;
+/** Probability a lease seed's stale-leader fault also skews clocks to the edge of the bound. */
+const staleSkewProbability = 0.7;
+/** Longest event-loop stall, in ms: several election timeouts. */
+const stallMsMax = 400;
 
 /** Clock slowdown of a stale leader in safe-read seeds: this many times slower, at most. */
 const staleSlowdownMax = 5;
@@ -92,6 +104,10 @@ export interface ProbeClients {
 /** A stale-leader fault in progress. */
 interface StaleTrap {
   readonly leader: SimNode;
+  /** The follower cut off first, if any. */
+  readonly follower: SimNode | null;
+  /** True once that follower campaigned on its own (its election timer ran out). */
+  followerCampaigned: boolean;
   /** Isolates the leader from every peer and starts the probe; null once done. */
   escalate: (() => void) | null;
 }
@@ -110,6 +126,8 @@ export interface NemesisCluster {
   readonly tickMs: number;
   /** How the seed's reads are confirmed: clock faults beyond the lease's tolerance only without leases. */
   readonly readOnly: "safe" | "lease";
+  /** The clock drift bound of the cores' lease (fraction). */
+  readonly clockDrift: number;
   /** Keys the clients use ('k0' up to this count). */
   readonly keys: number;
 }
@@ -292,6 +310,7 @@ export class Nemesis {
   campaigned(node: SimNode): void {
     const trap = this.#staleTrap;
     if (this.#stopped || trap === null || node === trap.leader) return;
+    if (node === trap.follower) trap.followerCampaigned = true;
     const escalate = trap.escalate;
     trap.escalate = null;
     escalate?.();
@@ -358,6 +377,8 @@ export class Nemesis {
       case "replace":
       case "transfer":
       case "snapshot":
+      case "stall":
+      case "zombie":
         return null;
       case "drop": {
         const p = random.between(5, 30) / 100;
@@ -509,15 +530,22 @@ export class Nemesis {
     };
   }
 
-  /** One node's clock runs fast or slow for a while. */
+  /**
+   * One node's clock (and tick timer) runs fast or slow for a while: at
+   * most the drift bound in lease seeds, beyond it in safe-read seeds.
+   */
   #skew(): (() => void) | null {
     const members = this.#cluster.members();
     if (members.length === 0) return null;
     const node = this.#random.pick(members);
-    const percent = this.#random.between(5, skewPercentMax) *
+    const percentMax = this.#cluster.readOnly === "lease"
+      ? Math.floor(this.#cluster.clockDrift * 100)
+      : skewPercentMaxSafe;
+    const percent = this.#random.between(Math.min(5, percentMax), percentMax) *
       (this.#random.chance(0.5) ? 1 : -1);
     const tickMs = this.#cluster.tickMs;
-    const period = (tickMs * (100 - percent)) / 100;
+    // A clock `percent` fast ticks at rate 1 + percent/100.
+    const period = (tickMs * 100) / (100 + percent);
     node.tickPeriodMs = period;
     this.#trace?.(
       `fault skew ${node.id} ${percent > 0 ? "fast" : "slow"} ${
@@ -569,6 +597,24 @@ export class Nemesis {
     const follower = split ? random.pick(caughtUp) : null;
     const tickMs = this.#cluster.tickMs;
     const slowdown = lease ? 1 : random.between(2, staleSlowdownMax);
+    // Lease seeds: the leader's clock at the slow edge of the drift bound,
+    // everyone else's at the fast edge, the worst skew the lease allows.
+    const skewed: [SimNode, number][] = [];
+    if (lease && random.chance(staleSkewProbability)) {
+      const drift = this.#cluster.clockDrift;
+      for (const node of this.#nodes) {
+        const period = node === leader
+          ? tickMs / (1 - drift)
+          : tickMs / (1 + drift);
+        node.tickPeriodMs = period;
+        skewed.push([node, period]);
+      }
+      this.#trace?.(
+        `fault stale-leader skew ${leader.id} ${drift * 100}% slow, others ${
+          drift * 100
+        }% fast`,
+      );
+    }
     const links: [string, string][] = [];
     const cut = (other: SimNode) => {
       for (const link of [[leader.id, other.id], [other.id, leader.id]]) {
@@ -585,8 +631,34 @@ export class Nemesis {
       }
       if (slowdown > 1) leader.tickPeriodMs = tickMs * slowdown;
       stopProbe = this.#clients.probeStaleLeader(leader, key, writes);
+      if (skewed.length > 0) poke();
     };
-    const trap: StaleTrap = { leader, escalate: null };
+    // With skewed clocks, the follower cut off first (its election timer ran
+    // out, it campaigned: that is what isolates the leader) campaigns again
+    // and again: a voter grants it the first request after its vote guard
+    // ends, the earliest a new leader can exist, and a lease longer than the
+    // bound allows is then still served after that leader committed. Only
+    // that follower, and only until a new leader exists: a node that hears
+    // from a leader must not campaign before its own timer runs out, which
+    // the lease relies on as much as on the voters' guards.
+    let poking = true;
+    const poke = () => {
+      if (!poking || this.#stopped || follower === null) return;
+      const term = status.term;
+      const newLeader = this.#nodes.some((node) => {
+        const other = node.raft?.status();
+        return node !== leader && other?.role === "leader" && other.term > term;
+      });
+      if (newLeader) return;
+      if (trap.followerCampaigned) follower.campaign();
+      this.#queue.after(random.between(2, 6), poke);
+    };
+    const trap: StaleTrap = {
+      leader,
+      follower,
+      followerCampaigned: false,
+      escalate: null,
+    };
     this.#staleTrap = trap;
     if (follower !== null) {
       cut(follower);
@@ -611,6 +683,10 @@ export class Nemesis {
       trap.escalate = null;
       for (const [from, to] of links) this.#network.cut(from, to, -1);
       if (slowdown > 1) leader.tickPeriodMs = tickMs;
+      poking = false;
+      for (const [node, period] of skewed) {
+        if (node.tickPeriodMs === period) node.tickPeriodMs = tickMs;
+      }
       unblock();
       (stopProbe as (() => void) | null)?.();
     };
@@ -633,6 +709,8 @@ export class Nemesis {
   /** Membership changes, transfers and snapshots; returns whether it acted. */
   #oneShot(name: FaultName): boolean {
     if (name === "snapshot") return this.#snapshot();
+    if (name === "stall") return this.#stall();
+    if (name === "zombie") return this.#zombie();
     const leader = this.#leader();
     const status = leader?.raft?.status();
     if (leader === null || status === undefined) return false;
@@ -713,6 +791,66 @@ export class Nemesis {
       this.#trace?.(`fault ${name} refused by ${leader.id}: ${error.message}`);
       return false;
     }
+  }
+
+  /**
+   * A node's event loop stops for a while (a long GC, a snapshot built on
+   * the main thread, VM steal) without the nemesis pausing it: the ticks due
+   * meanwhile are lost and client requests queue at it.
+   */
+  #stall(): boolean {
+    const available = this.#cluster.members().filter((node) => node.available);
+    const node = this.#target(available);
+    if (node === null) return false;
+    const ms = this.#random.between(10, stallMsMax);
+    if (!node.stall(ms)) return false;
+    this.#trace?.(`fault stall ${node.id} ${ms}ms`);
+    return true;
+  }
+
+  /**
+   * A removed node keeps sending Raft traffic (a compromised or buggy peer
+   * whose credentials are still valid): to every member that knows its
+   * membership, an append at a higher term that claims the member's whole
+   * log is committed. A core that accepts traffic from removed nodes lets it
+   * depose the leader and commit entries no quorum holds.
+   */
+  #zombie(): boolean {
+    const members = this.#cluster.members();
+    const zombie = this.#nodes.find((node) => {
+      const status = node.available ? node.raft?.status() : undefined;
+      return status !== undefined && status.term > 0 &&
+        !members.includes(node);
+    });
+    if (zombie === undefined) return false;
+    let sent = 0;
+    for (const member of members) {
+      const status = member.available ? member.raft?.status() : undefined;
+      if (status === undefined) continue;
+      const id = member.id as NodeId;
+      // Only members that know the zombie was removed (its removal is
+      // committed there): a member that does not know yet, or one still
+      // learning its own membership, accepts it (documented limitation).
+      if (member.raft?.isRemoved(zombie.id as NodeId) !== true) continue;
+      const logTerm = member.termAt(status.lastIndex);
+      // At its snapshot's index the member's log term is not at hand: skip it.
+      if (logTerm === undefined || logTerm < 0) continue;
+      const message: Message = {
+        type: "app",
+        from: zombie.id as NodeId,
+        to: id,
+        term: (status.term + 1) as Term,
+        logTerm,
+        index: status.lastIndex as LogIndex,
+        entries: [],
+        commit: status.lastIndex as LogIndex,
+      };
+      this.#network.send(message);
+      sent++;
+    }
+    if (sent === 0) return false;
+    this.#trace?.(`fault zombie ${zombie.id} appends to ${sent} members`);
+    return true;
   }
 
   /** Forces a snapshot and log compaction on a node (the leader half the time). */

@@ -26,6 +26,8 @@ export const FAULT_NAMES = [
   "snapshot",
   "skew",
   "stale-leader",
+  "stall",
+  "zombie",
 ] as const;
 
 /** One kind of fault. */
@@ -45,6 +47,10 @@ export const BUGS = {
   // Bugs of the replicated KV state machine (knobs in KV_BUG_KNOBS).
   "stock-resend-new-session": {},
   "reapply-after-eviction": {},
+
+  "lease-tick-count": { leaseTickCount: true },
+  "lease-beyond-drift": { leaseBeyondDrift: true },
+  "non-member-append": { nonMemberAppend: true },
 } as const satisfies Record<string, TestingKnobs>;
 
 /**
@@ -66,6 +72,8 @@ export type BugName = keyof typeof BUGS;
 /** Bugs that only show when nodes serve lease reads: their runs always use leases. */
 export const LEASE_BUGS: ReadonlySet<BugName> = new Set([
   "lease-without-vote-guard",
+  "lease-tick-count",
+  "lease-beyond-drift",
 ]);
 
 /** How reads are confirmed: per seed (a third of seeds lease), or forced. */

@@ -63,16 +63,15 @@ export interface NodeEnvironment {
   newReplica(): Replica;
   /** Compact the log once this many entries were applied since the last snapshot (0: never). */
   readonly autoCompactEntries: number;
-  /**
-   * Deliver the ticks a paused process missed when it resumes, before its
-   * inbox: its tick count then follows a monotonic clock, as lease reads need.
-   */
-  readonly catchUpTicks: boolean;
   readonly trace: ((line: string) => void) | null;
 }
 
 /** Messages held for a paused node, at most. */
 const inboxMessagesMax = 10_000;
+/** Client reads queued at a paused or stalled node (in its socket), at most. */
+const queuedReadsMax = 1_000;
+/** Probability a snapshot stalls the process (it blocks the main thread). */
+const snapshotStallProbability = 0.3;
 /** Read states waiting for their index to be applied, at most. */
 const readStatesMax = 1_000;
 /** Without cheap hashing, replicas are compared every this many indexes. */
@@ -116,10 +115,17 @@ export class SimNode {
   readonly #environment: NodeEnvironment;
   readonly #disk: SeededRandom;
   raft: RaftNode | null = null;
+  /** True while the process does not run: paused by the nemesis, or stalled. */
   paused = false;
   incarnation = 0;
-  /** Simulated ms per tick of this node's clock (skew changes it). */
-  tickPeriodMs: number;
+  #pausedByNemesis = false;
+  #stalled = false;
+  /** Simulated ms per tick of this node's clock, at the nominal rate. */
+  readonly #nominalTickMs: number;
+  #tickPeriodMs: number;
+  /** This node's monotonic clock at `#clockSetAt` (simulated ms). */
+  #clockBase = 0;
+  #clockSetAt = 0;
   /** Durable snapshot: the log before it is compacted away. */
   durableSnapshot: Snapshot | null = null;
   /** Durable log after the snapshot: entry i has index i + 1 + durableOffset. */
@@ -132,11 +138,14 @@ export class SimNode {
   appliedCommands = new Set<string>();
   /** Snapshots received from a leader and installed, for reports. */
   snapshotsInstalled = 0;
+  /** Client reads that queued while the process did not run, for reports. */
+  readsQueued = 0;
   #pending: Ready | null = null;
   #pendingSynced = false;
   #inbox: Message[] = [];
+  /** Reads that arrived while the process did not run, delivered first on resume. */
+  #queuedReads: Uint8Array[] = [];
   #readStates: ReadState[] = [];
-  #missedTicks = 0;
   #role: Role = "follower";
   #term = 0 as Term;
   #commitSeen = 0 as LogIndex;
@@ -153,8 +162,35 @@ export class SimNode {
     this.#config = config;
     this.#environment = environment;
     this.#disk = disk;
-    this.tickPeriodMs = tickPeriodMs;
+    this.#nominalTickMs = tickPeriodMs;
+    this.#tickPeriodMs = tickPeriodMs;
     this.replica = environment.newReplica();
+  }
+
+  /**
+   * Simulated ms per tick of this node's clock (skew changes it). The
+   * node's monotonic clock runs at the same rate: nominal tick / period.
+   */
+  get tickPeriodMs(): number {
+    return this.#tickPeriodMs;
+  }
+
+  set tickPeriodMs(period: number) {
+    this.#clockBase = this.clockMs();
+    this.#clockSetAt = this.#environment.queue.now;
+    this.#tickPeriodMs = period;
+  }
+
+  /** This node's monotonic clock now: it runs on while the process is paused or stalled. */
+  clockMs(): number {
+    const elapsed = this.#environment.queue.now - this.#clockSetAt;
+    return this.#clockBase +
+      (elapsed * this.#nominalTickMs) / this.#tickPeriodMs;
+  }
+
+  /** True when the process runs (paused or not): its socket accepts requests. */
+  get acceptsRequests(): boolean {
+    return this.raft !== null;
   }
 
   /** True when the process runs and is not paused. */
@@ -181,7 +217,7 @@ export class SimNode {
     this.appliedCommands = new Set();
     this.appliedIndex = 0 as LogIndex;
     this.#readStates = [];
-    this.#missedTicks = 0;
+    this.#queuedReads = [];
     if (snapshot !== null) this.#restore(snapshot, "restart");
     this.#role = "follower";
     this.#term = hardState.term;
@@ -208,28 +244,70 @@ export class SimNode {
     );
     this.raft = null;
     this.paused = false;
+    this.#pausedByNemesis = false;
+    this.#stalled = false;
     this.#pending = null;
     this.#pendingSynced = false;
     this.#inbox = [];
+    this.#queuedReads = [];
     this.#readStates = [];
     this.incarnation++;
   }
 
-  /** Stops the process from running without killing it. */
+  /** Stops the process from running without killing it (SIGSTOP). */
   pause(): void {
+    this.#pausedByNemesis = true;
     this.paused = true;
-    this.#missedTicks = 0;
   }
 
-  /** Lets a paused process run again: its missed ticks, its fsync, then its inbox. */
+  /** Lets a paused process run again (unless it is also stalled). */
   resume(): void {
+    if (!this.#pausedByNemesis) return;
+    this.#pausedByNemesis = false;
+    if (!this.#stalled) this.#run();
+  }
+
+  /**
+   * The event loop stops for `ms` (a long GC, a snapshot on the main
+   * thread, VM steal) without anyone pausing the process: ticks that fall
+   * due meanwhile are lost, as with setInterval, and requests queue.
+   *
+   * @returns False when the process is down, paused or already stalled.
+   */
+  stall(ms: number): boolean {
+    if (this.raft === null || this.paused) return false;
+    this.#stalled = true;
+    this.paused = true;
+    const incarnation = this.incarnation;
+    this.#environment.trace?.(`stall ${this.id} ${ms}ms`);
+    this.#environment.queue.after(ms, () => {
+      if (incarnation !== this.incarnation || !this.#stalled) return;
+      this.#stalled = false;
+      this.#environment.trace?.(`unstall ${this.id}`);
+      if (!this.#pausedByNemesis) this.#run();
+    });
+    return true;
+  }
+
+  /**
+   * The process runs again: no missed tick is replayed (its clock moved on),
+   * the queued reads come first (the worst order for a lease: the socket
+   * may hand them over before the peers' messages), then its fsync and inbox.
+   */
+  #run(): void {
     if (!this.paused) return;
     this.paused = false;
     const raft = this.raft;
-    const missed = this.#missedTicks;
-    this.#missedTicks = 0;
-    if (raft !== null) {
-      for (let i = 0; i < missed; i++) this.#guard(() => raft.tick());
+    const reads = this.#queuedReads;
+    this.#queuedReads = [];
+    for (const context of reads) {
+      if (raft === null || this.paused) break;
+      try {
+        this.#guard(() => raft.readIndex(context, this.clockMs()), true);
+      } catch (error) {
+        // Refused (no leader known): the client's retry takes over.
+        if (!(error instanceof ProposalDroppedError)) throw error;
+      }
     }
     if (this.#pendingSynced) this.#finishPending();
     const inbox = this.#inbox;
@@ -238,15 +316,11 @@ export class SimNode {
     this.#pump();
   }
 
-  /** One tick of logical time. */
+  /** One tick of logical time; a tick due while the process does not run is lost. */
   tick(): void {
     const raft = this.raft;
-    if (raft === null) return;
-    if (this.paused) {
-      if (this.#environment.catchUpTicks) this.#missedTicks++;
-      return;
-    }
-    this.#guard(() => raft.tick());
+    if (raft === null || this.paused) return;
+    this.#guard(() => raft.tick(this.clockMs()));
     this.#pump();
   }
 
@@ -258,7 +332,7 @@ export class SimNode {
       if (this.#inbox.length < inboxMessagesMax) this.#inbox.push(message);
       return;
     }
-    this.#guard(() => raft.step(message));
+    this.#guard(() => raft.step(message, this.clockMs()));
     this.#pump();
   }
 
@@ -299,6 +373,14 @@ export class SimNode {
     return index;
   }
 
+  /** Starts an election on this node now, whatever its election timer says. */
+  campaign(): void {
+    const raft = this.raft;
+    if (raft === null || this.paused) return;
+    this.#guard(() => raft.campaign());
+    this.#pump();
+  }
+
   /**
    * Starts a leader transfer to `target`.
    *
@@ -316,13 +398,20 @@ export class SimNode {
    * Asks for a read index; the read is served through `readReady` once
    * this node has applied it.
    *
-   * @returns False when the node is down.
+   * @returns False when the node is down. A paused or stalled node queues
+   *   the read and handles it first when it runs again.
    * @throws {ProposalDroppedError} When no leader is known.
    */
   readIndex(context: Uint8Array): boolean {
     const raft = this.raft;
-    if (raft === null || this.paused) return false;
-    this.#guard(() => raft.readIndex(context), true);
+    if (raft === null) return false;
+    if (this.paused) {
+      if (this.#queuedReads.length >= queuedReadsMax) return false;
+      this.#queuedReads.push(context);
+      this.readsQueued++;
+      return true;
+    }
+    this.#guard(() => raft.readIndex(context, this.clockMs()), true);
     this.#pump();
     return true;
   }
@@ -368,6 +457,10 @@ export class SimNode {
       "took a snapshot",
     );
     this.#environment.trace?.(`snapshot ${this.id} at ${index}`);
+    // Building a snapshot blocks the main thread now and then.
+    if (this.#disk.chance(snapshotStallProbability)) {
+      this.stall(this.#disk.between(5, 150));
+    }
     return index;
   }
 

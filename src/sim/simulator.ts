@@ -28,6 +28,14 @@ import { describeConf, SimNode } from "./sim_node.ts";
 
 /** Simulated milliseconds per tick. */
 export const TICK_MS = 10;
+/**
+ * The clock drift bound the cores are configured with: every node's clock
+ * and tick timer run between 15% slow and 15% fast. The nemesis skews
+ * clocks within it (and beyond it only in safe-read seeds).
+ */
+export const CLOCK_DRIFT = 0.15;
+/** The lease's delay margin, in simulated ms (covers the 1 ms tick jitter). */
+export const MAX_DELAY_MS = 2;
 /** Budget of the healed phase, in ticks: a leader, fresh commits, catch-up. */
 const livenessTicksMax = 400;
 /** Fresh writes demanded after healing. */
@@ -93,6 +101,8 @@ export interface SeedResult {
     readonly confChanges: number;
     /** Snapshots nodes received from a leader and installed. */
     readonly snapshotsInstalled: number;
+    /** Client reads that queued at a paused or stalled node. */
+    readonly readsQueued: number;
   };
 }
 
@@ -180,6 +190,9 @@ class Simulation {
           maxUncommittedBytes,
           snapshotChunkBytes,
           readOnly: modes.readOnly,
+          tickMs: TICK_MS,
+          clockDrift: CLOCK_DRIFT,
+          maxDelayMs: MAX_DELAY_MS,
           random: random(`raft:${id}`),
           testingKnobs: knobs,
         },
@@ -195,7 +208,6 @@ class Simulation {
           leaderFirstCommit: (node) => this.#nemesis.leaderFirstCommit(node),
           newReplica,
           autoCompactEntries: modes.autoCompactEntries,
-          catchUpTicks: modes.readOnly === "lease",
           trace: this.#trace,
         },
         random(`disk:${id}`),
@@ -233,6 +245,7 @@ class Simulation {
         spares: ids.slice(options.nodes),
         votersMin: options.nodes - 1,
         tickMs: TICK_MS,
+        clockDrift: CLOCK_DRIFT,
         readOnly: modes.readOnly,
         keys: workloadKeys,
       },
@@ -472,6 +485,10 @@ class Simulation {
         confChanges: this.#checker.confChanges,
         snapshotsInstalled: this.#nodes.reduce(
           (sum, node) => sum + node.snapshotsInstalled,
+          0,
+        ),
+        readsQueued: this.#nodes.reduce(
+          (sum, node) => sum + node.readsQueued,
           0,
         ),
       },

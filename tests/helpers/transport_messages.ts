@@ -81,7 +81,7 @@ export const SAMPLE_MESSAGES: { readonly [Type in MessageType]: Message } = {
     to: b,
     term: term(4),
     commit: logIndex(43),
-    sentTick: 17,
+    sentAt: 17,
     context: new Uint8Array([5]),
   },
   heartbeatResp: {
@@ -90,7 +90,8 @@ export const SAMPLE_MESSAGES: { readonly [Type in MessageType]: Message } = {
     to: a,
     term: term(4),
     context: new Uint8Array(0),
-    sentTick: 17,
+    sentAt: 17,
+    voteGuardMs: 810,
   },
   snap: {
     type: "snap",
@@ -151,7 +152,7 @@ export function heartbeat(
     to: nodeId(to),
     term: term(1),
     commit: logIndex(commit),
-    sentTick: commit,
+    sentAt: commit,
     context,
   };
 }
