@@ -1,17 +1,26 @@
 /**
- * `aspen snapshot save FILE` (a consistent backup from a running cluster)
- * and `aspen snapshot restore FILE --data-dir DIR` (the data folder of a new
- * one-node cluster holding that state).
+ * `aspen snapshot save FILE` (a consistent, signed backup from a running
+ * cluster, written to FILE as it arrives) and `aspen snapshot restore FILE
+ * --data-dir DIR` (read in chunks, every row checked, the signature verified
+ * against `--cluster-id` unless `--trust-unsigned`: the data folder of a new
+ * one-node cluster holding that state). Both print a progress line on a
+ * terminal (stderr).
  *
  * @module
  */
 import { Command } from "@commander-js/extra-typings";
 import {
+  BackupContentError,
   BackupFormatError,
-  decodeBackup,
+  readBackup,
   restoreBackup,
 } from "../../src/node/backup.ts";
-import { SNAPSHOT_ROUTE } from "../../src/node/serve.ts";
+import { CLUSTER_ID_HEADER, SNAPSHOT_ROUTE } from "../../src/node/serve.ts";
+import {
+  isTicket,
+  ticketClusterId,
+  ticketUrls,
+} from "../../src/client/_ticket.ts";
 import { EXIT, type GlobalOptions } from "./_context.ts";
 
 function fail(message: string, code: number): never {
@@ -25,57 +34,157 @@ function size(bytes: number): string {
     : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+/** Progress on stderr when it is a terminal: one line, rewritten at most every 200 ms. */
+function progress(verb: string): { update(bytes: number): void; done(): void } {
+  if (!Deno.stderr.isTerminal()) return { update() {}, done() {} };
+  const encoder = new TextEncoder();
+  let last = 0;
+  let shown = false;
+  return {
+    update(bytes) {
+      const now = performance.now();
+      if (now - last < 200) return;
+      last = now;
+      shown = true;
+      Deno.stderr.writeSync(encoder.encode(`\r${verb} ${size(bytes)}   `));
+    },
+    done() {
+      if (shown) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+    },
+  };
+}
+
+/** The node URLs and the expected cluster id the global options name. */
+function target(
+  globals: GlobalOptions,
+): { urls: string[]; clusterId: string | undefined } {
+  try {
+    if (globals.ticket !== undefined) {
+      if (!isTicket(globals.ticket)) throw new TypeError("not a ticket");
+      return {
+        urls: ticketUrls(globals.ticket),
+        clusterId: ticketClusterId(globals.ticket),
+      };
+    }
+  } catch (error) {
+    fail(`Invalid --ticket: ${(error as Error).message}`, EXIT.usage);
+  }
+  const urls = (globals.url ?? "").split(",").map((u) => u.trim()).filter(
+    (u) => u !== "",
+  );
+  if (urls.length === 0) {
+    fail(
+      "No cluster given: pass --url URL (or ASPEN_URL) or --ticket",
+      EXIT.usage,
+    );
+  }
+  return { urls, clusterId: undefined };
+}
+
+async function fetchBackup(
+  globals: GlobalOptions,
+): Promise<{ url: string; response: Response }> {
+  const { urls, clusterId } = target(globals);
+  const headers: Record<string, string> = {};
+  if (globals.token !== undefined) {
+    headers.authorization = `Bearer ${globals.token}`;
+  }
+  if (clusterId !== undefined) headers[CLUSTER_ID_HEADER] = clusterId;
+  let lastError = "";
+  for (const url of urls) {
+    try {
+      const response = await fetch(new URL(SNAPSHOT_ROUTE, url), {
+        headers,
+        // The deadline covers the answer's start; the body streams as long as it takes.
+        signal: AbortSignal.timeout(globals.timeout ?? 120_000),
+      });
+      if (response.status === 503 || response.status === 421) {
+        lastError = `${url} answered ${response.status}`;
+        await response.body?.cancel();
+        continue;
+      }
+      return { url, response };
+    } catch (error) {
+      lastError = `Cannot reach ${url}: ${(error as Error).message}`;
+    }
+  }
+  fail(lastError, EXIT.unavailable);
+}
+
 /** `aspen snapshot …` */
 export function snapshotCommand(): Command {
   const snapshot = new Command("snapshot").description(
     "Back up and restore the KV state",
   );
   snapshot.command("save")
-    .description("Save a consistent backup of the cluster's KV state to FILE")
+    .description(
+      "Save a consistent backup of the cluster's KV state to FILE (signed by the cluster key)",
+    )
     .argument("<file>", "where to write the backup")
     .action(async (file, _options, command) => {
       const globals = command.optsWithGlobals() as GlobalOptions;
-      const url = globals.url?.split(",")[0]?.trim();
-      if (url === undefined || url === "") {
-        fail("No cluster given: pass --url URL (or ASPEN_URL)", EXIT.usage);
-      }
-      let response: Response;
-      try {
-        response = await fetch(new URL(SNAPSHOT_ROUTE, url), {
-          headers: globals.token === undefined
-            ? {}
-            : { authorization: `Bearer ${globals.token}` },
-          signal: AbortSignal.timeout(globals.timeout ?? 120_000),
-        });
-      } catch (error) {
-        fail(
-          `Cannot reach ${url}: ${(error as Error).message}`,
-          EXIT.unavailable,
-        );
-      }
+      const { url, response } = await fetchBackup(globals);
       if (response.status === 401) fail("The token was refused", EXIT.auth);
-      if (!response.ok) {
+      if (!response.ok || response.body === null) {
         fail(
-          `Backup failed: ${response.status} ${await response.text()}`,
-          EXIT.unavailable,
+          `Backup failed: ${url} answered ${response.status} ${await response
+            .text()}`,
+          response.status === 409 ? EXIT.failed : EXIT.unavailable,
         );
       }
-      const bytes = new Uint8Array(await response.arrayBuffer());
-      const header = decodeBackup(bytes);
-      await Deno.writeFile(file, bytes, { mode: 0o600 });
+      // Written to FILE.partial as it arrives (checked on the way), renamed once complete.
+      const partial = `${file}.partial`;
+      const shown = progress("saving");
+      let bytes = 0;
+      let header: { clusterId: string; appliedIndex: number } | null = null;
+      let signed = false;
+      try {
+        const out = await Deno.open(partial, {
+          write: true,
+          createNew: true,
+          mode: 0o600,
+        });
+        const [toFile, toCheck] = response.body.tee();
+        const written = toFile.pipeTo(out.writable);
+        const checked = readBackup(
+          toCheck,
+          { trustUnsigned: true, onProgress: (n) => shown.update(bytes = n) },
+          (h) => {
+            header = h;
+          },
+          () => {},
+        );
+        const [trailer] = await Promise.all([checked, written]);
+        signed = trailer.signed;
+        await Deno.rename(partial, file);
+      } catch (error) {
+        shown.done();
+        await Deno.remove(partial).catch(() => {});
+        const code = error instanceof Deno.errors.AlreadyExists ||
+            error instanceof Deno.errors.PermissionDenied
+          ? EXIT.usage
+          : EXIT.unavailable;
+        fail(`Backup failed: ${(error as Error).message}`, code);
+      }
+      shown.done();
+      const h = header as { clusterId: string; appliedIndex: number } | null;
       if (globals.json) {
         console.log(
           JSON.stringify({
             file,
-            bytes: bytes.length,
-            appliedIndex: header.appliedIndex,
+            bytes,
+            appliedIndex: h?.appliedIndex,
+            clusterId: h?.clusterId,
+            signed,
           }),
         );
-      } else {console.log(
-          `saved ${
-            size(bytes.length)
-          } at index ${header.appliedIndex} to ${file}`,
-        );}
+      } else {
+        console.log(
+          `saved ${size(bytes)} at index ${h?.appliedIndex} to ${file}, ${
+            signed ? "signed by" : "NOT signed (the node holds no cluster key);"
+          } cluster ${h?.clusterId}`,
+        );
+      }
     });
   snapshot.command("restore")
     .description(
@@ -86,22 +195,44 @@ export function snapshotCommand(): Command {
       "--data-dir <path>",
       "the new node's data folder (must not hold a node)",
     )
+    .option(
+      "--cluster-id <id>",
+      "the cluster the backup must come from (its key must have signed it; 'aspen cluster status' shows the id)",
+    )
+    .option(
+      "--trust-unsigned",
+      "restore without checking who signed the backup (its checksum and rows are still checked)",
+    )
     .action(async (file, options, command) => {
       const globals = command.optsWithGlobals() as GlobalOptions;
-      try {
-        const header = await restoreBackup(
-          await Deno.readFile(file),
-          options.dataDir,
+      if (options.clusterId === undefined && !options.trustUnsigned) {
+        fail(
+          "Cannot restore without knowing which cluster must have signed the backup: pass --cluster-id ID (the source cluster's id, shown by 'aspen cluster status' and 'snapshot save'), or --trust-unsigned",
+          EXIT.usage,
         );
+      }
+      const shown = progress("restoring");
+      try {
+        const input = await Deno.open(file, { read: true });
+        const result = await restoreBackup(input.readable, options.dataDir, {
+          expectedClusterId: options.clusterId,
+          trustUnsigned: options.trustUnsigned === true,
+          onProgress: (n) => shown.update(n),
+        });
+        shown.done();
         if (globals.json) {
-          console.log(JSON.stringify({ dataDir: options.dataDir, ...header }));
+          console.log(JSON.stringify({ dataDir: options.dataDir, ...result }));
         } else {
           console.log(
-            `restored index ${header.appliedIndex} into ${options.dataDir}; start it with: aspen node start --data-dir ${options.dataDir}`,
+            `restored ${result.rows} rows at index ${result.appliedIndex} (from cluster ${result.clusterId}, ${
+              result.verified ? "signature verified" : "signature NOT checked"
+            }) into ${options.dataDir} as new cluster ${result.newClusterId}; start it with: aspen node start --data-dir ${options.dataDir}`,
           );
         }
       } catch (error) {
+        shown.done();
         const code = error instanceof BackupFormatError ||
+            error instanceof BackupContentError ||
             error instanceof Deno.errors.NotFound
           ? EXIT.usage
           : EXIT.failed;
