@@ -327,3 +327,96 @@ Deno.test("restore refuses a crafted 0xff row, a non-KV key and a tampered byte,
     await Deno.remove(root, { recursive: true });
   }
 });
+
+async function cli(...args: string[]) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-net",
+      new URL("../cli/aspen.ts", import.meta.url).pathname,
+      ...args,
+    ],
+    stdin: "null",
+  }).output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
+Deno.test("CLI: snapshot save streams to a 0600 file; restore needs --cluster-id or --trust-unsigned; stock Deno.openKv binds a URL to a cluster", async () => {
+  const root = await Deno.makeTempDir({ prefix: "aspen-backup-cli-" });
+  const source = await start(`${root}/source`);
+  try {
+    await waitForLeader(source.url);
+    const client = connect(source.url, { token: source.kvConnectTokens[0] });
+    for (let i = 0; i < 20; i++) await client.kv.set(["k", i], `v${i}`);
+    client.close();
+    const id = source.node.status().clusterId;
+    const file = `${root}/aspen.backup`;
+    const save = await cli(
+      "snapshot",
+      "save",
+      file,
+      "--ticket",
+      source.node.clientTicket(),
+      "--token",
+      source.kvConnectTokens[0]!,
+    );
+    assert.equal(save.code, 0, save.stderr);
+    assert.match(save.stdout, new RegExp(`signed by cluster ${id}`));
+    assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
+    assert.equal(await listing(`${root}/aspen.backup.partial`), null);
+
+    const unsure = await cli(
+      "snapshot",
+      "restore",
+      file,
+      "--data-dir",
+      `${root}/r`,
+    );
+    assert.equal(unsure.code, 2);
+    assert.match(unsure.stderr, /--cluster-id ID .*--trust-unsigned/);
+    assert.equal(await listing(`${root}/r`), null);
+    const restore = await cli(
+      "snapshot",
+      "restore",
+      file,
+      "--data-dir",
+      `${root}/r`,
+      "--cluster-id",
+      id,
+    );
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.match(
+      restore.stdout,
+      /restored \d+ rows .*signature verified.*as new cluster/,
+    );
+
+    // Stock Deno: a metadata URL bound to this cluster works, another is refused.
+    const stock = async (cluster: string) =>
+      await new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          "--unstable-kv",
+          `const kv = await Deno.openKv(${
+            JSON.stringify(`${source.url}/kv?cluster=${cluster}`)
+          }); console.log((await kv.get(["k", 3])).value); kv.close();`,
+        ],
+        env: { DENO_KV_ACCESS_TOKEN: source.kvConnectTokens[0]! },
+        stdin: "null",
+      }).output();
+    const right = await stock(id);
+    assert.equal(new TextDecoder().decode(right.stdout).trim(), "v3");
+    const other = await stock(
+      formatClusterId((await generateSigningKey()).publicKey),
+    );
+    assert.notEqual(other.code, 0);
+    assert.match(new TextDecoder().decode(other.stderr), /409.*wrongCluster/);
+  } finally {
+    await source.stop();
+    await Deno.remove(root, { recursive: true });
+  }
+});
