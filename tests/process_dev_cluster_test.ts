@@ -141,6 +141,22 @@ Deno.test({
         before[i - 1]!.members.map((m) => m.httpUrl).sort(),
       );
     }
+    // A node that exits is reported (name, code), and the other two still serve.
+    const pids = (JSON.parse(
+      await Deno.readTextFile(`${root}/${DEV_STATUS_FILE}`),
+    ) as { nodes: { name: string; pid: number }[] }).nodes;
+    Deno.kill(pids.find((n) => n.name === "n3")!.pid, "SIGKILL");
+    const deadline = Date.now() + 30_000;
+    while (
+      Date.now() < deadline && !/node n3 .* exited with code/.test(run.output())
+    ) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.match(
+      run.output(),
+      /aspen: node n3 \(http:\S+\) exited with code \d+ \(signal SIGKILL\)/,
+    );
+    await writeAndRead(run, "third", "three");
+    const after = await runCli("dev", "status", "--data-dir", root);
+    assert.match(after.stdout, /n3 +http:\/\/127\.0\.0\.1:\d+ .*unreachable/);
     await stopDev(run);
     run = null;
     await assert.rejects(Deno.stat(`${root}/${DEV_STATUS_FILE}`));
