@@ -144,17 +144,33 @@ export function snapshotCommand(): Command {
           createNew: true,
           mode: 0o600,
         });
-        const [toFile, toCheck] = response.body.tee();
-        const written = toFile.pipeTo(out.writable);
-        const checked = readBackup(
-          toCheck,
-          { trustUnsigned: true, onProgress: (n) => shown.update(bytes = n) },
+        // Each piece is written before the check reads it: memory stays
+        // bounded by one frame whatever the backup's size.
+        const sink = out.writable.getWriter();
+        const passed = response.body.pipeThrough(
+          new TransformStream<Uint8Array, Uint8Array>({
+            async transform(piece, controller) {
+              await sink.write(piece);
+              controller.enqueue(piece);
+            },
+            async flush() {
+              await sink.close();
+            },
+          }),
+        );
+        const trailer = await readBackup(
+          passed,
+          {
+            trustUnsigned: true,
+            framingOnly: true,
+            onProgress: (n) => shown.update(bytes = n),
+          },
           (h) => {
             header = h;
           },
           () => {},
         );
-        const [trailer] = await Promise.all([checked, written]);
+        // readBackup read to the stream's end, after flush closed the file.
         signed = trailer.signed;
         await Deno.rename(partial, file);
       } catch (error) {
