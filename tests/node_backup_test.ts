@@ -14,6 +14,7 @@ import type { SnapshotChunk } from "../src/kv/state_store.ts";
 import type { KvRow } from "../src/kv/types.ts";
 import type { LogIndex } from "../src/raft/types.ts";
 import { encodeKey } from "../src/kv/key_codec.ts";
+import { readyKey } from "../src/kv/_queue_keys.ts";
 import { decodeBase64Url } from "../src/node/_base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import {
@@ -261,6 +262,23 @@ Deno.test("restore refuses a crafted 0xff row, a non-KV key and a tampered byte,
       );
       await unchanged();
     });
+    await t.step(
+      "queue records that disagree (a ready row of no message)",
+      async () => {
+        const bytes = await craft(
+          [
+            good,
+            row(readyKey("q", 5, new Uint8Array(10).fill(7)), new Uint8Array()),
+          ],
+          key,
+        );
+        await assert.rejects(
+          restoreBackup(bytes, target, { expectedClusterId: id }),
+          /queue records disagree: ready row of missing message/,
+        );
+        await unchanged();
+      },
+    );
     await t.step("a key that is not a Deno KV key", async () => {
       const bytes = await craft(
         [row(Uint8Array.of(0x99, 1), Uint8Array.of(1))],

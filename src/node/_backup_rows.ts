@@ -14,8 +14,15 @@
 import { decode } from "@msgpack/msgpack";
 import { decodeKey, encodeKey } from "../kv/key_codec.ts";
 import { KV_LIMITS } from "../kv/limits.ts";
-import { decodeMessage, decodeStats } from "../kv/_queue_keys.ts";
-import type { SnapshotChunk } from "../kv/state_store.ts";
+import {
+  decodeMessage,
+  decodeStats,
+  idOfIndexKey,
+  leaseKey,
+  messageKey,
+  readyKey,
+} from "../kv/_queue_keys.ts";
+import type { SnapshotChunk, StateStore } from "../kv/state_store.ts";
 import type { KvRow } from "../kv/types.ts";
 import { deserializeV8 } from "../kv/v8_codec_deserialize.ts";
 import { VERSIONSTAMP_BYTES } from "../kv/versionstamp.ts";
@@ -246,4 +253,131 @@ export class BackupRowChecker {
     }
     return { ...chunk, meta: [] };
   }
+}
+
+const SCAN_PAGE = 1000;
+/** Queues counted at most while checking (the state machine has no cap; a backup with more is refused). */
+const QUEUES_MAX = 100_000;
+
+/** Every row in `[start, end)`, page by page. */
+function* scanAll(
+  store: StateStore,
+  start: Uint8Array,
+  end: Uint8Array,
+): Generator<KvRow> {
+  let from = start;
+  for (;;) {
+    const page = store.scan({ start: from, end, limit: SCAN_PAGE });
+    yield* page;
+    if (page.length < SCAN_PAGE) return;
+    const last = page[page.length - 1]!.key;
+    from = new Uint8Array(last.length + 1);
+    from.set(last);
+  }
+}
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Checks the queue records agree with each other, as the state machine
+ * assumes (it asserts on them): each message has exactly its one index row
+ * (ready at its ready time, or leased until its lease deadline), every index
+ * row names a message, and each queue's stats count its messages.
+ *
+ * @throws {BackupContentError} On the first disagreement.
+ */
+export function checkQueueRecords(store: StateStore): void {
+  const fail = (why: string): never => {
+    throw new BackupContentError(
+      `Cannot restore backup: its queue records disagree: ${why}`,
+    );
+  };
+  const counts = new Map<string, { length: number; leased: number }>();
+  let messages = 0;
+  for (
+    const row of scanAll(
+      store,
+      Uint8Array.of(0xff, 0x71, 0x6d),
+      Uint8Array.of(0xff, 0x71, 0x6e),
+    )
+  ) {
+    const id = row.key.subarray(3);
+    const message = decodeMessage(row.value);
+    const index = message.leaseDeadlineMs === null
+      ? readyKey(message.queue, message.readyAtMs, id)
+      : leaseKey(message.leaseDeadlineMs, id);
+    if (store.get(index) === null) {
+      fail(
+        `message ${hex(id)} has no ${
+          message.leaseDeadlineMs === null ? "ready" : "lease"
+        } row`,
+      );
+    }
+    const count = counts.get(message.queue) ?? { length: 0, leased: 0 };
+    if (!counts.has(message.queue)) {
+      if (counts.size >= QUEUES_MAX) fail(`more than ${QUEUES_MAX} queues`);
+      counts.set(message.queue, count);
+    }
+    count.length++;
+    if (message.leaseDeadlineMs !== null) count.leased++;
+    messages++;
+  }
+  let indexRows = 0;
+  for (
+    const row of scanAll(
+      store,
+      Uint8Array.of(0xff, 0x71, 0x6c),
+      Uint8Array.of(0xff, 0x71, 0x6d),
+    )
+  ) {
+    const id = idOfIndexKey(row.key);
+    const message = store.get(messageKey(id));
+    if (message === null) fail(`lease row of missing message ${hex(id)}`);
+    const deadline = decodeMessage(message!.value).leaseDeadlineMs;
+    if (deadline === null || !same(leaseKey(deadline, id), row.key)) {
+      fail(`lease row of message ${hex(id)} disagrees with it`);
+    }
+    indexRows++;
+  }
+  for (
+    const row of scanAll(
+      store,
+      Uint8Array.of(0xff, 0x71, 0x72),
+      Uint8Array.of(0xff, 0x71, 0x73),
+    )
+  ) {
+    const id = idOfIndexKey(row.key);
+    const message = store.get(messageKey(id));
+    if (message === null) fail(`ready row of missing message ${hex(id)}`);
+    const record = decodeMessage(message!.value);
+    if (
+      record.leaseDeadlineMs !== null ||
+      !same(readyKey(record.queue, record.readyAtMs, id), row.key)
+    ) fail(`ready row of message ${hex(id)} disagrees with it`);
+    indexRows++;
+  }
+  if (indexRows !== messages) {
+    fail(`${messages} messages but ${indexRows} index rows`);
+  }
+  let statsRows = 0;
+  for (
+    const row of scanAll(
+      store,
+      Uint8Array.of(0xff, 0x71, 0x73),
+      Uint8Array.of(0xff, 0x71, 0x74),
+    )
+  ) {
+    const queue = new TextDecoder().decode(row.key.subarray(3));
+    const stats = decodeStats(row.value);
+    const count = counts.get(queue) ?? { length: 0, leased: 0 };
+    if (stats.length !== count.length || stats.leasedCount !== count.leased) {
+      fail(
+        `queue '${queue}' counts ${stats.length} messages (${stats.leasedCount} leased), holds ${count.length} (${count.leased})`,
+      );
+    }
+    if (counts.has(queue)) statsRows++;
+  }
+  if (statsRows !== counts.size) fail("a queue with messages has no stats");
 }

@@ -41,7 +41,7 @@ import type { SnapshotChunk } from "../kv/state_store.ts";
 import { type LogIndex, nodeId, type Term } from "../raft/types.ts";
 import { SqliteLogStore } from "../storage/sqlite_log_store.ts";
 import { encodeBase64Url } from "./_base64.ts";
-import { BackupRowChecker } from "./_backup_rows.ts";
+import { BackupRowChecker, checkQueueRecords } from "./_backup_rows.ts";
 import { DATA_FILES, exists, writeClusterFile } from "./data_dir.ts";
 
 export { BackupContentError } from "./_backup_rows.ts";
@@ -544,9 +544,15 @@ async function restoreInto(
       (chunk) => installer.write(checker.check(chunk)),
     );
     installer.commit();
+    // Across rows: the queue records must agree before the node uses them.
+    checkQueueRecords(state);
     state.sync();
   } catch (error) {
-    installer.abort();
+    try {
+      installer.abort();
+    } catch {
+      // Already committed: the staging folder is dropped anyway.
+    }
     throw error;
   } finally {
     state.close();
