@@ -178,7 +178,7 @@ function row(key: Uint8Array, value: Uint8Array, encoding = "bytes"): KvRow {
     key,
     value,
     encoding: encoding as KvRow["encoding"],
-    versionstamp: new Uint8Array(10).fill(1),
+    versionstamp: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 1, 0, 0),
     expireAtMs: null,
   };
 }
@@ -279,6 +279,21 @@ Deno.test("restore refuses a crafted 0xff row, a non-KV key and a tampered byte,
         await unchanged();
       },
     );
+    await t.step("a versionstamp after the backup's index", async () => {
+      const future = row(encodeKey(["future"]), Uint8Array.of(1));
+      const bytes = await craft(
+        [{
+          ...future,
+          versionstamp: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 9, 0, 0),
+        }],
+        key,
+      );
+      await assert.rejects(
+        restoreBackup(bytes, target, { expectedClusterId: id }),
+        /versionstamp of index 9 after the backup's index 5/,
+      );
+      await unchanged();
+    });
     await t.step("a key that is not a Deno KV key", async () => {
       const bytes = await craft(
         [row(Uint8Array.of(0x99, 1), Uint8Array.of(1))],

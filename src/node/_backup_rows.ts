@@ -150,7 +150,7 @@ function checkUserValue(row: KvRow): void {
   }
 }
 
-function checkRow(row: KvRow): void {
+function checkRow(row: KvRow, appliedIndex: number): void {
   if (
     typeof row !== "object" || row === null ||
     !(row.key instanceof Uint8Array) || !(row.value instanceof Uint8Array) ||
@@ -159,6 +159,17 @@ function checkRow(row: KvRow): void {
   ) {
     throw new TypeError(
       "a row needs key, value and a 10-byte versionstamp (bytes)",
+    );
+  }
+  // A versionstamp is the writing entry's index: none can be after the backup's.
+  const stampIndex = new DataView(
+    row.versionstamp.buffer,
+    row.versionstamp.byteOffset,
+    8,
+  ).getBigUint64(0);
+  if (stampIndex > BigInt(appliedIndex)) {
+    throw new RangeError(
+      `versionstamp of index ${stampIndex} after the backup's index ${appliedIndex}`,
     );
   }
   const expiry = row.expireAtMs;
@@ -199,8 +210,14 @@ function compare(a: Uint8Array, b: Uint8Array): number {
 
 /** Checks chunks in order; remembers the last key (rows must ascend). */
 export class BackupRowChecker {
+  readonly #appliedIndex: number;
   #lastKey: Uint8Array | null = null;
   #rows = 0;
+
+  /** Checks the rows of a backup taken at `appliedIndex`. */
+  constructor(appliedIndex: number) {
+    this.#appliedIndex = appliedIndex;
+  }
 
   /** Rows checked so far. */
   get rows(): number {
@@ -232,7 +249,7 @@ export class BackupRowChecker {
     }
     for (const row of chunk.rows) {
       try {
-        checkRow(row);
+        checkRow(row, this.#appliedIndex);
       } catch (error) {
         const key = row?.key instanceof Uint8Array ? hex(row.key) : "?";
         throw new BackupContentError(

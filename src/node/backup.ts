@@ -530,7 +530,7 @@ async function restoreInto(
   options: BackupReadOptions,
 ): Promise<RestoreResult> {
   const state = new SqliteStateStore({ path: `${dir}/${DATA_FILES.state}` });
-  const checker = new BackupRowChecker();
+  let checker: BackupRowChecker | null = null;
   let header: BackupHeader | null = null;
   let trailer: BackupTrailer;
   const installer = state.beginInstall();
@@ -540,8 +540,9 @@ async function restoreInto(
       options,
       (h) => {
         header = h;
+        checker = new BackupRowChecker(h.appliedIndex);
       },
-      (chunk) => installer.write(checker.check(chunk)),
+      (chunk) => installer.write(checker!.check(chunk)),
     );
     installer.commit();
     // Across rows: the queue records must agree before the node uses them.
@@ -600,7 +601,12 @@ async function restoreInto(
   } finally {
     log.close();
   }
-  return { ...backup, ...trailer, newClusterId, rows: checker.rows };
+  return {
+    ...backup,
+    ...trailer,
+    newClusterId,
+    rows: (checker as BackupRowChecker | null)?.rows ?? 0,
+  };
 }
 
 /** Moves the staged folder's files into `target` (created when missing). */
