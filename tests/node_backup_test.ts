@@ -159,6 +159,19 @@ Deno.test("snapshot save and restore: a new one-node cluster with every key, its
     } finally {
       direct.close();
     }
+    // Given URLs only, the first answer names the cluster: once the source
+    // is gone, the restored node (another cluster) is refused.
+    const mixed = connect([source.url, restored.url], { attemptsMax: 4 });
+    try {
+      assert.equal(
+        (await mixed.kv.get(["item", 1])).versionstamp !== null,
+        true,
+      );
+      await source.stop();
+      await assert.rejects(mixed.kv.get(["item", 1]), WrongClusterError);
+    } finally {
+      mixed.close();
+    }
     // KV Connect: a metadata URL bound to another cluster is refused.
     const bound = await fetch(
       `${restored.url}/kv?cluster=${sourceId}`,

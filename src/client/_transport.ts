@@ -96,11 +96,15 @@ export class HttpTransport {
   readonly #clientId: string = crypto.randomUUID();
   #seq = 0;
 
+  /** The cluster every node must belong to: the ticket's, else the first answer's. */
+  #clusterId: string | undefined;
+
   constructor(options: TransportOptions) {
     if (options.urls.length === 0) {
       throw new TypeError("Cannot connect: no node URL given");
     }
     this.#options = options;
+    this.#clusterId = options.clusterId;
     this.#urls = options.urls.map((url) => url.replace(/\/+$/, ""));
   }
 
@@ -147,8 +151,8 @@ export class HttpTransport {
     if (this.#options.token !== undefined) {
       headers["authorization"] = `Bearer ${this.#options.token}`;
     }
-    if (this.#options.clusterId !== undefined) {
-      headers[CLUSTER_ID_HEADER] = this.#options.clusterId;
+    if (this.#clusterId !== undefined) {
+      headers[CLUSTER_ID_HEADER] = this.#clusterId;
     }
     let response: Response;
     try {
@@ -292,8 +296,8 @@ export class HttpTransport {
     const { format, timeoutMs, token } = this.#options;
     const headers: Record<string, string> = { accept: contentTypeOf(format) };
     if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
-    if (this.#options.clusterId !== undefined) {
-      headers[CLUSTER_ID_HEADER] = this.#options.clusterId;
+    if (this.#clusterId !== undefined) {
+      headers[CLUSTER_ID_HEADER] = this.#clusterId;
     }
     if (body !== undefined) headers["content-type"] = contentTypeOf(format);
     const timeout = AbortSignal.timeout(timeoutMs);
@@ -378,14 +382,20 @@ export class HttpTransport {
 
   /** A `WrongClusterError` when the node answered with another cluster's id. */
   #wrongCluster(response: Response, url: string): WrongClusterError | null {
-    const expected = this.#options.clusterId;
+    const expected = this.#clusterId;
     const actual = response.headers.get(CLUSTER_ID_HEADER);
+    // Given URLs only, the first answer names the cluster; later ones must match.
+    if (expected === undefined && actual !== null) this.#clusterId = actual;
     if (expected === undefined || actual === null || actual === expected) {
       return null;
     }
     return new WrongClusterError(
       "wrongCluster",
-      `Node ${url} belongs to cluster ${actual}, not the ticket's ${expected}`,
+      `Node ${url} belongs to cluster ${actual}, not ${expected} (${
+        this.#options.clusterId === undefined
+          ? "the cluster of the first node that answered"
+          : "the ticket's"
+      })`,
       { status: response.status, url, details: {} },
     );
   }

@@ -72,7 +72,8 @@ export class AspenClient {
  * it (the request carries the id, the node refuses another cluster's before
  * applying anything, and the client checks the id the node answers with); a
  * node of another cluster is skipped and, if none of the right one answers,
- * the call fails with a `WrongClusterError`.
+ * the call fails with a `WrongClusterError`. Given URLs only, the first node
+ * that answers names the cluster, and the others must belong to it.
  *
  * @throws {TypeError} When no URL is given, a URL is not http(s), the ticket is unreadable, or tickets name different clusters.
  */
