@@ -65,16 +65,19 @@ async function listing(dir: string): Promise<string[] | null> {
 Deno.test("snapshot save and restore: a new one-node cluster with every key, its own id and only its own member; clients refuse a node of another cluster", async () => {
   const root = await Deno.makeTempDir({ prefix: "aspen-backup-" });
   const source = await start(`${root}/source`);
+  const sourceToken = () => source.kvConnectTokens[0]!;
   let restored: Awaited<ReturnType<typeof start>> | null = null;
   try {
     await waitForLeader(source.url);
-    const client = connect(source.url);
+    const client = connect(source.url, { token: sourceToken() });
     for (let i = 0; i < 100; i++) {
       await client.kv.set(["item", i], new TextEncoder().encode(`value-${i}`));
     }
     await client.kv.enqueue("queued message");
     client.close();
-    const response = await fetch(`${source.url}${SNAPSHOT_ROUTE}`);
+    const response = await fetch(`${source.url}${SNAPSHOT_ROUTE}`, {
+      headers: { authorization: `Bearer ${sourceToken()}` },
+    });
     assert.equal(response.status, 200);
     const backup = await response.bytes();
     const sourceId = source.node.status().clusterId;
@@ -113,7 +116,8 @@ Deno.test("snapshot save and restore: a new one-node cluster with every key, its
       ticket.nodes[0]!.nodeKey,
       decodeBase64Url(restored.node.address.nodeKey),
     );
-    const copy = connect(restored.node.clientTicket());
+    const token = restored.kvConnectTokens[0]!;
+    const copy = connect(restored.node.clientTicket(), { token });
     try {
       for (let i = 0; i < 100; i += 9) {
         const entry = await copy.kv.get(["item", i]);
@@ -142,7 +146,7 @@ Deno.test("snapshot save and restore: a new one-node cluster with every key, its
         quicAddresses: [],
       }],
     });
-    const wrong = connect(misdirected, { attemptsMax: 2 });
+    const wrong = connect(misdirected, { attemptsMax: 2, token });
     try {
       await assert.rejects(
         wrong.kv.set(["misdirected"], 1),
@@ -153,7 +157,7 @@ Deno.test("snapshot save and restore: a new one-node cluster with every key, its
     } finally {
       wrong.close();
     }
-    const direct = connect(restored.url);
+    const direct = connect(restored.url, { token });
     try {
       assert.equal((await direct.kv.get(["misdirected"])).value, null);
     } finally {
@@ -161,7 +165,10 @@ Deno.test("snapshot save and restore: a new one-node cluster with every key, its
     }
     // Given URLs only, the first answer names the cluster: once the source
     // is gone, the restored node (another cluster) is refused.
-    const mixed = connect([source.url, restored.url], { attemptsMax: 4 });
+    const mixed = connect([source.url, restored.url], {
+      attemptsMax: 4,
+      token: sourceToken(),
+    });
     try {
       assert.equal(
         (await mixed.kv.get(["item", 1])).versionstamp !== null,
