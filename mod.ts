@@ -44,6 +44,7 @@ export {
   TimeoutError,
   TypeMismatchError,
   UnavailableError,
+  WrongClusterError,
 } from "./src/client/errors.ts";
 export type { AspenErrorOptions } from "./src/client/errors.ts";
 export type {

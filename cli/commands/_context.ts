@@ -27,7 +27,8 @@ import {
   NODE_ID_PREFIX_MIN,
   nodeIdMatchMessage,
 } from "../../src/protocol/node_id.ts";
-import { ticketUrls } from "../../src/client/_ticket.ts";
+import { ticketClusterId, ticketUrls } from "../../src/client/_ticket.ts";
+import { CLUSTER_ID_HEADER } from "../../src/client/_transport.ts";
 import {
   keyFromWire,
   keyToWire,
@@ -115,18 +116,29 @@ export async function nodeGet(
   path: string,
 ): Promise<{ response: Response; url: string }> {
   const failures: string[] = [];
+  const headers: Record<string, string> = {};
+  if (options.token !== undefined) {
+    headers.authorization = `Bearer ${options.token}`;
+  }
+  // A ticket names its cluster: a node of another cluster refuses the call.
+  const clusterId = clusterIdOf(options);
+  if (clusterId !== undefined) headers[CLUSTER_ID_HEADER] = clusterId;
   for (const url of urlsOf(options)) {
     let response: Response;
+    // The deadline covers the answer's start; a body (a backup) then
+    // streams for as long as it takes.
+    const abort = new AbortController();
+    const timer = setTimeout(
+      () => abort.abort(new Error("no answer in time")),
+      options.timeout ?? FETCH_TIMEOUT_MS,
+    );
     try {
-      response = await fetch(url + path, {
-        headers: options.token === undefined
-          ? {}
-          : { authorization: `Bearer ${options.token}` },
-        signal: AbortSignal.timeout(options.timeout ?? FETCH_TIMEOUT_MS),
-      });
+      response = await fetch(url + path, { headers, signal: abort.signal });
     } catch (error) {
       failures.push(`Cannot reach ${url}: ${(error as Error).message}`);
       continue;
+    } finally {
+      clearTimeout(timer);
     }
     if (response.ok) return { response, url };
     let body: unknown = null;
@@ -146,6 +158,16 @@ export async function nodeGet(
     throw error;
   }
   throw new UnavailableError("unavailable", failures.join("; "));
+}
+
+/** The cluster id the ticket in the global options names, if any. */
+function clusterIdOf(options: GlobalOptions): string | undefined {
+  if (options.ticket === undefined) return undefined;
+  try {
+    return ticketClusterId(options.ticket);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 export { NODE_ID_PREFIX_MIN };

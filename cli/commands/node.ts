@@ -1,13 +1,9 @@
 /**
- * `aspen node start` (run a node) and `aspen dev cluster` (a local cluster on
- * loopback in one process group).
+ * `aspen node start` (run a node). `aspen dev cluster` lives in dev.ts.
  *
  * @module
  */
 import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
-import { formatTicket } from "../../src/cluster/ticket.ts";
-import { decodeBase32 } from "../../src/cluster/base32.ts";
-import { decodeBase64Url } from "../../src/node/_base64.ts";
 import {
   configFromEnv,
   configFromJson,
@@ -15,24 +11,28 @@ import {
   type NodeConfigLayer,
   resolveNodeConfig,
 } from "../../src/node/config.ts";
-import { readClusterFile } from "../../src/node/data_dir.ts";
 import {
-  freeTcpPorts,
-  freeUdpPorts,
-  provisionCluster,
-} from "../../src/node/provision.ts";
+  AddressChangedError,
+  checkConfiguredAddress,
+} from "../../src/node/data_dir.ts";
 import { KV_CONNECT_PATH, serveNode } from "../../src/node/serve.ts";
 import { JoinRefusedError, prepareJoin } from "../../src/node/join.ts";
 import { UnavailableError } from "../../src/client/errors.ts";
 import { UsageError } from "./_context.ts";
 
-function integer(value: string): number {
+export { devCommand } from "./dev.ts";
+
+/** Parses an integer option. */
+export function integer(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n)) {
     throw new InvalidArgumentError(`expected an integer, got '${value}'`);
   }
   return n;
 }
+
+/** Exit code for a usage or configuration error. */
+export const EXIT_USAGE = 2;
 
 /** `aspen node …` */
 export function nodeCommand(): Command {
@@ -75,6 +75,10 @@ export function nodeCommand(): Command {
       "--allow-missing-log",
       "start although the identity exists without a log",
     )
+    .option(
+      "--re-announce",
+      "start although the configured address differs from the one the cluster knows, and announce it",
+    )
     .action(async (options) => {
       let config: NodeConfig;
       try {
@@ -102,6 +106,19 @@ export function nodeCommand(): Command {
         );
       } catch (error) {
         throw new UsageError((error as Error).message);
+      }
+      try {
+        await checkConfiguredAddress(config.dataDir, {
+          httpHost: config.httpHost,
+          httpPort: config.httpPort,
+          quicHost: config.quicHost,
+          quicPort: config.quicPort,
+        }, options.reAnnounce === true);
+      } catch (error) {
+        if (error instanceof AddressChangedError) {
+          throw new UsageError(error.message);
+        }
+        throw error;
       }
       if (options.join !== undefined) {
         try {
@@ -150,117 +167,11 @@ async function runNode(config: NodeConfig): Promise<void> {
   Deno.exit(0);
 }
 
-function untilSignal(): Promise<void> {
+/** Resolves on the first SIGINT or SIGTERM. */
+export function untilSignal(): Promise<void> {
   return new Promise((resolve) => {
     const done = () => resolve();
     Deno.addSignalListener("SIGINT", done);
     Deno.addSignalListener("SIGTERM", done);
   });
-}
-
-/** `aspen dev …` */
-export function devCommand(): Command {
-  const dev = new Command("dev").description("Development helpers");
-  dev.command("cluster")
-    .description(
-      "Start a local cluster on loopback (one process per node); Ctrl-C stops it",
-    )
-    .option("--nodes <count>", "number of nodes (1 to 7)", integer, 3)
-    .option(
-      "--data-dir <path>",
-      "parent folder of the nodes' folders",
-      "./data/dev",
-    )
-    .option(
-      "--base-port <port>",
-      "first HTTP port (QUIC uses the same numbers); 0 picks free ports",
-      integer,
-      0,
-    )
-    .action(async (options) => {
-      if (options.nodes < 1 || options.nodes > 7) {
-        throw new UsageError(
-          `--nodes must be in [1, 7]: current value is ${options.nodes}`,
-        );
-      }
-      await runDevCluster(options.nodes, options.dataDir, options.basePort);
-    });
-  return dev;
-}
-
-async function runDevCluster(
-  count: number,
-  root: string,
-  basePort: number,
-): Promise<void> {
-  const host = "127.0.0.1";
-  const dirs = Array.from({ length: count }, (_, i) => `${root}/n${i + 1}`);
-  let cluster = await readClusterFile(dirs[0]!);
-  if (cluster === null) {
-    const httpPorts = basePort > 0
-      ? dirs.map((_, i) => basePort + i)
-      : freeTcpPorts(host, count);
-    const quicPorts = basePort > 0 ? httpPorts : freeUdpPorts(host, count);
-    console.log(`aspen: provisioning ${count} nodes under ${root}`);
-    await provisionCluster(dirs.map((dataDir, i) => ({
-      dataDir,
-      httpUrl: `http://${host}:${httpPorts[i]}`,
-      quicHost: host,
-      quicPort: quicPorts[i]!,
-    })));
-    cluster = (await readClusterFile(dirs[0]!))!;
-  }
-  const children = cluster.members.map((member, i) => {
-    const httpPort = Number(new URL(member.httpUrl).port);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--unstable-net",
-        `--allow-net=${host}`,
-        // The log writer Worker loads its module from src/ at run time.
-        `--allow-read=${dirs[i]},${
-          new URL("../../src", import.meta.url).pathname
-        }`,
-        `--allow-write=${dirs[i]}`,
-        "--allow-env",
-        new URL("../aspen.ts", import.meta.url).pathname,
-        "node",
-        "start",
-        "--data-dir",
-        dirs[i]!,
-        "--http-port",
-        String(httpPort),
-        "--quic-port",
-        String(member.quicPort),
-      ],
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
-    return child;
-  });
-  const ticket = formatTicket({
-    kind: "client",
-    clusterId: decodeBase32(cluster.clusterId),
-    nodes: cluster.members.map((m) => ({
-      nodeKey: decodeBase64Url(m.nodeKey),
-      httpUrls: [m.httpUrl],
-      quicAddresses: [`${m.quicHost}:${m.quicPort}`],
-    })),
-  });
-  console.log(`aspen: dev cluster of ${count} nodes`);
-  for (const m of cluster.members) {
-    console.log(`  ${m.httpUrl}   quic ${m.quicHost}:${m.quicPort}`);
-  }
-  console.log(`  ticket ${ticket}`);
-  await untilSignal();
-  console.log("aspen: stopping the dev cluster");
-  for (const child of children) {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // Already gone.
-    }
-  }
-  await Promise.all(children.map((c) => c.status));
-  Deno.exit(0);
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { decode } from "../deps/msgpack.ts";
-import { decodeBase32 } from "../cluster/base32.ts";
+import { decodeBase32, encodeBase32 } from "../cluster/base32.ts";
 
 const TICKET_PREFIX = "aspen";
 const TICKET_VERSION = 1;
@@ -46,4 +46,27 @@ export function ticketUrls(text: string): string[] {
   }
   if (urls.length === 0) return fail("it lists no HTTP URL");
   return urls;
+}
+
+/**
+ * The cluster id (base32) a ticket names.
+ *
+ * @throws {TypeError} When `text` is not a readable ticket.
+ */
+export function ticketClusterId(text: string): string {
+  let payload: unknown;
+  try {
+    payload = decode(decodeBase32(text.trim().slice(TICKET_PREFIX.length)));
+  } catch (error) {
+    throw new TypeError(
+      `Cannot read ticket: it is not base32 MessagePack: ${
+        (error as Error).message
+      }`,
+    );
+  }
+  const id = Array.isArray(payload) ? payload[2] : undefined;
+  if (!(id instanceof Uint8Array)) {
+    throw new TypeError("Cannot read ticket: it names no cluster id");
+  }
+  return encodeBase32(id);
 }

@@ -20,6 +20,7 @@ import {
   NotLeaderError,
   TimeoutError,
   UnavailableError,
+  WrongClusterError,
 } from "./errors.ts";
 import { ROUTES } from "../protocol/http_api.ts";
 
@@ -47,7 +48,12 @@ export interface TransportOptions {
   readonly format: BodyFormat;
   readonly attemptsMax: number;
   readonly fetch: typeof fetch;
+  /** The cluster every answering node must belong to (from a ticket). */
+  readonly clusterId?: string;
 }
+
+/** Request header naming the cluster the client expects; response header naming the node's. */
+export const CLUSTER_ID_HEADER = "aspen-cluster-id";
 
 /** Pauses between attempts, in ms, indexed by attempt (last repeats). */
 const BACKOFF_MS = [0, 50, 100, 200, 400];
@@ -90,11 +96,15 @@ export class HttpTransport {
   readonly #clientId: string = crypto.randomUUID();
   #seq = 0;
 
+  /** The cluster every node must belong to: the ticket's, else the first answer's. */
+  #clusterId: string | undefined;
+
   constructor(options: TransportOptions) {
     if (options.urls.length === 0) {
       throw new TypeError("Cannot connect: no node URL given");
     }
     this.#options = options;
+    this.#clusterId = options.clusterId;
     this.#urls = options.urls.map((url) => url.replace(/\/+$/, ""));
   }
 
@@ -141,6 +151,9 @@ export class HttpTransport {
     if (this.#options.token !== undefined) {
       headers["authorization"] = `Bearer ${this.#options.token}`;
     }
+    if (this.#clusterId !== undefined) {
+      headers[CLUSTER_ID_HEADER] = this.#clusterId;
+    }
     let response: Response;
     try {
       response = await this.#options.fetch(url + path, {
@@ -156,6 +169,12 @@ export class HttpTransport {
         `Cannot reach ${url}: ${(error as Error).message}`,
         { cause: error, url },
       );
+    }
+    const wrong = this.#wrongCluster(response, url);
+    if (wrong !== null) {
+      await response.body?.cancel();
+      this.#preferred = (this.#preferred + 1) % this.#urls.length;
+      throw wrong;
     }
     if (response.ok && response.body !== null) return response.body;
     let decoded: unknown = null;
@@ -277,6 +296,9 @@ export class HttpTransport {
     const { format, timeoutMs, token } = this.#options;
     const headers: Record<string, string> = { accept: contentTypeOf(format) };
     if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
+    if (this.#clusterId !== undefined) {
+      headers[CLUSTER_ID_HEADER] = this.#clusterId;
+    }
     if (body !== undefined) headers["content-type"] = contentTypeOf(format);
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = AbortSignal.any([timeout, this.#closing.signal]);
@@ -333,6 +355,9 @@ export class HttpTransport {
         ),
       };
     }
+    // A node of another cluster: what it answered is not this cluster's.
+    const wrong = this.#wrongCluster(response, url);
+    if (wrong !== null) return { ok: false, error: wrong, retry: true };
     const type = response.headers.get("content-type") ?? "";
     let decoded: unknown = null;
     try {
@@ -347,9 +372,31 @@ export class HttpTransport {
     if (response.ok) return { ok: true, body: decoded };
     const error = errorFromWire(response.status, decoded, url);
     const retry = error instanceof UnavailableError ||
+      // Refused before anything was applied: try the ticket's other nodes.
+      error instanceof WrongClusterError ||
       (error instanceof NotLeaderError && error.leaderUrl !== null) ||
       (kind === "sessionWrite" && error instanceof TimeoutError &&
         error.outcomeUnknown);
     return { ok: false, error, retry };
+  }
+
+  /** A `WrongClusterError` when the node answered with another cluster's id. */
+  #wrongCluster(response: Response, url: string): WrongClusterError | null {
+    const expected = this.#clusterId;
+    const actual = response.headers.get(CLUSTER_ID_HEADER);
+    // Given URLs only, the first answer names the cluster; later ones must match.
+    if (expected === undefined && actual !== null) this.#clusterId = actual;
+    if (expected === undefined || actual === null || actual === expected) {
+      return null;
+    }
+    return new WrongClusterError(
+      "wrongCluster",
+      `Node ${url} belongs to cluster ${actual}, not ${expected} (${
+        this.#options.clusterId === undefined
+          ? "the cluster of the first node that answered"
+          : "the ticket's"
+      })`,
+      { status: response.status, url, details: {} },
+    );
   }
 }

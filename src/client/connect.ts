@@ -4,7 +4,7 @@
  * @module
  */
 import { HttpTransport } from "./_transport.ts";
-import { isTicket, ticketUrls } from "./_ticket.ts";
+import { isTicket, ticketClusterId, ticketUrls } from "./_ticket.ts";
 import { AspenCluster } from "./cluster.ts";
 import { AspenKv } from "./kv.ts";
 import type { ConnectOptions } from "./types.ts";
@@ -68,7 +68,14 @@ export class AspenClient {
  * @param urlOrTicket A node URL, a list of node URLs, or a client ticket (`aspen…`).
  * @param options Token, deadline, body format, attempts.
  * @returns The client.
- * @throws {TypeError} When no URL is given, a URL is not http(s), or the ticket is unreadable.
+ * A ticket names its cluster: every node answering is checked to belong to
+ * it (the request carries the id, the node refuses another cluster's before
+ * applying anything, and the client checks the id the node answers with); a
+ * node of another cluster is skipped and, if none of the right one answers,
+ * the call fails with a `WrongClusterError`. Given URLs only, the first node
+ * that answers names the cluster, and the others must belong to it.
+ *
+ * @throws {TypeError} When no URL is given, a URL is not http(s), the ticket is unreadable, or tickets name different clusters.
  */
 export function connect(
   urlOrTicket: string | readonly string[],
@@ -78,6 +85,15 @@ export function connect(
   const urls = given.flatMap((text) =>
     isTicket(text) ? ticketUrls(text) : [text]
   );
+  const clusterIds = new Set(
+    given.filter(isTicket).map((text) => ticketClusterId(text)),
+  );
+  if (options.clusterId !== undefined) clusterIds.add(options.clusterId);
+  if (clusterIds.size > 1) {
+    throw new TypeError(
+      `Cannot connect as the tickets (or 'clusterId') name ${clusterIds.size} different clusters`,
+    );
+  }
   for (const url of urls) {
     if (!/^https?:\/\/[^/]/.test(url)) {
       throw new TypeError(
@@ -108,6 +124,7 @@ export function connect(
       format: options.format ?? "json",
       attemptsMax,
       fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+      clusterId: [...clusterIds][0],
     }),
   );
 }

@@ -129,6 +129,15 @@ export class TypeMismatchError extends AspenError {
   override name = "TypeMismatchError";
 }
 
+/**
+ * The node belongs to another cluster than the one the client was given
+ * (its ticket's cluster id): the request was not applied there.
+ */
+export class WrongClusterError extends AspenError {
+  /** The error's name. */
+  override name = "WrongClusterError";
+}
+
 /** A membership change was refused (change pending, learner not caught up, unknown node). */
 export class MembershipError extends AspenError {
   /** The error's name. */
@@ -175,6 +184,8 @@ export function errorFromWire(
       return new UnavailableError(code, message, options);
     case "unauthorized":
       return new AuthError(code, message, options);
+    case "wrongCluster":
+      return new WrongClusterError(code, message, options);
     case "typeMismatch":
       return new TypeMismatchError(code, message, options);
     case "changePending":

@@ -156,6 +156,11 @@ export interface ConnectOptions {
   readonly attemptsMax?: number;
   /** The `fetch` to use. Default `globalThis.fetch`. */
   readonly fetch?: typeof fetch;
+  /**
+   * The cluster id (base32) every node must belong to; a ticket sets it. A
+   * node of another cluster is refused with a `WrongClusterError`.
+   */
+  readonly clusterId?: string;
 }
 
 export type { ClusterMember, ClusterStatus } from "../protocol/http_api.ts";

@@ -20,34 +20,39 @@ export function* chunkRows(
       `Cannot export snapshot: 'chunkBytesMax' must be positive: current value is ${chunkBytesMax}`,
     );
   }
-  let sequence = 0;
-  let pending: KvRow[] = [];
-  let pendingBytes = 0;
-  let next = rows.next();
-  while (!next.done) {
-    pending.push(next.value);
-    pendingBytes += rowBytes(next.value);
-    next = rows.next();
-    if (pendingBytes >= chunkBytesMax && !next.done) {
-      yield {
-        appliedIndex,
-        sequence,
-        rows: pending,
-        meta: sequence === 0 ? meta : [],
-        last: false,
-      };
-      sequence++;
-      pending = [];
-      pendingBytes = 0;
+  // Stopped early (a backup download cancelled): release the rows' reader.
+  try {
+    let sequence = 0;
+    let pending: KvRow[] = [];
+    let pendingBytes = 0;
+    let next = rows.next();
+    while (!next.done) {
+      pending.push(next.value);
+      pendingBytes += rowBytes(next.value);
+      next = rows.next();
+      if (pendingBytes >= chunkBytesMax && !next.done) {
+        yield {
+          appliedIndex,
+          sequence,
+          rows: pending,
+          meta: sequence === 0 ? meta : [],
+          last: false,
+        };
+        sequence++;
+        pending = [];
+        pendingBytes = 0;
+      }
     }
+    yield {
+      appliedIndex,
+      sequence,
+      rows: pending,
+      meta: sequence === 0 ? meta : [],
+      last: true,
+    };
+  } finally {
+    rows.return?.();
   }
-  yield {
-    appliedIndex,
-    sequence,
-    rows: pending,
-    meta: sequence === 0 ? meta : [],
-    last: true,
-  };
 }
 
 /** Tracks the order of chunks an installer receives. */

@@ -75,7 +75,7 @@ import {
 } from "./node_api.ts";
 import { RaftKvBackend } from "./raft_kv_backend.ts";
 import { RaftRunner } from "./raft_runner.ts";
-import { encodeBackup } from "./backup.ts";
+import { backupStream } from "./backup.ts";
 import { type LogWriter, WorkerLogWriter } from "./log_writer.ts";
 
 /** Options of {@linkcode AspenNode.start}. */
@@ -448,15 +448,19 @@ export class AspenNode implements NodeApi {
     return this.#admin(() => this.runner.transferLeader(nodeId(id)));
   }
 
-  async snapshot(): Promise<Uint8Array> {
+  /** A backup stream at a read-index-consistent state, signed by the cluster key when this node holds it. */
+  async snapshot(): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
     await this.runner.readIndex();
-    const chunks = this.#state.exportChunks();
-    return encodeBackup({
-      clusterId: this.#cluster.file.clusterId,
-      databaseId: this.#cluster.file.databaseId,
-      appliedIndex: chunks[0]?.appliedIndex ?? this.#state.appliedIndex(),
-      createdAtMs: Date.now(),
-    }, chunks);
+    const signer = await this.#clusterKey().catch(() => null);
+    return backupStream(
+      {
+        clusterId: this.#cluster.file.clusterId,
+        databaseId: this.#cluster.file.databaseId,
+        createdAtMs: Date.now(),
+      },
+      this.#state.kv.store.exportSnapshot(),
+      signer,
+    );
   }
 
   /** A join ticket: a client ticket plus a join token signed by the cluster key. */

@@ -13,7 +13,10 @@ import {
   type NodeCertificate,
 } from "../cluster/certificate.ts";
 import type { NodeIdentity } from "../cluster/identity.ts";
-import { NODE_KEY_FILE } from "../cluster/identity.ts";
+import {
+  loadOrCreateNodeIdentity,
+  NODE_KEY_FILE,
+} from "../cluster/identity.ts";
 import type { NodeAddress } from "./node_api.ts";
 
 /** Files in a data folder. */
@@ -207,4 +210,87 @@ export async function writeClusterFile(
     file.close();
   }
   await Deno.rename(temporary, target);
+}
+
+/** A node refused to start as its configured address differs from the one its cluster knows. */
+export class AddressChangedError extends Error {
+  override name = "AddressChangedError";
+}
+
+/** Where a node is configured to listen (a port of 0 means "pick one": not checked). */
+export interface ConfiguredAddress {
+  readonly httpHost: string;
+  readonly httpPort: number;
+  readonly quicHost: string;
+  readonly quicPort: number;
+}
+
+/**
+ * This folder's own entry in its `cluster.json`, found by the node key's id
+ * (not by position: a node lists itself last). Null when the folder has no
+ * node key or no cluster file yet.
+ */
+export async function readSelfMember(
+  path: string,
+): Promise<{ cluster: ClusterFile; self: NodeAddress | null } | null> {
+  if (!(await exists(`${path}/${NODE_KEY_FILE}`))) return null;
+  const cluster = await readClusterFile(path);
+  if (cluster === null) return null;
+  const identity = await loadOrCreateNodeIdentity(path);
+  return {
+    cluster,
+    self: cluster.members.find((m) => m.nodeId === identity.nodeId) ?? null,
+  };
+}
+
+/** The differences between a member's recorded address and the configured one. */
+export function addressDifferences(
+  recorded: NodeAddress,
+  configured: ConfiguredAddress,
+): string[] {
+  const differences: string[] = [];
+  const url = new URL(recorded.httpUrl);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
+  if (host !== configured.httpHost.replace(/^\[|\]$/g, "")) {
+    differences.push(`HTTP host ${configured.httpHost} (recorded ${host})`);
+  }
+  if (configured.httpPort !== 0 && port !== configured.httpPort) {
+    differences.push(`HTTP port ${configured.httpPort} (recorded ${port})`);
+  }
+  if (recorded.quicHost !== configured.quicHost) {
+    differences.push(
+      `QUIC host ${configured.quicHost} (recorded ${recorded.quicHost})`,
+    );
+  }
+  if (configured.quicPort !== 0 && recorded.quicPort !== configured.quicPort) {
+    differences.push(
+      `QUIC port ${configured.quicPort} (recorded ${recorded.quicPort})`,
+    );
+  }
+  return differences;
+}
+
+/**
+ * Refuses to start a node whose configured address differs from the one its
+ * own `cluster.json` records (what its peers were told), unless
+ * `reAnnounce`: a wrong address announced through the log misleads every peer.
+ *
+ * @throws {AddressChangedError} On a difference without `reAnnounce`.
+ */
+export async function checkConfiguredAddress(
+  path: string,
+  configured: ConfiguredAddress,
+  reAnnounce: boolean,
+): Promise<void> {
+  if (reAnnounce) return;
+  const found = await readSelfMember(path);
+  if (found?.self == null) return;
+  const differences = addressDifferences(found.self, configured);
+  if (differences.length === 0) return;
+  throw new AddressChangedError(
+    `Cannot start node in '${path}' as its configured address differs from the one its cluster knows: ${
+      differences.join(", ")
+    }. Start it with the recorded address, or pass --re-announce to announce the new one to the cluster`,
+  );
 }

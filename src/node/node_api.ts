@@ -73,5 +73,5 @@ export interface NodeApi {
    * ReadIndex so it holds every write acknowledged before the call.
    * Optional: front ends answer 501 without it.
    */
-  snapshot?(): Promise<Uint8Array>;
+  snapshot?(): Promise<ReadableStream<Uint8Array<ArrayBuffer>>>;
 }

@@ -26,6 +26,9 @@ export const SNAPSHOT_ROUTE = "/v1/cluster/snapshot";
 /** `GET` here returns `{ ticket }`, a join ticket (needs the cluster key). */
 export const JOIN_TICKET_ROUTE = "/v1/cluster/join-ticket";
 
+/** Response header naming the answering node's cluster id (base32). */
+export const CLUSTER_ID_HEADER = "aspen-cluster-id";
+
 /** File holding the generated KV Connect token when none is configured. */
 export const GENERATED_TOKEN_FILE = "access.token";
 
@@ -74,7 +77,7 @@ export async function serveNode(
     extra.get(
       SNAPSHOT_ROUTE,
       async () =>
-        new Response((await node.snapshot()) as Uint8Array<ArrayBuffer>, {
+        new Response(await node.snapshot(), {
           headers: {
             "content-type": "application/octet-stream",
             "content-disposition": 'attachment; filename="aspen.backup"',
@@ -100,14 +103,37 @@ export async function serveNode(
     const abort = new AbortController();
     // The join request carries its own credential (the join token), not the API token.
     const outer = new Hono();
+    const clusterId = node.status().clusterId;
     outer.use(async (c, next) => {
       const started = performance.now();
+      // A client given a ticket names its cluster, and a KV Connect URL can
+      // be bound to one (`/kv?cluster=ID`): another cluster's node refuses
+      // before applying anything.
+      const expected = c.req.header(CLUSTER_ID_HEADER) ??
+        (c.req.path === KV_CONNECT_PATH ? c.req.query("cluster") : undefined);
+      if (expected !== undefined && expected !== clusterId) {
+        return c.json({
+          error: {
+            code: "wrongCluster",
+            message:
+              `This node belongs to cluster ${clusterId}, not ${expected}`,
+            details: { clusterId },
+          },
+        }, 409);
+      }
       await next();
+      // Clients given a ticket check every answer comes from its cluster.
+      try {
+        c.res.headers.set(CLUSTER_ID_HEADER, clusterId);
+      } catch {
+        // Immutable headers (a proxied response): the client accepts none.
+      }
       node.http.record(
         routeGroup(c.req.path),
         c.res.status,
         performance.now() - started,
       );
+      return undefined;
     });
     outer.post(JOIN_ROUTE, async (c) => {
       try {

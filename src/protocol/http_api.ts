@@ -130,6 +130,8 @@ export const ERROR_STATUS = {
   changePending: 409,
   /** A learner is too far behind to be promoted. */
   notCaughtUp: 409,
+  /** The node belongs to another cluster than the client's ticket (or `/kv?cluster=`) names: nothing happened. */
+  wrongCluster: 409,
   /** The request body is larger than the node accepts. */
   bodyTooLarge: 413,
   /** The body's content type is neither JSON nor MessagePack. */
