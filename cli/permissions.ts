@@ -162,8 +162,14 @@ export function grantsFor(input: LaunchInput): Grants {
       write.add(dir);
     }
     run = true;
+  } else if (group === "dev" && command === "status") {
+    for (const dir of dataDirs.length > 0 ? dataDirs : [DEFAULT_DEV_DIR]) {
+      read.add(dir);
+    }
   } else if (group === "snapshot" && command === "save" && file) {
+    // Written to FILE.partial as it arrives, renamed once complete.
     write.add(file);
+    write.add(`${file}.partial`);
   } else if (group === "snapshot" && command === "restore" && file) {
     read.add(file);
     for (const dir of dataDirs) {

@@ -68,6 +68,7 @@ function localCommands(dir: string): Record<string, string[]> {
     ],
     "node start": ["node", "start", "--data-dir", `${dir}/node`],
     "dev cluster": ["dev", "cluster", "--data-dir", `${dir}/dev`],
+    "dev status": ["dev", "status", "--data-dir", `${dir}/dev`],
     "completions": ["completions", "bash"],
   };
 }

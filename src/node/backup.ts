@@ -505,22 +505,28 @@ export async function restoreBackup(
       );
     }
   }
+  // Staged inside the target (the only folder a scoped CLI may write), in a
+  // hidden folder removed on failure; a target this call created is removed
+  // too, so a failed restore leaves the target as it was.
   const trimmed = dataDir.replace(/\/+$/, "");
-  const slash = trimmed.lastIndexOf("/");
-  const parent = slash < 0 ? "." : trimmed.slice(0, slash) || "/";
-  const base = slash < 0 ? trimmed : trimmed.slice(slash + 1);
-  await Deno.mkdir(parent, { recursive: true });
+  const created = !(await exists(trimmed));
+  await Deno.mkdir(trimmed, { recursive: true });
   const staging = await Deno.makeTempDir({
-    dir: parent,
-    prefix: `.${base}.restoring-`,
+    dir: trimmed,
+    prefix: ".restoring-",
   });
   await Deno.chmod(staging, 0o700);
+  let restored = false;
   try {
     const result = await restoreInto(stream, staging, options);
     await moveInto(staging, trimmed);
+    restored = true;
     return result;
   } finally {
     await Deno.remove(staging, { recursive: true }).catch(() => {});
+    if (!restored && created) {
+      await Deno.remove(trimmed, { recursive: true }).catch(() => {});
+    }
   }
 }
 
@@ -609,12 +615,8 @@ async function restoreInto(
   };
 }
 
-/** Moves the staged folder's files into `target` (created when missing). */
+/** Moves the staged folder's files into `target`. */
 async function moveInto(staging: string, target: string): Promise<void> {
-  if (!(await exists(target))) {
-    await Deno.rename(staging, target);
-    return;
-  }
   for await (const entry of Deno.readDir(staging)) {
     await Deno.rename(`${staging}/${entry.name}`, `${target}/${entry.name}`);
   }

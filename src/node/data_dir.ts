@@ -194,7 +194,27 @@ export async function readClusterFile(
  * over the old one, so a reader or a crash never sees a half-written file (a
  * truncated cluster.json would keep the node from starting).
  */
-export async function writeClusterFile(
+export function writeClusterFile(
+  path: string,
+  cluster: ClusterFile,
+): Promise<void> {
+  // One write at a time per file in this process: two writers sharing the
+  // temporary file would rename it from under each other.
+  const previous = clusterFileWrites.get(path) ?? Promise.resolve();
+  const next = previous.catch(() => {}).then(() =>
+    writeClusterFileNow(path, cluster)
+  );
+  clusterFileWrites.set(path, next);
+  const forget = () => {
+    if (clusterFileWrites.get(path) === next) clusterFileWrites.delete(path);
+  };
+  next.then(forget, forget);
+  return next;
+}
+
+const clusterFileWrites = new Map<string, Promise<void>>();
+
+async function writeClusterFileNow(
   path: string,
   cluster: ClusterFile,
 ): Promise<void> {

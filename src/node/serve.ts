@@ -88,12 +88,6 @@ export async function serveNode(
       JOIN_TICKET_ROUTE,
       async (c) => c.json({ ticket: await node.joinTicket() }),
     );
-    // The HTTP API's routes under the KV Connect URL: a client given the
-    // wrong URL is told the right one (before KV Connect's bare 404).
-    extra.all(
-      `${KV_CONNECT_PATH}/v1/*`,
-      (c) => c.json(notFoundBody(c.req.method, c.req.url), 404),
-    );
     const app = createHttpApp({
       node,
       tokens: config.tokens.length > 0 ? config.tokens : null,
@@ -158,6 +152,12 @@ export async function serveNode(
         return c.json({ error: { code: "unavailable", message } }, 503);
       }
     });
+    // The HTTP API's routes under the KV Connect URL: a client given the
+    // wrong URL is told the right one (before KV Connect's bare 404).
+    outer.all(
+      `${KV_CONNECT_PATH}/v1/*`,
+      (c) => c.json(notFoundBody(c.req.method, c.req.url), 404),
+    );
     outer.route("/", kvConnect);
     outer.route("/", app);
     // A mounted app's not-found handler does not apply here: answer with the
