@@ -167,9 +167,12 @@ export function grantsFor(input: LaunchInput): Grants {
       read.add(dir);
     }
   } else if (group === "snapshot" && command === "save" && file) {
-    // Written to FILE.partial as it arrives, renamed once complete.
-    write.add(file);
-    write.add(`${file}.partial`);
+    // Written to FILE.partial as it arrives, renamed once complete (a
+    // rename needs read and write on both names).
+    for (const path of [file, `${file}.partial`]) {
+      read.add(path);
+      write.add(path);
+    }
   } else if (group === "snapshot" && command === "restore" && file) {
     read.add(file);
     for (const dir of dataDirs) {
