@@ -327,6 +327,8 @@ Deno.test({
         `${outside}/backup.bin`,
         "--data-dir",
         `${outside}/restored`,
+        // Permissions are what this checks; signatures have their own tests.
+        "--trust-unsigned",
       );
       const status = await start.stop();
       assert.doesNotMatch(start.output, PERMISSION_PROBLEM, start.output);
