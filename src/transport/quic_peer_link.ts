@@ -232,11 +232,15 @@ export class PeerLink {
           } as Deno.ConnectQuicOptions<false>);
           this.#connection = connection;
           const stream = await connection.createBidirectionalStream();
-          const channel = new StreamChannel(stream, options.maxFrameBytes);
+          const channel = StreamChannel.forHandshake(
+            stream,
+            options.handshakeBytesMax,
+          );
           await initiateHandshake(channel, options.membership, {
             expectedNodeKey: this.address.nodeKey,
             certificateHash: this.address.certificateHash,
           });
+          channel.authenticated(options.maxFrameBytes);
           void this.#readResponses(channel, connection);
           return channel;
         })(),

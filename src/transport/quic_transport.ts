@@ -34,6 +34,10 @@ import {
   resolveQuicOptions,
 } from "./quic_options.ts";
 import { StreamChannel } from "./stream_channel.ts";
+import {
+  HandshakeDeadline,
+  HandshakeTimeoutError,
+} from "./handshake_deadline.ts";
 import type {
   MessageHandler,
   PeerTransport,
@@ -48,8 +52,12 @@ import { DEFAULT_REQUEST_TIMEOUT_MS } from "./memory_transport.ts";
 export interface QuicTransportStats {
   /** Inbound connections open now (authenticating or authenticated). */
   readonly connections: number;
-  /** Inbound connections still authenticating. */
+  /** Inbound connections still in TLS, authenticating or upgrading. */
   readonly pendingHandshakes: number;
+  /** Inbound `aspen/1` connections (peer budget). */
+  readonly peers: number;
+  /** Inbound `h3` connections (client budget). */
+  readonly clients: number;
   /** Inbound connections refused or closed for a reason, by code. */
   readonly refused: Readonly<Record<string, number>>;
 }
@@ -69,7 +77,16 @@ export class QuicTransport implements PeerTransport {
   readonly #inbound = new Set<Deno.QuicConn>();
   readonly #nonces = new NonceRegistry();
   readonly #refused: Record<string, number> = {};
-  #pendingHandshakes = 0;
+  /** Inbound connections in TLS, before their ALPN is known. */
+  #pendingTls = 0;
+  /** Inbound `aspen/1` connections still authenticating. */
+  #pendingPeers = 0;
+  /** Inbound `h3` connections still upgrading to WebTransport. */
+  #pendingClients = 0;
+  /** Inbound `aspen/1` connections (the peer budget). */
+  readonly #peers = new Set<Deno.QuicConn>();
+  /** Inbound `h3` connections (the client budget). */
+  readonly #clients = new Set<Deno.QuicConn>();
   #onMessage: MessageHandler = () => {};
   #onUnreachable: UnreachableHandler = () => {};
   #onRequest: RequestHandler | undefined;
@@ -97,6 +114,9 @@ export class QuicTransport implements PeerTransport {
       key: certificate.privateKeyPem,
       alpnProtocols: [PEER_ALPN, WEBTRANSPORT_ALPN],
       maxIdleTimeout: this.#options.idleTimeoutMs,
+      // QUIC buffers each open stream's receive window: bound the count.
+      maxConcurrentBidirectionalStreams: this.#options.maxIncomingStreams,
+      maxConcurrentUnidirectionalStreams: this.#options.maxIncomingStreams,
     });
   }
 
@@ -145,7 +165,10 @@ export class QuicTransport implements PeerTransport {
   get stats(): QuicTransportStats {
     return {
       connections: this.#inbound.size,
-      pendingHandshakes: this.#pendingHandshakes,
+      pendingHandshakes: this.#pendingTls + this.#pendingPeers +
+        this.#pendingClients,
+      peers: this.#peers.size,
+      clients: this.#clients.size,
       refused: { ...this.#refused },
     };
   }
@@ -267,24 +290,29 @@ export class QuicTransport implements PeerTransport {
   }
 
   async #accept(listener: Deno.QuicListener): Promise<void> {
+    const options = this.#options;
     try {
       for await (const incoming of listener) {
         if (this.#closed) break;
-        if (this.#inbound.size >= this.#options.maxConnections) {
+        // The ALPN (peer or client) is known only after TLS: until then a
+        // connection counts against the shared TLS budget, and the total
+        // never exceeds both class budgets together.
+        const open = this.#inbound.size + this.#pendingTls;
+        if (open >= options.maxPeerConnections + options.maxClientConnections) {
           incoming.refuse();
           this.#log(
             "warn",
             "maxConnections",
-            `Refused connection: ${this.#inbound.size} open, 'maxConnections' is ${this.#options.maxConnections}`,
+            `Refused connection: ${open} open, the peer and client budgets are ${options.maxPeerConnections} + ${options.maxClientConnections}`,
           );
           continue;
         }
-        if (this.#pendingHandshakes >= this.#options.maxPendingHandshakes) {
+        if (this.#pendingTls >= options.maxPendingHandshakes) {
           incoming.refuse();
           this.#log(
             "warn",
             "maxPendingHandshakes",
-            `Refused connection: ${this.#pendingHandshakes} handshakes pending, 'maxPendingHandshakes' is ${this.#options.maxPendingHandshakes}`,
+            `Refused connection: ${this.#pendingTls} TLS handshakes pending, 'maxPendingHandshakes' is ${options.maxPendingHandshakes}`,
           );
           continue;
         }
@@ -301,49 +329,99 @@ export class QuicTransport implements PeerTransport {
     }
   }
 
-  /** Runs one inbound connection from TLS to close. Never throws. */
+  /**
+   * Runs one inbound connection from TLS to close. Never throws. Every step
+   * before the connection is authenticated (TLS, the peer handshake, the
+   * WebTransport upgrade) runs under one `handshakeTimeoutMs` deadline.
+   */
   async #serve(incoming: Deno.QuicIncoming): Promise<void> {
-    this.#pendingHandshakes++;
-    let authenticated = false;
+    const deadline = new HandshakeDeadline(this.#options.handshakeTimeoutMs);
     let connection: Deno.QuicConn | undefined;
-    const timer = setTimeout(() => {
-      if (authenticated) return;
-      this.#log(
-        "warn",
-        "handshakeTimeout",
-        `Closed connection: no handshake within ${this.#options.handshakeTimeoutMs} ms`,
-      );
-      connection?.close({
-        closeCode: CLOSE_CODES.handshakeTimeout,
-        reason: "Handshake timed out",
-      });
-    }, this.#options.handshakeTimeoutMs);
+    let stage: "tls" | "peer" | "client" | "done" = "tls";
+    this.#pendingTls++;
     try {
-      connection = await incoming.accept();
+      connection = await deadline.race(
+        incoming.accept<false>(),
+        (late) =>
+          late.close({
+            closeCode: CLOSE_CODES.handshakeTimeout,
+            reason: "Handshake timed out",
+          }),
+      );
+      this.#pendingTls--;
+      stage = "done";
       this.#inbound.add(connection);
+      deadline.onExpire(connection);
       if (connection.protocol === WEBTRANSPORT_ALPN) {
-        authenticated = true; // clients authenticate in their own protocol
-        this.#pendingHandshakes--;
-        await this.#serveWebTransport(connection);
+        if (!this.#admit(connection, "client")) return;
+        stage = "client";
+        this.#clients.add(connection);
+        await this.#serveWebTransport(connection, deadline);
         return;
       }
-      const peer = await this.#authenticate(connection);
-      authenticated = true;
-      this.#pendingHandshakes--;
+      if (!this.#admit(connection, "peer")) return;
+      stage = "peer";
+      this.#peers.add(connection);
+      this.#pendingPeers++;
+      const peer = await deadline.race(this.#authenticate(connection));
+      this.#pendingPeers--;
+      stage = "done";
+      deadline.clear();
       if (peer !== undefined) {
         await this.#servePeer(connection, peer.peer, peer.channel);
       }
     } catch (error) {
-      this.#log(
-        "warn",
-        "connectionFailed",
-        `Connection failed: ${(error as Error).message}`,
-      );
+      if (error instanceof HandshakeTimeoutError) {
+        this.#log(
+          "warn",
+          "handshakeTimeout",
+          `Closed connection: no handshake within ${this.#options.handshakeTimeoutMs} ms`,
+        );
+      } else {
+        this.#log(
+          "warn",
+          "connectionFailed",
+          `Connection failed: ${(error as Error).message}`,
+        );
+      }
     } finally {
-      clearTimeout(timer);
-      if (!authenticated) this.#pendingHandshakes--;
-      if (connection !== undefined) this.#inbound.delete(connection);
+      deadline.clear();
+      if (stage === "tls") this.#pendingTls--;
+      if (stage === "peer") this.#pendingPeers--;
+      if (connection !== undefined) {
+        this.#inbound.delete(connection);
+        this.#peers.delete(connection);
+        this.#clients.delete(connection);
+      }
     }
+  }
+
+  /**
+   * Admits a connection into its class's budget, or closes it. Peers and
+   * clients never share slots, so idle clients cannot lock peers out.
+   */
+  #admit(connection: Deno.QuicConn, kind: "peer" | "client"): boolean {
+    const options = this.#options;
+    const [open, max, name] = kind === "peer"
+      ? [this.#peers.size, options.maxPeerConnections, "maxPeerConnections"]
+      : [
+        this.#clients.size,
+        options.maxClientConnections,
+        "maxClientConnections",
+      ];
+    const pendingFull = kind === "peer" &&
+      this.#pendingPeers >= options.maxPendingHandshakes;
+    if (open < max && !pendingFull) return true;
+    const code = pendingFull ? "maxPendingHandshakes" : name;
+    const message = pendingFull
+      ? `Refused peer connection: ${this.#pendingPeers} handshakes pending, 'maxPendingHandshakes' is ${options.maxPendingHandshakes}`
+      : `Refused ${kind} connection: ${open} open, '${name}' is ${max}`;
+    this.#log("warn", code, message);
+    connection.close({
+      closeCode: CLOSE_CODES.overloaded,
+      reason: `${code}: ${message}`.slice(0, 200),
+    });
+    return false;
   }
 
   async #authenticate(
@@ -355,7 +433,12 @@ export class QuicTransport implements PeerTransport {
     const { value: stream } = await streams.read();
     streams.releaseLock();
     if (stream === undefined) return undefined;
-    const channel = new StreamChannel(stream, this.#options.maxFrameBytes);
+    // Until the peer is authenticated, frames are limited to what a
+    // handshake needs: a stranger cannot make the node buffer 16 MiB frames.
+    const channel = StreamChannel.forHandshake(
+      stream,
+      this.#options.handshakeBytesMax,
+    );
     try {
       const peer = await acceptHandshake(
         channel,
@@ -364,6 +447,7 @@ export class QuicTransport implements PeerTransport {
         this.#certificateRecord,
         this.#nonces,
       );
+      channel.authenticated(this.#options.maxFrameBytes);
       this.#log(
         "info",
         "authenticated",
@@ -388,6 +472,7 @@ export class QuicTransport implements PeerTransport {
         await channel.send({ kind: "close", code, reason: error.message })
           .catch(() => {});
       }
+      channel.abort();
       connection.close({
         closeCode: CLOSE_CODES.authenticationFailed,
         reason: `${code}: ${(error as Error).message}`.slice(0, 200),
@@ -571,39 +656,59 @@ export class QuicTransport implements PeerTransport {
     await channel.send({ kind: "response", id, result }).catch(() => {});
   }
 
-  /** Accepts a client WebTransport session; streaming is served by a later issue. */
-  async #serveWebTransport(connection: Deno.QuicConn): Promise<void> {
+  /**
+   * Upgrades a client connection to a WebTransport session on `/v1/wt` and
+   * hands it over; the upgrade and the session's readiness run under the
+   * handshake deadline.
+   */
+  async #serveWebTransport(
+    connection: Deno.QuicConn,
+    deadline: HandshakeDeadline,
+  ): Promise<void> {
     let session: WebTransport & { url: string };
+    this.#pendingClients++;
     try {
-      session = await Deno.upgradeWebTransport(connection);
-    } catch (error) {
-      this.#log(
-        "warn",
-        "webTransportFailed",
-        `WebTransport upgrade failed: ${(error as Error).message}`,
-      );
-      connection.close({
-        closeCode: CLOSE_CODES.protocolError,
-        reason: "WebTransport upgrade failed",
-      });
-      return;
+      try {
+        session = await deadline.race(
+          Deno.upgradeWebTransport(connection),
+          (late) => late.close(),
+        );
+      } catch (error) {
+        if (error instanceof HandshakeTimeoutError) throw error;
+        this.#log(
+          "warn",
+          "webTransportFailed",
+          `WebTransport upgrade failed: ${(error as Error).message}`,
+        );
+        connection.close({
+          closeCode: CLOSE_CODES.protocolError,
+          reason: "WebTransport upgrade failed",
+        });
+        return;
+      }
+      deadline.onExpire(session);
+      const path = new URL(session.url).pathname;
+      if (path !== WEBTRANSPORT_PATH) {
+        this.#log(
+          "warn",
+          "webTransportPath",
+          `Refused WebTransport session for path '${path}'`,
+        );
+        session.close({
+          closeCode: 404,
+          reason: `No WebTransport endpoint at '${path}'`,
+        });
+        return;
+      }
+      await deadline.race(session.ready);
+    } finally {
+      this.#pendingClients--;
     }
-    const path = new URL(session.url).pathname;
-    if (path !== WEBTRANSPORT_PATH) {
-      this.#log(
-        "warn",
-        "webTransportPath",
-        `Refused WebTransport session for path '${path}'`,
-      );
-      session.close({
-        closeCode: 404,
-        reason: `No WebTransport endpoint at '${path}'`,
-      });
-      return;
-    }
-    await session.ready;
+    deadline.clear();
     if (this.#options.onClientSession !== null) {
       this.#options.onClientSession(session);
+      // The session keeps its client slot until it ends.
+      await Promise.race([session.closed, connection.closed]).catch(() => {});
       return;
     }
     // Not served here: answer the first stream with a framed close, then end the session.
