@@ -121,6 +121,8 @@ export class RaftRunner {
   readonly #reads = new Map<string, ReadWaiter>();
   readonly #appliedListeners = new Set<(index: LogIndex) => void>();
   readonly #leaderWaiters = new Set<() => void>();
+  /** Forwarded proposals in flight, by the leader they were sent to. */
+  readonly #forwards = new Map<AbortController, NodeId>();
   #readCounter = 0;
   /** Posting here runs the ready loop as a macrotask (see #schedule). */
   readonly #wake = new MessageChannel();
@@ -406,12 +408,18 @@ export class RaftRunner {
   }
 
   async #forward(leader: NodeId, data: Uint8Array): Promise<Uint8Array> {
+    // Aborted as soon as this node learns of another leader (or of none):
+    // the caller's retry then goes to the new leader without waiting out
+    // the request deadline.
+    const abort = new AbortController();
+    this.#forwards.set(abort, leader);
     try {
       return await this.#options.transport.request(leader, {
         method: "forwardProposal",
         data,
       }, {
         timeoutMs: this.#options.requestTimeoutMs,
+        signal: abort.signal,
       });
     } catch (error) {
       const code = (error as { code?: string }).code;
@@ -425,6 +433,23 @@ export class RaftRunner {
       // Sent but unanswered: the leader may have appended it.
       throw new ProposalOutcomeUnknownError(
         `Forwarded proposal to '${leader}' has no known outcome: ${error}`,
+      );
+    } finally {
+      this.#forwards.delete(abort);
+    }
+  }
+
+  /** Fails forwarded proposals in flight to any node but `leader`. */
+  #abortForwards(leader: NodeId | null): void {
+    for (const [abort, target] of this.#forwards) {
+      if (target === leader) continue;
+      this.#forwards.delete(abort);
+      abort.abort(
+        new Error(
+          leader === null
+            ? `'${target}' is no longer known as the leader`
+            : `the leader changed from '${target}' to '${leader}'`,
+        ),
       );
     }
   }
@@ -509,6 +534,7 @@ export class RaftRunner {
     // A leader that stays leader may send before its own write (Raft §10.2.1):
     // it counts itself only once durable.
     const status = this.#node.status();
+    if (ready.softState !== null) this.#abortForwards(ready.softState.leader);
     if (ready.softState?.leader != null) {
       for (const wake of this.#leaderWaiters) wake();
       this.#leaderWaiters.clear();

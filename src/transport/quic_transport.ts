@@ -24,7 +24,12 @@ import {
   WEBTRANSPORT_ALPN,
   WEBTRANSPORT_PATH,
 } from "../protocol/limits.ts";
-import { PeerUnreachableError, TransportClosedError } from "./errors.ts";
+import {
+  abortReason,
+  PeerUnreachableError,
+  RequestAbortedError,
+  TransportClosedError,
+} from "./errors.ts";
 import { PendingRequests } from "./pending_requests.ts";
 import { PeerLink, type QuicPeerAddress } from "./quic_peer_link.ts";
 import {
@@ -238,11 +243,24 @@ export class QuicTransport implements PeerTransport {
       );
     }
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const signal = options.signal;
+    if (signal?.aborted) {
+      throw new RequestAbortedError(to, request.method, abortReason(signal));
+    }
     const { id, result } = this.#pending.open(to, request.method, timeoutMs);
     this.#requestPeers.set(id, to);
+    const onAbort = () =>
+      this.#pending.fail(
+        id,
+        new RequestAbortedError(to, request.method, abortReason(signal!)),
+      );
+    signal?.addEventListener("abort", onAbort, { once: true });
     link.request((channel) => channel.frame({ kind: "request", id, request }))
       .catch((error: Error) => this.#pending.fail(id, error));
-    return await result.finally(() => this.#requestPeers.delete(id));
+    return await result.finally(() => {
+      this.#requestPeers.delete(id);
+      signal?.removeEventListener("abort", onAbort);
+    });
   }
 
   async close(): Promise<void> {
