@@ -55,6 +55,10 @@ export class PeerLink {
   #failures = 0;
   #retryAt = 0;
   #closed = false;
+  /** Bumped whenever the connection is dropped, so a stale flush does not fail the next one. */
+  #generation = 0;
+  /** When the current connection was authenticated (`Date.now()`). */
+  #connectedAt = 0;
 
   constructor(
     address: QuicPeerAddress,
@@ -100,6 +104,38 @@ export class PeerLink {
     await channel.writeFrames([frame(channel)]);
   }
 
+  /** Connects now (e.g. at start-up, so a restarted peer is seen at once); failures are retried on the next send. */
+  connectSoon(): void {
+    if (this.#closed) return;
+    this.#connect().catch(() => {});
+  }
+
+  /**
+   * Drops the current connection and reconnects at once, keeping queued
+   * messages and without back-off: the peer was seen opening a new
+   * connection while its old one looked open, so it restarted and ours to
+   * it is dead (a QUIC connection to a dead process only ends at the idle
+   * timeout). Ignored for a connection younger than `minAgeMs`, so two
+   * nodes can never keep resetting each other.
+   *
+   * @returns Whether the connection was dropped.
+   */
+  reset(reason: string, minAgeMs: number): boolean {
+    if (this.#closed || this.#channel === undefined) return false;
+    if (Date.now() - this.#connectedAt < minAgeMs) return false;
+    this.#generation++;
+    this.#connection?.close({ closeCode: CLOSE_CODES.normal, reason });
+    this.#connection = undefined;
+    this.#channel = undefined;
+    this.#snapshotChannel = undefined;
+    this.#connecting = undefined;
+    this.#retryAt = 0;
+    this.#events.disconnected(this.address.nodeId, new Error(reason));
+    if (this.#queue.length > 0) void this.#flush();
+    if (this.#snapshots.length > 0) void this.#flushSnapshots();
+    return true;
+  }
+
   /** Closes the connection; queued messages are dropped. */
   close(): void {
     this.#closed = true;
@@ -114,8 +150,10 @@ export class PeerLink {
   async #flush(): Promise<void> {
     if (this.#flushing) return;
     this.#flushing = true;
+    let generation = this.#generation;
     try {
       while (this.#queue.length > 0 && !this.#closed) {
+        generation = this.#generation;
         const channel = await this.#connect();
         const batch = this.#queue.drain(BATCH_MESSAGES_MAX);
         const frames = batch.map((message) =>
@@ -124,17 +162,23 @@ export class PeerLink {
         await channel.writeFrames(frames);
       }
     } catch (error) {
-      this.#fail(error as Error);
+      // A write to a connection already reset is not the new one's failure.
+      if (generation === this.#generation) this.#fail(error as Error);
     } finally {
       this.#flushing = false;
+    }
+    if (generation !== this.#generation && this.#queue.length > 0) {
+      void this.#flush();
     }
   }
 
   async #flushSnapshots(): Promise<void> {
     if (this.#flushingSnapshots) return;
     this.#flushingSnapshots = true;
+    let generation = this.#generation;
     try {
       while (this.#snapshots.length > 0 && !this.#closed) {
+        generation = this.#generation;
         const channel = await this.#snapshotStream();
         for (const message of this.#snapshots.drain(1)) {
           // One chunk per write: awaiting it is the backpressure.
@@ -142,9 +186,12 @@ export class PeerLink {
         }
       }
     } catch (error) {
-      this.#fail(error as Error);
+      if (generation === this.#generation) this.#fail(error as Error);
     } finally {
       this.#flushingSnapshots = false;
+    }
+    if (generation !== this.#generation && this.#snapshots.length > 0) {
+      void this.#flushSnapshots();
     }
   }
 
@@ -158,6 +205,7 @@ export class PeerLink {
   }
 
   #fail(error: Error): void {
+    this.#generation++;
     const dropped = this.#queue.clear() + this.#snapshots.clear();
     this.#failures++;
     this.#retryAt = Date.now() + this.backoffMs();
@@ -183,6 +231,7 @@ export class PeerLink {
       (channel) => {
         this.#failures = 0;
         this.#channel = channel;
+        this.#connectedAt = Date.now();
         return channel;
       },
       (error) => {

@@ -53,6 +53,9 @@ import type {
 } from "./types.ts";
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "./memory_transport.ts";
 
+/** A link younger than this is not reset when its peer reconnects. */
+export const RESET_MIN_LINK_AGE_MS = 1000;
+
 /** Counters for tests and metrics. */
 export interface QuicTransportStats {
   /** Inbound connections open now (authenticating or authenticated). */
@@ -80,6 +83,8 @@ export class QuicTransport implements PeerTransport {
   readonly #pending: PendingRequests = new PendingRequests();
   readonly #requestPeers = new Map<number, NodeId>();
   readonly #inbound = new Set<Deno.QuicConn>();
+  /** The newest authenticated inbound Raft connection of each peer. */
+  readonly #peerInbound = new Map<NodeId, Deno.QuicConn>();
   readonly #nonces = new NonceRegistry();
   readonly #refused: Record<string, number> = {};
   /** Inbound connections in TLS, before their ALPN is known. */
@@ -181,20 +186,26 @@ export class QuicTransport implements PeerTransport {
   /** Adds or updates where a peer listens and what it is pinned to. */
   setPeer(address: QuicPeerAddress): void {
     const link = this.#links.get(address.nodeId);
-    if (link !== undefined) link.address = address;
-    else {
-      this.#links.set(
-        address.nodeId,
-        new PeerLink(address, this.#options, this.#endpoint, {
-          unreachable: (peer, reason) => this.#onUnreachable(peer, reason),
-          response: (id, result) => {
-            this.#requestPeers.delete(id);
-            this.#pending.settle(id, result);
-          },
-          disconnected: (peer, error) => this.#failRequests(peer, error),
-        }),
-      );
+    if (link !== undefined) {
+      const moved = !sameAddress(link.address, address);
+      link.address = address;
+      // A peer that moved (new port or certificate) restarted: the open
+      // connection goes to its old incarnation.
+      if (moved) link.reset("Peer address changed", 0);
+      return;
     }
+    const created = new PeerLink(address, this.#options, this.#endpoint, {
+      unreachable: (peer, reason) => this.#onUnreachable(peer, reason),
+      response: (id, result) => {
+        this.#requestPeers.delete(id);
+        this.#pending.settle(id, result);
+      },
+      disconnected: (peer, error) => this.#failRequests(peer, error),
+    });
+    this.#links.set(address.nodeId, created);
+    // Dial at once: peers that knew this node's previous incarnation see
+    // the new connection and drop their dead ones (see #servePeer).
+    if (!this.#closed) created.connectSoon();
   }
 
   /** Forgets a peer and closes its link. */
@@ -499,14 +510,52 @@ export class QuicTransport implements PeerTransport {
     }
   }
 
+  /**
+   * A peer opened a new Raft connection while its previous one still looks
+   * open: it restarted (a killed process sends no close, and QUIC notices
+   * only at the idle timeout) or it lost its link. Both the old inbound
+   * connection and this node's outbound one to it are then likely dead:
+   * drop them now and reconnect, instead of sending into them until the
+   * idle timeout. Links younger than a second are kept, so two nodes cannot
+   * keep resetting each other.
+   */
+  #peerReconnected(peer: NodeId, replaced: Deno.QuicConn): void {
+    replaced.close({
+      closeCode: CLOSE_CODES.normal,
+      reason: "Replaced by a newer connection from the same peer",
+    });
+    const reset = this.#links.get(peer)?.reset(
+      "Peer reconnected (restarted?)",
+      RESET_MIN_LINK_AGE_MS,
+    ) ?? false;
+    this.#log(
+      "info",
+      "peerReconnected",
+      `Peer ${shortNodeId(peer)} opened a new connection${
+        reset ? ": reconnecting to it" : ""
+      }`,
+      peer,
+    );
+  }
+
   /** Serves an authenticated peer: its message stream and any extra streams. */
   async #servePeer(
     connection: Deno.QuicConn,
     peer: AuthenticatedPeer,
     channel: StreamChannel,
   ): Promise<void> {
+    const replaced = peer.purpose === "raft"
+      ? this.#peerInbound.get(peer.nodeId)
+      : undefined;
+    if (peer.purpose === "raft") {
+      this.#peerInbound.set(peer.nodeId, connection);
+    }
+    if (replaced !== undefined) this.#peerReconnected(peer.nodeId, replaced);
     const extra = this.#acceptExtraStreams(connection, peer);
     const reason = await this.#readFrames(channel, peer);
+    if (this.#peerInbound.get(peer.nodeId) === connection) {
+      this.#peerInbound.delete(peer.nodeId);
+    }
     connection.close({
       closeCode: reason.code === "normal"
         ? CLOSE_CODES.normal
@@ -746,6 +795,16 @@ export class QuicTransport implements PeerTransport {
       reason: "Client streaming is not served yet",
     });
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+function sameAddress(a: QuicPeerAddress, b: QuicPeerAddress): boolean {
+  return a.hostname === b.hostname && a.port === b.port &&
+    sameBytes(a.nodeKey, b.nodeKey) &&
+    sameBytes(a.certificateHash, b.certificateHash);
 }
 
 export type { QuicPeerAddress };
