@@ -57,6 +57,8 @@ export class PeerLink {
   #closed = false;
   /** Bumped whenever the connection is dropped, so a stale flush does not fail the next one. */
   #generation = 0;
+  /** Pending re-dial of an idle link, cleared on close. */
+  #redial: ReturnType<typeof setTimeout> | undefined;
   /** When the current connection was authenticated (`Date.now()`). */
   #connectedAt = 0;
 
@@ -106,8 +108,24 @@ export class PeerLink {
 
   /** Connects now (e.g. at start-up, so a restarted peer is seen at once); failures are retried on the next send. */
   connectSoon(): void {
-    if (this.#closed) return;
-    this.#connect().catch(() => {});
+    if (this.#closed || this.#redial !== undefined) return;
+    this.#connect().catch(() => {
+      // Keep trying (with back-off) while idle: a link that is up is what
+      // lets the peer notice this node's restart, and this node its.
+      if (this.#closed || this.#channel !== undefined) return;
+      this.#failures++;
+      this.#retryAt = Date.now() + this.backoffMs();
+      this.#scheduleRedial();
+    });
+  }
+
+  /** Re-dials after the back-off (idle links stay connected). */
+  #scheduleRedial(): void {
+    if (this.#closed || this.#redial !== undefined) return;
+    this.#redial = setTimeout(() => {
+      this.#redial = undefined;
+      this.connectSoon();
+    }, Math.max(0, this.#retryAt - Date.now()));
   }
 
   /**
@@ -133,12 +151,15 @@ export class PeerLink {
     this.#events.disconnected(this.address.nodeId, new Error(reason));
     if (this.#queue.length > 0) void this.#flush();
     if (this.#snapshots.length > 0) void this.#flushSnapshots();
+    this.connectSoon();
     return true;
   }
 
   /** Closes the connection; queued messages are dropped. */
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#redial);
+    this.#redial = undefined;
     this.#queue.clear();
     this.#snapshots.clear();
     this.#connection?.close({
@@ -222,6 +243,7 @@ export class PeerLink {
       this.address.nodeId,
       `Cannot deliver ${dropped} messages: ${error.message}`,
     );
+    this.#scheduleRedial();
   }
 
   /** The authenticated message channel, connecting (after back-off) if needed. */
