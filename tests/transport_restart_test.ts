@@ -105,7 +105,7 @@ async function kill(child: Child): Promise<void> {
   await child.process.stdin.close().catch(() => {});
 }
 
-Deno.test("QuicTransport reconnects at once to a peer that was killed and restarted", async () => {
+async function killAndRestart(waitPastDamping: boolean): Promise<void> {
   const clusterKey = await makeClusterKey();
   const parent = await startQuicNode(clusterKey, { idleTimeoutMs: IDLE_MS });
   const dir = await Deno.makeTempDir({ prefix: "aspen-restart-" });
@@ -142,11 +142,12 @@ Deno.test("QuicTransport reconnects at once to a peer that was killed and restar
     const first = await spawnPeer(dir, identity, parent, clusterKey);
     children.push(first);
     await exchange(first, 1, "the first process");
-    // Links younger than this are never reset (so two nodes cannot keep
-    // resetting each other): let the parent's link to the child age past it.
-    await new Promise((resolve) =>
-      setTimeout(resolve, RESET_MIN_LINK_AGE_MS + 200)
-    );
+    if (waitPastDamping) {
+      // Links older than this are reset at once; younger ones are probed.
+      await new Promise((resolve) =>
+        setTimeout(resolve, RESET_MIN_LINK_AGE_MS + 200)
+      );
+    }
     await kill(first);
     // The restarted peer binds the same port and serves the same
     // certificate (as a node does), so its address is unchanged; it dials
@@ -175,4 +176,10 @@ Deno.test("QuicTransport reconnects at once to a peer that was killed and restar
     await parent.transport.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-});
+}
+
+Deno.test("QuicTransport reconnects at once to a peer that was killed and restarted", () =>
+  killAndRestart(true));
+
+Deno.test("QuicTransport probes a young link when its peer reconnects, and reconnects when the probe goes unanswered", () =>
+  killAndRestart(false));

@@ -106,6 +106,16 @@ export class PeerLink {
     await channel.writeFrames([frame(channel)]);
   }
 
+  /** Whether the link has an authenticated connection now. */
+  get connected(): boolean {
+    return this.#channel !== undefined;
+  }
+
+  /** Changes whenever the connection is dropped. */
+  get generation(): number {
+    return this.#generation;
+  }
+
   /** Connects now (e.g. at start-up, so a restarted peer is seen at once); failures are retried on the next send. */
   connectSoon(): void {
     if (this.#closed || this.#redial !== undefined) return;

@@ -28,6 +28,7 @@ import {
   abortReason,
   PeerUnreachableError,
   RequestAbortedError,
+  RequestTimeoutError,
   TransportClosedError,
 } from "./errors.ts";
 import { PendingRequests } from "./pending_requests.ts";
@@ -53,8 +54,21 @@ import type {
 } from "./types.ts";
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "./memory_transport.ts";
 
-/** A link younger than this is not reset when its peer reconnects. */
+/**
+ * A link younger than this is not reset at once when its peer reconnects
+ * (it is probed instead), so two nodes cannot keep resetting each other.
+ */
 export const RESET_MIN_LINK_AGE_MS = 1000;
+/** Milliseconds a probed peer has to answer before its link is reset. */
+const PROBE_TIMEOUT_MS = 1000;
+/**
+ * The probe: a read-index request with no context, answered by the
+ * transport itself (never passed to the node) to show the link is alive.
+ */
+const PROBE_REQUEST: PeerRequest = {
+  method: "forwardReadIndex",
+  context: new Uint8Array(0),
+};
 
 /** Counters for tests and metrics. */
 export interface QuicTransportStats {
@@ -524,17 +538,39 @@ export class QuicTransport implements PeerTransport {
       closeCode: CLOSE_CODES.normal,
       reason: "Replaced by a newer connection from the same peer",
     });
-    const reset = this.#links.get(peer)?.reset(
-      "Peer reconnected (restarted?)",
-      RESET_MIN_LINK_AGE_MS,
-    ) ?? false;
-    this.#log(
-      "info",
-      "peerReconnected",
-      `Peer ${shortNodeId(peer)} opened a new connection${
-        reset ? ": reconnecting to it" : ""
-      }`,
-      peer,
+    const link = this.#links.get(peer);
+    const log = (message: string) =>
+      this.#log(
+        "info",
+        "peerReconnected",
+        `Peer ${shortNodeId(peer)} opened a new connection${message}`,
+        peer,
+      );
+    if (link?.reset("Peer reconnected (restarted?)", RESET_MIN_LINK_AGE_MS)) {
+      log(": reconnecting to it");
+      return;
+    }
+    if (link === undefined || !link.connected) return log("");
+    // A young link may still lead to the peer's dead incarnation (it
+    // restarted twice in quick succession): ask over it, and reconnect if
+    // no answer comes. A live peer answers, so live links are never reset.
+    const generation = link.generation;
+    log(": probing the link to it");
+    this.request(peer, PROBE_REQUEST, { timeoutMs: PROBE_TIMEOUT_MS }).catch(
+      (error) => {
+        if (!(error instanceof RequestTimeoutError)) return;
+        if (link.generation !== generation) return;
+        if (link.reset("Peer did not answer a probe (restarted?)", 0)) {
+          this.#log(
+            "info",
+            "peerProbeFailed",
+            `Peer ${
+              shortNodeId(peer)
+            } did not answer a probe within ${PROBE_TIMEOUT_MS} ms: reconnecting to it`,
+            peer,
+          );
+        }
+      },
     );
   }
 
@@ -703,6 +739,16 @@ export class QuicTransport implements PeerTransport {
     channel: StreamChannel,
   ): Promise<void> {
     let result: PeerResult;
+    if (
+      request.method === "forwardReadIndex" && request.context.length === 0
+    ) {
+      await channel.send({
+        kind: "response",
+        id,
+        result: { ok: true, data: new Uint8Array(0) },
+      }).catch(() => {});
+      return;
+    }
     try {
       result = this.#onRequest === undefined
         ? {
