@@ -22,6 +22,7 @@ import type {
 } from "../src/transport/types.ts";
 import type { PeerRequest } from "../src/protocol/envelope.ts";
 import type { Message } from "../src/raft/types.ts";
+import { ProposalDroppedError } from "../src/raft/errors.ts";
 import { KvReplicatedState } from "../src/node/kv_replicated_state.ts";
 import {
   ProposalOutcomeUnknownError,
@@ -139,6 +140,57 @@ Deno.test("a proposal forwarded to a leader that dies fails as soon as a new lea
     );
     assert.match(error.message, /leader/);
     assert.notEqual(runners[follower]!.status().leader, IDS[leader]);
+  } finally {
+    await Promise.all(runners.map((r) => r.stop()));
+  }
+});
+
+Deno.test("a strong read pending at a follower when the leader dies fails (retryably) as soon as the leader changes", async () => {
+  const network = new InMemoryNetwork();
+  const runners = IDS.map((id) => {
+    const runner = new RaftRunner({
+      id,
+      voters: IDS,
+      logStore: new MemoryLogStore(),
+      stateMachine: new KvReplicatedState(
+        new KvStateMachine(new MemoryStateStore()),
+      ),
+      transport: network.connect(id),
+      tickMs: 10,
+      requestTimeoutMs: 30_000,
+    });
+    runner.start();
+    return runner;
+  });
+  try {
+    await waitFor(
+      "a leader",
+      () => runners.some((r) => r.status().role === "leader"),
+    );
+    const leader = runners.findIndex((r) => r.status().role === "leader");
+    const follower = runners.findIndex((r, i) =>
+      i !== leader && r.status().leader === IDS[leader]
+    );
+    assert.ok(follower >= 0);
+    // The leader dies with the follower's read on its way to it.
+    for (const id of IDS) {
+      if (id !== IDS[leader]) network.setLinkCut(IDS[leader]!, id, true);
+    }
+    const outcome = runners[follower]!.readIndex().then(
+      () => null,
+      (error: Error) => error,
+    );
+    const error = await Promise.race([
+      outcome,
+      new Promise<string>((resolve) =>
+        setTimeout(() => resolve("still waiting"), 20_000)
+      ),
+    ]);
+    assert.ok(
+      error instanceof ProposalDroppedError,
+      `expected a retryable refusal, got ${String(error)}`,
+    );
+    assert.match(error.message, /leader changed/);
   } finally {
     await Promise.all(runners.map((r) => r.stop()));
   }

@@ -439,6 +439,37 @@ export class RaftRunner {
     }
   }
 
+  /** Fails reads not yet confirmed: they went to a leader that is gone (safe to retry). */
+  #abortReads(leader: NodeId | null): void {
+    for (const [key, waiter] of this.#reads) {
+      if (waiter.index !== null) continue;
+      this.#reads.delete(key);
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new ProposalDroppedError(
+          "notLeader",
+          `Read was not confirmed before the leader changed (now ${
+            leader ?? "unknown"
+          })`,
+          leader,
+        ),
+      );
+    }
+  }
+
+  /** Fails the proposals of a node that is no longer the leader. */
+  #abortProposals(): void {
+    for (const [index, waiter] of this.#proposals) {
+      this.#proposals.delete(index);
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new ProposalOutcomeUnknownError(
+          `Proposal at index ${index} has no known outcome: this node lost leadership`,
+        ),
+      );
+    }
+  }
+
   /** Fails forwarded proposals in flight to any node but `leader`. */
   #abortForwards(leader: NodeId | null): void {
     for (const [abort, target] of this.#forwards) {
@@ -534,7 +565,10 @@ export class RaftRunner {
     // A leader that stays leader may send before its own write (Raft §10.2.1):
     // it counts itself only once durable.
     const status = this.#node.status();
-    if (ready.softState !== null) this.#abortForwards(ready.softState.leader);
+    if (ready.softState !== null) {
+      this.#abortForwards(ready.softState.leader);
+      this.#abortReads(ready.softState.leader);
+    }
     if (ready.softState?.leader != null) {
       for (const wake of this.#leaderWaiters) wake();
       this.#leaderWaiters.clear();
@@ -569,6 +603,12 @@ export class RaftRunner {
     } else applyAll();
     for (const state of ready.readStates) {
       this.#readConfirmed(state.index, state.context);
+    }
+    // After this batch's entries resolved their waiters: a node that lost
+    // leadership fails the rest now (outcome unknown; the session makes the
+    // retry safe) instead of at the request deadline.
+    if (ready.softState !== null && ready.softState.role !== "leader") {
+      this.#abortProposals();
     }
     const applied = ready.committedEntries.at(-1)?.index ??
       ready.snapshot?.meta.index;
