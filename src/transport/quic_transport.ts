@@ -530,8 +530,9 @@ export class QuicTransport implements PeerTransport {
    * only at the idle timeout) or it lost its link. Both the old inbound
    * connection and this node's outbound one to it are then likely dead:
    * drop them now and reconnect, instead of sending into them until the
-   * idle timeout. Links younger than a second are kept, so two nodes cannot
-   * keep resetting each other.
+   * idle timeout. A link younger than a second is probed instead and reset
+   * only if the probe goes unanswered, so two nodes cannot keep resetting
+   * each other and a live link is never dropped.
    */
   #peerReconnected(peer: NodeId, replaced: Deno.QuicConn): void {
     replaced.close({
