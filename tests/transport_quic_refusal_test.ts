@@ -306,15 +306,87 @@ Deno.test("QUIC survives a connection flood, refusing past maxPendingHandshakes"
     }
   }, { maxPendingHandshakes: 3, handshakeTimeoutMs: 300 }));
 
-Deno.test("QUIC refuses connections past maxConnections", () =>
+Deno.test("QUIC refuses peer connections past maxPeerConnections", () =>
   withServer(async (server) => {
     const member = await makeMember(clusterKey);
     const first = await authenticatedChannel(server, member);
-    await assert.rejects(within(rawConnect(server), 5000, "the refusal"));
-    await logged(server, "maxConnections");
+    const second = await within(rawConnect(server), 5000, "the connection");
+    assert.match(await closedReason(second), /maxPeerConnections/);
+    await logged(server, "maxPeerConnections");
     first.connection.close();
     await waitFor(
       () => server.transport.stats.connections === 0,
       "the slot to free",
     );
-  }, { maxConnections: 1 }));
+  }, { maxPeerConnections: 1 }));
+
+Deno.test("QUIC keeps peer slots free of idle h3 connections, closing those past their budget", () =>
+  withServer(async (server, raft) => {
+    const endpoint = new Deno.QuicEndpoint({ hostname: "127.0.0.1" });
+    const idle: Deno.QuicConn[] = [];
+    try {
+      // Twice the client budget of idle h3 connections that never upgrade.
+      for (let i = 0; i < 8; i++) {
+        const attempt = await within(
+          rawConnect(server, "h3", endpoint),
+          4000,
+          "an h3 connection",
+        ).catch(() => undefined);
+        if (attempt !== undefined) idle.push(attempt);
+      }
+      await logged(server, "maxClientConnections");
+      assert.ok(server.transport.stats.clients <= 4);
+      // A real peer still gets in while the client budget is full.
+      const peer = await startQuicNode(clusterKey);
+      try {
+        peer.transport.setPeer(server.address);
+        peer.transport.send(
+          server.address.nodeId,
+          heartbeat(peer.address.nodeId, server.address.nodeId, 3),
+        );
+        await waitFor(() => raft.length === 1, "the peer's heartbeat", 8000);
+      } finally {
+        await peer.transport.close();
+      }
+    } finally {
+      for (const connection of idle) connection.close();
+      endpoint.close();
+    }
+  }, {
+    maxClientConnections: 4,
+    maxPeerConnections: 2,
+    handshakeTimeoutMs: 20_000,
+  }));
+
+Deno.test("QUIC closes an h3 connection that never upgrades at the handshake deadline", () =>
+  withServer(async (server) => {
+    const connection = await within(
+      rawConnect(server, "h3"),
+      4000,
+      "an h3 connection",
+    );
+    assert.match(await closedReason(connection), /Handshake timed out/);
+    await logged(server, "handshakeTimeout");
+    await waitFor(
+      () =>
+        server.transport.stats.pendingHandshakes === 0 &&
+        server.transport.stats.clients === 0,
+      "the client slot to free",
+    );
+  }, { handshakeTimeoutMs: 400 }));
+
+Deno.test("QUIC refuses a large frame before the handshake, without buffering it", () =>
+  withServer(async (server, raft) => {
+    const connection = await rawConnect(server);
+    const stream = await connection.createBidirectionalStream();
+    const writer = stream.writable.getWriter();
+    // Announce 1 MiB (under the 16 MiB limit for authenticated peers) and
+    // send part of it: a stranger gets a few KiB, not 16 MiB.
+    const header = new Uint8Array([0, 0x10, 0, 0]);
+    await writer.write(header);
+    await writer.write(new Uint8Array(64 * 1024)).catch(() => {});
+    assert.match(await closedReason(connection), /frameTooLarge/);
+    await logged(server, "frameTooLarge");
+    assert.equal(server.transport.stats.pendingHandshakes, 0);
+    assert.equal(raft.length, 0);
+  }, { handshakeTimeoutMs: 20_000 }));

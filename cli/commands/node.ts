@@ -15,7 +15,11 @@ import {
   AddressChangedError,
   checkConfiguredAddress,
 } from "../../src/node/data_dir.ts";
-import { KV_CONNECT_PATH, serveNode } from "../../src/node/serve.ts";
+import {
+  KV_CONNECT_PATH,
+  serveNode,
+  SHUTDOWN_GRACE_MS,
+} from "../../src/node/serve.ts";
 import { JoinRefusedError, prepareJoin } from "../../src/node/join.ts";
 import { UnavailableError } from "../../src/client/errors.ts";
 import { UsageError } from "./_context.ts";
@@ -162,8 +166,20 @@ async function runNode(config: NodeConfig): Promise<void> {
   }
   console.log(`  ticket     ${node.clientTicket()}`);
   await untilSignal();
-  console.log("aspen: stopping (finishing in-flight requests)");
+  console.log(
+    `aspen: stopping (in-flight requests get ${SHUTDOWN_GRACE_MS} ms)`,
+  );
+  // Bounded: a second signal, or a stop that outlives its bound, exits now.
+  const hardStop = setTimeout(() => {
+    console.error("aspen: shutdown took too long; exiting");
+    Deno.exit(1);
+  }, SHUTDOWN_GRACE_MS + 10_000);
+  void untilSignal().then(() => {
+    console.error("aspen: second signal; exiting now");
+    Deno.exit(1);
+  });
   await serving.stop();
+  clearTimeout(hardStop);
   Deno.exit(0);
 }
 

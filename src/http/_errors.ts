@@ -40,6 +40,7 @@ export class HttpApiError extends Error {
 const ADMIN_CODES: Readonly<Record<string, ErrorCode>> = {
   notLeader: "notLeader",
   changePending: "changePending",
+  alreadyMember: "changePending",
   notCaughtUp: "notCaughtUp",
   unknownNode: "unknownNode",
   invalid: "invalid",

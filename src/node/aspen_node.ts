@@ -75,6 +75,7 @@ import {
 } from "./node_api.ts";
 import { RaftKvBackend } from "./raft_kv_backend.ts";
 import { RaftRunner } from "./raft_runner.ts";
+import { validateMemberId, validateNodeAddress } from "./admin_validation.ts";
 import { backupStream } from "./backup.ts";
 import { type LogWriter, WorkerLogWriter } from "./log_writer.ts";
 
@@ -405,21 +406,32 @@ export class AspenNode implements NodeApi {
     });
   }
 
+  /**
+   * Adds a node as a learner. Every input is validated, and the call refused
+   * for this node's own id or an existing member, before anything changes:
+   * a refused call changes nothing (not even a member's address).
+   */
   addLearner(address: NodeAddress): Promise<void> {
     return this.#admin(() => {
-      this.#cluster.members.set(address.nodeId, address);
-      this.#transport.setPeer(peerAddress(address));
+      const valid = this.#validateNewMember(address);
+      this.#requireLeader();
+      // Proposed first: if Raft refuses (a change is pending), nothing else
+      // has changed.
       this.runner.proposeConfChange({
         type: "addLearner",
-        node: nodeId(address.nodeId),
+        node: nodeId(valid.nodeId),
       });
+      this.#cluster.members.set(valid.nodeId, valid);
+      this.#transport.setPeer(peerAddress(valid));
     });
   }
 
   promote(id: string): Promise<void> {
     return this.#admin(() => {
       const s = this.runner.status();
-      const match = s.progress?.get(nodeId(id))?.match;
+      const target = nodeId(validateMemberId(id, s.conf, "learner"));
+      this.#requireLeader();
+      const match = s.progress?.get(target)?.match;
       if (match === undefined) {
         throw new ClusterAdminError(
           "unknownNode",
@@ -434,18 +446,67 @@ export class AspenNode implements NodeApi {
           } entries (at most ${PROMOTE_LAG_MAX})`,
         );
       }
-      this.runner.proposeConfChange({ type: "promote", node: nodeId(id) });
+      this.runner.proposeConfChange({ type: "promote", node: target });
     });
   }
 
   remove(id: string): Promise<void> {
-    return this.#admin(() =>
-      this.runner.proposeConfChange({ type: "remove", node: nodeId(id) })
-    );
+    return this.#admin(() => {
+      const target = validateMemberId(id, this.runner.status().conf, "member");
+      this.#requireLeader();
+      this.runner.proposeConfChange({ type: "remove", node: nodeId(target) });
+    });
   }
 
   transferLeader(id: string): Promise<void> {
-    return this.#admin(() => this.runner.transferLeader(nodeId(id)));
+    return this.#admin(() => {
+      const target = validateMemberId(id, this.runner.status().conf, "voter");
+      this.#requireLeader();
+      this.runner.transferLeader(nodeId(target));
+    });
+  }
+
+  /**
+   * The validated address of a node that is not yet a member.
+   *
+   * @throws {ClusterAdminError} "invalid" for a bad field or this node's own
+   *   id, "changePending" (409) for an existing member.
+   */
+  #validateNewMember(address: NodeAddress): NodeAddress {
+    const valid = validateNodeAddress(address);
+    if (valid.nodeId === this.id) {
+      throw new ClusterAdminError(
+        "invalid",
+        "Cannot add this node as a learner of itself",
+      );
+    }
+    const conf = this.runner.status().conf;
+    if (
+      [...conf.voters, ...conf.votersOutgoing, ...conf.learners].includes(
+        nodeId(valid.nodeId),
+      )
+    ) {
+      throw new ClusterAdminError(
+        "alreadyMember",
+        `Cannot add '${
+          shortNodeId(valid.nodeId)
+        }' as a learner as it is already a member`,
+      );
+    }
+    return valid;
+  }
+
+  /** @throws {ClusterAdminError} "notLeader" on a follower or candidate. */
+  #requireLeader(): void {
+    const status = this.runner.status();
+    if (status.role === "leader") return;
+    throw new ClusterAdminError(
+      "notLeader",
+      `Node '${this.identity.shortId}' is not the leader`,
+      status.leader === null
+        ? null
+        : this.#cluster.members.get(status.leader)?.httpUrl ?? null,
+    );
   }
 
   /** A backup stream at a read-index-consistent state, signed by the cluster key when this node holds it. */
@@ -504,13 +565,11 @@ export class AspenNode implements NodeApi {
         leaderUrl,
       );
     }
-    const address = request.address;
-    if (
-      typeof address?.nodeId !== "string" || typeof address.nodeKey !== "string"
-    ) {
+    const address = validateNodeAddress(request.address);
+    if (address.nodeId === this.id) {
       throw new ClusterAdminError(
         "invalid",
-        "Join request needs the node's address and key",
+        "Cannot admit a node with this node's own id",
       );
     }
     const clusterKey = await this.#clusterKey();

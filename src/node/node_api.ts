@@ -35,7 +35,7 @@ export interface NodeAddress {
 /** Thrown by admin calls refused by Raft's rules (not leader, change pending, lagging learner). */
 export class ClusterAdminError extends Error {
   override name = "ClusterAdminError";
-  /** A machine-readable reason: "notLeader" | "changePending" | "notCaughtUp" | "unknownNode" | "invalid". */
+  /** A machine-readable reason: "notLeader" | "changePending" | "alreadyMember" | "notCaughtUp" | "unknownNode" | "invalid". */
   readonly code: string;
   /** The leader's HTTP URL, when known, for the caller to retry there. */
   readonly leaderHttpUrl: string | null;

@@ -132,6 +132,8 @@ export class RaftRunner {
   readonly #reads = new Map<string, ReadWaiter>();
   readonly #appliedListeners = new Set<(index: LogIndex) => void>();
   readonly #leaderWaiters = new Set<() => void>();
+  /** Forwarded proposals in flight, by the leader they were sent to. */
+  readonly #forwards = new Map<AbortController, NodeId>();
   #readCounter = 0;
   /**
    * Random per process: read contexts of this incarnation never match those
@@ -471,12 +473,18 @@ export class RaftRunner {
   }
 
   async #forward(leader: NodeId, data: Uint8Array): Promise<Uint8Array> {
+    // Aborted as soon as this node learns of another leader (or of none):
+    // the caller's retry then goes to the new leader without waiting out
+    // the request deadline.
+    const abort = new AbortController();
+    this.#forwards.set(abort, leader);
     try {
       return await this.#options.transport.request(leader, {
         method: "forwardProposal",
         data,
       }, {
         timeoutMs: this.#options.requestTimeoutMs,
+        signal: abort.signal,
       });
     } catch (error) {
       const code = (error as { code?: string }).code;
@@ -490,6 +498,54 @@ export class RaftRunner {
       // Sent but unanswered: the leader may have appended it.
       throw new ProposalOutcomeUnknownError(
         `Forwarded proposal to '${leader}' has no known outcome: ${error}`,
+      );
+    } finally {
+      this.#forwards.delete(abort);
+    }
+  }
+
+  /** Fails reads not yet confirmed: they went to a leader that is gone (safe to retry). */
+  #abortReads(leader: NodeId | null): void {
+    for (const [key, waiter] of this.#reads) {
+      if (waiter.index !== null) continue;
+      this.#reads.delete(key);
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new ProposalDroppedError(
+          "notLeader",
+          `Read was not confirmed before the leader changed (now ${
+            leader ?? "unknown"
+          })`,
+          leader,
+        ),
+      );
+    }
+  }
+
+  /** Fails the proposals of a node that is no longer the leader. */
+  #abortProposals(): void {
+    for (const [index, waiter] of this.#proposals) {
+      this.#proposals.delete(index);
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new ProposalOutcomeUnknownError(
+          `Proposal at index ${index} has no known outcome: this node lost leadership`,
+        ),
+      );
+    }
+  }
+
+  /** Fails forwarded proposals in flight to any node but `leader`. */
+  #abortForwards(leader: NodeId | null): void {
+    for (const [abort, target] of this.#forwards) {
+      if (target === leader) continue;
+      this.#forwards.delete(abort);
+      abort.abort(
+        new Error(
+          leader === null
+            ? `'${target}' is no longer known as the leader`
+            : `the leader changed from '${target}' to '${leader}'`,
+        ),
       );
     }
   }
@@ -575,6 +631,10 @@ export class RaftRunner {
     // A leader that stays leader may send before its own write (Raft §10.2.1):
     // it counts itself only once durable.
     const status = this.#node.status();
+    if (ready.softState !== null) {
+      this.#abortForwards(ready.softState.leader);
+      this.#abortReads(ready.softState.leader);
+    }
     if (ready.softState?.leader != null) {
       for (const wake of this.#leaderWaiters) wake();
       this.#leaderWaiters.clear();
@@ -612,6 +672,12 @@ export class RaftRunner {
     } else applyAll();
     for (const state of ready.readStates) {
       this.#readConfirmed(state.index, state.context);
+    }
+    // After this batch's entries resolved their waiters: a node that lost
+    // leadership fails the rest now (outcome unknown; the session makes the
+    // retry safe) instead of at the request deadline.
+    if (ready.softState !== null && ready.softState.role !== "leader") {
+      this.#abortProposals();
     }
     const applied = ready.committedEntries.at(-1)?.index ??
       ready.snapshot?.meta.index;

@@ -38,15 +38,43 @@ export interface ServingNode {
   readonly url: string;
   /** Tokens KV Connect accepts (configured, or the generated one). */
   readonly kvConnectTokens: readonly string[];
-  /** Stops accepting, waits for in-flight requests, then stops the node. */
+  /**
+   * Stops accepting, waits for in-flight requests up to the shutdown grace
+   * period (long-lived streams such as watches would otherwise hold it for
+   * ever), then stops the node. Always settles.
+   */
   stop(): Promise<void>;
+}
+
+/** Default milliseconds in-flight requests get to finish at shutdown. */
+export const SHUTDOWN_GRACE_MS = 5000;
+
+/** Resolves `true` when `promise` settles within `ms`, else `false`. */
+function settlesWithin(
+  promise: Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise.then(() => true, () => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** Starts a node and its HTTP listener. */
 export async function serveNode(
   config: NodeConfig,
-  options: { log?: (line: string) => void } = {},
+  options: {
+    log?: (line: string) => void;
+    /** Milliseconds in-flight requests get at shutdown. Default 5000. */
+    shutdownGraceMs?: number;
+  } = {},
 ): Promise<ServingNode> {
+  const { shutdownGraceMs = SHUTDOWN_GRACE_MS, ...nodeOptions } = options;
+  const log = options.log ??
+    ((line: string) => console.error(`${new Date().toISOString()} ${line}`));
   const httpPort = config.httpPort === 0
     ? freeTcpPorts(config.httpHost, 1)[0]!
     : config.httpPort;
@@ -58,7 +86,7 @@ export async function serveNode(
   }://${host}:${httpPort}`;
   const node = await AspenNode.start({ ...config, httpPort }, {
     httpUrl: url,
-    ...options,
+    ...nodeOptions,
   });
   try {
     const kvConnectTokens = config.tokens.length > 0
@@ -176,8 +204,16 @@ export async function serveNode(
     let stopping: Promise<void> | null = null;
     const stop = () =>
       stopping ??= (async () => {
-        await server.shutdown();
+        const shutdown = server.shutdown();
+        const drained = await settlesWithin(shutdown, shutdownGraceMs);
+        if (!drained) {
+          log(
+            `warning: requests still open ${shutdownGraceMs} ms after shutdown began; stopping the node anyway`,
+          );
+        }
         await node.stop();
+        // Stopping the node ends its streams; do not wait on stragglers.
+        if (!drained) await settlesWithin(shutdown, 1000);
       })();
     return { node, url, kvConnectTokens, stop };
   } catch (error) {

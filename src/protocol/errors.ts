@@ -8,6 +8,7 @@
 /** Why a frame or message was refused. Stable strings, safe to log and send. */
 export type ProtocolErrorCode =
   | "frameTooLarge"
+  | "handshakeTooLarge"
   | "truncatedFrame"
   | "streamEnded"
   | "malformedPayload"

@@ -77,13 +77,29 @@ export function concatFrames(frames: readonly Uint8Array[]): Uint8Array {
  * ```
  */
 export class FrameDecoder {
-  readonly #maxFrameBytes: number;
+  #maxFrameBytes: number;
   #buffer: Uint8Array = new Uint8Array(0);
   #start = 0;
   #end = 0;
 
   /** @param maxFrameBytes Largest payload accepted, in bytes. Default 16 MiB. */
   constructor(maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {
+    checkMaxFrameBytes(maxFrameBytes);
+    this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Largest payload accepted now, in bytes. */
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes;
+  }
+
+  /**
+   * Changes the frame limit from the next header on, e.g. from the few KiB a
+   * handshake needs to the full limit once the peer is authenticated.
+   *
+   * @throws {RangeError} When the limit is out of range.
+   */
+  setMaxFrameBytes(maxFrameBytes: number): void {
     checkMaxFrameBytes(maxFrameBytes);
     this.#maxFrameBytes = maxFrameBytes;
   }

@@ -8,6 +8,16 @@
 export const FRAME_HEADER_BYTES = 4;
 /** Default maximum payload of one frame, in bytes (16 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/**
+ * Largest frame before a peer is authenticated, in bytes: a handshake step
+ * (keys, nonces, a credential, a certificate record) is well under 2 KiB.
+ */
+export const HANDSHAKE_FRAME_BYTES_MAX = 8 * 1024;
+/**
+ * Most bytes read from a connection before its handshake completes; with
+ * `maxPendingHandshakes` this bounds the memory of pending handshakes.
+ */
+export const HANDSHAKE_BYTES_MAX = 32 * 1024;
 /** Largest value a 4-byte length prefix can carry. */
 export const FRAME_BYTES_LIMIT = 0xffff_ffff;
 /** Longest node id accepted on the wire, in characters. */

@@ -34,6 +34,24 @@ export class RequestTimeoutError extends Error {
   }
 }
 
+/** The caller gave up on a request (its signal was aborted). */
+export class RequestAbortedError extends Error {
+  override name = "RequestAbortedError";
+  /** The peer asked. */
+  readonly peer: string;
+
+  constructor(peer: string, method: string, reason: string) {
+    super(`Cannot complete '${method}' request to '${peer}': ${reason}`);
+    this.peer = peer;
+  }
+}
+
+/** The text of an aborted signal's reason. */
+export function abortReason(signal: AbortSignal): string {
+  const reason = signal.reason as unknown;
+  return reason instanceof Error ? reason.message : String(reason);
+}
+
 /** The transport was closed before or while the operation ran. */
 export class TransportClosedError extends Error {
   override name = "TransportClosedError";

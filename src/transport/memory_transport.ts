@@ -14,8 +14,10 @@ import {
   type PeerResult,
 } from "../protocol/envelope.ts";
 import {
+  abortReason,
   PeerUnreachableError,
   RemoteError,
+  RequestAbortedError,
   RequestTimeoutError,
   TransportClosedError,
 } from "./errors.ts";
@@ -151,10 +153,21 @@ export class InMemoryTransport implements PeerTransport {
         timeoutMs,
       );
     });
+    const signal = options.signal;
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () =>
+        reject(
+          new RequestAbortedError(to, request.method, abortReason(signal!)),
+        );
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+    });
     try {
       const result = await Promise.race([
         peer.answer(wire.request, this.localId),
         timeout,
+        aborted,
       ]);
       const back = decodeEnvelope(
         encodeEnvelope({ kind: "response", id: 1, result }),
@@ -166,6 +179,7 @@ export class InMemoryTransport implements PeerTransport {
       return back.result.data;
     } finally {
       clearTimeout(timer);
+      if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
     }
   }
 

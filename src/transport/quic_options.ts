@@ -5,7 +5,10 @@
  */
 import type { MembershipContext } from "../cluster/handshake.ts";
 import type { NodeCertificate } from "../cluster/certificate.ts";
-import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/limits.ts";
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  HANDSHAKE_BYTES_MAX,
+} from "../protocol/limits.ts";
 import { DEFAULT_PEER_QUEUE_CAPACITY } from "./peer_queue.ts";
 
 /** Something the transport refused or lost, for the operator's log. */
@@ -30,12 +33,34 @@ export interface QuicTransportOptions {
   readonly hostname?: string;
   /** UDP port to bind; 0 picks one. Default 0. */
   readonly port?: number;
-  /** Most inbound connections at once, authenticated or not. Default 256. */
-  readonly maxConnections?: number;
-  /** Most inbound connections still authenticating. Default 32. */
+  /**
+   * Most inbound peer (`aspen/1`) connections at once, authenticating or
+   * authenticated. Client connections never take these slots. Default 64.
+   */
+  readonly maxPeerConnections?: number;
+  /** Most inbound client (`h3`, WebTransport) connections at once. Default 256. */
+  readonly maxClientConnections?: number;
+  /**
+   * Most inbound connections in TLS, and (separately) most peer connections
+   * still authenticating. Default 32.
+   */
   readonly maxPendingHandshakes?: number;
-  /** Milliseconds a peer has to complete the handshake. Default 5000. */
+  /**
+   * Most bytes a connection may send before its handshake completes (frames
+   * are at most 8 KiB until then). Default 32 KiB.
+   */
+  readonly handshakeBytesMax?: number;
+  /**
+   * Milliseconds an inbound connection has for TLS plus the peer handshake
+   * or the WebTransport upgrade. Default 5000.
+   */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * Most streams of each direction a connection may have open at once (QUIC
+   * buffers each one's receive window). Default 24: a client session's 16
+   * streams, or a peer's message stream and snapshot streams, with margin.
+   */
+  readonly maxIncomingStreams?: number;
   /** Messages queued per peer before dropping. Default 1024. */
   readonly queueCapacity?: number;
   /** Snapshot chunks queued per peer before dropping. Default 16. */
@@ -88,8 +113,11 @@ export function resolveQuicOptions(
   const resolved: ResolvedQuicOptions = {
     hostname: "127.0.0.1",
     port: 0,
-    maxConnections: 256,
+    maxPeerConnections: 64,
+    maxClientConnections: 256,
     maxPendingHandshakes: 32,
+    handshakeBytesMax: HANDSHAKE_BYTES_MAX,
+    maxIncomingStreams: 24,
     handshakeTimeoutMs: 5000,
     queueCapacity: DEFAULT_PEER_QUEUE_CAPACITY,
     snapshotQueueCapacity: 16,
@@ -110,8 +138,11 @@ export function resolveQuicOptions(
   };
   for (
     const name of [
-      "maxConnections",
+      "maxPeerConnections",
+      "maxClientConnections",
       "maxPendingHandshakes",
+      "handshakeBytesMax",
+      "maxIncomingStreams",
       "handshakeTimeoutMs",
       "queueCapacity",
       "snapshotQueueCapacity",

@@ -55,6 +55,12 @@ export class PeerLink {
   #failures = 0;
   #retryAt = 0;
   #closed = false;
+  /** Bumped whenever the connection is dropped, so a stale flush does not fail the next one. */
+  #generation = 0;
+  /** Pending re-dial of an idle link, cleared on close. */
+  #redial: ReturnType<typeof setTimeout> | undefined;
+  /** When the current connection was authenticated (`Date.now()`). */
+  #connectedAt = 0;
 
   constructor(
     address: QuicPeerAddress,
@@ -100,9 +106,70 @@ export class PeerLink {
     await channel.writeFrames([frame(channel)]);
   }
 
+  /** Whether the link has an authenticated connection now. */
+  get connected(): boolean {
+    return this.#channel !== undefined;
+  }
+
+  /** Changes whenever the connection is dropped. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** Connects now (e.g. at start-up, so a restarted peer is seen at once); failures are retried on the next send. */
+  connectSoon(): void {
+    if (this.#closed || this.#redial !== undefined) return;
+    this.#connect().catch(() => {
+      // Keep trying (with back-off) while idle: a link that is up is what
+      // lets the peer notice this node's restart, and this node its.
+      if (this.#closed || this.#channel !== undefined) return;
+      this.#failures++;
+      this.#retryAt = Date.now() + this.backoffMs();
+      this.#scheduleRedial();
+    });
+  }
+
+  /** Re-dials after the back-off (idle links stay connected). */
+  #scheduleRedial(): void {
+    if (this.#closed || this.#redial !== undefined) return;
+    this.#redial = setTimeout(() => {
+      this.#redial = undefined;
+      this.connectSoon();
+    }, Math.max(0, this.#retryAt - Date.now()));
+  }
+
+  /**
+   * Drops the current connection and reconnects at once, keeping queued
+   * messages and without back-off: the peer was seen opening a new
+   * connection while its old one looked open, so it restarted and ours to
+   * it is dead (a QUIC connection to a dead process only ends at the idle
+   * timeout). Ignored for a connection younger than `minAgeMs`, so two
+   * nodes can never keep resetting each other.
+   *
+   * @returns Whether the connection was dropped.
+   */
+  reset(reason: string, minAgeMs: number): boolean {
+    if (this.#closed || this.#channel === undefined) return false;
+    if (Date.now() - this.#connectedAt < minAgeMs) return false;
+    this.#generation++;
+    this.#connection?.close({ closeCode: CLOSE_CODES.normal, reason });
+    this.#connection = undefined;
+    this.#channel = undefined;
+    this.#snapshotChannel = undefined;
+    this.#connecting = undefined;
+    this.#retryAt = 0;
+    this.#events.disconnected(this.address.nodeId, new Error(reason));
+    if (this.#queue.length > 0) void this.#flush();
+    if (this.#snapshots.length > 0) void this.#flushSnapshots();
+    this.connectSoon();
+    return true;
+  }
+
   /** Closes the connection; queued messages are dropped. */
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#redial);
+    this.#redial = undefined;
     this.#queue.clear();
     this.#snapshots.clear();
     this.#connection?.close({
@@ -114,8 +181,10 @@ export class PeerLink {
   async #flush(): Promise<void> {
     if (this.#flushing) return;
     this.#flushing = true;
+    let generation = this.#generation;
     try {
       while (this.#queue.length > 0 && !this.#closed) {
+        generation = this.#generation;
         const channel = await this.#connect();
         const batch = this.#queue.drain(BATCH_MESSAGES_MAX);
         const frames = batch.map((message) =>
@@ -124,17 +193,23 @@ export class PeerLink {
         await channel.writeFrames(frames);
       }
     } catch (error) {
-      this.#fail(error as Error);
+      // A write to a connection already reset is not the new one's failure.
+      if (generation === this.#generation) this.#fail(error as Error);
     } finally {
       this.#flushing = false;
+    }
+    if (generation !== this.#generation && this.#queue.length > 0) {
+      void this.#flush();
     }
   }
 
   async #flushSnapshots(): Promise<void> {
     if (this.#flushingSnapshots) return;
     this.#flushingSnapshots = true;
+    let generation = this.#generation;
     try {
       while (this.#snapshots.length > 0 && !this.#closed) {
+        generation = this.#generation;
         const channel = await this.#snapshotStream();
         for (const message of this.#snapshots.drain(1)) {
           // One chunk per write: awaiting it is the backpressure.
@@ -142,9 +217,12 @@ export class PeerLink {
         }
       }
     } catch (error) {
-      this.#fail(error as Error);
+      if (generation === this.#generation) this.#fail(error as Error);
     } finally {
       this.#flushingSnapshots = false;
+    }
+    if (generation !== this.#generation && this.#snapshots.length > 0) {
+      void this.#flushSnapshots();
     }
   }
 
@@ -158,6 +236,7 @@ export class PeerLink {
   }
 
   #fail(error: Error): void {
+    this.#generation++;
     const dropped = this.#queue.clear() + this.#snapshots.clear();
     this.#failures++;
     this.#retryAt = Date.now() + this.backoffMs();
@@ -174,6 +253,7 @@ export class PeerLink {
       this.address.nodeId,
       `Cannot deliver ${dropped} messages: ${error.message}`,
     );
+    this.#scheduleRedial();
   }
 
   /** The authenticated message channel, connecting (after back-off) if needed. */
@@ -183,6 +263,7 @@ export class PeerLink {
       (channel) => {
         this.#failures = 0;
         this.#channel = channel;
+        this.#connectedAt = Date.now();
         return channel;
       },
       (error) => {
@@ -232,11 +313,15 @@ export class PeerLink {
           } as Deno.ConnectQuicOptions<false>);
           this.#connection = connection;
           const stream = await connection.createBidirectionalStream();
-          const channel = new StreamChannel(stream, options.maxFrameBytes);
+          const channel = StreamChannel.forHandshake(
+            stream,
+            options.handshakeBytesMax,
+          );
           await initiateHandshake(channel, options.membership, {
             expectedNodeKey: this.address.nodeKey,
             certificateHash: this.address.certificateHash,
           });
+          channel.authenticated(options.maxFrameBytes);
           void this.#readResponses(channel, connection);
           return channel;
         })(),

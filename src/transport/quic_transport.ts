@@ -24,7 +24,13 @@ import {
   WEBTRANSPORT_ALPN,
   WEBTRANSPORT_PATH,
 } from "../protocol/limits.ts";
-import { PeerUnreachableError, TransportClosedError } from "./errors.ts";
+import {
+  abortReason,
+  PeerUnreachableError,
+  RequestAbortedError,
+  RequestTimeoutError,
+  TransportClosedError,
+} from "./errors.ts";
 import { PendingRequests } from "./pending_requests.ts";
 import { PeerLink, type QuicPeerAddress } from "./quic_peer_link.ts";
 import {
@@ -34,6 +40,10 @@ import {
   resolveQuicOptions,
 } from "./quic_options.ts";
 import { StreamChannel } from "./stream_channel.ts";
+import {
+  HandshakeDeadline,
+  HandshakeTimeoutError,
+} from "./handshake_deadline.ts";
 import type {
   MessageHandler,
   PeerTransport,
@@ -44,12 +54,32 @@ import type {
 } from "./types.ts";
 import { DEFAULT_REQUEST_TIMEOUT_MS } from "./memory_transport.ts";
 
+/**
+ * A link younger than this is not reset at once when its peer reconnects
+ * (it is probed instead), so two nodes cannot keep resetting each other.
+ */
+export const RESET_MIN_LINK_AGE_MS = 1000;
+/** Milliseconds a probed peer has to answer before its link is reset. */
+const PROBE_TIMEOUT_MS = 1000;
+/**
+ * The probe: a read-index request with no context, answered by the
+ * transport itself (never passed to the node) to show the link is alive.
+ */
+const PROBE_REQUEST: PeerRequest = {
+  method: "forwardReadIndex",
+  context: new Uint8Array(0),
+};
+
 /** Counters for tests and metrics. */
 export interface QuicTransportStats {
   /** Inbound connections open now (authenticating or authenticated). */
   readonly connections: number;
-  /** Inbound connections still authenticating. */
+  /** Inbound connections still in TLS, authenticating or upgrading. */
   readonly pendingHandshakes: number;
+  /** Inbound `aspen/1` connections (peer budget). */
+  readonly peers: number;
+  /** Inbound `h3` connections (client budget). */
+  readonly clients: number;
   /** Inbound connections refused or closed for a reason, by code. */
   readonly refused: Readonly<Record<string, number>>;
 }
@@ -67,9 +97,20 @@ export class QuicTransport implements PeerTransport {
   readonly #pending: PendingRequests = new PendingRequests();
   readonly #requestPeers = new Map<number, NodeId>();
   readonly #inbound = new Set<Deno.QuicConn>();
+  /** The newest authenticated inbound Raft connection of each peer. */
+  readonly #peerInbound = new Map<NodeId, Deno.QuicConn>();
   readonly #nonces = new NonceRegistry();
   readonly #refused: Record<string, number> = {};
-  #pendingHandshakes = 0;
+  /** Inbound connections in TLS, before their ALPN is known. */
+  #pendingTls = 0;
+  /** Inbound `aspen/1` connections still authenticating. */
+  #pendingPeers = 0;
+  /** Inbound `h3` connections still upgrading to WebTransport. */
+  #pendingClients = 0;
+  /** Inbound `aspen/1` connections (the peer budget). */
+  readonly #peers = new Set<Deno.QuicConn>();
+  /** Inbound `h3` connections (the client budget). */
+  readonly #clients = new Set<Deno.QuicConn>();
   #onMessage: MessageHandler = () => {};
   #onUnreachable: UnreachableHandler = () => {};
   #onRequest: RequestHandler | undefined;
@@ -97,6 +138,9 @@ export class QuicTransport implements PeerTransport {
       key: certificate.privateKeyPem,
       alpnProtocols: [PEER_ALPN, WEBTRANSPORT_ALPN],
       maxIdleTimeout: this.#options.idleTimeoutMs,
+      // QUIC buffers each open stream's receive window: bound the count.
+      maxConcurrentBidirectionalStreams: this.#options.maxIncomingStreams,
+      maxConcurrentUnidirectionalStreams: this.#options.maxIncomingStreams,
     });
   }
 
@@ -145,7 +189,10 @@ export class QuicTransport implements PeerTransport {
   get stats(): QuicTransportStats {
     return {
       connections: this.#inbound.size,
-      pendingHandshakes: this.#pendingHandshakes,
+      pendingHandshakes: this.#pendingTls + this.#pendingPeers +
+        this.#pendingClients,
+      peers: this.#peers.size,
+      clients: this.#clients.size,
       refused: { ...this.#refused },
     };
   }
@@ -153,20 +200,26 @@ export class QuicTransport implements PeerTransport {
   /** Adds or updates where a peer listens and what it is pinned to. */
   setPeer(address: QuicPeerAddress): void {
     const link = this.#links.get(address.nodeId);
-    if (link !== undefined) link.address = address;
-    else {
-      this.#links.set(
-        address.nodeId,
-        new PeerLink(address, this.#options, this.#endpoint, {
-          unreachable: (peer, reason) => this.#onUnreachable(peer, reason),
-          response: (id, result) => {
-            this.#requestPeers.delete(id);
-            this.#pending.settle(id, result);
-          },
-          disconnected: (peer, error) => this.#failRequests(peer, error),
-        }),
-      );
+    if (link !== undefined) {
+      const moved = !sameAddress(link.address, address);
+      link.address = address;
+      // A peer that moved (new port or certificate) restarted: the open
+      // connection goes to its old incarnation.
+      if (moved) link.reset("Peer address changed", 0);
+      return;
     }
+    const created = new PeerLink(address, this.#options, this.#endpoint, {
+      unreachable: (peer, reason) => this.#onUnreachable(peer, reason),
+      response: (id, result) => {
+        this.#requestPeers.delete(id);
+        this.#pending.settle(id, result);
+      },
+      disconnected: (peer, error) => this.#failRequests(peer, error),
+    });
+    this.#links.set(address.nodeId, created);
+    // Dial at once: peers that knew this node's previous incarnation see
+    // the new connection and drop their dead ones (see #servePeer).
+    if (!this.#closed) created.connectSoon();
   }
 
   /** Forgets a peer and closes its link. */
@@ -215,11 +268,24 @@ export class QuicTransport implements PeerTransport {
       );
     }
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const signal = options.signal;
+    if (signal?.aborted) {
+      throw new RequestAbortedError(to, request.method, abortReason(signal));
+    }
     const { id, result } = this.#pending.open(to, request.method, timeoutMs);
     this.#requestPeers.set(id, to);
+    const onAbort = () =>
+      this.#pending.fail(
+        id,
+        new RequestAbortedError(to, request.method, abortReason(signal!)),
+      );
+    signal?.addEventListener("abort", onAbort, { once: true });
     link.request((channel) => channel.frame({ kind: "request", id, request }))
       .catch((error: Error) => this.#pending.fail(id, error));
-    return await result.finally(() => this.#requestPeers.delete(id));
+    return await result.finally(() => {
+      this.#requestPeers.delete(id);
+      signal?.removeEventListener("abort", onAbort);
+    });
   }
 
   async close(): Promise<void> {
@@ -267,24 +333,29 @@ export class QuicTransport implements PeerTransport {
   }
 
   async #accept(listener: Deno.QuicListener): Promise<void> {
+    const options = this.#options;
     try {
       for await (const incoming of listener) {
         if (this.#closed) break;
-        if (this.#inbound.size >= this.#options.maxConnections) {
+        // The ALPN (peer or client) is known only after TLS: until then a
+        // connection counts against the shared TLS budget, and the total
+        // never exceeds both class budgets together.
+        const open = this.#inbound.size + this.#pendingTls;
+        if (open >= options.maxPeerConnections + options.maxClientConnections) {
           incoming.refuse();
           this.#log(
             "warn",
             "maxConnections",
-            `Refused connection: ${this.#inbound.size} open, 'maxConnections' is ${this.#options.maxConnections}`,
+            `Refused connection: ${open} open, the peer and client budgets are ${options.maxPeerConnections} + ${options.maxClientConnections}`,
           );
           continue;
         }
-        if (this.#pendingHandshakes >= this.#options.maxPendingHandshakes) {
+        if (this.#pendingTls >= options.maxPendingHandshakes) {
           incoming.refuse();
           this.#log(
             "warn",
             "maxPendingHandshakes",
-            `Refused connection: ${this.#pendingHandshakes} handshakes pending, 'maxPendingHandshakes' is ${this.#options.maxPendingHandshakes}`,
+            `Refused connection: ${this.#pendingTls} TLS handshakes pending, 'maxPendingHandshakes' is ${options.maxPendingHandshakes}`,
           );
           continue;
         }
@@ -301,49 +372,99 @@ export class QuicTransport implements PeerTransport {
     }
   }
 
-  /** Runs one inbound connection from TLS to close. Never throws. */
+  /**
+   * Runs one inbound connection from TLS to close. Never throws. Every step
+   * before the connection is authenticated (TLS, the peer handshake, the
+   * WebTransport upgrade) runs under one `handshakeTimeoutMs` deadline.
+   */
   async #serve(incoming: Deno.QuicIncoming): Promise<void> {
-    this.#pendingHandshakes++;
-    let authenticated = false;
+    const deadline = new HandshakeDeadline(this.#options.handshakeTimeoutMs);
     let connection: Deno.QuicConn | undefined;
-    const timer = setTimeout(() => {
-      if (authenticated) return;
-      this.#log(
-        "warn",
-        "handshakeTimeout",
-        `Closed connection: no handshake within ${this.#options.handshakeTimeoutMs} ms`,
-      );
-      connection?.close({
-        closeCode: CLOSE_CODES.handshakeTimeout,
-        reason: "Handshake timed out",
-      });
-    }, this.#options.handshakeTimeoutMs);
+    let stage: "tls" | "peer" | "client" | "done" = "tls";
+    this.#pendingTls++;
     try {
-      connection = await incoming.accept();
+      connection = await deadline.race(
+        incoming.accept<false>(),
+        (late) =>
+          late.close({
+            closeCode: CLOSE_CODES.handshakeTimeout,
+            reason: "Handshake timed out",
+          }),
+      );
+      this.#pendingTls--;
+      stage = "done";
       this.#inbound.add(connection);
+      deadline.onExpire(connection);
       if (connection.protocol === WEBTRANSPORT_ALPN) {
-        authenticated = true; // clients authenticate in their own protocol
-        this.#pendingHandshakes--;
-        await this.#serveWebTransport(connection);
+        if (!this.#admit(connection, "client")) return;
+        stage = "client";
+        this.#clients.add(connection);
+        await this.#serveWebTransport(connection, deadline);
         return;
       }
-      const peer = await this.#authenticate(connection);
-      authenticated = true;
-      this.#pendingHandshakes--;
+      if (!this.#admit(connection, "peer")) return;
+      stage = "peer";
+      this.#peers.add(connection);
+      this.#pendingPeers++;
+      const peer = await deadline.race(this.#authenticate(connection));
+      this.#pendingPeers--;
+      stage = "done";
+      deadline.clear();
       if (peer !== undefined) {
         await this.#servePeer(connection, peer.peer, peer.channel);
       }
     } catch (error) {
-      this.#log(
-        "warn",
-        "connectionFailed",
-        `Connection failed: ${(error as Error).message}`,
-      );
+      if (error instanceof HandshakeTimeoutError) {
+        this.#log(
+          "warn",
+          "handshakeTimeout",
+          `Closed connection: no handshake within ${this.#options.handshakeTimeoutMs} ms`,
+        );
+      } else {
+        this.#log(
+          "warn",
+          "connectionFailed",
+          `Connection failed: ${(error as Error).message}`,
+        );
+      }
     } finally {
-      clearTimeout(timer);
-      if (!authenticated) this.#pendingHandshakes--;
-      if (connection !== undefined) this.#inbound.delete(connection);
+      deadline.clear();
+      if (stage === "tls") this.#pendingTls--;
+      if (stage === "peer") this.#pendingPeers--;
+      if (connection !== undefined) {
+        this.#inbound.delete(connection);
+        this.#peers.delete(connection);
+        this.#clients.delete(connection);
+      }
     }
+  }
+
+  /**
+   * Admits a connection into its class's budget, or closes it. Peers and
+   * clients never share slots, so idle clients cannot lock peers out.
+   */
+  #admit(connection: Deno.QuicConn, kind: "peer" | "client"): boolean {
+    const options = this.#options;
+    const [open, max, name] = kind === "peer"
+      ? [this.#peers.size, options.maxPeerConnections, "maxPeerConnections"]
+      : [
+        this.#clients.size,
+        options.maxClientConnections,
+        "maxClientConnections",
+      ];
+    const pendingFull = kind === "peer" &&
+      this.#pendingPeers >= options.maxPendingHandshakes;
+    if (open < max && !pendingFull) return true;
+    const code = pendingFull ? "maxPendingHandshakes" : name;
+    const message = pendingFull
+      ? `Refused peer connection: ${this.#pendingPeers} handshakes pending, 'maxPendingHandshakes' is ${options.maxPendingHandshakes}`
+      : `Refused ${kind} connection: ${open} open, '${name}' is ${max}`;
+    this.#log("warn", code, message);
+    connection.close({
+      closeCode: CLOSE_CODES.overloaded,
+      reason: `${code}: ${message}`.slice(0, 200),
+    });
+    return false;
   }
 
   async #authenticate(
@@ -355,7 +476,12 @@ export class QuicTransport implements PeerTransport {
     const { value: stream } = await streams.read();
     streams.releaseLock();
     if (stream === undefined) return undefined;
-    const channel = new StreamChannel(stream, this.#options.maxFrameBytes);
+    // Until the peer is authenticated, frames are limited to what a
+    // handshake needs: a stranger cannot make the node buffer 16 MiB frames.
+    const channel = StreamChannel.forHandshake(
+      stream,
+      this.#options.handshakeBytesMax,
+    );
     try {
       const peer = await acceptHandshake(
         channel,
@@ -364,6 +490,7 @@ export class QuicTransport implements PeerTransport {
         this.#certificateRecord,
         this.#nonces,
       );
+      channel.authenticated(this.#options.maxFrameBytes);
       this.#log(
         "info",
         "authenticated",
@@ -388,6 +515,7 @@ export class QuicTransport implements PeerTransport {
         await channel.send({ kind: "close", code, reason: error.message })
           .catch(() => {});
       }
+      channel.abort();
       connection.close({
         closeCode: CLOSE_CODES.authenticationFailed,
         reason: `${code}: ${(error as Error).message}`.slice(0, 200),
@@ -396,14 +524,75 @@ export class QuicTransport implements PeerTransport {
     }
   }
 
+  /**
+   * A peer opened a new Raft connection while its previous one still looks
+   * open: it restarted (a killed process sends no close, and QUIC notices
+   * only at the idle timeout) or it lost its link. Both the old inbound
+   * connection and this node's outbound one to it are then likely dead:
+   * drop them now and reconnect, instead of sending into them until the
+   * idle timeout. A link younger than a second is probed instead and reset
+   * only if the probe goes unanswered, so two nodes cannot keep resetting
+   * each other and a live link is never dropped.
+   */
+  #peerReconnected(peer: NodeId, replaced: Deno.QuicConn): void {
+    replaced.close({
+      closeCode: CLOSE_CODES.normal,
+      reason: "Replaced by a newer connection from the same peer",
+    });
+    const link = this.#links.get(peer);
+    const log = (message: string) =>
+      this.#log(
+        "info",
+        "peerReconnected",
+        `Peer ${shortNodeId(peer)} opened a new connection${message}`,
+        peer,
+      );
+    if (link?.reset("Peer reconnected (restarted?)", RESET_MIN_LINK_AGE_MS)) {
+      log(": reconnecting to it");
+      return;
+    }
+    if (link === undefined || !link.connected) return log("");
+    // A young link may still lead to the peer's dead incarnation (it
+    // restarted twice in quick succession): ask over it, and reconnect if
+    // no answer comes. A live peer answers, so live links are never reset.
+    const generation = link.generation;
+    log(": probing the link to it");
+    this.request(peer, PROBE_REQUEST, { timeoutMs: PROBE_TIMEOUT_MS }).catch(
+      (error) => {
+        if (!(error instanceof RequestTimeoutError)) return;
+        if (link.generation !== generation) return;
+        if (link.reset("Peer did not answer a probe (restarted?)", 0)) {
+          this.#log(
+            "info",
+            "peerProbeFailed",
+            `Peer ${
+              shortNodeId(peer)
+            } did not answer a probe within ${PROBE_TIMEOUT_MS} ms: reconnecting to it`,
+            peer,
+          );
+        }
+      },
+    );
+  }
+
   /** Serves an authenticated peer: its message stream and any extra streams. */
   async #servePeer(
     connection: Deno.QuicConn,
     peer: AuthenticatedPeer,
     channel: StreamChannel,
   ): Promise<void> {
+    const replaced = peer.purpose === "raft"
+      ? this.#peerInbound.get(peer.nodeId)
+      : undefined;
+    if (peer.purpose === "raft") {
+      this.#peerInbound.set(peer.nodeId, connection);
+    }
+    if (replaced !== undefined) this.#peerReconnected(peer.nodeId, replaced);
     const extra = this.#acceptExtraStreams(connection, peer);
     const reason = await this.#readFrames(channel, peer);
+    if (this.#peerInbound.get(peer.nodeId) === connection) {
+      this.#peerInbound.delete(peer.nodeId);
+    }
     connection.close({
       closeCode: reason.code === "normal"
         ? CLOSE_CODES.normal
@@ -551,6 +740,16 @@ export class QuicTransport implements PeerTransport {
     channel: StreamChannel,
   ): Promise<void> {
     let result: PeerResult;
+    if (
+      request.method === "forwardReadIndex" && request.context.length === 0
+    ) {
+      await channel.send({
+        kind: "response",
+        id,
+        result: { ok: true, data: new Uint8Array(0) },
+      }).catch(() => {});
+      return;
+    }
     try {
       result = this.#onRequest === undefined
         ? {
@@ -571,39 +770,59 @@ export class QuicTransport implements PeerTransport {
     await channel.send({ kind: "response", id, result }).catch(() => {});
   }
 
-  /** Accepts a client WebTransport session; streaming is served by a later issue. */
-  async #serveWebTransport(connection: Deno.QuicConn): Promise<void> {
+  /**
+   * Upgrades a client connection to a WebTransport session on `/v1/wt` and
+   * hands it over; the upgrade and the session's readiness run under the
+   * handshake deadline.
+   */
+  async #serveWebTransport(
+    connection: Deno.QuicConn,
+    deadline: HandshakeDeadline,
+  ): Promise<void> {
     let session: WebTransport & { url: string };
+    this.#pendingClients++;
     try {
-      session = await Deno.upgradeWebTransport(connection);
-    } catch (error) {
-      this.#log(
-        "warn",
-        "webTransportFailed",
-        `WebTransport upgrade failed: ${(error as Error).message}`,
-      );
-      connection.close({
-        closeCode: CLOSE_CODES.protocolError,
-        reason: "WebTransport upgrade failed",
-      });
-      return;
+      try {
+        session = await deadline.race(
+          Deno.upgradeWebTransport(connection),
+          (late) => late.close(),
+        );
+      } catch (error) {
+        if (error instanceof HandshakeTimeoutError) throw error;
+        this.#log(
+          "warn",
+          "webTransportFailed",
+          `WebTransport upgrade failed: ${(error as Error).message}`,
+        );
+        connection.close({
+          closeCode: CLOSE_CODES.protocolError,
+          reason: "WebTransport upgrade failed",
+        });
+        return;
+      }
+      deadline.onExpire(session);
+      const path = new URL(session.url).pathname;
+      if (path !== WEBTRANSPORT_PATH) {
+        this.#log(
+          "warn",
+          "webTransportPath",
+          `Refused WebTransport session for path '${path}'`,
+        );
+        session.close({
+          closeCode: 404,
+          reason: `No WebTransport endpoint at '${path}'`,
+        });
+        return;
+      }
+      await deadline.race(session.ready);
+    } finally {
+      this.#pendingClients--;
     }
-    const path = new URL(session.url).pathname;
-    if (path !== WEBTRANSPORT_PATH) {
-      this.#log(
-        "warn",
-        "webTransportPath",
-        `Refused WebTransport session for path '${path}'`,
-      );
-      session.close({
-        closeCode: 404,
-        reason: `No WebTransport endpoint at '${path}'`,
-      });
-      return;
-    }
-    await session.ready;
+    deadline.clear();
     if (this.#options.onClientSession !== null) {
       this.#options.onClientSession(session);
+      // The session keeps its client slot until it ends.
+      await Promise.race([session.closed, connection.closed]).catch(() => {});
       return;
     }
     // Not served here: answer the first stream with a framed close, then end the session.
@@ -623,6 +842,16 @@ export class QuicTransport implements PeerTransport {
       reason: "Client streaming is not served yet",
     });
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+function sameAddress(a: QuicPeerAddress, b: QuicPeerAddress): boolean {
+  return a.hostname === b.hostname && a.port === b.port &&
+    sameBytes(a.nodeKey, b.nodeKey) &&
+    sameBytes(a.certificateHash, b.certificateHash);
 }
 
 export type { QuicPeerAddress };

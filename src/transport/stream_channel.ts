@@ -14,6 +14,10 @@ import {
 import { encoder } from "../protocol/_fields.ts";
 import { concatFrames, encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 import { ProtocolError } from "../protocol/errors.ts";
+import {
+  HANDSHAKE_BYTES_MAX,
+  HANDSHAKE_FRAME_BYTES_MAX,
+} from "../protocol/limits.ts";
 
 /**
  * Bytes written to and read from every stream channel of this process (one
@@ -26,7 +30,9 @@ export class StreamChannel implements FrameChannel {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #decoder: FrameDecoder;
-  readonly #maxFrameBytes: number;
+  #maxFrameBytes: number;
+  #receiveBytesMax: number;
+  #receivedBytes = 0;
   #payloads: Uint8Array[] = [];
   #next = 0;
 
@@ -36,11 +42,39 @@ export class StreamChannel implements FrameChannel {
       writable: WritableStream<Uint8Array>;
     },
     maxFrameBytes: number,
+    receiveBytesMax: number = Infinity,
   ) {
     this.#reader = stream.readable.getReader();
     this.#writer = stream.writable.getWriter();
     this.#decoder = new FrameDecoder(maxFrameBytes);
     this.#maxFrameBytes = maxFrameBytes;
+    this.#receiveBytesMax = receiveBytesMax;
+  }
+
+  /**
+   * Opens a channel limited to what a handshake needs: frames of at most
+   * {@linkcode HANDSHAKE_FRAME_BYTES_MAX} and {@linkcode HANDSHAKE_BYTES_MAX}
+   * bytes in all, until {@linkcode StreamChannel.authenticated} lifts them.
+   */
+  static forHandshake(
+    stream: {
+      readable: ReadableStream<Uint8Array>;
+      writable: WritableStream<Uint8Array>;
+    },
+    handshakeBytesMax: number = HANDSHAKE_BYTES_MAX,
+  ): StreamChannel {
+    return new StreamChannel(
+      stream,
+      Math.min(HANDSHAKE_FRAME_BYTES_MAX, handshakeBytesMax),
+      handshakeBytesMax,
+    );
+  }
+
+  /** Lifts the handshake limits: frames up to `maxFrameBytes`, no total. */
+  authenticated(maxFrameBytes: number): void {
+    this.#decoder.setMaxFrameBytes(maxFrameBytes);
+    this.#maxFrameBytes = maxFrameBytes;
+    this.#receiveBytesMax = Infinity;
   }
 
   /** Encodes one envelope's frame, ready to batch with others. */
@@ -79,6 +113,13 @@ export class StreamChannel implements FrameChannel {
         );
       }
       TRANSPORT_BYTES.received += value.byteLength;
+      this.#receivedBytes += value.byteLength;
+      if (this.#receivedBytes > this.#receiveBytesMax) {
+        throw new ProtocolError(
+          "handshakeTooLarge",
+          `Cannot accept more than ${this.#receiveBytesMax} bytes before the handshake completes`,
+        );
+      }
       this.#payloads = this.#decoder.push(value);
       this.#next = 0;
     }

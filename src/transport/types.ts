@@ -34,6 +34,11 @@ export type RequestHandler = (
 export interface RequestOptions {
   /** Milliseconds before the request fails with `RequestTimeoutError`. Default 5000. */
   readonly timeoutMs?: number;
+  /**
+   * Fails the request at once with `RequestAbortedError` when aborted, e.g.
+   * when the node learns the peer it asked is no longer the leader.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Sends Raft messages and peer requests; delivers what peers send. */

@@ -4,7 +4,9 @@
  * `deno run --unstable-net --allow-net=127.0.0.1 --allow-read=<dir> transport_peer_process.ts <dir>`.
  * It loads its node key from `<dir>`, reads `<dir>/peer.json` (cluster id,
  * its credential, the parent's address), makes a fresh certificate, prints
- * one JSON line `{port, certificateRecord}` and then answers the parent:
+ * one JSON line `{port, certificateRecord}` and then answers the parent
+ * (`peer.json` may also fix the `port` and the `idleTimeoutMs`, and ask to
+ * keep the certificate in the folder with `persistCertificate`):
  * every AppendEntries with an AppendEntries response, every request by
  * echoing its data. It exits when stdin closes.
  *
@@ -18,6 +20,7 @@ import {
 import { decodeBase32, encodeBase32 } from "../../src/cluster/base32.ts";
 import { loadOrCreateNodeIdentity } from "../../src/cluster/identity.ts";
 import { QuicTransport } from "../../src/transport/quic_transport.ts";
+import { loadOrCreateCertificate } from "../../src/node/data_dir.ts";
 import { logIndex, nodeId } from "../../src/raft/types.ts";
 
 const dir = Deno.args[0];
@@ -26,9 +29,11 @@ if (dir === undefined) {
 }
 const config = JSON.parse(await Deno.readTextFile(`${dir}/peer.json`));
 const identity = await loadOrCreateNodeIdentity(dir);
-const certificate = await createNodeCertificate(identity, {
-  validityMs: 3600_000,
-});
+// With `persistCertificate`, kept in the folder like a node's (a restart
+// serves the same one); otherwise fresh.
+const certificate = config.persistCertificate === true
+  ? await loadOrCreateCertificate(dir, identity, ["127.0.0.1"])
+  : await createNodeCertificate(identity, { validityMs: 3600_000 });
 const record = encodeCertificateRecord(
   await signCertificateRecord(identity, certificate),
 );
@@ -42,6 +47,11 @@ const transport = await QuicTransport.listen({
   certificate,
   certificateRecord: record,
   hostname: "127.0.0.1",
+  // Optional: a fixed port (a restart binds its old one) and idle timeout.
+  ...(config.port === undefined ? {} : { port: config.port }),
+  ...(config.idleTimeoutMs === undefined
+    ? {}
+    : { idleTimeoutMs: config.idleTimeoutMs }),
   log: (event) => {
     if (event.level === "warn") {
       console.error(`${event.code}: ${event.message}`);
