@@ -223,3 +223,16 @@ Deno.test("KV Connect: a write whose client went away before its answer is merge
   await versionstampOf(await send(node, backend, token));
   assert.equal(await counter(backend), 1n);
 });
+
+Deno.test("KV Connect: a write repeated on purpose after the node that answered the first one restarted is a new write (the delivery was marked)", async () => {
+  using backend = new LocalKvBackend({ expirySweepIntervalMs: 0 });
+  const node = app(backend);
+  const token = await dataToken(node);
+  const first = await versionstampOf(await send(node, backend, token));
+  // The node restarts: the new process knows nothing, the cluster knows the
+  // first answer was delivered.
+  const restarted = app(backend);
+  const second = await versionstampOf(await send(restarted, backend, token));
+  assert.notEqual(second, first);
+  assert.equal(await counter(backend), 2n);
+});

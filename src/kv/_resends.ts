@@ -8,13 +8,18 @@
  * mergeable write with the same client and digest is answered with that
  * result instead of applying again. Private to `src/kv/`.
  *
+ * A record whose answer the entry node delivered is marked so (a
+ * `resendDelivered` entry the node proposes shortly after answering): it no
+ * longer answers anything, since an identical write after a delivered
+ * answer is a new write, even on a restarted node that remembers nothing.
+ *
  * Bounded by count ({@linkcode RESEND_RECORDS_MAX}, oldest dropped first) and
  * by age: a record older than {@linkcode RESEND_WINDOW_MS} (by the proposing
  * nodes' clocks, carried in the log) answers nothing and is pruned.
  *
  * | row    | key                                              | value                            |
  * | ------ | ------------------------------------------------ | -------------------------------- |
- * | record | `ff 73 71` clientId `00` digest (32 bytes)       | MessagePack `[result, atMs, index]` |
+ * | record | `ff 73 71` clientId `00` digest (32 bytes)       | MessagePack `[result, atMs, index, delivered]` |
  * | order  | `ff 73 75` index (8 bytes BE) clientId `00` digest | empty: oldest first            |
  * | count  | `ff 73 77`                                       | MessagePack count                |
  *
@@ -26,7 +31,13 @@ import { concatBytes, toHex } from "./_bytes.ts";
 import type { Overlay } from "./_mutations.ts";
 import { INTERNAL_KEY_BYTE } from "./_queue_keys.ts";
 import type { StateStore } from "./state_store.ts";
-import type { KvApplyResult, KvResend, KvRow, Versionstamp } from "./types.ts";
+import type {
+  KvApplyResult,
+  KvResend,
+  KvResendMark,
+  KvRow,
+  Versionstamp,
+} from "./types.ts";
 
 /** Resend records kept at most. */
 export const RESEND_RECORDS_MAX = 50_000;
@@ -53,7 +64,7 @@ function u64(value: number): Uint8Array {
   return out;
 }
 
-function part(resend: KvResend): Uint8Array {
+function part(resend: { clientId: string; digest: Uint8Array }): Uint8Array {
   return concatBytes(
     encoder.encode(resend.clientId),
     new Uint8Array([0]),
@@ -76,8 +87,50 @@ export class ResendTable {
     if (!resend.mergeable || this.#knobs.ignoreResends) return null;
     const row = this.#store.get(concatBytes(RECORD, part(resend)));
     if (row === null) return null;
-    const [result, atMs] = decode(row.value) as [KvApplyResult, number];
+    const [result, atMs, , delivered] = decode(row.value) as [
+      KvApplyResult,
+      number,
+      number,
+      boolean | undefined,
+    ];
+    if (delivered === true) return null;
     return atMs + RESEND_WINDOW_MS < resend.atMs ? null : result;
+  }
+
+  /**
+   * Stages marks of delivered answers into `overlay`: each record still
+   * holding the write of its index stops answering resends.
+   */
+  markDelivered(
+    overlay: Overlay,
+    marks: readonly KvResendMark[],
+    stamp: Versionstamp,
+  ): number {
+    let marked = 0;
+    for (const mark of marks) {
+      const key = concatBytes(RECORD, part(mark));
+      const row = overlay.get(toHex(key))?.row ?? this.#store.get(key);
+      if (row === null || row === undefined) continue;
+      const [result, atMs, index] = decode(row.value) as [
+        KvApplyResult,
+        number,
+        number,
+      ];
+      if (index !== mark.index) continue;
+      const value = encode([result, atMs, index, true]);
+      overlay.set(toHex(key), {
+        key,
+        row: {
+          key,
+          value,
+          encoding: "bytes",
+          versionstamp: stamp,
+          expireAtMs: null,
+        },
+      });
+      marked++;
+    }
+    return marked;
   }
 
   /** Stages the result of a write into `overlay`, pruning old records. */
@@ -113,7 +166,7 @@ export class ResendTable {
       ];
       remove(concatBytes(ORDER, u64(previousIndex), own));
     }
-    put(recordKey, encode([result, resend.atMs, index]));
+    put(recordKey, encode([result, resend.atMs, index, false]));
     put(concatBytes(ORDER, u64(index), own), new Uint8Array(0));
     const oldest = this.#store.scan({
       start: ORDER,

@@ -10,6 +10,7 @@ import type {
   KvEntry,
   KvFailureReason,
   KvQueueDelivery,
+  KvResendMark,
   Versionstamp,
 } from "./types.ts";
 import type { KvQueueInfo, KvQueuePeek } from "./queue.ts";
@@ -148,4 +149,11 @@ export interface KvBackend {
 
   /** Queue delivery, when this backend offers it (the Raft backend does). */
   readonly queues?: KvQueues;
+
+  /**
+   * Records that the answers of these stock writes were delivered, so their
+   * resend records stop answering (see `src/kv/_resends.ts`). Best effort:
+   * a mark lost keeps the record answering until it ages out.
+   */
+  markResendsDelivered?(marks: readonly KvResendMark[]): Promise<void>;
 }

@@ -11,6 +11,7 @@
  * | queueNack  | `[5, timestampMs, [[id, delivery], …]]`                         |
  * | queueExpireLeases | `[6, timestampMs, countMax]`                             |
  * | queueConfigure | `[7, queue, concurrencyMax \| nil]`                         |
+ * | resendDelivered | `[8, [[clientId, digest, index], …]]`                      |
  *
  * - check: `[key, versionstamp | nil]`
  * - set (1), setSuffixVersionstampedKey (9): `[type, key, encoding, data, expireAtMs | nil]`
@@ -45,6 +46,9 @@ const COMMAND_QUEUE_ACK = 4;
 const COMMAND_QUEUE_NACK = 5;
 const COMMAND_QUEUE_EXPIRE_LEASES = 6;
 const COMMAND_QUEUE_CONFIGURE = 7;
+const COMMAND_RESEND_DELIVERED = 8;
+/** Marks one resendDelivered command carries at most. */
+export const RESEND_MARKS_MAX = 1000;
 const MUTATION_CODES = {
   set: 1,
   delete: 2,
@@ -112,6 +116,12 @@ export function encodeCommand(command: KvCommand): Uint8Array {
       COMMAND_EXPIRE,
       command.timestampMs,
       command.keyCountMax,
+    ]);
+  }
+  if (command.type === "resendDelivered") {
+    return encoder.encode([
+      COMMAND_RESEND_DELIVERED,
+      command.marks.map((m) => [m.clientId, m.digest, m.index]),
     ]);
   }
   if (command.type !== "atomic") return encoder.encode(queueFields(command));
@@ -283,6 +293,7 @@ export function decodeCommand(data: Uint8Array): KvCommand {
   const fields = list(raw, "command");
   const queueCommand = decodeQueueCommand(fields);
   if (queueCommand !== null) return queueCommand;
+  if (fields[0] === COMMAND_RESEND_DELIVERED) return decodeMarks(fields);
   if (fields[0] === COMMAND_EXPIRE) {
     if (fields.length !== 3) fail("expire command must have 3 fields");
     return {
@@ -317,6 +328,30 @@ function decodeSession(raw: unknown): KvSession {
     fail(`session client id must be 1 to ${SESSION_CLIENT_ID_MAX} characters`);
   }
   return { clientId, seq: integer(seq, "session seq") };
+}
+
+function decodeMarks(fields: unknown[]): KvCommand {
+  if (fields.length !== 2) fail("resendDelivered command must have 2 fields");
+  const raw = list(fields[1], "marks");
+  if (raw.length > RESEND_MARKS_MAX) {
+    fail(`resendDelivered carries at most ${RESEND_MARKS_MAX} marks`);
+  }
+  return {
+    type: "resendDelivered",
+    marks: raw.map((mark) => {
+      const [clientId, digest, index, ...rest] = list(mark, "mark");
+      if (rest.length > 0) fail("mark has extra fields");
+      if (
+        typeof clientId !== "string" || clientId.length === 0 ||
+        clientId.length > SESSION_CLIENT_ID_MAX
+      ) {
+        fail(`mark client id must be 1 to ${SESSION_CLIENT_ID_MAX} characters`);
+      }
+      const hash = bytes(digest, "mark digest");
+      if (hash.length !== 32) fail("mark digest must be 32 bytes");
+      return { clientId, digest: hash, index: integer(index, "mark index") };
+    }),
+  };
 }
 
 function decodeResend(raw: unknown): KvResend {

@@ -120,3 +120,36 @@ Deno.test("makeVersionstamp() puts the index big-endian before the counter", asy
   assert.throws(() => makeVersionstamp(logIndex(1), 0x10000), RangeError);
   assert.throws(() => versionstampFromString("00"), TypeError);
 });
+
+Deno.test("encodeCommand() round-trips resends (with and without a session) and delivery marks, and refuses bad ones", () => {
+  const digest = new Uint8Array(32).fill(9);
+  const resend = { clientId: "dp:x", digest, mergeable: true, atMs: 12 };
+  const commands: KvCommand[] = [
+    {
+      type: "atomic",
+      operation: { checks: [], mutations: [], enqueues: [], resend },
+    },
+    {
+      type: "atomic",
+      operation: {
+        checks: [],
+        mutations: [],
+        enqueues: [],
+        session: { clientId: "node-a", seq: 3 },
+        resend: { ...resend, mergeable: false },
+      },
+    },
+    {
+      type: "resendDelivered",
+      marks: [{ clientId: "dp:x", digest, index: 7 }],
+    },
+  ];
+  for (const command of commands) {
+    assert.deepEqual(decodeCommand(encodeCommand(command)), command);
+  }
+  const bad: KvCommand = {
+    type: "resendDelivered",
+    marks: [{ clientId: "dp:x", digest: new Uint8Array(3), index: 7 }],
+  };
+  assert.throws(() => decodeCommand(encodeCommand(bad)), KvInvalidError);
+});

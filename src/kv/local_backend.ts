@@ -20,7 +20,7 @@ import { validateAtomic } from "./limits.ts";
 import { MemoryStateStore } from "./memory_state_store.ts";
 import { KvStateMachine } from "./state_machine.ts";
 import type { StateStore } from "./state_store.ts";
-import type { KvAtomicOperation, KvEntry } from "./types.ts";
+import type { KvAtomicOperation, KvEntry, KvResendMark } from "./types.ts";
 import { equalBytes } from "./_bytes.ts";
 
 /** Options of {@linkcode LocalKvBackend}. */
@@ -166,6 +166,14 @@ export class LocalKvBackend implements KvBackend, Disposable {
       }
       this.#notify();
       return { ok: true, versionstamp: result.versionstamp };
+    });
+  }
+
+  /** Applies the marks at once (see {@linkcode KvBackend.markResendsDelivered}). */
+  markResendsDelivered(marks: readonly KvResendMark[]): Promise<void> {
+    return settle(() => {
+      this.#checkOpen();
+      this.#apply({ type: "resendDelivered", marks });
     });
   }
 

@@ -137,6 +137,13 @@ export class KvStateMachine {
       if (command.type === "expire") {
         return this.expire(index, command.timestampMs, command.keyCountMax);
       }
+      if (command.type === "resendDelivered") {
+        const versionstamp = makeVersionstamp(index);
+        const overlay: Overlay = new Map();
+        this.#resends.markDelivered(overlay, command.marks, versionstamp);
+        this.flush(index, overlay);
+        return { ok: true, index, versionstamp, expiredKeyCount: 0 };
+      }
       if (command.type !== "atomic") {
         validateQueueCommand(command);
         return this.queue(index, command);

@@ -194,9 +194,26 @@ export interface KvResend {
   readonly atMs: number;
 }
 
+/**
+ * The answer of a stock write was delivered: its resend record (client id,
+ * digest) written at `index` no longer answers a mergeable write, since a
+ * later identical write is then a new write, not a resend.
+ */
+export interface KvResendMark {
+  readonly clientId: string;
+  readonly digest: Uint8Array;
+  /** Log index of the write whose record is marked (its versionstamp's). */
+  readonly index: number;
+}
+
 /** A state-machine command, as carried (MessagePack-encoded) in a log entry. */
 export type KvCommand =
   | { readonly type: "atomic"; readonly operation: KvAtomicOperation }
+  | {
+    /** Stock writes whose answers were delivered (see `KvResendMark`). */
+    readonly type: "resendDelivered";
+    readonly marks: readonly KvResendMark[];
+  }
   | {
     readonly type: "expire";
     /** The proposer's clock reading in Unix ms: keys with a deadline at or before it go. */

@@ -33,6 +33,7 @@ import type {
   KvEntry,
   KvQueueCommand,
   KvQueueDelivery,
+  KvResendMark,
 } from "../kv/types.ts";
 import { KvInvalidError, KvLimitError } from "../kv/errors.ts";
 import { QueueDispatcher } from "./queue_dispatcher.ts";
@@ -178,6 +179,12 @@ export class RaftKvBackend implements KvBackend {
       message: result.message,
       failedChecks: result.failedChecks,
     };
+  }
+
+  /** Proposes the marks once (best effort: a lost mark only ages out later). */
+  async markResendsDelivered(marks: readonly KvResendMark[]): Promise<void> {
+    if (marks.length === 0) return;
+    await this.#propose(encodeCommand({ type: "resendDelivered", marks }));
   }
 
   async *watch(

@@ -29,6 +29,8 @@ export const RESEND_TRACKED_MAX = 100_000;
 interface Tracked {
   inFlight: number;
   deliveredAtMs: number | null;
+  /** Ends when the mark of the latest delivered answer was proposed. */
+  marked: Promise<void> | null;
   /** Resolves when no attempt is in flight any more. */
   idle: Promise<void> | null;
   release: (() => void) | null;
@@ -36,15 +38,17 @@ interface Tracked {
 
 /** Identical writes in flight waited for at most, one after the other. */
 const WAITS_MAX = 8;
+/** Longest wait for the delivery mark of the previous identical write, in ms. */
+const MARK_WAIT_MS = 2_000;
 
 /** One write being served: whether it may merge, and how to end it. */
 export interface TrackedWrite {
   readonly mergeable: boolean;
   /**
    * Ends the attempt; `delivered` when its answer (a result) is being sent
-   * to a client still connected.
+   * to a client still connected, with the promise of its delivery mark.
    */
-  done(delivered: boolean): void;
+  done(delivered: boolean, marked?: Promise<void>): void;
 }
 
 /** Per-process memory of served stock writes. */
@@ -78,8 +82,27 @@ export class ResendTracker {
     }
     const mergeable = entry === undefined ||
       (entry.inFlight === 0 && entry.deliveredAtMs === null);
+    // A repeat of a delivered write goes out only once the cluster knows the
+    // earlier answer was delivered: were this one lost with the node, its
+    // resend must not be answered with the earlier result.
+    if (!mergeable && entry?.marked != null) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        entry.marked,
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, MARK_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     if (entry === undefined) {
-      entry = { inFlight: 0, deliveredAtMs: null, idle: null, release: null };
+      entry = {
+        inFlight: 0,
+        deliveredAtMs: null,
+        marked: null,
+        idle: null,
+        release: null,
+      };
     }
     if (entry.inFlight === 0) {
       let release!: () => void;
@@ -95,11 +118,14 @@ export class ResendTracker {
     const tracked = entry;
     return {
       mergeable,
-      done: (delivered) => {
+      done: (delivered, marked) => {
         if (ended) return;
         ended = true;
         tracked.inFlight--;
-        if (delivered) tracked.deliveredAtMs = this.#now();
+        if (delivered) {
+          tracked.deliveredAtMs = this.#now();
+          tracked.marked = marked ?? null;
+        }
         if (tracked.inFlight === 0) {
           tracked.release?.();
           tracked.idle = null;

@@ -54,6 +54,8 @@ import {
 import { readBodyBounded, TokenChecker } from "./_request.ts";
 import { type DataPathClient, DataPathTokens } from "./_data_token.ts";
 import { ResendTracker } from "./_resend_tracker.ts";
+import { DeliveryMarks } from "./_delivery_marks.ts";
+import { versionstampIndex } from "../../kv/versionstamp.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { watchResponseStream } from "./_watch_stream.ts";
 
@@ -99,6 +101,7 @@ interface ResolvedOptions {
   readonly tokens: TokenChecker;
   readonly dataTokens: DataPathTokens;
   readonly resends: ResendTracker;
+  readonly marks: DeliveryMarks;
   readonly selfUrl: (c: Context) => string;
   readonly prefix: string;
   readonly metadataTtlMs: number;
@@ -144,6 +147,7 @@ function resolveOptions(options: KvConnectAppOptions): ResolvedOptions {
     tokens: new TokenChecker(options.tokens),
     dataTokens: new DataPathTokens(options.tokens),
     resends: new ResendTracker(now),
+    marks: new DeliveryMarks(options.backend),
     selfUrl: selfUrl === undefined
       ? (c) => new URL(c.req.url).origin
       : typeof selfUrl === "string"
@@ -348,8 +352,21 @@ async function atomicWrite(
       { cause: error },
     );
   }
-  // Delivered unless the client went away first (then it resends).
-  tracked?.done(!signal.aborted);
+  // Delivered unless the client went away first (then it resends). A
+  // delivered success is marked so in the cluster, so a later identical
+  // write is not taken for its resend, even by a restarted node.
+  const delivered = !signal.aborted;
+  tracked?.done(
+    delivered,
+    delivered && client !== null &&
+      output.status === AtomicWriteStatus.AW_SUCCESS
+      ? options.marks.add({
+        clientId: client.clientId,
+        digest: digest!,
+        index: versionstampIndex(output.versionstamp),
+      })
+      : undefined,
+  );
   return protobuf(encodeAtomicWriteOutput(output));
 }
 
