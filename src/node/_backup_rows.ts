@@ -84,11 +84,62 @@ const INTERNAL: readonly {
     prefix: [0xff, 0x73, 0x72],
     key: (rest) => rest >= 1 + TIME,
     value: (v) => {
-      const result = decode(v) as { ok?: unknown };
-      if (typeof result !== "object" || typeof result?.ok !== "boolean") {
-        throw new TypeError("expected an apply result with 'ok'");
+      // [result, digest of the write]; rows from before digests hold the
+      // bare result.
+      const stored = decode(v);
+      if (Array.isArray(stored)) {
+        checkApplyResult(stored[0]);
+        checkDigest(stored[1]);
+      } else {
+        checkApplyResult(stored);
       }
     },
+  },
+  {
+    name: "session horizon",
+    prefix: [0xff, 0x73, 0x68],
+    key: (rest) => rest >= 1,
+    value: (v) => checkIntegers(decode(v), 2),
+  },
+  {
+    name: "session horizon order",
+    prefix: [0xff, 0x73, 0x69],
+    key: (rest) => rest >= TIME + 1,
+    value: empty,
+  },
+  {
+    name: "session horizon count",
+    prefix: [0xff, 0x73, 0x6d],
+    key: (rest) => rest === 0,
+    value: count,
+  },
+  {
+    name: "resend record",
+    prefix: [0xff, 0x73, 0x71],
+    key: (rest) => rest >= 1 + DIGEST,
+    value: (v) => {
+      const stored = decode(v);
+      if (!Array.isArray(stored) || stored.length !== 4) {
+        throw new TypeError("expected [result, atMs, index, delivered]");
+      }
+      checkApplyResult(stored[0]);
+      checkIntegers(stored.slice(1, 3), 2);
+      if (typeof stored[3] !== "boolean") {
+        throw new TypeError("expected a delivered flag");
+      }
+    },
+  },
+  {
+    name: "resend order",
+    prefix: [0xff, 0x73, 0x75],
+    key: (rest) => rest >= TIME + 1 + DIGEST,
+    value: empty,
+  },
+  {
+    name: "resend count",
+    prefix: [0xff, 0x73, 0x77],
+    key: (rest) => rest === 0,
+    value: count,
   },
   {
     name: "session order",
@@ -100,11 +151,43 @@ const INTERNAL: readonly {
     name: "session count",
     prefix: [0xff, 0x73, 0x6e],
     key: (rest) => rest === 0,
-    value: (v) => {
-      if (!Number.isSafeInteger(decode(v))) throw new TypeError("not a count");
-    },
+    value: count,
   },
 ];
+
+/** Bytes of a write's or a resent body's digest. */
+const DIGEST = 32;
+
+function count(value: Uint8Array): void {
+  const n = decode(value);
+  if (!Number.isSafeInteger(n) || (n as number) < 0) {
+    throw new TypeError("not a count");
+  }
+}
+
+function checkApplyResult(result: unknown): void {
+  if (
+    typeof result !== "object" || result === null ||
+    typeof (result as { ok?: unknown }).ok !== "boolean"
+  ) {
+    throw new TypeError("expected an apply result with 'ok'");
+  }
+}
+
+function checkDigest(digest: unknown): void {
+  if (!(digest instanceof Uint8Array) || digest.length === 0) {
+    throw new TypeError("expected a write digest");
+  }
+}
+
+function checkIntegers(values: unknown, length: number): void {
+  if (
+    !Array.isArray(values) || values.length !== length ||
+    !values.every((n) => Number.isSafeInteger(n) && n >= 0)
+  ) {
+    throw new TypeError(`expected ${length} non-negative integers`);
+  }
+}
 
 function empty(value: Uint8Array): void {
   if (value.length !== 0) throw new TypeError("expected an empty value");
