@@ -144,6 +144,9 @@ export function nodeCommand(): Command {
   return node;
 }
 
+/** A signal this soon after the first is the same one delivered twice. */
+const SECOND_SIGNAL_AFTER_MS = 1_000;
+
 /** Starts a node, prints how to reach it, and runs until SIGINT or SIGTERM. */
 async function runNode(config: NodeConfig): Promise<void> {
   // A failure to start exits through the shared error path (exit 1).
@@ -174,10 +177,19 @@ async function runNode(config: NodeConfig): Promise<void> {
     console.error("aspen: shutdown took too long; exiting");
     Deno.exit(1);
   }, SHUTDOWN_GRACE_MS + 10_000);
-  void untilSignal().then(() => {
+  // A signal sent to the process group and forwarded by the launcher
+  // arrives twice at once: only one at least a second after the first counts
+  // as a second signal.
+  const firstSignalAt = performance.now();
+  const secondSignal = async (): Promise<void> => {
+    await untilSignal();
+    if (performance.now() - firstSignalAt < SECOND_SIGNAL_AFTER_MS) {
+      return secondSignal();
+    }
     console.error("aspen: second signal; exiting now");
     Deno.exit(1);
-  });
+  };
+  void secondSignal();
   await serving.stop();
   clearTimeout(hardStop);
   Deno.exit(0);
