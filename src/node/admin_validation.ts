@@ -7,7 +7,8 @@
  */
 import { keyFromNodeId, nodeIdFromKey } from "../cluster/identity.ts";
 import { HASH_BYTES } from "../cluster/_constants.ts";
-import type { ConfState } from "../raft/types.ts";
+import type { RaftStatus } from "../raft/raft_node.ts";
+import type { ConfState, NodeId } from "../raft/types.ts";
 import { decodeBase64Url, encodeBase64Url } from "./_base64.ts";
 import { ClusterAdminError, type NodeAddress } from "./node_api.ts";
 
@@ -167,6 +168,21 @@ export function validateMemberId(
   role: AdminTarget,
 ): string {
   const id = validateNodeId(value);
+  checkRole(id, conf, role);
+  return id;
+}
+
+/**
+ * That `id` is a member of `conf` in `role`.
+ *
+ * @throws {ClusterAdminError} "unknownNode" for a non-member, "invalid" for
+ *   the wrong role.
+ */
+export function checkRole(
+  id: string,
+  conf: ConfState,
+  role: AdminTarget,
+): void {
   const voter = conf.voters.includes(id as never) ||
     conf.votersOutgoing.includes(id as never);
   const learner = conf.learners.includes(id as never);
@@ -182,5 +198,34 @@ export function validateMemberId(
   if (role === "voter" && !voter) {
     throw invalid(`Cannot act on '${id}' as it is a learner, not a voter`);
   }
-  return id;
+}
+
+/** Lag (entries behind the commit index) within which a learner may be promoted. */
+export const PROMOTE_LAG_MAX = 1000;
+
+/**
+ * The promote rule, one definition for the node and the HTTP tests' node: a
+ * learner the leader tracks, within {@linkcode PROMOTE_LAG_MAX} entries of
+ * the commit index.
+ *
+ * @throws {ClusterAdminError} "unknownNode", "invalid" (not a learner) or
+ *   "notCaughtUp".
+ */
+export function checkPromotion(id: NodeId, status: RaftStatus): void {
+  checkRole(id, status.conf, "learner");
+  const match = status.progress?.get(id)?.match;
+  if (match === undefined) {
+    throw new ClusterAdminError(
+      "unknownNode",
+      `Cannot promote '${id}' as the leader does not track it`,
+    );
+  }
+  if (status.commit - match > PROMOTE_LAG_MAX) {
+    throw new ClusterAdminError(
+      "notCaughtUp",
+      `Cannot promote '${id.slice(0, 10)}' as it lags the commit index by ${
+        status.commit - match
+      } entries (at most ${PROMOTE_LAG_MAX})`,
+    );
+  }
 }

@@ -75,7 +75,13 @@ import {
 } from "./node_api.ts";
 import { RaftKvBackend } from "./raft_kv_backend.ts";
 import { RaftRunner } from "./raft_runner.ts";
-import { validateMemberId, validateNodeAddress } from "./admin_validation.ts";
+import {
+  checkPromotion,
+  PROMOTE_LAG_MAX,
+  validateMemberId,
+  validateNodeAddress,
+  validateNodeId,
+} from "./admin_validation.ts";
 import { backupStream } from "./backup.ts";
 import { type LogWriter, WorkerLogWriter } from "./log_writer.ts";
 
@@ -87,8 +93,7 @@ export interface AspenNodeOptions {
   readonly log?: (line: string) => void;
 }
 
-/** Lag (entries behind the commit index) within which a learner may be promoted. */
-export const PROMOTE_LAG_MAX = 1000;
+export { PROMOTE_LAG_MAX };
 
 /** A node, started. */
 export class AspenNode implements NodeApi {
@@ -428,24 +433,9 @@ export class AspenNode implements NodeApi {
 
   promote(id: string): Promise<void> {
     return this.#admin(() => {
-      const s = this.runner.status();
-      const target = nodeId(validateMemberId(id, s.conf, "learner"));
+      const target = nodeId(validateNodeId(id));
       this.#requireLeader();
-      const match = s.progress?.get(target)?.match;
-      if (match === undefined) {
-        throw new ClusterAdminError(
-          "unknownNode",
-          `Cannot promote '${id}' as it is not a member`,
-        );
-      }
-      if (s.commit - match > PROMOTE_LAG_MAX) {
-        throw new ClusterAdminError(
-          "notCaughtUp",
-          `Cannot promote '${shortNodeId(id)}' as it lags the commit index by ${
-            s.commit - match
-          } entries (at most ${PROMOTE_LAG_MAX})`,
-        );
-      }
+      checkPromotion(target, this.runner.status());
       this.runner.proposeConfChange({ type: "promote", node: target });
     });
   }

@@ -6,7 +6,8 @@
  *
  * The admin calls are real where the runner offers them (transfer-leader);
  * add-learner, promote and remove check leadership and membership like the
- * node will, then only record the call: the membership machinery itself is
+ * node will (promote through the node's own rule, `checkPromotion`), then
+ * only record the call: the membership machinery itself is
  * the node runtime's, tested there.
  *
  * @module
@@ -23,6 +24,7 @@ import {
   type NodeAddress,
   type NodeApi,
 } from "../../src/node/node_api.ts";
+import { checkPromotion } from "../../src/node/admin_validation.ts";
 import { RaftKvBackend } from "../../src/node/raft_kv_backend.ts";
 import { RaftRunner } from "../../src/node/raft_runner.ts";
 import { type NodeId, nodeId } from "../../src/raft/types.ts";
@@ -152,9 +154,8 @@ export class TestNode implements NodeApi {
   promote(id: string): Promise<void> {
     this.#requireLeader();
     this.#requireMember(id);
-    if (!this.runner.status().conf.learners.includes(nodeId(id))) {
-      throw new ClusterAdminError("invalid", `Node '${id}' is not a learner`);
-    }
+    // The node's own promote rule (learner, tracked, caught up), not a copy.
+    checkPromotion(nodeId(id), this.runner.status());
     this.adminCalls.push(`promote ${id}`);
     return Promise.resolve();
   }
