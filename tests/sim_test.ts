@@ -23,6 +23,7 @@ const NEW_FAULTS = [
   "snapshot",
   "skew",
   "stale-leader",
+  "corrupt-tail",
 ] as const;
 
 function options(

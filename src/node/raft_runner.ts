@@ -193,6 +193,7 @@ export class RaftRunner {
           applied,
           Math.max(store.hardState().commit, meta.index),
         ) as LogIndex,
+        recover: store.recoveryBound(),
       },
     );
     const status = this.#node.status();

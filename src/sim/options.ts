@@ -25,6 +25,7 @@ export const FAULT_NAMES = [
   "snapshot",
   "skew",
   "stale-leader",
+  "corrupt-tail",
 ] as const;
 
 /** One kind of fault. */
@@ -41,6 +42,7 @@ export const BUGS = {
   "lease-without-vote-guard": { leaseWithoutVoteGuard: true },
   "single-step-double-change": { singleStepDoubleChange: true },
   "snapshot-skips-membership": { snapshotSkipsMembership: true },
+  "truncate-acknowledged-tail": { truncateAcknowledgedTail: true },
 } as const satisfies Record<string, TestingKnobs>;
 
 /** Name of a planted bug. */
