@@ -71,6 +71,26 @@ Deno.test("a node joins by ticket as a learner, is promoted, and the old leader 
     const joiner = await serveNode(joinerConfig, { log: quiet });
     nodes.push(joiner);
     const id4 = joiner.node.id;
+    // The joiner never received the cluster's private key, only its id.
+    await assert.rejects(
+      Deno.stat(`${root}/n4/cluster.key`),
+      Deno.errors.NotFound,
+    );
+    await assert.rejects(joiner.node.joinTicket(), ClusterAdminError);
+    // The token admitted one node: a second node with the same ticket is refused.
+    await assert.rejects(
+      prepareJoin(
+        resolveNodeConfig({
+          dataDir: `${root}/n5`,
+          httpPort: 0,
+          quicPort: 0,
+          tickMs: 20,
+        }),
+        ticket,
+      ),
+      (error: unknown) =>
+        error instanceof JoinRefusedError && /used already/.test(error.message),
+    );
     await waitFor(
       "the learner to catch up",
       () =>
@@ -97,6 +117,14 @@ Deno.test("a node joins by ticket as a learner, is promoted, and the old leader 
         return l !== undefined && l !== first &&
           !l.node.runner.status().conf.voters.includes(first.node.id);
       },
+    );
+    // The removal revoked the old leader's credential on every survivor.
+    await waitFor(
+      "the revocation everywhere",
+      () =>
+        nodes.filter((n) => n !== first).every((n) =>
+          n.node.revokedNodes().includes(first.node.id)
+        ),
     );
     const survivors = connect(
       nodes.filter((n) => n !== first).map((n) => n.url),

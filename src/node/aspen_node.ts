@@ -52,13 +52,18 @@ import {
   writeClusterFile,
 } from "./data_dir.ts";
 import {
+  encodeJoinTokenCommand,
   encodeMemberCommand,
+  encodeRevokeCommand,
+  JOIN_TOKEN_FRESH,
+  JOIN_TOKEN_USED,
   KvReplicatedState,
 } from "./kv_replicated_state.ts";
 import {
   clusterIdBytes,
   credentialFor,
   issueJoinToken,
+  JoinRefusedError,
   type JoinRequest,
   type JoinResponse,
   verifyJoinToken,
@@ -88,6 +93,9 @@ export interface AspenNodeOptions {
 
 /** Lag (entries behind the commit index) within which a learner may be promoted. */
 export const PROMOTE_LAG_MAX = 1000;
+
+/** Attempts to propose a removed member's revocation (0.2 s apart) before remove() fails. */
+const REVOKE_ATTEMPTS_MAX = 25;
 
 /** A node, started. */
 export class AspenNode implements NodeApi {
@@ -176,13 +184,16 @@ export class AspenNode implements NodeApi {
       ? await initCluster(dir, identity)
       : decodeBase64Url(cluster.credential);
     const clusterId = cluster === null ? null : decodeBase32(cluster.clusterId);
+    // Removed members' node ids, replicated (see remove()): read at every
+    // handshake, so a removed node's credential opens no connection.
+    const revoked = new Set<string>(state.revoked());
     let clientSessions: ((session: WebTransport) => void) | null = null;
     const transport = await QuicTransport.listen({
       membership: {
         identity,
         clusterId: clusterId ?? (await readClusterKeyPublic(dir)),
         credential,
-        revoked: new Set<string>(),
+        revoked,
       },
       certificate,
       certificateRecord: encodeCertificateRecord(
@@ -261,6 +272,7 @@ export class AspenNode implements NodeApi {
       log,
     });
     state.onMembers((members) => node.#membersChanged(members));
+    state.onRevoked((ids) => node.#revokedChanged(revoked, ids));
     if (config.autoPromote) {
       node.#promoteTimer = setInterval(() => node.#autoPromote(), 500);
     }
@@ -429,10 +441,41 @@ export class AspenNode implements NodeApi {
     });
   }
 
-  remove(id: string): Promise<void> {
-    return this.#admin(() =>
+  /**
+   * Removes a member, then revokes its credential through the log: every
+   * node refuses its handshakes from then on, for good (it may rejoin only
+   * with a new identity).
+   */
+  async remove(id: string): Promise<void> {
+    await this.#admin(() =>
       this.runner.proposeConfChange({ type: "remove", node: nodeId(id) })
     );
+    // The leader may step down meanwhile (removing itself): retry, bounded;
+    // the proposal is forwarded to whoever leads.
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.runner.propose(encodeRevokeCommand(id));
+        return;
+      } catch (error) {
+        if (attempt >= REVOKE_ATTEMPTS_MAX || this.#stopped) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  }
+
+  /** Node ids whose credentials are revoked (removed members), as replicated here. */
+  revokedNodes(): string[] {
+    return this.#state.revoked();
+  }
+
+  /** The replicated revoked set changed: update the handshake's view and drop the peers. */
+  #revokedChanged(revoked: Set<string>, ids: readonly string[]): void {
+    for (const id of ids) {
+      if (revoked.has(id)) continue;
+      revoked.add(id);
+      if (id !== this.address.nodeId) this.#transport.removePeer(nodeId(id));
+      this.#log(`revoked the credential of '${shortNodeId(id)}'`);
+    }
   }
 
   transferLeader(id: string): Promise<void> {
@@ -475,10 +518,11 @@ export class AspenNode implements NodeApi {
    * @throws {ClusterAdminError} "notLeader" (with the leader's URL) or "changePending".
    */
   async handleJoin(request: JoinRequest): Promise<JoinResponse> {
-    await verifyJoinToken(
+    const nowMs = Date.now();
+    const token = await verifyJoinToken(
       decodeBase64Url(request.token),
       clusterIdBytes(this.#cluster.file.clusterId),
-      Date.now(),
+      nowMs,
     );
     const status = this.runner.status();
     if (status.role !== "leader") {
@@ -500,7 +544,28 @@ export class AspenNode implements NodeApi {
         "Join request needs the node's address and key",
       );
     }
+    if (this.#state.revoked().includes(address.nodeId)) {
+      throw new JoinRefusedError(
+        `Node '${
+          shortNodeId(address.nodeId)
+        }' was removed and its identity is revoked: join with a new data folder`,
+      );
+    }
     const clusterKey = await this.#clusterKey();
+    // A token admits one node: its use is recorded through the log first,
+    // so no other leader, now or later, accepts it again.
+    const used = await this.runner.propose(
+      encodeJoinTokenCommand(token.nonce, token.expiresAtMs, nowMs),
+    );
+    if (used[0] === JOIN_TOKEN_USED) {
+      throw new JoinRefusedError("Join token was used already");
+    }
+    if (used[0] !== JOIN_TOKEN_FRESH) {
+      throw new ClusterAdminError(
+        "invalid",
+        "Cannot admit the join as too many unexpired join tokens are recorded: retry later",
+      );
+    }
     const credential = await credentialFor(clusterKey, address.nodeKey);
     // Everyone learns where the node is before it becomes a member.
     await this.runner.propose(encodeMemberCommand(address));
@@ -514,7 +579,6 @@ export class AspenNode implements NodeApi {
       credential,
       voters: [...this.runner.status().conf.voters],
       members: [...this.#cluster.members.values()],
-      clusterKey: encodeBase64Url(await clusterKey.exportPkcs8()),
     };
   }
 
@@ -526,7 +590,7 @@ export class AspenNode implements NodeApi {
     } catch (error) {
       throw new ClusterAdminError(
         "invalid",
-        `This node holds no cluster key and cannot admit joins: ${
+        `This node holds no cluster key and cannot issue join tickets or admit joins (joined nodes never receive it): use a node that founded the cluster, leading for a join: ${
           (error as Error).message
         }`,
       );
