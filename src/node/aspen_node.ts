@@ -108,6 +108,8 @@ export class AspenNode implements NodeApi {
   readonly runner: RaftRunner;
   /** Latencies of the HTTP listener, fed by whoever serves this node. */
   readonly http: HttpMetrics = new HttpMetrics();
+  /** The revoked node ids the transport's handshakes read (filled from the log). */
+  #revoked = new Set<string>();
   readonly #cluster: {
     file: ClusterFile;
     readonly members: Map<string, NodeAddress>;
@@ -272,7 +274,8 @@ export class AspenNode implements NodeApi {
       log,
     });
     state.onMembers((members) => node.#membersChanged(members));
-    state.onRevoked((ids) => node.#revokedChanged(revoked, ids));
+    node.#revoked = revoked;
+    state.onRevoked((ids) => node.#revokedChanged(ids));
     if (config.autoPromote) {
       node.#promoteTimer = setInterval(() => node.#autoPromote(), 500);
     }
@@ -463,16 +466,16 @@ export class AspenNode implements NodeApi {
     }
   }
 
-  /** Node ids whose credentials are revoked (removed members), as replicated here. */
+  /** Node ids whose handshakes this node refuses (revoked members), as replicated here. */
   revokedNodes(): string[] {
-    return this.#state.revoked();
+    return [...this.#revoked];
   }
 
   /** The replicated revoked set changed: update the handshake's view and drop the peers. */
-  #revokedChanged(revoked: Set<string>, ids: readonly string[]): void {
+  #revokedChanged(ids: readonly string[]): void {
     for (const id of ids) {
-      if (revoked.has(id)) continue;
-      revoked.add(id);
+      if (this.#revoked.has(id)) continue;
+      this.#revoked.add(id);
       if (id !== this.address.nodeId) this.#transport.removePeer(nodeId(id));
       this.#log(`revoked the credential of '${shortNodeId(id)}'`);
     }
