@@ -447,11 +447,9 @@ export class Nemesis {
     const members = this.#cluster.members();
     const available = members.filter((node) => node.available);
     if (available.length <= 1) return null;
-    // A recovering node votes only for logs past its lost tail, which may
-    // never exist when that tail was not committed: with two recovering
-    // nodes, or two voters, no election could win until new entries commit.
-    const voters = available[0]?.raft?.status().conf.voters.length ?? 0;
-    if (voters < 3 || members.some((node) => node.recovering)) return null;
+    // A recovering node votes only for logs past its lost tail: one at a
+    // time, so another node's tail is never lost before that is settled.
+    if (members.some((node) => node.recovering)) return null;
     const withTail = available.filter((node) =>
       node.durableOffset + node.durableEntries.length >
         node.durableHardState.commit
@@ -462,7 +460,16 @@ export class Nemesis {
     node.crash();
     const count = this.#random.between(1, 8);
     return () => {
-      const lost = node.corruptTail(count);
+      const lost = node.corruptTail(
+        count,
+        (index, term) =>
+          this.#cluster.members().some((other) =>
+            other !== node && other.durableTermAt(index) === term &&
+            (other.raft?.status().conf.voters ?? []).some((id) =>
+              id === other.id
+            )
+          ),
+      );
       this.#trace?.(`heal restart ${node.id} lost ${lost} tail entries`);
       node.start();
     };
@@ -666,6 +673,12 @@ export class Nemesis {
   /** Membership changes, transfers and snapshots; returns whether it acted. */
   #oneShot(name: FaultName): boolean {
     if (name === "snapshot") return this.#snapshot();
+    // Membership changes while a node recovers a lost tail could remove the
+    // only voters whose logs it may vote for (see `#corruptTail`).
+    if (
+      name !== "transfer" &&
+      this.#cluster.members().some((node) => node.recovering)
+    ) return false;
     const leader = this.#leader();
     const status = leader?.raft?.status();
     if (leader === null || status === undefined) return false;

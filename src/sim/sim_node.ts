@@ -225,11 +225,23 @@ export class SimNode {
    * next start and keeps the lost tail's end as its recovery bound, as
    * `SqliteLogStore` does. Returns how many were dropped.
    */
-  corruptTail(count: number): number {
+  corruptTail(
+    count: number,
+    heldElsewhere: (index: LogIndex, term: Term) => boolean,
+  ): number {
     const offset = this.durableOffset;
     const last = offset + this.durableEntries.length;
     const keep = Math.max(this.durableHardState.commit, offset, last - count);
     if (keep >= last) return 0;
+    // The recovering node votes only for a log at least as up to date as
+    // (last, its term). When no other node holds one, elections that need
+    // its vote wait for ever (a known limit: the cluster waits, it never
+    // loses data; README): not simulated, so liveness can be checked.
+    const lastTerm = this.durableTermAt(last as LogIndex);
+    if (
+      lastTerm !== this.durableHardState.term ||
+      !heldElsewhere(last as LogIndex, lastTerm)
+    ) return 0;
     this.durableEntries.length = keep - offset;
     this.durableRecover = {
       index: Math.max(this.durableRecover?.index ?? 0, last) as LogIndex,
