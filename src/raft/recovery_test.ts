@@ -149,3 +149,47 @@ Deno.test("RaftNode while recovering commits from a heartbeat only what its log 
   drain(node);
   assert.equal(node.status().commit, 7);
 });
+
+Deno.test("a leader resends the entries a follower lost after acknowledging them", () => {
+  const leader = new RaftNode(config(A!), {
+    hardState: { term: 1 as Term, vote: null, commit: 0 as LogIndex },
+    entries: entries(1, 10, 1),
+    applied: 0 as LogIndex,
+  });
+  leader.campaign();
+  for (let round = 0; round < 4 && leader.status().role !== "leader"; round++) {
+    for (const m of drain(leader)) {
+      if (m.type !== "vote" && m.type !== "preVote") continue;
+      leader.step({
+        type: m.type === "vote" ? "voteResp" : "preVoteResp",
+        from: m.to,
+        to: A!,
+        term: m.term,
+        reject: false,
+      });
+    }
+  }
+  assert.equal(leader.status().role, "leader");
+  const last = leader.status().lastIndex;
+  drain(leader);
+  const ack = (index: number, reject: boolean, hint = 0) =>
+    leader.step({
+      type: "appResp",
+      from: B!,
+      to: A!,
+      term: leader.status().term,
+      index: index as LogIndex,
+      reject,
+      rejectHint: hint as LogIndex,
+      logTerm: (reject ? 1 : 0) as Term,
+    });
+  ack(last, false);
+  assert.equal(leader.status().progress?.get(B!)?.match, last);
+  drain(leader);
+  // b restarted without entries 8.. and rejects the probe at its old match.
+  ack(last, true, 7);
+  const resent = drain(leader).filter((m) => m.type === "app" && m.to === B);
+  assert.equal(resent.length > 0, true);
+  assert.equal(resent[0]!.type === "app" && resent[0]!.index, 7);
+  assert.equal(leader.status().progress?.get(B!)?.match, 0);
+});
