@@ -18,6 +18,7 @@ import { decodeBase32 } from "../cluster/base32.ts";
 import {
   loadOrCreateNodeIdentity,
   type NodeIdentity,
+  nodeIdFromKey,
   shortNodeId,
 } from "../cluster/identity.ts";
 import {
@@ -545,6 +546,18 @@ export class AspenNode implements NodeApi {
       throw new ClusterAdminError(
         "invalid",
         "Join request needs the node's address and key",
+      );
+    }
+    let keyId: string | null = null;
+    try {
+      keyId = nodeIdFromKey(decodeBase64Url(address.nodeKey));
+    } catch {
+      keyId = null;
+    }
+    if (keyId !== address.nodeId) {
+      throw new ClusterAdminError(
+        "invalid",
+        "Join request's node id is not the id of its node key",
       );
     }
     if (this.#state.revoked().includes(address.nodeId)) {
