@@ -1408,12 +1408,6 @@ export class RaftNode {
   }
 
   /**
-   * May this node campaign? Yes when it votes in its latest configuration,
-   * and also while the committed configuration still counts it: a server
-   * whose latest (uncommitted) configuration leaves it out may still be needed
-   * to elect a leader until that configuration commits (Raft thesis §4.2.2).
-   */
-  /**
    * False when a log ending at (`index`, `term`) may lack an entry this node
    * acknowledged before losing its tail: it then must not get our vote.
    */
@@ -1426,6 +1420,13 @@ export class RaftNode {
     return term > lost.term || (term === lost.term && index >= lost.index);
   }
 
+  /**
+   * May this node campaign? Not while its own log may lack a lost tail it
+   * acknowledged. Otherwise yes when it votes in its latest configuration,
+   * and also while the committed configuration still counts it: a server
+   * whose latest (uncommitted) configuration leaves it out may still be needed
+   * to elect a leader until that configuration commits (Raft thesis §4.2.2).
+   */
   #promotable(): boolean {
     if (!this.#holdsLostTail(this.#log.lastIndex(), this.#log.lastTerm())) {
       return false;
