@@ -16,6 +16,20 @@ import { freeTcpPorts } from "../src/node/provision.ts";
 import { serveNode, type ServingNode } from "../src/node/serve.ts";
 import { generateSigningKey } from "../src/cluster/keys.ts";
 import { ClusterAdminError } from "../src/node/node_api.ts";
+import { loadOrCreateNodeIdentity } from "../src/cluster/identity.ts";
+import {
+  encodeCertificateRecord,
+  signCertificateRecord,
+} from "../src/cluster/certificate.ts";
+import { decodeBase32 } from "../src/cluster/base32.ts";
+import {
+  loadOrCreateCertificate,
+  readClusterFile,
+} from "../src/node/data_dir.ts";
+import { decodeBase64Url } from "../src/node/_base64.ts";
+import { startQuicNode } from "./helpers/transport_quic.ts";
+import type { LogIndex, Term } from "../src/raft/types.ts";
+import type { NodeAddress } from "../src/node/node_api.ts";
 
 const HOST = "127.0.0.1";
 const quiet = () => {};
@@ -35,10 +49,48 @@ async function retryWhilePending(action: () => Promise<void>): Promise<void> {
   }
 }
 
+/**
+ * Starts a bare QUIC transport with the identity and credential a (stopped)
+ * node's data folder holds: the removed node, as it would come back.
+ */
+async function transportOf(dir: string) {
+  const identity = await loadOrCreateNodeIdentity(dir);
+  const certificate = await loadOrCreateCertificate(dir, identity, [HOST]);
+  const file = (await readClusterFile(dir))!;
+  const revoked = new Set<string>();
+  return await startQuicNode(null as never, {
+    member: {
+      identity,
+      certificate,
+      certificateRecord: encodeCertificateRecord(
+        await signCertificateRecord(identity, certificate),
+      ),
+      revoked,
+      context: {
+        identity,
+        clusterId: decodeBase32(file.clusterId),
+        credential: decodeBase64Url(file.credential),
+        revoked,
+      },
+    },
+  });
+}
+
+function quicAddress(address: NodeAddress) {
+  return {
+    nodeId: address.nodeId as never,
+    hostname: address.quicHost,
+    port: address.quicPort,
+    nodeKey: decodeBase64Url(address.nodeKey),
+    certificateHash: decodeBase64Url(address.certificateHash),
+  };
+}
+
 Deno.test("a node joins by ticket as a learner, is promoted, and the old leader is removed", async () => {
   const root = await Deno.makeTempDir({ prefix: "aspen-membership-" });
   const { plans, httpPorts } = await provisionLocalCluster(root, 3);
   const nodes: ServingNode[] = [];
+  const logs = new Map<ServingNode, string[]>();
   try {
     for (const [i, plan] of plans.entries()) {
       const config = resolveNodeConfig({
@@ -47,7 +99,12 @@ Deno.test("a node joins by ticket as a learner, is promoted, and the old leader 
         quicPort: plan.quicPort,
         tickMs: 20,
       });
-      nodes.push(await serveNode(config, { log: quiet }));
+      const lines: string[] = [];
+      const node = await serveNode(config, {
+        log: (line) => lines.length < 10_000 && lines.push(line),
+      });
+      nodes.push(node);
+      logs.set(node, lines);
     }
     const leader = () =>
       nodes.find((n) => n.node.runner.status().role === "leader");
@@ -71,6 +128,26 @@ Deno.test("a node joins by ticket as a learner, is promoted, and the old leader 
     const joiner = await serveNode(joinerConfig, { log: quiet });
     nodes.push(joiner);
     const id4 = joiner.node.id;
+    // The joiner never received the cluster's private key, only its id.
+    await assert.rejects(
+      Deno.stat(`${root}/n4/cluster.key`),
+      Deno.errors.NotFound,
+    );
+    await assert.rejects(joiner.node.joinTicket(), ClusterAdminError);
+    // The token admitted one node: a second node with the same ticket is refused.
+    await assert.rejects(
+      prepareJoin(
+        resolveNodeConfig({
+          dataDir: `${root}/n5`,
+          httpPort: 0,
+          quicPort: 0,
+          tickMs: 20,
+        }),
+        ticket,
+      ),
+      (error: unknown) =>
+        error instanceof JoinRefusedError && /used already/.test(error.message),
+    );
     await waitFor(
       "the learner to catch up",
       () =>
@@ -98,9 +175,42 @@ Deno.test("a node joins by ticket as a learner, is promoted, and the old leader 
           !l.node.runner.status().conf.voters.includes(first.node.id);
       },
     );
-    const survivors = connect(
-      nodes.filter((n) => n !== first).map((n) => n.url),
+    // The removal revoked the old leader's credential on every survivor.
+    await waitFor(
+      "the revocation everywhere",
+      () =>
+        nodes.filter((n) => n !== first).every((n) =>
+          n.node.revokedNodes().includes(first.node.id)
+        ),
     );
+    // The removed node comes back with its identity and credential: its
+    // connection is refused and its Raft message (a higher term) changes nothing.
+    const firstIndex = nodes.indexOf(first);
+    await first.stop();
+    nodes.splice(firstIndex, 1);
+    const target = nodes.find((n) => n !== joiner)!;
+    const termBefore = target.node.runner.status().term;
+    const ghost = await transportOf(plans[firstIndex]!.dataDir);
+    try {
+      ghost.transport.setPeer(quicAddress(target.node.address));
+      ghost.transport.send(target.node.address.nodeId as never, {
+        type: "heartbeat",
+        from: ghost.address.nodeId,
+        to: target.node.address.nodeId as never,
+        term: (termBefore + 5) as Term,
+        commit: 0 as LogIndex,
+        sentAt: 0,
+        context: new Uint8Array(),
+      });
+      await waitFor(
+        "the revoked node's handshake refused",
+        () => logs.get(target)!.some((l) => /"code":"revoked"/.test(l)),
+      );
+      assert.equal(target.node.runner.status().term, termBefore);
+    } finally {
+      await ghost.transport.close();
+    }
+    const survivors = connect(nodes.map((n) => n.url));
     await survivors.kv.set(["after"], new Uint8Array([42]));
     const fromJoiner = connect(joiner.url);
     assert.deepEqual(

@@ -25,6 +25,8 @@ const NEW_FAULTS = [
   "stale-leader",
   "stall",
   "zombie",
+
+  "corrupt-tail",
 ] as const;
 
 function options(

@@ -224,6 +224,28 @@ Deno.test("QUIC refuses a revoked peer", () =>
     }
   }));
 
+Deno.test("QUIC cuts off a peer revoked after its handshake at its next frame", () =>
+  withServer(async (server, raft) => {
+    const peer = await startQuicNode(clusterKey);
+    try {
+      peer.transport.setPeer(server.address);
+      peer.transport.send(
+        server.address.nodeId,
+        heartbeat(peer.address.nodeId, server.address.nodeId, 1),
+      );
+      await waitFor(() => raft.length === 1, "the heartbeat before", 4000);
+      server.member.revoked.add(peer.address.nodeId);
+      peer.transport.send(
+        server.address.nodeId,
+        heartbeat(peer.address.nodeId, server.address.nodeId, 2),
+      );
+      await logged(server, "revoked");
+      assert.equal(raft.length, 1);
+    } finally {
+      await peer.transport.close();
+    }
+  }));
+
 Deno.test("QUIC refuses a bad handshake signature", () =>
   withServer(async (server, raft) => {
     const member = await makeMember(clusterKey);

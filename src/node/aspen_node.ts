@@ -18,6 +18,7 @@ import { decodeBase32 } from "../cluster/base32.ts";
 import {
   loadOrCreateNodeIdentity,
   type NodeIdentity,
+  nodeIdFromKey,
   shortNodeId,
 } from "../cluster/identity.ts";
 import {
@@ -52,13 +53,18 @@ import {
   writeClusterFile,
 } from "./data_dir.ts";
 import {
+  encodeJoinTokenCommand,
   encodeMemberCommand,
+  encodeRevokeCommand,
+  JOIN_TOKEN_FRESH,
+  JOIN_TOKEN_USED,
   KvReplicatedState,
 } from "./kv_replicated_state.ts";
 import {
   clusterIdBytes,
   credentialFor,
   issueJoinToken,
+  JoinRefusedError,
   type JoinRequest,
   type JoinResponse,
   verifyJoinToken,
@@ -95,6 +101,9 @@ export interface AspenNodeOptions {
 
 export { PROMOTE_LAG_MAX };
 
+/** Attempts to propose a removed member's revocation (0.2 s apart) before remove() fails. */
+const REVOKE_ATTEMPTS_MAX = 25;
+
 /** A node, started. */
 export class AspenNode implements NodeApi {
   readonly config: NodeConfig;
@@ -106,6 +115,8 @@ export class AspenNode implements NodeApi {
   readonly runner: RaftRunner;
   /** Latencies of the HTTP listener, fed by whoever serves this node. */
   readonly http: HttpMetrics = new HttpMetrics();
+  /** The revoked node ids the transport's handshakes read (filled from the log). */
+  #revoked = new Set<string>();
   readonly #cluster: {
     file: ClusterFile;
     readonly members: Map<string, NodeAddress>;
@@ -182,13 +193,16 @@ export class AspenNode implements NodeApi {
       ? await initCluster(dir, identity)
       : decodeBase64Url(cluster.credential);
     const clusterId = cluster === null ? null : decodeBase32(cluster.clusterId);
+    // Removed members' node ids, replicated (see remove()): read at every
+    // handshake, so a removed node's credential opens no connection.
+    const revoked = new Set<string>(state.revoked());
     let clientSessions: ((session: WebTransport) => void) | null = null;
     const transport = await QuicTransport.listen({
       membership: {
         identity,
         clusterId: clusterId ?? (await readClusterKeyPublic(dir)),
         credential,
-        revoked: new Set<string>(),
+        revoked,
       },
       certificate,
       certificateRecord: encodeCertificateRecord(
@@ -268,6 +282,8 @@ export class AspenNode implements NodeApi {
       log,
     });
     state.onMembers((members) => node.#membersChanged(members));
+    node.#revoked = revoked;
+    state.onRevoked((ids) => node.#revokedChanged(ids));
     if (config.autoPromote) {
       node.#promoteTimer = setInterval(() => node.#autoPromote(), 500);
     }
@@ -440,12 +456,43 @@ export class AspenNode implements NodeApi {
     });
   }
 
-  remove(id: string): Promise<void> {
-    return this.#admin(() => {
+  /**
+   * Removes a member, then revokes its credential through the log: every
+   * node refuses its handshakes from then on, for good (it may rejoin only
+   * with a new identity).
+   */
+  async remove(id: string): Promise<void> {
+    await this.#admin(() => {
       const target = validateMemberId(id, this.runner.status().conf, "member");
       this.#requireLeader();
       this.runner.proposeConfChange({ type: "remove", node: nodeId(target) });
     });
+    // The leader may step down meanwhile (removing itself): retry, bounded;
+    // the proposal is forwarded to whoever leads.
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.runner.propose(encodeRevokeCommand(id));
+        return;
+      } catch (error) {
+        if (attempt >= REVOKE_ATTEMPTS_MAX || this.#stopped) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  }
+
+  /** Node ids whose handshakes this node refuses (revoked members), as replicated here. */
+  revokedNodes(): string[] {
+    return [...this.#revoked];
+  }
+
+  /** The replicated revoked set changed: update the handshake's view and drop the peers. */
+  #revokedChanged(ids: readonly string[]): void {
+    for (const id of ids) {
+      if (this.#revoked.has(id)) continue;
+      this.#revoked.add(id);
+      if (id !== this.address.nodeId) this.#transport.removePeer(nodeId(id));
+      this.#log(`revoked the credential of '${shortNodeId(id)}'`);
+    }
   }
 
   transferLeader(id: string): Promise<void> {
@@ -539,10 +586,11 @@ export class AspenNode implements NodeApi {
    * @throws {ClusterAdminError} "notLeader" (with the leader's URL) or "changePending".
    */
   async handleJoin(request: JoinRequest): Promise<JoinResponse> {
-    await verifyJoinToken(
+    const nowMs = Date.now();
+    const token = await verifyJoinToken(
       decodeBase64Url(request.token),
       clusterIdBytes(this.#cluster.file.clusterId),
-      Date.now(),
+      nowMs,
     );
     const status = this.runner.status();
     if (status.role !== "leader") {
@@ -562,7 +610,40 @@ export class AspenNode implements NodeApi {
         "Cannot admit a node with this node's own id",
       );
     }
+    let keyId: string | null = null;
+    try {
+      keyId = nodeIdFromKey(decodeBase64Url(address.nodeKey));
+    } catch {
+      keyId = null;
+    }
+    if (keyId !== address.nodeId) {
+      throw new ClusterAdminError(
+        "invalid",
+        "Join request's node id is not the id of its node key",
+      );
+    }
+    if (this.#state.revoked().includes(address.nodeId)) {
+      throw new JoinRefusedError(
+        `Node '${
+          shortNodeId(address.nodeId)
+        }' was removed and its identity is revoked: join with a new data folder`,
+      );
+    }
     const clusterKey = await this.#clusterKey();
+    // A token admits one node: its use is recorded through the log first,
+    // so no other leader, now or later, accepts it again.
+    const used = await this.runner.propose(
+      encodeJoinTokenCommand(token.nonce, token.expiresAtMs, nowMs),
+    );
+    if (used[0] === JOIN_TOKEN_USED) {
+      throw new JoinRefusedError("Join token was used already");
+    }
+    if (used[0] !== JOIN_TOKEN_FRESH) {
+      throw new ClusterAdminError(
+        "invalid",
+        "Cannot admit the join as too many unexpired join tokens are recorded: retry later",
+      );
+    }
     const credential = await credentialFor(clusterKey, address.nodeKey);
     // Everyone learns where the node is before it becomes a member.
     await this.runner.propose(encodeMemberCommand(address));
@@ -576,7 +657,6 @@ export class AspenNode implements NodeApi {
       credential,
       voters: [...this.runner.status().conf.voters],
       members: [...this.#cluster.members.values()],
-      clusterKey: encodeBase64Url(await clusterKey.exportPkcs8()),
     };
   }
 
@@ -588,7 +668,7 @@ export class AspenNode implements NodeApi {
     } catch (error) {
       throw new ClusterAdminError(
         "invalid",
-        `This node holds no cluster key and cannot admit joins: ${
+        `This node holds no cluster key and cannot issue join tickets or admit joins (joined nodes never receive it): use a node that founded the cluster, leading for a join: ${
           (error as Error).message
         }`,
       );

@@ -17,11 +17,7 @@ import { decode, encode } from "@msgpack/msgpack";
 import { decodeBase32 } from "../cluster/base32.ts";
 import { encodeCredential, issueCredential } from "../cluster/credential.ts";
 import { loadOrCreateNodeIdentity } from "../cluster/identity.ts";
-import {
-  importSigningKey,
-  type SigningKey,
-  verifySignature,
-} from "../cluster/keys.ts";
+import { type SigningKey, verifySignature } from "../cluster/keys.ts";
 import { parseTicket } from "../cluster/ticket.ts";
 import { SqliteLogStore } from "../storage/sqlite_log_store.ts";
 import type { NodeConfig } from "./config.ts";
@@ -68,8 +64,15 @@ export async function issueJoinToken(
   return encode([nonce, expiresAtMs, signature]);
 }
 
+/** A verified join token: its nonce (hex, the key of its single use) and expiry. */
+export interface VerifiedJoinToken {
+  readonly nonce: string;
+  readonly expiresAtMs: number;
+}
+
 /**
- * Checks a join token against the cluster id.
+ * Checks a join token against the cluster id. Whether it was used already
+ * is the replicated state's to say (the leader records each use through Raft).
  *
  * @throws {JoinRefusedError} With the reason.
  */
@@ -77,7 +80,7 @@ export async function verifyJoinToken(
   token: Uint8Array,
   clusterId: Uint8Array,
   nowMs: number,
-): Promise<void> {
+): Promise<VerifiedJoinToken> {
   let parts: unknown;
   try {
     parts = decode(token);
@@ -106,6 +109,10 @@ export async function verifyJoinToken(
   if (expiresAtMs <= nowMs) {
     throw new JoinRefusedError("Join token has expired");
   }
+  const hex = Array.from(nonce, (b) => b.toString(16).padStart(2, "0")).join(
+    "",
+  );
+  return { nonce: hex, expiresAtMs };
 }
 
 /** What a joining node sends. */
@@ -124,8 +131,6 @@ export interface JoinResponse {
   /** Current voters (the new node starts as a learner). */
   readonly voters: readonly string[];
   readonly members: readonly NodeAddress[];
-  /** The cluster key (PKCS #8, base64url), so this node can admit joins when it leads. */
-  readonly clusterKey: string;
 }
 
 /** Issues the credential for a joining node. */
@@ -243,19 +248,11 @@ export async function prepareJoin(
     token: encodeBase64Url(ticket.joinToken),
     address,
   });
-  const clusterKey = await importSigningKey(
-    decodeBase64Url(response.clusterKey),
-  );
-  await Deno.writeFile(
-    `${config.dataDir}/${DATA_FILES.clusterKey}`,
-    decodeBase64Url(response.clusterKey),
-    {
-      mode: 0o600,
-    },
-  );
+  // Only the cluster's public key: a joined node never holds the private
+  // key, so a leaked join ticket cannot mint credentials.
   await Deno.writeFile(
     `${config.dataDir}/${DATA_FILES.clusterKey}.pub`,
-    clusterKey.publicKey,
+    decodeBase32(response.clusterId),
     { mode: 0o600 },
   );
   await writeClusterFile(config.dataDir, {

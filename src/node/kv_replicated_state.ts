@@ -23,13 +23,56 @@ const SYSTEM_MARKER = 0x00;
 /** State-store metadata holding the members' addresses (JSON), carried by snapshots. */
 const MEMBERS_META = "cluster.members";
 
-/** A system entry: records where a member can be reached. */
-export function encodeMemberCommand(address: NodeAddress): Uint8Array {
-  const body = encode({ type: "member", address });
+/** State-store metadata holding the revoked node ids (JSON), carried by snapshots. */
+const REVOKED_META = "cluster.revoked";
+/** State-store metadata holding the join tokens used and not yet expired (JSON). */
+const JOIN_TOKENS_META = "cluster.joinTokens";
+/** Most revoked node ids kept; more revocations are refused (a bound, not expected). */
+export const REVOKED_MAX = 10_000;
+/** Most unexpired join tokens recorded as used; a join beyond it is refused until some expire. */
+export const JOIN_TOKENS_MAX = 10_000;
+
+function systemCommand(command: Record<string, unknown>): Uint8Array {
+  const body = encode(command);
   const out = new Uint8Array(body.length + 1);
   out[0] = SYSTEM_MARKER;
   out.set(body, 1);
   return out;
+}
+
+/** A system entry: records where a member can be reached. */
+export function encodeMemberCommand(address: NodeAddress): Uint8Array {
+  return systemCommand({ type: "member", address });
+}
+
+/** A system entry: revokes a removed member's credential on every node, for good. */
+export function encodeRevokeCommand(nodeId: string): Uint8Array {
+  return systemCommand({ type: "revoke", nodeId });
+}
+
+/**
+ * A system entry: uses a join token once. `nowMs` is the proposing leader's
+ * clock (tokens expired by it are forgotten, identically on every replica).
+ * Applying it answers {@linkcode JOIN_TOKEN_FRESH} the first time only.
+ */
+export function encodeJoinTokenCommand(
+  nonce: string,
+  expiresAtMs: number,
+  nowMs: number,
+): Uint8Array {
+  return systemCommand({ type: "joinToken", nonce, expiresAtMs, nowMs });
+}
+
+/** Apply output of a join token's first use. */
+export const JOIN_TOKEN_FRESH = 1;
+/** Apply output of a join token used before. */
+export const JOIN_TOKEN_USED = 2;
+/** Apply output when too many unexpired tokens are recorded. */
+export const JOIN_TOKEN_FULL = 3;
+
+interface UsedToken {
+  readonly nonce: string;
+  readonly expiresAtMs: number;
 }
 
 /** Encodes an apply result for a waiting (possibly remote) proposer. */
@@ -58,6 +101,7 @@ export function decodeApplyResult(bytes: Uint8Array): KvApplyResult {
 export class KvReplicatedState {
   readonly kv: KvStateMachine;
   readonly #memberListeners = new Set<(members: NodeAddress[]) => void>();
+  readonly #revokedListeners = new Set<(revoked: string[]) => void>();
 
   constructor(kv: KvStateMachine) {
     this.kv = kv;
@@ -76,8 +120,60 @@ export class KvReplicatedState {
     this.#memberListeners.add(listener);
   }
 
+  /** Node ids whose credentials are revoked (removed members), as replicated so far. */
+  revoked(): string[] {
+    return this.#metaList<string>(REVOKED_META);
+  }
+
+  /** Calls `listener` whenever the revoked set changes (or a snapshot is installed). */
+  onRevoked(listener: (revoked: string[]) => void): void {
+    this.#revokedListeners.add(listener);
+  }
+
+  #metaList<T>(name: string): T[] {
+    const raw = this.kv.store.meta(name);
+    return raw === null ? [] : JSON.parse(new TextDecoder().decode(raw)) as T[];
+  }
+
+  #applyRevoke(nodeId: string, meta: Map<string, Uint8Array>): boolean {
+    const revoked = this.revoked();
+    if (revoked.includes(nodeId) || revoked.length >= REVOKED_MAX) return false;
+    meta.set(
+      REVOKED_META,
+      new TextEncoder().encode(JSON.stringify([...revoked, nodeId])),
+    );
+    return true;
+  }
+
+  #applyJoinToken(
+    command: { nonce?: unknown; expiresAtMs?: unknown; nowMs?: unknown },
+    meta: Map<string, Uint8Array>,
+  ): number {
+    const { nonce, expiresAtMs, nowMs } = command;
+    if (
+      typeof nonce !== "string" || typeof expiresAtMs !== "number" ||
+      typeof nowMs !== "number"
+    ) return JOIN_TOKEN_USED;
+    const live = this.#metaList<UsedToken>(JOIN_TOKENS_META).filter((t) =>
+      t.expiresAtMs > nowMs
+    );
+    let outcome = JOIN_TOKEN_FRESH;
+    if (live.some((t) => t.nonce === nonce)) outcome = JOIN_TOKEN_USED;
+    else if (live.length >= JOIN_TOKENS_MAX) outcome = JOIN_TOKEN_FULL;
+    else live.push({ nonce, expiresAtMs });
+    meta.set(JOIN_TOKENS_META, new TextEncoder().encode(JSON.stringify(live)));
+    return outcome;
+  }
+
   #applySystem(entry: Entry): Uint8Array {
-    let command: { type?: string; address?: NodeAddress };
+    let command: {
+      type?: string;
+      address?: NodeAddress;
+      nodeId?: unknown;
+      nonce?: unknown;
+      expiresAtMs?: unknown;
+      nowMs?: unknown;
+    };
     try {
       command = decode(entry.data.subarray(1)) as typeof command;
     } catch {
@@ -85,7 +181,15 @@ export class KvReplicatedState {
     }
     let meta: Map<string, Uint8Array> | undefined;
     let members: NodeAddress[] | null = null;
-    if (
+    let revokedChanged = false;
+    let output = EMPTY;
+    if (command.type === "revoke" && typeof command.nodeId === "string") {
+      meta = new Map();
+      revokedChanged = this.#applyRevoke(command.nodeId, meta);
+    } else if (command.type === "joinToken") {
+      meta = new Map();
+      output = new Uint8Array([this.#applyJoinToken(command, meta)]);
+    } else if (
       command.type === "member" && typeof command.address?.nodeId === "string"
     ) {
       const address = command.address;
@@ -108,7 +212,11 @@ export class KvReplicatedState {
     if (members !== null) {
       for (const listener of this.#memberListeners) listener(members);
     }
-    return EMPTY;
+    if (revokedChanged) {
+      const revoked = this.revoked();
+      for (const listener of this.#revokedListeners) listener(revoked);
+    }
+    return output;
   }
 
   appliedIndex(): LogIndex {
@@ -164,6 +272,8 @@ export class KvReplicatedState {
       if (members.length > 0) {
         for (const listener of this.#memberListeners) listener(members);
       }
+      const revoked = this.revoked();
+      for (const listener of this.#revokedListeners) listener(revoked);
     } catch (error) {
       installer.abort();
       throw error;

@@ -53,6 +53,16 @@ const COMMIT_RETRY_WINDOW_MS = 20_000;
 /** Most keys removed by one expiry entry. */
 const EXPIRE_BATCH_KEYS = 1000;
 
+/** Options of {@linkcode RaftKvBackend}. */
+export interface RaftKvBackendOptions {
+  /**
+   * TEST ONLY: the planted bug `watch-back-in-time`, start a watch from the
+   * local replica when no read point can be confirmed (the old behaviour).
+   * Never set in production.
+   */
+  readonly testingWatchBackInTime?: boolean;
+}
+
 /** A KvBackend over a Raft node. */
 export class RaftKvBackend implements KvBackend {
   /** This node's session id for writes that arrive without one. */
@@ -66,12 +76,15 @@ export class RaftKvBackend implements KvBackend {
   #expiryTimer: ReturnType<typeof setInterval> | undefined;
   #expiring = false;
   #unsubscribeApplied: (() => void) | null = null;
+  readonly #options: RaftKvBackendOptions;
 
   constructor(
     runner: RaftRunner,
     state: KvReplicatedState,
     databaseId: string,
+    options: RaftKvBackendOptions = {},
   ) {
+    this.#options = options;
     this.#runner = runner;
     this.#state = state;
     this.databaseId = databaseId;
@@ -201,9 +214,15 @@ export class RaftKvBackend implements KvBackend {
     signal.addEventListener("abort", onAbort);
     try {
       // The first snapshot is at least as new as every write acknowledged
-      // before the watch began, even on a lagging follower; without a
-      // quorum, it starts from the local replica and catches up.
-      await this.#confirmRead().catch(() => {});
+      // before the watch began, even on a lagging follower, so a client that
+      // reconnects from another node never sees an older state. Without a
+      // read point (a partitioned follower) the watch fails with
+      // KvUnavailableError and the client goes to another node.
+      if (this.#options.testingWatchBackInTime === true) {
+        await this.#confirmRead().catch(() => {});
+      } else {
+        await this.#confirmRead();
+      }
       let previous: readonly (KvEntry | null)[] | null = null;
       while (!signal.aborted) {
         if (dirty) {

@@ -222,6 +222,7 @@ export class RaftRunner {
           applied,
           Math.max(store.hardState().commit, meta.index),
         ) as LogIndex,
+        recover: store.recoveryBound(),
       },
     );
     const status = this.#node.status();

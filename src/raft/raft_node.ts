@@ -41,6 +41,7 @@ import type {
   RaftStorageState,
   ReadState,
   Ready,
+  RecoveryBound,
   Role,
   Snapshot,
   SnapshotMessage,
@@ -117,6 +118,8 @@ export class RaftNode {
   #inputNow: number | null = null;
   /** After a restart, refuse votes for one election timeout. */
   #restartGuard: boolean;
+  /** What a lost corrupt tail may have held (see `RaftStorageState.recover`), or null. */
+  #recover: RecoveryBound | null;
   #uncommittedBytes = 0;
   #leadTransferee: NodeId | null = null;
   /** Once TimeoutNow went out, a new leader may exist: no more lease reads this term. */
@@ -173,6 +176,7 @@ export class RaftNode {
     // Every node arms it, whatever its own read mode: another node's lease
     // may count on it.
     this.#restartGuard = hardState.term > 0;
+    this.#recover = stored.recover ?? null;
     this.#previousHardState = hardState;
     this.#previousSoftState = { leader: null, role: "follower" };
     this.#becomeFollower(this.#term, null);
@@ -703,7 +707,9 @@ export class RaftNode {
       (message.type === "preVote" && message.term > this.#term);
     const upToDate = this.#config.testingKnobs.voteIgnoresLog === true ||
       this.#log.isUpToDate(message.index, message.logTerm);
-    if (canVote && upToDate) {
+    if (
+      canVote && upToDate && this.#holdsLostTail(message.index, message.logTerm)
+    ) {
       // A granted PreVote answers at the proposed term; a vote at our own (equal) term.
       this.#send({
         type: responseType,
@@ -835,7 +841,12 @@ export class RaftNode {
   }
 
   #handleHeartbeat(message: HeartbeatMessage): void {
-    this.#log.commitTo(message.commit);
+    // After losing a tail, the leader may still believe this node holds
+    // entries it acknowledged before: commit only what is here.
+    const commit = this.#recover !== null
+      ? Math.min(message.commit, this.#log.lastIndex()) as LogIndex
+      : message.commit;
+    this.#log.commitTo(commit);
     this.#send({
       type: "heartbeatResp",
       from: this.id,
@@ -1489,12 +1500,29 @@ export class RaftNode {
   }
 
   /**
-   * May this node campaign? Yes when it votes in its latest configuration,
+   * False when a log ending at (`index`, `term`) may lack an entry this node
+   * acknowledged before losing its tail: it then must not get our vote.
+   */
+  #holdsLostTail(index: LogIndex, term: Term): boolean {
+    const lost = this.#recover;
+    if (lost === null || this.#log.committed >= lost.index) return true;
+    if (this.#config.testingKnobs.truncateAcknowledgedTail === true) {
+      return true;
+    }
+    return term > lost.term || (term === lost.term && index >= lost.index);
+  }
+
+  /**
+   * May this node campaign? Not while its own log may lack a lost tail it
+   * acknowledged. Otherwise yes when it votes in its latest configuration,
    * and also while the committed configuration still counts it: a server
    * whose latest (uncommitted) configuration leaves it out may still be needed
    * to elect a leader until that configuration commits (Raft thesis §4.2.2).
    */
   #promotable(): boolean {
+    if (!this.#holdsLostTail(this.#log.lastIndex(), this.#log.lastTerm())) {
+      return false;
+    }
     const votesIn = (conf: ConfState) =>
       conf.voters.includes(this.id) || conf.votersOutgoing.includes(this.id);
     return votesIn(this.#conf) || votesIn(this.#confAt(this.#log.committed));

@@ -174,6 +174,17 @@ export class Progress {
    * where the follower's hint says to try. Returns false for stale rejections.
    */
   maybeDecrTo(rejected: LogIndex, probeNext: LogIndex): boolean {
+    if (rejected === this.match && probeNext < this.match) {
+      // The follower lost entries it had acknowledged (a corrupt tail dropped
+      // at its restart) or this is a stale reject: either way, forget its
+      // match and probe from its hint. A lower match only delays commits.
+      this.state = "probe";
+      this.inflights.reset();
+      this.match = 0 as LogIndex;
+      this.next = (probeNext + 1) as LogIndex;
+      this.probeSent = false;
+      return true;
+    }
     if (this.state === "replicate") {
       // Stale: the follower already matched beyond the rejected probe.
       if (rejected <= this.match) return false;

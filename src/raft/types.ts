@@ -278,6 +278,14 @@ export interface TestingKnobs {
   readonly singleStepDoubleChange?: boolean;
   /** Install a snapshot without taking its membership. */
   readonly snapshotSkipsMembership?: boolean;
+  /** Vote and campaign at once after losing a log tail the node may have acknowledged (ignore `RaftStorageState.recover`). */
+  readonly truncateAcknowledgedTail?: boolean;
+}
+
+/** What a store lost: see {@linkcode RaftStorageState.recover}. */
+export interface RecoveryBound {
+  readonly index: LogIndex;
+  readonly term: Term;
 }
 
 /** What a restarting node had durably stored. */
@@ -289,6 +297,16 @@ export interface RaftStorageState {
   readonly entries: readonly Entry[];
   /** The last index the application has applied (entries up to it are never handed out again). */
   readonly applied: LogIndex;
+  /**
+   * Set when the store dropped a corrupt tail this node may have acknowledged
+   * (absent or null when nothing was lost): the lost tail's last index and
+   * the node's term when it was lost (no lost entry has a later term). Until
+   * its commit index reaches `index`, the node votes only for a candidate
+   * whose log is at least as up to date as (`index`, `term`), so one that
+   * holds every entry it may have counted toward a quorum, and campaigns only
+   * when its own log is: protocol-aware recovery (Alagappan et al., FAST '18).
+   */
+  readonly recover?: RecoveryBound | null;
 }
 
 /** Configuration of one Raft core. Validated by `validateRaftConfig`. */

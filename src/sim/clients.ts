@@ -267,6 +267,12 @@ export class ClientPool {
       // Inside a snapshot: applied there, or not, unknown; it stays waiting
       // and ends as unknown at its deadline unless its entry is applied.
       if (term === COMPACTED) continue;
+      // Dropped with a corrupt tail after it may have been sent: it may still
+      // commit from another log, so it stays waiting too (corrupt-tail fault).
+      const recover = node.durableRecover;
+      if (term === undefined && recover !== null && index <= recover.index) {
+        continue;
+      }
       const lost = list.filter((op) => op.waiting?.term !== term);
       if (lost.length === 0) continue;
       const kept = list.filter((op) => !lost.includes(op));

@@ -4,7 +4,9 @@
  * network and process faults it changes the membership (adds a spare node as
  * a learner, promotes it, removes a voter, replaces the leader), transfers
  * leadership, forces snapshots with log compaction, and skews one node's
- * clock within the lease's documented tolerance. Its stale-leader fault cuts
+ * clock within the lease's documented tolerance, and crashes a node whose
+ * unsynced-to-commit tail then fails its checksum at restart (corrupt-tail).
+ * Its stale-leader fault cuts
  * a leader off while a probe client keeps reading from it and another writes
  * through the leader the rest elect (see `#staleLeader`).
  *
@@ -362,6 +364,8 @@ export class Nemesis {
       case "crash":
       case "pause":
         return this.#stopNode(name, target);
+      case "corrupt-tail":
+        return this.#corruptTail();
       case "partition":
       case "asymmetric":
         return this.#partition(name === "partition", target);
@@ -452,6 +456,42 @@ export class Nemesis {
     node.crash();
     return () => {
       this.#trace?.(`heal restart ${node.id}`);
+      node.start();
+    };
+  }
+
+  /**
+   * Crashes a node whose durable log runs past its durable commit index (it
+   * may have acknowledged that tail); at restart the tail fails its checksum.
+   */
+  #corruptTail(): (() => void) | null {
+    const members = this.#cluster.members();
+    const available = members.filter((node) => node.available);
+    if (available.length <= 1) return null;
+    // A recovering node votes only for logs past its lost tail: one at a
+    // time, so another node's tail is never lost before that is settled.
+    if (members.some((node) => node.recovering)) return null;
+    const withTail = available.filter((node) =>
+      node.durableOffset + node.durableEntries.length >
+        node.durableHardState.commit
+    );
+    const node = this.#target(withTail.length > 0 ? withTail : available);
+    if (node === null) return null;
+    this.#trace?.(`fault corrupt-tail ${node.id}`);
+    node.crash();
+    const count = this.#random.between(1, 8);
+    return () => {
+      const lost = node.corruptTail(
+        count,
+        (index, term) =>
+          this.#cluster.members().some((other) =>
+            other !== node && other.durableTermAt(index) === term &&
+            (other.raft?.status().conf.voters ?? []).some((id) =>
+              id === other.id
+            )
+          ),
+      );
+      this.#trace?.(`heal restart ${node.id} lost ${lost} tail entries`);
       node.start();
     };
   }
@@ -711,6 +751,13 @@ export class Nemesis {
     if (name === "snapshot") return this.#snapshot();
     if (name === "stall") return this.#stall();
     if (name === "zombie") return this.#zombie();
+
+    // Membership changes while a node recovers a lost tail could remove the
+    // only voters whose logs it may vote for (see `#corruptTail`).
+    if (
+      name !== "transfer" &&
+      this.#cluster.members().some((node) => node.recovering)
+    ) return false;
     const leader = this.#leader();
     const status = leader?.raft?.status();
     if (leader === null || status === undefined) return false;

@@ -28,6 +28,8 @@ export const FAULT_NAMES = [
   "stale-leader",
   "stall",
   "zombie",
+
+  "corrupt-tail",
 ] as const;
 
 /** One kind of fault. */
@@ -51,6 +53,8 @@ export const BUGS = {
   "lease-tick-count": { leaseTickCount: true },
   "lease-beyond-drift": { leaseBeyondDrift: true },
   "non-member-append": { nonMemberAppend: true },
+
+  "truncate-acknowledged-tail": { truncateAcknowledgedTail: true },
 } as const satisfies Record<string, TestingKnobs>;
 
 /**

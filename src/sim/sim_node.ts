@@ -24,6 +24,7 @@ import type {
   RaftConfig,
   ReadState,
   Ready,
+  RecoveryBound,
   Role,
   Snapshot,
   Term,
@@ -131,6 +132,8 @@ export class SimNode {
   /** Durable log after the snapshot: entry i has index i + 1 + durableOffset. */
   durableEntries: Entry[] = [];
   durableHardState: HardState = EMPTY_HARD_STATE;
+  /** Durable recovery bound after a lost tail (the SQLite store's "recover" row). */
+  durableRecover: RecoveryBound | null = null;
   replica: Replica;
   /** Index of the last entry the replica applied (or the snapshot's). */
   appliedIndex = 0 as LogIndex;
@@ -229,6 +232,7 @@ export class SimNode {
         snapshot,
         entries: [...this.durableEntries],
         applied: this.appliedIndex,
+        recover: this.durableRecover,
       });
     });
     this.#afterStep();
@@ -252,6 +256,48 @@ export class SimNode {
     this.#queuedReads = [];
     this.#readStates = [];
     this.incarnation++;
+  }
+
+  /**
+   * While the process is down: up to `count` durable entries after the
+   * durable commit index fail their checksum, so the store drops them at the
+   * next start and keeps the lost tail's end as its recovery bound, as
+   * `SqliteLogStore` does. Returns how many were dropped.
+   */
+  corruptTail(
+    count: number,
+    heldElsewhere: (index: LogIndex, term: Term) => boolean,
+  ): number {
+    const offset = this.durableOffset;
+    const last = offset + this.durableEntries.length;
+    const keep = Math.max(this.durableHardState.commit, offset, last - count);
+    if (keep >= last) return 0;
+    // The recovering node votes only for a log at least as up to date as
+    // (last, its term). When no other node holds one, elections that need
+    // its vote wait for ever (a known limit: the cluster waits, it never
+    // loses data; README): not simulated, so liveness can be checked.
+    const lastTerm = this.durableTermAt(last as LogIndex);
+    if (
+      lastTerm !== this.durableHardState.term ||
+      !heldElsewhere(last as LogIndex, lastTerm)
+    ) return 0;
+    this.durableEntries.length = keep - offset;
+    this.durableRecover = {
+      index: Math.max(this.durableRecover?.index ?? 0, last) as LogIndex,
+      term: Math.max(
+        this.durableRecover?.term ?? 0,
+        this.durableHardState.term,
+      ) as Term,
+    };
+    return last - keep;
+  }
+
+  /** True while a lost tail's recovery bound is above the commit index. */
+  get recovering(): boolean {
+    const bound = this.durableRecover;
+    if (bound === null) return false;
+    const commit = this.raft?.status().commit ?? this.durableHardState.commit;
+    return commit < bound.index;
   }
 
   /** Stops the process from running without killing it (SIGSTOP). */

@@ -3,7 +3,7 @@
  *
  * Tables: `entries (idx INTEGER PRIMARY KEY, term, type, data, crc)` and
  * `state (name TEXT PRIMARY KEY, value TEXT, crc)` holding the rows
- * "hardState" and "snapshot" as JSON. `PRAGMA user_version` is the schema
+ * "hardState", "snapshot" and (after a tail was lost) "recover" as JSON. `PRAGMA user_version` is the schema
  * version.
  *
  * @module
@@ -14,6 +14,7 @@ import type {
   HardState,
   LogIndex,
   NodeId,
+  RecoveryBound,
   Term,
 } from "../raft/types.ts";
 import { StorageCorruptedError } from "./errors.ts";
@@ -43,8 +44,8 @@ export function writeStateStatement(db: DatabaseSync): StatementSync {
 /** Writes one state row with its checksum. */
 export function writeState(
   statement: StatementSync,
-  name: "hardState" | "snapshot",
-  value: HardState | SnapshotMeta,
+  name: "hardState" | "snapshot" | "recover",
+  value: HardState | SnapshotMeta | RecoveryBound,
 ): void {
   const json = JSON.stringify(value);
   statement.run(name, json, stateChecksum(json));
@@ -89,17 +90,30 @@ function parseSnapshotMeta(value: unknown): SnapshotMeta | null {
   };
 }
 
+function parseRecoveryBound(value: unknown): RecoveryBound | null {
+  const v = value as Record<string, unknown> | null;
+  if (typeof v !== "object" || v === null) return null;
+  if (!isCount(v.index) || !isCount(v.term)) return null;
+  return { index: v.index as LogIndex, term: v.term as Term };
+}
+
 /**
- * Reads and verifies the hard state and snapshot rows.
+ * Reads and verifies the hard state, snapshot and recovery rows.
  *
  * @throws {StorageCorruptedError} When a row fails its checksum or shape.
  */
 export function readState(
   db: DatabaseSync,
   path: string,
-): { hardState: HardState; snapshot: SnapshotMeta } {
+): {
+  hardState: HardState;
+  snapshot: SnapshotMeta;
+  recover: RecoveryBound | null;
+} {
   let hardState: HardState | null = EMPTY_HARD_STATE;
   let snapshot: SnapshotMeta | null = EMPTY_SNAPSHOT_META;
+  let recover: RecoveryBound | null = null;
+  let bad = false;
   for (const row of db.prepare("SELECT name, value, crc FROM state").all()) {
     const { name, value, crc } = row;
     let parsed: unknown = null;
@@ -112,7 +126,11 @@ export function readState(
     }
     if (name === "hardState") hardState = parseHardState(parsed);
     else if (name === "snapshot") snapshot = parseSnapshotMeta(parsed);
-    if (hardState === null || snapshot === null) {
+    else if (name === "recover") {
+      recover = parseRecoveryBound(parsed);
+      bad = recover === null;
+    }
+    if (hardState === null || snapshot === null || bad) {
       throw new StorageCorruptedError(
         `Cannot open the log store at '${path}' as its '${
           String(name)
@@ -122,7 +140,7 @@ export function readState(
       );
     }
   }
-  return { hardState, snapshot };
+  return { hardState, snapshot, recover };
 }
 
 /**
@@ -165,6 +183,10 @@ export function decodeEntryRow(row: readonly unknown[]): Entry | null {
 export interface VerifyOptions {
   readonly snapshotIndex: LogIndex;
   readonly commit: LogIndex;
+  /** The stored term: no entry the node acknowledged has a later one. */
+  readonly term: Term;
+  /** The stored recovery bound, or null: a new loss raises it. */
+  readonly recover: RecoveryBound | null;
   readonly tailEntries: number | "all";
   readonly onWarning: (message: string) => void;
 }
@@ -206,27 +228,42 @@ function scanFrom(db: DatabaseSync, start: number): TailScan {
   return { firstBad, goodAfterBad, lastGood };
 }
 
+/** What {@linkcode verifyLog} found: the log's end and the recovery bound. */
+export interface VerifiedLog {
+  readonly lastIndex: LogIndex | null;
+  readonly lastTerm: Term | null;
+  /**
+   * The last index the node may have acknowledged before a corrupt tail was
+   * dropped, and its term then; null when none was ever dropped. See
+   * `RaftStorageState.recover`.
+   */
+  readonly recover: RecoveryBound | null;
+}
+
 /**
  * Checks the log at open: it starts right after the snapshot, has no gap,
- * and its tail passes its checksums. A bad tail after `commit` is deleted and
- * reported; a bad entry followed by a good one, a gap, or a bad committed
- * entry throws.
+ * and its tail passes its checksums. A bad tail after `commit` is deleted,
+ * its last index is stored durably as the recovery bound (in the same
+ * transaction: the node may have acknowledged those entries, so it must not
+ * vote until it has caught up past them) and reported; a bad entry followed
+ * by a good one, a gap, or a bad committed entry throws.
  *
- * @returns The last index and term of the (possibly truncated) log, or nulls when it holds no entry.
+ * @returns The last index and term of the (possibly truncated) log, or nulls when it holds no entry, and the recovery bound.
  * @throws {StorageCorruptedError} For corruption that cannot be repaired.
  */
 export function verifyLog(
   db: DatabaseSync,
   path: string,
   options: VerifyOptions,
-): { lastIndex: LogIndex | null; lastTerm: Term | null } {
+): VerifiedLog {
+  const recover = options.recover;
   const bounds = db.prepare(
     "SELECT MIN(idx) AS lo, MAX(idx) AS hi, COUNT(*) AS n FROM entries",
   ).get();
   const lo = Number(bounds?.lo ?? 0);
   const hi = Number(bounds?.hi ?? 0);
   const count = Number(bounds?.n ?? 0);
-  if (count === 0) return { lastIndex: null, lastTerm: null };
+  if (count === 0) return { lastIndex: null, lastTerm: null, recover };
   if (lo !== options.snapshotIndex + 1) {
     corrupt(
       path,
@@ -255,7 +292,11 @@ export function verifyLog(
     scan = scanFrom(db, start);
   }
   if (scan.firstBad === null) {
-    return { lastIndex: hi as LogIndex, lastTerm: scan.lastGood?.term ?? null };
+    return {
+      lastIndex: hi as LogIndex,
+      lastTerm: scan.lastGood?.term ?? null,
+      recover,
+    };
   }
   return truncateTail(db, path, options, scan, hi);
 }
@@ -266,7 +307,7 @@ function truncateTail(
   options: VerifyOptions,
   scan: TailScan,
   hi: number,
-): { lastIndex: LogIndex | null; lastTerm: Term | null } {
+): VerifiedLog {
   const firstBad = scan.firstBad as LogIndex;
   if (scan.goodAfterBad !== null) {
     corrupt(
@@ -282,16 +323,27 @@ function truncateTail(
       `the entries from here to ${hi} fail their checksum and include committed entries (commit index ${options.commit}), which must not be dropped`,
     );
   }
+  // The node may have acknowledged entries up to `hi` to a leader, which
+  // counted them toward a commit: remember that durably with the deletion.
+  const recover: RecoveryBound = {
+    index: Math.max(options.recover?.index ?? 0, hi) as LogIndex,
+    term: Math.max(options.recover?.term ?? 0, options.term) as Term,
+  };
   db.exec("BEGIN IMMEDIATE");
   db.prepare("DELETE FROM entries WHERE idx >= ?").run(firstBad);
+  writeState(writeStateStatement(db), "recover", recover);
   db.exec("COMMIT");
   options.onWarning(
     `Truncated the log store at '${path}' to index ${
       firstBad - 1
-    }: entries ${firstBad} to ${hi} failed their checksum (a torn or corrupt tail)`,
+    }: entries ${firstBad} to ${hi} failed their checksum (a corrupt tail). This node may have acknowledged them, so until its commit index reaches ${recover.index} it votes only for a log at least as up to date as (index ${recover.index}, term ${recover.term})`,
   );
   if (scan.lastGood !== null) {
-    return { lastIndex: scan.lastGood.index, lastTerm: scan.lastGood.term };
+    return {
+      lastIndex: scan.lastGood.index,
+      lastTerm: scan.lastGood.term,
+      recover,
+    };
   }
-  return { lastIndex: null, lastTerm: null };
+  return { lastIndex: null, lastTerm: null, recover };
 }

@@ -18,6 +18,7 @@ import type {
   Entry,
   HardState,
   LogIndex,
+  RecoveryBound,
   SnapshotMeta,
   Term,
 } from "../raft/types.ts";
@@ -76,6 +77,12 @@ export interface LogStore {
   hardState(): HardState;
   /** The metadata of the latest snapshot; index and term 0 when none. */
   snapshotMeta(): SnapshotMeta;
+  /**
+   * What a corrupt tail dropped at open may have held (its last index and the
+   * node's term then), or null when no tail was ever dropped. The Raft core
+   * takes it as `RaftStorageState.recover`.
+   */
+  recoveryBound(): RecoveryBound | null;
   /**
    * Records a snapshot and drops the entries it covers, durably.
    *

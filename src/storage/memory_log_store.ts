@@ -6,7 +6,13 @@
  * @module
  */
 import { assert } from "../raft/assert.ts";
-import type { Entry, HardState, LogIndex, Term } from "../raft/types.ts";
+import type {
+  Entry,
+  HardState,
+  LogIndex,
+  RecoveryBound,
+  Term,
+} from "../raft/types.ts";
 import {
   EMPTY_HARD_STATE,
   EMPTY_SNAPSHOT_META,
@@ -131,6 +137,12 @@ export class MemoryLogStore implements LogStore {
   snapshotMeta(): SnapshotMeta {
     this.#assertOpen();
     return copySnapshotMeta(this.#snapshot);
+  }
+
+  /** Always null: memory never holds a corrupt tail. */
+  recoveryBound(): RecoveryBound | null {
+    this.#assertOpen();
+    return null;
   }
 
   compact(meta: SnapshotMeta): void {

@@ -5,7 +5,10 @@
  *
  * At open the store checks the log's shape (no gap, starts right after the
  * snapshot) and the checksums of its tail; a bad tail after the committed
- * index is truncated and reported through `onWarning`; anything else bad
+ * index is truncated and reported through `onWarning`, and its last index is
+ * kept as {@linkcode SqliteLogStore.recoveryBound} (the node may have
+ * acknowledged those entries: it must not help elect a leader without them);
+ * anything else bad
  * throws {@linkcode StorageCorruptedError}. Entries outside the verified tail
  * are checked when read.
  *
@@ -13,7 +16,13 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { assert } from "../raft/assert.ts";
-import type { Entry, HardState, LogIndex, Term } from "../raft/types.ts";
+import type {
+  Entry,
+  HardState,
+  LogIndex,
+  RecoveryBound,
+  Term,
+} from "../raft/types.ts";
 import { StorageCorruptedError, StorageReadOnlyError } from "./errors.ts";
 import type { LogStore, SaveRequest, SnapshotMeta } from "./log_store.ts";
 import {
@@ -105,6 +114,7 @@ export class SqliteLogStore implements LogStore {
   #snapshot: SnapshotMeta;
   #lastIndex: LogIndex;
   #lastTerm: Term;
+  readonly #recover: RecoveryBound | null;
   #failure: StorageWriteError | null = null;
   #closed = false;
 
@@ -118,11 +128,14 @@ export class SqliteLogStore implements LogStore {
     const verified = verifyLog(db, options.path, {
       snapshotIndex: state.snapshot.index,
       commit: state.hardState.commit,
+      term: state.hardState.term,
+      recover: state.recover,
       tailEntries: options.verifyTailEntries ?? VERIFY_TAIL_ENTRIES_DEFAULT,
       onWarning: options.onWarning ?? ((message) => console.warn(message)),
     });
     this.#lastIndex = verified.lastIndex ?? state.snapshot.index;
     this.#lastTerm = verified.lastTerm ?? state.snapshot.term;
+    this.#recover = verified.recover;
     this.#statements = {
       begin: db.prepare("BEGIN IMMEDIATE"),
       commit: db.prepare("COMMIT"),
@@ -264,6 +277,11 @@ export class SqliteLogStore implements LogStore {
   snapshotMeta(): SnapshotMeta {
     this.#assertOpen();
     return structuredClone(this.#snapshot);
+  }
+
+  recoveryBound(): RecoveryBound | null {
+    this.#assertOpen();
+    return this.#recover === null ? null : { ...this.#recover };
   }
 
   compact(meta: SnapshotMeta): void {

@@ -80,6 +80,35 @@ Deno.test("SqliteLogStore.open() truncates a corrupt tail after the commit index
   });
 });
 
+Deno.test("SqliteLogStore.open() keeps the end of a dropped tail as the recovery bound, durably", async () => {
+  // The reproduction of issue 12 item 3: entries 6..10 may have been
+  // acknowledged to a leader although the local commit index is 5.
+  await withLog(5, (path) => {
+    rot(path, "UPDATE entries SET data = x'00' WHERE idx >= 8");
+    const { store, warnings } = openCollecting(path);
+    assert.equal(store.lastIndex(), 7);
+    assert.deepEqual(store.recoveryBound(), { index: 10, term: 1 });
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /entries 8 to 10 failed their checksum/);
+    assert.match(warnings[0]!, /votes only for a log .*index 10, term 1/);
+    store.close();
+    // A second restart before catching up still knows the bound.
+    const again = openCollecting(path);
+    assert.equal(again.store.lastIndex(), 7);
+    assert.deepEqual(again.store.recoveryBound(), { index: 10, term: 1 });
+    assert.deepEqual(again.warnings, []);
+    again.store.close();
+  });
+});
+
+Deno.test("SqliteLogStore.recoveryBound() is null for a log that never lost a tail", async () => {
+  await withLog(5, (path) => {
+    const { store } = openCollecting(path);
+    assert.equal(store.recoveryBound(), null);
+    store.close();
+  });
+});
+
 Deno.test("SqliteLogStore.open() with tail verification extends the window over a long bad tail", async () => {
   await withLog(2, (path) => {
     rot(path, "UPDATE entries SET crc = crc + 1 WHERE idx >= 4");

@@ -669,7 +669,11 @@ export class QuicTransport implements PeerTransport {
         }
         return { code: "normal", message: "Stream ended" };
       }
-      const refusal = this.#dispatch(envelope, peer, channel);
+      // A peer revoked after its handshake (a removed member) is cut off at
+      // its next frame: the revoked set is read per frame, not only at connect.
+      const refusal = this.#options.membership.revoked.has(peer.nodeId)
+        ? { code: "revoked", message: "Its credential is revoked" }
+        : this.#dispatch(envelope, peer, channel);
       if (refusal !== undefined) {
         this.#log(
           "warn",

@@ -25,7 +25,10 @@ import {
   type NodeApi,
 } from "../../src/node/node_api.ts";
 import { checkPromotion } from "../../src/node/admin_validation.ts";
-import { RaftKvBackend } from "../../src/node/raft_kv_backend.ts";
+import {
+  RaftKvBackend,
+  type RaftKvBackendOptions,
+} from "../../src/node/raft_kv_backend.ts";
 import { RaftRunner } from "../../src/node/raft_runner.ts";
 import { type NodeId, nodeId } from "../../src/raft/types.ts";
 import { MemoryLogStore } from "../../src/storage/memory_log_store.ts";
@@ -47,7 +50,11 @@ export class TestNode implements NodeApi {
   url: string | null = null;
   server: Deno.HttpServer<Deno.NetAddr> | null = null;
 
-  constructor(cluster: TestCluster, id: NodeId) {
+  constructor(
+    cluster: TestCluster,
+    id: NodeId,
+    backendOptions: RaftKvBackendOptions = {},
+  ) {
     this.cluster = cluster;
     this.id = id;
     const state = new KvReplicatedState(
@@ -62,7 +69,12 @@ export class TestNode implements NodeApi {
       tickMs: 10,
       requestTimeoutMs: 2000,
     });
-    this.backend = new RaftKvBackend(this.runner, state, DATABASE_ID);
+    this.backend = new RaftKvBackend(
+      this.runner,
+      state,
+      DATABASE_ID,
+      backendOptions,
+    );
   }
 
   status(): ClusterStatus {
@@ -184,6 +196,8 @@ export interface TestClusterOptions {
   readonly serve?: boolean;
   readonly bodyLimitBytes?: number;
   readonly kvConnect?: Hono;
+  /** Options of every node's backend (planted bugs). */
+  readonly backend?: RaftKvBackendOptions;
 }
 
 /** Three nodes on one in-memory network. */
@@ -241,7 +255,9 @@ export async function startTestCluster(
   options: TestClusterOptions = {},
 ): Promise<TestCluster> {
   const cluster = new TestCluster();
-  for (const id of cluster.ids) cluster.nodes.push(new TestNode(cluster, id));
+  for (const id of cluster.ids) {
+    cluster.nodes.push(new TestNode(cluster, id, options.backend));
+  }
   for (const node of cluster.nodes) {
     const app = createHttpApp({
       node,
