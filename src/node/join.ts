@@ -1,15 +1,16 @@
 /**
- * Joining a running cluster. A member holding the cluster key issues a join
- * token: a nonce and an expiry signed by the cluster key, so any member can
- * check it with the cluster id (the cluster's public key) and nothing needs
- * replicating. A token admits a join request only, never Raft traffic, and is
- * good until it expires (one hour by default; it is not single-use).
+ * Joining a running cluster. A member holding the cluster key (a founding
+ * node) issues a join token: a nonce and an expiry signed by the cluster key,
+ * so any member can check it with the cluster id (the cluster's public key).
+ * A token admits a join request only, never Raft traffic, and admits one
+ * node: the leader records its use through the log before admitting.
  *
  * The new node sends `POST /v1/cluster/join` with the token and its address to
- * the leader; the leader replicates the new member's address, adds it as a
- * learner, and answers with what the node needs: its member credential, the
- * cluster's ids and members, and the cluster key (so it can admit joins once
- * it leads).
+ * the leader; the leader (which must hold the cluster key) replicates the new
+ * member's address, adds it as a learner, and answers with what the node
+ * needs: its member credential (its node key signed by the cluster key) and
+ * the cluster's ids and members. The private cluster key never leaves the
+ * founding nodes, so a leaked ticket cannot mint credentials.
  *
  * @module
  */
