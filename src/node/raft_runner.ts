@@ -505,24 +505,6 @@ export class RaftRunner {
     }
   }
 
-  /** Fails reads not yet confirmed: they went to a leader that is gone (safe to retry). */
-  #abortReads(leader: NodeId | null): void {
-    for (const [key, waiter] of this.#reads) {
-      if (waiter.index !== null) continue;
-      this.#reads.delete(key);
-      clearTimeout(waiter.timer);
-      waiter.reject(
-        new ProposalDroppedError(
-          "notLeader",
-          `Read was not confirmed before the leader changed (now ${
-            leader ?? "unknown"
-          })`,
-          leader,
-        ),
-      );
-    }
-  }
-
   /** Fails the proposals of a node that is no longer the leader. */
   #abortProposals(): void {
     for (const [index, waiter] of this.#proposals) {
@@ -634,7 +616,6 @@ export class RaftRunner {
     const status = this.#node.status();
     if (ready.softState !== null) {
       this.#abortForwards(ready.softState.leader);
-      this.#abortReads(ready.softState.leader);
     }
     if (ready.softState?.leader != null) {
       for (const wake of this.#leaderWaiters) wake();
