@@ -62,6 +62,8 @@ const CLASSIC: ReadonlySet<FaultName> = new Set([
 ]);
 /** Probability a fault is drawn from the classic ones when both kinds are on. */
 const classicProbability = 0.65;
+/** Lease seeds: share of the newer faults that are a stale-leader probe. */
+const staleLeaderShareLease = 0.25;
 /** Probability that a leader still running when another is elected is cut off then. */
 const isolateDeposedProbability = 0.5;
 
@@ -197,9 +199,16 @@ export class Nemesis {
     const newer = this.#faults.filter((name) => !CLASSIC.has(name));
     if (classic.length === 0) return this.#random.pick(newer);
     if (newer.length === 0) return this.#random.pick(classic);
-    return this.#random.chance(classicProbability)
-      ? this.#random.pick(classic)
-      : this.#random.pick(newer);
+    if (this.#random.chance(classicProbability)) {
+      return this.#random.pick(classic);
+    }
+    // Lease seeds: the stale-leader probe is what tests a lease, so it keeps
+    // its share however many newer faults there are.
+    if (
+      this.#cluster.readOnly === "lease" && newer.includes("stale-leader") &&
+      this.#random.chance(staleLeaderShareLease)
+    ) return "stale-leader";
+    return this.#random.pick(newer);
   }
 
   /** Stops injecting and heals every active fault now. */
