@@ -18,6 +18,31 @@ import { concatBytes, toHex } from "./_bytes.ts";
 /** Pending rows of one operation: a row to write, or null to delete. */
 export type Overlay = Map<string, { key: Uint8Array; row: KvRow | null }>;
 
+/**
+ * Writers of internal (byte-valued, never expiring) rows into `overlay`,
+ * all with the versionstamp of the write they belong to.
+ */
+export function internalRowWriter(overlay: Overlay, stamp: Versionstamp): {
+  put(key: Uint8Array, value: Uint8Array): void;
+  remove(key: Uint8Array): void;
+} {
+  return {
+    put(key, value) {
+      const row: KvRow = {
+        key,
+        value,
+        encoding: "bytes",
+        versionstamp: stamp,
+        expireAtMs: null,
+      };
+      overlay.set(toHex(key), { key, row });
+    },
+    remove(key) {
+      overlay.set(toHex(key), { key, row: null });
+    },
+  };
+}
+
 const SUFFIX_TAG = new Uint8Array([0x02]);
 const SUFFIX_END = new Uint8Array([0x00]);
 const textEncoder = new TextEncoder();

@@ -28,14 +28,13 @@
 import { decode, encode } from "@msgpack/msgpack";
 import type { LogIndex } from "../raft/types.ts";
 import { concatBytes, toHex } from "./_bytes.ts";
-import type { Overlay } from "./_mutations.ts";
+import { internalRowWriter, type Overlay } from "./_mutations.ts";
 import { INTERNAL_KEY_BYTE } from "./_queue_keys.ts";
 import type { StateStore } from "./state_store.ts";
 import type {
   KvApplyResult,
   KvResend,
   KvResendMark,
-  KvRow,
   Versionstamp,
 } from "./types.ts";
 
@@ -117,17 +116,10 @@ export class ResendTable {
         number,
       ];
       if (index !== mark.index) continue;
-      const value = encode([result, atMs, index, true]);
-      overlay.set(toHex(key), {
+      internalRowWriter(overlay, stamp).put(
         key,
-        row: {
-          key,
-          value,
-          encoding: "bytes",
-          versionstamp: stamp,
-          expireAtMs: null,
-        },
-      });
+        encode([result, atMs, index, true]),
+      );
       marked++;
     }
     return marked;
@@ -141,18 +133,7 @@ export class ResendTable {
     result: KvApplyResult,
     stamp: Versionstamp,
   ): void {
-    const put = (key: Uint8Array, value: Uint8Array) => {
-      const row: KvRow = {
-        key,
-        value,
-        encoding: "bytes",
-        versionstamp: stamp,
-        expireAtMs: null,
-      };
-      overlay.set(toHex(key), { key, row });
-    };
-    const remove = (key: Uint8Array) =>
-      overlay.set(toHex(key), { key, row: null });
+    const { put, remove } = internalRowWriter(overlay, stamp);
     const own = part(resend);
     const recordKey = concatBytes(RECORD, own);
     let count = this.#count();

@@ -33,14 +33,13 @@
 import { decode, encode } from "@msgpack/msgpack";
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { LogIndex } from "../raft/types.ts";
-import { concatBytes, equalBytes, toHex } from "./_bytes.ts";
-import type { Overlay } from "./_mutations.ts";
+import { concatBytes, equalBytes } from "./_bytes.ts";
+import { internalRowWriter, type Overlay } from "./_mutations.ts";
 import { INTERNAL_KEY_BYTE } from "./_queue_keys.ts";
 import type { StateStore } from "./state_store.ts";
 import type {
   KvApplyResult,
   KvAtomicOperation,
-  KvRow,
   KvSession,
   Versionstamp,
 } from "./types.ts";
@@ -170,18 +169,7 @@ export class SessionTable {
     result: KvApplyResult,
     stamp: Versionstamp,
   ): void {
-    const put = (key: Uint8Array, value: Uint8Array) => {
-      const row: KvRow = {
-        key,
-        value,
-        encoding: "bytes",
-        versionstamp: stamp,
-        expireAtMs: null,
-      };
-      overlay.set(toHex(key), { key, row });
-    };
-    const remove = (key: Uint8Array) =>
-      overlay.set(toHex(key), { key, row: null });
+    const { put, remove } = internalRowWriter(overlay, stamp);
     const part = sessionPart(session);
     put(concatBytes(RESULT, part), encode([result, digest]));
     put(concatBytes(ORDER, u64(index), part), new Uint8Array(0));

@@ -21,11 +21,7 @@ import {
   nodeIdFromKey,
   shortNodeId,
 } from "../cluster/identity.ts";
-import {
-  generateSigningKey,
-  importSigningKey,
-  type SigningKey,
-} from "../cluster/keys.ts";
+import { importSigningKey, type SigningKey } from "../cluster/keys.ts";
 import { formatTicket } from "../cluster/ticket.ts";
 import { KvStateMachine } from "../kv/state_machine.ts";
 import { SqliteStateStore } from "../kv/sqlite_state_store.ts";
@@ -44,6 +40,7 @@ import type { NodeConfig } from "./config.ts";
 import {
   checkDataDirConsistent,
   type ClusterFile,
+  createClusterKey,
   DATA_FILES,
   type DataDirLock,
   ensureDataDir,
@@ -799,17 +796,7 @@ async function initCluster(
   dir: string,
   identity: NodeIdentity,
 ): Promise<Uint8Array> {
-  const clusterKey = await generateSigningKey();
-  await Deno.writeFile(
-    `${dir}/${DATA_FILES.clusterKey}`,
-    await clusterKey.exportPkcs8(),
-    { mode: 0o600 },
-  );
-  await Deno.writeFile(
-    `${dir}/${DATA_FILES.clusterKey}.pub`,
-    clusterKey.publicKey,
-    { mode: 0o600 },
-  );
+  const clusterKey = await createClusterKey(dir);
   return encodeCredential(
     await issueCredential(clusterKey, identity.publicKey),
   );

@@ -31,18 +31,19 @@ import {
 } from "../cluster/credential.ts";
 import { decodeBase32 } from "../cluster/base32.ts";
 import { loadOrCreateNodeIdentity } from "../cluster/identity.ts";
-import {
-  generateSigningKey,
-  type SigningKey,
-  verifySignature,
-} from "../cluster/keys.ts";
+import { type SigningKey, verifySignature } from "../cluster/keys.ts";
 import { SqliteStateStore } from "../kv/sqlite_state_store.ts";
 import type { SnapshotChunk } from "../kv/state_store.ts";
 import { type LogIndex, nodeId, type Term } from "../raft/types.ts";
 import { SqliteLogStore } from "../storage/sqlite_log_store.ts";
 import { encodeBase64Url } from "./_base64.ts";
 import { BackupRowChecker, checkQueueRecords } from "./_backup_rows.ts";
-import { DATA_FILES, exists, writeClusterFile } from "./data_dir.ts";
+import {
+  createClusterKey,
+  DATA_FILES,
+  exists,
+  writeClusterFile,
+} from "./data_dir.ts";
 
 export { BackupContentError } from "./_backup_rows.ts";
 
@@ -568,17 +569,7 @@ async function restoreInto(
   if (backup === null) throw new BackupFormatError("Cannot read backup");
   // A new cluster: new key (so a new id), this node its only member.
   const identity = await loadOrCreateNodeIdentity(dir);
-  const clusterKey = await generateSigningKey();
-  await Deno.writeFile(
-    `${dir}/${DATA_FILES.clusterKey}`,
-    await clusterKey.exportPkcs8(),
-    { mode: 0o600 },
-  );
-  await Deno.writeFile(
-    `${dir}/${DATA_FILES.clusterKey}.pub`,
-    clusterKey.publicKey,
-    { mode: 0o600 },
-  );
+  const clusterKey = await createClusterKey(dir);
   const newClusterId = formatClusterId(clusterKey.publicKey);
   await writeClusterFile(dir, {
     clusterId: newClusterId,

@@ -6,6 +6,7 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
+import { generateSigningKey, type SigningKey } from "../cluster/keys.ts";
 import { decodeBase64Url, encodeBase64Url } from "./_base64.ts";
 import {
   certificateNeedsRenewal,
@@ -313,4 +314,23 @@ export async function checkConfiguredAddress(
       differences.join(", ")
     }. Start it with the recorded address, or pass --re-announce to announce the new one to the cluster`,
   );
+}
+
+/**
+ * Creates a new cluster key and keeps it in the folder (`cluster.key`, PKCS#8,
+ * and `cluster.key.pub`, both 0600): a new cluster's identity.
+ */
+export async function createClusterKey(dir: string): Promise<SigningKey> {
+  const clusterKey = await generateSigningKey();
+  await Deno.writeFile(
+    `${dir}/${DATA_FILES.clusterKey}`,
+    await clusterKey.exportPkcs8(),
+    { mode: 0o600 },
+  );
+  await Deno.writeFile(
+    `${dir}/${DATA_FILES.clusterKey}.pub`,
+    clusterKey.publicKey,
+    { mode: 0o600 },
+  );
+  return clusterKey;
 }
