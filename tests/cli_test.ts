@@ -23,7 +23,7 @@ async function aspen(
     args: [
       "run",
       "--allow-net=127.0.0.1",
-      "--allow-env=ASPEN_URL,ASPEN_TOKEN",
+      "--allow-env=ASPEN_URL,ASPEN_TOKEN,ASPEN_ADMIN_TOKEN",
       "--allow-read",
       CLI,
       ...args,
@@ -272,7 +272,7 @@ Deno.test("aspen kv watch prints each change as it happens", async () => {
       args: [
         "run",
         "--allow-net=127.0.0.1",
-        "--allow-env=ASPEN_URL,ASPEN_TOKEN",
+        "--allow-env=ASPEN_URL,ASPEN_TOKEN,ASPEN_ADMIN_TOKEN",
         "--allow-read",
         CLI,
         "kv",

@@ -41,11 +41,19 @@ Deno.test("snapshot save and restore round-trip every key into a new one-node cl
   let restored: Awaited<ReturnType<typeof start>> | null = null;
   try {
     await waitForLeader(source.url);
-    const client = connect(source.url);
+    const client = connect(source.url, { token: source.kvConnectTokens[0] });
     for (let i = 0; i < 100; i++) {
       await client.kv.set(["item", i], new TextEncoder().encode(`value-${i}`));
     }
-    const response = await fetch(`${source.url}${SNAPSHOT_ROUTE}`);
+    // A backup needs the admin scope: the data token is refused.
+    const refused = await fetch(`${source.url}${SNAPSHOT_ROUTE}`, {
+      headers: { authorization: `Bearer ${source.kvConnectTokens[0]}` },
+    });
+    assert.equal(refused.status, 403);
+    await refused.body?.cancel();
+    const response = await fetch(`${source.url}${SNAPSHOT_ROUTE}`, {
+      headers: { authorization: `Bearer ${source.adminTokens[0]}` },
+    });
     assert.equal(response.status, 200);
     const backup = new Uint8Array(await response.arrayBuffer());
     assert.ok(decodeBackup(backup).appliedIndex >= 100);
@@ -57,7 +65,7 @@ Deno.test("snapshot save and restore round-trip every key into a new one-node cl
     );
     restored = await start(`${root}/restored`);
     await waitForLeader(restored.url);
-    const copy = connect(restored.url);
+    const copy = connect(restored.url, { token: restored.kvConnectTokens[0] });
     for (let i = 0; i < 100; i += 9) {
       const entry = await copy.kv.get(["item", i]);
       assert.equal(

@@ -93,7 +93,10 @@ Deno.test("3 node processes: a follower stopped while the leader compacts its lo
       const leader = await cluster.waitForLeader();
       const stopped = (leader + 1) % 3;
       const other = (leader + 2) % 3;
-      using client = connect([cluster.node(leader).url], { timeoutMs: 8_000 });
+      using client = connect([cluster.node(leader).url], {
+        timeoutMs: 8_000,
+        token: await cluster.token(),
+      });
       await client.kv.set(["snap", 0], "snap-0");
       const before = await cluster.waitForApplied(
         stopped,
@@ -140,7 +143,9 @@ Deno.test("3 node processes: a follower stopped while the leader compacts its lo
         }
       }
       // And it serves strong reads as a full member again.
-      using direct = connect([cluster.node(stopped).url]);
+      using direct = connect([cluster.node(stopped).url], {
+        token: await cluster.token(),
+      });
       assert.equal(
         (await direct.kv.get(["snap", writes])).value,
         `snap-${writes}`,

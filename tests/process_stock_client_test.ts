@@ -180,7 +180,10 @@ Deno.test("stock Deno.openKv(url) on a follower keeps its acknowledged writes an
     assert.notEqual(events.done, null, "the stock client finished its loop");
 
     // Every acknowledged write is readable, through Aspen's client…
-    using client = connect(cluster.urls, { timeoutMs: 10_000 });
+    using client = connect(cluster.urls, {
+      timeoutMs: 10_000,
+      token: await cluster.token(),
+    });
     for (const [n, versionstamp] of events.acked) {
       const got = await client.kv.get(["stock", n]);
       assert.equal(got.value, `value-${n}`, `key ${n}`);

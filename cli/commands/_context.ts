@@ -51,12 +51,27 @@ export interface GlobalOptions {
   readonly url?: string;
   readonly ticket?: string;
   readonly token?: string;
+  /** Admin-scope token (membership, backups, join tickets); falls back to `token`. */
+  readonly adminToken?: string;
   readonly json?: boolean;
   readonly timeout?: number;
 }
 
-/** The client the global options name. */
-export function clientOf(options: GlobalOptions): AspenClient {
+/** The token of a scope: admin calls send `adminToken` when given. */
+export function tokenOf(
+  options: GlobalOptions,
+  scope: "data" | "admin" = "data",
+): string | undefined {
+  return scope === "admin"
+    ? options.adminToken ?? options.token
+    : options.token;
+}
+
+/** The client the global options name (admin commands pass `"admin"`). */
+export function clientOf(
+  options: GlobalOptions,
+  scope: "data" | "admin" = "data",
+): AspenClient {
   const target = options.ticket ??
     options.url?.split(",").map((u) => u.trim()).filter((u) => u !== "");
   if (target === undefined || target.length === 0) {
@@ -64,7 +79,10 @@ export function clientOf(options: GlobalOptions): AspenClient {
       "No cluster given: pass --url URL (or ASPEN_URL) or --ticket TICKET",
     );
   }
-  return connect(target, { token: options.token, timeoutMs: options.timeout });
+  return connect(target, {
+    token: tokenOf(options, scope),
+    timeoutMs: options.timeout,
+  });
 }
 
 /** Reads a key argument: a JSON list in wire form (`'["users", 1]'`), or a bare word as a one-part key. */

@@ -11,6 +11,7 @@ import {
   type GlobalOptions,
   printJson,
   printTable,
+  tokenOf,
   UsageError,
 } from "./_context.ts";
 
@@ -45,7 +46,7 @@ function nodeCommand(
     .argument("<node-id>", "the node's id")
     .action(async (nodeId, _options, command) => {
       const global = globals(command);
-      using client = clientOf(global);
+      using client = clientOf(global, "admin");
       if (name === "promote") await client.cluster.promote(nodeId);
       else if (name === "remove") await client.cluster.remove(nodeId);
       else await client.cluster.transferLeader(nodeId);
@@ -119,9 +120,9 @@ export function clusterCommand(): CommandUnknownOpts {
         throw new UsageError("No cluster given: pass --url URL (or ASPEN_URL)");
       }
       const response = await fetch(new URL("/v1/cluster/join-ticket", url), {
-        headers: global.token === undefined
+        headers: tokenOf(global, "admin") === undefined
           ? {}
-          : { authorization: `Bearer ${global.token}` },
+          : { authorization: `Bearer ${tokenOf(global, "admin")}` },
       });
       const body = await response.json() as {
         ticket?: string;
@@ -148,7 +149,7 @@ export function clusterCommand(): CommandUnknownOpts {
     )
     .action(async (nodeId, options, command) => {
       const global = globals(command);
-      using client = clientOf(global);
+      using client = clientOf(global, "admin");
       await client.cluster.addLearner({
         nodeId,
         httpUrl: options.httpUrl,

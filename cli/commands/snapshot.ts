@@ -12,7 +12,7 @@ import {
   restoreBackup,
 } from "../../src/node/backup.ts";
 import { SNAPSHOT_ROUTE } from "../../src/node/serve.ts";
-import { EXIT, type GlobalOptions } from "./_context.ts";
+import { EXIT, type GlobalOptions, tokenOf } from "./_context.ts";
 
 function fail(message: string, code: number): never {
   console.error(`aspen: ${message}`);
@@ -42,9 +42,9 @@ export function snapshotCommand(): Command {
       let response: Response;
       try {
         response = await fetch(new URL(SNAPSHOT_ROUTE, url), {
-          headers: globals.token === undefined
+          headers: tokenOf(globals, "admin") === undefined
             ? {}
-            : { authorization: `Bearer ${globals.token}` },
+            : { authorization: `Bearer ${tokenOf(globals, "admin")}` },
           signal: AbortSignal.timeout(globals.timeout ?? 120_000),
         });
       } catch (error) {
@@ -53,7 +53,9 @@ export function snapshotCommand(): Command {
           EXIT.unavailable,
         );
       }
-      if (response.status === 401) fail("The token was refused", EXIT.auth);
+      if (response.status === 401 || response.status === 403) {
+        fail("The token was refused (backups need the admin token)", EXIT.auth);
+      }
       if (!response.ok) {
         fail(
           `Backup failed: ${response.status} ${await response.text()}`,

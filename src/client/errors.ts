@@ -172,8 +172,10 @@ export function errorFromWire(
     case "outcomeUnknown":
       return new TimeoutError(message, true, options);
     case "unavailable":
+    case "tooManyStreams":
       return new UnavailableError(code, message, options);
     case "unauthorized":
+    case "forbidden":
       return new AuthError(code, message, options);
     case "typeMismatch":
       return new TypeMismatchError(code, message, options);
@@ -187,6 +189,7 @@ export function errorFromWire(
     case "unsupported":
     case "notFound":
     case "unsupportedMediaType":
+    case "invalidHost":
       return new InvalidRequestError(code, message, options);
     default:
       return new AspenError(code, message, options);

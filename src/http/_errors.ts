@@ -18,6 +18,8 @@ import {
 } from "../kv/errors.ts";
 import { KvOutcomeUnknownError, KvUnavailableError } from "../kv/backend.ts";
 import { ClusterAdminError } from "../node/node_api.ts";
+import { JoinRefusedError } from "../node/join.ts";
+import { StreamBudgetError } from "./stream_budget.ts";
 
 /** An error a route raises on purpose, carrying its API code. */
 export class HttpApiError extends Error {
@@ -73,6 +75,16 @@ export function classifyError(
   }
   if (error instanceof KvOutcomeUnknownError) {
     return { code: "outcomeUnknown", message: error.message, details: {} };
+  }
+  if (error instanceof StreamBudgetError) {
+    return {
+      code: error.scope === "node" ? "unavailable" : "tooManyStreams",
+      message: error.message,
+      details: { max: error.max },
+    };
+  }
+  if (error instanceof JoinRefusedError) {
+    return { code: "joinRefused", message: error.message, details: {} };
   }
   if (error instanceof ClusterAdminError) {
     return {

@@ -65,6 +65,7 @@ import {
 } from "./join.ts";
 import { renderMetrics } from "./metrics.ts";
 import { HttpMetrics } from "./http_metrics.ts";
+import { StreamBudget } from "../http/stream_budget.ts";
 import { serveClientSession } from "./client_streams.ts";
 import {
   ClusterAdminError,
@@ -100,6 +101,16 @@ export class AspenNode implements NodeApi {
   readonly runner: RaftRunner;
   /** Latencies of the HTTP listener, fed by whoever serves this node. */
   readonly http: HttpMetrics = new HttpMetrics();
+  /** Tokens WebTransport clients must present (set by `serveNode`). */
+  clientTokens: readonly string[] = [];
+  /** The node's budget of long-lived client streams (set by `serveNode`). */
+  clientStreams: StreamBudget = new StreamBudget();
+
+  /** Sets the client tokens and the shared stream budget before clients connect. */
+  setClientAccess(tokens: readonly string[], streams: StreamBudget): void {
+    this.clientTokens = [...tokens];
+    this.clientStreams = streams;
+  }
   readonly #cluster: {
     file: ClusterFile;
     readonly members: Map<string, NodeAddress>;
@@ -245,7 +256,12 @@ export class AspenNode implements NodeApi {
     logStore.close();
     const backend = new RaftKvBackend(runner, state, cluster.databaseId);
     clientSessions = (session) =>
-      void serveClientSession(session, backend, config.tokens);
+      void serveClientSession(
+        session,
+        backend,
+        node.clientTokens,
+        node.clientStreams,
+      );
     const node = new AspenNode({
       config,
       identity,

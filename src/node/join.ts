@@ -173,15 +173,21 @@ export async function requestJoin(
         signal: AbortSignal.timeout(Math.max(1000, deadline - Date.now())),
       });
       const body = await response.json() as JoinResponse & {
-        error?: { message: string; leaderUrl?: string };
+        error?: {
+          message: string;
+          leaderUrl?: string;
+          details?: { leaderUrl?: string };
+        };
       };
+      const leaderUrl = body.error?.details?.leaderUrl ??
+        body.error?.leaderUrl;
       if (response.ok) return body;
       lastError = `${url}: ${response.status} ${body.error?.message ?? ""}`;
       if (response.status === 403) {
         throw new JoinRefusedError(body.error?.message ?? "Join refused");
       }
-      if (response.status === 421 && body.error?.leaderUrl) {
-        queue.unshift(body.error.leaderUrl);
+      if (response.status === 421 && leaderUrl) {
+        queue.unshift(leaderUrl);
       }
     } catch (error) {
       if (error instanceof JoinRefusedError) throw error;

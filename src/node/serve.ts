@@ -10,10 +10,9 @@ import { createHttpApp, serveHttpApp } from "../http/app.ts";
 import { kvConnectApp } from "../http/kv_connect/app.ts";
 import { AspenNode } from "./aspen_node.ts";
 import { routeGroup } from "./http_metrics.ts";
-import { JOIN_ROUTE, JoinRefusedError, type JoinRequest } from "./join.ts";
-import { ClusterAdminError } from "./node_api.ts";
-import type { NodeConfig } from "./config.ts";
-import { exists } from "./data_dir.ts";
+import { DATA_TOKEN_FILE, loadAccessTokens } from "./access_tokens.ts";
+import { isLoopback, type NodeConfig } from "./config.ts";
+import { StreamBudget } from "../http/stream_budget.ts";
 import { freeTcpPorts } from "./provision.ts";
 
 /** Path of the KV Connect metadata exchange (what `Deno.openKv` is given). */
@@ -25,15 +24,17 @@ export const SNAPSHOT_ROUTE = "/v1/cluster/snapshot";
 /** `GET` here returns `{ ticket }`, a join ticket (needs the cluster key). */
 export const JOIN_TICKET_ROUTE = "/v1/cluster/join-ticket";
 
-/** File holding the generated KV Connect token when none is configured. */
-export const GENERATED_TOKEN_FILE = "access.token";
+/** File holding the cluster's data token when none is configured. */
+export const GENERATED_TOKEN_FILE = DATA_TOKEN_FILE;
 
 /** A node serving HTTP. */
 export interface ServingNode {
   readonly node: AspenNode;
   readonly url: string;
-  /** Tokens KV Connect accepts (configured, or the generated one). */
+  /** Data-scope tokens (HTTP API and KV Connect): configured, or the cluster's. */
   readonly kvConnectTokens: readonly string[];
+  /** Admin-scope tokens: configured, or the cluster's. */
+  readonly adminTokens: readonly string[];
   /** Stops accepting, waits for in-flight requests, then stops the node. */
   stop(): Promise<void>;
 }
@@ -57,16 +58,17 @@ export async function serveNode(
     ...options,
   });
   try {
-    const kvConnectTokens = config.tokens.length > 0
-      ? config.tokens
-      : [await generatedToken(config.dataDir)];
+    const tokens = await loadAccessTokens(config.dataDir, config);
+    const streams = new StreamBudget();
+    node.setClientAccess(tokens.data, streams);
     const kvConnect = kvConnectApp({
       backend: node.backend,
-      tokens: kvConnectTokens,
+      tokens: tokens.data,
       selfUrl: url,
       path: KV_CONNECT_PATH,
+      streams,
     });
-    // KV Connect and the backup route share the API's token check.
+    // KV Connect and the admin routes below share the API's token check.
     const extra = new Hono();
     extra.get(
       SNAPSHOT_ROUTE,
@@ -85,12 +87,18 @@ export async function serveNode(
     extra.route("/", kvConnect);
     const app = createHttpApp({
       node,
-      tokens: config.tokens.length > 0 ? config.tokens : null,
+      tokens: tokens.data,
+      adminTokens: tokens.admin,
+      adminPaths: [SNAPSHOT_ROUTE, JOIN_TICKET_ROUTE],
+      allowedHosts: allowedHostsOf(config),
+      corsOrigins: config.corsOrigins,
+      streams,
       bodyLimitBytes: config.bodyLimitBytes,
       kvConnect: extra,
+      // The join request carries its own credential (the join token).
+      join: (request) => node.handleJoin(request),
     });
     const abort = new AbortController();
-    // The join request carries its own credential (the join token), not the API token.
     const outer = new Hono();
     outer.use(async (c, next) => {
       const started = performance.now();
@@ -100,29 +108,6 @@ export async function serveNode(
         c.res.status,
         performance.now() - started,
       );
-    });
-    outer.post(JOIN_ROUTE, async (c) => {
-      try {
-        return c.json(await node.handleJoin(await c.req.json() as JoinRequest));
-      } catch (error) {
-        const message = (error as Error).message;
-        if (error instanceof JoinRefusedError) {
-          return c.json({ error: { code: "joinRefused", message } }, 403);
-        }
-        if (error instanceof ClusterAdminError && error.code === "notLeader") {
-          return c.json({
-            error: {
-              code: "notLeader",
-              message,
-              leaderUrl: error.leaderHttpUrl,
-            },
-          }, 421);
-        }
-        if (error instanceof SyntaxError) {
-          return c.json({ error: { code: "badRequest", message } }, 400);
-        }
-        return c.json({ error: { code: "unavailable", message } }, 503);
-      }
     });
     outer.route("/", app);
     // A mounted app's not-found handler does not apply here: answer with the
@@ -152,24 +137,27 @@ export async function serveNode(
         await server.shutdown();
         await node.stop();
       })();
-    return { node, url, kvConnectTokens, stop };
+    return {
+      node,
+      url,
+      kvConnectTokens: tokens.data,
+      adminTokens: tokens.admin,
+      stop,
+    };
   } catch (error) {
     await node.stop();
     throw error;
   }
 }
 
-/** Reads the folder's generated access token, creating it (0600) on first use. */
-async function generatedToken(dataDir: string): Promise<string> {
-  const path = `${dataDir}/${GENERATED_TOKEN_FILE}`;
-  if (await exists(path)) return (await Deno.readTextFile(path)).trim();
-  const bytes = crypto.getRandomValues(new Uint8Array(24));
-  const token = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(
-    "",
-  );
-  await Deno.writeTextFile(path, `${token}\n`, {
-    mode: 0o600,
-    createNew: true,
-  });
-  return token;
+/**
+ * `Host` names the API answers besides IP literals: the configured ones,
+ * the bind address, and loopback names when bound to loopback; `["*"]`
+ * turns the check off.
+ */
+export function allowedHostsOf(config: NodeConfig): string[] | null {
+  if (config.allowedHosts.includes("*")) return null;
+  const names = [...config.allowedHosts, config.httpHost];
+  if (isLoopback(config.httpHost)) names.push("localhost");
+  return names;
 }

@@ -53,6 +53,7 @@ import {
 } from "./proto.ts";
 import { readBodyBounded, TokenChecker } from "./_request.ts";
 import { watchResponseStream } from "./_watch_stream.ts";
+import { StreamBudget, StreamBudgetError } from "../stream_budget.ts";
 
 /** Options of {@linkcode kvConnectApp}. */
 export interface KvConnectAppOptions {
@@ -76,6 +77,8 @@ export interface KvConnectAppOptions {
   readonly requestBodyBytesMax?: number;
   /** The clock, Unix ms. Default `Date.now`. */
   readonly now?: () => number;
+  /** The node's budget of long-lived streams (watches). Default: a budget of its own. */
+  readonly streams?: StreamBudget;
 }
 
 /** Protocol versions this server speaks, preferred first. */
@@ -93,6 +96,7 @@ type DataPathMethod = (typeof DATA_PATH_METHODS)[number];
 
 interface ResolvedOptions {
   readonly backend: KvBackend;
+  readonly streams: StreamBudget;
   readonly tokens: TokenChecker;
   readonly selfUrl: (c: Context) => string;
   readonly prefix: string;
@@ -135,6 +139,7 @@ function resolveOptions(options: KvConnectAppOptions): ResolvedOptions {
   const { selfUrl } = options;
   return {
     backend: options.backend,
+    streams: options.streams ?? new StreamBudget(),
     tokens: new TokenChecker(options.tokens),
     selfUrl: selfUrl === undefined
       ? (c) => new URL(c.req.url).origin
@@ -209,16 +214,17 @@ async function metadataExchange(
   });
 }
 
-function checkDataPathHeaders(c: Context, options: ResolvedOptions): void {
+function checkDataPathHeaders(c: Context, options: ResolvedOptions): string {
   const version = c.req.header("x-denokv-version");
   if (version !== "2" && version !== "3") {
     throw new KvConnectError(400, M.invalidProtocolVersion);
   }
-  options.tokens.check(c.req.header("authorization") ?? null);
+  const token = options.tokens.check(c.req.header("authorization") ?? null);
   const databaseId = c.req.header("x-denokv-database-id");
   if (databaseId?.toLowerCase() !== options.backend.databaseId) {
     throw new KvConnectError(400, M.invalidDatabaseId);
   }
+  return token;
 }
 
 function decodeOrRefuse<T>(
@@ -308,12 +314,24 @@ async function atomicWrite(
 function watch(
   options: ResolvedOptions,
   body: Uint8Array,
+  token: string,
 ): Response {
   const keys = toWatchKeys(decodeOrRefuse(decodeWatch, body));
+  let lease;
+  try {
+    lease = options.streams.acquire(token);
+  } catch (error) {
+    if (!(error instanceof StreamBudgetError)) throw error;
+    throw new KvConnectError(
+      error.scope === "node" ? 503 : 429,
+      error.message,
+    );
+  }
   const stream = watchResponseStream(
     options.backend,
     keys,
     options.watchPingIntervalMs,
+    lease.release,
   );
   return new Response(stream, {
     headers: { "content-type": "application/octet-stream" },
@@ -326,7 +344,7 @@ async function dataPath(
   consistency: KvConsistency,
   method: DataPathMethod,
 ): Promise<Response> {
-  checkDataPathHeaders(c, options);
+  const token = checkDataPathHeaders(c, options);
   const body = await readBodyBounded(c.req.raw, options.requestBodyBytesMax);
   switch (method) {
     case "snapshot_read":
@@ -334,7 +352,7 @@ async function dataPath(
     case "atomic_write":
       return await atomicWrite(options, body);
     case "watch":
-      return watch(options, body);
+      return watch(options, body, token);
   }
 }
 
