@@ -6,7 +6,13 @@
  * @module
  */
 import { Hono } from "hono";
-import { createHttpApp, serveHttpApp } from "../http/app.ts";
+import { createHttpApp } from "../http/app.ts";
+import {
+  descriptorLimit,
+  fitConnectionCap,
+  type GuardedServer,
+  serveGuarded,
+} from "../http/connection_guard.ts";
 import { kvConnectApp } from "../http/kv_connect/app.ts";
 import { AspenNode } from "./aspen_node.ts";
 import { routeGroup } from "./http_metrics.ts";
@@ -27,6 +33,9 @@ export const JOIN_TICKET_ROUTE = "/v1/cluster/join-ticket";
 /** File holding the cluster's data token when none is configured. */
 export const GENERATED_TOKEN_FILE = DATA_TOKEN_FILE;
 
+/** Unix socket (in the data folder) of the HTTP server behind the connection guard. */
+export const HTTP_SOCKET_FILE = "http.sock";
+
 /** A node serving HTTP. */
 export interface ServingNode {
   readonly node: AspenNode;
@@ -35,6 +44,8 @@ export interface ServingNode {
   readonly kvConnectTokens: readonly string[];
   /** Admin-scope tokens: configured, or the cluster's. */
   readonly adminTokens: readonly string[];
+  /** The guarded listener (connection counts, closes by reason). */
+  readonly http: GuardedServer;
   /** Stops accepting, waits for in-flight requests, then stops the node. */
   stop(): Promise<void>;
 }
@@ -44,6 +55,7 @@ export async function serveNode(
   config: NodeConfig,
   options: { log?: (line: string) => void } = {},
 ): Promise<ServingNode> {
+  const log = options.log ?? ((line: string) => console.error(line));
   const httpPort = config.httpPort === 0
     ? freeTcpPorts(config.httpHost, 1)[0]!
     : config.httpPort;
@@ -98,7 +110,6 @@ export async function serveNode(
       // The join request carries its own credential (the join token).
       join: (request) => node.handleJoin(request),
     });
-    const abort = new AbortController();
     const outer = new Hono();
     outer.use(async (c, next) => {
       const started = performance.now();
@@ -125,11 +136,24 @@ export async function serveNode(
       cert: await Deno.readTextFile(config.httpsCertFile),
       key: await Deno.readTextFile(config.httpsKeyFile),
     };
-    const server = serveHttpApp(outer, {
+    const { cap, warning } = fitConnectionCap(
+      config.httpConnectionsMax,
+      await descriptorLimit(),
+    );
+    if (warning !== null) log(`http: ${warning}`);
+    const server = await serveGuarded(outer.fetch, {
       hostname: config.httpHost,
       port: httpPort,
-      signal: abort.signal,
       ...(tls === undefined ? {} : { tls }),
+      innerSocketPath: `${config.dataDir}/${HTTP_SOCKET_FILE}`,
+      limits: {
+        connectionsMax: cap,
+        perAddressMax: Math.min(cap, config.httpConnectionsPerAddressMax),
+        headerTimeoutMs: config.httpHeaderTimeoutMs,
+        bodyTimeoutMs: config.httpBodyTimeoutMs,
+        idleTimeoutMs: config.httpIdleTimeoutMs,
+      },
+      log,
     });
     let stopping: Promise<void> | null = null;
     const stop = () =>
@@ -142,6 +166,7 @@ export async function serveNode(
       url,
       kvConnectTokens: tokens.data,
       adminTokens: tokens.admin,
+      http: server,
       stop,
     };
   } catch (error) {
