@@ -285,7 +285,7 @@ Deno.test("POST /v1/cluster/join answers every malformed body with a typed 4xx a
       assert.equal(typeof error.code, "string", name);
       assert.doesNotMatch(
         error.message,
-        /TypeError|SyntaxError|RangeError|Cannot read|is not a function|file:\/\/|    at /,
+        /TypeError|SyntaxError|RangeError|Cannot read|is not a function|file:\/\/| {4}at /,
         name,
       );
     }
