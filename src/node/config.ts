@@ -46,6 +46,10 @@ export interface NodeConfig {
   readonly httpBodyTimeoutMs: number;
   /** Milliseconds an idle keep-alive connection stays open. Default 30,000. */
   readonly httpIdleTimeoutMs: number;
+  /** Long-lived streams (watches, queue listens, WebTransport) the node serves at once. Default 1,000. */
+  readonly streamsMax: number;
+  /** Long-lived streams one token may hold at once. Default 500. */
+  readonly streamsPerTokenMax: number;
   /** Milliseconds per Raft tick. Default 100. */
   readonly tickMs: number;
   /** Ticks without a leader before an election (randomized up to twice this). Default 10. */
@@ -86,6 +90,8 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   httpHeaderTimeoutMs: 10_000,
   httpBodyTimeoutMs: 30_000,
   httpIdleTimeoutMs: 30_000,
+  streamsMax: 1000,
+  streamsPerTokenMax: 500,
   tickMs: 100,
   electionTicks: 10,
   snapshotEntries: 10_000,
@@ -285,6 +291,13 @@ export function resolveNodeConfig(
       m.httpIdleTimeoutMs,
       100,
       3_600_000,
+    ),
+    streamsMax: integer("streamsMax", m.streamsMax, 1, 1_000_000),
+    streamsPerTokenMax: integer(
+      "streamsPerTokenMax",
+      m.streamsPerTokenMax,
+      1,
+      1_000_000,
     ),
     tickMs: integer("tickMs", m.tickMs, 1, 10_000),
     electionTicks,

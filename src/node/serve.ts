@@ -71,7 +71,10 @@ export async function serveNode(
   });
   try {
     const tokens = await loadAccessTokens(config.dataDir, config);
-    const streams = new StreamBudget();
+    const streams = new StreamBudget(
+      config.streamsMax,
+      config.streamsPerTokenMax,
+    );
     node.setClientAccess(tokens.data, streams);
     const kvConnect = kvConnectApp({
       backend: node.backend,
