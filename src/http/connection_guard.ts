@@ -1,8 +1,8 @@
 /**
  * The HTTP listener's front: Aspen accepts TCP (or TLS) connections itself
- * and relays each to the `Deno.serve` HTTP server behind it (on a Unix
- * socket in the data folder, or loopback TCP), because `Deno.serve` has no
- * knob for any of these:
+ * and relays each to the `Deno.serve` HTTP server behind it (on a free
+ * loopback port, still behind the token checks), because `Deno.serve` has
+ * no knob for any of these:
  *
  * - a cap on open connections per listener and per remote address (past it
  *   a new connection is closed at once);
@@ -62,11 +62,6 @@ export interface GuardedServeOptions {
   /** PEM certificate and key: TLS on the outside. */
   readonly tls?: { readonly cert: string; readonly key: string };
   readonly limits: ConnectionLimits;
-  /**
-   * Unix socket path of the inner server (removed first if stale); absent
-   * or too long for a socket path: loopback TCP on a free port.
-   */
-  readonly innerSocketPath?: string;
   /** Reports accept errors (rate-limited: one line per second at most). */
   readonly log?: (line: string) => void;
 }
@@ -93,8 +88,6 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
 export const DESCRIPTOR_RESERVE = 256;
 /** Descriptors one relayed connection uses (outer socket, relay socket, inner accept). */
 export const DESCRIPTORS_PER_CONNECTION = 3;
-/** Longest Unix socket path (sun_path holds 108 bytes with the final NUL). */
-const SOCKET_PATH_MAX = 100;
 const SWEEP_INTERVAL_MS = 200;
 const RELAY_BUFFER_BYTES = 64 * 1024;
 const BACKOFF_MIN_MS = 50;
@@ -130,7 +123,7 @@ export async function serveGuarded(
     }
   }
   const log = options.log ?? ((line: string) => console.error(line));
-  const inner = await startInner(handler, options.innerSocketPath);
+  const inner = startInner(handler);
   const listener = options.tls === undefined
     ? Deno.listen({ hostname: options.hostname, port: options.port })
     : Deno.listenTls({
@@ -346,28 +339,17 @@ interface Inner {
   shutdown(): Promise<void>;
 }
 
-async function startInner(
+function startInner(
   handler: (request: Request) => Response | Promise<Response>,
-  socketPath: string | undefined,
-): Promise<Inner> {
-  const serveOptions = { onListen: () => {}, onError: internalError };
-  if (
-    socketPath !== undefined &&
-    new TextEncoder().encode(socketPath).length <= SOCKET_PATH_MAX &&
-    Deno.build.os !== "windows"
-  ) {
-    await Deno.remove(socketPath).catch(() => {});
-    const server = Deno.serve({ ...serveOptions, path: socketPath }, handler);
-    return {
-      connect: () => Deno.connect({ transport: "unix", path: socketPath }),
-      shutdown: async () => {
-        await server.shutdown();
-        await Deno.remove(socketPath).catch(() => {});
-      },
-    };
-  }
+): Inner {
+  // Loopback TCP: a Unix socket would need a net permission for its path.
   const server = Deno.serve(
-    { ...serveOptions, hostname: "127.0.0.1", port: 0 },
+    {
+      onListen: () => {},
+      onError: internalError,
+      hostname: "127.0.0.1",
+      port: 0,
+    },
     handler,
   );
   const port = server.addr.port;
@@ -404,28 +386,35 @@ function sleep(ms: number): Promise<void> {
 }
 
 /**
- * The soft limit of open descriptors (Linux `/proc/self/limits`), or null
- * when it cannot be read (other systems, or no read permission).
+ * How many more descriptors this process can open now, up to `max`:
+ * `path` (a file the node may read) is opened read-only until the system
+ * refuses or `max` is reached, then every one is closed again. Measured,
+ * not read from the limit, because reading `/proc/self/limits` needs every
+ * permission in Deno; and it counts what is really left.
  */
-export async function descriptorLimit(): Promise<number | null> {
-  const path = "/proc/self/limits";
+export function availableDescriptors(path: string, max: number): number {
+  const opened: Deno.FsFile[] = [];
   try {
-    const status = await Deno.permissions.query({ name: "read", path });
-    if (status.state !== "granted") return null;
-    const text = await Deno.readTextFile(path);
-    const line = text.split("\n").find((l) => l.startsWith("Max open files"));
-    const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0];
-    if (soft === undefined) return null;
-    if (soft === "unlimited") return Number.MAX_SAFE_INTEGER;
-    const value = Number(soft);
-    return Number.isSafeInteger(value) ? value : null;
-  } catch {
-    return null;
+    while (opened.length < max) {
+      try {
+        opened.push(Deno.openSync(path, { read: true }));
+      } catch {
+        break;
+      }
+    }
+    return opened.length;
+  } finally {
+    for (const file of opened) file.close();
   }
 }
 
+/** Descriptors `connections` relayed connections need, with the reserve. */
+export function descriptorsNeeded(connections: number): number {
+  return connections * DESCRIPTORS_PER_CONNECTION + DESCRIPTOR_RESERVE;
+}
+
 /**
- * The connection cap that fits `descriptors` (keeping
+ * The connection cap that fits `descriptors` free ones (keeping
  * {@linkcode DESCRIPTOR_RESERVE}), and a warning when it is below `wanted`.
  */
 export function fitConnectionCap(
@@ -440,8 +429,9 @@ export function fitConnectionCap(
   const cap = Math.max(1, fits);
   return {
     cap,
-    warning: `the descriptor limit (ulimit -n) is ${descriptors}, below the ${
-      wanted * DESCRIPTORS_PER_CONNECTION + DESCRIPTOR_RESERVE
-    } that ${wanted} HTTP connections need (${DESCRIPTORS_PER_CONNECTION} each, plus ${DESCRIPTOR_RESERVE} kept for the log, the state store and peers): serving at most ${cap} connections; raise the limit`,
+    warning:
+      `only ${descriptors} more descriptors can be opened (ulimit -n), below the ${
+        descriptorsNeeded(wanted)
+      } that ${wanted} HTTP connections need (${DESCRIPTORS_PER_CONNECTION} each, plus ${DESCRIPTOR_RESERVE} kept for the log, the state store and peers): serving at most ${cap} connections; raise the limit`,
   };
 }

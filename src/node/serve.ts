@@ -8,7 +8,8 @@
 import { Hono } from "hono";
 import { createHttpApp } from "../http/app.ts";
 import {
-  descriptorLimit,
+  availableDescriptors,
+  descriptorsNeeded,
   fitConnectionCap,
   type GuardedServer,
   serveGuarded,
@@ -18,6 +19,7 @@ import { AspenNode } from "./aspen_node.ts";
 import { routeGroup } from "./http_metrics.ts";
 import { DATA_TOKEN_FILE, loadAccessTokens } from "./access_tokens.ts";
 import { isLoopback, type NodeConfig } from "./config.ts";
+import { DATA_FILES } from "./data_dir.ts";
 import { StreamBudget } from "../http/stream_budget.ts";
 import { freeTcpPorts } from "./provision.ts";
 
@@ -32,9 +34,6 @@ export const JOIN_TICKET_ROUTE = "/v1/cluster/join-ticket";
 
 /** File holding the cluster's data token when none is configured. */
 export const GENERATED_TOKEN_FILE = DATA_TOKEN_FILE;
-
-/** Unix socket (in the data folder) of the HTTP server behind the connection guard. */
-export const HTTP_SOCKET_FILE = "http.sock";
 
 /** A node serving HTTP. */
 export interface ServingNode {
@@ -141,14 +140,16 @@ export async function serveNode(
     };
     const { cap, warning } = fitConnectionCap(
       config.httpConnectionsMax,
-      await descriptorLimit(),
+      availableDescriptors(
+        `${config.dataDir}/${DATA_FILES.cluster}`,
+        descriptorsNeeded(config.httpConnectionsMax),
+      ),
     );
     if (warning !== null) log(`http: ${warning}`);
     const server = await serveGuarded(outer.fetch, {
       hostname: config.httpHost,
       port: httpPort,
       ...(tls === undefined ? {} : { tls }),
-      innerSocketPath: `${config.dataDir}/${HTTP_SOCKET_FILE}`,
       limits: {
         connectionsMax: cap,
         perAddressMax: Math.min(cap, config.httpConnectionsPerAddressMax),
