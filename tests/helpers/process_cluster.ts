@@ -197,6 +197,12 @@ export class ProcessCluster {
     return node;
   }
 
+  /** The process id of node `index` while it runs (null when down). */
+  pid(index: number): number | null {
+    const record = this.#nodes[index];
+    return record?.state === "down" ? null : record?.child?.pid ?? null;
+  }
+
   /** Every node's HTTP URL, in index order. */
   get urls(): string[] {
     return this.#nodes.map((node) => node.url);
