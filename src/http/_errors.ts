@@ -18,7 +18,6 @@ import {
 } from "../kv/errors.ts";
 import { KvOutcomeUnknownError, KvUnavailableError } from "../kv/backend.ts";
 import { ClusterAdminError } from "../node/node_api.ts";
-import { JoinRefusedError } from "../node/join.ts";
 import { StreamBudgetError } from "./stream_budget.ts";
 
 /** An error a route raises on purpose, carrying its API code. */
@@ -82,9 +81,6 @@ export function classifyError(
       message: error.message,
       details: { max: error.max },
     };
-  }
-  if (error instanceof JoinRefusedError) {
-    return { code: "joinRefused", message: error.message, details: {} };
   }
   if (error instanceof ClusterAdminError) {
     return {

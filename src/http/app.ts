@@ -10,7 +10,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { KvConsistency } from "../kv/backend.ts";
-import type { NodeApi } from "../node/node_api.ts";
+import type { NodeAddress, NodeApi } from "../node/node_api.ts";
 import {
   CONSISTENCY_PARAMETER,
   CONTENT_TYPE_JSON_LINES,
@@ -23,7 +23,6 @@ import {
   type TicketResponse,
 } from "../protocol/http_api.ts";
 import { cors } from "hono/cors";
-import { JOIN_ROUTE, type JoinRequest } from "../node/join.ts";
 import { bearerAuth, bearerOf, validateTokens } from "./_auth.ts";
 import { StreamBudget, type StreamLease } from "./stream_budget.ts";
 import { readBody, reply } from "./_body.ts";
@@ -67,10 +66,16 @@ export interface HttpAppOptions {
   /** The shared budget of long-lived streams. Default: a budget of its own. */
   readonly streams?: StreamBudget;
   /**
-   * Serves `POST /v1/cluster/join` (checked by its own join token, not a
-   * bearer token). Absent: the route does not exist.
+   * Serves a node's join request at `POST path` (checked by its own join
+   * token, not a bearer token); `handle` raises `HttpApiError("joinRefused")`
+   * for a refused token. Absent: the route does not exist.
    */
-  readonly join?: (request: JoinRequest) => Promise<unknown>;
+  readonly join?: {
+    readonly path: string;
+    readonly handle: (
+      request: { token: string; address: NodeAddress },
+    ) => Promise<unknown>;
+  };
 }
 
 /** Routes of the admin scope. */
@@ -212,8 +217,8 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   if (options.join !== undefined) {
     const join = options.join;
     app.post(
-      JOIN_ROUTE,
-      async (c) => reply(c, await join(parse.parseJoin(await body(c)))),
+      join.path,
+      async (c) => reply(c, await join.handle(parse.parseJoin(await body(c)))),
     );
   }
   if (tokens !== null) {

@@ -18,6 +18,8 @@ import { kvConnectApp } from "../http/kv_connect/app.ts";
 import { AspenNode } from "./aspen_node.ts";
 import { routeGroup } from "./http_metrics.ts";
 import { DATA_TOKEN_FILE, loadAccessTokens } from "./access_tokens.ts";
+import { HttpApiError } from "../http/_errors.ts";
+import { JOIN_ROUTE, JoinRefusedError } from "./join.ts";
 import { isLoopback, type NodeConfig } from "./config.ts";
 import { DATA_FILES } from "./data_dir.ts";
 import { StreamBudget } from "../http/stream_budget.ts";
@@ -110,7 +112,17 @@ export async function serveNode(
       bodyLimitBytes: config.bodyLimitBytes,
       kvConnect: extra,
       // The join request carries its own credential (the join token).
-      join: (request) => node.handleJoin(request),
+      join: {
+        path: JOIN_ROUTE,
+        handle: async (request) => {
+          try {
+            return await node.handleJoin(request);
+          } catch (error) {
+            if (!(error instanceof JoinRefusedError)) throw error;
+            throw new HttpApiError("joinRefused", error.message);
+          }
+        },
+      },
     });
     const outer = new Hono();
     outer.use(async (c, next) => {
