@@ -100,7 +100,11 @@ Deno.test("3 node processes under kill -9, restarts and SIGSTOP of the leader gi
     const commitIndex = (await cluster.status(leader))!.commitIndex;
     for (const node of cluster.nodes) {
       await cluster.waitForApplied(node.index, commitIndex, 30_000);
-      const replica = await readReplica(node.url, UNIQUE_PREFIX);
+      const replica = await readReplica(
+        node.url,
+        UNIQUE_PREFIX,
+        await cluster.token(),
+      );
       assert.deepEqual(
         replicaProblems(UNIQUE_PREFIX, recording.unique, replica),
         [],
