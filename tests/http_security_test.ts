@@ -144,6 +144,11 @@ Deno.test("a node with no configured tokens requires the cluster's data token ev
       });
     assert.equal((await metadata(null)).status, 401);
     assert.equal((await metadata(data)).status, 200);
+    assert.equal(
+      (await metadata(admin)).status,
+      200,
+      "admin covers KV Connect",
+    );
   });
 });
 

@@ -76,10 +76,12 @@ export async function serveNode(
       config.streamsMax,
       config.streamsPerTokenMax,
     );
-    node.setClientAccess(tokens.data, streams);
+    // The admin scope covers the data scope, on every listener.
+    const dataOrAdmin = [...tokens.data, ...tokens.admin];
+    node.setClientAccess(dataOrAdmin, streams);
     const kvConnect = kvConnectApp({
       backend: node.backend,
-      tokens: tokens.data,
+      tokens: dataOrAdmin,
       selfUrl: url,
       path: KV_CONNECT_PATH,
       streams,
