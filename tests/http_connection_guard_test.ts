@@ -13,7 +13,7 @@ import {
   DESCRIPTOR_RESERVE,
   DESCRIPTORS_PER_CONNECTION,
   fitConnectionCap,
-} from "../src/http/connection_guard.ts";
+} from "../src/http/descriptors.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts, freeUdpPorts } from "../src/node/provision.ts";
 import { serveNode } from "../src/node/serve.ts";

@@ -84,10 +84,6 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   idleTimeoutMs: 30_000,
 };
 
-/** Descriptors kept for the log, the state store, peers, QUIC and workers. */
-export const DESCRIPTOR_RESERVE = 256;
-/** Descriptors one relayed connection uses (outer socket, relay socket, inner accept). */
-export const DESCRIPTORS_PER_CONNECTION = 3;
 const SWEEP_INTERVAL_MS = 200;
 const RELAY_BUFFER_BYTES = 64 * 1024;
 const BACKOFF_MIN_MS = 50;
@@ -383,55 +379,4 @@ function closeQuietly(resource: { close(): void }): void {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * How many more descriptors this process can open now, up to `max`:
- * `path` (a file the node may read) is opened read-only until the system
- * refuses or `max` is reached, then every one is closed again. Measured,
- * not read from the limit, because reading `/proc/self/limits` needs every
- * permission in Deno; and it counts what is really left.
- */
-export function availableDescriptors(path: string, max: number): number {
-  const opened: Deno.FsFile[] = [];
-  try {
-    while (opened.length < max) {
-      try {
-        opened.push(Deno.openSync(path, { read: true }));
-      } catch {
-        break;
-      }
-    }
-    return opened.length;
-  } finally {
-    for (const file of opened) file.close();
-  }
-}
-
-/** Descriptors `connections` relayed connections need, with the reserve. */
-export function descriptorsNeeded(connections: number): number {
-  return connections * DESCRIPTORS_PER_CONNECTION + DESCRIPTOR_RESERVE;
-}
-
-/**
- * The connection cap that fits `descriptors` free ones (keeping
- * {@linkcode DESCRIPTOR_RESERVE}), and a warning when it is below `wanted`.
- */
-export function fitConnectionCap(
-  wanted: number,
-  descriptors: number | null,
-): { cap: number; warning: string | null } {
-  if (descriptors === null) return { cap: wanted, warning: null };
-  const fits = Math.floor(
-    (descriptors - DESCRIPTOR_RESERVE) / DESCRIPTORS_PER_CONNECTION,
-  );
-  if (fits >= wanted) return { cap: wanted, warning: null };
-  const cap = Math.max(1, fits);
-  return {
-    cap,
-    warning:
-      `only ${descriptors} more descriptors can be opened (ulimit -n), below the ${
-        descriptorsNeeded(wanted)
-      } that ${wanted} HTTP connections need (${DESCRIPTORS_PER_CONNECTION} each, plus ${DESCRIPTOR_RESERVE} kept for the log, the state store and peers): serving at most ${cap} connections; raise the limit`,
-  };
 }

@@ -7,13 +7,12 @@
  */
 import { Hono } from "hono";
 import { createHttpApp } from "../http/app.ts";
+import { type GuardedServer, serveGuarded } from "../http/connection_guard.ts";
 import {
   availableDescriptors,
   descriptorsNeeded,
   fitConnectionCap,
-  type GuardedServer,
-  serveGuarded,
-} from "../http/connection_guard.ts";
+} from "../http/descriptors.ts";
 import { kvConnectApp } from "../http/kv_connect/app.ts";
 import { AspenNode } from "./aspen_node.ts";
 import { routeGroup } from "./http_metrics.ts";
