@@ -183,6 +183,8 @@ export interface TestClusterOptions {
   readonly serve?: boolean;
   readonly bodyLimitBytes?: number;
   readonly kvConnect?: Hono;
+  /** Admin-scope tokens; default: the data tokens (one scope). */
+  readonly adminTokens?: readonly string[];
 }
 
 /** Three nodes on one in-memory network. */
@@ -245,6 +247,9 @@ export async function startTestCluster(
     const app = createHttpApp({
       node,
       tokens: [TEST_TOKEN, OTHER_TOKEN],
+      ...(options.adminTokens === undefined
+        ? {}
+        : { adminTokens: options.adminTokens }),
       bodyLimitBytes: options.bodyLimitBytes,
       kvConnect: options.kvConnect,
       logError: () => {},
