@@ -305,3 +305,57 @@ Deno.test("a node process under ulimit -n 400 survives 600 idle connections and 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serveGuarded() closes a stalled TLS handshake at the header deadline and still serves TLS clients", async () => {
+  const { createNodeCertificate } = await import(
+    "../src/cluster/certificate.ts"
+  );
+  const { generateNodeIdentity } = await import("../src/cluster/identity.ts");
+  const { serveGuarded } = await import("../src/http/connection_guard.ts");
+  const certificate = await createNodeCertificate(
+    await generateNodeIdentity(),
+    { ipAddresses: [HOST] },
+  );
+  const server = await serveGuarded(() => new Response("ok"), {
+    hostname: HOST,
+    port: 0,
+    tls: { cert: certificate.certificatePem, key: certificate.privateKeyPem },
+    limits: {
+      connectionsMax: 8,
+      perAddressMax: 8,
+      headerTimeoutMs: 500,
+      bodyTimeoutMs: 500,
+      idleTimeoutMs: 500,
+    },
+    log: () => {},
+  });
+  const client = Deno.createHttpClient({
+    caCerts: [certificate.certificatePem],
+  });
+  try {
+    // TCP only: no ClientHello ever comes.
+    const stalled = await Deno.connect({
+      hostname: HOST,
+      port: server.addr.port,
+    });
+    const buffer = new Uint8Array(1024);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const n = await Promise.race([
+      stalled.read(buffer).catch(() => null),
+      new Promise<"open">((resolve) => {
+        timer = setTimeout(() => resolve("open"), 15_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    assert.equal(n, null, "the node closed the stalled handshake");
+    stalled.close();
+    assert.ok(server.stats().closed.headerTimeout >= 1);
+    const response = await fetch(`https://${HOST}:${server.addr.port}/`, {
+      client,
+    });
+    assert.equal(await response.text(), "ok");
+  } finally {
+    client.close();
+    await server.shutdown();
+  }
+});

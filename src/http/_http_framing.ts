@@ -32,8 +32,10 @@ export class HttpFraming {
   #status = 0;
   readonly #now: () => number;
 
-  constructor(now: () => number) {
+  /** @param parse False for bytes that are not HTTP/1.1 (TLS): nothing is parsed. */
+  constructor(now: () => number, parse = true) {
     this.#now = now;
+    this.parsed = parse;
     this.phaseSinceMs = now();
     const requests = this.#requests;
     requests[HTTPParser.kOnHeadersComplete] = (info) => {

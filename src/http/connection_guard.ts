@@ -12,9 +12,14 @@
  * - accept errors (`EMFILE` when out of descriptors…) are logged, backed off
  *   and survived, never thrown.
  *
- * The request and response framing is followed with `http-parser-js` (see
- * `_http_framing.ts`); bytes are relayed untouched. TLS offers HTTP/1.1
- * only (ALPN), so the framing is always visible.
+ * The request and response framing of plain HTTP is followed with
+ * `http-parser-js` (see `_http_framing.ts`); bytes are relayed untouched.
+ * TLS is relayed as bytes and ends at the inner server (a pending
+ * `Deno.TlsConn` handshake cannot be aborted: closing it leaves its socket
+ * open), so over TLS the guard sees traffic, not requests: the first answer
+ * byte must come within the header deadline (a stalled handshake), and a
+ * connection is idle after no byte either way for the idle deadline, at
+ * least {@linkcode RAW_IDLE_MIN_MS}.
  *
  * @module
  */
@@ -40,8 +45,7 @@ export type CloseReason =
   | "perAddressMax"
   | "headerTimeout"
   | "bodyTimeout"
-  | "idleTimeout"
-  | "handshakeFailed";
+  | "idleTimeout";
 
 /** Counters of a guarded listener. */
 export interface GuardStats {
@@ -85,6 +89,8 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
 };
 
 const SWEEP_INTERVAL_MS = 200;
+/** Shortest idle deadline over TLS: longer than the longest queue listen (60 s). */
+export const RAW_IDLE_MIN_MS = 75_000;
 const RELAY_BUFFER_BYTES = 64 * 1024;
 const BACKOFF_MIN_MS = 50;
 const BACKOFF_MAX_MS = 1_000;
@@ -97,7 +103,10 @@ interface Relay {
   readonly framing: HttpFraming;
   /** Last byte either way (ms). */
   lastActivityMs: number;
-  handshaken: boolean;
+  /** TLS bytes: the framing cannot be seen, only traffic. */
+  readonly raw: boolean;
+  /** The server has sent a byte (for TLS: the handshake got an answer). */
+  serverSpoke: boolean;
   closed: boolean;
 }
 
@@ -119,16 +128,15 @@ export async function serveGuarded(
     }
   }
   const log = options.log ?? ((line: string) => console.error(line));
-  const inner = startInner(handler);
-  const listener = options.tls === undefined
-    ? Deno.listen({ hostname: options.hostname, port: options.port })
-    : Deno.listenTls({
-      hostname: options.hostname,
-      port: options.port,
-      cert: options.tls.cert,
-      key: options.tls.key,
-      alpnProtocols: ["http/1.1"],
-    });
+  // TLS ends at the inner server: closing a Deno.TlsConn whose handshake is
+  // pending does not close its socket (Deno 2.9.6), so the guard only ever
+  // holds plain TCP sockets it can close.
+  const inner = startInner(handler, options.tls);
+  const raw = options.tls !== undefined;
+  const listener = Deno.listen({
+    hostname: options.hostname,
+    port: options.port,
+  });
   const relays = new Set<Relay>();
   const perAddress = new Map<string, number>();
   const closed: Record<CloseReason, number> = {
@@ -137,7 +145,6 @@ export async function serveGuarded(
     headerTimeout: 0,
     bodyTimeout: 0,
     idleTimeout: 0,
-    handshakeFailed: 0,
   };
   let accepted = 0;
   let acceptErrors = 0;
@@ -170,16 +177,6 @@ export async function serveGuarded(
 
   const serveRelay = async (relay: Relay) => {
     try {
-      if (options.tls !== undefined) {
-        try {
-          await (relay.outer as Deno.TlsConn).handshake();
-        } catch {
-          expire(relay, "handshakeFailed");
-          return;
-        }
-      }
-      relay.handshaken = true;
-      relay.framing.phaseSinceMs = performance.now();
       if (relay.closed) return;
       relay.inner = await inner.connect();
       if (relay.closed) {
@@ -195,6 +192,7 @@ export async function serveGuarded(
         }).then(() => innerConn.closeWrite().catch(() => {})),
         pump(innerConn, relay.outer, (chunk) => {
           activity();
+          relay.serverSpoke = true;
           relay.framing.fromServer(chunk);
         }).then(() => release(relay)),
       ]);
@@ -248,9 +246,10 @@ export async function serveGuarded(
         inner: null,
         address,
         acceptedMs: now,
-        framing: new HttpFraming(() => performance.now()),
+        framing: new HttpFraming(() => performance.now(), !raw),
         lastActivityMs: now,
-        handshaken: false,
+        raw,
+        serverSpoke: false,
         closed: false,
       };
       relays.add(relay);
@@ -286,9 +285,18 @@ function overdue(
   now: number,
   limits: ConnectionLimits,
 ): CloseReason | null {
-  if (!relay.handshaken) {
-    return now - relay.acceptedMs > limits.headerTimeoutMs
-      ? "headerTimeout"
+  if (relay.raw) {
+    // No ServerHello yet: the ClientHello is late (a stalled handshake).
+    if (!relay.serverSpoke) {
+      return now - relay.acceptedMs > limits.headerTimeoutMs
+        ? "headerTimeout"
+        : null;
+    }
+    // Requests are not visible: a connection is idle after no byte either
+    // way for the idle deadline, and never before the longest queue listen.
+    return now - relay.lastActivityMs >
+        Math.max(limits.idleTimeoutMs, RAW_IDLE_MIN_MS)
+      ? "idleTimeout"
       : null;
   }
   const { framing } = relay;
@@ -337,17 +345,16 @@ interface Inner {
 
 function startInner(
   handler: (request: Request) => Response | Promise<Response>,
+  tls: { readonly cert: string; readonly key: string } | undefined,
 ): Inner {
   // Loopback TCP: a Unix socket would need a net permission for its path.
-  const server = Deno.serve(
-    {
-      onListen: () => {},
-      onError: internalError,
-      hostname: "127.0.0.1",
-      port: 0,
-    },
-    handler,
-  );
+  const server = Deno.serve({
+    onListen: () => {},
+    onError: internalError,
+    hostname: "127.0.0.1",
+    port: 0,
+    ...(tls ?? {}),
+  }, handler);
   const port = server.addr.port;
   return {
     connect: () => Deno.connect({ hostname: "127.0.0.1", port }),
