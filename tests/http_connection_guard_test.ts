@@ -316,7 +316,7 @@ Deno.test("serveGuarded() closes a stalled TLS handshake at the header deadline 
     await generateNodeIdentity(),
     { ipAddresses: [HOST] },
   );
-  const server = await serveGuarded(() => new Response("ok"), {
+  const server = serveGuarded(() => new Response("ok"), {
     hostname: HOST,
     port: 0,
     tls: { cert: certificate.certificatePem, key: certificate.privateKeyPem },

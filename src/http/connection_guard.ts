@@ -115,10 +115,10 @@ interface Relay {
  *
  * @throws {RangeError} When a limit is not a positive integer.
  */
-export async function serveGuarded(
+export function serveGuarded(
   handler: (request: Request) => Response | Promise<Response>,
   options: GuardedServeOptions,
-): Promise<GuardedServer> {
+): GuardedServer {
   const { limits } = options;
   for (const [name, value] of Object.entries(limits)) {
     if (!Number.isSafeInteger(value) || value <= 0) {

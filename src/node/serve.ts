@@ -159,7 +159,7 @@ export async function serveNode(
       ),
     );
     if (warning !== null) log(`http: ${warning}`);
-    const server = await serveGuarded(outer.fetch, {
+    const server = serveGuarded(outer.fetch, {
       hostname: config.httpHost,
       port: httpPort,
       ...(tls === undefined ? {} : { tls }),
