@@ -12,6 +12,7 @@
 import { parseArgs } from "node:util";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { serveNode } from "../src/node/serve.ts";
+import { BENCH_ASPEN_TOKEN } from "./_drivers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -37,6 +38,7 @@ const config = resolveNodeConfig({
     ? undefined
     : Number(values["quic-port"]),
   readOnly: values["read-only"] as "safe" | "lease" | undefined,
+  tokens: [BENCH_ASPEN_TOKEN],
 });
 const serving = await serveNode(config, {
   log: (line) => console.error(`[node] ${line}`),

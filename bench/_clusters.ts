@@ -21,6 +21,7 @@ import {
   waitForFirstJson,
 } from "./_processes.ts";
 import { pause } from "./_load.ts";
+import { BENCH_ASPEN_TOKEN } from "./_drivers.ts";
 
 const HOST = "127.0.0.1";
 /** Milliseconds a node process gets to report that it listens. */
@@ -149,6 +150,7 @@ async function aspenLeaderIndex(
       if (children[i]?.exited) return null;
       try {
         const response = await fetch(url + ROUTES.clusterStatus, {
+          headers: { authorization: `Bearer ${BENCH_ASPEN_TOKEN}` },
           signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
         });
         if (!response.ok) {

@@ -19,6 +19,8 @@ import type { KvDriver } from "./_load.ts";
 
 /** Milliseconds one HTTP request may take before it counts as an error. */
 export const REQUEST_TIMEOUT_MS = 10_000;
+/** The data token every benchmark Aspen node is configured with (`bench/_aspen_node.ts`). */
+export const BENCH_ASPEN_TOKEN = "bench-aspen-token-0123456789";
 
 const encoder = new TextEncoder();
 const base64Cache = new WeakMap<Uint8Array, string>();
@@ -44,10 +46,14 @@ async function postJson(
   url: string,
   body: unknown,
   timeoutMs = REQUEST_TIMEOUT_MS,
+  token?: string,
 ): Promise<{ status: number; json: unknown; text: string }> {
   const response = await fetch(url, {
     method: "POST",
-    headers: { "content-type": CONTENT_TYPE_JSON },
+    headers: {
+      "content-type": CONTENT_TYPE_JSON,
+      ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+    },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
   });
@@ -90,7 +96,12 @@ export class AspenHttpDriver implements KvDriver {
   ): Promise<{ status: number; json: unknown }> {
     const url = this.urls[this.#preferred]!;
     try {
-      const reply = await postJson(url + route, body, this.timeoutMs);
+      const reply = await postJson(
+        url + route,
+        body,
+        this.timeoutMs,
+        BENCH_ASPEN_TOKEN,
+      );
       if (reply.status === 503 || reply.status === 421) this.#rotate();
       return reply;
     } catch (error) {
@@ -158,7 +169,7 @@ export class AspenClientDriver implements KvDriver {
    * @param timeoutMs How long one request may take, in ms.
    */
   constructor(urls: readonly string[], timeoutMs = REQUEST_TIMEOUT_MS) {
-    this.#client = connect(urls, { timeoutMs });
+    this.#client = connect(urls, { timeoutMs, token: BENCH_ASPEN_TOKEN });
   }
 
   async put(key: string, value: Uint8Array): Promise<void> {

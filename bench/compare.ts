@@ -33,6 +33,7 @@ import {
 import {
   AspenClientDriver,
   AspenHttpDriver,
+  BENCH_ASPEN_TOKEN,
   DenoKvDriver,
   EtcdHttpDriver,
   NullHttpDriver,
@@ -289,9 +290,7 @@ async function startKvConnect(options: CompareOptions): Promise<StartedTarget> {
     workDir: options.workDir,
   });
   const leader = await cluster.leaderIndex();
-  const token = Deno.env.get("ASPEN_TOKENS")?.split(",")[0] ??
-    (await Deno.readTextFile(`${cluster.root}/n${leader + 1}/access.token`))
-      .trim();
+  const token = BENCH_ASPEN_TOKEN;
   const spec: RunnerSpec = {
     url: `${cluster.urls[leader]}/kv`,
     workloads: options.workloads,

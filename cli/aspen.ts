@@ -62,6 +62,12 @@ export function program(): CommandUnknownOpts {
     )
     .option("--ticket <ticket>", "client ticket (instead of --url)")
     .addOption(new Option("--token <token>", "bearer token").env("ASPEN_TOKEN"))
+    .addOption(
+      new Option(
+        "--admin-token <token>",
+        "admin token (membership, backups, join tickets)",
+      ).env("ASPEN_ADMIN_TOKEN"),
+    )
     .option("--json", "print JSON for scripts")
     .option("--timeout <ms>", "deadline of one request", timeout)
     .version(VERSION, "-V, --version", "print the version")

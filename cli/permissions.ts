@@ -11,7 +11,11 @@
 import { configFromJson, NODE_ENV_VARS } from "../src/node/config.ts";
 
 /** Environment variables the CLI's global options read. */
-export const CLI_ENV_VARS: readonly string[] = ["ASPEN_URL", "ASPEN_TOKEN"];
+export const CLI_ENV_VARS: readonly string[] = [
+  "ASPEN_URL",
+  "ASPEN_TOKEN",
+  "ASPEN_ADMIN_TOKEN",
+];
 
 /** Every environment variable the launcher and the CLI may read. */
 export const ASPEN_ENV_VARS: readonly string[] = [

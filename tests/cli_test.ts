@@ -243,7 +243,7 @@ Deno.test("aspen kv watch prints each change as it happens", async () => {
       args: [
         "run",
         "--allow-net=127.0.0.1",
-        "--allow-env=ASPEN_URL,ASPEN_TOKEN",
+        "--allow-env=ASPEN_URL,ASPEN_TOKEN,ASPEN_ADMIN_TOKEN",
         "--allow-read",
         CLI,
         "kv",
@@ -291,4 +291,37 @@ Deno.test("aspen kv watch prints each change as it happens", async () => {
       client.close();
     }
   });
+});
+
+Deno.test("admin commands need the admin token: the data token exits 4, --admin-token or ASPEN_ADMIN_TOKEN works", async () => {
+  const admin = "admin-token-0123456789";
+  const cluster = await startTestCluster({ serve: true, adminTokens: [admin] });
+  try {
+    const env = { ASPEN_URL: cluster.follower().url!, ASPEN_TOKEN: TEST_TOKEN };
+    const target = cluster.nodes.find((n) => n !== cluster.leader())!;
+    const refused = await aspen(["cluster", "transfer-leader", target.id], env);
+    assert.equal(refused.code, 4, refused.stderr);
+    assert.match(refused.stderr, /admin token/);
+    // Data commands still take the data token.
+    const members = await aspen(["cluster", "members"], env);
+    assert.equal(members.code, 0, members.stderr);
+    const viaFlag = await aspen([
+      "--admin-token",
+      admin,
+      "cluster",
+      "transfer-leader",
+      target.id,
+    ], env);
+    assert.equal(viaFlag.code, 0, viaFlag.stderr);
+    assert.equal(cluster.leader()?.id, target.id);
+    const back = cluster.nodes.find((n) => n !== cluster.leader())!;
+    const viaEnv = await aspen(["cluster", "transfer-leader", back.id], {
+      ...env,
+      ASPEN_ADMIN_TOKEN: admin,
+    });
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    assert.equal(cluster.leader()?.id, back.id);
+  } finally {
+    await cluster.stop();
+  }
 });

@@ -75,8 +75,14 @@ Deno.test("snapshot save and restore: a new one-node cluster with every key, its
     }
     await client.kv.enqueue("queued message");
     client.close();
-    const response = await fetch(`${source.url}${SNAPSHOT_ROUTE}`, {
+    // A backup needs the admin scope: the data token is refused.
+    const refused = await fetch(`${source.url}${SNAPSHOT_ROUTE}`, {
       headers: { authorization: `Bearer ${sourceToken()}` },
+    });
+    assert.equal(refused.status, 403);
+    await refused.body?.cancel();
+    const response = await fetch(`${source.url}${SNAPSHOT_ROUTE}`, {
+      headers: { authorization: `Bearer ${source.adminTokens[0]}` },
     });
     assert.equal(response.status, 200);
     const backup = await response.bytes();

@@ -43,8 +43,10 @@ Deno.test("serveNode() serves HTTPS with the configured certificate and counts r
         r.text()
       ),
     );
-    const metrics = await (await fetch(`${serving.url}/metrics`, { client }))
-      .text();
+    const metrics = await (await fetch(`${serving.url}/metrics`, {
+      client,
+      headers: { authorization: `Bearer ${serving.kvConnectTokens[0]}` },
+    })).text();
     assert.match(
       metrics,
       /aspen_http_request_ms_count\{group="health",status="2xx"\} [1-9]/,

@@ -109,7 +109,10 @@ Deno.test("a node joins by ticket as a learner, is promoted, and the old leader 
     const leader = () =>
       nodes.find((n) => n.node.runner.status().role === "leader");
     await waitFor("a leader", () => leader() !== undefined);
-    const client = connect(nodes.map((n) => n.url));
+    // One cluster token: every node (and the joiner, below) accepts it.
+    const token = nodes[0]!.kvConnectTokens[0]!;
+    assert.ok(nodes.every((n) => n.kvConnectTokens[0] === token));
+    const client = connect(nodes.map((n) => n.url), { token });
     for (let i = 0; i < 30; i++) {
       await client.kv.set(["before", i], new Uint8Array([i]));
     }
@@ -210,9 +213,10 @@ Deno.test("a node joins by ticket as a learner, is promoted, and the old leader 
     } finally {
       await ghost.transport.close();
     }
-    const survivors = connect(nodes.map((n) => n.url));
+    const survivors = connect(nodes.map((n) => n.url), { token });
     await survivors.kv.set(["after"], new Uint8Array([42]));
-    const fromJoiner = connect(joiner.url);
+    assert.equal(joiner.kvConnectTokens[0], token);
+    const fromJoiner = connect(joiner.url, { token });
     assert.deepEqual(
       (await fromJoiner.kv.get(["before", 29])).value,
       new Uint8Array([29]),
@@ -341,7 +345,9 @@ Deno.test("--force-new-cluster turns a lone survivor into a one-node cluster tha
       "a leader",
       () => nodes.some((n) => n.node.runner.status().role === "leader"),
     );
-    const client = connect(nodes.map((n) => n.url));
+    const client = connect(nodes.map((n) => n.url), {
+      token: nodes[0]!.kvConnectTokens[0],
+    });
     for (let i = 0; i < 20; i++) {
       await client.kv.set(["kept", i], new Uint8Array([i]));
     }
@@ -371,7 +377,9 @@ Deno.test("--force-new-cluster turns a lone survivor into a one-node cluster tha
     assert.deepEqual(survivor.node.runner.status().conf.voters, [
       survivor.node.id,
     ]);
-    const alone = connect(survivor.url);
+    const alone = connect(survivor.url, {
+      token: survivor.kvConnectTokens[0],
+    });
     assert.deepEqual(
       (await alone.kv.get(["kept", 19])).value,
       new Uint8Array([19]),

@@ -41,7 +41,8 @@ Deno.test("a WebTransport client watches keys on the node's QUIC port and sees e
     while (node.runner.status().role !== "leader" && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    const client = connect(serving.url);
+    const token = serving.kvConnectTokens[0]!;
+    const client = connect(serving.url, { token });
     await client.kv.set(["watched"], new TextEncoder().encode("one"));
 
     transport = new WebTransport(
@@ -62,6 +63,7 @@ Deno.test("a WebTransport client watches keys on the node's QUIC port and sees e
       encodeFrame(
         encode({
           method: "watch",
+          token,
           keys: [encodeKey(["watched"]), encodeKey(["absent"])],
         }),
       ),
@@ -80,19 +82,26 @@ Deno.test("a WebTransport client watches keys on the node's QUIC port and sees e
     );
 
     // A bad request on another stream is refused with a typed error frame.
-    const bad = await transport.createBidirectionalStream();
-    const badWriter = bad.writable.getWriter();
-    await badWriter.write(
-      encodeFrame(encode({ method: "drop-table", keys: [] })),
-    );
-    const refusal = await readFrame(
-      bad.readable.getReader(),
-      new FrameDecoder(1024),
-    ) as { error: { code: string } };
+    const ask = async (request: Record<string, unknown>) => {
+      const stream = await transport!.createBidirectionalStream();
+      const w = stream.writable.getWriter();
+      await w.write(encodeFrame(encode(request)));
+      w.releaseLock();
+      return await readFrame(
+        stream.readable.getReader(),
+        new FrameDecoder(1024),
+      ) as { error: { code: string } };
+    };
+    const refusal = await ask({ method: "drop-table", token, keys: [] });
     assert.equal(refusal.error.code, "badRequest");
+    // Without the cluster token nothing is served.
+    const anonymous = await ask({
+      method: "watch",
+      keys: [encodeKey(["watched"])],
+    });
+    assert.equal(anonymous.error.code, "unauthorized");
     reader.releaseLock();
     writer.releaseLock();
-    badWriter.releaseLock();
   } finally {
     transport?.close();
     await serving.stop();

@@ -190,7 +190,7 @@ async function aspen(url: string, args: readonly string[]): Promise<CliResult> {
     args: [
       "run",
       "--allow-net=127.0.0.1",
-      "--allow-env=ASPEN_URL,ASPEN_TOKEN",
+      "--allow-env=ASPEN_URL,ASPEN_TOKEN,ASPEN_ADMIN_TOKEN",
       "--allow-read",
       CLI,
       "--url",

@@ -29,6 +29,7 @@ Deno.test("3 node processes: writes through a follower survive kill -9 of the le
       prefix: "failover",
       concurrency: 4,
       writesMax: 3_000,
+      token: await cluster.token(),
     });
     let newLeader: number;
     try {
@@ -54,7 +55,11 @@ Deno.test("3 node processes: writes through a follower survive kill -9 of the le
     const commitIndex = (await cluster.status(newLeader))!.commitIndex;
     for (const survivor of [0, 1, 2].filter((i) => i !== leader)) {
       await cluster.waitForApplied(survivor, commitIndex, 10_000);
-      const replica = await readReplica(cluster.node(survivor).url, "failover");
+      const replica = await readReplica(
+        cluster.node(survivor).url,
+        "failover",
+        await cluster.token(),
+      );
       assert.deepEqual(
         replicaProblems("failover", writers.outcomes, replica),
         [],
@@ -65,7 +70,11 @@ Deno.test("3 node processes: writes through a follower survive kill -9 of the le
     await cluster.restart(leader);
     const target = (await cluster.status(newLeader))!.commitIndex;
     const caughtUp = await cluster.waitForApplied(leader, target, 30_000);
-    const replica = await readReplica(cluster.node(leader).url, "failover");
+    const replica = await readReplica(
+      cluster.node(leader).url,
+      "failover",
+      await cluster.token(),
+    );
     assert.deepEqual(
       replicaProblems("failover", writers.outcomes, replica),
       [],
@@ -79,6 +88,7 @@ Deno.test("3 node processes: writes through a follower survive kill -9 of the le
       await metric(
         cluster.node(leader).url,
         "aspen_raft_snapshots_installed_total",
+        await cluster.token(),
       ),
       0,
     );
@@ -93,7 +103,10 @@ Deno.test("3 node processes: a follower stopped while the leader compacts its lo
       const leader = await cluster.waitForLeader();
       const stopped = (leader + 1) % 3;
       const other = (leader + 2) % 3;
-      using client = connect([cluster.node(leader).url], { timeoutMs: 8_000 });
+      using client = connect([cluster.node(leader).url], {
+        timeoutMs: 8_000,
+        token: await cluster.token(),
+      });
       await client.kv.set(["snap", 0], "snap-0");
       const before = await cluster.waitForApplied(
         stopped,
@@ -126,13 +139,18 @@ Deno.test("3 node processes: a follower stopped while the leader compacts its lo
       const installed = await metric(
         cluster.node(stopped).url,
         "aspen_raft_snapshots_installed_total",
+        await cluster.token(),
       );
       assert.ok(
         installed !== null && installed >= 1,
         `the restarted follower installed a snapshot: ${installed}`,
       );
       for (const index of [stopped, other]) {
-        const replica = await readReplica(cluster.node(index).url, "snap");
+        const replica = await readReplica(
+          cluster.node(index).url,
+          "snap",
+          await cluster.token(),
+        );
         assert.equal(replica.size, writes + 1, `node ${index}`);
         for (const [n, versionstamp] of versionstamps) {
           assert.equal(replica.get(n)?.versionstamp, versionstamp, `${n}`);
@@ -140,7 +158,9 @@ Deno.test("3 node processes: a follower stopped while the leader compacts its lo
         }
       }
       // And it serves strong reads as a full member again.
-      using direct = connect([cluster.node(stopped).url]);
+      using direct = connect([cluster.node(stopped).url], {
+        token: await cluster.token(),
+      });
       assert.equal(
         (await direct.kv.get(["snap", writes])).value,
         `snap-${writes}`,

@@ -42,6 +42,7 @@ Deno.test("3 node processes under kill -9, restarts and SIGSTOP of the leader gi
     const [recording] = await Promise.all([
       runRecordingClients({
         urls: cluster.urls,
+        token: await cluster.token(),
         clients: CLIENTS,
         keys: KEYS,
         uniquePrefix: UNIQUE_PREFIX,
@@ -62,7 +63,10 @@ Deno.test("3 node processes under kill -9, restarts and SIGSTOP of the leader gi
     // Every node is back: read each register once more, after everything.
     const leader = await cluster.waitForLeader(30_000);
     {
-      using client = connect(cluster.urls, { timeoutMs: 10_000 });
+      using client = connect(cluster.urls, {
+        timeoutMs: 10_000,
+        token: await cluster.token(),
+      });
       for (const key of KEYS) {
         const call = performance.now();
         const entry = await client.kv.get<string>([key]);
@@ -96,7 +100,11 @@ Deno.test("3 node processes under kill -9, restarts and SIGSTOP of the leader gi
     const commitIndex = (await cluster.status(leader))!.commitIndex;
     for (const node of cluster.nodes) {
       await cluster.waitForApplied(node.index, commitIndex, 30_000);
-      const replica = await readReplica(node.url, UNIQUE_PREFIX);
+      const replica = await readReplica(
+        node.url,
+        UNIQUE_PREFIX,
+        await cluster.token(),
+      );
       assert.deepEqual(
         replicaProblems(UNIQUE_PREFIX, recording.unique, replica),
         [],

@@ -17,7 +17,7 @@ Deno.test("node process keeps 1,000 keys written through the client across SIGTE
     const url = cluster.node(0).url;
     const versionstamps = new Map<number, string>();
     {
-      using client = connect(url);
+      using client = connect(url, { token: await cluster.token() });
       let next = 0;
       await Promise.all(
         Array.from({ length: CONCURRENCY }, async () => {
@@ -34,7 +34,7 @@ Deno.test("node process keeps 1,000 keys written through the client across SIGTE
     await cluster.restart(0);
     await cluster.waitForLeader(10_000);
 
-    using client = connect(url);
+    using client = connect(url, { token: await cluster.token() });
     const seen = new Map<number, { value: unknown; versionstamp: string }>();
     for await (
       const entry of client.kv.list<string>({ prefix: ["item"] }, {

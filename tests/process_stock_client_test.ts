@@ -181,14 +181,21 @@ Deno.test("stock Deno.openKv(url) on a follower keeps its acknowledged writes an
     assert.notEqual(events.done, null, "the stock client finished its loop");
 
     // Every acknowledged write is readable, through Aspen's client…
-    using client = connect(cluster.urls, { timeoutMs: 10_000 });
+    using client = connect(cluster.urls, {
+      timeoutMs: 10_000,
+      token: await cluster.token(),
+    });
     for (const [n, versionstamp] of events.acked) {
       const got = await client.kv.get(["stock", n]);
       assert.equal(got.value, `value-${n}`, `key ${n}`);
       assert.equal(got.versionstamp, versionstamp, `key ${n}`);
     }
     // …every atomic applied whole and once: one count per key present…
-    const present = await readReplica(cluster.node(entry).url, "stock");
+    const present = await readReplica(
+      cluster.node(entry).url,
+      "stock",
+      await cluster.token(),
+    );
     const counter = await client.kv.get<KvU64>(["stock-count"]);
     assert.equal(counter.value?.value, BigInt(present.size));
     for (const [n, entryValue] of present) {
@@ -198,7 +205,11 @@ Deno.test("stock Deno.openKv(url) on a follower keeps its acknowledged writes an
     const commitIndex =
       (await cluster.status(await cluster.waitForLeader()))!.commitIndex;
     await cluster.waitForApplied(leader, commitIndex, 30_000);
-    const restarted = await readReplica(cluster.node(leader).url, "stock");
+    const restarted = await readReplica(
+      cluster.node(leader).url,
+      "stock",
+      await cluster.token(),
+    );
     for (const [n, versionstamp] of events.acked) {
       assert.equal(restarted.get(n)?.versionstamp, versionstamp, `key ${n}`);
     }

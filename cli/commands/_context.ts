@@ -59,6 +59,8 @@ export interface GlobalOptions {
   readonly url?: string;
   readonly ticket?: string;
   readonly token?: string;
+  /** Admin-scope token (membership, backups, join tickets); falls back to `token`. */
+  readonly adminToken?: string;
   readonly json?: boolean;
   readonly timeout?: number;
 }
@@ -69,14 +71,30 @@ const NO_CLUSTER =
 /** Default deadline of one request made outside the client (backup, join ticket). */
 const FETCH_TIMEOUT_MS = 120_000;
 
-/** The client the global options name. */
-export function clientOf(options: GlobalOptions): AspenClient {
+/** The token of a scope: admin calls send `adminToken` when given. */
+export function tokenOf(
+  options: GlobalOptions,
+  scope: "data" | "admin" = "data",
+): string | undefined {
+  return scope === "admin"
+    ? options.adminToken ?? options.token
+    : options.token;
+}
+
+/** The client the global options name (admin commands pass `"admin"`). */
+export function clientOf(
+  options: GlobalOptions,
+  scope: "data" | "admin" = "data",
+): AspenClient {
   const target = options.ticket ??
     options.url?.split(",").map((u) => u.trim()).filter((u) => u !== "");
   if (target === undefined || target.length === 0) {
     throw new UsageError(NO_CLUSTER);
   }
-  return connect(target, { token: options.token, timeoutMs: options.timeout });
+  return connect(target, {
+    token: tokenOf(options, scope),
+    timeoutMs: options.timeout,
+  });
 }
 
 /**
@@ -117,9 +135,9 @@ export async function nodeGet(
 ): Promise<{ response: Response; url: string }> {
   const failures: string[] = [];
   const headers: Record<string, string> = {};
-  if (options.token !== undefined) {
-    headers.authorization = `Bearer ${options.token}`;
-  }
+  // The routes outside the client (backup, join ticket) are admin routes.
+  const token = tokenOf(options, "admin");
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
   // A ticket names its cluster: a node of another cluster refuses the call.
   const clusterId = clusterIdOf(options);
   if (clusterId !== undefined) headers[CLUSTER_ID_HEADER] = clusterId;

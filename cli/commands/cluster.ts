@@ -106,7 +106,7 @@ function nodeCommand(
     )
     .action(async (given, _options, command) => {
       const global = globals(command);
-      using client = clientOf(global);
+      using client = clientOf(global, "admin");
       const { members } = await client.cluster.members();
       const nodeId = resolveNodeId(given, members.map((m) => m.id));
       if (name === "promote") await client.cluster.promote(nodeId);
@@ -204,7 +204,7 @@ export function clusterCommand(): CommandUnknownOpts {
     )
     .action(async (nodeId, options, command) => {
       const global = globals(command);
-      using client = clientOf(global);
+      using client = clientOf(global, "admin");
       await client.cluster.addLearner({
         nodeId,
         httpUrl: options.httpUrl,

@@ -164,7 +164,14 @@ async function runNode(config: NodeConfig): Promise<void> {
     console.log(
       `  token      ${
         serving.kvConnectTokens[0]
-      } (generated, in the data folder)`,
+      } (the cluster's data token, in access.token)`,
+    );
+  }
+  if (config.adminTokens.length === 0) {
+    console.log(
+      `  admin      ${
+        serving.adminTokens[0]
+      } (the cluster's admin token, in admin.token; ASPEN_ADMIN_TOKEN)`,
     );
   }
   console.log(`  ticket     ${node.clientTicket()}`);

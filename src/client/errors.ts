@@ -181,8 +181,10 @@ export function errorFromWire(
     case "outcomeUnknown":
       return new TimeoutError(message, true, options);
     case "unavailable":
+    case "tooManyStreams":
       return new UnavailableError(code, message, options);
     case "unauthorized":
+    case "forbidden":
       return new AuthError(code, message, options);
     case "wrongCluster":
       return new WrongClusterError(code, message, options);
@@ -198,6 +200,7 @@ export function errorFromWire(
     case "unsupported":
     case "notFound":
     case "unsupportedMediaType":
+    case "invalidHost":
       return new InvalidRequestError(code, message, options);
     default:
       return new AspenError(code, message, options);

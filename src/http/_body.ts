@@ -33,13 +33,18 @@ export async function readBody(
   c: Context,
   limitBytes: number,
 ): Promise<unknown> {
-  const format = formatOfContentType(c.req.header("content-type") ?? null);
+  const type = c.req.header("content-type");
+  // A body without a type is what a cross-site form or fetch can send without
+  // a CORS preflight: refuse it.
+  const format = type === undefined || type.trim() === ""
+    ? null
+    : formatOfContentType(type);
   if (format === null) {
     throw new HttpApiError(
       "unsupportedMediaType",
       `Unsupported content type '${
-        c.req.header("content-type")
-      }': send application/json or application/msgpack`,
+        type ?? "(none)"
+      }': send Content-Type application/json or application/msgpack`,
     );
   }
   const declared = c.req.header("content-length");

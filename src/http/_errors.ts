@@ -18,6 +18,7 @@ import {
 } from "../kv/errors.ts";
 import { KvOutcomeUnknownError, KvUnavailableError } from "../kv/backend.ts";
 import { ClusterAdminError } from "../node/node_api.ts";
+import { StreamBudgetError } from "./stream_budget.ts";
 
 /** An error a route raises on purpose, carrying its API code. */
 export class HttpApiError extends Error {
@@ -74,6 +75,13 @@ export function classifyError(
   }
   if (error instanceof KvOutcomeUnknownError) {
     return { code: "outcomeUnknown", message: error.message, details: {} };
+  }
+  if (error instanceof StreamBudgetError) {
+    return {
+      code: error.scope === "node" ? "unavailable" : "tooManyStreams",
+      message: error.message,
+      details: { max: error.max },
+    };
   }
   if (error instanceof ClusterAdminError) {
     return {

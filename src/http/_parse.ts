@@ -5,6 +5,7 @@
  * @module
  */
 import { encodeKey, type KvKeyPart } from "../kv/key_codec.ts";
+import { validateReadKey } from "../kv/limits.ts";
 import type { KvCheck, KvEnqueue, KvMutation, KvSession } from "../kv/types.ts";
 import { versionstampFromString } from "../kv/versionstamp.ts";
 import { HTTP_API_LIMITS } from "../protocol/http_api.ts";
@@ -411,7 +412,11 @@ export function parseWatch(body: unknown): Uint8Array[] {
       `Invalid 'keys': expected 1 to ${HTTP_API_LIMITS.watchKeysMax} keys, received ${keys.length}`,
     );
   }
-  return keys.map((key, i) => requiredKeyBytes(key, `keys[${i}]`));
+  return keys.map((key, i) => {
+    const bytes = requiredKeyBytes(key, `keys[${i}]`);
+    validateReadKey(bytes);
+    return bytes;
+  });
 }
 
 /** `NodeIdRequest` → node id. */
@@ -440,4 +445,27 @@ export function parseAddLearner(body: unknown): NodeAddress {
     nodeKey: requiredString(f.nodeKey, "nodeKey"),
     certificateHash: requiredString(f.certificateHash, "certificateHash"),
   };
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
+
+function base64UrlString(value: unknown, field: string): string {
+  const text = requiredString(value, field);
+  if (!BASE64URL.test(text)) {
+    throw bad(`Invalid '${field}': expected base64url text`);
+  }
+  return text;
+}
+
+/** `JoinRequest` (`POST /v1/cluster/join`) → the join token and the node's address. */
+export function parseJoin(
+  body: unknown,
+): { token: string; address: NodeAddress } {
+  const f = fields(body, ["token", "address"]);
+  const token = base64UrlString(f.token, "token");
+  if (f.address === undefined) throw bad("Invalid body: missing 'address'");
+  const address = parseAddLearner(f.address);
+  base64UrlString(address.nodeKey, "address.nodeKey");
+  base64UrlString(address.certificateHash, "address.certificateHash");
+  return { token, address };
 }

@@ -10,7 +10,7 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import type { KvConsistency } from "../kv/backend.ts";
-import type { NodeApi } from "../node/node_api.ts";
+import type { NodeAddress, NodeApi } from "../node/node_api.ts";
 import {
   CONSISTENCY_PARAMETER,
   CONTENT_TYPE_JSON_LINES,
@@ -22,7 +22,9 @@ import {
   type StatusResponse,
   type TicketResponse,
 } from "../protocol/http_api.ts";
-import { bearerAuth, validateTokens } from "./_auth.ts";
+import { cors } from "hono/cors";
+import { bearerAuth, bearerOf, validateTokens } from "./_auth.ts";
+import { StreamBudget, type StreamLease } from "./stream_budget.ts";
 import { readBody, reply } from "./_body.ts";
 import { notFoundMessage } from "./_not_found.ts";
 import { matchNodeId, nodeIdMatchMessage } from "../protocol/node_id.ts";
@@ -49,6 +51,72 @@ export interface HttpAppOptions {
   readonly logError?: (error: unknown) => void;
   /** A sub-app mounted at `/` (KV Connect), behind the same token check. */
   readonly kvConnect?: Hono;
+  /**
+   * Routes that check their own credentials (KV Connect), mounted after the
+   * Host and CORS checks and before the API's token check.
+   */
+  readonly selfAuthenticated?: Hono;
+  /**
+   * Tokens of the admin scope (membership, backups, joins). Default: the
+   * data `tokens` (one scope), for tests and embedders.
+   */
+  readonly adminTokens?: readonly string[];
+  /** Paths of `kvConnect` that need the admin scope (e.g. the backup route). */
+  readonly adminPaths?: readonly string[];
+  /**
+   * `Host` names accepted besides IP literals (DNS rebinding guard); `null`
+   * accepts any. Default `null`.
+   */
+  readonly allowedHosts?: readonly string[] | null;
+  /** Origins allowed cross-site (CORS). Default none: no CORS headers at all. */
+  readonly corsOrigins?: readonly string[];
+  /** The shared budget of long-lived streams. Default: a budget of its own. */
+  readonly streams?: StreamBudget;
+  /**
+   * Serves a node's join request at `POST path` (checked by its own join
+   * token, not a bearer token); `handle` raises `HttpApiError("joinRefused")`
+   * for a refused token. Absent: the route does not exist.
+   */
+  readonly join?: {
+    readonly path: string;
+    readonly handle: (
+      request: { token: string; address: NodeAddress },
+    ) => Promise<unknown>;
+  };
+}
+
+/** Routes of the admin scope. */
+export const ADMIN_ROUTES: readonly string[] = [
+  ROUTES.clusterAddLearner,
+  ROUTES.clusterPromote,
+  ROUTES.clusterRemove,
+  ROUTES.clusterTransferLeader,
+];
+
+function hostOf(header: string): string {
+  const value = header.trim().toLowerCase();
+  if (value.startsWith("[")) return value.slice(0, value.indexOf("]") + 1);
+  const colon = value.lastIndexOf(":");
+  return colon < 0 ? value : value.slice(0, colon);
+}
+
+const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/** True when `Host` names an IP literal or one of `allowed` (DNS rebinding cannot forge either). */
+export function hostAllowed(
+  header: string | undefined,
+  allowed: readonly string[],
+): boolean {
+  if (header === undefined) return false;
+  const host = hostOf(header);
+  if (IPV4.test(host) || (host.startsWith("[") && host.endsWith("]"))) {
+    return true;
+  }
+  return allowed.some((name) => name.toLowerCase() === host);
+}
+
+function streamLease(streams: StreamBudget, c: Context): StreamLease {
+  return streams.acquire(bearerOf(c.req.header("authorization")) ?? "");
 }
 
 function consistencyOf(c: Context): KvConsistency {
@@ -99,16 +167,19 @@ export function createHttpApp(options: HttpAppOptions): Hono {
       `Cannot create HTTP app as 'bodyLimitBytes' must be a positive integer: current value is ${limit}`,
     );
   }
-  const tokens = options.tokens === null
-    ? null
-    : validateTokens(options.tokens);
+  const tokens = options.tokens === null ? null : {
+    data: validateTokens(options.tokens),
+    admin: validateTokens(options.adminTokens ?? options.tokens),
+  };
+  const adminPaths = new Set([...ADMIN_ROUTES, ...(options.adminPaths ?? [])]);
+  const allowedHosts = options.allowedHosts ?? null;
+  const streams = options.streams ?? new StreamBudget();
   const { node } = options;
   const now = options.nowMs ?? Date.now;
   const logError = options.logError ?? ((error) => console.error(error));
   const app = new Hono();
   const body = (c: Context) => readBody(c, limit);
   const ok: OkResponse = { ok: true };
-  let watchStreams = 0;
 
   app.onError((error, c) => {
     const { status, body } = errorReply(error);
@@ -122,6 +193,30 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     );
   });
 
+  if (allowedHosts !== null) {
+    app.use("*", async (c, next) => {
+      // HTTP/2 carries the host as :authority, which lands in the URL only.
+      const host = c.req.header("host") ?? new URL(c.req.url).host;
+      if (!hostAllowed(host, allowedHosts)) {
+        throw new HttpApiError(
+          "invalidHost",
+          "The Host header names none of this node's addresses (set allowedHosts to add a name)",
+        );
+      }
+      await next();
+    });
+  }
+  if ((options.corsOrigins ?? []).length > 0) {
+    app.use(
+      "*",
+      cors({
+        origin: [...options.corsOrigins!],
+        allowHeaders: ["authorization", "content-type", "accept"],
+        allowMethods: ["GET", "POST", "OPTIONS"],
+        maxAge: 600,
+      }),
+    );
+  }
   app.get(ROUTES.health, (c) => {
     const health = node.health();
     return c.json(
@@ -129,7 +224,22 @@ export function createHttpApp(options: HttpAppOptions): Hono {
       health.ok ? 200 : 503,
     );
   });
-  if (tokens !== null) app.use("*", bearerAuth(tokens));
+  if (options.join !== undefined) {
+    const join = options.join;
+    app.post(
+      join.path,
+      async (c) => reply(c, await join.handle(parse.parseJoin(await body(c)))),
+    );
+  }
+  // Routes that check their own credentials (KV Connect: the data tokens
+  // and its per-client data-path tokens) sit after the Host and CORS checks
+  // and before the API's token check.
+  if (options.selfAuthenticated !== undefined) {
+    app.route("/", options.selfAuthenticated);
+  }
+  if (tokens !== null) {
+    app.use("*", bearerAuth(tokens, (path) => adminPaths.has(path)));
+  }
   app.get(
     ROUTES.metrics,
     (c) =>
@@ -214,27 +324,25 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   });
   app.post(ROUTES.kvWatch, async (c) => {
     const keys = parse.parseWatch(await body(c));
-    if (watchStreams >= HTTP_API_LIMITS.watchStreamsMax) {
-      throw new HttpApiError(
-        "unavailable",
-        `Cannot watch: ${HTTP_API_LIMITS.watchStreamsMax} watch streams are open already`,
-      );
-    }
-    watchStreams++;
+    const lease = streamLease(streams, c);
     const stream = watchLines(
       node.backend,
       keys,
       HTTP_API_LIMITS.watchKeepAliveMs,
-      () => watchStreams--,
+      lease.release,
     );
     return c.body(stream, 200, { "content-type": CONTENT_TYPE_JSON_LINES });
   });
 
-  app.post(
-    ROUTES.queueListen,
-    async (c) =>
-      reply(c, await queue.listen(node, await body(c), c.req.raw.signal)),
-  );
+  app.post(ROUTES.queueListen, async (c) => {
+    const request = await body(c);
+    const lease = streamLease(streams, c);
+    try {
+      return reply(c, await queue.listen(node, request, c.req.raw.signal));
+    } finally {
+      lease.release();
+    }
+  });
   app.post(
     ROUTES.queueAck,
     async (c) => reply(c, await queue.ack(node, await body(c))),

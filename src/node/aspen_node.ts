@@ -68,6 +68,7 @@ import {
 } from "./join.ts";
 import { renderMetrics } from "./metrics.ts";
 import { HttpMetrics } from "./http_metrics.ts";
+import { StreamBudget } from "../http/stream_budget.ts";
 import { serveClientSession } from "./client_streams.ts";
 import {
   ClusterAdminError,
@@ -78,6 +79,7 @@ import {
 } from "./node_api.ts";
 import { RaftKvBackend } from "./raft_kv_backend.ts";
 import { RaftRunner } from "./raft_runner.ts";
+import { deriveToken } from "./access_tokens.ts";
 import {
   checkPromotion,
   PROMOTE_LAG_MAX,
@@ -114,6 +116,16 @@ export class AspenNode implements NodeApi {
   readonly http: HttpMetrics = new HttpMetrics();
   /** The revoked node ids the transport's handshakes read (filled from the log). */
   #revoked = new Set<string>();
+  /** Tokens WebTransport clients must present (set by `serveNode`). */
+  clientTokens: readonly string[] = [];
+  /** The node's budget of long-lived client streams (set by `serveNode`). */
+  clientStreams: StreamBudget = new StreamBudget();
+
+  /** Sets the client tokens and the shared stream budget before clients connect. */
+  setClientAccess(tokens: readonly string[], streams: StreamBudget): void {
+    this.clientTokens = [...tokens];
+    this.clientStreams = streams;
+  }
   readonly #cluster: {
     file: ClusterFile;
     readonly members: Map<string, NodeAddress>;
@@ -263,7 +275,12 @@ export class AspenNode implements NodeApi {
     logStore.close();
     const backend = new RaftKvBackend(runner, state, cluster.databaseId);
     clientSessions = (session) =>
-      void serveClientSession(session, backend, config.tokens);
+      void serveClientSession(
+        session,
+        backend,
+        node.clientTokens,
+        node.clientStreams,
+      );
     const node = new AspenNode({
       config,
       identity,
@@ -477,6 +494,14 @@ export class AspenNode implements NodeApi {
     }
   }
 
+  /** The data and admin tokens derived from the cluster key (see access_tokens.ts). */
+  async #clusterTokens(): Promise<{ data: string; admin: string }> {
+    const key = await Deno.readFile(
+      `${this.config.dataDir}/${DATA_FILES.clusterKey}`,
+    );
+    return { data: deriveToken(key, "data"), admin: deriveToken(key, "admin") };
+  }
+
   /** Node ids whose handshakes this node refuses (revoked members), as replicated here. */
   revokedNodes(): string[] {
     return [...this.#revoked];
@@ -654,6 +679,7 @@ export class AspenNode implements NodeApi {
       credential,
       voters: [...this.runner.status().conf.voters],
       members: [...this.#cluster.members.values()],
+      tokens: await this.#clusterTokens(),
     };
   }
 

@@ -12,6 +12,8 @@
  * @module
  */
 import { decode, encode } from "@msgpack/msgpack";
+import { tokenAccepted, validateTokens } from "../http/_auth.ts";
+import { StreamBudget, StreamBudgetError } from "../http/stream_budget.ts";
 import type { KvBackend } from "../kv/backend.ts";
 import { validateReadKey, validateWatchKeys } from "../kv/limits.ts";
 import type { KvEntry } from "../kv/types.ts";
@@ -21,18 +23,6 @@ import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 export const CLIENT_REQUEST_BYTES_MAX = 64 * 1024;
 /** Streams one session may have open at once. */
 export const CLIENT_STREAMS_PER_SESSION_MAX = 16;
-
-const encoder = new TextEncoder();
-
-function constantTimeEqual(a: string, b: string): boolean {
-  const x = encoder.encode(a);
-  const y = encoder.encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) {
-    diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  }
-  return diff === 0;
-}
 
 function entryToFrame(entry: KvEntry | null) {
   return entry === null ? null : {
@@ -45,14 +35,16 @@ function entryToFrame(entry: KvEntry | null) {
 /**
  * Serves a client's WebTransport session until it closes.
  *
- * @param tokens Accepted access tokens; empty means none are required (a node
- *   without tokens only listens on loopback).
+ * @param tokens Accepted access tokens (the data scope); empty refuses every request.
+ * @param streams The node's shared budget of long-lived streams.
  */
 export async function serveClientSession(
   session: WebTransport,
   backend: KvBackend,
   tokens: readonly string[],
+  streams: StreamBudget = new StreamBudget(),
 ): Promise<void> {
+  const accepted = validateTokens(tokens);
   const reader = session.incomingBidirectionalStreams.getReader();
   let open = 0;
   const closed: Promise<void> = session.closed.then(() => {}, () => {});
@@ -73,7 +65,9 @@ export async function serveClientSession(
         continue;
       }
       open++;
-      void serveStream(stream, backend, tokens, closed).finally(() => open--);
+      void serveStream(stream, backend, accepted, streams, closed).finally(
+        () => open--,
+      );
     }
   } finally {
     reader.releaseLock();
@@ -114,7 +108,8 @@ async function readRequest(
 async function serveStream(
   stream: WebTransportBidirectionalStream,
   backend: KvBackend,
-  tokens: readonly string[],
+  tokens: readonly Uint8Array[],
+  streams: StreamBudget,
   sessionClosed: Promise<void>,
 ): Promise<void> {
   let request: { method?: unknown; token?: unknown; keys?: unknown };
@@ -129,10 +124,8 @@ async function serveStream(
     return;
   }
   if (
-    tokens.length > 0 &&
-    !tokens.some((t) =>
-      typeof request.token === "string" && constantTimeEqual(t, request.token)
-    )
+    !(typeof request.token === "string" &&
+      tokenAccepted(request.token, tokens))
   ) {
     await refuse(stream, "unauthorized", "Missing or wrong access token");
     return;
@@ -157,6 +150,18 @@ async function serveStream(
     await refuse(stream, "badRequest", (error as Error).message);
     return;
   }
+  let lease;
+  try {
+    lease = streams.acquire(request.token as string);
+  } catch (error) {
+    if (!(error instanceof StreamBudgetError)) throw error;
+    await refuse(
+      stream,
+      error.scope === "node" ? "unavailable" : "tooManyStreams",
+      error.message,
+    );
+    return;
+  }
   const abort = new AbortController();
   void sessionClosed.then(() => abort.abort());
   const writer = stream.writable.getWriter();
@@ -171,6 +176,7 @@ async function serveStream(
   } catch {
     // The client went away or the session closed: stop watching.
   } finally {
+    lease.release();
     abort.abort();
     writer.releaseLock();
   }

@@ -20,10 +20,37 @@ export interface NodeConfig {
   /** UDP port of the QUIC peer listener; 0 picks one. Default: same number as `httpPort`. Env ASPEN_QUIC_PORT. */
   readonly quicPort: number;
   /**
-   * Bearer tokens accepted by the HTTP API and KV Connect (any of them).
-   * Default none: then only loopback listeners are allowed. Env ASPEN_TOKENS (comma-separated).
+   * Data-scope bearer tokens accepted by the HTTP API and KV Connect (any of
+   * them). Default none: the cluster's token, derived from the cluster key
+   * and kept in `access.token`, is required. Env ASPEN_TOKENS (comma-separated).
    */
   readonly tokens: readonly string[];
+  /**
+   * Admin-scope tokens (membership, backups, joins). Default none: the
+   * cluster's admin token, kept in `admin.token`. Env ASPEN_ADMIN_TOKENS.
+   */
+  readonly adminTokens: readonly string[];
+  /**
+   * `Host` names the HTTP API answers besides IP literals (and loopback
+   * names when bound to loopback); `["*"]` accepts any. Default none.
+   */
+  readonly allowedHosts: readonly string[];
+  /** Origins allowed cross-site (CORS). Default none: CORS is off. */
+  readonly corsOrigins: readonly string[];
+  /** Open HTTP connections at most (past it new ones are closed at once). Default 512. */
+  readonly httpConnectionsMax: number;
+  /** Open HTTP connections one remote address may hold. Default 64. */
+  readonly httpConnectionsPerAddressMax: number;
+  /** Milliseconds a connection may take to send a request's headers (and finish TLS). Default 10,000. */
+  readonly httpHeaderTimeoutMs: number;
+  /** Milliseconds a request's body may take to arrive. Default 30,000. */
+  readonly httpBodyTimeoutMs: number;
+  /** Milliseconds an idle keep-alive connection stays open. Default 30,000. */
+  readonly httpIdleTimeoutMs: number;
+  /** Long-lived streams (watches, queue listens, WebTransport) the node serves at once. Default 1,000. */
+  readonly streamsMax: number;
+  /** Long-lived streams one token may hold at once. Default 500. */
+  readonly streamsPerTokenMax: number;
   /** Milliseconds per Raft tick. Default 100. */
   readonly tickMs: number;
   /** Ticks without a leader before an election (randomized up to twice this). Default 10. */
@@ -61,6 +88,16 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   quicHost: "",
   quicPort: -1,
   tokens: [],
+  adminTokens: [],
+  allowedHosts: [],
+  corsOrigins: [],
+  httpConnectionsMax: 512,
+  httpConnectionsPerAddressMax: 64,
+  httpHeaderTimeoutMs: 10_000,
+  httpBodyTimeoutMs: 30_000,
+  httpIdleTimeoutMs: 30_000,
+  streamsMax: 1000,
+  streamsPerTokenMax: 500,
   tickMs: 100,
   electionTicks: 10,
   snapshotEntries: 10_000,
@@ -87,6 +124,7 @@ const ENV: Record<string, keyof NodeConfig> = {
   ASPEN_QUIC_HOST: "quicHost",
   ASPEN_QUIC_PORT: "quicPort",
   ASPEN_TOKENS: "tokens",
+  ASPEN_ADMIN_TOKENS: "adminTokens",
   ASPEN_HTTPS_CERT_FILE: "httpsCertFile",
   ASPEN_HTTPS_KEY_FILE: "httpsKeyFile",
 };
@@ -206,20 +244,8 @@ export function resolveNodeConfig(
     : integer("quicPort", m.quicPort, 0, 65535);
   const httpHost = String(m.httpHost);
   const quicHost = m.quicHost === "" ? httpHost : String(m.quicHost);
-  const tokens = m.tokens ?? [];
-  if (
-    !Array.isArray(tokens) ||
-    tokens.some((t) => typeof t !== "string" || t.length < 16)
-  ) {
-    throw new RangeError(
-      "Cannot start node as every token must be a string of at least 16 characters",
-    );
-  }
-  if (tokens.length === 0 && !isLoopback(httpHost)) {
-    throw new RangeError(
-      `Cannot start node on '${httpHost}' without an access token: set ASPEN_TOKENS or bind 127.0.0.1`,
-    );
-  }
+  const tokens = tokenList(m.tokens, "tokens");
+  const adminTokens = tokenList(m.adminTokens, "adminTokens");
   const electionTicks = integer("electionTicks", m.electionTicks, 3, 1000);
   if (m.readOnly !== "safe" && m.readOnly !== "lease") {
     throw new TypeError(
@@ -266,6 +292,46 @@ export function resolveNodeConfig(
     quicHost,
     quicPort,
     tokens,
+    adminTokens,
+    allowedHosts: stringList(m.allowedHosts, "allowedHosts"),
+    corsOrigins: stringList(m.corsOrigins, "corsOrigins"),
+    httpConnectionsMax: integer(
+      "httpConnectionsMax",
+      m.httpConnectionsMax,
+      1,
+      1_000_000,
+    ),
+    httpConnectionsPerAddressMax: integer(
+      "httpConnectionsPerAddressMax",
+      m.httpConnectionsPerAddressMax,
+      1,
+      1_000_000,
+    ),
+    httpHeaderTimeoutMs: integer(
+      "httpHeaderTimeoutMs",
+      m.httpHeaderTimeoutMs,
+      100,
+      600_000,
+    ),
+    httpBodyTimeoutMs: integer(
+      "httpBodyTimeoutMs",
+      m.httpBodyTimeoutMs,
+      100,
+      3_600_000,
+    ),
+    httpIdleTimeoutMs: integer(
+      "httpIdleTimeoutMs",
+      m.httpIdleTimeoutMs,
+      100,
+      3_600_000,
+    ),
+    streamsMax: integer("streamsMax", m.streamsMax, 1, 1_000_000),
+    streamsPerTokenMax: integer(
+      "streamsPerTokenMax",
+      m.streamsPerTokenMax,
+      1,
+      1_000_000,
+    ),
     tickMs,
     electionTicks,
     snapshotEntries: integer(
@@ -294,6 +360,29 @@ export function resolveNodeConfig(
     allowMissingLog: m.allowMissingLog === true,
     name,
   };
+}
+
+function tokenList(value: unknown, name: string): readonly string[] {
+  const tokens = value ?? [];
+  if (
+    !Array.isArray(tokens) ||
+    tokens.some((t) => typeof t !== "string" || t.length < 16)
+  ) {
+    throw new RangeError(
+      `Cannot start node as every one of '${name}' must be a string of at least 16 characters`,
+    );
+  }
+  return tokens;
+}
+
+function stringList(value: unknown, name: string): readonly string[] {
+  const list = value ?? [];
+  if (!Array.isArray(list) || list.some((t) => typeof t !== "string")) {
+    throw new TypeError(
+      `Cannot start node as '${name}' must be a list of strings`,
+    );
+  }
+  return list;
 }
 
 /** True for 127.0.0.0/8, ::1 and localhost. */

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { ADMIN_TOKEN_FILE, DATA_TOKEN_FILE } from "./access_tokens.ts";
 import { decode, encode } from "@msgpack/msgpack";
 import { decodeBase32 } from "../cluster/base32.ts";
 import { encodeCredential, issueCredential } from "../cluster/credential.ts";
@@ -132,6 +133,11 @@ export interface JoinResponse {
   /** Current voters (the new node starts as a learner). */
   readonly voters: readonly string[];
   readonly members: readonly NodeAddress[];
+  /**
+   * The cluster's derived data and admin tokens (a joined node holds no
+   * cluster key to derive them from), so every member accepts the same ones.
+   */
+  readonly tokens: { readonly data: string; readonly admin: string };
 }
 
 /** Issues the credential for a joining node. */
@@ -179,15 +185,21 @@ export async function requestJoin(
         signal: AbortSignal.timeout(Math.max(1000, deadline - Date.now())),
       });
       const body = await response.json() as JoinResponse & {
-        error?: { message: string; leaderUrl?: string };
+        error?: {
+          message: string;
+          leaderUrl?: string;
+          details?: { leaderUrl?: string };
+        };
       };
+      const leaderUrl = body.error?.details?.leaderUrl ??
+        body.error?.leaderUrl;
       if (response.ok) return body;
       lastError = `${url}: ${response.status} ${body.error?.message ?? ""}`;
       if (response.status === 403) {
         throw new JoinRefusedError(body.error?.message ?? "Join refused");
       }
-      if (response.status === 421 && body.error?.leaderUrl) {
-        queue.unshift(body.error.leaderUrl);
+      if (response.status === 421 && leaderUrl) {
+        queue.unshift(leaderUrl);
       }
     } catch (error) {
       if (error instanceof JoinRefusedError) throw error;
@@ -256,6 +268,22 @@ export async function prepareJoin(
     decodeBase32(response.clusterId),
     { mode: 0o600 },
   );
+  // The cluster's tokens, kept where loadAccessTokens reads them.
+  for (
+    const [file, token] of [
+      [DATA_TOKEN_FILE, response.tokens?.data],
+      [ADMIN_TOKEN_FILE, response.tokens?.admin],
+    ] as const
+  ) {
+    if (typeof token !== "string" || !/^[0-9a-f]{16,128}$/.test(token)) {
+      throw new JoinRefusedError(
+        "Join response carries no valid cluster tokens",
+      );
+    }
+    await Deno.writeTextFile(`${config.dataDir}/${file}`, `${token}\n`, {
+      mode: 0o600,
+    });
+  }
   await writeClusterFile(config.dataDir, {
     clusterId: response.clusterId,
     databaseId: response.databaseId,

@@ -6,14 +6,22 @@
  * @module
  */
 import { Hono } from "hono";
-import { createHttpApp, serveHttpApp } from "../http/app.ts";
+import { createHttpApp } from "../http/app.ts";
+import { type GuardedServer, serveGuarded } from "../http/connection_guard.ts";
+import {
+  availableDescriptors,
+  descriptorsNeeded,
+  fitConnectionCap,
+} from "../http/descriptors.ts";
 import { kvConnectApp } from "../http/kv_connect/app.ts";
 import { AspenNode } from "./aspen_node.ts";
 import { routeGroup } from "./http_metrics.ts";
-import { JOIN_ROUTE, JoinRefusedError, type JoinRequest } from "./join.ts";
-import { ClusterAdminError } from "./node_api.ts";
-import type { NodeConfig } from "./config.ts";
-import { exists } from "./data_dir.ts";
+import { DATA_TOKEN_FILE, loadAccessTokens } from "./access_tokens.ts";
+import { HttpApiError } from "../http/_errors.ts";
+import { JOIN_ROUTE, JoinRefusedError } from "./join.ts";
+import { isLoopback, type NodeConfig } from "./config.ts";
+import { DATA_FILES } from "./data_dir.ts";
+import { StreamBudget } from "../http/stream_budget.ts";
 import { freeTcpPorts } from "./provision.ts";
 import { notFoundBody } from "../http/_not_found.ts";
 
@@ -29,15 +37,19 @@ export const JOIN_TICKET_ROUTE = "/v1/cluster/join-ticket";
 /** Response header naming the answering node's cluster id (base32). */
 export const CLUSTER_ID_HEADER = "aspen-cluster-id";
 
-/** File holding the generated KV Connect token when none is configured. */
-export const GENERATED_TOKEN_FILE = "access.token";
+/** File holding the cluster's data token when none is configured. */
+export const GENERATED_TOKEN_FILE = DATA_TOKEN_FILE;
 
 /** A node serving HTTP. */
 export interface ServingNode {
   readonly node: AspenNode;
   readonly url: string;
-  /** Tokens KV Connect accepts (configured, or the generated one). */
+  /** Data-scope tokens (HTTP API and KV Connect): configured, or the cluster's. */
   readonly kvConnectTokens: readonly string[];
+  /** Admin-scope tokens: configured, or the cluster's. */
+  readonly adminTokens: readonly string[];
+  /** The guarded listener (connection counts, closes by reason). */
+  readonly http: GuardedServer;
   /**
    * Stops accepting, waits for in-flight requests up to the shutdown grace
    * period (long-lived streams such as watches would otherwise hold it for
@@ -89,18 +101,26 @@ export async function serveNode(
     ...nodeOptions,
   });
   try {
-    const kvConnectTokens = config.tokens.length > 0
-      ? config.tokens
-      : [await generatedToken(config.dataDir)];
+    const tokens = await loadAccessTokens(config.dataDir, config);
+    const streams = new StreamBudget(
+      config.streamsMax,
+      config.streamsPerTokenMax,
+    );
+    // The admin scope covers the data scope, on every listener.
+    const dataOrAdmin = [...tokens.data, ...tokens.admin];
+    node.setClientAccess(dataOrAdmin, streams);
     const kvConnect = kvConnectApp({
       backend: node.backend,
-      tokens: kvConnectTokens,
+      tokens: dataOrAdmin,
       selfUrl: url,
       path: KV_CONNECT_PATH,
+      streams,
     });
-    // The backup route shares the API's token check. KV Connect checks the
-    // same tokens itself, and also its per-client data-path tokens (which
-    // the API's check does not know), so it is mounted outside it.
+    // The backup and join-ticket routes share the API's token check (admin
+    // scope). KV Connect checks the same tokens itself, and also its
+    // per-client data-path tokens (which the API's check does not know), so
+    // the app mounts it after the Host and CORS checks but before its own
+    // token check.
     const extra = new Hono();
     extra.get(
       SNAPSHOT_ROUTE,
@@ -118,12 +138,28 @@ export async function serveNode(
     );
     const app = createHttpApp({
       node,
-      tokens: config.tokens.length > 0 ? config.tokens : null,
+      tokens: tokens.data,
+      adminTokens: tokens.admin,
+      adminPaths: [SNAPSHOT_ROUTE, JOIN_TICKET_ROUTE],
+      allowedHosts: allowedHostsOf(config),
+      corsOrigins: config.corsOrigins,
+      streams,
       bodyLimitBytes: config.bodyLimitBytes,
       kvConnect: extra,
+      selfAuthenticated: kvConnect,
+      // The join request carries its own credential (the join token).
+      join: {
+        path: JOIN_ROUTE,
+        handle: async (request) => {
+          try {
+            return await node.handleJoin(request);
+          } catch (error) {
+            if (!(error instanceof JoinRefusedError)) throw error;
+            throw new HttpApiError("joinRefused", error.message);
+          }
+        },
+      },
     });
-    const abort = new AbortController();
-    // The join request carries its own credential (the join token), not the API token.
     const outer = new Hono();
     const clusterId = node.status().clusterId;
     outer.use(async (c, next) => {
@@ -157,36 +193,12 @@ export async function serveNode(
       );
       return undefined;
     });
-    outer.post(JOIN_ROUTE, async (c) => {
-      try {
-        return c.json(await node.handleJoin(await c.req.json() as JoinRequest));
-      } catch (error) {
-        const message = (error as Error).message;
-        if (error instanceof JoinRefusedError) {
-          return c.json({ error: { code: "joinRefused", message } }, 403);
-        }
-        if (error instanceof ClusterAdminError && error.code === "notLeader") {
-          return c.json({
-            error: {
-              code: "notLeader",
-              message,
-              leaderUrl: error.leaderHttpUrl,
-            },
-          }, 421);
-        }
-        if (error instanceof SyntaxError) {
-          return c.json({ error: { code: "badRequest", message } }, 400);
-        }
-        return c.json({ error: { code: "unavailable", message } }, 503);
-      }
-    });
     // The HTTP API's routes under the KV Connect URL: a client given the
     // wrong URL is told the right one (before KV Connect's bare 404).
     outer.all(
       `${KV_CONNECT_PATH}/v1/*`,
       (c) => c.json(notFoundBody(c.req.method, c.req.url), 404),
     );
-    outer.route("/", kvConnect);
     outer.route("/", app);
     // A mounted app's not-found handler does not apply here: answer with the
     // API's typed error body, like every other refusal.
@@ -195,11 +207,26 @@ export async function serveNode(
       cert: await Deno.readTextFile(config.httpsCertFile),
       key: await Deno.readTextFile(config.httpsKeyFile),
     };
-    const server = serveHttpApp(outer, {
+    const { cap, warning } = fitConnectionCap(
+      config.httpConnectionsMax,
+      availableDescriptors(
+        `${config.dataDir}/${DATA_FILES.cluster}`,
+        descriptorsNeeded(config.httpConnectionsMax),
+      ),
+    );
+    if (warning !== null) log(`http: ${warning}`);
+    const server = serveGuarded(outer.fetch, {
       hostname: config.httpHost,
       port: httpPort,
-      signal: abort.signal,
       ...(tls === undefined ? {} : { tls }),
+      limits: {
+        connectionsMax: cap,
+        perAddressMax: Math.min(cap, config.httpConnectionsPerAddressMax),
+        headerTimeoutMs: config.httpHeaderTimeoutMs,
+        bodyTimeoutMs: config.httpBodyTimeoutMs,
+        idleTimeoutMs: config.httpIdleTimeoutMs,
+      },
+      log,
     });
     let stopping: Promise<void> | null = null;
     const stop = () =>
@@ -215,24 +242,28 @@ export async function serveNode(
         // Stopping the node ends its streams; do not wait on stragglers.
         if (!drained) await settlesWithin(shutdown, 1000);
       })();
-    return { node, url, kvConnectTokens, stop };
+    return {
+      node,
+      url,
+      kvConnectTokens: tokens.data,
+      adminTokens: tokens.admin,
+      http: server,
+      stop,
+    };
   } catch (error) {
     await node.stop();
     throw error;
   }
 }
 
-/** Reads the folder's generated access token, creating it (0600) on first use. */
-async function generatedToken(dataDir: string): Promise<string> {
-  const path = `${dataDir}/${GENERATED_TOKEN_FILE}`;
-  if (await exists(path)) return (await Deno.readTextFile(path)).trim();
-  const bytes = crypto.getRandomValues(new Uint8Array(24));
-  const token = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(
-    "",
-  );
-  await Deno.writeTextFile(path, `${token}\n`, {
-    mode: 0o600,
-    createNew: true,
-  });
-  return token;
+/**
+ * `Host` names the API answers besides IP literals: the configured ones,
+ * the bind address, and loopback names when bound to loopback; `["*"]`
+ * turns the check off.
+ */
+export function allowedHostsOf(config: NodeConfig): string[] | null {
+  if (config.allowedHosts.includes("*")) return null;
+  const names = [...config.allowedHosts, config.httpHost];
+  if (isLoopback(config.httpHost)) names.push("localhost");
+  return names;
 }

@@ -116,6 +116,12 @@ export const ERROR_STATUS = {
   unsupported: 400,
   /** No or wrong bearer token. */
   unauthorized: 401,
+  /** A data token on an admin route (membership, backups, joins). */
+  forbidden: 403,
+  /** A join token that is malformed, forged, for another cluster, or expired. */
+  joinRefused: 403,
+  /** The `Host` header names none of the node's names (DNS rebinding guard). */
+  invalidHost: 421,
   /** Unknown route. */
   notFound: 404,
   /** The node named in an admin call is not a member. */
@@ -138,6 +144,8 @@ export const ERROR_STATUS = {
   unsupportedMediaType: 415,
   /** An admin call or a queue listen reached a node that is not the leader; details name the leader. */
   notLeader: 421,
+  /** The node's or this token's long-lived stream budget is used up: retry later. */
+  tooManyStreams: 429,
   /** Unexpected server failure. */
   internal: 500,
   /** Nothing happened (no leader, no quorum): safe to retry anywhere. */

@@ -11,7 +11,7 @@ export const CLI = new URL("../../cli/aspen.ts", import.meta.url).pathname;
 /** The permissions of the `aspen` task that the CLI commands under test need. */
 const DEFAULT_PERMISSIONS = [
   "--allow-net=127.0.0.1",
-  "--allow-env=ASPEN_URL,ASPEN_TOKEN",
+  "--allow-env=ASPEN_URL,ASPEN_TOKEN,ASPEN_ADMIN_TOKEN",
   "--allow-read",
 ];
 

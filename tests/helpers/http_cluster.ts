@@ -198,6 +198,8 @@ export interface TestClusterOptions {
   readonly kvConnect?: Hono;
   /** Options of every node's backend (planted bugs). */
   readonly backend?: RaftKvBackendOptions;
+  /** Admin-scope tokens; default: the data tokens (one scope). */
+  readonly adminTokens?: readonly string[];
 }
 
 /** Three nodes on one in-memory network. */
@@ -262,6 +264,9 @@ export async function startTestCluster(
     const app = createHttpApp({
       node,
       tokens: [TEST_TOKEN, OTHER_TOKEN],
+      ...(options.adminTokens === undefined
+        ? {}
+        : { adminTokens: options.adminTokens }),
       bodyLimitBytes: options.bodyLimitBytes,
       kvConnect: options.kvConnect,
       logError: () => {},

@@ -49,7 +49,7 @@ export interface ProcessClusterOptions {
   readonly config?: Readonly<Record<string, unknown>>;
   /** Extra environment of the node processes (e.g. `ASPEN_TOKENS`). */
   readonly env?: Readonly<Record<string, string>>;
-  /** Bearer token the harness sends on `/v1/cluster/status`. */
+  /** Bearer token the harness sends on `/v1/cluster/status`. Default: the cluster's data token. */
   readonly token?: string;
 }
 
@@ -197,15 +197,46 @@ export class ProcessCluster {
     return node;
   }
 
+  /** The process id of node `index` while it runs (null when down). */
+  pid(index: number): number | null {
+    const record = this.#nodes[index];
+    return record?.state === "down" ? null : record?.child?.pid ?? null;
+  }
+
   /** Every node's HTTP URL, in index order. */
   get urls(): string[] {
     return this.#nodes.map((node) => node.url);
   }
 
-  /** The generated KV Connect token of node `index` (when no tokens are configured). */
+  /** The cluster's data token as node `index` keeps it (when no tokens are configured). */
   async accessToken(index: number): Promise<string> {
     return (await Deno.readTextFile(`${this.node(index).dataDir}/access.token`))
       .trim();
+  }
+
+  /**
+   * The data token to send: the configured `token`, else the cluster's
+   * (every node derives the same one), read from the first folder that has it.
+   */
+  async token(): Promise<string> {
+    if (this.#options.token !== undefined) return this.#options.token;
+    return await this.#tokenFile("access.token");
+  }
+
+  /** The cluster's admin token (membership, backups, join tickets). */
+  async adminToken(): Promise<string> {
+    return await this.#tokenFile("admin.token");
+  }
+
+  async #tokenFile(name: string): Promise<string> {
+    for (const node of this.#nodes) {
+      try {
+        return (await Deno.readTextFile(`${node.dataDir}/${name}`)).trim();
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+    }
+    throw new Error(`Cannot find ${name}: no node has started yet`);
   }
 
   /** The node's status, or null when it does not answer in time. */
@@ -213,10 +244,8 @@ export class ProcessCluster {
     const node = this.node(index);
     if (node.state !== "running") return null;
     const headers: Record<string, string> = {};
-    if (this.#options.token !== undefined) {
-      headers.authorization = `Bearer ${this.#options.token}`;
-    }
     try {
+      headers.authorization = `Bearer ${await this.token()}`;
       const response = await fetch(`${node.url}/v1/cluster/status`, {
         headers,
         signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),

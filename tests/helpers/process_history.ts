@@ -38,6 +38,8 @@ function sleep(ms: number): Promise<void> {
 /** Options of {@linkcode runRecordingClients}. */
 export interface RecordingOptions {
   readonly urls: readonly string[];
+  /** Bearer token of the clients. */
+  readonly token?: string;
   readonly clients: number;
   /** Register keys the clients share. */
   readonly keys: readonly string[];
@@ -95,6 +97,7 @@ export async function runRecordingClients(
       const trace: string[] = [];
       const client = connect(urls, {
         timeoutMs: options.timeoutMs,
+        token: options.token,
         fetch: tracingFetch(trace),
       });
       return runClient(client, clientId, options, recording, trace).finally(

@@ -17,7 +17,7 @@
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { encodeBase64 } from "../../protocol/base64.ts";
-import { constantTimeEqual } from "./_request.ts";
+import { constantTimeEqual } from "../_auth.ts";
 
 const PREFIX = "aspen-dp1";
 const KEY_LABEL = "aspen kv-connect data-path token v1";

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { constantTimeEqual } from "../_auth.ts";
 import { KV_CONNECT_MESSAGES as M, KvConnectError } from "./errors.ts";
 
 /**
@@ -49,19 +50,6 @@ export async function readBodyBounded(
 }
 
 const encoder = new TextEncoder();
-
-/**
- * Compares two byte strings in time that depends only on their lengths,
- * never on where they first differ.
- */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  const length = Math.max(a.length, b.length);
-  let difference = a.length ^ b.length;
-  for (let i = 0; i < length; i++) {
-    difference |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  }
-  return difference === 0;
-}
 
 /** Holds the accepted tokens and checks `Authorization: Bearer <token>` headers. */
 export class TokenChecker {

@@ -64,19 +64,23 @@ const PING = Symbol("ping");
 /**
  * Streams the watch of `keys` on `backend` until the reader cancels (the
  * server cancels the body when the client goes away) or the backend ends
- * the watch.
+ * the watch. `onEnd` runs when it ends, however it ends (it may run twice).
  */
 export function watchResponseStream(
   backend: KvBackend,
   keys: readonly Uint8Array[],
   pingIntervalMs: number,
+  onEnd: () => void = () => {},
 ): ReadableStream<Uint8Array> {
   const abort = new AbortController();
   const iterator = backend.watch(keys, abort.signal)[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<readonly (KvEntry | null)[]>> | null =
     null;
   let previous: readonly (KvEntry | null)[] | null = null;
-  const stop = () => abort.abort();
+  const stop = () => {
+    abort.abort();
+    onEnd();
+  };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       // Each pull enqueues exactly one frame (a change or a ping) or closes.

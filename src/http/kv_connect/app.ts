@@ -58,6 +58,7 @@ import { DeliveryMarks } from "./_delivery_marks.ts";
 import { versionstampIndex } from "../../kv/versionstamp.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { watchResponseStream } from "./_watch_stream.ts";
+import { StreamBudget, StreamBudgetError } from "../stream_budget.ts";
 
 /** Options of {@linkcode kvConnectApp}. */
 export interface KvConnectAppOptions {
@@ -81,6 +82,8 @@ export interface KvConnectAppOptions {
   readonly requestBodyBytesMax?: number;
   /** The clock, Unix ms. Default `Date.now`. */
   readonly now?: () => number;
+  /** The node's budget of long-lived streams (watches). Default: a budget of its own. */
+  readonly streams?: StreamBudget;
 }
 
 /** Protocol versions this server speaks, preferred first. */
@@ -98,6 +101,7 @@ type DataPathMethod = (typeof DATA_PATH_METHODS)[number];
 
 interface ResolvedOptions {
   readonly backend: KvBackend;
+  readonly streams: StreamBudget;
   readonly tokens: TokenChecker;
   readonly dataTokens: DataPathTokens;
   readonly resends: ResendTracker;
@@ -144,6 +148,7 @@ function resolveOptions(options: KvConnectAppOptions): ResolvedOptions {
   const now = options.now ?? Date.now;
   return {
     backend: options.backend,
+    streams: options.streams ?? new StreamBudget(),
     tokens: new TokenChecker(options.tokens),
     dataTokens: new DataPathTokens(options.tokens),
     resends: new ResendTracker(now),
@@ -224,13 +229,14 @@ async function metadataExchange(
 }
 
 /**
- * Checks the data-path headers; returns the client of a data-path token, or
- * null for a request authorised by an access token itself.
+ * Checks the data-path headers; returns the client of a data-path token (null
+ * for a request authorised by an access token itself) and the bearer token,
+ * which the stream budget counts against.
  */
 function checkDataPathHeaders(
   c: Context,
   options: ResolvedOptions,
-): DataPathClient | null {
+): { client: DataPathClient | null; token: string } {
   const version = c.req.header("x-denokv-version");
   if (version !== "2" && version !== "3") {
     throw new KvConnectError(400, M.invalidProtocolVersion);
@@ -240,12 +246,12 @@ function checkDataPathHeaders(
   const client = bearer === undefined
     ? null
     : options.dataTokens.verify(bearer, options.now());
-  if (client === null) options.tokens.check(authorization);
+  const token = client === null ? options.tokens.check(authorization) : bearer!;
   const databaseId = c.req.header("x-denokv-database-id");
   if (databaseId?.toLowerCase() !== options.backend.databaseId) {
     throw new KvConnectError(400, M.invalidDatabaseId);
   }
-  return client;
+  return { client, token };
 }
 
 function decodeOrRefuse<T>(
@@ -373,12 +379,24 @@ async function atomicWrite(
 function watch(
   options: ResolvedOptions,
   body: Uint8Array,
+  token: string,
 ): Response {
   const keys = toWatchKeys(decodeOrRefuse(decodeWatch, body));
+  let lease;
+  try {
+    lease = options.streams.acquire(token);
+  } catch (error) {
+    if (!(error instanceof StreamBudgetError)) throw error;
+    throw new KvConnectError(
+      error.scope === "node" ? 503 : 429,
+      error.message,
+    );
+  }
   const stream = watchResponseStream(
     options.backend,
     keys,
     options.watchPingIntervalMs,
+    lease.release,
   );
   return new Response(stream, {
     headers: { "content-type": "application/octet-stream" },
@@ -391,7 +409,7 @@ async function dataPath(
   consistency: KvConsistency,
   method: DataPathMethod,
 ): Promise<Response> {
-  const client = checkDataPathHeaders(c, options);
+  const { client, token } = checkDataPathHeaders(c, options);
   const body = await readBodyBounded(c.req.raw, options.requestBodyBytesMax);
   switch (method) {
     case "snapshot_read":
@@ -399,7 +417,7 @@ async function dataPath(
     case "atomic_write":
       return await atomicWrite(options, body, client, c.req.raw.signal);
     case "watch":
-      return watch(options, body);
+      return watch(options, body, token);
   }
 }
 

@@ -8,7 +8,15 @@
  */
 
 /** HTTP statuses the KV Connect server answers errors with. */
-export type KvConnectErrorStatus = 400 | 401 | 404 | 409 | 413 | 500 | 503;
+export type KvConnectErrorStatus =
+  | 400
+  | 401
+  | 404
+  | 409
+  | 413
+  | 429
+  | 500
+  | 503;
 
 /**
  * A request the KV Connect server refuses, with the HTTP status and the
