@@ -13,6 +13,7 @@ import { aspen } from "./helpers/cli_run.ts";
 import { connect } from "../mod.ts";
 
 const TOKEN = "cli-process-token-0123456789";
+const ADMIN_TOKEN = "cli-process-admin-token-0123456789";
 const POLL_MS = 200;
 
 interface Member {
@@ -45,7 +46,7 @@ async function until<T>(
 Deno.test("aspen against 3 node processes: leader's view with names and health, health/endpoints, short ids, --ticket, helpful 404s", async () => {
   await withProcessCluster({
     count: 3,
-    env: { ASPEN_TOKENS: TOKEN },
+    env: { ASPEN_TOKENS: TOKEN, ASPEN_ADMIN_TOKENS: ADMIN_TOKEN },
     token: TOKEN,
     // Every node announces its name; the provisioned addresses had none.
     config: { name: "rack-a" },
@@ -55,7 +56,11 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
       number,
       number,
     ];
-    const env = { ASPEN_URL: cluster.node(follower).url, ASPEN_TOKEN: TOKEN };
+    const env = {
+      ASPEN_URL: cluster.node(follower).url,
+      ASPEN_TOKEN: TOKEN,
+      ASPEN_ADMIN_TOKEN: ADMIN_TOKEN,
+    };
 
     // Asked of a follower, members are the leader's view: match and health known.
     const members = await until("every member reachable", async () => {
@@ -122,7 +127,7 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
     assert.equal(await cluster.waitForLeader(), other);
     // The HTTP API takes the short id too (the client module sends it as given).
     const leaderId = (await cluster.status(leader))!.nodeId;
-    const api = connect(cluster.node(follower).url, { token: TOKEN });
+    const api = connect(cluster.node(follower).url, { token: ADMIN_TOKEN });
     try {
       await transferTo(
         leader,
@@ -148,8 +153,8 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
         [
           "--ticket",
           ticket,
-          "--token",
-          TOKEN,
+          "--admin-token",
+          ADMIN_TOKEN,
           "snapshot",
           "save",
           `${dir}/b`,
@@ -165,8 +170,8 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
     const join = await aspen([
       "--ticket",
       ticket,
-      "--token",
-      TOKEN,
+      "--admin-token",
+      ADMIN_TOKEN,
       "cluster",
       "join-ticket",
     ]);
@@ -198,7 +203,11 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
     // A killed node: unreachable in members, unhealthy in health and endpoints.
     const killedId = (await cluster.status(follower))!.nodeId;
     await cluster.kill(follower);
-    const env2 = { ASPEN_URL: cluster.node(other).url, ASPEN_TOKEN: TOKEN };
+    const env2 = {
+      ASPEN_URL: cluster.node(other).url,
+      ASPEN_TOKEN: TOKEN,
+      ASPEN_ADMIN_TOKEN: ADMIN_TOKEN,
+    };
     const down = await until("the killed node unreachable", async () => {
       const result = await aspen(["--json", "cluster", "members"], env2);
       const list = JSON.parse(result.stdout).members as Member[];

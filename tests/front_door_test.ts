@@ -278,6 +278,8 @@ Deno.test({
       assert.doesNotMatch(start.output, PERMISSION_PROBLEM, start.output);
       const token = (await Deno.readTextFile(`${outside}/node/access.token`))
         .trim();
+      const adminToken =
+        (await Deno.readTextFile(`${outside}/node/admin.token`)).trim();
 
       // The CLI over HTTPS needs the node's certificate: Deno reads it from
       // DENO_CERT, which is the user's choice, not a permission.
@@ -317,8 +319,8 @@ Deno.test({
         `${outside}/backup.bin`,
         "--url",
         url,
-        "--token",
-        token,
+        "--admin-token",
+        adminToken,
       );
       assert.ok((await Deno.stat(`${outside}/backup.bin`)).size > 0);
       await aspen(

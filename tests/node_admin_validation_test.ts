@@ -75,7 +75,9 @@ Deno.test("refused admin calls (add-learner, promote, remove, transfer-leader) c
       httpPort: httpPorts[0],
       quicPort: plans[0]!.quicPort,
       tickMs: 20,
+      // One token for both scopes: this test is about validation.
       tokens: [TOKEN],
+      adminTokens: [TOKEN],
     }),
     { log: () => {} },
   );

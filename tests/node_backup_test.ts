@@ -421,8 +421,8 @@ Deno.test("CLI: snapshot save streams to a 0600 file; restore needs --cluster-id
       file,
       "--ticket",
       source.node.clientTicket(),
-      "--token",
-      source.kvConnectTokens[0]!,
+      "--admin-token",
+      source.adminTokens[0]!,
     );
     assert.equal(save.code, 0, save.stderr);
     assert.match(save.stdout, new RegExp(`signed by cluster ${id}`));
