@@ -232,7 +232,10 @@ async function runSeed(seed: number): Promise<void> {
       }, unknown ${children.map((c) => c.unknown).join("/")}`,
     );
 
-    using client = connect(cluster.urls, { timeoutMs: 10_000 });
+    using client = connect(cluster.urls, {
+      timeoutMs: 10_000,
+      token: await cluster.token(),
+    });
     const history = children.flatMap((c) => c.history);
     for (const key of Array.from({ length: KEYS }, (_, i) => `r${i}`)) {
       const call = performance.timeOrigin + performance.now();
