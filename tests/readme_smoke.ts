@@ -96,7 +96,8 @@ async function devClusterUp(dev: Started): Promise<string> {
       noPermissionProblem("dev cluster", dev.output);
       const found = dev.output.match(/^\s*ticket\s+(\S+)/m);
       const urls = [
-        ...dev.output.matchAll(/^\s*(https?:\/\/127\.0\.0\.1:\d+)\s+quic/gm),
+        // The summary's node lines: "  n1  http://127.0.0.1:PORT   kv connect …".
+        ...dev.output.matchAll(/^\s*n\d+\s+(https?:\/\/127\.0\.0\.1:\d+)\s/gm),
       ].map((m) => m[1]!);
       if (found === null || urls.length < 3) return false;
       ticket = found[1]!;
