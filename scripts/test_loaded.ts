@@ -83,7 +83,8 @@ async function main(): Promise<number> {
       }
       urls = [
         ...cluster.output.matchAll(
-          /^\s*(https?:\/\/127\.0\.0\.1:\d+)\s+quic/gm,
+          // The summary's node lines: "  n1  http://127.0.0.1:PORT   kv connect …".
+          /^\s*n\d+\s+(https?:\/\/127\.0\.0\.1:\d+)\s/gm,
         ),
       ].map((m) => m[1]!);
       if (urls.length < 3) return false;
