@@ -10,9 +10,9 @@
 import assert from "node:assert/strict";
 import { connect } from "../mod.ts";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
+import { aspen as runCli, type CliResult } from "./helpers/cli_run.ts";
 
 const TOKEN = "process-test-token-0123456789";
-const CLI = new URL("../cli/aspen.ts", import.meta.url).pathname;
 
 interface BadRequest {
   readonly name: string;
@@ -179,36 +179,9 @@ async function send(url: string, request: BadRequest): Promise<Response> {
   });
 }
 
-interface CliResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function aspen(url: string, args: readonly string[]): Promise<CliResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net=127.0.0.1",
-      "--allow-env=ASPEN_URL,ASPEN_TOKEN,ASPEN_ADMIN_TOKEN",
-      "--allow-read",
-      CLI,
-      "--url",
-      url,
-      ...args,
-    ],
-    env: { NO_COLOR: "1" },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(30_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+/** The CLI against `url`, through the shared runner. */
+function aspen(url: string, args: readonly string[]): Promise<CliResult> {
+  return runCli(["--url", url, ...args]);
 }
 
 Deno.test("node process answers bad input with a typed 4xx and changes nothing; the CLI prints one error line with its exit code", async (t) => {

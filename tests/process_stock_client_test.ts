@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { connect, type KvU64 } from "../mod.ts";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
 import { readReplica } from "./helpers/process_kv.ts";
+import { lines } from "./helpers/stream_lines.ts";
 
 const CHILD = new URL("./helpers/process_stock_writer.ts", import.meta.url)
   .pathname;
@@ -104,19 +105,6 @@ function startStockWriter(url: string, token: string) {
       await this.finish();
     },
   };
-}
-
-async function lines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-): Promise<void> {
-  let rest = "";
-  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-    const parts = (rest + text).split("\n");
-    rest = parts.pop() ?? "";
-    for (const line of parts) if (line.trim() !== "") onLine(line);
-  }
-  if (rest.trim() !== "") onLine(rest);
 }
 
 async function waitForAcks(

@@ -23,6 +23,7 @@ import { checkOperations, kvModel } from "../src/sim/lincheck.ts";
 import type { KvInput, KvOutput, Operation } from "../src/sim/lincheck.ts";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
 import { seededRandom } from "./helpers/process_history.ts";
+import { lines } from "./helpers/stream_lines.ts";
 
 const CHILD = new URL("./helpers/process_stock_history.ts", import.meta.url)
   .pathname;
@@ -138,19 +139,6 @@ function startChild(
     }),
   ]);
   return child;
-}
-
-async function lines(
-  stream: ReadableStream<Uint8Array>,
-  onLine: (line: string) => void,
-): Promise<void> {
-  let rest = "";
-  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-    const parts = (rest + text).split("\n");
-    rest = parts.pop() ?? "";
-    for (const line of parts) if (line.trim() !== "") onLine(line);
-  }
-  if (rest.trim() !== "") onLine(rest);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -18,7 +18,6 @@ import { decodeBase32 } from "../cluster/base32.ts";
 import {
   loadOrCreateNodeIdentity,
   type NodeIdentity,
-  nodeIdFromKey,
   shortNodeId,
 } from "../cluster/identity.ts";
 import { importSigningKey, type SigningKey } from "../cluster/keys.ts";
@@ -632,18 +631,8 @@ export class AspenNode implements NodeApi {
         "Cannot admit a node with this node's own id",
       );
     }
-    let keyId: string | null = null;
-    try {
-      keyId = nodeIdFromKey(decodeBase64Url(address.nodeKey));
-    } catch {
-      keyId = null;
-    }
-    if (keyId !== address.nodeId) {
-      throw new ClusterAdminError(
-        "invalid",
-        "Join request's node id is not the id of its node key",
-      );
-    }
+    // validateNodeAddress checked that the node id is its key's id, so a
+    // revoked key cannot come back under another id.
     if (this.#state.revoked().includes(address.nodeId)) {
       throw new JoinRefusedError(
         `Node '${
