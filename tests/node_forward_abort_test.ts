@@ -109,15 +109,7 @@ Deno.test("a proposal forwarded to a leader that dies fails as soon as a new lea
     return runner;
   });
   try {
-    await waitFor(
-      "a leader",
-      () => runners.some((r) => r.status().role === "leader"),
-    );
-    const leader = runners.findIndex((r) => r.status().role === "leader");
-    const follower = runners.findIndex((r, i) =>
-      i !== leader && r.status().leader === IDS[leader]
-    );
-    assert.ok(follower >= 0);
+    const { leader, follower } = await leaderAndFollower(runners);
     transports[follower]!.swallowTo = IDS[leader]!;
     const outcome = runners[follower]!.propose(new Uint8Array([1])).then(
       () => null,
@@ -163,15 +155,7 @@ Deno.test("a strong read pending at a follower when the leader dies fails (retry
     return runner;
   });
   try {
-    await waitFor(
-      "a leader",
-      () => runners.some((r) => r.status().role === "leader"),
-    );
-    const leader = runners.findIndex((r) => r.status().role === "leader");
-    const follower = runners.findIndex((r, i) =>
-      i !== leader && r.status().leader === IDS[leader]
-    );
-    assert.ok(follower >= 0);
+    const { leader, follower } = await leaderAndFollower(runners);
     // The leader dies with the follower's read on its way to it.
     for (const id of IDS) {
       if (id !== IDS[leader]) network.setLinkCut(IDS[leader]!, id, true);
@@ -225,3 +209,26 @@ Deno.test("QuicTransport fails a request at once when its signal is aborted", as
     await b.transport.close();
   }
 });
+
+/**
+ * A leader and a follower that already knows it (right after an election a
+ * follower may not have heard the leader's first heartbeat yet).
+ */
+async function leaderAndFollower(
+  runners: readonly RaftRunner[],
+): Promise<{ leader: number; follower: number }> {
+  const pick = () => {
+    const leader = runners.findIndex((r) => r.status().role === "leader");
+    const follower = runners.findIndex((r, i) =>
+      leader >= 0 && i !== leader && r.status().leader === IDS[leader]
+    );
+    return { leader, follower };
+  };
+  await waitFor("a leader and a follower that knows it", () => {
+    const { leader, follower } = pick();
+    return leader >= 0 && follower >= 0;
+  });
+  const found = pick();
+  assert.ok(found.leader >= 0 && found.follower >= 0);
+  return found;
+}
