@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { resolveNodeConfig } from "../src/node/config.ts";
-import { serveNode } from "../src/node/serve.ts";
+import { serveNode } from "../src/server/serve.ts";
 import { BENCH_ASPEN_TOKEN } from "./_drivers.ts";
 
 const { values } = parseArgs({

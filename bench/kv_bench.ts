@@ -7,11 +7,11 @@
  * @module
  */
 import { logIndex } from "../src/raft/types.ts";
-import { decodeKey, encodeKey } from "../src/kv/key_codec.ts";
-import { encodeCommand } from "../src/kv/command.ts";
-import { KvStateMachine } from "../src/kv/state_machine.ts";
-import { MemoryStateStore } from "../src/kv/memory_state_store.ts";
-import { SqliteStateStore } from "../src/kv/sqlite_state_store.ts";
+import { decodeKey, encodeKey } from "../src/model/key_codec.ts";
+import { encodeCommand } from "../src/services/kv/commands.ts";
+import { KvStateMachine } from "../src/state/state_machine.ts";
+import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
+import { SqliteStateStore } from "../src/storage/sqlite_state_store.ts";
 
 /** Keys preloaded in every store. */
 const KEY_COUNT = 10_000;

@@ -237,5 +237,5 @@ export const CACHED_ENTRY_POINTS: readonly string[] = [
   "cli/aspen.ts",
   "cli/launch.ts",
   "mod.ts",
-  "src/node/_log_writer_worker.ts",
+  "src/storage/_log_writer_worker.ts",
 ];

@@ -18,8 +18,8 @@
  * the transport's tests.)
  */
 import assert from "node:assert/strict";
-import { encodeWatch } from "../src/http/kv_connect/mod.ts";
-import { encodeKey } from "../src/kv/key_codec.ts";
+import { encodeWatch } from "../src/frontends/kv_connect/mod.ts";
+import { encodeKey } from "../src/model/key_codec.ts";
 import { connect } from "../mod.ts";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
 

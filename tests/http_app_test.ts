@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { createHttpApp } from "../src/http/app.ts";
+import { createHttpApp } from "../src/frontends/http/app.ts";
 import {
   KvOutcomeUnknownError,
   KvUnavailableError,
-} from "../src/kv/backend.ts";
-import type { KvBackend } from "../src/kv/backend.ts";
+} from "../src/services/kv/api.ts";
+import type { KvBackend } from "../src/services/kv/api.ts";
 import type { NodeApi } from "../src/node/node_api.ts";
 import { ERROR_CODES, ERROR_STATUS } from "../src/protocol/http_api.ts";
 import {

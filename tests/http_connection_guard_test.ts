@@ -13,10 +13,10 @@ import {
   DESCRIPTOR_RESERVE,
   DESCRIPTORS_PER_CONNECTION,
   fitConnectionCap,
-} from "../src/http/descriptors.ts";
+} from "../src/frontends/http/descriptors.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts, freeUdpPorts } from "../src/node/provision.ts";
-import { serveNode } from "../src/node/serve.ts";
+import { serveNode } from "../src/server/serve.ts";
 
 const HOST = "127.0.0.1";
 const CAP = 20;
@@ -311,7 +311,9 @@ Deno.test("serveGuarded() closes a stalled TLS handshake at the header deadline 
     "../src/cluster/certificate.ts"
   );
   const { generateNodeIdentity } = await import("../src/cluster/identity.ts");
-  const { serveGuarded } = await import("../src/http/connection_guard.ts");
+  const { serveGuarded } = await import(
+    "../src/frontends/common/connection_guard.ts"
+  );
   const certificate = await createNodeCertificate(
     await generateNodeIdentity(),
     { ipAddresses: [HOST] },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Hono } from "hono";
-import { serializeV8 } from "../src/kv/v8_codec.ts";
+import { serializeV8 } from "../src/model/v8_codec.ts";
 import { toBase64 } from "../src/protocol/http_api_codec.ts";
 import {
   startTestCluster,

@@ -10,8 +10,8 @@
 import assert from "node:assert/strict";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
-import { serveNode, type ServingNode } from "../src/node/serve.ts";
-import { deriveToken } from "../src/node/access_tokens.ts";
+import { serveNode, type ServingNode } from "../src/server/serve.ts";
+import { deriveToken } from "../src/cluster/access_tokens.ts";
 
 const HOST = "127.0.0.1";
 

@@ -7,13 +7,16 @@
  */
 import assert from "node:assert/strict";
 import { encode } from "@msgpack/msgpack";
-import { encodeWatch } from "../src/http/kv_connect/mod.ts";
-import { StreamBudget, StreamBudgetError } from "../src/http/stream_budget.ts";
-import { encodeKey } from "../src/kv/key_codec.ts";
+import { encodeWatch } from "../src/frontends/kv_connect/mod.ts";
+import {
+  StreamBudget,
+  StreamBudgetError,
+} from "../src/frontends/common/stream_budget.ts";
+import { encodeKey } from "../src/model/key_codec.ts";
 import { decodeBase64Url } from "../src/node/_base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
-import { serveNode } from "../src/node/serve.ts";
+import { serveNode } from "../src/server/serve.ts";
 import { encodeFrame, FrameDecoder } from "../src/protocol/frame.ts";
 import { decode } from "@msgpack/msgpack";
 

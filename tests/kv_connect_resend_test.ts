@@ -16,15 +16,15 @@ import {
   kvConnectApp,
   MutationType,
   ValueEncodingNumber,
-} from "../src/http/kv_connect/mod.ts";
-import { LocalKvBackend } from "../src/kv/local_backend.ts";
+} from "../src/frontends/kv_connect/mod.ts";
+import { LocalKvBackend } from "../src/services/kv/local_backend.ts";
 import {
   type KvBackend,
   type KvCommitResult,
   KvOutcomeUnknownError,
-} from "../src/kv/backend.ts";
-import { encodeKey } from "../src/kv/key_codec.ts";
-import type { KvAtomicOperation } from "../src/kv/types.ts";
+} from "../src/services/kv/api.ts";
+import { encodeKey } from "../src/model/key_codec.ts";
+import type { KvAtomicOperation } from "../src/model/types.ts";
 import { postDataPath } from "./helpers/kv_connect_requests.ts";
 
 const TOKEN = "token-one";

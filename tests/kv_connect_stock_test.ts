@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { startKvConnectServer } from "./helpers/kv_connect_server.ts";
-import { encodeKey } from "../src/kv/key_codec.ts";
-import { deserializeV8, serializeV8 } from "../src/kv/v8_codec.ts";
+import { encodeKey } from "../src/model/key_codec.ts";
+import { deserializeV8, serializeV8 } from "../src/model/v8_codec.ts";
 
 const CHILD_TIMEOUT_MS = 45_000;
 

@@ -20,14 +20,14 @@ import {
   type PbMutation,
   SnapshotReadStatus,
   ValueEncodingNumber,
-} from "../src/http/kv_connect/mod.ts";
-import { LocalKvBackend } from "../src/kv/local_backend.ts";
+} from "../src/frontends/kv_connect/mod.ts";
+import { LocalKvBackend } from "../src/services/kv/local_backend.ts";
 import {
   type KvBackend,
   KvOutcomeUnknownError,
   KvUnavailableError,
-} from "../src/kv/backend.ts";
-import { encodeKey } from "../src/kv/key_codec.ts";
+} from "../src/services/kv/api.ts";
+import { encodeKey } from "../src/model/key_codec.ts";
 import {
   type DataPathTarget,
   postDataPath,

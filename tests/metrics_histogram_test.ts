@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { waitFor } from "./helpers/node_kv.ts";
-import { KvStateMachine } from "../src/kv/state_machine.ts";
-import { MemoryStateStore } from "../src/kv/memory_state_store.ts";
+import { KvStateMachine } from "../src/state/state_machine.ts";
+import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
 import { Histogram } from "../src/node/histogram.ts";
-import { HttpMetrics } from "../src/node/http_metrics.ts";
-import { KvReplicatedState } from "../src/node/kv_replicated_state.ts";
-import { type LogWriter, SyncLogWriter } from "../src/node/log_writer.ts";
+import { HttpMetrics } from "../src/frontends/http/metrics.ts";
+import { KvReplicatedState } from "../src/state/replicated_state.ts";
+import { type LogWriter, SyncLogWriter } from "../src/storage/log_writer.ts";
 import { renderMetrics } from "../src/node/metrics.ts";
 import { RaftKvBackend } from "../src/node/raft_kv_backend.ts";
 import { RaftRunner } from "../src/node/raft_runner.ts";

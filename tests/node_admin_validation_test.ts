@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { provisionLocalCluster } from "./helpers/node_plan.ts";
-import { serveNode, type ServingNode } from "../src/node/serve.ts";
+import { serveNode, type ServingNode } from "../src/server/serve.ts";
 import { generateNodeIdentity } from "../src/cluster/identity.ts";
 import { encodeBase64Url } from "../src/node/_base64.ts";
 import { waitFor } from "./helpers/node_kv.ts";

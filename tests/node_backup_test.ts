@@ -6,15 +6,15 @@
  */
 import assert from "node:assert/strict";
 import { connect, WrongClusterError } from "../mod.ts";
-import { decodeBase32 } from "../src/cluster/base32.ts";
+import { decodeBase32 } from "../src/base/base32.ts";
 import { formatClusterId } from "../src/cluster/credential.ts";
 import { generateSigningKey, type SigningKey } from "../src/cluster/keys.ts";
 import { formatTicket, parseTicket } from "../src/cluster/ticket.ts";
-import type { SnapshotChunk } from "../src/kv/state_store.ts";
-import type { KvRow } from "../src/kv/types.ts";
+import type { SnapshotChunk } from "../src/state/state_store.ts";
+import type { KvRow } from "../src/model/types.ts";
 import type { LogIndex } from "../src/raft/types.ts";
-import { encodeKey } from "../src/kv/key_codec.ts";
-import { readyKey } from "../src/kv/_queue_keys.ts";
+import { encodeKey } from "../src/model/key_codec.ts";
+import { readyKey } from "../src/services/queues/keys.ts";
 import { decodeBase64Url } from "../src/node/_base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import {
@@ -24,7 +24,7 @@ import {
   restoreBackup,
 } from "../src/node/backup.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
-import { serveNode, SNAPSHOT_ROUTE } from "../src/node/serve.ts";
+import { serveNode, SNAPSHOT_ROUTE } from "../src/server/serve.ts";
 
 const HOST = "127.0.0.1";
 const quiet = () => {};

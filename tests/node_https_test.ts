@@ -4,7 +4,7 @@ import { createNodeCertificate } from "../src/cluster/certificate.ts";
 import { generateNodeIdentity } from "../src/cluster/identity.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
-import { serveNode } from "../src/node/serve.ts";
+import { serveNode } from "../src/server/serve.ts";
 
 Deno.test("serveNode() serves HTTPS with the configured certificate and counts requests in /metrics", async () => {
   const dir = await Deno.makeTempDir({ prefix: "aspen-https-" });

@@ -13,7 +13,7 @@ import {
   verifyJoinToken,
 } from "../src/node/join.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
-import { serveNode, type ServingNode } from "../src/node/serve.ts";
+import { serveNode, type ServingNode } from "../src/server/serve.ts";
 import { generateSigningKey } from "../src/cluster/keys.ts";
 import { ClusterAdminError } from "../src/node/node_api.ts";
 import { loadOrCreateNodeIdentity } from "../src/cluster/identity.ts";
@@ -21,7 +21,7 @@ import {
   encodeCertificateRecord,
   signCertificateRecord,
 } from "../src/cluster/certificate.ts";
-import { decodeBase32 } from "../src/cluster/base32.ts";
+import { decodeBase32 } from "../src/base/base32.ts";
 import {
   loadOrCreateCertificate,
   readClusterFile,

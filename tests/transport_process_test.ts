@@ -1,6 +1,6 @@
 /// <reference lib="deno.unstable" />
 import assert from "node:assert/strict";
-import { decodeBase32, encodeBase32 } from "../src/cluster/base32.ts";
+import { decodeBase32, encodeBase32 } from "../src/base/base32.ts";
 import { verifyCertificateRecord } from "../src/cluster/certificate.ts";
 import {
   encodeCredential,

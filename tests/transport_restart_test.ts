@@ -6,7 +6,7 @@
  * minute here, so the old behaviour cannot pass).
  */
 import assert from "node:assert/strict";
-import { encodeBase32 } from "../src/cluster/base32.ts";
+import { encodeBase32 } from "../src/base/base32.ts";
 import { verifyCertificateRecord } from "../src/cluster/certificate.ts";
 import {
   encodeCredential,
@@ -16,7 +16,7 @@ import {
   loadOrCreateNodeIdentity,
   type NodeIdentity,
 } from "../src/cluster/identity.ts";
-import { decodeBase32 } from "../src/cluster/base32.ts";
+import { decodeBase32 } from "../src/base/base32.ts";
 import type { Message } from "../src/raft/types.ts";
 import { waitFor } from "./helpers/transport_conformance.ts";
 import { makeClusterKey } from "./helpers/transport_cluster.ts";

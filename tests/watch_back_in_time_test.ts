@@ -7,10 +7,10 @@
  * watch): each runs once with the bug planted and must see the watch go back.
  */
 import assert from "node:assert/strict";
-import { encodeKey } from "../src/kv/key_codec.ts";
-import { KvUnavailableError } from "../src/kv/backend.ts";
-import { versionstampToString } from "../src/kv/versionstamp.ts";
-import type { KvEntry } from "../src/kv/types.ts";
+import { encodeKey } from "../src/model/key_codec.ts";
+import { KvUnavailableError } from "../src/services/kv/api.ts";
+import { versionstampToString } from "../src/model/versionstamp.ts";
+import type { KvEntry } from "../src/model/types.ts";
 import { HttpTransport } from "../src/client/_transport.ts";
 import { watchStream } from "../src/client/_watch.ts";
 import type { KvEntryMaybe } from "../src/client/types.ts";

@@ -13,7 +13,7 @@ import {
   connect,
 } from "../../mod.ts";
 import { endpointsCommand, healthCommand } from "./endpoints.ts";
-import { JOIN_TICKET_ROUTE } from "../../src/node/serve.ts";
+import { JOIN_TICKET_ROUTE } from "../../src/server/serve.ts";
 import {
   clientOf,
   type GlobalOptions,

@@ -10,7 +10,7 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import { formatTicket } from "../../src/cluster/ticket.ts";
-import { decodeBase32 } from "../../src/cluster/base32.ts";
+import { decodeBase32 } from "../../src/base/base32.ts";
 import { decodeBase64Url } from "../../src/node/_base64.ts";
 import { exists, readSelfMember } from "../../src/node/data_dir.ts";
 import type { NodeAddress } from "../../src/node/node_api.ts";
@@ -19,7 +19,10 @@ import {
   freeUdpPorts,
   provisionCluster,
 } from "../../src/node/provision.ts";
-import { GENERATED_TOKEN_FILE, KV_CONNECT_PATH } from "../../src/node/serve.ts";
+import {
+  GENERATED_TOKEN_FILE,
+  KV_CONNECT_PATH,
+} from "../../src/server/serve.ts";
 import { EXIT_USAGE, integer, untilSignal } from "./node.ts";
 
 /** File in the dev cluster's folder that `aspen dev status` reads. */

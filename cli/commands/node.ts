@@ -19,7 +19,7 @@ import {
   KV_CONNECT_PATH,
   serveNode,
   SHUTDOWN_GRACE_MS,
-} from "../../src/node/serve.ts";
+} from "../../src/server/serve.ts";
 import { JoinRefusedError, prepareJoin } from "../../src/node/join.ts";
 import { UnavailableError } from "../../src/client/errors.ts";
 import { UsageError } from "./_context.ts";

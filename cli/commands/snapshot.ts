@@ -15,7 +15,7 @@ import {
   readBackup,
   restoreBackup,
 } from "../../src/node/backup.ts";
-import { SNAPSHOT_ROUTE } from "../../src/node/serve.ts";
+import { SNAPSHOT_ROUTE } from "../../src/server/serve.ts";
 import { type GlobalOptions, nodeGet, UsageError } from "./_context.ts";
 import { UnavailableError } from "../../src/client/errors.ts";
 

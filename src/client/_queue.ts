@@ -17,7 +17,7 @@ import type {
   WireQueueMessage,
 } from "../protocol/http_api_queue.ts";
 import { bytesFromWire, keyToWire } from "../protocol/http_api_codec.ts";
-import { deserializeV8, serializeV8 } from "../kv/v8_codec.ts";
+import { deserializeV8, serializeV8 } from "../model/v8_codec.ts";
 import type { HttpTransport } from "./_transport.ts";
 import { sleep } from "./_watch.ts";
 import type {

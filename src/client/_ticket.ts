@@ -6,7 +6,7 @@
  * @module
  */
 import { decode } from "../deps/msgpack.ts";
-import { decodeBase32, encodeBase32 } from "../cluster/base32.ts";
+import { decodeBase32, encodeBase32 } from "../base/base32.ts";
 
 const TICKET_PREFIX = "aspen";
 const TICKET_VERSION = 1;

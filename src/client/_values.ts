@@ -12,7 +12,7 @@ import {
   u64FromBytes,
   u64ToBytes,
 } from "../protocol/http_api_codec.ts";
-import { deserializeV8, serializeV8 } from "../kv/v8_codec.ts";
+import { deserializeV8, serializeV8 } from "../model/v8_codec.ts";
 import { KvU64 } from "./kv_u64.ts";
 
 /**

@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { encodeKey } from "../kv/key_codec.ts";
+import { encodeKey } from "../model/key_codec.ts";
 import {
   encodeCursor,
   type ResolvedSelector,
   resolveSelector,
-} from "../kv/range.ts";
+} from "../model/range.ts";
 import {
   type AtomicRequest,
   type CommitResponse,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { KvKey, KvKeyPart } from "../kv/key_codec.ts";
+import type { KvKey, KvKeyPart } from "../model/key_codec.ts";
 
 export type { KvKey, KvKeyPart };
 

@@ -10,7 +10,7 @@ import "./_reflect_metadata.ts";
 import * as x509 from "@peculiar/x509";
 import { Encoder } from "@msgpack/msgpack";
 import { decodeMsgpack } from "../protocol/_fields.ts";
-import { bytesEqual } from "./base32.ts";
+import { bytesEqual } from "../base/base32.ts";
 import { ENCODED_PUBLIC_KEY_BYTES, HASH_BYTES } from "./_constants.ts";
 import { verifySignature } from "./keys.ts";
 import type { NodeIdentity } from "./identity.ts";

@@ -10,7 +10,7 @@
  */
 import { Encoder } from "@msgpack/msgpack";
 import { decodeMsgpack } from "../protocol/_fields.ts";
-import { bytesEqual, encodeBase32 } from "./base32.ts";
+import { bytesEqual, encodeBase32 } from "../base/base32.ts";
 import { ENCODED_PUBLIC_KEY_BYTES } from "./_constants.ts";
 import { type SigningKey, verifySignature } from "./keys.ts";
 

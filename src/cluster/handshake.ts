@@ -23,7 +23,7 @@ import { Encoder } from "@msgpack/msgpack";
 import type { Envelope, HandshakePurpose } from "../protocol/envelope.ts";
 import { PROTOCOL_VERSION } from "../protocol/limits.ts";
 import type { NodeId } from "../raft/types.ts";
-import { bytesEqual } from "./base32.ts";
+import { bytesEqual } from "../base/base32.ts";
 import { ENCODED_PUBLIC_KEY_BYTES, NONCE_BYTES } from "./_constants.ts";
 import {
   type CertificateRecord,

@@ -6,7 +6,7 @@
  * @module
  */
 import { type NodeId, nodeId } from "../raft/types.ts";
-import { decodeBase32, encodeBase32 } from "./base32.ts";
+import { decodeBase32, encodeBase32 } from "../base/base32.ts";
 import { ENCODED_PUBLIC_KEY_BYTES, SHORT_ID_CHARS } from "./_constants.ts";
 import {
   generateSigningKey,

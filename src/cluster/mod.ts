@@ -5,7 +5,7 @@
  *
  * @module
  */
-export * from "./base32.ts";
+export * from "../base/base32.ts";
 export * from "./keys.ts";
 export * from "./identity.ts";
 export * from "./certificate.ts";

@@ -8,7 +8,7 @@
  */
 import { Encoder } from "@msgpack/msgpack";
 import { decodeMsgpack } from "../protocol/_fields.ts";
-import { decodeBase32, encodeBase32 } from "./base32.ts";
+import { decodeBase32, encodeBase32 } from "../base/base32.ts";
 import { ENCODED_PUBLIC_KEY_BYTES } from "./_constants.ts";
 /**
  * Bounds of a join token's size: a random token is 32 bytes; a token signed

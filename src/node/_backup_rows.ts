@@ -12,8 +12,8 @@
  * @module
  */
 import { decode } from "@msgpack/msgpack";
-import { decodeKey, encodeKey } from "../kv/key_codec.ts";
-import { KV_LIMITS } from "../kv/limits.ts";
+import { decodeKey, encodeKey } from "../model/key_codec.ts";
+import { KV_LIMITS } from "../model/limits.ts";
 import {
   decodeMessage,
   decodeStats,
@@ -21,11 +21,11 @@ import {
   leaseKey,
   messageKey,
   readyKey,
-} from "../kv/_queue_keys.ts";
-import type { SnapshotChunk, StateStore } from "../kv/state_store.ts";
-import type { KvRow } from "../kv/types.ts";
-import { deserializeV8 } from "../kv/v8_codec_deserialize.ts";
-import { VERSIONSTAMP_BYTES } from "../kv/versionstamp.ts";
+} from "../services/queues/keys.ts";
+import type { SnapshotChunk, StateStore } from "../state/state_store.ts";
+import type { KvRow } from "../model/types.ts";
+import { deserializeV8 } from "../model/v8_codec_deserialize.ts";
+import { VERSIONSTAMP_BYTES } from "../model/versionstamp.ts";
 
 /** A backup whose content breaks the state machine's rules. */
 export class BackupContentError extends Error {

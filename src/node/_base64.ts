@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { decodeBase64, encodeBase64 } from "../protocol/base64.ts";
+import { decodeBase64, encodeBase64 } from "../base/base64.ts";
 
 /** Encodes bytes as base64url without padding. */
 export function encodeBase64Url(bytes: Uint8Array): string {

@@ -14,7 +14,7 @@ import {
   formatClusterId,
   issueCredential,
 } from "../cluster/credential.ts";
-import { decodeBase32 } from "../cluster/base32.ts";
+import { decodeBase32 } from "../base/base32.ts";
 import {
   loadOrCreateNodeIdentity,
   type NodeIdentity,
@@ -22,8 +22,8 @@ import {
 } from "../cluster/identity.ts";
 import { importSigningKey, type SigningKey } from "../cluster/keys.ts";
 import { formatTicket } from "../cluster/ticket.ts";
-import { KvStateMachine } from "../kv/state_machine.ts";
-import { SqliteStateStore } from "../kv/sqlite_state_store.ts";
+import { KvStateMachine } from "../state/state_machine.ts";
+import { SqliteStateStore } from "../storage/sqlite_state_store.ts";
 import { ConfChangeError } from "../raft/confchange.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
 import {
@@ -55,7 +55,7 @@ import {
   JOIN_TOKEN_FRESH,
   JOIN_TOKEN_USED,
   KvReplicatedState,
-} from "./kv_replicated_state.ts";
+} from "../state/replicated_state.ts";
 import {
   clusterIdBytes,
   credentialFor,
@@ -66,9 +66,9 @@ import {
   verifyJoinToken,
 } from "./join.ts";
 import { renderMetrics } from "./metrics.ts";
-import { HttpMetrics } from "./http_metrics.ts";
-import { StreamBudget } from "../http/stream_budget.ts";
-import { serveClientSession } from "./client_streams.ts";
+import { HttpMetrics } from "../frontends/http/metrics.ts";
+import { StreamBudget } from "../frontends/common/stream_budget.ts";
+import { serveClientSession } from "../frontends/webtransport/sessions.ts";
 import {
   ClusterAdminError,
   type ClusterStatus,
@@ -78,7 +78,7 @@ import {
 } from "./node_api.ts";
 import { RaftKvBackend } from "./raft_kv_backend.ts";
 import { RaftRunner } from "./raft_runner.ts";
-import { deriveToken } from "./access_tokens.ts";
+import { deriveToken } from "../cluster/access_tokens.ts";
 import {
   checkPromotion,
   PROMOTE_LAG_MAX,
@@ -87,7 +87,7 @@ import {
   validateNodeId,
 } from "./admin_validation.ts";
 import { backupStream } from "./backup.ts";
-import { type LogWriter, WorkerLogWriter } from "./log_writer.ts";
+import { type LogWriter, WorkerLogWriter } from "../storage/log_writer.ts";
 
 /** Options of {@linkcode AspenNode.start}. */
 export interface AspenNodeOptions {

@@ -29,11 +29,11 @@ import {
   formatClusterId,
   issueCredential,
 } from "../cluster/credential.ts";
-import { decodeBase32 } from "../cluster/base32.ts";
+import { decodeBase32 } from "../base/base32.ts";
 import { loadOrCreateNodeIdentity } from "../cluster/identity.ts";
 import { type SigningKey, verifySignature } from "../cluster/keys.ts";
-import { SqliteStateStore } from "../kv/sqlite_state_store.ts";
-import type { SnapshotChunk } from "../kv/state_store.ts";
+import { SqliteStateStore } from "../storage/sqlite_state_store.ts";
+import type { SnapshotChunk } from "../state/state_store.ts";
 import { type LogIndex, nodeId, type Term } from "../raft/types.ts";
 import { SqliteLogStore } from "../storage/sqlite_log_store.ts";
 import { encodeBase64Url } from "./_base64.ts";

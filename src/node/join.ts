@@ -14,9 +14,9 @@
  *
  * @module
  */
-import { ADMIN_TOKEN_FILE, DATA_TOKEN_FILE } from "./access_tokens.ts";
+import { ADMIN_TOKEN_FILE, DATA_TOKEN_FILE } from "../cluster/access_tokens.ts";
 import { decode, encode } from "@msgpack/msgpack";
-import { decodeBase32 } from "../cluster/base32.ts";
+import { decodeBase32 } from "../base/base32.ts";
 import { encodeCredential, issueCredential } from "../cluster/credential.ts";
 import { loadOrCreateNodeIdentity } from "../cluster/identity.ts";
 import { type SigningKey, verifySignature } from "../cluster/keys.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { KvBackend } from "../kv/backend.ts";
+import type { KvBackend } from "../services/kv/api.ts";
 import type { ClusterMember, ClusterStatus } from "../protocol/http_api.ts";
 
 /** A member as the status page shows it (the wire type of `/v1/cluster/status`). */

@@ -18,14 +18,14 @@ import {
   type KvQueues,
   type KvReadRange,
   KvUnavailableError,
-} from "../kv/backend.ts";
-import { encodeCommand } from "../kv/command.ts";
-import { validateAtomic } from "../kv/limits.ts";
+} from "../services/kv/api.ts";
+import { encodeCommand } from "../services/kv/commands.ts";
+import { validateAtomic } from "../model/limits.ts";
 import {
   type KvQueueInfo,
   type KvQueuePeek,
   validateQueueCommand,
-} from "../kv/queue.ts";
+} from "../services/queues/queue.ts";
 import type {
   KvApplyResult,
   KvAtomicOperation,
@@ -34,13 +34,13 @@ import type {
   KvQueueCommand,
   KvQueueDelivery,
   KvResendMark,
-} from "../kv/types.ts";
-import { KvInvalidError, KvLimitError } from "../kv/errors.ts";
-import { QueueDispatcher } from "./queue_dispatcher.ts";
+} from "../model/types.ts";
+import { KvInvalidError, KvLimitError } from "../model/errors.ts";
+import { QueueDispatcher } from "../services/queues/dispatcher.ts";
 import {
   decodeApplyResult,
   type KvReplicatedState,
-} from "./kv_replicated_state.ts";
+} from "../state/replicated_state.ts";
 import {
   ProposalOutcomeUnknownError,
   type RaftRunner,

@@ -22,7 +22,7 @@ import type {
 import type { LogStore } from "../storage/log_store.ts";
 import type { PeerTransport } from "../transport/types.ts";
 import type { PeerRequest, PeerResult } from "../protocol/envelope.ts";
-import { type LogWriter, SyncLogWriter } from "./log_writer.ts";
+import { type LogWriter, SyncLogWriter } from "../storage/log_writer.ts";
 import { Histogram } from "./histogram.ts";
 
 /** What the runner applies committed entries to. */

@@ -7,12 +7,12 @@
  *
  * @module
  */
-import { decodeBase64, encodeBase64 } from "./base64.ts";
+import { decodeBase64, encodeBase64 } from "../base/base64.ts";
 import {
   decode as decodeMsgpack,
   encode as encodeMsgpack,
 } from "../deps/msgpack.ts";
-import type { KvKey, KvKeyPart } from "../kv/key_codec.ts";
+import type { KvKey, KvKeyPart } from "../model/key_codec.ts";
 import type { WireKeyPart, WireValue, WireValueEncoding } from "./http_api.ts";
 import { CONTENT_TYPE_JSON, CONTENT_TYPE_MSGPACK } from "./http_api.ts";
 

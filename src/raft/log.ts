@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { assert } from "./assert.ts";
+import { assert } from "../base/assert.ts";
 import type { Entry, LogIndex, Term } from "./types.ts";
 
 /** Bytes an entry counts for in size bounds. */

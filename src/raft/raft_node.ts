@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { assert } from "./assert.ts";
+import { assert } from "../base/assert.ts";
 import { type ResolvedRaftConfig, resolveRaftConfig } from "./config.ts";
 import {
   ConfChangeError,

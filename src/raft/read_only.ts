@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { assert } from "./assert.ts";
+import { assert } from "../base/assert.ts";
 import type { LogIndex, NodeId } from "./types.ts";
 
 /** One read waiting for confirmation. */

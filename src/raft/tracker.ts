@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { assert } from "./assert.ts";
+import { assert } from "../base/assert.ts";
 import type { LogIndex } from "./types.ts";
 
 /** Replication state of one follower. */

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { assert } from "../raft/assert.ts";
+import { assert } from "../base/assert.ts";
 import type { Model, Operation } from "./lincheck.ts";
 
 /** Outcome of a slice of search. */

@@ -10,17 +10,17 @@
  * @module
  */
 import { decode, encode } from "@msgpack/msgpack";
-import { encodeKey } from "../kv/key_codec.ts";
-import { MemoryStateStore } from "../kv/memory_state_store.ts";
+import { encodeKey } from "../model/key_codec.ts";
+import { MemoryStateStore } from "../storage/memory_state_store.ts";
 import {
   KvStateMachine as DenoKvStateMachine,
   type KvStateMachineKnobs,
-} from "../kv/state_machine.ts";
+} from "../state/state_machine.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { encodeCommand as encodeKvCommand } from "../kv/command.ts";
-import { stateHash } from "../kv/state_hash.ts";
-import type { SnapshotChunk } from "../kv/state_store.ts";
-import type { KvCheck, KvMutation, Versionstamp } from "../kv/types.ts";
+import { encodeCommand as encodeKvCommand } from "../services/kv/commands.ts";
+import { stateHash } from "../state/state_hash.ts";
+import type { SnapshotChunk } from "../state/state_store.ts";
+import type { KvCheck, KvMutation, Versionstamp } from "../model/types.ts";
 import type { LogIndex } from "../raft/types.ts";
 import {
   commandId,

@@ -9,7 +9,7 @@
  * @module
  */
 import { decode, encode } from "@msgpack/msgpack";
-import { AssertionError } from "../raft/assert.ts";
+import { AssertionError } from "../base/assert.ts";
 import { ConfChangeError, decodeConfState } from "../raft/confchange.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode } from "../raft/raft_node.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { assert } from "../raft/assert.ts";
+import { assert } from "../base/assert.ts";
 import type { Entry, HardState, LogIndex, Term } from "../raft/types.ts";
 import { LogCompactedError, LogUnavailableError } from "./errors.ts";
 import type { SnapshotMeta } from "./log_store.ts";

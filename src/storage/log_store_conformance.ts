@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { AssertionError } from "../raft/assert.ts";
+import { AssertionError } from "../base/assert.ts";
 import type {
   Entry,
   EntryType,

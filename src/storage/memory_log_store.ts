@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { assert } from "../raft/assert.ts";
+import { assert } from "../base/assert.ts";
 import type {
   Entry,
   HardState,

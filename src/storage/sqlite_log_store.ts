@@ -15,7 +15,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { assert } from "../raft/assert.ts";
+import { assert } from "../base/assert.ts";
 import type {
   Entry,
   HardState,

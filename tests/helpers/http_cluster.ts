@@ -14,9 +14,9 @@
  */
 import type { Hono } from "hono";
 import { formatTicket } from "../../src/cluster/ticket.ts";
-import { KvStateMachine } from "../../src/kv/state_machine.ts";
-import { MemoryStateStore } from "../../src/kv/memory_state_store.ts";
-import { KvReplicatedState } from "../../src/node/kv_replicated_state.ts";
+import { KvStateMachine } from "../../src/state/state_machine.ts";
+import { MemoryStateStore } from "../../src/storage/memory_state_store.ts";
+import { KvReplicatedState } from "../../src/state/replicated_state.ts";
 import {
   ClusterAdminError,
   type ClusterStatus,
@@ -33,7 +33,7 @@ import { RaftRunner } from "../../src/node/raft_runner.ts";
 import { type NodeId, nodeId } from "../../src/raft/types.ts";
 import { MemoryLogStore } from "../../src/storage/memory_log_store.ts";
 import { InMemoryNetwork } from "../../src/transport/memory_transport.ts";
-import { createHttpApp, serveHttpApp } from "../../src/http/app.ts";
+import { createHttpApp, serveHttpApp } from "../../src/frontends/http/app.ts";
 
 export const TEST_TOKEN = "test-token-0123456789";
 export const OTHER_TOKEN = "rotated-token-abcdef";

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { kvConnectApp } from "../../src/http/kv_connect/mod.ts";
+import { kvConnectApp } from "../../src/frontends/kv_connect/mod.ts";
 import {
   LocalKvBackend,
   type LocalKvBackendOptions,
-} from "../../src/kv/local_backend.ts";
+} from "../../src/services/kv/local_backend.ts";
 
 /** A running server; dispose it to stop the server and the backend. */
 export interface KvConnectTestServer extends AsyncDisposable {

@@ -1,7 +1,7 @@
 /** Small KV helpers shared by the node and runner tests. */
-import { encodeKey } from "../../src/kv/key_codec.ts";
-import type { KvBackend } from "../../src/kv/backend.ts";
-import type { KvAtomicOperation } from "../../src/kv/types.ts";
+import { encodeKey } from "../../src/model/key_codec.ts";
+import type { KvBackend } from "../../src/services/kv/api.ts";
+import type { KvAtomicOperation } from "../../src/model/types.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

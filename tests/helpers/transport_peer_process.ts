@@ -17,7 +17,7 @@ import {
   encodeCertificateRecord,
   signCertificateRecord,
 } from "../../src/cluster/certificate.ts";
-import { decodeBase32, encodeBase32 } from "../../src/cluster/base32.ts";
+import { decodeBase32, encodeBase32 } from "../../src/base/base32.ts";
 import { loadOrCreateNodeIdentity } from "../../src/cluster/identity.ts";
 import { QuicTransport } from "../../src/transport/quic_transport.ts";
 import { loadOrCreateCertificate } from "../../src/node/data_dir.ts";

@@ -1,0 +1,187 @@
+/**
+ * The `/v1/kv/...` handlers: parsed requests in, wire bodies out, every
+ * write validated against Deno KV's limits before it is proposed.
+ *
+ * @module
+ */
+import {
+  type KvBackend,
+  type KvConsistency,
+  KvOutcomeUnknownError,
+} from "../../services/kv/api.ts";
+import { decodeKey } from "../../model/key_codec.ts";
+import {
+  validateAtomic,
+  validateReadKey,
+  validateReadRanges,
+} from "../../model/limits.ts";
+import {
+  applyCursor,
+  encodeCursor,
+  resolveSelector,
+} from "../../model/range.ts";
+import type {
+  KvAtomicOperation,
+  KvEnqueue,
+  KvEntry,
+  KvMutation,
+  KvSession,
+} from "../../model/types.ts";
+import { versionstampToString } from "../../model/versionstamp.ts";
+import type {
+  CommitResponse,
+  GetManyResponse,
+  GetResponse,
+  ListResponse,
+  WireEntry,
+} from "../../protocol/http_api.ts";
+import { keyToWire, valueToWire } from "../../protocol/http_api_codec.ts";
+import { HttpApiError } from "./_errors.ts";
+import type { ParsedList } from "./_parse.ts";
+
+const ZERO = new Uint8Array([0]);
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+/** The wire form of a stored entry. */
+export function entryToWire(entry: KvEntry): WireEntry {
+  return {
+    key: keyToWire(decodeKey(entry.key)),
+    value: valueToWire(entry.value.encoding, entry.value.data),
+    versionstamp: versionstampToString(entry.versionstamp),
+  };
+}
+
+/** Reads keys from one consistent view; absent keys come back with null value. */
+export async function getKeys(
+  backend: KvBackend,
+  keys: readonly Uint8Array[],
+  consistency: KvConsistency,
+): Promise<WireEntry[]> {
+  for (const key of keys) validateReadKey(key);
+  validateReadRanges(keys.map(() => 1));
+  const rows = await backend.read(
+    keys.map((key) => ({
+      start: key,
+      end: concat(key, ZERO),
+      limit: 1,
+      reverse: false,
+    })),
+    consistency,
+  );
+  return keys.map((key, i) => {
+    const entry = rows[i]?.[0];
+    if (entry !== undefined && sameBytes(entry.key, key)) {
+      return entryToWire(entry);
+    }
+    return { key: keyToWire(decodeKey(key)), value: null, versionstamp: null };
+  });
+}
+
+/** `POST /v1/kv/get` */
+export async function get(
+  backend: KvBackend,
+  key: Uint8Array,
+  consistency: KvConsistency,
+): Promise<GetResponse> {
+  const [entry] = await getKeys(backend, [key], consistency);
+  return { entry: entry! };
+}
+
+/** `POST /v1/kv/get-many` */
+export async function getMany(
+  backend: KvBackend,
+  keys: readonly Uint8Array[],
+  consistency: KvConsistency,
+): Promise<GetManyResponse> {
+  if (keys.length === 0) return { entries: [] };
+  return { entries: await getKeys(backend, keys, consistency) };
+}
+
+/** `POST /v1/kv/list`: one page, with the cursor after its last entry when more may follow. */
+export async function list(
+  backend: KvBackend,
+  request: ParsedList,
+  consistency: KvConsistency,
+): Promise<ListResponse> {
+  const { prefix, start, end } = request.selector;
+  for (const key of [prefix, start, end]) {
+    if (key !== undefined) validateReadKey(key);
+  }
+  const resolved = resolveSelector(request.selector);
+  const range = request.cursor === undefined
+    ? resolved
+    : applyCursor(resolved, request.cursor, request.reverse);
+  const [rows = []] = await backend.read([{
+    start: range.start,
+    end: range.end,
+    limit: request.limit,
+    reverse: request.reverse,
+  }], consistency);
+  const last = rows.at(-1);
+  return {
+    entries: rows.map(entryToWire),
+    cursor: rows.length === request.limit && last !== undefined
+      ? encodeCursor(resolved, last.key)
+      : null,
+  };
+}
+
+/**
+ * Commits an atomic operation; a decided failure becomes the matching API
+ * error (nothing changed).
+ */
+export async function commit(
+  backend: KvBackend,
+  operation: {
+    checks: KvAtomicOperation["checks"];
+    mutations: readonly KvMutation[];
+    enqueues?: readonly KvEnqueue[];
+    session?: KvSession;
+  },
+  nowMs: number,
+): Promise<CommitResponse> {
+  const full: KvAtomicOperation = {
+    ...operation,
+    enqueues: operation.enqueues ?? [],
+  };
+  validateAtomic(full, nowMs);
+  const result = await backend.commit(full);
+  if (result.ok) {
+    return {
+      ok: true,
+      versionstamp: versionstampToString(result.versionstamp),
+    };
+  }
+  switch (result.reason) {
+    case "checkFailed":
+      throw new HttpApiError(
+        "checkFailed",
+        `Atomic operation failed: check ${
+          result.failedChecks.join(", ")
+        } did not match`,
+        { failedChecks: result.failedChecks },
+      );
+    case "typeMismatch":
+      throw new HttpApiError("typeMismatch", result.message);
+    case "limitExceeded":
+      throw new HttpApiError("limitExceeded", result.message);
+    case "unsupported":
+      throw new HttpApiError("unsupported", result.message);
+    case "invalidCommand":
+      throw new HttpApiError("invalid", result.message);
+    case "sessionReused":
+      throw new HttpApiError("sessionReused", result.message);
+    case "sessionExpired":
+      throw new KvOutcomeUnknownError(result.message);
+  }
+}

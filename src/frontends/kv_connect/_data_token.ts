@@ -1,0 +1,96 @@
+/**
+ * Per-client data-path tokens of the KV Connect server (issue 12 item 0).
+ *
+ * The metadata exchange hands each stock client a token of its own instead
+ * of echoing the access token; the client sends it on every data-path
+ * request, resends included, so a node can tell which client a write came
+ * from without any request id. A token is
+ * `aspen-dp1.<client id>.<expiry ms>.<mac>`: a random 128-bit client id, an
+ * expiry (the metadata's `expiresAt`), and an HMAC-SHA256 over both under a
+ * key derived from an accepted access token. Every node configured with the
+ * same access token verifies every other node's tokens, across restarts,
+ * with no shared state; the token reveals nothing of the access token.
+ * Private to `kv_connect/`.
+ *
+ * @module
+ */
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { encodeBase64 } from "../../base/base64.ts";
+import { constantTimeEqual } from "../common/auth.ts";
+
+const PREFIX = "aspen-dp1";
+const KEY_LABEL = "aspen kv-connect data-path token v1";
+const encoder = new TextEncoder();
+const TOKEN_SHAPE =
+  /^aspen-dp1\.([A-Za-z0-9_-]{22})\.([0-9]{1,16})\.([A-Za-z0-9_-]{43})$/;
+
+/** A verified data-path token. */
+export interface DataPathClient {
+  /** The client's id as sessions and resend records name it (`dp:` + 22 characters). */
+  readonly clientId: string;
+}
+
+function base64url(bytes: Uint8Array): string {
+  return encodeBase64(bytes, { url: true, pad: false });
+}
+
+/** Issues and verifies data-path tokens under keys derived from the access tokens. */
+export class DataPathTokens {
+  readonly #keys: readonly { token: Uint8Array; key: Uint8Array }[];
+
+  constructor(accessTokens: readonly string[]) {
+    this.#keys = accessTokens.map((token) => {
+      const bytes = encoder.encode(token);
+      return {
+        token: bytes,
+        key: hmac(sha256, bytes, encoder.encode(KEY_LABEL)),
+      };
+    });
+  }
+
+  /**
+   * A new client's token, under the key of `accessToken` (the one the
+   * client presented), valid until `expiresAtMs`.
+   */
+  issue(accessToken: string, expiresAtMs: number): string {
+    const presented = encoder.encode(accessToken);
+    const entry = this.#keys.find((k) => constantTimeEqual(k.token, presented));
+    if (entry === undefined) {
+      throw new TypeError(
+        "Cannot issue a data-path token: unknown access token",
+      );
+    }
+    const id = base64url(crypto.getRandomValues(new Uint8Array(16)));
+    const body = `${PREFIX}.${id}.${Math.floor(expiresAtMs)}`;
+    return `${body}.${
+      base64url(hmac(sha256, entry.key, encoder.encode(body)))
+    }`;
+  }
+
+  /**
+   * The client of `token` when it is a data-path token issued under one of
+   * the accepted access tokens and not expired at `nowMs`; null otherwise
+   * (including for a plain access token). Every key is tried, so timing
+   * does not reveal which one matched.
+   */
+  verify(token: string, nowMs: number): DataPathClient | null {
+    const match = TOKEN_SHAPE.exec(token);
+    if (match === null) return null;
+    const [, id, expiry, mac] = match as unknown as [
+      string,
+      string,
+      string,
+      string,
+    ];
+    const body = encoder.encode(`${PREFIX}.${id}.${expiry}`);
+    const presented = encoder.encode(mac);
+    let matched = false;
+    for (const { key } of this.#keys) {
+      const expected = encoder.encode(base64url(hmac(sha256, key, body)));
+      matched = constantTimeEqual(presented, expected) || matched;
+    }
+    if (!matched || Number(expiry) < nowMs) return null;
+    return { clientId: `dp:${id}` };
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * {@linkcode LocalKvBackend}: the reference {@linkcode KvBackend}, one
+ * {@linkcode KvStateMachine} in this process with no Raft (a counter plays
+ * the log index). Every read is strong, every commit decided at once. A
+ * timer proposes expiry sweeps as the node runtime will. Watches re-read
+ * their keys after every applied change and yield when a versionstamp moved.
+ *
+ * @module
+ */
+import { logIndex } from "../../raft/types.ts";
+import type {
+  KvBackend,
+  KvCommitResult,
+  KvConsistency,
+  KvReadRange,
+} from "./api.ts";
+import { KvUnavailableError } from "./api.ts";
+import { encodeCommand } from "./commands.ts";
+import { validateAtomic } from "../../model/limits.ts";
+import { MemoryStateStore } from "../../storage/memory_state_store.ts";
+import { KvStateMachine } from "../../state/state_machine.ts";
+import type { StateStore } from "../../state/state_store.ts";
+import type {
+  KvAtomicOperation,
+  KvEntry,
+  KvResendMark,
+} from "../../model/types.ts";
+import { equalBytes } from "../../base/bytes.ts";
+
+/** Options of {@linkcode LocalKvBackend}. */
+export interface LocalKvBackendOptions {
+  /** Lowercase UUID of the database. Default: a random one. */
+  readonly databaseId?: string;
+  /** The store to apply to. Default: a new {@linkcode MemoryStateStore}. */
+  readonly store?: StateStore;
+  /** Interval of expiry sweeps in ms; 0 disables them. Default 1000. */
+  readonly expirySweepIntervalMs?: number;
+  /** Keys one sweep deletes at most. Default 1000. */
+  readonly expiryKeysPerSweepMax?: number;
+  /** Concurrent watches at most; more are refused as unavailable. Default 1000. */
+  readonly watchersMax?: number;
+  /** The clock, Unix ms. Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+function sameVersion(a: KvEntry | null, b: KvEntry | null): boolean {
+  if (a === null || b === null) return a === b;
+  return equalBytes(a.versionstamp, b.versionstamp);
+}
+
+/** Runs `run` now, returning its result or its exception as a promise. */
+function settle<T>(run: () => T): Promise<T> {
+  try {
+    return Promise.resolve(run());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/** A {@linkcode KvBackend} over one in-process state machine. */
+export class LocalKvBackend implements KvBackend, Disposable {
+  readonly databaseId: string;
+  readonly stateMachine: KvStateMachine;
+  readonly #now: () => number;
+  readonly #watchersMax: number;
+  readonly #expiryKeysPerSweepMax: number;
+  /** Wakes every waiting watch; replaced after each change. */
+  #changed = Promise.withResolvers<void>();
+  #watcherCount = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+
+  /** @throws {RangeError} For a negative sweep interval or a non-positive bound. */
+  constructor(options: LocalKvBackendOptions = {}) {
+    const interval = options.expirySweepIntervalMs ?? 1000;
+    if (!Number.isSafeInteger(interval) || interval < 0) {
+      throw new RangeError(
+        `Cannot create LocalKvBackend: 'expirySweepIntervalMs' must be a non-negative integer: current value is ${interval}`,
+      );
+    }
+    this.#watchersMax = options.watchersMax ?? 1000;
+    this.#expiryKeysPerSweepMax = options.expiryKeysPerSweepMax ?? 1000;
+    for (
+      const [name, value] of [
+        ["watchersMax", this.#watchersMax],
+        ["expiryKeysPerSweepMax", this.#expiryKeysPerSweepMax],
+      ] as const
+    ) {
+      if (!Number.isSafeInteger(value) || value <= 0) {
+        throw new RangeError(
+          `Cannot create LocalKvBackend: '${name}' must be a positive integer: current value is ${value}`,
+        );
+      }
+    }
+    this.databaseId = options.databaseId ?? crypto.randomUUID();
+    this.stateMachine = new KvStateMachine(
+      options.store ?? new MemoryStateStore(),
+    );
+    this.#now = options.now ?? Date.now;
+    if (interval > 0) {
+      this.#timer = setInterval(() => this.sweepExpired(), interval);
+    }
+  }
+
+  #apply(command: Parameters<typeof encodeCommand>[0]) {
+    const index = logIndex(this.stateMachine.appliedIndex() + 1);
+    return this.stateMachine.apply(index, encodeCommand(command));
+  }
+
+  #notify(): void {
+    const changed = this.#changed;
+    this.#changed = Promise.withResolvers<void>();
+    changed.resolve();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new KvUnavailableError("The backend is closed");
+  }
+
+  /** Applies one expiry sweep at the current time; returns the keys deleted. */
+  sweepExpired(): number {
+    if (this.#closed) return 0;
+    const result = this.#apply({
+      type: "expire",
+      timestampMs: this.#now(),
+      keyCountMax: this.#expiryKeysPerSweepMax,
+    });
+    const deleted = result.ok ? result.expiredKeyCount : 0;
+    if (deleted > 0) this.#notify();
+    return deleted;
+  }
+
+  /** Reads every range from the current state (always strongly consistent here). */
+  read(
+    ranges: readonly KvReadRange[],
+    _consistency: KvConsistency,
+  ): Promise<KvEntry[][]> {
+    // Synchronous, so all ranges come from one state.
+    return settle(() => {
+      this.#checkOpen();
+      return ranges.map((range) =>
+        this.stateMachine.readRange(
+          range.start,
+          range.end,
+          range.limit,
+          range.reverse,
+        )
+      );
+    });
+  }
+
+  /**
+   * Validates and applies `operation` as the next log entry.
+   *
+   * @throws {KvLimitError} / {KvInvalidError} / {KvUnsupportedError} From validation.
+   * @throws {KvUnavailableError} Once closed.
+   */
+  commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
+    return settle((): KvCommitResult => {
+      this.#checkOpen();
+      validateAtomic(operation, this.#now());
+      const result = this.#apply({ type: "atomic", operation });
+      if (!result.ok) {
+        return {
+          ok: false,
+          reason: result.reason,
+          message: result.message,
+          failedChecks: result.failedChecks,
+        };
+      }
+      this.#notify();
+      return { ok: true, versionstamp: result.versionstamp };
+    });
+  }
+
+  /** Applies the marks at once (see {@linkcode KvBackend.markResendsDelivered}). */
+  markResendsDelivered(marks: readonly KvResendMark[]): Promise<void> {
+    return settle(() => {
+      this.#checkOpen();
+      this.#apply({ type: "resendDelivered", marks });
+    });
+  }
+
+  /**
+   * Yields the entries of `keys` now, then after every change that moves
+   * one of their versionstamps, until `signal` aborts or the backend closes.
+   *
+   * @throws {KvUnavailableError} When closed or watching too many already.
+   */
+  async *watch(
+    keys: readonly Uint8Array[],
+    signal: AbortSignal,
+  ): AsyncIterable<readonly (KvEntry | null)[]> {
+    this.#checkOpen();
+    if (this.#watcherCount >= this.#watchersMax) {
+      throw new KvUnavailableError(
+        `Cannot watch: ${this.#watchersMax} watches are open already`,
+      );
+    }
+    this.#watcherCount++;
+    const aborted = new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    try {
+      let previous: (KvEntry | null)[] | null = null;
+      while (!signal.aborted && !this.#closed) {
+        const changed = this.#changed.promise;
+        const current = keys.map((key) => this.stateMachine.get(key));
+        if (
+          previous === null ||
+          current.some((entry, i) => !sameVersion(previous![i] ?? null, entry))
+        ) {
+          previous = current;
+          yield current;
+        }
+        await Promise.race([changed, aborted]);
+      }
+    } finally {
+      this.#watcherCount--;
+    }
+  }
+
+  /** Stops the sweep timer and ends every watch. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#notify();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

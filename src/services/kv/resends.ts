@@ -1,0 +1,187 @@
+/**
+ * Resends of stock-client writes (issue 12 item 0): a stock `Deno.openKv`
+ * client resends a write whose answer it did not get (a dead entry node, a
+ * reset connection) with the same bytes and no request id. The KV Connect
+ * server tags such a write with the client id of its data-path token and a
+ * SHA-256 of its body (see `KvResend`); this table keeps, in replicated
+ * state, the first result of each (client, digest) applied recently, so a
+ * mergeable write with the same client and digest is answered with that
+ * result instead of applying again. Private to `src/kv/`.
+ *
+ * A record whose answer the entry node delivered is marked so (a
+ * `resendDelivered` entry the node proposes shortly after answering): it no
+ * longer answers anything, since an identical write after a delivered
+ * answer is a new write, even on a restarted node that remembers nothing.
+ *
+ * Bounded by count ({@linkcode RESEND_RECORDS_MAX}, oldest dropped first) and
+ * by age: a record older than {@linkcode RESEND_WINDOW_MS} (by the proposing
+ * nodes' clocks, carried in the log) answers nothing and is pruned.
+ *
+ * | row    | key                                              | value                            |
+ * | ------ | ------------------------------------------------ | -------------------------------- |
+ * | record | `ff 73 71` clientId `00` digest (32 bytes)       | MessagePack `[result, atMs, index, delivered]` |
+ * | order  | `ff 73 75` index (8 bytes BE) clientId `00` digest | empty: oldest first            |
+ * | count  | `ff 73 77`                                       | MessagePack count                |
+ *
+ * @module
+ */
+import { decode, encode } from "@msgpack/msgpack";
+import type { LogIndex } from "../../raft/types.ts";
+import { concatBytes, toHex } from "../../base/bytes.ts";
+import { internalRowWriter, type Overlay } from "./mutations.ts";
+import { INTERNAL_KEY_BYTE } from "../queues/keys.ts";
+import type { StateStore } from "../../state/state_store.ts";
+import type {
+  KvApplyResult,
+  KvResend,
+  KvResendMark,
+  Versionstamp,
+} from "../../model/types.ts";
+
+/** Resend records kept at most. */
+export const RESEND_RECORDS_MAX = 50_000;
+/** How long a record answers a resend, in ms of the proposers' clocks. */
+export const RESEND_WINDOW_MS = 5 * 60_000;
+/** Expired records pruned at most per recorded write. */
+const PRUNE_PER_WRITE = 2;
+
+/** Testing knobs of the resend table (planted bugs for the simulator). */
+export interface ResendKnobs {
+  /** The old behaviour: a resend is applied as a new write. */
+  readonly ignoreResends?: boolean;
+}
+
+const RECORD = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x71]);
+const ORDER = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x75]);
+const ORDER_END = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x76]);
+const COUNT = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x77]);
+const encoder = new TextEncoder();
+
+function u64(value: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(value));
+  return out;
+}
+
+function part(resend: { clientId: string; digest: Uint8Array }): Uint8Array {
+  return concatBytes(
+    encoder.encode(resend.clientId),
+    new Uint8Array([0]),
+    resend.digest,
+  );
+}
+
+/** Reads and records resend results for one state store. */
+export class ResendTable {
+  readonly #store: StateStore;
+  readonly #knobs: ResendKnobs;
+
+  constructor(store: StateStore, knobs: ResendKnobs = {}) {
+    this.#store = store;
+    this.#knobs = knobs;
+  }
+
+  /** The first result of an identical applied write, when `resend` may be its resend. */
+  lookup(resend: KvResend): KvApplyResult | null {
+    if (!resend.mergeable || this.#knobs.ignoreResends) return null;
+    const row = this.#store.get(concatBytes(RECORD, part(resend)));
+    if (row === null) return null;
+    const [result, atMs, , delivered] = decode(row.value) as [
+      KvApplyResult,
+      number,
+      number,
+      boolean | undefined,
+    ];
+    if (delivered === true) return null;
+    return atMs + RESEND_WINDOW_MS < resend.atMs ? null : result;
+  }
+
+  /**
+   * Stages marks of delivered answers into `overlay`: each record still
+   * holding the write of its index stops answering resends.
+   */
+  markDelivered(
+    overlay: Overlay,
+    marks: readonly KvResendMark[],
+    stamp: Versionstamp,
+  ): number {
+    let marked = 0;
+    for (const mark of marks) {
+      const key = concatBytes(RECORD, part(mark));
+      const row = overlay.get(toHex(key))?.row ?? this.#store.get(key);
+      if (row === null || row === undefined) continue;
+      const [result, atMs, index] = decode(row.value) as [
+        KvApplyResult,
+        number,
+        number,
+      ];
+      if (index !== mark.index) continue;
+      internalRowWriter(overlay, stamp).put(
+        key,
+        encode([result, atMs, index, true]),
+      );
+      marked++;
+    }
+    return marked;
+  }
+
+  /** Stages the result of a write into `overlay`, pruning old records. */
+  record(
+    overlay: Overlay,
+    resend: KvResend,
+    index: LogIndex,
+    result: KvApplyResult,
+    stamp: Versionstamp,
+  ): void {
+    const { put, remove } = internalRowWriter(overlay, stamp);
+    const own = part(resend);
+    const recordKey = concatBytes(RECORD, own);
+    let count = this.#count();
+    const previous = this.#store.get(recordKey);
+    if (previous === null) count++;
+    else {
+      const [, , previousIndex] = decode(previous.value) as [
+        KvApplyResult,
+        number,
+        number,
+      ];
+      remove(concatBytes(ORDER, u64(previousIndex), own));
+    }
+    put(recordKey, encode([result, resend.atMs, index, false]));
+    put(concatBytes(ORDER, u64(index), own), new Uint8Array(0));
+    const oldest = this.#store.scan({
+      start: ORDER,
+      end: ORDER_END,
+      limit: PRUNE_PER_WRITE + 1,
+      reverse: false,
+    });
+    let pruned = 0;
+    for (const row of oldest) {
+      if (pruned >= PRUNE_PER_WRITE) break;
+      const otherPart = row.key.subarray(ORDER.length + 8);
+      const otherKey = concatBytes(RECORD, otherPart);
+      if (toHex(otherKey) === toHex(recordKey)) continue;
+      const other = this.#store.get(otherKey);
+      const atMs = other === null
+        ? 0
+        : (decode(other.value) as [KvApplyResult, number])[1];
+      if (
+        count <= RESEND_RECORDS_MAX && atMs + RESEND_WINDOW_MS >= resend.atMs
+      ) {
+        break;
+      }
+      remove(row.key);
+      if (other !== null) {
+        remove(otherKey);
+        count--;
+      }
+      pruned++;
+    }
+    put(COUNT, encode(count));
+  }
+
+  #count(): number {
+    const row = this.#store.get(COUNT);
+    return row === null ? 0 : decode(row.value) as number;
+  }
+}
