@@ -163,20 +163,8 @@ export interface ConnectOptions {
   readonly clusterId?: string;
 }
 
-export type { ClusterMember, ClusterStatus } from "../protocol/http_api.ts";
-
-/** Where a new node is reached, for `addLearner`. */
-export interface NodeAddress {
-  /** Id of the node. */
-  readonly nodeId: string;
-  /** Its HTTP API URL. */
-  readonly httpUrl: string;
-  /** Host of its QUIC peer listener. */
-  readonly quicHost: string;
-  /** UDP port of its QUIC peer listener. */
-  readonly quicPort: number;
-  /** The node's public key (base64url). */
-  readonly nodeKey: string;
-  /** SHA-256 of the node's TLS certificate (base64url). */
-  readonly certificateHash: string;
-}
+export type {
+  ClusterMember,
+  ClusterStatus,
+  NodeAddress,
+} from "../protocol/cluster.ts";

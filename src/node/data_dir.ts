@@ -18,7 +18,7 @@ import {
   loadOrCreateNodeIdentity,
   NODE_KEY_FILE,
 } from "../cluster/identity.ts";
-import type { NodeAddress } from "./node_api.ts";
+import type { NodeAddress } from "../protocol/cluster.ts";
 
 /** Files in a data folder. */
 export const DATA_FILES = {

@@ -32,7 +32,7 @@ import {
 } from "./data_dir.ts";
 import { freeTcpPorts, freeUdpPorts } from "./provision.ts";
 import { decodeBase64Url, encodeBase64Url } from "./_base64.ts";
-import type { NodeAddress } from "./node_api.ts";
+import type { NodeAddress } from "../protocol/cluster.ts";
 
 /** Default life of a join token, in milliseconds. */
 export const JOIN_TOKEN_TTL_MS = 60 * 60 * 1000;

@@ -5,32 +5,17 @@
  * @module
  */
 import type { KvBackend } from "../services/kv/api.ts";
-import type { ClusterMember, ClusterStatus } from "../protocol/http_api.ts";
+import type {
+  ClusterMember,
+  ClusterStatus,
+  HealthStatus,
+  NodeAddress,
+} from "../protocol/cluster.ts";
 
 /** A member as the status page shows it (the wire type of `/v1/cluster/status`). */
 export type MemberStatus = ClusterMember;
 
-export type { ClusterStatus };
-
-/** `/health`: healthy only when a leader is known and storage is writable. */
-export interface HealthStatus {
-  readonly ok: boolean;
-  readonly reason: string | null;
-}
-
-/** Where a node can be reached, as peers and clients need it. */
-export interface NodeAddress {
-  readonly nodeId: string;
-  readonly httpUrl: string;
-  readonly quicHost: string;
-  readonly quicPort: number;
-  /** The node's public key (base64url). */
-  readonly nodeKey: string;
-  /** SHA-256 of the node's current TLS certificate (base64url). */
-  readonly certificateHash: string;
-  /** The node's human name, when configured (`name`, `--name`). */
-  readonly name?: string;
-}
+export type { ClusterStatus, HealthStatus, NodeAddress };
 
 /** Thrown by admin calls refused by Raft's rules (not leader, change pending, lagging learner). */
 export class ClusterAdminError extends Error {

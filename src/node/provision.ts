@@ -21,7 +21,7 @@ import {
   loadOrCreateCertificate,
   writeClusterFile,
 } from "./data_dir.ts";
-import type { NodeAddress } from "./node_api.ts";
+import type { NodeAddress } from "../protocol/cluster.ts";
 
 /** Where one node of the new cluster will live. */
 export interface PlannedNode {

@@ -11,7 +11,7 @@ import type { Entry, LogIndex, Snapshot } from "../raft/types.ts";
 import type { KvStateMachine } from "./state_machine.ts";
 import type { SnapshotChunk } from "./state_store.ts";
 import type { KvApplyResult } from "../model/types.ts";
-import type { NodeAddress } from "../node/node_api.ts";
+import type { NodeAddress } from "../protocol/cluster.ts";
 
 const EMPTY = new Uint8Array(0);
 

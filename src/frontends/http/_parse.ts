@@ -14,7 +14,7 @@ import type {
 } from "../../model/types.ts";
 import { versionstampFromString } from "../../model/versionstamp.ts";
 import { HTTP_API_LIMITS } from "../../protocol/http_api.ts";
-import type { NodeAddress } from "../../node/node_api.ts";
+import type { NodeAddress } from "../../protocol/cluster.ts";
 import {
   bytesFromWire,
   describe,
