@@ -124,7 +124,7 @@ Deno.test("aspen_log_fsync_ms counts every log write since start, never fewer", 
     }
     assert.ok(saves > 1500, `${saves} log writes`);
   } finally {
-    backend.stopExpiry();
+    backend.stopServices();
     await runner.stop();
   }
 });

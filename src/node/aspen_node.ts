@@ -301,7 +301,7 @@ export class AspenNode implements NodeApi {
       node.#promoteTimer = setInterval(() => node.#autoPromote(), 500);
     }
     runner.start();
-    backend.startExpiry();
+    backend.startServices();
     void node.#announceSelf(previousSelf);
     // Certificates last a week; check hourly and renew with a day left.
     node.#certificateTimer = setInterval(() => {
@@ -363,7 +363,7 @@ export class AspenNode implements NodeApi {
     this.#stopped = true;
     clearInterval(this.#promoteTimer);
     clearInterval(this.#certificateTimer);
-    this.backend.stopExpiry();
+    this.backend.stopServices();
     await this.runner.stop();
     this.#stateStore.sync();
     this.#stateStore.close();

@@ -1,9 +1,10 @@
 /**
  * {@linkcode KvBackend} served by a Raft node: writes are proposed on the
  * leader (forwarded from followers), strong reads wait for ReadIndex, and
- * eventual reads use the local replica as it is. Queue messages are leased by
- * the leader's {@linkcode QueueDispatcher}; acks and nacks are proposals like
- * any write.
+ * eventual reads use the local replica as it is. The KV expiry sweep and the
+ * queue dispatcher are leader tasks run by the node's {@linkcode ServiceHost}
+ * (queue messages are leased by the dispatcher); acks and nacks are
+ * proposals like any write.
  *
  * @module
  */
@@ -36,7 +37,11 @@ import type {
   KvResendMark,
 } from "../model/types.ts";
 import { KvInvalidError, KvLimitError } from "../model/errors.ts";
-import { QueueDispatcher } from "../services/queues/dispatcher.ts";
+import { QueueDispatcher } from "../services/queues/leader.ts";
+import { KvExpirySweep } from "../services/kv/leader.ts";
+import type { ProposalRate } from "./proposal_rate.ts";
+import { runnerLeadership, ServiceHost } from "./service_host.ts";
+import { systemScheduler } from "./system_clock.ts";
 import {
   decodeApplyResult,
   type KvReplicatedState,
@@ -50,9 +55,6 @@ import {
 /** How long a write is retried (with its session) before its outcome is reported unknown. */
 const COMMIT_RETRY_WINDOW_MS = 20_000;
 
-/** Most keys removed by one expiry entry. */
-const EXPIRE_BATCH_KEYS = 1000;
-
 /** Options of {@linkcode RaftKvBackend}. */
 export interface RaftKvBackendOptions {
   /**
@@ -61,7 +63,26 @@ export interface RaftKvBackendOptions {
    * Never set in production.
    */
   readonly testingWatchBackInTime?: boolean;
+  /**
+   * The node's service host, which runs the KV expiry sweep and the queue
+   * dispatcher while this node leads. Default: a host of its own over the
+   * runner, on the system clock.
+   */
+  readonly services?: ServiceHost;
+  /** Pause between expiry sweeps, in ms. Default 1000. */
+  readonly expiryIntervalMs?: number;
+  /** The expiry sweep's proposal bound. Default: the host's default. */
+  readonly expiryRate?: ProposalRate;
+  /** The queue dispatcher's proposal bound. Default {@linkcode QUEUE_PROPOSAL_RATE}. */
+  readonly queueRate?: ProposalRate;
 }
+
+/** The queue dispatcher's default bound: one lease serves up to 100 messages. */
+export const QUEUE_PROPOSAL_RATE: ProposalRate = {
+  perSecond: 1000,
+  burst: 100,
+  inFlightMax: 4,
+};
 
 /** A KvBackend over a Raft node. */
 export class RaftKvBackend implements KvBackend {
@@ -73,9 +94,8 @@ export class RaftKvBackend implements KvBackend {
   readonly #runner: RaftRunner;
   readonly #state: KvReplicatedState;
   readonly #dispatcher: QueueDispatcher;
-  #expiryTimer: ReturnType<typeof setInterval> | undefined;
-  #expiring = false;
-  #unsubscribeApplied: (() => void) | null = null;
+  /** Runs the leader tasks (expiry sweep, queue dispatcher) while this node leads. */
+  readonly services: ServiceHost;
   readonly #options: RaftKvBackendOptions;
 
   constructor(
@@ -91,8 +111,26 @@ export class RaftKvBackend implements KvBackend {
     this.#dispatcher = new QueueDispatcher({
       kv: state.kv,
       isLeader: () => runner.status().role === "leader",
-      proposeLocal: async (command) =>
-        decodeApplyResult(await runner.proposeLocal(encodeCommand(command))),
+      scheduler: systemScheduler,
+    });
+    this.services = options.services ?? new ServiceHost({
+      leadership: runnerLeadership(runner),
+      proposeLocal: (data) => runner.proposeLocal(data),
+    });
+    this.services.add({
+      task: new KvExpirySweep({
+        store: state.kv.store,
+        intervalMs: options.expiryIntervalMs,
+      }),
+      encode: encodeCommand,
+      decode: decodeApplyResult,
+      rate: options.expiryRate,
+    });
+    this.services.add({
+      task: this.#dispatcher,
+      encode: (command: KvQueueCommand) => encodeCommand(command as KvCommand),
+      decode: decodeApplyResult,
+      rate: options.queueRate ?? QUEUE_PROPOSAL_RATE,
     });
     this.queues = {
       listen: (options: KvQueueListenOptions): Promise<KvQueueDelivery[]> =>
@@ -126,40 +164,38 @@ export class RaftKvBackend implements KvBackend {
   }
 
   /**
-   * Starts the leader's background work: the expiry sweep (every
-   * `intervalMs`, if this node leads and some key's deadline has passed by
-   * its clock, it proposes one expiry entry carrying that clock's time;
-   * applying it deletes the same keys on every replica; reads never consult
-   * a clock) and the queue dispatcher ({@linkcode startQueues}).
+   * Starts the leader tasks: while this node leads, the expiry sweep
+   * proposes the deletion of keys whose deadline passed and the queue
+   * dispatcher leases ready messages to waiting listeners and expires ended
+   * leases. Idempotent.
    */
-  startExpiry(intervalMs = 1000): void {
-    this.#expiryTimer = setInterval(() => void this.#sweep(), intervalMs);
-    this.startQueues();
+  startServices(): void {
+    this.services.start();
   }
 
-  /** Stops the expiry sweep and the queue dispatcher. */
-  stopExpiry(): void {
-    clearInterval(this.#expiryTimer);
-    this.stopQueues();
+  /** Stops the leader tasks; waiting queue listeners are released. */
+  stopServices(): void {
+    this.services.stop();
   }
 
-  /**
-   * Starts the queue dispatcher: while this node leads, it leases ready
-   * messages to waiting listeners and expires ended leases. Idempotent.
-   */
+  /** @deprecated Use {@linkcode startServices} (starts every leader task). */
   startQueues(): void {
-    if (this.#dispatcher.started) return;
-    this.#dispatcher.start();
-    this.#unsubscribeApplied = this.#runner.onApplied(() =>
-      this.#dispatcher.wake()
-    );
+    this.startServices();
   }
 
-  /** Stops the queue dispatcher; waiting listeners are released as unavailable. */
+  /** @deprecated Use {@linkcode stopServices}. */
   stopQueues(): void {
-    this.#unsubscribeApplied?.();
-    this.#unsubscribeApplied = null;
-    this.#dispatcher.stop();
+    this.stopServices();
+  }
+
+  /** @deprecated Use {@linkcode startServices}. */
+  startExpiry(): void {
+    this.startServices();
+  }
+
+  /** @deprecated Use {@linkcode stopServices}. */
+  stopExpiry(): void {
+    this.stopServices();
   }
 
   async read(
@@ -319,26 +355,6 @@ export class RaftKvBackend implements KvBackend {
         );
       }
       throw error;
-    }
-  }
-
-  async #sweep(): Promise<void> {
-    if (this.#expiring || this.#runner.status().role !== "leader") return;
-    const now = Date.now();
-    if (this.#state.kv.store.expiredKeys(now, 1).length === 0) return;
-    this.#expiring = true;
-    try {
-      await this.#runner.proposeLocal(
-        encodeCommand({
-          type: "expire",
-          timestampMs: now,
-          keyCountMax: EXPIRE_BATCH_KEYS,
-        }),
-      );
-    } catch {
-      // Lost leadership or timed out: the next sweep (on whoever leads) retries.
-    } finally {
-      this.#expiring = false;
     }
   }
 }

@@ -54,6 +54,7 @@ function startNode(
       runner,
       state,
       "00000000-0000-4000-8000-000000000000",
+      { expiryIntervalMs: 50 },
     ),
     logStore,
     state,
@@ -178,7 +179,7 @@ Deno.test("RaftKvBackend deletes an expired key on every replica within a bound,
   const network = new InMemoryNetwork();
   const nodes = IDS.map((id) => startNode(network, id));
   try {
-    for (const node of nodes) node.backend.startExpiry(50);
+    for (const node of nodes) node.backend.startServices();
     await waitFor("a leader", () => leaderOf(nodes) !== undefined);
     const key = encodeKey(["session"]);
     const result = await nodes[0]!.backend.commit({
@@ -200,7 +201,7 @@ Deno.test("RaftKvBackend deletes an expired key on every replica within a bound,
       5000,
     );
   } finally {
-    for (const node of nodes) node.backend.stopExpiry();
+    for (const node of nodes) node.backend.stopServices();
     await Promise.all(nodes.map((n) => n.runner.stop()));
   }
 });

@@ -245,7 +245,7 @@ export class TestCluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map(async (n) => {
-      n.backend.stopQueues();
+      n.backend.stopServices();
       await n.server?.shutdown();
       await n.runner.stop();
     }));
@@ -277,7 +277,7 @@ export async function startTestCluster(
       node.url = `http://127.0.0.1:${node.server.addr.port}`;
     }
     node.runner.start();
-    node.backend.startQueues();
+    node.backend.startServices();
   }
   try {
     await cluster.settled();

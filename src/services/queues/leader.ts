@@ -1,7 +1,8 @@
 /**
- * The leader's queue dispatcher. Queue messages live in replicated state
- * (`src/kv/queue.ts`); the dispatcher only decides *when* to move them, by
- * proposing commands stamped with the leader's clock:
+ * The queue service's leader task: the dispatcher. Queue messages live in
+ * replicated state (`queue.ts`); the dispatcher only decides *when* to move
+ * them, by proposing commands stamped with the leader's clock (through its
+ * {@linkcode LeaderTaskContext}, rate-bounded by the node's service host):
  *
  * - for a queue with a waiting listener and a message ready by that clock, a
  *   `queueLease` command; the messages it leased (decided at apply time,
@@ -10,8 +11,10 @@
  *   `queueExpireLeases` command, which makes each a failed delivery.
  *
  * Listeners wait here (one HTTP long-poll each); a node that is not the
- * leader refuses them, and a node that stops leading releases them with
- * {@linkcode KvNotLeaderError} so they move to the new leader. Messages a
+ * leader refuses them, and a node that stops leading (the host stops the
+ * task) releases them with {@linkcode KvNotLeaderError} so they move to the
+ * new leader. Listeners that arrive on a new leader before its task started
+ * wait for it. Messages a
  * listener never received (it went away mid-lease) come back when the lease
  * ends: delivery is at least once.
  *
@@ -22,6 +25,8 @@ import {
   type KvQueueListenOptions,
   KvUnavailableError,
 } from "../kv/api.ts";
+import type { Scheduled, Scheduler } from "../../base/clock.ts";
+import type { LeaderTask, LeaderTaskContext } from "../../state/leader_task.ts";
 import type { KvStateMachine } from "../../state/state_machine.ts";
 import {
   hasDeliverable,
@@ -38,13 +43,11 @@ import type {
 /** Options of {@linkcode QueueDispatcher}. */
 export interface QueueDispatcherOptions {
   /** The local replica's state machine (read only). */
-  readonly kv: KvStateMachine;
-  /** Proposes a command on this node (which must lead) and resolves with its result. */
-  readonly proposeLocal: (command: KvQueueCommand) => Promise<KvApplyResult>;
-  /** True while this node leads. */
+  readonly kv: Pick<KvStateMachine, "store">;
+  /** True while this node leads (listeners are refused elsewhere). */
   readonly isLeader: () => boolean;
-  /** The leader's clock in Unix ms. Default `Date.now`. */
-  readonly now?: () => number;
+  /** Timers of the listeners' waits (also while the task is not started). */
+  readonly scheduler: Scheduler;
   /** Pause between passes, in ms. Default 50. */
   readonly intervalMs?: number;
   /** Listeners waiting at once at most. Default 1000. */
@@ -73,13 +76,14 @@ function checkRange(name: string, value: number, min: number, max: number) {
   }
 }
 
-/** Leases ready messages to waiting listeners and expires ended leases. */
-export class QueueDispatcher {
-  readonly #options: QueueDispatcherOptions;
-  readonly #now: () => number;
+/** Leases ready messages to waiting listeners and expires ended leases, while this node leads. */
+export class QueueDispatcher
+  implements LeaderTask<KvQueueCommand, KvApplyResult> {
+  readonly name = "queues.dispatch";
+  readonly #options: QueueDispatcherOptions & { readonly intervalMs: number };
   readonly #listenersMax: number;
   readonly #listeners = new Set<Listener>();
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #context: LeaderTaskContext<KvQueueCommand, KvApplyResult> | null = null;
   #running = false;
   #again = false;
 
@@ -100,31 +104,37 @@ export class QueueDispatcher {
       }
     }
     this.#options = { ...options, intervalMs };
-    this.#now = options.now ?? Date.now;
   }
 
-  /** True between {@linkcode start} and {@linkcode stop}. */
+  /** True while the service host runs this task (this node leads). */
   get started(): boolean {
-    return this.#timer !== undefined;
+    return this.#context !== null;
   }
 
-  /** Starts the periodic passes. Idempotent. */
-  start(): void {
-    if (this.#timer !== undefined) return;
-    this.#timer = setInterval(() => this.wake(), this.#options.intervalMs);
+  /** Starts the periodic passes and the passes after each applied batch. */
+  start(context: LeaderTaskContext<KvQueueCommand, KvApplyResult>): void {
+    this.#context = context;
+    context.scheduler.every(this.#options.intervalMs, () => this.wake());
+    context.onApplied(() => this.wake());
+    this.wake();
   }
 
-  /** Stops the passes and releases every listener as unavailable. */
+  /**
+   * Stops the passes and releases every listener: as not leader when this
+   * node stopped leading (they move on), else as unavailable (shutdown).
+   */
   stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#context = null;
     this.#releaseAll(
-      new KvUnavailableError("Cannot listen: the queue dispatcher stopped"),
+      this.#options.isLeader()
+        ? new KvUnavailableError("Cannot listen: the queue dispatcher stopped")
+        : new KvNotLeaderError("Cannot listen: this node stopped leading"),
     );
   }
 
   /** Runs a pass soon (after an entry applied, a listener arrived). */
   wake(): void {
+    if (this.#context === null) return;
     if (this.#running) {
       this.#again = true;
       return;
@@ -136,7 +146,7 @@ export class QueueDispatcher {
    * Waits for messages of a queue and leases them to the caller.
    *
    * @throws {KvNotLeaderError} When this node does not lead, or stops leading while waiting.
-   * @throws {KvUnavailableError} When the dispatcher is stopped or too many listeners wait.
+   * @throws {KvUnavailableError} When too many listeners wait, or the task stops while leading.
    * @throws {RangeError} For counts or durations out of range.
    */
   listen(options: KvQueueListenOptions): Promise<KvQueueDelivery[]> {
@@ -144,13 +154,6 @@ export class QueueDispatcher {
     checkRange("countMax", options.countMax, 1, QUEUE_LIMITS.leaseCountMax);
     checkRange("leaseMs", options.leaseMs, 1, QUEUE_LEASE_MS_MAX);
     checkRange("waitMs", options.waitMs, 0, QUEUE_WAIT_MS_MAX);
-    if (!this.started) {
-      return Promise.reject(
-        new KvUnavailableError(
-          "Cannot listen: the queue dispatcher is stopped",
-        ),
-      );
-    }
     if (!this.#options.isLeader()) {
       return Promise.reject(
         new KvNotLeaderError("Cannot listen: this node is not the leader"),
@@ -165,14 +168,17 @@ export class QueueDispatcher {
     }
     return new Promise((resolve, reject) => {
       const finish = () => listener.resolve([]);
-      const timer = setTimeout(finish, options.waitMs);
+      const timer: Scheduled = this.#options.scheduler.after(
+        options.waitMs,
+        finish,
+      );
       options.signal?.addEventListener("abort", finish, { once: true });
       const listener: Listener = {
         queue: options.queue,
         countMax: options.countMax,
         leaseMs: options.leaseMs,
         cleanup: () => {
-          clearTimeout(timer);
+          timer.cancel();
           options.signal?.removeEventListener("abort", finish);
           this.#listeners.delete(listener);
         },
@@ -196,6 +202,8 @@ export class QueueDispatcher {
   }
 
   async #pass(): Promise<void> {
+    const context = this.#context;
+    if (context === null) return;
     this.#running = true;
     try {
       do {
@@ -206,9 +214,9 @@ export class QueueDispatcher {
           );
           return;
         }
-        await this.#expireLeases();
-        await this.#serveListeners();
-      } while (this.#again && this.started);
+        await this.#expireLeases(context);
+        await this.#serveListeners(context);
+      } while (this.#again && this.#context === context);
     } catch {
       // Lost leadership or timed out: the next pass (on whoever leads) retries.
     } finally {
@@ -216,10 +224,12 @@ export class QueueDispatcher {
     }
   }
 
-  async #expireLeases(): Promise<void> {
-    const now = this.#now();
+  async #expireLeases(
+    context: LeaderTaskContext<KvQueueCommand, KvApplyResult>,
+  ): Promise<void> {
+    const now = context.clock.wallMs();
     if (!hasExpiredLease(this.#options.kv.store, now)) return;
-    await this.#options.proposeLocal({
+    await context.propose({
       type: "queueExpireLeases",
       timestampMs: now,
       countMax: QUEUE_LIMITS.expireLeasesMax,
@@ -229,14 +239,16 @@ export class QueueDispatcher {
   }
 
   /** Leases for the first listener of each queue that has a deliverable message. */
-  async #serveListeners(): Promise<void> {
+  async #serveListeners(
+    context: LeaderTaskContext<KvQueueCommand, KvApplyResult>,
+  ): Promise<void> {
     const queues = new Set([...this.#listeners].map((l) => l.queue));
     for (const queue of queues) {
-      const now = this.#now();
+      const now = context.clock.wallMs();
       if (!hasDeliverable(this.#options.kv.store, queue, now)) continue;
       const first = this.#firstListener(queue);
       if (first === undefined) continue;
-      const result = await this.#options.proposeLocal({
+      const result = await context.propose({
         type: "queueLease",
         queue,
         timestampMs: now,
