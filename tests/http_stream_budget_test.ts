@@ -118,7 +118,7 @@ Deno.test("HTTP watch, KV Connect watch, queue listen and WebTransport share one
     const wtReader = wt.readable.getReader();
     const wtFirst = await readFrame(wtReader) as { entries?: unknown[] };
     assert.ok(Array.isArray(wtFirst.entries), "the WebTransport watch runs");
-    await pollUntil(() => serving.node.clientStreams.open === 3);
+    await pollUntil(() => serving.streams.open === 3);
 
     // A's fourth stream, of any kind, is refused: 429.
     const overToken = await httpWatch(TOKEN_A);
@@ -149,7 +149,7 @@ Deno.test("HTTP watch, KV Connect watch, queue listen and WebTransport share one
     // Closing a stream frees its slot.
     await first.body!.cancel();
     open.shift();
-    await pollUntil(() => serving.node.clientStreams.open === 3);
+    await pollUntil(() => serving.streams.open === 3);
     const again = await httpWatch(TOKEN_B);
     assert.equal(again.status, 200);
     open.push(again);

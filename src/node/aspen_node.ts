@@ -12,15 +12,15 @@
  * - `recovery.ts`: `--force-new-cluster`;
  * - the KV backend's service host runs the leader tasks (expiry, queues).
  *
+ * The node imports no front end: the composition root (`src/server/`)
+ * hands it the WebTransport session handler and extra metrics.
+ *
  * @module
  */
 import { decodeBase32 } from "../base/base32.ts";
 import type { NodeIdentity } from "../cluster/identity.ts";
 import type { MemberDirectory } from "../cluster/member_directory.ts";
 import { formatTicket } from "../cluster/ticket.ts";
-import { StreamBudget } from "../frontends/common/stream_budget.ts";
-import { HttpMetrics } from "../frontends/http/metrics.ts";
-import { serveClientSession } from "../frontends/webtransport/sessions.ts";
 import { type NodeId, nodeId } from "../raft/types.ts";
 import { NodeAdmin } from "./admin.ts";
 import { PROMOTE_LAG_MAX } from "./admin_validation.ts";
@@ -62,12 +62,10 @@ export class AspenNode implements NodeApi {
   readonly runner: RaftRunner;
   /** The one owner of member addresses on this node. */
   readonly directory: MemberDirectory;
-  /** Latencies of the HTTP listener, fed by whoever serves this node. */
-  readonly http: HttpMetrics = new HttpMetrics();
-  /** Tokens WebTransport clients must present (set by `serveNode`). */
-  clientTokens: readonly string[] = [];
-  /** The node's budget of long-lived client streams (set by `serveNode`). */
-  clientStreams: StreamBudget = new StreamBudget();
+  /** Serves WebTransport client sessions (set by the server); null: refused as starting. */
+  #clientSessions: ((session: WebTransport) => void) | null = null;
+  /** More metrics text appended to the node's (set by the server). */
+  readonly #metricsSources: (() => string)[] = [];
   readonly #parts: NodeParts;
   readonly #admin: NodeAdmin;
   readonly #joins: JoinAdmission;
@@ -133,13 +131,9 @@ export class AspenNode implements NodeApi {
       ((line: string) => console.error(`${new Date().toISOString()} ${line}`));
     let node: AspenNode | null = null;
     const parts = await openNode(config, options.httpUrl, log, (session) => {
-      if (node === null) return false;
-      void serveClientSession(
-        session,
-        node.backend,
-        node.clientTokens,
-        node.clientStreams,
-      );
+      const serve = node === null ? null : node.#clientSessions;
+      if (serve === null) return false;
+      serve(session);
       return true;
     });
     node = new AspenNode(config, parts, log);
@@ -153,10 +147,14 @@ export class AspenNode implements NodeApi {
     return node;
   }
 
-  /** Sets the client tokens and the shared stream budget before clients connect. */
-  setClientAccess(tokens: readonly string[], streams: StreamBudget): void {
-    this.clientTokens = [...tokens];
-    this.clientStreams = streams;
+  /** Sets who serves WebTransport client sessions (until then they are refused as "starting"). */
+  setClientSessions(serve: (session: WebTransport) => void): void {
+    this.#clientSessions = serve;
+  }
+
+  /** Appends a source of Prometheus text to {@linkcode metrics} (e.g. the HTTP listener's). */
+  addMetrics(source: () => string): void {
+    this.#metricsSources.push(source);
   }
 
   /** Where this node can be reached, with its current certificate hash. */
@@ -199,7 +197,8 @@ export class AspenNode implements NodeApi {
   }
 
   metrics(): string {
-    return renderMetrics(this.runner) + this.http.render();
+    return renderMetrics(this.runner) +
+      this.#metricsSources.map((source) => source()).join("");
   }
 
   clientTicket(): string {

@@ -18,7 +18,8 @@ import {
 } from "../frontends/http/descriptors.ts";
 import { kvConnectApp } from "../frontends/kv_connect/app.ts";
 import { AspenNode } from "../node/aspen_node.ts";
-import { routeGroup } from "../frontends/http/metrics.ts";
+import { HttpMetrics, routeGroup } from "../frontends/http/metrics.ts";
+import { serveClientSession } from "../frontends/webtransport/sessions.ts";
 import { DATA_TOKEN_FILE, loadAccessTokens } from "../cluster/access_tokens.ts";
 import { HttpApiError } from "../frontends/http/_errors.ts";
 import { JOIN_ROUTE, JoinRefusedError } from "../node/join.ts";
@@ -53,6 +54,10 @@ export interface ServingNode {
   readonly adminTokens: readonly string[];
   /** The guarded listener (connection counts, closes by reason). */
   readonly http: GuardedServer;
+  /** The node's budget of long-lived client streams (watches, over every listener). */
+  readonly streams: StreamBudget;
+  /** Latencies of the HTTP listener (exposed in the node's `/metrics`). */
+  readonly httpMetrics: HttpMetrics;
   /**
    * Stops accepting, waits for in-flight requests up to the shutdown grace
    * period (long-lived streams such as watches would otherwise hold it for
@@ -111,7 +116,11 @@ export async function serveNode(
     );
     // The admin scope covers the data scope, on every listener.
     const dataOrAdmin = [...tokens.data, ...tokens.admin];
-    node.setClientAccess(dataOrAdmin, streams);
+    node.setClientSessions((session) =>
+      void serveClientSession(session, node.backend, dataOrAdmin, streams)
+    );
+    const httpMetrics = new HttpMetrics();
+    node.addMetrics(() => httpMetrics.render());
     const kvConnect = kvConnectApp({
       backend: node.backend,
       tokens: dataOrAdmin,
@@ -189,7 +198,7 @@ export async function serveNode(
       } catch {
         // Immutable headers (a proxied response): the client accepts none.
       }
-      node.http.record(
+      httpMetrics.record(
         routeGroup(c.req.path),
         c.res.status,
         performance.now() - started,
@@ -251,6 +260,8 @@ export async function serveNode(
       kvConnectTokens: tokens.data,
       adminTokens: tokens.admin,
       http: server,
+      streams,
+      httpMetrics,
       stop,
     };
   } catch (error) {
