@@ -353,6 +353,10 @@ Deno.test("a real node's leader tasks run on the leader only and stop proposing 
     for (const name of ["kv.expiry", "queues.dispatch", "test.probe"]) {
       assert.equal(first.backend.services.stats(name).running, true, name);
     }
+    assert.match(
+      first.backend.services.renderMetrics(),
+      /aspen_leader_task_running\{task="test\.probe"\} 1\n/,
+    );
     for (const node of nodes.filter((n) => n !== first)) {
       assert.equal(node.backend.services.stats("test.probe").starts, 0);
       assert.equal(node.backend.services.stats("test.probe").proposals, 0);

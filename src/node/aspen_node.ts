@@ -10,7 +10,7 @@
  * - `join_admission.ts`: join tickets and joins;
  * - `cert_rotation.ts`: certificate renewal;
  * - `recovery.ts`: `--force-new-cluster`;
- * - the KV backend's service host runs the leader tasks (expiry, queues).
+ * - `service_host.ts` runs the services' leader tasks (expiry, queues).
  *
  * The node imports no front end: the composition root (`src/server/`)
  * hands it the WebTransport session handler and extra metrics.
@@ -39,6 +39,7 @@ import type {
 } from "./node_api.ts";
 import type { RaftKvBackend } from "./raft_kv_backend.ts";
 import type { RaftRunner } from "./raft_runner.ts";
+import type { ServiceHost } from "./service_host.ts";
 import { clusterStatus, nodeHealth } from "./status.ts";
 import { importSigningKey } from "../cluster/keys.ts";
 import { DATA_FILES } from "./data_dir.ts";
@@ -60,6 +61,8 @@ export class AspenNode implements NodeApi {
   readonly id: NodeId;
   readonly backend: RaftKvBackend;
   readonly runner: RaftRunner;
+  /** Runs the services' leader tasks (KV expiry, queue dispatch) while this node leads. */
+  readonly services: ServiceHost;
   /** The one owner of member addresses on this node. */
   readonly directory: MemberDirectory;
   /** Serves WebTransport client sessions (set by the server); null: refused as starting. */
@@ -83,6 +86,7 @@ export class AspenNode implements NodeApi {
     this.id = nodeId(parts.identity.nodeId);
     this.backend = parts.backend;
     this.runner = parts.runner;
+    this.services = parts.services;
     this.directory = parts.directory;
     this.#parts = parts;
     this.#log = log;
@@ -138,7 +142,7 @@ export class AspenNode implements NodeApi {
     });
     node = new AspenNode(config, parts, log);
     parts.runner.start();
-    parts.backend.startServices();
+    parts.services.start();
     void parts.members.announceSelf(parts.previousSelf, parts.runner);
     node.#certificates.start();
     log(
@@ -177,7 +181,7 @@ export class AspenNode implements NodeApi {
     this.#stopped = true;
     this.#admin.stop();
     this.#certificates.stop();
-    this.backend.stopServices();
+    this.services.stop();
     await this.runner.stop();
     await closeNode(this.#parts);
     this.#log(`node ${this.identity.shortId} stopped`);
@@ -197,7 +201,7 @@ export class AspenNode implements NodeApi {
   }
 
   metrics(): string {
-    return renderMetrics(this.runner) +
+    return renderMetrics(this.runner) + this.services.renderMetrics() +
       this.#metricsSources.map((source) => source()).join("");
   }
 

@@ -2,8 +2,8 @@
  * Opening and closing a node's parts: the data folder (lock, identity,
  * certificate, `cluster.json`, creating a new one-node cluster in an empty
  * folder), the SQLite log and state, the QUIC transport, the member
- * directory, the Raft runner and the KV backend. `aspen_node.ts` composes
- * what this opens.
+ * directory, the Raft runner, the service host and the KV backend.
+ * `aspen_node.ts` composes what this opens.
  *
  * @module
  */
@@ -48,6 +48,7 @@ import { RaftKvBackend } from "./raft_kv_backend.ts";
 import { RaftRunner } from "./raft_runner.ts";
 import { forceNewCluster } from "./recovery.ts";
 import { NodeMembers } from "./members.ts";
+import { runnerLeadership, ServiceHost } from "./service_host.ts";
 
 /** What {@linkcode openNode} opened, for the node to compose. */
 export interface NodeParts {
@@ -65,6 +66,8 @@ export interface NodeParts {
   readonly stateStore: SqliteStateStore;
   readonly state: KvReplicatedState;
   readonly runner: RaftRunner;
+  /** Runs the services' leader tasks while this node leads. */
+  readonly services: ServiceHost;
   readonly backend: RaftKvBackend;
   readonly lock: DataDirLock;
 }
@@ -176,7 +179,15 @@ export async function openNode(
       log(`raft: ${event} ${JSON.stringify(detail ?? {})}`),
   });
   logStore.close();
-  const backend = new RaftKvBackend(runner, state, cluster.databaseId);
+  const services = new ServiceHost({
+    leadership: runnerLeadership(runner),
+    proposeLocal: (data) => runner.proposeLocal(data),
+    log,
+  });
+  // The KV and queue services register their leader tasks on it.
+  const backend = new RaftKvBackend(runner, state, cluster.databaseId, {
+    services,
+  });
   return {
     identity,
     cluster,
@@ -189,6 +200,7 @@ export async function openNode(
     stateStore,
     state,
     runner,
+    services,
     backend,
     lock,
   };

@@ -312,6 +312,38 @@ export class ServiceHost {
     };
   }
 
+  /** Prometheus text of every task's counters. */
+  renderMetrics(): string {
+    const families: [string, string, string, (s: TaskSlot) => number][] = [
+      [
+        "aspen_leader_task_running",
+        "gauge",
+        "1 while the leader task runs (this node leads).",
+        (s) => s.run === null ? 0 : 1,
+      ],
+      [
+        "aspen_leader_task_proposals_total",
+        "counter",
+        "Proposals a leader task sent to Raft.",
+        (s) => s.proposals,
+      ],
+      [
+        "aspen_leader_task_refused_total",
+        "counter",
+        "Proposals of a leader task refused by its bound or its stop.",
+        (s) => s.refused,
+      ],
+    ];
+    const lines: string[] = [];
+    for (const [name, type, help, value] of families) {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [task, slot] of this.#slots) {
+        lines.push(`${name}{task="${task}"} ${value(slot)}`);
+      }
+    }
+    return lines.join("\n") + "\n";
+  }
+
   #startTask(slot: TaskSlot): void {
     const run = new TaskRun(slot, this.#options, this.#clock, this.#scheduler);
     slot.run = run;
