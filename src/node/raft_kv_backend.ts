@@ -41,7 +41,8 @@ import { QueueDispatcher } from "../services/queues/leader.ts";
 import { KvExpirySweep } from "../services/kv/leader.ts";
 import type { ProposalRate } from "./proposal_rate.ts";
 import { runnerLeadership, ServiceHost } from "./service_host.ts";
-import { systemScheduler } from "./system_clock.ts";
+import { systemClock, systemScheduler } from "./system_clock.ts";
+import type { Clock, Scheduler } from "../base/clock.ts";
 import {
   decodeApplyResult,
   type KvReplicatedState,
@@ -69,6 +70,10 @@ export interface RaftKvBackendOptions {
    * runner, on the system clock.
    */
   readonly services?: ServiceHost;
+  /** The clock of the default service host. Default: the system clock. */
+  readonly clock?: Clock;
+  /** Timers of queue listeners and of the default service host. Default: the platform's. */
+  readonly scheduler?: Scheduler;
   /** Pause between expiry sweeps, in ms. Default 1000. */
   readonly expiryIntervalMs?: number;
   /** The expiry sweep's proposal bound. Default: the host's default. */
@@ -111,11 +116,13 @@ export class RaftKvBackend implements KvBackend {
     this.#dispatcher = new QueueDispatcher({
       kv: state.kv,
       isLeader: () => runner.status().role === "leader",
-      scheduler: systemScheduler,
+      scheduler: options.scheduler ?? systemScheduler,
     });
     this.services = options.services ?? new ServiceHost({
       leadership: runnerLeadership(runner),
       proposeLocal: (data) => runner.proposeLocal(data),
+      clock: options.clock ?? systemClock,
+      scheduler: options.scheduler ?? systemScheduler,
     });
     this.services.add({
       task: new KvExpirySweep({
