@@ -181,6 +181,36 @@ Deno.test("ServiceHost bounds a task's proposals by its token bucket", async () 
   );
 });
 
+Deno.test("ServiceHost grants no extra burst when leadership changes", async () => {
+  const time = new ManualTime();
+  const leadership = new FakeLeadership();
+  let proposals = 0;
+  const host = hostOf(leadership, time, (data) => {
+    proposals++;
+    return Promise.resolve(data);
+  });
+  const task = new ProbeTask("flapping", 5, 1_000_000);
+  host.add({
+    task,
+    encode: (c: string) => text.encode(c),
+    decode: String,
+    rate: { perSecond: 1, burst: 2, inFlightMax: 100 },
+  });
+  leadership.leader = true;
+  host.start();
+  await settle();
+  assert.equal(proposals, 2, "the first term's burst");
+  for (let term = 2; term <= 6; term++) {
+    leadership.currentTerm = term; // lost and won again
+    await time.advance(10);
+  }
+  assert.equal(task.starts, 6);
+  assert.equal(proposals, 2, "new terms start from the same bucket");
+  await time.advance(1000);
+  assert.equal(proposals, 3, "one more token after a second");
+  host.stop();
+});
+
 Deno.test("ServiceHost refuses proposals beyond a task's in-flight bound", async () => {
   const time = new ManualTime();
   const leadership = new FakeLeadership();

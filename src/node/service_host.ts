@@ -74,20 +74,31 @@ export interface LeaderTaskStats {
 // deno-lint-ignore no-explicit-any
 type AnyRegistration = LeaderTaskRegistration<any, any>;
 
-/** One registered task and its current run, if any. */
+/**
+ * One registered task and its current run, if any. The bucket and the
+ * in-flight count outlive runs, so leadership changes grant no extra burst.
+ */
 class TaskSlot {
   readonly registration: AnyRegistration;
   readonly rate: ProposalRate;
+  readonly bucket: TokenBucket;
   run: TaskRun | null = null;
+  /** Proposals waiting for a token or in flight, across runs. */
+  pending = 0;
   starts = 0;
   proposals = 0;
   refused = 0;
 
-  constructor(registration: AnyRegistration) {
+  constructor(
+    registration: AnyRegistration,
+    clock: Clock,
+    scheduler: Scheduler,
+  ) {
     this.registration = registration;
     this.rate = validateProposalRate(
       registration.rate ?? DEFAULT_PROPOSAL_RATE,
     );
+    this.bucket = new TokenBucket(this.rate, clock, scheduler);
   }
 }
 
@@ -97,11 +108,9 @@ class TaskRun {
   readonly #host: ServiceHostOptions;
   readonly #clock: Clock;
   readonly #scheduler: Scheduler;
-  readonly #bucket: TokenBucket;
   readonly #controller = new AbortController();
   readonly #timers = new Set<Scheduled>();
   readonly #unsubscribes: (() => void)[] = [];
-  #pending = 0;
 
   constructor(
     slot: TaskSlot,
@@ -113,7 +122,6 @@ class TaskRun {
     this.#host = host;
     this.#clock = clock;
     this.#scheduler = scheduler;
-    this.#bucket = new TokenBucket(slot.rate, clock, scheduler);
   }
 
   get stopped(): boolean {
@@ -173,15 +181,15 @@ class TaskRun {
         `Cannot propose for '${name}': this node does not lead`,
       );
     }
-    if (this.#pending >= this.#slot.rate.inFlightMax) {
+    if (this.#slot.pending >= this.#slot.rate.inFlightMax) {
       this.#slot.refused++;
       throw new LeaderTaskBusyError(
         `Cannot propose for '${name}': ${this.#slot.rate.inFlightMax} proposals wait already`,
       );
     }
-    this.#pending++;
+    this.#slot.pending++;
     try {
-      await this.#bucket.take();
+      await this.#slot.bucket.take();
       // Leadership may have gone while this proposal waited its turn.
       if (this.stopped || !this.#host.leadership.isLeader()) {
         this.#slot.refused++;
@@ -195,7 +203,7 @@ class TaskRun {
         await this.#host.proposeLocal(data),
       );
     } finally {
-      this.#pending--;
+      this.#slot.pending--;
     }
   }
 
@@ -204,7 +212,7 @@ class TaskRun {
     this.#controller.abort();
     for (const timer of [...this.#timers]) timer.cancel();
     for (const unsubscribe of this.#unsubscribes.splice(0)) unsubscribe();
-    this.#bucket.close(
+    this.#slot.bucket.close(
       new LeaderTaskStoppedError(
         `Cannot propose for '${this.#slot.registration.task.name}': the task stopped`,
       ),
@@ -252,7 +260,10 @@ export class ServiceHost {
         `Cannot add leader task '${name}' as one of that name exists`,
       );
     }
-    this.#slots.set(name, new TaskSlot(registration));
+    this.#slots.set(
+      name,
+      new TaskSlot(registration, this.#clock, this.#scheduler),
+    );
     if (this.#ledTerm !== null) this.#startTask(this.#slots.get(name)!);
   }
 
