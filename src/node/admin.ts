@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { Scheduled, Scheduler } from "../base/clock.ts";
 import type { MemberDirectory } from "../cluster/member_directory.ts";
 import { shortNodeId } from "../cluster/identity.ts";
 import { ConfChangeError } from "../raft/confchange.ts";
@@ -46,13 +47,15 @@ export interface NodeAdminOptions {
   readonly revoked: Set<string>;
   /** Promote caught-up learners by itself (leader only). */
   readonly autoPromote: boolean;
+  /** Timers of auto-promotion and of the revocation retries. */
+  readonly scheduler: Scheduler;
   readonly log: (line: string) => void;
 }
 
 /** The leader's membership administration. */
 export class NodeAdmin {
   readonly #options: NodeAdminOptions;
-  #promoteTimer: ReturnType<typeof setInterval> | undefined;
+  #promoteTimer: Scheduled | null = null;
   #stopped = false;
 
   constructor(options: NodeAdminOptions) {
@@ -60,9 +63,9 @@ export class NodeAdmin {
     for (const id of options.state.revoked()) options.revoked.add(id);
     options.state.onRevoked((ids) => this.#revokedChanged(ids));
     if (options.autoPromote) {
-      this.#promoteTimer = setInterval(
-        () => this.#autoPromote(),
+      this.#promoteTimer = options.scheduler.every(
         AUTO_PROMOTE_INTERVAL_MS,
+        () => this.#autoPromote(),
       );
     }
   }
@@ -70,7 +73,8 @@ export class NodeAdmin {
   /** Stops auto-promotion and the revocation retries. */
   stop(): void {
     this.#stopped = true;
-    clearInterval(this.#promoteTimer);
+    this.#promoteTimer?.cancel();
+    this.#promoteTimer = null;
   }
 
   addLearner(address: NodeAddress): Promise<void> {
@@ -116,7 +120,9 @@ export class NodeAdmin {
         return;
       } catch (error) {
         if (attempt >= REVOKE_ATTEMPTS_MAX || this.#stopped) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        await new Promise<void>((resolve) =>
+          this.#options.scheduler.after(200, resolve)
+        );
       }
     }
   }

@@ -41,6 +41,7 @@ import type { RaftKvBackend } from "./raft_kv_backend.ts";
 import type { RaftRunner } from "./raft_runner.ts";
 import type { ServiceHost } from "./service_host.ts";
 import { clusterStatus, nodeHealth } from "./status.ts";
+import { systemScheduler } from "./system_clock.ts";
 import { importSigningKey } from "../cluster/keys.ts";
 import { DATA_FILES } from "./data_dir.ts";
 
@@ -98,6 +99,7 @@ export class AspenNode implements NodeApi {
       transport: parts.transport,
       revoked: parts.revoked,
       autoPromote: config.autoPromote,
+      scheduler: systemScheduler,
       log,
     });
     this.#joins = new JoinAdmission({
@@ -117,6 +119,7 @@ export class AspenNode implements NodeApi {
       directory: parts.directory,
       transport: parts.transport,
       persist: () => parts.members.flush(),
+      scheduler: systemScheduler,
       announce: (previous) =>
         void parts.members.announceSelf(previous, parts.runner),
       log,

@@ -49,6 +49,7 @@ import { RaftRunner } from "./raft_runner.ts";
 import { forceNewCluster } from "./recovery.ts";
 import { NodeMembers } from "./members.ts";
 import { runnerLeadership, ServiceHost } from "./service_host.ts";
+import { systemScheduler } from "./system_clock.ts";
 
 /** What {@linkcode openNode} opened, for the node to compose. */
 export interface NodeParts {
@@ -159,6 +160,7 @@ export async function openNode(
     state,
     dataDir: dir,
     file: cluster,
+    scheduler: systemScheduler,
     log,
   });
   // From here on the log is only written, by a Worker (see log_writer.ts).

@@ -13,6 +13,7 @@ import {
   signCertificateRecord,
 } from "../cluster/certificate.ts";
 import type { NodeIdentity } from "../cluster/identity.ts";
+import type { Scheduled, Scheduler } from "../base/clock.ts";
 import type { MemberDirectory } from "../cluster/member_directory.ts";
 import type { NodeAddress } from "../protocol/cluster.ts";
 import { encodeBase64Url } from "./_base64.ts";
@@ -39,13 +40,15 @@ export interface CertificateRotationOptions {
   readonly persist: () => Promise<void>;
   /** Announces this node's new address through the log (retrying on its own). */
   readonly announce: (previous: NodeAddress) => void;
+  /** Timer of the hourly check. */
+  readonly scheduler: Scheduler;
   readonly log: (line: string) => void;
 }
 
 /** Renews the node's certificate when due. */
 export class CertificateRotation {
   readonly #options: CertificateRotationOptions;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: Scheduled | null = null;
 
   constructor(options: CertificateRotationOptions) {
     this.#options = options;
@@ -53,20 +56,20 @@ export class CertificateRotation {
 
   /** Starts the hourly check. */
   start(): void {
-    if (this.#timer !== undefined) return;
-    this.#timer = setInterval(() => {
+    if (this.#timer !== null) return;
+    this.#timer = this.#options.scheduler.every(CHECK_INTERVAL_MS, () => {
       this.rotate().catch((error) =>
         this.#options.log(
           `warning: certificate rotation failed: ${(error as Error).message}`,
         )
       );
-    }, CHECK_INTERVAL_MS);
+    });
   }
 
   /** Stops the check. */
   stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#timer?.cancel();
+    this.#timer = null;
   }
 
   /**

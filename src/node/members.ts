@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { Scheduler } from "../base/clock.ts";
 import type { MemberDirectory } from "../cluster/member_directory.ts";
 import type { NodeAddress } from "../protocol/cluster.ts";
 import { nodeId } from "../raft/types.ts";
@@ -47,6 +48,8 @@ export interface NodeMembersOptions {
   readonly dataDir: string;
   /** The cluster file as written at start (its members are rewritten from the directory). */
   readonly file: ClusterFile;
+  /** Timers of the announcement's retries. */
+  readonly scheduler: Scheduler;
   readonly log: (line: string) => void;
 }
 
@@ -164,7 +167,9 @@ export class NodeMembers {
       } catch {
         // Retry below.
       }
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await new Promise<void>((resolve) =>
+        this.#options.scheduler.after(1000, resolve)
+      );
     }
   }
 }
