@@ -23,6 +23,7 @@ import {
 import { importSigningKey, type SigningKey } from "../cluster/keys.ts";
 import { formatTicket } from "../cluster/ticket.ts";
 import { KvStateMachine } from "../state/state_machine.ts";
+import { ChangeFeed } from "../state/change_feed.ts";
 import { SqliteStateStore } from "../storage/sqlite_state_store.ts";
 import { ConfChangeError } from "../raft/confchange.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
@@ -195,7 +196,13 @@ export class AspenNode implements NodeApi {
     const stateStore = new SqliteStateStore({
       path: `${dir}/${DATA_FILES.state}`,
     });
-    const state = new KvReplicatedState(new KvStateMachine(stateStore));
+    // The change feed watches follow (issue 14), from the stored state on.
+    const changes = new ChangeFeed({
+      revision: BigInt(stateStore.appliedIndex()),
+    });
+    const state = new KvReplicatedState(
+      new KvStateMachine(stateStore, {}, { changes }),
+    );
     let cluster = await readClusterFile(dir);
     const credential = cluster === null
       ? await initCluster(dir, identity)

@@ -41,6 +41,8 @@ import {
   decodeApplyResult,
   type KvReplicatedState,
 } from "../state/replicated_state.ts";
+import { ChangeFeed } from "../state/change_feed.ts";
+import { KvWatchers } from "../services/kv/watch.ts";
 import {
   ProposalOutcomeUnknownError,
   type RaftRunner,
@@ -55,6 +57,14 @@ const EXPIRE_BATCH_KEYS = 1000;
 
 /** Options of {@linkcode RaftKvBackend}. */
 export interface RaftKvBackendOptions {
+  /**
+   * The change feed the state machine emits to: watches follow it. Default:
+   * the state machine's `changes` sink when it is a feed; without one,
+   * watches are refused.
+   */
+  readonly changes?: ChangeFeed;
+  /** Watches open at once at most; more are refused as unavailable. Default 1000. */
+  readonly watchersMax?: number;
   /**
    * TEST ONLY: the planted bug `watch-back-in-time`, start a watch from the
    * local replica when no read point can be confirmed (the old behaviour).
@@ -77,6 +87,7 @@ export class RaftKvBackend implements KvBackend {
   #expiring = false;
   #unsubscribeApplied: (() => void) | null = null;
   readonly #options: RaftKvBackendOptions;
+  readonly #watchers: KvWatchers | null;
 
   constructor(
     runner: RaftRunner,
@@ -88,6 +99,15 @@ export class RaftKvBackend implements KvBackend {
     this.#runner = runner;
     this.#state = state;
     this.databaseId = databaseId;
+    const feed = options.changes ??
+      (state.kv.changes instanceof ChangeFeed ? state.kv.changes : undefined);
+    this.#watchers = feed === undefined
+      ? null
+      : new KvWatchers(feed, (key) => state.kv.get(key), {
+        ...(options.watchersMax === undefined
+          ? {}
+          : { watchersMax: options.watchersMax }),
+      });
     this.#dispatcher = new QueueDispatcher({
       kv: state.kv,
       isLeader: () => runner.status().role === "leader",
@@ -200,47 +220,32 @@ export class RaftKvBackend implements KvBackend {
     await this.#propose(encodeCommand({ type: "resendDelivered", marks }));
   }
 
-  async *watch(
+  /**
+   * Watches `keys` on the change feed (see {@linkcode KvWatchers.watch}).
+   * The first snapshot is at least as new as every write acknowledged
+   * before the watch began, even on a lagging follower, so a client that
+   * reconnects from another node never sees an older state. Without a read
+   * point (a partitioned follower) the watch fails with KvUnavailableError
+   * and the client goes to another node.
+   *
+   * @throws {KvUnavailableError} When `watchersMax` watches are open (or the backend has no feed).
+   * @throws {KvLimitError} For more than 10 keys or a key over 2049 bytes.
+   */
+  watch(
     keys: readonly Uint8Array[],
     signal: AbortSignal,
   ): AsyncIterable<readonly (KvEntry | null)[]> {
-    let wake: (() => void) | null = null;
-    let dirty = true;
-    const unsubscribe = this.#runner.onApplied(() => {
-      dirty = true;
-      wake?.();
-    });
-    const onAbort = () => wake?.();
-    signal.addEventListener("abort", onAbort);
-    try {
-      // The first snapshot is at least as new as every write acknowledged
-      // before the watch began, even on a lagging follower, so a client that
-      // reconnects from another node never sees an older state. Without a
-      // read point (a partitioned follower) the watch fails with
-      // KvUnavailableError and the client goes to another node.
-      if (this.#options.testingWatchBackInTime === true) {
-        await this.#confirmRead().catch(() => {});
-      } else {
-        await this.#confirmRead();
-      }
-      let previous: readonly (KvEntry | null)[] | null = null;
-      while (!signal.aborted) {
-        if (dirty) {
-          dirty = false;
-          const current = keys.map((key) => this.#state.kv.get(key));
-          if (previous === null || changed(previous, current)) {
-            previous = current;
-            yield current;
-          }
-          continue;
-        }
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = null;
-      }
-    } finally {
-      unsubscribe();
-      signal.removeEventListener("abort", onAbort);
+    if (this.#watchers === null) {
+      throw new KvUnavailableError(
+        "Cannot watch: this backend was built without a change feed",
+      );
     }
+    const start = this.#options.testingWatchBackInTime === true
+      ? () => this.#confirmRead().then(() => {}, () => {})
+      : async () => {
+        await this.#confirmRead();
+      };
+    return this.#watchers.watch(keys, signal, start);
   }
 
   async #queueCommand(command: KvQueueCommand): Promise<
@@ -341,19 +346,4 @@ export class RaftKvBackend implements KvBackend {
       this.#expiring = false;
     }
   }
-}
-
-function changed(
-  previous: readonly (KvEntry | null)[],
-  current: readonly (KvEntry | null)[],
-): boolean {
-  return current.some((entry, i) => {
-    const before = previous[i] ?? null;
-    if (entry === null || before === null) return entry !== before;
-    return !sameBytes(entry.versionstamp, before.versionstamp);
-  });
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i]);
 }
