@@ -194,7 +194,9 @@ export class RaftKvBackend implements KvBackend {
   }
 
   async commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
-    validateAtomic(operation);
+    // With this node's clock, as LocalKvBackend does (the conformance suite
+    // found that a 30-day enqueue delay was refused there and accepted here).
+    validateAtomic(operation, Date.now());
     // A write without a session (stock Deno clients, raw HTTP) gets one from
     // this node, so the node itself can retry an unknown outcome (a leader
     // lost mid-write) and the cluster still applies it at most once.
