@@ -222,6 +222,11 @@ export class RaftKvBackend implements KvBackend {
     await this.#propose(encodeCommand({ type: "resendDelivered", marks }));
   }
 
+  /** Watches open now. */
+  get watchesOpen(): number {
+    return this.#watchers?.open ?? 0;
+  }
+
   /**
    * Watches `keys` on the change feed (see {@linkcode KvWatchers.watch}).
    * The first snapshot is at least as new as every write acknowledged

@@ -179,6 +179,11 @@ export class LocalKvBackend implements KvBackend, Disposable {
     });
   }
 
+  /** Watches open now. */
+  get watchesOpen(): number {
+    return this.#watchers.open;
+  }
+
   /**
    * Yields the entries of `keys` now, then after every change that moves
    * one of their versionstamps, until `signal` aborts or the backend closes
