@@ -26,6 +26,7 @@ import type { NodeAddress } from "../protocol/cluster.ts";
 import { nodeId } from "../raft/types.ts";
 import { KvReplicatedState } from "../state/replicated_state.ts";
 import { KvStateMachine } from "../state/state_machine.ts";
+import { ChangeFeed } from "../state/change_feed.ts";
 import { type LogWriter, WorkerLogWriter } from "../storage/log_writer.ts";
 import { SqliteLogStore } from "../storage/sqlite_log_store.ts";
 import { SqliteStateStore } from "../storage/sqlite_state_store.ts";
@@ -100,7 +101,13 @@ export async function openNode(
   const stateStore = new SqliteStateStore({
     path: `${dir}/${DATA_FILES.state}`,
   });
-  const state = new KvReplicatedState(new KvStateMachine(stateStore));
+  // The change feed watches follow (issue 14), from the stored state on.
+  const changes = new ChangeFeed({
+    revision: BigInt(stateStore.appliedIndex()),
+  });
+  const state = new KvReplicatedState(
+    new KvStateMachine(stateStore, {}, { changes }),
+  );
   const existing = await readClusterFile(dir);
   const credential = existing === null
     ? await initCluster(dir, identity)

@@ -47,6 +47,8 @@ import {
   decodeApplyResult,
   type KvReplicatedState,
 } from "../state/replicated_state.ts";
+import { ChangeFeed } from "../state/change_feed.ts";
+import { KvWatchers } from "../services/kv/watch.ts";
 import {
   ProposalOutcomeUnknownError,
   type RaftRunner,
@@ -58,6 +60,14 @@ const COMMIT_RETRY_WINDOW_MS = 20_000;
 
 /** Options of {@linkcode RaftKvBackend}. */
 export interface RaftKvBackendOptions {
+  /**
+   * The change feed the state machine emits to: watches follow it. Default:
+   * the state machine's `changes` sink when it is a feed; without one,
+   * watches are refused.
+   */
+  readonly changes?: ChangeFeed;
+  /** Watches open at once at most; more are refused as unavailable. Default 1000. */
+  readonly watchersMax?: number;
   /**
    * TEST ONLY: the planted bug `watch-back-in-time`, start a watch from the
    * local replica when no read point can be confirmed (the old behaviour).
@@ -102,6 +112,7 @@ export class RaftKvBackend implements KvBackend {
   /** Runs the leader tasks (expiry sweep, queue dispatcher) while this node leads. */
   readonly services: ServiceHost;
   readonly #options: RaftKvBackendOptions;
+  readonly #watchers: KvWatchers | null;
 
   constructor(
     runner: RaftRunner,
@@ -113,6 +124,15 @@ export class RaftKvBackend implements KvBackend {
     this.#runner = runner;
     this.#state = state;
     this.databaseId = databaseId;
+    const feed = options.changes ??
+      (state.kv.changes instanceof ChangeFeed ? state.kv.changes : undefined);
+    this.#watchers = feed === undefined
+      ? null
+      : new KvWatchers(feed, (key) => state.kv.get(key), {
+        ...(options.watchersMax === undefined
+          ? {}
+          : { watchersMax: options.watchersMax }),
+      });
     this.#dispatcher = new QueueDispatcher({
       kv: state.kv,
       isLeader: () => runner.status().role === "leader",
@@ -217,7 +237,9 @@ export class RaftKvBackend implements KvBackend {
   }
 
   async commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
-    validateAtomic(operation);
+    // With this node's clock, as LocalKvBackend does (the conformance suite
+    // found that a 30-day enqueue delay was refused there and accepted here).
+    validateAtomic(operation, Date.now());
     // A write without a session (stock Deno clients, raw HTTP) gets one from
     // this node, so the node itself can retry an unknown outcome (a leader
     // lost mid-write) and the cluster still applies it at most once.
@@ -243,47 +265,37 @@ export class RaftKvBackend implements KvBackend {
     await this.#propose(encodeCommand({ type: "resendDelivered", marks }));
   }
 
-  async *watch(
+  /** Watches open now. */
+  get watchesOpen(): number {
+    return this.#watchers?.open ?? 0;
+  }
+
+  /**
+   * Watches `keys` on the change feed (see {@linkcode KvWatchers.watch}).
+   * The first snapshot is at least as new as every write acknowledged
+   * before the watch began, even on a lagging follower, so a client that
+   * reconnects from another node never sees an older state. Without a read
+   * point (a partitioned follower) the watch fails with KvUnavailableError
+   * and the client goes to another node.
+   *
+   * @throws {KvUnavailableError} When `watchersMax` watches are open (or the backend has no feed).
+   * @throws {KvLimitError} For more than 10 keys or a key over 2049 bytes.
+   */
+  watch(
     keys: readonly Uint8Array[],
     signal: AbortSignal,
   ): AsyncIterable<readonly (KvEntry | null)[]> {
-    let wake: (() => void) | null = null;
-    let dirty = true;
-    const unsubscribe = this.#runner.onApplied(() => {
-      dirty = true;
-      wake?.();
-    });
-    const onAbort = () => wake?.();
-    signal.addEventListener("abort", onAbort);
-    try {
-      // The first snapshot is at least as new as every write acknowledged
-      // before the watch began, even on a lagging follower, so a client that
-      // reconnects from another node never sees an older state. Without a
-      // read point (a partitioned follower) the watch fails with
-      // KvUnavailableError and the client goes to another node.
-      if (this.#options.testingWatchBackInTime === true) {
-        await this.#confirmRead().catch(() => {});
-      } else {
-        await this.#confirmRead();
-      }
-      let previous: readonly (KvEntry | null)[] | null = null;
-      while (!signal.aborted) {
-        if (dirty) {
-          dirty = false;
-          const current = keys.map((key) => this.#state.kv.get(key));
-          if (previous === null || changed(previous, current)) {
-            previous = current;
-            yield current;
-          }
-          continue;
-        }
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = null;
-      }
-    } finally {
-      unsubscribe();
-      signal.removeEventListener("abort", onAbort);
+    if (this.#watchers === null) {
+      throw new KvUnavailableError(
+        "Cannot watch: this backend was built without a change feed",
+      );
     }
+    const start = this.#options.testingWatchBackInTime === true
+      ? () => this.#confirmRead().then(() => {}, () => {})
+      : async () => {
+        await this.#confirmRead();
+      };
+    return this.#watchers.watch(keys, signal, start);
   }
 
   async #queueCommand(command: KvQueueCommand): Promise<
@@ -364,19 +376,4 @@ export class RaftKvBackend implements KvBackend {
       throw error;
     }
   }
-}
-
-function changed(
-  previous: readonly (KvEntry | null)[],
-  current: readonly (KvEntry | null)[],
-): boolean {
-  return current.some((entry, i) => {
-    const before = previous[i] ?? null;
-    if (entry === null || before === null) return entry !== before;
-    return !sameBytes(entry.versionstamp, before.versionstamp);
-  });
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i]);
 }

@@ -268,6 +268,8 @@ export class KvReplicatedState {
     try {
       for (const chunk of chunks) installer.write(chunk);
       installer.commit();
+      // Change feed (issue 14): the whole state was replaced.
+      this.kv.changes?.reset(BigInt(snapshot.meta.index));
       const members = this.members();
       if (members.length > 0) {
         for (const listener of this.#memberListeners) listener(members);

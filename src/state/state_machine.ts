@@ -18,6 +18,7 @@ import type {
   KvRow,
 } from "../model/types.ts";
 import type { StateStore } from "./state_store.ts";
+import type { ChangeEvent, ChangeSink } from "./changes.ts";
 import { decodeCommand } from "../services/kv/commands.ts";
 import {
   KvInvalidError,
@@ -100,12 +101,73 @@ function failureOf(
 /** Testing knobs of {@linkcode KvStateMachine}: planted bugs for the simulator. */
 export type KvStateMachineKnobs = SessionKnobs & ResendKnobs;
 
+/** Options of {@linkcode KvStateMachine}. */
+export interface KvStateMachineOptions {
+  /** Where each applied entry's changes go (the node's change feed). Default: nowhere. */
+  readonly changes?: ChangeSink;
+}
+
+// --- change feed (issue 14, helper "feed"): until the state host emits the
+// changes itself, the state machine hands each entry's puts and deletes to
+// its ChangeSink after the store transaction. User keys are service "kv";
+// queue rows (0xff 0x71) are service "queues"; other internal bookkeeping
+// rows (sessions, resend records) are not emitted.
+const QUEUE_ROWS_BYTE = 0x71;
+
+function changeService(key: Uint8Array): string | null {
+  if (key[0] !== INTERNAL_KEY_BYTE) return "kv";
+  return key[1] === QUEUE_ROWS_BYTE ? "queues" : null;
+}
+
+function emitChanges(
+  sink: ChangeSink | undefined,
+  index: LogIndex,
+  puts: readonly KvRow[],
+  deletes: readonly Uint8Array[],
+): void {
+  if (sink === undefined) return;
+  const revision = BigInt(index);
+  const changes: ChangeEvent[] = [];
+  for (const row of puts) {
+    const service = changeService(row.key);
+    if (service === null) continue;
+    changes.push({
+      revision,
+      index: changes.length,
+      service,
+      kind: "set",
+      key: row.key,
+      after: {
+        value: row.value,
+        encoding: row.encoding,
+        versionstamp: row.versionstamp,
+        ...(row.expireAtMs === null ? {} : { expireAtMs: row.expireAtMs }),
+      },
+    });
+  }
+  for (const key of deletes) {
+    const service = changeService(key);
+    if (service === null) continue;
+    changes.push({
+      revision,
+      index: changes.length,
+      service,
+      kind: "delete",
+      key,
+    });
+  }
+  sink.applied(revision, changes);
+}
+// --- end change feed
+
 /** Applies commands to a store and reads from it. */
 export class KvStateMachine {
   readonly store: StateStore;
 
   readonly #sessions: SessionTable;
   readonly #resends: ResendTable;
+  /** Receives each applied entry's changes (see {@linkcode KvStateMachineOptions}). */
+  readonly changes: ChangeSink | undefined;
 
   /**
    * @param knobs Testing knobs: planted bugs of the simulator (default none).
@@ -113,8 +175,10 @@ export class KvStateMachine {
   constructor(
     store: StateStore,
     knobs: KvStateMachineKnobs = {},
+    options: KvStateMachineOptions = {},
   ) {
     this.store = store;
+    this.changes = options.changes;
     this.#sessions = new SessionTable(store, knobs);
     this.#resends = new ResendTable(store, knobs);
   }
@@ -198,12 +262,14 @@ export class KvStateMachine {
       result = { ok: false, index, reason, message, failedChecks: [] };
     }
     this.store.apply({ puts: [], deletes: [], appliedIndex: index });
+    emitChanges(this.changes, index, [], []); // change feed
     return result;
   }
 
   /** Moves the applied index on without a change and returns `result`. */
   private unchanged(index: LogIndex, result: KvApplyResult): KvApplyResult {
     this.store.apply({ puts: [], deletes: [], appliedIndex: index });
+    emitChanges(this.changes, index, [], []); // change feed
     return result;
   }
 
@@ -298,6 +364,7 @@ export class KvStateMachine {
       else puts.push(row);
     }
     this.store.apply({ puts, deletes, appliedIndex: index });
+    emitChanges(this.changes, index, puts, deletes); // change feed
   }
 
   private queue(index: LogIndex, command: KvQueueCommand): KvApplyResult {
@@ -347,6 +414,7 @@ export class KvStateMachine {
       Math.min(keyCountMax, EXPIRE_KEYS_MAX),
     );
     this.store.apply({ puts: [], deletes: keys, appliedIndex: index });
+    emitChanges(this.changes, index, [], keys); // change feed
     return {
       ok: true,
       index,

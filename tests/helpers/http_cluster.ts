@@ -15,6 +15,7 @@
 import type { Hono } from "hono";
 import { formatTicket } from "../../src/cluster/ticket.ts";
 import { KvStateMachine } from "../../src/state/state_machine.ts";
+import { ChangeFeed } from "../../src/state/change_feed.ts";
 import { MemoryStateStore } from "../../src/storage/memory_state_store.ts";
 import { KvReplicatedState } from "../../src/state/replicated_state.ts";
 import {
@@ -58,7 +59,9 @@ export class TestNode implements NodeApi {
     this.cluster = cluster;
     this.id = id;
     const state = new KvReplicatedState(
-      new KvStateMachine(new MemoryStateStore()),
+      new KvStateMachine(new MemoryStateStore(), {}, {
+        changes: new ChangeFeed(),
+      }),
     );
     this.runner = new RaftRunner({
       id,

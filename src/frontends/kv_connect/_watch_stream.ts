@@ -2,15 +2,14 @@
  * The body of a KV Connect `watch` answer: 4-byte little-endian
  * length-prefixed `WatchOutput` frames, each a full snapshot of the keys
  * sent whenever a versionstamp moved (see `changeFrame`), and a zero-length ping
- * whenever nothing was sent for `pingIntervalMs`. Pull-based, so a slow
- * reader holds back the backend instead of queueing frames: the backend's
- * watch collapses changes meanwhile. Private to `kv_connect/`.
+ * whenever nothing was sent for `pingIntervalMs`, served by the shared watch
+ * stream loop (`../common/watch_stream.ts`). Private to `kv_connect/`.
  *
  * @module
  */
 import type { KvBackend } from "../../services/kv/api.ts";
 import type { KvEntry } from "../../model/types.ts";
-import { equalBytes } from "../../base/bytes.ts";
+import { entriesMoved, watchStream } from "../common/watch_stream.ts";
 import { toPbEntry } from "./convert.ts";
 import {
   encodeWatchOutput,
@@ -29,11 +28,6 @@ export function watchFrame(message: Uint8Array): Uint8Array {
   return frame;
 }
 
-function sameVersion(a: KvEntry | null, b: KvEntry | null): boolean {
-  if (a === null || b === null) return a === b;
-  return equalBytes(a.versionstamp, b.versionstamp);
-}
-
 /**
  * The frame for `current`, or null when no versionstamp moved since
  * `previous`. Every key is sent as changed with its current entry, not only
@@ -47,8 +41,7 @@ function changeFrame(
   previous: readonly (KvEntry | null)[] | null,
   current: readonly (KvEntry | null)[],
 ): Uint8Array | null {
-  const moved = previous === null ||
-    current.some((entry, i) => !sameVersion(previous[i] ?? null, entry));
+  const moved = previous === null || entriesMoved(previous, current);
   if (!moved) return null;
   const keys: PbWatchKeyOutput[] = current.map((entry) => ({
     changed: true,
@@ -59,12 +52,12 @@ function changeFrame(
   );
 }
 
-const PING = Symbol("ping");
-
 /**
  * Streams the watch of `keys` on `backend` until the reader cancels (the
  * server cancels the body when the client goes away) or the backend ends
- * the watch. `onEnd` runs when it ends, however it ends (it may run twice).
+ * the watch. `onEnd` runs once when it ends, however it ends.
+ *
+ * @throws What `backend.watch` refuses at once (after calling `onEnd`).
  */
 export function watchResponseStream(
   backend: KvBackend,
@@ -72,56 +65,15 @@ export function watchResponseStream(
   pingIntervalMs: number,
   onEnd: () => void = () => {},
 ): ReadableStream<Uint8Array> {
-  const abort = new AbortController();
-  const iterator = backend.watch(keys, abort.signal)[Symbol.asyncIterator]();
-  let pending: Promise<IteratorResult<readonly (KvEntry | null)[]>> | null =
-    null;
   let previous: readonly (KvEntry | null)[] | null = null;
-  const stop = () => {
-    abort.abort();
-    onEnd();
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      // Each pull enqueues exactly one frame (a change or a ping) or closes.
-      while (true) {
-        pending ??= iterator.next();
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const ping = new Promise<typeof PING>((resolve) => {
-          timer = setTimeout(() => resolve(PING), pingIntervalMs);
-        });
-        let result: IteratorResult<readonly (KvEntry | null)[]> | typeof PING;
-        try {
-          result = await Promise.race([pending, ping]);
-        } catch (error) {
-          stop();
-          controller.error(error);
-          return;
-        } finally {
-          clearTimeout(timer);
-        }
-        if (result === PING) {
-          controller.enqueue(watchFrame(new Uint8Array(0)));
-          return;
-        }
-        pending = null;
-        if (result.done) {
-          stop();
-          controller.close();
-          return;
-        }
-        const frame = changeFrame(previous, result.value);
-        previous = result.value;
-        if (frame !== null) {
-          controller.enqueue(frame);
-          return;
-        }
-      }
+  return watchStream(backend, keys, {
+    frame: (entries) => {
+      const frame = changeFrame(previous, entries);
+      previous = entries;
+      return frame;
     },
-    cancel() {
-      stop();
-      // Not awaited: a pending next() settles first, once the abort wakes it.
-      iterator.return?.()?.catch(() => {});
-    },
-  }, { highWaterMark: 0 });
+    keepAlive: watchFrame(new Uint8Array(0)),
+    keepAliveMs: pingIntervalMs,
+    onEnd,
+  });
 }

@@ -6,15 +6,21 @@
  *
  * - request `{ method: "watch", token?, keys: Uint8Array[] }` (1 to 10 encoded keys);
  * - answers `{ entries: (null | { key, value: { encoding, data }, versionstamp })[] }`,
- *   first the current values, then one frame per change;
- * - or `{ error: { code, message } }`, after which the stream is closed.
+ *   first the current values, then one frame per change (served by the shared
+ *   watch stream loop, `../common/watch_stream.ts`);
+ * - or `{ error: { code, message } }`, after which the stream is closed
+ *   (`badRequest`, `unauthorized`, `tooManyStreams`, `unavailable`: the
+ *   node's stream budget or its watch bound is used up, or no read point
+ *   could be confirmed).
  *
  * @module
  */
 import { decode, encode } from "@msgpack/msgpack";
 import { tokenAccepted, validateTokens } from "../common/auth.ts";
 import { StreamBudget, StreamBudgetError } from "../common/stream_budget.ts";
-import type { KvBackend } from "../../services/kv/api.ts";
+import { type KvBackend, KvUnavailableError } from "../../services/kv/api.ts";
+import { KvInvalidError, KvLimitError } from "../../model/errors.ts";
+import { watchStream } from "../common/watch_stream.ts";
 import { validateReadKey, validateWatchKeys } from "../../model/limits.ts";
 import type { KvEntry } from "../../model/types.ts";
 import { encodeFrame, FrameDecoder } from "../../protocol/frame.ts";
@@ -162,22 +168,56 @@ async function serveStream(
     );
     return;
   }
-  const abort = new AbortController();
-  void sessionClosed.then(() => abort.abort());
+  // The shared watch stream loop (no keep-alives: QUIC keeps the session).
+  let body: ReadableStream<Uint8Array>;
+  try {
+    body = watchStream(backend, keys as Uint8Array[], {
+      frame: (entries) =>
+        encodeFrame(encode({ entries: entries.map(entryToFrame) })),
+      keepAlive: null,
+      keepAliveMs: 0,
+      onEnd: lease.release,
+    });
+  } catch (error) {
+    await refuse(stream, ...refusalOf(error));
+    return;
+  }
+  const reader = body.getReader();
+  let ended = false;
+  void sessionClosed.then(() => {
+    if (!ended) reader.cancel().catch(() => {});
+  });
   const writer = stream.writable.getWriter();
   try {
-    for await (
-      const entries of backend.watch(keys as Uint8Array[], abort.signal)
-    ) {
-      await writer.write(
-        encodeFrame(encode({ entries: entries.map(entryToFrame) })),
-      );
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      await writer.write(value);
     }
-  } catch {
-    // The client went away or the session closed: stop watching.
+  } catch (error) {
+    // The watch failed (no read point, too many watches): say so, then
+    // close; if the client went away meanwhile, nothing more to do.
+    try {
+      const [code, message] = refusalOf(error);
+      await writer.write(encodeFrame(encode({ error: { code, message } })));
+      await writer.close();
+    } catch {
+      // The client went away or the session closed.
+    }
   } finally {
+    ended = true;
     lease.release();
-    abort.abort();
+    reader.cancel().catch(() => {});
     writer.releaseLock();
   }
+}
+
+/** The error frame's code and message for a refused or failed watch. */
+function refusalOf(error: unknown): [string, string] {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof KvLimitError || error instanceof KvInvalidError) {
+    return ["badRequest", message];
+  }
+  if (error instanceof KvUnavailableError) return ["unavailable", message];
+  return ["internal", "Internal error"];
 }

@@ -2,8 +2,8 @@
  * {@linkcode LocalKvBackend}: the reference {@linkcode KvBackend}, one
  * {@linkcode KvStateMachine} in this process with no Raft (a counter plays
  * the log index). Every read is strong, every commit decided at once. A
- * timer proposes expiry sweeps as the node runtime will. Watches re-read
- * their keys after every applied change and yield when a versionstamp moved.
+ * timer proposes expiry sweeps as the node runtime will. Watches follow the
+ * state machine's change feed (see `watch.ts`), as on a Raft node.
  *
  * @module
  */
@@ -25,7 +25,8 @@ import type {
   KvEntry,
   KvResendMark,
 } from "../../model/types.ts";
-import { equalBytes } from "../../base/bytes.ts";
+import { ChangeFeed, type ChangeFeedOptions } from "../../state/change_feed.ts";
+import { KvWatchers } from "./watch.ts";
 
 /** Options of {@linkcode LocalKvBackend}. */
 export interface LocalKvBackendOptions {
@@ -39,13 +40,10 @@ export interface LocalKvBackendOptions {
   readonly expiryKeysPerSweepMax?: number;
   /** Concurrent watches at most; more are refused as unavailable. Default 1000. */
   readonly watchersMax?: number;
+  /** Bounds of the change feed the watches follow. Default: the feed's defaults. */
+  readonly changeFeed?: Omit<ChangeFeedOptions, "revision">;
   /** The clock, Unix ms. Default `Date.now`. */
   readonly now?: () => number;
-}
-
-function sameVersion(a: KvEntry | null, b: KvEntry | null): boolean {
-  if (a === null || b === null) return a === b;
-  return equalBytes(a.versionstamp, b.versionstamp);
 }
 
 /** Runs `run` now, returning its result or its exception as a promise. */
@@ -61,12 +59,11 @@ function settle<T>(run: () => T): Promise<T> {
 export class LocalKvBackend implements KvBackend, Disposable {
   readonly databaseId: string;
   readonly stateMachine: KvStateMachine;
+  /** The state machine's change feed. */
+  readonly changes: ChangeFeed;
   readonly #now: () => number;
-  readonly #watchersMax: number;
+  readonly #watchers: KvWatchers;
   readonly #expiryKeysPerSweepMax: number;
-  /** Wakes every waiting watch; replaced after each change. */
-  #changed = Promise.withResolvers<void>();
-  #watcherCount = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
 
@@ -78,11 +75,11 @@ export class LocalKvBackend implements KvBackend, Disposable {
         `Cannot create LocalKvBackend: 'expirySweepIntervalMs' must be a non-negative integer: current value is ${interval}`,
       );
     }
-    this.#watchersMax = options.watchersMax ?? 1000;
+    const watchersMax = options.watchersMax ?? 1000;
     this.#expiryKeysPerSweepMax = options.expiryKeysPerSweepMax ?? 1000;
     for (
       const [name, value] of [
-        ["watchersMax", this.#watchersMax],
+        ["watchersMax", watchersMax],
         ["expiryKeysPerSweepMax", this.#expiryKeysPerSweepMax],
       ] as const
     ) {
@@ -93,8 +90,18 @@ export class LocalKvBackend implements KvBackend, Disposable {
       }
     }
     this.databaseId = options.databaseId ?? crypto.randomUUID();
-    this.stateMachine = new KvStateMachine(
-      options.store ?? new MemoryStateStore(),
+    const store = options.store ?? new MemoryStateStore();
+    this.changes = new ChangeFeed({
+      ...options.changeFeed,
+      revision: BigInt(store.appliedIndex()),
+    });
+    this.stateMachine = new KvStateMachine(store, {}, {
+      changes: this.changes,
+    });
+    this.#watchers = new KvWatchers(
+      this.changes,
+      (key) => this.stateMachine.get(key),
+      { watchersMax },
     );
     this.#now = options.now ?? Date.now;
     if (interval > 0) {
@@ -105,12 +112,6 @@ export class LocalKvBackend implements KvBackend, Disposable {
   #apply(command: Parameters<typeof encodeCommand>[0]) {
     const index = logIndex(this.stateMachine.appliedIndex() + 1);
     return this.stateMachine.apply(index, encodeCommand(command));
-  }
-
-  #notify(): void {
-    const changed = this.#changed;
-    this.#changed = Promise.withResolvers<void>();
-    changed.resolve();
   }
 
   #checkOpen(): void {
@@ -125,9 +126,7 @@ export class LocalKvBackend implements KvBackend, Disposable {
       timestampMs: this.#now(),
       keyCountMax: this.#expiryKeysPerSweepMax,
     });
-    const deleted = result.ok ? result.expiredKeyCount : 0;
-    if (deleted > 0) this.#notify();
-    return deleted;
+    return result.ok ? result.expiredKeyCount : 0;
   }
 
   /** Reads every range from the current state (always strongly consistent here). */
@@ -168,7 +167,6 @@ export class LocalKvBackend implements KvBackend, Disposable {
           failedChecks: result.failedChecks,
         };
       }
-      this.#notify();
       return { ok: true, versionstamp: result.versionstamp };
     });
   }
@@ -181,44 +179,25 @@ export class LocalKvBackend implements KvBackend, Disposable {
     });
   }
 
+  /** Watches open now. */
+  get watchesOpen(): number {
+    return this.#watchers.open;
+  }
+
   /**
    * Yields the entries of `keys` now, then after every change that moves
-   * one of their versionstamps, until `signal` aborts or the backend closes.
+   * one of their versionstamps, until `signal` aborts or the backend closes
+   * (see {@linkcode KvWatchers.watch}).
    *
    * @throws {KvUnavailableError} When closed or watching too many already.
+   * @throws {KvLimitError} For more than 10 keys or a key over 2049 bytes.
    */
-  async *watch(
+  watch(
     keys: readonly Uint8Array[],
     signal: AbortSignal,
   ): AsyncIterable<readonly (KvEntry | null)[]> {
     this.#checkOpen();
-    if (this.#watcherCount >= this.#watchersMax) {
-      throw new KvUnavailableError(
-        `Cannot watch: ${this.#watchersMax} watches are open already`,
-      );
-    }
-    this.#watcherCount++;
-    const aborted = new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      signal.addEventListener("abort", () => resolve(), { once: true });
-    });
-    try {
-      let previous: (KvEntry | null)[] | null = null;
-      while (!signal.aborted && !this.#closed) {
-        const changed = this.#changed.promise;
-        const current = keys.map((key) => this.stateMachine.get(key));
-        if (
-          previous === null ||
-          current.some((entry, i) => !sameVersion(previous![i] ?? null, entry))
-        ) {
-          previous = current;
-          yield current;
-        }
-        await Promise.race([changed, aborted]);
-      }
-    } finally {
-      this.#watcherCount--;
-    }
+    return this.#watchers.watch(keys, signal);
   }
 
   /** Stops the sweep timer and ends every watch. Idempotent. */
@@ -226,7 +205,7 @@ export class LocalKvBackend implements KvBackend, Disposable {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    this.#notify();
+    this.#watchers.close();
   }
 
   [Symbol.dispose](): void {
