@@ -54,9 +54,9 @@ async function raftCluster(size: number, watchersMax: number) {
       runner,
       state,
       "00000000-0000-4000-8000-000000000000",
-      { watchersMax },
+      { watchersMax, expiryIntervalMs: 50 },
     );
-    backend.startExpiry(50);
+    backend.startServices();
     return { runner, backend };
   });
   const leader = () => nodes.find((n) => n.runner.status().role === "leader");
@@ -69,7 +69,7 @@ async function raftCluster(size: number, watchersMax: number) {
     watchersMax,
     cleanup: async () => {
       for (const node of nodes) {
-        node.backend.stopExpiry();
+        node.backend.stopServices();
         await node.runner.stop();
       }
     },
