@@ -13,7 +13,7 @@ import {
   StreamBudgetError,
 } from "../src/frontends/common/stream_budget.ts";
 import { encodeKey } from "../src/model/key_codec.ts";
-import { decodeBase64Url } from "../src/node/_base64.ts";
+import { decodeBase64Url } from "../src/base/base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
 import { serveNode } from "../src/server/serve.ts";

@@ -15,7 +15,7 @@ import type { KvRow } from "../src/model/types.ts";
 import type { LogIndex } from "../src/raft/types.ts";
 import { encodeKey } from "../src/model/key_codec.ts";
 import { readyKey } from "../src/services/queues/keys.ts";
-import { decodeBase64Url } from "../src/node/_base64.ts";
+import { decodeBase64Url } from "../src/base/base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import {
   BackupContentError,

@@ -26,7 +26,7 @@ import {
   loadOrCreateCertificate,
   readClusterFile,
 } from "../src/node/data_dir.ts";
-import { decodeBase64Url } from "../src/node/_base64.ts";
+import { decodeBase64Url } from "../src/base/base64.ts";
 import { startQuicNode } from "./helpers/transport_quic.ts";
 import type { LogIndex, Term } from "../src/raft/types.ts";
 import type { NodeAddress } from "../src/node/node_api.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ENCODED_PUBLIC_KEY_BYTES } from "./_constants.ts";
+import { ENCODED_PUBLIC_KEY_BYTES } from "./constants.ts";
 
 /** An Ed25519 key pair able to sign. */
 export interface SigningKey {

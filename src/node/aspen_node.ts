@@ -34,7 +34,7 @@ import {
 } from "../raft/types.ts";
 import { SqliteLogStore } from "../storage/sqlite_log_store.ts";
 import { QuicTransport } from "../transport/quic_transport.ts";
-import { decodeBase64Url, encodeBase64Url } from "./_base64.ts";
+import { decodeBase64Url, encodeBase64Url } from "../base/base64.ts";
 import type { NodeConfig } from "./config.ts";
 import {
   checkDataDirConsistent,

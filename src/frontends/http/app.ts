@@ -26,7 +26,7 @@ import { cors } from "hono/cors";
 import { bearerAuth, bearerOf, validateTokens } from "../common/auth.ts";
 import { StreamBudget, type StreamLease } from "../common/stream_budget.ts";
 import { readBody, reply } from "./_body.ts";
-import { notFoundMessage } from "./_not_found.ts";
+import { notFoundMessage } from "./not_found.ts";
 import { matchNodeId, nodeIdMatchMessage } from "../../protocol/node_id.ts";
 import { errorReply, HttpApiError } from "./_errors.ts";
 import * as kv from "./kv.ts";
