@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { waitFor } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { KvStateMachine } from "../src/state/state_machine.ts";
 import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
 import { Histogram } from "../src/node/histogram.ts";

@@ -2,7 +2,8 @@
  * Three AspenNodes in this process over real QUIC on loopback with SQLite
  * storage: election, writes through a follower, failover, restart recovery.
  */
-import { readValue, setOperation, waitFor } from "./helpers/node_kv.ts";
+import { readValue, setOperation } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import assert from "node:assert/strict";
 import { AspenNode } from "../src/node/aspen_node.ts";
 import { decodeBase64Url } from "../src/base/base64.ts";

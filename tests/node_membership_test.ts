@@ -2,7 +2,7 @@
  * Membership over real QUIC and SQLite: a fourth node joins with a join
  * ticket (as a learner), is promoted, and the old leader is removed.
  */
-import { waitFor } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import assert from "node:assert/strict";
 import { connect } from "../mod.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
