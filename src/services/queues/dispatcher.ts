@@ -1,6 +1,6 @@
 /**
  * The leader's queue dispatcher. Queue messages live in replicated state
- * (`src/kv/queue.ts`); the dispatcher only decides *when* to move them, by
+ * (`src/services/queues/queue.ts`); the dispatcher only decides *when* to move them, by
  * proposing commands stamped with the leader's clock:
  *
  * - for a queue with a waiting listener and a message ready by that clock, a
