@@ -55,7 +55,6 @@ const RAFT_TYPES = "raft/types.ts";
 /** The ports a front end may call in `src/node/` (besides services' api.ts). */
 export const NODE_PORTS = [
   "node/node_api.ts",
-  "node/histogram.ts",
 ] as const;
 
 /** The import rule: one row per layer, checked in this order. */
