@@ -215,6 +215,8 @@ Deno.test("import rule: no clock, timers, randomness or Deno.* in the pure layer
     "src/model/m.ts": "const r = Math.random();",
     "src/protocol/p.ts": "const t = performance.now();",
     "src/base/b.ts": "crypto.getRandomValues(new Uint8Array(4));",
+    "src/base/c.ts": "const d = new Date(); const e = new Date(0);",
+    "src/state/g.ts": "globalThis.setTimeout(() => {}, 1);",
     "src/services/kv/apply.ts":
       "queueMicrotask(() => {}); Deno.readFileSync('x');",
     // Not pure: a service's leader driver, storage, node.
@@ -224,11 +226,13 @@ Deno.test("import rule: no clock, timers, randomness or Deno.* in the pure layer
   });
   assert.deepEqual(result.violations.map((v) => v.key).sort(), [
     "src/base/b.ts: crypto.getRandomValues",
+    "src/base/c.ts: new Date()",
     "src/model/m.ts: Math.random",
     "src/protocol/p.ts: performance.now",
     "src/raft/node.ts: setTimeout",
     "src/services/kv/apply.ts: Deno.readFileSync",
     "src/services/kv/apply.ts: queueMicrotask",
+    "src/state/g.ts: globalThis.setTimeout",
     "src/state/host.ts: Date.now",
   ]);
   assert.match(result.violations[0]!.rule, /Clock\/Scheduler port/);

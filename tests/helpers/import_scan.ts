@@ -134,9 +134,26 @@ export function scanSource(path: string, text: string): FileScan {
       ts.isIdentifier(node.expression)
     ) {
       const name = `${node.expression.text}.${node.name.text}`;
-      if (node.expression.text === "Deno" || AMBIENT_MEMBERS.has(name)) {
+      const global = node.expression.text === "globalThis" &&
+        (AMBIENT_CALLS.has(node.name.text) ||
+          ["Deno", "Date", "performance", "Math", "crypto"].includes(
+            node.name.text,
+          ));
+      if (
+        node.expression.text === "Deno" || AMBIENT_MEMBERS.has(name) || global
+      ) {
         ambient.push({ name, line: lineOf(node) });
       }
+    } else if (
+      (ts.isNewExpression(node) || ts.isCallExpression(node)) &&
+      ts.isIdentifier(node.expression) && node.expression.text === "Date" &&
+      (node.arguments === undefined || node.arguments.length === 0)
+    ) {
+      // `new Date()` and `Date()` read the clock; `new Date(ms)` does not.
+      ambient.push({
+        name: ts.isNewExpression(node) ? "new Date()" : "Date()",
+        line: lineOf(node),
+      });
     } else if (
       ts.isCallExpression(node) && ts.isIdentifier(node.expression) &&
       AMBIENT_CALLS.has(node.expression.text)
