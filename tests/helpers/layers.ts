@@ -47,8 +47,9 @@ const NOBLE = ["@noble/hashes", "@noble/curves", "@noble/ciphers"];
 /**
  * Raft's vocabulary: the branded `Term`/`LogIndex`/`NodeId` with their
  * one-line constructors, entries and messages, no logic. "Raft types" in
- * the rule means this file (values too: `logIndex(n)` is a cast); the rest
- * of raft is the consensus core, for node and sim only.
+ * the rule means this file (values too: `logIndex(n)` is a cast); any
+ * other raft file is the consensus core, whose values only node, server
+ * and sim import (others may `import type` from it).
  */
 const RAFT_TYPES = "raft/types.ts";
 
