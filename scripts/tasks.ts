@@ -24,6 +24,7 @@ export function tasks(): Record<string, string> {
     test: `${cache} && ${gate} && TMPDIR=${TEST_TMP} deno test ${TEST_FLAGS}`,
     sim: "deno run --allow-read=fixtures src/sim/main.ts",
     lincheck: "deno run --allow-read src/sim/lincheck_main.ts",
+    "import-rule": "deno run --allow-read --allow-env scripts/import_rule.ts",
     bench:
       "deno bench --allow-read --allow-write --allow-env --unstable-kv bench/",
     aspen: `deno run --quiet ${LAUNCHER_FLAGS} cli/launch.ts`,

@@ -14,11 +14,11 @@ import { TEST_FLAGS } from "../cli/permissions.ts";
 import { connect } from "../mod.ts";
 import {
   healthy,
-  pollUntil,
   REPO_ROOT,
   type Started,
   startIn,
 } from "../tests/helpers/fresh_clone.ts";
+import { waitFor } from "../tests/helpers/wait_for.ts";
 
 const DENO = Deno.execPath();
 const MAX_LOAD_MS = 3_600_000;
@@ -77,7 +77,7 @@ async function main(): Promise<number> {
     ]);
     loads.push(cluster);
     let urls: string[] = [];
-    await pollUntil("the load cluster is up", async () => {
+    await waitFor("the load cluster is up", async () => {
       if (cluster.exited) {
         throw new Error(`dev cluster exited:\n${cluster.output}`);
       }
@@ -90,7 +90,7 @@ async function main(): Promise<number> {
       if (urls.length < 3) return false;
       for (const url of urls) if (!(await healthy(url))) return false;
       return true;
-    }, 240_000);
+    }, { timeoutMs: 240_000, intervalMs: 250, retryErrors: true });
     const token = await Deno.readTextFile(`${dataDir}/n1/access.token`)
       .then((t) => t.trim(), () => undefined);
     writer = writeLoad(urls, token, stop.signal);

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
 import { aspen } from "./helpers/cli_run.ts";
 import { connect } from "../mod.ts";
+import { waitForValue } from "./helpers/wait_for.ts";
 
 const TOKEN = "cli-process-token-0123456789";
 const ADMIN_TOKEN = "cli-process-admin-token-0123456789";
@@ -22,25 +23,6 @@ interface Member {
   match: number | null;
   reachable: boolean | null;
   lastContactMs: number | null;
-}
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | null>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== null) return value;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-  throw new Error(`Timed out waiting for ${what}: ${last}`);
 }
 
 Deno.test("aspen against 3 node processes: leader's view with names and health, health/endpoints, short ids, --ticket, helpful 404s", async () => {
@@ -63,7 +45,7 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
     };
 
     // Asked of a follower, members are the leader's view: match and health known.
-    const members = await until("every member reachable", async () => {
+    const members = await waitForValue("every member reachable", async () => {
       const result = await aspen(["--json", "cluster", "members"], env);
       assert.equal(result.code, 0, result.stderr);
       const list = JSON.parse(result.stdout).members as Member[];
@@ -73,21 +55,25 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
           )
         ? list
         : null;
-    });
+    }, { timeoutMs: 30_000, intervalMs: POLL_MS, retryErrors: true });
     // The table, once every member is reachable in one answer (the machine may be loaded).
-    const table = await until("a table with every member ok", async () => {
-      const result = await aspen(["cluster", "members"], env);
-      const ok = result.stdout.match(/ ok \(last contact [\d.]+m?s ago\) /g);
-      return ok?.length === 2 ? result.stdout : null;
-    });
+    const table = await waitForValue(
+      "a table with every member ok",
+      async () => {
+        const result = await aspen(["cluster", "members"], env);
+        const ok = result.stdout.match(/ ok \(last contact [\d.]+m?s ago\) /g);
+        return ok?.length === 2 ? result.stdout : null;
+      },
+      { timeoutMs: 30_000, intervalMs: POLL_MS, retryErrors: true },
+    );
     assert.match(table, /^ID +NAME +ROLE +LEADER +MATCH +LAG +HEALTH +URL\n/);
     assert.equal(table.match(/ rack-a /g)?.length, 3);
     assert.equal(table.match(/ ok \(leader\) /g)?.length, 1);
 
-    const health = await until("every node healthy", async () => {
+    const health = await waitForValue("every node healthy", async () => {
       const result = await aspen(["cluster", "health"], env);
       return result.code === 0 ? result : null;
-    });
+    }, { timeoutMs: 30_000, intervalMs: POLL_MS, retryErrors: true });
     assert.equal(health.stdout.match(/ true /g)?.length, 3, health.stdout);
     const endpoints = await aspen(["--json", "cluster", "endpoints"], env);
     assert.equal(endpoints.code, 0, endpoints.stderr);
@@ -208,12 +194,12 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
       ASPEN_TOKEN: TOKEN,
       ASPEN_ADMIN_TOKEN: ADMIN_TOKEN,
     };
-    const down = await until("the killed node unreachable", async () => {
+    const down = await waitForValue("the killed node unreachable", async () => {
       const result = await aspen(["--json", "cluster", "members"], env2);
       const list = JSON.parse(result.stdout).members as Member[];
       const unreachable = list.filter((m) => m.reachable === false);
       return unreachable.length === 1 ? unreachable[0]! : null;
-    });
+    }, { timeoutMs: 30_000, intervalMs: POLL_MS, retryErrors: true });
     assert.equal(down.id, killedId);
     assert.ok(down.lastContactMs === null || down.lastContactMs > 0);
     const downTable = await aspen(["cluster", "members"], env2);
@@ -222,12 +208,12 @@ Deno.test("aspen against 3 node processes: leader's view with names and health, 
       /UNREACHABLE \(last contact [\d.]+m?s ago\)/,
     );
     // Exactly the killed node unhealthy (once the survivors agree on a leader).
-    const sick = await until("one node unhealthy", async () => {
+    const sick = await waitForValue("one node unhealthy", async () => {
       const result = await aspen(["cluster", "health"], env2);
       return result.stderr === "aspen: 1 of 3 endpoints unhealthy\n"
         ? result
         : null;
-    });
+    }, { timeoutMs: 30_000, intervalMs: POLL_MS, retryErrors: true });
     assert.equal(sick.code, 3, sick.stdout);
     assert.match(sick.stdout, new RegExp(`${killedId} +false `));
     const partial = await aspen(["cluster", "endpoints"], env2);

@@ -6,6 +6,7 @@ import {
   TEST_TOKEN,
   type TestCluster,
 } from "./helpers/http_cluster.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 async function withCluster(
   fn: (cluster: TestCluster, open: () => AspenClient) => Promise<void>,
@@ -32,18 +33,6 @@ async function withCluster(
   }
 }
 
-async function eventually(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 8000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 Deno.test("AspenKv.listenQueue() delivers enqueued values and acks them", async () => {
   await withCluster(async (_cluster, open) => {
     const { kv } = open();
@@ -55,12 +44,15 @@ Deno.test("AspenKv.listenQueue() delivers enqueued values and acks them", async 
     assert.equal(result.ok, true);
     assert.match(result.versionstamp, /^[0-9a-f]{20}$/);
     await kv.enqueue(new Uint8Array([1, 2]));
-    await eventually("two deliveries", () => received.length === 2);
+    await waitFor("two deliveries", () => received.length === 2, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
     assert.deepEqual(received, [{ n: 1, tags: ["a"] }, new Uint8Array([1, 2])]);
-    await eventually(
-      "the acks",
-      async () => (await kv.queueInfo()).length === 0,
-    );
+    await waitFor("the acks", async () => (await kv.queueInfo()).length === 0, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
     // The queue is invisible to Deno KV reads.
     const all = [];
     for await (const entry of kv.list({ prefix: [] })) all.push(entry);
@@ -81,7 +73,10 @@ Deno.test("AspenKv.enqueue() with a delay is not delivered before it is ready", 
     kv.listenQueue(() => {
       deliveredAtMs = Date.now();
     });
-    await eventually("the delivery", () => deliveredAtMs > 0);
+    await waitFor("the delivery", () => deliveredAtMs > 0, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
     // Same process, same clock as the leader that stamped readyAtMs.
     assert.ok(
       deliveredAtMs >= waiting!.readyAtMs,
@@ -102,11 +97,14 @@ Deno.test("AspenKv.listenQueue() retries a throwing handler after its backoff sc
       backoffSchedule: [150, 300],
       keysIfUndelivered: [["dead", "flaky"]],
     });
-    await eventually("the third attempt", () => attempts.length === 3);
-    await eventually(
-      "the ack",
-      async () => (await kv.queueInfo()).length === 0,
-    );
+    await waitFor("the third attempt", () => attempts.length === 3, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
+    await waitFor("the ack", async () => (await kv.queueInfo()).length === 0, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
     assert.ok(attempts[1]! - attempts[0]! >= 150, "first backoff step kept");
     assert.ok(attempts[2]! - attempts[1]! >= 300, "second backoff step kept");
     assert.equal((await kv.get(["dead", "flaky"])).value, null);
@@ -125,9 +123,10 @@ Deno.test("AspenKv.enqueue() writes keysIfUndelivered once every delivery failed
       backoffSchedule: [20, 20],
       keysIfUndelivered: [["dead", 1], ["dead", 2]],
     });
-    await eventually(
+    await waitFor(
       "the dead letters",
       async () => (await kv.get(["dead", 2])).value !== null,
+      { timeoutMs: 8000, intervalMs: 20 },
     );
     assert.equal(attempts, 3, "one delivery plus one per backoff step");
     assert.deepEqual((await kv.get(["dead", 1])).value, { order: 7 });
@@ -147,7 +146,10 @@ Deno.test("AspenKv.listenQueue() redelivers a message whose consumer crashed", a
     }, { leaseMs: 300 });
     const { kv } = open();
     await kv.enqueue("job", { backoffSchedule: [0] });
-    await eventually("the first delivery", () => started);
+    await waitFor("the first delivery", () => started, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
     assert.equal((await kv.queueInfo()).leasedCount, 1);
     crashed.close(); // the consumer dies: no ack, no nack
     hang.resolve();
@@ -155,12 +157,15 @@ Deno.test("AspenKv.listenQueue() redelivers a message whose consumer crashed", a
     kv.listenQueue((value: string) => {
       received.push(value);
     });
-    await eventually("the redelivery", () => received.length === 1);
+    await waitFor("the redelivery", () => received.length === 1, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
     assert.deepEqual(received, ["job"]);
-    await eventually(
-      "the ack",
-      async () => (await kv.queueInfo()).length === 0,
-    );
+    await waitFor("the ack", async () => (await kv.queueInfo()).length === 0, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
   });
 });
 
@@ -173,20 +178,26 @@ Deno.test("AspenKv.listenQueue() keeps delivering across a leader change", async
     });
     for (let n = 0; n < 5; n++) await kv.enqueue(n);
     for (let n = 5; n < 10; n++) await kv.enqueue(n, { delay: 600 });
-    await eventually("the first five", () => received.size >= 5);
+    await waitFor("the first five", () => received.size >= 5, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
     const leader = cluster.leader()!;
     const next = cluster.nodes.find((n) => n !== leader)!;
     await leader.transferLeader(next.id);
     assert.equal(cluster.leader()?.id, next.id);
     for (let n = 10; n < 15; n++) await kv.enqueue(n);
-    await eventually("all fifteen", () => received.size === 15);
+    await waitFor("all fifteen", () => received.size === 15, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
     assert.deepEqual([...received].sort((a, b) => a - b), [
       ...Array(15).keys(),
     ]);
-    await eventually(
-      "the acks",
-      async () => (await kv.queueInfo()).length === 0,
-    );
+    await waitFor("the acks", async () => (await kv.queueInfo()).length === 0, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
   });
 });
 
@@ -218,7 +229,10 @@ Deno.test("AspenKv named queues have their own length, peek and concurrency limi
       running--;
       done.push(n);
     }, { queue: "mail", concurrency: 3 });
-    await eventually("the mail queue", () => done.length === 3);
+    await waitFor("the mail queue", () => done.length === 3, {
+      timeoutMs: 8000,
+      intervalMs: 20,
+    });
     assert.equal(runningMax, 1, "the queue's limit wins over the listener's");
     assert.equal((await kv.queueInfo()).length, 1, "the default queue waits");
     await assert.rejects(

@@ -17,11 +17,11 @@ import { createNodeCertificate } from "../src/cluster/certificate.ts";
 import { generateNodeIdentity } from "../src/cluster/identity.ts";
 import { freeTcpPorts, freeUdpPorts } from "../src/node/provision.ts";
 import { block, commandLine, readmeBlocks } from "./helpers/readme_blocks.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import {
   freshClone,
   healthy,
   PERMISSION_PROBLEM,
-  pollUntil,
   REPO_ROOT,
   runIn,
   startIn,
@@ -261,7 +261,7 @@ Deno.test({
         caCerts: [certificate.certificatePem],
       });
       try {
-        await pollUntil("task start answers /health over HTTPS", async () => {
+        await waitFor("task start answers /health over HTTPS", async () => {
           if (start.exited) throw new Error(`exited: ${start.output}`);
           const response = await fetch(`${url}/health`, {
             client,
@@ -269,7 +269,7 @@ Deno.test({
           });
           await response.body?.cancel();
           return response.ok;
-        }, 180_000);
+        }, { timeoutMs: 180_000, intervalMs: 250, retryErrors: true });
       } finally {
         client.close();
       }
@@ -362,10 +362,10 @@ Deno.test({
       ]);
       started.push(restored);
       const url2 = `http://127.0.0.1:${httpPort2}`;
-      await pollUntil("the restored node answers /health", async () => {
+      await waitFor("the restored node answers /health", async () => {
         if (restored.exited) throw new Error(`exited: ${restored.output}`);
         return await healthy(url2);
-      }, 180_000);
+      }, { timeoutMs: 180_000, intervalMs: 250, retryErrors: true });
       const token2 =
         (await Deno.readTextFile(`${outside}/restored/access.token`))
           .trim();

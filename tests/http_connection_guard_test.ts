@@ -17,6 +17,7 @@ import {
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts, freeUdpPorts } from "../src/node/provision.ts";
 import { serveNode } from "../src/server/serve.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 const HOST = "127.0.0.1";
 const CAP = 20;
@@ -25,19 +26,6 @@ const encoder = new TextEncoder();
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function pollUntil(
-  what: string,
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition()) return;
-    await sleep(50);
-  }
-  assert.fail(`Timed out waiting for ${what}`);
 }
 
 /** A held connection: how it misbehaves, and when the node closed it. */
@@ -107,9 +95,10 @@ Deno.test("twice the cap of idle, slow-header and slow-body connections: the nod
   const held: Held[] = [];
   let watch: Response | null = null;
   try {
-    await pollUntil(
+    await waitFor(
       "a leader",
       () => serving.node.runner.status().role === "leader",
+      { timeoutMs: 20_000, intervalMs: 50 },
     );
     using client = connect(serving.url, { token, timeoutMs: 10_000 });
     // A watch waits on its response: never idle, whatever the deadline.
@@ -134,16 +123,18 @@ Deno.test("twice the cap of idle, slow-header and slow-body connections: the nod
     }
     const openedAt = Date.now();
     const behaving = held.map((h) => misbehave(h, token));
-    await pollUntil(
+    await waitFor(
       "the refusals past the cap",
       () => serving.http.stats().closed.connectionsMax >= CAP,
+      { timeoutMs: 20_000, intervalMs: 50 },
     );
     assert.ok(serving.http.stats().open <= CAP);
 
     // Every held connection is closed by the node, on time.
-    await pollUntil(
+    await waitFor(
       "every held connection to be closed",
       () => held.every((h) => h.closedAt !== null),
+      { timeoutMs: 20_000, intervalMs: 50 },
     );
     await Promise.all(behaving);
     const slowest = Math.max(...held.map((h) => h.closedAt! - openedAt));
@@ -152,10 +143,10 @@ Deno.test("twice the cap of idle, slow-header and slow-body connections: the nod
     const { closed } = serving.http.stats();
     assert.ok(closed.headerTimeout >= 1, JSON.stringify(closed));
     assert.ok(closed.bodyTimeout >= 1, JSON.stringify(closed));
-    await pollUntil(
-      "only the watch left",
-      () => serving.http.stats().open <= 2,
-    );
+    await waitFor("only the watch left", () => serving.http.stats().open <= 2, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
 
     // Writes are served again, and the watch (older than every deadline) sees one.
     await client.kv.set(["watched"], encoder.encode("after"));
@@ -250,14 +241,14 @@ Deno.test("a node process under ulimit -n 400 survives 600 idle connections and 
   let exited = false;
   void child.status.then(() => exited = true);
   try {
-    await pollUntil("the node to answer", async () => {
+    await waitFor("the node to answer", async () => {
       if (exited) return true;
       try {
         return (await fetch(`${url}/health`)).status === 200;
       } catch {
         return false;
       }
-    }, 60_000);
+    }, { timeoutMs: 60_000, intervalMs: 50 });
     assert.ok(!exited, "the node started");
     for (let i = 0; i < 600 && !exited; i++) {
       try {
@@ -269,7 +260,7 @@ Deno.test("a node process under ulimit -n 400 survives 600 idle connections and 
     await sleep(1_000);
     assert.ok(!exited, "the node is alive with every connection held");
     // Once the header deadline frees them, the node answers again.
-    await pollUntil("the node to answer again", async () => {
+    await waitFor("the node to answer again", async () => {
       if (exited) return true;
       try {
         const response = await fetch(`${url}/health`, {
@@ -280,7 +271,7 @@ Deno.test("a node process under ulimit -n 400 survives 600 idle connections and 
       } catch {
         return false;
       }
-    }, 60_000);
+    }, { timeoutMs: 60_000, intervalMs: 50 });
     assert.ok(!exited, "the node is still alive");
   } finally {
     for (const conn of conns) {

@@ -12,6 +12,7 @@ import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
 import { serveNode, type ServingNode } from "../src/server/serve.ts";
 import { deriveToken } from "../src/cluster/access_tokens.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 const HOST = "127.0.0.1";
 
@@ -31,13 +32,11 @@ async function withNode(
     { log: () => {} },
   );
   try {
-    const deadline = Date.now() + 20_000;
-    while (
-      serving.node.runner.status().role !== "leader" && Date.now() < deadline
-    ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.equal(serving.node.runner.status().role, "leader");
+    await waitFor(
+      "the node to lead",
+      () => serving.node.runner.status().role === "leader",
+      { timeoutMs: 20_000, intervalMs: 20 },
+    );
     await fn(serving, dir);
   } finally {
     await serving.stop();

@@ -13,12 +13,13 @@ import {
   StreamBudgetError,
 } from "../src/frontends/common/stream_budget.ts";
 import { encodeKey } from "../src/model/key_codec.ts";
-import { decodeBase64Url } from "../src/node/_base64.ts";
+import { decodeBase64Url } from "../src/base/base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
 import { serveNode } from "../src/server/serve.ts";
 import { encodeFrame, FrameDecoder } from "../src/protocol/frame.ts";
 import { decode } from "@msgpack/msgpack";
+import { waitFor } from "./helpers/wait_for.ts";
 
 const HOST = "127.0.0.1";
 const TOKEN_A = "stream-token-a-0123456789";
@@ -118,7 +119,11 @@ Deno.test("HTTP watch, KV Connect watch, queue listen and WebTransport share one
     const wtReader = wt.readable.getReader();
     const wtFirst = await readFrame(wtReader) as { entries?: unknown[] };
     assert.ok(Array.isArray(wtFirst.entries), "the WebTransport watch runs");
-    await pollUntil(() => serving.streams.open === 3);
+    await waitFor(
+      "3 open client streams",
+      () => serving.streams.open === 3,
+      { timeoutMs: 15_000, intervalMs: 20 },
+    );
 
     // A's fourth stream, of any kind, is refused: 429.
     const overToken = await httpWatch(TOKEN_A);
@@ -149,7 +154,11 @@ Deno.test("HTTP watch, KV Connect watch, queue listen and WebTransport share one
     // Closing a stream frees its slot.
     await first.body!.cancel();
     open.shift();
-    await pollUntil(() => serving.streams.open === 3);
+    await waitFor(
+      "3 open client streams",
+      () => serving.streams.open === 3,
+      { timeoutMs: 15_000, intervalMs: 20 },
+    );
     const again = await httpWatch(TOKEN_B);
     assert.equal(again.status, 200);
     open.push(again);
@@ -162,14 +171,6 @@ Deno.test("HTTP watch, KV Connect watch, queue listen and WebTransport share one
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-async function pollUntil(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!condition() && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert.ok(condition(), "condition not reached in 15 s");
-}
 
 async function readFrame(
   reader: ReadableStreamDefaultReader<Uint8Array>,

@@ -15,7 +15,7 @@ import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
 import { MemoryLogStore } from "../src/storage/memory_log_store.ts";
 import { InMemoryNetwork } from "../src/transport/memory_transport.ts";
 import { nodeId } from "../src/raft/types.ts";
-import { waitFor } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 runKvBackendConformance("LocalKvBackend", ({ watchersMax }) => {
   const backend = new LocalKvBackend({

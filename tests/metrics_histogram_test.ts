@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { waitFor } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { KvStateMachine } from "../src/state/state_machine.ts";
 import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
-import { Histogram } from "../src/node/histogram.ts";
+import { Histogram } from "../src/base/histogram.ts";
 import { HttpMetrics } from "../src/frontends/http/metrics.ts";
 import { KvReplicatedState } from "../src/state/replicated_state.ts";
 import { type LogWriter, SyncLogWriter } from "../src/storage/log_writer.ts";

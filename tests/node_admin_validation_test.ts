@@ -8,8 +8,8 @@ import { resolveNodeConfig } from "../src/node/config.ts";
 import { provisionLocalCluster } from "./helpers/node_plan.ts";
 import { serveNode, type ServingNode } from "../src/server/serve.ts";
 import { generateNodeIdentity } from "../src/cluster/identity.ts";
-import { encodeBase64Url } from "../src/node/_base64.ts";
-import { waitFor } from "./helpers/node_kv.ts";
+import { encodeBase64Url } from "../src/base/base64.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 const TOKEN = "admin-validation-token-0123456789";
 

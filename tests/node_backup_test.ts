@@ -15,7 +15,7 @@ import type { KvRow } from "../src/model/types.ts";
 import type { LogIndex } from "../src/raft/types.ts";
 import { encodeKey } from "../src/model/key_codec.ts";
 import { readyKey } from "../src/services/queues/keys.ts";
-import { decodeBase64Url } from "../src/node/_base64.ts";
+import { decodeBase64Url } from "../src/base/base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import {
   BackupContentError,
@@ -25,6 +25,7 @@ import {
 } from "../src/node/backup.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
 import { serveNode, SNAPSHOT_ROUTE } from "../src/server/serve.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 const HOST = "127.0.0.1";
 const quiet = () => {};
@@ -41,14 +42,11 @@ async function start(dataDir: string) {
 }
 
 async function waitForLeader(url: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
+  await waitFor(`a leader at ${url}`, async () => {
     const response = await fetch(`${url}/health`);
     await response.body?.cancel();
-    if (response.ok) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`No leader at ${url} within 30 s`);
+    return response.ok;
+  }, { timeoutMs: 30_000, intervalMs: 50 });
 }
 
 async function listing(dir: string): Promise<string[] | null> {

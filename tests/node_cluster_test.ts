@@ -2,10 +2,11 @@
  * Three AspenNodes in this process over real QUIC on loopback with SQLite
  * storage: election, writes through a follower, failover, restart recovery.
  */
-import { readValue, setOperation, waitFor } from "./helpers/node_kv.ts";
+import { readValue, setOperation } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import assert from "node:assert/strict";
 import { AspenNode } from "../src/node/aspen_node.ts";
-import { decodeBase64Url } from "../src/node/_base64.ts";
+import { decodeBase64Url } from "../src/base/base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { provisionLocalCluster } from "./helpers/node_plan.ts";
 import { freeTcpPorts, freeUdpPorts } from "../src/node/provision.ts";

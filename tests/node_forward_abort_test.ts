@@ -28,7 +28,7 @@ import {
   ProposalOutcomeUnknownError,
   RaftRunner,
 } from "../src/node/raft_runner.ts";
-import { waitFor } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { makeClusterKey } from "./helpers/transport_cluster.ts";
 import { meshQuicNodes, startQuicNode } from "./helpers/transport_quic.ts";
 

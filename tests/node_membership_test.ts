@@ -2,7 +2,7 @@
  * Membership over real QUIC and SQLite: a fourth node joins with a join
  * ticket (as a learner), is promoted, and the old leader is removed.
  */
-import { waitFor } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import assert from "node:assert/strict";
 import { connect } from "../mod.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
@@ -26,7 +26,7 @@ import {
   loadOrCreateCertificate,
   readClusterFile,
 } from "../src/node/data_dir.ts";
-import { decodeBase64Url } from "../src/node/_base64.ts";
+import { decodeBase64Url } from "../src/base/base64.ts";
 import { startQuicNode } from "./helpers/transport_quic.ts";
 import type { LogIndex, Term } from "../src/raft/types.ts";
 import type { NodeAddress } from "../src/node/node_api.ts";

@@ -22,7 +22,7 @@ import { KvStateMachine } from "../src/state/state_machine.ts";
 import { KvReplicatedState } from "../src/state/replicated_state.ts";
 import { RaftRunner } from "../src/node/raft_runner.ts";
 import { RaftKvBackend } from "../src/node/raft_kv_backend.ts";
-import { waitFor } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { FakeLeadership, ManualTime, settle } from "./helpers/manual_time.ts";
 
 /** A task that proposes `count` at once when started, then one every `periodMs`. */

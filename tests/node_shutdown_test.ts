@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { provisionLocalCluster } from "./helpers/node_plan.ts";
 import { serveNode } from "../src/server/serve.ts";
-import { waitFor } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { within } from "./helpers/transport_quic.ts";
 
 const TOKEN = "shutdown-test-token-0123456789ab";

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { decode, encode } from "@msgpack/msgpack";
 import { connect } from "../mod.ts";
 import { encodeKey } from "../src/model/key_codec.ts";
-import { decodeBase64Url } from "../src/node/_base64.ts";
+import { decodeBase64Url } from "../src/base/base64.ts";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
 import { serveNode } from "../src/server/serve.ts";

@@ -11,6 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 /** `peerReconnected` lines node `index` logged about `peerId`. */
 function reconnects(logs: string, index: number, peerId: string): number {
@@ -40,19 +41,15 @@ Deno.test("3 node processes: a restarted follower's peers drop their dead connec
       );
       await cluster.kill(follower);
       await cluster.restart(follower);
-      // Bounded poll: both survivors log the restarted peer's reconnection.
-      const deadline = Date.now() + 20_000;
-      while (
-        [leader, other].some((i, k) =>
-          reconnects(cluster.logs(), i, followerId) <= before[k]!
-        ) && Date.now() < deadline
-      ) await new Promise((resolve) => setTimeout(resolve, 100));
-      for (const [k, i] of [leader, other].entries()) {
-        assert.ok(
-          reconnects(cluster.logs(), i, followerId) > before[k]!,
-          `trial ${trial}: node ${i} did not notice node ${follower}'s restart`,
-        );
-      }
+      // Both survivors log the restarted peer's reconnection.
+      await waitFor(
+        `trial ${trial}: nodes ${leader} and ${other} to notice node ${follower}'s restart`,
+        () =>
+          [leader, other].every((i, k) =>
+            reconnects(cluster.logs(), i, followerId) > before[k]!
+          ),
+        { timeoutMs: 20_000, intervalMs: 100 },
+      );
       await cluster.kill(leader);
       const killedAt = Date.now();
       const next = await cluster.waitForLeader(60_000);

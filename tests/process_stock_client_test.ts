@@ -17,6 +17,7 @@ import { connect, type KvU64 } from "../mod.ts";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
 import { readReplica } from "./helpers/process_kv.ts";
 import { lines } from "./helpers/stream_lines.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 const CHILD = new URL("./helpers/process_stock_writer.ts", import.meta.url)
   .pathname;
@@ -112,17 +113,14 @@ async function waitForAcks(
   count: number,
   timeoutMs: number,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (events.acked.size < count) {
-    if (Date.now() > deadline) {
-      throw new Error(
-        `The stock client had ${events.acked.size} of ${count} acknowledgements after ${timeoutMs} ms; errors: ${
-          events.errors.slice(0, 3).join(" | ")
-        }; stderr: ${events.stderr.join("\n")}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitFor(
+    () =>
+      `${count} acknowledgements (the stock client had ${events.acked.size}); errors: ${
+        events.errors.slice(0, 3).join(" | ")
+      }; stderr: ${events.stderr.join("\n")}`,
+    () => events.acked.size >= count,
+    { timeoutMs, intervalMs: 20 },
+  );
 }
 
 Deno.test("stock Deno.openKv(url) on a follower keeps its acknowledged writes and sees no wrong answer while the leader is killed and restarted", async () => {

@@ -24,6 +24,7 @@ import type { KvInput, KvOutput, Operation } from "../src/sim/lincheck.ts";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
 import { seededRandom } from "./helpers/process_history.ts";
 import { lines } from "./helpers/stream_lines.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 const CHILD = new URL("./helpers/process_stock_history.ts", import.meta.url)
   .pathname;
@@ -150,17 +151,14 @@ async function waitForReturns(
   count: number,
   timeoutMs: number,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (children.some((c) => c.returns < count)) {
-    if (Date.now() > deadline) {
-      throw new Error(
-        `Stock clients did not get ${count} answers each in ${timeoutMs} ms: ${
-          children.map((c) => `${c.name}=${c.returns}`).join(" ")
-        }; stderr: ${children.flatMap((c) => c.stderr).join("\n")}`,
-      );
-    }
-    await sleep(50);
-  }
+  await waitFor(
+    () =>
+      `stock clients to get ${count} answers each: ${
+        children.map((c) => `${c.name}=${c.returns}`).join(" ")
+      }; stderr: ${children.flatMap((c) => c.stderr).join("\n")}`,
+    () => children.every((c) => c.returns >= count),
+    { timeoutMs, intervalMs: 50 },
+  );
 }
 
 async function runSeed(seed: number): Promise<void> {

@@ -28,12 +28,12 @@ import {
   freshClone,
   healthy,
   PERMISSION_PROBLEM,
-  pollUntil,
   runIn,
   type Started,
   startIn,
 } from "./helpers/fresh_clone.ts";
 import { freeTcpPorts, freeUdpPorts } from "../src/node/provision.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 /** How long a cluster may take to come up on a loaded machine. */
 const UP_MS = 240_000;
@@ -66,7 +66,7 @@ async function cliBlock(
   expect: RegExp,
 ): Promise<string> {
   let last = "";
-  await pollUntil("the README's CLI block succeeds", async () => {
+  await waitFor("the README's CLI block succeeds", async () => {
     const result = await runIn(
       clone,
       "bash",
@@ -77,17 +77,19 @@ async function cliBlock(
     last = result.output;
     noPermissionProblem("the CLI block", result.output);
     return result.code === 0 && expect.test(result.output);
-  }, UP_MS).catch((error) => {
-    if (error instanceof SmokeFailure) throw error;
-    throw new SmokeFailure(`${(error as Error).message}\n${tail(last)}`);
-  });
+  }, { timeoutMs: UP_MS, intervalMs: 250, retryErrors: true }).catch(
+    (error) => {
+      if (error instanceof SmokeFailure) throw error;
+      throw new SmokeFailure(`${(error as Error).message}\n${tail(last)}`);
+    },
+  );
   return last;
 }
 
 /** The dev cluster's ticket and node URLs, once every node answers /health. */
 async function devClusterUp(dev: Started): Promise<string> {
   let ticket = "";
-  await pollUntil(
+  await waitFor(
     "the dev cluster prints its ticket and its nodes answer",
     async () => {
       if (dev.exited) {
@@ -104,7 +106,7 @@ async function devClusterUp(dev: Started): Promise<string> {
       for (const url of urls) if (!(await healthy(url))) return false;
       return true;
     },
-    UP_MS,
+    { timeoutMs: UP_MS, intervalMs: 250, retryErrors: true },
   ).catch((error) => {
     if (error instanceof SmokeFailure) throw error;
     throw new SmokeFailure(`${(error as Error).message}\n${tail(dev.output)}`);
@@ -161,17 +163,19 @@ async function main(): Promise<number> {
         ASPEN_QUIC_PORT: String(quicPort),
       });
       running.push(started);
-      await pollUntil("task start answers /health", async () => {
+      await waitFor("task start answers /health", async () => {
         if (started.exited) {
           throw new SmokeFailure(`task start exited:\n${tail(started.output)}`);
         }
         return await healthy(`http://127.0.0.1:${httpPort}`);
-      }, UP_MS).catch((error) => {
-        if (error instanceof SmokeFailure) throw error;
-        throw new SmokeFailure(
-          `${(error as Error).message}\n${tail(started.output)}`,
-        );
-      });
+      }, { timeoutMs: UP_MS, intervalMs: 250, retryErrors: true }).catch(
+        (error) => {
+          if (error instanceof SmokeFailure) throw error;
+          throw new SmokeFailure(
+            `${(error as Error).message}\n${tail(started.output)}`,
+          );
+        },
+      );
       noPermissionProblem("task start", started.output);
       return started;
     });

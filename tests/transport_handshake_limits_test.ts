@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { encodeFrame } from "../src/protocol/frame.ts";
-import { encoder } from "../src/protocol/_fields.ts";
+import { encoder } from "../src/protocol/fields.ts";
 import { envelopeToWire } from "../src/protocol/envelope.ts";
 import { FrameTooLargeError, ProtocolError } from "../src/protocol/errors.ts";
 import {

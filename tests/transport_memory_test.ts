@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { nodeId } from "../src/raft/types.ts";
 import { InMemoryNetwork, PeerQueue } from "../src/transport/mod.ts";
-import {
-  peerTransportConformance,
-  waitFor,
-} from "./helpers/transport_conformance.ts";
+import { peerTransportConformance } from "./helpers/transport_conformance.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { append, heartbeat } from "./helpers/transport_messages.ts";
 
 peerTransportConformance("InMemoryTransport", ({ queueCapacity }) => {
@@ -32,10 +30,10 @@ Deno.test("InMemoryNetwork.setLinkCut() drops messages both ways and reports unr
   a.onUnreachable((peer) => unreachable.push(peer));
   network.setLinkCut(a.localId, b.localId, true);
   a.send(b.localId, append("a", "b", 1));
-  await waitFor(() => unreachable.length === 1, "unreachable report");
+  await waitFor("unreachable report", () => unreachable.length === 1);
   network.setLinkCut(a.localId, b.localId, false);
   a.send(b.localId, heartbeat("a", "b"));
-  await waitFor(() => received.length === 1, "delivery after heal");
+  await waitFor("delivery after heal", () => received.length === 1);
   assert.deepEqual(received, ["heartbeat"]);
   assert.throws(() => network.connect(nodeId("a")), RangeError);
 });

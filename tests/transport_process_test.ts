@@ -8,7 +8,7 @@ import {
 } from "../src/cluster/credential.ts";
 import { loadOrCreateNodeIdentity } from "../src/cluster/identity.ts";
 import type { Message } from "../src/raft/types.ts";
-import { waitFor } from "./helpers/transport_conformance.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { makeClusterKey } from "./helpers/transport_cluster.ts";
 import { startQuicNode, within } from "./helpers/transport_quic.ts";
 import { append } from "./helpers/transport_messages.ts";
@@ -85,8 +85,8 @@ Deno.test("QuicTransport: two processes on 127.0.0.1 authenticate and exchange R
       );
     }
     await waitFor(
-      () => received.length === 50,
       "50 AppendEntries responses",
+      () => received.length === 50,
       15_000,
     );
     assert.deepEqual(

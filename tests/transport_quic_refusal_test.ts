@@ -11,7 +11,7 @@ import { createJoinToken } from "../src/cluster/credential.ts";
 import { encodeFrame } from "../src/protocol/frame.ts";
 import { StreamChannel } from "../src/transport/stream_channel.ts";
 import type { Message } from "../src/raft/types.ts";
-import { waitFor } from "./helpers/transport_conformance.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import {
   makeClusterKey,
   makeMember,
@@ -55,8 +55,8 @@ async function withServer(
         heartbeat(good.address.nodeId, server.address.nodeId, 7),
       );
       await waitFor(
-        () => raft.length === before + 1,
         "a good peer's heartbeat",
+        () => raft.length === before + 1,
         4000,
       );
     } finally {
@@ -69,9 +69,9 @@ async function withServer(
 
 function logged(server: QuicTestNode, code: string): Promise<void> {
   return waitFor(
+    `a '${code}' log`,
     () =>
       server.log.some((event) => event.code === code && event.level === "warn"),
-    `a '${code}' log`,
     4000,
   );
 }
@@ -200,7 +200,7 @@ Deno.test("QUIC refuses a peer with another cluster's credential", () =>
         append(stranger.address.nodeId, server.address.nodeId, 1),
       );
       await logged(server, "wrongCluster");
-      await waitFor(() => unreachable.length > 0, "an unreachable report");
+      await waitFor("an unreachable report", () => unreachable.length > 0);
       assert.equal(raft.length, 0);
     } finally {
       await stranger.transport.close();
@@ -233,7 +233,7 @@ Deno.test("QUIC cuts off a peer revoked after its handshake at its next frame", 
         server.address.nodeId,
         heartbeat(peer.address.nodeId, server.address.nodeId, 1),
       );
-      await waitFor(() => raft.length === 1, "the heartbeat before", 4000);
+      await waitFor("the heartbeat before", () => raft.length === 1, 4000);
       server.member.revoked.add(peer.address.nodeId);
       peer.transport.send(
         server.address.nodeId,
@@ -315,8 +315,8 @@ Deno.test("QUIC survives a connection flood, refusing past maxPendingHandshakes"
         (server.transport.stats.refused["maxPendingHandshakes"] ?? 0) >= 1,
       );
       await waitFor(
-        () => server.transport.stats.pendingHandshakes === 0,
         "handshake timeouts",
+        () => server.transport.stats.pendingHandshakes === 0,
         4000,
       );
       for (const attempt of attempts) {
@@ -337,8 +337,8 @@ Deno.test("QUIC refuses peer connections past maxPeerConnections", () =>
     await logged(server, "maxPeerConnections");
     first.connection.close();
     await waitFor(
-      () => server.transport.stats.connections === 0,
       "the slot to free",
+      () => server.transport.stats.connections === 0,
     );
   }, { maxPeerConnections: 1 }));
 
@@ -366,7 +366,7 @@ Deno.test("QUIC keeps peer slots free of idle h3 connections, closing those past
           server.address.nodeId,
           heartbeat(peer.address.nodeId, server.address.nodeId, 3),
         );
-        await waitFor(() => raft.length === 1, "the peer's heartbeat", 8000);
+        await waitFor("the peer's heartbeat", () => raft.length === 1, 8000);
       } finally {
         await peer.transport.close();
       }
@@ -390,10 +390,10 @@ Deno.test("QUIC closes an h3 connection that never upgrades at the handshake dea
     assert.match(await closedReason(connection), /Handshake timed out/);
     await logged(server, "handshakeTimeout");
     await waitFor(
+      "the client slot to free",
       () =>
         server.transport.stats.pendingHandshakes === 0 &&
         server.transport.stats.clients === 0,
-      "the client slot to free",
     );
   }, { handshakeTimeoutMs: 400 }));
 

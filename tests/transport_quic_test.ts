@@ -1,10 +1,8 @@
 /// <reference lib="deno.unstable" />
 import assert from "node:assert/strict";
 import { nodeId } from "../src/raft/types.ts";
-import {
-  peerTransportConformance,
-  waitFor,
-} from "./helpers/transport_conformance.ts";
+import { peerTransportConformance } from "./helpers/transport_conformance.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { makeClusterKey } from "./helpers/transport_cluster.ts";
 import { meshQuicNodes, startQuicNode } from "./helpers/transport_quic.ts";
 import { append } from "./helpers/transport_messages.ts";
@@ -54,8 +52,8 @@ Deno.test("QuicTransport: messages flow both ways over reused connections", asyn
       );
     }
     await waitFor(
-      () => atA.length === 100 && atB.length === 100,
       "200 messages",
+      () => atA.length === 100 && atB.length === 100,
     );
     assert.deepEqual(atB, Array.from({ length: 100 }, (_, i) => i));
     assert.equal(b.transport.stats.connections, 1);

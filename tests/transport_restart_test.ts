@@ -18,7 +18,7 @@ import {
 } from "../src/cluster/identity.ts";
 import { decodeBase32 } from "../src/base/base32.ts";
 import type { Message } from "../src/raft/types.ts";
-import { waitFor } from "./helpers/transport_conformance.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { makeClusterKey } from "./helpers/transport_cluster.ts";
 import {
   type QuicTestNode,
@@ -161,11 +161,11 @@ async function killAndRestart(waitPastDamping: boolean): Promise<void> {
     );
     children.push(second);
     await waitFor(
+      "the restarted peer's connection",
       () =>
         parent.log.filter((e) =>
           e.code === "authenticated" && e.peer === identity.nodeId
         ).length >= 2,
-      "the restarted peer's connection",
       30_000,
     );
     assert.deepEqual(second.certificateHash, first.certificateHash);

@@ -25,7 +25,8 @@ import { makeVersionstamp } from "../src/model/versionstamp.ts";
 import { encodeWatch, kvConnectApp } from "../src/frontends/kv_connect/mod.ts";
 import { serveClientSession } from "../src/frontends/webtransport/sessions.ts";
 import { encodeFrame, FrameDecoder } from "../src/protocol/frame.ts";
-import { setOperation, waitFor } from "./helpers/node_kv.ts";
+import { setOperation } from "./helpers/node_kv.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { startTestCluster, TEST_TOKEN } from "./helpers/http_cluster.ts";
 
 const KEY = encodeKey(["w"]);

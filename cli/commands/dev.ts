@@ -11,7 +11,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { formatTicket } from "../../src/cluster/ticket.ts";
 import { decodeBase32 } from "../../src/base/base32.ts";
-import { decodeBase64Url } from "../../src/node/_base64.ts";
+import { decodeBase64Url } from "../../src/base/base64.ts";
 import { exists, readSelfMember } from "../../src/node/data_dir.ts";
 import type { NodeAddress } from "../../src/node/node_api.ts";
 import {

@@ -104,3 +104,37 @@ export function decodeBase64(
   }
   return out;
 }
+
+/** Base64url without padding: keys and hashes in files, tickets and tokens. */
+export function encodeBase64Url(bytes: Uint8Array): string {
+  return encodeBase64(bytes, { url: true, pad: false });
+}
+
+/**
+ * Decodes base64url (padding optional).
+ *
+ * @throws {TypeError} When the text is not base64url.
+ */
+export function decodeBase64Url(text: string): Uint8Array {
+  const bytes = decodeBase64(text, { url: true });
+  if (bytes === null) throw new TypeError(`Cannot decode base64url: '${text}'`);
+  return bytes;
+}
+
+/** Base64url with `=` padding, as Rust's `BASE64_URL_SAFE` engine writes it. */
+export function toBase64Url(bytes: Uint8Array): string {
+  return encodeBase64(bytes, { url: true });
+}
+
+/**
+ * Parses padded base64url; anything else (wrong alphabet, missing padding,
+ * non-zero trailing bits) is refused, like a canonical decoder.
+ *
+ * @returns The bytes, or null when `text` is not canonical padded base64url.
+ */
+export function fromBase64Url(text: string): Uint8Array | null {
+  if (text.length % 4 !== 0) return null;
+  const bytes = decodeBase64(text, { url: true });
+  // Canonical: the bytes must encode back to exactly this text.
+  return bytes !== null && toBase64Url(bytes) === text ? bytes : null;
+}

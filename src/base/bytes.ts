@@ -1,10 +1,10 @@
 /**
- * Byte helpers shared by the KV modules: ordering, equality, hex and
- * base64url. Private to `src/kv/`.
+ * Byte helpers for every layer: ordering, equality, the one constant-time
+ * comparison, concatenation and hex. (Base64 and base64url are in
+ * `base64.ts`, base32 in `base32.ts`.)
  *
  * @module
  */
-import { decodeBase64, encodeBase64 } from "./base64.ts";
 
 /**
  * Compares two byte strings the way SQLite compares blobs (memcmp, then
@@ -28,6 +28,20 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
     if (a[i] !== b[i]) return false;
   }
   return true;
+}
+
+/**
+ * Compares two byte strings in time that depends only on their lengths,
+ * never on where they first differ (nor on whether the lengths differ):
+ * the one comparison for tokens, MACs, keys and hashes.
+ */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let difference = a.length ^ b.length;
+  const length = Math.max(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    difference |= (a[i] ?? 0) ^ (b[i] ?? 0);
+  }
+  return difference === 0;
 }
 
 /** True when `bytes` begins with `prefix`. */
@@ -78,22 +92,4 @@ export function fromHex(hex: string): Uint8Array {
     out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
   }
   return out;
-}
-
-/** Base64url with `=` padding, as Rust's `BASE64_URL_SAFE` engine writes it. */
-export function toBase64Url(bytes: Uint8Array): string {
-  return encodeBase64(bytes, { url: true });
-}
-
-/**
- * Parses padded base64url; anything else (wrong alphabet, missing padding,
- * non-zero trailing bits) is refused, like a canonical decoder.
- *
- * @returns The bytes, or null when `text` is not canonical padded base64url.
- */
-export function fromBase64Url(text: string): Uint8Array | null {
-  if (text.length % 4 !== 0) return null;
-  const bytes = decodeBase64(text, { url: true });
-  // Canonical: the bytes must encode back to exactly this text.
-  return bytes !== null && toBase64Url(bytes) === text ? bytes : null;
 }

@@ -3,7 +3,7 @@
  * by binary search, so an insert moves at most one block's entries (not the
  * whole map). Blocks are copy-on-write, which makes {@linkcode
  * SortedBytesMap.snapshot} O(blocks) and gives readers a consistent view
- * while writes continue. Private to `src/kv/`.
+ * while writes continue.
  *
  * @module
  */

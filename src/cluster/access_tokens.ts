@@ -12,7 +12,7 @@
  */
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { DATA_FILES, exists } from "../node/data_dir.ts";
+import { toHex } from "../base/bytes.ts";
 
 /** File holding the cluster's data token. */
 export const DATA_TOKEN_FILE = "access.token";
@@ -26,16 +26,12 @@ const LABELS = {
 
 const encoder = new TextEncoder();
 
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** The token of `scope` derived from the cluster key's bytes (48 hex digits). */
 export function deriveToken(
   clusterKey: Uint8Array,
   scope: "data" | "admin",
 ): string {
-  return hex(
+  return toHex(
     hmac(sha256, clusterKey, encoder.encode(LABELS[scope])).subarray(0, 24),
   );
 }
@@ -48,17 +44,19 @@ export interface AccessTokens {
 
 /**
  * The node's tokens: configured ones, else derived from the folder's
- * cluster key (written to `access.token` / `admin.token`, 0600). A folder
- * without a cluster key keeps a random token in the file instead.
+ * cluster key (the file `clusterKeyFile` in `dataDir`; the tokens are
+ * written to `access.token` / `admin.token`, 0600). A folder without a
+ * cluster key keeps a random token in the file instead.
  */
 export async function loadAccessTokens(
   dataDir: string,
   configured: { tokens: readonly string[]; adminTokens: readonly string[] },
+  clusterKeyFile: string,
 ): Promise<AccessTokens> {
-  const keyPath = `${dataDir}/${DATA_FILES.clusterKey}`;
-  const clusterKey = await exists(keyPath)
-    ? await Deno.readFile(keyPath)
-    : null;
+  const clusterKey = await readOptional(
+    `${dataDir}/${clusterKeyFile}`,
+    Deno.readFile,
+  );
   const data = configured.tokens.length > 0
     ? [...configured.tokens]
     : [await tokenFile(dataDir, DATA_TOKEN_FILE, clusterKey, "data")];
@@ -75,15 +73,27 @@ async function tokenFile(
   scope: "data" | "admin",
 ): Promise<string> {
   const path = `${dataDir}/${name}`;
-  const stored = await exists(path)
-    ? (await Deno.readTextFile(path)).trim()
-    : null;
+  const stored = (await readOptional(path, Deno.readTextFile))?.trim() ??
+    null;
   const token = clusterKey === null
-    ? stored ?? hex(crypto.getRandomValues(new Uint8Array(24)))
+    ? stored ?? toHex(crypto.getRandomValues(new Uint8Array(24)))
     : deriveToken(clusterKey, scope);
   if (stored !== token) {
     await Deno.writeTextFile(path, `${token}\n`, { mode: 0o600 });
     await Deno.chmod(path, 0o600);
   }
   return token;
+}
+
+/** The file's contents, or null when it does not exist. */
+async function readOptional<T>(
+  path: string,
+  read: (path: string) => Promise<T>,
+): Promise<T | null> {
+  try {
+    return await read(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
 }

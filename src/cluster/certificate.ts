@@ -9,9 +9,9 @@
 import "./_reflect_metadata.ts";
 import * as x509 from "@peculiar/x509";
 import { Encoder } from "@msgpack/msgpack";
-import { decodeMsgpack } from "../protocol/_fields.ts";
-import { bytesEqual } from "../base/base32.ts";
-import { ENCODED_PUBLIC_KEY_BYTES, HASH_BYTES } from "./_constants.ts";
+import { decodeMsgpack } from "../protocol/fields.ts";
+import { constantTimeEqual } from "../base/bytes.ts";
+import { ENCODED_PUBLIC_KEY_BYTES, HASH_BYTES } from "./constants.ts";
 import { verifySignature } from "./keys.ts";
 import type { NodeIdentity } from "./identity.ts";
 
@@ -179,7 +179,7 @@ export async function verifyCertificateRecord(
     certificateHash.length !== HASH_BYTES ||
     typeof notAfterMs !== "number" || !(signature instanceof Uint8Array)
   ) return null;
-  if (!bytesEqual(nodeKey, expectedNodeKey)) return null;
+  if (!constantTimeEqual(nodeKey, expectedNodeKey)) return null;
   const body = recordBody(nodeKey, certificateHash, notAfterMs);
   if (!(await verifySignature(nodeKey, signature, body))) return null;
   return { nodeKey, certificateHash, notAfterMs, signature };

@@ -9,9 +9,10 @@
  * @module
  */
 import { Encoder } from "@msgpack/msgpack";
-import { decodeMsgpack } from "../protocol/_fields.ts";
-import { bytesEqual, encodeBase32 } from "../base/base32.ts";
-import { ENCODED_PUBLIC_KEY_BYTES } from "./_constants.ts";
+import { decodeMsgpack } from "../protocol/fields.ts";
+import { encodeBase32 } from "../base/base32.ts";
+import { constantTimeEqual } from "../base/bytes.ts";
+import { ENCODED_PUBLIC_KEY_BYTES } from "./constants.ts";
 import { type SigningKey, verifySignature } from "./keys.ts";
 
 const CREDENTIAL_LABEL = "aspen-member-credential-v1";
@@ -106,8 +107,8 @@ export async function verifyCredential(
     !(nodeKey instanceof Uint8Array) ||
     typeof issuedAtMs !== "number" || !(signature instanceof Uint8Array)
   ) return "malformed";
-  if (!bytesEqual(credentialCluster, clusterId)) return "wrongCluster";
-  if (!bytesEqual(nodeKey, expectedNodeKey)) return "wrongNode";
+  if (!constantTimeEqual(credentialCluster, clusterId)) return "wrongCluster";
+  if (!constantTimeEqual(nodeKey, expectedNodeKey)) return "wrongNode";
   const body = credentialBody(credentialCluster, nodeKey, issuedAtMs);
   if (!(await verifySignature(credentialCluster, signature, body))) {
     return "badSignature";

@@ -23,8 +23,8 @@ import { Encoder } from "@msgpack/msgpack";
 import type { Envelope, HandshakePurpose } from "../protocol/envelope.ts";
 import { PROTOCOL_VERSION } from "../protocol/limits.ts";
 import type { NodeId } from "../raft/types.ts";
-import { bytesEqual } from "../base/base32.ts";
-import { ENCODED_PUBLIC_KEY_BYTES, NONCE_BYTES } from "./_constants.ts";
+import { constantTimeEqual } from "../base/bytes.ts";
+import { ENCODED_PUBLIC_KEY_BYTES, NONCE_BYTES } from "./constants.ts";
 import {
   type CertificateRecord,
   verifyCertificateRecord,
@@ -237,7 +237,7 @@ export async function acceptHandshake(
         `Cannot accept peer as its purpose is unknown: '${hello.purpose}'`,
       );
     }
-    if (!bytesEqual(hello.clusterId, context.clusterId)) {
+    if (!constantTimeEqual(hello.clusterId, context.clusterId)) {
       throw new HandshakeError(
         "wrongCluster",
         "Cannot accept peer as it belongs to another cluster",
@@ -358,7 +358,7 @@ export async function initiateHandshake(
       nonce: clientNonce,
     });
     const challenge = await expect(channel, "challenge");
-    if (!bytesEqual(challenge.nodeKey, options.expectedNodeKey)) {
+    if (!constantTimeEqual(challenge.nodeKey, options.expectedNodeKey)) {
       throw new HandshakeError(
         "wrongPeer",
         "Cannot accept server as its node key is not the pinned one",
@@ -391,7 +391,7 @@ export async function initiateHandshake(
     );
     if (
       record === null ||
-      !bytesEqual(record.certificateHash, options.certificateHash)
+      !constantTimeEqual(record.certificateHash, options.certificateHash)
     ) {
       throw new HandshakeError(
         "badCertificateRecord",

@@ -7,7 +7,7 @@
  */
 import { type NodeId, nodeId } from "../raft/types.ts";
 import { decodeBase32, encodeBase32 } from "../base/base32.ts";
-import { ENCODED_PUBLIC_KEY_BYTES, SHORT_ID_CHARS } from "./_constants.ts";
+import { ENCODED_PUBLIC_KEY_BYTES, SHORT_ID_CHARS } from "./constants.ts";
 import {
   generateSigningKey,
   importSigningKey,

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { ENCODED_PUBLIC_KEY_BYTES } from "./_constants.ts";
+import { ENCODED_PUBLIC_KEY_BYTES } from "./constants.ts";
+import { decodeBase64Url } from "../base/base64.ts";
 
 /** An Ed25519 key pair able to sign. */
 export interface SigningKey {
@@ -72,10 +73,7 @@ export async function importSigningKey(pkcs8: Uint8Array): Promise<SigningKey> {
   if (typeof jwk.x !== "string") {
     throw new TypeError("Cannot import signing key as it has no public part");
   }
-  const publicKey = Uint8Array.from(
-    atob(jwk.x.replaceAll("-", "+").replaceAll("_", "/")),
-    (c) => c.charCodeAt(0),
-  );
+  const publicKey = decodeBase64Url(jwk.x);
   return wrap({ privateKey, publicKey });
 }
 

@@ -7,9 +7,9 @@
  * @module
  */
 import { Encoder } from "@msgpack/msgpack";
-import { decodeMsgpack } from "../protocol/_fields.ts";
+import { decodeMsgpack } from "../protocol/fields.ts";
 import { decodeBase32, encodeBase32 } from "../base/base32.ts";
-import { ENCODED_PUBLIC_KEY_BYTES } from "./_constants.ts";
+import { ENCODED_PUBLIC_KEY_BYTES } from "./constants.ts";
 /**
  * Bounds of a join token's size: a random token is 32 bytes; a token signed
  * by the cluster key (nonce, expiry, signature) is about 100.

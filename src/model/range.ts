@@ -7,13 +7,8 @@
  * @module
  */
 import { KvInvalidError } from "./errors.ts";
-import {
-  compareBytes,
-  concatBytes,
-  fromBase64Url,
-  startsWith,
-  toBase64Url,
-} from "../base/bytes.ts";
+import { compareBytes, concatBytes, startsWith } from "../base/bytes.ts";
+import { fromBase64Url, toBase64Url } from "../base/base64.ts";
 
 /** What to list: a prefix (optionally narrowed by start or end), or start and end. */
 export interface KvListSelector {

@@ -6,10 +6,10 @@
  * @module
  */
 import { keyFromNodeId, nodeIdFromKey } from "../cluster/identity.ts";
-import { HASH_BYTES } from "../cluster/_constants.ts";
+import { HASH_BYTES } from "../cluster/constants.ts";
 import type { RaftStatus } from "../raft/raft_node.ts";
 import type { ConfState, NodeId } from "../raft/types.ts";
-import { decodeBase64Url, encodeBase64Url } from "./_base64.ts";
+import { decodeBase64Url, encodeBase64Url } from "../base/base64.ts";
 import { ClusterAdminError, type NodeAddress } from "./node_api.ts";
 
 /** Longest URL or host name accepted in an address. */

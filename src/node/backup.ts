@@ -36,7 +36,7 @@ import { SqliteStateStore } from "../storage/sqlite_state_store.ts";
 import type { SnapshotChunk } from "../state/state_store.ts";
 import { type LogIndex, nodeId, type Term } from "../raft/types.ts";
 import { SqliteLogStore } from "../storage/sqlite_log_store.ts";
-import { encodeBase64Url } from "./_base64.ts";
+import { encodeBase64Url } from "../base/base64.ts";
 import { BackupRowChecker, checkQueueRecords } from "./_backup_rows.ts";
 import {
   createClusterKey,

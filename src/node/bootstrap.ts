@@ -31,7 +31,7 @@ import { type LogWriter, WorkerLogWriter } from "../storage/log_writer.ts";
 import { SqliteLogStore } from "../storage/sqlite_log_store.ts";
 import { SqliteStateStore } from "../storage/sqlite_state_store.ts";
 import { QuicTransport } from "../transport/quic_transport.ts";
-import { decodeBase64Url, encodeBase64Url } from "./_base64.ts";
+import { decodeBase64Url, encodeBase64Url } from "../base/base64.ts";
 import type { NodeConfig } from "./config.ts";
 import {
   checkDataDirConsistent,

@@ -16,7 +16,7 @@ import type { NodeIdentity } from "../cluster/identity.ts";
 import type { Scheduled, Scheduler } from "../base/clock.ts";
 import type { MemberDirectory } from "../cluster/member_directory.ts";
 import type { NodeAddress } from "../protocol/cluster.ts";
-import { encodeBase64Url } from "./_base64.ts";
+import { encodeBase64Url } from "../base/base64.ts";
 import { DATA_FILES, loadOrCreateCertificate } from "./data_dir.ts";
 
 /** How often the certificate's age is checked, in ms (hourly). */

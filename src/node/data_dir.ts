@@ -7,7 +7,7 @@
  */
 import { DatabaseSync } from "node:sqlite";
 import { generateSigningKey, type SigningKey } from "../cluster/keys.ts";
-import { decodeBase64Url, encodeBase64Url } from "./_base64.ts";
+import { decodeBase64Url, encodeBase64Url } from "../base/base64.ts";
 import {
   certificateNeedsRenewal,
   createNodeCertificate,

@@ -31,7 +31,7 @@ import {
   writeClusterFile,
 } from "./data_dir.ts";
 import { freeTcpPorts, freeUdpPorts } from "./provision.ts";
-import { decodeBase64Url, encodeBase64Url } from "./_base64.ts";
+import { decodeBase64Url, encodeBase64Url } from "../base/base64.ts";
 import type { NodeAddress } from "../protocol/cluster.ts";
 
 /** Default life of a join token, in milliseconds. */

@@ -20,7 +20,7 @@ import {
   JOIN_TOKEN_USED,
   type KvReplicatedState,
 } from "../state/replicated_state.ts";
-import { decodeBase64Url } from "./_base64.ts";
+import { decodeBase64Url } from "../base/base64.ts";
 import type { NodeAdmin } from "./admin.ts";
 import { validateNodeAddress } from "./admin_validation.ts";
 import { DATA_FILES } from "./data_dir.ts";

@@ -18,7 +18,7 @@ import {
 import type { QuicPeerAddress } from "../transport/quic_peer_link.ts";
 import type { PeerRequest } from "../protocol/envelope.ts";
 import type { NodeId } from "../raft/types.ts";
-import { decodeBase64Url } from "./_base64.ts";
+import { decodeBase64Url } from "../base/base64.ts";
 import { type ClusterFile, writeClusterFile } from "./data_dir.ts";
 
 /** Attempts of the self-announcement (1 s apart) before it gives up. */

@@ -14,7 +14,7 @@ import {
 import { loadOrCreateNodeIdentity } from "../cluster/identity.ts";
 import { generateSigningKey } from "../cluster/keys.ts";
 import { SqliteLogStore } from "../storage/sqlite_log_store.ts";
-import { encodeBase64Url } from "./_base64.ts";
+import { encodeBase64Url } from "../base/base64.ts";
 import {
   DATA_FILES,
   ensureDataDir,

@@ -23,7 +23,7 @@ import type { LogStore } from "../storage/log_store.ts";
 import type { PeerTransport } from "../transport/types.ts";
 import type { PeerRequest, PeerResult } from "../protocol/envelope.ts";
 import { type LogWriter, SyncLogWriter } from "../storage/log_writer.ts";
-import { Histogram } from "./histogram.ts";
+import { Histogram } from "../base/histogram.ts";
 
 /** What the runner applies committed entries to. */
 export interface ReplicatedStateMachine {

@@ -1,8 +1,5 @@
-import {
-  readValue,
-  setOperation,
-  waitFor,
-} from "../../tests/helpers/node_kv.ts";
+import { readValue, setOperation } from "../../tests/helpers/node_kv.ts";
+import { waitFor } from "../../tests/helpers/wait_for.ts";
 import assert from "node:assert/strict";
 import { encodeKey } from "../model/key_codec.ts";
 import { KvStateMachine } from "../state/state_machine.ts";

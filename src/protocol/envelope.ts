@@ -19,7 +19,7 @@ import {
   encodeField,
   encoder,
   type FieldSpec,
-} from "./_fields.ts";
+} from "./fields.ts";
 import { messageFromWire, messageToWire } from "./raft_codec.ts";
 import { encodeFrame } from "./frame.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "./limits.ts";

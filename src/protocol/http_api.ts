@@ -1,5 +1,5 @@
 /**
- * Aspen's HTTP protocol, shared by the server (`src/http/app.ts`), the client
+ * Aspen's HTTP protocol, shared by the server (`src/frontends/http/`), the client
  * module (`mod.ts`) and the CLI: routes, request and response bodies, error
  * codes and their statuses, content types.
  *

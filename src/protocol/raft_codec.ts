@@ -8,7 +8,7 @@
  */
 import type { Message, MessageType } from "../raft/types.ts";
 import { ProtocolError } from "./errors.ts";
-import { decodeField, encodeField, type FieldSpec } from "./_fields.ts";
+import { decodeField, encodeField, type FieldSpec } from "./fields.ts";
 
 type BaseKey = "type" | "from" | "to" | "term";
 type FieldsOf<Type extends MessageType> = Exclude<

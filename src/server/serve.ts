@@ -21,13 +21,13 @@ import { AspenNode } from "../node/aspen_node.ts";
 import { HttpMetrics, routeGroup } from "../frontends/http/metrics.ts";
 import { serveClientSession } from "../frontends/webtransport/sessions.ts";
 import { DATA_TOKEN_FILE, loadAccessTokens } from "../cluster/access_tokens.ts";
-import { HttpApiError } from "../frontends/http/_errors.ts";
+import { HttpApiError } from "../frontends/common/http_api_error.ts";
 import { JOIN_ROUTE, JoinRefusedError } from "../node/join.ts";
 import { isLoopback, type NodeConfig } from "../node/config.ts";
 import { DATA_FILES } from "../node/data_dir.ts";
 import { StreamBudget } from "../frontends/common/stream_budget.ts";
 import { freeTcpPorts } from "../node/provision.ts";
-import { notFoundBody } from "../frontends/http/_not_found.ts";
+import { notFoundBody } from "../frontends/http/not_found.ts";
 
 /** Path of the KV Connect metadata exchange (what `Deno.openKv` is given). */
 export const KV_CONNECT_PATH = "/kv";
@@ -109,7 +109,11 @@ export async function serveNode(
     ...nodeOptions,
   });
   try {
-    const tokens = await loadAccessTokens(config.dataDir, config);
+    const tokens = await loadAccessTokens(
+      config.dataDir,
+      config,
+      DATA_FILES.clusterKey,
+    );
     const streams = new StreamBudget(
       config.streamsMax,
       config.streamsPerTokenMax,

@@ -2,7 +2,7 @@
  * Exactly-once writes (Raft thesis §6.3): the results of recent writes that
  * carried a session (client id, sequence number), kept in replicated state
  * under the internal key space so a retried write is answered with its first
- * result instead of applying again. Private to `src/kv/`.
+ * result instead of applying again.
  *
  * Each result is stored with a digest of its write (the operation without
  * its session, with clock-derived deadlines reduced to whether they are

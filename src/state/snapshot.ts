@@ -1,6 +1,6 @@
 /**
  * Snapshot helpers shared by the state stores: chunking an ordered row
- * stream, and checking that chunks arrive in order. Private to `src/kv/`.
+ * stream, and checking that chunks arrive in order.
  *
  * @module
  */

@@ -11,7 +11,7 @@ import {
   type Envelope,
   envelopeToWire,
 } from "../protocol/envelope.ts";
-import { encoder } from "../protocol/_fields.ts";
+import { encoder } from "../protocol/fields.ts";
 import { concatFrames, encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import {

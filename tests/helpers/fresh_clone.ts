@@ -158,27 +158,6 @@ export async function runIn(
   };
 }
 
-/** Polls `until` every 250 ms for up to `deadlineMs`; the last failure if it never held. */
-export async function pollUntil(
-  what: string,
-  until: () => Promise<boolean>,
-  deadlineMs: number,
-): Promise<void> {
-  const end = performance.now() + deadlineMs;
-  let last: unknown = null;
-  for (let i = 0; i < 100_000 && performance.now() < end; i++) {
-    try {
-      if (await until()) return;
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(
-    `${what}: not true within ${deadlineMs} ms${last ? ` (${last})` : ""}`,
-  );
-}
-
 /** `true` once `url`/health answers 200. */
 export async function healthy(url: string): Promise<boolean> {
   const response = await fetch(new URL("/health", url), {

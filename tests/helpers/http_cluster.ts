@@ -35,6 +35,7 @@ import { type NodeId, nodeId } from "../../src/raft/types.ts";
 import { MemoryLogStore } from "../../src/storage/memory_log_store.ts";
 import { InMemoryNetwork } from "../../src/transport/memory_transport.ts";
 import { createHttpApp, serveHttpApp } from "../../src/frontends/http/app.ts";
+import { waitFor } from "./wait_for.ts";
 
 export const TEST_TOKEN = "test-token-0123456789";
 export const OTHER_TOKEN = "rotated-token-abcdef";
@@ -221,19 +222,13 @@ export class TestCluster {
     return this.nodes.find((n) => n !== leader)!;
   }
 
-  /** Polls `predicate` every 10 ms for at most `timeoutMs`. */
+  /** Polls `predicate` (see `waitFor` in `wait_for.ts`) for at most `timeoutMs`. */
   async waitFor(
     what: string,
     predicate: () => boolean,
     timeoutMs = 5000,
   ): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      if (Date.now() > deadline) {
-        throw new Error(`Timed out waiting for ${what}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await waitFor(what, predicate, timeoutMs);
   }
 
   /** Waits until every node knows the same leader. */

@@ -19,19 +19,6 @@ export function setOperation(key: string, value: string): KvAtomicOperation {
   };
 }
 
-/** Polls `predicate` every 10 ms; throws after `timeoutMs`. */
-export async function waitFor(
-  what: string,
-  predicate: () => boolean,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 /** A strong read of the one-part key `[key]` as a string, or null when absent. */
 export async function readValue(
   backend: KvBackend,

@@ -14,6 +14,7 @@ import {
   freeUdpPorts,
   provisionCluster,
 } from "../../src/node/provision.ts";
+import { waitFor, waitForValue } from "./wait_for.ts";
 
 const HOST = "127.0.0.1";
 const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
@@ -100,10 +101,6 @@ function childEnvironment(
     }
   }
   return { ...env, NO_COLOR: "1", ...extra };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** N node processes on loopback. */
@@ -268,31 +265,31 @@ export class ProcessCluster {
    * @throws {Error} When no such leader appears within `timeoutMs`.
    */
   async waitForLeader(timeoutMs = 30_000): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
     let seen = "";
-    while (Date.now() < deadline) {
-      const statuses = await Promise.all(
-        this.#nodes.map((node) => this.status(node.index)),
-      );
-      seen = statuses.map((s, i) =>
-        s === null
-          ? `n${i}: -`
-          : `n${i}: ${s.role} t${s.term} leader=${s.leader?.slice(0, 6)}`
-      ).join(", ");
-      const leaders = statuses.flatMap((s, i) =>
-        s?.role === "leader" ? [{ index: i, status: s }] : []
-      );
-      const newest = leaders.sort((a, b) => b.status.term - a.status.term)[0];
-      if (
-        newest !== undefined &&
-        statuses.every((s) => s === null || s.leader === newest.status.nodeId)
-      ) {
-        return newest.index;
-      }
-      await sleep(POLL_INTERVAL_MS);
-    }
-    throw new Error(
-      `No leader agreed on within ${timeoutMs} ms: last seen ${seen}`,
+    return await waitForValue(
+      () => `a leader agreed on: last seen ${seen}`,
+      async () => {
+        const statuses = await Promise.all(
+          this.#nodes.map((node) => this.status(node.index)),
+        );
+        seen = statuses.map((s, i) =>
+          s === null
+            ? `n${i}: -`
+            : `n${i}: ${s.role} t${s.term} leader=${s.leader?.slice(0, 6)}`
+        ).join(", ");
+        const leaders = statuses.flatMap((s, i) =>
+          s?.role === "leader" ? [{ index: i, status: s }] : []
+        );
+        const newest = leaders.sort((a, b) => b.status.term - a.status.term)[0];
+        if (
+          newest !== undefined &&
+          statuses.every((s) => s === null || s.leader === newest.status.nodeId)
+        ) {
+          return newest.index;
+        }
+        return null;
+      },
+      { timeoutMs, intervalMs: POLL_INTERVAL_MS },
     );
   }
 
@@ -306,17 +303,17 @@ export class ProcessCluster {
     appliedIndex: number,
     timeoutMs = 30_000,
   ): Promise<NodeStatus> {
-    const deadline = Date.now() + timeoutMs;
     let last: NodeStatus | null = null;
-    while (Date.now() < deadline) {
-      last = await this.status(index);
-      if (last !== null && last.appliedIndex >= appliedIndex) return last;
-      await sleep(POLL_INTERVAL_MS);
-    }
-    throw new Error(
-      `Node ${index} did not apply index ${appliedIndex} within ${timeoutMs} ms: last status ${
-        JSON.stringify(last)
-      }`,
+    return await waitForValue(
+      () =>
+        `node ${index} to apply index ${appliedIndex}: last status ${
+          JSON.stringify(last)
+        }`,
+      async () => {
+        last = await this.status(index);
+        return last !== null && last.appliedIndex >= appliedIndex ? last : null;
+      },
+      { timeoutMs, intervalMs: POLL_INTERVAL_MS },
     );
   }
 
@@ -470,20 +467,15 @@ export class ProcessCluster {
   }
 
   async #waitUntilAnswering(node: NodeRecord): Promise<void> {
-    const deadline = Date.now() + START_TIMEOUT_MS;
     let exited = false;
     node.exited?.then(() => exited = true);
-    while (Date.now() < deadline) {
+    await waitFor(`node ${node.index} to answer`, async () => {
       if (exited) {
         await this.#reap(node);
         throw new Error(`Node ${node.index} exited while starting`);
       }
-      if (await this.status(node.index) !== null) return;
-      await sleep(POLL_INTERVAL_MS);
-    }
-    throw new Error(
-      `Node ${node.index} did not answer within ${START_TIMEOUT_MS} ms`,
-    );
+      return await this.status(node.index) !== null;
+    }, { timeoutMs: START_TIMEOUT_MS, intervalMs: POLL_INTERVAL_MS });
   }
 }
 

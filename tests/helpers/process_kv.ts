@@ -11,6 +11,7 @@ import {
   TimeoutError,
   UnavailableError,
 } from "../../mod.ts";
+import { waitFor } from "./wait_for.ts";
 
 /** What became of one write. */
 export type WriteOutcome =
@@ -99,17 +100,16 @@ export function startWriters(options: WritersOptions): Writers {
     outcomes,
     acked: () => ackedCount,
     async waitForAcked(count, timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while (ackedCount < count) {
-        if (Date.now() > deadline || (next >= options.writesMax)) {
-          throw new Error(
-            `Only ${ackedCount} of ${count} writes acknowledged within ${timeoutMs} ms: ${
-              describeOutcomes(outcomes)
-            }`,
-          );
+      const short = () =>
+        `${count} writes acknowledged (only ${ackedCount}): ${
+          describeOutcomes(outcomes)
+        }`;
+      await waitFor(short, () => {
+        if (ackedCount < count && next >= options.writesMax) {
+          throw new Error(`Writes ran out before ${short()}`);
         }
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+        return ackedCount >= count;
+      }, { timeoutMs, intervalMs: 20 });
     },
     async stop() {
       stopping = true;

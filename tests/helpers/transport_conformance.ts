@@ -13,6 +13,7 @@ import {
   TransportClosedError,
 } from "../../src/transport/errors.ts";
 import { append, heartbeat } from "./transport_messages.ts";
+import { waitFor } from "./wait_for.ts";
 
 /** Two connected transports, plus the id of a peer nobody serves. */
 export interface TransportPair {
@@ -27,19 +28,6 @@ export interface TransportPair {
 export type TransportPairFactory = (
   options: { queueCapacity: number },
 ) => Promise<TransportPair>;
-
-/** Polls `condition` every few ms until true, failing after `timeoutMs`. */
-export async function waitFor(
-  condition: () => boolean,
-  what: string,
-  timeoutMs = 5000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 function collect(transport: PeerTransport): Message[] {
   const received: Message[] = [];
@@ -75,7 +63,7 @@ export function peerTransportConformance(
     for (const message of sent) {
       assert.equal(a.send(b.localId, message), "queued");
     }
-    await waitFor(() => received.length === sent.length, "200 messages");
+    await waitFor("200 messages", () => received.length === sent.length);
     assert.deepEqual(received, sent);
   });
 
@@ -102,7 +90,7 @@ export function peerTransportConformance(
         "dropped",
       ]);
       assert.deepEqual(unreachable, [b.localId]);
-      await waitFor(() => received.length === 4, "4 messages");
+      await waitFor("4 messages", () => received.length === 4);
       assert.equal(received[0]?.type, "heartbeat");
       assert.equal(received[0]?.type === "heartbeat" && received[0].commit, 2);
     },
@@ -146,8 +134,8 @@ export function peerTransportConformance(
       heartbeat(pair.a.localId, pair.unreachablePeer),
     );
     await waitFor(
-      () => unreachable.includes(pair.unreachablePeer),
       "an unreachable report",
+      () => unreachable.includes(pair.unreachablePeer),
     );
     await assert.rejects(
       pair.a.request(pair.unreachablePeer, {

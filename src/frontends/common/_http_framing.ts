@@ -4,7 +4,7 @@
  * ends, and how many requests still wait for their response. The
  * connection guard reads these to enforce its header, body and idle
  * deadlines. Nothing is changed: the bytes pass through untouched. Private
- * to `src/http/`.
+ * to `src/frontends/common/`.
  *
  * @module
  */

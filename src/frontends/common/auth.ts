@@ -2,8 +2,9 @@
  * Bearer-token checks with two scopes. The request's token is compared with
  * every accepted token in constant time (no early exit on a mismatch, nor on
  * a length difference), so timing does not reveal how much of a token
- * matched, nor which one. {@linkcode constantTimeEqual} is the one such
- * comparison in the codebase: KV Connect and WebTransport use it too.
+ * matched, nor which one, with `constantTimeEqual` from `src/base/bytes.ts`,
+ * the one such comparison in the codebase (KV Connect and the cluster
+ * handshake use it too).
  *
  * - **data** scope: `/v1/kv/*`, `/v1/queue/*`, cluster status, members and
  *   the client ticket, `/metrics`, KV Connect. Data or admin tokens.
@@ -13,25 +14,13 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import { HttpApiError } from "../http/_errors.ts";
+import { HttpApiError } from "./http_api_error.ts";
+import { constantTimeEqual } from "../../base/bytes.ts";
 
 /** Longest token accepted, in bytes. */
 export const TOKEN_BYTES_MAX = 1024;
 
 const encoder = new TextEncoder();
-
-/**
- * Compares two byte strings in time that depends only on their lengths,
- * never on where they first differ.
- */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  let difference = a.length ^ b.length;
-  const length = Math.max(a.length, b.length);
-  for (let i = 0; i < length; i++) {
-    difference |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  }
-  return difference === 0;
-}
 
 /** True when `given` is one of `accepted`; every candidate is compared. */
 export function tokenAccepted(

@@ -1,6 +1,7 @@
 /**
- * The HTTP API's one boundary error and the mapping of every error the
- * routes can meet to the typed error body `{ error: { code, message, details } }`.
+ * The mapping of every error the HTTP API routes can meet (the boundary
+ * error {@linkcode HttpApiError} lives in frontends/common) to the typed
+ * error body `{ error: { code, message, details } }`.
  *
  * @module
  */
@@ -22,24 +23,9 @@ import {
 } from "../../services/kv/api.ts";
 import { ClusterAdminError } from "../../node/node_api.ts";
 import { StreamBudgetError } from "../common/stream_budget.ts";
+import { HttpApiError } from "../common/http_api_error.ts";
 
-/** An error a route raises on purpose, carrying its API code. */
-export class HttpApiError extends Error {
-  override name = "HttpApiError";
-  readonly code: ErrorCode;
-  readonly details: ErrorDetails;
-
-  constructor(
-    code: ErrorCode,
-    message: string,
-    details: ErrorDetails = {},
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.code = code;
-    this.details = details;
-  }
-}
+export { HttpApiError };
 
 const ADMIN_CODES: Readonly<Record<string, ErrorCode>> = {
   notLeader: "notLeader",

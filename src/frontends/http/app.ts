@@ -1,38 +1,37 @@
 /**
- * Aspen's HTTP API as a Hono app: `/v1/kv/...` (with the `/v1/kv/watch`
- * stream), `/v1/queue/...`, `/v1/cluster/...`, `/health` and `/metrics`, with bounded bodies, a bearer-token check on
- * everything but `/health`, content negotiation (JSON or MessagePack) and
- * one error mapping in `app.onError`. Routes and bodies are defined in
+ * Aspen's HTTP API as a Hono app, composed here from one route module per
+ * service and concern: `kv.ts` (`/v1/kv/...` with the watch stream),
+ * `queues.ts` (`/v1/queue/...`), `cluster.ts` (`/health`, `/metrics`,
+ * `/v1/cluster/...` reads) and `admin.ts` (membership changes and joins).
+ * This file adds what every route shares: bounded bodies, the Host and
+ * CORS checks, the bearer-token check on everything but `/health` and the
+ * join route, content negotiation (JSON or MessagePack) and one error
+ * mapping in `app.onError`. Routes and bodies are defined in
  * `src/protocol/http_api.ts`.
  *
  * @module
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
-import type { KvConsistency } from "../../services/kv/api.ts";
-import type { NodeAddress, NodeApi } from "../../node/node_api.ts";
-import {
-  CONSISTENCY_PARAMETER,
-  CONTENT_TYPE_JSON_LINES,
-  CONTENT_TYPE_METRICS,
-  HTTP_API_LIMITS,
-  type MembersResponse,
-  type OkResponse,
-  ROUTES,
-  type StatusResponse,
-  type TicketResponse,
-} from "../../protocol/http_api.ts";
 import { cors } from "hono/cors";
-import { bearerAuth, bearerOf, validateTokens } from "../common/auth.ts";
-import { StreamBudget, type StreamLease } from "../common/stream_budget.ts";
+import type { NodeApi } from "../../node/node_api.ts";
+import { HTTP_API_LIMITS } from "../../protocol/http_api.ts";
+import { bearerAuth, validateTokens } from "../common/auth.ts";
+import { StreamBudget } from "../common/stream_budget.ts";
 import { readBody, reply } from "./_body.ts";
-import { notFoundMessage } from "./_not_found.ts";
-import { matchNodeId, nodeIdMatchMessage } from "../../protocol/node_id.ts";
+import { notFoundMessage } from "./not_found.ts";
 import { errorReply, HttpApiError } from "./_errors.ts";
-import * as kv from "./kv.ts";
-import * as parse from "./_parse.ts";
-import * as queue from "./queues.ts";
-import { watchLines } from "./_watch_stream.ts";
+import type { RouteContext } from "./_route_context.ts";
+import { kvRoutes } from "./kv.ts";
+import { queueRoutes } from "./queues.ts";
+import { clusterRoutes, healthRoute } from "./cluster.ts";
+import {
+  ADMIN_ROUTES,
+  adminRoutes,
+  type JoinRoute,
+  joinRoute,
+} from "./admin.ts";
+
+export { ADMIN_ROUTES };
 
 /** Options of {@linkcode createHttpApp}. */
 export interface HttpAppOptions {
@@ -77,21 +76,8 @@ export interface HttpAppOptions {
    * token, not a bearer token); `handle` raises `HttpApiError("joinRefused")`
    * for a refused token. Absent: the route does not exist.
    */
-  readonly join?: {
-    readonly path: string;
-    readonly handle: (
-      request: { token: string; address: NodeAddress },
-    ) => Promise<unknown>;
-  };
+  readonly join?: JoinRoute;
 }
-
-/** Routes of the admin scope. */
-export const ADMIN_ROUTES: readonly string[] = [
-  ROUTES.clusterAddLearner,
-  ROUTES.clusterPromote,
-  ROUTES.clusterRemove,
-  ROUTES.clusterTransferLeader,
-];
 
 function hostOf(header: string): string {
   const value = header.trim().toLowerCase();
@@ -115,46 +101,6 @@ export function hostAllowed(
   return allowed.some((name) => name.toLowerCase() === host);
 }
 
-function streamLease(streams: StreamBudget, c: Context): StreamLease {
-  return streams.acquire(bearerOf(c.req.header("authorization")) ?? "");
-}
-
-function consistencyOf(c: Context): KvConsistency {
-  const value = c.req.query(CONSISTENCY_PARAMETER);
-  if (value === undefined || value === "strong") return "strong";
-  if (value === "eventual") return "eventual";
-  throw new HttpApiError(
-    "badRequest",
-    `Invalid '${CONSISTENCY_PARAMETER}': expected 'strong' or 'eventual', received '${value}'`,
-  );
-}
-
-function statusOf(node: NodeApi): StatusResponse {
-  const s = node.status();
-  return {
-    clusterId: s.clusterId,
-    nodeId: s.nodeId,
-    role: s.role,
-    term: s.term,
-    leader: s.leader,
-    leaderHttpUrl: s.leaderHttpUrl,
-    commitIndex: s.commitIndex,
-    appliedIndex: s.appliedIndex,
-    snapshotIndex: s.snapshotIndex,
-    joint: s.joint,
-    members: s.members.map((m) => ({
-      id: m.id,
-      role: m.role,
-      match: m.match,
-      lag: m.lag,
-      reachable: m.reachable ?? null,
-      lastContactMs: m.lastContactMs ?? null,
-      name: m.name ?? null,
-      httpUrl: m.httpUrl,
-    })),
-  };
-}
-
 /**
  * Builds the HTTP API app.
  *
@@ -173,13 +119,14 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   };
   const adminPaths = new Set([...ADMIN_ROUTES, ...(options.adminPaths ?? [])]);
   const allowedHosts = options.allowedHosts ?? null;
-  const streams = options.streams ?? new StreamBudget();
-  const { node } = options;
-  const now = options.nowMs ?? Date.now;
   const logError = options.logError ?? ((error) => console.error(error));
   const app = new Hono();
-  const body = (c: Context) => readBody(c, limit);
-  const ok: OkResponse = { ok: true };
+  const ctx: RouteContext = {
+    node: options.node,
+    body: (c) => readBody(c, limit),
+    now: options.nowMs ?? Date.now,
+    streams: options.streams ?? new StreamBudget(),
+  };
 
   app.onError((error, c) => {
     const { status, body } = errorReply(error);
@@ -217,20 +164,8 @@ export function createHttpApp(options: HttpAppOptions): Hono {
       }),
     );
   }
-  app.get(ROUTES.health, (c) => {
-    const health = node.health();
-    return c.json(
-      { ok: health.ok, reason: health.reason },
-      health.ok ? 200 : 503,
-    );
-  });
-  if (options.join !== undefined) {
-    const join = options.join;
-    app.post(
-      join.path,
-      async (c) => reply(c, await join.handle(parse.parseJoin(await body(c)))),
-    );
-  }
+  healthRoute(app, options.node);
+  if (options.join !== undefined) joinRoute(app, ctx, options.join);
   // Routes that check their own credentials (KV Connect: the data tokens
   // and its per-client data-path tokens) sit after the Host and CORS checks
   // and before the API's token check.
@@ -240,174 +175,10 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   if (tokens !== null) {
     app.use("*", bearerAuth(tokens, (path) => adminPaths.has(path)));
   }
-  app.get(
-    ROUTES.metrics,
-    (c) =>
-      c.body(node.metrics(), 200, { "content-type": CONTENT_TYPE_METRICS }),
-  );
-
-  app.post(
-    ROUTES.kvGet,
-    async (c) =>
-      reply(
-        c,
-        await kv.get(
-          node.backend,
-          parse.parseGet(await body(c)),
-          consistencyOf(c),
-        ),
-      ),
-  );
-  app.post(
-    ROUTES.kvGetMany,
-    async (c) =>
-      reply(
-        c,
-        await kv.getMany(
-          node.backend,
-          parse.parseGetMany(await body(c)),
-          consistencyOf(c),
-        ),
-      ),
-  );
-  app.post(
-    ROUTES.kvList,
-    async (c) =>
-      reply(
-        c,
-        await kv.list(
-          node.backend,
-          parse.parseList(await body(c)),
-          consistencyOf(c),
-        ),
-      ),
-  );
-  app.post(ROUTES.kvSet, async (c) => {
-    const nowMs = now();
-    const request = await body(c);
-    const mutation = parse.parseSet(request, nowMs);
-    const session = parse.parseSession(request);
-    return reply(
-      c,
-      await kv.commit(
-        node.backend,
-        { checks: [], mutations: [mutation], ...(session ? { session } : {}) },
-        nowMs,
-      ),
-    );
-  });
-  app.post(ROUTES.kvDelete, async (c) => {
-    const request = await body(c);
-    const mutation = parse.parseDelete(request);
-    const session = parse.parseSession(request);
-    return reply(
-      c,
-      await kv.commit(
-        node.backend,
-        { checks: [], mutations: [mutation], ...(session ? { session } : {}) },
-        now(),
-      ),
-    );
-  });
-  app.post(ROUTES.kvAtomic, async (c) => {
-    const nowMs = now();
-    const request = await body(c);
-    const operation = parse.parseAtomic(request, nowMs);
-    const session = parse.parseSession(request);
-    return reply(
-      c,
-      await kv.commit(node.backend, {
-        ...operation,
-        ...(session ? { session } : {}),
-      }, nowMs),
-    );
-  });
-  app.post(ROUTES.kvWatch, async (c) => {
-    const keys = parse.parseWatch(await body(c));
-    const lease = streamLease(streams, c);
-    const stream = watchLines(
-      node.backend,
-      keys,
-      HTTP_API_LIMITS.watchKeepAliveMs,
-      lease.release,
-    );
-    return c.body(stream, 200, { "content-type": CONTENT_TYPE_JSON_LINES });
-  });
-
-  app.post(ROUTES.queueListen, async (c) => {
-    const request = await body(c);
-    const lease = streamLease(streams, c);
-    try {
-      return reply(c, await queue.listen(node, request, c.req.raw.signal));
-    } finally {
-      lease.release();
-    }
-  });
-  app.post(
-    ROUTES.queueAck,
-    async (c) => reply(c, await queue.ack(node, await body(c))),
-  );
-  app.post(
-    ROUTES.queueNack,
-    async (c) => reply(c, await queue.nack(node, await body(c))),
-  );
-  app.post(
-    ROUTES.queueInfo,
-    async (c) =>
-      reply(c, await queue.info(node, await body(c), consistencyOf(c))),
-  );
-  app.post(
-    ROUTES.queuePeek,
-    async (c) =>
-      reply(c, await queue.peek(node, await body(c), consistencyOf(c))),
-  );
-  app.post(ROUTES.queueConfigure, async (c) => {
-    await queue.configure(node, await body(c));
-    return reply(c, ok);
-  });
-
-  app.get(ROUTES.clusterStatus, (c) => reply(c, statusOf(node)));
-  app.get(ROUTES.clusterMembers, (c) => {
-    const status = statusOf(node);
-    const members: MembersResponse = {
-      leader: status.leader,
-      members: status.members,
-    };
-    return reply(c, members);
-  });
-  app.get(ROUTES.clusterTicket, (c) => {
-    const ticket: TicketResponse = { ticket: node.clientTicket() };
-    return reply(c, ticket);
-  });
-  app.post(ROUTES.clusterAddLearner, async (c) => {
-    await node.addLearner(parse.parseAddLearner(await body(c)));
-    return reply(c, ok);
-  });
-  // A unique prefix (the short id the logs print) names the member; an
-  // ambiguous one is refused; anything else goes to the node as given.
-  const memberId = async (c: Context): Promise<string> => {
-    const text = parse.parseNodeId(await body(c));
-    const ids = node.status().members.map((m) => m.id);
-    const match = matchNodeId(text, ids);
-    if (match.kind === "found") return match.id;
-    if (match.kind === "ambiguous") {
-      throw new HttpApiError("invalid", nodeIdMatchMessage(text, match, ids));
-    }
-    return text;
-  };
-  app.post(ROUTES.clusterPromote, async (c) => {
-    await node.promote(await memberId(c));
-    return reply(c, ok);
-  });
-  app.post(ROUTES.clusterRemove, async (c) => {
-    await node.remove(await memberId(c));
-    return reply(c, ok);
-  });
-  app.post(ROUTES.clusterTransferLeader, async (c) => {
-    await node.transferLeader(await memberId(c));
-    return reply(c, ok);
-  });
-
+  clusterRoutes(app, ctx);
+  kvRoutes(app, ctx);
+  queueRoutes(app, ctx);
+  adminRoutes(app, ctx);
   if (options.kvConnect !== undefined) app.route("/", options.kvConnect);
   return app;
 }

@@ -1,9 +1,11 @@
 /**
- * The `/v1/kv/...` handlers: parsed requests in, wire bodies out, every
- * write validated against Deno KV's limits before it is proposed.
+ * The KV service's routes, `/v1/kv/...` (with the `/v1/kv/watch` stream):
+ * parsed requests in, wire bodies out, every write validated against Deno
+ * KV's limits before it is proposed. {@linkcode kvRoutes} registers them.
  *
  * @module
  */
+import type { Hono } from "hono";
 import {
   type KvBackend,
   type KvConsistency,
@@ -36,21 +38,24 @@ import type {
   WireEntry,
 } from "../../protocol/http_api.ts";
 import { keyToWire, valueToWire } from "../../protocol/http_api_codec.ts";
+import {
+  CONTENT_TYPE_JSON_LINES,
+  HTTP_API_LIMITS,
+  ROUTES,
+} from "../../protocol/http_api.ts";
+import { concatBytes, equalBytes } from "../../base/bytes.ts";
 import { HttpApiError } from "./_errors.ts";
+import * as parse from "./_parse.ts";
 import type { ParsedList } from "./_parse.ts";
+import { reply } from "./_body.ts";
+import {
+  consistencyOf,
+  type RouteContext,
+  streamLease,
+} from "./_route_context.ts";
+import { watchLines } from "./_watch_stream.ts";
 
 const ZERO = new Uint8Array([0]);
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
 
 /** The wire form of a stored entry. */
 export function entryToWire(entry: KvEntry): WireEntry {
@@ -72,7 +77,7 @@ export async function getKeys(
   const rows = await backend.read(
     keys.map((key) => ({
       start: key,
-      end: concat(key, ZERO),
+      end: concatBytes(key, ZERO),
       limit: 1,
       reverse: false,
     })),
@@ -80,7 +85,7 @@ export async function getKeys(
   );
   return keys.map((key, i) => {
     const entry = rows[i]?.[0];
-    if (entry !== undefined && sameBytes(entry.key, key)) {
+    if (entry !== undefined && equalBytes(entry.key, key)) {
       return entryToWire(entry);
     }
     return { key: keyToWire(decodeKey(key)), value: null, versionstamp: null };
@@ -184,4 +189,96 @@ export async function commit(
     case "sessionExpired":
       throw new KvOutcomeUnknownError(result.message);
   }
+}
+
+/** Registers the `/v1/kv/...` routes on `app`. */
+export function kvRoutes(app: Hono, ctx: RouteContext): void {
+  const { node, body, now, streams } = ctx;
+  app.post(
+    ROUTES.kvGet,
+    async (c) =>
+      reply(
+        c,
+        await get(
+          node.backend,
+          parse.parseGet(await body(c)),
+          consistencyOf(c),
+        ),
+      ),
+  );
+  app.post(
+    ROUTES.kvGetMany,
+    async (c) =>
+      reply(
+        c,
+        await getMany(
+          node.backend,
+          parse.parseGetMany(await body(c)),
+          consistencyOf(c),
+        ),
+      ),
+  );
+  app.post(
+    ROUTES.kvList,
+    async (c) =>
+      reply(
+        c,
+        await list(
+          node.backend,
+          parse.parseList(await body(c)),
+          consistencyOf(c),
+        ),
+      ),
+  );
+  app.post(ROUTES.kvSet, async (c) => {
+    const nowMs = now();
+    const request = await body(c);
+    const mutation = parse.parseSet(request, nowMs);
+    const session = parse.parseSession(request);
+    return reply(
+      c,
+      await commit(
+        node.backend,
+        { checks: [], mutations: [mutation], ...(session ? { session } : {}) },
+        nowMs,
+      ),
+    );
+  });
+  app.post(ROUTES.kvDelete, async (c) => {
+    const request = await body(c);
+    const mutation = parse.parseDelete(request);
+    const session = parse.parseSession(request);
+    return reply(
+      c,
+      await commit(
+        node.backend,
+        { checks: [], mutations: [mutation], ...(session ? { session } : {}) },
+        now(),
+      ),
+    );
+  });
+  app.post(ROUTES.kvAtomic, async (c) => {
+    const nowMs = now();
+    const request = await body(c);
+    const operation = parse.parseAtomic(request, nowMs);
+    const session = parse.parseSession(request);
+    return reply(
+      c,
+      await commit(node.backend, {
+        ...operation,
+        ...(session ? { session } : {}),
+      }, nowMs),
+    );
+  });
+  app.post(ROUTES.kvWatch, async (c) => {
+    const keys = parse.parseWatch(await body(c));
+    const lease = streamLease(streams, c);
+    const stream = watchLines(
+      node.backend,
+      keys,
+      HTTP_API_LIMITS.watchKeepAliveMs,
+      lease.release,
+    );
+    return c.body(stream, 200, { "content-type": CONTENT_TYPE_JSON_LINES });
+  });
 }

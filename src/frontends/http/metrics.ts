@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Histogram } from "../../node/histogram.ts";
+import { Histogram } from "../../base/histogram.ts";
 
 /** Upper bounds (ms) of the request latency buckets. */
 const BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000];

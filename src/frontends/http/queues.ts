@@ -2,10 +2,12 @@
  * The `/v1/queue/...` handlers: parsed requests in, wire bodies out. Listen
  * is served by the leader only (its dispatcher leases the messages); a
  * follower answers `notLeader` naming the leader. Ack, nack and configure
- * are proposals, so any node takes them.
+ * are proposals, so any node takes them. {@linkcode queueRoutes} registers
+ * them.
  *
  * @module
  */
+import type { Hono } from "hono";
 import {
   type KvConsistency,
   KvNotLeaderError,
@@ -17,7 +19,7 @@ import {
   versionstampToString,
 } from "../../model/versionstamp.ts";
 import type { NodeApi } from "../../node/node_api.ts";
-import { HTTP_API_LIMITS } from "../../protocol/http_api.ts";
+import { HTTP_API_LIMITS, ROUTES } from "../../protocol/http_api.ts";
 import type {
   QueueCountResponse,
   QueueInfoResponse,
@@ -27,6 +29,13 @@ import type {
 import { describe, WireFormatError } from "../../protocol/http_api_codec.ts";
 import { HttpApiError } from "./_errors.ts";
 import { fields, optionalInteger } from "./_parse.ts";
+import { reply } from "./_body.ts";
+import {
+  consistencyOf,
+  OK,
+  type RouteContext,
+  streamLease,
+} from "./_route_context.ts";
 
 function bad(message: string): WireFormatError {
   return new WireFormatError("badRequest", message);
@@ -215,4 +224,38 @@ export async function configure(node: NodeApi, body: unknown): Promise<void> {
     ? null
     : optionalInteger(f.concurrencyMax, "concurrencyMax", 1, 100_000)!;
   await queues(node).configure(queueName(f.queue), concurrencyMax);
+}
+
+/** Registers the `/v1/queue/...` routes on `app`. */
+export function queueRoutes(app: Hono, ctx: RouteContext): void {
+  const { node, body, streams } = ctx;
+  app.post(ROUTES.queueListen, async (c) => {
+    const request = await body(c);
+    const lease = streamLease(streams, c);
+    try {
+      return reply(c, await listen(node, request, c.req.raw.signal));
+    } finally {
+      lease.release();
+    }
+  });
+  app.post(
+    ROUTES.queueAck,
+    async (c) => reply(c, await ack(node, await body(c))),
+  );
+  app.post(
+    ROUTES.queueNack,
+    async (c) => reply(c, await nack(node, await body(c))),
+  );
+  app.post(
+    ROUTES.queueInfo,
+    async (c) => reply(c, await info(node, await body(c), consistencyOf(c))),
+  );
+  app.post(
+    ROUTES.queuePeek,
+    async (c) => reply(c, await peek(node, await body(c), consistencyOf(c))),
+  );
+  app.post(ROUTES.queueConfigure, async (c) => {
+    await configure(node, await body(c));
+    return reply(c, OK);
+  });
 }

@@ -16,8 +16,8 @@
  */
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { encodeBase64 } from "../../base/base64.ts";
-import { constantTimeEqual } from "../common/auth.ts";
+import { encodeBase64Url } from "../../base/base64.ts";
+import { constantTimeEqual } from "../../base/bytes.ts";
 
 const PREFIX = "aspen-dp1";
 const KEY_LABEL = "aspen kv-connect data-path token v1";
@@ -29,10 +29,6 @@ const TOKEN_SHAPE =
 export interface DataPathClient {
   /** The client's id as sessions and resend records name it (`dp:` + 22 characters). */
   readonly clientId: string;
-}
-
-function base64url(bytes: Uint8Array): string {
-  return encodeBase64(bytes, { url: true, pad: false });
 }
 
 /** Issues and verifies data-path tokens under keys derived from the access tokens. */
@@ -61,10 +57,10 @@ export class DataPathTokens {
         "Cannot issue a data-path token: unknown access token",
       );
     }
-    const id = base64url(crypto.getRandomValues(new Uint8Array(16)));
+    const id = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
     const body = `${PREFIX}.${id}.${Math.floor(expiresAtMs)}`;
     return `${body}.${
-      base64url(hmac(sha256, entry.key, encoder.encode(body)))
+      encodeBase64Url(hmac(sha256, entry.key, encoder.encode(body)))
     }`;
   }
 
@@ -87,7 +83,7 @@ export class DataPathTokens {
     const presented = encoder.encode(mac);
     let matched = false;
     for (const { key } of this.#keys) {
-      const expected = encoder.encode(base64url(hmac(sha256, key, body)));
+      const expected = encoder.encode(encodeBase64Url(hmac(sha256, key, body)));
       matched = constantTimeEqual(presented, expected) || matched;
     }
     if (!matched || Number(expiry) < nowMs) return null;

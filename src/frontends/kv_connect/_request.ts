@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { constantTimeEqual } from "../common/auth.ts";
+import { constantTimeEqual } from "../../base/bytes.ts";
 import { KV_CONNECT_MESSAGES as M, KvConnectError } from "./errors.ts";
 
 /**

@@ -152,7 +152,7 @@ export interface KvBackend {
 
   /**
    * Records that the answers of these stock writes were delivered, so their
-   * resend records stop answering (see `src/kv/_resends.ts`). Best effort:
+   * resend records stop answering (see `src/services/kv/resends.ts`). Best effort:
    * a mark lost keeps the record answering until it ages out.
    */
   markResendsDelivered?(marks: readonly KvResendMark[]): Promise<void>;

@@ -2,7 +2,6 @@
  * Applies the mutations of one atomic operation to an overlay over the
  * store, in order, so the same key may appear several times. Any failure
  * returns a message and the caller drops the overlay: all or nothing.
- * Private to `src/kv/`.
  *
  * @module
  */

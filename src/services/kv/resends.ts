@@ -6,7 +6,7 @@
  * SHA-256 of its body (see `KvResend`); this table keeps, in replicated
  * state, the first result of each (client, digest) applied recently, so a
  * mergeable write with the same client and digest is answered with that
- * result instead of applying again. Private to `src/kv/`.
+ * result instead of applying again.
  *
  * A record whose answer the entry node delivered is marked so (a
  * `resendDelivered` entry the node proposes shortly after answering): it no

@@ -4,7 +4,7 @@
  * (every key part begins with a type tag below `0x30`, and list selectors end
  * at `prefix + 0xff`). So snapshots, the state hash and both stores carry
  * queue state without knowing it exists, while validation refuses user
- * writes there and reads stop before it. Private to `src/kv/`.
+ * writes there and reads stop before it.
  *
  * | row      | key                                                  | value (MessagePack)                                     |
  * | -------- | ---------------------------------------------------- | ------------------------------------------------------- |

@@ -1,0 +1,53 @@
+/**
+ * What every route module of the HTTP front end (`kv.ts`, `queues.ts`,
+ * `cluster.ts`, `admin.ts`) is given by `app.ts` when it registers its
+ * routes, and the small request helpers they share. Private to
+ * `src/frontends/http/`.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import type { KvConsistency } from "../../services/kv/api.ts";
+import type { NodeApi } from "../../node/node_api.ts";
+import {
+  CONSISTENCY_PARAMETER,
+  type OkResponse,
+} from "../../protocol/http_api.ts";
+import { bearerOf } from "../common/auth.ts";
+import type { StreamBudget, StreamLease } from "../common/stream_budget.ts";
+import { HttpApiError } from "./_errors.ts";
+
+/** The node, the body reader, the clock and the stream budget of one app. */
+export interface RouteContext {
+  /** The node the API serves. */
+  readonly node: NodeApi;
+  /** Reads the request body (JSON or MessagePack), bounded by the app's limit. */
+  readonly body: (c: Context) => Promise<unknown>;
+  /** Clock in Unix ms, for `expireIn` deadlines. */
+  readonly now: () => number;
+  /** The shared budget of long-lived streams (watches, listens). */
+  readonly streams: StreamBudget;
+}
+
+/** The body of a write that answers nothing but success. */
+export const OK: OkResponse = { ok: true };
+
+/** A stream lease charged to the request's bearer token. */
+export function streamLease(streams: StreamBudget, c: Context): StreamLease {
+  return streams.acquire(bearerOf(c.req.header("authorization")) ?? "");
+}
+
+/**
+ * The read's consistency from `?consistency=`: strong (default) or eventual.
+ *
+ * @throws {HttpApiError} `badRequest` for any other value.
+ */
+export function consistencyOf(c: Context): KvConsistency {
+  const value = c.req.query(CONSISTENCY_PARAMETER);
+  if (value === undefined || value === "strong") return "strong";
+  if (value === "eventual") return "eventual";
+  throw new HttpApiError(
+    "badRequest",
+    `Invalid '${CONSISTENCY_PARAMETER}': expected 'strong' or 'eventual', received '${value}'`,
+  );
+}
