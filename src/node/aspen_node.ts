@@ -22,7 +22,7 @@ import {
 } from "../cluster/identity.ts";
 import { importSigningKey, type SigningKey } from "../cluster/keys.ts";
 import { formatTicket } from "../cluster/ticket.ts";
-import { KvStateMachine } from "../state/state_machine.ts";
+import { KvStateMachine } from "../services/state_machine.ts";
 import { SqliteStateStore } from "../storage/sqlite_state_store.ts";
 import { ConfChangeError } from "../raft/confchange.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
@@ -49,13 +49,14 @@ import {
   writeClusterFile,
 } from "./data_dir.ts";
 import {
+  decodeProposalResult,
   encodeJoinTokenCommand,
   encodeMemberCommand,
   encodeRevokeCommand,
   JOIN_TOKEN_FRESH,
   JOIN_TOKEN_USED,
   KvReplicatedState,
-} from "../state/replicated_state.ts";
+} from "../services/replicated_state.ts";
 import {
   clusterIdBytes,
   credentialFor,
@@ -643,13 +644,15 @@ export class AspenNode implements NodeApi {
     const clusterKey = await this.#clusterKey();
     // A token admits one node: its use is recorded through the log first,
     // so no other leader, now or later, accepts it again.
-    const used = await this.runner.propose(
-      encodeJoinTokenCommand(token.nonce, token.expiresAtMs, nowMs),
+    const used = decodeProposalResult(
+      await this.runner.propose(
+        encodeJoinTokenCommand(token.nonce, token.expiresAtMs, nowMs),
+      ),
     );
-    if (used[0] === JOIN_TOKEN_USED) {
+    if (used === JOIN_TOKEN_USED) {
       throw new JoinRefusedError("Join token was used already");
     }
-    if (used[0] !== JOIN_TOKEN_FRESH) {
+    if (used !== JOIN_TOKEN_FRESH) {
       throw new ClusterAdminError(
         "invalid",
         "Cannot admit the join as too many unexpired join tokens are recorded: retry later",

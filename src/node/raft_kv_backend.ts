@@ -19,13 +19,8 @@ import {
   type KvReadRange,
   KvUnavailableError,
 } from "../services/kv/api.ts";
-import { encodeCommand } from "../services/kv/commands.ts";
-import { validateAtomic } from "../model/limits.ts";
-import {
-  type KvQueueInfo,
-  type KvQueuePeek,
-  validateQueueCommand,
-} from "../services/queues/queue.ts";
+import { encodeKvEntry as encodeCommand } from "../services/entries.ts";
+import type { KvQueueInfo, KvQueuePeek } from "../services/queues/queue.ts";
 import type {
   KvApplyResult,
   KvAtomicOperation,
@@ -40,7 +35,7 @@ import { QueueDispatcher } from "../services/queues/dispatcher.ts";
 import {
   decodeApplyResult,
   type KvReplicatedState,
-} from "../state/replicated_state.ts";
+} from "../services/replicated_state.ts";
 import {
   ProposalOutcomeUnknownError,
   type RaftRunner,
@@ -174,7 +169,7 @@ export class RaftKvBackend implements KvBackend {
   }
 
   async commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
-    validateAtomic(operation);
+    // Validated by the front end (early errors) and at apply (the authority).
     // A write without a session (stock Deno clients, raw HTTP) gets one from
     // this node, so the node itself can retry an unknown outcome (a leader
     // lost mid-write) and the cluster still applies it at most once.
@@ -246,7 +241,7 @@ export class RaftKvBackend implements KvBackend {
   async #queueCommand(command: KvQueueCommand): Promise<
     Extract<KvApplyResult, { ok: true }>
   > {
-    validateQueueCommand(command);
+    // Validated at apply: a bad command comes back as a typed failure.
     const result = decodeApplyResult(
       await this.#propose(encodeCommand(command as KvCommand)),
     );

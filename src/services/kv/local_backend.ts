@@ -15,10 +15,10 @@ import type {
   KvReadRange,
 } from "./api.ts";
 import { KvUnavailableError } from "./api.ts";
-import { encodeCommand } from "./commands.ts";
+import { encodeKvEntry as encodeCommand } from "../entries.ts";
 import { validateAtomic } from "../../model/limits.ts";
 import { MemoryStateStore } from "../../storage/memory_state_store.ts";
-import { KvStateMachine } from "../../state/state_machine.ts";
+import { KvStateMachine } from "../state_machine.ts";
 import type { StateStore } from "../../state/state_store.ts";
 import type {
   KvAtomicOperation,

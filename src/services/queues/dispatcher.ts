@@ -22,7 +22,7 @@ import {
   type KvQueueListenOptions,
   KvUnavailableError,
 } from "../kv/api.ts";
-import type { KvStateMachine } from "../../state/state_machine.ts";
+import type { KvStateMachine } from "../state_machine.ts";
 import {
   hasDeliverable,
   hasExpiredLease,

@@ -23,7 +23,7 @@ import type {
   Versionstamp,
 } from "../../model/types.ts";
 import type { StateStore } from "../../state/state_store.ts";
-import type { Overlay } from "../kv/mutations.ts";
+import type { Overlay } from "../../state/write_context.ts";
 import { toHex } from "../../base/bytes.ts";
 import { KvInvalidError, KvLimitError } from "../../model/errors.ts";
 import {
