@@ -25,7 +25,7 @@
  */
 import { decode, encode } from "@msgpack/msgpack";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { assert } from "../base/assert.ts";
+import { assert, AssertionError } from "../base/assert.ts";
 import type { Entry, LogIndex, Snapshot } from "../raft/types.ts";
 import { KvInvalidError } from "../model/errors.ts";
 import { makeVersionstamp } from "../model/versionstamp.ts";
@@ -145,6 +145,8 @@ export class StateHost {
         context,
       );
     } catch (error) {
+      // A broken invariant (e.g. a write outside the keyspace) stops the node.
+      if (error instanceof AssertionError) throw error;
       result = service.failure(error, index);
       effects.length = 0;
       context = newApplyContext(index, versionstamp, this.store, effects);
