@@ -129,10 +129,11 @@ export class StateHost {
     );
     const envelope = decodeEnvelope(data);
     const service = this.registry.byId(envelope.serviceId);
-    assert(
-      service !== undefined,
-      `Cannot apply entry ${index}: unknown service id ${envelope.serviceId}`,
-    );
+    if (service === undefined) {
+      throw new AssertionError(
+        `Cannot apply entry ${index}: unknown service id ${envelope.serviceId}`,
+      );
+    }
     const versionstamp = makeVersionstamp(index);
     const effects: (() => void)[] = [];
     let context = newApplyContext(index, versionstamp, this.store, effects);

@@ -16,7 +16,6 @@ import type {
 } from "./api.ts";
 import { KvUnavailableError } from "./api.ts";
 import { encodeKvEntry as encodeCommand } from "../entries.ts";
-import { validateAtomic } from "../../model/limits.ts";
 import { MemoryStateStore } from "../../storage/memory_state_store.ts";
 import { KvStateMachine } from "../state_machine.ts";
 import type { StateStore } from "../../state/state_store.ts";
@@ -150,15 +149,15 @@ export class LocalKvBackend implements KvBackend, Disposable {
   }
 
   /**
-   * Validates and applies `operation` as the next log entry.
+   * Applies `operation` as the next log entry. Front ends validate it first
+   * (early errors, with the clock); apply validates it again (the
+   * authority): an invalid operation is a failure result, not an exception.
    *
-   * @throws {KvLimitError} / {KvInvalidError} / {KvUnsupportedError} From validation.
    * @throws {KvUnavailableError} Once closed.
    */
   commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
     return settle((): KvCommitResult => {
       this.#checkOpen();
-      validateAtomic(operation, this.#now());
       const result = this.#apply({ type: "atomic", operation });
       if (!result.ok) {
         return {
