@@ -7,7 +7,7 @@
  */
 import { decodeEnvelope, encodeEnvelope } from "../state/envelope.ts";
 import type { KvCommand, KvSession } from "../model/types.ts";
-import { decodeCommand, encodeCommand } from "./kv/commands.ts";
+import { decodeCommand, encodeCommandView } from "./kv/commands.ts";
 import { decodeQueueCommand, encodeQueueCommand } from "./queues/api.ts";
 import { type ClusterCommand, encodeClusterCommand } from "./cluster/api.ts";
 import { SERVICE_IDS } from "./table.ts";
@@ -20,19 +20,16 @@ import { KvInvalidError } from "../model/errors.ts";
  */
 export function encodeKvEntry(command: KvCommand): Uint8Array {
   switch (command.type) {
-    case "atomic": {
-      const { session, ...operation } = command.operation;
-      return encodeEnvelope({
-        serviceId: SERVICE_IDS.kv,
-        ...(session === undefined ? {} : { session }),
-        payload: encodeCommand({ type: "atomic", operation }),
-      });
-    }
+    case "atomic":
     case "expire":
     case "resendDelivered":
+      // The payload leaves the session out; the envelope carries it.
       return encodeEnvelope({
         serviceId: SERVICE_IDS.kv,
-        payload: encodeCommand(command),
+        session: command.type === "atomic"
+          ? command.operation.session
+          : undefined,
+        payload: encodeCommandView(command),
       });
     default:
       return encodeEnvelope({

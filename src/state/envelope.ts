@@ -35,7 +35,7 @@ export interface EnvelopeSession {
 /** A decoded entry envelope. */
 export interface Envelope {
   readonly serviceId: number;
-  readonly session?: EnvelopeSession;
+  readonly session?: EnvelopeSession | undefined;
   readonly payload: Uint8Array;
 }
 

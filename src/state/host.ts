@@ -198,8 +198,11 @@ export class StateHost {
       );
     }
     const result = service.apply(command, context);
-    for (const { key } of context.overlay.values()) {
-      this.registry.checkWrite(service, key);
+    if (context.overlay.size > 0) {
+      this.registry.checkWrites(
+        service,
+        Array.from(context.overlay.values(), (staged) => staged.key),
+      );
     }
     for (const name of context.meta.keys()) {
       this.registry.checkMeta(service, name);

@@ -185,8 +185,23 @@ export class ServiceRegistry {
    * @throws {AssertionError} When the key lies outside every range it may write.
    */
   checkWrite(service: ServiceDefinition, key: Uint8Array): void {
+    this.checkWrites(service, [key]);
+  }
+
+  /**
+   * Checks that `service` may write every one of `keys`.
+   *
+   * @throws {AssertionError} Naming the first key outside every range it may write.
+   */
+  checkWrites(service: ServiceDefinition, keys: Iterable<Uint8Array>): void {
     const ranges = this.#writable.get(service.name) ?? [];
-    for (const range of ranges) if (inRange(range, key)) return;
+    outer: for (const key of keys) {
+      for (const range of ranges) if (inRange(range, key)) continue outer;
+      this.#outside(service, key);
+    }
+  }
+
+  #outside(service: ServiceDefinition, key: Uint8Array): never {
     // Built only on failure: this runs for every staged key.
     const hex = Array.from(
       key.subarray(0, 8),

@@ -109,24 +109,36 @@ function encodeMutation(mutation: KvMutation): unknown[] {
  * ```
  */
 export function encodeCommand(command: KvServiceCommand): Uint8Array {
+  return encoder.encode(commandFields(command));
+}
+
+/**
+ * As {@linkcode encodeCommand}, but a view into the encoder's buffer, valid
+ * only until the next encode (the envelope copies it at once).
+ */
+export function encodeCommandView(command: KvServiceCommand): Uint8Array {
+  return encoder.encodeSharedRef(commandFields(command));
+}
+
+function commandFields(command: KvServiceCommand): unknown[] {
   if (command.type === "expire") {
-    return encoder.encode([
+    return [
       COMMAND_EXPIRE,
       command.timestampMs,
       command.keyCountMax,
-    ]);
+    ];
   }
   if (command.type === "resendDelivered") {
-    return encoder.encode([
+    return [
       COMMAND_RESEND_DELIVERED,
       command.marks.map((m) => [m.clientId, m.digest, m.index]),
-    ]);
+    ];
   }
   const { checks, mutations, enqueues, resend } = command.operation;
   const tail: unknown[] = resend === undefined
     ? []
     : [[resend.clientId, resend.digest, resend.mergeable, resend.atMs]];
-  return encoder.encode([
+  return [
     COMMAND_ATOMIC,
     checks.map((check) => [check.key, check.versionstamp]),
     mutations.map(encodeMutation),
@@ -138,7 +150,7 @@ export function encodeCommand(command: KvServiceCommand): Uint8Array {
       ...(enqueue.queue ? [enqueue.queue] : []),
     ]),
     ...tail,
-  ]);
+  ];
 }
 
 /** Throws the decode error every replica throws for the same bytes. */
