@@ -13,7 +13,7 @@ import type {
   KvResendMark,
   Versionstamp,
 } from "../../model/types.ts";
-import type { KvQueueInfo, KvQueuePeek } from "../queues/queue.ts";
+import type { KvQueueInfo, KvQueuePeek } from "../queues/api.ts";
 
 /** One range of a read: keys in [start, end), at most `limit`, optionally reversed. */
 export interface KvReadRange {
