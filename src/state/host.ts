@@ -199,10 +199,7 @@ export class StateHost {
     }
     const result = service.apply(command, context);
     if (context.overlay.size > 0) {
-      this.registry.checkWrites(
-        service,
-        Array.from(context.overlay.values(), (staged) => staged.key),
-      );
+      this.registry.checkWrites(service, context.overlay.values());
     }
     for (const name of context.meta.keys()) {
       this.registry.checkMeta(service, name);
@@ -238,31 +235,38 @@ export class StateHost {
     const puts: KvRow[] = [];
     const deletes: Uint8Array[] = [];
     const changes: ChangeEvent[] = [];
-    const revision = BigInt(context.index);
-    const watched = this.#sink !== undefined;
-    for (const [id, { key, row }] of context.overlay) {
-      if (row === null) deletes.push(key);
-      else puts.push(row);
-      if (!watched) continue;
-      const owner = this.registry.ownerOf(key);
-      if (owner === null || owner.range.changes !== true) continue;
-      const cause = context.causes.get(id);
-      changes.push({
-        revision,
-        index: changes.length,
-        service: owner.owner,
-        kind: row === null ? "delete" : "set",
-        key,
-        ...(row === null ? {} : {
-          after: {
-            value: row.value,
-            encoding: row.encoding,
-            versionstamp: row.versionstamp,
-            ...(row.expireAtMs === null ? {} : { expireAtMs: row.expireAtMs }),
-          },
-        }),
-        ...(cause === undefined ? {} : { cause }),
-      });
+    if (this.#sink === undefined) {
+      for (const { key, row } of context.overlay.values()) {
+        if (row === null) deletes.push(key);
+        else puts.push(row);
+      }
+    } else {
+      const revision = BigInt(context.index);
+      for (const [id, { key, row }] of context.overlay) {
+        if (row === null) deletes.push(key);
+        else puts.push(row);
+        const owner = this.registry.ownerOf(key);
+        if (owner === null || owner.range.changes !== true) continue;
+        const cause = context.causes.get(id);
+        changes.push({
+          revision,
+          index: changes.length,
+          service: owner.owner,
+          kind: row === null ? "delete" : "set",
+          key,
+          ...(row === null ? {} : {
+            after: {
+              value: row.value,
+              encoding: row.encoding,
+              versionstamp: row.versionstamp,
+              ...(row.expireAtMs === null
+                ? {}
+                : { expireAtMs: row.expireAtMs }),
+            },
+          }),
+          ...(cause === undefined ? {} : { cause }),
+        });
+      }
     }
     this.#commit(context.index, puts, deletes, context.meta, changes);
     for (const effect of effects) effect();

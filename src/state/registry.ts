@@ -185,17 +185,20 @@ export class ServiceRegistry {
    * @throws {AssertionError} When the key lies outside every range it may write.
    */
   checkWrite(service: ServiceDefinition, key: Uint8Array): void {
-    this.checkWrites(service, [key]);
+    this.checkWrites(service, [{ key }]);
   }
 
   /**
-   * Checks that `service` may write every one of `keys`.
+   * Checks that `service` may write the key of every one of `staged`.
    *
    * @throws {AssertionError} Naming the first key outside every range it may write.
    */
-  checkWrites(service: ServiceDefinition, keys: Iterable<Uint8Array>): void {
+  checkWrites(
+    service: ServiceDefinition,
+    staged: Iterable<{ readonly key: Uint8Array }>,
+  ): void {
     const ranges = this.#writable.get(service.name) ?? [];
-    outer: for (const key of keys) {
+    outer: for (const { key } of staged) {
       for (const range of ranges) if (inRange(range, key)) continue outer;
       this.#outside(service, key);
     }
