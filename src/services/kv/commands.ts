@@ -153,19 +153,16 @@ function commandFields(command: KvServiceCommand): unknown[] {
   ];
 }
 
-/** Throws the decode error every replica throws for the same bytes. */
-export function fail(detail: string): never {
+function fail(detail: string): never {
   throw new KvInvalidError(`Cannot decode command: ${detail}`);
 }
 
-/** The array `value`, or a decode error. */
-export function list(value: unknown, what: string): unknown[] {
+function list(value: unknown, what: string): unknown[] {
   if (!Array.isArray(value)) fail(`${what} must be an array`);
   return value;
 }
 
-/** The bytes `value`, or a decode error. */
-export function bytes(value: unknown, what: string): Uint8Array {
+function bytes(value: unknown, what: string): Uint8Array {
   if (!(value instanceof Uint8Array)) fail(`${what} must be bytes`);
   return value;
 }
@@ -174,8 +171,7 @@ function bytesOrNull(value: unknown, what: string): Uint8Array | null {
   return value === null ? null : bytes(value, what);
 }
 
-/** The non-negative safe integer `value`, or a decode error. */
-export function integer(value: unknown, what: string): number {
+function integer(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
     fail(`${what} must be a non-negative integer`);
   }
@@ -229,8 +225,7 @@ function decodeMutation(raw: unknown): KvMutation {
   return { type, key, value };
 }
 
-/** The string `value`, or a decode error. */
-export function text(value: unknown, what: string): string {
+function text(value: unknown, what: string): string {
   if (typeof value !== "string") fail(`${what} must be a string`);
   return value;
 }
