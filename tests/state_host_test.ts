@@ -104,8 +104,11 @@ Deno.test("an unknown service or a malformed envelope in a committed entry stops
       () => machine.host.applyData(1 as LogIndex, data),
       AssertionError,
     );
+    // A proposer can refuse them before they enter the log.
+    assert.throws(() => machine.host.checkProposal(data), RangeError);
   }
   assert.equal(machine.appliedIndex(), 0);
+  machine.host.checkProposal(exampleEntry({ name: "a", amount: 1 }));
 });
 
 Deno.test("a service that writes outside its keyspace is an invariant violation and nothing is written", () => {

@@ -126,6 +126,11 @@ export class KvReplicatedState {
     return result === undefined ? EMPTY : encodeApplyResult(result);
   }
 
+  /** See `StateHost.checkProposal`: refuses what apply would treat as an invariant. */
+  checkProposal(data: Uint8Array): void {
+    this.kv.host.checkProposal(data);
+  }
+
   /** Results are bytes already (see {@linkcode apply}). */
   encodeResult(result: unknown): Uint8Array {
     return result instanceof Uint8Array ? result : encodeApplyResult(result);

@@ -118,6 +118,25 @@ export class StateHost {
   }
 
   /**
+   * Checks, before proposing, that `data` is an envelope of a registered
+   * service: what apply would refuse as an invariant must never enter the
+   * log (a forwarded proposal comes from another process).
+   *
+   * @throws {RangeError} When it is not.
+   */
+  checkProposal(data: Uint8Array): void {
+    let serviceId: number;
+    try {
+      serviceId = decodeEnvelope(data).serviceId;
+    } catch (error) {
+      throw new RangeError(`Cannot propose: ${(error as Error).message}`);
+    }
+    if (this.registry.byId(serviceId) === undefined) {
+      throw new RangeError(`Cannot propose: unknown service id ${serviceId}`);
+    }
+  }
+
+  /**
    * Applies the envelope `data` as log entry `index`.
    *
    * @throws {AssertionError} When `index` does not follow the applied index, or as {@linkcode apply}.
