@@ -241,10 +241,19 @@ Deno.test("apply emits one change batch per entry, in order, after its transacti
   assert.deepEqual(first!.key, encodeKey(["a"]));
   assert.equal(first!.after?.expireAtMs, 500);
   assert.deepEqual(first!.after?.value, encoder.encode("1"));
-  // Queue and session rows are not KV changes.
+  // Session rows and queue indexes make no events; the enqueued message's
+  // record is a `queues` event.
   assert.deepEqual(
-    sink.applied[1]![1].map((c) => [c.index, c.kind, c.key]),
-    [[0, "delete", encodeKey(["b"])], [1, "set", encodeKey(["c"])]],
+    sink.applied[1]![1].map((c) => [c.index, c.service, c.kind, c.key]),
+    [
+      [0, "kv", "delete", encodeKey(["b"])],
+      [1, "kv", "set", encodeKey(["c"])],
+      [2, "queues", "set", sink.applied[1]![1][2]?.key],
+    ],
+  );
+  assert.deepEqual(
+    sink.applied[1]![1][2]!.key.subarray(0, 3),
+    new Uint8Array([0xff, 0x71, 0x6d]),
   );
   assert.deepEqual(sink.applied[2]![1], []);
   assert.deepEqual(

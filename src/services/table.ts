@@ -10,7 +10,7 @@
  * | —  | (host)    | `ff 73` exactly-once sessions   |             |
  * | 1  | `cluster` | none                            | `cluster.*` |
  * | 2  | `kv`      | user keys `[00, ff)`, `ff 6b`   |             |
- * | 3  | `queues`  | `ff 71`                         |             |
+ * | 3  | `queues`  | `ff 71` (message records `ff 71 6d` are change events) | |
  *
  * @module
  */

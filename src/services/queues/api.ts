@@ -17,4 +17,4 @@ export {
   validateQueueCommand,
   validateQueueName,
 } from "./queue.ts";
-export { QUEUES_KEYSPACE } from "./keys.ts";
+export { QUEUES_KEYSPACE, QUEUES_KEYSPACES } from "./keys.ts";

@@ -18,7 +18,7 @@ import type { ApplyContext } from "../../state/write_context.ts";
 import type { ServiceDefinition } from "../../state/registry.ts";
 import { decodeQueueCommand } from "./commands.ts";
 import { QueueWriter, validateQueueCommand } from "./queue.ts";
-import { QUEUES_KEYSPACE } from "./keys.ts";
+import { QUEUES_KEYSPACES } from "./keys.ts";
 
 /** Stages `enqueues` of the atomic operation of entry `context.index`. */
 export function enqueueInto(
@@ -67,7 +67,7 @@ export function queuesService(): ServiceDefinition<
 > {
   return {
     name: "queues",
-    keyspaces: [QUEUES_KEYSPACE],
+    keyspaces: QUEUES_KEYSPACES,
     // A dead-lettered message writes its payload to user KV keys.
     reaches: ["kv"],
     decode(payload) {

@@ -36,6 +36,27 @@ export const QUEUES_KEYSPACE: KeyRange = {
   end: new Uint8Array([INTERNAL_KEY_BYTE, 0x72]),
 };
 
+/**
+ * The same keyspace in three ranges, the message records (`ff 71 6d`)
+ * reported as change events: `set` when a message is enqueued, leased or
+ * retried, `delete` when it is acked or dead-lettered.
+ */
+export const QUEUES_KEYSPACES: readonly KeyRange[] = [
+  {
+    start: QUEUES_KEYSPACE.start,
+    end: new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6d]),
+  },
+  {
+    start: new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6d]),
+    end: new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6e]),
+    changes: true,
+  },
+  {
+    start: new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6e]),
+    end: QUEUES_KEYSPACE.end,
+  },
+];
+
 const MESSAGE = new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6d]);
 const READY = new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x72]);
 const LEASE = new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6c]);
