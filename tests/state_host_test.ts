@@ -109,6 +109,18 @@ Deno.test("an unknown service or a malformed envelope in a committed entry stops
   }
   assert.equal(machine.appliedIndex(), 0);
   machine.host.checkProposal(exampleEntry({ name: "a", amount: 1 }));
+  // The cluster service takes no sessions (it could not refuse a reused one).
+  assert.throws(
+    () =>
+      machine.host.checkProposal(
+        encodeEnvelope({
+          serviceId: SERVICE_IDS.cluster,
+          session: { clientId: "c", seq: 1 },
+          payload: new Uint8Array([0x80]),
+        }),
+      ),
+    /takes no sessions/,
+  );
 });
 
 Deno.test("a service that writes outside its keyspace is an invariant violation and nothing is written", () => {

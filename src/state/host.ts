@@ -125,14 +125,24 @@ export class StateHost {
    * @throws {RangeError} When it is not.
    */
   checkProposal(data: Uint8Array): void {
-    let serviceId: number;
+    let envelope: ReturnType<typeof decodeEnvelope>;
     try {
-      serviceId = decodeEnvelope(data).serviceId;
+      envelope = decodeEnvelope(data);
     } catch (error) {
       throw new RangeError(`Cannot propose: ${(error as Error).message}`);
     }
-    if (this.registry.byId(serviceId) === undefined) {
-      throw new RangeError(`Cannot propose: unknown service id ${serviceId}`);
+    const service = this.registry.byId(envelope.serviceId);
+    if (service === undefined) {
+      throw new RangeError(
+        `Cannot propose: unknown service id ${envelope.serviceId}`,
+      );
+    }
+    if (
+      envelope.session !== undefined && service.sessionRefusal === undefined
+    ) {
+      throw new RangeError(
+        `Cannot propose: service '${service.name}' takes no sessions`,
+      );
     }
   }
 
