@@ -5,8 +5,10 @@
  * that decodes (V8 bytes through the V8 codec, `le64` of 8 bytes) within the
  * value limit, a 10-byte versionstamp and a valid expiry. Internal rows
  * (first byte `0xff`) must be one of the queue, session or resend records the
- * services write (keyspaces in `services/table.ts`), and decode as they read them. Metadata may only be the
- * member list and configuration, which a restore drops (a new cluster).
+ * services write (keyspaces in `services/table.ts`), and decode as they read
+ * them. Metadata may only be the cluster service's (members, revocations,
+ * used join tokens) and the configuration, which a restore drops (a new
+ * cluster).
  * Private to `src/node/`.
  *
  * @module
@@ -35,6 +37,8 @@ export class BackupContentError extends Error {
 /** Metadata a backup may carry; a restore into a new cluster drops them. */
 export const DROPPED_META: ReadonlySet<string> = new Set([
   "cluster.members",
+  "cluster.revoked",
+  "cluster.joinTokens",
   "raft.conf",
 ]);
 
