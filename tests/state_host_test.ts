@@ -386,3 +386,35 @@ Deno.test("the example service runs through real RaftRunners in memory and reach
     for (const node of nodes) await node.runner.stop();
   }
 });
+
+Deno.test("StateHost implements the structured-result port: apply(entry) returns the service's result, undefined for blank and configuration entries", () => {
+  const machine = withExample();
+  const host = machine.host;
+  const normal = host.apply({
+    type: "normal",
+    term: 1 as Term,
+    index: 1 as LogIndex,
+    data: exampleEntry({ name: "x", amount: 9 }),
+  });
+  assert.deepEqual(normal, { ok: true, value: 9 });
+  assert.deepEqual(host.decodeResult(host.encodeResult(normal)), normal);
+  assert.equal(
+    host.apply({
+      type: "normal",
+      term: 1 as Term,
+      index: 2 as LogIndex,
+      data: new Uint8Array(0),
+    }),
+    undefined,
+  );
+  const kv = host.apply({
+    type: "normal",
+    term: 1 as Term,
+    index: 3 as LogIndex,
+    data: setEntry("k", "v"),
+  }) as KvApplyResult;
+  assert.equal(kv.ok, true);
+  assert.deepEqual(host.decodeResult(host.encodeResult(kv)), kv);
+  assert.equal(host.decodeResult(host.encodeResult(undefined)), null);
+  assert.equal(machine.appliedIndex(), 3);
+});
