@@ -8,8 +8,8 @@
  */
 import { logIndex } from "../src/raft/types.ts";
 import { decodeKey, encodeKey } from "../src/model/key_codec.ts";
-import { encodeCommand } from "../src/services/kv/commands.ts";
-import { KvStateMachine } from "../src/state/state_machine.ts";
+import { encodeKvEntry as encodeCommand } from "../src/services/entries.ts";
+import { KvStateMachine } from "../src/services/state_machine.ts";
 import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
 import { SqliteStateStore } from "../src/storage/sqlite_state_store.ts";
 

@@ -5,11 +5,11 @@
  * reads and watches on a follower).
  */
 import { runKvBackendConformance } from "../src/services/kv/backend_conformance.ts";
-import { LocalKvBackend } from "../src/services/kv/local_backend.ts";
+import { LocalKvBackend } from "../src/server/local_backend.ts";
 import { RaftKvBackend } from "../src/node/raft_kv_backend.ts";
 import { RaftRunner } from "../src/node/raft_runner.ts";
-import { KvReplicatedState } from "../src/state/replicated_state.ts";
-import { KvStateMachine } from "../src/state/state_machine.ts";
+import { KvReplicatedState } from "../src/services/replicated_state.ts";
+import { KvStateMachine } from "../src/services/state_machine.ts";
 import { ChangeFeed } from "../src/state/change_feed.ts";
 import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
 import { MemoryLogStore } from "../src/storage/memory_log_store.ts";

@@ -21,7 +21,7 @@ import {
   SnapshotReadStatus,
   ValueEncodingNumber,
 } from "../src/frontends/kv_connect/mod.ts";
-import { LocalKvBackend } from "../src/services/kv/local_backend.ts";
+import { LocalKvBackend } from "../src/server/local_backend.ts";
 import {
   type KvBackend,
   KvOutcomeUnknownError,

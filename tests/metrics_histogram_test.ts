@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { waitFor } from "./helpers/wait_for.ts";
-import { KvStateMachine } from "../src/state/state_machine.ts";
+import { KvStateMachine } from "../src/services/state_machine.ts";
 import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
 import { Histogram } from "../src/base/histogram.ts";
 import { HttpMetrics } from "../src/frontends/http/metrics.ts";
-import { KvReplicatedState } from "../src/state/replicated_state.ts";
+import { KvReplicatedState } from "../src/services/replicated_state.ts";
 import { type LogWriter, SyncLogWriter } from "../src/storage/log_writer.ts";
 import { renderMetrics } from "../src/node/metrics.ts";
 import { RaftKvBackend } from "../src/node/raft_kv_backend.ts";

@@ -5,7 +5,7 @@
  * deadline. And a QUIC request fails at once when its signal is aborted.
  */
 import assert from "node:assert/strict";
-import { KvStateMachine } from "../src/state/state_machine.ts";
+import { KvStateMachine } from "../src/services/state_machine.ts";
 import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
 import { type NodeId, nodeId } from "../src/raft/types.ts";
 
@@ -23,7 +23,7 @@ import type {
 import type { PeerRequest } from "../src/protocol/envelope.ts";
 import type { Message } from "../src/raft/types.ts";
 import { ProposalDroppedError } from "../src/raft/errors.ts";
-import { KvReplicatedState } from "../src/state/replicated_state.ts";
+import { KvReplicatedState } from "../src/services/replicated_state.ts";
 import {
   ProposalOutcomeUnknownError,
   RaftRunner,

@@ -9,14 +9,14 @@ import type { KvApplyResult, KvCommand } from "../src/model/types.ts";
 import { ServiceHost } from "../src/node/service_host.ts";
 import { logIndex } from "../src/raft/types.ts";
 import { KvNotLeaderError } from "../src/services/kv/api.ts";
-import { encodeCommand } from "../src/services/kv/commands.ts";
+import { encodeKvEntry as encodeCommand } from "../src/services/entries.ts";
 import { KvExpirySweep } from "../src/services/kv/leader.ts";
 import { QueueDispatcher } from "../src/services/queues/leader.ts";
 import {
   decodeApplyResult,
   encodeApplyResult,
-} from "../src/state/replicated_state.ts";
-import { KvStateMachine } from "../src/state/state_machine.ts";
+} from "../src/services/replicated_state.ts";
+import { KvStateMachine } from "../src/services/state_machine.ts";
 import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
 import { FakeLeadership, ManualTime, settle } from "./helpers/manual_time.ts";
 

@@ -12,14 +12,14 @@ import {
 import { ServiceHost } from "../src/node/service_host.ts";
 import { validateProposalRate } from "../src/node/proposal_rate.ts";
 import { encodeCommand } from "../src/services/kv/commands.ts";
-import { decodeApplyResult } from "../src/state/replicated_state.ts";
+import { decodeApplyResult } from "../src/services/replicated_state.ts";
 import type { KvApplyResult, KvCommand } from "../src/model/types.ts";
 import { nodeId } from "../src/raft/types.ts";
 import { InMemoryNetwork } from "../src/transport/memory_transport.ts";
 import { MemoryLogStore } from "../src/storage/memory_log_store.ts";
 import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
-import { KvStateMachine } from "../src/state/state_machine.ts";
-import { KvReplicatedState } from "../src/state/replicated_state.ts";
+import { KvStateMachine } from "../src/services/state_machine.ts";
+import { KvReplicatedState } from "../src/services/replicated_state.ts";
 import { RaftRunner } from "../src/node/raft_runner.ts";
 import { RaftKvBackend } from "../src/node/raft_kv_backend.ts";
 import { waitFor } from "./helpers/wait_for.ts";

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { watchStream } from "../src/frontends/common/watch_stream.ts";
 import { type KvBackend, KvUnavailableError } from "../src/services/kv/api.ts";
-import { LocalKvBackend } from "../src/services/kv/local_backend.ts";
+import { LocalKvBackend } from "../src/server/local_backend.ts";
 import { encodeKey } from "../src/model/key_codec.ts";
 import { setOperation } from "./helpers/node_kv.ts";
 

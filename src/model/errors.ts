@@ -47,3 +47,25 @@ export class KvInvalidError extends TypeError {
 export class KvUnsupportedError extends Error {
   override name = "KvUnsupportedError";
 }
+
+/**
+ * The failure reason of a typed validation error (what apply reports
+ * instead of throwing); rethrows anything else (a bug).
+ */
+export function failureOf(
+  error: unknown,
+): {
+  reason: "limitExceeded" | "unsupported" | "invalidCommand";
+  message: string;
+} {
+  if (error instanceof KvLimitError) {
+    return { reason: "limitExceeded", message: error.message };
+  }
+  if (error instanceof KvUnsupportedError) {
+    return { reason: "unsupported", message: error.message };
+  }
+  if (error instanceof KvInvalidError) {
+    return { reason: "invalidCommand", message: error.message };
+  }
+  throw error;
+}

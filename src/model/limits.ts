@@ -7,8 +7,8 @@
 import type { KvAtomicOperation, KvEnqueue, KvMutation } from "./types.ts";
 import { KvInvalidError, KvLimitError, KvUnsupportedError } from "./errors.ts";
 import { VERSIONSTAMP_BYTES } from "./versionstamp.ts";
-import { INTERNAL_KEY_BYTE } from "../services/queues/keys.ts";
-import { validateQueueName } from "../services/queues/queue.ts";
+import { INTERNAL_KEY_BYTE } from "./reserved.ts";
+import { validateQueueName } from "./queue_name.ts";
 
 /** Deno KV's limits. Sizes in bytes, durations in ms. */
 export const KV_LIMITS = {

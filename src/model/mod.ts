@@ -1,5 +1,7 @@
 /**
- * Aspen's replicated KV state machine with Deno KV's data model.
+ * Deno KV's data model as Aspen implements it (keys, values, versionstamps,
+ * limits, typed errors); the state machine is in `src/state/` and
+ * `src/services/`.
  *
  * @module
  */
@@ -41,26 +43,6 @@ export {
   validateReadRanges,
   validateWatchKeys,
 } from "./limits.ts";
-export { decodeCommand, encodeCommand } from "../services/kv/commands.ts";
-export type {
-  ScanOptions,
-  SnapshotChunk,
-  SnapshotInstaller,
-  StateBatch,
-  StateStore,
-} from "../state/state_store.ts";
-export { SNAPSHOT_CHUNK_BYTES_MAX } from "../state/state_store.ts";
-export { MemoryStateStore } from "../storage/memory_state_store.ts";
-export type { SqliteStateStoreOptions } from "../storage/sqlite_state_store.ts";
-export { SqliteStateStore } from "../storage/sqlite_state_store.ts";
-export type { KvListOptions, KvListPage } from "../state/state_machine.ts";
-export { EXPIRE_KEYS_MAX, KvStateMachine } from "../state/state_machine.ts";
 export type { KvListSelector } from "./range.ts";
-export { stateHash } from "../state/state_hash.ts";
-export type { KvQueueInfo, KvQueuePeek } from "../services/queues/queue.ts";
-export {
-  DEFAULT_BACKOFF_SCHEDULE_MS,
-  QUEUE_LIMITS,
-  validateQueueCommand,
-  validateQueueName,
-} from "../services/queues/queue.ts";
+export { validateQueueName } from "./queue_name.ts";
+export { INTERNAL_KEY_BYTE, INTERNAL_KEYS_START } from "./reserved.ts";

@@ -4,9 +4,11 @@
  * canonical Deno KV key within the write limit, a value of a known encoding
  * that decodes (V8 bytes through the V8 codec, `le64` of 8 bytes) within the
  * value limit, a 10-byte versionstamp and a valid expiry. Internal rows
- * (first byte `0xff`) must be one of the queue or session records the state
- * machine writes, and decode as it reads them. Metadata may only be the
- * member list and configuration, which a restore drops (a new cluster).
+ * (first byte `0xff`) must be one of the queue, session or resend records the
+ * services write (keyspaces in `services/table.ts`), and decode as they read
+ * them. Metadata may only be the cluster service's (members, revocations,
+ * used join tokens) and the configuration, which a restore drops (a new
+ * cluster).
  * Private to `src/node/`.
  *
  * @module
@@ -35,6 +37,8 @@ export class BackupContentError extends Error {
 /** Metadata a backup may carry; a restore into a new cluster drops them. */
 export const DROPPED_META: ReadonlySet<string> = new Set([
   "cluster.members",
+  "cluster.revoked",
+  "cluster.joinTokens",
   "raft.conf",
 ]);
 
@@ -115,7 +119,7 @@ const INTERNAL: readonly {
   },
   {
     name: "resend record",
-    prefix: [0xff, 0x73, 0x71],
+    prefix: [0xff, 0x6b, 0x71],
     key: (rest) => rest >= 1 + DIGEST,
     value: (v) => {
       const stored = decode(v);
@@ -131,13 +135,13 @@ const INTERNAL: readonly {
   },
   {
     name: "resend order",
-    prefix: [0xff, 0x73, 0x75],
+    prefix: [0xff, 0x6b, 0x75],
     key: (rest) => rest >= TIME + 1 + DIGEST,
     value: empty,
   },
   {
     name: "resend count",
-    prefix: [0xff, 0x73, 0x77],
+    prefix: [0xff, 0x6b, 0x77],
     key: (rest) => rest === 0,
     value: count,
   },

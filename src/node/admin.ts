@@ -15,7 +15,7 @@ import { type NodeId, nodeId } from "../raft/types.ts";
 import {
   encodeRevokeCommand,
   type KvReplicatedState,
-} from "../state/replicated_state.ts";
+} from "../services/replicated_state.ts";
 import {
   checkPromotion,
   PROMOTE_LAG_MAX,

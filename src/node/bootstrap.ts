@@ -24,8 +24,8 @@ import {
 import { MemberDirectory } from "../cluster/member_directory.ts";
 import type { NodeAddress } from "../protocol/cluster.ts";
 import { nodeId } from "../raft/types.ts";
-import { KvReplicatedState } from "../state/replicated_state.ts";
-import { KvStateMachine } from "../state/state_machine.ts";
+import { KvReplicatedState } from "../services/replicated_state.ts";
+import { KvStateMachine } from "../services/state_machine.ts";
 import { ChangeFeed } from "../state/change_feed.ts";
 import { type LogWriter, WorkerLogWriter } from "../storage/log_writer.ts";
 import { SqliteLogStore } from "../storage/sqlite_log_store.ts";

@@ -14,12 +14,13 @@ import type { MemberDirectory } from "../cluster/member_directory.ts";
 import { formatTicket } from "../cluster/ticket.ts";
 import { type NodeId, nodeId } from "../raft/types.ts";
 import {
+  decodeProposalResult,
   encodeJoinTokenCommand,
   encodeMemberCommand,
   JOIN_TOKEN_FRESH,
   JOIN_TOKEN_USED,
   type KvReplicatedState,
-} from "../state/replicated_state.ts";
+} from "../services/replicated_state.ts";
 import { decodeBase64Url } from "../base/base64.ts";
 import type { NodeAdmin } from "./admin.ts";
 import { validateNodeAddress } from "./admin_validation.ts";
@@ -120,13 +121,15 @@ export class JoinAdmission {
     const clusterKey = await this.#clusterKey();
     // A token admits one node: its use is recorded through the log first,
     // so no other leader, now or later, accepts it again.
-    const used = await runner.propose(
-      encodeJoinTokenCommand(token.nonce, token.expiresAtMs, nowMs),
+    const used = decodeProposalResult(
+      await runner.propose(
+        encodeJoinTokenCommand(token.nonce, token.expiresAtMs, nowMs),
+      ),
     );
-    if (used[0] === JOIN_TOKEN_USED) {
+    if (used === JOIN_TOKEN_USED) {
       throw new JoinRefusedError("Join token was used already");
     }
-    if (used[0] !== JOIN_TOKEN_FRESH) {
+    if (used !== JOIN_TOKEN_FRESH) {
       throw new ClusterAdminError(
         "invalid",
         "Cannot admit the join as too many unexpired join tokens are recorded: retry later",

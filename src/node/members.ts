@@ -14,7 +14,7 @@ import { nodeId } from "../raft/types.ts";
 import {
   encodeMemberCommand,
   type KvReplicatedState,
-} from "../state/replicated_state.ts";
+} from "../services/replicated_state.ts";
 import type { QuicPeerAddress } from "../transport/quic_peer_link.ts";
 import type { PeerRequest } from "../protocol/envelope.ts";
 import type { NodeId } from "../raft/types.ts";

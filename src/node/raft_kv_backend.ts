@@ -20,13 +20,8 @@ import {
   type KvReadRange,
   KvUnavailableError,
 } from "../services/kv/api.ts";
-import { encodeCommand } from "../services/kv/commands.ts";
-import { validateAtomic } from "../model/limits.ts";
-import {
-  type KvQueueInfo,
-  type KvQueuePeek,
-  validateQueueCommand,
-} from "../services/queues/queue.ts";
+import { encodeKvEntry as encodeCommand } from "../services/entries.ts";
+import type { KvQueueInfo, KvQueuePeek } from "../services/queues/queue.ts";
 import type {
   KvApplyResult,
   KvAtomicOperation,
@@ -46,7 +41,7 @@ import type { Clock, Scheduler } from "../base/clock.ts";
 import {
   decodeApplyResult,
   type KvReplicatedState,
-} from "../state/replicated_state.ts";
+} from "../services/replicated_state.ts";
 import { ChangeFeed } from "../state/change_feed.ts";
 import { KvWatchers } from "../services/kv/watch.ts";
 import {
@@ -237,9 +232,7 @@ export class RaftKvBackend implements KvBackend {
   }
 
   async commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
-    // With this node's clock, as LocalKvBackend does (the conformance suite
-    // found that a 30-day enqueue delay was refused there and accepted here).
-    validateAtomic(operation, Date.now());
+    // Validated by the front end (early errors) and at apply (the authority).
     // A write without a session (stock Deno clients, raw HTTP) gets one from
     // this node, so the node itself can retry an unknown outcome (a leader
     // lost mid-write) and the cluster still applies it at most once.
@@ -301,7 +294,7 @@ export class RaftKvBackend implements KvBackend {
   async #queueCommand(command: KvQueueCommand): Promise<
     Extract<KvApplyResult, { ok: true }>
   > {
-    validateQueueCommand(command);
+    // Validated at apply: a bad command comes back as a typed failure.
     const result = decodeApplyResult(
       await this.#propose(encodeCommand(command as KvCommand)),
     );

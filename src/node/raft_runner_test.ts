@@ -2,14 +2,14 @@ import { readValue, setOperation } from "../../tests/helpers/node_kv.ts";
 import { waitFor } from "../../tests/helpers/wait_for.ts";
 import assert from "node:assert/strict";
 import { encodeKey } from "../model/key_codec.ts";
-import { KvStateMachine } from "../state/state_machine.ts";
+import { KvStateMachine } from "../services/state_machine.ts";
 import { MemoryStateStore } from "../storage/memory_state_store.ts";
 import { KvUnavailableError } from "../services/kv/api.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
 import { type NodeId, nodeId } from "../raft/types.ts";
 import { MemoryLogStore } from "../storage/memory_log_store.ts";
 import { InMemoryNetwork } from "../transport/memory_transport.ts";
-import { KvReplicatedState } from "../state/replicated_state.ts";
+import { KvReplicatedState } from "../services/replicated_state.ts";
 import { RaftKvBackend } from "./raft_kv_backend.ts";
 import { RaftRunner } from "./raft_runner.ts";
 

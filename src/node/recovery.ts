@@ -8,7 +8,7 @@
  */
 import type { NodeIdentity } from "../cluster/identity.ts";
 import { type LogIndex, nodeId, type Term } from "../raft/types.ts";
-import type { KvReplicatedState } from "../state/replicated_state.ts";
+import type { KvReplicatedState } from "../services/replicated_state.ts";
 import type { SqliteLogStore } from "../storage/sqlite_log_store.ts";
 
 /** Makes this node a one-node cluster at its applied index (before the runner opens the log). */

@@ -5,7 +5,7 @@
  * @module
  */
 import type { TestingKnobs } from "../raft/types.ts";
-import type { KvStateMachineKnobs } from "../state/state_machine.ts";
+import type { KvStateMachineKnobs } from "../services/state_machine.ts";
 
 /** Faults the nemesis can inject. */
 export const FAULT_NAMES = [

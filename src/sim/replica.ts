@@ -15,9 +15,9 @@ import { MemoryStateStore } from "../storage/memory_state_store.ts";
 import {
   KvStateMachine as DenoKvStateMachine,
   type KvStateMachineKnobs,
-} from "../state/state_machine.ts";
+} from "../services/state_machine.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { encodeCommand as encodeKvCommand } from "../services/kv/commands.ts";
+import { encodeKvEntry as encodeKvCommand } from "../services/entries.ts";
 import { stateHash } from "../state/state_hash.ts";
 import type { SnapshotChunk } from "../state/state_store.ts";
 import type { KvCheck, KvMutation, Versionstamp } from "../model/types.ts";

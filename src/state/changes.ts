@@ -29,6 +29,8 @@ export interface ChangeEvent {
   readonly before?: ChangeValue;
   /** The row after the change; absent for a delete. */
   readonly after?: ChangeValue;
+  /** Why, when not a plain write: `expire` for a delete by the expiry sweep. */
+  readonly cause?: string;
 }
 
 /** A row as the feed carries it (for `kv`: the stored value and its encoding). */

@@ -2,11 +2,12 @@
  * Exactly-once writes (Raft thesis §6.3): the results of recent writes that
  * carried a session (client id, sequence number), kept in replicated state
  * under the internal key space so a retried write is answered with its first
- * result instead of applying again.
+ * result instead of applying again. The state host consults it for the
+ * commands of every service (see `host.ts`); private to `src/state/`.
  *
- * Each result is stored with a digest of its write (the operation without
- * its session, with clock-derived deadlines reduced to whether they are
- * set): a session reused on a different write is refused (`sessionReused`)
+ * Each result is stored with a digest of its command (the service decides
+ * what it covers: for KV, the operation without its session, with
+ * clock-derived deadlines reduced to whether they are set): a session reused on a different write is refused (`sessionReused`)
  * instead of being answered with another write's result.
  *
  * Bounded: at most {@linkcode SESSION_RESULTS_MAX} results are kept; the
@@ -31,18 +32,14 @@
  * @module
  */
 import { decode, encode } from "@msgpack/msgpack";
-import { sha256 } from "@noble/hashes/sha2.js";
 import type { LogIndex } from "../raft/types.ts";
 import { concatBytes, equalBytes } from "../base/bytes.ts";
-import { internalRowWriter, type Overlay } from "../services/kv/mutations.ts";
-import { INTERNAL_KEY_BYTE } from "../services/queues/keys.ts";
+import { internalRowWriter, type Overlay } from "./write_context.ts";
 import type { StateStore } from "./state_store.ts";
-import type {
-  KvApplyResult,
-  KvAtomicOperation,
-  KvSession,
-  Versionstamp,
-} from "../model/types.ts";
+import type { Versionstamp } from "../model/types.ts";
+import type { EnvelopeSession as KvSession } from "./envelope.ts";
+
+const INTERNAL_KEY_BYTE = 0xff;
 
 /** Results kept at most. */
 export const SESSION_RESULTS_MAX = 10_000;
@@ -65,7 +62,8 @@ const HORIZON = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x68]);
 const HORIZON_ORDER = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x69]);
 const HORIZON_ORDER_END = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x6a]);
 const HORIZON_COUNT = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x6d]);
-const DIGEST_BYTES = 16;
+/** Bytes of a session digest kept per result. */
+export const SESSION_DIGEST_BYTES = 16;
 const encoder = new TextEncoder();
 
 function u64(value: number): Uint8Array {
@@ -88,40 +86,10 @@ function sessionPart(session: KvSession): Uint8Array {
   );
 }
 
-/**
- * Digest of what a write does, independent of its session and of the
- * receiving node's clock (an `expireIn` or enqueue delay is turned into an
- * absolute time by whichever node receives each attempt).
- */
-export function writeDigest(operation: KvAtomicOperation): Uint8Array {
-  const normal = [
-    operation.checks.map((c) => [c.key, c.versionstamp]),
-    operation.mutations.map((m) =>
-      m.type === "delete" ? [m.type, m.key] : [
-        m.type,
-        m.key,
-        m.value.encoding,
-        m.value.data,
-        "expireAtMs" in m ? m.expireAtMs != null : null,
-        "sumMin" in m ? m.sumMin ?? null : null,
-        "sumMax" in m ? m.sumMax ?? null : null,
-        "sumClamp" in m ? m.sumClamp ?? null : null,
-      ]
-    ),
-    operation.enqueues.map((e) => [
-      e.payload,
-      e.keysIfUndelivered,
-      e.backoffSchedule,
-      e.queue ?? null,
-    ]),
-  ];
-  return sha256(encode(normal)).subarray(0, DIGEST_BYTES);
-}
-
 /** What the table knows of a session's write. */
 export type SessionLookup =
   | { readonly kind: "new" }
-  | { readonly kind: "applied"; readonly result: KvApplyResult }
+  | { readonly kind: "applied"; readonly result: unknown }
   | { readonly kind: "reused" }
   | { readonly kind: "expired"; readonly horizon: number };
 
@@ -142,9 +110,9 @@ export class SessionTable {
       const stored = decode(row.value);
       // Rows written before digests were kept hold the bare result.
       if (!Array.isArray(stored)) {
-        return { kind: "applied", result: stored as KvApplyResult };
+        return { kind: "applied", result: stored as unknown };
       }
-      const [result, first] = stored as [KvApplyResult, Uint8Array];
+      const [result, first] = stored as [unknown, Uint8Array];
       return equalBytes(first, digest)
         ? { kind: "applied", result }
         : { kind: "reused" };
@@ -166,7 +134,7 @@ export class SessionTable {
     session: KvSession,
     digest: Uint8Array,
     index: LogIndex,
-    result: KvApplyResult,
+    result: unknown,
     stamp: Versionstamp,
   ): void {
     const { put, remove } = internalRowWriter(overlay, stamp);

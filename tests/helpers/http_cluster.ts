@@ -14,10 +14,10 @@
  */
 import type { Hono } from "hono";
 import { formatTicket } from "../../src/cluster/ticket.ts";
-import { KvStateMachine } from "../../src/state/state_machine.ts";
+import { KvStateMachine } from "../../src/services/state_machine.ts";
 import { ChangeFeed } from "../../src/state/change_feed.ts";
 import { MemoryStateStore } from "../../src/storage/memory_state_store.ts";
-import { KvReplicatedState } from "../../src/state/replicated_state.ts";
+import { KvReplicatedState } from "../../src/services/replicated_state.ts";
 import {
   ClusterAdminError,
   type ClusterStatus,

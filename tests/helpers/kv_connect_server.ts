@@ -9,7 +9,7 @@ import { kvConnectApp } from "../../src/frontends/kv_connect/mod.ts";
 import {
   LocalKvBackend,
   type LocalKvBackendOptions,
-} from "../../src/services/kv/local_backend.ts";
+} from "../../src/server/local_backend.ts";
 
 /** A running server; dispose it to stop the server and the backend. */
 export interface KvConnectTestServer extends AsyncDisposable {

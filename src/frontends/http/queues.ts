@@ -13,7 +13,7 @@ import {
   KvNotLeaderError,
   type KvQueues,
 } from "../../services/kv/api.ts";
-import { validateQueueName } from "../../services/queues/queue.ts";
+import { validateQueueName } from "../../services/queues/api.ts";
 import {
   versionstampFromString,
   versionstampToString,

@@ -9,7 +9,7 @@
  * @module
  */
 import type { KvBackend } from "../../services/kv/api.ts";
-import { RESEND_MARKS_MAX } from "../../services/kv/commands.ts";
+import { RESEND_MARKS_MAX } from "../../services/kv/api.ts";
 import type { KvResendMark } from "../../model/types.ts";
 
 /** Marks waiting at most; beyond, the oldest are dropped (they only age out later). */

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { RESEND_WINDOW_MS } from "../../services/kv/resends.ts";
+import { RESEND_WINDOW_MS } from "../../services/kv/api.ts";
 import { toHex } from "../../base/bytes.ts";
 
 /** Writes remembered at most (the oldest idle ones are forgotten first). */

@@ -442,7 +442,7 @@ function errorResponse(error: unknown): Response {
  * @example
  * ```ts
  * import { kvConnectApp } from "./app.ts";
- * import { LocalKvBackend } from "../../services/kv/local_backend.ts";
+ * import { LocalKvBackend } from "../../server/local_backend.ts";
  * import assert from "node:assert/strict";
  *
  * using backend = new LocalKvBackend();

@@ -13,7 +13,7 @@ import type {
   KvResendMark,
   Versionstamp,
 } from "../../model/types.ts";
-import type { KvQueueInfo, KvQueuePeek } from "../queues/queue.ts";
+import type { KvQueueInfo, KvQueuePeek } from "../queues/api.ts";
 
 /** One range of a read: keys in [start, end), at most `limit`, optionally reversed. */
 export interface KvReadRange {
@@ -157,3 +157,6 @@ export interface KvBackend {
    */
   markResendsDelivered?(marks: readonly KvResendMark[]): Promise<void>;
 }
+
+export { RESEND_MARKS_MAX } from "./commands.ts";
+export { RESEND_WINDOW_MS } from "./resends.ts";

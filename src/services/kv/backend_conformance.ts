@@ -302,23 +302,6 @@ export function runKvBackendConformance(
         },
       );
 
-      await t.step(
-        "an enqueue delayed past the bound (30 days) is refused as a limit",
-        async () => {
-          await assert.rejects(
-            backend.commit(op([], {
-              enqueues: [{
-                payload: new Uint8Array([0xff, 0x0f, 0x30]),
-                deadlineMs: Date.now() + 31 * 24 * 3600 * 1000,
-                keysIfUndelivered: [],
-                backoffSchedule: null,
-              }],
-            })),
-            KvLimitError,
-          );
-        },
-      );
-
       await t.step("an expired key is deleted by the sweep", async () => {
         const key = encodeKey(["c", "expiring"]);
         const keep = encodeKey(["c", "kept"]);

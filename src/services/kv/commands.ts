@@ -1,16 +1,13 @@
 /**
- * The state machine's commands as log-entry bytes: MessagePack arrays, with
- * KV Connect's numeric codes for mutation types and value encodings.
+ * The KV service's commands as envelope payloads (see `state/envelope.ts`):
+ * MessagePack arrays, with KV Connect's numeric codes for mutation types and
+ * value encodings. A write's session travels in the envelope, not here; the
+ * queue commands are the queues service's (`services/queues/commands.ts`).
  *
  * | command | layout                                                             |
  * | ------- | ------------------------------------------------------------------ |
- * | atomic  | `[1, checks, mutations, enqueues]`, then `session \| nil`, then `resend` when present |
+ * | atomic  | `[1, checks, mutations, enqueues]`, then `resend` when present      |
  * | expire  | `[2, timestampMs, keyCountMax]`                                    |
- * | queueLease | `[3, queue, timestampMs, leaseDeadlineMs, countMax]`            |
- * | queueAck   | `[4, ids]`                                                      |
- * | queueNack  | `[5, timestampMs, [[id, delivery], …]]`                         |
- * | queueExpireLeases | `[6, timestampMs, countMax]`                             |
- * | queueConfigure | `[7, queue, concurrencyMax \| nil]`                         |
  * | resendDelivered | `[8, [[clientId, digest, index], …]]`                      |
  *
  * - check: `[key, versionstamp | nil]`
@@ -21,7 +18,7 @@
  * - enqueue: `[payload, deadlineMs, keysIfUndelivered, backoffSchedule | nil]`,
  *   plus the queue name as a fifth field when not the default queue
  * - encodings: v8 = 1, le64 = 2, bytes = 3
- * - session: `[clientId, seq]`; resend: `[clientId, digest, mergeable, atMs]`
+ * - resend: `[clientId, digest, mergeable, atMs]`
  *
  * @module
  */
@@ -34,18 +31,18 @@ import type {
   KvMutation,
   KvQueueCommand,
   KvResend,
-  KvSession,
   ValueEncoding,
 } from "../../model/types.ts";
 import { KvInvalidError } from "../../model/errors.ts";
+import { SESSION_CLIENT_ID_MAX } from "../../state/host.ts";
+
+export { SESSION_CLIENT_ID_MAX };
+
+/** A command of the KV service (the queue commands belong to the queues service). */
+export type KvServiceCommand = Exclude<KvCommand, KvQueueCommand>;
 
 const COMMAND_ATOMIC = 1;
 const COMMAND_EXPIRE = 2;
-const COMMAND_QUEUE_LEASE = 3;
-const COMMAND_QUEUE_ACK = 4;
-const COMMAND_QUEUE_NACK = 5;
-const COMMAND_QUEUE_EXPIRE_LEASES = 6;
-const COMMAND_QUEUE_CONFIGURE = 7;
 const COMMAND_RESEND_DELIVERED = 8;
 /** Marks one resendDelivered command carries at most. */
 export const RESEND_MARKS_MAX = 1000;
@@ -100,7 +97,8 @@ function encodeMutation(mutation: KvMutation): unknown[] {
 }
 
 /**
- * Encodes a command into the bytes a log entry carries.
+ * Encodes a KV command into an envelope payload (an atomic operation's
+ * session is left out: the envelope carries it).
  *
  * @example
  * ```ts
@@ -110,29 +108,37 @@ function encodeMutation(mutation: KvMutation): unknown[] {
  * assert.deepEqual(decodeCommand(bytes), { type: "expire", timestampMs: 1000, keyCountMax: 100 });
  * ```
  */
-export function encodeCommand(command: KvCommand): Uint8Array {
+export function encodeCommand(command: KvServiceCommand): Uint8Array {
+  return encoder.encode(commandFields(command));
+}
+
+/**
+ * As {@linkcode encodeCommand}, but a view into the encoder's buffer, valid
+ * only until the next encode (the envelope copies it at once).
+ */
+export function encodeCommandView(command: KvServiceCommand): Uint8Array {
+  return encoder.encodeSharedRef(commandFields(command));
+}
+
+function commandFields(command: KvServiceCommand): unknown[] {
   if (command.type === "expire") {
-    return encoder.encode([
+    return [
       COMMAND_EXPIRE,
       command.timestampMs,
       command.keyCountMax,
-    ]);
+    ];
   }
   if (command.type === "resendDelivered") {
-    return encoder.encode([
+    return [
       COMMAND_RESEND_DELIVERED,
       command.marks.map((m) => [m.clientId, m.digest, m.index]),
-    ]);
-  }
-  if (command.type !== "atomic") return encoder.encode(queueFields(command));
-  const { checks, mutations, enqueues, session, resend } = command.operation;
-  const tail: unknown[] = resend === undefined
-    ? (session === undefined ? [] : [[session.clientId, session.seq]])
-    : [
-      session === undefined ? null : [session.clientId, session.seq],
-      [resend.clientId, resend.digest, resend.mergeable, resend.atMs],
     ];
-  return encoder.encode([
+  }
+  const { checks, mutations, enqueues, resend } = command.operation;
+  const tail: unknown[] = resend === undefined
+    ? []
+    : [[resend.clientId, resend.digest, resend.mergeable, resend.atMs]];
+  return [
     COMMAND_ATOMIC,
     checks.map((check) => [check.key, check.versionstamp]),
     mutations.map(encodeMutation),
@@ -144,36 +150,7 @@ export function encodeCommand(command: KvCommand): Uint8Array {
       ...(enqueue.queue ? [enqueue.queue] : []),
     ]),
     ...tail,
-  ]);
-}
-
-function queueFields(command: KvQueueCommand): unknown[] {
-  switch (command.type) {
-    case "queueLease":
-      return [
-        COMMAND_QUEUE_LEASE,
-        command.queue,
-        command.timestampMs,
-        command.leaseDeadlineMs,
-        command.countMax,
-      ];
-    case "queueAck":
-      return [COMMAND_QUEUE_ACK, command.ids];
-    case "queueNack":
-      return [
-        COMMAND_QUEUE_NACK,
-        command.timestampMs,
-        command.messages.map((m) => [m.id, m.delivery]),
-      ];
-    case "queueExpireLeases":
-      return [
-        COMMAND_QUEUE_EXPIRE_LEASES,
-        command.timestampMs,
-        command.countMax,
-      ];
-    case "queueConfigure":
-      return [COMMAND_QUEUE_CONFIGURE, command.queue, command.concurrencyMax];
-  }
+  ];
 }
 
 function fail(detail: string): never {
@@ -275,12 +252,12 @@ function decodeEnqueue(raw: unknown): KvEnqueue {
 }
 
 /**
- * Decodes a log entry's bytes into a command, refusing anything that is not
+ * Decodes a KV payload into a command, refusing anything that is not
  * exactly a valid command (so every replica refuses the same bytes).
  *
  * @throws {KvInvalidError} When the bytes are not a valid command.
  */
-export function decodeCommand(data: Uint8Array): KvCommand {
+export function decodeCommand(data: Uint8Array): KvServiceCommand {
   let raw: unknown;
   try {
     raw = decoder.decode(data);
@@ -291,8 +268,6 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     );
   }
   const fields = list(raw, "command");
-  const queueCommand = decodeQueueCommand(fields);
-  if (queueCommand !== null) return queueCommand;
   if (fields[0] === COMMAND_RESEND_DELIVERED) return decodeMarks(fields);
   if (fields[0] === COMMAND_EXPIRE) {
     if (fields.length !== 3) fail("expire command must have 3 fields");
@@ -303,7 +278,7 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     };
   }
   if (
-    fields[0] !== COMMAND_ATOMIC || fields.length < 4 || fields.length > 6
+    fields[0] !== COMMAND_ATOMIC || fields.length < 4 || fields.length > 5
   ) {
     fail(`unknown command ${String(fields[0])}`);
   }
@@ -311,26 +286,12 @@ export function decodeCommand(data: Uint8Array): KvCommand {
     checks: list(fields[1], "checks").map(decodeCheck),
     mutations: list(fields[2], "mutations").map(decodeMutation),
     enqueues: list(fields[3], "enqueues").map(decodeEnqueue),
-    ...(fields.length >= 5 && fields[4] !== null
-      ? { session: decodeSession(fields[4]) }
-      : {}),
-    ...(fields.length === 6 ? { resend: decodeResend(fields[5]) } : {}),
+    ...(fields.length === 5 ? { resend: decodeResend(fields[4]) } : {}),
   };
   return { type: "atomic", operation };
 }
 
-function decodeSession(raw: unknown): KvSession {
-  const [clientId, seq] = list(raw, "session");
-  if (
-    typeof clientId !== "string" || clientId.length === 0 ||
-    clientId.length > SESSION_CLIENT_ID_MAX
-  ) {
-    fail(`session client id must be 1 to ${SESSION_CLIENT_ID_MAX} characters`);
-  }
-  return { clientId, seq: integer(seq, "session seq") };
-}
-
-function decodeMarks(fields: unknown[]): KvCommand {
+function decodeMarks(fields: unknown[]): KvServiceCommand {
   if (fields.length !== 2) fail("resendDelivered command must have 2 fields");
   const raw = list(fields[1], "marks");
   if (raw.length > RESEND_MARKS_MAX) {
@@ -374,62 +335,4 @@ function decodeResend(raw: unknown): KvResend {
     mergeable,
     atMs: integer(atMs, "resend atMs"),
   };
-}
-
-/** Longest session client id, in characters. */
-export const SESSION_CLIENT_ID_MAX = 64;
-
-function decodeQueueCommand(fields: unknown[]): KvQueueCommand | null {
-  const arity = (n: number, name: string) => {
-    if (fields.length !== n) fail(`${name} command must have ${n} fields`);
-  };
-  switch (fields[0]) {
-    case COMMAND_QUEUE_LEASE:
-      arity(5, "queueLease");
-      return {
-        type: "queueLease",
-        queue: text(fields[1], "queue name"),
-        timestampMs: integer(fields[2], "timestampMs"),
-        leaseDeadlineMs: integer(fields[3], "leaseDeadlineMs"),
-        countMax: integer(fields[4], "countMax"),
-      };
-    case COMMAND_QUEUE_ACK:
-      arity(2, "queueAck");
-      return {
-        type: "queueAck",
-        ids: list(fields[1], "ids").map((id) => bytes(id, "message id")),
-      };
-    case COMMAND_QUEUE_NACK:
-      arity(3, "queueNack");
-      return {
-        type: "queueNack",
-        timestampMs: integer(fields[1], "timestampMs"),
-        messages: list(fields[2], "messages").map((raw) => {
-          const [id, delivery, ...rest] = list(raw, "nacked message");
-          if (rest.length > 0) fail("nacked message has extra fields");
-          return {
-            id: bytes(id, "message id"),
-            delivery: integer(delivery, "delivery"),
-          };
-        }),
-      };
-    case COMMAND_QUEUE_EXPIRE_LEASES:
-      arity(3, "queueExpireLeases");
-      return {
-        type: "queueExpireLeases",
-        timestampMs: integer(fields[1], "timestampMs"),
-        countMax: integer(fields[2], "countMax"),
-      };
-    case COMMAND_QUEUE_CONFIGURE:
-      arity(3, "queueConfigure");
-      return {
-        type: "queueConfigure",
-        queue: text(fields[1], "queue name"),
-        concurrencyMax: fields[2] === null
-          ? null
-          : integer(fields[2], "concurrencyMax"),
-      };
-    default:
-      return null;
-  }
 }

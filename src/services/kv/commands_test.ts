@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeCommand, encodeCommand } from "./commands.ts";
+import { decodeCommand } from "./commands.ts";
+import { decodeKvEntry, encodeKvEntry as encodeCommand } from "../entries.ts";
 import { KvInvalidError } from "../../model/errors.ts";
 import type { KvCommand, KvMutation } from "../../model/types.ts";
 import {
@@ -77,7 +78,7 @@ Deno.test("encodeCommand() and decodeCommand() round-trip every command", () => 
   fc.assert(
     fc.property(command, (original) => {
       assert.deepEqual(
-        decodeCommand(encodeCommand(original)),
+        decodeKvEntry(encodeCommand(original)),
         structuredClone(original),
       );
     }),
@@ -145,11 +146,11 @@ Deno.test("encodeCommand() round-trips resends (with and without a session) and 
     },
   ];
   for (const command of commands) {
-    assert.deepEqual(decodeCommand(encodeCommand(command)), command);
+    assert.deepEqual(decodeKvEntry(encodeCommand(command)), command);
   }
   const bad: KvCommand = {
     type: "resendDelivered",
     marks: [{ clientId: "dp:x", digest: new Uint8Array(3), index: 7 }],
   };
-  assert.throws(() => decodeCommand(encodeCommand(bad)), KvInvalidError);
+  assert.throws(() => decodeKvEntry(encodeCommand(bad)), KvInvalidError);
 });

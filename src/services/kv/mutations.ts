@@ -2,6 +2,7 @@
  * Applies the mutations of one atomic operation to an overlay over the
  * store, in order, so the same key may appear several times. Any failure
  * returns a message and the caller drops the overlay: all or nothing.
+ * Private to `src/services/kv/`.
  *
  * @module
  */
@@ -12,35 +13,10 @@ import type {
   Versionstamp,
 } from "../../model/types.ts";
 import type { StateStore } from "../../state/state_store.ts";
+import type { Overlay } from "../../state/write_context.ts";
 import { concatBytes, toHex } from "../../base/bytes.ts";
 
-/** Pending rows of one operation: a row to write, or null to delete. */
-export type Overlay = Map<string, { key: Uint8Array; row: KvRow | null }>;
-
-/**
- * Writers of internal (byte-valued, never expiring) rows into `overlay`,
- * all with the versionstamp of the write they belong to.
- */
-export function internalRowWriter(overlay: Overlay, stamp: Versionstamp): {
-  put(key: Uint8Array, value: Uint8Array): void;
-  remove(key: Uint8Array): void;
-} {
-  return {
-    put(key, value) {
-      const row: KvRow = {
-        key,
-        value,
-        encoding: "bytes",
-        versionstamp: stamp,
-        expireAtMs: null,
-      };
-      overlay.set(toHex(key), { key, row });
-    },
-    remove(key) {
-      overlay.set(toHex(key), { key, row: null });
-    },
-  };
-}
+export type { Overlay } from "../../state/write_context.ts";
 
 const SUFFIX_TAG = new Uint8Array([0x02]);
 const SUFFIX_END = new Uint8Array([0x00]);

@@ -6,7 +6,7 @@
  * SHA-256 of its body (see `KvResend`); this table keeps, in replicated
  * state, the first result of each (client, digest) applied recently, so a
  * mergeable write with the same client and digest is answered with that
- * result instead of applying again.
+ * result instead of applying again. Private to `src/services/kv/`.
  *
  * A record whose answer the entry node delivered is marked so (a
  * `resendDelivered` entry the node proposes shortly after answering): it no
@@ -19,17 +19,19 @@
  *
  * | row    | key                                              | value                            |
  * | ------ | ------------------------------------------------ | -------------------------------- |
- * | record | `ff 73 71` clientId `00` digest (32 bytes)       | MessagePack `[result, atMs, index, delivered]` |
- * | order  | `ff 73 75` index (8 bytes BE) clientId `00` digest | empty: oldest first            |
- * | count  | `ff 73 77`                                       | MessagePack count                |
+ * | record | `ff 6b 71` clientId `00` digest (32 bytes)       | MessagePack `[result, atMs, index, delivered]` |
+ * | order  | `ff 6b 75` index (8 bytes BE) clientId `00` digest | empty: oldest first            |
+ * | count  | `ff 6b 77`                                       | MessagePack count                |
+ *
+ * These rows are the KV service's keyspace `ff 6b` ({@linkcode KV_INTERNAL_KEYSPACE}).
  *
  * @module
  */
 import { decode, encode } from "@msgpack/msgpack";
 import type { LogIndex } from "../../raft/types.ts";
 import { concatBytes, toHex } from "../../base/bytes.ts";
-import { internalRowWriter, type Overlay } from "./mutations.ts";
-import { INTERNAL_KEY_BYTE } from "../queues/keys.ts";
+import { internalRowWriter, type Overlay } from "../../state/write_context.ts";
+import { INTERNAL_KEY_BYTE } from "../../model/reserved.ts";
 import type { StateStore } from "../../state/state_store.ts";
 import type {
   KvApplyResult,
@@ -51,10 +53,15 @@ export interface ResendKnobs {
   readonly ignoreResends?: boolean;
 }
 
-const RECORD = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x71]);
-const ORDER = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x75]);
-const ORDER_END = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x76]);
-const COUNT = new Uint8Array([INTERNAL_KEY_BYTE, 0x73, 0x77]);
+/** The KV service's own internal rows (resend records): `ff 6b`. */
+export const KV_INTERNAL_KEYSPACE = {
+  start: new Uint8Array([INTERNAL_KEY_BYTE, 0x6b]),
+  end: new Uint8Array([INTERNAL_KEY_BYTE, 0x6c]),
+} as const;
+const RECORD = new Uint8Array([INTERNAL_KEY_BYTE, 0x6b, 0x71]);
+const ORDER = new Uint8Array([INTERNAL_KEY_BYTE, 0x6b, 0x75]);
+const ORDER_END = new Uint8Array([INTERNAL_KEY_BYTE, 0x6b, 0x76]);
+const COUNT = new Uint8Array([INTERNAL_KEY_BYTE, 0x6b, 0x77]);
 const encoder = new TextEncoder();
 
 function u64(value: number): Uint8Array {

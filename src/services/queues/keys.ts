@@ -4,7 +4,7 @@
  * (every key part begins with a type tag below `0x30`, and list selectors end
  * at `prefix + 0xff`). So snapshots, the state hash and both stores carry
  * queue state without knowing it exists, while validation refuses user
- * writes there and reads stop before it.
+ * writes there and reads stop before it. Private to `src/services/queues/`.
  *
  * | row      | key                                                  | value (MessagePack)                                     |
  * | -------- | ---------------------------------------------------- | ------------------------------------------------------- |
@@ -22,10 +22,40 @@ import { assert } from "../../base/assert.ts";
 import { concatBytes } from "../../base/bytes.ts";
 import { VERSIONSTAMP_BYTES } from "../../model/versionstamp.ts";
 
-/** First byte of every internal key; never the first byte of a Deno KV key. */
-export const INTERNAL_KEY_BYTE = 0xff;
-/** The smallest internal key: user reads end before it. */
-export const INTERNAL_KEYS_START = new Uint8Array([INTERNAL_KEY_BYTE]);
+import {
+  INTERNAL_KEY_BYTE,
+  INTERNAL_KEYS_START,
+} from "../../model/reserved.ts";
+import type { KeyRange } from "../../state/registry.ts";
+
+export { INTERNAL_KEY_BYTE, INTERNAL_KEYS_START };
+
+/** The queues service's keyspace: `ff 71`. */
+export const QUEUES_KEYSPACE: KeyRange = {
+  start: new Uint8Array([INTERNAL_KEY_BYTE, 0x71]),
+  end: new Uint8Array([INTERNAL_KEY_BYTE, 0x72]),
+};
+
+/**
+ * The same keyspace in three ranges, the message records (`ff 71 6d`)
+ * reported as change events: `set` when a message is enqueued, leased or
+ * retried, `delete` when it is acked or dead-lettered.
+ */
+export const QUEUES_KEYSPACES: readonly KeyRange[] = [
+  {
+    start: QUEUES_KEYSPACE.start,
+    end: new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6d]),
+  },
+  {
+    start: new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6d]),
+    end: new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6e]),
+    changes: true,
+  },
+  {
+    start: new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6e]),
+    end: QUEUES_KEYSPACE.end,
+  },
+];
 
 const MESSAGE = new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x6d]);
 const READY = new Uint8Array([INTERNAL_KEY_BYTE, 0x71, 0x72]);

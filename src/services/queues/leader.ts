@@ -27,7 +27,7 @@ import {
 } from "../kv/api.ts";
 import type { Scheduled, Scheduler } from "../../base/clock.ts";
 import type { LeaderTask, LeaderTaskContext } from "../../state/leader_task.ts";
-import type { KvStateMachine } from "../../state/state_machine.ts";
+import type { StateStore } from "../../state/state_store.ts";
 import {
   hasDeliverable,
   hasExpiredLease,
@@ -43,7 +43,7 @@ import type {
 /** Options of {@linkcode QueueDispatcher}. */
 export interface QueueDispatcherOptions {
   /** The local replica's state machine (read only). */
-  readonly kv: Pick<KvStateMachine, "store">;
+  readonly kv: { readonly store: StateStore };
   /** True while this node leads (listeners are refused elsewhere). */
   readonly isLeader: () => boolean;
   /** Timers of the listeners' waits (also while the task is not started). */

@@ -23,9 +23,13 @@ import type {
   Versionstamp,
 } from "../../model/types.ts";
 import type { StateStore } from "../../state/state_store.ts";
-import type { Overlay } from "../kv/mutations.ts";
+import type { Overlay } from "../../state/write_context.ts";
 import { toHex } from "../../base/bytes.ts";
 import { KvInvalidError, KvLimitError } from "../../model/errors.ts";
+import {
+  QUEUE_NAME_LENGTH_MAX,
+  validateQueueName,
+} from "../../model/queue_name.ts";
 import {
   makeVersionstamp,
   VERSIONSTAMP_BYTES,
@@ -58,7 +62,7 @@ export const DEFAULT_BACKOFF_SCHEDULE_MS: readonly number[] = [
 /** The queue's own bounds (Deno KV's enqueue limits are in `limits.ts`). */
 export const QUEUE_LIMITS = {
   /** Longest queue name, in characters ([A-Za-z0-9._:-]). */
-  nameLengthMax: 64,
+  nameLengthMax: QUEUE_NAME_LENGTH_MAX,
   /** Most messages one lease command hands out. */
   leaseCountMax: 100,
   /** Most ids of one ack or nack. */
@@ -71,7 +75,6 @@ export const QUEUE_LIMITS = {
   peekCountMax: 1000,
 } as const;
 
-const QUEUE_NAME_PATTERN = /^[A-Za-z0-9._:-]*$/;
 const TIME_MS_MAX = Number.MAX_SAFE_INTEGER;
 
 /** What a queue holds, as `queueInfo` reports it. */
@@ -96,25 +99,7 @@ export interface KvQueuePeek {
   readonly delivery: number;
 }
 
-/**
- * Checks a queue name: "" (the default queue) or up to 64 of `A-Z a-z 0-9 . _ : -`.
- *
- * @throws {KvInvalidError} When it is not.
- */
-export function validateQueueName(queue: unknown): string {
-  if (
-    typeof queue !== "string" ||
-    queue.length > QUEUE_LIMITS.nameLengthMax ||
-    !QUEUE_NAME_PATTERN.test(queue)
-  ) {
-    throw new KvInvalidError(
-      `Invalid queue name: expected up to ${QUEUE_LIMITS.nameLengthMax} characters of A-Z, a-z, 0-9, '.', '_', ':', '-': received '${
-        String(queue)
-      }'`,
-    );
-  }
-  return queue;
-}
+export { validateQueueName };
 
 function count(value: number, name: string, min: number, max: number): void {
   if (!Number.isSafeInteger(value) || value < min || value > max) {

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { logIndex } from "../../raft/types.ts";
-import { decodeCommand, encodeCommand } from "../kv/commands.ts";
+import {
+  decodeKvEntry as decodeCommand,
+  encodeKvEntry as encodeCommand,
+} from "../entries.ts";
 import { encodeKey } from "../../model/key_codec.ts";
 import { MemoryStateStore } from "../../storage/memory_state_store.ts";
 import { SqliteStateStore } from "../../storage/sqlite_state_store.ts";
-import { KvStateMachine } from "../../state/state_machine.ts";
+import { KvStateMachine } from "../state_machine.ts";
 import { stateHash } from "../../state/state_hash.ts";
 import type { StateStore } from "../../state/state_store.ts";
 import type {

@@ -2,13 +2,15 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { AssertionError } from "../base/assert.ts";
 import { logIndex } from "../raft/types.ts";
-import { encodeCommand } from "../services/kv/commands.ts";
+import { encodeKvEntry as encodeCommand } from "./entries.ts";
+import { encodeEnvelope } from "../state/envelope.ts";
+import { SERVICE_IDS } from "./table.ts";
 import { decodeKey, encodeKey, type KvKey } from "../model/key_codec.ts";
 import { KvInvalidError, KvLimitError } from "../model/errors.ts";
 import { MemoryStateStore } from "../storage/memory_state_store.ts";
 import { SqliteStateStore } from "../storage/sqlite_state_store.ts";
 import { KvStateMachine } from "./state_machine.ts";
-import { stateHash } from "./state_hash.ts";
+import { stateHash } from "../state/state_hash.ts";
 import type {
   KvApplyResult,
   KvAtomicOperation,
@@ -303,12 +305,17 @@ Deno.test("KvStateMachine.apply() expires exactly the keys due at the command's 
   assert.deepEqual(present(), ["d", "e"]);
 });
 
+/** An envelope of the kv service around raw payload bytes. */
+function kvPayload(payload: Uint8Array): Uint8Array {
+  return encodeEnvelope({ serviceId: SERVICE_IDS.kv, payload });
+}
+
 Deno.test("KvStateMachine.apply() turns bad commands into failure results", async (t) => {
   const big = new Uint8Array(65537);
   const cases: Array<[string, Uint8Array, string, RegExp]> = [
     [
       "garbage bytes",
-      new Uint8Array([0xc1, 0x00]),
+      kvPayload(new Uint8Array([0xc1, 0x00])),
       "invalidCommand",
       /Cannot decode command/,
     ],
@@ -323,7 +330,7 @@ Deno.test("KvStateMachine.apply() turns bad commands into failure results", asyn
     ],
     [
       "unknown command",
-      new Uint8Array([0x91, 0x09]),
+      kvPayload(new Uint8Array([0x91, 0x09])),
       "invalidCommand",
       /unknown command/,
     ],

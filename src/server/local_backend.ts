@@ -7,26 +7,25 @@
  *
  * @module
  */
-import { logIndex } from "../../raft/types.ts";
+import { logIndex } from "../raft/types.ts";
 import type {
   KvBackend,
   KvCommitResult,
   KvConsistency,
   KvReadRange,
-} from "./api.ts";
-import { KvUnavailableError } from "./api.ts";
-import { encodeCommand } from "./commands.ts";
-import { validateAtomic } from "../../model/limits.ts";
-import { MemoryStateStore } from "../../storage/memory_state_store.ts";
-import { KvStateMachine } from "../../state/state_machine.ts";
-import type { StateStore } from "../../state/state_store.ts";
+} from "../services/kv/api.ts";
+import { KvUnavailableError } from "../services/kv/api.ts";
+import { encodeKvEntry as encodeCommand } from "../services/entries.ts";
+import { MemoryStateStore } from "../storage/memory_state_store.ts";
+import { KvStateMachine } from "../services/state_machine.ts";
+import type { StateStore } from "../state/state_store.ts";
 import type {
   KvAtomicOperation,
   KvEntry,
   KvResendMark,
-} from "../../model/types.ts";
-import { ChangeFeed, type ChangeFeedOptions } from "../../state/change_feed.ts";
-import { KvWatchers } from "./watch.ts";
+} from "../model/types.ts";
+import { ChangeFeed, type ChangeFeedOptions } from "../state/change_feed.ts";
+import { KvWatchers } from "../services/kv/watch.ts";
 
 /** Options of {@linkcode LocalKvBackend}. */
 export interface LocalKvBackendOptions {
@@ -149,15 +148,15 @@ export class LocalKvBackend implements KvBackend, Disposable {
   }
 
   /**
-   * Validates and applies `operation` as the next log entry.
+   * Applies `operation` as the next log entry. Front ends validate it first
+   * (early errors, with the clock); apply validates it again (the
+   * authority): an invalid operation is a failure result, not an exception.
    *
-   * @throws {KvLimitError} / {KvInvalidError} / {KvUnsupportedError} From validation.
    * @throws {KvUnavailableError} Once closed.
    */
   commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
     return settle((): KvCommitResult => {
       this.#checkOpen();
-      validateAtomic(operation, this.#now());
       const result = this.#apply({ type: "atomic", operation });
       if (!result.ok) {
         return {

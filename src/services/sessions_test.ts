@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { encodeCommand } from "../services/kv/commands.ts";
+import { encodeKvEntry as encodeCommand } from "./entries.ts";
 import { encodeKey } from "../model/key_codec.ts";
 import { MemoryStateStore } from "../storage/memory_state_store.ts";
-import { SESSION_RESULTS_MAX } from "./sessions.ts";
-import { RESEND_WINDOW_MS } from "../services/kv/resends.ts";
+import { SESSION_RESULTS_MAX } from "../state/sessions.ts";
+import { RESEND_WINDOW_MS } from "./kv/resends.ts";
 import { KvStateMachine } from "./state_machine.ts";
 import type { KvAtomicOperation, KvSession } from "../model/types.ts";
 import type { LogIndex } from "../raft/types.ts";
@@ -190,8 +190,8 @@ Deno.test("KvStateMachine.apply() prunes resend records older than the resend wi
     });
   const records = () =>
     kv.store.scan({
-      start: new Uint8Array([0xff, 0x73, 0x71]),
-      end: new Uint8Array([0xff, 0x73, 0x72]),
+      start: new Uint8Array([0xff, 0x6b, 0x71]),
+      end: new Uint8Array([0xff, 0x6b, 0x72]),
       limit: 1000,
       reverse: false,
     }).length;

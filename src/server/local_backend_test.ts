@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { LocalKvBackend } from "./local_backend.ts";
-import { KvUnavailableError } from "./api.ts";
-import { encodeKey } from "../../model/key_codec.ts";
-import type { KvAtomicOperation, KvEntry } from "../../model/types.ts";
+import { KvUnavailableError } from "../services/kv/api.ts";
+import { encodeKey } from "../model/key_codec.ts";
+import type { KvAtomicOperation, KvEntry } from "../model/types.ts";
 
 const set = (
   name: string,

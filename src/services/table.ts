@@ -1,0 +1,61 @@
+/**
+ * The service table: the one place that registers services with the state
+ * host. One line per service: its envelope id (never reused) and its
+ * registration (name, codec, apply, keyspaces, snapshot section; see
+ * `state/registry.ts`). A new service is a folder under `src/services/`
+ * plus one line here.
+ *
+ * | id | service   | keyspace                        | metadata    |
+ * | -- | --------- | ------------------------------- | ----------- |
+ * | —  | (host)    | `ff 73` exactly-once sessions   |             |
+ * | 1  | `cluster` | none                            | `cluster.*` |
+ * | 2  | `kv`      | user keys `[00, ff)`, `ff 6b`   |             |
+ * | 3  | `queues`  | `ff 71` (message records `ff 71 6d` are change events) | |
+ *
+ * @module
+ */
+import {
+  type ServiceRegistration,
+  ServiceRegistry,
+} from "../state/registry.ts";
+import type { SessionKnobs } from "../state/sessions.ts";
+import type { StateStore } from "../state/state_store.ts";
+import { clusterService, type ClusterState } from "./cluster/api.ts";
+import { kvService } from "./kv/apply.ts";
+import type { ResendKnobs } from "./kv/resends.ts";
+import { queuesService } from "./queues/api.ts";
+
+/** Testing knobs of the services: planted bugs of the simulator. */
+export type ServiceKnobs = SessionKnobs & ResendKnobs;
+
+/** What a service's registration line may use. */
+export interface ServiceParts {
+  readonly store: StateStore;
+  readonly cluster: ClusterState;
+  readonly knobs: ServiceKnobs;
+}
+
+/** The envelope id of each built-in service. */
+export const SERVICE_IDS = { cluster: 1, kv: 2, queues: 3 } as const;
+
+/** The table. */
+export function serviceTable(parts: ServiceParts): ServiceRegistration[] {
+  return [
+    { id: SERVICE_IDS.cluster, service: clusterService(parts.cluster) },
+    { id: SERVICE_IDS.kv, service: kvService(parts.knobs) },
+    { id: SERVICE_IDS.queues, service: queuesService() },
+  ];
+}
+
+/**
+ * The registry of the table's services, plus `extra` registrations (tests
+ * register example services this way).
+ *
+ * @throws {RangeError} For clashing ids, names or keyspaces.
+ */
+export function serviceRegistry(
+  parts: ServiceParts,
+  extra: readonly ServiceRegistration[] = [],
+): ServiceRegistry {
+  return new ServiceRegistry([...serviceTable(parts), ...extra]);
+}
