@@ -11,7 +11,7 @@ import {
 } from "../src/state/leader_task.ts";
 import { ServiceHost } from "../src/node/service_host.ts";
 import { validateProposalRate } from "../src/node/proposal_rate.ts";
-import { encodeCommand } from "../src/services/kv/commands.ts";
+import { encodeKvEntry as encodeCommand } from "../src/services/entries.ts";
 import { decodeApplyResult } from "../src/services/replicated_state.ts";
 import type { KvApplyResult, KvCommand } from "../src/model/types.ts";
 import { nodeId } from "../src/raft/types.ts";

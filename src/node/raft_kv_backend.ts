@@ -11,6 +11,7 @@
 import { ProposalDroppedError } from "../raft/errors.ts";
 import type { LogIndex } from "../raft/types.ts";
 import {
+  commitResultOf,
   type KvBackend,
   type KvCommitResult,
   type KvConsistency,
@@ -242,14 +243,7 @@ export class RaftKvBackend implements KvBackend {
       type: "atomic",
       operation: { ...operation, session },
     });
-    const result = decodeApplyResult(await this.#proposeRetrying(data));
-    if (result.ok) return { ok: true, versionstamp: result.versionstamp };
-    return {
-      ok: false,
-      reason: result.reason,
-      message: result.message,
-      failedChecks: result.failedChecks,
-    };
+    return commitResultOf(decodeApplyResult(await this.#proposeRetrying(data)));
   }
 
   /** Proposes the marks once (best effort: a lost mark only ages out later). */

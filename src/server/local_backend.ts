@@ -14,7 +14,7 @@ import type {
   KvConsistency,
   KvReadRange,
 } from "../services/kv/api.ts";
-import { KvUnavailableError } from "../services/kv/api.ts";
+import { commitResultOf, KvUnavailableError } from "../services/kv/api.ts";
 import { encodeKvEntry as encodeCommand } from "../services/entries.ts";
 import { MemoryStateStore } from "../storage/memory_state_store.ts";
 import { KvStateMachine } from "../services/state_machine.ts";
@@ -157,16 +157,7 @@ export class LocalKvBackend implements KvBackend, Disposable {
   commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
     return settle((): KvCommitResult => {
       this.#checkOpen();
-      const result = this.#apply({ type: "atomic", operation });
-      if (!result.ok) {
-        return {
-          ok: false,
-          reason: result.reason,
-          message: result.message,
-          failedChecks: result.failedChecks,
-        };
-      }
-      return { ok: true, versionstamp: result.versionstamp };
+      return commitResultOf(this.#apply({ type: "atomic", operation }));
     });
   }
 

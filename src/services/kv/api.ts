@@ -5,7 +5,13 @@
  *
  * @module
  */
+import {
+  KvInvalidError,
+  KvLimitError,
+  KvUnsupportedError,
+} from "../../model/errors.ts";
 import type {
+  KvApplyResult,
   KvAtomicOperation,
   KvEntry,
   KvFailureReason,
@@ -43,6 +49,34 @@ export interface KvCommitFailed {
 
 /** The decided outcome of an atomic operation. */
 export type KvCommitResult = KvCommitOk | KvCommitFailed;
+
+/**
+ * The commit result of an atomic operation's apply result. Apply is the
+ * authority on validity: a command it refused as malformed, over a limit or
+ * unsupported comes back as the same typed error a front end's early check
+ * throws (nothing applied); checks and type mismatches are decided outcomes.
+ *
+ * @throws {KvLimitError} When apply refused the operation as over a limit.
+ * @throws {KvInvalidError} When apply refused it as malformed.
+ * @throws {KvUnsupportedError} When it uses what Aspen does not support.
+ */
+export function commitResultOf(result: KvApplyResult): KvCommitResult {
+  if (result.ok) return { ok: true, versionstamp: result.versionstamp };
+  switch (result.reason) {
+    case "limitExceeded":
+      throw new KvLimitError("mutations", 0, result.message);
+    case "invalidCommand":
+      throw new KvInvalidError(result.message);
+    case "unsupported":
+      throw new KvUnsupportedError(result.message);
+  }
+  return {
+    ok: false,
+    reason: result.reason,
+    message: result.message,
+    failedChecks: result.failedChecks,
+  };
+}
 
 /**
  * Nothing was proposed (no leader, no quorum, shutting down): the request is
