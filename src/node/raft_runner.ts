@@ -8,12 +8,14 @@
  */
 import { ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode, type RaftStatus } from "../raft/raft_node.ts";
+import type { Clock, Scheduled, Scheduler } from "../base/clock.ts";
 import type {
   ConfChange,
   Entry,
   LogIndex,
   Message,
   NodeId,
+  RaftConfig,
   RandomSource,
   Ready,
   Snapshot,
@@ -24,6 +26,7 @@ import type { PeerTransport } from "../transport/types.ts";
 import type { PeerRequest, PeerResult } from "../protocol/envelope.ts";
 import { type LogWriter, SyncLogWriter } from "../storage/log_writer.ts";
 import { Histogram } from "./histogram.ts";
+import { systemClock, systemScheduler } from "./system_clock.ts";
 
 /** What the runner applies committed entries to. */
 export interface ReplicatedStateMachine {
@@ -70,6 +73,36 @@ export interface RaftRunnerOptions {
   readonly random?: RandomSource;
   /** Where notable events are reported. Default: nowhere. */
   readonly log?: (event: string, detail?: Record<string, unknown>) => void;
+  /** Time source for ticks, leases, deadlines and metrics. Default: the system clock. */
+  readonly clock?: Clock;
+  /**
+   * Timers for ticks, deadlines and the ready loop's wake. Default: the
+   * system timers, with the zero-delay wake on a MessageChannel (a nested
+   * zero setTimeout is clamped to 4 ms).
+   */
+  readonly scheduler?: Scheduler;
+  /**
+   * Identity of this process in read contexts (must differ from every
+   * earlier incarnation's). Default: 8 random bytes as hex.
+   */
+  readonly incarnation?: string;
+  /** Core settings beyond the ones above (flow control, planted bugs for the simulator). */
+  readonly raft?: Partial<
+    Pick<
+      RaftConfig,
+      | "heartbeatTicks"
+      | "maxMessageBytes"
+      | "maxInflightMessages"
+      | "maxUncommittedBytes"
+      | "snapshotChunkBytes"
+      | "testingKnobs"
+    >
+  >;
+  /**
+   * Called after every input to the core and every handled Ready (the
+   * simulator checks its invariants here). Default: nothing.
+   */
+  readonly observe?: (core: RaftNode) => void;
 }
 
 /** Counters the node exposes on /metrics. */
@@ -84,7 +117,7 @@ export interface RunnerMetrics {
   readonly saveMs: Histogram;
   /** Last heartbeat round trip per peer, in milliseconds (includes the peer's handling). */
   readonly peerRttMs: Map<NodeId, number>;
-  /** When a message from each peer last arrived (`performance.now()` ms). */
+  /** When a message from each peer last arrived (the clock's monotonic ms). */
   readonly peerContactAt: Map<NodeId, number>;
 }
 
@@ -92,7 +125,7 @@ interface ProposalWaiter {
   readonly term: Term;
   readonly resolve: (result: Uint8Array) => void;
   readonly reject: (error: Error) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
+  readonly timer: Scheduled;
 }
 
 interface ReadWaiter {
@@ -102,7 +135,7 @@ interface ReadWaiter {
   readonly term: Term;
   readonly resolve: (index: LogIndex) => void;
   readonly reject: (error: Error) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
+  readonly timer: Scheduled;
 }
 
 /** The proposal timed out after being appended: it may or may not commit. */
@@ -122,8 +155,22 @@ const SAVE_BUCKETS_MS = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000];
 export class RaftRunner {
   readonly id: NodeId;
   readonly #options:
-    & Required<Omit<RaftRunnerOptions, "log" | "random" | "logWriter">>
-    & Pick<RaftRunnerOptions, "log">;
+    & Required<
+      Omit<
+        RaftRunnerOptions,
+        | "log"
+        | "random"
+        | "logWriter"
+        | "clock"
+        | "scheduler"
+        | "incarnation"
+        | "raft"
+        | "observe"
+      >
+    >
+    & Pick<RaftRunnerOptions, "log" | "observe">;
+  readonly #clock: Clock;
+  readonly #scheduler: Scheduler;
   readonly #writer: LogWriter;
   /** The ready loop in progress, if any (one at a time). */
   #processing: Promise<void> | null = null;
@@ -139,16 +186,15 @@ export class RaftRunner {
    * Random per process: read contexts of this incarnation never match those
    * of an earlier one (the counter restarts at 1), at the leader or here.
    */
-  readonly #incarnation = Array.from(
-    crypto.getRandomValues(new Uint8Array(8)),
-    (byte) => byte.toString(16).padStart(2, "0"),
-  ).join("");
-  /** Posting here runs the ready loop as a macrotask (see #schedule). */
-  readonly #wake = new MessageChannel();
+  readonly #incarnation: string;
+  /** With the system scheduler: posting here runs the ready loop as a macrotask (see #schedule). */
+  readonly #wake: MessageChannel | null;
   /** The term when the previous Ready was handled. */
   #lastReadyTerm = -1;
-  #tickTimer: ReturnType<typeof setInterval> | undefined;
-  /** When the previous tick ran (performance.now()), to report event-loop stalls. */
+  #tickTimer: Scheduled | undefined;
+  /** A snapshot was asked for ({@linkcode RaftRunner.requestSnapshot}). */
+  #snapshotRequested = false;
+  /** When the previous tick ran (monotonic ms), to report event-loop stalls. */
   #lastTickAt: number | null = null;
   #scheduled = false;
   #running = false;
@@ -181,6 +227,13 @@ export class RaftRunner {
       maxDelayMs: 10,
       ...options,
     };
+    this.#clock = options.clock ?? systemClock;
+    this.#scheduler = options.scheduler ?? systemScheduler;
+    this.#wake = options.scheduler === undefined ? new MessageChannel() : null;
+    this.#incarnation = options.incarnation ?? Array.from(
+      crypto.getRandomValues(new Uint8Array(8)),
+      (byte) => byte.toString(16).padStart(2, "0"),
+    ).join("");
     this.#writer = options.logWriter ?? new SyncLogWriter(options.logStore);
     const store = options.logStore;
     const meta = store.snapshotMeta();
@@ -210,6 +263,7 @@ export class RaftRunner {
         clockDrift: this.#options.clockDrift,
         maxDelayMs: this.#options.maxDelayMs,
         random,
+        ...options.raft,
       },
       {
         hardState: store.hardState(),
@@ -233,10 +287,9 @@ export class RaftRunner {
         options.stateMachine.snapshotData(),
       );
     }
-    this.#wake.port1.onmessage = () => {
-      this.#scheduled = false;
-      this.#processReady();
-    };
+    if (this.#wake !== null) {
+      this.#wake.port1.onmessage = () => this.#woken();
+    }
     options.transport.onMessage((message) => this.#onMessage(message));
     options.transport.onRequest((request, from) =>
       this.#onRequest(request, from)
@@ -247,10 +300,10 @@ export class RaftRunner {
   start(): void {
     if (this.#running || this.#stopped) return;
     this.#running = true;
-    this.#tickTimer = setInterval(() => {
+    this.#tickTimer = this.#scheduler.every(this.#options.tickMs, () => {
       // The lease is timed by this monotonic clock, read at every input: a
       // stalled event loop gets one late tick here, not the ones it missed.
-      const now = performance.now();
+      const now = this.#clock.monotonicMs();
       const last = this.#lastTickAt;
       this.#lastTickAt = now;
       // Missed ticks are not replayed; a stall of half an election timeout
@@ -263,8 +316,9 @@ export class RaftRunner {
         });
       }
       this.#node.tick(now);
+      this.#observed();
       this.#schedule();
-    }, this.#options.tickMs);
+    });
     this.#schedule();
   }
 
@@ -273,19 +327,21 @@ export class RaftRunner {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#running = false;
-    clearInterval(this.#tickTimer);
-    this.#wake.port1.close();
-    this.#wake.port2.close();
+    this.#tickTimer?.cancel();
+    this.#wake?.port1.close();
+    this.#wake?.port2.close();
     // Let the batch being written finish (its entries may be acknowledged),
     // but never hang a shutdown on a stuck disk.
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: Scheduled | undefined;
     await Promise.race([
       this.#processing,
-      new Promise((resolve) => timer = setTimeout(resolve, 5000)),
+      new Promise((resolve) =>
+        timer = this.#scheduler.after(5000, () => resolve(undefined))
+      ),
     ]);
-    clearTimeout(timer);
+    timer?.cancel();
     for (const waiter of this.#proposals.values()) {
-      clearTimeout(waiter.timer);
+      waiter.timer.cancel();
       waiter.reject(
         new ProposalOutcomeUnknownError(
           "Node stopped before the proposal's outcome was known",
@@ -294,7 +350,7 @@ export class RaftRunner {
     }
     this.#proposals.clear();
     for (const waiter of this.#reads.values()) {
-      clearTimeout(waiter.timer);
+      waiter.timer.cancel();
       waiter.reject(
         new RequestTimeoutError("Node stopped before the read was confirmed"),
       );
@@ -317,7 +373,7 @@ export class RaftRunner {
   ): { reachable: boolean; lastContactMs: number | null } {
     const at = this.metrics.peerContactAt.get(peer);
     if (at === undefined) return { reachable: false, lastContactMs: null };
-    const ago = Math.max(0, performance.now() - at);
+    const ago = Math.max(0, this.#clock.monotonicMs() - at);
     return {
       reachable: ago <= this.#options.tickMs * this.#options.electionTicks,
       lastContactMs: Math.round(ago),
@@ -361,18 +417,22 @@ export class RaftRunner {
   proposeLocal(data: Uint8Array): Promise<Uint8Array> {
     this.#checkWritable();
     const index = this.#node.propose(data);
+    this.#observed();
     this.metrics.proposals++;
     const term = this.#node.status().term;
     this.#schedule();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#proposals.delete(index);
-        reject(
-          new ProposalOutcomeUnknownError(
-            `Proposal at index ${index} did not apply within ${this.#options.requestTimeoutMs} ms`,
-          ),
-        );
-      }, this.#options.requestTimeoutMs);
+      const timer = this.#scheduler.after(
+        this.#options.requestTimeoutMs,
+        () => {
+          this.#proposals.delete(index);
+          reject(
+            new ProposalOutcomeUnknownError(
+              `Proposal at index ${index} did not apply within ${this.#options.requestTimeoutMs} ms`,
+            ),
+          );
+        },
+      );
       this.#proposals.set(index, { term, resolve, reject, timer });
     });
   }
@@ -380,6 +440,7 @@ export class RaftRunner {
   /** Proposes a membership change on the leader. */
   proposeConfChange(change: ConfChange): LogIndex {
     const index = this.#node.proposeConfChange(change);
+    this.#observed();
     this.#schedule();
     return index;
   }
@@ -387,7 +448,29 @@ export class RaftRunner {
   /** Transfers leadership (on the leader). */
   transferLeader(target: NodeId): void {
     this.#node.transferLeader(target);
+    this.#observed();
     this.#schedule();
+  }
+
+  /** Starts an election now, whatever the election timer says (tests, the simulator). */
+  campaign(): void {
+    this.#node.campaign();
+    this.#observed();
+    this.#schedule();
+  }
+
+  /**
+   * Takes a snapshot of the applied state at the end of the next ready
+   * loop, whatever `snapshotEntries` says (the simulator's nemesis).
+   */
+  requestSnapshot(): void {
+    this.#snapshotRequested = true;
+    this.#schedule();
+  }
+
+  /** The Raft core, read-only use: the simulator reads its status and log. */
+  get core(): RaftNode {
+    return this.#node;
   }
 
   /**
@@ -408,17 +491,21 @@ export class RaftRunner {
     );
     const key = `${this.#readCounter}`;
     const { leader, term } = this.#node.status();
-    this.#node.readIndex(context, performance.now());
+    this.#node.readIndex(context, this.#clock.monotonicMs());
+    this.#observed();
     this.#schedule();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#reads.delete(key);
-        reject(
-          new RequestTimeoutError(
-            `Read was not confirmed within ${this.#options.requestTimeoutMs} ms`,
-          ),
-        );
-      }, this.#options.requestTimeoutMs);
+      const timer = this.#scheduler.after(
+        this.#options.requestTimeoutMs,
+        () => {
+          this.#reads.delete(key);
+          reject(
+            new RequestTimeoutError(
+              `Read was not confirmed within ${this.#options.requestTimeoutMs} ms`,
+            ),
+          );
+        },
+      );
       this.#reads.set(key, {
         index: null,
         leader,
@@ -438,19 +525,25 @@ export class RaftRunner {
    */
   async #leaderKnown(): Promise<void> {
     if (this.#node.status().leader !== null) return;
-    const deadline = Date.now() + this.#options.requestTimeoutMs;
+    const deadline = this.#clock.monotonicMs() + this.#options.requestTimeoutMs;
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#leaderWaiters.delete(done);
-        resolve();
-      }, this.#options.requestTimeoutMs);
+      const timer = this.#scheduler.after(
+        this.#options.requestTimeoutMs,
+        () => {
+          this.#leaderWaiters.delete(done);
+          resolve();
+        },
+      );
       const done = () => {
-        clearTimeout(timer);
+        timer.cancel();
         resolve();
       };
       this.#leaderWaiters.add(done);
     });
-    if (this.#node.status().leader === null || Date.now() > deadline) {
+    if (
+      this.#node.status().leader === null ||
+      this.#clock.monotonicMs() > deadline
+    ) {
       throw new ProposalDroppedError(
         "noLeader",
         `No leader known to node '${this.id}' within ${this.#options.requestTimeoutMs} ms`,
@@ -509,7 +602,7 @@ export class RaftRunner {
   #abortProposals(): void {
     for (const [index, waiter] of this.#proposals) {
       this.#proposals.delete(index);
-      clearTimeout(waiter.timer);
+      waiter.timer.cancel();
       waiter.reject(
         new ProposalOutcomeUnknownError(
           `Proposal at index ${index} has no known outcome: this node lost leadership`,
@@ -562,16 +655,18 @@ export class RaftRunner {
 
   #onMessage(message: Message): void {
     if (this.#stopped) return;
-    this.metrics.peerContactAt.set(message.from, performance.now());
+    const now = this.#clock.monotonicMs();
+    this.metrics.peerContactAt.set(message.from, now);
     if (message.type === "heartbeatResp") {
       const key = `${message.from}/${message.sentAt}`;
       const sentAt = this.#heartbeatSentAt.get(key);
       if (sentAt !== undefined) {
         this.#heartbeatSentAt.delete(key);
-        this.metrics.peerRttMs.set(message.from, performance.now() - sentAt);
+        this.metrics.peerRttMs.set(message.from, now - sentAt);
       }
     }
-    this.#node.step(message, performance.now());
+    this.#node.step(message, now);
+    this.#observed();
     this.#schedule();
   }
 
@@ -582,7 +677,17 @@ export class RaftRunner {
     // A macrotask, so requests that arrived meanwhile join the next batch
     // (group commit), but not setTimeout: nested zero timeouts are clamped to
     // 4 ms, which measured as most of a single write's latency.
-    this.#wake.port2.postMessage(null);
+    if (this.#wake !== null) this.#wake.port2.postMessage(null);
+    else this.#scheduler.after(0, () => this.#woken());
+  }
+
+  #woken(): void {
+    this.#scheduled = false;
+    this.#processReady();
+  }
+
+  #observed(): void {
+    this.#options.observe?.(this.#node);
   }
 
   #processReady(): void {
@@ -601,6 +706,7 @@ export class RaftRunner {
         const ready = this.#node.ready();
         await this.#handleReady(ready);
         this.#node.advance();
+        this.#observed();
         this.metrics.readyBatches++;
       }
       await this.#maybeSnapshot();
@@ -635,13 +741,13 @@ export class RaftRunner {
       this.metrics.snapshotsInstalled++;
     }
     if (ready.entries.length > 0 || ready.hardState !== null) {
-      const started = performance.now();
+      const started = this.#clock.monotonicMs();
       // Everything proposed while the previous batch was written is in this one.
       await this.#writer.save({
         ...(ready.hardState !== null ? { hardState: ready.hardState } : {}),
         ...(ready.entries.length > 0 ? { entries: ready.entries } : {}),
       });
-      this.#recordSave(performance.now() - started);
+      this.#recordSave(this.#clock.monotonicMs() - started);
       this.metrics.entriesPersisted += ready.entries.length;
     }
     if (!sendFirst) { for (const m of ready.messages) this.#send(m); }
@@ -674,7 +780,7 @@ export class RaftRunner {
       if (this.#heartbeatSentAt.size > 4096) this.#heartbeatSentAt.clear();
       this.#heartbeatSentAt.set(
         `${message.to}/${message.sentAt}`,
-        performance.now(),
+        this.#clock.monotonicMs(),
       );
     }
     this.#options.transport.send(message.to, message);
@@ -690,7 +796,7 @@ export class RaftRunner {
     const waiter = this.#proposals.get(entry.index);
     if (waiter === undefined) return;
     this.#proposals.delete(entry.index);
-    clearTimeout(waiter.timer);
+    waiter.timer.cancel();
     if (waiter.term === entry.term) waiter.resolve(result);
     else {
       waiter.reject(
@@ -715,7 +821,7 @@ export class RaftRunner {
         (waiter.leader === leader && waiter.term === term)
       ) continue;
       this.#reads.delete(key);
-      clearTimeout(waiter.timer);
+      waiter.timer.cancel();
       waiter.reject(
         new ProposalDroppedError(
           leader === null ? "noLeader" : "notLeader",
@@ -742,7 +848,7 @@ export class RaftRunner {
     for (const [key, waiter] of this.#reads) {
       if (waiter.index !== null && waiter.index <= applied) {
         this.#reads.delete(key);
-        clearTimeout(waiter.timer);
+        waiter.timer.cancel();
         waiter.resolve(waiter.index);
       }
     }
@@ -750,7 +856,13 @@ export class RaftRunner {
 
   async #maybeSnapshot(): Promise<void> {
     const status = this.#node.status();
-    if (status.applied - status.snapshotIndex < this.#options.snapshotEntries) {
+    const requested = this.#snapshotRequested;
+    this.#snapshotRequested = false;
+    if (
+      status.applied <= status.snapshotIndex ||
+      (!requested &&
+        status.applied - status.snapshotIndex < this.#options.snapshotEntries)
+    ) {
       return;
     }
     const { stateMachine } = this.#options;
@@ -760,6 +872,7 @@ export class RaftRunner {
       status.applied,
       stateMachine.snapshotData(),
     );
+    this.#observed();
     // The writer owns the log: a real node closes `logStore` once started.
     await this.#writer.compact(snapshot.meta);
     this.metrics.snapshotsTaken++;
@@ -777,7 +890,7 @@ export class RaftRunner {
     this.#storageError = error;
     this.#options.log?.("storage-failed", { message: error.message });
     for (const waiter of this.#proposals.values()) {
-      clearTimeout(waiter.timer);
+      waiter.timer.cancel();
       waiter.reject(
         new ProposalOutcomeUnknownError(`Storage failed: ${error.message}`),
       );
