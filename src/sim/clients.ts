@@ -450,6 +450,7 @@ export class ClientPool {
       operation: this.#operation(op, read, node.process.clock.wallMs()),
     });
     op.writing = true;
+    this.#trace?.(`client ${op.client.id} write ${op.seq} to ${node.id}`);
     node.submit(data).then(
       (bytes) => {
         if (op.done || op.attempt !== attempt) return;
@@ -506,8 +507,8 @@ export class ClientPool {
   #fail(op: PendingOperation, why: string): void {
     // A write the state machine refused for a reason the workload never
     // causes: record nothing, the run's checker reports it.
+    // An earlier attempt may still have applied: then it ends as unknown.
     this.#trace?.(`client ${op.client.id} ${why}`);
-    op.mayHaveApplied = false;
     op.writing = false;
     this.#expire(op);
   }

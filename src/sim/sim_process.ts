@@ -45,7 +45,8 @@ export class SimProcess {
 
   readonly clock: Clock = {
     monotonicMs: () => this.clockMs(),
-    wallMs: () => wallEpochMs + this.clockMs(),
+    // Whole milliseconds, as Date.now() gives.
+    wallMs: () => wallEpochMs + Math.floor(this.clockMs()),
   };
 
   readonly scheduler: Scheduler = {

@@ -46,7 +46,7 @@ const spareNodes = 3;
 /** Keys the clients work on ('k0', 'k1', ...). */
 const workloadKeys = 3;
 /** How long a node's runner waits for a proposal or read, in its ms. */
-const runnerRequestTimeoutMs = 1_000;
+const runnerRequestTimeoutMs = 500;
 
 /** Per-seed choices: how reads are confirmed, what is replicated, how often logs compact. */
 export interface SeedModes {
