@@ -96,10 +96,7 @@ interface PendingOperation {
   mayHaveApplied: boolean;
   /** An attempt's write is in flight (its answer may still come). */
   writing: boolean;
-  /**
-   * A stock write's entry node: the node the client talks to, which
-   * forwards to the leader; when it dies the client resends.
-   */
+  /** A stock write's entry node: when it dies, the client resends. */
   readonly entry: SimNode | null;
 }
 
@@ -338,9 +335,6 @@ export class ClientPool {
 
   /** The node an attempt goes to, or null (then retried shortly). */
   #target(op: PendingOperation, queues: boolean): SimNode | null {
-    if (op.entry !== null) {
-      return op.entry.acceptsRequests ? op.entry : null;
-    }
     const index = this.#reachable(op.client, queues);
     return index === null ? null : this.#nodes[index]!;
   }
@@ -520,11 +514,14 @@ export class ClientPool {
    */
   #watchForResend(op: PendingOperation, node: SimNode, attempt: number): void {
     if (op.mode === "plain") return;
-    const incarnation = node.incarnation;
+    // A stock client loses its answer when its entry node dies, whichever
+    // node the write went through.
+    const watched = op.entry ?? node;
+    const incarnation = watched.incarnation;
     const sentAt = this.#queue.now;
     const check = () => {
       if (op.done || op.attempt !== attempt || !op.writing) return;
-      const died = node.incarnation !== incarnation;
+      const died = watched.incarnation !== incarnation;
       const late = op.mode === "session" &&
         this.#queue.now - sentAt >= sessionResendMs;
       if (!died && !late) {
@@ -592,8 +589,15 @@ export class ClientPool {
       return;
     }
     const client = op.client;
-    client.leaderGuess = client.random.nextInt(this.#nodes.length);
+    this.#guessAnother(client);
     this.#retry(op, client.random.between(5, 20));
+  }
+
+  /** Points a client at a node other than the one it talked to. */
+  #guessAnother(client: SimClient): void {
+    const count = this.#nodes.length;
+    client.leaderGuess = (client.leaderGuess + 1 +
+      client.random.nextInt(count - 1)) % count;
   }
 
   /**
@@ -704,9 +708,9 @@ export class ClientPool {
       this.#retry(op, random.between(1, 3));
       return;
     }
-    if (error.reason === "noLeader") {
-      client.leaderGuess = random.nextInt(this.#nodes.length);
-    }
+    // No leader known there (a removed node or a spare never added never
+    // learns one): like a real client, try another node.
+    if (error.reason === "noLeader") this.#guessAnother(client);
     this.#retry(op, random.between(20, 60));
   }
 
