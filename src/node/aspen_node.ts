@@ -55,6 +55,7 @@ import {
   JOIN_TOKEN_FRESH,
   JOIN_TOKEN_USED,
   KvReplicatedState,
+  type KvStateResult,
 } from "../state/replicated_state.ts";
 import {
   clusterIdBytes,
@@ -110,7 +111,7 @@ export class AspenNode implements NodeApi {
   #address: NodeAddress;
   #certificateTimer: ReturnType<typeof setInterval> | undefined;
   readonly backend: RaftKvBackend;
-  readonly runner: RaftRunner;
+  readonly runner: RaftRunner<KvStateResult>;
   /** Latencies of the HTTP listener, fed by whoever serves this node. */
   readonly http: HttpMetrics = new HttpMetrics();
   /** The revoked node ids the transport's handshakes read (filled from the log). */
@@ -147,7 +148,7 @@ export class AspenNode implements NodeApi {
     logWriter: LogWriter;
     stateStore: SqliteStateStore;
     state: KvReplicatedState;
-    runner: RaftRunner;
+    runner: RaftRunner<KvStateResult>;
     backend: RaftKvBackend;
     lock: DataDirLock;
     log: (line: string) => void;
@@ -646,10 +647,10 @@ export class AspenNode implements NodeApi {
     const used = await this.runner.propose(
       encodeJoinTokenCommand(token.nonce, token.expiresAtMs, nowMs),
     );
-    if (used[0] === JOIN_TOKEN_USED) {
+    if (used === JOIN_TOKEN_USED) {
       throw new JoinRefusedError("Join token was used already");
     }
-    if (used[0] !== JOIN_TOKEN_FRESH) {
+    if (used !== JOIN_TOKEN_FRESH) {
       throw new ClusterAdminError(
         "invalid",
         "Cannot admit the join as too many unexpired join tokens are recorded: retry later",

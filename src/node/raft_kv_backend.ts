@@ -38,8 +38,9 @@ import type {
 import { KvInvalidError, KvLimitError } from "../model/errors.ts";
 import { QueueDispatcher } from "../services/queues/dispatcher.ts";
 import {
-  decodeApplyResult,
+  applyResultOf,
   type KvReplicatedState,
+  type KvStateResult,
 } from "../state/replicated_state.ts";
 import {
   ProposalOutcomeUnknownError,
@@ -70,7 +71,7 @@ export class RaftKvBackend implements KvBackend {
   #sessionSeq = 0;
   readonly databaseId: string;
   readonly queues: KvQueues;
-  readonly #runner: RaftRunner;
+  readonly #runner: RaftRunner<KvStateResult>;
   readonly #state: KvReplicatedState;
   readonly #dispatcher: QueueDispatcher;
   #expiryTimer: ReturnType<typeof setInterval> | undefined;
@@ -79,7 +80,7 @@ export class RaftKvBackend implements KvBackend {
   readonly #options: RaftKvBackendOptions;
 
   constructor(
-    runner: RaftRunner,
+    runner: RaftRunner<KvStateResult>,
     state: KvReplicatedState,
     databaseId: string,
     options: RaftKvBackendOptions = {},
@@ -92,7 +93,7 @@ export class RaftKvBackend implements KvBackend {
       kv: state.kv,
       isLeader: () => runner.status().role === "leader",
       proposeLocal: async (command) =>
-        decodeApplyResult(await runner.proposeLocal(encodeCommand(command))),
+        applyResultOf(await runner.proposeLocal(encodeCommand(command))),
     });
     this.queues = {
       listen: (options: KvQueueListenOptions): Promise<KvQueueDelivery[]> =>
@@ -184,7 +185,7 @@ export class RaftKvBackend implements KvBackend {
       type: "atomic",
       operation: { ...operation, session },
     });
-    const result = decodeApplyResult(await this.#proposeRetrying(data));
+    const result = applyResultOf(await this.#proposeRetrying(data));
     if (result.ok) return { ok: true, versionstamp: result.versionstamp };
     return {
       ok: false,
@@ -247,7 +248,7 @@ export class RaftKvBackend implements KvBackend {
     Extract<KvApplyResult, { ok: true }>
   > {
     validateQueueCommand(command);
-    const result = decodeApplyResult(
+    const result = applyResultOf(
       await this.#propose(encodeCommand(command as KvCommand)),
     );
     if (result.ok) return result;
@@ -280,7 +281,7 @@ export class RaftKvBackend implements KvBackend {
    * outcomes until {@linkcode COMMIT_RETRY_WINDOW_MS} has passed. The final
    * error says "unavailable" only if nothing was ever proposed.
    */
-  async #proposeRetrying(data: Uint8Array): Promise<Uint8Array> {
+  async #proposeRetrying(data: Uint8Array): Promise<KvStateResult> {
     const deadline = Date.now() + COMMIT_RETRY_WINDOW_MS;
     let proposed = false;
     for (;;) {
@@ -303,7 +304,7 @@ export class RaftKvBackend implements KvBackend {
     }
   }
 
-  async #propose(data: Uint8Array): Promise<Uint8Array> {
+  async #propose(data: Uint8Array): Promise<KvStateResult> {
     try {
       return await this.#runner.propose(data);
     } catch (error) {

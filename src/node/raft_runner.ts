@@ -19,21 +19,43 @@ import type {
   RandomSource,
   Ready,
   Snapshot,
-  Term,
 } from "../raft/types.ts";
 import type { LogStore } from "../storage/log_store.ts";
 import type { PeerTransport } from "../transport/types.ts";
-import type { PeerRequest, PeerResult } from "../protocol/envelope.ts";
+import type { PeerResult } from "../protocol/envelope.ts";
 import { type LogWriter, SyncLogWriter } from "../storage/log_writer.ts";
-import { Histogram } from "./histogram.ts";
+import { PeerRpcRouter } from "../transport/peer_rpc.ts";
+import {
+  ProposalOutcomeUnknownError,
+  Proposer,
+  type RequestOptions,
+  RequestTimeoutError,
+} from "./proposer.ts";
+import {
+  newRunnerMetrics,
+  PeerTiming,
+  type RunnerMetrics,
+} from "./runner_metrics.ts";
 import { systemClock, systemScheduler } from "./system_clock.ts";
 
-/** What the runner applies committed entries to. */
-export interface ReplicatedStateMachine {
+/**
+ * What the runner applies committed entries to. Results are structured:
+ * the runner hands them to the local proposer as they are and encodes one
+ * only to answer a proposal forwarded from another node.
+ */
+export interface ReplicatedStateMachine<R = unknown> {
   /** The last applied index, as durable in the machine's own store. */
   appliedIndex(): LogIndex;
-  /** Applies one committed entry (any type) and returns its encoded result. */
-  apply(entry: Entry): Uint8Array;
+  /** Applies one committed entry (any type) and returns its result. */
+  apply(entry: Entry): R;
+  /** Encodes a result for the answer to a forwarded proposal. */
+  encodeResult(result: R): Uint8Array;
+  /**
+   * Decodes a forwarded proposal's answer.
+   *
+   * @throws {TypeError} When the bytes are not a result.
+   */
+  decodeResult(bytes: Uint8Array): R;
   /** Serializes the state at `appliedIndex()` for a Raft snapshot. */
   snapshotData(): Uint8Array;
   /** Replaces the whole state with a snapshot's data, atomically. */
@@ -45,7 +67,7 @@ export interface ReplicatedStateMachine {
 }
 
 /** Options of {@linkcode RaftRunner}. */
-export interface RaftRunnerOptions {
+export interface RaftRunnerOptions<R = unknown> {
   readonly id: NodeId;
   /** Voters of a new cluster; ignored once the log holds a configuration. */
   readonly voters: readonly NodeId[];
@@ -53,13 +75,13 @@ export interface RaftRunnerOptions {
   readonly logStore: LogStore;
   /** Where the ready loop writes. Default: `logStore` on this thread. */
   readonly logWriter?: LogWriter;
-  readonly stateMachine: ReplicatedStateMachine;
+  readonly stateMachine: ReplicatedStateMachine<R>;
   readonly transport: PeerTransport;
   /** Milliseconds per Raft tick. Default 100 (election timeout 1–2 s). */
   readonly tickMs?: number;
   /** Ticks before an election. Default 10. */
   readonly electionTicks?: number;
-  /** Milliseconds a proposal or read may wait. Default 5000. */
+  /** Milliseconds a proposal or read may take end to end. Default 5000. */
   readonly requestTimeoutMs?: number;
   /** Entries past the last snapshot that trigger a new one. Default 10,000. */
   readonly snapshotEntries?: number;
@@ -105,59 +127,16 @@ export interface RaftRunnerOptions {
   readonly observe?: (core: RaftNode) => void;
 }
 
-/** Counters the node exposes on /metrics. */
-export interface RunnerMetrics {
-  proposals: number;
-  readyBatches: number;
-  entriesPersisted: number;
-  entriesApplied: number;
-  snapshotsTaken: number;
-  snapshotsInstalled: number;
-  /** Fsync (save) durations in milliseconds: a cumulative histogram. */
-  readonly saveMs: Histogram;
-  /** Last heartbeat round trip per peer, in milliseconds (includes the peer's handling). */
-  readonly peerRttMs: Map<NodeId, number>;
-  /** When a message from each peer last arrived (the clock's monotonic ms). */
-  readonly peerContactAt: Map<NodeId, number>;
-}
+export { ProposalOutcomeUnknownError, RequestTimeoutError };
+export type { RequestOptions, RunnerMetrics };
 
-interface ProposalWaiter {
-  readonly term: Term;
-  readonly resolve: (result: Uint8Array) => void;
-  readonly reject: (error: Error) => void;
-  readonly timer: Scheduled;
-}
-
-interface ReadWaiter {
-  index: LogIndex | null;
-  /** The leader and term the core knew when the read was asked. */
-  readonly leader: NodeId | null;
-  readonly term: Term;
-  readonly resolve: (index: LogIndex) => void;
-  readonly reject: (error: Error) => void;
-  readonly timer: Scheduled;
-}
-
-/** The proposal timed out after being appended: it may or may not commit. */
-export class ProposalOutcomeUnknownError extends Error {
-  override name = "ProposalOutcomeUnknownError";
-}
-
-/** A read or forwarded request could not be served in time (nothing changed). */
-export class RequestTimeoutError extends Error {
-  override name = "RequestTimeoutError";
-}
-
-/** Upper bounds (ms) of the fsync latency histogram buckets. */
-const SAVE_BUCKETS_MS = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000];
-
-/** Runs one Raft node. */
-export class RaftRunner {
+/** Runs one Raft node: the driver loop (ticks, the ready loop, apply). */
+export class RaftRunner<R = unknown> {
   readonly id: NodeId;
   readonly #options:
     & Required<
       Omit<
-        RaftRunnerOptions,
+        RaftRunnerOptions<R>,
         | "log"
         | "random"
         | "logWriter"
@@ -168,25 +147,16 @@ export class RaftRunner {
         | "observe"
       >
     >
-    & Pick<RaftRunnerOptions, "log" | "observe">;
+    & Pick<RaftRunnerOptions<R>, "log" | "observe">;
   readonly #clock: Clock;
   readonly #scheduler: Scheduler;
   readonly #writer: LogWriter;
   /** The ready loop in progress, if any (one at a time). */
   #processing: Promise<void> | null = null;
   readonly #node: RaftNode;
-  readonly #proposals = new Map<LogIndex, ProposalWaiter>();
-  readonly #reads = new Map<string, ReadWaiter>();
+  readonly #proposer: Proposer;
+  readonly #router = new PeerRpcRouter();
   readonly #appliedListeners = new Set<(index: LogIndex) => void>();
-  readonly #leaderWaiters = new Set<() => void>();
-  /** Forwarded proposals in flight, by the leader they were sent to. */
-  readonly #forwards = new Map<AbortController, NodeId>();
-  #readCounter = 0;
-  /**
-   * Random per process: read contexts of this incarnation never match those
-   * of an earlier one (the counter restarts at 1), at the leader or here.
-   */
-  readonly #incarnation: string;
   /** With the system scheduler: posting here runs the ready loop as a macrotask (see #schedule). */
   readonly #wake: MessageChannel | null;
   /** The term when the previous Ready was handled. */
@@ -201,21 +171,10 @@ export class RaftRunner {
   #stopped = false;
   /** Set when storage failed: the node stops accepting writes. */
   #storageError: Error | null = null;
-  readonly metrics: RunnerMetrics = {
-    proposals: 0,
-    readyBatches: 0,
-    entriesPersisted: 0,
-    entriesApplied: 0,
-    snapshotsTaken: 0,
-    snapshotsInstalled: 0,
-    saveMs: new Histogram(SAVE_BUCKETS_MS),
-    peerRttMs: new Map(),
-    peerContactAt: new Map(),
-  };
-  /** When each heartbeat left, by "peer/sentTick", to time its answer (bounded). */
-  readonly #heartbeatSentAt = new Map<string, number>();
+  readonly metrics: RunnerMetrics = newRunnerMetrics();
+  readonly #timing = new PeerTiming(this.metrics);
 
-  constructor(options: RaftRunnerOptions) {
+  constructor(options: RaftRunnerOptions<R>) {
     this.id = options.id;
     this.#options = {
       tickMs: 100,
@@ -230,7 +189,9 @@ export class RaftRunner {
     this.#clock = options.clock ?? systemClock;
     this.#scheduler = options.scheduler ?? systemScheduler;
     this.#wake = options.scheduler === undefined ? new MessageChannel() : null;
-    this.#incarnation = options.incarnation ?? Array.from(
+    const incarnation = options.incarnation ?? Array.from(
+      // Random per process: read contexts of this incarnation never match
+      // those of an earlier one (the counter restarts at 1).
       crypto.getRandomValues(new Uint8Array(8)),
       (byte) => byte.toString(16).padStart(2, "0"),
     ).join("");
@@ -287,13 +248,29 @@ export class RaftRunner {
         options.stateMachine.snapshotData(),
       );
     }
+    this.#proposer = new Proposer({
+      id: options.id,
+      core: this.#node,
+      clock: this.#clock,
+      scheduler: this.#scheduler,
+      transport: options.transport,
+      requestTimeoutMs: this.#options.requestTimeoutMs,
+      incarnation,
+      schedule: () => this.#schedule(),
+      observed: () => this.#observed(),
+      proposed: () => this.metrics.proposals++,
+      checkWritable: () => this.#checkWritable(),
+      decodeResult: (bytes) => options.stateMachine.decodeResult(bytes),
+    });
     if (this.#wake !== null) {
       this.#wake.port1.onmessage = () => this.#woken();
     }
     options.transport.onMessage((message) => this.#onMessage(message));
-    options.transport.onRequest((request, from) =>
-      this.#onRequest(request, from)
+    this.#router.handle(
+      "forwardProposal",
+      (request, from) => this.#onForwardedProposal(request.data, from),
     );
+    this.#router.attach(options.transport);
   }
 
   /** Starts ticking and processing. */
@@ -340,22 +317,10 @@ export class RaftRunner {
       ),
     ]);
     timer?.cancel();
-    for (const waiter of this.#proposals.values()) {
-      waiter.timer.cancel();
-      waiter.reject(
-        new ProposalOutcomeUnknownError(
-          "Node stopped before the proposal's outcome was known",
-        ),
-      );
-    }
-    this.#proposals.clear();
-    for (const waiter of this.#reads.values()) {
-      waiter.timer.cancel();
-      waiter.reject(
-        new RequestTimeoutError("Node stopped before the read was confirmed"),
-      );
-    }
-    this.#reads.clear();
+    this.#proposer.failProposals(
+      "Node stopped before the proposal's outcome was known",
+    );
+    this.#proposer.failReads("Node stopped before the read was confirmed");
     await this.#options.transport.close();
   }
 
@@ -371,13 +336,11 @@ export class RaftRunner {
   peerContact(
     peer: NodeId,
   ): { reachable: boolean; lastContactMs: number | null } {
-    const at = this.metrics.peerContactAt.get(peer);
-    if (at === undefined) return { reachable: false, lastContactMs: null };
-    const ago = Math.max(0, this.#clock.monotonicMs() - at);
-    return {
-      reachable: ago <= this.#options.tickMs * this.#options.electionTicks,
-      lastContactMs: Math.round(ago),
-    };
+    return this.#timing.contact(
+      peer,
+      this.#clock.monotonicMs(),
+      this.#options.tickMs * this.#options.electionTicks,
+    );
   }
 
   /** True once `stop()` was called. */
@@ -398,43 +361,24 @@ export class RaftRunner {
 
   /**
    * Proposes `data` on the leader (forwarding from a follower) and resolves
-   * with the state machine's result once the entry is applied here.
+   * with the state machine's result once the entry is applied. One deadline
+   * (`requestTimeoutMs`) covers waiting for a leader, forwarding and
+   * applying; `options.signal` ends the wait early.
    *
    * @throws {ProposalDroppedError} When nothing was appended (safe to retry).
    * @throws {ProposalOutcomeUnknownError} When the outcome is unknown.
    */
-  async propose(data: Uint8Array): Promise<Uint8Array> {
-    this.#checkWritable();
-    await this.#leaderKnown();
-    const status = this.#node.status();
-    if (status.role !== "leader" && status.leader !== null) {
-      return await this.#forward(status.leader, data);
-    }
-    return await this.proposeLocal(data);
+  async propose(data: Uint8Array, options?: RequestOptions): Promise<R> {
+    return await this.#proposer.propose(data, options) as R;
   }
 
   /** Proposes on this node, which must lead. */
-  proposeLocal(data: Uint8Array): Promise<Uint8Array> {
-    this.#checkWritable();
-    const index = this.#node.propose(data);
-    this.#observed();
-    this.metrics.proposals++;
-    const term = this.#node.status().term;
-    this.#schedule();
-    return new Promise((resolve, reject) => {
-      const timer = this.#scheduler.after(
-        this.#options.requestTimeoutMs,
-        () => {
-          this.#proposals.delete(index);
-          reject(
-            new ProposalOutcomeUnknownError(
-              `Proposal at index ${index} did not apply within ${this.#options.requestTimeoutMs} ms`,
-            ),
-          );
-        },
-      );
-      this.#proposals.set(index, { term, resolve, reject, timer });
-    });
+  async proposeLocal(data: Uint8Array, options?: RequestOptions): Promise<R> {
+    return await this.#proposer.proposeLocal(
+      data,
+      undefined,
+      options?.signal,
+    ) as R;
   }
 
   /** Proposes a membership change on the leader. */
@@ -480,76 +424,11 @@ export class RaftRunner {
    * @throws {ProposalDroppedError} Without a leader.
    * @throws {RequestTimeoutError} When no quorum confirmed in time.
    */
-  async readIndex(): Promise<LogIndex> {
-    await this.#leaderKnown();
-    return await this.#readIndexNow();
-  }
-
-  #readIndexNow(): Promise<LogIndex> {
-    const context = new TextEncoder().encode(
-      `${this.id}/${this.#incarnation}/${++this.#readCounter}`,
-    );
-    const key = `${this.#readCounter}`;
-    const { leader, term } = this.#node.status();
-    this.#node.readIndex(context, this.#clock.monotonicMs());
-    this.#observed();
-    this.#schedule();
-    return new Promise((resolve, reject) => {
-      const timer = this.#scheduler.after(
-        this.#options.requestTimeoutMs,
-        () => {
-          this.#reads.delete(key);
-          reject(
-            new RequestTimeoutError(
-              `Read was not confirmed within ${this.#options.requestTimeoutMs} ms`,
-            ),
-          );
-        },
-      );
-      this.#reads.set(key, {
-        index: null,
-        leader,
-        term,
-        resolve,
-        reject,
-        timer,
-      });
-    });
+  readIndex(options?: RequestOptions): Promise<LogIndex> {
+    return this.#proposer.readIndex(options);
   }
 
   // ------------------------------------------------------------ internals
-
-  /**
-   * Waits (up to the request deadline) until some leader is known. Nothing has
-   * been proposed yet, so giving up is safe to report as unavailable.
-   */
-  async #leaderKnown(): Promise<void> {
-    if (this.#node.status().leader !== null) return;
-    const deadline = this.#clock.monotonicMs() + this.#options.requestTimeoutMs;
-    await new Promise<void>((resolve) => {
-      const timer = this.#scheduler.after(
-        this.#options.requestTimeoutMs,
-        () => {
-          this.#leaderWaiters.delete(done);
-          resolve();
-        },
-      );
-      const done = () => {
-        timer.cancel();
-        resolve();
-      };
-      this.#leaderWaiters.add(done);
-    });
-    if (
-      this.#node.status().leader === null ||
-      this.#clock.monotonicMs() > deadline
-    ) {
-      throw new ProposalDroppedError(
-        "noLeader",
-        `No leader known to node '${this.id}' within ${this.#options.requestTimeoutMs} ms`,
-      );
-    }
-  }
 
   #checkWritable(): void {
     if (this.#stopped) {
@@ -566,84 +445,21 @@ export class RaftRunner {
     }
   }
 
-  async #forward(leader: NodeId, data: Uint8Array): Promise<Uint8Array> {
-    // Aborted as soon as this node learns of another leader (or of none):
-    // the caller's retry then goes to the new leader without waiting out
-    // the request deadline.
-    const abort = new AbortController();
-    this.#forwards.set(abort, leader);
-    try {
-      return await this.#options.transport.request(leader, {
-        method: "forwardProposal",
-        data,
-      }, {
-        timeoutMs: this.#options.requestTimeoutMs,
-        signal: abort.signal,
-      });
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === "dropped") {
-        throw new ProposalDroppedError(
-          "notLeader",
-          (error as Error).message,
-          leader,
-        );
-      }
-      // Sent but unanswered: the leader may have appended it.
-      throw new ProposalOutcomeUnknownError(
-        `Forwarded proposal to '${leader}' has no known outcome: ${error}`,
-      );
-    } finally {
-      this.#forwards.delete(abort);
-    }
-  }
-
-  /** Fails the proposals of a node that is no longer the leader. */
-  #abortProposals(): void {
-    for (const [index, waiter] of this.#proposals) {
-      this.#proposals.delete(index);
-      waiter.timer.cancel();
-      waiter.reject(
-        new ProposalOutcomeUnknownError(
-          `Proposal at index ${index} has no known outcome: this node lost leadership`,
-        ),
-      );
-    }
-  }
-
-  /** Fails forwarded proposals in flight to any node but `leader`. */
-  #abortForwards(leader: NodeId | null): void {
-    for (const [abort, target] of this.#forwards) {
-      if (target === leader) continue;
-      this.#forwards.delete(abort);
-      abort.abort(
-        new Error(
-          leader === null
-            ? `'${target}' is no longer known as the leader`
-            : `the leader changed from '${target}' to '${leader}'`,
-        ),
-      );
-    }
-  }
-
-  async #onRequest(request: PeerRequest, from: NodeId): Promise<PeerResult> {
-    if (request.method !== "forwardProposal") {
-      return {
-        ok: false,
-        code: "unsupported",
-        message: `Unsupported request '${request.method}'`,
-        leader: null,
-      };
-    }
+  async #onForwardedProposal(
+    data: Uint8Array,
+    from: NodeId,
+  ): Promise<PeerResult> {
     try {
       // A follower passes the proposal on to its leader (a peer that cannot
       // reach the leader yet, e.g. one whose address changed, asks anyone),
       // but never back to the node it came from: two stale views would bounce it.
       const leader = this.#node.status().leader;
-      const data = leader !== null && leader !== this.id && leader !== from
-        ? await this.#forward(leader, request.data)
-        : await this.proposeLocal(request.data);
-      return { ok: true, data };
+      const answer = leader !== null && leader !== this.id && leader !== from
+        ? await this.#proposer.forward(leader, data)
+        : this.#options.stateMachine.encodeResult(
+          await this.#proposer.proposeLocal(data) as R,
+        );
+      return { ok: true, data: answer };
     } catch (error) {
       const leader = this.#node.status().leader;
       const code = error instanceof ProposalDroppedError
@@ -656,15 +472,7 @@ export class RaftRunner {
   #onMessage(message: Message): void {
     if (this.#stopped) return;
     const now = this.#clock.monotonicMs();
-    this.metrics.peerContactAt.set(message.from, now);
-    if (message.type === "heartbeatResp") {
-      const key = `${message.from}/${message.sentAt}`;
-      const sentAt = this.#heartbeatSentAt.get(key);
-      if (sentAt !== undefined) {
-        this.#heartbeatSentAt.delete(key);
-        this.metrics.peerRttMs.set(message.from, now - sentAt);
-      }
-    }
+    this.#timing.received(message, now);
     this.#node.step(message, now);
     this.#observed();
     this.#schedule();
@@ -717,18 +525,15 @@ export class RaftRunner {
 
   async #handleReady(ready: Ready): Promise<void> {
     const { stateMachine } = this.#options;
+    const proposer = this.#proposer;
     // A leader that stays leader may send before its own write (Raft §10.2.1):
     // it counts itself only once durable.
     const status = this.#node.status();
     if (ready.softState !== null) {
-      this.#abortForwards(ready.softState.leader);
-    }
-    if (ready.softState?.leader != null) {
-      for (const wake of this.#leaderWaiters) wake();
-      this.#leaderWaiters.clear();
+      proposer.leaderChanged(ready.softState.leader);
     }
     if (ready.softState !== null || ready.hardState !== null) {
-      this.#failUnconfirmedReads(status.leader, status.term);
+      proposer.failUnconfirmedReads(status.leader, status.term);
     }
     const sendFirst = ready.softState === null && status.role === "leader" &&
       status.term === this.#lastReadyTerm;
@@ -747,7 +552,7 @@ export class RaftRunner {
         ...(ready.hardState !== null ? { hardState: ready.hardState } : {}),
         ...(ready.entries.length > 0 ? { entries: ready.entries } : {}),
       });
-      this.#recordSave(this.#clock.monotonicMs() - started);
+      this.metrics.saveMs.observe(this.#clock.monotonicMs() - started);
       this.metrics.entriesPersisted += ready.entries.length;
     }
     if (!sendFirst) { for (const m of ready.messages) this.#send(m); }
@@ -759,99 +564,38 @@ export class RaftRunner {
       stateMachine.batch(applyAll);
     } else applyAll();
     for (const state of ready.readStates) {
-      this.#readConfirmed(state.index, state.context);
+      proposer.readConfirmed(state.index, state.context);
     }
     // After this batch's entries resolved their waiters: a node that lost
     // leadership fails the rest now (outcome unknown; the session makes the
     // retry safe) instead of at the request deadline.
     if (ready.softState !== null && ready.softState.role !== "leader") {
-      this.#abortProposals();
+      proposer.failProposals(
+        "Proposal at index {index} has no known outcome: this node lost leadership",
+      );
     }
     const applied = ready.committedEntries.at(-1)?.index ??
       ready.snapshot?.meta.index;
     if (applied !== undefined) {
-      this.#releaseReads(applied);
+      proposer.releaseReads(applied);
       for (const listener of this.#appliedListeners) listener(applied);
     }
   }
 
   #send(message: Message): void {
-    if (message.type === "heartbeat") {
-      if (this.#heartbeatSentAt.size > 4096) this.#heartbeatSentAt.clear();
-      this.#heartbeatSentAt.set(
-        `${message.to}/${message.sentAt}`,
-        this.#clock.monotonicMs(),
-      );
-    }
+    this.#timing.sent(message, this.#clock.monotonicMs());
     this.#options.transport.send(message.to, message);
   }
 
   #applyEntry(entry: Entry): void {
     const { stateMachine } = this.#options;
-    // Entries at or below the state's applied index were applied before a restart.
+    // Entries at or below the state's applied index were applied before a
+    // restart (no proposal waits on them).
     const result = entry.index > stateMachine.appliedIndex()
       ? stateMachine.apply(entry)
-      : new Uint8Array(0);
+      : undefined;
     this.metrics.entriesApplied++;
-    const waiter = this.#proposals.get(entry.index);
-    if (waiter === undefined) return;
-    this.#proposals.delete(entry.index);
-    waiter.timer.cancel();
-    if (waiter.term === entry.term) waiter.resolve(result);
-    else {
-      waiter.reject(
-        new ProposalDroppedError(
-          "notLeader",
-          `Proposal at index ${entry.index} was replaced by a newer leader's entry`,
-        ),
-      );
-    }
-  }
-
-  /**
-   * The leader changed: reads asked of an earlier leader and not confirmed
-   * yet will never be (that leader dropped them, or this node stepped down).
-   * They fail now, naming the new leader, instead of waiting for the
-   * request deadline.
-   */
-  #failUnconfirmedReads(leader: NodeId | null, term: Term): void {
-    for (const [key, waiter] of this.#reads) {
-      if (
-        waiter.index !== null ||
-        (waiter.leader === leader && waiter.term === term)
-      ) continue;
-      this.#reads.delete(key);
-      waiter.timer.cancel();
-      waiter.reject(
-        new ProposalDroppedError(
-          leader === null ? "noLeader" : "notLeader",
-          `Read was not confirmed before the leader changed (now ${
-            leader ?? "unknown"
-          }): retry`,
-          leader,
-        ),
-      );
-    }
-  }
-
-  #readConfirmed(index: LogIndex, context: Uint8Array): void {
-    const text = new TextDecoder().decode(context);
-    const slash = text.lastIndexOf("/");
-    if (text.slice(0, slash) !== `${this.id}/${this.#incarnation}`) return;
-    const waiter = this.#reads.get(text.slice(slash + 1));
-    if (waiter === undefined) return;
-    waiter.index = index;
-    this.#releaseReads(this.#node.status().applied);
-  }
-
-  #releaseReads(applied: LogIndex): void {
-    for (const [key, waiter] of this.#reads) {
-      if (waiter.index !== null && waiter.index <= applied) {
-        this.#reads.delete(key);
-        waiter.timer.cancel();
-        waiter.resolve(waiter.index);
-      }
-    }
+    this.#proposer.applied(entry, () => result);
   }
 
   async #maybeSnapshot(): Promise<void> {
@@ -882,19 +626,9 @@ export class RaftRunner {
     });
   }
 
-  #recordSave(ms: number): void {
-    this.metrics.saveMs.observe(ms);
-  }
-
   #failStorage(error: Error): void {
     this.#storageError = error;
     this.#options.log?.("storage-failed", { message: error.message });
-    for (const waiter of this.#proposals.values()) {
-      waiter.timer.cancel();
-      waiter.reject(
-        new ProposalOutcomeUnknownError(`Storage failed: ${error.message}`),
-      );
-    }
-    this.#proposals.clear();
+    this.#proposer.failProposals(`Storage failed: ${error.message}`);
   }
 }

@@ -27,7 +27,7 @@ import type {
   Versionstamp,
 } from "../model/types.ts";
 import { encodeCommand } from "../services/kv/commands.ts";
-import { decodeApplyResult } from "../state/replicated_state.ts";
+import { applyResultOf } from "../state/replicated_state.ts";
 import type { EventQueue } from "./event_queue.ts";
 import type { KvInput, KvOutput, Operation } from "./lincheck.ts";
 import type { SeededRandom } from "./random.ts";
@@ -446,10 +446,10 @@ export class ClientPool {
     op.writing = true;
     this.#trace?.(`client ${op.client.id} write ${op.seq} to ${node.id}`);
     node.submit(data).then(
-      (bytes) => {
+      (answer) => {
         if (op.done || op.attempt !== attempt) return;
         op.writing = false;
-        const result = decodeApplyResult(bytes);
+        const result = applyResultOf(answer);
         if (!result.ok && result.reason === "sessionExpired") {
           // Its first result was evicted: the client is told "outcome unknown".
           this.#unknown(op);

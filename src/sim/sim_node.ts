@@ -27,6 +27,7 @@ import type {
 } from "../raft/types.ts";
 import { RaftRunner } from "../node/raft_runner.ts";
 import type { KvStateMachineKnobs } from "../state/state_machine.ts";
+import type { KvStateResult } from "../state/replicated_state.ts";
 import type { KvEntry } from "../model/types.ts";
 import type { EventQueue } from "./event_queue.ts";
 import { COMPACTED, type InvariantChecker, type TermAt } from "./invariants.ts";
@@ -111,7 +112,7 @@ export class SimNode {
   readonly #stalls: SeededRandom;
   readonly process: SimProcess;
   readonly disk: SimDisk;
-  #runner: RaftRunner | null = null;
+  #runner: RaftRunner<KvStateResult> | null = null;
   #transport: SimTransport | null = null;
   #state: SimKvState | null = null;
   /** Snapshots received from a leader and installed by earlier incarnations. */
@@ -364,7 +365,7 @@ export class SimNode {
    *
    * @throws {NodeDownError} (rejects) When the process is down.
    */
-  submit(data: Uint8Array): Promise<Uint8Array> {
+  submit(data: Uint8Array): Promise<KvStateResult> {
     return this.#request((runner) => runner.propose(data));
   }
 
@@ -386,7 +387,9 @@ export class SimNode {
     });
   }
 
-  #request<T>(call: (runner: RaftRunner) => Promise<T>): Promise<T> {
+  #request<T>(
+    call: (runner: RaftRunner<KvStateResult>) => Promise<T>,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const accepted = this.process.input(() => {
         const runner = this.#runner;

@@ -10,7 +10,10 @@
 import { decode } from "@msgpack/msgpack";
 import type { Entry, LogIndex, Snapshot } from "../raft/types.ts";
 import type { ReplicatedStateMachine } from "../node/raft_runner.ts";
-import { KvReplicatedState } from "../state/replicated_state.ts";
+import {
+  KvReplicatedState,
+  type KvStateResult,
+} from "../state/replicated_state.ts";
 import {
   KvStateMachine,
   type KvStateMachineKnobs,
@@ -33,7 +36,7 @@ const listPageRows = 1000;
 const decoder = new TextDecoder();
 
 /** One incarnation's state, fed by the runner. */
-export class SimKvState implements ReplicatedStateMachine {
+export class SimKvState implements ReplicatedStateMachine<KvStateResult> {
   readonly #id: string;
   readonly #checker: InvariantChecker;
   readonly #disk: SimDisk;
@@ -84,7 +87,7 @@ export class SimKvState implements ReplicatedStateMachine {
     return this.#state.appliedIndex();
   }
 
-  apply(entry: Entry): Uint8Array {
+  apply(entry: Entry): KvStateResult {
     const checker = this.#checker;
     const applied = this.appliedIndex();
     if (entry.index !== applied + 1) {
@@ -106,6 +109,14 @@ export class SimKvState implements ReplicatedStateMachine {
       );
     }
     return result;
+  }
+
+  encodeResult(result: KvStateResult): Uint8Array {
+    return this.#state.encodeResult(result);
+  }
+
+  decodeResult(bytes: Uint8Array): KvStateResult {
+    return this.#state.decodeResult(bytes);
   }
 
   snapshotData(): Uint8Array {

@@ -13,8 +13,6 @@ import type { SnapshotChunk } from "./state_store.ts";
 import type { KvApplyResult } from "../model/types.ts";
 import type { NodeAddress } from "../node/node_api.ts";
 
-const EMPTY = new Uint8Array(0);
-
 /**
  * First byte of a system entry (cluster bookkeeping, not a KV command). KV
  * commands are MessagePack maps, which never start with 0x00.
@@ -73,6 +71,29 @@ export const JOIN_TOKEN_FULL = 3;
 interface UsedToken {
   readonly nonce: string;
   readonly expiresAtMs: number;
+}
+
+/**
+ * What applying one entry answers its proposer: a KV command's result, a
+ * join token's outcome ({@linkcode JOIN_TOKEN_FRESH} ...), or null.
+ */
+export type KvStateResult = KvApplyResult | number | null;
+
+/**
+ * The KV command's result in `result`.
+ *
+ * @throws {TypeError} When `result` is not one (the entry was no KV command).
+ */
+export function applyResultOf(result: KvStateResult): KvApplyResult {
+  if (
+    typeof result !== "object" || result === null ||
+    typeof result.ok !== "boolean"
+  ) {
+    throw new TypeError(
+      "Cannot read apply result: expected an object with 'ok'",
+    );
+  }
+  return result;
 }
 
 /** Encodes an apply result for a waiting (possibly remote) proposer. */
@@ -165,7 +186,7 @@ export class KvReplicatedState {
     return outcome;
   }
 
-  #applySystem(entry: Entry): Uint8Array {
+  #applySystem(entry: Entry): number | null {
     let command: {
       type?: string;
       address?: NodeAddress;
@@ -182,13 +203,13 @@ export class KvReplicatedState {
     let meta: Map<string, Uint8Array> | undefined;
     let members: NodeAddress[] | null = null;
     let revokedChanged = false;
-    let output = EMPTY;
+    let output: number | null = null;
     if (command.type === "revoke" && typeof command.nodeId === "string") {
       meta = new Map();
       revokedChanged = this.#applyRevoke(command.nodeId, meta);
     } else if (command.type === "joinToken") {
       meta = new Map();
-      output = new Uint8Array([this.#applyJoinToken(command, meta)]);
+      output = this.#applyJoinToken(command, meta);
     } else if (
       command.type === "member" && typeof command.address?.nodeId === "string"
     ) {
@@ -223,12 +244,13 @@ export class KvReplicatedState {
     return this.kv.appliedIndex();
   }
 
-  apply(entry: Entry): Uint8Array {
+  /** Applies one entry; its result is encoded only for a forwarded proposal. */
+  apply(entry: Entry): KvStateResult {
     if (entry.type === "normal" && entry.data[0] === SYSTEM_MARKER) {
       return this.#applySystem(entry);
     }
     if (entry.type === "normal" && entry.data.byteLength > 0) {
-      return encodeApplyResult(this.kv.apply(entry.index, entry.data));
+      return this.kv.apply(entry.index, entry.data);
     }
     // Blank and configuration entries change no key; the membership they
     // carry lives in the Raft log and snapshot metadata.
@@ -241,7 +263,22 @@ export class KvReplicatedState {
       appliedIndex: entry.index,
       ...(meta ? { meta } : {}),
     });
-    return EMPTY;
+    return null;
+  }
+
+  encodeResult(result: KvStateResult): Uint8Array {
+    return encode(result);
+  }
+
+  /**
+   * Decodes a forwarded proposal's answer.
+   *
+   * @throws {TypeError} When the bytes are not a result.
+   */
+  decodeResult(bytes: Uint8Array): KvStateResult {
+    const value = decode(bytes);
+    if (value === null || typeof value === "number") return value;
+    return decodeApplyResult(bytes);
   }
 
   /** The whole state at the applied index, as the store's snapshot chunks. */

@@ -16,7 +16,10 @@ import type { Hono } from "hono";
 import { formatTicket } from "../../src/cluster/ticket.ts";
 import { KvStateMachine } from "../../src/state/state_machine.ts";
 import { MemoryStateStore } from "../../src/storage/memory_state_store.ts";
-import { KvReplicatedState } from "../../src/state/replicated_state.ts";
+import {
+  KvReplicatedState,
+  type KvStateResult,
+} from "../../src/state/replicated_state.ts";
 import {
   ClusterAdminError,
   type ClusterStatus,
@@ -42,7 +45,7 @@ const DATABASE_ID = "00000000-0000-4000-8000-000000000000";
 /** One in-process node with its NodeApi and, when served, its URL. */
 export class TestNode implements NodeApi {
   readonly id: NodeId;
-  readonly runner: RaftRunner;
+  readonly runner: RaftRunner<KvStateResult>;
   readonly backend: RaftKvBackend;
   readonly cluster: TestCluster;
   /** Admin calls that passed the leadership and membership checks. */
