@@ -32,6 +32,7 @@ function startNode(
   id: NodeId,
   stores?: { logStore: MemoryLogStore; state: KvReplicatedState },
   snapshotEntries = 10_000,
+  requestTimeoutMs = 2000,
 ): TestNode {
   const logStore = stores?.logStore ?? new MemoryLogStore();
   const state = stores?.state ??
@@ -43,7 +44,7 @@ function startNode(
     stateMachine: state,
     transport: network.connect(id),
     tickMs: 10,
-    requestTimeoutMs: 2000,
+    requestTimeoutMs,
     snapshotEntries,
   });
   runner.start();
@@ -305,5 +306,42 @@ Deno.test("RaftRunner reports an event-loop stall longer than half an election t
     );
   } finally {
     await runner.stop();
+  }
+});
+
+Deno.test("RaftRunner.propose and readIndex honour the caller's AbortSignal while no leader is known", async () => {
+  const network = new InMemoryNetwork();
+  // One node of three: it never learns a leader, and its deadline is far
+  // beyond the test's polls, so only the abort can end a wait.
+  const lone = startNode(network, IDS[0]!, undefined, 10_000, 600_000);
+  try {
+    const abort = new AbortController();
+    const outcomes: unknown[] = [];
+    const pending = [
+      lone.runner.propose(new Uint8Array([2]), { signal: abort.signal }),
+      lone.runner.readIndex({ signal: abort.signal }),
+    ].map((request) =>
+      request.then(
+        () => outcomes.push("done"),
+        (error) => outcomes.push(error),
+      )
+    );
+    abort.abort();
+    await waitFor("both aborted requests to fail", () => outcomes.length === 2);
+    await Promise.all(pending);
+    for (const outcome of outcomes) {
+      assert.ok(
+        outcome instanceof ProposalDroppedError,
+        `expected dropped (nothing proposed), got ${outcome}`,
+      );
+    }
+    await assert.rejects(
+      lone.runner.propose(new Uint8Array([1]), {
+        signal: AbortSignal.abort(),
+      }),
+      ProposalDroppedError,
+    );
+  } finally {
+    await lone.runner.stop();
   }
 });
