@@ -185,8 +185,18 @@ export class ClientPool {
     deadlineMs: number,
     budgetMs: number,
     done: (acknowledged: number) => void,
+    members: () => readonly SimNode[],
   ): void {
-    const client = this.#newClient(this.#options.clients + 1, Infinity);
+    // It talks to the cluster's current members (as a client configured
+    // with their addresses would), not to removed nodes or spares that
+    // never joined: those never learn a leader and let a write wait out
+    // its node's request deadline.
+    const pin = (): number | null => {
+      const up = members().filter((node) => node.available);
+      if (up.length === 0) return null;
+      return this.#nodes.indexOf(client.random.pick(up));
+    };
+    const client = this.#newClient(this.#options.clients + 1, Infinity, pin);
     const endMs = this.#queue.now + budgetMs;
     let acknowledged = 0;
     client.onDone = (ok) => {

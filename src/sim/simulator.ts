@@ -353,6 +353,7 @@ class Simulation {
       (acknowledged) => {
         fresh = acknowledged;
       },
+      () => this.#members(),
     );
     let nextCheckMs = this.#queue.now;
     let quiet = false;
