@@ -15,6 +15,7 @@ import type { RaftNode } from "../raft/raft_node.ts";
 import type {
   ConfChange,
   ConfState,
+  Entry,
   HardState,
   LogIndex,
   Message,
@@ -194,7 +195,7 @@ export class SimNode {
     return this.disk.inFlight > 0;
   }
 
-  get durableEntries(): readonly import("../raft/types.ts").Entry[] {
+  get durableEntries(): readonly Entry[] {
     return this.disk.entries;
   }
 
