@@ -308,9 +308,15 @@ export class Nemesis {
     this.#register("partition", this.#partition(true, deposed));
   }
 
-  /** A leader advanced its commit index for the first time in its term. */
+  /**
+   * A leader advanced its commit index for the first time in its term. The
+   * trap springs at that instant, before the runner's ready loop sends
+   * anything more: a leader that stays leader sends before its own write,
+   * so a later fault would miss the window in which followers lack the
+   * entries after the one just committed.
+   */
   leaderFirstCommit(node: SimNode): void {
-    this.#spring(node, "firstCommit", 2);
+    this.#spring(node, "firstCommit", 0);
   }
 
   /**
