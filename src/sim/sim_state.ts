@@ -28,8 +28,11 @@ import type { SimDisk } from "./sim_disk.ts";
 
 /** Session results the simulator's replicas keep (the real table keeps 10,000). */
 export const SIM_SESSION_RESULTS_MAX = 1;
-/** Replicas are compared every this many indexes (hashing walks the whole state). */
-const hashIntervalEntries = 8;
+/**
+ * Replicas are compared every this many indexes (hashing walks the whole
+ * state; a diverged state stays diverged, so a later comparison catches it).
+ */
+const hashIntervalEntries = 16;
 /** Rows per page when listing the applied command ids. */
 const listPageRows = 1000;
 
@@ -120,6 +123,11 @@ export class SimKvState implements ReplicatedStateMachine<KvStateResult> {
   }
 
   snapshotData(): Uint8Array {
+    // The runner syncs right before it snapshots: the image is that state.
+    const image = this.#disk.image;
+    if (image !== null && image.index === this.appliedIndex()) {
+      return image.data;
+    }
     return this.#state.snapshotData();
   }
 

@@ -124,9 +124,10 @@ export async function runSeed(options: SimOptions): Promise<SeedResult> {
  * reaching its client, which proposes again). Plain microtask hops, not a
  * macrotask: nothing outside the simulation can run in between, so a run
  * stays a function of its seed, and a job chain longer than this just goes
- * on at the next instant.
+ * on at the next instant (the longest measured is under 8: traces are the
+ * same with 8, 16 and 32).
  */
-const settleHops = 32;
+const settleHops = 16;
 
 class Simulation {
   readonly #options: SimOptions;
