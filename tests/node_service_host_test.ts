@@ -83,7 +83,7 @@ Deno.test("ServiceHost starts a leader task on election and stops it on step-dow
   host.add({
     task,
     encode: (c: string) => text.encode(c),
-    decode: (r) => untext.decode(r),
+    decode: (r) => untext.decode(r as Uint8Array),
     rate: { perSecond: 1000, burst: 10, inFlightMax: 4 },
   });
   host.start();

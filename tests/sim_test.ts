@@ -36,10 +36,10 @@ function options(
   return { ...DEFAULT_OPTIONS, seed, ...overrides };
 }
 
-function runSeeds(count: number, nodes: number): SeedResult[] {
+async function runSeeds(count: number, nodes: number): Promise<SeedResult[]> {
   const failures: SeedResult[] = [];
   for (let seed = 1; seed <= count; seed++) {
-    const result = runSeed(options(seed, { nodes }));
+    const result = await runSeed(options(seed, { nodes }));
     if (result.violation !== null) failures.push(result);
   }
   return failures;
@@ -112,26 +112,26 @@ Deno.test("parseCli() reads flags and rejects bad ones", () => {
   assert.throws(() => parseCli(["--state-machine", "sql"]), TypeError);
 });
 
-Deno.test("runSeed() finds no violation in 100 seeds × 3 nodes with all faults", () => {
-  const failures = runSeeds(100, 3);
+Deno.test("runSeed() finds no violation in 100 seeds × 3 nodes with all faults", async () => {
+  const failures = await runSeeds(100, 3);
   assert.equal(failures.length, 0, describe(failures));
 });
 
-Deno.test("runSeed() finds no violation in 100 seeds × 5 nodes with all faults", () => {
-  const failures = runSeeds(100, 5);
+Deno.test("runSeed() finds no violation in 100 seeds × 5 nodes with all faults", async () => {
+  const failures = await runSeeds(100, 5);
   assert.equal(failures.length, 0, describe(failures));
 });
 
-Deno.test("runSeed() makes progress under faults and records a history", () => {
-  const result = runSeed(options(1));
+Deno.test("runSeed() makes progress under faults and records a history", async () => {
+  const result = await runSeed(options(1));
   assert.equal(result.violation, null);
   assert.ok(result.stats.acknowledged > 50, JSON.stringify(result.stats));
   assert.ok(result.stats.historyLength >= result.stats.acknowledged);
 });
 
-Deno.test("runSeed() passes without faults", () => {
+Deno.test("runSeed() passes without faults", async () => {
   for (const nodes of [3, 5]) {
-    const result = runSeed(options(3, { nodes, faults: [] }));
+    const result = await runSeed(options(3, { nodes, faults: [] }));
     assert.equal(result.violation, null);
     assert.equal(result.stats.unknown, 0);
   }
@@ -141,20 +141,20 @@ for (const bug of Object.keys(BUGS) as BugName[]) {
   Deno.test({
     name:
       `runSeed() finds planted bug '${bug}' within ${BUG_SEED_CAP} seeds, and its seed passes without it`,
-    fn: () => {
+    fn: async () => {
       let found: SeedResult | null = null;
       for (let seed = 1; seed <= BUG_SEED_CAP && found === null; seed++) {
-        const result = runSeed(options(seed, { bug }));
+        const result = await runSeed(options(seed, { bug }));
         if (result.violation !== null) found = result;
       }
       assert.ok(found !== null, `'${bug}' not found in ${BUG_SEED_CAP} seeds`);
-      const again = runSeed(options(found.seed, { bug }));
+      const again = await runSeed(options(found.seed, { bug }));
       assert.equal(again.violation, found.violation);
-      const clean = runSeed(options(found.seed));
+      const clean = await runSeed(options(found.seed));
       assert.equal(clean.violation, null, clean.violation ?? "");
       if (LEASE_BUGS.has(bug)) {
         // The bug's runs read by lease: the seed must pass with leases too.
-        const lease = runSeed(options(found.seed, { readMode: "lease" }));
+        const lease = await runSeed(options(found.seed, { readMode: "lease" }));
         assert.equal(lease.stats.modes.readOnly, "lease");
         assert.equal(lease.violation, null, lease.violation ?? "");
       }
@@ -162,14 +162,14 @@ for (const bug of Object.keys(BUGS) as BugName[]) {
   });
 }
 
-Deno.test("runSeed() exercises membership, transfer, snapshot and skew nemeses on 3 and 5 nodes", () => {
+Deno.test("runSeed() exercises membership, transfer, snapshot and skew nemeses on 3 and 5 nodes", async () => {
   for (const nodes of [3, 5]) {
     const faults = new Map<string, number>();
     let confChanges = 0;
     let installs = 0;
     let shrunk = 0;
     for (let seed = 1; seed <= 15; seed++) {
-      const result = runSeed(options(seed, { nodes }));
+      const result = await runSeed(options(seed, { nodes }));
       assert.equal(result.violation, null, `seed ${seed}: ${result.violation}`);
       for (const [name, count] of Object.entries(result.stats.faults)) {
         faults.set(name, (faults.get(name) ?? 0) + count);
@@ -187,19 +187,19 @@ Deno.test("runSeed() exercises membership, transfer, snapshot and skew nemeses o
   }
 });
 
-Deno.test("runSeed() passes 25 seeds with lease reads (3 nodes)", () => {
+Deno.test("runSeed() passes 25 seeds with lease reads (3 nodes)", async () => {
   for (let seed = 1; seed <= 25; seed++) {
-    const result = runSeed(options(seed, { readMode: "lease" }));
+    const result = await runSeed(options(seed, { readMode: "lease" }));
     assert.equal(result.stats.modes.readOnly, "lease");
     assert.equal(result.violation, null, `seed ${seed}: ${result.violation}`);
   }
 });
 
-Deno.test("runSeed() queues reads at paused and stalled nodes and passes with leases (3 and 5 nodes)", () => {
+Deno.test("runSeed() queues reads at paused and stalled nodes and passes with leases (3 and 5 nodes)", async () => {
   for (const nodes of [3, 5]) {
     let queued = 0;
     for (let seed = 1; seed <= 10; seed++) {
-      const result = runSeed(options(seed, { nodes, readMode: "lease" }));
+      const result = await runSeed(options(seed, { nodes, readMode: "lease" }));
       assert.equal(result.violation, null, `seed ${seed}: ${result.violation}`);
       queued += result.stats.readsQueued;
     }
@@ -207,10 +207,12 @@ Deno.test("runSeed() queues reads at paused and stalled nodes and passes with le
   }
 });
 
-Deno.test("runSeed() replicates the real KV state machine with equal state hashes (3 and 5 nodes)", () => {
+Deno.test("runSeed() replicates the real KV state machine with equal state hashes (3 and 5 nodes)", async () => {
   for (const nodes of [3, 5]) {
     for (let seed = 1; seed <= 10; seed++) {
-      const result = runSeed(options(seed, { nodes, stateMachine: "kv" }));
+      const result = await runSeed(
+        options(seed, { nodes, stateMachine: "kv" }),
+      );
       assert.equal(result.stats.modes.stateMachine, "kv");
       assert.equal(result.violation, null, `seed ${seed}: ${result.violation}`);
       assert.ok(result.stats.acknowledged > 20, JSON.stringify(result.stats));
@@ -269,7 +271,7 @@ Deno.test("runSeed() passes every regression seed", async () => {
     const [nodes, seed, ticks, ops] = numbers.map(Number);
     const readMode = flags.get("reads") ?? DEFAULT_OPTIONS.readMode;
     const stateMachine = flags.get("state") ?? DEFAULT_OPTIONS.stateMachine;
-    const result = runSeed(options(seed!, {
+    const result = await runSeed(options(seed!, {
       nodes: nodes!,
       ticks: ticks ?? DEFAULT_OPTIONS.ticks,
       ops: ops ?? DEFAULT_OPTIONS.ops,

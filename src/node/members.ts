@@ -37,7 +37,7 @@ export interface PeerBook {
 /** What the announcement needs of the runner. */
 export interface AnnounceRunner {
   status(): { readonly leader: string | null };
-  propose(data: Uint8Array): Promise<Uint8Array>;
+  propose(data: Uint8Array): Promise<unknown>;
 }
 
 /** Options of {@linkcode NodeMembers}. */

@@ -42,6 +42,7 @@ import type { Clock, Scheduler } from "../base/clock.ts";
 import {
   decodeApplyResult,
   type KvReplicatedState,
+  type KvStateResult,
 } from "../services/replicated_state.ts";
 import { ChangeFeed } from "../state/change_feed.ts";
 import { KvWatchers } from "../services/kv/watch.ts";
@@ -322,7 +323,7 @@ export class RaftKvBackend implements KvBackend {
    * outcomes until {@linkcode COMMIT_RETRY_WINDOW_MS} has passed. The final
    * error says "unavailable" only if nothing was ever proposed.
    */
-  async #proposeRetrying(data: Uint8Array): Promise<Uint8Array> {
+  async #proposeRetrying(data: Uint8Array): Promise<KvStateResult> {
     const deadline = Date.now() + COMMIT_RETRY_WINDOW_MS;
     let proposed = false;
     for (;;) {
@@ -345,7 +346,7 @@ export class RaftKvBackend implements KvBackend {
     }
   }
 
-  async #propose(data: Uint8Array): Promise<Uint8Array> {
+  async #propose(data: Uint8Array): Promise<KvStateResult> {
     try {
       return await this.#runner.propose(data);
     } catch (error) {

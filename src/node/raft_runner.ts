@@ -8,29 +8,54 @@
  */
 import { ProposalDroppedError } from "../raft/errors.ts";
 import { RaftNode, type RaftStatus } from "../raft/raft_node.ts";
+import type { Clock, Scheduled, Scheduler } from "../base/clock.ts";
 import type {
   ConfChange,
   Entry,
   LogIndex,
   Message,
   NodeId,
+  RaftConfig,
   RandomSource,
   Ready,
   Snapshot,
-  Term,
 } from "../raft/types.ts";
 import type { LogStore } from "../storage/log_store.ts";
 import type { PeerTransport } from "../transport/types.ts";
-import type { PeerRequest, PeerResult } from "../protocol/envelope.ts";
+import type { PeerResult } from "../protocol/envelope.ts";
 import { type LogWriter, SyncLogWriter } from "../storage/log_writer.ts";
-import { Histogram } from "../base/histogram.ts";
+import { PeerRpcRouter } from "../transport/peer_rpc.ts";
+import {
+  ProposalOutcomeUnknownError,
+  Proposer,
+  type RequestOptions,
+  RequestTimeoutError,
+} from "./proposer.ts";
+import {
+  newRunnerMetrics,
+  PeerTiming,
+  type RunnerMetrics,
+} from "./runner_metrics.ts";
+import { systemClock, systemScheduler } from "./system_clock.ts";
 
-/** What the runner applies committed entries to. */
-export interface ReplicatedStateMachine {
+/**
+ * What the runner applies committed entries to. Results are structured:
+ * the runner hands them to the local proposer as they are and encodes one
+ * only to answer a proposal forwarded from another node.
+ */
+export interface ReplicatedStateMachine<R = unknown> {
   /** The last applied index, as durable in the machine's own store. */
   appliedIndex(): LogIndex;
-  /** Applies one committed entry (any type) and returns its encoded result. */
-  apply(entry: Entry): Uint8Array;
+  /** Applies one committed entry (any type) and returns its result. */
+  apply(entry: Entry): R;
+  /** Encodes a result for the answer to a forwarded proposal. */
+  encodeResult(result: R): Uint8Array;
+  /**
+   * Decodes a forwarded proposal's answer.
+   *
+   * @throws {TypeError} When the bytes are not a result.
+   */
+  decodeResult(bytes: Uint8Array): R;
   /** Serializes the state at `appliedIndex()` for a Raft snapshot. */
   snapshotData(): Uint8Array;
   /** Replaces the whole state with a snapshot's data, atomically. */
@@ -39,10 +64,17 @@ export interface ReplicatedStateMachine {
   sync(): void;
   /** Runs `work` (several applies) as one durable unit; optional. */
   batch?<T>(work: () => T): T;
+  /**
+   * Refuses, before it is proposed, what apply would treat as an invariant
+   * violation (bytes that are no entry of a registered service); optional.
+   *
+   * @throws {RangeError} When `data` must not enter the log.
+   */
+  checkProposal?(data: Uint8Array): void;
 }
 
 /** Options of {@linkcode RaftRunner}. */
-export interface RaftRunnerOptions {
+export interface RaftRunnerOptions<R = unknown> {
   readonly id: NodeId;
   /** Voters of a new cluster; ignored once the log holds a configuration. */
   readonly voters: readonly NodeId[];
@@ -50,13 +82,13 @@ export interface RaftRunnerOptions {
   readonly logStore: LogStore;
   /** Where the ready loop writes. Default: `logStore` on this thread. */
   readonly logWriter?: LogWriter;
-  readonly stateMachine: ReplicatedStateMachine;
+  readonly stateMachine: ReplicatedStateMachine<R>;
   readonly transport: PeerTransport;
   /** Milliseconds per Raft tick. Default 100 (election timeout 1–2 s). */
   readonly tickMs?: number;
   /** Ticks before an election. Default 10. */
   readonly electionTicks?: number;
-  /** Milliseconds a proposal or read may wait. Default 5000. */
+  /** Milliseconds a proposal or read may take end to end. Default 5000. */
   readonly requestTimeoutMs?: number;
   /** Entries past the last snapshot that trigger a new one. Default 10,000. */
   readonly snapshotEntries?: number;
@@ -70,106 +102,86 @@ export interface RaftRunnerOptions {
   readonly random?: RandomSource;
   /** Where notable events are reported. Default: nowhere. */
   readonly log?: (event: string, detail?: Record<string, unknown>) => void;
+  /** Time source for ticks, leases, deadlines and metrics. Default: the system clock. */
+  readonly clock?: Clock;
+  /**
+   * Timers for ticks, deadlines and the ready loop's wake. Default: the
+   * system timers, with the zero-delay wake on a MessageChannel (a nested
+   * zero setTimeout is clamped to 4 ms).
+   */
+  readonly scheduler?: Scheduler;
+  /**
+   * Identity of this process in read contexts (must differ from every
+   * earlier incarnation's). Default: 8 random bytes as hex.
+   */
+  readonly incarnation?: string;
+  /** Core settings beyond the ones above (flow control, planted bugs for the simulator). */
+  readonly raft?: Partial<
+    Pick<
+      RaftConfig,
+      | "heartbeatTicks"
+      | "maxMessageBytes"
+      | "maxInflightMessages"
+      | "maxUncommittedBytes"
+      | "snapshotChunkBytes"
+      | "testingKnobs"
+    >
+  >;
+  /**
+   * Called after every input to the core and every handled Ready (the
+   * simulator checks its invariants here). Default: nothing.
+   */
+  readonly observe?: (core: RaftNode) => void;
 }
 
-/** Counters the node exposes on /metrics. */
-export interface RunnerMetrics {
-  proposals: number;
-  readyBatches: number;
-  entriesPersisted: number;
-  entriesApplied: number;
-  snapshotsTaken: number;
-  snapshotsInstalled: number;
-  /** Fsync (save) durations in milliseconds: a cumulative histogram. */
-  readonly saveMs: Histogram;
-  /** Last heartbeat round trip per peer, in milliseconds (includes the peer's handling). */
-  readonly peerRttMs: Map<NodeId, number>;
-  /** When a message from each peer last arrived (`performance.now()` ms). */
-  readonly peerContactAt: Map<NodeId, number>;
-}
+export { ProposalOutcomeUnknownError, RequestTimeoutError };
+export type { RequestOptions, RunnerMetrics };
 
-interface ProposalWaiter {
-  readonly term: Term;
-  readonly resolve: (result: Uint8Array) => void;
-  readonly reject: (error: Error) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
-}
-
-interface ReadWaiter {
-  index: LogIndex | null;
-  /** The leader and term the core knew when the read was asked. */
-  readonly leader: NodeId | null;
-  readonly term: Term;
-  readonly resolve: (index: LogIndex) => void;
-  readonly reject: (error: Error) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
-}
-
-/** The proposal timed out after being appended: it may or may not commit. */
-export class ProposalOutcomeUnknownError extends Error {
-  override name = "ProposalOutcomeUnknownError";
-}
-
-/** A read or forwarded request could not be served in time (nothing changed). */
-export class RequestTimeoutError extends Error {
-  override name = "RequestTimeoutError";
-}
-
-/** Upper bounds (ms) of the fsync latency histogram buckets. */
-const SAVE_BUCKETS_MS = [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000];
-
-/** Runs one Raft node. */
-export class RaftRunner {
+/** Runs one Raft node: the driver loop (ticks, the ready loop, apply). */
+export class RaftRunner<R = unknown> {
   readonly id: NodeId;
   readonly #options:
-    & Required<Omit<RaftRunnerOptions, "log" | "random" | "logWriter">>
-    & Pick<RaftRunnerOptions, "log">;
+    & Required<
+      Omit<
+        RaftRunnerOptions<R>,
+        | "log"
+        | "random"
+        | "logWriter"
+        | "clock"
+        | "scheduler"
+        | "incarnation"
+        | "raft"
+        | "observe"
+      >
+    >
+    & Pick<RaftRunnerOptions<R>, "log" | "observe">;
+  readonly #clock: Clock;
+  readonly #scheduler: Scheduler;
   readonly #writer: LogWriter;
   /** The ready loop in progress, if any (one at a time). */
   #processing: Promise<void> | null = null;
   readonly #node: RaftNode;
-  readonly #proposals = new Map<LogIndex, ProposalWaiter>();
-  readonly #reads = new Map<string, ReadWaiter>();
+  readonly #proposer: Proposer;
+  readonly #router = new PeerRpcRouter();
   readonly #appliedListeners = new Set<(index: LogIndex) => void>();
-  readonly #leaderWaiters = new Set<() => void>();
-  /** Forwarded proposals in flight, by the leader they were sent to. */
-  readonly #forwards = new Map<AbortController, NodeId>();
-  #readCounter = 0;
-  /**
-   * Random per process: read contexts of this incarnation never match those
-   * of an earlier one (the counter restarts at 1), at the leader or here.
-   */
-  readonly #incarnation = Array.from(
-    crypto.getRandomValues(new Uint8Array(8)),
-    (byte) => byte.toString(16).padStart(2, "0"),
-  ).join("");
-  /** Posting here runs the ready loop as a macrotask (see #schedule). */
-  readonly #wake = new MessageChannel();
+  /** With the system scheduler: posting here runs the ready loop as a macrotask (see #schedule). */
+  readonly #wake: MessageChannel | null;
   /** The term when the previous Ready was handled. */
   #lastReadyTerm = -1;
-  #tickTimer: ReturnType<typeof setInterval> | undefined;
-  /** When the previous tick ran (performance.now()), to report event-loop stalls. */
+  #tickTimer: Scheduled | undefined;
+  /** A snapshot was asked for ({@linkcode RaftRunner.requestSnapshot}). */
+  #snapshotRequested = false;
+  /** When the previous tick ran (monotonic ms), to report event-loop stalls. */
   #lastTickAt: number | null = null;
   #scheduled = false;
   #running = false;
   #stopped = false;
   /** Set when storage failed: the node stops accepting writes. */
   #storageError: Error | null = null;
-  readonly metrics: RunnerMetrics = {
-    proposals: 0,
-    readyBatches: 0,
-    entriesPersisted: 0,
-    entriesApplied: 0,
-    snapshotsTaken: 0,
-    snapshotsInstalled: 0,
-    saveMs: new Histogram(SAVE_BUCKETS_MS),
-    peerRttMs: new Map(),
-    peerContactAt: new Map(),
-  };
-  /** When each heartbeat left, by "peer/sentTick", to time its answer (bounded). */
-  readonly #heartbeatSentAt = new Map<string, number>();
+  readonly metrics: RunnerMetrics = newRunnerMetrics();
+  readonly #timing = new PeerTiming(this.metrics);
 
-  constructor(options: RaftRunnerOptions) {
+  constructor(options: RaftRunnerOptions<R>) {
     this.id = options.id;
     this.#options = {
       tickMs: 100,
@@ -181,6 +193,15 @@ export class RaftRunner {
       maxDelayMs: 10,
       ...options,
     };
+    this.#clock = options.clock ?? systemClock;
+    this.#scheduler = options.scheduler ?? systemScheduler;
+    this.#wake = options.scheduler === undefined ? new MessageChannel() : null;
+    const incarnation = options.incarnation ?? Array.from(
+      // Random per process: read contexts of this incarnation never match
+      // those of an earlier one (the counter restarts at 1).
+      crypto.getRandomValues(new Uint8Array(8)),
+      (byte) => byte.toString(16).padStart(2, "0"),
+    ).join("");
     this.#writer = options.logWriter ?? new SyncLogWriter(options.logStore);
     const store = options.logStore;
     const meta = store.snapshotMeta();
@@ -210,6 +231,7 @@ export class RaftRunner {
         clockDrift: this.#options.clockDrift,
         maxDelayMs: this.#options.maxDelayMs,
         random,
+        ...options.raft,
       },
       {
         hardState: store.hardState(),
@@ -233,24 +255,39 @@ export class RaftRunner {
         options.stateMachine.snapshotData(),
       );
     }
-    this.#wake.port1.onmessage = () => {
-      this.#scheduled = false;
-      this.#processReady();
-    };
+    this.#proposer = new Proposer({
+      id: options.id,
+      core: this.#node,
+      clock: this.#clock,
+      scheduler: this.#scheduler,
+      transport: options.transport,
+      requestTimeoutMs: this.#options.requestTimeoutMs,
+      incarnation,
+      schedule: () => this.#schedule(),
+      observed: () => this.#observed(),
+      proposed: () => this.metrics.proposals++,
+      checkWritable: () => this.#checkWritable(),
+      decodeResult: (bytes) => options.stateMachine.decodeResult(bytes),
+    });
+    if (this.#wake !== null) {
+      this.#wake.port1.onmessage = () => this.#woken();
+    }
     options.transport.onMessage((message) => this.#onMessage(message));
-    options.transport.onRequest((request, from) =>
-      this.#onRequest(request, from)
+    this.#router.handle(
+      "forwardProposal",
+      (request, from) => this.#onForwardedProposal(request.data, from),
     );
+    this.#router.attach(options.transport);
   }
 
   /** Starts ticking and processing. */
   start(): void {
     if (this.#running || this.#stopped) return;
     this.#running = true;
-    this.#tickTimer = setInterval(() => {
+    this.#tickTimer = this.#scheduler.every(this.#options.tickMs, () => {
       // The lease is timed by this monotonic clock, read at every input: a
       // stalled event loop gets one late tick here, not the ones it missed.
-      const now = performance.now();
+      const now = this.#clock.monotonicMs();
       const last = this.#lastTickAt;
       this.#lastTickAt = now;
       // Missed ticks are not replayed; a stall of half an election timeout
@@ -263,8 +300,9 @@ export class RaftRunner {
         });
       }
       this.#node.tick(now);
+      this.#observed();
       this.#schedule();
-    }, this.#options.tickMs);
+    });
     this.#schedule();
   }
 
@@ -273,33 +311,23 @@ export class RaftRunner {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#running = false;
-    clearInterval(this.#tickTimer);
-    this.#wake.port1.close();
-    this.#wake.port2.close();
+    this.#tickTimer?.cancel();
+    this.#wake?.port1.close();
+    this.#wake?.port2.close();
     // Let the batch being written finish (its entries may be acknowledged),
     // but never hang a shutdown on a stuck disk.
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: Scheduled | undefined;
     await Promise.race([
       this.#processing,
-      new Promise((resolve) => timer = setTimeout(resolve, 5000)),
+      new Promise((resolve) =>
+        timer = this.#scheduler.after(5000, () => resolve(undefined))
+      ),
     ]);
-    clearTimeout(timer);
-    for (const waiter of this.#proposals.values()) {
-      clearTimeout(waiter.timer);
-      waiter.reject(
-        new ProposalOutcomeUnknownError(
-          "Node stopped before the proposal's outcome was known",
-        ),
-      );
-    }
-    this.#proposals.clear();
-    for (const waiter of this.#reads.values()) {
-      clearTimeout(waiter.timer);
-      waiter.reject(
-        new RequestTimeoutError("Node stopped before the read was confirmed"),
-      );
-    }
-    this.#reads.clear();
+    timer?.cancel();
+    this.#proposer.failProposals(
+      "Node stopped before the proposal's outcome was known",
+    );
+    this.#proposer.failReads("Node stopped before the read was confirmed");
     await this.#options.transport.close();
   }
 
@@ -315,13 +343,11 @@ export class RaftRunner {
   peerContact(
     peer: NodeId,
   ): { reachable: boolean; lastContactMs: number | null } {
-    const at = this.metrics.peerContactAt.get(peer);
-    if (at === undefined) return { reachable: false, lastContactMs: null };
-    const ago = Math.max(0, performance.now() - at);
-    return {
-      reachable: ago <= this.#options.tickMs * this.#options.electionTicks,
-      lastContactMs: Math.round(ago),
-    };
+    return this.#timing.contact(
+      peer,
+      this.#clock.monotonicMs(),
+      this.#options.tickMs * this.#options.electionTicks,
+    );
   }
 
   /** True once `stop()` was called. */
@@ -342,44 +368,32 @@ export class RaftRunner {
 
   /**
    * Proposes `data` on the leader (forwarding from a follower) and resolves
-   * with the state machine's result once the entry is applied here.
+   * with the state machine's result once the entry is applied. One deadline
+   * (`requestTimeoutMs`) covers waiting for a leader, forwarding and
+   * applying; `options.signal` ends the wait early.
    *
    * @throws {ProposalDroppedError} When nothing was appended (safe to retry).
    * @throws {ProposalOutcomeUnknownError} When the outcome is unknown.
    */
-  async propose(data: Uint8Array): Promise<Uint8Array> {
-    this.#checkWritable();
-    await this.#leaderKnown();
-    const status = this.#node.status();
-    if (status.role !== "leader" && status.leader !== null) {
-      return await this.#forward(status.leader, data);
-    }
-    return await this.proposeLocal(data);
+  async propose(data: Uint8Array, options?: RequestOptions): Promise<R> {
+    this.#options.stateMachine.checkProposal?.(data);
+    return await this.#proposer.propose(data, options) as R;
   }
 
   /** Proposes on this node, which must lead. */
-  proposeLocal(data: Uint8Array): Promise<Uint8Array> {
-    this.#checkWritable();
-    const index = this.#node.propose(data);
-    this.metrics.proposals++;
-    const term = this.#node.status().term;
-    this.#schedule();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#proposals.delete(index);
-        reject(
-          new ProposalOutcomeUnknownError(
-            `Proposal at index ${index} did not apply within ${this.#options.requestTimeoutMs} ms`,
-          ),
-        );
-      }, this.#options.requestTimeoutMs);
-      this.#proposals.set(index, { term, resolve, reject, timer });
-    });
+  async proposeLocal(data: Uint8Array, options?: RequestOptions): Promise<R> {
+    this.#options.stateMachine.checkProposal?.(data);
+    return await this.#proposer.proposeLocal(
+      data,
+      undefined,
+      options?.signal,
+    ) as R;
   }
 
   /** Proposes a membership change on the leader. */
   proposeConfChange(change: ConfChange): LogIndex {
     const index = this.#node.proposeConfChange(change);
+    this.#observed();
     this.#schedule();
     return index;
   }
@@ -387,7 +401,29 @@ export class RaftRunner {
   /** Transfers leadership (on the leader). */
   transferLeader(target: NodeId): void {
     this.#node.transferLeader(target);
+    this.#observed();
     this.#schedule();
+  }
+
+  /** Starts an election now, whatever the election timer says (tests, the simulator). */
+  campaign(): void {
+    this.#node.campaign();
+    this.#observed();
+    this.#schedule();
+  }
+
+  /**
+   * Takes a snapshot of the applied state at the end of the next ready
+   * loop, whatever `snapshotEntries` says (the simulator's nemesis).
+   */
+  requestSnapshot(): void {
+    this.#snapshotRequested = true;
+    this.#schedule();
+  }
+
+  /** The Raft core, read-only use: the simulator reads its status and log. */
+  get core(): RaftNode {
+    return this.#node;
   }
 
   /**
@@ -397,66 +433,11 @@ export class RaftRunner {
    * @throws {ProposalDroppedError} Without a leader.
    * @throws {RequestTimeoutError} When no quorum confirmed in time.
    */
-  async readIndex(): Promise<LogIndex> {
-    await this.#leaderKnown();
-    return await this.#readIndexNow();
-  }
-
-  #readIndexNow(): Promise<LogIndex> {
-    const context = new TextEncoder().encode(
-      `${this.id}/${this.#incarnation}/${++this.#readCounter}`,
-    );
-    const key = `${this.#readCounter}`;
-    const { leader, term } = this.#node.status();
-    this.#node.readIndex(context, performance.now());
-    this.#schedule();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#reads.delete(key);
-        reject(
-          new RequestTimeoutError(
-            `Read was not confirmed within ${this.#options.requestTimeoutMs} ms`,
-          ),
-        );
-      }, this.#options.requestTimeoutMs);
-      this.#reads.set(key, {
-        index: null,
-        leader,
-        term,
-        resolve,
-        reject,
-        timer,
-      });
-    });
+  readIndex(options?: RequestOptions): Promise<LogIndex> {
+    return this.#proposer.readIndex(options);
   }
 
   // ------------------------------------------------------------ internals
-
-  /**
-   * Waits (up to the request deadline) until some leader is known. Nothing has
-   * been proposed yet, so giving up is safe to report as unavailable.
-   */
-  async #leaderKnown(): Promise<void> {
-    if (this.#node.status().leader !== null) return;
-    const deadline = Date.now() + this.#options.requestTimeoutMs;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#leaderWaiters.delete(done);
-        resolve();
-      }, this.#options.requestTimeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      this.#leaderWaiters.add(done);
-    });
-    if (this.#node.status().leader === null || Date.now() > deadline) {
-      throw new ProposalDroppedError(
-        "noLeader",
-        `No leader known to node '${this.id}' within ${this.#options.requestTimeoutMs} ms`,
-      );
-    }
-  }
 
   #checkWritable(): void {
     if (this.#stopped) {
@@ -473,88 +454,31 @@ export class RaftRunner {
     }
   }
 
-  async #forward(leader: NodeId, data: Uint8Array): Promise<Uint8Array> {
-    // Aborted as soon as this node learns of another leader (or of none):
-    // the caller's retry then goes to the new leader without waiting out
-    // the request deadline.
-    const abort = new AbortController();
-    this.#forwards.set(abort, leader);
-    try {
-      return await this.#options.transport.request(leader, {
-        method: "forwardProposal",
-        data,
-      }, {
-        timeoutMs: this.#options.requestTimeoutMs,
-        signal: abort.signal,
-      });
-    } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === "dropped") {
-        throw new ProposalDroppedError(
-          "notLeader",
-          (error as Error).message,
-          leader,
-        );
-      }
-      // Sent but unanswered: the leader may have appended it.
-      throw new ProposalOutcomeUnknownError(
-        `Forwarded proposal to '${leader}' has no known outcome: ${error}`,
-      );
-    } finally {
-      this.#forwards.delete(abort);
-    }
-  }
-
-  /** Fails the proposals of a node that is no longer the leader. */
-  #abortProposals(): void {
-    for (const [index, waiter] of this.#proposals) {
-      this.#proposals.delete(index);
-      clearTimeout(waiter.timer);
-      waiter.reject(
-        new ProposalOutcomeUnknownError(
-          `Proposal at index ${index} has no known outcome: this node lost leadership`,
-        ),
-      );
-    }
-  }
-
-  /** Fails forwarded proposals in flight to any node but `leader`. */
-  #abortForwards(leader: NodeId | null): void {
-    for (const [abort, target] of this.#forwards) {
-      if (target === leader) continue;
-      this.#forwards.delete(abort);
-      abort.abort(
-        new Error(
-          leader === null
-            ? `'${target}' is no longer known as the leader`
-            : `the leader changed from '${target}' to '${leader}'`,
-        ),
-      );
-    }
-  }
-
-  async #onRequest(request: PeerRequest, from: NodeId): Promise<PeerResult> {
-    if (request.method !== "forwardProposal") {
-      return {
-        ok: false,
-        code: "unsupported",
-        message: `Unsupported request '${request.method}'`,
-        leader: null,
-      };
-    }
+  async #onForwardedProposal(
+    data: Uint8Array,
+    from: NodeId,
+  ): Promise<PeerResult> {
     try {
       // A follower passes the proposal on to its leader (a peer that cannot
       // reach the leader yet, e.g. one whose address changed, asks anyone),
       // but never back to the node it came from: two stale views would bounce it.
       const leader = this.#node.status().leader;
-      const data = leader !== null && leader !== this.id && leader !== from
-        ? await this.#forward(leader, request.data)
-        : await this.proposeLocal(request.data);
-      return { ok: true, data };
+      const forwardOn = leader !== null && leader !== this.id &&
+        leader !== from;
+      // Bytes from another process: what apply would stop on never enters the log.
+      if (!forwardOn) this.#options.stateMachine.checkProposal?.(data);
+      const answer = forwardOn
+        ? await this.#proposer.forward(leader, data)
+        : this.#options.stateMachine.encodeResult(
+          await this.#proposer.proposeLocal(data) as R,
+        );
+      return { ok: true, data: answer };
     } catch (error) {
       const leader = this.#node.status().leader;
       const code = error instanceof ProposalDroppedError
         ? "dropped"
+        : error instanceof RangeError
+        ? "invalid"
         : "unknown";
       return { ok: false, code, message: (error as Error).message, leader };
     }
@@ -562,16 +486,10 @@ export class RaftRunner {
 
   #onMessage(message: Message): void {
     if (this.#stopped) return;
-    this.metrics.peerContactAt.set(message.from, performance.now());
-    if (message.type === "heartbeatResp") {
-      const key = `${message.from}/${message.sentAt}`;
-      const sentAt = this.#heartbeatSentAt.get(key);
-      if (sentAt !== undefined) {
-        this.#heartbeatSentAt.delete(key);
-        this.metrics.peerRttMs.set(message.from, performance.now() - sentAt);
-      }
-    }
-    this.#node.step(message, performance.now());
+    const now = this.#clock.monotonicMs();
+    this.#timing.received(message, now);
+    this.#node.step(message, now);
+    this.#observed();
     this.#schedule();
   }
 
@@ -582,7 +500,17 @@ export class RaftRunner {
     // A macrotask, so requests that arrived meanwhile join the next batch
     // (group commit), but not setTimeout: nested zero timeouts are clamped to
     // 4 ms, which measured as most of a single write's latency.
-    this.#wake.port2.postMessage(null);
+    if (this.#wake !== null) this.#wake.port2.postMessage(null);
+    else this.#scheduler.after(0, () => this.#woken());
+  }
+
+  #woken(): void {
+    this.#scheduled = false;
+    this.#processReady();
+  }
+
+  #observed(): void {
+    this.#options.observe?.(this.#node);
   }
 
   #processReady(): void {
@@ -601,6 +529,7 @@ export class RaftRunner {
         const ready = this.#node.ready();
         await this.#handleReady(ready);
         this.#node.advance();
+        this.#observed();
         this.metrics.readyBatches++;
       }
       await this.#maybeSnapshot();
@@ -611,18 +540,15 @@ export class RaftRunner {
 
   async #handleReady(ready: Ready): Promise<void> {
     const { stateMachine } = this.#options;
+    const proposer = this.#proposer;
     // A leader that stays leader may send before its own write (Raft §10.2.1):
     // it counts itself only once durable.
     const status = this.#node.status();
     if (ready.softState !== null) {
-      this.#abortForwards(ready.softState.leader);
-    }
-    if (ready.softState?.leader != null) {
-      for (const wake of this.#leaderWaiters) wake();
-      this.#leaderWaiters.clear();
+      proposer.leaderChanged(ready.softState.leader);
     }
     if (ready.softState !== null || ready.hardState !== null) {
-      this.#failUnconfirmedReads(status.leader, status.term);
+      proposer.failUnconfirmedReads(status.leader, status.term);
     }
     const sendFirst = ready.softState === null && status.role === "leader" &&
       status.term === this.#lastReadyTerm;
@@ -635,13 +561,13 @@ export class RaftRunner {
       this.metrics.snapshotsInstalled++;
     }
     if (ready.entries.length > 0 || ready.hardState !== null) {
-      const started = performance.now();
+      const started = this.#clock.monotonicMs();
       // Everything proposed while the previous batch was written is in this one.
       await this.#writer.save({
         ...(ready.hardState !== null ? { hardState: ready.hardState } : {}),
         ...(ready.entries.length > 0 ? { entries: ready.entries } : {}),
       });
-      this.#recordSave(performance.now() - started);
+      this.metrics.saveMs.observe(this.#clock.monotonicMs() - started);
       this.metrics.entriesPersisted += ready.entries.length;
     }
     if (!sendFirst) { for (const m of ready.messages) this.#send(m); }
@@ -653,104 +579,49 @@ export class RaftRunner {
       stateMachine.batch(applyAll);
     } else applyAll();
     for (const state of ready.readStates) {
-      this.#readConfirmed(state.index, state.context);
+      proposer.readConfirmed(state.index, state.context);
     }
     // After this batch's entries resolved their waiters: a node that lost
     // leadership fails the rest now (outcome unknown; the session makes the
     // retry safe) instead of at the request deadline.
     if (ready.softState !== null && ready.softState.role !== "leader") {
-      this.#abortProposals();
+      proposer.failProposals(
+        "Proposal at index {index} has no known outcome: this node lost leadership",
+      );
     }
     const applied = ready.committedEntries.at(-1)?.index ??
       ready.snapshot?.meta.index;
     if (applied !== undefined) {
-      this.#releaseReads(applied);
+      proposer.releaseReads(applied);
       for (const listener of this.#appliedListeners) listener(applied);
     }
   }
 
   #send(message: Message): void {
-    if (message.type === "heartbeat") {
-      if (this.#heartbeatSentAt.size > 4096) this.#heartbeatSentAt.clear();
-      this.#heartbeatSentAt.set(
-        `${message.to}/${message.sentAt}`,
-        performance.now(),
-      );
-    }
+    this.#timing.sent(message, this.#clock.monotonicMs());
     this.#options.transport.send(message.to, message);
   }
 
   #applyEntry(entry: Entry): void {
     const { stateMachine } = this.#options;
-    // Entries at or below the state's applied index were applied before a restart.
+    // Entries at or below the state's applied index were applied before a
+    // restart (no proposal waits on them).
     const result = entry.index > stateMachine.appliedIndex()
       ? stateMachine.apply(entry)
-      : new Uint8Array(0);
+      : undefined;
     this.metrics.entriesApplied++;
-    const waiter = this.#proposals.get(entry.index);
-    if (waiter === undefined) return;
-    this.#proposals.delete(entry.index);
-    clearTimeout(waiter.timer);
-    if (waiter.term === entry.term) waiter.resolve(result);
-    else {
-      waiter.reject(
-        new ProposalDroppedError(
-          "notLeader",
-          `Proposal at index ${entry.index} was replaced by a newer leader's entry`,
-        ),
-      );
-    }
-  }
-
-  /**
-   * The leader changed: reads asked of an earlier leader and not confirmed
-   * yet will never be (that leader dropped them, or this node stepped down).
-   * They fail now, naming the new leader, instead of waiting for the
-   * request deadline.
-   */
-  #failUnconfirmedReads(leader: NodeId | null, term: Term): void {
-    for (const [key, waiter] of this.#reads) {
-      if (
-        waiter.index !== null ||
-        (waiter.leader === leader && waiter.term === term)
-      ) continue;
-      this.#reads.delete(key);
-      clearTimeout(waiter.timer);
-      waiter.reject(
-        new ProposalDroppedError(
-          leader === null ? "noLeader" : "notLeader",
-          `Read was not confirmed before the leader changed (now ${
-            leader ?? "unknown"
-          }): retry`,
-          leader,
-        ),
-      );
-    }
-  }
-
-  #readConfirmed(index: LogIndex, context: Uint8Array): void {
-    const text = new TextDecoder().decode(context);
-    const slash = text.lastIndexOf("/");
-    if (text.slice(0, slash) !== `${this.id}/${this.#incarnation}`) return;
-    const waiter = this.#reads.get(text.slice(slash + 1));
-    if (waiter === undefined) return;
-    waiter.index = index;
-    this.#releaseReads(this.#node.status().applied);
-  }
-
-  #releaseReads(applied: LogIndex): void {
-    for (const [key, waiter] of this.#reads) {
-      if (waiter.index !== null && waiter.index <= applied) {
-        this.#reads.delete(key);
-        clearTimeout(waiter.timer);
-        waiter.resolve(waiter.index);
-      }
-    }
+    this.#proposer.applied(entry, () => result);
   }
 
   async #maybeSnapshot(): Promise<void> {
     const status = this.#node.status();
-    if (status.applied - status.snapshotIndex < this.#options.snapshotEntries) {
+    const requested = this.#snapshotRequested;
+    this.#snapshotRequested = false;
+    if (
+      status.applied <= status.snapshotIndex ||
+      (!requested &&
+        status.applied - status.snapshotIndex < this.#options.snapshotEntries)
+    ) {
       return;
     }
     const { stateMachine } = this.#options;
@@ -760,6 +631,7 @@ export class RaftRunner {
       status.applied,
       stateMachine.snapshotData(),
     );
+    this.#observed();
     // The writer owns the log: a real node closes `logStore` once started.
     await this.#writer.compact(snapshot.meta);
     this.metrics.snapshotsTaken++;
@@ -769,19 +641,9 @@ export class RaftRunner {
     });
   }
 
-  #recordSave(ms: number): void {
-    this.metrics.saveMs.observe(ms);
-  }
-
   #failStorage(error: Error): void {
     this.#storageError = error;
     this.#options.log?.("storage-failed", { message: error.message });
-    for (const waiter of this.#proposals.values()) {
-      clearTimeout(waiter.timer);
-      waiter.reject(
-        new ProposalOutcomeUnknownError(`Storage failed: ${error.message}`),
-      );
-    }
-    this.#proposals.clear();
+    this.#proposer.failProposals(`Storage failed: ${error.message}`);
   }
 }

@@ -12,6 +12,7 @@ import { InMemoryNetwork } from "../transport/memory_transport.ts";
 import { KvReplicatedState } from "../services/replicated_state.ts";
 import { RaftKvBackend } from "./raft_kv_backend.ts";
 import { RaftRunner } from "./raft_runner.ts";
+import { encodeKvEntry } from "../services/entries.ts";
 
 interface TestNode {
   readonly id: NodeId;
@@ -29,6 +30,7 @@ function startNode(
   id: NodeId,
   stores?: { logStore: MemoryLogStore; state: KvReplicatedState },
   snapshotEntries = 10_000,
+  requestTimeoutMs = 2000,
 ): TestNode {
   const logStore = stores?.logStore ?? new MemoryLogStore();
   const state = stores?.state ??
@@ -40,7 +42,7 @@ function startNode(
     stateMachine: state,
     transport: network.connect(id),
     tickMs: 10,
-    requestTimeoutMs: 2000,
+    requestTimeoutMs,
     snapshotEntries,
   });
   runner.start();
@@ -74,6 +76,36 @@ Deno.test("RaftRunner replicates writes through a follower and serves strong rea
     assert.equal(result.ok, true);
     for (const node of nodes) {
       assert.equal(await readValue(node.backend, "greeting"), "hello");
+    }
+  } finally {
+    await Promise.all(nodes.map((n) => n.runner.stop()));
+  }
+});
+
+Deno.test("RaftRunner refuses bytes that are no service's entry before they enter the log, locally and when forwarded, and every node keeps serving", async () => {
+  const network = new InMemoryNetwork();
+  const nodes = IDS.map((id) => startNode(network, id));
+  try {
+    await waitFor("a leader", () => leaderOf(nodes) !== undefined);
+    const leader = leaderOf(nodes)!;
+    const garbage = new Uint8Array([0x7f, 0x01, 0x02, 0x03]);
+    await assert.rejects(leader.runner.propose(garbage), RangeError);
+    // A peer's forwarded proposal skips the sender's local check: the
+    // leader refuses it before proposing (an unchecked one would stop
+    // every replica at apply, as an invariant).
+    const peer = network.connect(nodeId("n9"));
+    await assert.rejects(
+      peer.request(leader.id, { method: "forwardProposal", data: garbage }, {
+        timeoutMs: 5000,
+      }),
+      (error: Error & { code?: string }) => error.code === "invalid",
+    );
+    const applied = leader.runner.status();
+    assert.ok(applied.role === "leader");
+    const result = await leader.backend.commit(setOperation("after", "ok"));
+    assert.equal(result.ok, true);
+    for (const node of nodes) {
+      assert.equal(await readValue(node.backend, "after"), "ok");
     }
   } finally {
     await Promise.all(nodes.map((n) => n.runner.stop()));
@@ -303,5 +335,48 @@ Deno.test("RaftRunner reports an event-loop stall longer than half an election t
     );
   } finally {
     await runner.stop();
+  }
+});
+
+Deno.test("RaftRunner.propose and readIndex honour the caller's AbortSignal while no leader is known", async () => {
+  const network = new InMemoryNetwork();
+  // One node of three: it never learns a leader, and its deadline is far
+  // beyond the test's polls, so only the abort can end a wait.
+  const lone = startNode(network, IDS[0]!, undefined, 10_000, 600_000);
+  try {
+    const abort = new AbortController();
+    const outcomes: unknown[] = [];
+    const pending = [
+      lone.runner.propose(
+        encodeKvEntry({ type: "resendDelivered", marks: [] }),
+        { signal: abort.signal },
+      ),
+      lone.runner.readIndex({ signal: abort.signal }),
+    ].map((request) =>
+      request.then(
+        () => outcomes.push("done"),
+        (error) => outcomes.push(error),
+      )
+    );
+    abort.abort();
+    await waitFor("both aborted requests to fail", () => outcomes.length === 2);
+    await Promise.all(pending);
+    for (const outcome of outcomes) {
+      assert.ok(
+        outcome instanceof ProposalDroppedError,
+        `expected dropped (nothing proposed), got ${outcome}`,
+      );
+    }
+    await assert.rejects(
+      lone.runner.propose(
+        encodeKvEntry({ type: "resendDelivered", marks: [] }),
+        {
+          signal: AbortSignal.abort(),
+        },
+      ),
+      ProposalDroppedError,
+    );
+  } finally {
+    await lone.runner.stop();
   }
 });

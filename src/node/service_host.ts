@@ -40,7 +40,7 @@ export interface LeaderTaskRegistration<C, R> {
   /** Encodes a command as a log entry's data. */
   readonly encode: (command: C) => Uint8Array;
   /** Decodes the apply result of that entry. */
-  readonly decode: (result: Uint8Array) => R;
+  readonly decode: (result: unknown) => R;
   /** The task's proposal bound. Default {@linkcode DEFAULT_PROPOSAL_RATE}. */
   readonly rate?: ProposalRate;
 }
@@ -49,7 +49,7 @@ export interface LeaderTaskRegistration<C, R> {
 export interface ServiceHostOptions {
   readonly leadership: Leadership;
   /** Proposes on this node, which must lead (the runner's `proposeLocal`). */
-  readonly proposeLocal: (data: Uint8Array) => Promise<Uint8Array>;
+  readonly proposeLocal: (data: Uint8Array) => Promise<unknown>;
   /** Default: the system clock. */
   readonly clock?: Clock;
   /** Default: the platform's timers. */

@@ -31,7 +31,6 @@ export {
   REVOKED_MAX,
 };
 
-const EMPTY = new Uint8Array(0);
 
 /** A cluster entry: records where a member can be reached. */
 export function encodeMemberCommand(address: NodeAddress): Uint8Array {
@@ -55,6 +54,13 @@ export function encodeJoinTokenCommand(
 ): Uint8Array {
   return encodeClusterEntry({ type: "joinToken", nonce, expiresAtMs, nowMs });
 }
+
+/**
+ * What applying one entry answers its proposer: the service's structured
+ * result (a KV `KvApplyResult`, a join token's outcome number, …), or
+ * undefined for blank and configuration entries.
+ */
+export type KvStateResult = unknown;
 
 /** Encodes an apply result for a waiting (possibly remote) proposer. */
 export function encodeApplyResult(result: unknown): Uint8Array {
@@ -120,10 +126,12 @@ export class KvReplicatedState {
     return this.kv.appliedIndex();
   }
 
-  /** Applies one entry; returns its result encoded (empty for blank and configuration entries). */
-  apply(entry: Entry): Uint8Array {
-    const result = this.kv.host.apply(entry);
-    return result === undefined ? EMPTY : encodeApplyResult(result);
+  /**
+   * Applies one entry and returns its structured result (undefined for blank
+   * and configuration entries); it is encoded only for a forwarded proposal.
+   */
+  apply(entry: Entry): unknown {
+    return this.kv.host.apply(entry);
   }
 
   /** See `StateHost.checkProposal`: refuses what apply would treat as an invariant. */
@@ -131,14 +139,15 @@ export class KvReplicatedState {
     this.kv.host.checkProposal(data);
   }
 
-  /** Results are bytes already (see {@linkcode apply}). */
+  /** Encodes a result for the answer to a forwarded proposal. */
   encodeResult(result: unknown): Uint8Array {
-    return result instanceof Uint8Array ? result : encodeApplyResult(result);
+    return encodeApplyResult(result);
   }
 
-  /** Results stay bytes; callers decode with {@linkcode decodeApplyResult}. */
+  /** Decodes a forwarded proposal's answer (see {@linkcode encodeResult}). */
   decodeResult(bytes: Uint8Array): unknown {
-    return bytes;
+    const value = decode(bytes);
+    return value === null ? undefined : value;
   }
 
   /** The whole state at the applied index, as the store's snapshot chunks. */

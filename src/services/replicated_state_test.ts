@@ -12,6 +12,7 @@ import {
   JOIN_TOKEN_FRESH,
   JOIN_TOKEN_USED,
   KvReplicatedState,
+  type KvStateResult,
 } from "./replicated_state.ts";
 
 function newState(): KvReplicatedState {
@@ -19,7 +20,7 @@ function newState(): KvReplicatedState {
 }
 
 let nextIndex = 1;
-function apply(state: KvReplicatedState, data: Uint8Array): Uint8Array {
+function apply(state: KvReplicatedState, data: Uint8Array): KvStateResult {
   return state.apply({
     index: (nextIndex++) as LogIndex,
     term: 1 as Term,
@@ -32,7 +33,7 @@ Deno.test("KvReplicatedState answers a join token's first use only, and forgets 
   nextIndex = 1;
   const state = newState();
   const use = (nonce: string, nowMs: number) =>
-    apply(state, encodeJoinTokenCommand(nonce, 1_000, nowMs))[0];
+    apply(state, encodeJoinTokenCommand(nonce, 1_000, nowMs));
   assert.equal(use("aa", 0), JOIN_TOKEN_FRESH);
   assert.equal(use("aa", 10), JOIN_TOKEN_USED);
   assert.equal(use("bb", 10), JOIN_TOKEN_FRESH);

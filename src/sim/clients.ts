@@ -1,31 +1,38 @@
 /**
  * Simulated clients: each issues one operation at a time on a small key
- * space and records a history for the linearizability checker. Writes go
- * through the log on the node the client believes leads; reads use ReadIndex
- * on the node the client talks to and are served from that node's state
- * machine once it has applied the confirmed index.
+ * space and records a history for the linearizability checker. They speak
+ * Aspen's real KV commands (`encodeCommand` of src/services/kv/commands.ts)
+ * through the node runner's own paths: a write is proposed on the node the
+ * client talks to (a follower forwards it to its leader) and answered with
+ * the real apply result; a read is a ReadIndex on that node, then a read of
+ * its applied state. Compare-and-set and append are what a Deno KV client
+ * does: a strong read, then an atomic operation checked against the
+ * versionstamp read, again from the read when the check fails.
  *
- * An operation completes when its entry (index, term) is applied on the node
- * it was proposed to. A different entry applied there means the attempt
- * definitely failed, so it is retried; an operation that never took effect is
- * left out of the history. At its deadline an operation whose attempt may
- * still take effect is recorded as unknown, never as failed.
+ * A write whose attempt may have applied (no answer, outcome unknown) is
+ * never retried as a new write: it is recorded as unknown at its deadline.
+ * A refusal (nothing appended) is retried. Stock-client and client-module
+ * writes (puts and deletes) are resent like their real clients do, with the
+ * same bytes or the same session, and the state machine deduplicates them.
  *
  * @module
  */
+import { sha256 } from "@noble/hashes/sha2.js";
 import { ProposalDroppedError } from "../raft/errors.ts";
-import type { Entry, LogIndex, Term } from "../raft/types.ts";
+import { encodeKey } from "../model/key_codec.ts";
+import type {
+  KvAtomicOperation,
+  KvCheck,
+  KvMutation,
+  Versionstamp,
+} from "../model/types.ts";
+import { encodeCommand } from "../services/kv/commands.ts";
+import { decodeApplyResult } from "../services/replicated_state.ts";
 import type { EventQueue } from "./event_queue.ts";
-import { COMPACTED } from "./invariants.ts";
-import {
-  commandId,
-  encodeCommand,
-  type KvCommand,
-} from "./kv_state_machine.ts";
 import type { KvInput, KvOutput, Operation } from "./lincheck.ts";
 import type { SeededRandom } from "./random.ts";
 import type { SimNode } from "./sim_node.ts";
-import { OUTCOME_UNKNOWN } from "./replica.ts";
+import { valueKey } from "./sim_state.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -49,8 +56,7 @@ export interface WorkloadOptions {
    * Puts and deletes are sometimes sent like a stock `Deno.openKv` client
    * (resent with the same bytes and no session when the node they wait on
    * dies) or like the client module (resent with the same session when the
-   * node dies or the answer is late). Only with the KV replica, which
-   * deduplicates them. Default false.
+   * node dies or the answer is late). Default false.
    */
   readonly resends?: boolean;
 }
@@ -66,32 +72,33 @@ const resendCheckMs = 50;
 const lostAnswerChance = 0.15;
 /** Longest wait before resending a write whose answer was lost, in ms. */
 const lostAnswerResendMsMax = 600;
+/** A read attempt without an answer in this time is tried again, in ms. */
+const readRetryMsMin = 150;
+const readRetryMsMax = 400;
+
+/** What the strong read before a checked write saw. */
+interface ReadValue {
+  readonly value: string | null;
+  readonly versionstamp: Versionstamp | null;
+}
 
 interface PendingOperation {
   readonly client: SimClient;
   readonly seq: number;
   readonly input: KvInput;
   readonly call: number;
+  /** Bumped by every attempt; answers of earlier attempts are ignored. */
   attempt: number;
-  /** Where the current attempt's entry must be applied, if it was proposed. */
-  waiting: { node: number; index: LogIndex; term: Term; id: string } | null;
-  /** Read contexts of this operation's attempts (any of them may answer). */
-  readContexts: string[];
   done: boolean;
   /** How its attempts identify it (plain: each attempt is a new write). */
   readonly mode: WriteMode;
-  /** An attempt was resent without knowing its fate: it may yet apply. */
-  abandoned: boolean;
-  /**
-   * A stock write's entry node: the node the client talks to, which
-   * forwards to the leader; when it dies the client resends.
-   */
+  /** Some attempt may have applied without the client knowing. */
+  mayHaveApplied: boolean;
+  /** An attempt's write is in flight (its answer may still come). */
+  writing: boolean;
+  /** A stock write's entry node: when it dies, the client resends. */
   readonly entry: SimNode | null;
 }
-
-/** A read attempt without an answer in this time is tried again, in ms. */
-const readRetryMsMin = 150;
-const readRetryMsMax = 400;
 
 interface SimClient {
   readonly id: number;
@@ -115,6 +122,12 @@ interface SimClient {
   readonly modes: SeededRandom;
 }
 
+function u64(value: number): { encoding: "le64"; data: Uint8Array } {
+  const data = new Uint8Array(8);
+  new DataView(data.buffer).setBigUint64(0, BigInt(value), true);
+  return { encoding: "le64", data };
+}
+
 /** All clients, their pending operations, and the recorded history. */
 export class ClientPool {
   readonly #queue: EventQueue;
@@ -124,17 +137,13 @@ export class ClientPool {
   readonly #makeRandom: (label: string) => SeededRandom;
   readonly #history: KvOperation[] = [];
   readonly #pending = new Set<PendingOperation>();
-  /** Per node: log index → operations waiting for that index to be applied. */
-  readonly #waiters: Map<LogIndex, PendingOperation[]>[];
-  /** Read context → the operation it answers. */
-  readonly #reads = new Map<string, PendingOperation>();
   readonly #clients: SimClient[] = [];
   /** Nodes regular clients cannot reach now (probe clients still can). */
   readonly #blocked = new Set<SimNode>();
   /** Ids of probe clients; the fresh writer takes `clients + 1`. */
   #nextProbeId: number;
   #clock = 0;
-  /** Ids of acknowledged commands, to check they survive. */
+  /** Ids of acknowledged writes, to check they survive. */
   readonly acknowledged: string[] = [];
   readonly counts = { acknowledged: 0, unknown: 0, dropped: 0 };
 
@@ -150,7 +159,6 @@ export class ClientPool {
     this.#options = options;
     this.#makeRandom = makeRandom;
     this.#trace = trace;
-    this.#waiters = nodes.map(() => new Map());
     this.#nextProbeId = options.clients + 2;
   }
 
@@ -170,17 +178,25 @@ export class ClientPool {
   /**
    * Issues fresh writes one after another from a new client, each with
    * `deadlineMs`, until `count` are acknowledged or `budgetMs` has passed;
-   * `done` gets how many were acknowledged. A write whose attempt is stranded
-   * (say, on a removed leader that never learns its entry lost) ends as
-   * unknown at its deadline and the next write starts.
+   * `done` gets how many were acknowledged.
    */
   writeFresh(
     count: number,
     deadlineMs: number,
     budgetMs: number,
     done: (acknowledged: number) => void,
+    members: () => readonly SimNode[],
   ): void {
-    const client = this.#newClient(this.#options.clients + 1, Infinity);
+    // It talks to the cluster's current members (as a client configured
+    // with their addresses would), not to removed nodes or spares that
+    // never joined: those never learn a leader and let a write wait out
+    // its node's request deadline.
+    const pin = (): number | null => {
+      const up = members().filter((node) => node.available);
+      if (up.length === 0) return null;
+      return this.#nodes.indexOf(client.random.pick(up));
+    };
+    const client = this.#newClient(this.#options.clients + 1, Infinity, pin);
     const endMs = this.#queue.now + budgetMs;
     let acknowledged = 0;
     client.onDone = (ok) => {
@@ -203,87 +219,14 @@ export class ClientPool {
     return this.#pending.size;
   }
 
-  /** The history: finished operations, and pending ones as unknown. */
+  /** The history: finished operations, and pending ones that may have applied as unknown. */
   history(): KvOperation[] {
     const out = [...this.#history];
     for (const op of this.#pending) {
-      if (op.waiting === null && !op.abandoned) continue;
+      if (!op.mayHaveApplied && !op.writing) continue;
       out.push(unknownOperation(op));
     }
     return out;
-  }
-
-  /** A node applied `entry`: settles every operation waiting on its index. */
-  applied(
-    node: SimNode,
-    entry: Entry,
-    command: KvCommand | null,
-    output: KvOutput | null,
-  ): void {
-    const nodeIndex = this.#nodes.indexOf(node);
-    const waiting = this.#waiters[nodeIndex]?.get(entry.index);
-    if (waiting === undefined) return;
-    this.#waiters[nodeIndex]!.delete(entry.index);
-    for (const op of waiting) {
-      const target = op.waiting;
-      if (op.done || target === null) continue;
-      op.waiting = null;
-      if (
-        command !== null && output !== null && entry.term === target.term &&
-        commandId(command) === target.id
-      ) {
-        if (output === OUTCOME_UNKNOWN) this.#unknown(op);
-        else if (
-          op.mode !== "plain" && op.client.modes.chance(lostAnswerChance)
-        ) {
-          // Applied, but the answer is lost on the way (the entry node
-          // died after forwarding, a connection reset): the client resends.
-          op.abandoned = true;
-          this.#trace?.(
-            `client ${op.client.id} lost the answer of ${op.mode} write ${op.seq}`,
-          );
-          this.#retry(op, op.client.modes.between(20, lostAnswerResendMsMax));
-        } else this.#complete(op, output, target.id);
-      } else {
-        // Another entry holds the index: this attempt can never take effect.
-        this.#retry(op, 0);
-      }
-    }
-  }
-
-  /**
-   * The node's log no longer holds an attempt's (index, term): the entry was
-   * overwritten or lost before it was ever sent, so it can never commit
-   * (leader completeness and log matching). The attempt is retried.
-   */
-  checkLost(node: SimNode): void {
-    const nodeIndex = this.#nodes.indexOf(node);
-    const waiters = this.#waiters[nodeIndex];
-    if (waiters === undefined || waiters.size === 0 || node.raft === null) {
-      return;
-    }
-    for (const [index, list] of waiters) {
-      const term = node.termAt(index);
-      // Inside a snapshot: applied there, or not, unknown; it stays waiting
-      // and ends as unknown at its deadline unless its entry is applied.
-      if (term === COMPACTED) continue;
-      // Dropped with a corrupt tail after it may have been sent: it may still
-      // commit from another log, so it stays waiting too (corrupt-tail fault).
-      const recover = node.durableRecover;
-      if (term === undefined && recover !== null && index <= recover.index) {
-        continue;
-      }
-      const lost = list.filter((op) => op.waiting?.term !== term);
-      if (lost.length === 0) continue;
-      const kept = list.filter((op) => !lost.includes(op));
-      if (kept.length === 0) waiters.delete(index);
-      else waiters.set(index, kept);
-      for (const op of lost) {
-        if (op.done || op.waiting === null) continue;
-        op.waiting = null;
-        this.#retry(op, 0);
-      }
-    }
   }
 
   #newClient(
@@ -318,23 +261,21 @@ export class ClientPool {
   #startOperation(client: SimClient, deadlineMs: number, writeOnly: boolean) {
     client.remaining--;
     const input = this.#chooseInput(client, writeOnly);
+    const mode = this.#chooseMode(client, input);
     const op: PendingOperation = {
       client,
       seq: ++client.seq,
       input,
       call: ++this.#clock,
       attempt: 0,
-      waiting: null,
-      readContexts: [],
       done: false,
-      mode: this.#chooseMode(client, input),
-      abandoned: false,
-      entry: null,
+      mode,
+      mayHaveApplied: false,
+      writing: false,
+      entry: mode === "stock"
+        ? this.#nodes[client.modes.nextInt(this.#nodes.length)]!
+        : null,
     };
-    if (op.mode === "stock") {
-      (op as { entry: SimNode | null }).entry = this
-        .#nodes[client.modes.nextInt(this.#nodes.length)]!;
-    }
     this.#pending.add(op);
     this.#queue.after(deadlineMs, () => this.#expire(op));
     this.#attempt(op);
@@ -378,21 +319,218 @@ export class ClientPool {
     return roll < 40 ? "stock" : roll < 80 ? "session" : "plain";
   }
 
+  /** Id of the write `op` makes (every attempt of an exactly-once write is the same write). */
+  #writeId(op: PendingOperation): string {
+    return op.mode === "plain"
+      ? `${op.client.id}:${op.seq}:${op.attempt}`
+      : `${op.client.id}:${op.seq}`;
+  }
+
+  #attempt(op: PendingOperation): void {
+    if (op.done) return;
+    // A plain write that may have applied is never sent again.
+    if (op.mode === "plain" && op.mayHaveApplied) return;
+    switch (op.input.op) {
+      case "get":
+        this.#attemptRead(op);
+        return;
+      case "append":
+      case "cas":
+        this.#readThenWrite(op);
+        return;
+      default:
+        this.#write(op, null);
+    }
+  }
+
+  /** The node an attempt goes to, or null (then retried shortly). */
+  #target(op: PendingOperation, queues: boolean): SimNode | null {
+    const index = this.#reachable(op.client, queues);
+    return index === null ? null : this.#nodes[index]!;
+  }
+
+  /** Compare-and-set and append: a strong read, then a checked write. */
+  #readThenWrite(op: PendingOperation): void {
+    const node = this.#target(op, true);
+    if (node === null) {
+      this.#retry(op, this.#unreachableDelay(op.client));
+      return;
+    }
+    const attempt = ++op.attempt;
+    const input = op.input;
+    this.#strongRead(node, input.key).then(
+      (read) => {
+        if (op.done || op.attempt !== attempt) return;
+        if (input.op === "cas" && read.value !== input.expected) {
+          // Linearized at the read: the value differs from the expected one.
+          this.#complete(op, { ok: false }, null);
+          return;
+        }
+        this.#write(op, read);
+      },
+      (error) => {
+        if (op.done || op.attempt !== attempt) return;
+        this.#refused(op, error);
+      },
+    );
+  }
+
+  async #strongRead(node: SimNode, key: string): Promise<ReadValue> {
+    const { entry } = await node.read(valueKey(key));
+    return {
+      value: entry === null ? null : decoder.decode(entry.value.data),
+      versionstamp: entry?.versionstamp ?? null,
+    };
+  }
+
+  /** The atomic operation of a write; `read` is what a checked write saw. */
+  #operation(
+    op: PendingOperation,
+    read: ReadValue | null,
+    atMs: number,
+  ): KvAtomicOperation {
+    const input = op.input;
+    const key = valueKey(input.key);
+    let checks: KvCheck[] = [];
+    let main: KvMutation;
+    switch (input.op) {
+      case "delete":
+        main = { type: "delete", key };
+        break;
+      case "append":
+        checks = [{ key, versionstamp: read?.versionstamp ?? null }];
+        main = setBytes(key, (read?.value ?? "") + input.value);
+        break;
+      case "cas":
+        checks = [{ key, versionstamp: read?.versionstamp ?? null }];
+        main = setBytes(key, input.value);
+        break;
+      default:
+        main = setBytes(key, input.op === "put" ? input.value : "");
+    }
+    const seq = op.seq;
+    const id = this.#writeId(op);
+    const client = `sim-${op.client.id}`;
+    return {
+      checks,
+      mutations: [
+        main,
+        { type: "sum", key: encodeKey(["sum", input.key]), value: u64(seq) },
+        { type: "max", key: encodeKey(["max"]), value: u64(seq) },
+        { type: "min", key: encodeKey(["min"]), value: u64(seq) },
+        {
+          type: "setSuffixVersionstampedKey",
+          key: encodeKey(["log", input.key]),
+          value: { encoding: "bytes", data: encoder.encode(id) },
+        },
+      ],
+      enqueues: [],
+      ...(op.mode === "session" ? { session: { clientId: client, seq } } : {}),
+      ...(op.mode === "stock"
+        ? {
+          resend: {
+            clientId: client,
+            digest: sha256(encoder.encode(`${client}:${seq}`)),
+            mergeable: true,
+            atMs,
+          },
+        }
+        : {}),
+    };
+  }
+
+  #write(op: PendingOperation, read: ReadValue | null): void {
+    if (op.done) return;
+    const node = this.#target(op, false);
+    if (node === null || !node.available) {
+      // Connection refused or no answer: the proposal never happened.
+      this.#retry(op, this.#unreachableDelay(op.client));
+      return;
+    }
+    const attempt = ++op.attempt;
+    const id = this.#writeId(op);
+    const data = encodeCommand({
+      type: "atomic",
+      operation: this.#operation(op, read, node.process.clock.wallMs()),
+    });
+    op.writing = true;
+    this.#trace?.(`client ${op.client.id} write ${op.seq} to ${node.id}`);
+    node.submit(data).then(
+      (answer) => {
+        if (op.done || op.attempt !== attempt) return;
+        op.writing = false;
+        const result = decodeApplyResult(answer);
+        if (!result.ok && result.reason === "sessionExpired") {
+          // Its first result was evicted: the client is told "outcome unknown".
+          this.#unknown(op);
+          return;
+        }
+        if (!result.ok && result.reason === "checkFailed") {
+          // Someone wrote since the read: read again.
+          this.#retry(op, 0);
+          return;
+        }
+        if (!result.ok) {
+          this.#fail(op, `apply failed: ${result.reason}: ${result.message}`);
+          return;
+        }
+        if (op.mode !== "plain" && op.client.modes.chance(lostAnswerChance)) {
+          // Applied, but the answer is lost on the way (the entry node
+          // died after forwarding, a connection reset): the client resends.
+          op.mayHaveApplied = true;
+          this.#trace?.(
+            `client ${op.client.id} lost the answer of ${op.mode} write ${op.seq}`,
+          );
+          this.#retry(op, op.client.modes.between(20, lostAnswerResendMsMax));
+          return;
+        }
+        this.#complete(op, { ok: true }, id);
+      },
+      (error) => {
+        if (op.done || op.attempt !== attempt) return;
+        op.writing = false;
+        if (error instanceof ProposalDroppedError) {
+          this.#dropped(op, error);
+          return;
+        }
+        // Proposed, fate unknown (timeout, lost leadership, node died).
+        op.mayHaveApplied = true;
+        this.#trace?.(
+          `client ${op.client.id} write ${op.seq} outcome unknown: ${
+            (error as Error).name
+          }`,
+        );
+        if (op.mode !== "plain") {
+          this.#retry(op, op.client.random.between(1, 20));
+        }
+      },
+    );
+    this.#watchForResend(op, node, attempt);
+  }
+
+  #fail(op: PendingOperation, why: string): void {
+    // A write the state machine refused for a reason the workload never
+    // causes: record nothing, the run's checker reports it.
+    // An earlier attempt may still have applied: then it ends as unknown.
+    this.#trace?.(`client ${op.client.id} ${why}`);
+    op.writing = false;
+    this.#expire(op);
+  }
+
   /**
    * Watches an exactly-once write's attempt: when the node it waits on dies
-   * (stock and session writes) or its answer is late (session writes), the
-   * attempt is abandoned, not known to have failed, and resent.
+   * or its answer is late (session writes), the attempt is abandoned, not
+   * known to have failed, and resent.
    */
-  #watchForResend(op: PendingOperation, node: SimNode): void {
+  #watchForResend(op: PendingOperation, node: SimNode, attempt: number): void {
     if (op.mode === "plain") return;
-    const attempt = op.attempt;
     // A stock client loses its answer when its entry node dies, whichever
-    // node the write was forwarded to.
+    // node the write went through.
     const watched = op.entry ?? node;
     const incarnation = watched.incarnation;
     const sentAt = this.#queue.now;
     const check = () => {
-      if (op.done || op.attempt !== attempt || op.waiting === null) return;
+      if (op.done || op.attempt !== attempt || !op.writing) return;
       const died = watched.incarnation !== incarnation;
       const late = op.mode === "session" &&
         this.#queue.now - sentAt >= sessionResendMs;
@@ -400,15 +538,7 @@ export class ClientPool {
         this.#queue.after(resendCheckMs, check);
         return;
       }
-      const waiting = op.waiting;
-      const list = this.#waiters[waiting.node]?.get(waiting.index);
-      if (list !== undefined) {
-        const kept = list.filter((other) => other !== op);
-        if (kept.length === 0) {
-          this.#waiters[waiting.node]!.delete(waiting.index);
-        } else this.#waiters[waiting.node]!.set(waiting.index, kept);
-      }
-      op.waiting = null;
+      op.writing = false;
       this.#trace?.(
         `client ${op.client.id} resends ${op.mode} write ${op.seq} (${
           died ? "node died" : "late"
@@ -418,57 +548,11 @@ export class ClientPool {
         op.client.leaderGuess = op.client.random.nextInt(this.#nodes.length);
       }
       // Its first attempt may still apply: the resend must not apply again.
-      op.abandoned = true;
+      op.mayHaveApplied = true;
+      op.attempt++;
       this.#retry(op, op.client.random.between(1, 20));
     };
     this.#queue.after(resendCheckMs, check);
-  }
-
-  #attempt(op: PendingOperation): void {
-    if (op.done) return;
-    if (op.input.op === "get") {
-      this.#attemptRead(op);
-      return;
-    }
-    const client = op.client;
-    const random = client.random;
-    const nodeIndex = this.#reachable(client);
-    if (nodeIndex === null) {
-      // Connection refused or no answer: the proposal never happened.
-      this.#retry(op, this.#unreachableDelay(client));
-      return;
-    }
-    const node = this.#nodes[nodeIndex]!;
-    op.attempt++;
-    const command: KvCommand = {
-      clientId: client.id,
-      seq: op.seq,
-      attempt: op.attempt,
-      op: op.input,
-      ...(op.mode === "plain" ? {} : {
-        [op.mode]: true,
-        atMs: this.#queue.now,
-      }),
-    };
-    let placed: { index: LogIndex; term: Term } | null;
-    try {
-      placed = node.propose(encodeCommand(command));
-    } catch (error) {
-      if (!(error instanceof ProposalDroppedError)) throw error;
-      this.#dropped(op, error);
-      return;
-    }
-    if (placed === null) {
-      this.#retry(op, random.between(5, 20));
-      return;
-    }
-    const id = commandId(command);
-    op.waiting = { node: nodeIndex, ...placed, id };
-    const waiters = this.#waiters[nodeIndex]!;
-    const list = waiters.get(placed.index);
-    if (list === undefined) waiters.set(placed.index, [op]);
-    else list.push(op);
-    this.#watchForResend(op, node);
   }
 
   /** A read: ReadIndex on the node the client talks to, retried when unanswered. */
@@ -476,28 +560,28 @@ export class ClientPool {
     const client = op.client;
     const random = client.random;
     // A paused or stalled node still accepts the read (it queues in its socket).
-    const nodeIndex = this.#reachable(client, true);
-    if (nodeIndex === null) {
+    const node = this.#target(op, true);
+    if (node === null) {
       this.#retry(op, this.#unreachableDelay(client));
       return;
     }
-    const node = this.#nodes[nodeIndex]!;
     const attempt = ++op.attempt;
-    const context = `r${client.id}:${op.seq}:${attempt}`;
-    // Registered first: a node may answer within the call (a lease read, a
-    // single-voter leader), and that answer must find its operation.
-    op.readContexts.push(context);
-    this.#reads.set(context, op);
-    try {
-      node.readIndex(encoder.encode(context));
-    } catch (error) {
-      if (!(error instanceof ProposalDroppedError)) throw error;
-      op.readContexts.pop();
-      this.#reads.delete(context);
-      this.#dropped(op, error);
-      return;
-    }
-    if (op.done) return;
+    const input = op.input;
+    node.read(valueKey(input.key)).then(
+      ({ entry, applied }) => {
+        if (op.done) return;
+        this.#trace?.(
+          `client ${client.id} read ${input.key} served by ${node.id} at applied ${applied}`,
+        );
+        this.#complete(op, {
+          value: entry === null ? null : decoder.decode(entry.value.data),
+        }, null);
+      },
+      (error) => {
+        if (op.done || op.attempt !== attempt) return;
+        this.#refused(op, error);
+      },
+    );
     this.#queue.after(random.between(readRetryMsMin, readRetryMsMax), () => {
       if (op.done || op.attempt !== attempt) return;
       // No answer: the node may have lost its leader; sometimes try another.
@@ -506,6 +590,24 @@ export class ClientPool {
       }
       this.#attempt(op);
     });
+  }
+
+  /** A read failed: nothing changed, so it is tried again. */
+  #refused(op: PendingOperation, error: unknown): void {
+    if (error instanceof ProposalDroppedError) {
+      this.#dropped(op, error);
+      return;
+    }
+    const client = op.client;
+    this.#guessAnother(client);
+    this.#retry(op, client.random.between(5, 20));
+  }
+
+  /** Points a client at a node other than the one it talked to. */
+  #guessAnother(client: SimClient): void {
+    const count = this.#nodes.length;
+    client.leaderGuess = (client.leaderGuess + 1 +
+      client.random.nextInt(count - 1)) % count;
   }
 
   /**
@@ -607,16 +709,6 @@ export class ClientPool {
     };
   }
 
-  /** A node may serve the read of `context` now, from its applied state. */
-  readReady(node: SimNode, context: Uint8Array): void {
-    const op = this.#reads.get(decoder.decode(context));
-    if (op === undefined || op.done || op.input.op !== "get") return;
-    this.#trace?.(
-      `client ${op.client.id} read ${op.input.key} served by ${node.id} at applied ${node.appliedIndex}`,
-    );
-    this.#complete(op, { value: node.replica.read(op.input.key) }, null);
-  }
-
   #dropped(op: PendingOperation, error: ProposalDroppedError): void {
     const client = op.client;
     const random = client.random;
@@ -626,9 +718,9 @@ export class ClientPool {
       this.#retry(op, random.between(1, 3));
       return;
     }
-    if (error.reason === "noLeader") {
-      client.leaderGuess = random.nextInt(this.#nodes.length);
-    }
+    // No leader known there (a removed node or a spare never added never
+    // learns one): like a real client, try another node.
+    if (error.reason === "noLeader") this.#guessAnother(client);
     this.#retry(op, random.between(20, 60));
   }
 
@@ -639,7 +731,6 @@ export class ClientPool {
   #complete(op: PendingOperation, output: KvOutput, id: string | null): void {
     op.done = true;
     this.#pending.delete(op);
-    for (const context of op.readContexts) this.#reads.delete(context);
     const record: KvOperation = {
       clientId: op.client.id,
       input: op.input,
@@ -678,9 +769,8 @@ export class ClientPool {
     if (op.done) return;
     op.done = true;
     this.#pending.delete(op);
-    // A read that got no answer had no effect: it is left out of the history.
-    for (const context of op.readContexts) this.#reads.delete(context);
-    if (op.waiting !== null || op.abandoned) {
+    // An operation that never took effect is left out of the history.
+    if (op.mayHaveApplied || op.writing) {
       this.#history.push(unknownOperation(op));
       this.counts.unknown++;
       this.#trace?.(
@@ -689,7 +779,6 @@ export class ClientPool {
     } else {
       this.counts.dropped++;
     }
-    op.waiting = null;
     this.#finished(op.client, false);
   }
 
@@ -703,6 +792,14 @@ export class ClientPool {
       () => this.#next(client),
     );
   }
+}
+
+function setBytes(key: Uint8Array, value: string): KvMutation {
+  return {
+    type: "set",
+    key,
+    value: { encoding: "bytes", data: encoder.encode(value) },
+  };
 }
 
 function unknownOperation(op: PendingOperation): KvOperation {

@@ -193,7 +193,10 @@ export function reproduceCommand(options: SimOptions): string {
  * @param args The arguments after the script name.
  * @param print Receives each output line.
  */
-export function main(args: readonly string[], print: (line: string) => void) {
+export async function main(
+  args: readonly string[],
+  print: (line: string) => void,
+): Promise<number> {
   let cli: CliOptions;
   try {
     cli = parseCli(args);
@@ -218,7 +221,7 @@ export function main(args: readonly string[], print: (line: string) => void) {
       readMode: cli.readMode,
       stateMachine: cli.stateMachine,
     };
-    const result = runSeed(options);
+    const result = await runSeed(options);
     ran++;
     if (result.trace !== null) { for (const line of result.trace) print(line); }
     if (result.violation !== null) {
@@ -252,5 +255,5 @@ export function main(args: readonly string[], print: (line: string) => void) {
 }
 
 if (import.meta.main) {
-  Deno.exit(main(Deno.args, (line) => console.log(line)));
+  Deno.exit(await main(Deno.args, (line) => console.log(line)));
 }

@@ -62,8 +62,12 @@ const CLASSIC: ReadonlySet<FaultName> = new Set([
 ]);
 /** Probability a fault is drawn from the classic ones when both kinds are on. */
 const classicProbability = 0.65;
-/** Lease seeds: share of the newer faults that are a stale-leader probe. */
-const staleLeaderShareLease = 0.25;
+/**
+ * Lease seeds: share of the newer faults that are a stale-leader probe
+ * (raised from 0.25 when the simulator moved onto the real runner, whose
+ * timings made the lease bugs rarer per seed).
+ */
+const staleLeaderShareLease = 0.4;
 /** Probability that a leader still running when another is elected is cut off then. */
 const isolateDeposedProbability = 0.5;
 
@@ -308,9 +312,15 @@ export class Nemesis {
     this.#register("partition", this.#partition(true, deposed));
   }
 
-  /** A leader advanced its commit index for the first time in its term. */
+  /**
+   * A leader advanced its commit index for the first time in its term. The
+   * trap springs at that instant, before the runner's ready loop sends
+   * anything more: a leader that stays leader sends before its own write,
+   * so a later fault would miss the window in which followers lack the
+   * entries after the one just committed.
+   */
   leaderFirstCommit(node: SimNode): void {
-    this.#spring(node, "firstCommit", 2);
+    this.#spring(node, "firstCommit", 0);
   }
 
   /**

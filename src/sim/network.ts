@@ -115,6 +115,37 @@ export class SimNetwork {
     }
   }
 
+  /**
+   * Carries a peer request or its answer (`what`, for traces) from → to:
+   * lost, delayed and cut like a message, never duplicated (a stream
+   * delivers it once). `arrive` runs unless it is lost.
+   */
+  carry(from: string, to: string, what: string, arrive: () => void): void {
+    this.counts.sent++;
+    const conditions = this.conditions;
+    const lost = conditions.dropProbability > 0 &&
+      this.#random.chance(conditions.dropProbability);
+    if (lost) {
+      this.counts.dropped++;
+      this.#trace?.(`drop ${from}->${to} ${what} (lost)`);
+      return;
+    }
+    let latency = this.#random.between(latencyMsMin, latencyMsMax);
+    if (conditions.extraDelayMsMax > 0) {
+      latency += this.#random.between(0, conditions.extraDelayMsMax);
+    }
+    this.#queue.after(latency, () => {
+      if (this.isCut(from, to)) {
+        this.counts.dropped++;
+        this.#trace?.(`drop ${from}->${to} ${what} (cut)`);
+        return;
+      }
+      this.counts.delivered++;
+      this.#trace?.(`deliver ${from}->${to} ${what}`);
+      arrive();
+    });
+  }
+
   #schedule(message: Message): void {
     const conditions = this.conditions;
     let latency = this.#random.between(latencyMsMin, latencyMsMax);

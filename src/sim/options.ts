@@ -57,10 +57,7 @@ export const BUGS = {
   "truncate-acknowledged-tail": { truncateAcknowledgedTail: true },
 } as const satisfies Record<string, TestingKnobs>;
 
-/**
- * Planted bugs of the KV state machine's exactly-once tables: their runs
- * replicate the real KV state machine, with these knobs.
- */
+/** Planted bugs of the KV state machine's exactly-once tables, and their knobs. */
 export const KV_BUG_KNOBS: Readonly<
   Partial<Record<keyof typeof BUGS, KvStateMachineKnobs>>
 > = {
@@ -83,7 +80,10 @@ export const LEASE_BUGS: ReadonlySet<BugName> = new Set([
 /** How reads are confirmed: per seed (a third of seeds lease), or forced. */
 export type ReadMode = "seeded" | "safe" | "lease";
 
-/** The replicated state machine: the simple string map, the real KV one, or per seed. */
+/**
+ * Accepted for old command lines and regression seeds; every seed now
+ * replicates the real KV state (the string map of the first simulator is gone).
+ */
 export type StateMachineMode = "seeded" | "map" | "kv";
 
 /** Options of one seed's run. */
@@ -103,7 +103,7 @@ export interface SimOptions {
   readonly lincheckTimeoutMs: number;
   /** ReadIndex reads confirmed by a heartbeat round or by the leader lease. */
   readonly readMode: ReadMode;
-  /** Which state machine the cluster replicates. */
+  /** Ignored: every seed replicates the real KV state. */
   readonly stateMachine: StateMachineMode;
 }
 

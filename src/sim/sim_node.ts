@@ -1,18 +1,17 @@
 /**
- * One simulated server: a Raft core, its durable storage (which keeps only
- * what an fsync completed, plus the last snapshot), its replicated state
- * machine, and the Ready loop that ties them together in the order the core's
- * contract demands: install the snapshot and persist, then send, then apply,
- * then advance; ReadIndex answers are served from the local state machine
- * once it has applied their index.
+ * One simulated server: the production {@linkcode RaftRunner} (its ready
+ * loop with send-before-persist and batched apply, its proposal forwarding
+ * and ReadIndex waiters) on a simulated process (clock, timers, input gate),
+ * transport and disk, replicating the real KV state. The node observes the
+ * runner's core after every input for the invariant checker, and answers
+ * the clients' writes and reads through the runner's own paths.
  *
  * @module
  */
-import { decode, encode } from "@msgpack/msgpack";
 import { AssertionError } from "../base/assert.ts";
 import { ConfChangeError, decodeConfState } from "../raft/confchange.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
-import { RaftNode } from "../raft/raft_node.ts";
+import type { RaftNode } from "../raft/raft_node.ts";
 import type {
   ConfChange,
   ConfState,
@@ -21,74 +20,70 @@ import type {
   LogIndex,
   Message,
   NodeId,
-  RaftConfig,
-  ReadState,
-  Ready,
+  RandomSource,
   RecoveryBound,
   Role,
-  Snapshot,
   Term,
+  TestingKnobs,
 } from "../raft/types.ts";
+import { RaftRunner } from "../node/raft_runner.ts";
+import type { KvStateMachineKnobs } from "../services/state_machine.ts";
+import type { KvStateResult } from "../services/replicated_state.ts";
+import type { KvEntry } from "../model/types.ts";
 import type { EventQueue } from "./event_queue.ts";
 import { COMPACTED, type InvariantChecker, type TermAt } from "./invariants.ts";
-import {
-  commandId,
-  decodeCommand,
-  type KvCommand,
-} from "./kv_state_machine.ts";
-import type { KvOutput } from "./lincheck.ts";
 import type { SeededRandom } from "./random.ts";
-import type { Replica } from "./replica.ts";
+import type { SimNetwork } from "./network.ts";
+import { SimDisk } from "./sim_disk.ts";
+import { SimProcess } from "./sim_process.ts";
+import { SimKvState } from "./sim_state.ts";
+import { SimTransport, type SimTransportDirectory } from "./sim_transport.ts";
 
 /** What a node needs from the simulation around it. */
 export interface NodeEnvironment {
   readonly queue: EventQueue;
   readonly checker: InvariantChecker;
-  send(message: Message): void;
-  /** Called for every normal entry the node applies (blank ones with nulls). */
-  applied(
-    node: SimNode,
-    entry: Entry,
-    command: KvCommand | null,
-    output: KvOutput | null,
-  ): void;
-  /** A read confirmed for `context` may now be served from this node's state. */
-  readReady(node: SimNode, context: Uint8Array): void;
+  readonly network: SimNetwork;
+  readonly directory: SimTransportDirectory;
   /** Called when a node becomes leader. */
   leaderElected(node: SimNode): void;
   /** Called when a node starts campaigning (becomes a pre-candidate or candidate). */
   campaigned(node: SimNode): void;
   /** Called when a leader advances its commit index for the first time in its term. */
   leaderFirstCommit(node: SimNode): void;
-  /** A fresh, empty replicated state machine. */
-  newReplica(): Replica;
-  /** Compact the log once this many entries were applied since the last snapshot (0: never). */
-  readonly autoCompactEntries: number;
+  /** An input ran on some node: promise jobs it started must settle before time moves. */
+  ran(): void;
   readonly trace: ((line: string) => void) | null;
 }
 
-/** Messages held for a paused node, at most. */
-const inboxMessagesMax = 10_000;
-/** Client reads queued at a paused or stalled node (in its socket), at most. */
-const queuedReadsMax = 1_000;
+/** How every node of a seed is configured. */
+export interface NodeSettings {
+  readonly voters: readonly NodeId[];
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly maxMessageBytes: number;
+  readonly maxInflightMessages: number;
+  readonly maxUncommittedBytes: number;
+  readonly snapshotChunkBytes: number;
+  readonly readOnly: "safe" | "lease";
+  readonly clockDrift: number;
+  readonly maxDelayMs: number;
+  /** Entries applied between automatic snapshots; 0 for none. */
+  readonly autoCompactEntries: number;
+  /** How long the runner waits for a proposal or read, in the node's ms. */
+  readonly requestTimeoutMs: number;
+  readonly testingKnobs: TestingKnobs | undefined;
+  readonly kvKnobs: KvStateMachineKnobs;
+}
+
+/** A client request cannot reach the process (it is down). */
+export class NodeDownError extends Error {
+  override name = "NodeDownError";
+}
+
 /** Probability a snapshot stalls the process (it blocks the main thread). */
 const snapshotStallProbability = 0.3;
-/** Read states waiting for their index to be applied, at most. */
-const readStatesMax = 1_000;
-/** Without cheap hashing, replicas are compared every this many indexes. */
-const hashIntervalEntries = 8;
-
-const EMPTY_HARD_STATE: HardState = {
-  term: 0 as Term,
-  vote: null,
-  commit: 0 as LogIndex,
-};
-
-/** A snapshot's data: the replica's state and the command ids it applied. */
-interface SnapshotData {
-  readonly state: Uint8Array;
-  readonly commands: string[];
-}
 
 /** True when two configurations have the same voters, outgoing voters and learners. */
 export function sameConf(a: ConfState, b: ConfState): boolean {
@@ -112,43 +107,19 @@ export function describeConf(conf: ConfState): string {
 /** A simulated server process and its disk. */
 export class SimNode {
   readonly id: string;
-  readonly #config: RaftConfig;
+  readonly #settings: NodeSettings;
   readonly #environment: NodeEnvironment;
-  readonly #disk: SeededRandom;
-  raft: RaftNode | null = null;
-  /** True while the process does not run: paused by the nemesis, or stalled. */
-  paused = false;
-  incarnation = 0;
-  #pausedByNemesis = false;
-  #stalled = false;
-  /** Simulated ms per tick of this node's clock, at the nominal rate. */
-  readonly #nominalTickMs: number;
-  #tickPeriodMs: number;
-  /** This node's monotonic clock at `#clockSetAt` (simulated ms). */
-  #clockBase = 0;
-  #clockSetAt = 0;
-  /** Durable snapshot: the log before it is compacted away. */
-  durableSnapshot: Snapshot | null = null;
-  /** Durable log after the snapshot: entry i has index i + 1 + durableOffset. */
-  durableEntries: Entry[] = [];
-  durableHardState: HardState = EMPTY_HARD_STATE;
-  /** Durable recovery bound after a lost tail (the SQLite store's "recover" row). */
-  durableRecover: RecoveryBound | null = null;
-  replica: Replica;
-  /** Index of the last entry the replica applied (or the snapshot's). */
-  appliedIndex = 0 as LogIndex;
-  /** Command ids applied by this process (rebuilt after a restart). */
-  appliedCommands = new Set<string>();
-  /** Snapshots received from a leader and installed, for reports. */
-  snapshotsInstalled = 0;
+  readonly #random: RandomSource;
+  readonly #stalls: SeededRandom;
+  readonly process: SimProcess;
+  readonly disk: SimDisk;
+  #runner: RaftRunner<KvStateResult> | null = null;
+  #transport: SimTransport | null = null;
+  #state: SimKvState | null = null;
+  /** Snapshots received from a leader and installed by earlier incarnations. */
+  #snapshotsInstalledBefore = 0;
   /** Client reads that queued while the process did not run, for reports. */
   readsQueued = 0;
-  #pending: Ready | null = null;
-  #pendingSynced = false;
-  #inbox: Message[] = [];
-  /** Reads that arrived while the process did not run, delivered first on resume. */
-  #queuedReads: Uint8Array[] = [];
-  #readStates: ReadState[] = [];
   #role: Role = "follower";
   #term = 0 as Term;
   #commitSeen = 0 as LogIndex;
@@ -156,89 +127,183 @@ export class SimNode {
   #firstCommitTerm = -1;
 
   constructor(
-    config: RaftConfig,
+    id: NodeId,
+    settings: NodeSettings,
     environment: NodeEnvironment,
-    disk: SeededRandom,
-    tickPeriodMs: number,
+    random: { raft: RandomSource; disk: SeededRandom; phaseMs: number },
   ) {
-    this.id = config.id;
-    this.#config = config;
+    this.id = id;
+    this.#settings = settings;
     this.#environment = environment;
-    this.#disk = disk;
-    this.#nominalTickMs = tickPeriodMs;
-    this.#tickPeriodMs = tickPeriodMs;
-    this.replica = environment.newReplica();
+    this.#random = random.raft;
+    this.#stalls = random.disk;
+    this.process = new SimProcess(
+      id,
+      environment.queue,
+      settings.tickMs,
+      random.phaseMs,
+      () => environment.ran(),
+      (error) => this.#failed(error),
+      environment.trace,
+    );
+    this.disk = new SimDisk(
+      id,
+      environment.queue,
+      random.disk,
+      environment.checker,
+    );
   }
 
-  /**
-   * Simulated ms per tick of this node's clock (skew changes it). The
-   * node's monotonic clock runs at the same rate: nominal tick / period.
-   */
+  /** The running process's Raft core, or null while it is down. */
+  get raft(): RaftNode | null {
+    return this.#runner?.core ?? null;
+  }
+
+  /** The running process's transport, or undefined while it is down. */
+  get transport(): SimTransport | undefined {
+    return this.#transport ?? undefined;
+  }
+
+  get incarnation(): number {
+    return this.process.incarnation;
+  }
+
+  get paused(): boolean {
+    return this.process.paused;
+  }
+
   get tickPeriodMs(): number {
-    return this.#tickPeriodMs;
+    return this.process.tickPeriodMs;
   }
 
   set tickPeriodMs(period: number) {
-    this.#clockBase = this.clockMs();
-    this.#clockSetAt = this.#environment.queue.now;
-    this.#tickPeriodMs = period;
-  }
-
-  /** This node's monotonic clock now: it runs on while the process is paused or stalled. */
-  clockMs(): number {
-    const elapsed = this.#environment.queue.now - this.#clockSetAt;
-    return this.#clockBase +
-      (elapsed * this.#nominalTickMs) / this.#tickPeriodMs;
+    this.process.tickPeriodMs = period;
   }
 
   /** True when the process runs (paused or not): its socket accepts requests. */
   get acceptsRequests(): boolean {
-    return this.raft !== null;
+    return this.#runner !== null;
   }
 
   /** True when the process runs and is not paused. */
   get available(): boolean {
-    return this.raft !== null && !this.paused;
+    return this.#runner !== null && !this.process.paused;
   }
 
-  /** True while a Ready waits for its fsync. */
+  /** True while a write waits for its fsync. */
   get syncing(): boolean {
-    return this.#pending !== null;
+    return this.disk.inFlight > 0;
+  }
+
+  get durableEntries(): readonly Entry[] {
+    return this.disk.entries;
+  }
+
+  get durableHardState(): HardState {
+    return this.disk.hardState;
+  }
+
+  get durableRecover(): RecoveryBound | null {
+    return this.disk.recover;
   }
 
   /** Index of the durable snapshot (0 without one). */
   get durableOffset(): number {
-    return this.durableSnapshot?.meta.index ?? 0;
+    return this.disk.offset;
+  }
+
+  /** Index of the last entry the state applied (0 while down). */
+  get appliedIndex(): LogIndex {
+    return this.#state?.appliedIndex() ?? (0 as LogIndex);
+  }
+
+  /** Snapshots received from a leader and installed, for reports. */
+  get snapshotsInstalled(): number {
+    return this.#snapshotsInstalledBefore +
+      (this.#state?.snapshotsInstalled ?? 0);
+  }
+
+  /** Ids of the writes the running state applied. */
+  appliedIds(): Set<string> {
+    return this.#state?.appliedIds() ?? new Set();
+  }
+
+  /** Hash of the running state ("down" while down). */
+  stateHash(): string {
+    return this.#state?.hash() ?? "down";
   }
 
   /** Starts (or restarts) the process from what is durable. */
   start(): void {
-    const hardState = this.durableHardState;
-    const snapshot = this.durableSnapshot;
-    this.#environment.checker.observeStart(this.id, hardState);
-    this.replica = this.#environment.newReplica();
-    this.appliedCommands = new Set();
-    this.appliedIndex = 0 as LogIndex;
-    this.#readStates = [];
-    this.#queuedReads = [];
-    if (snapshot !== null) this.#restore(snapshot, "restart");
+    const environment = this.#environment;
+    const settings = this.#settings;
+    const process = this.process;
+    const checker = environment.checker;
+    checker.observeStart(this.id, this.disk.hardState);
+    process.start();
+    const state = new SimKvState(
+      this.id,
+      checker,
+      this.disk,
+      settings.kvKnobs,
+      environment.trace,
+    );
+    state.restoreImage();
+    const transport = new SimTransport(
+      this.id as NodeId,
+      environment.network,
+      process,
+      environment.directory,
+      (message) => this.#sent(message),
+    );
     this.#role = "follower";
-    this.#term = hardState.term;
-    this.#commitSeen = this.appliedIndex;
+    this.#term = this.disk.hardState.term;
+    this.#commitSeen = state.appliedIndex();
     this.#snapshotSeen = 0 as LogIndex;
     this.#guard(() => {
-      this.raft = new RaftNode(this.#config, {
-        hardState,
-        snapshot,
-        entries: [...this.durableEntries],
-        applied: this.appliedIndex,
-        recover: this.durableRecover,
+      const runner = new RaftRunner({
+        id: this.id as NodeId,
+        voters: settings.voters,
+        logStore: this.disk.logStore(),
+        logWriter: this.disk.writer(process),
+        stateMachine: state,
+        transport,
+        tickMs: settings.tickMs,
+        electionTicks: settings.electionTicks,
+        requestTimeoutMs: settings.requestTimeoutMs,
+        snapshotEntries: settings.autoCompactEntries > 0
+          ? settings.autoCompactEntries
+          : Number.MAX_SAFE_INTEGER,
+        readOnly: settings.readOnly,
+        clockDrift: settings.clockDrift,
+        maxDelayMs: settings.maxDelayMs,
+        random: this.#random,
+        clock: process.clock,
+        scheduler: process.scheduler,
+        incarnation: `${process.incarnation}`,
+        raft: {
+          heartbeatTicks: settings.heartbeatTicks,
+          maxMessageBytes: settings.maxMessageBytes,
+          maxInflightMessages: settings.maxInflightMessages,
+          maxUncommittedBytes: settings.maxUncommittedBytes,
+          snapshotChunkBytes: settings.snapshotChunkBytes,
+          ...(settings.testingKnobs === undefined
+            ? {}
+            : { testingKnobs: settings.testingKnobs }),
+        },
+        observe: (core) => this.#afterStep(core),
+        log: (event, detail) => this.#logged(event, detail),
       });
+      this.#runner = runner;
+      this.#transport = transport;
+      this.#state = state;
+      this.#afterStep(runner.core);
+      runner.start();
     });
-    this.#afterStep();
+    if (this.#runner === null) process.crash();
   }
 
-  /** Kills the process: the unsynced Ready and everything in memory is lost. */
+  /** Kills the process: unsynced writes and everything in memory are lost. */
   crash(): void {
     this.#environment.checker.observeRole(
       this.id,
@@ -246,159 +311,97 @@ export class SimNode {
       this.#term,
       () => undefined,
     );
-    this.raft = null;
-    this.paused = false;
-    this.#pausedByNemesis = false;
-    this.#stalled = false;
-    this.#pending = null;
-    this.#pendingSynced = false;
-    this.#inbox = [];
-    this.#queuedReads = [];
-    this.#readStates = [];
-    this.incarnation++;
+    this.#snapshotsInstalledBefore += this.#state?.snapshotsInstalled ?? 0;
+    this.#runner = null;
+    this.#transport = null;
+    this.#state = null;
+    this.process.crash();
   }
 
-  /**
-   * While the process is down: up to `count` durable entries after the
-   * durable commit index fail their checksum, so the store drops them at the
-   * next start and keeps the lost tail's end as its recovery bound, as
-   * `SqliteLogStore` does. Returns how many were dropped.
-   */
+  /** While the process is down: a tail of unsynced-to-commit entries fails its checksum. */
   corruptTail(
     count: number,
     heldElsewhere: (index: LogIndex, term: Term) => boolean,
   ): number {
-    const offset = this.durableOffset;
-    const last = offset + this.durableEntries.length;
-    const keep = Math.max(this.durableHardState.commit, offset, last - count);
-    if (keep >= last) return 0;
-    // The recovering node votes only for a log at least as up to date as
-    // (last, its term). When no other node holds one, elections that need
-    // its vote wait for ever (a known limit: the cluster waits, it never
-    // loses data; README): not simulated, so liveness can be checked.
-    const lastTerm = this.durableTermAt(last as LogIndex);
-    if (
-      lastTerm !== this.durableHardState.term ||
-      !heldElsewhere(last as LogIndex, lastTerm)
-    ) return 0;
-    this.durableEntries.length = keep - offset;
-    this.durableRecover = {
-      index: Math.max(this.durableRecover?.index ?? 0, last) as LogIndex,
-      term: Math.max(
-        this.durableRecover?.term ?? 0,
-        this.durableHardState.term,
-      ) as Term,
-    };
-    return last - keep;
+    return this.disk.corruptTail(count, heldElsewhere);
   }
 
   /** True while a lost tail's recovery bound is above the commit index. */
   get recovering(): boolean {
-    const bound = this.durableRecover;
+    const bound = this.disk.recover;
     if (bound === null) return false;
-    const commit = this.raft?.status().commit ?? this.durableHardState.commit;
+    const commit = this.raft?.status().commit ?? this.disk.hardState.commit;
     return commit < bound.index;
   }
 
   /** Stops the process from running without killing it (SIGSTOP). */
   pause(): void {
-    this.#pausedByNemesis = true;
-    this.paused = true;
+    this.process.pause();
   }
 
   /** Lets a paused process run again (unless it is also stalled). */
   resume(): void {
-    if (!this.#pausedByNemesis) return;
-    this.#pausedByNemesis = false;
-    if (!this.#stalled) this.#run();
+    this.process.resume();
   }
 
   /**
-   * The event loop stops for `ms` (a long GC, a snapshot on the main
-   * thread, VM steal) without anyone pausing the process: ticks that fall
-   * due meanwhile are lost, as with setInterval, and requests queue.
+   * The event loop stops for `ms`: ticks that fall due meanwhile are lost
+   * and requests queue.
    *
    * @returns False when the process is down, paused or already stalled.
    */
   stall(ms: number): boolean {
-    if (this.raft === null || this.paused) return false;
-    this.#stalled = true;
-    this.paused = true;
-    const incarnation = this.incarnation;
-    this.#environment.trace?.(`stall ${this.id} ${ms}ms`);
-    this.#environment.queue.after(ms, () => {
-      if (incarnation !== this.incarnation || !this.#stalled) return;
-      this.#stalled = false;
-      this.#environment.trace?.(`unstall ${this.id}`);
-      if (!this.#pausedByNemesis) this.#run();
-    });
-    return true;
-  }
-
-  /**
-   * The process runs again: no missed tick is replayed (its clock moved on),
-   * the queued reads come first (the worst order for a lease: the socket
-   * may hand them over before the peers' messages), then its fsync and inbox.
-   */
-  #run(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    const raft = this.raft;
-    const reads = this.#queuedReads;
-    this.#queuedReads = [];
-    for (const context of reads) {
-      if (raft === null || this.paused) break;
-      try {
-        this.#guard(() => raft.readIndex(context, this.clockMs()), true);
-      } catch (error) {
-        // Refused (no leader known): the client's retry takes over.
-        if (!(error instanceof ProposalDroppedError)) throw error;
-      }
-    }
-    if (this.#pendingSynced) this.#finishPending();
-    const inbox = this.#inbox;
-    this.#inbox = [];
-    for (const message of inbox) this.receive(message);
-    this.#pump();
-  }
-
-  /** One tick of logical time; a tick due while the process does not run is lost. */
-  tick(): void {
-    const raft = this.raft;
-    if (raft === null || this.paused) return;
-    this.#guard(() => raft.tick(this.clockMs()));
-    this.#pump();
+    return this.process.stall(ms);
   }
 
   /** A message arrives from the network. */
   receive(message: Message): void {
-    const raft = this.raft;
-    if (raft === null) return;
-    if (this.paused) {
-      if (this.#inbox.length < inboxMessagesMax) this.#inbox.push(message);
-      return;
-    }
-    this.#guard(() => raft.step(message, this.clockMs()));
-    this.#pump();
+    this.#transport?.deliver(message);
   }
 
   /**
-   * Proposes a command on this node.
+   * A client's write through the runner (forwarded to the leader from a
+   * follower); resolves with the encoded apply result. A paused process
+   * queues it.
    *
-   * @returns The index and term the entry got, or null when the node is down.
-   * @throws {ProposalDroppedError} When the core refuses it.
+   * @throws {NodeDownError} (rejects) When the process is down.
    */
-  propose(data: Uint8Array): { index: LogIndex; term: Term } | null {
-    const raft = this.raft;
-    if (raft === null || this.paused) return null;
-    let index: LogIndex | null = null;
-    this.#guard(() => {
-      index = raft.propose(data);
-    }, true);
-    if (index === null) return null;
-    const term = raft.status().term;
-    this.#pump();
-    return { index, term };
+  submit(data: Uint8Array): Promise<KvStateResult> {
+    return this.#request((runner) => runner.propose(data));
+  }
+
+  /**
+   * A client's strong read: ReadIndex through the runner, then the entry
+   * at `key` in this node's applied state. A paused process queues it.
+   *
+   * @throws {NodeDownError} (rejects) When the process is down.
+   */
+  read(key: Uint8Array): Promise<{ entry: KvEntry | null; applied: LogIndex }> {
+    if (this.process.paused) this.readsQueued++;
+    return this.#request(async (runner) => {
+      await runner.readIndex();
+      const state = this.#state;
+      if (state === null || this.#runner !== runner) {
+        throw new NodeDownError(`'${this.id}' died before serving the read`);
+      }
+      return { entry: state.get(key), applied: state.appliedIndex() };
+    });
+  }
+
+  #request<T>(
+    call: (runner: RaftRunner<KvStateResult>) => Promise<T>,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const accepted = this.process.input(() => {
+        const runner = this.#runner;
+        if (runner === null) {
+          reject(new NodeDownError(`'${this.id}' is down`));
+          return;
+        }
+        call(runner).then(resolve, reject);
+      }, true);
+      if (!accepted) reject(new NodeDownError(`'${this.id}' is down`));
+    });
   }
 
   /**
@@ -409,22 +412,20 @@ export class SimNode {
    * @throws {ConfChangeError} While another change is pending, or for an invalid change.
    */
   proposeConfChange(change: ConfChange): LogIndex | null {
-    const raft = this.raft;
-    if (raft === null || this.paused) return null;
+    const runner = this.#runner;
+    if (runner === null || this.paused) return null;
     let index: LogIndex | null = null;
     this.#guard(() => {
-      index = raft.proposeConfChange(change);
+      index = runner.proposeConfChange(change);
     }, true);
-    this.#pump();
     return index;
   }
 
   /** Starts an election on this node now, whatever its election timer says. */
   campaign(): void {
-    const raft = this.raft;
-    if (raft === null || this.paused) return;
-    this.#guard(() => raft.campaign());
-    this.#pump();
+    const runner = this.#runner;
+    if (runner === null || this.paused) return;
+    this.#guard(() => runner.campaign());
   }
 
   /**
@@ -434,79 +435,24 @@ export class SimNode {
    * @throws {ConfChangeError} When `target` is not a voter.
    */
   transferLeader(target: NodeId): void {
-    const raft = this.raft;
-    if (raft === null || this.paused) return;
-    this.#guard(() => raft.transferLeader(target), true);
-    this.#pump();
+    const runner = this.#runner;
+    if (runner === null || this.paused) return;
+    this.#guard(() => runner.transferLeader(target), true);
   }
 
   /**
-   * Asks for a read index; the read is served through `readReady` once
-   * this node has applied it.
+   * Asks the runner for a snapshot and log compaction at its next ready
+   * loop (the state is synced to disk before the log is cut).
    *
-   * @returns False when the node is down. A paused or stalled node queues
-   *   the read and handles it first when it runs again.
-   * @throws {ProposalDroppedError} When no leader is known.
-   */
-  readIndex(context: Uint8Array): boolean {
-    const raft = this.raft;
-    if (raft === null) return false;
-    if (this.paused) {
-      if (this.#queuedReads.length >= queuedReadsMax) return false;
-      this.#queuedReads.push(context);
-      this.readsQueued++;
-      return true;
-    }
-    this.#guard(() => raft.readIndex(context, this.clockMs()), true);
-    this.#pump();
-    return true;
-  }
-
-  /**
-   * Snapshots the applied state and compacts the log up to it, in memory and
-   * on disk (the snapshot is written durably before the log is cut).
-   *
-   * @returns The snapshot's index, or null when there is nothing new to compact.
+   * @returns The applied index it will cover, or null when there is nothing new to compact.
    */
   compact(): LogIndex | null {
-    const raft = this.raft;
-    if (raft === null || this.paused || this.#pending !== null) return null;
+    const runner = this.#runner;
+    if (runner === null || this.paused) return null;
     const index = this.appliedIndex;
-    if (index <= raft.status().snapshotIndex) return null;
-    const data = encode(
-      {
-        state: this.replica.snapshot(),
-        commands: [...this.appliedCommands],
-      } satisfies SnapshotData,
-    );
-    let snapshot: Snapshot | null = null;
-    this.#guard(() => {
-      snapshot = raft.takeSnapshot(index, data);
-    });
-    if (snapshot === null) return null;
-    const taken: Snapshot = snapshot;
-    const offset = this.durableOffset;
-    if (offset + this.durableEntries.length < index) {
-      this.#environment.checker.fail(
-        `storage: '${this.id}' applied index ${index} beyond its durable log (last ${
-          offset + this.durableEntries.length
-        })`,
-      );
-      return null;
-    }
-    this.durableEntries = this.durableEntries.slice(index - offset);
-    this.durableSnapshot = taken;
-    this.#environment.checker.observeState(
-      this.id,
-      index,
-      this.replica.hash(),
-      "took a snapshot",
-    );
-    this.#environment.trace?.(`snapshot ${this.id} at ${index}`);
-    // Building a snapshot blocks the main thread now and then.
-    if (this.#disk.chance(snapshotStallProbability)) {
-      this.stall(this.#disk.between(5, 150));
-    }
+    if (index <= runner.core.status().snapshotIndex) return null;
+    runner.requestSnapshot();
+    this.#environment.ran();
     return index;
   }
 
@@ -525,19 +471,50 @@ export class SimNode {
   }
 
   /** Term of the durable entry at `index`, or undefined. */
-  durableTermAt: TermAt = (index) => {
-    const offset = this.durableOffset;
-    if (index === offset) {
-      return this.durableSnapshot?.meta.term ?? (0 as Term);
-    }
-    if (index < offset) return undefined;
-    return this.durableEntries[index - offset - 1]?.term;
-  };
+  durableTermAt: TermAt = (index) => this.disk.termAt(index);
 
-  /** Runs a core call; a core assertion or other error is a violation. */
+  #sent(message: Message): void {
+    if (message.type === "voteResp" && !message.reject) {
+      this.#environment.checker.observeVote(
+        message.from,
+        message.term,
+        message.to,
+        "granted in a message",
+      );
+    }
+  }
+
+  #logged(event: string, detail?: Record<string, unknown>): void {
+    if (event === "storage-failed") {
+      this.#environment.checker.fail(
+        `node error: '${this.id}': ready loop failed: ${detail?.message}`,
+      );
+      return;
+    }
+    if (event === "snapshot") {
+      this.#environment.trace?.(`snapshot ${this.id} at ${detail?.index}`);
+      // Building a snapshot blocks the main thread now and then.
+      if (this.#stalls.chance(snapshotStallProbability)) {
+        this.stall(this.#stalls.between(5, 150));
+      }
+    }
+  }
+
+  #failed(error: unknown): void {
+    const kind = error instanceof AssertionError
+      ? "node assertion"
+      : "node error";
+    const text = error instanceof Error
+      ? `${error.name}: ${error.message}`
+      : String(error);
+    this.#environment.checker.fail(`${kind}: '${this.id}': ${text}`);
+  }
+
+  /** Runs a runner call; a core assertion or other error is a violation. */
   #guard(call: () => void, rethrowRefusals = false): void {
     try {
       call();
+      this.#environment.ran();
     } catch (error) {
       if (
         rethrowRefusals &&
@@ -546,190 +523,12 @@ export class SimNode {
       ) {
         throw error;
       }
-      const kind = error instanceof AssertionError
-        ? "node assertion"
-        : "node error";
-      const text = error instanceof Error
-        ? `${error.name}: ${error.message}`
-        : String(error);
-      this.#environment.checker.fail(`${kind}: '${this.id}': ${text}`);
-    }
-    if (this.raft !== null) this.#afterStep();
-  }
-
-  #pump(): void {
-    for (;;) {
-      const raft = this.raft;
-      if (raft === null || this.paused || this.#pending !== null) return;
-      if (this.#environment.checker.violation !== null) return;
-      let ready: Ready | null = null;
-      this.#guard(() => {
-        if (raft.hasReady()) ready = raft.ready();
-      });
-      if (ready === null) return;
-      const next: Ready = ready;
-      if (
-        next.entries.length > 0 || next.hardState !== null ||
-        next.snapshot !== null
-      ) {
-        this.#pending = next;
-        this.#pendingSynced = false;
-        const incarnation = this.incarnation;
-        const delay = this.#disk.chance(0.05)
-          ? this.#disk.between(10, 40)
-          : this.#disk.between(1, 4);
-        this.#environment.queue.after(delay, () => this.#synced(incarnation));
-        return;
-      }
-      this.#finish(next);
+      this.#failed(error);
     }
   }
 
-  #synced(incarnation: number): void {
-    const ready = this.#pending;
-    if (incarnation !== this.incarnation || ready === null) return;
-    this.#persist(ready);
-    this.#pendingSynced = true;
-    if (this.paused) return;
-    this.#finishPending();
-    this.#pump();
-  }
-
-  #finishPending(): void {
-    const ready = this.#pending;
-    this.#pending = null;
-    this.#pendingSynced = false;
-    if (ready !== null) this.#finish(ready);
-  }
-
-  #persist(ready: Ready): void {
-    const checker = this.#environment.checker;
-    if (ready.snapshot !== null) {
-      // Installing a snapshot replaces the whole durable log.
-      this.durableSnapshot = ready.snapshot;
-      this.durableEntries = [];
-    }
-    const first = ready.entries[0];
-    if (first !== undefined) {
-      const offset = this.durableOffset;
-      if (first.index <= offset) {
-        checker.fail(
-          `storage: '${this.id}' asked to persist index ${first.index} at or below its snapshot ${offset}`,
-        );
-        return;
-      }
-      this.durableEntries.length = Math.min(
-        this.durableEntries.length,
-        first.index - offset - 1,
-      );
-      this.durableEntries.push(...ready.entries);
-      checker.observeDurableAppend(this.id, ready.entries, this.durableTermAt);
-    }
-    if (ready.hardState !== null) {
-      this.durableHardState = ready.hardState;
-      checker.observeDurableHardState(this.id, ready.hardState);
-    }
-  }
-
-  /** The durable part is done: send, install, apply, advance, serve reads. */
-  #finish(ready: Ready): void {
-    const environment = this.#environment;
-    for (const message of ready.messages) {
-      if (message.type === "voteResp" && !message.reject) {
-        environment.checker.observeVote(
-          message.from,
-          message.term,
-          message.to,
-          "granted in a message",
-        );
-      }
-      environment.send(message);
-    }
-    if (ready.snapshot !== null) this.#restore(ready.snapshot, "install");
-    for (const entry of ready.committedEntries) this.#apply(entry);
-    for (const state of ready.readStates) {
-      if (this.#readStates.length < readStatesMax) this.#readStates.push(state);
-    }
-    const raft = this.raft;
-    if (raft !== null) this.#guard(() => raft.advance());
-    this.#serveReads();
-    const compactAfter = environment.autoCompactEntries;
-    if (
-      compactAfter > 0 && raft !== null &&
-      this.appliedIndex - raft.status().snapshotIndex >= compactAfter
-    ) {
-      this.compact();
-    }
-  }
-
-  /** Serves every confirmed read whose index this replica has applied. */
-  #serveReads(): void {
-    if (this.#readStates.length === 0) return;
-    const ready = this.#readStates.filter((s) => s.index <= this.appliedIndex);
-    if (ready.length === 0) return;
-    this.#readStates = this.#readStates.filter((s) =>
-      s.index > this.appliedIndex
-    );
-    for (const state of ready) {
-      this.#environment.readReady(this, state.context);
-    }
-  }
-
-  /** Replaces the replica with a snapshot's state (installed or restarted from). */
-  #restore(snapshot: Snapshot, why: "install" | "restart"): void {
-    if (why === "install") this.snapshotsInstalled++;
-    const data = decode(snapshot.data) as SnapshotData;
-    this.replica.restore(data.state);
-    this.appliedCommands = new Set(data.commands);
-    this.appliedIndex = snapshot.meta.index;
-    this.#environment.checker.observeState(
-      this.id,
-      snapshot.meta.index,
-      this.replica.hash(),
-      why === "install" ? "installed a snapshot" : "restarted from a snapshot",
-    );
-    this.#environment.trace?.(
-      `${why} snapshot ${this.id} at ${snapshot.meta.index}`,
-    );
-  }
-
-  #apply(entry: Entry): void {
-    const checker = this.#environment.checker;
-    if (entry.index !== this.appliedIndex + 1) {
-      checker.fail(
-        `apply order: '${this.id}' applied index ${entry.index} after ${this.appliedIndex}`,
-      );
-      return;
-    }
-    checker.observeApplied(this.id, entry);
-    this.appliedIndex = entry.index;
-    if (entry.type === "normal") {
-      const command = decodeCommand(entry.data);
-      if (command === null) {
-        this.#environment.applied(this, entry, null, null);
-      } else {
-        const output = this.replica.apply(entry.index, command);
-        this.appliedCommands.add(commandId(command));
-        this.#environment.applied(this, entry, command, output);
-      }
-    }
-    if (
-      this.replica.hashEveryIndex ||
-      entry.index % hashIntervalEntries === 0 ||
-      checker.wantsStateAt(entry.index)
-    ) {
-      checker.observeState(
-        this.id,
-        entry.index,
-        this.replica.hash(),
-        "applied the log",
-      );
-    }
-  }
-
-  #afterStep(): void {
-    const raft = this.raft;
-    if (raft === null) return;
+  #afterStep(raft: RaftNode): void {
+    if (this.#runner !== null && this.#runner.core !== raft) return;
     const status = raft.status();
     const checker = this.#environment.checker;
     checker.observeProcess(this.id, status.term, status.commit, status.applied);

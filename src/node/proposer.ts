@@ -1,0 +1,421 @@
+/**
+ * The runner's waiters: proposals waiting to apply, reads waiting for their
+ * ReadIndex to be confirmed and applied, callers waiting for a leader, and
+ * proposals forwarded to the leader. One deadline covers a request end to
+ * end (waiting for a leader, forwarding, applying), and a caller's
+ * AbortSignal ends the wait early. The runner feeds it what each Ready says
+ * (leader changes, applied entries, confirmed reads).
+ *
+ * @module
+ */
+import type { Clock, Scheduled, Scheduler } from "../base/clock.ts";
+import { ProposalDroppedError } from "../raft/errors.ts";
+import type { RaftNode } from "../raft/raft_node.ts";
+import type { Entry, LogIndex, NodeId, Term } from "../raft/types.ts";
+import type { PeerTransport } from "../transport/types.ts";
+
+/** The proposal timed out after being appended: it may or may not commit. */
+export class ProposalOutcomeUnknownError extends Error {
+  override name = "ProposalOutcomeUnknownError";
+}
+
+/** A read or forwarded request could not be served in time (nothing changed). */
+export class RequestTimeoutError extends Error {
+  override name = "RequestTimeoutError";
+}
+
+/** Options of one proposal or read. */
+export interface RequestOptions {
+  /** Ends the wait early: before anything was proposed it fails as dropped, after as unknown. */
+  readonly signal?: AbortSignal;
+}
+
+/** What the proposer needs from its runner. */
+export interface ProposerHost {
+  readonly id: NodeId;
+  readonly core: RaftNode;
+  readonly clock: Clock;
+  readonly scheduler: Scheduler;
+  readonly transport: PeerTransport;
+  /** Milliseconds a request may take end to end. */
+  readonly requestTimeoutMs: number;
+  /** Identity of this process in read contexts. */
+  readonly incarnation: string;
+  /** Runs the ready loop soon. */
+  schedule(): void;
+  /** Called after every input to the core. */
+  observed(): void;
+  /** Called when the core appended a proposal (metrics). */
+  proposed(): void;
+  /** Throws when the node cannot take writes (stopped, storage failed). */
+  checkWritable(): void;
+  /** Decodes the answer of a proposal forwarded to the leader. */
+  decodeResult(bytes: Uint8Array): unknown;
+}
+
+interface ProposalWaiter {
+  readonly term: Term;
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: Scheduled;
+}
+
+interface ReadWaiter {
+  index: LogIndex | null;
+  /** The leader and term the core knew when the read was asked. */
+  readonly leader: NodeId | null;
+  readonly term: Term;
+  readonly resolve: (index: LogIndex) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: Scheduled;
+}
+
+/** Proposal, read, leader and forward waiters of one runner. */
+export class Proposer {
+  readonly #host: ProposerHost;
+  readonly #proposals = new Map<LogIndex, ProposalWaiter>();
+  readonly #reads = new Map<string, ReadWaiter>();
+  readonly #leaderWaiters = new Set<() => void>();
+  /** Forwarded proposals in flight, by the leader they were sent to. */
+  readonly #forwards = new Map<AbortController, NodeId>();
+  #readCounter = 0;
+
+  constructor(host: ProposerHost) {
+    this.#host = host;
+  }
+
+  /**
+   * Proposes `data` on the leader (forwarding from a follower) and resolves
+   * with the state machine's result once the entry is applied.
+   *
+   * @throws {ProposalDroppedError} When nothing was appended (safe to retry).
+   * @throws {ProposalOutcomeUnknownError} When the outcome is unknown.
+   */
+  async propose(
+    data: Uint8Array,
+    options: RequestOptions = {},
+  ): Promise<unknown> {
+    const host = this.#host;
+    host.checkWritable();
+    const deadline = this.#deadline();
+    await this.#leaderKnown(deadline, options.signal);
+    const status = host.core.status();
+    if (status.role !== "leader" && status.leader !== null) {
+      return host.decodeResult(
+        await this.forward(status.leader, data, deadline, options.signal),
+      );
+    }
+    return await this.proposeLocal(data, deadline, options.signal);
+  }
+
+  /** Proposes on this node, which must lead; `deadline` is the clock's monotonic ms. */
+  proposeLocal(
+    data: Uint8Array,
+    deadline = this.#deadline(),
+    signal?: AbortSignal,
+  ): Promise<unknown> {
+    const host = this.#host;
+    host.checkWritable();
+    if (signal?.aborted) {
+      return Promise.reject(
+        new ProposalDroppedError("noLeader", "The request was aborted"),
+      );
+    }
+    const index = host.core.propose(data);
+    host.observed();
+    host.proposed();
+    const term = host.core.status().term;
+    host.schedule();
+    return new Promise((resolve, reject) => {
+      const fail = (message: string) => {
+        // A newer proposal may hold the index now (this node lost and won
+        // leadership meanwhile): only this one gives up.
+        if (this.#proposals.get(index)?.timer === timer) {
+          this.#proposals.delete(index);
+        }
+        timer.cancel();
+        signal?.removeEventListener("abort", onAbort);
+        reject(new ProposalOutcomeUnknownError(message));
+      };
+      const onAbort = () =>
+        fail(`Proposal at index ${index} was aborted before it applied`);
+      const timer = host.scheduler.after(
+        Math.max(0, deadline - host.clock.monotonicMs()),
+        () =>
+          fail(
+            `Proposal at index ${index} did not apply within ${host.requestTimeoutMs} ms`,
+          ),
+      );
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#proposals.set(index, {
+        term,
+        resolve: (result) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(result);
+        },
+        reject: (error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+        timer,
+      });
+    });
+  }
+
+  /**
+   * Waits until this node's state reflects everything committed before the
+   * call (ReadIndex), then resolves with that index.
+   *
+   * @throws {ProposalDroppedError} Without a leader.
+   * @throws {RequestTimeoutError} When no quorum confirmed in time.
+   */
+  async readIndex(options: RequestOptions = {}): Promise<LogIndex> {
+    const deadline = this.#deadline();
+    await this.#leaderKnown(deadline, options.signal);
+    return await this.#readIndexNow(deadline, options.signal);
+  }
+
+  #readIndexNow(deadline: number, signal?: AbortSignal): Promise<LogIndex> {
+    const host = this.#host;
+    const context = new TextEncoder().encode(
+      `${host.id}/${host.incarnation}/${++this.#readCounter}`,
+    );
+    const key = `${this.#readCounter}`;
+    const { leader, term } = host.core.status();
+    host.core.readIndex(context, host.clock.monotonicMs());
+    host.observed();
+    host.schedule();
+    return new Promise((resolve, reject) => {
+      const fail = (error: Error) => {
+        if (this.#reads.get(key)?.timer !== timer) return;
+        this.#reads.delete(key);
+        timer.cancel();
+        signal?.removeEventListener("abort", onAbort);
+        reject(error);
+      };
+      const onAbort = () =>
+        fail(new RequestTimeoutError("Read was aborted before it was served"));
+      const timer = host.scheduler.after(
+        Math.max(0, deadline - host.clock.monotonicMs()),
+        () =>
+          fail(
+            new RequestTimeoutError(
+              `Read was not confirmed within ${host.requestTimeoutMs} ms`,
+            ),
+          ),
+      );
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#reads.set(key, {
+        index: null,
+        leader,
+        term,
+        resolve: (index) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(index);
+        },
+        reject: (error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+        timer,
+      });
+    });
+  }
+
+  #deadline(): number {
+    return this.#host.clock.monotonicMs() + this.#host.requestTimeoutMs;
+  }
+
+  /**
+   * Waits (up to `deadline`) until some leader is known. Nothing has been
+   * proposed yet, so giving up is safe to report as unavailable.
+   */
+  async #leaderKnown(deadline: number, signal?: AbortSignal): Promise<void> {
+    const host = this.#host;
+    if (signal?.aborted) {
+      throw new ProposalDroppedError("noLeader", "The request was aborted");
+    }
+    if (host.core.status().leader !== null) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        timer.cancel();
+        this.#leaderWaiters.delete(done);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = host.scheduler.after(
+        Math.max(0, deadline - host.clock.monotonicMs()),
+        done,
+      );
+      signal?.addEventListener("abort", done, { once: true });
+      this.#leaderWaiters.add(done);
+    });
+    if (signal?.aborted) {
+      throw new ProposalDroppedError("noLeader", "The request was aborted");
+    }
+    if (
+      host.core.status().leader === null ||
+      host.clock.monotonicMs() > deadline
+    ) {
+      throw new ProposalDroppedError(
+        "noLeader",
+        `No leader known to node '${host.id}' within ${host.requestTimeoutMs} ms`,
+      );
+    }
+  }
+
+  /**
+   * Forwards a proposal to `leader`; resolves with its encoded result.
+   * Aborted as soon as this node learns of another leader (or of none).
+   */
+  async forward(
+    leader: NodeId,
+    data: Uint8Array,
+    deadline = this.#deadline(),
+    signal?: AbortSignal,
+  ): Promise<Uint8Array> {
+    const host = this.#host;
+    // The caller's retry then goes to the new leader without waiting out
+    // the request deadline.
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(new Error("the caller aborted"));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#forwards.set(abort, leader);
+    try {
+      return await host.transport.request(leader, {
+        method: "forwardProposal",
+        data,
+      }, {
+        timeoutMs: Math.max(1, deadline - host.clock.monotonicMs()),
+        signal: abort.signal,
+      });
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === "invalid") {
+        // The leader refused the bytes before proposing: nothing appended.
+        throw new RangeError((error as Error).message);
+      }
+      if (code === "dropped") {
+        throw new ProposalDroppedError(
+          "notLeader",
+          (error as Error).message,
+          leader,
+        );
+      }
+      // Sent but unanswered: the leader may have appended it.
+      throw new ProposalOutcomeUnknownError(
+        `Forwarded proposal to '${leader}' has no known outcome: ${error}`,
+      );
+    } finally {
+      this.#forwards.delete(abort);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** A Ready changed the leader: forwards elsewhere end, leader waiters wake. */
+  leaderChanged(leader: NodeId | null): void {
+    for (const [abort, target] of this.#forwards) {
+      if (target === leader) continue;
+      this.#forwards.delete(abort);
+      abort.abort(
+        new Error(
+          leader === null
+            ? `'${target}' is no longer known as the leader`
+            : `the leader changed from '${target}' to '${leader}'`,
+        ),
+      );
+    }
+    if (leader !== null) {
+      for (const wake of [...this.#leaderWaiters]) wake();
+      this.#leaderWaiters.clear();
+    }
+  }
+
+  /** Settles the proposal waiting on `entry`, if any, with `result()`. */
+  applied(entry: Entry, result: () => unknown): void {
+    const waiter = this.#proposals.get(entry.index);
+    if (waiter === undefined) return;
+    this.#proposals.delete(entry.index);
+    waiter.timer.cancel();
+    if (waiter.term === entry.term) waiter.resolve(result());
+    else {
+      waiter.reject(
+        new ProposalDroppedError(
+          "notLeader",
+          `Proposal at index ${entry.index} was replaced by a newer leader's entry`,
+        ),
+      );
+    }
+  }
+
+  /** Fails every waiting proposal as outcome unknown (lost leadership, stop, storage failure). */
+  failProposals(why: string): void {
+    for (const [index, waiter] of this.#proposals) {
+      this.#proposals.delete(index);
+      waiter.timer.cancel();
+      waiter.reject(
+        new ProposalOutcomeUnknownError(
+          why.replace("{index}", `${index}`),
+        ),
+      );
+    }
+  }
+
+  /** Fails every waiting read (the node stops). */
+  failReads(why: string): void {
+    for (const waiter of this.#reads.values()) {
+      waiter.timer.cancel();
+      waiter.reject(new RequestTimeoutError(why));
+    }
+    this.#reads.clear();
+  }
+
+  /**
+   * The leader changed: reads asked of an earlier leader and not confirmed
+   * yet will never be (that leader dropped them, or this node stepped down).
+   * They fail now, naming the new leader, instead of waiting for the
+   * request deadline.
+   */
+  failUnconfirmedReads(leader: NodeId | null, term: Term): void {
+    for (const [key, waiter] of this.#reads) {
+      if (
+        waiter.index !== null ||
+        (waiter.leader === leader && waiter.term === term)
+      ) continue;
+      this.#reads.delete(key);
+      waiter.timer.cancel();
+      waiter.reject(
+        new ProposalDroppedError(
+          leader === null ? "noLeader" : "notLeader",
+          `Read was not confirmed before the leader changed (now ${
+            leader ?? "unknown"
+          }): retry`,
+          leader,
+        ),
+      );
+    }
+  }
+
+  /** The core confirmed the read of `context` at `index`. */
+  readConfirmed(index: LogIndex, context: Uint8Array): void {
+    const host = this.#host;
+    const text = new TextDecoder().decode(context);
+    const slash = text.lastIndexOf("/");
+    if (text.slice(0, slash) !== `${host.id}/${host.incarnation}`) return;
+    const waiter = this.#reads.get(text.slice(slash + 1));
+    if (waiter === undefined) return;
+    waiter.index = index;
+    this.releaseReads(host.core.status().applied);
+  }
+
+  /** Serves the confirmed reads whose index is applied. */
+  releaseReads(applied: LogIndex): void {
+    for (const [key, waiter] of this.#reads) {
+      if (waiter.index !== null && waiter.index <= applied) {
+        this.#reads.delete(key);
+        waiter.timer.cancel();
+        waiter.resolve(waiter.index);
+      }
+    }
+  }
+}
