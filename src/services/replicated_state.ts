@@ -31,7 +31,6 @@ export {
   REVOKED_MAX,
 };
 
-
 /** A cluster entry: records where a member can be reached. */
 export function encodeMemberCommand(address: NodeAddress): Uint8Array {
   return encodeClusterEntry({ type: "member", address });
