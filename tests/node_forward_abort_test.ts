@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { KvStateMachine } from "../src/services/state_machine.ts";
+import { encodeKvEntry } from "../src/services/entries.ts";
 import { MemoryStateStore } from "../src/storage/memory_state_store.ts";
 import { type NodeId, nodeId } from "../src/raft/types.ts";
 
@@ -111,7 +112,9 @@ Deno.test("a proposal forwarded to a leader that dies fails as soon as a new lea
   try {
     const { leader, follower } = await leaderAndFollower(runners);
     transports[follower]!.swallowTo = IDS[leader]!;
-    const outcome = runners[follower]!.propose(new Uint8Array([1])).then(
+    const outcome = runners[follower]!.propose(
+      encodeKvEntry({ type: "resendDelivered", marks: [] }),
+    ).then(
       () => null,
       (error: Error) => error,
     );

@@ -1,7 +1,7 @@
 /**
  * Simulated clients: each issues one operation at a time on a small key
  * space and records a history for the linearizability checker. They speak
- * Aspen's real KV commands (`encodeCommand` of src/services/kv/commands.ts)
+ * Aspen's real KV commands (`encodeKvEntry` of src/services/entries.ts)
  * through the node runner's own paths: a write is proposed on the node the
  * client talks to (a follower forwards it to its leader) and answered with
  * the real apply result; a read is a ReadIndex on that node, then a read of
@@ -26,7 +26,7 @@ import type {
   KvMutation,
   Versionstamp,
 } from "../model/types.ts";
-import { encodeCommand } from "../services/kv/commands.ts";
+import { encodeKvEntry as encodeCommand } from "../services/entries.ts";
 import { decodeApplyResult } from "../services/replicated_state.ts";
 import type { EventQueue } from "./event_queue.ts";
 import type { KvInput, KvOutput, Operation } from "./lincheck.ts";
