@@ -202,26 +202,6 @@ export class RaftKvBackend implements KvBackend {
     this.services.stop();
   }
 
-  /** @deprecated Use {@linkcode startServices} (starts every leader task). */
-  startQueues(): void {
-    this.startServices();
-  }
-
-  /** @deprecated Use {@linkcode stopServices}. */
-  stopQueues(): void {
-    this.stopServices();
-  }
-
-  /** @deprecated Use {@linkcode startServices}. */
-  startExpiry(): void {
-    this.startServices();
-  }
-
-  /** @deprecated Use {@linkcode stopServices}. */
-  stopExpiry(): void {
-    this.stopServices();
-  }
-
   async read(
     ranges: readonly KvReadRange[],
     consistency: KvConsistency,
