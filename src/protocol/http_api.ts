@@ -26,6 +26,7 @@
  *
  * @module
  */
+import type { ClusterMember, ClusterStatus } from "./cluster.ts";
 
 /** Version prefix of every API route. */
 export const API_PREFIX = "/v1";
@@ -344,52 +345,11 @@ export interface WatchFrame {
   readonly entries: readonly WireEntry[];
 }
 
-/** A member as `/v1/cluster/status` reports it. */
-export interface WireMember {
-  /** Node id. */
-  readonly id: string;
-  /** Voter or learner. */
-  readonly role: "voter" | "learner";
-  readonly match: number | null;
-  readonly lag: number | null;
-  /**
-   * Leader only: whether the leader heard from it within an election
-   * timeout (the leader itself: true); null when a follower answers.
-   */
-  readonly reachable?: boolean | null;
-  /** Leader only: milliseconds since the leader last heard from it (itself: 0). */
-  readonly lastContactMs?: number | null;
-  /** The member's human name, when it has one. */
-  readonly name?: string | null;
-  /** Its HTTP API URL, when known. */
-  readonly httpUrl: string | null;
-}
+/** A member as `/v1/cluster/status` reports it (the one definition: `cluster.ts`). */
+export type WireMember = ClusterMember;
 
-/** Reply to `GET /v1/cluster/status`. */
-export interface StatusResponse {
-  /** The cluster's id. */
-  readonly clusterId: string;
-  /** Id of the node. */
-  readonly nodeId: string;
-  /** The answering node's Raft role. */
-  readonly role: "follower" | "preCandidate" | "candidate" | "leader";
-  /** Current Raft term. */
-  readonly term: number;
-  /** Id of the leader, when known. */
-  readonly leader: string | null;
-  /** The leader's HTTP URL, when known. */
-  readonly leaderHttpUrl: string | null;
-  /** Highest log index known committed. */
-  readonly commitIndex: number;
-  /** Highest log index applied on the answering node. */
-  readonly appliedIndex: number;
-  /** Log index of the last snapshot. */
-  readonly snapshotIndex: number;
-  /** True while a joint membership change is in progress. */
-  readonly joint: boolean;
-  /** The members. */
-  readonly members: readonly WireMember[];
-}
+/** Reply to `GET /v1/cluster/status` (the one definition: `cluster.ts`). */
+export type StatusResponse = ClusterStatus;
 
 /** Reply to `GET /v1/cluster/members`. */
 export interface MembersResponse {
