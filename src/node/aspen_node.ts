@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { probeEventLoop } from "./write_stages.ts";
 import { decodeBase32 } from "../base/base32.ts";
 import type { NodeIdentity } from "../cluster/identity.ts";
 import type { MemberDirectory } from "../cluster/member_directory.ts";
@@ -76,6 +77,8 @@ export class AspenNode implements NodeApi {
   readonly #certificates: CertificateRotation;
   readonly #log: (line: string) => void;
   #stopped = false;
+  /** Stops the event-loop probe (started with the node). */
+  #stopProbe: () => void = () => {};
 
   private constructor(
     config: NodeConfig,
@@ -145,6 +148,7 @@ export class AspenNode implements NodeApi {
     });
     node = new AspenNode(config, parts, log);
     parts.runner.start();
+    node.#stopProbe = probeEventLoop(parts.runner.stages);
     parts.services.start();
     void parts.members.announceSelf(parts.previousSelf, parts.runner);
     node.#certificates.start();
@@ -182,6 +186,7 @@ export class AspenNode implements NodeApi {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#stopProbe();
     this.#admin.stop();
     this.#certificates.stop();
     this.services.stop();

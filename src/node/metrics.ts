@@ -102,5 +102,6 @@ export function renderMetrics(runner: RaftRunner): string {
     "# TYPE aspen_log_fsync_ms histogram",
     ...m.saveMs.lines("aspen_log_fsync_ms"),
   );
+  lines.push(...runner.stages.lines());
   return lines.join("\n") + "\n";
 }

@@ -13,6 +13,10 @@ import { ProposalDroppedError } from "../raft/errors.ts";
 import type { RaftNode } from "../raft/raft_node.ts";
 import type { Entry, LogIndex, NodeId, Term } from "../raft/types.ts";
 import type { PeerTransport } from "../transport/types.ts";
+import type { StageRecorder } from "./write_stages.ts";
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
 
 /** The proposal timed out after being appended: it may or may not commit. */
 export class ProposalOutcomeUnknownError extends Error {
@@ -45,12 +49,14 @@ export interface ProposerHost {
   schedule(): void;
   /** Called after every input to the core. */
   observed(): void;
-  /** Called when the core appended a proposal (metrics). */
-  proposed(): void;
+  /** Called when the core appended a proposal at `index` (metrics, stage traces). */
+  proposed(index: LogIndex): void;
   /** Throws when the node cannot take writes (stopped, storage failed). */
   checkWritable(): void;
   /** Decodes the answer of a proposal forwarded to the leader. */
   decodeResult(bytes: Uint8Array): unknown;
+  /** Where reads' stages are recorded. */
+  readonly stages: StageRecorder;
 }
 
 interface ProposalWaiter {
@@ -62,6 +68,9 @@ interface ProposalWaiter {
 
 interface ReadWaiter {
   index: LogIndex | null;
+  /** When the read was asked, then confirmed (the clock's monotonic ms; 0 until then). */
+  readonly askedAt: number;
+  confirmedAt: number;
   /** The leader and term the core knew when the read was asked. */
   readonly leader: NodeId | null;
   readonly term: Term;
@@ -99,10 +108,10 @@ export class Proposer {
     host.checkWritable();
     const deadline = this.#deadline();
     await this.#leaderKnown(deadline, options.signal);
-    const status = host.core.status();
-    if (status.role !== "leader" && status.leader !== null) {
+    const leader = host.core.knownLeader;
+    if (!host.core.isLeader && leader !== null) {
       return host.decodeResult(
-        await this.forward(status.leader, data, deadline, options.signal),
+        await this.forward(leader, data, deadline, options.signal),
       );
     }
     return await this.proposeLocal(data, deadline, options.signal);
@@ -123,8 +132,8 @@ export class Proposer {
     }
     const index = host.core.propose(data);
     host.observed();
-    host.proposed();
-    const term = host.core.status().term;
+    host.proposed(index);
+    const term = host.core.currentTerm;
     host.schedule();
     return new Promise((resolve, reject) => {
       const fail = (message: string) => {
@@ -177,12 +186,14 @@ export class Proposer {
 
   #readIndexNow(deadline: number, signal?: AbortSignal): Promise<LogIndex> {
     const host = this.#host;
-    const context = new TextEncoder().encode(
+    const context = textEncoder.encode(
       `${host.id}/${host.incarnation}/${++this.#readCounter}`,
     );
     const key = `${this.#readCounter}`;
-    const { leader, term } = host.core.status();
-    host.core.readIndex(context, host.clock.monotonicMs());
+    const leader = host.core.knownLeader;
+    const term = host.core.currentTerm;
+    const askedAt = host.clock.monotonicMs();
+    host.core.readIndex(context, askedAt);
     host.observed();
     host.schedule();
     return new Promise((resolve, reject) => {
@@ -207,6 +218,8 @@ export class Proposer {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#reads.set(key, {
         index: null,
+        askedAt,
+        confirmedAt: 0,
         leader,
         term,
         resolve: (index) => {
@@ -235,7 +248,7 @@ export class Proposer {
     if (signal?.aborted) {
       throw new ProposalDroppedError("noLeader", "The request was aborted");
     }
-    if (host.core.status().leader !== null) return;
+    if (host.core.knownLeader !== null) return;
     await new Promise<void>((resolve) => {
       const done = () => {
         timer.cancel();
@@ -254,7 +267,7 @@ export class Proposer {
       throw new ProposalDroppedError("noLeader", "The request was aborted");
     }
     if (
-      host.core.status().leader === null ||
+      host.core.knownLeader === null ||
       host.clock.monotonicMs() > deadline
     ) {
       throw new ProposalDroppedError(
@@ -399,21 +412,28 @@ export class Proposer {
   /** The core confirmed the read of `context` at `index`. */
   readConfirmed(index: LogIndex, context: Uint8Array): void {
     const host = this.#host;
-    const text = new TextDecoder().decode(context);
+    const text = textDecoder.decode(context);
     const slash = text.lastIndexOf("/");
     if (text.slice(0, slash) !== `${host.id}/${host.incarnation}`) return;
     const waiter = this.#reads.get(text.slice(slash + 1));
     if (waiter === undefined) return;
     waiter.index = index;
-    this.releaseReads(host.core.status().applied);
+    waiter.confirmedAt = host.clock.monotonicMs();
+    host.stages.observe("read.confirm", waiter.confirmedAt - waiter.askedAt);
+    this.releaseReads(host.core.appliedIndex);
   }
 
   /** Serves the confirmed reads whose index is applied. */
   releaseReads(applied: LogIndex): void {
+    if (this.#reads.size === 0) return;
+    const now = this.#host.clock.monotonicMs();
     for (const [key, waiter] of this.#reads) {
       if (waiter.index !== null && waiter.index <= applied) {
         this.#reads.delete(key);
         waiter.timer.cancel();
+        const stages = this.#host.stages;
+        stages.observe("read.wait_apply", now - waiter.confirmedAt);
+        stages.observe("read.total", now - waiter.askedAt);
         waiter.resolve(waiter.index);
       }
     }

@@ -12,6 +12,7 @@ import type { Clock, Scheduled, Scheduler } from "../base/clock.ts";
 import type {
   ConfChange,
   Entry,
+  HardState,
   LogIndex,
   Message,
   NodeId,
@@ -37,6 +38,7 @@ import {
   type RunnerMetrics,
 } from "./runner_metrics.ts";
 import { systemClock, systemScheduler } from "./system_clock.ts";
+import { StageRecorder } from "./write_stages.ts";
 
 /**
  * What the runner applies committed entries to. Results are structured:
@@ -179,6 +181,12 @@ export class RaftRunner<R = unknown> {
   /** Set when storage failed: the node stops accepting writes. */
   #storageError: Error | null = null;
   readonly metrics: RunnerMetrics = newRunnerMetrics();
+  /** Where each request's time goes, stage by stage (always on). */
+  readonly stages: StageRecorder = new StageRecorder();
+  /** The hard state last written with a sync (term and vote must be durable). */
+  #syncedHardState: HardState;
+  /** The commit index last reported to {@linkcode RaftRunner.stages}. */
+  #commitSeen: LogIndex = 0 as LogIndex;
   readonly #timing = new PeerTiming(this.metrics);
 
   constructor(options: RaftRunnerOptions<R>) {
@@ -204,6 +212,7 @@ export class RaftRunner<R = unknown> {
     ).join("");
     this.#writer = options.logWriter ?? new SyncLogWriter(options.logStore);
     const store = options.logStore;
+    this.#syncedHardState = store.hardState();
     const meta = store.snapshotMeta();
     const applied = options.stateMachine.appliedIndex();
     if (applied < meta.index) {
@@ -265,7 +274,11 @@ export class RaftRunner<R = unknown> {
       incarnation,
       schedule: () => this.#schedule(),
       observed: () => this.#observed(),
-      proposed: () => this.metrics.proposals++,
+      proposed: (index) => {
+        this.metrics.proposals++;
+        this.stages.proposed(index, this.#clock.monotonicMs());
+      },
+      stages: this.stages,
       checkWritable: () => this.#checkWritable(),
       decodeResult: (bytes) => options.stateMachine.decodeResult(bytes),
     });
@@ -462,7 +475,7 @@ export class RaftRunner<R = unknown> {
       // A follower passes the proposal on to its leader (a peer that cannot
       // reach the leader yet, e.g. one whose address changed, asks anyone),
       // but never back to the node it came from: two stale views would bounce it.
-      const leader = this.#node.status().leader;
+      const leader = this.#node.knownLeader;
       const forwardOn = leader !== null && leader !== this.id &&
         leader !== from;
       // Bytes from another process: what apply would stop on never enters the log.
@@ -474,7 +487,7 @@ export class RaftRunner<R = unknown> {
         );
       return { ok: true, data: answer };
     } catch (error) {
-      const leader = this.#node.status().leader;
+      const leader = this.#node.knownLeader;
       const code = error instanceof ProposalDroppedError
         ? "dropped"
         : error instanceof RangeError
@@ -489,8 +502,20 @@ export class RaftRunner<R = unknown> {
     const now = this.#clock.monotonicMs();
     this.#timing.received(message, now);
     this.#node.step(message, now);
+    if (message.type === "appResp" && !message.reject) {
+      this.stages.acknowledged(message.from, message.index, now);
+    }
+    this.#noteCommit(now);
     this.#observed();
     this.#schedule();
+  }
+
+  /** Tells the stage recorder when the commit index moved. */
+  #noteCommit(now: number): void {
+    const commit = this.#node.commitIndex;
+    if (commit === this.#commitSeen) return;
+    this.#commitSeen = commit;
+    this.stages.committed(commit, now);
   }
 
   /** Runs the ready loop soon, once, letting pending I/O callbacks queue up first. */
@@ -529,6 +554,7 @@ export class RaftRunner<R = unknown> {
         const ready = this.#node.ready();
         await this.#handleReady(ready);
         this.#node.advance();
+        this.#noteCommit(this.#clock.monotonicMs());
         this.#observed();
         this.metrics.readyBatches++;
       }
@@ -543,16 +569,17 @@ export class RaftRunner<R = unknown> {
     const proposer = this.#proposer;
     // A leader that stays leader may send before its own write (Raft §10.2.1):
     // it counts itself only once durable.
-    const status = this.#node.status();
+    const node = this.#node;
+    const term = node.currentTerm;
     if (ready.softState !== null) {
       proposer.leaderChanged(ready.softState.leader);
     }
     if (ready.softState !== null || ready.hardState !== null) {
-      proposer.failUnconfirmedReads(status.leader, status.term);
+      proposer.failUnconfirmedReads(node.knownLeader, term);
     }
-    const sendFirst = ready.softState === null && status.role === "leader" &&
-      status.term === this.#lastReadyTerm;
-    this.#lastReadyTerm = status.term;
+    const sendFirst = ready.softState === null && node.isLeader &&
+      term === this.#lastReadyTerm;
+    this.#lastReadyTerm = term;
     if (sendFirst) { for (const m of ready.messages) this.#send(m); }
     if (ready.snapshot !== null) {
       stateMachine.installSnapshot(ready.snapshot);
@@ -560,24 +587,47 @@ export class RaftRunner<R = unknown> {
       await this.#writer.compact(ready.snapshot.meta);
       this.metrics.snapshotsInstalled++;
     }
-    if (ready.entries.length > 0 || ready.hardState !== null) {
-      const started = this.#clock.monotonicMs();
+    const hardState = ready.hardState;
+    let saving: Promise<void> | null = null;
+    if (
+      ready.entries.length === 0 && hardState !== null &&
+      hardState.term === this.#syncedHardState.term &&
+      hardState.vote === this.#syncedHardState.vote
+    ) {
+      // Only the commit index moved: Raft may forget it (it is relearned
+      // from the leader), so apply does not wait for this write, and the
+      // store need not sync it (etcd's MustSync rule). The writer keeps
+      // the order: the next synced write makes it durable.
+      this.#writer.save({ hardState, sync: false }).catch((error) =>
+        this.#failStorage(error as Error)
+      );
+    } else if (ready.entries.length > 0 || hardState !== null) {
       // Everything proposed while the previous batch was written is in this one.
-      await this.#writer.save({
-        ...(ready.hardState !== null ? { hardState: ready.hardState } : {}),
-        ...(ready.entries.length > 0 ? { entries: ready.entries } : {}),
-      });
-      this.metrics.saveMs.observe(this.#clock.monotonicMs() - started);
-      this.metrics.entriesPersisted += ready.entries.length;
+      saving = this.#save(ready);
+      // Awaited below; an apply that throws first must not leave it unhandled.
+      saving.catch(() => {});
     }
-    if (!sendFirst) { for (const m of ready.messages) this.#send(m); }
-    // One state-store transaction for the whole batch, not one per entry.
+    // Committed entries are durable here already (the core hands out none
+    // past its stable index), so they apply while the new ones are being
+    // written: one state-store transaction for the whole batch, not one per
+    // entry, on this thread while the log Worker syncs.
     const applyAll = () => {
       for (const entry of ready.committedEntries) this.#applyEntry(entry);
     };
+    const committedLast = ready.committedEntries.at(-1)?.index;
+    const applyStarted = committedLast === undefined
+      ? 0
+      : this.#clock.monotonicMs();
     if (stateMachine.batch !== undefined && ready.committedEntries.length > 1) {
       stateMachine.batch(applyAll);
     } else applyAll();
+    if (committedLast !== undefined) {
+      this.stages.applied(
+        committedLast,
+        applyStarted,
+        this.#clock.monotonicMs(),
+      );
+    }
     for (const state of ready.readStates) {
       proposer.readConfirmed(state.index, state.context);
     }
@@ -585,6 +635,7 @@ export class RaftRunner<R = unknown> {
     // leadership fails the rest now (outcome unknown; the session makes the
     // retry safe) instead of at the request deadline.
     if (ready.softState !== null && ready.softState.role !== "leader") {
+      this.stages.clear();
       proposer.failProposals(
         "Proposal at index {index} has no known outcome: this node lost leadership",
       );
@@ -595,10 +646,33 @@ export class RaftRunner<R = unknown> {
       proposer.releaseReads(applied);
       for (const listener of this.#appliedListeners) listener(applied);
     }
+    // Acknowledgements and votes leave only once what they promise is durable.
+    if (saving !== null) await saving;
+    if (!sendFirst) { for (const m of ready.messages) this.#send(m); }
+  }
+
+  /** Writes the Ready's entries and hard state with a sync, timing it. */
+  async #save(ready: Ready): Promise<void> {
+    const started = this.#clock.monotonicMs();
+    const last = ready.entries.at(-1)?.index;
+    if (last !== undefined) this.stages.handed(last, started);
+    await this.#writer.save({
+      ...(ready.hardState !== null ? { hardState: ready.hardState } : {}),
+      ...(ready.entries.length > 0 ? { entries: ready.entries } : {}),
+    });
+    const saved = this.#clock.monotonicMs();
+    this.metrics.saveMs.observe(saved - started);
+    if (ready.hardState !== null) this.#syncedHardState = ready.hardState;
+    if (last !== undefined) this.stages.durable(last, saved);
+    this.metrics.entriesPersisted += ready.entries.length;
   }
 
   #send(message: Message): void {
-    this.#timing.sent(message, this.#clock.monotonicMs());
+    const now = this.#clock.monotonicMs();
+    this.#timing.sent(message, now);
+    if (message.type === "app" && message.entries.length > 0) {
+      this.stages.sent(message.to, message.entries.at(-1)!.index, now);
+    }
     this.#options.transport.send(message.to, message);
   }
 

@@ -473,6 +473,31 @@ export class RaftNode {
     }
   }
 
+  /** The current term (no allocation, unlike `status()`: for hot paths). */
+  get currentTerm(): Term {
+    return this.#term;
+  }
+
+  /** The highest committed index (no allocation). */
+  get commitIndex(): LogIndex {
+    return this.#log.committed;
+  }
+
+  /** The highest applied index (no allocation). */
+  get appliedIndex(): LogIndex {
+    return this.#log.applied;
+  }
+
+  /** The leader this node knows of, if any (no allocation). */
+  get knownLeader(): NodeId | null {
+    return this.#leader;
+  }
+
+  /** Whether this node leads now (no allocation). */
+  get isLeader(): boolean {
+    return this.#role === "leader";
+  }
+
   /** The node's state, for status and checks. */
   status(): RaftStatus {
     let progress:

@@ -163,6 +163,7 @@ export async function serveNode(
       bodyLimitBytes: config.bodyLimitBytes,
       kvConnect: extra,
       selfAuthenticated: kvConnect,
+      stages: node.runner.stages,
       // The join request carries its own credential (the join token).
       join: {
         path: JOIN_ROUTE,

@@ -136,27 +136,44 @@ export class SimDisk {
     return new RecoveringLogStore(store, this.recover);
   }
 
-  /** A writer for one incarnation of `process`: its writes die with it. */
+  /**
+   * A writer for one incarnation of `process`: its writes die with it. Like
+   * the real log Worker, it writes in order, one at a time: a write starts
+   * once the previous one is done. A write that need not sync (only the
+   * commit index) takes under a simulated ms.
+   */
   writer(process: SimProcess): LogWriter {
     const incarnation = process.incarnation;
-    const fsync = (persist: () => void): Promise<void> => {
-      const delay = this.#random.chance(0.05)
-        ? this.#random.between(10, 40)
-        : this.#random.between(1, 4);
+    let previous: Promise<void> = Promise.resolve();
+    const write = (persist: () => void, synced: boolean): Promise<void> => {
       this.inFlight++;
+      const done = previous.then(() =>
+        new Promise<void>((settle) => {
+          const delay = !synced
+            ? this.#random.between(0, 1)
+            : this.#random.chance(0.05)
+            ? this.#random.between(10, 40)
+            : this.#random.between(1, 4);
+          this.#queue.after(delay, () => {
+            this.inFlight--;
+            // Crashed before the fsync completed: the write is lost (and so
+            // are the ones queued behind it, which find the same).
+            if (process.incarnation === incarnation) persist();
+            settle();
+          });
+        })
+      );
+      previous = done;
       return new Promise<void>((resolve) => {
-        this.#queue.after(delay, () => {
-          this.inFlight--;
-          // Crashed before the fsync completed: the write is lost.
-          if (process.incarnation !== incarnation) return;
-          persist();
-          process.input(resolve);
+        void done.then(() => {
+          if (process.incarnation === incarnation) process.input(resolve);
         });
       });
     };
     return {
-      save: (request) => fsync(() => this.#save(request)),
-      compact: (meta) => fsync(() => this.#compact(meta)),
+      save: (request) =>
+        write(() => this.#save(request), request.sync !== false),
+      compact: (meta) => write(() => this.#compact(meta), true),
       close: () => Promise.resolve(),
     };
   }

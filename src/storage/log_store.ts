@@ -35,6 +35,14 @@ export interface SaveRequest {
    * after the first one's index are truncated first (a conflicting suffix).
    */
   readonly entries?: readonly Entry[];
+  /**
+   * `false` for a write of nothing but a hard state whose term and vote did
+   * not change (only the commit index moved, which Raft may forget: it is
+   * relearned from the leader): the store need not wait for the disk, and
+   * the next synced write makes it durable with itself. Stores that cannot
+   * tell the difference sync anyway. Default `true`.
+   */
+  readonly sync?: boolean;
 }
 
 /** A durable Raft log. Every write is durable when the call returns. */

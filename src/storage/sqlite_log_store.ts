@@ -193,8 +193,26 @@ export class SqliteLogStore implements LogStore {
     );
     if (request.hardState !== undefined) assertHardState(request.hardState);
     const first = entries[0];
-    const last = entries[entries.length - 1];
     if (first === undefined && request.hardState === undefined) return;
+    // A commit-index-only write skips its fsync (WAL with synchronous=NORMAL
+    // appends its frames; the next FULL commit syncs them with its own).
+    // Entries, term and vote are always synced: a write that would change
+    // either is synced whatever the caller asked.
+    const unsynced = request.sync === false && first === undefined &&
+      request.hardState !== undefined &&
+      request.hardState.term === this.#hardState.term &&
+      request.hardState.vote === this.#hardState.vote;
+    if (unsynced) this.#db.exec("PRAGMA synchronous = NORMAL");
+    try {
+      this.#saveSynced(request, entries);
+    } finally {
+      if (unsynced) this.#db.exec("PRAGMA synchronous = FULL");
+    }
+  }
+
+  #saveSynced(request: SaveRequest, entries: readonly Entry[]): void {
+    const first = entries[0];
+    const last = entries[entries.length - 1];
     this.#transaction("save", "save", () => {
       const s = this.#statements;
       if (first !== undefined && first.index <= this.#lastIndex) {

@@ -16,6 +16,46 @@ import {
 import { bearerOf } from "../common/auth.ts";
 import type { StreamBudget, StreamLease } from "../common/stream_budget.ts";
 import { HttpApiError } from "./_errors.ts";
+import type { Stage } from "../../node/write_stages.ts";
+
+/** Where the front end records its stages (the node's stage recorder). */
+export interface StageSink {
+  observe(stage: Stage, ms: number): void;
+}
+
+/** Marks one request's HTTP stages: parsed, answered (by the backend), built. */
+export class RequestTiming {
+  readonly #sink: StageSink | undefined;
+  readonly #receivedAt: number;
+  #parsedAt = 0;
+  #answeredAt = 0;
+
+  constructor(sink: StageSink | undefined) {
+    this.#sink = sink;
+    this.#receivedAt = sink === undefined ? 0 : performance.now();
+  }
+
+  /** The body was read, parsed and validated. */
+  parsed(): void {
+    if (this.#sink !== undefined) this.#parsedAt = performance.now();
+  }
+
+  /** The backend answered. */
+  answered(): void {
+    if (this.#sink !== undefined) this.#answeredAt = performance.now();
+  }
+
+  /** The response was built: records the stages. */
+  built(): void {
+    const sink = this.#sink;
+    if (sink === undefined || this.#answeredAt === 0) return;
+    const now = performance.now();
+    sink.observe("http.parse", this.#parsedAt - this.#receivedAt);
+    sink.observe("http.backend", this.#answeredAt - this.#parsedAt);
+    sink.observe("http.answer", now - this.#answeredAt);
+    sink.observe("http.total", now - this.#receivedAt);
+  }
+}
 
 /** The node, the body reader, the clock and the stream budget of one app. */
 export interface RouteContext {
@@ -27,6 +67,8 @@ export interface RouteContext {
   readonly now: () => number;
   /** The shared budget of long-lived streams (watches, listens). */
   readonly streams: StreamBudget;
+  /** Starts timing one request's stages (a no-op without a sink). */
+  readonly timing: () => RequestTiming;
 }
 
 /** The body of a write that answers nothing but success. */

@@ -20,7 +20,11 @@ import { StreamBudget } from "../common/stream_budget.ts";
 import { readBody, reply } from "./_body.ts";
 import { notFoundMessage } from "./not_found.ts";
 import { errorReply, HttpApiError } from "./_errors.ts";
-import type { RouteContext } from "./_route_context.ts";
+import {
+  RequestTiming,
+  type RouteContext,
+  type StageSink,
+} from "./_route_context.ts";
 import { kvRoutes } from "./kv.ts";
 import { queueRoutes } from "./queues.ts";
 import { clusterRoutes, healthRoute } from "./cluster.ts";
@@ -77,6 +81,8 @@ export interface HttpAppOptions {
    * for a refused token. Absent: the route does not exist.
    */
   readonly join?: JoinRoute;
+  /** Where each request's HTTP stages are recorded (the node's stage recorder). Default: nowhere. */
+  readonly stages?: StageSink;
 }
 
 function hostOf(header: string): string {
@@ -126,6 +132,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     body: (c) => readBody(c, limit),
     now: options.nowMs ?? Date.now,
     streams: options.streams ?? new StreamBudget(),
+    timing: () => new RequestTiming(options.stages),
   };
 
   app.onError((error, c) => {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
 import {
   type KvBackend,
   type KvConsistency,
@@ -50,6 +50,7 @@ import type { ParsedList } from "./_parse.ts";
 import { reply } from "./_body.ts";
 import {
   consistencyOf,
+  type RequestTiming,
   type RouteContext,
   streamLease,
 } from "./_route_context.ts";
@@ -194,82 +195,88 @@ export async function commit(
 /** Registers the `/v1/kv/...` routes on `app`. */
 export function kvRoutes(app: Hono, ctx: RouteContext): void {
   const { node, body, now, streams } = ctx;
+  // Each route marks its stages: body parsed, backend answered, reply built.
+  const timed = (
+    handle: (c: Context, timing: RequestTiming) => Promise<unknown>,
+  ) =>
+  async (c: Context) => {
+    const timing = ctx.timing();
+    const answer = await handle(c, timing);
+    timing.answered();
+    const response = reply(c, answer);
+    timing.built();
+    return response;
+  };
   app.post(
     ROUTES.kvGet,
-    async (c) =>
-      reply(
-        c,
-        await get(
-          node.backend,
-          parse.parseGet(await body(c)),
-          consistencyOf(c),
-        ),
-      ),
+    timed(async (c, timing) => {
+      const key = parse.parseGet(await body(c));
+      const consistency = consistencyOf(c);
+      timing.parsed();
+      return await get(node.backend, key, consistency);
+    }),
   );
   app.post(
     ROUTES.kvGetMany,
-    async (c) =>
-      reply(
-        c,
-        await getMany(
-          node.backend,
-          parse.parseGetMany(await body(c)),
-          consistencyOf(c),
-        ),
-      ),
+    timed(async (c, timing) => {
+      const keys = parse.parseGetMany(await body(c));
+      const consistency = consistencyOf(c);
+      timing.parsed();
+      return await getMany(node.backend, keys, consistency);
+    }),
   );
   app.post(
     ROUTES.kvList,
-    async (c) =>
-      reply(
-        c,
-        await list(
-          node.backend,
-          parse.parseList(await body(c)),
-          consistencyOf(c),
-        ),
-      ),
+    timed(async (c, timing) => {
+      const request = parse.parseList(await body(c));
+      const consistency = consistencyOf(c);
+      timing.parsed();
+      return await list(node.backend, request, consistency);
+    }),
   );
-  app.post(ROUTES.kvSet, async (c) => {
-    const nowMs = now();
-    const request = await body(c);
-    const mutation = parse.parseSet(request, nowMs);
-    const session = parse.parseSession(request);
-    return reply(
-      c,
-      await commit(
+  app.post(
+    ROUTES.kvSet,
+    timed(async (c, timing) => {
+      const nowMs = now();
+      const request = await body(c);
+      const mutation = parse.parseSet(request, nowMs);
+      const session = parse.parseSession(request);
+      timing.parsed();
+      return await commit(
         node.backend,
         { checks: [], mutations: [mutation], ...(session ? { session } : {}) },
         nowMs,
-      ),
-    );
-  });
-  app.post(ROUTES.kvDelete, async (c) => {
-    const request = await body(c);
-    const mutation = parse.parseDelete(request);
-    const session = parse.parseSession(request);
-    return reply(
-      c,
-      await commit(
+      );
+    }),
+  );
+  app.post(
+    ROUTES.kvDelete,
+    timed(async (c, timing) => {
+      const request = await body(c);
+      const mutation = parse.parseDelete(request);
+      const session = parse.parseSession(request);
+      timing.parsed();
+      return await commit(
         node.backend,
         { checks: [], mutations: [mutation], ...(session ? { session } : {}) },
         now(),
-      ),
-    );
-  });
-  app.post(ROUTES.kvAtomic, async (c) => {
-    const nowMs = now();
-    const request = await body(c);
-    const operation = parse.parseAtomic(request, nowMs);
-    const session = parse.parseSession(request);
-    return reply(
-      c,
-      await commit(node.backend, {
+      );
+    }),
+  );
+  app.post(
+    ROUTES.kvAtomic,
+    timed(async (c, timing) => {
+      const nowMs = now();
+      const request = await body(c);
+      const operation = parse.parseAtomic(request, nowMs);
+      const session = parse.parseSession(request);
+      timing.parsed();
+      return await commit(node.backend, {
         ...operation,
         ...(session ? { session } : {}),
-      }, nowMs),
-    );
-  });
+      }, nowMs);
+    }),
+  );
   app.post(ROUTES.kvWatch, async (c) => {
     const keys = parse.parseWatch(await body(c));
     const lease = streamLease(streams, c);
