@@ -16,11 +16,17 @@ import {
 import { bearerOf } from "../common/auth.ts";
 import type { StreamBudget, StreamLease } from "../common/stream_budget.ts";
 import { HttpApiError } from "./_errors.ts";
-import type { Stage } from "../../node/write_stages.ts";
+
+/** The front end's stages (named as in the node's `aspen_stage_ms`). */
+export type HttpStage =
+  | "http.parse"
+  | "http.backend"
+  | "http.answer"
+  | "http.total";
 
 /** Where the front end records its stages (the node's stage recorder). */
 export interface StageSink {
-  observe(stage: Stage, ms: number): void;
+  observe(stage: HttpStage, ms: number): void;
 }
 
 /** Marks one request's HTTP stages: parsed, answered (by the backend), built. */
