@@ -238,7 +238,9 @@ function appendMessage(count: number): AppendMessage {
     term: 3 as Term,
     index: (1_000_001 + i) as LogIndex,
     type: "normal",
-    data: value,
+    // A buffer of its own, as every entry has: structuredClone copies a
+    // buffer shared by all entries only once.
+    data: value.slice(),
   }));
   return {
     type: "app",

@@ -67,7 +67,9 @@ class BatchSource {
       index: (start + i) as LogIndex,
       term: 1 as Term,
       type: "normal" as const,
-      data,
+      // A buffer of its own, as every proposal has: a structured clone to
+      // the Worker copies a buffer shared by all entries only once.
+      data: data.slice(),
     }));
     const hardState: HardState = {
       term: 1 as Term,
