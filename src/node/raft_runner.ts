@@ -185,6 +185,8 @@ export class RaftRunner<R = unknown> {
   readonly stages: StageRecorder = new StageRecorder();
   /** The hard state last written with a sync (term and vote must be durable). */
   #syncedHardState: HardState;
+  /** A Ready's write is in flight (entries committed meanwhile may apply at once). */
+  #writing = false;
   /** The commit index last reported to {@linkcode RaftRunner.stages}. */
   #commitSeen: LogIndex = 0 as LogIndex;
   readonly #timing = new PeerTiming(this.metrics);
@@ -507,6 +509,7 @@ export class RaftRunner<R = unknown> {
     }
     this.#noteCommit(now);
     this.#observed();
+    this.#applyCommittedNow();
     this.#schedule();
   }
 
@@ -609,25 +612,9 @@ export class RaftRunner<R = unknown> {
     }
     // Committed entries are durable here already (the core hands out none
     // past its stable index), so they apply while the new ones are being
-    // written: one state-store transaction for the whole batch, not one per
-    // entry, on this thread while the log Worker syncs.
-    const applyAll = () => {
-      for (const entry of ready.committedEntries) this.#applyEntry(entry);
-    };
-    const committedLast = ready.committedEntries.at(-1)?.index;
-    const applyStarted = committedLast === undefined
-      ? 0
-      : this.#clock.monotonicMs();
-    if (stateMachine.batch !== undefined && ready.committedEntries.length > 1) {
-      stateMachine.batch(applyAll);
-    } else applyAll();
-    if (committedLast !== undefined) {
-      this.stages.applied(
-        committedLast,
-        applyStarted,
-        this.#clock.monotonicMs(),
-      );
-    }
+    // written; entries committed meanwhile apply as the commit index moves
+    // (#applyCommittedNow), not after this write.
+    this.#applyBatch(ready.committedEntries);
     for (const state of ready.readStates) {
       proposer.readConfirmed(state.index, state.context);
     }
@@ -647,8 +634,55 @@ export class RaftRunner<R = unknown> {
       for (const listener of this.#appliedListeners) listener(applied);
     }
     // Acknowledgements and votes leave only once what they promise is durable.
-    if (saving !== null) await saving;
+    if (saving !== null) {
+      this.#writing = true;
+      try {
+        await saving;
+      } finally {
+        this.#writing = false;
+      }
+    }
     if (!sendFirst) { for (const m of ready.messages) this.#send(m); }
+  }
+
+  /**
+   * Applies committed entries in one state-store transaction (not one per
+   * entry) and settles their waiters.
+   */
+  #applyBatch(entries: readonly Entry[]): void {
+    const last = entries.at(-1)?.index;
+    if (last === undefined) return;
+    const { stateMachine } = this.#options;
+    const started = this.#clock.monotonicMs();
+    const applyAll = () => {
+      for (const entry of entries) this.#applyEntry(entry);
+    };
+    if (stateMachine.batch !== undefined && entries.length > 1) {
+      stateMachine.batch(applyAll);
+    } else applyAll();
+    this.stages.applied(last, started, this.#clock.monotonicMs());
+  }
+
+  /**
+   * While a Ready's write is in flight, applies what became committed
+   * since (a follower's acknowledgement on the leader, the leader's commit
+   * index on a follower) instead of waiting for that write to finish.
+   */
+  #applyCommittedNow(): void {
+    if (!this.#writing || this.#stopped || this.#storageError !== null) return;
+    const entries = this.#node.takeCommittedEntries();
+    const last = entries.at(-1)?.index;
+    if (last === undefined) return;
+    try {
+      this.#applyBatch(entries);
+    } catch (error) {
+      this.#failStorage(error as Error);
+      return;
+    }
+    this.#node.appliedTo(last);
+    this.#observed();
+    this.#proposer.releaseReads(last);
+    for (const listener of this.#appliedListeners) listener(last);
   }
 
   /** Writes the Ready's entries and hard state with a sync, timing it. */

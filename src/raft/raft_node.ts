@@ -135,6 +135,8 @@ export class RaftNode {
   #previousHardState: HardState;
   #previousSoftState: SoftState;
   #inFlight: InFlightReady | null = null;
+  /** The Ready in flight carries a snapshot (nothing applies beside it). */
+  #snapshotInFlight = false;
 
   /**
    * @param config Identity, membership and tuning; validated first.
@@ -440,6 +442,7 @@ export class RaftNode {
       this.#log.applyingTo(committedLast);
       if (this.#role === "leader") this.#releaseUncommitted(committedEntries);
     }
+    this.#snapshotInFlight = ready.snapshot !== null;
     this.#inFlight = {
       lastEntry: last === undefined
         ? null
@@ -496,6 +499,39 @@ export class RaftNode {
   /** Whether this node leads now (no allocation). */
   get isLeader(): boolean {
     return this.#role === "leader";
+  }
+
+  /**
+   * Committed entries that no Ready handed out yet, taken while a Ready is
+   * in flight: the application may apply them at once instead of after the
+   * write in flight (they are durable here: none past the stable index).
+   * Call {@linkcode RaftNode.appliedTo} once they are applied. Empty when no
+   * Ready is in flight (`ready()` hands them out then), or a snapshot is
+   * being or waiting to be installed.
+   */
+  takeCommittedEntries(): Entry[] {
+    if (
+      this.#inFlight === null || this.#snapshotInFlight ||
+      this.#snapshotToInstall !== null
+    ) return [];
+    const entries = this.#log.nextCommittedEntries(
+      this.#config.maxCommittedBytesPerReady,
+      this.#applyUnstable(),
+    );
+    const last = entries.at(-1);
+    if (last === undefined) return [];
+    this.#log.applyingTo(last.index);
+    if (this.#role === "leader") this.#releaseUncommitted(entries);
+    return entries;
+  }
+
+  /** The application applied the entries taken with `takeCommittedEntries()` up to `index`. */
+  appliedTo(index: LogIndex): void {
+    assert(
+      index <= this.#log.applying,
+      `Cannot mark ${index} applied as only ${this.#log.applying} was handed out`,
+    );
+    if (index > this.#log.applied) this.#log.appliedTo(index);
   }
 
   /** The node's state, for status and checks. */
