@@ -68,6 +68,8 @@ interface ProposalWaiter {
 
 interface ReadWaiter {
   index: LogIndex | null;
+  /** The read context (batch) it was asked in; null until flushed to the core. */
+  batch: string | null;
   /** When the read was asked, then confirmed (the clock's monotonic ms; 0 until then). */
   readonly askedAt: number;
   confirmedAt: number;
@@ -88,6 +90,11 @@ export class Proposer {
   /** Forwarded proposals in flight, by the leader they were sent to. */
   readonly #forwards = new Map<AbortController, NodeId>();
   #readCounter = 0;
+  /** Reads not asked of the core yet: the next flush asks for all of them with one context. */
+  #unsent: string[] = [];
+  /** Keys of the reads asked under each context still unconfirmed, by context counter. */
+  readonly #batches = new Map<string, string[]>();
+  #readKeys = 0;
 
   constructor(host: ProposerHost) {
     this.#host = host;
@@ -186,20 +193,20 @@ export class Proposer {
 
   #readIndexNow(deadline: number, signal?: AbortSignal): Promise<LogIndex> {
     const host = this.#host;
-    const context = textEncoder.encode(
-      `${host.id}/${host.incarnation}/${++this.#readCounter}`,
-    );
-    const key = `${this.#readCounter}`;
+    const key = `${++this.#readKeys}`;
     const leader = host.core.knownLeader;
     const term = host.core.currentTerm;
     const askedAt = host.clock.monotonicMs();
-    host.core.readIndex(context, askedAt);
-    host.observed();
+    // Asked of the core at the next flush, with every read asked before it
+    // (one context, one heartbeat round for all: etcd batches reads too).
+    this.#unsent.push(key);
     host.schedule();
     return new Promise((resolve, reject) => {
       const fail = (error: Error) => {
-        if (this.#reads.get(key)?.timer !== timer) return;
+        const waiter = this.#reads.get(key);
+        if (waiter?.timer !== timer) return;
         this.#reads.delete(key);
+        this.#pruneBatch(waiter.batch);
         timer.cancel();
         signal?.removeEventListener("abort", onAbort);
         reject(error);
@@ -218,6 +225,7 @@ export class Proposer {
       signal?.addEventListener("abort", onAbort, { once: true });
       this.#reads.set(key, {
         index: null,
+        batch: null,
         askedAt,
         confirmedAt: 0,
         leader,
@@ -233,6 +241,46 @@ export class Proposer {
         timer,
       });
     });
+  }
+
+  /**
+   * Asks the core for one read index covering every read queued since the
+   * last flush (the runner calls this before each ready loop).
+   */
+  flushReads(): void {
+    if (this.#unsent.length === 0) return;
+    const keys = this.#unsent.filter((key) => this.#reads.has(key));
+    this.#unsent = [];
+    if (keys.length === 0) return;
+    const host = this.#host;
+    const batch = `${++this.#readCounter}`;
+    const context = textEncoder.encode(
+      `${host.id}/${host.incarnation}/${batch}`,
+    );
+    try {
+      host.core.readIndex(context, host.clock.monotonicMs());
+    } catch (error) {
+      // No leader any more: nothing was asked, the reads may be retried.
+      for (const key of keys) {
+        const waiter = this.#reads.get(key)!;
+        this.#reads.delete(key);
+        waiter.timer.cancel();
+        waiter.reject(error as Error);
+      }
+      return;
+    }
+    for (const key of keys) this.#reads.get(key)!.batch = batch;
+    this.#batches.set(batch, keys);
+    host.observed();
+  }
+
+  /** Forgets a batch none of whose reads waits any more. */
+  #pruneBatch(batch: string | null): void {
+    if (batch === null) return;
+    const keys = this.#batches.get(batch);
+    if (keys !== undefined && !keys.some((key) => this.#reads.has(key))) {
+      this.#batches.delete(batch);
+    }
   }
 
   #deadline(): number {
@@ -381,6 +429,8 @@ export class Proposer {
       waiter.reject(new RequestTimeoutError(why));
     }
     this.#reads.clear();
+    this.#batches.clear();
+    this.#unsent = [];
   }
 
   /**
@@ -396,6 +446,7 @@ export class Proposer {
         (waiter.leader === leader && waiter.term === term)
       ) continue;
       this.#reads.delete(key);
+      this.#pruneBatch(waiter.batch);
       waiter.timer.cancel();
       waiter.reject(
         new ProposalDroppedError(
@@ -415,11 +466,18 @@ export class Proposer {
     const text = textDecoder.decode(context);
     const slash = text.lastIndexOf("/");
     if (text.slice(0, slash) !== `${host.id}/${host.incarnation}`) return;
-    const waiter = this.#reads.get(text.slice(slash + 1));
-    if (waiter === undefined) return;
-    waiter.index = index;
-    waiter.confirmedAt = host.clock.monotonicMs();
-    host.stages.observe("read.confirm", waiter.confirmedAt - waiter.askedAt);
+    const batch = text.slice(slash + 1);
+    const keys = this.#batches.get(batch);
+    if (keys === undefined) return;
+    this.#batches.delete(batch);
+    const now = host.clock.monotonicMs();
+    for (const key of keys) {
+      const waiter = this.#reads.get(key);
+      if (waiter === undefined) continue;
+      waiter.index = index;
+      waiter.confirmedAt = now;
+      host.stages.observe("read.confirm", now - waiter.askedAt);
+    }
     this.releaseReads(host.core.appliedIndex);
   }
 

@@ -534,6 +534,8 @@ export class RaftRunner<R = unknown> {
 
   #woken(): void {
     this.#scheduled = false;
+    // Reads queued since the last wake share one read context.
+    this.#proposer.flushReads();
     this.#processReady();
   }
 
