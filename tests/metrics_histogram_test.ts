@@ -9,7 +9,8 @@ import { type LogWriter, SyncLogWriter } from "../src/storage/log_writer.ts";
 import { renderMetrics } from "../src/node/metrics.ts";
 import { RaftKvBackend } from "../src/node/raft_kv_backend.ts";
 import { RaftRunner } from "../src/node/raft_runner.ts";
-import { nodeId } from "../src/raft/types.ts";
+import { type LogIndex, nodeId } from "../src/raft/types.ts";
+import { type Stage, StageRecorder } from "../src/node/write_stages.ts";
 import { MemoryLogStore } from "../src/storage/memory_log_store.ts";
 import { InMemoryNetwork } from "../src/transport/memory_transport.ts";
 import { setOperation } from "./helpers/node_kv.ts";
@@ -143,5 +144,100 @@ Deno.test("aspen_http_request_ms is cumulative per series", () => {
     assert.equal(series.get('group="kv",status="2xx"')?.count, round * 2000);
     assertWellFormed(series, previous);
     previous = series;
+  }
+});
+
+Deno.test("StageRecorder follows a write through every stage, per follower, and forgets replaced entries", () => {
+  const stages = new StageRecorder();
+  const f1 = nodeId("f1");
+  const f2 = nodeId("f2");
+  const at = (n: number) => n as LogIndex;
+  stages.proposed(at(5), 0);
+  stages.proposed(at(6), 1);
+  stages.handed(at(6), 2);
+  stages.sent(f1, at(6), 2);
+  stages.sent(f2, at(5), 2);
+  stages.durable(at(6), 5);
+  stages.acknowledged(f1, at(6), 7);
+  stages.committed(at(6), 7);
+  // f2 acknowledges 5 after the commit: still one sample per entry sent to it.
+  stages.acknowledged(f2, at(5), 9);
+  stages.acknowledged(f2, at(5), 10);
+  stages.applied(at(6), 8, 9);
+  const count = (stage: Stage) => stages.histogram(stage).count;
+  assert.equal(count("write.wait_ready"), 2);
+  assert.equal(count("write.log_write"), 2);
+  assert.equal(count("write.follower_ack"), 3, "f1: 5 and 6; f2: 5");
+  assert.equal(count("write.commit"), 2);
+  assert.equal(count("write.wait_apply"), 2);
+  assert.equal(count("write.apply"), 1, "one batch");
+  assert.equal(count("write.total"), 2);
+  assert.equal(stages.histogram("write.total").sum, 9 + 8);
+  assert.equal(stages.histogram("write.log_write").sum, 3 + 3);
+  assert.equal(stages.tracing, 0);
+  // A new leader term reuses index 7: the earlier trace at 7 and above goes.
+  stages.proposed(at(7), 20);
+  stages.proposed(at(8), 21);
+  stages.proposed(at(7), 30);
+  assert.equal(stages.tracing, 1);
+  stages.applied(at(7), 31, 32);
+  assert.equal(stages.histogram("write.total").sum, 9 + 8 + 2);
+});
+
+Deno.test("/metrics exposes aspen_stage_ms: every write and read of a one-node runner, in each of its stages", async () => {
+  const logStore = new MemoryLogStore();
+  const id = nodeId("n1");
+  const state = new KvReplicatedState(
+    new KvStateMachine(new MemoryStateStore()),
+  );
+  const runner = new RaftRunner({
+    id,
+    voters: [id],
+    logStore,
+    stateMachine: state,
+    transport: new InMemoryNetwork().connect(id),
+    tickMs: 10,
+    requestTimeoutMs: 10_000,
+  });
+  runner.start();
+  const backend = new RaftKvBackend(
+    runner,
+    state,
+    "00000000-0000-4000-8000-000000000000",
+  );
+  try {
+    await waitFor("a leader", () => runner.status().role === "leader");
+    const before = histogram(renderMetrics(runner), "aspen_stage_ms");
+    const writes = 40;
+    const reads = 25;
+    for (let i = 0; i < writes; i++) {
+      await backend.commit(setOperation(`s${i}`, "v"));
+    }
+    await Promise.all(
+      Array.from({ length: reads }, () => runner.readIndex()),
+    );
+    const after = histogram(renderMetrics(runner), "aspen_stage_ms");
+    assertWellFormed(after, before);
+    const delta = (stage: string) =>
+      after.get(`stage="${stage}"`)!.count -
+      (before.get(`stage="${stage}"`)?.count ?? 0);
+    // Leader tasks may propose too: at least every write, never fewer.
+    for (
+      const stage of [
+        "write.wait_ready",
+        "write.log_write",
+        "write.commit",
+        "write.total",
+      ]
+    ) {
+      assert.ok(delta(stage) >= writes, `${stage}: ${delta(stage)}`);
+    }
+    assert.equal(delta("write.log_write"), delta("write.total"));
+    assert.equal(delta("write.follower_ack"), 0, "no followers");
+    assert.equal(delta("read.confirm"), reads);
+    assert.equal(delta("read.total"), reads);
+  } finally {
+    backend.stopServices();
+    await runner.stop();
   }
 });
