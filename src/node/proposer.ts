@@ -57,6 +57,8 @@ export interface ProposerHost {
   decodeResult(bytes: Uint8Array): unknown;
   /** Where reads' stages are recorded. */
   readonly stages: StageRecorder;
+  /** The last index the state machine applied (may be ahead of the core's until its Ready advances). */
+  appliedIndex(): LogIndex;
 }
 
 interface ProposalWaiter {
@@ -478,7 +480,7 @@ export class Proposer {
       waiter.confirmedAt = now;
       host.stages.observe("read.confirm", now - waiter.askedAt);
     }
-    this.releaseReads(host.core.appliedIndex);
+    this.releaseReads(host.appliedIndex());
   }
 
   /** Serves the confirmed reads whose index is applied. */

@@ -281,6 +281,7 @@ export class RaftRunner<R = unknown> {
         this.stages.proposed(index, this.#clock.monotonicMs());
       },
       stages: this.stages,
+      appliedIndex: () => options.stateMachine.appliedIndex(),
       checkWritable: () => this.#checkWritable(),
       decodeResult: (bytes) => options.stateMachine.decodeResult(bytes),
     });
@@ -510,7 +511,19 @@ export class RaftRunner<R = unknown> {
     this.#noteCommit(now);
     this.#observed();
     this.#applyCommittedNow();
+    this.#serveReadsNow();
     this.#schedule();
+  }
+
+  /**
+   * While a ready loop is busy (a write in flight), serves the reads the
+   * core confirmed meanwhile instead of after that write.
+   */
+  #serveReadsNow(): void {
+    if (this.#processing === null || this.#stopped) return;
+    for (const state of this.#node.takeReadStates()) {
+      this.#proposer.readConfirmed(state.index, state.context);
+    }
   }
 
   /** Tells the stage recorder when the commit index moved. */
@@ -536,6 +549,7 @@ export class RaftRunner<R = unknown> {
     this.#scheduled = false;
     // Reads queued since the last wake share one read context.
     this.#proposer.flushReads();
+    this.#serveReadsNow();
     this.#processReady();
   }
 

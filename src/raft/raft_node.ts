@@ -525,6 +525,19 @@ export class RaftNode {
     return entries;
   }
 
+  /**
+   * Read states produced while a Ready is in flight, taken now (they do not
+   * depend on any write: the application serves each once its applied
+   * index reaches it). Empty when no Ready is in flight (`ready()` hands
+   * them out then).
+   */
+  takeReadStates(): ReadState[] {
+    if (this.#inFlight === null || this.#readStates.length === 0) return [];
+    const states = this.#readStates;
+    this.#readStates = [];
+    return states;
+  }
+
   /** The application applied the entries taken with `takeCommittedEntries()` up to `index`. */
   appliedTo(index: LogIndex): void {
     assert(
