@@ -62,6 +62,32 @@ function assertWellFormed(
   }
 }
 
+/** A started one-node runner on memory storage, leading, with its KV backend. */
+async function oneNodeRunner(logStore: MemoryLogStore, logWriter?: LogWriter) {
+  const id = nodeId("n1");
+  const state = new KvReplicatedState(
+    new KvStateMachine(new MemoryStateStore()),
+  );
+  const runner = new RaftRunner({
+    id,
+    voters: [id],
+    logStore,
+    ...(logWriter === undefined ? {} : { logWriter }),
+    stateMachine: state,
+    transport: new InMemoryNetwork().connect(id),
+    tickMs: 10,
+    requestTimeoutMs: 10_000,
+  });
+  runner.start();
+  const backend = new RaftKvBackend(
+    runner,
+    state,
+    "00000000-0000-4000-8000-000000000000",
+  );
+  await waitFor("a leader", () => runner.status().role === "leader");
+  return { runner, backend };
+}
+
 Deno.test("Histogram counts every observation cumulatively", () => {
   const h = new Histogram([1, 10]);
   for (let i = 0; i < 5000; i++) h.observe(i % 20);
@@ -89,28 +115,8 @@ Deno.test("aspen_log_fsync_ms counts every synced log write since start, never f
     compact: (meta) => inner.compact(meta),
     close: () => inner.close(),
   };
-  const id = nodeId("n1");
-  const state = new KvReplicatedState(
-    new KvStateMachine(new MemoryStateStore()),
-  );
-  const runner = new RaftRunner({
-    id,
-    voters: [id],
-    logStore,
-    logWriter: counting,
-    stateMachine: state,
-    transport: new InMemoryNetwork().connect(id),
-    tickMs: 10,
-    requestTimeoutMs: 10_000,
-  });
-  runner.start();
-  const backend = new RaftKvBackend(
-    runner,
-    state,
-    "00000000-0000-4000-8000-000000000000",
-  );
+  const { runner, backend } = await oneNodeRunner(logStore, counting);
   try {
-    await waitFor("a leader", () => runner.status().role === "leader");
     let previous: ReturnType<typeof histogram> | undefined;
     // More writes than the old code kept samples of (1024).
     for (let round = 0; round < 6; round++) {
@@ -185,28 +191,8 @@ Deno.test("StageRecorder follows a write through every stage, per follower, and 
 });
 
 Deno.test("/metrics exposes aspen_stage_ms: every write and read of a one-node runner, in each of its stages", async () => {
-  const logStore = new MemoryLogStore();
-  const id = nodeId("n1");
-  const state = new KvReplicatedState(
-    new KvStateMachine(new MemoryStateStore()),
-  );
-  const runner = new RaftRunner({
-    id,
-    voters: [id],
-    logStore,
-    stateMachine: state,
-    transport: new InMemoryNetwork().connect(id),
-    tickMs: 10,
-    requestTimeoutMs: 10_000,
-  });
-  runner.start();
-  const backend = new RaftKvBackend(
-    runner,
-    state,
-    "00000000-0000-4000-8000-000000000000",
-  );
+  const { runner, backend } = await oneNodeRunner(new MemoryLogStore());
   try {
-    await waitFor("a leader", () => runner.status().role === "leader");
     const before = histogram(renderMetrics(runner), "aspen_stage_ms");
     const writes = 40;
     const reads = 25;
