@@ -16,6 +16,8 @@ export const TARGETS = [
   "null-http",
   "aspen-1",
   "aspen-3",
+  "raw-1",
+  "raw-3",
   "etcd-1",
   "etcd-3",
   "denokv-local",

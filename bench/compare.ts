@@ -15,6 +15,10 @@
  * `--no-failover`, `--aspen-driver client|http`, `--out <dir>`,
  * `--work-dir <dir>` (data folders' parent).
  *
+ * `raw-1` and `raw-3` are Aspen driven by raw `fetch` calls to its HTTP API
+ * (the ceiling of the HTTP path without the client module), each on its own
+ * fresh cluster.
+ *
  * Aspen is driven through its client module (`connect(urls).kv` from
  * `mod.ts`, JSON bodies), or with `--aspen-driver http` through raw
  * `fetch` calls to its HTTP API. Exits 1 when a target that was
@@ -218,6 +222,24 @@ async function startTarget(
       return {
         driver: new NullHttpDriver(cluster.urls[0]!),
         driverName: "fetch, JSON bodies of Aspen's size",
+        cluster,
+        stop: cluster.stop,
+      };
+    }
+    case "raw-1":
+    case "raw-3": {
+      // The ceiling of the HTTP path: the same API without the client module.
+      const cluster = await startAspenCluster({
+        nodes: target === "raw-1" ? 1 : 3,
+        workDir,
+      });
+      const leader = await cluster.leaderIndex();
+      return {
+        driver: new AspenHttpDriver([
+          cluster.urls[leader]!,
+          ...cluster.urls.filter((_, i) => i !== leader),
+        ]),
+        driverName: "Aspen HTTP API (raw fetch, JSON) at the leader",
         cluster,
         stop: cluster.stop,
       };
