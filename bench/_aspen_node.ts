@@ -27,6 +27,7 @@ const { values } = parseArgs({
     "http-port": { type: "string", default: "0" },
     "quic-port": { type: "string" },
     "read-only": { type: "string" },
+    "snapshot-entries": { type: "string" },
   },
   strict: true,
 });
@@ -45,6 +46,9 @@ const config = resolveNodeConfig({
     : Number(values["quic-port"]),
   readOnly: values["read-only"] as "safe" | "lease" | undefined,
   tokens: [BENCH_ASPEN_TOKEN],
+  ...(values["snapshot-entries"] === undefined
+    ? {}
+    : { snapshotEntries: Number(values["snapshot-entries"]) }),
 });
 const serving = await serveNode(config, {
   log: (line) => console.error(`[node] ${line}`),

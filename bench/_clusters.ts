@@ -59,6 +59,8 @@ export interface AspenClusterOptions {
   readonly inspectPorts?: readonly number[];
   /** Strong-read mode of every node (the node's default when absent). */
   readonly readOnly?: "safe" | "lease";
+  /** Applied entries between two Raft snapshots (the node's default when absent). */
+  readonly snapshotEntries?: number;
   /** Extra `deno run` flags of every node (e.g. `--v8-flags=--expose-gc`). */
   readonly denoFlags?: readonly string[];
 }
@@ -121,6 +123,9 @@ export async function startAspenCluster(
         ...(options.readOnly === undefined
           ? []
           : ["--read-only", options.readOnly]),
+        ...(options.snapshotEntries === undefined
+          ? []
+          : ["--snapshot-entries", String(options.snapshotEntries)]),
         ...nodeFlags[i]!,
       ]);
     };

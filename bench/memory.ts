@@ -18,7 +18,8 @@
  *
  * Options: `--puts <n>` (default 1,000,000), `--every <n>` (default
  * 100,000), `--clients <n>` (default 64), `--value-size <bytes>` (default
- * 256), `--out <dir>`, `--work-dir <dir>` (default `/tmp`). Exits 2 on bad
+ * 256), `--snapshot-entries <n>` (the nodes' snapshot period, default
+ * theirs: 10,000), `--out <dir>`, `--work-dir <dir>` (default `/tmp`). Exits 2 on bad
  * options, 3 on the time bound, 5 when the run failed.
  *
  * @module
@@ -36,6 +37,8 @@ export interface MemoryOptions {
   readonly every: number;
   readonly clients: number;
   readonly valueBytes: number;
+  /** Applied entries between two Raft snapshots; null for the node's default (10,000). */
+  readonly snapshotEntries: number | null;
   readonly outDir: string;
   readonly workDir: string;
 }
@@ -114,6 +117,7 @@ export function parseMemoryOptions(args: readonly string[]): MemoryOptions {
       every: { type: "string", default: "100000" },
       clients: { type: "string", default: "64" },
       "value-size": { type: "string", default: "256" },
+      "snapshot-entries": { type: "string" },
       out: {
         type: "string",
         default: new URL("./results", import.meta.url).pathname,
@@ -128,6 +132,9 @@ export function parseMemoryOptions(args: readonly string[]): MemoryOptions {
     every: count("every", values.every, puts),
     clients: count("clients", values.clients, 1024),
     valueBytes: count("value-size", values["value-size"], 60_000),
+    snapshotEntries: values["snapshot-entries"] === undefined
+      ? null
+      : count("snapshot-entries", values["snapshot-entries"], 100_000_000),
     outDir: values.out,
     workDir: values["work-dir"],
   };
@@ -330,6 +337,7 @@ async function run(
     nodes: 3,
     workDir: runRoot,
     denoFlags: ["--v8-flags=--expose-gc"],
+    snapshotEntries: options.snapshotEntries ?? undefined,
   });
   try {
     const lines = cluster.children.map((c) =>
@@ -447,7 +455,9 @@ async function main(): Promise<number> {
     const jsonPath = `${options.outDir}/memory-${stamp}.json`;
     await Deno.writeTextFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
     console.log(
-      `# Aspen memory: aspen-3, ${options.puts} puts of ${options.valueBytes} bytes (fresh keys, ${options.clients} clients)\n`,
+      `# Aspen memory: aspen-3, ${options.puts} puts of ${options.valueBytes} bytes (fresh keys, ${options.clients} clients), a Raft snapshot every ${
+        options.snapshotEntries ?? "10000 (default)"
+      } entries\n`,
     );
     console.log(memoryTable(points));
     console.log(`\nresults: ${jsonPath}`);
