@@ -21,7 +21,8 @@
  * Exits 0 when the only errors were outcome-unknown ones (the issue's
  * condition), 1 when there were others (still written and plotted), 2 on
  * bad options, 3 on the overall time bound, 4 when the plot cannot be
- * rendered (Chromium missing), 5 when the run itself failed.
+ * rendered (Chromium missing), 5 when the run itself failed (also when a
+ * kill or restart failed: the results up to then are still written).
  *
  * @module
  */
@@ -157,7 +158,7 @@ function log(line: string): void {
   console.error(`[sustained] ${line}`);
 }
 
-/** Kills the leader every period and restarts it; resolves once `stopped()` says so. */
+/** Kills the leader once per period (while the run lasts) and restarts it a few seconds later. */
 async function killLoop(
   cluster: RunningCluster,
   options: SustainedOptions,
@@ -235,6 +236,8 @@ export interface SustainedResult {
   readonly options: SustainedOptions;
   readonly machine: Record<string, unknown>;
   readonly cell: CellMeasurement;
+  /** Why the kills stopped before the end, or null when every kill and restart worked. */
+  readonly killLoopError: string | null;
   readonly totals: {
     readonly operations: number;
     readonly gets: number;
@@ -293,10 +296,16 @@ async function run(
       printedS = now;
     }, PROGRESS_EVERY_S * 1000);
     let cell: CellMeasurement;
+    let killLoopError: string | null = null;
     try {
-      const killing = killLoop(cluster, options, timeline, kills);
-      // A failed kill or restart ends the run with its error.
-      killing.catch(() => {});
+      // A failed kill or restart stops the kills; the load runs on and the
+      // failure is reported with the results.
+      const killing = killLoop(cluster, options, timeline, kills).catch(
+        (error) => {
+          killLoopError = describeError(error);
+          log(`the kills stopped: ${killLoopError}`);
+        },
+      );
       cell = await runCell(timeline, {
         workload: "mixed",
         clients: options.clients,
@@ -328,6 +337,7 @@ async function run(
       },
       cell,
       totals,
+      killLoopError,
       onlyOutcomeUnknown: errorClasses.every((c) => c.kind === OUTCOME_UNKNOWN),
       kills: kills.map((k) => ({
         ...k,
@@ -392,6 +402,9 @@ function printSummary(result: SustainedResult, jsonPath: string): void {
         : "condition NOT met: errors other than outcome-unknown (see above and processLogs in the JSON)"
     }`,
   );
+  if (result.killLoopError !== null) {
+    console.log(`the kills stopped early: ${result.killLoopError}`);
+  }
   console.log(`results: ${jsonPath}`);
 }
 
@@ -459,6 +472,7 @@ async function main(): Promise<number> {
       console.error(`bench/sustained: ${error.message}`);
       return EXIT_NO_PLOT;
     }
+    if (result.killLoopError !== null) return EXIT_FAILED;
     return result.onlyOutcomeUnknown ? 0 : EXIT_OTHER_ERRORS;
   } catch (error) {
     console.error(`bench/sustained: the run failed: ${describeError(error)}`);
