@@ -4,6 +4,12 @@
  * (`{"url": …, "nodeId": …, "pid": …}`) once listening, stops on SIGTERM or
  * SIGINT.
  *
+ * Two signals serve the memory benchmark (`bench/memory.ts`): SIGUSR1
+ * takes a Raft snapshot and compacts the log at the next ready loop
+ * (`RaftRunner.requestSnapshot`), SIGUSR2 prints one JSON line
+ * `{"memory": …}` with `Deno.memoryUsage()` (after a full GC when the node
+ * runs with `--v8-flags=--expose-gc`) and the Raft status's indexes.
+ *
  * Run with `--unstable-net --allow-net=127.0.0.1 --allow-read=DIR
  * --allow-write=DIR --allow-env`.
  *
@@ -21,6 +27,7 @@ const { values } = parseArgs({
     "http-port": { type: "string", default: "0" },
     "quic-port": { type: "string" },
     "read-only": { type: "string" },
+    "snapshot-entries": { type: "string" },
   },
   strict: true,
 });
@@ -39,6 +46,9 @@ const config = resolveNodeConfig({
     : Number(values["quic-port"]),
   readOnly: values["read-only"] as "safe" | "lease" | undefined,
   tokens: [BENCH_ASPEN_TOKEN],
+  ...(values["snapshot-entries"] === undefined
+    ? {}
+    : { snapshotEntries: Number(values["snapshot-entries"]) }),
 });
 const serving = await serveNode(config, {
   log: (line) => console.error(`[node] ${line}`),
@@ -48,6 +58,22 @@ console.log(JSON.stringify({
   nodeId: String(serving.node.id),
   pid: Deno.pid,
 }));
+Deno.addSignalListener("SIGUSR1", () => serving.node.runner.requestSnapshot());
+Deno.addSignalListener("SIGUSR2", () => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const status = serving.node.runner.status();
+  console.log(JSON.stringify({
+    memory: { ...Deno.memoryUsage(), gc: gc !== undefined },
+    raft: {
+      role: status.role,
+      commit: status.commit,
+      applied: status.applied,
+      lastIndex: status.lastIndex,
+      snapshotIndex: status.snapshotIndex,
+    },
+  }));
+});
 await new Promise<void>((resolve) => {
   Deno.addSignalListener("SIGINT", resolve);
   Deno.addSignalListener("SIGTERM", resolve);

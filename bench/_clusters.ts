@@ -43,6 +43,11 @@ export interface RunningCluster {
   leaderIndex(timeoutMs?: number): Promise<number>;
   /** Ends every process (SIGTERM, SIGKILL after a grace period) and removes the folders. */
   stop(): Promise<void>;
+  /**
+   * Starts node `index` again on its data folder, once its process has
+   * exited (Aspen clusters only; see {@linkcode restartNode}).
+   */
+  restart?(index: number): Promise<void>;
 }
 
 /** Options of {@linkcode startAspenCluster}. */
@@ -54,6 +59,10 @@ export interface AspenClusterOptions {
   readonly inspectPorts?: readonly number[];
   /** Strong-read mode of every node (the node's default when absent). */
   readonly readOnly?: "safe" | "lease";
+  /** Applied entries between two Raft snapshots (the node's default when absent). */
+  readonly snapshotEntries?: number;
+  /** Extra `deno run` flags of every node (e.g. `--v8-flags=--expose-gc`). */
+  readonly denoFlags?: readonly string[];
 }
 
 const repoRoot = new URL("..", import.meta.url).pathname;
@@ -93,30 +102,34 @@ export async function startAspenCluster(
         )
       );
     }
-    dirs.forEach((dir, i) => {
+    const spawnNode = (i: number): Child => {
+      const dir = dirs[i]!;
       const inspect = options.inspectPorts?.[i];
-      children.push(
-        spawnChild(`aspen-${options.nodes}/n${i + 1}`, Deno.execPath(), [
-          "run",
-          "--config",
-          `${repoRoot}deno.json`,
-          ...(inspect === undefined ? [] : [`--inspect=${HOST}:${inspect}`]),
-          "--unstable-net",
-          `--allow-net=${HOST}`,
-          // The node's log writer runs in a Worker loaded from the source tree.
-          `--allow-read=${dir},${repoRoot}src`,
-          `--allow-write=${dir}`,
-          "--allow-env",
-          nodeEntry,
-          "--data-dir",
-          dir,
-          ...(options.readOnly === undefined
-            ? []
-            : ["--read-only", options.readOnly]),
-          ...nodeFlags[i]!,
-        ]),
-      );
-    });
+      return spawnChild(`aspen-${options.nodes}/n${i + 1}`, Deno.execPath(), [
+        "run",
+        "--config",
+        `${repoRoot}deno.json`,
+        ...(inspect === undefined ? [] : [`--inspect=${HOST}:${inspect}`]),
+        ...(options.denoFlags ?? []),
+        "--unstable-net",
+        `--allow-net=${HOST}`,
+        // The node's log writer runs in a Worker loaded from the source tree.
+        `--allow-read=${dir},${repoRoot}src`,
+        `--allow-write=${dir}`,
+        "--allow-env",
+        nodeEntry,
+        "--data-dir",
+        dir,
+        ...(options.readOnly === undefined
+          ? []
+          : ["--read-only", options.readOnly]),
+        ...(options.snapshotEntries === undefined
+          ? []
+          : ["--snapshot-entries", String(options.snapshotEntries)]),
+        ...nodeFlags[i]!,
+      ]);
+    };
+    dirs.forEach((_, i) => children.push(spawnNode(i)));
     const reports = await Promise.all(
       children.map((c) => waitForFirstJson(c, NODE_START_TIMEOUT_MS)),
     );
@@ -124,6 +137,25 @@ export async function startAspenCluster(
     const leaderIndex = (timeoutMs = LEADER_TIMEOUT_MS) =>
       aspenLeaderIndex(urls, children, timeoutMs);
     await leaderIndex();
+    const restart = async (index: number) => {
+      const old = children[index];
+      if (old === undefined) {
+        throw new RangeError(
+          `Cannot restart node ${index}: the cluster has ${children.length}`,
+        );
+      }
+      await old.process.status;
+      const child = spawnNode(index);
+      children[index] = child;
+      const report = await waitForFirstJson(child, NODE_START_TIMEOUT_MS);
+      if (String(report.url) !== urls[index]) {
+        throw new Error(
+          `Cannot restart node ${index} as it came back at '${report.url}', not '${
+            urls[index]
+          }' (a one-node cluster picks a new port)`,
+        );
+      }
+    };
     return {
       name: `aspen-${options.nodes}`,
       urls,
@@ -131,6 +163,7 @@ export async function startAspenCluster(
       root,
       leaderIndex,
       stop,
+      restart,
     };
   } catch (error) {
     await stop();
@@ -349,6 +382,22 @@ export function killNode(cluster: RunningCluster, index: number): void {
     );
   }
   signalChild(child, "SIGKILL");
+}
+
+/**
+ * Starts node `index` again on its data folder (same ports, same flags)
+ * after it exited, and waits until it listens.
+ *
+ * @throws {TypeError} When the cluster's kind cannot restart a node.
+ */
+export async function restartNode(
+  cluster: RunningCluster,
+  index: number,
+): Promise<void> {
+  if (cluster.restart === undefined) {
+    throw new TypeError(`Cannot restart a node of '${cluster.name}'`);
+  }
+  await cluster.restart(index);
 }
 
 async function stopCluster(

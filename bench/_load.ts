@@ -104,6 +104,11 @@ export interface CellOptions {
   readonly durationMs: number;
   readonly value: Uint8Array;
   readonly keys: KeySpace;
+  /**
+   * Most operations of the cell (a bound on the latencies kept as well).
+   * Default {@linkcode OPERATIONS_PER_CELL_MAX}.
+   */
+  readonly operationsMax?: number;
 }
 
 /** What one cell measured. */
@@ -184,13 +189,14 @@ export async function runCell(
   let conflicts = 0;
   let firstError: string | null = null;
   const operation = operationOf(driver, options);
+  const operationsMax = options.operationsMax ?? OPERATIONS_PER_CELL_MAX;
   const start = performance.now();
   const deadline = start + options.durationMs;
   let stopped = false;
   const client = async () => {
     while (
       !stopped && performance.now() < deadline &&
-      latencies.length + errors < OPERATIONS_PER_CELL_MAX
+      latencies.length + errors < operationsMax
     ) {
       const begin = performance.now();
       try {
