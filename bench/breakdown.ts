@@ -173,7 +173,7 @@ try {
     ];
     const follower = urls[1];
     const driver = new AspenClientDriver(urls);
-    const keys = new KeySpace(`b${nodes}`);
+    const keys = new KeySpace();
     await prepareKeys(driver, keys, value, 30_000);
     for (const workload of workloads) {
       for (const clients of clientCounts) {
