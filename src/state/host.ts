@@ -346,7 +346,9 @@ export class StateHost {
 
   /** The whole state, as MessagePack of the store's snapshot chunks. */
   snapshotData(): Uint8Array {
-    return encode(this.exportChunks());
+    // A copy of exactly its bytes: `encode` answers a view into a buffer it
+    // grew to up to twice the size, which the Raft core would keep.
+    return encode(this.exportChunks()).slice();
   }
 
   /**
