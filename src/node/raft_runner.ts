@@ -92,7 +92,13 @@ export interface RaftRunnerOptions<R = unknown> {
   readonly electionTicks?: number;
   /** Milliseconds a proposal or read may take end to end. Default 5000. */
   readonly requestTimeoutMs?: number;
-  /** Entries past the last snapshot that trigger a new one. Default 10,000. */
+  /**
+   * Entries past the last snapshot that trigger a new one; past a 4 MiB
+   * snapshot, once they also hold at least half as many bytes as its part
+   * above 4 MiB (a snapshot encodes the whole state: so its total cost stays
+   * linear in the state instead of growing with it at every period).
+   * Default 10,000.
+   */
   readonly snapshotEntries?: number;
   /** "lease" serves strong reads from the leader lease. Default "safe". */
   readonly readOnly?: "safe" | "lease";
@@ -135,6 +141,14 @@ export interface RaftRunnerOptions<R = unknown> {
    */
   readonly observe?: (core: RaftNode) => void;
 }
+
+/**
+ * A snapshot waits until the entries since the last one hold at least this
+ * fraction of its bytes: total snapshot work stays a few times the state.
+ */
+const SNAPSHOT_LOG_RATIO = 0.5;
+/** Snapshots smaller than this follow `snapshotEntries` alone. */
+const SNAPSHOT_RATIO_FLOOR_BYTES = 4 * 1024 * 1024;
 
 export { ProposalOutcomeUnknownError, RequestTimeoutError };
 export type { RequestOptions, RunnerMetrics };
@@ -185,6 +199,9 @@ export class RaftRunner<R = unknown> {
   readonly stages: StageRecorder = new StageRecorder();
   /** The hard state last written with a sync (term and vote must be durable). */
   #syncedHardState: HardState;
+  /** Entry bytes applied since the last snapshot, and that snapshot's size. */
+  #bytesSinceSnapshot = 0;
+  #lastSnapshotBytes = 0;
   /** A Ready's write is in flight (entries committed meanwhile may apply at once). */
   #writing = false;
   /** The commit index last reported to {@linkcode RaftRunner.stages}. */
@@ -603,6 +620,8 @@ export class RaftRunner<R = unknown> {
     if (ready.snapshot !== null) {
       stateMachine.installSnapshot(ready.snapshot);
       stateMachine.sync();
+      this.#lastSnapshotBytes = ready.snapshot.data.byteLength;
+      this.#bytesSinceSnapshot = 0;
       await this.#writer.compact(ready.snapshot.meta);
       this.metrics.snapshotsInstalled++;
     }
@@ -734,6 +753,7 @@ export class RaftRunner<R = unknown> {
       ? stateMachine.apply(entry)
       : undefined;
     this.metrics.entriesApplied++;
+    this.#bytesSinceSnapshot += entry.data.byteLength;
     this.#proposer.applied(entry, () => result);
   }
 
@@ -744,7 +764,11 @@ export class RaftRunner<R = unknown> {
     if (
       status.applied <= status.snapshotIndex ||
       (!requested &&
-        status.applied - status.snapshotIndex < this.#options.snapshotEntries)
+        (status.applied - status.snapshotIndex <
+            this.#options.snapshotEntries ||
+          this.#bytesSinceSnapshot <
+            (this.#lastSnapshotBytes - SNAPSHOT_RATIO_FLOOR_BYTES) *
+              SNAPSHOT_LOG_RATIO))
     ) {
       return;
     }
@@ -756,6 +780,8 @@ export class RaftRunner<R = unknown> {
       stateMachine.snapshotData(),
     );
     this.#observed();
+    this.#lastSnapshotBytes = snapshot.data.byteLength;
+    this.#bytesSinceSnapshot = 0;
     // The writer owns the log: a real node closes `logStore` once started.
     await this.#writer.compact(snapshot.meta);
     this.metrics.snapshotsTaken++;
