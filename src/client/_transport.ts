@@ -23,6 +23,7 @@ import {
   WrongClusterError,
 } from "./errors.ts";
 import { ROUTES } from "../protocol/http_api.ts";
+import { AttemptDeadline } from "./_deadline.ts";
 
 /** Writes that carry a session (exactly-once): set, delete, atomic. */
 const SESSION_PATHS: ReadonlySet<string> = new Set([
@@ -300,8 +301,7 @@ export class HttpTransport {
       headers[CLUSTER_ID_HEADER] = this.#clusterId;
     }
     if (body !== undefined) headers["content-type"] = contentTypeOf(format);
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = AbortSignal.any([timeout, this.#closing.signal]);
+    const timeout = new AttemptDeadline(timeoutMs, this.#closing.signal);
     let response: Response;
     let bytes: Uint8Array;
     try {
@@ -309,7 +309,7 @@ export class HttpTransport {
         method,
         headers,
         body: body === undefined ? undefined : encodeBody(body, format),
-        signal,
+        signal: timeout.signal,
       });
       bytes = new Uint8Array(await response.arrayBuffer());
     } catch (error) {
@@ -326,7 +326,7 @@ export class HttpTransport {
         };
       }
       if (kind === "idempotent" || connectFailed(error)) {
-        const reason = timeout.aborted
+        const reason = timeout.timedOut
           ? `no answer within ${timeoutMs} ms`
           : (error as Error).message;
         return {
@@ -345,7 +345,7 @@ export class HttpTransport {
         // with the first result instead of applying it again.
         retry: kind === "sessionWrite",
         error: new TimeoutError(
-          timeout.aborted
+          timeout.timedOut
             ? `Write ${where} got no answer within ${timeoutMs} ms: its outcome is unknown`
             : `Write ${where} failed in flight: its outcome is unknown: ${
               (error as Error).message
@@ -354,6 +354,8 @@ export class HttpTransport {
           { cause: error, url },
         ),
       };
+    } finally {
+      timeout.end();
     }
     // A node of another cluster: what it answered is not this cluster's.
     const wrong = this.#wrongCluster(response, url);

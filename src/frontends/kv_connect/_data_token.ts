@@ -25,6 +25,18 @@ const encoder = new TextEncoder();
 const TOKEN_SHAPE =
   /^aspen-dp1\.([A-Za-z0-9_-]{22})\.([0-9]{1,16})\.([A-Za-z0-9_-]{43})$/;
 
+/**
+ * Tokens whose MAC was verified, remembered at most (the oldest verified
+ * first forgotten). A stock client sends its token on every request: one
+ * HMAC per client instead of one per request.
+ */
+export const VERIFIED_TOKENS_MAX = 10_000;
+
+interface Verified {
+  readonly client: DataPathClient;
+  readonly expiresAtMs: number;
+}
+
 /** A verified data-path token. */
 export interface DataPathClient {
   /** The client's id as sessions and resend records name it (`dp:` + 22 characters). */
@@ -34,6 +46,12 @@ export interface DataPathClient {
 /** Issues and verifies data-path tokens under keys derived from the access tokens. */
 export class DataPathTokens {
   readonly #keys: readonly { token: Uint8Array; key: Uint8Array }[];
+  /**
+   * Tokens already verified under one of `#keys` (which never change), by
+   * the whole token. Only a token that passed the MAC check gets here, so a
+   * guess still costs the full constant-time check.
+   */
+  readonly #verified = new Map<string, Verified>();
 
   constructor(accessTokens: readonly string[]) {
     this.#keys = accessTokens.map((token) => {
@@ -58,10 +76,13 @@ export class DataPathTokens {
       );
     }
     const id = encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
-    const body = `${PREFIX}.${id}.${Math.floor(expiresAtMs)}`;
-    return `${body}.${
+    const expiry = Math.floor(expiresAtMs);
+    const body = `${PREFIX}.${id}.${expiry}`;
+    const token = `${body}.${
       encodeBase64Url(hmac(sha256, entry.key, encoder.encode(body)))
     }`;
+    this.#remember(token, { clientId: `dp:${id}` }, expiry);
+    return token;
   }
 
   /**
@@ -71,6 +92,10 @@ export class DataPathTokens {
    * does not reveal which one matched.
    */
   verify(token: string, nowMs: number): DataPathClient | null {
+    const known = this.#verified.get(token);
+    if (known !== undefined) {
+      return known.expiresAtMs < nowMs ? null : known.client;
+    }
     const match = TOKEN_SHAPE.exec(token);
     if (match === null) return null;
     const [, id, expiry, mac] = match as unknown as [
@@ -87,6 +112,21 @@ export class DataPathTokens {
       matched = constantTimeEqual(presented, expected) || matched;
     }
     if (!matched || Number(expiry) < nowMs) return null;
-    return { clientId: `dp:${id}` };
+    const client = { clientId: `dp:${id}` };
+    this.#remember(token, client, Number(expiry));
+    return client;
+  }
+
+  /** Number of verified tokens remembered. */
+  get verifiedCount(): number {
+    return this.#verified.size;
+  }
+
+  #remember(token: string, client: DataPathClient, expiresAtMs: number): void {
+    if (this.#verified.size >= VERIFIED_TOKENS_MAX) {
+      const oldest = this.#verified.keys().next();
+      if (!oldest.done) this.#verified.delete(oldest.value);
+    }
+    this.#verified.set(token, { client, expiresAtMs });
   }
 }

@@ -27,9 +27,9 @@
  *
  * @module
  */
-import { decode, encode } from "@msgpack/msgpack";
+import { decode, Encoder } from "@msgpack/msgpack";
 import type { LogIndex } from "../../raft/types.ts";
-import { concatBytes, toHex } from "../../base/bytes.ts";
+import { concatBytes, equalBytes, toHex } from "../../base/bytes.ts";
 import { internalRowWriter, type Overlay } from "../../state/write_context.ts";
 import { INTERNAL_KEY_BYTE } from "../../model/reserved.ts";
 import type { StateStore } from "../../state/state_store.ts";
@@ -37,6 +37,7 @@ import type {
   KvApplyResult,
   KvResend,
   KvResendMark,
+  KvRow,
   Versionstamp,
 } from "../../model/types.ts";
 
@@ -63,6 +64,33 @@ const ORDER = new Uint8Array([INTERNAL_KEY_BYTE, 0x6b, 0x75]);
 const ORDER_END = new Uint8Array([INTERNAL_KEY_BYTE, 0x6b, 0x76]);
 const COUNT = new Uint8Array([INTERNAL_KEY_BYTE, 0x6b, 0x77]);
 const encoder = new TextEncoder();
+/** One MessagePack encoder for every row (`encode()` allocates one, and a 2 KiB buffer, per call). */
+const rows = new Encoder();
+/** MessagePack `false` and `true`: the last byte of a record (its `delivered`). */
+const MSGPACK_FALSE = 0xc2;
+const MSGPACK_TRUE = 0xc3;
+/** MessagePack fixarray of 4: a record `[result, atMs, index, delivered]`. */
+const RECORD_ARRAY_HEADER = 0x94;
+
+/**
+ * A record's bytes with `delivered` set: the same bytes as encoding
+ * `[result, atMs, index, true]` again (the record was encoded from these
+ * values), without decoding and encoding the result.
+ */
+function deliveredRecord(
+  value: Uint8Array,
+  decoded: readonly unknown[],
+): Uint8Array {
+  if (
+    value[0] === RECORD_ARRAY_HEADER &&
+    value[value.length - 1] === MSGPACK_FALSE
+  ) {
+    const out = value.slice();
+    out[out.length - 1] = MSGPACK_TRUE;
+    return out;
+  }
+  return rows.encode([decoded[0], decoded[1], decoded[2], true]);
+}
 
 function u64(value: number): Uint8Array {
   const out = new Uint8Array(8);
@@ -117,15 +145,11 @@ export class ResendTable {
       const key = concatBytes(RECORD, part(mark));
       const row = overlay.get(toHex(key))?.row ?? this.#store.get(key);
       if (row === null || row === undefined) continue;
-      const [result, atMs, index] = decode(row.value) as [
-        KvApplyResult,
-        number,
-        number,
-      ];
-      if (index !== mark.index) continue;
+      const decoded = decode(row.value) as [KvApplyResult, number, number];
+      if (decoded[2] !== mark.index) continue;
       internalRowWriter(overlay, stamp).put(
         key,
-        encode([result, atMs, index, true]),
+        deliveredRecord(row.value, decoded),
       );
       marked++;
     }
@@ -154,20 +178,24 @@ export class ResendTable {
       ];
       remove(concatBytes(ORDER, u64(previousIndex), own));
     }
-    put(recordKey, encode([result, resend.atMs, index, false]));
+    put(recordKey, rows.encode([result, resend.atMs, index, false]));
     put(concatBytes(ORDER, u64(index), own), new Uint8Array(0));
-    const oldest = this.#store.scan({
-      start: ORDER,
-      end: ORDER_END,
-      limit: PRUNE_PER_WRITE + 1,
-      reverse: false,
-    });
+    // The oldest rows, read lazily: most writes stop at the first one (it
+    // is recent and the table is not full), and a one-row scan is cheaper.
+    // Same rows as one scan of PRUNE_PER_WRITE + 1: the store does not
+    // change meanwhile (removals are staged in the overlay).
+    let oldest = this.#oldest(1);
     let pruned = 0;
-    for (const row of oldest) {
+    for (let at = 0; at < PRUNE_PER_WRITE + 1; at++) {
+      if (at === oldest.length && oldest.length === 1) {
+        oldest = this.#oldest(PRUNE_PER_WRITE + 1);
+      }
+      const row = oldest[at];
+      if (row === undefined) break;
       if (pruned >= PRUNE_PER_WRITE) break;
       const otherPart = row.key.subarray(ORDER.length + 8);
+      if (equalBytes(otherPart, own)) continue;
       const otherKey = concatBytes(RECORD, otherPart);
-      if (toHex(otherKey) === toHex(recordKey)) continue;
       const other = this.#store.get(otherKey);
       const atMs = other === null
         ? 0
@@ -184,7 +212,16 @@ export class ResendTable {
       }
       pruned++;
     }
-    put(COUNT, encode(count));
+    put(COUNT, rows.encode(count));
+  }
+
+  #oldest(limit: number): KvRow[] {
+    return this.#store.scan({
+      start: ORDER,
+      end: ORDER_END,
+      limit,
+      reverse: false,
+    });
   }
 
   #count(): number {
