@@ -334,6 +334,7 @@ export class RaftRunner<R = unknown> {
       }
       this.#node.tick(now);
       this.#observed();
+      this.#proposer.sweepDeadlines(now);
       this.#schedule();
     });
     this.#schedule();
