@@ -132,6 +132,7 @@ export interface RaftRunnerOptions<R = unknown> {
       | "maxInflightMessages"
       | "maxUncommittedBytes"
       | "snapshotChunkBytes"
+      | "snapshotKeepBytes"
       | "testingKnobs"
     >
   >;
@@ -760,10 +761,12 @@ export class RaftRunner<R = unknown> {
 
   async #maybeSnapshot(): Promise<void> {
     const status = this.#node.status();
-    const requested = this.#snapshotRequested;
+    // A transfer may need the snapshot's data back (dropped from memory).
+    const wanted = this.#node.snapshotWanted;
+    const requested = this.#snapshotRequested || wanted;
     this.#snapshotRequested = false;
     if (
-      status.applied <= status.snapshotIndex ||
+      (status.applied <= status.snapshotIndex && !wanted) ||
       (!requested &&
         (status.applied - status.snapshotIndex <
             this.#options.snapshotEntries ||

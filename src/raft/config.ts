@@ -40,8 +40,18 @@ export interface ResolvedRaftConfig {
   /** How long a lease lasts on the leader's clock from the heartbeat's send: voteGuardMs / (1 + clockDrift). */
   readonly leaseMs: number;
   readonly snapshotChunkBytes: number;
+  readonly snapshotKeepBytes: number;
   readonly random: RandomSource;
   readonly testingKnobs: TestingKnobs;
+}
+
+function nonNegativeInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(
+      `Cannot start Raft as '${name}' must be a non-negative integer: current value is ${value}`,
+    );
+  }
+  return value;
 }
 
 function positiveInteger(name: string, value: number): number {
@@ -176,6 +186,10 @@ export function resolveRaftConfig(config: RaftConfig): ResolvedRaftConfig {
     snapshotChunkBytes: positiveInteger(
       "snapshotChunkBytes",
       config.snapshotChunkBytes ?? 1024 * 1024,
+    ),
+    snapshotKeepBytes: nonNegativeInteger(
+      "snapshotKeepBytes",
+      config.snapshotKeepBytes ?? 1024 * 1024,
     ),
     random: config.random,
     testingKnobs: knobs,

@@ -130,6 +130,12 @@ export class RaftNode {
   /** Reads that arrived before this leader committed an entry of its term. */
   #pendingReads: { from: NodeId; context: Uint8Array }[] = [];
   #snapshot: Snapshot | null;
+  /** The snapshot's data was dropped from memory (its metadata stays). */
+  #snapshotDropped = false;
+  /** A transfer needed dropped data: the application should take a snapshot. */
+  #snapshotWanted = false;
+  /** Ticks since the snapshot's data was last taken, installed or sent. */
+  #snapshotIdleTicks = 0;
   #snapshotToInstall: Snapshot | null = null;
   #incoming: IncomingSnapshot | null = null;
   #previousHardState: HardState;
@@ -196,6 +202,7 @@ export class RaftNode {
   tick(now?: number): void {
     this.#withClock(now, () => {
       this.#tickCount++;
+      this.#tickSnapshotData();
       if (this.#role === "leader") this.#tickLeader();
       else this.#tickElection();
     });
@@ -342,12 +349,18 @@ export class RaftNode {
       );
     }
     if (this.#snapshot !== null && index <= this.#snapshot.meta.index) {
+      if (this.#snapshotDropped && index === this.#snapshot.meta.index) {
+        // The same state again: it gets its data back.
+        this.#snapshot = { meta: this.#snapshot.meta, data };
+        this.#snapshotKept();
+      }
       return this.#snapshot;
     }
     const t = this.#log.term(index);
     assert(t !== undefined, `Cannot snapshot at ${index}: its entry is gone`);
     const confState = this.#confAt(index);
     this.#snapshot = { meta: { index, term: t, confState }, data };
+    this.#snapshotKept();
     this.#log.compact(index);
     this.#baseConf = confState;
     this.#confEntries = this.#confEntries.filter((c) => c.index > index);
@@ -474,6 +487,15 @@ export class RaftNode {
         this.#maybeCommit();
       }
     }
+  }
+
+  /**
+   * A follower needs a snapshot whose data was dropped from memory: take
+   * one (`takeSnapshot` at the applied index) and the transfer starts at
+   * its next answer.
+   */
+  get snapshotWanted(): boolean {
+    return this.#snapshotWanted;
   }
 
   /** The current term (no allocation, unlike `status()`: for hot paths). */
@@ -1193,12 +1215,23 @@ export class RaftNode {
       snapshot !== null,
       `Leader compacted its log without a snapshot, needed by '${to}'`,
     );
+    if (this.#snapshotDropped) {
+      // Retried at the peer's next answer, once the application took one.
+      this.#snapshotWanted = true;
+      return false;
+    }
     pr.becomeSnapshot(snapshot.meta.index);
     this.#sendSnapshotChunk(to, pr, snapshot);
     return true;
   }
 
   #sendSnapshotChunk(to: NodeId, pr: Progress, snapshot: Snapshot): void {
+    if (this.#snapshotDropped) {
+      this.#snapshotWanted = true;
+      pr.becomeProbe();
+      return;
+    }
+    this.#snapshotIdleTicks = 0;
     const offset = pr.snapshotOffset;
     const data = snapshot.data.subarray(
       offset,
@@ -1249,6 +1282,30 @@ export class RaftNode {
   #startSnapshotAgain(to: NodeId, pr: Progress, snapshot: Snapshot): void {
     pr.becomeSnapshot(snapshot.meta.index);
     this.#sendSnapshotChunk(to, pr, snapshot);
+  }
+
+  /** The snapshot in memory has its data (just taken, installed or restored). */
+  #snapshotKept(): void {
+    this.#snapshotDropped = false;
+    this.#snapshotWanted = false;
+    this.#snapshotIdleTicks = 0;
+  }
+
+  /**
+   * Drops large snapshot data no transfer used for two election timeouts:
+   * it is the whole state, and the application can make it again.
+   */
+  #tickSnapshotData(): void {
+    const snapshot = this.#snapshot;
+    if (snapshot === null || this.#snapshotDropped) return;
+    if (snapshot.data.byteLength <= this.#config.snapshotKeepBytes) return;
+    if (++this.#snapshotIdleTicks < 2 * this.#config.electionTicks) return;
+    if (this.#snapshotToInstall !== null) return;
+    for (const pr of this.#progress.values()) {
+      if (pr.state === "snapshot") return;
+    }
+    this.#snapshot = { meta: snapshot.meta, data: new Uint8Array(0) };
+    this.#snapshotDropped = true;
   }
 
   /** Retries a snapshot transfer that has not progressed for an election timeout. */
@@ -1344,6 +1401,7 @@ export class RaftNode {
   #installSnapshot(snapshot: Snapshot): void {
     this.#log.restore(snapshot.meta.index, snapshot.meta.term);
     this.#snapshot = snapshot;
+    this.#snapshotKept();
     this.#snapshotToInstall = snapshot;
     if (this.#config.testingKnobs.snapshotSkipsMembership !== true) {
       this.#baseConf = snapshot.meta.confState;

@@ -355,6 +355,13 @@ export interface RaftConfig {
   readonly maxDelayMs?: number;
   /** Bytes of snapshot data per `snap` message. Default 1 MiB. */
   readonly snapshotChunkBytes?: number;
+  /**
+   * Snapshot data larger than this is dropped from memory after two
+   * election timeouts without a transfer (the metadata stays); a transfer
+   * that needs it then sets `snapshotWanted`, and the application takes a
+   * new snapshot. Default 1 MiB.
+   */
+  readonly snapshotKeepBytes?: number;
   /** Seeded randomness for election timeouts. */
   readonly random: RandomSource;
   /** Planted bugs; only the simulator sets them. */

@@ -287,6 +287,8 @@ export class SimNode {
           maxInflightMessages: settings.maxInflightMessages,
           maxUncommittedBytes: settings.maxUncommittedBytes,
           snapshotChunkBytes: settings.snapshotChunkBytes,
+          // Every snapshot's data may leave memory: the path a large state takes.
+          snapshotKeepBytes: 0,
           ...(settings.testingKnobs === undefined
             ? {}
             : { testingKnobs: settings.testingKnobs }),
