@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeBase64, encodeBase64 } from "./base64.ts";
+import {
+  decodeBase64,
+  decodeCheckedBase64,
+  encodeBase64,
+  isPaddedBase64,
+} from "./base64.ts";
 
 Deno.test("encodeBase64() matches the RFC 4648 vectors in both alphabets", async (t) => {
   const vectors: [string, string][] = [
@@ -51,4 +56,54 @@ Deno.test("decodeBase64() round-trips any bytes and refuses other alphabets", ()
   assert.equal(decodeBase64("+/8=", { url: true }), null);
   assert.equal(decodeBase64("a"), null);
   assert.equal(decodeBase64("not base64!"), null);
+});
+
+/** What `isPaddedBase64` stands for (the pattern it replaces). */
+const PADDED_BASE64 =
+  /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+Deno.test("isPaddedBase64() accepts exactly what the padded base64 pattern matches", () => {
+  const text = fc.string({
+    maxLength: 12,
+    unit: fc.constantFrom(
+      "A",
+      "z",
+      "0",
+      "+",
+      "/",
+      "=",
+      "-",
+      "_",
+      " ",
+      "\n",
+      "é",
+    ),
+  });
+  fc.assert(
+    fc.property(text, (candidate) => {
+      assert.equal(
+        isPaddedBase64(candidate),
+        PADDED_BASE64.test(candidate),
+        JSON.stringify(candidate),
+      );
+    }),
+    { numRuns: 2000 },
+  );
+  for (
+    const candidate of ["", "AA==", "AAA=", "AAAA", "A===", "====", "AA=A"]
+  ) {
+    assert.equal(isPaddedBase64(candidate), PADDED_BASE64.test(candidate));
+  }
+});
+
+Deno.test("decodeCheckedBase64() decodes padded base64 as decodeBase64() does", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+      const text = encodeBase64(bytes);
+      assert.deepEqual(decodeCheckedBase64(text), decodeBase64(text));
+    }),
+  );
+  // Non-zero trailing bits are ignored by both.
+  assert.deepEqual(decodeCheckedBase64("AB=="), decodeBase64("AB=="));
+  assert.deepEqual(decodeCheckedBase64("ABC="), decodeBase64("ABC="));
 });
