@@ -67,14 +67,16 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
 }
 
 const HEX_DIGITS = "0123456789abcdef";
+/** The two hex digits of every byte: one concatenation per byte. */
+const HEX_PAIRS: readonly string[] = Array.from(
+  { length: 256 },
+  (_, byte) => HEX_DIGITS[byte >> 4]! + HEX_DIGITS[byte & 0x0f]!,
+);
 
 /** Lower-case hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
   let out = "";
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i]!;
-    out += HEX_DIGITS[byte >> 4]! + HEX_DIGITS[byte & 0x0f]!;
-  }
+  for (let i = 0; i < bytes.length; i++) out += HEX_PAIRS[bytes[i]!]!;
   return out;
 }
 

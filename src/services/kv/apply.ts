@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { encode } from "@msgpack/msgpack";
+import { Encoder } from "@msgpack/msgpack";
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { LogIndex } from "../../raft/types.ts";
 import type {
@@ -33,6 +33,9 @@ import {
   ResendTable,
 } from "./resends.ts";
 import { enqueueInto } from "../queues/api.ts";
+
+/** Encodes what a digest covers; its bytes are hashed at once (a shared view). */
+const digestEncoder = new Encoder();
 
 /** Keys one expiry command deletes at most, whatever it asks for. */
 export const EXPIRE_KEYS_MAX = 10_000;
@@ -71,7 +74,10 @@ export function writeDigest(operation: KvAtomicOperation): Uint8Array {
       e.queue ?? null,
     ]),
   ];
-  return sha256(encode(normal)).subarray(0, SESSION_DIGEST_BYTES);
+  return sha256(digestEncoder.encodeSharedRef(normal)).subarray(
+    0,
+    SESSION_DIGEST_BYTES,
+  );
 }
 
 /** Decides an atomic operation, staging its changes in `overlay` only if it applies. */

@@ -27,7 +27,7 @@
  *
  * @module
  */
-import { decode, encode } from "@msgpack/msgpack";
+import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { LogIndex } from "../../raft/types.ts";
 import { concatBytes, toHex } from "../../base/bytes.ts";
 import { internalRowWriter, type Overlay } from "../../state/write_context.ts";
@@ -39,6 +39,14 @@ import type {
   KvResendMark,
   Versionstamp,
 } from "../../model/types.ts";
+
+// One encoder and one decoder, reused: msgpack's encode() and decode() build
+// a new one per call (with its own 2 KiB buffer). Only small values (rows'
+// records, results) go through them, so the encoder's buffer stays small.
+const msgpackEncoder = new Encoder();
+const msgpackDecoder = new Decoder();
+const encode = (value: unknown): Uint8Array => msgpackEncoder.encode(value);
+const decode = (bytes: Uint8Array): unknown => msgpackDecoder.decode(bytes);
 
 /** Resend records kept at most. */
 export const RESEND_RECORDS_MAX = 50_000;
