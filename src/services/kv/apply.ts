@@ -104,7 +104,11 @@ function atomicInto(
       failedChecks,
     };
   }
-  const staged: Overlay = new Map();
+  // Staged apart and merged only if the operation applies; straight into the
+  // entry's overlay when nothing is staged there yet (the usual case), which
+  // is then emptied again if it does not.
+  const direct = context.overlay.size === 0;
+  const staged: Overlay = direct ? context.overlay : new Map();
   const mismatch = applyMutations(
     store,
     staged,
@@ -112,6 +116,7 @@ function atomicInto(
     versionstamp,
   );
   if (mismatch !== null) {
+    if (direct) staged.clear();
     return {
       ok: false,
       index,
@@ -121,9 +126,12 @@ function atomicInto(
     };
   }
   if (operation.enqueues.length > 0) {
-    enqueueInto({ ...context, overlay: staged }, operation.enqueues);
+    enqueueInto(
+      direct ? context : { ...context, overlay: staged },
+      operation.enqueues,
+    );
   }
-  for (const [k, v] of staged) context.overlay.set(k, v);
+  if (!direct) { for (const [k, v] of staged) context.overlay.set(k, v); }
   return { ok: true, index, versionstamp, expiredKeyCount: 0 };
 }
 
