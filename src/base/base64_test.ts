@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   decodeBase64,
-  decodeCheckedBase64,
+  decodePaddedBase64,
   encodeBase64,
   isPaddedBase64,
 } from "./base64.ts";
@@ -96,14 +96,57 @@ Deno.test("isPaddedBase64() accepts exactly what the padded base64 pattern match
   }
 });
 
-Deno.test("decodeCheckedBase64() decodes padded base64 as decodeBase64() does", () => {
+Deno.test("decodePaddedBase64() decodes what the padded pattern matches, as decodeBase64() does", () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
       const text = encodeBase64(bytes);
-      assert.deepEqual(decodeCheckedBase64(text), decodeBase64(text));
+      assert.deepEqual(decodePaddedBase64(text), bytes);
     }),
   );
-  // Non-zero trailing bits are ignored by both.
-  assert.deepEqual(decodeCheckedBase64("AB=="), decodeBase64("AB=="));
-  assert.deepEqual(decodeCheckedBase64("ABC="), decodeBase64("ABC="));
+  // Any text: refused exactly when the pattern does not match it.
+  const text = fc.string({
+    maxLength: 12,
+    unit: fc.constantFrom(
+      "A",
+      "z",
+      "0",
+      "+",
+      "/",
+      "=",
+      "-",
+      " ",
+      "\t",
+      "\n",
+      "\r",
+      "\f",
+      "é",
+    ),
+  });
+  fc.assert(
+    fc.property(text, (candidate) => {
+      assert.deepEqual(
+        decodePaddedBase64(candidate),
+        PADDED_BASE64.test(candidate) ? decodeBase64(candidate) : null,
+        JSON.stringify(candidate),
+      );
+    }),
+    { numRuns: 5000 },
+  );
+  for (
+    const candidate of [
+      "AB==",
+      "ABC=",
+      "AB =",
+      "A B=",
+      "AAA\n",
+      " AAA",
+      "AA\t=",
+    ]
+  ) {
+    assert.deepEqual(
+      decodePaddedBase64(candidate),
+      PADDED_BASE64.test(candidate) ? decodeBase64(candidate) : null,
+      JSON.stringify(candidate),
+    );
+  }
 });

@@ -7,11 +7,7 @@
  *
  * @module
  */
-import {
-  decodeCheckedBase64,
-  encodeBase64,
-  isPaddedBase64,
-} from "../base/base64.ts";
+import { decodePaddedBase64, encodeBase64 } from "../base/base64.ts";
 import {
   decode as decodeMsgpack,
   encode as encodeMsgpack,
@@ -54,7 +50,7 @@ export function toBase64(bytes: Uint8Array): string {
  * @returns The bytes, or null when `text` is not padded base64.
  */
 export function fromBase64(text: string): Uint8Array | null {
-  return isPaddedBase64(text) ? decodeCheckedBase64(text) : null;
+  return decodePaddedBase64(text);
 }
 
 /** Reads a byte field: base64 text (JSON) or binary (MessagePack). */
