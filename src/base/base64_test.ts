@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { decodeBase64, encodeBase64 } from "./base64.ts";
+import {
+  decodeBase64,
+  decodePaddedBase64,
+  encodeBase64,
+  isPaddedBase64,
+} from "./base64.ts";
 
 Deno.test("encodeBase64() matches the RFC 4648 vectors in both alphabets", async (t) => {
   const vectors: [string, string][] = [
@@ -51,4 +56,97 @@ Deno.test("decodeBase64() round-trips any bytes and refuses other alphabets", ()
   assert.equal(decodeBase64("+/8=", { url: true }), null);
   assert.equal(decodeBase64("a"), null);
   assert.equal(decodeBase64("not base64!"), null);
+});
+
+/** What `isPaddedBase64` stands for (the pattern it replaces). */
+const PADDED_BASE64 =
+  /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+Deno.test("isPaddedBase64() accepts exactly what the padded base64 pattern matches", () => {
+  const text = fc.string({
+    maxLength: 12,
+    unit: fc.constantFrom(
+      "A",
+      "z",
+      "0",
+      "+",
+      "/",
+      "=",
+      "-",
+      "_",
+      " ",
+      "\n",
+      "é",
+    ),
+  });
+  fc.assert(
+    fc.property(text, (candidate) => {
+      assert.equal(
+        isPaddedBase64(candidate),
+        PADDED_BASE64.test(candidate),
+        JSON.stringify(candidate),
+      );
+    }),
+    { numRuns: 2000 },
+  );
+  for (
+    const candidate of ["", "AA==", "AAA=", "AAAA", "A===", "====", "AA=A"]
+  ) {
+    assert.equal(isPaddedBase64(candidate), PADDED_BASE64.test(candidate));
+  }
+});
+
+Deno.test("decodePaddedBase64() decodes what the padded pattern matches, as decodeBase64() does", () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+      const text = encodeBase64(bytes);
+      assert.deepEqual(decodePaddedBase64(text), bytes);
+    }),
+  );
+  // Any text: refused exactly when the pattern does not match it.
+  const text = fc.string({
+    maxLength: 12,
+    unit: fc.constantFrom(
+      "A",
+      "z",
+      "0",
+      "+",
+      "/",
+      "=",
+      "-",
+      " ",
+      "\t",
+      "\n",
+      "\r",
+      "\f",
+      "é",
+    ),
+  });
+  fc.assert(
+    fc.property(text, (candidate) => {
+      assert.deepEqual(
+        decodePaddedBase64(candidate),
+        PADDED_BASE64.test(candidate) ? decodeBase64(candidate) : null,
+        JSON.stringify(candidate),
+      );
+    }),
+    { numRuns: 5000 },
+  );
+  for (
+    const candidate of [
+      "AB==",
+      "ABC=",
+      "AB =",
+      "A B=",
+      "AAA\n",
+      " AAA",
+      "AA\t=",
+    ]
+  ) {
+    assert.deepEqual(
+      decodePaddedBase64(candidate),
+      PADDED_BASE64.test(candidate) ? decodeBase64(candidate) : null,
+      JSON.stringify(candidate),
+    );
+  }
 });

@@ -67,15 +67,40 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
 }
 
 const HEX_DIGITS = "0123456789abcdef";
+/** The char codes of the hex digits. */
+const HEX_CODES: readonly number[] = Array.from(
+  { length: 16 },
+  (_, digit) => HEX_DIGITS.charCodeAt(digit),
+);
+/** The two hex digits of every byte: one concatenation per byte. */
+const HEX_PAIRS: readonly string[] = Array.from(
+  { length: 256 },
+  (_, byte) => HEX_DIGITS[byte >> 4]! + HEX_DIGITS[byte & 0x0f]!,
+);
+/** Inputs up to this many bytes are built from char codes in one call. */
+const HEX_FLAT_BYTES_MAX = 4096;
+/** The char codes of the hex being built (reused: nothing here re-enters). */
+const hexCodes: number[] = [];
 
-/** Lower-case hex of `bytes`. */
+/**
+ * Lower-case hex of `bytes`. Built as one flat string (from char codes, not
+ * by concatenation) up to {@linkcode HEX_FLAT_BYTES_MAX} bytes: hex keys
+ * Maps, and hashing a concatenated string first flattens it.
+ */
 export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i]!;
-    out += HEX_DIGITS[byte >> 4]! + HEX_DIGITS[byte & 0x0f]!;
+  const length = bytes.length;
+  if (length > HEX_FLAT_BYTES_MAX) {
+    let out = "";
+    for (let i = 0; i < length; i++) out += HEX_PAIRS[bytes[i]!]!;
+    return out;
   }
-  return out;
+  hexCodes.length = length * 2;
+  for (let i = 0; i < length; i++) {
+    const byte = bytes[i]!;
+    hexCodes[2 * i] = HEX_CODES[byte >> 4]!;
+    hexCodes[2 * i + 1] = HEX_CODES[byte & 0x0f]!;
+  }
+  return String.fromCharCode.apply(null, hexCodes);
 }
 
 /**

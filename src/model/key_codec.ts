@@ -40,9 +40,13 @@ const INTEGER_BYTES_MAX = 255;
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
-/** A growable output buffer. */
+/**
+ * A growable output buffer. {@linkcode encodeKey} writes into one shared
+ * writer and copies the result out once (a typed array allocation costs
+ * far more than the few bytes a key holds).
+ */
 class ByteWriter {
-  bytes = new Uint8Array(64);
+  bytes = new Uint8Array(256);
   length = 0;
 
   reserve(count: number): void {
@@ -69,10 +73,40 @@ class ByteWriter {
     this.bytes[this.length++] = 0;
   }
 
+  /**
+   * Writes `text` as UTF-8, `00` escaped, then the terminator, when it is
+   * all ASCII (UTF-8 is then the char codes).
+   *
+   * @returns false, having written nothing, when `text` is not ASCII.
+   */
+  pushEscapedAscii(text: string): boolean {
+    const start = this.length;
+    this.reserve(text.length * 2 + 1);
+    const bytes = this.bytes;
+    let at = start;
+    for (let i = 0; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      if (code >= 0x80) return false;
+      bytes[at++] = code;
+      if (code === 0) bytes[at++] = ESCAPE;
+    }
+    bytes[at++] = 0;
+    this.length = at;
+    return true;
+  }
+
+  /** A copy of the bytes written, in a buffer of its own. */
   result(): Uint8Array {
-    return this.bytes.slice(0, this.length);
+    const out = new Uint8Array(this.length);
+    out.set(this.bytes.subarray(0, this.length));
+    return out;
   }
 }
+
+/** The writer {@linkcode encodeKey} reuses; null while a call holds it. */
+let sharedWriter: ByteWriter | null = new ByteWriter();
+/** Keys longer than this give their grown buffer back rather than keep it. */
+const SHARED_WRITER_BYTES_MAX = 64 * 1024;
 
 /**
  * Encodes a key tuple into Deno KV's key bytes.
@@ -90,16 +124,28 @@ class ByteWriter {
  * @throws {RangeError} When a bigint needs more than 255 bytes.
  */
 export function encodeKey(key: KvKey): Uint8Array {
-  const writer = new ByteWriter();
-  for (const part of key) encodePart(writer, part);
-  return writer.result();
+  // Re-entered only if a part's getter encodes a key: that call gets its own.
+  const writer = sharedWriter ?? new ByteWriter();
+  sharedWriter = null;
+  try {
+    for (const part of key) encodePart(writer, part);
+    return writer.result();
+  } finally {
+    writer.length = 0;
+    if (writer.bytes.length > SHARED_WRITER_BYTES_MAX) {
+      writer.bytes = new Uint8Array(256);
+    }
+    sharedWriter = writer;
+  }
 }
 
 function encodePart(writer: ByteWriter, part: KvKeyPart): void {
   switch (typeof part) {
     case "string":
       writer.push(TAG_STRING);
-      writer.pushEscaped(textEncoder.encode(part));
+      if (!writer.pushEscapedAscii(part)) {
+        writer.pushEscaped(textEncoder.encode(part));
+      }
       return;
     case "bigint":
       encodeBigInt(writer, part);
@@ -198,9 +244,13 @@ export function decodeKey(bytes: Uint8Array): KvKeyPart[] {
   while (offset < bytes.length) {
     const tag = bytes[offset++]!;
     if (tag === TAG_STRING || tag === TAG_BYTES) {
-      const [data, next] = readEscaped(bytes, offset);
-      offset = next;
-      parts.push(tag === TAG_BYTES ? data : decodeUtf8(data));
+      const end = escapedEnd(bytes, offset);
+      parts.push(
+        tag === TAG_BYTES
+          ? unescapeBytes(bytes, offset, end)
+          : decodeString(bytes, offset, end),
+      );
+      offset = end + 1;
     } else if (
       tag >= TAG_NEGATIVE_INTEGER_LONG && tag <= TAG_POSITIVE_INTEGER_LONG
     ) {
@@ -233,25 +283,63 @@ function decodeUtf8(data: Uint8Array): string {
   }
 }
 
-function readEscaped(bytes: Uint8Array, start: number): [Uint8Array, number] {
-  const out: number[] = [];
+/** Strings up to this many bytes are read without the TextDecoder when ASCII. */
+const ASCII_FAST_BYTES_MAX = 256;
+
+/**
+ * The offset of the `00` that ends the escaped part starting at `start`
+ * (an escaped `00` is `00 ff`).
+ *
+ * @throws {TypeError} When the part has no terminator.
+ */
+function escapedEnd(bytes: Uint8Array, start: number): number {
   let offset = start;
   while (offset < bytes.length) {
-    const byte = bytes[offset++]!;
-    if (byte !== 0) {
-      out.push(byte);
-    } else if (bytes[offset] === ESCAPE) {
-      out.push(0);
-      offset++;
-    } else {
-      return [new Uint8Array(out), offset];
-    }
+    if (bytes[offset++] !== 0) continue;
+    if (bytes[offset] !== ESCAPE) return offset - 1;
+    offset++;
   }
   throw new TypeError(
     `Cannot decode key: unterminated bytes or string part starting at offset ${
       start - 1
     }`,
   );
+}
+
+/** The bytes of the escaped part `[start, end)`, unescaped, in a buffer of their own. */
+function unescapeBytes(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+): Uint8Array {
+  let zeros = 0;
+  for (let i = start; i < end; i++) if (bytes[i] === 0) zeros++;
+  if (zeros === 0) return bytes.slice(start, end);
+  const out = new Uint8Array(end - start - zeros);
+  let at = 0;
+  for (let i = start; i < end; i++) {
+    const byte = bytes[i]!;
+    out[at++] = byte;
+    if (byte === 0) i++; // skip the escape byte
+  }
+  return out;
+}
+
+/** The string of the escaped part `[start, end)`. */
+function decodeString(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= ASCII_FAST_BYTES_MAX) {
+    // ASCII (always valid UTF-8) is its char codes; escaped zeros included.
+    let text = "";
+    let i = start;
+    for (; i < end; i++) {
+      const byte = bytes[i]!;
+      if (byte >= 0x80) break;
+      text += String.fromCharCode(byte);
+      if (byte === 0) i++; // skip the escape byte
+    }
+    if (i >= end) return text;
+  }
+  return decodeUtf8(unescapeBytes(bytes, start, end));
 }
 
 function readFixed(

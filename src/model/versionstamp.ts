@@ -43,10 +43,20 @@ export function makeVersionstamp(index: LogIndex, counter = 0): Versionstamp {
       `Cannot make versionstamp: 'counter' must be in 0..65535: current value is ${counter}`,
     );
   }
+  // Byte by byte: a DataView (and the BigInt it needs) costs more than this.
   const out = new Uint8Array(VERSIONSTAMP_BYTES);
-  const view = new DataView(out.buffer);
-  view.setBigUint64(0, BigInt(index));
-  view.setUint16(8, counter);
+  const high = Math.floor(index / 0x1_0000_0000);
+  const low = index >>> 0;
+  out[0] = high >>> 24;
+  out[1] = (high >>> 16) & 0xff;
+  out[2] = (high >>> 8) & 0xff;
+  out[3] = high & 0xff;
+  out[4] = low >>> 24;
+  out[5] = (low >>> 16) & 0xff;
+  out[6] = (low >>> 8) & 0xff;
+  out[7] = low & 0xff;
+  out[8] = counter >>> 8;
+  out[9] = counter & 0xff;
   return out;
 }
 

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { decodeBase64, encodeBase64 } from "../base/base64.ts";
+import { decodePaddedBase64, encodeBase64 } from "../base/base64.ts";
 import {
   decode as decodeMsgpack,
   encode as encodeMsgpack,
@@ -38,8 +38,6 @@ export type BodyFormat = "json" | "msgpack";
 const U64_MAX = (1n << 64n) - 1n;
 /** Most digits accepted for a bigint key part (a 255-byte integer has ~615). */
 const BIGINT_DIGITS_MAX = 620;
-const BASE64_PATTERN =
-  /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Standard padded base64 (RFC 4648 §4). */
 export function toBase64(bytes: Uint8Array): string {
@@ -52,7 +50,7 @@ export function toBase64(bytes: Uint8Array): string {
  * @returns The bytes, or null when `text` is not padded base64.
  */
 export function fromBase64(text: string): Uint8Array | null {
-  return BASE64_PATTERN.test(text) ? decodeBase64(text) : null;
+  return decodePaddedBase64(text);
 }
 
 /** Reads a byte field: base64 text (JSON) or binary (MessagePack). */
@@ -175,20 +173,30 @@ export function keyFromWire(wire: unknown, field = "key"): KvKeyPart[] {
       }`,
     );
   }
-  return wire.map((part: unknown, index: number): KvKeyPart => {
-    const path = `${field}[${index}]`;
-    if (typeof part === "string" || typeof part === "boolean") return part;
-    if (typeof part === "number") return part;
-    if (typeof part === "object" && part !== null && !Array.isArray(part)) {
-      if (!(part instanceof Uint8Array)) return tagged(part, path);
+  return wire.map((part: unknown, index: number) =>
+    keyPartFromWire(part, field, index)
+  );
+}
+
+function keyPartFromWire(
+  part: unknown,
+  field: string,
+  index: number,
+): KvKeyPart {
+  if (typeof part === "string" || typeof part === "boolean") return part;
+  if (typeof part === "number") return part;
+  // The part's path is only built when a message may need it.
+  if (typeof part === "object" && part !== null && !Array.isArray(part)) {
+    if (!(part instanceof Uint8Array)) {
+      return tagged(part, `${field}[${index}]`);
     }
-    throw new WireFormatError(
-      "invalidKey",
-      `Invalid key part '${path}': expected a string, number, boolean or tagged object, received ${
-        describe(part)
-      }`,
-    );
-  });
+  }
+  throw new WireFormatError(
+    "invalidKey",
+    `Invalid key part '${field}[${index}]': expected a string, number, boolean or tagged object, received ${
+      describe(part)
+    }`,
+  );
 }
 
 /** The 8 little-endian bytes of a u64. */
@@ -300,6 +308,10 @@ export function contentTypeOf(format: BodyFormat): string {
   return format === "msgpack" ? CONTENT_TYPE_MSGPACK : CONTENT_TYPE_JSON;
 }
 
+// Shared: neither keeps state between calls (no streaming).
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder("utf-8", { fatal: true });
+
 function jsonReplacer(_key: string, value: unknown): unknown {
   return value instanceof Uint8Array ? toBase64(value) : value;
 }
@@ -310,7 +322,7 @@ export function encodeBody(
   format: BodyFormat,
 ): Uint8Array<ArrayBuffer> {
   if (format === "msgpack") return new Uint8Array(encodeMsgpack(body));
-  return new TextEncoder().encode(JSON.stringify(body, jsonReplacer));
+  return textEncoder.encode(JSON.stringify(body, jsonReplacer));
 }
 
 /**
@@ -321,7 +333,7 @@ export function encodeBody(
 export function decodeBody(bytes: Uint8Array, format: BodyFormat): unknown {
   try {
     if (format === "msgpack") return decodeMsgpack(bytes);
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    return JSON.parse(textDecoder.decode(bytes));
   } catch (error) {
     throw new WireFormatError(
       "badRequest",

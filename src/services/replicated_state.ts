@@ -21,7 +21,7 @@ import {
   JOIN_TOKENS_MAX,
   REVOKED_MAX,
 } from "./cluster/api.ts";
-import { decode, encode } from "@msgpack/msgpack";
+import { Decoder, Encoder } from "@msgpack/msgpack";
 
 export {
   JOIN_TOKEN_FRESH,
@@ -30,6 +30,11 @@ export {
   JOIN_TOKENS_MAX,
   REVOKED_MAX,
 };
+
+// Results are small: one encoder and decoder serve them all (msgpack's
+// encode() and decode() build a new one per call).
+const resultEncoder = new Encoder();
+const resultDecoder = new Decoder();
 
 /** A cluster entry: records where a member can be reached. */
 export function encodeMemberCommand(address: NodeAddress): Uint8Array {
@@ -63,7 +68,7 @@ export type KvStateResult = unknown;
 
 /** Encodes an apply result for a waiting (possibly remote) proposer. */
 export function encodeApplyResult(result: unknown): Uint8Array {
-  return encode(result ?? null);
+  return resultEncoder.encode(result ?? null);
 }
 
 /**
@@ -72,7 +77,7 @@ export function encodeApplyResult(result: unknown): Uint8Array {
  */
 export function decodeProposalResult(result: unknown): unknown {
   return result instanceof Uint8Array
-    ? (result.length === 0 ? undefined : decode(result))
+    ? (result.length === 0 ? undefined : resultDecoder.decode(result))
     : result;
 }
 
@@ -145,7 +150,7 @@ export class KvReplicatedState {
 
   /** Decodes a forwarded proposal's answer (see {@linkcode encodeResult}). */
   decodeResult(bytes: Uint8Array): unknown {
-    const value = decode(bytes);
+    const value = resultDecoder.decode(bytes);
     return value === null ? undefined : value;
   }
 

@@ -132,7 +132,8 @@ export class ChangeFeed implements ChangeSink {
   /** Bumped by each reset: subscriptions from an older epoch are compacted. */
   #epoch = 0;
   #subscribers = 0;
-  #moved = Promise.withResolvers<void>();
+  /** Resolved by the next move; made only when a wait needs it. */
+  #moved: PromiseWithResolvers<void> | null = null;
 
   /** @throws {RangeError} When a bound is not a positive integer. */
   constructor(options: ChangeFeedOptions = {}) {
@@ -245,6 +246,7 @@ export class ChangeFeed implements ChangeSink {
         waiting = done;
         const onAbort = () => done.resolve();
         signal?.addEventListener("abort", onAbort, { once: true });
+        feed.#moved ??= Promise.withResolvers<void>();
         feed.#moved.promise.then(() => done.resolve());
         try {
           await done.promise;
@@ -308,7 +310,8 @@ export class ChangeFeed implements ChangeSink {
 
   #wake(): void {
     const moved = this.#moved;
-    this.#moved = Promise.withResolvers<void>();
+    if (moved === null) return;
+    this.#moved = null;
     moved.resolve();
   }
 }

@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { decode, encode } from "@msgpack/msgpack";
+import { decode, Decoder, encode, Encoder } from "@msgpack/msgpack";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { assert, AssertionError } from "../base/assert.ts";
 import type { Entry, LogIndex, Snapshot } from "../raft/types.ts";
@@ -39,8 +39,14 @@ import {
   type SessionKnobs,
   SessionTable,
 } from "./sessions.ts";
-import type { ChangeEvent, ChangeSink } from "./changes.ts";
+import type { ChangeEvent, ChangeSink, ChangeValue } from "./changes.ts";
 import { type ApplyContext, newApplyContext } from "./write_context.ts";
+
+// Results are small: one encoder and decoder serve them all (msgpack's
+// encode() and decode() build a new one per call). Snapshots, large, use
+// those functions, so this encoder's buffer never grows to a snapshot's size.
+const resultEncoder = new Encoder();
+const resultDecoder = new Decoder();
 
 /** Longest session client id, in characters. */
 export const SESSION_CLIENT_ID_MAX = 64;
@@ -71,6 +77,40 @@ function validSession(session: EnvelopeSession): EnvelopeSession {
     );
   }
   return session;
+}
+
+/**
+ * The change event of one staged row (literals, not spreads: this runs for
+ * every change): `after` only for a set, `cause` only when given.
+ */
+function changeOf(
+  revision: bigint,
+  index: number,
+  service: string,
+  key: Uint8Array,
+  row: KvRow | null,
+  cause: string | undefined,
+): ChangeEvent {
+  if (row === null) {
+    return cause === undefined
+      ? { revision, index, service, kind: "delete", key }
+      : { revision, index, service, kind: "delete", key, cause };
+  }
+  const after: ChangeValue = row.expireAtMs === null
+    ? {
+      value: row.value,
+      encoding: row.encoding,
+      versionstamp: row.versionstamp,
+    }
+    : {
+      value: row.value,
+      encoding: row.encoding,
+      versionstamp: row.versionstamp,
+      expireAtMs: row.expireAtMs,
+    };
+  return cause === undefined
+    ? { revision, index, service, kind: "set", key, after }
+    : { revision, index, service, kind: "set", key, after, cause };
 }
 
 /** Applies entries to a store through the registered services. */
@@ -276,25 +316,16 @@ export class StateHost {
         else puts.push(row);
         const owner = this.registry.ownerOf(key);
         if (owner === null || owner.range.changes !== true) continue;
-        const cause = context.causes.get(id);
-        changes.push({
-          revision,
-          index: changes.length,
-          service: owner.owner,
-          kind: row === null ? "delete" : "set",
-          key,
-          ...(row === null ? {} : {
-            after: {
-              value: row.value,
-              encoding: row.encoding,
-              versionstamp: row.versionstamp,
-              ...(row.expireAtMs === null
-                ? {}
-                : { expireAtMs: row.expireAtMs }),
-            },
-          }),
-          ...(cause === undefined ? {} : { cause }),
-        });
+        changes.push(
+          changeOf(
+            revision,
+            changes.length,
+            owner.owner,
+            key,
+            row,
+            context.causes.size === 0 ? undefined : context.causes.get(id),
+          ),
+        );
       }
     }
     this.#commit(context.index, puts, deletes, context.meta, changes);
@@ -308,12 +339,11 @@ export class StateHost {
     meta: ReadonlyMap<string, Uint8Array>,
     changes: ChangeEvent[],
   ): void {
-    this.store.apply({
-      puts,
-      deletes,
-      appliedIndex: index,
-      ...(meta.size > 0 ? { meta } : {}),
-    });
+    this.store.apply(
+      meta.size > 0
+        ? { puts, deletes, appliedIndex: index, meta }
+        : { puts, deletes, appliedIndex: index },
+    );
     if (this.#sink === undefined) return;
     const revision = BigInt(index);
     if (this.#pending !== null) this.#pending.push({ revision, changes });
@@ -322,7 +352,7 @@ export class StateHost {
 
   /** Encodes a result for a forwarded proposal (MessagePack). */
   encodeResult(result: unknown): Uint8Array {
-    return encode(result === undefined ? null : result);
+    return resultEncoder.encode(result === undefined ? null : result);
   }
 
   /**
@@ -331,7 +361,7 @@ export class StateHost {
    * @throws {RangeError} When the bytes are not MessagePack.
    */
   decodeResult(bytes: Uint8Array): unknown {
-    return bytes.length === 0 ? undefined : decode(bytes);
+    return bytes.length === 0 ? undefined : resultDecoder.decode(bytes);
   }
 
   /** The whole state at the applied index, as the store's snapshot chunks. */

@@ -176,7 +176,10 @@ export class ServiceRegistry {
 
   /** The owner of `key`, or null when no range holds it. */
   ownerOf(key: Uint8Array): KeyspaceOwner | null {
-    return this.#owners.find((o) => inRange(o.range, key)) ?? null;
+    for (const owner of this.#owners) {
+      if (inRange(owner.range, key)) return owner;
+    }
+    return null;
   }
 
   /**

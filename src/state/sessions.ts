@@ -31,13 +31,21 @@
  *
  * @module
  */
-import { decode, encode } from "@msgpack/msgpack";
+import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { LogIndex } from "../raft/types.ts";
 import { concatBytes, equalBytes } from "../base/bytes.ts";
 import { internalRowWriter, type Overlay } from "./write_context.ts";
 import type { StateStore } from "./state_store.ts";
 import type { Versionstamp } from "../model/types.ts";
 import type { EnvelopeSession as KvSession } from "./envelope.ts";
+
+// One encoder and one decoder, reused: msgpack's encode() and decode() build
+// a new one per call (with its own 2 KiB buffer). Only small values (rows'
+// records, results) go through them, so the encoder's buffer stays small.
+const msgpackEncoder = new Encoder();
+const msgpackDecoder = new Decoder();
+const encode = (value: unknown): Uint8Array => msgpackEncoder.encode(value);
+const decode = (bytes: Uint8Array): unknown => msgpackDecoder.decode(bytes);
 
 const INTERNAL_KEY_BYTE = 0xff;
 

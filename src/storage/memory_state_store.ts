@@ -48,11 +48,19 @@ function putRow(state: MemoryState, row: KvRow): void {
     state.expiry.delete(expiryKey(previous.expireAtMs, previous.key));
   }
   // Copy: the row may be a view into a larger buffer (a decoded log entry).
+  // One buffer holds the three copies (an allocation costs more than the
+  // bytes); each field is a view of its own part of it.
+  const keyBytes = row.key.length;
+  const valueEnd = keyBytes + row.value.length;
+  const copy = new Uint8Array(valueEnd + row.versionstamp.length);
+  copy.set(row.key, 0);
+  copy.set(row.value, keyBytes);
+  copy.set(row.versionstamp, valueEnd);
   const stored: KvRow = {
-    key: row.key.slice(),
-    value: row.value.slice(),
+    key: copy.subarray(0, keyBytes),
+    value: copy.subarray(keyBytes, valueEnd),
     encoding: row.encoding,
-    versionstamp: row.versionstamp.slice(),
+    versionstamp: copy.subarray(valueEnd),
     expireAtMs: row.expireAtMs,
   };
   state.rows.set(stored.key, stored);

@@ -157,6 +157,12 @@ export class SqliteStateStore implements StateStore {
 
   /** Open transactions: inside `batch()`, applies join the outer one. */
   #depth = 0;
+  /**
+   * The applied index the open transaction still has to write: applies
+   * inside one transaction write it once, just before it commits (only the
+   * last one is ever read).
+   */
+  #appliedToWrite: LogIndex | null = null;
 
   private transaction(work: () => void): void {
     this.batch(work);
@@ -169,9 +175,14 @@ export class SqliteStateStore implements StateStore {
     this.#depth++;
     try {
       const result = work();
+      if (this.#appliedToWrite !== null) {
+        this.statement("setApplied").run(this.#appliedToWrite);
+        this.#appliedToWrite = null;
+      }
       this.db.exec("COMMIT");
       return result;
     } catch (error) {
+      this.#appliedToWrite = null;
       this.db.exec("ROLLBACK");
       throw error;
     } finally {
@@ -202,11 +213,18 @@ export class SqliteStateStore implements StateStore {
       batch.appliedIndex > this.cachedAppliedIndex,
       `apply() must move the applied index forward: ${batch.appliedIndex} after ${this.cachedAppliedIndex}`,
     );
-    const put = this.statement("put");
-    const remove = this.statement("delete");
-    const setMeta = this.statement("setMeta");
-    this.transaction(() => {
+    this.transaction(() => this.#write(batch));
+    this.cachedAppliedIndex = batch.appliedIndex;
+  }
+
+  /** The rows and metadata of one apply, inside the open transaction. */
+  #write(batch: StateBatch): void {
+    if (batch.deletes.length > 0) {
+      const remove = this.statement("delete");
       for (const key of batch.deletes) remove.run(key);
+    }
+    if (batch.puts.length > 0) {
+      const put = this.statement("put");
       for (const row of batch.puts) {
         put.run(
           row.key,
@@ -216,10 +234,13 @@ export class SqliteStateStore implements StateStore {
           row.expireAtMs,
         );
       }
-      for (const [name, value] of batch.meta ?? []) setMeta.run(name, value);
-      this.statement("setApplied").run(batch.appliedIndex);
-    });
-    this.cachedAppliedIndex = batch.appliedIndex;
+    }
+    if (batch.meta !== undefined && batch.meta.size > 0) {
+      const setMeta = this.statement("setMeta");
+      for (const [name, value] of batch.meta) setMeta.run(name, value);
+    }
+    // Written by batch() just before the commit.
+    this.#appliedToWrite = batch.appliedIndex;
   }
 
   appliedIndex(): LogIndex {
@@ -334,6 +355,8 @@ export class SqliteStateStore implements StateStore {
             DELETE FROM kv; INSERT INTO kv SELECT * FROM kv_staging;
             DELETE FROM meta; INSERT INTO meta SELECT * FROM meta_staging;
             DELETE FROM kv_staging; DELETE FROM meta_staging;`);
+          // The installed index, not that of an apply earlier in this transaction.
+          this.#appliedToWrite = null;
           this.statement("setApplied").run(appliedIndex);
         });
         this.cachedAppliedIndex = appliedIndex;

@@ -392,4 +392,40 @@ export function runStateStoreConformance(
       "staged rows of the crashed install are gone",
     );
   });
+
+  test("a batch of applies ends at the last applied index, across a reopen", (harness) => {
+    harness.store.batch(() => {
+      for (let index = 1; index <= 3; index++) {
+        harness.store.apply({
+          puts: [row(`k${index}`, `${index}`, index)],
+          deletes: index === 3 ? [bytes("k1")] : [],
+          appliedIndex: logIndex(index),
+        });
+      }
+    });
+    assert.equal(harness.store.appliedIndex(), 3);
+    const store = harness.reopen?.() ?? harness.store;
+    assert.equal(store.appliedIndex(), 3);
+    assert.deepEqual(store.scan(ALL).map(rowText), [
+      rowText(row("k2", "2", 2)),
+      rowText(row("k3", "3", 3)),
+    ]);
+    if (harness.reopen === undefined) return;
+    // A durable store's batch is one transaction: a failed one leaves nothing.
+    assert.throws(
+      () =>
+        store.batch(() => {
+          store.apply({
+            puts: [row("k4", "4", 4)],
+            deletes: [],
+            appliedIndex: logIndex(4),
+          });
+          throw new Error("planted failure");
+        }),
+      /planted failure/,
+    );
+    const reopened = harness.reopen();
+    assert.equal(reopened.appliedIndex(), 3);
+    assert.equal(reopened.get(bytes("k4")), null);
+  });
 }

@@ -80,6 +80,8 @@ async function readBounded(
   } finally {
     reader.releaseLock();
   }
+  // One chunk (most bodies) is the body: no copy.
+  if (chunks.length === 1) return chunks[0]!;
   const out = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { encode } from "@msgpack/msgpack";
+import { Encoder } from "@msgpack/msgpack";
 import { sha256 } from "@noble/hashes/sha2.js";
 import type { LogIndex } from "../../raft/types.ts";
 import type {
@@ -33,6 +33,9 @@ import {
   ResendTable,
 } from "./resends.ts";
 import { enqueueInto } from "../queues/api.ts";
+
+/** Encodes what a digest covers; its bytes are hashed at once (a shared view). */
+const digestEncoder = new Encoder();
 
 /** Keys one expiry command deletes at most, whatever it asks for. */
 export const EXPIRE_KEYS_MAX = 10_000;
@@ -71,7 +74,10 @@ export function writeDigest(operation: KvAtomicOperation): Uint8Array {
       e.queue ?? null,
     ]),
   ];
-  return sha256(encode(normal)).subarray(0, SESSION_DIGEST_BYTES);
+  return sha256(digestEncoder.encodeSharedRef(normal)).subarray(
+    0,
+    SESSION_DIGEST_BYTES,
+  );
 }
 
 /** Decides an atomic operation, staging its changes in `overlay` only if it applies. */
@@ -98,7 +104,11 @@ function atomicInto(
       failedChecks,
     };
   }
-  const staged: Overlay = new Map();
+  // Staged apart and merged only if the operation applies; straight into the
+  // entry's overlay when nothing is staged there yet (the usual case), which
+  // is then emptied again if it does not.
+  const direct = context.overlay.size === 0;
+  const staged: Overlay = direct ? context.overlay : new Map();
   const mismatch = applyMutations(
     store,
     staged,
@@ -106,6 +116,7 @@ function atomicInto(
     versionstamp,
   );
   if (mismatch !== null) {
+    if (direct) staged.clear();
     return {
       ok: false,
       index,
@@ -115,9 +126,12 @@ function atomicInto(
     };
   }
   if (operation.enqueues.length > 0) {
-    enqueueInto({ ...context, overlay: staged }, operation.enqueues);
+    enqueueInto(
+      direct ? context : { ...context, overlay: staged },
+      operation.enqueues,
+    );
   }
-  for (const [k, v] of staged) context.overlay.set(k, v);
+  if (!direct) { for (const [k, v] of staged) context.overlay.set(k, v); }
   return { ok: true, index, versionstamp, expiredKeyCount: 0 };
 }
 

@@ -79,21 +79,25 @@ function encodeMutation(mutation: KvMutation): unknown[] {
   const code = MUTATION_CODES[mutation.type];
   if (mutation.type === "delete") return [code, mutation.key];
   const { key, value } = mutation;
-  const head = [code, key, ENCODING_CODES[value.encoding], value.data];
+  const encoding = ENCODING_CODES[value.encoding];
+  // Literals, not a spread of a common head: this runs for every write.
   if (
     mutation.type === "set" || mutation.type === "setSuffixVersionstampedKey"
   ) {
-    return [...head, mutation.expireAtMs ?? null];
+    return [code, key, encoding, value.data, mutation.expireAtMs ?? null];
   }
   if (mutation.type === "sum") {
     return [
-      ...head,
+      code,
+      key,
+      encoding,
+      value.data,
       mutation.sumMin ?? null,
       mutation.sumMax ?? null,
       mutation.sumClamp ?? false,
     ];
   }
-  return head;
+  return [code, key, encoding, value.data];
 }
 
 /**

@@ -27,7 +27,7 @@
  *
  * @module
  */
-import { decode, Encoder } from "@msgpack/msgpack";
+import { Decoder, Encoder } from "@msgpack/msgpack";
 import type { LogIndex } from "../../raft/types.ts";
 import { concatBytes, equalBytes, toHex } from "../../base/bytes.ts";
 import { internalRowWriter, type Overlay } from "../../state/write_context.ts";
@@ -40,6 +40,11 @@ import type {
   KvRow,
   Versionstamp,
 } from "../../model/types.ts";
+
+// One decoder, reused: msgpack's decode() builds a new one per call. (Rows
+// are encoded by `rows` below, for the same reason.)
+const msgpackDecoder = new Decoder();
+const decode = (bytes: Uint8Array): unknown => msgpackDecoder.decode(bytes);
 
 /** Resend records kept at most. */
 export const RESEND_RECORDS_MAX = 50_000;
