@@ -55,8 +55,20 @@ export interface TransportOptions {
 /** Request header naming the cluster the client expects; response header naming the node's. */
 export const CLUSTER_ID_HEADER = "aspen-cluster-id";
 
-/** Pauses between attempts, in ms, indexed by attempt (last repeats). */
-const BACKOFF_MS = [0, 50, 100, 200, 400];
+/**
+ * Pauses before an attempt that goes back to a node this request already
+ * tried, in ms, indexed by how many such returns came before (last
+ * repeats). The time the failed attempt itself took counts towards the
+ * pause: an attempt that waited out its deadline is retried at once. An
+ * attempt on a node not tried yet in this request is sent at once.
+ */
+const BACKOFF_MS = [50, 100, 200, 400];
+
+/**
+ * Ms a node that refused a connection (its process is gone) is passed over
+ * when picking the next node, unless every node is.
+ */
+const DOWN_MS = 1_000;
 
 /** A connection failed before the request was sent (safe to retry a write). */
 function connectFailed(error: unknown): boolean {
@@ -90,6 +102,8 @@ export class HttpTransport {
   readonly #urls: string[];
   /** Index of the node to try first (the leader when known). */
   #preferred = 0;
+  /** Until when (`performance.now()` ms) each node is passed over, by index. */
+  readonly #downUntil: number[] = [];
   readonly #closing = new AbortController();
 
   /** This client's session id: its writes are applied once even when retried. */
@@ -143,7 +157,8 @@ export class HttpTransport {
     body: unknown,
     signal: AbortSignal,
   ): Promise<ReadableStream<Uint8Array>> {
-    const url = this.#urls[this.#preferred % this.#urls.length]!;
+    const index = this.#preferred % this.#urls.length;
+    const url = this.#urls[index]!;
     const headers: Record<string, string> = {
       "content-type": contentTypeOf("json"),
       accept: contentTypeOf("json"),
@@ -163,7 +178,8 @@ export class HttpTransport {
         signal: AbortSignal.any([signal, this.#closing.signal]),
       });
     } catch (error) {
-      this.#preferred = (this.#preferred + 1) % this.#urls.length;
+      if (connectFailed(error)) this.#markDown(index);
+      this.#advance(index);
       throw new UnavailableError(
         "unavailable",
         `Cannot reach ${url}: ${(error as Error).message}`,
@@ -173,7 +189,7 @@ export class HttpTransport {
     const wrong = this.#wrongCluster(response, url);
     if (wrong !== null) {
       await response.body?.cancel();
-      this.#preferred = (this.#preferred + 1) % this.#urls.length;
+      this.#advance(index);
       throw wrong;
     }
     if (response.ok && response.body !== null) return response.body;
@@ -187,9 +203,7 @@ export class HttpTransport {
       decoded = null;
     }
     const error = errorFromWire(response.status, decoded, url);
-    if (error instanceof UnavailableError) {
-      this.#preferred = (this.#preferred + 1) % this.#urls.length;
-    }
+    if (error instanceof UnavailableError) this.#advance(index);
     throw error;
   }
 
@@ -200,6 +214,32 @@ export class HttpTransport {
     let index = this.#urls.indexOf(normalized);
     if (index === -1) index = this.#urls.push(normalized) - 1;
     this.#preferred = index;
+  }
+
+  /** Passes over node `index` for {@linkcode DOWN_MS} when picking the next. */
+  #markDown(index: number): void {
+    this.#downUntil[index] = performance.now() + DOWN_MS;
+  }
+
+  /**
+   * After a failure on node `from`: moves the preference to the next node in
+   * order that is not marked down. When another request already moved it
+   * away from `from` to a node not marked down, it stays there. When every
+   * other node is down, it stays on `from` unless that one is down too.
+   */
+  #advance(from: number): void {
+    const count = this.#urls.length;
+    const now = performance.now();
+    const up = (index: number) => (this.#downUntil[index] ?? 0) <= now;
+    if (this.#preferred !== from && up(this.#preferred)) return;
+    for (let step = 1; step < count; step++) {
+      const index = (from + step) % count;
+      if (up(index)) {
+        this.#preferred = index;
+        return;
+      }
+    }
+    this.#preferred = up(from) ? from : (from + 1) % count;
   }
 
   /**
@@ -241,14 +281,20 @@ export class HttpTransport {
         !(error instanceof TimeoutError && error.outcomeUnknown)
         ? unknown
         : error;
+    // Nodes tried by this request; going back to one of them pauses first.
+    const tried = new Set<string>();
+    let returns = 0;
+    let attemptMs = 0;
     for (let attempt = 0; attempt < this.#options.attemptsMax; attempt++) {
-      if (attempt > 0) {
-        await sleep(
-          BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]!,
-          this.#closing.signal,
-        );
+      const index = this.#preferred % this.#urls.length;
+      const url = this.#urls[index]!;
+      if (tried.has(url)) {
+        const backoff = BACKOFF_MS[Math.min(returns, BACKOFF_MS.length - 1)]!;
+        returns++;
+        await sleep(Math.max(0, backoff - attemptMs), this.#closing.signal);
       }
-      const url = this.#urls[(this.#preferred) % this.#urls.length]!;
+      tried.add(url);
+      const started = performance.now();
       const outcome = await this.#attempt(
         url,
         method,
@@ -256,6 +302,7 @@ export class HttpTransport {
         body,
         session ? "sessionWrite" : kind,
       );
+      attemptMs = performance.now() - started;
       if (outcome.ok) return outcome.body;
       lastError = outcome.error;
       if (
@@ -270,7 +317,8 @@ export class HttpTransport {
       ) {
         this.prefer(outcome.error.leaderUrl);
       } else {
-        this.#preferred = (this.#preferred + 1) % this.#urls.length;
+        if (outcome.down) this.#markDown(index);
+        this.#advance(index);
       }
     }
     if (lastError !== null) throw failure(lastError);
@@ -291,6 +339,8 @@ export class HttpTransport {
       ok: false;
       error: AspenError;
       retry: boolean;
+      /** The node refused the connection: its process is not there. */
+      down?: boolean;
     }
   > {
     const { format, timeoutMs, token } = this.#options;
@@ -325,13 +375,15 @@ export class HttpTransport {
           ),
         };
       }
-      if (kind === "idempotent" || connectFailed(error)) {
+      const refused = connectFailed(error);
+      if (kind === "idempotent" || refused) {
         const reason = timeout.aborted
           ? `no answer within ${timeoutMs} ms`
           : (error as Error).message;
         return {
           ok: false,
           retry: true,
+          down: refused,
           error: new UnavailableError(
             "unavailable",
             `Cannot reach ${url}: ${reason}`,
