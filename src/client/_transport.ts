@@ -50,6 +50,8 @@ export interface TransportOptions {
   readonly fetch: typeof fetch;
   /** The cluster every answering node must belong to (from a ticket). */
   readonly clusterId?: string;
+  /** Ms a node that refused a connection is passed over. Default {@linkcode DOWN_MS}. */
+  readonly downMs?: number;
 }
 
 /** Request header naming the cluster the client expects; response header naming the node's. */
@@ -66,9 +68,9 @@ const BACKOFF_MS = [50, 100, 200, 400];
 
 /**
  * Ms a node that refused a connection (its process is gone) is passed over
- * when picking the next node, unless every node is.
+ * when picking the next node, unless every other node is too.
  */
-const DOWN_MS = 1_000;
+export const DOWN_MS = 1_000;
 
 /** A connection failed before the request was sent (safe to retry a write). */
 function connectFailed(error: unknown): boolean {
@@ -218,7 +220,8 @@ export class HttpTransport {
 
   /** Passes over node `index` for {@linkcode DOWN_MS} when picking the next. */
   #markDown(index: number): void {
-    this.#downUntil[index] = performance.now() + DOWN_MS;
+    this.#downUntil[index] = performance.now() +
+      (this.#options.downMs ?? DOWN_MS);
   }
 
   /**
