@@ -307,14 +307,15 @@ export class RaftKvBackend implements KvBackend {
 
   /**
    * Proposes with the write's session, retrying dropped proposals and unknown
-   * outcomes until {@linkcode COMMIT_RETRY_WINDOW_MS} has passed. The final
+   * outcomes (attempts start {@linkcode COMMIT_RETRY_PACE_MS} apart at least)
+   * until {@linkcode COMMIT_RETRY_WINDOW_MS} has passed. The final
    * error says "unavailable" only if nothing was ever proposed.
    */
   async #proposeRetrying(data: Uint8Array): Promise<KvStateResult> {
     const deadline = Date.now() + COMMIT_RETRY_WINDOW_MS;
     let proposed = false;
     for (;;) {
-      const attemptAt = Date.now();
+      const attemptAt = performance.now();
       try {
         return await this.#propose(data);
       } catch (error) {
@@ -329,7 +330,8 @@ export class RaftKvBackend implements KvBackend {
               { cause: error },
             );
         }
-        const pauseMs = attemptAt + COMMIT_RETRY_PACE_MS - Date.now();
+        // Monotonic: a wall clock step cannot stretch the pause.
+        const pauseMs = attemptAt + COMMIT_RETRY_PACE_MS - performance.now();
         if (pauseMs > 0) {
           await new Promise((resolve) => setTimeout(resolve, pauseMs));
         }
