@@ -4,7 +4,9 @@
  * and retried when the node said nothing happened (503) or sent us to the
  * leader (421). KV writes carry a session (client id, sequence number) that
  * the cluster deduplicates, so they are also retried when their outcome is
- * unknown; typed errors are rebuilt from the wire.
+ * unknown; typed errors are rebuilt from the wire. A retry goes to the next
+ * node at once (pausing only when it returns to a node the request already
+ * tried), and a node that refused a connection is passed over for a while.
  *
  * @module
  */
