@@ -4,7 +4,9 @@
  * and retried when the node said nothing happened (503) or sent us to the
  * leader (421). KV writes carry a session (client id, sequence number) that
  * the cluster deduplicates, so they are also retried when their outcome is
- * unknown; typed errors are rebuilt from the wire.
+ * unknown; typed errors are rebuilt from the wire. A retry goes to the next
+ * node at once (pausing only when it returns to a node the request already
+ * tried), and a node that refused a connection is passed over for a while.
  *
  * @module
  */
@@ -51,13 +53,27 @@ export interface TransportOptions {
   readonly fetch: typeof fetch;
   /** The cluster every answering node must belong to (from a ticket). */
   readonly clusterId?: string;
+  /** Ms a node that refused a connection is passed over. Default {@linkcode DOWN_MS}. */
+  readonly downMs?: number;
 }
 
 /** Request header naming the cluster the client expects; response header naming the node's. */
 export const CLUSTER_ID_HEADER = "aspen-cluster-id";
 
-/** Pauses between attempts, in ms, indexed by attempt (last repeats). */
-const BACKOFF_MS = [0, 50, 100, 200, 400];
+/**
+ * Pauses before an attempt that goes back to a node this request already
+ * tried, in ms, indexed by how many such returns came before (last
+ * repeats). The time the failed attempt itself took counts towards the
+ * pause: an attempt that waited out its deadline is retried at once. An
+ * attempt on a node not tried yet in this request is sent at once.
+ */
+const BACKOFF_MS = [50, 100, 200, 400];
+
+/**
+ * Ms a node that refused a connection (its process is gone) is passed over
+ * when picking the next node, unless every other node is too.
+ */
+export const DOWN_MS = 1_000;
 
 /** A connection failed before the request was sent (safe to retry a write). */
 function connectFailed(error: unknown): boolean {
@@ -91,6 +107,8 @@ export class HttpTransport {
   readonly #urls: string[];
   /** Index of the node to try first (the leader when known). */
   #preferred = 0;
+  /** Until when (`performance.now()` ms) each node is passed over, by index. */
+  readonly #downUntil: number[] = [];
   readonly #closing = new AbortController();
 
   /** This client's session id: its writes are applied once even when retried. */
@@ -144,7 +162,8 @@ export class HttpTransport {
     body: unknown,
     signal: AbortSignal,
   ): Promise<ReadableStream<Uint8Array>> {
-    const url = this.#urls[this.#preferred % this.#urls.length]!;
+    const index = this.#preferred % this.#urls.length;
+    const url = this.#urls[index]!;
     const headers: Record<string, string> = {
       "content-type": contentTypeOf("json"),
       accept: contentTypeOf("json"),
@@ -164,7 +183,8 @@ export class HttpTransport {
         signal: AbortSignal.any([signal, this.#closing.signal]),
       });
     } catch (error) {
-      this.#preferred = (this.#preferred + 1) % this.#urls.length;
+      if (connectFailed(error)) this.#markDown(index);
+      this.#advance(index);
       throw new UnavailableError(
         "unavailable",
         `Cannot reach ${url}: ${(error as Error).message}`,
@@ -174,7 +194,7 @@ export class HttpTransport {
     const wrong = this.#wrongCluster(response, url);
     if (wrong !== null) {
       await response.body?.cancel();
-      this.#preferred = (this.#preferred + 1) % this.#urls.length;
+      this.#advance(index);
       throw wrong;
     }
     if (response.ok && response.body !== null) return response.body;
@@ -188,9 +208,7 @@ export class HttpTransport {
       decoded = null;
     }
     const error = errorFromWire(response.status, decoded, url);
-    if (error instanceof UnavailableError) {
-      this.#preferred = (this.#preferred + 1) % this.#urls.length;
-    }
+    if (error instanceof UnavailableError) this.#advance(index);
     throw error;
   }
 
@@ -201,6 +219,33 @@ export class HttpTransport {
     let index = this.#urls.indexOf(normalized);
     if (index === -1) index = this.#urls.push(normalized) - 1;
     this.#preferred = index;
+  }
+
+  /** Passes over node `index` for {@linkcode DOWN_MS} when picking the next. */
+  #markDown(index: number): void {
+    this.#downUntil[index] = performance.now() +
+      (this.#options.downMs ?? DOWN_MS);
+  }
+
+  /**
+   * After a failure on node `from`: moves the preference to the next node in
+   * order that is not marked down. When another request already moved it
+   * away from `from` to a node not marked down, it stays there. When every
+   * other node is down, it stays on `from` unless that one is down too.
+   */
+  #advance(from: number): void {
+    const count = this.#urls.length;
+    const now = performance.now();
+    const up = (index: number) => (this.#downUntil[index] ?? 0) <= now;
+    if (this.#preferred !== from && up(this.#preferred)) return;
+    for (let step = 1; step < count; step++) {
+      const index = (from + step) % count;
+      if (up(index)) {
+        this.#preferred = index;
+        return;
+      }
+    }
+    this.#preferred = up(from) ? from : (from + 1) % count;
   }
 
   /**
@@ -242,14 +287,20 @@ export class HttpTransport {
         !(error instanceof TimeoutError && error.outcomeUnknown)
         ? unknown
         : error;
+    // Nodes tried by this request; going back to one of them pauses first.
+    const tried = new Set<string>();
+    let returns = 0;
+    let attemptMs = 0;
     for (let attempt = 0; attempt < this.#options.attemptsMax; attempt++) {
-      if (attempt > 0) {
-        await sleep(
-          BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)]!,
-          this.#closing.signal,
-        );
+      const index = this.#preferred % this.#urls.length;
+      const url = this.#urls[index]!;
+      if (tried.has(url)) {
+        const backoff = BACKOFF_MS[Math.min(returns, BACKOFF_MS.length - 1)]!;
+        returns++;
+        await sleep(Math.max(0, backoff - attemptMs), this.#closing.signal);
       }
-      const url = this.#urls[(this.#preferred) % this.#urls.length]!;
+      tried.add(url);
+      const started = performance.now();
       const outcome = await this.#attempt(
         url,
         method,
@@ -257,6 +308,7 @@ export class HttpTransport {
         body,
         session ? "sessionWrite" : kind,
       );
+      attemptMs = performance.now() - started;
       if (outcome.ok) return outcome.body;
       lastError = outcome.error;
       if (
@@ -271,7 +323,8 @@ export class HttpTransport {
       ) {
         this.prefer(outcome.error.leaderUrl);
       } else {
-        this.#preferred = (this.#preferred + 1) % this.#urls.length;
+        if (outcome.down) this.#markDown(index);
+        this.#advance(index);
       }
     }
     if (lastError !== null) throw failure(lastError);
@@ -292,6 +345,8 @@ export class HttpTransport {
       ok: false;
       error: AspenError;
       retry: boolean;
+      /** The node refused the connection: its process is not there. */
+      down?: boolean;
     }
   > {
     const { format, timeoutMs, token } = this.#options;
@@ -325,13 +380,15 @@ export class HttpTransport {
           ),
         };
       }
-      if (kind === "idempotent" || connectFailed(error)) {
+      const refused = connectFailed(error);
+      if (kind === "idempotent" || refused) {
         const reason = timeout.timedOut
           ? `no answer within ${timeoutMs} ms`
           : (error as Error).message;
         return {
           ok: false,
           retry: true,
+          down: refused,
           error: new UnavailableError(
             "unavailable",
             `Cannot reach ${url}: ${reason}`,

@@ -54,6 +54,13 @@ import {
 
 /** How long a write is retried (with its session) before its outcome is reported unknown. */
 const COMMIT_RETRY_WINDOW_MS = 20_000;
+/**
+ * Least ms from one attempt's start to the next: an attempt that failed at
+ * once waits out the rest, one that already waited this long (a forward
+ * aborted when its leader was lost) is retried at once, so the write does
+ * not sit out a pause after the new leader is known.
+ */
+const COMMIT_RETRY_PACE_MS = 100;
 
 /** Options of {@linkcode RaftKvBackend}. */
 export interface RaftKvBackendOptions {
@@ -300,13 +307,15 @@ export class RaftKvBackend implements KvBackend {
 
   /**
    * Proposes with the write's session, retrying dropped proposals and unknown
-   * outcomes until {@linkcode COMMIT_RETRY_WINDOW_MS} has passed. The final
+   * outcomes (attempts start {@linkcode COMMIT_RETRY_PACE_MS} apart at least)
+   * until {@linkcode COMMIT_RETRY_WINDOW_MS} has passed. The final
    * error says "unavailable" only if nothing was ever proposed.
    */
   async #proposeRetrying(data: Uint8Array): Promise<KvStateResult> {
     const deadline = Date.now() + COMMIT_RETRY_WINDOW_MS;
     let proposed = false;
     for (;;) {
+      const attemptAt = performance.now();
       try {
         return await this.#propose(data);
       } catch (error) {
@@ -321,7 +330,11 @@ export class RaftKvBackend implements KvBackend {
               { cause: error },
             );
         }
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        // Monotonic: a wall clock step cannot stretch the pause.
+        const pauseMs = attemptAt + COMMIT_RETRY_PACE_MS - performance.now();
+        if (pauseMs > 0) {
+          await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        }
       }
     }
   }

@@ -86,7 +86,7 @@ export interface RaftRunnerOptions<R = unknown> {
   readonly logWriter?: LogWriter;
   readonly stateMachine: ReplicatedStateMachine<R>;
   readonly transport: PeerTransport;
-  /** Milliseconds per Raft tick. Default 100 (election timeout 1–2 s). */
+  /** Milliseconds per Raft tick. Default 50 (election timeout 0.5–1 s), as a node's. */
   readonly tickMs?: number;
   /** Ticks before an election. Default 10. */
   readonly electionTicks?: number;
@@ -212,7 +212,7 @@ export class RaftRunner<R = unknown> {
   constructor(options: RaftRunnerOptions<R>) {
     this.id = options.id;
     this.#options = {
-      tickMs: 100,
+      tickMs: 50,
       electionTicks: 10,
       requestTimeoutMs: 5000,
       snapshotEntries: 10_000,
