@@ -168,7 +168,10 @@ Deno.test("runSeed() exercises membership, transfer, snapshot and skew nemeses o
     let confChanges = 0;
     let installs = 0;
     let shrunk = 0;
-    for (let seed = 1; seed <= 15; seed++) {
+    // 40 seeds: shrinking below the founding size is rare on purpose (the
+    // nemesis allows it now and then), and which seeds do it moves with
+    // every change to the runner's event order.
+    for (let seed = 1; seed <= 40; seed++) {
       const result = await runSeed(options(seed, { nodes }));
       assert.equal(result.violation, null, `seed ${seed}: ${result.violation}`);
       for (const [name, count] of Object.entries(result.stats.faults)) {
