@@ -8,7 +8,7 @@
 /** Counts observations into fixed upper bounds (`le`). */
 export class Histogram {
   readonly #bounds: readonly number[];
-  /** Per bucket, observations at most its bound (cumulative, as exposed). */
+  /** Per bucket, observations above the previous bound and at most its own. */
   readonly #counts: number[];
   #count = 0;
   #sum = 0;
@@ -30,11 +30,12 @@ export class Histogram {
     this.#counts = bounds.map(() => 0);
   }
 
-  /** Records one observation. */
+  /** Records one observation: one bucket counted (made cumulative when exposed). */
   observe(value: number): void {
-    for (const [i, bound] of this.#bounds.entries()) {
-      if (value <= bound) this.#counts[i]!++;
-    }
+    const bounds = this.#bounds;
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]!) i++;
+    if (i < bounds.length) this.#counts[i]!++;
     this.#count++;
     this.#sum += value;
   }
@@ -56,10 +57,12 @@ export class Histogram {
   lines(name: string, labels = ""): string[] {
     const prefix = labels === "" ? "" : `${labels},`;
     const suffix = labels === "" ? "" : `{${labels}}`;
+    let cumulative = 0;
     return [
-      ...this.#bounds.map((bound, i) =>
-        `${name}_bucket{${prefix}le="${bound}"} ${this.#counts[i]}`
-      ),
+      ...this.#bounds.map((bound, i) => {
+        cumulative += this.#counts[i]!;
+        return `${name}_bucket{${prefix}le="${bound}"} ${cumulative}`;
+      }),
       `${name}_bucket{${prefix}le="+Inf"} ${this.#count}`,
       `${name}_sum${suffix} ${this.#sum.toFixed(3)}`,
       `${name}_count${suffix} ${this.#count}`,
