@@ -1,7 +1,8 @@
 /**
- * CPU profile of the aspen-3 leader under the 64-client put load: the three
- * nodes run with `--inspect`, the DevTools protocol's Profiler samples the
- * leader (main isolate, and its Workers when the inspector lists them) while
+ * CPU profile of the aspen-3 leader and one follower under the 64-client put
+ * load: the three nodes run with `--inspect`, the DevTools protocol's Profiler
+ * samples the leader and a follower (main isolate, and its Workers when the
+ * inspector lists them) while
  * the load generator runs, and the result is summarized as the top
  * functions by self time and the share of each part of the code.
  *
@@ -269,14 +270,24 @@ async function main(): Promise<void> {
       value,
       keys,
     });
-    for (const target of await inspectorTargets(inspectPorts[leader]!)) {
-      const session = await DevToolsSession.open(target.url);
-      await session.send("Profiler.enable");
-      await session.send("Profiler.setSamplingInterval", {
-        interval: SAMPLING_INTERVAL_US,
-      });
-      await session.send("Profiler.start");
-      sessions.push({ title: target.title, session });
+    // The leader, and one follower (its own fsyncs and the apply of every
+    // entry), sampled over the same load.
+    const follower = cluster.urls.findIndex((_, i) => i !== leader);
+    for (
+      const [role, index] of [["leader", leader], [
+        "follower",
+        follower,
+      ]] as const
+    ) {
+      for (const target of await inspectorTargets(inspectPorts[index]!)) {
+        const session = await DevToolsSession.open(target.url);
+        await session.send("Profiler.enable");
+        await session.send("Profiler.setSamplingInterval", {
+          interval: SAMPLING_INTERVAL_US,
+        });
+        await session.send("Profiler.start");
+        sessions.push({ title: `${role}: ${target.title}`, session });
+      }
     }
     const cell = await runCell(driver, {
       workload: "put",
@@ -289,7 +300,7 @@ async function main(): Promise<void> {
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
     await Deno.mkdir(values.out, { recursive: true });
     const sections = [
-      `## CPU profile of the aspen-3 leader under ${clients}-client put load`,
+      `## CPU profile of the aspen-3 leader and one follower under ${clients}-client put load`,
       "",
       `${new Date().toISOString()}; ${
         durationMs / 1000
