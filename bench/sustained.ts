@@ -53,6 +53,7 @@ import {
 import {
   type KillRecord,
   recoverySeconds,
+  type RunTotals,
   summarizeErrors,
 } from "./_sustained_report.ts";
 
@@ -238,14 +239,7 @@ export interface SustainedResult {
   readonly cell: CellMeasurement;
   /** Why the kills stopped before the end, or null when every kill and restart worked. */
   readonly killLoopError: string | null;
-  readonly totals: {
-    readonly operations: number;
-    readonly gets: number;
-    readonly puts: number;
-    readonly throughputPerSecond: number;
-    readonly outcomeUnknown: number;
-    readonly otherErrors: number;
-  };
+  readonly totals: RunTotals;
   /** Whether every error was an outcome-unknown one (the condition). */
   readonly onlyOutcomeUnknown: boolean;
   readonly kills: readonly (KillRecord & { recoveryS: number | null })[];

@@ -508,11 +508,6 @@ export class RaftNode {
     return this.#log.committed;
   }
 
-  /** The highest applied index (no allocation). */
-  get appliedIndex(): LogIndex {
-    return this.#log.applied;
-  }
-
   /** The leader this node knows of, if any (no allocation). */
   get knownLeader(): NodeId | null {
     return this.#leader;
