@@ -26,6 +26,7 @@ import {
 import { encodeKey } from "../src/model/key_codec.ts";
 import type { KvAtomicOperation } from "../src/model/types.ts";
 import { postDataPath } from "./helpers/kv_connect_requests.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 
 const TOKEN = "token-one";
 const ORIGIN = "http://127.0.0.1:7000";
@@ -224,15 +225,86 @@ Deno.test("KV Connect: a write whose client went away before its answer is merge
   assert.equal(await counter(backend), 1n);
 });
 
+/** Counts the delivery marks proposed through it. */
+function counting(
+  inner: LocalKvBackend,
+): { backend: KvBackend; marks: () => number } {
+  let marks = 0;
+  const backend = new Proxy(inner, {
+    get(target, property) {
+      if (property === "markResendsDelivered") {
+        return (
+          batch: Parameters<LocalKvBackend["markResendsDelivered"]>[0],
+        ) => {
+          marks += batch.length;
+          return target.markResendsDelivered(batch);
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { backend, marks: () => marks };
+}
+
 Deno.test("KV Connect: a write repeated on purpose after the node that answered the first one restarted is a new write (the delivery was marked)", async () => {
-  using backend = new LocalKvBackend({ expirySweepIntervalMs: 0 });
-  const node = app(backend);
+  using inner = new LocalKvBackend({ expirySweepIntervalMs: 0 });
+  const { backend, marks } = counting(inner);
+  const node = kvConnectApp({
+    backend,
+    tokens: [TOKEN],
+    path: "/kv",
+    selfUrl: ORIGIN,
+    deliveryMarkDelayMs: 20,
+  });
   const token = await dataToken(node);
   const first = await versionstampOf(await send(node, backend, token));
+  // The node lives on past the delay: its mark is proposed.
+  await waitFor(() => "the delivery mark", () => marks() === 1, {
+    timeoutMs: 10_000,
+    intervalMs: 5,
+  });
   // The node restarts: the new process knows nothing, the cluster knows the
   // first answer was delivered.
   const restarted = app(backend);
   const second = await versionstampOf(await send(restarted, backend, token));
   assert.notEqual(second, first);
-  assert.equal(await counter(backend), 2n);
+  assert.equal(await counter(inner), 2n);
+});
+
+Deno.test("KV Connect: a node killed just after handing an answer over proposed no delivery mark, so the client's resend to it restarted is not applied again", async () => {
+  // The answer's bytes may die with the process: only a node that lives on
+  // for the delay marks the delivery (the mark once went out at once, and a
+  // stock client's resend after a kill -9 applied a second time).
+  using inner = new LocalKvBackend({ expirySweepIntervalMs: 0 });
+  const { backend, marks } = counting(inner);
+  const node = app(backend);
+  const token = await dataToken(node);
+  const first = await versionstampOf(await send(node, backend, token));
+  assert.equal(marks(), 0);
+  // Killed now; the stock client never read the answer and resends.
+  const restarted = app(inner);
+  const resent = await versionstampOf(await send(restarted, inner, token));
+  assert.equal(resent, first);
+  assert.equal(await counter(inner), 1n);
+});
+
+Deno.test("KV Connect: a repeat on the same live node proposes the earlier delivery mark at once, and the repeat applies", async () => {
+  using inner = new LocalKvBackend({ expirySweepIntervalMs: 0 });
+  const { backend, marks } = counting(inner);
+  const node = app(backend);
+  const token = await dataToken(node);
+  const first = await versionstampOf(await send(node, backend, token));
+  const second = await versionstampOf(await send(node, backend, token));
+  assert.notEqual(second, first);
+  // The repeat did not wait out the delay: it urged the first mark.
+  assert.equal(marks(), 1);
+  assert.equal(await counter(inner), 2n);
+  // Its own answer's resend after a kill merges with it, not with the first.
+  const restarted = app(inner);
+  assert.equal(
+    await versionstampOf(await send(restarted, inner, token)),
+    second,
+  );
+  assert.equal(await counter(inner), 2n);
 });

@@ -20,6 +20,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { ProposalDroppedError } from "../raft/errors.ts";
 import { encodeKey } from "../model/key_codec.ts";
+import { versionstampIndex } from "../model/versionstamp.ts";
 import type {
   KvAtomicOperation,
   KvCheck,
@@ -59,6 +60,16 @@ export interface WorkloadOptions {
    * node dies or the answer is late). Default false.
    */
   readonly resends?: boolean;
+  /**
+   * Planted bug `mark-before-delivery`: the entry node proposes a stock
+   * write's delivery mark before its answer reached the client, so an
+   * answer then lost (the node killed with the bytes still in it) is marked
+   * delivered, and the client's resend applies as a new write. The KV
+   * Connect server proposes a mark only once the node outlived its answer
+   * (`_delivery_marks.ts`), which these clients model by proposing none for
+   * a lost answer. Default false.
+   */
+  readonly markBeforeDelivery?: boolean;
 }
 
 /** How a write identifies itself across attempts. */
@@ -430,13 +441,18 @@ export class ClientPool {
         ? {
           resend: {
             clientId: client,
-            digest: sha256(encoder.encode(`${client}:${seq}`)),
+            digest: this.#stockDigest(op),
             mergeable: true,
             atMs,
           },
         }
         : {}),
     };
+  }
+
+  /** A stock write's body digest: the same for every attempt. */
+  #stockDigest(op: PendingOperation): Uint8Array {
+    return sha256(encoder.encode(`sim-${op.client.id}:${op.seq}`));
   }
 
   #write(op: PendingOperation, read: ReadValue | null): void {
@@ -481,7 +497,12 @@ export class ClientPool {
           this.#trace?.(
             `client ${op.client.id} lost the answer of ${op.mode} write ${op.seq}`,
           );
-          this.#retry(op, op.client.modes.between(20, lostAnswerResendMsMax));
+          const resendMs = op.client.modes.between(20, lostAnswerResendMsMax);
+          if (op.mode === "stock" && this.#options.markBeforeDelivery) {
+            this.#markThenRetry(op, node, result.versionstamp, resendMs);
+            return;
+          }
+          this.#retry(op, resendMs);
           return;
         }
         this.#complete(op, { ok: true }, id);
@@ -506,6 +527,27 @@ export class ClientPool {
       },
     );
     this.#watchForResend(op, node, attempt);
+  }
+
+  /** The planted bug: the lost answer was marked delivered first. */
+  #markThenRetry(
+    op: PendingOperation,
+    node: SimNode,
+    versionstamp: Versionstamp,
+    resendMs: number,
+  ): void {
+    const mark = encodeCommand({
+      type: "resendDelivered",
+      marks: [{
+        clientId: `sim-${op.client.id}`,
+        digest: this.#stockDigest(op),
+        index: versionstampIndex(versionstamp),
+      }],
+    });
+    const retry = () => {
+      if (!op.done) this.#retry(op, resendMs);
+    };
+    node.submit(mark).then(retry, retry);
   }
 
   #fail(op: PendingOperation, why: string): void {

@@ -49,6 +49,10 @@ export const BUGS = {
   // Bugs of the replicated KV state machine (knobs in KV_BUG_KNOBS).
   "stock-resend-new-session": {},
   "reapply-after-eviction": {},
+  // A stock write's delivery mark committed before its answer reached the
+  // client (the entry node then killed): the resend applied again. Set in
+  // the simulated clients (`markBeforeDelivery`), not in a knob.
+  "mark-before-delivery": {},
 
   "lease-tick-count": { leaseTickCount: true },
   "lease-beyond-drift": { leaseBeyondDrift: true },

@@ -245,6 +245,7 @@ class Simulation {
         ),
         // Lost answers are a fault: without faults, every answer arrives.
         resends: options.faults.length > 0,
+        markBeforeDelivery: options.bug === "mark-before-delivery",
       },
       random,
       this.#trace,

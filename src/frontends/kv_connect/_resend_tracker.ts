@@ -21,6 +21,7 @@
  * @module
  */
 import { RESEND_WINDOW_MS } from "../../services/kv/api.ts";
+import type { DeliveryMark } from "./_delivery_marks.ts";
 import { toHex } from "../../base/bytes.ts";
 
 /** Writes remembered at most (the oldest idle ones are forgotten first). */
@@ -29,8 +30,8 @@ export const RESEND_TRACKED_MAX = 100_000;
 interface Tracked {
   inFlight: number;
   deliveredAtMs: number | null;
-  /** Ends when the mark of the latest delivered answer was proposed. */
-  marked: Promise<void> | null;
+  /** The delivery mark of the latest delivered answer. */
+  mark: DeliveryMark | null;
   /** Resolves when no attempt is in flight any more. */
   idle: Promise<void> | null;
   release: (() => void) | null;
@@ -46,9 +47,9 @@ export interface TrackedWrite {
   readonly mergeable: boolean;
   /**
    * Ends the attempt; `delivered` when its answer (a result) is being sent
-   * to a client still connected, with the promise of its delivery mark.
+   * to a client still connected, with its queued delivery mark.
    */
-  done(delivered: boolean, marked?: Promise<void>): void;
+  done(delivered: boolean, mark?: DeliveryMark): void;
 }
 
 /** Per-process memory of served stock writes. */
@@ -85,10 +86,10 @@ export class ResendTracker {
     // A repeat of a delivered write goes out only once the cluster knows the
     // earlier answer was delivered: were this one lost with the node, its
     // resend must not be answered with the earlier result.
-    if (!mergeable && entry?.marked != null) {
+    if (!mergeable && entry?.mark != null) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
-        entry.marked,
+        entry.mark.urge(),
         new Promise<void>((resolve) => {
           timer = setTimeout(resolve, MARK_WAIT_MS);
         }),
@@ -99,7 +100,7 @@ export class ResendTracker {
       entry = {
         inFlight: 0,
         deliveredAtMs: null,
-        marked: null,
+        mark: null,
         idle: null,
         release: null,
       };
@@ -118,13 +119,13 @@ export class ResendTracker {
     const tracked = entry;
     return {
       mergeable,
-      done: (delivered, marked) => {
+      done: (delivered, mark) => {
         if (ended) return;
         ended = true;
         tracked.inFlight--;
         if (delivered) {
           tracked.deliveredAtMs = this.#now();
-          tracked.marked = marked ?? null;
+          tracked.mark = mark ?? null;
         }
         if (tracked.inFlight === 0) {
           tracked.release?.();

@@ -54,7 +54,7 @@ import {
 import { readBodyBounded, TokenChecker } from "./_request.ts";
 import { type DataPathClient, DataPathTokens } from "./_data_token.ts";
 import { ResendTracker } from "./_resend_tracker.ts";
-import { DeliveryMarks } from "./_delivery_marks.ts";
+import { DELIVERY_MARK_DELAY_MS, DeliveryMarks } from "./_delivery_marks.ts";
 import { versionstampIndex } from "../../model/versionstamp.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { watchResponseStream } from "./_watch_stream.ts";
@@ -84,6 +84,12 @@ export interface KvConnectAppOptions {
   readonly now?: () => number;
   /** The node's budget of long-lived streams (watches). Default: a budget of its own. */
   readonly streams?: StreamBudget;
+  /**
+   * How long after a stock write's answer went out its delivery mark is
+   * proposed, in ms (see `_delivery_marks.ts`). Default 1000; 0 only where
+   * no process can die between answering and the client reading the answer.
+   */
+  readonly deliveryMarkDelayMs?: number;
 }
 
 /** Protocol versions this server speaks, preferred first. */
@@ -123,6 +129,15 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
+function nonNegativeInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(
+      `Cannot create KV Connect app: '${name}' must be a non-negative integer: current value is ${value}`,
+    );
+  }
+  return value;
+}
+
 function resolveOptions(options: KvConnectAppOptions): ResolvedOptions {
   const path = options.path ?? "/";
   if (!path.startsWith("/") || (path.length > 1 && path.endsWith("/"))) {
@@ -152,7 +167,12 @@ function resolveOptions(options: KvConnectAppOptions): ResolvedOptions {
     tokens: new TokenChecker(options.tokens),
     dataTokens: new DataPathTokens(options.tokens),
     resends: new ResendTracker(now),
-    marks: new DeliveryMarks(options.backend),
+    marks: new DeliveryMarks(options.backend, {
+      delayMs: nonNegativeInteger(
+        "deliveryMarkDelayMs",
+        options.deliveryMarkDelayMs ?? DELIVERY_MARK_DELAY_MS,
+      ),
+    }),
     selfUrl: selfUrl === undefined
       ? (c) => new URL(c.req.url).origin
       : typeof selfUrl === "string"
