@@ -27,6 +27,7 @@
  * @module
  */
 import type { ClusterMember, ClusterStatus } from "./cluster.ts";
+import type { WireCoordinationCheck } from "./http_api_leases.ts";
 
 /** Version prefix of every API route. */
 export const API_PREFIX = "/v1";
@@ -46,6 +47,21 @@ export const ROUTES = {
   queueInfo: "/v1/queue/info",
   queuePeek: "/v1/queue/peek",
   queueConfigure: "/v1/queue/configure",
+  leaseGrant: "/v1/leases/grant",
+  leaseKeepAlive: "/v1/leases/keepalive",
+  leaseRevoke: "/v1/leases/revoke",
+  leaseTtl: "/v1/leases/ttl",
+  leaseList: "/v1/leases/list",
+  lockAcquire: "/v1/locks/acquire",
+  lockCancel: "/v1/locks/cancel",
+  lockRelease: "/v1/locks/release",
+  lockStatus: "/v1/locks/status",
+  electionCampaign: "/v1/elections/campaign",
+  electionProclaim: "/v1/elections/proclaim",
+  electionLeader: "/v1/elections/leader",
+  electionResign: "/v1/elections/resign",
+  /** `GET ?name=`: `text/event-stream`. */
+  electionObserve: "/v1/elections/observe",
   clusterStatus: "/v1/cluster/status",
   clusterMembers: "/v1/cluster/members",
   clusterTicket: "/v1/cluster/ticket",
@@ -127,6 +143,12 @@ export const ERROR_STATUS = {
   notFound: 404,
   /** The node named in an admin call is not a member. */
   unknownNode: 404,
+  /** No lease has this id (never granted, revoked or expired): nothing changed. */
+  leaseNotFound: 404,
+  /** The token does not hold the lock or election (any more): nothing changed. */
+  notHolder: 409,
+  /** A semaphore was acquired with another number of permits than it has: nothing changed. */
+  permitsMismatch: 409,
   /** An atomic operation's check failed: nothing changed. */
   checkFailed: 409,
   /** A sum/min/max met a value that is not a u64: nothing changed. */
@@ -294,6 +316,8 @@ export type WireMutation =
     readonly key: WireKey;
     readonly value: WireValue;
     readonly expireIn?: number;
+    /** Attach the key to this lease (16 hex digits; it must exist): deleted when the lease ends. */
+    readonly lease?: string;
   }
   | { readonly type: "delete"; readonly key: WireKey }
   | {
@@ -328,7 +352,8 @@ export interface WireEnqueue {
 
 /** `POST /v1/kv/atomic` */
 export interface AtomicRequest {
-  readonly checks?: readonly WireCheck[];
+  /** Versionstamp checks, and the fence and lease checks of `http_api_leases.ts`. */
+  readonly checks?: readonly (WireCheck | WireCoordinationCheck)[];
   readonly mutations: readonly WireMutation[];
   /** Messages enqueued if and only if the operation applies. */
   readonly enqueues?: readonly WireEnqueue[];
