@@ -161,7 +161,11 @@ export type LockAcquireResponse =
     /** Revision of the grant. */
     readonly revision: number;
   }
-  | { readonly granted: false; readonly name: string; readonly position: number };
+  | {
+    readonly granted: false;
+    readonly name: string;
+    readonly position: number;
+  };
 
 /** `POST /v1/locks/cancel`: leaves the queue; a grant won meanwhile is released. */
 export interface LockCancelRequest {
@@ -196,7 +200,10 @@ export interface LockStatusResponse {
     readonly lease: string;
     readonly revision: number;
   }[];
-  readonly waiters: readonly { readonly lease: string; readonly revision: number }[];
+  readonly waiters: readonly {
+    readonly lease: string;
+    readonly revision: number;
+  }[];
 }
 
 // --- Elections -------------------------------------------------------------
@@ -220,7 +227,11 @@ export type ElectionCampaignResponse =
     readonly value: string;
     readonly revision: number;
   }
-  | { readonly elected: false; readonly name: string; readonly position: number };
+  | {
+    readonly elected: false;
+    readonly name: string;
+    readonly position: number;
+  };
 
 /** `POST /v1/elections/proclaim`: a new value from the leader; 409 `notHolder` otherwise. */
 export interface ElectionProclaimRequest {
