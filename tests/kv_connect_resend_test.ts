@@ -31,13 +31,17 @@ import { waitFor } from "./helpers/wait_for.ts";
 const TOKEN = "token-one";
 const ORIGIN = "http://127.0.0.1:7000";
 
-function app(backend: KvBackend, tokens = [TOKEN], now?: () => number) {
+function app(
+  backend: KvBackend,
+  tokens = [TOKEN],
+  options: { now?: () => number; deliveryMarkDelayMs?: number } = {},
+) {
   return kvConnectApp({
     backend,
     tokens,
     path: "/kv",
     selfUrl: ORIGIN,
-    ...(now === undefined ? {} : { now }),
+    ...options,
   });
 }
 
@@ -111,31 +115,32 @@ async function counter(backend: KvBackend): Promise<bigint> {
     .getBigUint64(0, true);
 }
 
-/** Applies each commit, then loses the answer of the first `lose` of them. */
-class LosingBackend {
-  readonly inner: LocalKvBackend;
-  lose: number;
-  constructor(inner: LocalKvBackend, lose: number) {
-    this.inner = inner;
-    this.lose = lose;
-  }
-  async commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
-    const result = await this.inner.commit(operation);
-    if (this.lose > 0) {
-      this.lose--;
-      throw new KvOutcomeUnknownError("the entry node died before answering");
-    }
-    return result;
-  }
-}
-
-function losing(inner: LocalKvBackend, lose: number): KvBackend {
-  const wrapper = new LosingBackend(inner, lose);
+/** `inner`, with some of its methods replaced. */
+function overriding(
+  inner: LocalKvBackend,
+  overrides: Partial<Pick<KvBackend, "commit" | "markResendsDelivered">>,
+): KvBackend {
   return new Proxy(inner, {
     get(target, property) {
-      if (property === "commit") return wrapper.commit.bind(wrapper);
+      if (Object.hasOwn(overrides, property)) {
+        return overrides[property as keyof typeof overrides];
+      }
       const value = Reflect.get(target, property, target);
       return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** Applies each commit, then loses the answer of the first `lose` of them. */
+function losing(inner: LocalKvBackend, lose: number): KvBackend {
+  return overriding(inner, {
+    async commit(operation: KvAtomicOperation): Promise<KvCommitResult> {
+      const result = await inner.commit(operation);
+      if (lose > 0) {
+        lose--;
+        throw new KvOutcomeUnknownError("the entry node died before answering");
+      }
+      return result;
     },
   });
 }
@@ -155,7 +160,9 @@ Deno.test("KV Connect data-path tokens: one per metadata exchange, verified by e
   const tampered = token.slice(0, -2) + (token.endsWith("AA") ? "BB" : "AA");
   assert.equal((await send(first, backend, tampered)).status, 401);
   // Nor an expired one.
-  const late = app(backend, [TOKEN], () => Date.now() + 3 * 60 * 60 * 1000);
+  const late = app(backend, [TOKEN], {
+    now: () => Date.now() + 3 * 60 * 60 * 1000,
+  });
   assert.equal((await send(late, backend, token)).status, 401);
   // The access token itself still works on the data path.
   assert.equal((await send(first, backend, TOKEN)).status, 200);
@@ -230,18 +237,10 @@ function counting(
   inner: LocalKvBackend,
 ): { backend: KvBackend; marks: () => number } {
   let marks = 0;
-  const backend = new Proxy(inner, {
-    get(target, property) {
-      if (property === "markResendsDelivered") {
-        return (
-          batch: Parameters<LocalKvBackend["markResendsDelivered"]>[0],
-        ) => {
-          marks += batch.length;
-          return target.markResendsDelivered(batch);
-        };
-      }
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
+  const backend = overriding(inner, {
+    markResendsDelivered(batch) {
+      marks += batch.length;
+      return inner.markResendsDelivered(batch);
     },
   });
   return { backend, marks: () => marks };
@@ -250,13 +249,7 @@ function counting(
 Deno.test("KV Connect: a write repeated on purpose after the node that answered the first one restarted is a new write (the delivery was marked)", async () => {
   using inner = new LocalKvBackend({ expirySweepIntervalMs: 0 });
   const { backend, marks } = counting(inner);
-  const node = kvConnectApp({
-    backend,
-    tokens: [TOKEN],
-    path: "/kv",
-    selfUrl: ORIGIN,
-    deliveryMarkDelayMs: 20,
-  });
+  const node = app(backend, [TOKEN], { deliveryMarkDelayMs: 20 });
   const token = await dataToken(node);
   const first = await versionstampOf(await send(node, backend, token));
   // The node lives on past the delay: its mark is proposed.

@@ -104,11 +104,6 @@ export class DeliveryMarks {
     };
   }
 
-  /** Marks waiting to be proposed. */
-  get pendingCount(): number {
-    return this.#pending.length;
-  }
-
   #schedule(): void {
     if (this.#running) return; // #run reschedules when it ends.
     const head = this.#pending[0];
