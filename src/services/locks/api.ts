@@ -73,5 +73,14 @@ export {
   type LockKind,
   LOCKS_KEYSPACES,
 } from "./keys.ts";
-export { LockReads, type LockStatus } from "./reads.ts";
+export {
+  leaderChangeFilter,
+  leaderOfChange,
+  type LockMembership,
+  LockReads,
+  type LockStatus,
+  membershipChangeFilter,
+  membershipOf,
+} from "./reads.ts";
+export type { LockReadConsistency, LocksPort } from "./port.ts";
 export type { LockKnobs } from "./writer.ts";

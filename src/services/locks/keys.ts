@@ -9,7 +9,7 @@
  * | count  | `ff 6d 63`                                | `[names]`: names with a holder or a waiter        |
  * | leader | `ff 6d 65` name                           | `[token, lease, value, revision]` (change events) |
  * | holder | `ff 6d 68` name `00` token (10 bytes)     | `[lease, revision]`                               |
- * | lease  | `ff 6d 69` lease (8 bytes) name           | `[0, token]` holds, `[1, seq]` waits              |
+ * | lease  | `ff 6d 69` lease (8 bytes) name           | `[0, token]` holds, `[1, seq]` waits (change events) |
  * | name   | `ff 6d 6e` name                           | `[kind, permits, holders, waiters, nextSeq]`      |
  * | waiter | `ff 6d 77` name `00` seq (8 bytes BE)     | `[lease, revision, value \| nil]`                 |
  *
@@ -37,15 +37,19 @@ const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 
 /**
- * The locks keyspace `ff 6d` in three ranges: the election leader rows
- * (`ff 6d 65`) are reported as change events (`set` when a leader is
- * elected or proclaims, `delete` when it resigns or its lease ends), so
- * observers follow leaders in revision order.
+ * The locks keyspace `ff 6d` in five ranges. Two are reported as change
+ * events, so the node follows them in revision order without polling:
+ * election leader rows (`ff 6d 65`: `set` when a leader is elected or
+ * proclaims, `delete` when it resigns or its lease ends), followed by
+ * observers, and lease rows (`ff 6d 69`: `set` when a lease starts waiting
+ * or is granted, `delete` when it leaves), followed by waiting acquires.
  */
 export const LOCKS_KEYSPACES: readonly KeyRange[] = [
   { start: new Uint8Array([F, 0x6d]), end: LEADER },
   { start: LEADER, end: new Uint8Array([F, 0x6d, 0x66]), changes: true },
-  { start: new Uint8Array([F, 0x6d, 0x66]), end: new Uint8Array([F, 0x6e]) },
+  { start: new Uint8Array([F, 0x6d, 0x66]), end: LEASE },
+  { start: LEASE, end: new Uint8Array([F, 0x6d, 0x6a]), changes: true },
+  { start: new Uint8Array([F, 0x6d, 0x6a]), end: new Uint8Array([F, 0x6e]) },
 ];
 
 /** What a name is: a lock or semaphore, or an election. */

@@ -7,9 +7,12 @@ import { leaseRecordKey } from "../leases/api.ts";
 import { COORDINATION_LIMITS } from "../../protocol/http_api_leases.ts";
 import {
   fenceHolds,
+  leaderChangeFilter,
+  leaderOfChange,
   LOCK_LIMITS,
   LockReads,
   type LockResult,
+  membershipOf,
   validateLockName,
 } from "./api.ts";
 import { checkInvariants, leaseId, LocksHarness } from "./harness_test.ts";
@@ -270,12 +273,18 @@ Deno.test("elections: campaign, proclaim, resign, with the leader row as change 
   });
   h.endLeases(B);
   assert.equal(reads.leader("e"), null);
-  const events = h.changes.filter((c) => c.service === "locks");
+  const events = h.changes.filter(leaderChangeFilter("e"));
   assert.deepEqual(events.map((c) => [c.kind, Number(c.revision)]), [
     ["set", 3],
     ["set", 6],
     ["set", 7],
     ["delete", 8],
+  ]);
+  assert.deepEqual(events.map((c) => leaderOfChange(c)?.value ?? null), [
+    "a1",
+    "a2",
+    "b1",
+    null,
   ]);
   checkInvariants(h);
 });
@@ -388,4 +397,21 @@ Deno.test("LOCK_LIMITS agree with the protocol's COORDINATION_LIMITS", () => {
   assert.equal(LOCK_LIMITS.waitersMax, COORDINATION_LIMITS.waitersMax);
   assert.equal(LOCK_LIMITS.permitsMax, COORDINATION_LIMITS.permitsMax);
   assert.equal(LOCK_LIMITS.valueBytesMax, COORDINATION_LIMITS.valueBytesMax);
+});
+
+Deno.test("membershipOf() answers a lease's grant, queue position or nothing", () => {
+  const h = harness(A, B, C);
+  const grant = granted(h.apply(acquire("m", A)));
+  h.apply(acquire("m", B));
+  h.apply(acquire("m", C));
+  assert.deepEqual(membershipOf(h.store, "m", A), {
+    kind: "holds",
+    ...grant,
+    lease: A,
+  });
+  assert.deepEqual(membershipOf(h.store, "m", C), {
+    kind: "waits",
+    position: 1,
+  });
+  assert.equal(membershipOf(h.store, "m", D), null);
 });
