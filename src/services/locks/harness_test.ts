@@ -44,10 +44,15 @@ import {
 
 /** Envelope id of the locks service (as in the service table). */
 export const LOCKS_ID = 5;
-const FAKE_LEASES_ID = 250;
+/** Envelope id of the stand-in leases service. */
+export const FAKE_LEASES_ID = 250;
 
-/** A stand-in leases service: `["grant", id]`, `["end", ids]`. */
-function fakeLeases(knobs: LockKnobs): ServiceDefinition {
+/**
+ * A stand-in leases service: `["grant", id]` writes a lease record,
+ * `["end", ids]` deletes records and calls the locks service's
+ * `onLeaseEnded` in the same entry, as revoke and expiry do.
+ */
+export function fakeLeases(knobs: LockKnobs): ServiceDefinition {
   const dependent = locksLeaseDependent(knobs);
   return {
     name: "leases",
