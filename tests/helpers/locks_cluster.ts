@@ -115,12 +115,20 @@ function nodeApi(
 
 /** Starts the cluster and waits for a leader every node knows. */
 export async function startLocksCluster(
-  options: { readonly observeStreamsMax?: number } = {},
+  options: {
+    readonly observeStreamsMax?: number;
+    /** Entries each node's change feed keeps (default: the feed's). */
+    readonly feedEntriesMax?: number;
+  } = {},
 ): Promise<LocksCluster> {
   const cluster = new LocksCluster();
   const ids = ["n1", "n2", "n3"].map(nodeId);
   for (const id of ids) {
-    const feed = new ChangeFeed();
+    const feed = new ChangeFeed(
+      options.feedEntriesMax === undefined
+        ? {}
+        : { entriesMax: options.feedEntriesMax },
+    );
     const state = new KvReplicatedState(
       new KvStateMachine(new MemoryStateStore(), {}, {
         changes: feed,
@@ -144,7 +152,9 @@ export async function startLocksCluster(
       readIndex: () => runner.readIndex(),
       store: state.kv.store,
       feed,
-      ...options,
+      ...(options.observeStreamsMax === undefined
+        ? {}
+        : { observeStreamsMax: options.observeStreamsMax }),
     });
     const api = nodeApi(runner, state, locks);
     const app = createHttpApp({
