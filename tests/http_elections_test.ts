@@ -399,6 +399,15 @@ Deno.test("the elections routes refuse bad input and too many observe streams", 
       () => cluster.follower().locks.observersOpen === 0,
       5000,
     );
+    // A reader gone before reading anything frees its slot too.
+    const unread = await observe(app, "e");
+    assert.equal(unread.status, 200);
+    await unread.body!.cancel();
+    await waitFor(
+      "the unread slot back",
+      () => cluster.follower().locks.observersOpen === 0,
+      5000,
+    );
     const two = new Observer(await observe(app, "e"));
     await two.next();
     await two.close();

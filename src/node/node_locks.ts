@@ -223,11 +223,11 @@ export class NodeLocks implements LocksPort {
     return { leader: wireLeader(this.#reads.leader(name)) };
   }
 
-  observe(
+  async observe(
     name: string,
     afterRevision: number | null,
     signal: AbortSignal,
-  ): AsyncIterable<ElectionObserveEvent> {
+  ): Promise<AsyncIterable<ElectionObserveEvent>> {
     validateLockName(name);
     const max = this.#options.observeStreamsMax ?? OBSERVE_STREAMS_MAX;
     if (this.#observers >= max) {
@@ -236,19 +236,43 @@ export class NodeLocks implements LocksPort {
       );
     }
     this.#observers++;
-    return this.#observeStream(name, afterRevision, signal);
+    try {
+      // The first event is at least as new as every acknowledged change.
+      await this.#read("strong");
+    } catch (error) {
+      this.#observers--;
+      throw error;
+    }
+    let open = true;
+    const release = () => {
+      if (open) this.#observers--;
+      open = false;
+    };
+    const stream = this.#observeStream(name, afterRevision, signal, release);
+    // Ended before its first event, a generator never runs its finally:
+    // return() releases the slot too.
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: () => stream.next(),
+        return: async () => {
+          const result = await stream.return(undefined);
+          release();
+          return result;
+        },
+      }),
+    };
   }
 
   async *#observeStream(
     name: string,
     afterRevision: number | null,
     signal: AbortSignal,
-  ): AsyncGenerator<ElectionObserveEvent> {
+    release: () => void,
+  ): AsyncGenerator<ElectionObserveEvent, undefined> {
     const { feed } = this.#options;
     const filter = leaderChangeFilter(name);
     let subscription: ChangeSubscription | null = null;
     try {
-      await this.#read("strong");
       if (afterRevision !== null) {
         try {
           subscription = feed.subscribe(BigInt(afterRevision), filter);
@@ -286,7 +310,7 @@ export class NodeLocks implements LocksPort {
       }
     } finally {
       subscription?.close();
-      this.#observers--;
+      release();
     }
   }
 

@@ -172,7 +172,7 @@ export function observeBody(
   });
 }
 
-function observe(ctx: RouteContext, c: Context): Response {
+async function observe(ctx: RouteContext, c: Context): Promise<Response> {
   const name = nameField(c.req.query("name"));
   const after = lastEventRevision(c.req.header("last-event-id"));
   const locks = locksOf(ctx.node);
@@ -182,7 +182,7 @@ function observe(ctx: RouteContext, c: Context): Response {
   const onRequestAbort = () => abort.abort();
   let events: AsyncIterable<ElectionObserveEvent>;
   try {
-    events = locks.observe(name, after, abort.signal);
+    events = await lockCall(() => locks.observe(name, after, abort.signal));
   } catch (error) {
     slot.release();
     throw error;

@@ -72,14 +72,16 @@ export interface LocksPort {
   /**
    * The leader of `name` now (unless resuming), then each change in
    * revision order; after `afterRevision`, only the changes after it (or
-   * the current leader when the node no longer holds them). Checks the
-   * stream bound at once.
+   * the current leader when the node no longer holds them). Resolves once
+   * the stream is open: the stream bound checked and a linearizable read
+   * point reached, so a refusal comes before any event.
    *
-   * @throws {KvUnavailableError} When the node serves its maximum of observe streams.
+   * @throws {KvUnavailableError} When the node serves its maximum of observe
+   *   streams, or no read point can be confirmed (no leader).
    */
   observe(
     name: string,
     afterRevision: number | null,
     signal: AbortSignal,
-  ): AsyncIterable<ElectionObserveEvent>;
+  ): Promise<AsyncIterable<ElectionObserveEvent>>;
 }
