@@ -118,6 +118,7 @@ export class NodeLocks implements LocksPort {
   #sessionSeq = 0;
   #observers = 0;
 
+  /** The port over the node parts in `options`. */
   constructor(options: NodeLocksOptions) {
     this.#options = options;
     this.#reads = new LockReads(options.store);

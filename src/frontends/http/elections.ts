@@ -42,9 +42,13 @@ export const CONTENT_TYPE_EVENT_STREAM = "text/event-stream";
 
 /** A parsed `POST /v1/elections/campaign` body. */
 export interface ParsedCampaign {
+  /** The election. */
   readonly name: string;
+  /** The candidate's lease. */
   readonly lease: string;
+  /** The candidate's value. */
   readonly value: string;
+  /** How long to wait to be elected, ms (0: answer at once). */
   readonly waitMs: number;
 }
 

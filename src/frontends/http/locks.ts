@@ -32,9 +32,13 @@ import {
 
 /** A parsed `POST /v1/locks/acquire` body. */
 export interface ParsedAcquire {
+  /** The lock or semaphore. */
   readonly name: string;
+  /** The holding lease. */
   readonly lease: string;
+  /** Permits of the semaphore (1: a lock). */
   readonly permits: number;
+  /** How long to wait for the grant, ms (0: answer at once). */
   readonly waitMs: number;
 }
 

@@ -73,10 +73,12 @@ export type LockErrorCode =
 
 /** A refused locks command: its protocol error code and why. */
 export class LockError extends Error {
+  /** Always `LockError`. */
   override name = "LockError";
   /** The protocol error code. */
   readonly code: LockErrorCode;
 
+  /** A refusal with protocol error `code`. */
   constructor(code: LockErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.code = code;
@@ -85,7 +87,9 @@ export class LockError extends Error {
 
 /** A grant: the token holding `name` for `lease` since `revision`. */
 export interface LockGrant {
+  /** The grant's versionstamp, 20 hex digits. */
   readonly token: string;
+  /** The lease it lives on. */
   readonly lease: string;
   /** Revision (log index) of the grant. */
   readonly revision: number;

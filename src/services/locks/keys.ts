@@ -86,9 +86,13 @@ export type LeaseHold =
 
 /** An election's leader row. */
 export interface LeaderRecord {
+  /** The leader's grant token. */
   readonly token: string;
+  /** The leader's lease. */
   readonly lease: string;
+  /** Its value (from its campaign or last proclaim). */
   readonly value: string;
+  /** Revision of the grant or of the last proclaim. */
   readonly revision: number;
 }
 

@@ -31,16 +31,19 @@ const LOCKS_SERVICE_NAME = "locks";
 
 /** A name's holders (token order) and waiters (FIFO). */
 export interface LockStatus {
+  /** The name asked about. */
   readonly name: string;
   /** Null when nobody holds or waits. */
   readonly kind: LockKind | null;
   /** 0 when nobody holds or waits. */
   readonly permits: number;
+  /** Holders, in token order. */
   readonly holders: readonly {
     readonly token: string;
     readonly lease: string;
     readonly revision: number;
   }[];
+  /** Waiters, first in line first. */
   readonly waiters: readonly {
     readonly lease: string;
     readonly revision: number;
@@ -49,8 +52,10 @@ export interface LockStatus {
 
 /** Reads of the locks over one store. */
 export class LockReads {
+  /** The applied state read. */
   readonly store: StateStore;
 
+  /** Reads over `store`. */
   constructor(store: StateStore) {
     this.store = store;
   }
