@@ -395,3 +395,36 @@ Deno.test("the locks routes refuse bad input with a typed 4xx and change nothing
     assert.equal(unauthorized.status, 401);
   });
 });
+
+Deno.test("a waiting acquire is granted even when the change feed dropped the entries it waited through", async () => {
+  const cluster = await startLocksCluster({ feedEntriesMax: 2 });
+  try {
+    for (const lease of [A, B, C]) await cluster.grantLease(lease);
+    const app = cluster.follower().app;
+    const first = await call(app, "POST", "/v1/locks/acquire", {
+      name: "m",
+      lease: A,
+    });
+    const waiting = call(app, "POST", "/v1/locks/acquire", {
+      name: "m",
+      lease: B,
+      waitMs: 10_000,
+    });
+    // Entries with changes on other names push the window past the waiter's cursor.
+    for (let i = 0; i < 6; i++) {
+      await call(app, "POST", "/v1/locks/acquire", {
+        name: `other${i}`,
+        lease: C,
+      });
+    }
+    await call(app, "POST", "/v1/locks/release", {
+      name: "m",
+      token: first.body.token,
+    });
+    const granted = await waiting;
+    assert.equal(granted.body.granted, true, JSON.stringify(granted.body));
+    assert.equal(granted.body.lease, B);
+  } finally {
+    await cluster.stop();
+  }
+});
