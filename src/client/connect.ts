@@ -7,6 +7,7 @@ import { HttpTransport } from "./_transport.ts";
 import { isTicket, ticketClusterId, ticketUrls } from "./_ticket.ts";
 import { AspenCluster } from "./cluster.ts";
 import { AspenKv } from "./kv.ts";
+import { AspenLeases } from "./leases.ts";
 import type { ConnectOptions } from "./types.ts";
 
 /** Default deadline of one request, in ms. */
@@ -20,6 +21,8 @@ export class AspenClient {
   readonly kv: AspenKv;
   /** Status and membership administration. */
   readonly cluster: AspenCluster;
+  /** Leases: grant, keep alive, revoke, inspect, and open (kept alive). */
+  readonly leases: AspenLeases;
   readonly #transport: HttpTransport;
 
   /** Used by {@linkcode connect}. */
@@ -27,6 +30,7 @@ export class AspenClient {
     this.#transport = transport;
     this.kv = new AspenKv(transport);
     this.cluster = new AspenCluster(transport);
+    this.leases = new AspenLeases(transport);
   }
 
   /** The node URLs, the one tried first leading. */
