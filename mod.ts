@@ -31,6 +31,9 @@ export type {
 } from "./src/client/kv.ts";
 export { AspenCluster } from "./src/client/cluster.ts";
 export { AspenLeases } from "./src/client/leases.ts";
+export { AspenLocks } from "./src/client/locks.ts";
+export { AspenElections } from "./src/client/elections.ts";
+export type { StreamOptions } from "./src/client/connect.ts";
 export { AspenKvU64, KvU64 } from "./src/client/kv_u64.ts";
 export { KvV8Bytes } from "./src/client/_values.ts";
 export {
