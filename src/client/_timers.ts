@@ -14,9 +14,20 @@ const runtime = (globalThis as Record<string, unknown>)["Deno"] as
   | { unrefTimer?: (id: number) => void }
   | undefined;
 
-/** Lets the process exit while `id` is pending (no effect outside Deno). */
+/**
+ * Lets the process exit while `id` is pending: the timer's own `unref()`
+ * where timers are objects (Deno 2.9, Node), `Deno.unrefTimer` where they
+ * are numbers in Deno; nothing in browsers.
+ */
 export function unref(id: TimerId): TimerId {
-  if (typeof id === "number") runtime?.unrefTimer?.(id);
+  const timer = id as unknown;
+  if (typeof timer === "number") runtime?.unrefTimer?.(timer);
+  else if (
+    typeof timer === "object" && timer !== null &&
+    typeof (timer as { unref?: unknown }).unref === "function"
+  ) {
+    (timer as { unref: () => void }).unref();
+  }
   return id;
 }
 
