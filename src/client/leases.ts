@@ -212,7 +212,31 @@ export class AspenLeases {
   async open(options: LeaseOpenOptions): Promise<OpenLease> {
     const sentAt = performance.now();
     const grant = await this.grant(options.ttlMs, { id: options.id });
-    return new KeptLease(this, this.#transport.closed, grant, sentAt);
+    return new KeptLease(this, this.#transport.closed, grant, sentAt, true);
+  }
+
+  /**
+   * Keeps an existing lease alive as {@linkcode AspenLeases.open} does,
+   * starting with a keep-alive now. Its `close()` only stops the
+   * keep-alives: the lease was granted elsewhere, so it is not revoked.
+   *
+   * @throws {LeaseNotFoundError} When no lease has this id.
+   */
+  async keep(id: string): Promise<OpenLease> {
+    const sentAt = performance.now();
+    const [result] = await this.keepAlive([id]);
+    if (result === undefined || "error" in result) {
+      throw new LeaseNotFoundError("leaseNotFound", `lease ${id} not found`, {
+        status: 404,
+      });
+    }
+    return new KeptLease(
+      this,
+      this.#transport.closed,
+      { id, ttlMs: result.ttlMs },
+      sentAt,
+      false,
+    );
   }
 }
 
@@ -226,6 +250,7 @@ class KeptLease implements OpenLease {
   #keepAliveTimer: ReturnType<typeof setTimeout> | undefined;
   #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  readonly #revokeOnClose: boolean;
   readonly #onClientClose = () =>
     this.#stop(new DOMException("The client was closed", "AbortError"));
 
@@ -234,8 +259,10 @@ class KeptLease implements OpenLease {
     clientClosed: AbortSignal,
     grant: LeaseGrant,
     sentAt: number,
+    revokeOnClose: boolean,
   ) {
     this.id = grant.id;
+    this.#revokeOnClose = revokeOnClose;
     this.ttlMs = grant.ttlMs;
     this.#leases = leases;
     this.#clientClosed = clientClosed;
@@ -316,7 +343,7 @@ class KeptLease implements OpenLease {
     this.#closed = true;
     const lost = this.signal.aborted;
     this.#stop(new DOMException(`Lease ${this.id} was closed`, "AbortError"));
-    if (this.#clientClosed.aborted) return;
+    if (this.#clientClosed.aborted || !this.#revokeOnClose) return;
     try {
       await this.#leases.revoke(this.id);
     } catch (error) {

@@ -270,7 +270,7 @@ export interface OpenLease {
   readonly ttlMs: number;
   /** Aborted once the lease is (or may be) lost, or closed. */
   readonly signal: AbortSignal;
-  /** Stops the keep-alives and revokes the lease (its keys and holds go). */
+  /** Stops the keep-alives; revokes the lease (its keys and holds go) if `open` granted it. */
   close(): Promise<void>;
   /** Same as `close`, for `await using`. */
   [Symbol.asyncDispose](): Promise<void>;
