@@ -183,19 +183,25 @@ export class AspenElections {
    *
    * Unreachable nodes and busy ones (`tooManyStreams`) are retried, never thrown.
    *
+   * @throws {TypeError} At once, for a malformed name.
    * @throws {InvalidRequestError} For a name the cluster refuses.
    * @throws {AuthError} For a missing or wrong token.
    */
-  async *observe(
+  observe(
     name: string,
     options: ObserveOptions = {},
   ): AsyncGenerator<ElectionObservation> {
     checkName(name);
+    return this.#observe(name, options.signal);
+  }
+
+  async *#observe(
+    name: string,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<ElectionObservation> {
     const path = `${ROUTES.electionObserve}?name=${encodeURIComponent(name)}`;
     let newest = -1;
-    for await (
-      const event of eventStream(this.#streams, path, options.signal)
-    ) {
+    for await (const event of eventStream(this.#streams, path, signal)) {
       const parsed = JSON.parse(event.data) as ElectionObserveEvent;
       // A lagging node after a reconnect: never go back in time.
       if (parsed.revision <= newest) continue;

@@ -635,7 +635,6 @@ export class FakeCoordinationServer implements AsyncDisposable {
   /** Grants waiters with live leases while permits allow (in the current entry). */
   #grantNext(name: string): void {
     const lock = this.#locks.get(name)!;
-    const leaderBefore = JSON.stringify(this.#leaderOf(name));
     let counter = 0;
     while (lock.holders.length < lock.permits && lock.waiters.length > 0) {
       const waiter = lock.waiters.shift()!;
@@ -647,8 +646,10 @@ export class FakeCoordinationServer implements AsyncDisposable {
         ...(waiter.value === undefined ? {} : { value: waiter.value }),
       });
     }
+    const recorded = this.#history.get(name)?.at(-1)?.leader ?? null;
     if (
-      lock.election && JSON.stringify(this.#leaderOf(name)) !== leaderBefore
+      lock.election &&
+      JSON.stringify(this.#leaderOf(name)) !== JSON.stringify(recorded)
     ) {
       this.#recordElection(name);
     }
