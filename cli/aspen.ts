@@ -24,7 +24,7 @@ import { clusterCommand } from "./commands/cluster.ts";
 import { completionsCommand } from "./commands/completions.ts";
 import { kvCommand } from "./commands/kv.ts";
 import { leaseCommand } from "./commands/lease.ts";
-import { lockCommand } from "./commands/lock.ts";
+import { lockCommand, renameShadowedOptions } from "./commands/lock.ts";
 import { electCommand } from "./commands/elect.ts";
 import { devCommand, nodeCommand } from "./commands/node.ts";
 import { snapshotCommand } from "./commands/snapshot.ts";
@@ -74,7 +74,7 @@ export function program(): CommandUnknownOpts {
     .option("--json", "print JSON for scripts")
     .option(
       "--timeout <ms>",
-      "deadline of one request (lock acquire, elect campaign: of the wait)",
+      "deadline of one request",
       timeout,
     )
     .version(VERSION, "-V, --version", "print the version")
@@ -122,7 +122,7 @@ function allCommands(command: CommandUnknownOpts): CommandUnknownOpts[] {
 /** Runs the CLI on `args` and returns the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   try {
-    await program().parseAsync([...args], { from: "user" });
+    await program().parseAsync(renameShadowedOptions(args), { from: "user" });
     return typeof Deno.exitCode === "number" ? Deno.exitCode : EXIT.ok;
   } catch (error) {
     if (error instanceof CommanderError) {

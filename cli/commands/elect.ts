@@ -15,9 +15,13 @@ import { clientOf, printJson, printTable } from "./_context.ts";
 import { globals, interrupted, parseCount, refusals } from "./lease.ts";
 import {
   HOLD_TTL_MS_DEFAULT,
+  holderToken,
+  holderTokenHelp,
+  holderTokenOption,
   holdLease,
   runWhileHeld,
-  waitingClient,
+  waitTimeoutHelp,
+  waitTimeoutOption,
 } from "./lock.ts";
 
 function leaderRow(leader: ElectionLeader): string[] {
@@ -44,6 +48,8 @@ function campaignCommand(): CommandUnknownOpts {
       `TTL of the lease granted for it (default ${HOLD_TTL_MS_DEFAULT}; kept alive only while CMD runs)`,
       (v) => parseCount(v, "TTL", 1),
     )
+    .addOption(waitTimeoutHelp())
+    .addOption(waitTimeoutOption())
     .addHelpText(
       "after",
       `
@@ -54,8 +60,8 @@ lease sends CMD SIGTERM and exits 1.`,
     )
     .action(async (name, value, cmd, options, command) => {
       const global = globals(command);
-      const { client, timeoutMs } = waitingClient(global);
-      using _client = client;
+      const timeoutMs = (options as { waitTimeout?: number }).waitTimeout;
+      using client = clientOf(global);
       const stop = interrupted();
       try {
         const withCommand = cmd.length > 0;
@@ -112,15 +118,16 @@ function proclaimCommand(): CommandUnknownOpts {
     .description("Set the leader's value (exit 1 when the token does not lead)")
     .argument("<name>", "the election name")
     .argument("<value>", "the new value")
-    .requiredOption("--token <token>", "the leader's token (20 hex digits)")
+    .addOption(holderTokenHelp())
+    .addOption(holderTokenOption())
     .action(async (name, value, options, command) => {
       const global = globals(command);
-      using client = clientOf(global);
-      const leader = await client.elections.proclaim(
-        name,
-        options.token,
-        value,
+      const token = holderToken(
+        options as { holderToken?: unknown },
+        "elect proclaim",
       );
+      using client = clientOf(global);
+      const leader = await client.elections.proclaim(name, token, value);
       if (global.json) printJson({ leader });
       else console.log(`proclaimed ${name}: ${leader.value}`);
     });
@@ -194,11 +201,16 @@ function resignCommand(): CommandUnknownOpts {
       "Resign leadership held with a token (exit 1 when it does not lead)",
     )
     .argument("<name>", "the election name")
-    .requiredOption("--token <token>", "the leader's token (20 hex digits)")
+    .addOption(holderTokenHelp())
+    .addOption(holderTokenOption())
     .action(async (name, options, command) => {
       const global = globals(command);
+      const token = holderToken(
+        options as { holderToken?: unknown },
+        "elect resign",
+      );
       using client = clientOf(global);
-      await client.elections.resign(name, options.token);
+      await client.elections.resign(name, token);
       if (global.json) printJson({ resigned: true });
       else console.log(`resigned ${name}`);
     });

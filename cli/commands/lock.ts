@@ -3,8 +3,8 @@
  * lock or leadership is held (`… -- CMD ARGS…`), which `elect campaign`
  * shares.
  *
- * For `lock acquire` and `elect campaign`, `--timeout MS` is how long to
- * wait for the grant; each request keeps the default deadline.
+ * For `lock acquire` and `elect campaign`, `--timeout MS` after the command
+ * is how long to wait for the grant (before it, the request deadline).
  *
  * @module
  */
@@ -17,7 +17,6 @@ import { type AspenClient, NotHolderError, type OpenLease } from "../../mod.ts";
 import {
   clientOf,
   EXIT,
-  type GlobalOptions,
   printJson,
   printTable,
   UsageError,
@@ -30,18 +29,113 @@ import {
   refusals,
 } from "./lease.ts";
 
+/** Global options of `aspen` that take a value (so their value is no command word). */
+const GLOBAL_VALUE_OPTIONS = new Set([
+  "--url",
+  "--ticket",
+  "--token",
+  "--admin-token",
+  "--timeout",
+]);
+
+/** Options of coordination commands that share a global option's name, by command. */
+const SHADOWED: Record<string, Record<string, string>> = {
+  "lock acquire": { "--timeout": "--wait-timeout" },
+  "elect campaign": { "--timeout": "--wait-timeout" },
+  "lock release": { "--token": "--holder-token" },
+  "elect proclaim": { "--token": "--holder-token" },
+  "elect resign": { "--token": "--holder-token" },
+};
+
+/**
+ * `lock release NAME --token T` and `lock acquire NAME --timeout MS` (and
+ * their `elect` kin) reuse the names of global options (the bearer token,
+ * the request deadline), which commander would give to the global ones
+ * wherever they appear. Given after the command's words, they are the
+ * command's: renamed here to the command's own option, before parsing.
+ * Before the command words they stay global; after `--` nothing changes.
+ */
+export function renameShadowedOptions(args: readonly string[]): string[] {
+  const words: string[] = [];
+  const renamed: string[] = [];
+  let renames: Record<string, string> | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      renamed.push(...args.slice(i));
+      break;
+    }
+    if (renames !== undefined && arg.startsWith("--")) {
+      const [name, ...rest] = arg.split("=");
+      const own = renames[name!];
+      if (own !== undefined) {
+        renamed.push(rest.length > 0 ? `${own}=${rest.join("=")}` : own);
+        continue;
+      }
+    }
+    renamed.push(arg);
+    if (renames !== undefined) continue;
+    if (arg.startsWith("-")) {
+      if (GLOBAL_VALUE_OPTIONS.has(arg) && i + 1 < args.length) {
+        renamed.push(args[++i]!);
+      }
+      continue;
+    }
+    words.push(arg);
+    if (words.length === 2) renames = SHADOWED[words.join(" ")] ?? {};
+  }
+  return renamed;
+}
+
+/** A `--timeout` shown in help; the value arrives as the hidden `--wait-timeout`. */
+export function waitTimeoutHelp(): Option {
+  return new Option("--timeout <ms>", "how long to wait (then exit 1)");
+}
+
+/** The hidden option `--timeout` after the command is renamed to. */
+export function waitTimeoutOption(): Option<
+  "--wait-timeout <ms>",
+  undefined,
+  undefined,
+  number
+> {
+  return new Option("--wait-timeout <ms>").hideHelp().argParser((v) =>
+    parseCount(v, "--timeout", 0)
+  );
+}
+
+/** A `--token` shown in help; the value arrives as the hidden `--holder-token`. */
+export function holderTokenHelp(): Option {
+  return new Option(
+    "--token <token>",
+    "the holder's token (20 hex digits), required",
+  );
+}
+
+/** The hidden option `--token` after the command is renamed to. */
+export function holderTokenOption(): Option {
+  return new Option("--holder-token <token>").hideHelp();
+}
+
+/**
+ * The holder token given with `--token` after the command.
+ *
+ * @throws {UsageError} When none was given.
+ */
+export function holderToken(
+  options: { holderToken?: unknown },
+  path: string,
+): string {
+  if (typeof options.holderToken !== "string") {
+    throw new UsageError(
+      `required option '--token <token>' not specified (see 'aspen ${path} --help')`,
+    );
+  }
+  return options.holderToken;
+}
+
 /** TTL of the lease `lock acquire` and `elect campaign` grant without `--lease`, ms. */
 export const HOLD_TTL_MS_DEFAULT = 60_000;
-
-/** The client of a waiting command: `--timeout` is the wait, not the request deadline. */
-export function waitingClient(
-  global: GlobalOptions,
-): { client: AspenClient; timeoutMs: number | undefined } {
-  return {
-    client: clientOf({ ...global, timeout: undefined }),
-    timeoutMs: global.timeout,
-  };
-}
 
 /** What a held lock or leadership gives the command it runs. */
 export interface Held {
@@ -201,6 +295,8 @@ function acquireCommand(): CommandUnknownOpts {
       "a semaphore of n permits (default 1)",
       (v) => parseCount(v, "permits", 1),
     )
+    .addOption(waitTimeoutHelp())
+    .addOption(waitTimeoutOption())
     .addHelpText(
       "after",
       `
@@ -216,8 +312,8 @@ Examples:
     )
     .action(async (name, cmd, options, command) => {
       const global = globals(command);
-      const { client, timeoutMs } = waitingClient(global);
-      using _client = client;
+      const timeoutMs = (options as { waitTimeout?: number }).waitTimeout;
+      using client = clientOf(global);
       const stop = interrupted();
       try {
         const withCommand = cmd.length > 0;
@@ -276,11 +372,16 @@ function releaseCommand(): CommandUnknownOpts {
       "Release a lock held with a token (exit 1 when it does not hold)",
     )
     .argument("<name>", "the lock name")
-    .requiredOption("--token <token>", "the grant's token (20 hex digits)")
+    .addOption(holderTokenHelp())
+    .addOption(holderTokenOption())
     .action(async (name, options, command) => {
       const global = globals(command);
+      const token = holderToken(
+        options as { holderToken?: unknown },
+        "lock release",
+      );
       using client = clientOf(global);
-      await client.locks.release(name, options.token);
+      await client.locks.release(name, token);
       if (global.json) printJson({ released: true });
       else console.log(`lock ${name} released`);
     });
