@@ -113,3 +113,18 @@ Deno.test("a node's name is optional, from the file or --name, and validated", (
     );
   }
 });
+
+Deno.test("quicIdleTimeoutMs defaults to 10 s, comes from the file, and is bounded", () => {
+  assert.equal(resolveNodeConfig().quicIdleTimeoutMs, 10_000);
+  assert.equal(
+    resolveNodeConfig(configFromJson('{"quicIdleTimeoutMs": 60000}', "f"))
+      .quicIdleTimeoutMs,
+    60_000,
+  );
+  for (const bad of [999, 600_001, 1.5]) {
+    assert.throws(
+      () => resolveNodeConfig({ quicIdleTimeoutMs: bad }),
+      /quicIdleTimeoutMs/,
+    );
+  }
+});

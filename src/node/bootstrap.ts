@@ -129,6 +129,7 @@ export async function openNode(
     ),
     hostname: config.quicHost,
     port: config.quicPort,
+    idleTimeoutMs: config.quicIdleTimeoutMs,
     log: (event) => log(`transport: ${JSON.stringify(event)}`),
     // Client streaming (watch) over WebTransport, once the node runs.
     onClientSession: (session) => {

@@ -47,6 +47,13 @@ export interface NodeConfig {
   readonly httpBodyTimeoutMs: number;
   /** Milliseconds an idle keep-alive connection stays open. Default 30,000. */
   readonly httpIdleTimeoutMs: number;
+  /**
+   * Milliseconds of silence after which a QUIC connection (to a peer or of a
+   * WebTransport client) is closed; keep-alives go every third of it.
+   * Default 10,000. A peer restarted within it is noticed at once by its new
+   * connection; past it the old one has already closed.
+   */
+  readonly quicIdleTimeoutMs: number;
   /** Long-lived streams (watches, queue listens, WebTransport) the node serves at once. Default 1,000. */
   readonly streamsMax: number;
   /** Long-lived streams one token may hold at once. Default 500. */
@@ -100,6 +107,7 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   httpHeaderTimeoutMs: 10_000,
   httpBodyTimeoutMs: 30_000,
   httpIdleTimeoutMs: 30_000,
+  quicIdleTimeoutMs: 10_000,
   streamsMax: 1000,
   streamsPerTokenMax: 500,
   tickMs: 50,
@@ -328,6 +336,12 @@ export function resolveNodeConfig(
       m.httpIdleTimeoutMs,
       100,
       3_600_000,
+    ),
+    quicIdleTimeoutMs: integer(
+      "quicIdleTimeoutMs",
+      m.quicIdleTimeoutMs,
+      1_000,
+      600_000,
     ),
     streamsMax: integer("streamsMax", m.streamsMax, 1, 1_000_000),
     streamsPerTokenMax: integer(

@@ -71,6 +71,7 @@ class NodeRecord implements ProcessNode {
   exited: Promise<Deno.CommandStatus> | null = null;
   readers: Promise<void>[] = [];
   readonly log: string[] = [];
+  readonly counters: { test: (line: string) => boolean; count: number }[] = [];
   generation = 0;
 
   constructor(
@@ -85,6 +86,9 @@ class NodeRecord implements ProcessNode {
   }
 
   append(line: string): void {
+    for (const counter of this.counters) {
+      if (counter.test(line)) counter.count++;
+    }
     this.log.push(line);
     if (this.log.length > LOG_LINES_MAX) this.log.shift();
   }
@@ -381,6 +385,19 @@ export class ProcessCluster {
     }
     this.#spawn(node);
     await this.#waitUntilAnswering(node);
+  }
+
+  /**
+   * Counts the lines node `index` prints from now on that pass `test`, over
+   * its whole output (its restarts included), not only the last lines kept
+   * for {@linkcode logs}.
+   *
+   * @returns A function reading the count so far.
+   */
+  countLines(index: number, test: (line: string) => boolean): () => number {
+    const counter = { test, count: 0 };
+    this.#record(index).counters.push(counter);
+    return () => counter.count;
   }
 
   /** The last lines of every node's output, for an assertion message. */
