@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { type AspenClient, connect } from "../mod.ts";
 import { aspen, type CliResult } from "./helpers/cli_run.ts";
 import { renameShadowedOptions } from "../cli/commands/lock.ts";
+import { grantsFor } from "../cli/permissions.ts";
 import {
   type FakeCoordinationServer,
   startFakeCoordinationServer,
@@ -605,4 +606,14 @@ Deno.test("renameShadowedOptions() renames only the command's --token/--timeout,
   for (const [input, expected] of table) {
     assert.deepEqual(renameShadowedOptions(input), expected);
   }
+});
+
+Deno.test("grantsFor(): only lock acquire and elect campaign with -- CMD get --allow-run", () => {
+  const run = (args: string[]) =>
+    grantsFor({ args, env: () => undefined, srcDir: "/src" }).run;
+  assert.equal(run(["lock", "acquire", "a", "--", "make"]), true);
+  assert.equal(run(["elect", "campaign", "a", "v", "--", "make"]), true);
+  assert.equal(run(["lock", "acquire", "a"]), false);
+  assert.equal(run(["elect", "campaign", "a", "v"]), false);
+  assert.equal(run(["kv", "get", "--", "a"]), false);
 });
