@@ -111,7 +111,9 @@ export class AspenLocks {
    * client's own kept-alive lease. Acquiring again with a lease that holds
    * answers the same grant (so grants of one client's own lease on one
    * name are the same grant). On a timeout or abort the waiter leaves the
-   * queue; a grant won in that race is returned instead.
+   * queue; a grant won in that race is returned instead. An abort is seen
+   * once the poll in flight answers (at most half the request deadline):
+   * cancelling before it could let that poll queue the waiter again.
    *
    * @throws {AcquireTimeoutError} After `timeoutMs` without a grant.
    * @throws {LeaseNotFoundError} When the lease does not exist.
