@@ -11,6 +11,7 @@
  * | 1  | `cluster` | none                            | `cluster.*` |
  * | 2  | `kv`      | user keys `[00, ff)`, `ff 6b`   |             |
  * | 3  | `queues`  | `ff 71` (message records `ff 71 6d` are change events) | |
+ * | 5  | `locks`   | `ff 6d` (leader rows `ff 6d 65`, lease rows `ff 6d 69` are change events) | |
  *
  * @module
  */
@@ -23,10 +24,11 @@ import type { StateStore } from "../state/state_store.ts";
 import { clusterService, type ClusterState } from "./cluster/api.ts";
 import { kvService } from "./kv/apply.ts";
 import type { ResendKnobs } from "./kv/resends.ts";
+import { type LockKnobs, locksService } from "./locks/api.ts";
 import { queuesService } from "./queues/api.ts";
 
 /** Testing knobs of the services: planted bugs of the simulator. */
-export type ServiceKnobs = SessionKnobs & ResendKnobs;
+export type ServiceKnobs = SessionKnobs & ResendKnobs & LockKnobs;
 
 /** What a service's registration line may use. */
 export interface ServiceParts {
@@ -36,7 +38,7 @@ export interface ServiceParts {
 }
 
 /** The envelope id of each built-in service. */
-export const SERVICE_IDS = { cluster: 1, kv: 2, queues: 3 } as const;
+export const SERVICE_IDS = { cluster: 1, kv: 2, queues: 3, locks: 5 } as const;
 
 /** The table. */
 export function serviceTable(parts: ServiceParts): ServiceRegistration[] {
@@ -44,6 +46,7 @@ export function serviceTable(parts: ServiceParts): ServiceRegistration[] {
     { id: SERVICE_IDS.cluster, service: clusterService(parts.cluster) },
     { id: SERVICE_IDS.kv, service: kvService(parts.knobs) },
     { id: SERVICE_IDS.queues, service: queuesService() },
+    { id: SERVICE_IDS.locks, service: locksService(parts.knobs) },
   ];
 }
 
