@@ -143,8 +143,8 @@ export interface CellMeasurement {
   /** Coordination cells only: `calls` per second. */
   readonly callsPerSecond?: number;
   /**
-   * Coordination cells only: safety violations the clients saw (two holders
-   * of one lock at once, a token not above the name's previous one).
+   * Coordination cells only: safety violations the clients saw (a lock
+   * token not above the name's previous one).
    */
   readonly violations?: number;
 }
