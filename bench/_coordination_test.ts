@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   type CoordinationDriver,
+  EtcdCoordinationDriver,
   runCoordinationCell,
 } from "./_coordination.ts";
 import { pause } from "./_load.ts";
@@ -230,4 +231,39 @@ Deno.test("formatCoordinationTable() gives units, calls and Aspen ratios", () =>
     "keepalive x16: aspen-3 8000 / etcd-3 2000 per s = 4.00x",
   ]);
   assert.equal(formatCoordinationTable([]), "");
+});
+
+Deno.test("the etcd driver sends again the ids a streamed reply left unanswered", async () => {
+  const bodies: string[] = [];
+  // A gateway that ends its first reply after 2 answers, and knows no lease "9".
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (request) => {
+      const body = await request.text();
+      bodies.push(body);
+      const ids = body.split("\n").map((l) => JSON.parse(l).ID as string);
+      const answered = bodies.length === 1 ? ids.slice(0, 2) : ids;
+      return new Response(
+        answered.map((id) =>
+          JSON.stringify({
+            result: id === "9" ? { ID: id } : { ID: id, TTL: "120" },
+          })
+        ).join("\n") + "\n",
+      );
+    },
+  );
+  try {
+    const driver = new EtcdCoordinationDriver(
+      `http://127.0.0.1:${server.addr.port}`,
+    );
+    assert.equal(await driver.keepAlive(["1", "2", "3", "9", "5"]), 4);
+    assert.equal(driver.resends, 1);
+    assert.equal(bodies.length, 2);
+    assert.deepEqual(
+      bodies[1]!.split("\n").map((l) => JSON.parse(l).ID),
+      ["3", "9", "5"],
+    );
+  } finally {
+    await server.shutdown();
+  }
 });

@@ -147,6 +147,11 @@ export interface CellMeasurement {
    * token not above the name's previous one).
    */
   readonly violations?: number;
+  /**
+   * Coordination cells on etcd only: keep-alive requests sent again for ids
+   * a streamed reply left unanswered (within their call's latency).
+   */
+  readonly resends?: number;
 }
 
 /**

@@ -214,7 +214,17 @@ export function formatCoordinationTable(
   const units = keys.map((k) =>
     `- ${k.workload} x${k.clients}: per s = ${k.unit || "(did not run)"}`
   );
-  return [markdownTable([...COORDINATION_COLUMNS], rows), "", ...units].join(
+  const resends = targets.flatMap((t) =>
+    t.cells.filter((c) => (c.resends ?? 0) > 0).map((c) =>
+      `- ${t.target} ${c.workload} x${c.clients}: ${c.resends} keep-alive requests sent again for ids a streamed reply left unanswered (inside the calls' latency)`
+    )
+  );
+  return [
+    markdownTable([...COORDINATION_COLUMNS], rows),
+    "",
+    ...units,
+    ...resends,
+  ].join(
     "\n",
   );
 }

@@ -512,8 +512,8 @@ async function runCoordination(
           } calls/s, p50 ${measured.latencyMs.p50.toFixed(2)} ms, p99 ${
             measured.latencyMs.p99.toFixed(2)
           } ms, ${measured.errors} errors, ${measured.violations} violations${
-            measured.firstError === null ? "" : ` (${measured.firstError})`
-          }`,
+            measured.resends ? `, ${measured.resends} resends` : ""
+          }${measured.firstError === null ? "" : ` (${measured.firstError})`}`,
         );
         cells.push(measured);
       }
