@@ -330,6 +330,8 @@ export async function prepareLeases(
       } catch (error) {
         asked--;
         lastError = error;
+        // A refusal other than "unavailable" will not change: stop asking.
+        if (isPermanent(error)) break;
         await pause(50);
       }
     }
@@ -343,6 +345,12 @@ export async function prepareLeases(
     );
   }
   return ids;
+}
+
+/** Whether `error` is a 4xx answer other than 408, 421 and 429 (asking again cannot help). */
+function isPermanent(error: unknown): boolean {
+  return error instanceof UnexpectedStatusError && error.status >= 400 &&
+    error.status < 500 && ![408, 421, 429].includes(error.status);
 }
 
 /** Options of {@linkcode runCoordinationCell}. */

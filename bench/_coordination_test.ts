@@ -8,8 +8,10 @@ import assert from "node:assert/strict";
 import {
   type CoordinationDriver,
   EtcdCoordinationDriver,
+  prepareLeases,
   runCoordinationCell,
 } from "./_coordination.ts";
+import { UnexpectedStatusError } from "./_drivers.ts";
 import { pause } from "./_load.ts";
 import { parseCompareOptions } from "./compare.ts";
 import {
@@ -231,6 +233,10 @@ Deno.test("formatCoordinationTable() gives units, calls and Aspen ratios", () =>
     "keepalive x16: aspen-3 8000 / etcd-3 2000 per s = 4.00x",
   ]);
   assert.equal(formatCoordinationTable([]), "");
+  const failed = targets.map((t, i) =>
+    i === 0 ? { ...t, cells: [{ ...cell(0, 0), operations: 0 }] } : t
+  );
+  assert.deepEqual(coordinationRatios(failed), []);
 });
 
 Deno.test("the etcd driver sends again the ids a streamed reply left unanswered", async () => {
@@ -266,4 +272,26 @@ Deno.test("the etcd driver sends again the ids a streamed reply left unanswered"
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("prepareLeases() gives up at once on a missing route, not on a 503", async () => {
+  let calls = 0;
+  const refusing = (status: number) =>
+    ({
+      ...new FakeDriver(),
+      grantLease() {
+        calls++;
+        return Promise.reject(new UnexpectedStatusError(status, "", "fake"));
+      },
+    }) as unknown as CoordinationDriver;
+  const begin = performance.now();
+  await assert.rejects(
+    prepareLeases(refusing(404), 16, 1000, 20_000),
+    /granted 0.*Status 404/,
+  );
+  assert.ok(performance.now() - begin < 5_000);
+  assert.equal(calls, 16);
+  calls = 0;
+  await assert.rejects(prepareLeases(refusing(503), 1, 1000, 300), /503/);
+  assert.ok(calls > 1, `asked ${calls} times`);
 });

@@ -244,7 +244,9 @@ export function coordinationRatios(targets: readonly TargetResult[]): string[] {
       const e = etcd.cells.find((c) =>
         c.workload === a.workload && c.clients === a.clients
       );
-      if (e === undefined) continue;
+      if (e === undefined || a.operations === 0 || e.operations === 0) {
+        continue;
+      }
       lines.push(
         `${a.workload} x${a.clients}: aspen-${size} ${
           fixed(a.throughputPerSecond, 0)
