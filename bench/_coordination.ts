@@ -339,9 +339,9 @@ export async function prepareLeases(
   await Promise.all(Array.from({ length: Math.min(GRANTERS, count) }, granter));
   if (ids.length < count) {
     throw new Error(
-      `Cannot grant ${count} leases within ${timeoutMs} ms (granted ${ids.length}): ${
-        describeError(lastError)
-      }`,
+      `Cannot grant ${count} leases (granted ${ids.length}; ${
+        isPermanent(lastError) ? "refused" : `within ${timeoutMs} ms`
+      }): ${describeError(lastError)}`,
     );
   }
   return ids;
