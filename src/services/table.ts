@@ -26,7 +26,7 @@ import { clusterService, type ClusterState } from "./cluster/api.ts";
 import { kvService } from "./kv/apply.ts";
 import type { ResendKnobs } from "./kv/resends.ts";
 import { queuesService } from "./queues/api.ts";
-import { leasesService } from "./leases/api.ts";
+import { type LeaseKnobs, leasesService } from "./leases/api.ts";
 import {
   type LockKnobs,
   locksLeaseDependent,
@@ -34,7 +34,11 @@ import {
 } from "./locks/api.ts";
 
 /** Testing knobs of the services: planted bugs of the simulator. */
-export type ServiceKnobs = SessionKnobs & ResendKnobs & LockKnobs;
+export type ServiceKnobs =
+  & SessionKnobs
+  & ResendKnobs
+  & LockKnobs
+  & LeaseKnobs;
 
 /** What a service's registration line may use. */
 export interface ServiceParts {

@@ -77,3 +77,10 @@ export {
   LeaseReads,
   randomLeaseId,
 } from "./reads.ts";
+export {
+  type KeepAliveAnswer,
+  LeaseKeeper,
+  type LeaseKeeperOptions,
+  type LeaseKeeperStats,
+  type LeaseKnobs,
+} from "./leader.ts";
