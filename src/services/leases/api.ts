@@ -84,3 +84,4 @@ export {
   type LeaseKeeperStats,
   type LeaseKnobs,
 } from "./leader.ts";
+export type { LeasesPort } from "./port.ts";

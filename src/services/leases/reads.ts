@@ -11,8 +11,10 @@ import { leaseRecordKey } from "./api.ts";
 import { LEASE_LIMITS, LeaseError, validateLeaseId } from "./commands.ts";
 import {
   attachedRange,
+  decodeCount,
   decodeLeaseRecord,
   idOfRecordKey,
+  LEASE_COUNT_KEY,
   LEASE_RECORDS_RANGE,
   userKeyOfAttached,
 } from "./keys.ts";
@@ -40,6 +42,11 @@ export class LeaseReads {
   /** Reads over `store`. */
   constructor(store: StateStore) {
     this.store = store;
+  }
+
+  /** Leases held (the count row). */
+  count(): number {
+    return decodeCount(this.store.get(LEASE_COUNT_KEY)?.value);
   }
 
   /** Lease `id`, or null when it does not exist. */
