@@ -12,7 +12,7 @@
  * | 2  | `kv`      | user keys `[00, ff)`, `ff 6b`   |             |
  * | 3  | `queues`  | `ff 71` (message records `ff 71 6d` are change events) | |
  * | 4  | `leases`  | `ff 6c` (reaches `kv`, `locks`: attached keys, holds) | |
- * | 5  | `locks`   | `ff 6d` locks, semaphores, elections | |
+ * | 5  | `locks`   | `ff 6d` (leader rows `ff 6d 65`, lease rows `ff 6d 69` are change events) | |
  *
  * @module
  */

@@ -18,12 +18,11 @@ import { KvReplicatedState } from "../../src/services/replicated_state.ts";
 import type { NodeApi } from "../../src/node/node_api.ts";
 import { RaftKvBackend } from "../../src/node/raft_kv_backend.ts";
 import { RaftRunner } from "../../src/node/raft_runner.ts";
-import { LOCKS_SERVICE_ID, NodeLocks } from "../../src/node/node_locks.ts";
+import { NodeLocks } from "../../src/node/node_locks.ts";
 import { nodeId } from "../../src/raft/types.ts";
 import { MemoryLogStore } from "../../src/storage/memory_log_store.ts";
 import { InMemoryNetwork } from "../../src/transport/memory_transport.ts";
 import { createHttpApp } from "../../src/frontends/http/app.ts";
-import { locksService } from "../../src/services/locks/api.ts";
 import {
   FAKE_LEASES_ID,
   fakeLeases,
@@ -132,10 +131,9 @@ export async function startLocksCluster(
     const state = new KvReplicatedState(
       new KvStateMachine(new MemoryStateStore(), {}, {
         changes: feed,
-        extra: [
-          { id: LOCKS_SERVICE_ID, service: locksService() },
-          { id: FAKE_LEASES_ID, service: fakeLeases({}) },
-        ],
+        // The locks service is in the service table; the stand-in leases
+        // service comes in beside it.
+        extra: [{ id: FAKE_LEASES_ID, service: fakeLeases({}) }],
       }),
     );
     const runner = new RaftRunner({
