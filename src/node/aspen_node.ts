@@ -39,6 +39,8 @@ import type {
   NodeApi,
 } from "./node_api.ts";
 import type { RaftKvBackend } from "./raft_kv_backend.ts";
+import type { LeasesPort } from "../services/leases/api.ts";
+import { leaseMetrics } from "./node_leases.ts";
 import type { RaftRunner } from "./raft_runner.ts";
 import type { ServiceHost } from "./service_host.ts";
 import { clusterStatus, nodeHealth } from "./status.ts";
@@ -221,8 +223,14 @@ export class AspenNode implements NodeApi {
     return nodeHealth(this.runner);
   }
 
+  /** Leases as this node serves them (the `/v1/leases/*` routes use it). */
+  get leases(): LeasesPort {
+    return this.backend.leases;
+  }
+
   metrics(): string {
     return renderMetrics(this.runner) + this.services.renderMetrics() +
+      leaseMetrics(this.backend) +
       this.#metricsSources.map((source) => source()).join("");
   }
 

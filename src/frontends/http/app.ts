@@ -28,6 +28,7 @@ import {
 import { kvRoutes } from "./kv.ts";
 import { queueRoutes } from "./queues.ts";
 import { lockRoutes } from "./locks.ts";
+import { leaseRoutes } from "./leases.ts";
 import { electionRoutes } from "./elections.ts";
 import { clusterRoutes, healthRoute } from "./cluster.ts";
 import {
@@ -188,6 +189,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   kvRoutes(app, ctx);
   queueRoutes(app, ctx);
   lockRoutes(app, ctx);
+  leaseRoutes(app, ctx);
   electionRoutes(app, ctx);
   adminRoutes(app, ctx);
   if (options.kvConnect !== undefined) app.route("/", options.kvConnect);
