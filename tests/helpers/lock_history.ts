@@ -27,8 +27,12 @@ export type LockEvent =
     readonly client: number;
     readonly name: string;
     readonly token: string;
-    /** accepted: committed; refused: a check failed; unknown: no answer. */
-    readonly outcome: "accepted" | "refused" | "unknown";
+    /**
+     * accepted: committed; refused: a check failed (409 `checkFailed`);
+     * unknown: no answer or `outcomeUnknown`; failed: refused for another
+     * reason (unavailable, no leader), nothing applied.
+     */
+    readonly outcome: "accepted" | "refused" | "unknown" | "failed";
     /** The commit's versionstamp (accepted writes only). */
     readonly versionstamp?: string;
   }
@@ -44,6 +48,7 @@ export interface LockHistoryReport {
   readonly accepted: number;
   readonly refused: number;
   readonly unknown: number;
+  readonly failed: number;
   /** Accepted writes whose token had stopped holding, one line each. */
   readonly stale: readonly string[];
 }
@@ -79,11 +84,13 @@ export function checkLockHistory(
   let accepted = 0;
   let refused = 0;
   let unknown = 0;
+  let failed = 0;
   const stale: string[] = [];
   for (const event of events) {
     if (event.type !== "write") continue;
     if (event.outcome === "refused") refused++;
     if (event.outcome === "unknown") unknown++;
+    if (event.outcome === "failed") failed++;
     if (event.outcome !== "accepted") continue;
     accepted++;
     if (event.versionstamp === undefined) {
@@ -108,6 +115,7 @@ export function checkLockHistory(
     accepted,
     refused,
     unknown,
+    failed,
     stale,
   };
 }
