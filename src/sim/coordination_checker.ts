@@ -253,3 +253,67 @@ export function endedLeases(
 ): string[] {
   return [...previous.leases.keys()].filter((id) => !current.leases.has(id));
 }
+
+/** A `checkFence` write the cluster accepted. */
+export interface FencedWrite {
+  readonly name: string;
+  readonly token: string;
+  /** Revision (log index) the write applied at. */
+  readonly revision: number;
+}
+
+/**
+ * Tracks when each token held (from the views of the replica that applies
+ * each revision first) and checks accepted `checkFence` writes: apply
+ * decides a fence on the state before the write's own entry, so a write at
+ * revision R needs its token granted before R and not ended before R.
+ */
+export class FenceChecker {
+  /** "name token" → the revision of its grant and of its end (null: holds). */
+  readonly #held = new Map<string, { from: number; until: number | null }>();
+  #revision = 0;
+
+  /** The view after applying a revision; revisions seen again are ignored. */
+  observe(previous: CoordinationView, current: CoordinationView): void {
+    if (current.revision <= this.#revision) return;
+    this.#revision = current.revision;
+    const now = new Set<string>();
+    for (const [name, lock] of current.locks) {
+      for (const holder of lock.holders) {
+        const key = `${name} ${holder.token}`;
+        now.add(key);
+        if (!this.#held.has(key)) {
+          this.#held.set(key, { from: current.revision, until: null });
+        }
+      }
+    }
+    for (const [name, lock] of previous.locks) {
+      for (const holder of lock.holders) {
+        const key = `${name} ${holder.token}`;
+        const interval = this.#held.get(key);
+        if (
+          !now.has(key) && interval !== undefined && interval.until === null
+        ) {
+          interval.until = current.revision;
+        }
+      }
+    }
+  }
+
+  /** The violation of an accepted fenced write, or null. */
+  check(write: FencedWrite): string | null {
+    const interval = this.#held.get(`${write.name} ${write.token}`);
+    if (write.revision > this.#revision) return null;
+    if (
+      interval !== undefined && interval.from < write.revision &&
+      (interval.until === null || interval.until >= write.revision)
+    ) {
+      return null;
+    }
+    return `fencing: a checkFence write on '${write.name}' with token ${write.token} was accepted at revision ${write.revision}, but ${
+      interval === undefined
+        ? "that token never held"
+        : `it held from revision ${interval.from} until ${interval.until}`
+    }`;
+  }
+}

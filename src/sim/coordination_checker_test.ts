@@ -5,6 +5,7 @@ import {
   type CoordinationView,
   emptyView,
   endedLeases,
+  FenceChecker,
   LeaseExpiryChecker,
   tokenRevision,
   type ViewLock,
@@ -171,4 +172,35 @@ Deno.test("LeaseExpiryChecker finds a lease ended before its TTL, and exempts a 
   checker.acknowledged({ lease: "b", sentAtMs: 500, ttlMs: 1_000 });
   checker.revoking("b");
   assert.equal(checker.ended({ lease: "b", revision: 41, atMs: 600 }), null);
+});
+
+Deno.test("FenceChecker accepts writes while their token holds and finds one after", () => {
+  const fences = new FenceChecker();
+  const v10 = view(10, ["a", "b"], { m: lock(1, [["a", 10]], [["b", 9]]) });
+  const v12 = view(12, ["a", "b"], { m: lock(1, [["b", 12]]) });
+  fences.observe(emptyView(), v10);
+  fences.observe(v10, v12);
+  // Seen again by another replica: ignored.
+  fences.observe(v10, v12);
+  fences.observe(v12, view(13, ["a", "b"], { m: lock(1, [["b", 12]]) }));
+  assert.equal(
+    fences.check({ name: "m", token: token(10), revision: 11 }),
+    null,
+  );
+  assert.equal(
+    fences.check({ name: "m", token: token(10), revision: 12 }),
+    null,
+  );
+  assert.equal(
+    fences.check({ name: "m", token: token(12), revision: 13 }),
+    null,
+  );
+  assert.match(
+    fences.check({ name: "m", token: token(10), revision: 13 }) ?? "",
+    /^fencing: .* token 0+a0000 was accepted at revision 13, but it held from revision 10 until 12/,
+  );
+  assert.match(
+    fences.check({ name: "m", token: token(11), revision: 12 }) ?? "",
+    /never held/,
+  );
 });
