@@ -264,7 +264,8 @@ export interface FencedWrite {
 
 /**
  * Tracks when each token held (from the views of the replica that applies
- * each revision first) and checks accepted `checkFence` writes: apply
+ * each revision first; a token's start is its grant's revision, its end the
+ * first view without it) and checks accepted `checkFence` writes: apply
  * decides a fence on the state before the write's own entry, so a write at
  * revision R needs its token granted before R and not ended before R.
  */
@@ -283,7 +284,8 @@ export class FenceChecker {
         const key = `${name} ${holder.token}`;
         now.add(key);
         if (!this.#held.has(key)) {
-          this.#held.set(key, { from: current.revision, until: null });
+          // The grant's own revision: right even when steps were skipped.
+          this.#held.set(key, { from: holder.revision, until: null });
         }
       }
     }

@@ -12,7 +12,7 @@
  *
  * Prints one line per violation (seed and what failed), then counts and
  * seeds per second, and last `sim: N seeds, M violations`. Exits 0 without
- * violations, 1 with any, 2 for bad flags.
+ * violations, 1 with any, 2 for bad flags (or services it cannot run).
  *
  * @module
  */
@@ -235,7 +235,15 @@ export async function main(
       stateMachine: cli.stateMachine,
       services: cli.services,
     };
-    const result = await runSeed(options);
+    let result;
+    try {
+      result = await runSeed(options);
+    } catch (error) {
+      // Options out of range, or services the simulator cannot run yet.
+      if (!(error instanceof RangeError)) throw error;
+      print(error.message);
+      return 2;
+    }
     ran++;
     if (result.trace !== null) { for (const line of result.trace) print(line); }
     if (result.violation !== null) {
