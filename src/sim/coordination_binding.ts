@@ -50,8 +50,11 @@ export interface CoordinationBinding {
   stateKnobs(knobs: ServiceBugKnobs): KvStateMachineKnobs;
   /** Registers the leader tasks with `host.services`; returns the node's port. */
   attach(host: CoordinationHost): CoordinationNode;
-  /** The coordination state of a replica, at its applied index. */
-  view(kv: KvStateMachine): CoordinationView;
+  /**
+   * The coordination state of a replica at its applied index: its leases,
+   * the locks `names` (the names the clients use), and its attached keys.
+   */
+  view(kv: KvStateMachine, names: readonly string[]): CoordinationView;
 }
 
 /** The binding of the services on main, or null while they are not there. */

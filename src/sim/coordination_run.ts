@@ -38,6 +38,8 @@ const names = [
   { name: "semaphore", permits: 2 },
 ] as const;
 
+const lockNames = names.map((entry) => entry.name);
+
 /** Clients, views and properties of the leases and locks services in one run. */
 export class CoordinationProperties {
   readonly #queue: EventQueue;
@@ -98,7 +100,7 @@ export class CoordinationProperties {
    * checks its view, and the step from its previous one when consecutive.
    */
   applied(nodeId: string, kv: KvStateMachine, reset: boolean): void {
-    const current = this.#binding.view(kv);
+    const current = this.#binding.view(kv, lockNames);
     const previous = this.#views.get(nodeId);
     this.#views.set(nodeId, current);
     const consecutive = !reset && previous !== undefined &&
