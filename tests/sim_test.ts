@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
+import { COORDINATION_BINDING } from "../src/sim/coordination_binding.ts";
 import { EventQueue } from "../src/sim/event_queue.ts";
-import { parseCli } from "../src/sim/main.ts";
+import { parseCli, reproduceCommand } from "../src/sim/main.ts";
 import {
   type BugName,
   BUGS,
   DEFAULT_OPTIONS,
   LEASE_BUGS,
+  SERVICE_BUGS,
   type SimOptions,
 } from "../src/sim/options.ts";
 import { SeededRandom } from "../src/sim/random.ts";
@@ -110,6 +112,13 @@ Deno.test("parseCli() reads flags and rejects bad ones", () => {
   assert.equal(modes.stateMachine, "kv");
   assert.throws(() => parseCli(["--reads", "fast"]), TypeError);
   assert.throws(() => parseCli(["--state-machine", "sql"]), TypeError);
+  assert.deepEqual(parseCli(["--services", "leases,locks"]).services, [
+    "leases",
+    "locks",
+  ]);
+  assert.deepEqual(parseCli(["--services", "none"]).services, []);
+  assert.deepEqual(parseCli([]).services, []);
+  assert.throws(() => parseCli(["--services", "queues"]), TypeError);
 });
 
 Deno.test("runSeed() finds no violation in 100 seeds × 3 nodes with all faults", async () => {
@@ -137,7 +146,12 @@ Deno.test("runSeed() passes without faults", async () => {
   }
 });
 
-for (const bug of Object.keys(BUGS) as BugName[]) {
+// The services' bugs are searched for by the services' own tests below.
+for (
+  const bug of (Object.keys(BUGS) as BugName[]).filter((name) =>
+    !SERVICE_BUGS.has(name)
+  )
+) {
   Deno.test({
     name:
       `runSeed() finds planted bug '${bug}' within ${BUG_SEED_CAP} seeds, and its seed passes without it`,
@@ -289,3 +303,89 @@ Deno.test("runSeed() passes every regression seed", async () => {
   assert.ok(count >= 5);
   assert.deepEqual(failures, []);
 });
+
+// --- Leases and locks (issue 16) ------------------------------------------
+
+/** Clean seeds of the services run per cluster size (CI time stays small). */
+const SERVICE_CLEAN_SEEDS = 8;
+const SERVICES_BOUND = COORDINATION_BINDING !== null;
+
+Deno.test({
+  name:
+    "runSeed() refuses --services while the simulator has no binding to the services",
+  ignore: SERVICES_BOUND,
+  fn: async () => {
+    await assert.rejects(
+      () => runSeed(options(1, { services: ["leases", "locks"] })),
+      RangeError,
+    );
+    const { code, stdout } = await sim([
+      "--seed",
+      "1",
+      "--services",
+      "leases,locks",
+    ]);
+    assert.equal(code, 2, stdout);
+    assert.match(stdout, /no binding/);
+  },
+});
+
+Deno.test({
+  name:
+    "runSeed() with --services leases,locks passes clean seeds under all faults (3 and 5 nodes), its clients holding, writing fenced and losing leases",
+  ignore: !SERVICES_BOUND,
+  fn: async () => {
+    for (const nodes of [3, 5]) {
+      let acquired = 0;
+      let fenced = 0;
+      let lost = 0;
+      for (let seed = 1; seed <= SERVICE_CLEAN_SEEDS; seed++) {
+        const run = options(seed, { nodes, services: ["leases", "locks"] });
+        const result = await runSeed(run);
+        assert.equal(
+          result.violation,
+          null,
+          `${result.violation}\nreproduce: ${reproduceCommand(run)}`,
+        );
+        const counts = result.stats.coordination!;
+        acquired += counts.acquired;
+        fenced += counts.fencedAccepted;
+        lost += counts.leasesLost + counts.died;
+      }
+      assert.ok(acquired > 20, `${nodes} nodes: ${acquired} acquired`);
+      assert.ok(fenced > 10, `${nodes} nodes: ${fenced} fenced writes`);
+      assert.ok(lost > 0, `${nodes} nodes: no lease lost`);
+    }
+  },
+});
+
+for (const bug of SERVICE_BUGS) {
+  Deno.test({
+    name:
+      `runSeed() finds the services' planted bug '${bug}' within ${BUG_SEED_CAP} seeds, and its seed passes without it`,
+    ignore: !SERVICES_BOUND,
+    fn: async () => {
+      let found: SeedResult | null = null;
+      let run: SimOptions | null = null;
+      for (let seed = 1; seed <= BUG_SEED_CAP && found === null; seed++) {
+        run = options(seed, { bug });
+        const result = await runSeed(run);
+        if (result.violation !== null) found = result;
+      }
+      assert.ok(found !== null, `'${bug}' not found in ${BUG_SEED_CAP} seeds`);
+      console.log(
+        `'${bug}' found at seed ${found.seed}: ${found.violation}\nreproduce: ${
+          reproduceCommand(run!)
+        }`,
+      );
+      assert.match(found.violation!, /^coordination/);
+      const clean = options(found.seed, { services: ["leases", "locks"] });
+      const without = await runSeed(clean);
+      assert.equal(
+        without.violation,
+        null,
+        `${without.violation}\nreproduce: ${reproduceCommand(clean)}`,
+      );
+    },
+  });
+}

@@ -6,11 +6,13 @@
  * deno task sim --seed 1234 --nodes 5 --faults all --trace
  * deno task sim --bug vote-ignores-log --seeds 500
  * deno task sim --seeds 50 --state-machine kv --reads lease
+ * deno task sim --seeds 100 --services leases,locks
+ * deno task sim --bug grant-without-lease-check --seeds 500
  * ```
  *
  * Prints one line per violation (seed and what failed), then counts and
  * seeds per second, and last `sim: N seeds, M violations`. Exits 0 without
- * violations, 1 with any, 2 for bad flags.
+ * violations, 1 with any, 2 for bad flags (or services it cannot run).
  *
  * @module
  */
@@ -22,7 +24,9 @@ import {
   type FaultName,
   isBugName,
   parseFaults,
+  parseServices,
   type ReadMode,
+  type ServiceName,
   type SimOptions,
   type StateMachineMode,
 } from "./options.ts";
@@ -40,6 +44,7 @@ export interface CliOptions {
   readonly trace: boolean;
   readonly readMode: ReadMode;
   readonly stateMachine: StateMachineMode;
+  readonly services: readonly ServiceName[];
 }
 
 const BUG_LIST = Object.keys(BUGS).join("|");
@@ -49,7 +54,7 @@ const USAGE =
        [--faults all|none|${FAULT_NAMES.join(",")}] [--trace]
        [--bug ${BUG_LIST}]
        [--ticks N] [--ops N] [--reads seeded|safe|lease]
-       [--state-machine seeded|map|kv]`;
+       [--state-machine seeded|map|kv] [--services none|leases,locks]`;
 
 function integer(flag: string, text: string | undefined, min: number): number {
   const value = Number(text);
@@ -77,6 +82,7 @@ export function parseCli(args: readonly string[]): CliOptions {
   let trace = false;
   let readMode: ReadMode = DEFAULT_OPTIONS.readMode;
   let stateMachine: StateMachineMode = DEFAULT_OPTIONS.stateMachine;
+  let services: readonly ServiceName[] = DEFAULT_OPTIONS.services;
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!;
     const [name, inline] = flag.includes("=")
@@ -146,6 +152,9 @@ export function parseCli(args: readonly string[]): CliOptions {
         stateMachine = text;
         break;
       }
+      case "--services":
+        services = parseServices(value() ?? "");
+        break;
       default:
         throw new TypeError(`Cannot parse flag '${flag}': unknown flag`);
     }
@@ -161,6 +170,7 @@ export function parseCli(args: readonly string[]): CliOptions {
     trace,
     readMode,
     stateMachine,
+    services,
   };
 }
 
@@ -182,6 +192,9 @@ export function reproduceCommand(options: SimOptions): string {
   }
   if (options.stateMachine !== DEFAULT_OPTIONS.stateMachine) {
     command += ` --state-machine ${options.stateMachine}`;
+  }
+  if (options.services.length > 0) {
+    command += ` --services ${options.services.join(",")}`;
   }
   if (options.bug !== null) command += ` --bug ${options.bug}`;
   return command;
@@ -220,8 +233,17 @@ export async function main(
       trace: cli.trace,
       readMode: cli.readMode,
       stateMachine: cli.stateMachine,
+      services: cli.services,
     };
-    const result = await runSeed(options);
+    let result;
+    try {
+      result = await runSeed(options);
+    } catch (error) {
+      // Options out of range, or services the simulator cannot run yet.
+      if (!(error instanceof RangeError)) throw error;
+      print(error.message);
+      return 2;
+    }
     ran++;
     if (result.trace !== null) { for (const line of result.trace) print(line); }
     if (result.violation !== null) {

@@ -59,6 +59,11 @@ export const BUGS = {
   "non-member-append": { nonMemberAppend: true },
 
   "truncate-acknowledged-tail": { truncateAcknowledgedTail: true },
+
+  // Bugs of the leases and locks services (knobs in SERVICE_BUG_KNOBS).
+  "grant-without-lease-check": {},
+  "expire-without-extension": {},
+  "keepalive-during-expiry": {},
 } as const satisfies Record<string, TestingKnobs>;
 
 /** Planted bugs of the KV state machine's exactly-once tables, and their knobs. */
@@ -73,6 +78,43 @@ export const KV_BUG_KNOBS: Readonly<
 
 /** Name of a planted bug. */
 export type BugName = keyof typeof BUGS;
+
+/** Services the simulator can run beside KV (issue 16). */
+export const SERVICE_NAMES = ["leases", "locks"] as const;
+
+/** One service of {@linkcode SERVICE_NAMES}. */
+export type ServiceName = typeof SERVICE_NAMES[number];
+
+/**
+ * Testing knobs of the leases and locks services, by the knob names their
+ * `LeaseKnobs` and `LockKnobs` declare (never set in production).
+ */
+export interface ServiceBugKnobs {
+  readonly leases?: {
+    /** A new leader expires leases without first extending their deadlines. */
+    readonly expireWithoutExtension?: boolean;
+    /** A keep-alive is acknowledged while an expiry of its lease is in flight. */
+    readonly keepAliveDuringExpiry?: boolean;
+  };
+  readonly locks?: {
+    /** A release or expiry grants the next waiter without checking its lease. */
+    readonly grantWithoutLeaseCheck?: boolean;
+  };
+}
+
+/** Planted bugs of the leases and locks services, and their knobs. */
+export const SERVICE_BUG_KNOBS: Readonly<
+  Partial<Record<BugName, ServiceBugKnobs>>
+> = {
+  "grant-without-lease-check": { locks: { grantWithoutLeaseCheck: true } },
+  "expire-without-extension": { leases: { expireWithoutExtension: true } },
+  "keepalive-during-expiry": { leases: { keepAliveDuringExpiry: true } },
+};
+
+/** Bugs of the services: their runs always run leases and locks. */
+export const SERVICE_BUGS: ReadonlySet<BugName> = new Set(
+  Object.keys(SERVICE_BUG_KNOBS) as BugName[],
+);
 
 /** Bugs that only show when nodes serve lease reads: their runs always use leases. */
 export const LEASE_BUGS: ReadonlySet<BugName> = new Set([
@@ -109,6 +151,11 @@ export interface SimOptions {
   readonly readMode: ReadMode;
   /** Ignored: every seed replicates the real KV state. */
   readonly stateMachine: StateMachineMode;
+  /**
+   * Services run beside KV, with their clients and properties (`[]`: KV
+   * only). A service bug's run runs both whatever this says.
+   */
+  readonly services: readonly ServiceName[];
 }
 
 /** Defaults, tuned so correct runs are fast and planted bugs show early. */
@@ -122,6 +169,7 @@ export const DEFAULT_OPTIONS: Omit<SimOptions, "seed"> = {
   lincheckTimeoutMs: 10_000,
   readMode: "seeded",
   stateMachine: "seeded",
+  services: [],
 };
 
 /**
@@ -145,6 +193,34 @@ export function parseFaults(text: string): FaultName[] {
   return names as FaultName[];
 }
 
+/**
+ * Parses `none` or a comma list of service names.
+ *
+ * @throws {TypeError} For an unknown service name.
+ */
+export function parseServices(text: string): ServiceName[] {
+  if (text === "none" || text === "") return [];
+  const names = text.split(",").map((name) => name.trim());
+  for (const name of names) {
+    if (!(SERVICE_NAMES as readonly string[]).includes(name)) {
+      throw new TypeError(
+        `Cannot parse services as '${name}' is not a service: expected none or a comma list of ${
+          SERVICE_NAMES.join(", ")
+        }`,
+      );
+    }
+  }
+  return [...new Set(names)] as ServiceName[];
+}
+
+/** The services a run runs: those asked for, or both for a service bug. */
+export function runServices(options: SimOptions): readonly ServiceName[] {
+  if (options.bug !== null && SERVICE_BUGS.has(options.bug)) {
+    return SERVICE_NAMES;
+  }
+  return options.services;
+}
+
 /** True when `name` is a planted bug's name. */
 export function isBugName(name: string): name is BugName {
   return Object.hasOwn(BUGS, name);
@@ -160,6 +236,15 @@ export function validateOptions(options: SimOptions): void {
     throw new RangeError(
       `Cannot simulate as 'nodes' must be 3 or 5: current value is ${options.nodes}`,
     );
+  }
+  for (const name of options.services) {
+    if (!(SERVICE_NAMES as readonly string[]).includes(name)) {
+      throw new RangeError(
+        `Cannot simulate as 'services' must list ${
+          SERVICE_NAMES.join(", ")
+        }: current value has '${name}'`,
+      );
+    }
   }
   for (const name of ["seed", "ticks", "ops"] as const) {
     const value = options[name];

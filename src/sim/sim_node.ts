@@ -27,10 +27,17 @@ import type {
   TestingKnobs,
 } from "../raft/types.ts";
 import { RaftRunner } from "../node/raft_runner.ts";
-import type { KvStateMachineKnobs } from "../services/state_machine.ts";
+import { runnerLeadership, ServiceHost } from "../node/service_host.ts";
+import type {
+  KvStateMachine,
+  KvStateMachineKnobs,
+} from "../services/state_machine.ts";
 import type { KvStateResult } from "../services/replicated_state.ts";
 import type { KvEntry } from "../model/types.ts";
+import type { CoordinationBinding } from "./coordination_binding.ts";
+import type { CoordinationNode } from "./coordination_clients.ts";
 import type { EventQueue } from "./event_queue.ts";
+import type { ServiceBugKnobs } from "./options.ts";
 import { COMPACTED, type InvariantChecker, type TermAt } from "./invariants.ts";
 import type { SeededRandom } from "./random.ts";
 import type { SimNetwork } from "./network.ts";
@@ -53,6 +60,11 @@ export interface NodeEnvironment {
   leaderFirstCommit(node: SimNode): void;
   /** An input ran on some node: promise jobs it started must settle before time moves. */
   ran(): void;
+  /**
+   * With the coordination services: a replica applied an entry (`reset`
+   * false) or replaced its state (a restart or a snapshot, `reset` true).
+   */
+  coordinationApplied?(node: SimNode, kv: KvStateMachine, reset: boolean): void;
   readonly trace: ((line: string) => void) | null;
 }
 
@@ -75,6 +87,11 @@ export interface NodeSettings {
   readonly requestTimeoutMs: number;
   readonly testingKnobs: TestingKnobs | undefined;
   readonly kvKnobs: KvStateMachineKnobs;
+  /** The leases and locks services and their leader-side bugs, or null (KV only). */
+  readonly coordination: {
+    readonly binding: CoordinationBinding;
+    readonly knobs: ServiceBugKnobs;
+  } | null;
 }
 
 /** A client request cannot reach the process (it is down). */
@@ -116,6 +133,8 @@ export class SimNode {
   #runner: RaftRunner<KvStateResult> | null = null;
   #transport: SimTransport | null = null;
   #state: SimKvState | null = null;
+  /** The running incarnation's coordination port, or null (down, or KV only). */
+  #coordination: CoordinationNode | null = null;
   /** Snapshots received from a leader and installed by earlier incarnations. */
   #snapshotsInstalledBefore = 0;
   /** Client reads that queued while the process did not run, for reports. */
@@ -223,6 +242,15 @@ export class SimNode {
       (this.#state?.snapshotsInstalled ?? 0);
   }
 
+  /**
+   * The coordination services' port of the running process (requests
+   * queue while it is paused, fail while it is down), or null while it is
+   * down or the run is KV only.
+   */
+  get coordination(): CoordinationNode | null {
+    return this.#runner === null ? null : this.#coordination;
+  }
+
   /** Ids of the writes the running state applied. */
   appliedIds(): Set<string> {
     return this.#state?.appliedIds() ?? new Set();
@@ -301,6 +329,7 @@ export class SimNode {
       this.#state = state;
       this.#afterStep(runner.core);
       runner.start();
+      this.#attachCoordination(runner, state);
     });
     if (this.#runner === null) process.crash();
   }
@@ -317,7 +346,57 @@ export class SimNode {
     this.#runner = null;
     this.#transport = null;
     this.#state = null;
+    // Its timers die with the incarnation; the port refuses from now on.
+    this.#coordination = null;
     this.process.crash();
+  }
+
+  /**
+   * With the coordination services: a service host of this incarnation
+   * runs their leader tasks on the process's clock and timers, and the
+   * node answers their port through the process's input gate.
+   */
+  #attachCoordination(
+    runner: RaftRunner<KvStateResult>,
+    state: SimKvState,
+  ): void {
+    const coordination = this.#settings.coordination;
+    if (coordination === null) return;
+    const process = this.process;
+    const environment = this.#environment;
+    state.onApplied = (reset) =>
+      environment.coordinationApplied?.(this, state.kv, reset);
+    environment.coordinationApplied?.(this, state.kv, true);
+    const services = new ServiceHost({
+      leadership: runnerLeadership(runner),
+      proposeLocal: (data) => runner.proposeLocal(data),
+      clock: process.clock,
+      scheduler: process.scheduler,
+    });
+    const port = coordination.binding.attach({
+      runner,
+      kv: state.kv,
+      services,
+      clock: process.clock,
+      scheduler: process.scheduler,
+      knobs: coordination.knobs,
+    });
+    services.start();
+    const gate = <T>(call: () => Promise<T>): Promise<T> =>
+      this.#request((current) =>
+        current === runner
+          ? call()
+          : Promise.reject(new NodeDownError(`'${this.id}' restarted`))
+      );
+    this.#coordination = {
+      grant: (request) => gate(() => port.grant(request)),
+      keepAlive: (request) => gate(() => port.keepAlive(request)),
+      revoke: (request) => gate(() => port.revoke(request)),
+      acquire: (request) => gate(() => port.acquire(request)),
+      cancel: (request) => gate(() => port.cancel(request)),
+      release: (request) => gate(() => port.release(request)),
+      commit: (request) => gate(() => port.commit(request)),
+    };
   }
 
   /** While the process is down: a tail of unsynced-to-commit entries fails its checksum. */

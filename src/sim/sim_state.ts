@@ -48,6 +48,11 @@ export class SimKvState implements ReplicatedStateMachine<KvStateResult> {
   readonly #state: KvReplicatedState;
   /** Snapshots received from a leader and installed, for reports. */
   snapshotsInstalled = 0;
+  /**
+   * Called after each applied entry (`reset` false) and after the state was
+   * replaced by a snapshot (`reset` true); null for none.
+   */
+  onApplied: ((reset: boolean) => void) | null = null;
 
   /**
    * @param knobs Planted bugs of the KV state machine. The session table
@@ -100,6 +105,7 @@ export class SimKvState implements ReplicatedStateMachine<KvStateResult> {
     }
     checker.observeApplied(this.#id, entry);
     const result = this.#state.apply(entry);
+    this.onApplied?.(false);
     if (
       entry.index % hashIntervalEntries === 0 ||
       checker.wantsStateAt(entry.index)
@@ -134,6 +140,7 @@ export class SimKvState implements ReplicatedStateMachine<KvStateResult> {
   installSnapshot(snapshot: Snapshot): void {
     this.snapshotsInstalled++;
     this.#state.installSnapshot(snapshot);
+    this.onApplied?.(true);
     this.#checker.observeState(
       this.#id,
       snapshot.meta.index,

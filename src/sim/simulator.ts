@@ -10,6 +10,12 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { ConfState, Message, NodeId } from "../raft/types.ts";
 import { ClientPool } from "./clients.ts";
+import {
+  COORDINATION_BINDING,
+  type CoordinationBinding,
+} from "./coordination_binding.ts";
+import type { CoordinationCounts } from "./coordination_clients.ts";
+import { CoordinationProperties } from "./coordination_run.ts";
 import { EventQueue } from "./event_queue.ts";
 import { InvariantChecker } from "./invariants.ts";
 import { checkOperations, kvModel } from "./lincheck.ts";
@@ -19,6 +25,9 @@ import {
   BUGS,
   KV_BUG_KNOBS,
   LEASE_BUGS,
+  runServices,
+  SERVICE_BUG_KNOBS,
+  type ServiceBugKnobs,
   type SimOptions,
   validateOptions,
 } from "./options.ts";
@@ -102,6 +111,8 @@ export interface SeedResult {
     readonly snapshotsInstalled: number;
     /** Client reads that queued at a paused or stalled node. */
     readonly readsQueued: number;
+    /** The coordination workload's counts (null: KV only). */
+    readonly coordination: CoordinationCounts | null;
   };
 }
 
@@ -142,6 +153,8 @@ class Simulation {
   readonly #network: SimNetwork;
   readonly #clients: ClientPool;
   readonly #nemesis: Nemesis;
+  /** The leases and locks workload and properties, or null (KV only). */
+  readonly #coordination: CoordinationProperties | null;
   /** Some node ran an input since the last settle. */
   #unsettled = false;
   #events = 0;
@@ -180,7 +193,14 @@ class Simulation {
     const maxUncommittedBytes = tuning.pick([2048, 65536]);
     const snapshotChunkBytes = tuning.pick([64, 512, 65536]);
     const knobs = options.bug === null ? undefined : BUGS[options.bug];
-    const kvKnobs = options.bug === null ? {} : KV_BUG_KNOBS[options.bug] ?? {};
+    const serviceKnobs = options.bug === null
+      ? {}
+      : SERVICE_BUG_KNOBS[options.bug] ?? {};
+    const coordination = this.#coordinationSetup(serviceKnobs);
+    const kvKnobs = {
+      ...(options.bug === null ? {} : KV_BUG_KNOBS[options.bug] ?? {}),
+      ...(coordination?.binding.stateKnobs(serviceKnobs) ?? {}),
+    };
     const tickOffsets = random("ticks");
     const settings = {
       // A spare starts with an empty log and state, and knows the
@@ -205,6 +225,7 @@ class Simulation {
       requestTimeoutMs: runnerRequestTimeoutMs,
       testingKnobs: knobs,
       kvKnobs,
+      coordination,
     };
     const environment = {
       queue,
@@ -218,6 +239,11 @@ class Simulation {
       ran: () => {
         this.#unsettled = true;
       },
+      coordinationApplied: (
+        node: SimNode,
+        kv: Parameters<CoordinationProperties["applied"]>[1],
+        reset: boolean,
+      ) => this.#coordination?.applied(node.id, kv, reset),
       trace: this.#trace,
     };
     this.#nodes = ids.map((id) =>
@@ -250,6 +276,17 @@ class Simulation {
       random,
       this.#trace,
     );
+    this.#coordination = coordination === null
+      ? null
+      : new CoordinationProperties(
+        queue,
+        coordination.binding,
+        () => this.#nodes.map((node) => node.coordination),
+        faultyMs,
+        random,
+        this.#checker,
+        this.#trace,
+      );
     this.#nemesis = new Nemesis(
       queue,
       random("nemesis"),
@@ -276,11 +313,30 @@ class Simulation {
     await this.#settle();
     this.#nemesis.start(faultyMs);
     this.#clients.start();
+    this.#coordination?.start();
     await this.#runUntil(() => this.#queue.peekTime() > faultyMs);
     if (this.#checker.violation === null) await this.#livenessPhase(faultyMs);
     if (this.#checker.violation === null) this.#checkDurability();
     if (this.#checker.violation === null) this.#checkLinearizability();
+    if (this.#checker.violation === null) this.#coordination?.finish();
     return this.#result();
+  }
+
+  /**
+   * The services a run asks for, with their binding and leader-side bugs.
+   *
+   * @throws {RangeError} When services are asked for and none are bound.
+   */
+  #coordinationSetup(
+    knobs: ServiceBugKnobs,
+  ): { binding: CoordinationBinding; knobs: ServiceBugKnobs } | null {
+    if (runServices(this.#options).length === 0) return null;
+    if (COORDINATION_BINDING === null) {
+      throw new RangeError(
+        "Cannot simulate services 'leases,locks' as the simulator has no binding to them yet: see src/sim/coordination_binding.ts",
+      );
+    }
+    return { binding: COORDINATION_BINDING, knobs };
   }
 
   /** Lets the promise jobs the last events started run, at the time they started. */
@@ -508,6 +564,9 @@ class Simulation {
           (sum, node) => sum + node.readsQueued,
           0,
         ),
+        coordination: this.#coordination === null
+          ? null
+          : { ...this.#coordination.counts },
       },
     };
   }
