@@ -60,14 +60,8 @@ export const KV_USER_KEYSPACE: KeyRange = {
  * absolute time by whichever node receives each attempt).
  */
 export function writeDigest(operation: KvAtomicOperation): Uint8Array {
-  const normal = [
+  const normal: unknown[] = [
     operation.checks.map((c) => [c.key, c.versionstamp]),
-    (operation.coordinationChecks ?? []).map((c) =>
-      c.kind === "lease"
-        ? [c.kind, c.lease, c.position]
-        : [c.kind, c.name, c.token, c.position]
-    ),
-    operation.checkPositions ?? null,
     operation.mutations.map((m) =>
       m.type === "delete" ? [m.type, m.key] : [
         m.type,
@@ -78,7 +72,9 @@ export function writeDigest(operation: KvAtomicOperation): Uint8Array {
         "sumMin" in m ? m.sumMin ?? null : null,
         "sumMax" in m ? m.sumMax ?? null : null,
         "sumClamp" in m ? m.sumClamp ?? null : null,
-        "lease" in m ? m.lease ?? null : null,
+        // Only when present: digests of writes without leases stay as they
+        // were (session results stored before this field still match).
+        ...("lease" in m && m.lease !== undefined ? [m.lease] : []),
       ]
     ),
     operation.enqueues.map((e) => [
@@ -88,6 +84,17 @@ export function writeDigest(operation: KvAtomicOperation): Uint8Array {
       e.queue ?? null,
     ]),
   ];
+  const coordination = operation.coordinationChecks ?? [];
+  if (coordination.length > 0) {
+    normal.push(
+      coordination.map((c) =>
+        c.kind === "lease"
+          ? [c.kind, c.lease, c.position]
+          : [c.kind, c.name, c.token, c.position]
+      ),
+      operation.checkPositions ?? null,
+    );
+  }
   return sha256(digestEncoder.encodeSharedRef(normal)).subarray(
     0,
     SESSION_DIGEST_BYTES,

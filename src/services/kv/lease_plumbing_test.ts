@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { encode } from "@msgpack/msgpack";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { toHex } from "../../base/bytes.ts";
+import { SESSION_DIGEST_BYTES } from "../../state/sessions.ts";
 import { encodeKey } from "../../model/key_codec.ts";
 import type {
   KvApplyResult,
@@ -190,4 +193,27 @@ Deno.test("lease and fence checks pass while live and holding, fail at their pos
   assert.equal(failed.reason, "checkFailed");
   assert.deepEqual(failed.failedChecks, [0, 1, 2]);
   assert.equal(h.dump(), before);
+});
+
+Deno.test("the write digest of a write without leases or coordination checks is unchanged", () => {
+  const operation: KvAtomicOperation = {
+    checks: [{ key: K1, versionstamp: null }],
+    mutations: [set(K1)],
+    enqueues: [],
+  };
+  // The digest's input before leases existed, hashed the same way.
+  const before = sha256(encode([
+    [[K1, null]],
+    [["set", K1, "bytes", value.data, false, null, null, null]],
+    [],
+  ])).subarray(0, SESSION_DIGEST_BYTES);
+  assert.deepEqual(writeDigest(operation), before);
+  assert.deepEqual(
+    writeDigest({ ...operation, coordinationChecks: [] }),
+    before,
+  );
+  assert.notDeepEqual(
+    writeDigest({ ...operation, mutations: [set(K1, A)] }),
+    before,
+  );
 });
