@@ -23,6 +23,7 @@ import { MemoryLogStore } from "../src/storage/memory_log_store.ts";
 import { InMemoryNetwork } from "../src/transport/memory_transport.ts";
 import { createHttpApp } from "../src/frontends/http/app.ts";
 import { FORWARDED_HEADER } from "../src/frontends/http/leases.ts";
+import { NodeLocks } from "../src/node/node_locks.ts";
 
 const DATABASE_ID = "00000000-0000-4000-8000-000000000000";
 const A = "000000000000000a";
@@ -33,6 +34,7 @@ interface LeaseNode {
   readonly runner: RaftRunner;
   readonly state: KvReplicatedState;
   readonly backend: RaftKvBackend;
+  readonly locks: NodeLocks;
   readonly app: Hono;
   url: string;
   server: Deno.HttpServer | null;
@@ -81,6 +83,7 @@ function nodeApi(
   return {
     backend: node.backend,
     leases: node.backend.leases,
+    locks: node.locks,
     status: () => {
       const leaderId = node.runner.status().leader;
       const leader = cluster.nodes.find((n) => n.id === leaderId);
@@ -122,7 +125,13 @@ async function startCluster(): Promise<LeaseCluster> {
       electionTimeoutMs: 200,
       leaseIntervalMs: 20,
     });
-    const parts = { id, runner, state, backend };
+    const locks = new NodeLocks({
+      propose: (data) => runner.propose(data),
+      readIndex: () => runner.readIndex(),
+      store: state.kv.store,
+      feed,
+    });
+    const parts = { id, runner, state, backend, locks };
     const app = createHttpApp({
       node: nodeApi(cluster, parts),
       tokens: [TEST_TOKEN],
@@ -348,5 +357,96 @@ Deno.test("a lease without keep-alives expires on the leader's clock; kept alive
       () => cluster.nodes.every((n) => n.backend.leases.leaseCount() === 1),
       5000,
     );
+  });
+});
+
+const bytes = (text: string) => ({ encoding: "bytes", data: btoa(text) });
+
+Deno.test("POST /v1/kv/atomic and set with a lease: attached keys go with the lease; an unknown lease is 404 leaseNotFound, nothing applied", async () => {
+  await withCluster(async (cluster) => {
+    const app = cluster.follower().app;
+    await call(app, "POST", "/v1/leases/grant", { ttlMs: 60_000, id: A });
+    const set = await call(app, "POST", "/v1/kv/set", {
+      key: ["a"],
+      value: bytes("1"),
+      lease: A,
+    });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    const atomic = await call(app, "POST", "/v1/kv/atomic", {
+      mutations: [{ type: "set", key: ["b"], value: bytes("2"), lease: A }],
+    });
+    assert.equal(atomic.status, 200, JSON.stringify(atomic.body));
+    const ttl = await call(app, "POST", "/v1/leases/ttl", {
+      id: A,
+      keys: true,
+    });
+    assert.deepEqual(ttl.body.keys, [["a"], ["b"]]);
+    const before = cluster.rows();
+    const unknown = await call(app, "POST", "/v1/kv/atomic", {
+      mutations: [
+        { type: "set", key: ["c"], value: bytes("3") },
+        { type: "set", key: ["d"], value: bytes("4"), lease: B },
+      ],
+    });
+    assert.equal(unknown.status, 404, JSON.stringify(unknown.body));
+    assert.equal(unknown.body.error.code, "leaseNotFound");
+    const c = await call(app, "POST", "/v1/kv/get", { key: ["c"] });
+    assert.equal(c.body.entry.value, null, "nothing applied");
+    assert.equal(cluster.rows(), before);
+    const badLease = await call(app, "POST", "/v1/kv/set", {
+      key: ["e"],
+      value: bytes("5"),
+      lease: "nothex",
+    });
+    assert.equal(badLease.status, 400);
+    const revoked = await call(app, "POST", "/v1/leases/revoke", { id: A });
+    assert.deepEqual(revoked.body, { keysDeleted: 2 });
+    for (const node of cluster.nodes) {
+      await waitFor(
+        "keys gone on every node",
+        () => node.state.kv.store.get(new Uint8Array([2, 0x61, 0])) === null,
+        5000,
+      );
+    }
+    const a = await call(app, "POST", "/v1/kv/get", { key: ["a"] });
+    assert.equal(a.body.entry.value, null);
+  });
+});
+
+Deno.test("POST /v1/kv/atomic lease and fence checks fail like a versionstamp check, at their positions", async () => {
+  await withCluster(async (cluster) => {
+    const app = cluster.follower().app;
+    await call(app, "POST", "/v1/leases/grant", { ttlMs: 60_000, id: A });
+    const lock = await call(app, "POST", "/v1/locks/acquire", {
+      name: "m",
+      lease: A,
+    });
+    assert.equal(lock.status, 200, JSON.stringify(lock.body));
+    const token = lock.body.token;
+    const checks = [
+      { lease: A },
+      { key: ["x"], versionstamp: null },
+      { fence: { name: "m", token } },
+    ];
+    const ok = await call(app, "POST", "/v1/kv/atomic", {
+      checks,
+      mutations: [{ type: "set", key: ["reg"], value: bytes("1") }],
+    });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    await call(app, "POST", "/v1/leases/revoke", { id: A });
+    const stale = await call(app, "POST", "/v1/kv/atomic", {
+      checks,
+      mutations: [{ type: "set", key: ["reg"], value: bytes("2") }],
+    });
+    assert.equal(stale.status, 409, JSON.stringify(stale.body));
+    assert.equal(stale.body.error.code, "checkFailed");
+    assert.deepEqual(stale.body.error.details.failedChecks, [0, 2]);
+    const reg = await call(app, "POST", "/v1/kv/get", { key: ["reg"] });
+    assert.equal(reg.body.entry.value.data, btoa("1"));
+    const bad = await call(app, "POST", "/v1/kv/atomic", {
+      checks: [{ fence: { name: "m", token: "xyz" } }],
+      mutations: [],
+    });
+    assert.equal(bad.status, 400, JSON.stringify(bad.body));
   });
 });

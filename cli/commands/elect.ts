@@ -12,13 +12,13 @@ import {
 } from "@commander-js/extra-typings";
 import type { ElectionLeader, ElectionObservation } from "../../mod.ts";
 import { clientOf, printJson, printTable } from "./_context.ts";
-import { globals, interrupted, parseCount, refusals } from "./lease.ts";
+import { globals, interrupted, parseCount } from "./lease.ts";
 import {
   HOLD_TTL_MS_DEFAULT,
   holderToken,
   holderTokenHelp,
   holderTokenOption,
-  holdLease,
+  obtainUnderLease,
   runWhileHeld,
   waitTimeoutHelp,
   waitTimeoutOption,
@@ -65,25 +65,17 @@ lease sends CMD SIGTERM and exits 1.`,
       const stop = interrupted();
       try {
         const withCommand = cmd.length > 0;
-        const lease = await holdLease(client, options, withCommand);
-        let leadership;
-        try {
-          leadership = await refusals(
-            () =>
-              client.elections.campaign(name, value, {
-                lease: lease.open ?? lease.id,
-                timeoutMs,
-                signal: stop.signal,
-              }),
-            lease.id,
-          );
-        } catch (error) {
-          if (lease.open !== null) await lease.open.close().catch(() => {});
-          else if (lease.created) {
-            await client.leases.revoke(lease.id).catch(() => {});
-          }
-          throw error;
-        }
+        const { lease, held: leadership } = await obtainUnderLease(
+          client,
+          options,
+          withCommand,
+          (holding) =>
+            client.elections.campaign(name, value, {
+              lease: holding,
+              timeoutMs,
+              signal: stop.signal,
+            }),
+        );
         if (!withCommand) {
           const shown = {
             name: leadership.name,

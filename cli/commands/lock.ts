@@ -172,6 +172,30 @@ export async function holdLease(
 }
 
 /**
+ * Holds a lease (see {@linkcode holdLease}) and obtains a lock or
+ * leadership with it; when obtaining fails, a lease granted for it goes
+ * at once rather than at its TTL.
+ */
+export async function obtainUnderLease<T>(
+  client: AspenClient,
+  options: { lease?: string; ttl?: number },
+  keptAlive: boolean,
+  obtain: (lease: OpenLease | string) => Promise<T>,
+): Promise<{ lease: { id: string; open: OpenLease | null }; held: T }> {
+  const lease = await holdLease(client, options, keptAlive);
+  try {
+    const held = await refusals(() => obtain(lease.open ?? lease.id), lease.id);
+    return { lease, held };
+  } catch (error) {
+    if (lease.open !== null) await lease.open.close().catch(() => {});
+    else if (lease.created) {
+      await client.leases.revoke(lease.id).catch(() => {});
+    }
+    throw error;
+  }
+}
+
+/**
  * Runs `cmd` with `ASPEN_LOCK_NAME`, `ASPEN_LOCK_TOKEN`, `ASPEN_LEASE_ID`
  * while the lease is kept alive. A lost lease sends it SIGTERM (exit 1);
  * SIGINT and SIGTERM to the CLI are passed on to it. Afterwards the lock
@@ -317,27 +341,18 @@ Examples:
       const stop = interrupted();
       try {
         const withCommand = cmd.length > 0;
-        const lease = await holdLease(client, options, withCommand);
-        let grant;
-        try {
-          grant = await refusals(
-            () =>
-              client.locks.acquire(name, {
-                lease: lease.open ?? lease.id,
-                permits: options.permits,
-                timeoutMs,
-                signal: stop.signal,
-              }),
-            lease.id,
-          );
-        } catch (error) {
-          // A lease granted for nothing goes now rather than at its TTL.
-          if (lease.open !== null) await lease.open.close().catch(() => {});
-          else if (lease.created) {
-            await client.leases.revoke(lease.id).catch(() => {});
-          }
-          throw error;
-        }
+        const { lease, held: grant } = await obtainUnderLease(
+          client,
+          options,
+          withCommand,
+          (holding) =>
+            client.locks.acquire(name, {
+              lease: holding,
+              permits: options.permits,
+              timeoutMs,
+              signal: stop.signal,
+            }),
+        );
         if (!withCommand) {
           const shown = {
             name: grant.name,

@@ -57,7 +57,12 @@ export interface LeaseDependent {
   onLeaseEnded(ids: readonly string[], context: ApplyContext): void;
 }
 
-export { LEASES_SERVICE, leasesService, LeaseWriter } from "./apply.ts";
+export {
+  LEASES_SERVICE,
+  leasesHeld,
+  leasesService,
+  LeaseWriter,
+} from "./apply.ts";
 export {
   decodeLeaseCommand,
   encodeLeaseCommand,

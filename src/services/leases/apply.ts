@@ -41,6 +41,13 @@ import {
 /** The leases service's name. */
 export const LEASES_SERVICE = "leases";
 
+/** Leases held in the state entry `context` sees (0: no key is attached anywhere). */
+export function leasesHeld(
+  context: Pick<ApplyContext, "store" | "overlay">,
+): number {
+  return decodeCount(readThrough(context, LEASE_COUNT_KEY)?.value);
+}
+
 /** Stages the leases rows of one entry. */
 export class LeaseWriter {
   readonly #context: ApplyContext;
