@@ -171,6 +171,21 @@ const INTERNAL: readonly {
       if (v.length !== LEASE_ID) throw new TypeError("expected a lease id");
     },
   },
+  // services/locks (`ff 6d`, see its keys.ts): MessagePack values, checked
+  // to decode; apply validates their fields when it reads them.
+  ...([
+    ["lock count", 0x63, 0],
+    ["election leader", 0x65, 1],
+    ["lock holder", 0x68, 1 + 1 + 10],
+    ["lock lease", 0x69, 8 + 1], // a lease id (8 bytes), then the name
+    ["lock name", 0x6e, 1],
+    ["lock waiter", 0x77, 1 + 1],
+  ] as const).map(([name, byte, least]) => ({
+    name,
+    prefix: [0xff, 0x6d, byte],
+    key: (rest: number) => least === 0 ? rest === 0 : rest >= least,
+    value: (v: Uint8Array) => void decode(v),
+  })),
   {
     name: "session order",
     prefix: [0xff, 0x73, 0x6f],

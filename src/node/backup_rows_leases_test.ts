@@ -6,6 +6,7 @@ import { encodeEnvelope } from "../state/envelope.ts";
 import { StateHost } from "../state/host.ts";
 import { encodeKvEntry } from "../services/entries.ts";
 import { encodeLeaseCommand } from "../services/leases/api.ts";
+import { encodeLockCommand, type LockCommand } from "../services/locks/api.ts";
 import { SERVICE_IDS, serviceRegistry } from "../services/table.ts";
 import type { KvRow } from "../model/types.ts";
 import { BackupContentError, BackupRowChecker } from "./_backup_rows.ts";
@@ -69,6 +70,72 @@ Deno.test("a backup with leases and attached keys passes the row checks; a bad l
   const bad = rows.map((r) =>
     r.key[0] === 0xff && r.key[1] === 0x6c && r.key[2] === 0x01
       ? { ...r, value: new Uint8Array([0xc0]) }
+      : r
+  );
+  assert.throws(
+    () => new BackupRowChecker(index).check({ ...chunk, rows: bad }),
+    BackupContentError,
+  );
+});
+
+Deno.test("a backup holding locks, waiters and an election passes the row checks; a corrupt lock row does not", () => {
+  const store = new MemoryStateStore();
+  const host = new StateHost(
+    store,
+    serviceRegistry({ store, cluster: undefined as never, knobs: {} }),
+  );
+  const lease = (id: string, at: number) =>
+    host.applyData(
+      logIndex(at),
+      encodeEnvelope({
+        serviceId: SERVICE_IDS.leases,
+        payload: encodeLeaseCommand({ type: "grant", id, ttlMs: 5000 }),
+      }),
+    );
+  const locks = (command: LockCommand, at: number) =>
+    host.applyData(
+      logIndex(at),
+      encodeEnvelope({
+        serviceId: SERVICE_IDS.locks,
+        payload: encodeLockCommand(command),
+      }),
+    );
+  lease("000000000000000a", 1);
+  lease("000000000000000b", 2);
+  locks(
+    { type: "acquire", name: "job", lease: "000000000000000a", permits: 1 },
+    3,
+  );
+  locks(
+    { type: "acquire", name: "job", lease: "000000000000000b", permits: 1 },
+    4,
+  );
+  locks({
+    type: "campaign",
+    name: "boss",
+    lease: "000000000000000a",
+    value: "x",
+  }, 5);
+  const index = 5;
+  const rows = store.scan({
+    start: new Uint8Array([0]),
+    end: new Uint8Array([0xff, 0xff]),
+    limit: 1000,
+  });
+  const lockRows = rows.filter((r) => r.key[0] === 0xff && r.key[1] === 0x6d);
+  // Holders, a waiter, names, lease rows, the leader row and the count.
+  assert.ok(lockRows.length >= 6, `${lockRows.length} lock rows`);
+  const chunk = {
+    appliedIndex: logIndex(index),
+    sequence: 0,
+    rows,
+    meta: [],
+    last: true,
+  };
+  new BackupRowChecker(index).check(chunk);
+  const bad = rows.map((r) =>
+    r.key[0] === 0xff && r.key[1] === 0x6d && r.key[2] === 0x68
+      ? { ...r, value: new Uint8Array([0xc1]) }
       : r
   );
   assert.throws(
