@@ -204,7 +204,7 @@ Deno.test("POST /v1/leases/grant: given and random ids, TTL raised to three elec
       ttlMs: 6000,
       id: A,
     });
-    assert.equal(clash.status, 400, JSON.stringify(clash.body));
+    assert.equal(clash.status, 409, JSON.stringify(clash.body));
     assert.equal(clash.body.error.details.reason, "leaseExists");
     assert.equal(cluster.rows(), before);
   });

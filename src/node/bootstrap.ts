@@ -197,6 +197,9 @@ export async function openNode(
   // The KV and queue services register their leader tasks on it.
   const backend = new RaftKvBackend(runner, state, cluster.databaseId, {
     services,
+    // The longest election timeout (randomized up to twice electionTicks):
+    // a new leader extends every lease by it, and TTLs are raised to 3×.
+    electionTimeoutMs: config.tickMs * config.electionTicks * 2,
   });
   return {
     identity,

@@ -149,6 +149,8 @@ export const ERROR_STATUS = {
   notHolder: 409,
   /** A semaphore was acquired with another number of permits than it has: nothing changed. */
   permitsMismatch: 409,
+  /** A lease with this id exists with another TTL (a grant of the same TTL answers it): nothing changed. */
+  leaseExists: 409,
   /** An atomic operation's check failed: nothing changed. */
   checkFailed: 409,
   /** A sum/min/max met a value that is not a u64: nothing changed. */

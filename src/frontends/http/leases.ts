@@ -60,10 +60,7 @@ async function leaseCall<T>(work: () => Promise<T>): Promise<T> {
     return await work();
   } catch (error) {
     if (!(error instanceof LeaseError)) throw error;
-    // `leaseExists` has no code of its own in the protocol yet: a 409 would
-    // be right; until then it is answered as `invalid` (400), nothing changed.
-    const code = error.code === "leaseExists" ? "invalid" : error.code;
-    throw new HttpApiError(code, error.message, { reason: error.code }, {
+    throw new HttpApiError(error.code, error.message, { reason: error.code }, {
       cause: error,
     });
   }
