@@ -30,17 +30,26 @@ export type {
   KvKeyWithVersionstamp,
 } from "./src/client/kv.ts";
 export { AspenCluster } from "./src/client/cluster.ts";
+export { AspenLeases } from "./src/client/leases.ts";
+export { AspenLocks } from "./src/client/locks.ts";
+export { AspenElections } from "./src/client/elections.ts";
+export type { StreamOptions } from "./src/client/connect.ts";
 export { AspenKvU64, KvU64 } from "./src/client/kv_u64.ts";
 export { KvV8Bytes } from "./src/client/_values.ts";
 export {
+  AcquireTimeoutError,
   AspenError,
   AuthError,
   CheckFailedError,
   errorFromWire,
   InvalidRequestError,
+  LeaseLostError,
+  LeaseNotFoundError,
   LimitExceededError,
   MembershipError,
+  NotHolderError,
   NotLeaderError,
+  PermitsMismatchError,
   TimeoutError,
   TypeMismatchError,
   UnavailableError,
@@ -49,9 +58,12 @@ export {
 export type { AspenErrorOptions } from "./src/client/errors.ts";
 export type {
   AtomicCheck,
+  CampaignOptions,
   ClusterMember,
   ClusterStatus,
   ConnectOptions,
+  ElectionLeader,
+  ElectionObservation,
   KvCommitError,
   KvCommitResult,
   KvConsistencyLevel,
@@ -68,7 +80,22 @@ export type {
   KvQueueMessage,
   KvSetOptions,
   KvWatchOptions,
+  Leadership,
+  LeaseGrant,
+  LeaseGrantOptions,
+  LeaseInfo,
+  LeaseKeepAliveResult,
+  LeaseListOptions,
+  LeaseListPage,
+  LeaseOpenOptions,
+  LeaseTimeToLive,
+  LeaseTimeToLiveOptions,
+  LockAcquireOptions,
+  LockGrant,
+  LockStatus,
   NodeAddress,
+  ObserveOptions,
+  OpenLease,
 } from "./src/client/types.ts";
 export { ERROR_CODES, ERROR_STATUS } from "./src/protocol/http_api.ts";
 export type {

@@ -25,7 +25,8 @@ export const BENCH_ASPEN_TOKEN = "bench-aspen-token-0123456789";
 const encoder = new TextEncoder();
 const base64Cache = new WeakMap<Uint8Array, string>();
 
-function base64Of(bytes: Uint8Array): string {
+/** Standard base64 of `bytes` (cached per array: values are reused). */
+export function base64Of(bytes: Uint8Array): string {
   let text = base64Cache.get(bytes);
   if (text === undefined) {
     text = btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
@@ -42,7 +43,11 @@ export class UnexpectedStatusError extends Error {
   }
 }
 
-async function postJson(
+/**
+ * POSTs `body` as JSON (with a bearer `token` when given) and reads the whole
+ * reply: its status, its JSON (null when it is not JSON) and its text.
+ */
+export async function postJson(
   url: string,
   body: unknown,
   timeoutMs = REQUEST_TIMEOUT_MS,

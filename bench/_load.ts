@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { CoordinationCell } from "./_coordination.ts";
 
 /** What a target must offer the load generator. Errors are thrown. */
 export interface KvDriver {
@@ -113,7 +114,8 @@ export interface CellOptions {
 
 /** What one cell measured. */
 export interface CellMeasurement {
-  readonly workload: Workload;
+  /** A KV workload, or a coordination cell of `bench/_coordination.ts`. */
+  readonly workload: Workload | CoordinationCell;
   readonly clients: number;
   /** Wall time from the first request to the last reply, in ms. */
   readonly elapsedMs: number;
@@ -131,6 +133,25 @@ export interface CellMeasurement {
   };
   /** The first error's message, if any. */
   readonly firstError: string | null;
+  /**
+   * Coordination cells only: what one of `operations` is (an
+   * acquire+release pair, a lease renewed). Latencies are per call then.
+   */
+  readonly unit?: string;
+  /** Coordination cells only: requests (calls) made; a batched keep-alive renews many leases per call. */
+  readonly calls?: number;
+  /** Coordination cells only: `calls` per second. */
+  readonly callsPerSecond?: number;
+  /**
+   * Coordination cells only: safety violations the clients saw (a lock
+   * token not above the name's previous one).
+   */
+  readonly violations?: number;
+  /**
+   * Coordination cells on etcd only: keep-alive requests sent again for ids
+   * a streamed reply left unanswered (within their call's latency).
+   */
+  readonly resends?: number;
 }
 
 /**
@@ -179,6 +200,52 @@ export async function runCell(
   driver: KvDriver,
   options: CellOptions,
 ): Promise<CellMeasurement> {
+  const loop = await runClosedLoop(options, operationOf(driver, options));
+  return {
+    workload: options.workload,
+    clients: options.clients,
+    elapsedMs: loop.elapsedMs,
+    operations: loop.latencies.length,
+    errors: loop.errors,
+    conflicts: loop.conflicts,
+    throughputPerSecond: loop.latencies.length / (loop.elapsedMs / 1000),
+    latencyMs: summarize(loop.latencies),
+    firstError: loop.firstError,
+  };
+}
+
+/** Options of {@linkcode runClosedLoop}. */
+export interface ClosedLoopOptions {
+  readonly clients: number;
+  readonly durationMs: number;
+  /** Most operations (a bound on the latencies kept as well). Default {@linkcode OPERATIONS_PER_CELL_MAX}. */
+  readonly operationsMax?: number;
+}
+
+/** What {@linkcode runClosedLoop} measured. */
+export interface ClosedLoopOutcome {
+  /** Each completed operation's latency, in ms, in completion order. */
+  readonly latencies: number[];
+  readonly errors: number;
+  /** Operations that resolved false. */
+  readonly conflicts: number;
+  readonly firstError: string | null;
+  /** Wall time from the first request to the last reply, in ms. */
+  readonly elapsedMs: number;
+}
+
+/**
+ * `clients` closed loops (each with one operation in flight) calling
+ * `operation(clientIndex)` until the duration or the operation bound. An
+ * operation resolving false counts as a conflict (it still completed); a
+ * thrown one as an error, followed by a short pause.
+ *
+ * @throws {RangeError} When `clients` < 1 or the duration is not positive.
+ */
+export async function runClosedLoop(
+  options: ClosedLoopOptions,
+  operation: (client: number) => Promise<boolean>,
+): Promise<ClosedLoopOutcome> {
   if (options.clients < 1 || options.durationMs <= 0) {
     throw new RangeError(
       `Cannot run a cell with ${options.clients} clients for ${options.durationMs} ms`,
@@ -188,19 +255,18 @@ export async function runCell(
   let errors = 0;
   let conflicts = 0;
   let firstError: string | null = null;
-  const operation = operationOf(driver, options);
   const operationsMax = options.operationsMax ?? OPERATIONS_PER_CELL_MAX;
   const start = performance.now();
   const deadline = start + options.durationMs;
   let stopped = false;
-  const client = async () => {
+  const client = async (index: number) => {
     while (
       !stopped && performance.now() < deadline &&
       latencies.length + errors < operationsMax
     ) {
       const begin = performance.now();
       try {
-        const ok = await operation();
+        const ok = await operation(index);
         latencies.push(performance.now() - begin);
         if (!ok) conflicts++;
       } catch (error) {
@@ -216,7 +282,7 @@ export async function runCell(
   let inFlight = options.clients;
   const clients = Array.from(
     { length: options.clients },
-    () => client().finally(() => inFlight--),
+    (_, i) => client(i).finally(() => inFlight--),
   );
   let timer: ReturnType<typeof setTimeout> | undefined;
   const abandoned = new Promise<"abandoned">((resolve) => {
@@ -237,17 +303,7 @@ export async function runCell(
     performance.now() - start,
     options.durationMs + IN_FLIGHT_GRACE_MS,
   );
-  return {
-    workload: options.workload,
-    clients: options.clients,
-    elapsedMs,
-    operations: latencies.length,
-    errors,
-    conflicts,
-    throughputPerSecond: latencies.length / (elapsedMs / 1000),
-    latencyMs: summarize(latencies),
-    firstError,
-  };
+  return { latencies, errors, conflicts, firstError, elapsedMs };
 }
 
 /** One operation of the workload; resolves false for a `cas` conflict. */
@@ -285,7 +341,10 @@ function operationOf(
   }
 }
 
-function summarize(latencies: number[]): CellMeasurement["latencyMs"] {
+/** p50, p99, max and mean of `latencies` (NaN for none). */
+export function summarize(
+  latencies: readonly number[],
+): CellMeasurement["latencyMs"] {
   if (latencies.length === 0) {
     return { p50: NaN, p99: NaN, max: NaN, mean: NaN };
   }

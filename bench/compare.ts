@@ -11,7 +11,10 @@
  *
  * Options: `--duration <s>` per cell (default 5), `--clients 1,16,64,256`,
  * `--value-size <bytes>` (default 256), `--targets a,b` (default all),
- * `--workloads put,get,mixed,cas`, `--quick` (put and get, 16 clients, 2 s),
+ * `--workloads put,get,mixed,cas` (default all four) and the coordination
+ * workloads `lock,keepalive` (`bench/_coordination.ts`; 16 clients unless
+ * `--clients` says otherwise; only the Aspen and etcd targets run them;
+ * `--workload` is the same option), `--quick` (put and get, 16 clients, 2 s),
  * `--no-failover`, `--aspen-driver client|http`, `--out <dir>`,
  * `--work-dir <dir>` (data folders' parent).
  *
@@ -42,6 +45,20 @@ import {
   EtcdHttpDriver,
   NullHttpDriver,
 } from "./_drivers.ts";
+import {
+  ASPEN_KEEPALIVE_CALL,
+  AspenCoordinationDriver,
+  BENCH_LEASE_TTL_MS,
+  COORDINATION_CELLS,
+  COORDINATION_WORKLOADS,
+  type CoordinationDriver,
+  type CoordinationWorkload,
+  ETCD_KEEPALIVE_CALL,
+  EtcdCoordinationDriver,
+  KEEPALIVE_LEASES,
+  prepareLeases,
+  runCoordinationCell,
+} from "./_coordination.ts";
 import { type FailoverMeasurement, measureFailover } from "./_failover.ts";
 import type { RunnerSpec } from "./_kvconnect_runner.ts";
 import {
@@ -57,6 +74,8 @@ import {
 import { spawnChild, stopAllChildren, stopChild } from "./_processes.ts";
 import {
   type CompareResult,
+  coordinationRatios,
+  formatCoordinationTable,
   formatTable,
   RESULT_FORMAT_VERSION,
   type TargetName,
@@ -64,13 +83,24 @@ import {
   TARGETS,
 } from "./_report.ts";
 
+/** Targets that run the coordination workloads. */
+const COORDINATION_TARGETS: readonly TargetName[] = [
+  "aspen-1",
+  "aspen-3",
+  "raw-1",
+  "raw-3",
+  "etcd-1",
+  "etcd-3",
+];
+
 /** Parsed options. */
 export interface CompareOptions {
   readonly durationMs: number;
   readonly clients: readonly number[];
   readonly valueBytes: number;
   readonly targets: readonly TargetName[];
-  readonly workloads: readonly Workload[];
+  /** KV workloads first, then coordination ones, each in their fixed order. */
+  readonly workloads: readonly AnyWorkload[];
   readonly quick: boolean;
   readonly failover: boolean;
   /** How Aspen is driven: the client module (default) or raw HTTP API requests. */
@@ -79,6 +109,13 @@ export interface CompareOptions {
   /** Parent of the run's temporary folder (the system's when empty). */
   readonly workDir: string;
 }
+
+/** A KV or a coordination workload. */
+export type AnyWorkload = Workload | CoordinationWorkload;
+const ALL_WORKLOADS: readonly AnyWorkload[] = [
+  ...WORKLOADS,
+  ...COORDINATION_WORKLOADS,
+];
 
 const EXIT_NO_NUMBERS = 1;
 const EXIT_USAGE = 2;
@@ -108,6 +145,7 @@ export function parseCompareOptions(args: readonly string[]): CompareOptions {
       "value-size": { type: "string", default: "256" },
       targets: { type: "string", default: TARGETS.join(",") },
       workloads: { type: "string" },
+      workload: { type: "string" },
       quick: { type: "boolean", default: false },
       "no-failover": { type: "boolean", default: false },
       "aspen-driver": { type: "string", default: "client" },
@@ -120,14 +158,27 @@ export function parseCompareOptions(args: readonly string[]): CompareOptions {
     strict: true,
   });
   const quick = values.quick;
+  if (values.workload !== undefined && values.workloads !== undefined) {
+    throw new RangeError(
+      "Cannot run as '--workload' and '--workloads' are the same option: give one",
+    );
+  }
+  const workloadText = values.workloads ?? values.workload;
+  const workloads = listOf(
+    workloadText ?? (quick ? "put,get" : WORKLOADS.join(",")),
+    ALL_WORKLOADS,
+    workloadText === values.workload ? "--workload" : "--workloads",
+  );
+  const onlyCoordination = workloads.every((w) => isCoordination(w));
   const seconds = Number(values.duration ?? (quick ? "2" : "5"));
   if (!(seconds > 0 && seconds <= DURATION_SECONDS_MAX)) {
     throw new RangeError(
       `Cannot run as '--duration' must be in (0, ${DURATION_SECONDS_MAX}] seconds: current value is '${values.duration}'`,
     );
   }
-  const clients = (values.clients ?? (quick ? "16" : "1,16,64,256"))
-    .split(",").map(Number);
+  const clients =
+    (values.clients ?? (quick || onlyCoordination ? "16" : "1,16,64,256"))
+      .split(",").map(Number);
   if (
     clients.some((c) => !Number.isSafeInteger(c) || c < 1 || c > CLIENTS_MAX)
   ) {
@@ -146,11 +197,6 @@ export function parseCompareOptions(args: readonly string[]): CompareOptions {
     );
   }
   const targets = listOf(values.targets, TARGETS, "--targets");
-  const workloads = listOf(
-    values.workloads ?? (quick ? "put,get" : WORKLOADS.join(",")),
-    WORKLOADS,
-    "--workloads",
-  );
   const driver = values["aspen-driver"];
   if (driver !== "client" && driver !== "http") {
     throw new RangeError(
@@ -164,12 +210,36 @@ export function parseCompareOptions(args: readonly string[]): CompareOptions {
     valueBytes,
     // Run in the fixed order, whatever order the command line gave.
     targets: TARGETS.filter((t) => targets.includes(t)),
-    workloads: WORKLOADS.filter((w) => workloads.includes(w)),
+    workloads: ALL_WORKLOADS.filter((w) => workloads.includes(w)),
     quick,
     failover: !quick && !values["no-failover"],
     outDir: values.out,
     workDir: values["work-dir"] ?? "",
   };
+}
+
+/** Whether `workload` is one of `bench/_coordination.ts`. */
+export function isCoordination(
+  workload: AnyWorkload,
+): workload is CoordinationWorkload {
+  return (COORDINATION_WORKLOADS as readonly string[]).includes(workload);
+}
+
+function kvWorkloads(options: CompareOptions): Workload[] {
+  return options.workloads.filter((w) => !isCoordination(w));
+}
+
+function coordinationWorkloads(
+  options: CompareOptions,
+): CoordinationWorkload[] {
+  return options.workloads.filter(isCoordination);
+}
+
+/** Cells one target runs at most (KV and coordination). */
+function cellsPerTarget(options: CompareOptions): number {
+  const coordination = coordinationWorkloads(options)
+    .reduce((n, w) => n + COORDINATION_CELLS[w].length, 0);
+  return (kvWorkloads(options).length + coordination) * options.clients.length;
 }
 
 function listOf<T extends string>(
@@ -196,11 +266,23 @@ interface StartedTarget {
   readonly cluster: RunningCluster | null;
   /** Runs every cell itself (the KV Connect child) instead of `driver`. */
   readonly runCells?: () => Promise<CellMeasurement[]>;
+  /** Drives the coordination workloads, or null when the target has none. */
+  readonly coordination?: CoordinationDriver;
+  /** How `coordination` reaches the target. */
+  readonly coordinationName?: string;
   stop(): Promise<void>;
 }
 
 /** Why a target cannot run here, or null when it can. */
-async function unavailableReason(target: TargetName): Promise<string | null> {
+async function unavailableReason(
+  target: TargetName,
+  options: CompareOptions,
+): Promise<string | null> {
+  if (
+    kvWorkloads(options).length === 0 && !COORDINATION_TARGETS.includes(target)
+  ) {
+    return `it runs none of ${options.workloads.join(", ")}`;
+  }
   if (target.startsWith("etcd-")) {
     const etcd = await findEtcd();
     return etcd.ok ? null : etcd.reason;
@@ -241,6 +323,7 @@ async function startTarget(
         ]),
         driverName: "Aspen HTTP API (raw fetch, JSON) at the leader",
         cluster,
+        ...aspenCoordination(cluster.urls, leader),
         stop: cluster.stop,
       };
     }
@@ -263,6 +346,7 @@ async function startTarget(
           ? "Aspen client module (connect(urls).kv, JSON), leader first"
           : "Aspen HTTP API (JSON, fetch) at the leader",
         cluster,
+        ...aspenCoordination(cluster.urls, leader),
         stop: cluster.stop,
       };
     }
@@ -279,6 +363,9 @@ async function startTarget(
       return {
         driver: new EtcdHttpDriver(cluster.urls[leader]!),
         driverName: "etcd HTTP/JSON gateway (/v3/kv) at the leader",
+        coordination: new EtcdCoordinationDriver(cluster.urls[leader]!),
+        coordinationName:
+          "etcd HTTP/JSON gateway (/v3/lease, /v3/lock) at the leader",
         cluster,
         stop: cluster.stop,
       };
@@ -305,6 +392,18 @@ async function startTarget(
   }
 }
 
+/** The coordination driver of an Aspen target: raw HTTP at the leader. */
+function aspenCoordination(urls: readonly string[], leader: number) {
+  return {
+    coordination: new AspenCoordinationDriver([
+      urls[leader]!,
+      ...urls.filter((_, i) => i !== leader),
+    ]),
+    coordinationName:
+      "Aspen HTTP API (/v1/leases, /v1/locks; raw fetch, JSON) at the leader",
+  };
+}
+
 /** Aspen-3 loaded by a child running stock `Deno.openKv(url)`. */
 async function startKvConnect(options: CompareOptions): Promise<StartedTarget> {
   const cluster = await startAspenCluster({
@@ -315,7 +414,7 @@ async function startKvConnect(options: CompareOptions): Promise<StartedTarget> {
   const token = BENCH_ASPEN_TOKEN;
   const spec: RunnerSpec = {
     url: `${cluster.urls[leader]}/kv`,
-    workloads: options.workloads,
+    workloads: kvWorkloads(options),
     clients: options.clients,
     durationMs: options.durationMs,
     valueBytes: options.valueBytes,
@@ -330,7 +429,7 @@ async function startKvConnect(options: CompareOptions): Promise<StartedTarget> {
       new URL("./_kvconnect_runner.ts", import.meta.url).pathname,
       JSON.stringify(spec),
     ], { DENO_KV_ACCESS_TOKEN: token });
-    const cellCount = options.workloads.length * options.clients.length;
+    const cellCount = kvWorkloads(options).length * options.clients.length;
     const bound = PREPARE_TIMEOUT_MS +
       cellCount * (options.durationMs + CELL_SLACK_MS);
     const timer = setTimeout(() => stopChild(child), bound);
@@ -370,13 +469,89 @@ async function startKvConnect(options: CompareOptions): Promise<StartedTarget> {
   };
 }
 
+/**
+ * Runs the coordination cells of one target. A workload whose preparation
+ * fails (its routes missing, say) yields cells without operations that carry
+ * the error, and the next workload still runs.
+ */
+async function runCoordination(
+  target: TargetName,
+  driver: CoordinationDriver,
+  options: CompareOptions,
+): Promise<CellMeasurement[]> {
+  const cells: CellMeasurement[] = [];
+  for (const workload of coordinationWorkloads(options)) {
+    for (const clients of options.clients) {
+      let leases: readonly string[] = [];
+      for (const cell of COORDINATION_CELLS[workload]) {
+        let measured: CellMeasurement;
+        try {
+          if (workload === "keepalive" && leases.length === 0) {
+            leases = await prepareLeases(
+              driver,
+              KEEPALIVE_LEASES,
+              BENCH_LEASE_TTL_MS,
+              PREPARE_TIMEOUT_MS,
+            );
+          }
+          measured = await runCoordinationCell(driver, {
+            cell,
+            clients,
+            durationMs: options.durationMs,
+            leases,
+            prepareTimeoutMs: PREPARE_TIMEOUT_MS,
+          });
+        } catch (error) {
+          measured = failedCell(cell, clients, error);
+        }
+        log(
+          `${target}: ${cell} x${clients}: ${
+            measured.throughputPerSecond.toFixed(0)
+          } ${measured.unit}/s, ${
+            (measured.callsPerSecond ?? 0).toFixed(0)
+          } calls/s, p50 ${measured.latencyMs.p50.toFixed(2)} ms, p99 ${
+            measured.latencyMs.p99.toFixed(2)
+          } ms, ${measured.errors} errors, ${measured.violations} violations${
+            measured.resends ? `, ${measured.resends} resends` : ""
+          }${measured.firstError === null ? "" : ` (${measured.firstError})`}`,
+        );
+        cells.push(measured);
+      }
+    }
+  }
+  return cells;
+}
+
+/** A cell that could not run: no operation, the error as its first. */
+function failedCell(
+  cell: CellMeasurement["workload"],
+  clients: number,
+  error: unknown,
+): CellMeasurement {
+  return {
+    workload: cell,
+    clients,
+    elapsedMs: 0,
+    operations: 0,
+    errors: 1,
+    conflicts: 0,
+    throughputPerSecond: 0,
+    latencyMs: { p50: NaN, p99: NaN, max: NaN, mean: NaN },
+    firstError: describeError(error),
+    unit: "",
+    calls: 0,
+    callsPerSecond: 0,
+    violations: 0,
+  };
+}
+
 /** Runs every cell of one target, and the failover measurement on aspen-3. */
 async function runTarget(
   target: TargetName,
   options: CompareOptions,
   onFailover: (outcome: FailoverMeasurement | string) => void,
 ): Promise<TargetResult> {
-  const reason = await unavailableReason(target);
+  const reason = await unavailableReason(target, options);
   if (reason !== null) {
     return {
       target,
@@ -394,16 +569,17 @@ async function runTarget(
     started = await startTarget(target, options);
     const startMs = performance.now() - begin;
     log(`${target}: started in ${(startMs / 1000).toFixed(1)} s`);
+    const kv = kvWorkloads(options);
     if (started.runCells !== undefined) {
       cells.push(...await started.runCells());
-    } else {
+    } else if (kv.length > 0) {
       const driver = started.driver!;
       const keys = new KeySpace();
       const value = crypto.getRandomValues(new Uint8Array(options.valueBytes));
-      if (options.workloads.some((w) => w !== "put")) {
+      if (kv.some((w) => w !== "put")) {
         await prepareKeys(driver, keys, value, PREPARE_TIMEOUT_MS);
       }
-      for (const workload of options.workloads) {
+      for (const workload of kv) {
         for (const clients of options.clients) {
           const cell = await runCell(driver, {
             workload,
@@ -443,6 +619,13 @@ async function runTarget(
       }
       await driver.close();
     }
+    const coordination = started.coordination;
+    const coordinationRan = coordination !== undefined &&
+      coordinationWorkloads(options).length > 0;
+    if (coordinationRan) {
+      cells.push(...await runCoordination(target, coordination, options));
+      await coordination.close();
+    }
     const empty = cells.filter((c) => c.operations === 0);
     const processLogs = cells.some((c) => c.errors > 0)
       ? started.cluster?.children.map((c) => ({
@@ -459,7 +642,11 @@ async function runTarget(
         : `no successful operation in ${
           empty.map((c) => `${c.workload} x${c.clients}`).join(", ")
         }: ${empty[0]!.firstError}`,
-      driver: started.driverName,
+      driver: !coordinationRan
+        ? started.driverName
+        : kv.length === 0
+        ? started.coordinationName!
+        : `${started.driverName}; ${started.coordinationName}`,
       startMs,
       cells,
     };
@@ -506,7 +693,7 @@ async function main(): Promise<number> {
     return EXIT_USAGE;
   }
   const startedAt = new Date();
-  const cellCount = options.workloads.length * options.clients.length;
+  const cellCount = cellsPerTarget(options);
   const boundMs = options.targets.length *
     (TARGET_SLACK_MS + PREPARE_TIMEOUT_MS +
       cellCount * (options.durationMs + CELL_SLACK_MS));
@@ -560,6 +747,8 @@ async function main(): Promise<number> {
     ? "aspen-3 was not among the targets"
     : !options.failover
     ? "not measured in --quick mode or with --no-failover"
+    : kvWorkloads(options).length === 0
+    ? "measured with the KV workloads only"
     : failoverError ?? "aspen-3 did not run";
   const result: CompareResult = {
     formatVersion: RESULT_FORMAT_VERSION,
@@ -570,6 +759,14 @@ async function main(): Promise<number> {
     targets: results,
     failover,
     failoverSkippedReason,
+    ...(coordinationWorkloads(options).length === 0 ? {} : {
+      coordination: {
+        keepAliveCall: {
+          aspen: ASPEN_KEEPALIVE_CALL,
+          etcd: ETCD_KEEPALIVE_CALL,
+        },
+      },
+    }),
   };
   await Deno.mkdir(options.outDir, { recursive: true });
   const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
@@ -588,8 +785,19 @@ function printSummary(result: CompareResult, jsonPath: string): void {
       options.durationMs / 1000
     } s per cell, ${options.valueBytes}-byte values\n`,
   );
-  console.log(formatTable(result.targets));
-  console.log("");
+  if (kvWorkloads(options).length > 0) {
+    console.log(formatTable(result.targets));
+    console.log("");
+  }
+  const coordination = formatCoordinationTable(result.targets);
+  if (coordination !== "") {
+    console.log(coordination);
+    console.log(`- keepalive call, Aspen: ${ASPEN_KEEPALIVE_CALL}`);
+    console.log(`- keepalive call, etcd: ${ETCD_KEEPALIVE_CALL}`);
+    console.log("");
+    for (const line of coordinationRatios(result.targets)) console.log(line);
+    console.log("");
+  }
   for (const t of result.targets) {
     const detail = t.status === "ran" ? t.driver : t.reason;
     console.log(`${t.status.padEnd(7)} ${t.target}: ${detail}`);

@@ -23,6 +23,9 @@ import denoJson from "../deno.json" with { type: "json" };
 import { clusterCommand } from "./commands/cluster.ts";
 import { completionsCommand } from "./commands/completions.ts";
 import { kvCommand } from "./commands/kv.ts";
+import { leaseCommand } from "./commands/lease.ts";
+import { lockCommand, renameShadowedOptions } from "./commands/lock.ts";
+import { electCommand } from "./commands/elect.ts";
 import { devCommand, nodeCommand } from "./commands/node.ts";
 import { snapshotCommand } from "./commands/snapshot.ts";
 import { describeFailure, EXIT } from "./commands/_context.ts";
@@ -69,18 +72,26 @@ export function program(): CommandUnknownOpts {
       ).env("ASPEN_ADMIN_TOKEN"),
     )
     .option("--json", "print JSON for scripts")
-    .option("--timeout <ms>", "deadline of one request", timeout)
+    .option(
+      "--timeout <ms>",
+      "deadline of one request",
+      timeout,
+    )
     .version(VERSION, "-V, --version", "print the version")
     .addHelpText(
       "after",
       `
-Exit codes: 0 ok, 1 refused (check failed, membership rule, unknown node),
+Exit codes: 0 ok, 1 refused (check failed, membership rule, unknown node,
+unknown lease, token not holding, lock not acquired in time),
 2 usage (bad flag, key, value or URL), 3 unavailable (no node answered, a
 write's outcome unknown, a node unhealthy in 'cluster health|endpoints'),
 4 auth (missing or wrong token).`,
     )
     .exitOverride();
   root.addCommand(kvCommand());
+  root.addCommand(leaseCommand());
+  root.addCommand(lockCommand());
+  root.addCommand(electCommand());
   root.addCommand(clusterCommand());
   root.addCommand(nodeCommand());
   root.addCommand(devCommand());
@@ -111,7 +122,7 @@ function allCommands(command: CommandUnknownOpts): CommandUnknownOpts[] {
 /** Runs the CLI on `args` and returns the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   try {
-    await program().parseAsync([...args], { from: "user" });
+    await program().parseAsync(renameShadowedOptions(args), { from: "user" });
     return typeof Deno.exitCode === "number" ? Deno.exitCode : EXIT.ok;
   } catch (error) {
     if (error instanceof CommanderError) {

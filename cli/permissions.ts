@@ -170,6 +170,13 @@ export function grantsFor(input: LaunchInput): Grants {
     for (const dir of dataDirs.length > 0 ? dataDirs : [DEFAULT_DEV_DIR]) {
       read.add(dir);
     }
+  } else if (
+    ((group === "lock" && command === "acquire") ||
+      (group === "elect" && command === "campaign")) &&
+    input.args.includes("--")
+  ) {
+    // `lock acquire NAME -- CMD` and `elect campaign NAME VALUE -- CMD` run CMD.
+    run = true;
   } else if (group === "snapshot" && command === "save" && file) {
     // Written to FILE.partial as it arrives, renamed once complete (a
     // rename needs read and write on both names).

@@ -19,6 +19,10 @@ import {
 } from "./helpers/cli_run.ts";
 import { startTestCluster, TEST_TOKEN } from "./helpers/http_cluster.ts";
 
+/** A well-formed lease id and holder token for the coordination commands. */
+const LEASE = "0123456789abcdef";
+const HOLDER_TOKEN = "0000000000000001000a";
+
 /** Commands that talk to a cluster, with valid arguments. */
 function networkCommands(dir: string): Record<string, string[]> {
   return {
@@ -28,6 +32,19 @@ function networkCommands(dir: string): Record<string, string[]> {
     "kv list": ["kv", "list"],
     "kv atomic": ["kv", "atomic", "--set", "a=b"],
     "kv watch": ["kv", "watch", "a", "--count", "1"],
+    "lease grant": ["lease", "grant", "5000"],
+    "lease keepalive": ["lease", "keepalive", LEASE, "--once"],
+    "lease revoke": ["lease", "revoke", LEASE],
+    "lease ttl": ["lease", "ttl", LEASE],
+    "lease list": ["lease", "list"],
+    "lock acquire": ["lock", "acquire", "a", "--timeout", "1000"],
+    "lock release": ["lock", "release", "a", "--token", HOLDER_TOKEN],
+    "lock status": ["lock", "status", "a"],
+    "elect campaign": ["elect", "campaign", "a", "v", "--timeout", "1000"],
+    "elect proclaim": ["elect", "proclaim", "a", "v", "--token", HOLDER_TOKEN],
+    "elect leader": ["elect", "leader", "a"],
+    "elect observe": ["elect", "observe", "a", "--count", "1"],
+    "elect resign": ["elect", "resign", "a", "--token", HOLDER_TOKEN],
     "cluster status": ["cluster", "status"],
     "cluster members": ["cluster", "members"],
     "cluster ticket": ["cluster", "ticket"],

@@ -14,11 +14,14 @@ import { withProcessCluster } from "./helpers/process_cluster.ts";
 import { waitFor } from "./helpers/wait_for.ts";
 
 Deno.test("3 node processes: a restarted follower's peers drop their dead connections to it at once", async () => {
-  // The QUIC idle timeout is raised so that the survivors' connections to
-  // the killed follower are still open (dead) when it comes back, however
-  // slowly a loaded machine restarts it: the test is about dropping them at
-  // the new connection, not about the idle timeout closing them first.
-  const config = { quicIdleTimeoutMs: 120_000 };
+  // The QUIC idle timeout is raised (10 s → 30 s) so that the survivors'
+  // connections to the killed follower are still open (dead) when it comes
+  // back on a loaded machine: the test is about dropping them at the new
+  // connection, not about the idle timeout closing them first. Not longer:
+  // with 120 s a restarted node once stayed unheard by the leader until the
+  // idle timeout (a link reset missed after a failed probe; see the issue-16
+  // closing note), and the election wait below is 60 s.
+  const config = { quicIdleTimeoutMs: 30_000 };
   await withProcessCluster({ count: 3, config }, async (cluster) => {
     const elections: number[] = [];
     for (let trial = 0; trial < 3; trial++) {

@@ -17,6 +17,8 @@ import {
 import { KvU64 } from "../../mod.ts";
 import type { AtomicOperation, KvKey, KvListSelector } from "../../mod.ts";
 import { fromBase64 } from "../../src/protocol/http_api_codec.ts";
+import { TOKEN_PATTERN } from "../../src/protocol/http_api_leases.ts";
+import { parseLeaseId, refusals } from "./lease.ts";
 import {
   clientOf,
   EXIT,
@@ -200,13 +202,23 @@ function setCommand(): CommandUnknownOpts {
       "delete after this many milliseconds",
       parseInteger,
     )
+    .option(
+      "--lease <id>",
+      "attach the key to this lease: deleted when it ends",
+      parseLeaseId,
+    )
     .action(async (key, value, options, command) => {
       const global = globals(command);
       const parsed = parseValue(value, options);
       using client = clientOf(global);
-      const result = await client.kv.set(parseKey(key), parsed, {
-        expireIn: options.expireIn,
-      });
+      const result = await refusals(
+        () =>
+          client.kv.set(parseKey(key), parsed, {
+            expireIn: options.expireIn,
+            lease: options.lease,
+          }),
+        options.lease,
+      );
       if (global.json) printJson(result);
       else console.log(`versionstamp ${result.versionstamp}`);
     });
@@ -300,7 +312,36 @@ function atomicCommand(): CommandUnknownOpts {
     .option("--sum <key=n>", "add n to the u64 (wrapping)")
     .option("--min <key=n>", "keep the smaller u64")
     .option("--max <key=n>", "keep the larger u64")
-    .option("--expire-in <ms>", "expiry of every --set", parseInteger);
+    .option("--expire-in <ms>", "expiry of every --set", parseInteger)
+    .option(
+      "--lease <id>",
+      "attach every --set, --set-json, --set-u64 to this lease",
+      parseLeaseId,
+    )
+    .option(
+      "--check-fence <name=token>",
+      "the token must hold the lock or election NAME",
+    )
+    .option("--check-lease <id>", "the lease must exist");
+  const setOptions = () => ({
+    expireIn: command.opts().expireIn,
+    lease: command.opts().lease,
+  });
+  command.on("option:check-fence", (text: string) => {
+    const at = text.lastIndexOf("=");
+    const name = at === -1 ? "" : text.slice(0, at);
+    const token = at === -1 ? "" : text.slice(at + 1);
+    if (name === "" || !TOKEN_PATTERN.test(token)) {
+      throw new UsageError(
+        `Invalid check-fence '${text}': expected NAME=TOKEN, TOKEN 20 hex characters`,
+      );
+    }
+    add((op) => op.checkFence(name, token));
+  });
+  command.on("option:check-lease", (text: string) => {
+    const id = parseLeaseId(text);
+    add((op) => op.checkLease(id));
+  });
   command.on("option:check", (text: string) => {
     const [key, stamp] = splitKeyed(text, "check");
     if (stamp !== "null" && !/^[0-9a-f]{20}$/.test(stamp)) {
@@ -314,17 +355,17 @@ function atomicCommand(): CommandUnknownOpts {
   });
   command.on("option:set", (text: string) => {
     const [key, value] = splitKeyed(text, "set");
-    add((op) => op.set(key, value, { expireIn: command.opts().expireIn }));
+    add((op) => op.set(key, value, setOptions()));
   });
   command.on("option:set-json", (text: string) => {
     const [key, value] = splitKeyed(text, "set-json");
     const parsed = parseValue(value, { jsonValue: true });
-    add((op) => op.set(key, parsed, { expireIn: command.opts().expireIn }));
+    add((op) => op.set(key, parsed, setOptions()));
   });
   command.on("option:set-u64", (text: string) => {
     const [key, value] = splitKeyed(text, "set-u64");
     const n = parseU64(value);
-    add((op) => op.set(key, n));
+    add((op) => op.set(key, n, { lease: command.opts().lease }));
   });
   command.on("option:delete", (text: string) => {
     const key = parseKey(text);
@@ -341,13 +382,16 @@ function atomicCommand(): CommandUnknownOpts {
     const global = globals(self);
     if (steps.length === 0) {
       throw new UsageError(
-        "Nothing to commit: give --check, --set, --delete, --sum, --min or --max",
+        "Nothing to commit: give --check, --check-fence, --check-lease, --set, --delete, --sum, --min or --max",
       );
     }
     using client = clientOf(global);
     const operation = client.kv.atomic();
     for (const step of steps) step(operation);
-    const result = await operation.commit();
+    const result = await refusals(
+      () => operation.commit(),
+      command.opts().lease,
+    );
     if (global.json) printJson(result);
     else if (result.ok) console.log(`versionstamp ${result.versionstamp}`);
     if (!result.ok) {

@@ -7,6 +7,10 @@ import { HttpTransport } from "./_transport.ts";
 import { isTicket, ticketClusterId, ticketUrls } from "./_ticket.ts";
 import { AspenCluster } from "./cluster.ts";
 import { AspenKv } from "./kv.ts";
+import { AspenLeases } from "./leases.ts";
+import { AspenLocks } from "./locks.ts";
+import { AspenElections } from "./elections.ts";
+import { OwnLease } from "./_own_lease.ts";
 import type { ConnectOptions } from "./types.ts";
 
 /** Default deadline of one request, in ms. */
@@ -20,13 +24,35 @@ export class AspenClient {
   readonly kv: AspenKv;
   /** Status and membership administration. */
   readonly cluster: AspenCluster;
+  /** Leases: grant, keep alive, revoke, inspect, and open (kept alive). */
+  readonly leases: AspenLeases;
+  /** Locks and semaphores with fencing tokens. */
+  readonly locks: AspenLocks;
+  /** Leader elections with fencing tokens. */
+  readonly elections: AspenElections;
   readonly #transport: HttpTransport;
+  readonly #ownLease: OwnLease;
 
-  /** Used by {@linkcode connect}. */
-  constructor(transport: HttpTransport) {
+  /**
+   * Used by {@linkcode connect}.
+   *
+   * @param transport The requests' transport.
+   * @param streams How event streams (`elections.observe`) reach a node.
+   */
+  constructor(transport: HttpTransport, streams: StreamOptions = {}) {
     this.#transport = transport;
     this.kv = new AspenKv(transport);
     this.cluster = new AspenCluster(transport);
+    this.leases = new AspenLeases(transport);
+    this.#ownLease = new OwnLease(this.leases);
+    this.locks = new AspenLocks(transport, this.#ownLease);
+    this.elections = new AspenElections(transport, this.#ownLease, {
+      urls: () => transport.urls,
+      token: streams.token,
+      clusterId: streams.clusterId,
+      fetch: streams.fetch ?? ((input, init) => fetch(input, init)),
+      closed: transport.closed,
+    });
   }
 
   /** The node URLs, the one tried first leading. */
@@ -43,6 +69,29 @@ export class AspenClient {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /**
+   * Revokes the client's own lease (releasing the locks and elections held
+   * with it at once, rather than when its 10 s TTL passes), then closes.
+   * For `await using`.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.#ownLease.close();
+    } finally {
+      this.close();
+    }
+  }
+}
+
+/** What `elections.observe` streams need to reach a node (as `connect`'s options). */
+export interface StreamOptions {
+  /** Bearer token. */
+  readonly token?: string;
+  /** The cluster id every node must belong to. */
+  readonly clusterId?: string;
+  /** The `fetch` to use. Default `globalThis.fetch`. */
+  readonly fetch?: typeof fetch;
 }
 
 /**
@@ -116,6 +165,8 @@ export function connect(
       `Cannot connect as 'attemptsMax' must be 1 to 100: current value is ${attemptsMax}`,
     );
   }
+  const fetchFunction = options.fetch ?? ((input, init) => fetch(input, init));
+  const clusterId = [...clusterIds][0];
   return new AspenClient(
     new HttpTransport({
       urls,
@@ -123,8 +174,9 @@ export function connect(
       timeoutMs,
       format: options.format ?? "json",
       attemptsMax,
-      fetch: options.fetch ?? ((input, init) => fetch(input, init)),
-      clusterId: [...clusterIds][0],
+      fetch: fetchFunction,
+      clusterId,
     }),
+    { token: options.token, clusterId, fetch: fetchFunction },
   );
 }

@@ -144,6 +144,82 @@ export class MembershipError extends AspenError {
   override name = "MembershipError";
 }
 
+/**
+ * No lease has this id (never granted, revoked or expired): nothing changed.
+ * Also what a lease-holding call throws when the lease it names is gone.
+ */
+export class LeaseNotFoundError extends AspenError {
+  /** The error's name. */
+  override name = "LeaseNotFoundError";
+}
+
+/** The token does not hold the lock or election (any more): nothing changed. */
+export class NotHolderError extends AspenError {
+  /** The error's name. */
+  override name = "NotHolderError";
+}
+
+/** A semaphore was acquired with another number of permits than it has: nothing changed. */
+export class PermitsMismatchError extends AspenError {
+  /** The error's name. */
+  override name = "PermitsMismatchError";
+}
+
+/**
+ * A lease this client kept alive ended, or may have ended: the cluster
+ * answered `leaseNotFound` to a keep-alive, or no keep-alive was
+ * acknowledged before the holder's deadline (the send time of the last
+ * acknowledged keep-alive + TTL − 10%). Whatever it guarded (a lock, an
+ * election) may be held by someone else now. The reason of an open lease's
+ * aborted `signal`.
+ */
+export class LeaseLostError extends AspenError {
+  /** The error's name. */
+  override name = "LeaseLostError";
+  /** The lease id. */
+  readonly leaseId: string;
+
+  /** Creates the error for lease `leaseId`. */
+  constructor(
+    leaseId: string,
+    message: string,
+    options: AspenErrorOptions = {},
+  ) {
+    super("leaseNotFound", message, options);
+    this.leaseId = leaseId;
+  }
+}
+
+/**
+ * A lock, semaphore or election was not granted within `timeoutMs`: the
+ * waiter left the queue (any grant won meanwhile was released), nothing is
+ * held. Its code is `unavailable` (the lock was not available), but it is
+ * not an {@linkcode UnavailableError}: the cluster answered.
+ */
+export class AcquireTimeoutError extends AspenError {
+  /** The error's name. */
+  override name = "AcquireTimeoutError";
+  /** The lock or election name. */
+  readonly lockName: string;
+  /** The time waited, ms. */
+  readonly timeoutMs: number;
+
+  /** Creates the error for `lockName` after `timeoutMs`. */
+  constructor(
+    lockName: string,
+    timeoutMs: number,
+    options: AspenErrorOptions = {},
+  ) {
+    super(
+      "unavailable",
+      `lock ${lockName} not acquired within ${timeoutMs} ms`,
+      options,
+    );
+    this.lockName = lockName;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -190,6 +266,12 @@ export function errorFromWire(
       return new WrongClusterError(code, message, options);
     case "typeMismatch":
       return new TypeMismatchError(code, message, options);
+    case "leaseNotFound":
+      return new LeaseNotFoundError(code, message, options);
+    case "notHolder":
+      return new NotHolderError(code, message, options);
+    case "permitsMismatch":
+      return new PermitsMismatchError(code, message, options);
     case "changePending":
     case "notCaughtUp":
     case "unknownNode":

@@ -19,14 +19,18 @@ import {
   HTTP_API_LIMITS,
   type ListResponse,
   ROUTES,
+  type WireCheck,
   type WireEnqueue,
   type WireEntry,
   type WireMutation,
 } from "../protocol/http_api.ts";
+import type { WireCoordinationCheck } from "../protocol/http_api_leases.ts";
 import { keyFromWire, keyToWire } from "../protocol/http_api_codec.ts";
 import type { HttpTransport } from "./_transport.ts";
 import { valueFromWire, valueToWire } from "./_values.ts";
 import { CheckFailedError } from "./errors.ts";
+import { checkLeaseId } from "./leases.ts";
+import { checkName, checkToken } from "./locks.ts";
 import { KvU64 } from "./kv_u64.ts";
 import { enqueueToWire, listenLoop, peekQueue, queueInfo } from "./_queue.ts";
 import { watchStream } from "./_watch.ts";
@@ -81,6 +85,16 @@ function versionstampedPrefix(key: KvKeyWithVersionstamp): KvKey | null {
   return key.slice(0, -1) as KvKey;
 }
 
+/** The lease id of a set's options, checked. */
+function leaseOf(options: KvSetOptions): string | undefined {
+  if (options.lease === undefined) return undefined;
+  const id = typeof options.lease === "string"
+    ? options.lease
+    : options.lease.id;
+  checkLeaseId(id);
+  return id;
+}
+
 function readPath(
   route: string,
   consistency: KvConsistencyLevel | undefined,
@@ -122,10 +136,7 @@ function entryFromWire<T>(wire: WireEntry): KvEntryMaybe<T> {
  */
 export class AtomicOperation {
   readonly #transport: HttpTransport;
-  readonly #checks: {
-    key: ReturnType<typeof keyToWire>;
-    versionstamp: string | null;
-  }[] = [];
+  readonly #checks: (WireCheck | WireCoordinationCheck)[] = [];
   readonly #mutations: WireMutation[] = [];
   readonly #enqueues: WireEnqueue[] = [];
 
@@ -145,10 +156,39 @@ export class AtomicOperation {
     return this;
   }
 
-  /** Sets `key` to `value`. */
+  /**
+   * Passes only while `token` is a current holder of the lock or election
+   * `name` (an Aspen extension): a write fenced by a token that stopped
+   * holding (the lock moved) fails like any failed check, decided at the
+   * write's revision whatever the holder's clock says.
+   *
+   * @throws {TypeError} For a malformed name or token.
+   */
+  checkFence(name: string, token: string): this {
+    checkName(name);
+    checkToken(token);
+    this.#checks.push({ fence: { name, token } });
+    return this;
+  }
+
+  /**
+   * Passes only while the lease exists (an Aspen extension).
+   *
+   * @throws {TypeError} For a malformed lease id.
+   */
+  checkLease(lease: string | { readonly id: string }): this {
+    const id = typeof lease === "string" ? lease : lease.id;
+    checkLeaseId(id);
+    this.#checks.push({ lease: id });
+    return this;
+  }
+
   /**
    * Sets `key` to `value`. A key ending in `kv.commitVersionstamp()` gets
-   * the commit's versionstamp as its last part.
+   * the commit's versionstamp as its last part. With `lease`, the key is
+   * attached to it and deleted when it ends.
+   *
+   * @throws {TypeError} For a malformed lease id, or a lease on a versionstamped key.
    */
   set(
     key: KvKeyWithVersionstamp,
@@ -158,8 +198,14 @@ export class AtomicOperation {
     const expireIn = options.expireIn === undefined
       ? {}
       : { expireIn: options.expireIn };
+    const lease = leaseOf(options);
     const prefix = versionstampedPrefix(key);
     if (prefix !== null) {
+      if (lease !== undefined) {
+        throw new TypeError(
+          "Cannot attach a key ending in commitVersionstamp() to a lease",
+        );
+      }
       this.#mutations.push({
         type: "setVersionstamped",
         key: keyToWire(prefix),
@@ -173,6 +219,7 @@ export class AtomicOperation {
       key: keyToWire(key as KvKey),
       value: valueToWire(value),
       ...expireIn,
+      ...(lease === undefined ? {} : { lease }),
     });
     return this;
   }
@@ -421,14 +468,21 @@ export class AspenKv {
     return KV_COMMIT_VERSIONSTAMP;
   }
 
-  /** Sets `key` to `value` (Uint8Array → bytes, KvU64 → le64). */
+  /**
+   * Sets `key` to `value` (Uint8Array → bytes, KvU64 → le64). With
+   * `lease`, the key is attached to it and deleted when it ends (a later
+   * set without `lease` detaches it).
+   *
+   * @throws {LeaseNotFoundError} When `lease` names no lease: nothing applied.
+   */
   async set(
     key: KvKeyWithVersionstamp,
     value: unknown,
     options: KvSetOptions = {},
   ): Promise<KvCommitResult> {
-    // No checks: the atomic commit either applies or throws.
-    if (versionstampedPrefix(key) !== null) {
+    // No checks: the atomic commit either applies or throws. The set route
+    // has no lease field: a leased set goes as a one-mutation atomic.
+    if (versionstampedPrefix(key) !== null || options.lease !== undefined) {
       return await this.atomic().set(key, value, options).commitOrThrow();
     }
     const reply = await this.#transport.request("POST", ROUTES.kvSet, {

@@ -103,6 +103,64 @@ function validateMutationShape(mutation: KvMutation, index: number): void {
         `Invalid mutation '${mutation.type}' at index ${index}: 'expireAtMs' must be a non-negative integer: received ${expireAtMs}`,
       );
     }
+    const { lease } = mutation;
+    if (
+      lease !== undefined &&
+      (mutation.type !== "set" || typeof lease !== "string" ||
+        !LEASE_ID.test(lease))
+    ) {
+      throw new KvInvalidError(
+        `Invalid mutation '${mutation.type}' at index ${index}: 'lease' must be 16 lowercase hex digits on a set`,
+      );
+    }
+  }
+}
+
+const LEASE_ID = /^[0-9a-f]{16}$/;
+const FENCE_TOKEN = /^[0-9a-f]{20}$/;
+const FENCE_NAME_BYTES_MAX = 256;
+const nameEncoder = new TextEncoder();
+
+/** Checks the lease and fence checks of an atomic operation and their positions. */
+function validateCoordinationChecks(operation: KvAtomicOperation): void {
+  const coordination = operation.coordinationChecks ?? [];
+  const total = operation.checks.length + coordination.length;
+  const positions = [
+    ...(operation.checkPositions ?? operation.checks.map((_, i) => i)),
+    ...coordination.map((c) => c.position),
+  ];
+  if (
+    (operation.checkPositions !== undefined &&
+      operation.checkPositions.length !== operation.checks.length) ||
+    new Set(positions).size !== total ||
+    positions.some((p) => !Number.isSafeInteger(p) || p < 0 || p >= total)
+  ) {
+    throw new KvInvalidError("Invalid check positions");
+  }
+  for (const check of coordination) {
+    if (check.kind === "lease") {
+      if (typeof check.lease !== "string" || !LEASE_ID.test(check.lease)) {
+        throw new KvInvalidError(
+          "Invalid lease check: expected 16 lowercase hex digits",
+        );
+      }
+    } else if (check.kind === "fence") {
+      const bytes = typeof check.name === "string"
+        ? nameEncoder.encode(check.name).length
+        : 0;
+      if (
+        bytes < 1 || bytes > FENCE_NAME_BYTES_MAX ||
+        // deno-lint-ignore no-control-regex
+        /[\u0000-\u001f\u007f]/.test(check.name) ||
+        typeof check.token !== "string" || !FENCE_TOKEN.test(check.token)
+      ) {
+        throw new KvInvalidError(
+          "Invalid fence check: expected a name of 1 to 256 UTF-8 bytes without control characters and a token of 20 lowercase hex digits",
+        );
+      }
+    } else {
+      throw new KvInvalidError("Invalid check");
+    }
   }
 }
 
@@ -184,7 +242,10 @@ export function validateAtomic(
   nowMs?: number,
 ): void {
   const { checks, mutations, enqueues } = operation;
-  if (checks.length > KV_LIMITS.checksMax) {
+  if (
+    checks.length + (operation.coordinationChecks?.length ?? 0) >
+      KV_LIMITS.checksMax
+  ) {
     throw new KvLimitError(
       "checks",
       KV_LIMITS.checksMax,
@@ -208,6 +269,7 @@ export function validateAtomic(
       throw new KvInvalidError("Invalid check");
     }
   }
+  validateCoordinationChecks(operation);
   mutations.forEach(validateMutationShape);
   let totalMutationBytes = 0;
   let totalKeyBytes = 0;

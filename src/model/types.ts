@@ -53,7 +53,31 @@ export interface KvSetMutation {
   readonly value: KvValue;
   /** Absolute expiry deadline in Unix ms, computed by the proposer; absent for never. */
   readonly expireAtMs?: number | null;
+  /**
+   * Attach the key to this lease (16 hex digits, `set` only): deleted when
+   * the lease ends. A set without it detaches the key from any lease.
+   */
+  readonly lease?: string;
 }
+
+/**
+ * A check of an atomic operation beyond the versionstamp check: a lease
+ * that must exist, or a fence token that must hold its lock or election.
+ * `position` is its place in the request's list of checks (what
+ * `failedChecks` reports).
+ */
+export type KvCoordinationCheck =
+  | {
+    readonly kind: "lease";
+    readonly lease: string;
+    readonly position: number;
+  }
+  | {
+    readonly kind: "fence";
+    readonly name: string;
+    readonly token: string;
+    readonly position: number;
+  };
 
 /** Deletes `key`; deleting an absent key succeeds. */
 export interface KvDeleteMutation {
@@ -153,6 +177,13 @@ export type KvQueueCommand =
 /** One atomic operation: all checks pass and every mutation applies, or nothing does. */
 export interface KvAtomicOperation {
   readonly checks: readonly KvCheck[];
+  /** Lease and fence checks (an Aspen extension; absent: none). */
+  readonly coordinationChecks?: readonly KvCoordinationCheck[];
+  /**
+   * The request positions of `checks` when coordination checks are mixed
+   * in (absent: check `i` is at position `i`).
+   */
+  readonly checkPositions?: readonly number[];
   readonly mutations: readonly KvMutation[];
   readonly enqueues: readonly KvEnqueue[];
   /**
@@ -227,6 +258,8 @@ export type KvCommand =
 export type KvFailureReason =
   /** A check's versionstamp did not match. */
   | "checkFailed"
+  /** A set named a lease that does not exist: nothing applied. */
+  | "leaseNotFound"
   /** A sum/min/max met a value or operand that is not a u64. */
   | "typeMismatch"
   /** The command bytes do not decode to a valid command. */

@@ -4,7 +4,7 @@
  * canonical Deno KV key within the write limit, a value of a known encoding
  * that decodes (V8 bytes through the V8 codec, `le64` of 8 bytes) within the
  * value limit, a 10-byte versionstamp and a valid expiry. Internal rows
- * (first byte `0xff`) must be one of the queue, session or resend records the
+ * (first byte `0xff`) must be one of the queue, lease, session or resend records the
  * services write (keyspaces in `services/table.ts`), and decode as they read
  * them. Metadata may only be the cluster service's (members, revocations,
  * used join tokens) and the configuration, which a restore drops (a new
@@ -146,6 +146,32 @@ const INTERNAL: readonly {
     value: count,
   },
   {
+    name: "lease count",
+    prefix: [0xff, 0x6c, 0x00],
+    key: (rest) => rest === 0,
+    value: count,
+  },
+  {
+    name: "lease record",
+    prefix: [0xff, 0x6c, 0x01],
+    key: (rest) => rest === LEASE_ID,
+    value: (v) => checkIntegers(decode(v), 3),
+  },
+  {
+    name: "lease attached key",
+    prefix: [0xff, 0x6c, 0x02],
+    key: (rest) => rest > LEASE_ID,
+    value: empty,
+  },
+  {
+    name: "lease of a key",
+    prefix: [0xff, 0x6c, 0x03],
+    key: (rest) => rest >= 1,
+    value: (v) => {
+      if (v.length !== LEASE_ID) throw new TypeError("expected a lease id");
+    },
+  },
+  {
     name: "session order",
     prefix: [0xff, 0x73, 0x6f],
     key: (rest) => rest >= TIME + 1 + TIME,
@@ -161,6 +187,8 @@ const INTERNAL: readonly {
 
 /** Bytes of a write's or a resent body's digest. */
 const DIGEST = 32;
+/** Bytes of a lease id (`services/leases`: 16 hex digits). */
+const LEASE_ID = 8;
 
 function count(value: Uint8Array): void {
   const n = decode(value);

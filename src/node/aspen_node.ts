@@ -39,12 +39,16 @@ import type {
   NodeApi,
 } from "./node_api.ts";
 import type { RaftKvBackend } from "./raft_kv_backend.ts";
+import type { LeasesPort } from "../services/leases/api.ts";
+import { leaseMetrics } from "./node_leases.ts";
 import type { RaftRunner } from "./raft_runner.ts";
 import type { ServiceHost } from "./service_host.ts";
 import { clusterStatus, nodeHealth } from "./status.ts";
 import { systemScheduler } from "./system_clock.ts";
 import { importSigningKey } from "../cluster/keys.ts";
 import { DATA_FILES } from "./data_dir.ts";
+import { NodeLocks } from "./node_locks.ts";
+import { ChangeFeed } from "../state/change_feed.ts";
 
 /** Options of {@linkcode AspenNode.start}. */
 export interface AspenNodeOptions {
@@ -67,6 +71,8 @@ export class AspenNode implements NodeApi {
   readonly services: ServiceHost;
   /** The one owner of member addresses on this node. */
   readonly directory: MemberDirectory;
+  /** Locks, semaphores and elections, over this node's state and change feed. */
+  readonly locks: NodeLocks | undefined;
   /** Serves WebTransport client sessions (set by the server); null: refused as starting. */
   #clientSessions: ((session: WebTransport) => void) | null = null;
   /** More metrics text appended to the node's (set by the server). */
@@ -92,6 +98,15 @@ export class AspenNode implements NodeApi {
     this.runner = parts.runner;
     this.services = parts.services;
     this.directory = parts.directory;
+    const feed = parts.state.kv.changes;
+    this.locks = feed instanceof ChangeFeed
+      ? new NodeLocks({
+        propose: (data) => parts.runner.propose(data),
+        readIndex: () => parts.runner.readIndex(),
+        store: parts.stateStore,
+        feed,
+      })
+      : undefined;
     this.#parts = parts;
     this.#log = log;
     this.#admin = new NodeAdmin({
@@ -208,8 +223,14 @@ export class AspenNode implements NodeApi {
     return nodeHealth(this.runner);
   }
 
+  /** Leases as this node serves them (the `/v1/leases/*` routes use it). */
+  get leases(): LeasesPort {
+    return this.backend.leases;
+  }
+
   metrics(): string {
     return renderMetrics(this.runner) + this.services.renderMetrics() +
+      leaseMetrics(this.backend) +
       this.#metricsSources.map((source) => source()).join("");
   }
 

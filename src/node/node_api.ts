@@ -5,6 +5,7 @@
  * @module
  */
 import type { KvBackend } from "../services/kv/api.ts";
+import type { LocksPort } from "../services/locks/api.ts";
 import type {
   ClusterMember,
   ClusterStatus,
@@ -59,4 +60,6 @@ export interface NodeApi {
    * Optional: front ends answer 501 without it.
    */
   snapshot?(): Promise<ReadableStream<Uint8Array<ArrayBuffer>>>;
+  /** Locks, semaphores and elections (`services/locks`). Optional: front ends answer `unsupported` without it. */
+  readonly locks?: LocksPort;
 }

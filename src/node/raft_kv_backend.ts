@@ -41,11 +41,22 @@ import { systemClock, systemScheduler } from "./system_clock.ts";
 import type { Clock, Scheduler } from "../base/clock.ts";
 import {
   decodeApplyResult,
+  decodeProposalResult,
   type KvReplicatedState,
   type KvStateResult,
 } from "../services/replicated_state.ts";
 import { ChangeFeed } from "../state/change_feed.ts";
 import { KvWatchers } from "../services/kv/watch.ts";
+import {
+  encodeLeaseCommand,
+  type LeaseCommand,
+  LeaseKeeper,
+  type LeaseKnobs,
+  LeaseReads,
+  type LeaseResult,
+} from "../services/leases/api.ts";
+import { encodeEnvelope } from "../state/envelope.ts";
+import { LEASES_SERVICE_ID, NodeLeases } from "./node_leases.ts";
 import {
   ProposalOutcomeUnknownError,
   type RaftRunner,
@@ -94,6 +105,16 @@ export interface RaftKvBackendOptions {
   readonly expiryRate?: ProposalRate;
   /** The queue dispatcher's proposal bound. Default {@linkcode QUEUE_PROPOSAL_RATE}. */
   readonly queueRate?: ProposalRate;
+  /**
+   * One election timeout (the longest), ms: grants are raised to three, a
+   * new leader extends every lease by one. Default 1000 (the runner's
+   * default 50 ms ticks × 10 ticks, randomized up to twice that).
+   */
+  readonly electionTimeoutMs?: number;
+  /** Pause between lease expiry passes, ms. Default 100. */
+  readonly leaseIntervalMs?: number;
+  /** TEST ONLY: the lease keeper's planted bugs (the simulator's). Never set in production. */
+  readonly leaseKnobs?: LeaseKnobs;
 }
 
 /** The queue dispatcher's default bound: one lease serves up to 100 messages. */
@@ -113,8 +134,12 @@ export class RaftKvBackend implements KvBackend {
   readonly #runner: RaftRunner;
   readonly #state: KvReplicatedState;
   readonly #dispatcher: QueueDispatcher;
-  /** Runs the leader tasks (expiry sweep, queue dispatcher) while this node leads. */
+  /** Runs the leader tasks (expiry sweep, queue dispatcher, lease keeper) while this node leads. */
   readonly services: ServiceHost;
+  /** Leases as this node serves them (keep-alives answered by its keeper while it leads). */
+  readonly leases: NodeLeases;
+  /** This node's lease keeper (a leader task). */
+  readonly leaseKeeper: LeaseKeeper;
   readonly #options: RaftKvBackendOptions;
   readonly #watchers: KvWatchers | null;
 
@@ -162,6 +187,37 @@ export class RaftKvBackend implements KvBackend {
       encode: (command: KvQueueCommand) => encodeCommand(command as KvCommand),
       decode: decodeApplyResult,
       rate: options.queueRate ?? QUEUE_PROPOSAL_RATE,
+    });
+    const electionTimeoutMs = options.electionTimeoutMs ?? 1000;
+    this.leaseKeeper = new LeaseKeeper({
+      reads: new LeaseReads(state.kv.store),
+      isLeader: () => runner.status().role === "leader",
+      confirmLeadership: async () => {
+        await this.#confirmRead();
+      },
+      electionTimeoutMs,
+      ...(options.leaseIntervalMs === undefined
+        ? {}
+        : { intervalMs: options.leaseIntervalMs }),
+      ...(options.leaseKnobs === undefined
+        ? {}
+        : { knobs: options.leaseKnobs }),
+    });
+    this.services.add({
+      task: this.leaseKeeper,
+      encode: (command: LeaseCommand) =>
+        encodeEnvelope({
+          serviceId: LEASES_SERVICE_ID,
+          payload: encodeLeaseCommand(command),
+        }),
+      decode: (result) => decodeProposalResult(result) as LeaseResult,
+    });
+    this.leases = new NodeLeases({
+      propose: (data) => runner.propose(data),
+      readIndex: () => this.#confirmRead(),
+      store: state.kv.store,
+      keeper: this.leaseKeeper,
+      electionTimeoutMs,
     });
     this.queues = {
       listen: (options: KvQueueListenOptions): Promise<KvQueueDelivery[]> =>

@@ -11,6 +11,8 @@
  * | 1  | `cluster` | none                            | `cluster.*` |
  * | 2  | `kv`      | user keys `[00, ff)`, `ff 6b`   |             |
  * | 3  | `queues`  | `ff 71` (message records `ff 71 6d` are change events) | |
+ * | 4  | `leases`  | `ff 6c` (reaches `kv`, `locks`: attached keys, holds) | |
+ * | 5  | `locks`   | `ff 6d` (leader rows `ff 6d 65`, lease rows `ff 6d 69` are change events) | |
  *
  * @module
  */
@@ -24,9 +26,19 @@ import { clusterService, type ClusterState } from "./cluster/api.ts";
 import { kvService } from "./kv/apply.ts";
 import type { ResendKnobs } from "./kv/resends.ts";
 import { queuesService } from "./queues/api.ts";
+import { type LeaseKnobs, leasesService } from "./leases/api.ts";
+import {
+  type LockKnobs,
+  locksLeaseDependent,
+  locksService,
+} from "./locks/api.ts";
 
 /** Testing knobs of the services: planted bugs of the simulator. */
-export type ServiceKnobs = SessionKnobs & ResendKnobs;
+export type ServiceKnobs =
+  & SessionKnobs
+  & ResendKnobs
+  & LockKnobs
+  & LeaseKnobs;
 
 /** What a service's registration line may use. */
 export interface ServiceParts {
@@ -36,7 +48,13 @@ export interface ServiceParts {
 }
 
 /** The envelope id of each built-in service. */
-export const SERVICE_IDS = { cluster: 1, kv: 2, queues: 3 } as const;
+export const SERVICE_IDS = {
+  cluster: 1,
+  kv: 2,
+  queues: 3,
+  leases: 4,
+  locks: 5,
+} as const;
 
 /** The table. */
 export function serviceTable(parts: ServiceParts): ServiceRegistration[] {
@@ -44,12 +62,19 @@ export function serviceTable(parts: ServiceParts): ServiceRegistration[] {
     { id: SERVICE_IDS.cluster, service: clusterService(parts.cluster) },
     { id: SERVICE_IDS.kv, service: kvService(parts.knobs) },
     { id: SERVICE_IDS.queues, service: queuesService() },
+    {
+      id: SERVICE_IDS.leases,
+      service: leasesService([locksLeaseDependent(parts.knobs)]),
+    },
+    { id: SERVICE_IDS.locks, service: locksService(parts.knobs) },
   ];
 }
 
 /**
  * The registry of the table's services, plus `extra` registrations (tests
- * register example services this way).
+ * register example services this way). An extra registration with the
+ * name or id of a table service replaces it (tests stand a fake in for a
+ * real service).
  *
  * @throws {RangeError} For clashing ids, names or keyspaces.
  */
@@ -57,5 +82,10 @@ export function serviceRegistry(
   parts: ServiceParts,
   extra: readonly ServiceRegistration[] = [],
 ): ServiceRegistry {
-  return new ServiceRegistry([...serviceTable(parts), ...extra]);
+  const replaced = (r: ServiceRegistration) =>
+    extra.some((e) => e.id === r.id || e.service.name === r.service.name);
+  return new ServiceRegistry([
+    ...serviceTable(parts).filter((r) => !replaced(r)),
+    ...extra,
+  ]);
 }

@@ -8,6 +8,7 @@ import { encodeKey, type KvKeyPart } from "../../model/key_codec.ts";
 import { validateReadKey } from "../../model/limits.ts";
 import type {
   KvCheck,
+  KvCoordinationCheck,
   KvEnqueue,
   KvMutation,
   KvSession,
@@ -177,21 +178,38 @@ export function parseGetMany(body: unknown): Uint8Array[] {
   );
 }
 
+const LEASE_ID = /^[0-9a-f]{16}$/;
+
+function leaseOf(value: unknown, field: string): string {
+  if (typeof value !== "string" || !LEASE_ID.test(value)) {
+    throw new WireFormatError(
+      "invalid",
+      `Invalid '${field}': expected 16 lowercase hex digits, received ${
+        describe(value)
+      }`,
+    );
+  }
+  return value;
+}
+
 function setMutation(body: Fields, field: string, nowMs: number): KvMutation {
   const value = body.value;
   if (value === undefined) throw bad(`Invalid body: missing '${field}value'`);
-  return {
-    type: "set",
+  const mutation = {
+    type: "set" as const,
     key: requiredKeyBytes(body.key, `${field}key`),
     value: valueFromWire(value, `${field}value`),
     expireAtMs: expireAt(body.expireIn, `${field}expireIn`, nowMs),
   };
+  return body.lease === undefined
+    ? mutation
+    : { ...mutation, lease: leaseOf(body.lease, `${field}lease`) };
 }
 
 /** `SetRequest` → one set mutation. */
 export function parseSet(body: unknown, nowMs: number): KvMutation {
   return setMutation(
-    fields(body, ["key", "value", "expireIn", "session"]),
+    fields(body, ["key", "value", "expireIn", "lease", "session"]),
     "",
     nowMs,
   );
@@ -241,6 +259,45 @@ export function parseList(body: unknown): ParsedList {
   };
 }
 
+function parseCoordinationCheck(
+  wire: Fields,
+  index: number,
+): KvCoordinationCheck {
+  const field = `checks[${index}]`;
+  if (wire.lease !== undefined) {
+    const f = fields(wire, ["lease"]);
+    return {
+      kind: "lease",
+      lease: leaseOf(f.lease, `${field}.lease`),
+      position: index,
+    };
+  }
+  const fence = fields(fields(wire, ["fence"]).fence, ["name", "token"]);
+  if (typeof fence.name !== "string" || fence.name.length === 0) {
+    throw new WireFormatError(
+      "invalid",
+      `Invalid '${field}.fence.name': expected a non-empty string`,
+    );
+  }
+  if (typeof fence.token !== "string" || !/^[0-9a-f]{20}$/.test(fence.token)) {
+    throw new WireFormatError(
+      "invalid",
+      `Invalid '${field}.fence.token': expected 20 lowercase hex digits`,
+    );
+  }
+  return {
+    kind: "fence",
+    name: fence.name,
+    token: fence.token,
+    position: index,
+  };
+}
+
+function isCoordinationCheck(wire: unknown): wire is Fields {
+  return typeof wire === "object" && wire !== null &&
+    ("lease" in wire || "fence" in wire);
+}
+
 function parseCheck(wire: unknown, index: number): KvCheck {
   const field = `checks[${index}]`;
   const f = fields(wire, ["key", "versionstamp"]);
@@ -277,7 +334,7 @@ function parseMutation(
   switch (type) {
     case "set":
       return setMutation(
-        fields(wire, ["type", "key", "value", "expireIn"]),
+        fields(wire, ["type", "key", "value", "expireIn", "lease"]),
         field,
         nowMs,
       );
@@ -379,7 +436,13 @@ function parseEnqueue(wire: unknown, index: number, nowMs: number): KvEnqueue {
 export function parseAtomic(
   body: unknown,
   nowMs: number,
-): { checks: KvCheck[]; mutations: KvMutation[]; enqueues: KvEnqueue[] } {
+): {
+  checks: KvCheck[];
+  mutations: KvMutation[];
+  enqueues: KvEnqueue[];
+  coordinationChecks?: KvCoordinationCheck[];
+  checkPositions?: number[];
+} {
   const f = fields(body, ["checks", "mutations", "enqueues", "session"]);
   const checks = f.checks ?? [];
   if (!Array.isArray(checks)) {
@@ -392,8 +455,22 @@ export function parseAtomic(
       `Invalid 'mutations': expected a list, received ${describe(f.mutations)}`,
     );
   }
+  const versionstampChecks: KvCheck[] = [];
+  const positions: number[] = [];
+  const coordinationChecks: KvCoordinationCheck[] = [];
+  checks.forEach((wire: unknown, i: number) => {
+    if (isCoordinationCheck(wire)) {
+      coordinationChecks.push(parseCoordinationCheck(wire, i));
+    } else {
+      versionstampChecks.push(parseCheck(wire, i));
+      positions.push(i);
+    }
+  });
   return {
-    checks: checks.map(parseCheck),
+    checks: versionstampChecks,
+    ...(coordinationChecks.length === 0
+      ? {}
+      : { coordinationChecks, checkPositions: positions }),
     mutations: f.mutations.map((m: unknown, i: number) =>
       parseMutation(m, i, nowMs)
     ),

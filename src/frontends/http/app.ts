@@ -27,6 +27,9 @@ import {
 } from "./_route_context.ts";
 import { kvRoutes } from "./kv.ts";
 import { queueRoutes } from "./queues.ts";
+import { lockRoutes } from "./locks.ts";
+import { leaseRoutes } from "./leases.ts";
+import { electionRoutes } from "./elections.ts";
 import { clusterRoutes, healthRoute } from "./cluster.ts";
 import {
   ADMIN_ROUTES,
@@ -185,6 +188,9 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   clusterRoutes(app, ctx);
   kvRoutes(app, ctx);
   queueRoutes(app, ctx);
+  lockRoutes(app, ctx);
+  leaseRoutes(app, ctx);
+  electionRoutes(app, ctx);
   adminRoutes(app, ctx);
   if (options.kvConnect !== undefined) app.route("/", options.kvConnect);
   return app;

@@ -150,6 +150,8 @@ export async function commit(
   backend: KvBackend,
   operation: {
     checks: KvAtomicOperation["checks"];
+    coordinationChecks?: KvAtomicOperation["coordinationChecks"];
+    checkPositions?: KvAtomicOperation["checkPositions"];
     mutations: readonly KvMutation[];
     enqueues?: readonly KvEnqueue[];
     session?: KvSession;
@@ -179,6 +181,8 @@ export async function commit(
       );
     case "typeMismatch":
       throw new HttpApiError("typeMismatch", result.message);
+    case "leaseNotFound":
+      throw new HttpApiError("leaseNotFound", result.message);
     case "limitExceeded":
       throw new HttpApiError("limitExceeded", result.message);
     case "unsupported":

@@ -33,6 +33,13 @@ import {
   ResendTable,
 } from "./resends.ts";
 import { enqueueInto } from "../queues/api.ts";
+import {
+  LeaseError,
+  leaseLive,
+  leasesHeld,
+  LeaseWriter,
+} from "../leases/api.ts";
+import { fenceHolds } from "../locks/api.ts";
 
 /** Encodes what a digest covers; its bytes are hashed at once (a shared view). */
 const digestEncoder = new Encoder();
@@ -53,7 +60,7 @@ export const KV_USER_KEYSPACE: KeyRange = {
  * absolute time by whichever node receives each attempt).
  */
 export function writeDigest(operation: KvAtomicOperation): Uint8Array {
-  const normal = [
+  const normal: unknown[] = [
     operation.checks.map((c) => [c.key, c.versionstamp]),
     operation.mutations.map((m) =>
       m.type === "delete" ? [m.type, m.key] : [
@@ -65,6 +72,9 @@ export function writeDigest(operation: KvAtomicOperation): Uint8Array {
         "sumMin" in m ? m.sumMin ?? null : null,
         "sumMax" in m ? m.sumMax ?? null : null,
         "sumClamp" in m ? m.sumClamp ?? null : null,
+        // Only when present: digests of writes without leases stay as they
+        // were (session results stored before this field still match).
+        ...("lease" in m && m.lease !== undefined ? [m.lease] : []),
       ]
     ),
     operation.enqueues.map((e) => [
@@ -74,6 +84,17 @@ export function writeDigest(operation: KvAtomicOperation): Uint8Array {
       e.queue ?? null,
     ]),
   ];
+  const coordination = operation.coordinationChecks ?? [];
+  if (coordination.length > 0) {
+    normal.push(
+      coordination.map((c) =>
+        c.kind === "lease"
+          ? [c.kind, c.lease, c.position]
+          : [c.kind, c.name, c.token, c.position]
+      ),
+      operation.checkPositions ?? null,
+    );
+  }
   return sha256(digestEncoder.encodeSharedRef(normal)).subarray(
     0,
     SESSION_DIGEST_BYTES,
@@ -87,14 +108,22 @@ function atomicInto(
 ): KvApplyResult {
   const { index, versionstamp, store } = context;
   const failedChecks: number[] = [];
+  const positions = operation.checkPositions;
   operation.checks.forEach((check, i) => {
     const current = store.get(check.key);
     const expectAbsent = check.versionstamp === null ||
       isZeroVersionstamp(check.versionstamp);
     const passes = current === null ? expectAbsent : !expectAbsent &&
       equalBytes(current.versionstamp, check.versionstamp!);
-    if (!passes) failedChecks.push(i);
+    if (!passes) failedChecks.push(positions?.[i] ?? i);
   });
+  for (const check of operation.coordinationChecks ?? []) {
+    const passes = check.kind === "lease"
+      ? leaseLive(context, check.lease)
+      : fenceHolds(context, check.name, check.token);
+    if (!passes) failedChecks.push(check.position);
+  }
+  if (positions !== undefined) failedChecks.sort((a, b) => a - b);
   if (failedChecks.length > 0) {
     return {
       ok: false,
@@ -125,6 +154,14 @@ function atomicInto(
       failedChecks: [],
     };
   }
+  const leased = attachLeases(
+    { ...context, overlay: staged },
+    operation.mutations,
+  );
+  if (leased !== null) {
+    if (direct) staged.clear();
+    return { ok: false, index, ...leased, failedChecks: [] };
+  }
   if (operation.enqueues.length > 0) {
     enqueueInto(
       direct ? context : { ...context, overlay: staged },
@@ -133,6 +170,38 @@ function atomicInto(
   }
   if (!direct) { for (const [k, v] of staged) context.overlay.set(k, v); }
   return { ok: true, index, versionstamp, expiredKeyCount: 0 };
+}
+
+/**
+ * Attaches the keys of sets with a lease and detaches those of other sets
+ * and deletes (nothing to do while no lease exists); the refusal of a set
+ * naming an unknown lease, or one beyond the keys per lease.
+ */
+function attachLeases(
+  context: ApplyContext,
+  mutations: KvAtomicOperation["mutations"],
+): { reason: "leaseNotFound" | "limitExceeded"; message: string } | null {
+  const named = mutations.some((m) => "lease" in m && m.lease !== undefined);
+  if (!named && leasesHeld(context) === 0) return null;
+  const writer = new LeaseWriter(context);
+  try {
+    for (const m of mutations) {
+      if (m.type === "set" && m.lease !== undefined) {
+        writer.attach(m.lease, m.key);
+      } else if (m.type === "set" || m.type === "delete") {
+        writer.detach(m.key);
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof LeaseError)) throw error;
+    return {
+      reason: error.code === "leaseNotFound"
+        ? "leaseNotFound"
+        : "limitExceeded",
+      message: error.message,
+    };
+  }
+  return null;
 }
 
 function expire(
@@ -144,10 +213,12 @@ function expire(
     timestampMs,
     Math.min(keyCountMax, EXPIRE_KEYS_MAX),
   );
+  const leases = leasesHeld(context) === 0 ? null : new LeaseWriter(context);
   for (const key of keys) {
     const id = toHex(key);
     context.overlay.set(id, { key, row: null });
     context.causes.set(id, "expire");
+    leases?.detach(key);
   }
   return {
     ok: true,
@@ -168,7 +239,9 @@ export function kvService(
   return {
     name: "kv",
     keyspaces: [KV_USER_KEYSPACE, KV_INTERNAL_KEYSPACE],
-    reaches: ["queues"],
+    // Enqueues reach the queues; sets with a lease (and the deletes and
+    // expiries of leased keys) reach the leases' index.
+    reaches: ["queues", "leases"],
     decode(payload) {
       const command = decodeCommand(payload);
       if (command.type === "atomic") validateAtomic(command.operation);

@@ -6,12 +6,14 @@
  *
  * | command | layout                                                             |
  * | ------- | ------------------------------------------------------------------ |
- * | atomic  | `[1, checks, mutations, enqueues]`, then `resend` when present      |
+ * | atomic  | `[1, checks, mutations, enqueues]`, then `resend` (or nil) when present, then `coordination` when present |
  * | expire  | `[2, timestampMs, keyCountMax]`                                    |
  * | resendDelivered | `[8, [[clientId, digest, index], …]]`                      |
  *
  * - check: `[key, versionstamp | nil]`
- * - set (1), setSuffixVersionstampedKey (9): `[type, key, encoding, data, expireAtMs | nil]`
+ * - set (1), setSuffixVersionstampedKey (9): `[type, key, encoding, data, expireAtMs | nil]`,
+ *   plus the lease id as a sixth field for a set with a lease
+ * - coordination: `[[[0, lease, position] | [1, name, token, position], …], checkPositions | nil]`
  * - delete (2): `[type, key]`
  * - sum (3): `[type, key, encoding, data, sumMin | nil, sumMax | nil, sumClamp]`
  * - max (4), min (5): `[type, key, encoding, data]`
@@ -27,6 +29,7 @@ import type {
   KvAtomicOperation,
   KvCheck,
   KvCommand,
+  KvCoordinationCheck,
   KvEnqueue,
   KvMutation,
   KvQueueCommand,
@@ -84,7 +87,16 @@ function encodeMutation(mutation: KvMutation): unknown[] {
   if (
     mutation.type === "set" || mutation.type === "setSuffixVersionstampedKey"
   ) {
-    return [code, key, encoding, value.data, mutation.expireAtMs ?? null];
+    return mutation.lease === undefined
+      ? [code, key, encoding, value.data, mutation.expireAtMs ?? null]
+      : [
+        code,
+        key,
+        encoding,
+        value.data,
+        mutation.expireAtMs ?? null,
+        mutation.lease,
+      ];
   }
   if (mutation.type === "sum") {
     return [
@@ -138,10 +150,21 @@ function commandFields(command: KvServiceCommand): unknown[] {
       command.marks.map((m) => [m.clientId, m.digest, m.index]),
     ];
   }
-  const { checks, mutations, enqueues, resend } = command.operation;
-  const tail: unknown[] = resend === undefined
-    ? []
-    : [[resend.clientId, resend.digest, resend.mergeable, resend.atMs]];
+  const { checks, mutations, enqueues, resend, coordinationChecks } =
+    command.operation;
+  const resendFields = resend === undefined
+    ? null
+    : [resend.clientId, resend.digest, resend.mergeable, resend.atMs];
+  const tail: unknown[] = coordinationChecks === undefined
+    ? (resendFields === null ? [] : [resendFields])
+    : [resendFields, [
+      coordinationChecks.map((c) =>
+        c.kind === "lease"
+          ? [0, c.lease, c.position]
+          : [1, c.name, c.token, c.position]
+      ),
+      command.operation.checkPositions ?? null,
+    ]];
   return [
     COMMAND_ATOMIC,
     checks.map((check) => [check.key, check.versionstamp]),
@@ -206,11 +229,16 @@ function decodeMutation(raw: unknown): KvMutation {
   }
   const value = { encoding, data: bytes(fields[3], "mutation value") };
   if (type === "set" || type === "setSuffixVersionstampedKey") {
-    if (fields.length !== 5) fail(`${type} mutation must have 5 fields`);
+    const leased = type === "set" && fields.length === 6;
+    if (fields.length !== 5 && !leased) {
+      fail(`${type} mutation must have 5 fields`);
+    }
     const expireAtMs = fields[4] === null
       ? null
       : integer(fields[4], "expireAtMs");
-    return { type, key, value, expireAtMs };
+    return leased
+      ? { type, key, value, expireAtMs, lease: text(fields[5], "lease") }
+      : { type, key, value, expireAtMs };
   }
   if (type === "sum") {
     if (fields.length !== 7 || typeof fields[6] !== "boolean") {
@@ -282,7 +310,7 @@ export function decodeCommand(data: Uint8Array): KvServiceCommand {
     };
   }
   if (
-    fields[0] !== COMMAND_ATOMIC || fields.length < 4 || fields.length > 5
+    fields[0] !== COMMAND_ATOMIC || fields.length < 4 || fields.length > 6
   ) {
     fail(`unknown command ${String(fields[0])}`);
   }
@@ -290,9 +318,47 @@ export function decodeCommand(data: Uint8Array): KvServiceCommand {
     checks: list(fields[1], "checks").map(decodeCheck),
     mutations: list(fields[2], "mutations").map(decodeMutation),
     enqueues: list(fields[3], "enqueues").map(decodeEnqueue),
-    ...(fields.length === 5 ? { resend: decodeResend(fields[4]) } : {}),
+    ...(fields.length >= 5 && fields[4] !== null
+      ? { resend: decodeResend(fields[4]) }
+      : {}),
+    ...(fields.length === 6 ? decodeCoordination(fields[5]) : {}),
   };
   return { type: "atomic", operation };
+}
+
+function decodeCoordination(raw: unknown): {
+  coordinationChecks: KvCoordinationCheck[];
+  checkPositions?: number[];
+} {
+  const [checks, positions, ...rest] = list(raw, "coordination");
+  if (rest.length > 0) fail("coordination has extra fields");
+  const coordinationChecks = list(checks, "coordination checks").map(
+    (check): KvCoordinationCheck => {
+      const f = list(check, "coordination check");
+      if (f[0] === 0 && f.length === 3) {
+        return {
+          kind: "lease",
+          lease: text(f[1], "lease"),
+          position: integer(f[2], "position"),
+        };
+      }
+      if (f[0] === 1 && f.length === 4) {
+        return {
+          kind: "fence",
+          name: text(f[1], "fence name"),
+          token: text(f[2], "fence token"),
+          position: integer(f[3], "position"),
+        };
+      }
+      fail("unknown coordination check");
+    },
+  );
+  return positions === null ? { coordinationChecks } : {
+    coordinationChecks,
+    checkPositions: list(positions, "check positions").map((p) =>
+      integer(p, "check position")
+    ),
+  };
 }
 
 function decodeMarks(fields: unknown[]): KvServiceCommand {

@@ -56,3 +56,37 @@ export interface LeaseDependent {
   /** Ends every hold of the leases `ids` in entry `context`. */
   onLeaseEnded(ids: readonly string[], context: ApplyContext): void;
 }
+
+export {
+  LEASES_SERVICE,
+  leasesHeld,
+  leasesService,
+  LeaseWriter,
+} from "./apply.ts";
+export {
+  decodeLeaseCommand,
+  encodeLeaseCommand,
+  grantedTtlMs,
+  LEASE_LIMITS,
+  type LeaseCommand,
+  LeaseError,
+  type LeaseErrorCode,
+  type LeaseResult,
+  validateLeaseCommand,
+  validateLeaseId,
+  validateTtlMs,
+} from "./commands.ts";
+export {
+  LEASE_LIST_LIMIT_MAX,
+  type LeaseInfo,
+  LeaseReads,
+  randomLeaseId,
+} from "./reads.ts";
+export {
+  type KeepAliveAnswer,
+  LeaseKeeper,
+  type LeaseKeeperOptions,
+  type LeaseKeeperStats,
+  type LeaseKnobs,
+} from "./leader.ts";
+export type { LeasesPort } from "./port.ts";

@@ -48,3 +48,39 @@ export function fenceHolds(
 ): boolean {
   return readThrough(context, holderKey(name, token)) !== null;
 }
+
+export { LOCKS_SERVICE, locksLeaseDependent, locksService } from "./apply.ts";
+export {
+  decodeLockCommand,
+  encodeLockCommand,
+  LOCK_LIMITS,
+  type LockCommand,
+  LockError,
+  type LockErrorCode,
+  type LockGrant,
+  type LockResult,
+  validateLeaseId,
+  validateLockCommand,
+  validateLockName,
+  validatePermits,
+  validateToken,
+  validateValue,
+} from "./commands.ts";
+export {
+  decodeLeader,
+  leaderKey,
+  type LeaderRecord,
+  type LockKind,
+  LOCKS_KEYSPACES,
+} from "./keys.ts";
+export {
+  leaderChangeFilter,
+  leaderOfChange,
+  type LockMembership,
+  LockReads,
+  type LockStatus,
+  membershipChangeFilter,
+  membershipOf,
+} from "./reads.ts";
+export type { LockReadConsistency, LocksPort } from "./port.ts";
+export type { LockKnobs } from "./writer.ts";
