@@ -149,19 +149,6 @@ const HOLDER_PAUSE_MS_MAX = 15_000;
 /** A client's whole life, after which it is killed whatever happens. */
 const CLIENT_DEADLINE_MS = 120_000;
 
-/**
- * The leases and locks front ends exist: until they are on main this test
- * has no routes to talk to (the checker's tests above still run).
- */
-const SERVICES_READY = await Promise.all(
-  ["leases.ts", "locks.ts"].map((file) =>
-    Deno.stat(new URL(`../src/frontends/http/${file}`, import.meta.url)).then(
-      () => true,
-      () => false,
-    )
-  ),
-).then((found) => found.every(Boolean));
-
 interface LockClientProcess {
   readonly id: number;
   readonly child: Deno.ChildProcess;
@@ -392,7 +379,6 @@ function summary(run: LockRun, seed: number): string {
 Deno.test({
   name:
     "5 lock client processes on 3 nodes under kill -9, SIGSTOP of the leader and of holders past their TTL: no accepted write carries a stale token, and a stale write was refused",
-  ignore: !SERVICES_READY,
   fn: async () => {
     const seed = lockSeed();
     const run = await runLocks(true, FENCED_LOAD_MS, seed);
@@ -410,7 +396,6 @@ Deno.test({
 Deno.test({
   name:
     "the control run (the same writes without checkFence) fails the checker: a holder paused past its TTL writes after another grant",
-  ignore: !SERVICES_READY,
   fn: async () => {
     const seed = lockSeed();
     const run = await runLocks(false, CONTROL_LOAD_MS, seed);

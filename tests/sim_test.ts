@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { COORDINATION_BINDING } from "../src/sim/coordination_binding.ts";
 import { EventQueue } from "../src/sim/event_queue.ts";
 import { parseCli, reproduceCommand } from "../src/sim/main.ts";
 import {
@@ -308,32 +307,10 @@ Deno.test("runSeed() passes every regression seed", async () => {
 
 /** Clean seeds of the services run per cluster size (CI time stays small). */
 const SERVICE_CLEAN_SEEDS = 8;
-const SERVICES_BOUND = COORDINATION_BINDING !== null;
-
-Deno.test({
-  name:
-    "runSeed() refuses --services while the simulator has no binding to the services",
-  ignore: SERVICES_BOUND,
-  fn: async () => {
-    await assert.rejects(
-      () => runSeed(options(1, { services: ["leases", "locks"] })),
-      RangeError,
-    );
-    const { code, stdout } = await sim([
-      "--seed",
-      "1",
-      "--services",
-      "leases,locks",
-    ]);
-    assert.equal(code, 2, stdout);
-    assert.match(stdout, /no binding/);
-  },
-});
 
 Deno.test({
   name:
     "runSeed() with --services leases,locks passes clean seeds under all faults (3 and 5 nodes), its clients holding, writing fenced and losing leases",
-  ignore: !SERVICES_BOUND,
   fn: async () => {
     for (const nodes of [3, 5]) {
       let acquired = 0;
@@ -363,7 +340,6 @@ for (const bug of SERVICE_BUGS) {
   Deno.test({
     name:
       `runSeed() finds the services' planted bug '${bug}' within ${BUG_SEED_CAP} seeds, and its seed passes without it`,
-    ignore: !SERVICES_BOUND,
     fn: async () => {
       let found: SeedResult | null = null;
       let run: SimOptions | null = null;

@@ -206,11 +206,22 @@ export interface LeaseEnd {
  * Tracks the expiry property across a run: leases a client revoked are
  * exempt (a revoke ends a lease at once); any other end must come at least
  * `ttlMs` after the send time of the lease's last acknowledged keep-alive
- * (or of its grant's request).
+ * (or of its grant's request), less the share a leader's clock running
+ * `driftBound` fast takes off it (TTL / (1 + driftBound)).
  */
 export class LeaseExpiryChecker {
   /** Latest send time of an acknowledged keep-alive (or grant), per lease. */
   readonly #lastAck = new Map<string, KeepAliveAck>();
+  readonly #driftBound: number;
+
+  /**
+   * A checker allowing clocks up to `driftBound` fast (0.15: 15%): a leader
+   * counts a TTL on its own monotonic clock, so a fast one ends a lease
+   * that much sooner in simulated time. Default 0 (exact).
+   */
+  constructor(driftBound = 0) {
+    this.#driftBound = driftBound;
+  }
   readonly #revoked = new Set<string>();
   readonly #ended = new Set<string>();
 
@@ -239,7 +250,7 @@ export class LeaseExpiryChecker {
     const ack = this.#lastAck.get(end.lease);
     if (ack === undefined) return null;
     const livedMs = end.atMs - ack.sentAtMs;
-    if (livedMs >= ack.ttlMs) return null;
+    if (livedMs >= ack.ttlMs / (1 + this.#driftBound)) return null;
     return `expiry: lease ${end.lease} ended at revision ${end.revision} (${end.atMs} ms), ${livedMs} ms after the send time of a keep-alive acknowledged at ${ack.sentAtMs} ms, against a ${ack.ttlMs} ms TTL`;
   }
 }

@@ -204,3 +204,15 @@ Deno.test("FenceChecker accepts writes while their token holds and finds one aft
     /never held/,
   );
 });
+
+Deno.test("LeaseExpiryChecker with a drift bound allows TTL / (1 + bound), and no less", () => {
+  const checker = new LeaseExpiryChecker(0.25);
+  checker.acknowledged({ lease: "a", sentAtMs: 0, ttlMs: 1_250 });
+  // A leader clock 25% fast ends a 1,250 ms TTL after 1,000 ms.
+  assert.equal(checker.ended({ lease: "a", revision: 5, atMs: 1_000 }), null);
+  checker.acknowledged({ lease: "b", sentAtMs: 0, ttlMs: 1_250 });
+  assert.match(
+    checker.ended({ lease: "b", revision: 6, atMs: 999 }) ?? "",
+    /^expiry: lease b ended/,
+  );
+});

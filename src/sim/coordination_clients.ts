@@ -95,6 +95,13 @@ const dieChance = 0.2;
 const revokeChance = 0.15;
 /** Chance a keep-alive goes out late (up to a TTL after its period). */
 const lateKeepAliveChance = 0.1;
+/**
+ * Chance a keep-alive goes out at its lease's edge: about a TTL after the
+ * last one, where the leader's expiry of it may be in flight.
+ */
+const edgeKeepAliveChance = 0.15;
+/** How far past the TTL an edge keep-alive may go out, in ms. */
+const edgeKeepAliveMsMax = 120;
 /** Longest hold between the fenced write and the release, in ms. */
 const holdMsMax = 400;
 /** Longest wait of one acquire poll, in ms. */
@@ -286,6 +293,8 @@ export class CoordinationClients {
     while (lease.alive && !lease.lost) {
       const late = client.random.chance(lateKeepAliveChance)
         ? client.random.between(1, lease.ttlMs)
+        : client.random.chance(edgeKeepAliveChance)
+        ? lease.ttlMs - periodMs + client.random.between(0, edgeKeepAliveMsMax)
         : 0;
       await this.#sleep(periodMs + late);
       if (!lease.alive || lease.lost) return;

@@ -25,6 +25,7 @@ import {
 import type { EventQueue } from "./event_queue.ts";
 import type { InvariantChecker } from "./invariants.ts";
 import type { SeededRandom } from "./random.ts";
+import { CLOCK_DRIFT } from "./simulator.ts";
 
 /** TTL the simulated clients ask for, in ms (the protocol's least). */
 const leaseTtlMs = 1_000;
@@ -46,7 +47,8 @@ export class CoordinationProperties {
   readonly #binding: CoordinationBinding;
   readonly #checker: InvariantChecker;
   readonly #clients: CoordinationClients;
-  readonly #expiry = new LeaseExpiryChecker();
+  /** Node clocks run up to CLOCK_DRIFT fast (the keeper counts TTLs on them). */
+  readonly #expiry = new LeaseExpiryChecker(CLOCK_DRIFT);
   readonly #fences = new FenceChecker();
   /** Each replica's view after its last applied entry. */
   readonly #views = new Map<string, CoordinationView>();

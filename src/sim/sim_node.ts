@@ -379,6 +379,9 @@ export class SimNode {
       services,
       clock: process.clock,
       scheduler: process.scheduler,
+      // Raft draws election timeouts in [electionTicks, 2 × electionTicks).
+      electionTimeoutMs: 2 * this.#settings.tickMs *
+        this.#settings.electionTicks,
       knobs: coordination.knobs,
     });
     services.start();
