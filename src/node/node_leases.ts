@@ -9,11 +9,6 @@
  *
  * @module
  */
-import { ProposalDroppedError } from "../raft/errors.ts";
-import {
-  KvOutcomeUnknownError,
-  KvUnavailableError,
-} from "../services/kv/api.ts";
 import {
   encodeLeaseCommand,
   grantedTtlMs,
@@ -27,15 +22,12 @@ import {
   validateLeaseCommand,
   validateLeaseId,
 } from "../services/leases/api.ts";
-import { decodeProposalResult } from "../services/replicated_state.ts";
 import { encodeEnvelope } from "../state/envelope.ts";
+import { proposeWithSession } from "./_session_proposal.ts";
 import type { StateStore } from "../state/state_store.ts";
-import { ProposalOutcomeUnknownError } from "./raft_runner.ts";
 
 /** The leases service's envelope id (its line in `services/table.ts`). */
 export const LEASES_SERVICE_ID = 4;
-const PROPOSAL_RETRY_WINDOW_MS = 20_000;
-const PROPOSAL_RETRY_PAUSE_MS = 100;
 /** Longest wait for this node to apply its own proposal before answering, in ms. */
 const CATCH_UP_MS_MAX = 5_000;
 
@@ -128,37 +120,14 @@ export class NodeLeases implements LeasesPort {
       session: { clientId: this.#sessionId, seq: this.#sessionSeq++ },
       payload: encodeLeaseCommand(command),
     });
-    const deadline = Date.now() + PROPOSAL_RETRY_WINDOW_MS;
-    let proposed = false;
-    for (;;) {
-      try {
-        const result = decodeProposalResult(
-          await this.#options.propose(data),
-        ) as LeaseResult;
-        await this.#caughtUp(result.index);
-        if (result.ok) return result;
-        if (
-          result.reason === "sessionReused" ||
-          result.reason === "sessionExpired"
-        ) {
-          throw new KvOutcomeUnknownError(result.message);
-        }
-        throw new LeaseError(result.reason, result.message);
-      } catch (error) {
-        const unknown = error instanceof ProposalOutcomeUnknownError;
-        if (!unknown && !(error instanceof ProposalDroppedError)) throw error;
-        proposed ||= unknown;
-        if (Date.now() >= deadline) {
-          const message = `Cannot ${command.type}: ${(error as Error).message}`;
-          throw proposed
-            ? new KvOutcomeUnknownError(message, { cause: error })
-            : new KvUnavailableError(message, { cause: error });
-        }
-        await new Promise((resolve) =>
-          setTimeout(resolve, PROPOSAL_RETRY_PAUSE_MS)
-        );
-      }
-    }
+    return await proposeWithSession<LeaseResult>({
+      propose: this.#options.propose,
+      data,
+      what: command.type,
+      caughtUp: (index) => this.#caughtUp(index),
+      refused: (reason, message) =>
+        new LeaseError(reason as LeaseError["code"], message),
+    });
   }
 
   #unexpected(result: LeaseResult): Error {

@@ -22,10 +22,7 @@
  * @module
  */
 import { ProposalDroppedError } from "../raft/errors.ts";
-import {
-  KvOutcomeUnknownError,
-  KvUnavailableError,
-} from "../services/kv/api.ts";
+import { KvUnavailableError } from "../services/kv/api.ts";
 import {
   encodeLockCommand,
   leaderChangeFilter,
@@ -41,7 +38,6 @@ import {
   validateLockCommand,
   validateLockName,
 } from "../services/locks/api.ts";
-import { decodeProposalResult } from "../services/replicated_state.ts";
 import {
   type ChangeFeed,
   ChangeFeedCompactedError,
@@ -49,6 +45,7 @@ import {
   type ChangeSubscription,
 } from "../state/change_feed.ts";
 import { encodeEnvelope } from "../state/envelope.ts";
+import { proposeWithSession } from "./_session_proposal.ts";
 import type { StateStore } from "../state/state_store.ts";
 import type {
   ElectionCampaignResponse,
@@ -60,18 +57,12 @@ import type {
   LockStatusResponse,
   WireElectionLeader,
 } from "../protocol/http_api_leases.ts";
-import {
-  ProposalOutcomeUnknownError,
-  RequestTimeoutError,
-} from "./raft_runner.ts";
+import { RequestTimeoutError } from "./raft_runner.ts";
 
 /** The locks service's envelope id (its line in `services/table.ts`). */
 export const LOCKS_SERVICE_ID = 5;
 /** Observe streams one node serves at once, by default. */
 export const OBSERVE_STREAMS_MAX = 1000;
-/** How long a proposal is retried (with its session) before its outcome is reported unknown. */
-const PROPOSAL_RETRY_WINDOW_MS = 20_000;
-const PROPOSAL_RETRY_PAUSE_MS = 100;
 /** Longest wait for this node to apply its own proposal before answering, in ms. */
 const CATCH_UP_MS_MAX = 5_000;
 
@@ -482,37 +473,14 @@ export class NodeLocks implements LocksPort {
       session: { clientId: this.#sessionId, seq: this.#sessionSeq++ },
       payload: encodeLockCommand(command),
     });
-    const deadline = Date.now() + PROPOSAL_RETRY_WINDOW_MS;
-    let proposed = false;
-    for (;;) {
-      try {
-        const result = decodeProposalResult(
-          await this.#options.propose(data),
-        ) as LockResult;
-        await this.#caughtUp(result.index);
-        if (result.ok) return result;
-        if (
-          result.reason === "sessionReused" ||
-          result.reason === "sessionExpired"
-        ) {
-          throw new KvOutcomeUnknownError(result.message);
-        }
-        throw new LockError(result.reason, result.message);
-      } catch (error) {
-        const unknown = error instanceof ProposalOutcomeUnknownError;
-        if (!unknown && !(error instanceof ProposalDroppedError)) throw error;
-        proposed ||= unknown;
-        if (Date.now() >= deadline) {
-          const message = `Cannot ${command.type}: ${(error as Error).message}`;
-          throw proposed
-            ? new KvOutcomeUnknownError(message, { cause: error })
-            : new KvUnavailableError(message, { cause: error });
-        }
-        await new Promise((resolve) =>
-          setTimeout(resolve, PROPOSAL_RETRY_PAUSE_MS)
-        );
-      }
-    }
+    return await proposeWithSession<LockResult>({
+      propose: this.#options.propose,
+      data,
+      what: command.type,
+      caughtUp: (index) => this.#caughtUp(index),
+      refused: (reason, message) =>
+        new LockError(reason as LockError["code"], message),
+    });
   }
 
   #unexpected(result: LockResult): Error {
