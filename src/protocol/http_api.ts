@@ -47,6 +47,9 @@ export const ROUTES = {
   queueInfo: "/v1/queue/info",
   queuePeek: "/v1/queue/peek",
   queueConfigure: "/v1/queue/configure",
+  eventsWatch: "/v1/events/watch",
+  eventsList: "/v1/events/list",
+  eventsStatus: "/v1/events/status",
   leaseGrant: "/v1/leases/grant",
   leaseKeepAlive: "/v1/leases/keepalive",
   leaseRevoke: "/v1/leases/revoke",
@@ -151,6 +154,14 @@ export const ERROR_STATUS = {
   permitsMismatch: 409,
   /** A lease with this id exists with another TTL (a grant of the same TTL answers it): nothing changed. */
   leaseExists: 409,
+  /** A hook with this name exists already: nothing changed. */
+  hookExists: 409,
+  /** The hook's claim moved to another worker (or its lease ended): nothing changed. */
+  claimLost: 409,
+  /** No hook has this id: nothing changed. */
+  hookNotFound: 404,
+  /** The revisions asked for are below the events history window; details carry `compactRevision`. */
+  compacted: 410,
   /** An atomic operation's check failed: nothing changed. */
   checkFailed: 409,
   /** A sum/min/max met a value that is not a u64: nothing changed. */
