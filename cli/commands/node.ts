@@ -64,6 +64,10 @@ export function nodeCommand(): Command {
     )
     .option("--read-only <mode>", 'strong reads: "safe" (ReadIndex) or "lease"')
     .option(
+      "--history-bytes-max <bytes>",
+      "bytes of events history kept at most (default 134217728)",
+    )
+    .option(
       "--join <ticket>",
       "join the cluster of a join ticket (as a learner) on first start",
     )
@@ -102,6 +106,9 @@ export function nodeCommand(): Command {
             quicHost: options.quicHost,
             quicPort: options.quicPort,
             readOnly: options.readOnly as NodeConfig["readOnly"] | undefined,
+            historyBytesMax: options.historyBytesMax === undefined
+              ? undefined
+              : Number(options.historyBytesMax),
             forceNewCluster: options.forceNewCluster,
             autoPromote: options.autoPromote,
             allowMissingLog: options.allowMissingLog,

@@ -280,6 +280,12 @@ function checkUserValue(row: KvRow): void {
   }
 }
 
+/** Whether a backup row is an events history record (`ff 65`, dropped). */
+function isHistoryRow(row: KvRow): boolean {
+  return row?.key instanceof Uint8Array && row.key[0] === 0xff &&
+    row.key[1] === 0x65;
+}
+
 function checkRow(row: KvRow, appliedIndex: number): void {
   if (
     typeof row !== "object" || row === null ||
@@ -368,7 +374,7 @@ export class BackupRowChecker {
     for (const entry of chunk.meta) {
       if (
         !Array.isArray(entry) || typeof entry[0] !== "string" ||
-        !DROPPED_META.has(entry[0])
+        !(DROPPED_META.has(entry[0]) || entry[0].startsWith("events."))
       ) {
         throw new BackupContentError(
           `Cannot restore backup: unknown metadata ${
@@ -378,6 +384,7 @@ export class BackupRowChecker {
       }
     }
     for (const row of chunk.rows) {
+      if (isHistoryRow(row)) continue;
       try {
         checkRow(row, this.#appliedIndex);
       } catch (error) {
@@ -398,7 +405,13 @@ export class BackupRowChecker {
       this.#lastKey = row.key;
       this.#rows++;
     }
-    return { ...chunk, meta: [] };
+    // The events history belongs to the old cluster's revisions: a restore
+    // starts a new history (its rows and `events.*` metadata are dropped).
+    return {
+      ...chunk,
+      meta: [],
+      rows: chunk.rows.filter((row) => !isHistoryRow(row)),
+    };
   }
 }
 

@@ -54,6 +54,14 @@ export interface NodeConfig {
    * connection; past it the old one has already closed.
    */
   readonly quicIdleTimeoutMs: number;
+  /** Bytes of events history the window keeps at most (this wins over the two below). Default 128 MiB. */
+  readonly historyBytesMax: number;
+  /** Milliseconds of events history the window keeps (within the byte cap). Default 600,000. */
+  readonly historyKeepMs: number;
+  /** Revisions of events history the window keeps at least (within the byte cap). Default 10,000. */
+  readonly historyKeepRevisions: number;
+  /** Milliseconds between the leader's compaction passes. Default 10,000. */
+  readonly historyCompactIntervalMs: number;
   /** Long-lived streams (watches, queue listens, WebTransport) the node serves at once. Default 1,000. */
   readonly streamsMax: number;
   /** Long-lived streams one token may hold at once. Default 500. */
@@ -108,6 +116,10 @@ export const DEFAULT_NODE_CONFIG: NodeConfig = {
   httpBodyTimeoutMs: 30_000,
   httpIdleTimeoutMs: 30_000,
   quicIdleTimeoutMs: 10_000,
+  historyBytesMax: 128 * 1024 * 1024,
+  historyKeepMs: 600_000,
+  historyKeepRevisions: 10_000,
+  historyCompactIntervalMs: 10_000,
   streamsMax: 1000,
   streamsPerTokenMax: 500,
   tickMs: 50,
@@ -342,6 +354,30 @@ export function resolveNodeConfig(
       m.quicIdleTimeoutMs,
       1_000,
       600_000,
+    ),
+    historyBytesMax: integer(
+      "historyBytesMax",
+      m.historyBytesMax,
+      64 * 1024,
+      64 * 1024 * 1024 * 1024,
+    ),
+    historyKeepMs: integer(
+      "historyKeepMs",
+      m.historyKeepMs,
+      0,
+      30 * 86_400_000,
+    ),
+    historyKeepRevisions: integer(
+      "historyKeepRevisions",
+      m.historyKeepRevisions,
+      0,
+      1_000_000_000,
+    ),
+    historyCompactIntervalMs: integer(
+      "historyCompactIntervalMs",
+      m.historyCompactIntervalMs,
+      100,
+      3_600_000,
     ),
     streamsMax: integer("streamsMax", m.streamsMax, 1, 1_000_000),
     streamsPerTokenMax: integer(

@@ -13,6 +13,7 @@
  * | 3  | `queues`  | `ff 71` (message records `ff 71 6d` are change events) | |
  * | 4  | `leases`  | `ff 6c` (reaches `kv`, `locks`: attached keys, holds) | |
  * | 5  | `locks`   | `ff 6d` (leader rows `ff 6d 65`, lease rows `ff 6d 69` are change events) | |
+ * | 6  | `events`  | `ff 65` history records (it observes every entry's changes) | `events.*` |
  *
  * @module
  */
@@ -26,6 +27,7 @@ import { clusterService, type ClusterState } from "./cluster/api.ts";
 import { kvService } from "./kv/apply.ts";
 import type { ResendKnobs } from "./kv/resends.ts";
 import { queuesService } from "./queues/api.ts";
+import { eventsService } from "./events/api.ts";
 import { type LeaseKnobs, leasesService } from "./leases/api.ts";
 import {
   type LockKnobs,
@@ -54,6 +56,7 @@ export const SERVICE_IDS = {
   queues: 3,
   leases: 4,
   locks: 5,
+  events: 6,
 } as const;
 
 /** The table. */
@@ -67,6 +70,7 @@ export function serviceTable(parts: ServiceParts): ServiceRegistration[] {
       service: leasesService([locksLeaseDependent(parts.knobs)]),
     },
     { id: SERVICE_IDS.locks, service: locksService(parts.knobs) },
+    { id: SERVICE_IDS.events, service: eventsService() },
   ];
 }
 

@@ -264,6 +264,26 @@ export class ChangeFeed implements ChangeSink {
     };
   }
 
+  /**
+   * Resolves once the feed's revision passes `revision` or the feed is
+   * reset (at once if it did already), or when `signal` aborts. Holds no
+   * subscription: readers of the replicated history use it to learn that
+   * more was applied.
+   */
+  async waitPast(revision: Revision, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted === true || this.#revision > revision) return;
+    const done = Promise.withResolvers<void>();
+    const onAbort = () => done.resolve();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#moved ??= Promise.withResolvers<void>();
+    this.#moved.promise.then(() => done.resolve());
+    try {
+      await done.promise;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
   /** The kept changes after `cursor`, in log order. */
   #after(cursor: Revision, filter: ChangeFilter): ChangeEvent[] {
     // Binary search for the first retained entry after the cursor.

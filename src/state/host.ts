@@ -33,7 +33,11 @@ import type { KvRow } from "../model/types.ts";
 import type { StateStore } from "./state_store.ts";
 import type { SnapshotChunk } from "./state_store.ts";
 import { decodeEnvelope, type EnvelopeSession } from "./envelope.ts";
-import type { ServiceDefinition, ServiceRegistry } from "./registry.ts";
+import type {
+  ObservedChange,
+  ServiceDefinition,
+  ServiceRegistry,
+} from "./registry.ts";
 import {
   SESSION_DIGEST_BYTES,
   type SessionKnobs,
@@ -119,6 +123,8 @@ export class StateHost {
   readonly registry: ServiceRegistry;
   readonly #sessions: SessionTable;
   readonly #sink: ChangeSink | undefined;
+  /** Services that see every entry's changes (the events history). */
+  readonly #observers: readonly ServiceDefinition[];
   /** Changes of entries applied inside `batch()`, delivered after it commits. */
   #pending: PendingChanges[] | null = null;
 
@@ -131,6 +137,9 @@ export class StateHost {
     this.registry = registry;
     this.#sessions = new SessionTable(store, options.knobs ?? {});
     this.#sink = options.changes;
+    this.#observers = registry.services().filter((service) =>
+      service.observe !== undefined
+    );
   }
 
   /** The index of the last applied entry. */
@@ -153,7 +162,23 @@ export class StateHost {
     const meta = entry.type === "confChange"
       ? new Map([["raft.conf", entry.data]])
       : undefined;
-    this.#commit(entry.index, [], [], meta ?? new Map(), []);
+    if (this.#observers.length === 0) {
+      this.#commit(entry.index, [], [], meta ?? new Map(), []);
+      return undefined;
+    }
+    const effects: (() => void)[] = [];
+    const context = newApplyContext(
+      entry.index,
+      makeVersionstamp(entry.index),
+      this.store,
+      effects,
+    );
+    if (meta !== undefined) context.meta.set("raft.conf", entry.data);
+    this.#flush(
+      context,
+      effects,
+      entry.type === "confChange" ? entry.data : undefined,
+    );
     return undefined;
   }
 
@@ -300,11 +325,21 @@ export class StateHost {
     return service.sessionRefusal(reason, message, index);
   }
 
-  #flush(context: ApplyContext, effects: readonly (() => void)[]): void {
+  #flush(
+    context: ApplyContext,
+    effects: readonly (() => void)[],
+    conf?: Uint8Array,
+  ): void {
     const puts: KvRow[] = [];
     const deletes: Uint8Array[] = [];
     const changes: ChangeEvent[] = [];
-    if (this.#sink === undefined) {
+    if (this.#observers.length > 0) {
+      this.#observe(context, changes, conf);
+      for (const { key, row } of context.overlay.values()) {
+        if (row === null) deletes.push(key);
+        else puts.push(row);
+      }
+    } else if (this.#sink === undefined) {
       for (const { key, row } of context.overlay.values()) {
         if (row === null) deletes.push(key);
         else puts.push(row);
@@ -330,6 +365,56 @@ export class StateHost {
     }
     this.#commit(context.index, puts, deletes, context.meta, changes);
     for (const effect of effects) effect();
+  }
+
+  /**
+   * Collects the entry's change events (with the rows before them) into
+   * `changes`, then lets each observing service stage its rows for them in
+   * the same transaction (checked against its keyspaces).
+   */
+  #observe(
+    context: ApplyContext,
+    changes: ChangeEvent[],
+    conf: Uint8Array | undefined,
+  ): void {
+    const revision = BigInt(context.index);
+    const observed: ObservedChange[] = [];
+    for (const [id, { key, row }] of context.overlay) {
+      const owner = this.registry.ownerOf(key);
+      if (owner === null || owner.range.changes !== true) continue;
+      const change = changeOf(
+        revision,
+        changes.length,
+        owner.owner,
+        key,
+        row,
+        context.causes.size === 0 ? undefined : context.causes.get(id),
+      );
+      changes.push(change);
+      observed.push({ change, before: this.store.get(key) });
+    }
+    for (const observer of this.#observers) {
+      const staged = newApplyContext(
+        context.index,
+        context.versionstamp,
+        this.store,
+        [],
+      );
+      // It reads the entry's staged metadata through its own (a copy).
+      for (const [name, value] of context.meta) staged.meta.set(name, value);
+      observer.observe!(observed, staged, conf);
+      if (staged.overlay.size > 0) {
+        this.registry.checkWrites(observer, staged.overlay.values());
+        for (const [id, write] of staged.overlay) {
+          context.overlay.set(id, write);
+        }
+      }
+      for (const [name, value] of staged.meta) {
+        if (context.meta.get(name) === value) continue;
+        this.registry.checkMeta(observer, name);
+        context.meta.set(name, value);
+      }
+    }
   }
 
   #commit(

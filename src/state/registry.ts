@@ -16,6 +16,8 @@ import { assert, AssertionError } from "../base/assert.ts";
 import { compareBytes } from "../base/bytes.ts";
 import type { LogIndex } from "../raft/types.ts";
 import type { ApplyContext } from "./write_context.ts";
+import type { ChangeEvent } from "./changes.ts";
+import type { KvRow } from "../model/types.ts";
 
 /** Keys in `[start, end)`. */
 export interface KeyRange {
@@ -65,6 +67,25 @@ export interface ServiceDefinition<C = any, R = any> {
   replay?(command: C, context: ApplyContext): R | null;
   /** Called after a snapshot replaced the state (local effects only). */
   installed?(): void;
+  /**
+   * Sees every entry's changes (of keyspaces marked `changes`), with the
+   * rows before them, inside that entry's transaction: what it stages in
+   * `context` (only in its own keyspaces, checked) commits with the entry.
+   * Called for every applied entry, also blank and configuration ones
+   * (`conf` carries a configuration entry's data). Deterministic.
+   */
+  observe?(
+    changes: readonly ObservedChange[],
+    context: ApplyContext,
+    conf?: Uint8Array,
+  ): void;
+}
+
+/** A change as {@linkcode ServiceDefinition.observe} sees it. */
+export interface ObservedChange {
+  readonly change: ChangeEvent;
+  /** The row before the change (null: absent). */
+  readonly before: KvRow | null;
 }
 
 /** A registration: the envelope id a service's entries carry. */

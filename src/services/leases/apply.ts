@@ -3,7 +3,7 @@
  * applied to the entry's write context, and the attach/detach helpers KV
  * atomic operations reach through `api.ts` (one entry, one transaction).
  * Revoke and expire delete the records, every attached user key (a change
- * event with cause `lease` or `expire`), then call every registered
+ * event with cause `lease` or `leaseExpired`), then call every registered
  * dependent's `onLeaseEnded` in the same entry. Deterministic: ids and TTLs
  * are the proposer's, inside the command.
  *
@@ -114,7 +114,7 @@ export class LeaseWriter {
    */
   end(
     ids: readonly string[],
-    cause: "lease" | "expire",
+    cause: "lease" | "leaseExpired",
     dependents: readonly LeaseDependent[],
   ): { ended: string[]; keysDeleted: number } {
     const ended: string[] = [];
@@ -225,7 +225,7 @@ function applyLease(
       return {
         ok: true,
         index,
-        ...writer.end(command.ids, "expire", dependents),
+        ...writer.end(command.ids, "leaseExpired", dependents),
       };
   }
 }

@@ -307,7 +307,7 @@ Deno.test("attach moves a key between leases; unknown lease and keys-per-lease l
   assert.ok(h.store.get(fromHex(K1)) !== null);
 });
 
-Deno.test("expire ends live leases in one entry (cause expire); unknown ids are a no-op", () => {
+Deno.test("expire ends live leases in one entry (cause leaseExpired); unknown ids are a no-op", () => {
   const h = new Harness();
   h.lease({ type: "grant", id: A, ttlMs: 5000 });
   h.lease({ type: "grant", id: B, ttlMs: 5000 });
@@ -325,7 +325,7 @@ Deno.test("expire ends live leases in one entry (cause expire); unknown ids are 
   const causes = h.changes.filter((c) => c.service === "kv").map((c) =>
     c.cause
   );
-  assert.deepEqual(causes, ["expire", "expire"]);
+  assert.deepEqual(causes, ["leaseExpired", "leaseExpired"]);
   assert.ok(h.changes.every((c) => Number(c.revision) === h.index));
   assert.deepEqual(new LeaseReads(h.store).all(), []);
   const before = h.dump();

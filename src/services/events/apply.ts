@@ -1,0 +1,293 @@
+/**
+ * The events service as the state host runs it. Its `observe` sees every
+ * applied entry's changes with the rows before them and records one history
+ * event per KV change (`kv.set`, `kv.delete` with its cause) in the same
+ * transaction; configuration entries yield `member.added|promoted|removed`.
+ * Its commands record leader and cluster facts and compact the window.
+ * Every replica and every snapshot holds the same records: the window moves
+ * only by a `compact` entry.
+ *
+ * @module
+ */
+import type { LogIndex } from "../../raft/types.ts";
+import { toHex } from "../../base/bytes.ts";
+import { decodeConfState } from "../../raft/confchange.ts";
+import type { KvRow } from "../../model/types.ts";
+import type {
+  ObservedChange,
+  ServiceDefinition,
+} from "../../state/registry.ts";
+import type { ApplyContext } from "../../state/write_context.ts";
+import {
+  decodeU64,
+  encodeU64,
+  EVENTS_KEYSPACE,
+  EVENTS_META,
+  historyKey,
+  historyRange,
+  parseHistoryKey,
+} from "./keys.ts";
+import {
+  type DeleteCause,
+  encodeRecord,
+  type EventRow,
+  type HistoryEvent,
+} from "./records.ts";
+import {
+  decodeEventsCommand,
+  type EventsCommand,
+  EventsError,
+  type EventsResult,
+} from "./commands.ts";
+import { decode, encode } from "@msgpack/msgpack";
+
+/** The service's name. */
+export const EVENTS_SERVICE = "events";
+
+/** Bytes a record counts for in the window (its key, its value, a fixed cost). */
+export function recordBytes(key: Uint8Array, value: Uint8Array): number {
+  return key.byteLength + value.byteLength + 32;
+}
+
+/** A KV change's cause, as events name it. */
+function causeOf(cause: string | undefined): DeleteCause {
+  if (cause === "expire") return "expired";
+  if (cause === "lease" || cause === "leaseExpired") return "lease";
+  return "write";
+}
+
+function rowOf(row: KvRow | null): EventRow | null {
+  if (row === null) return null;
+  return row.expireAtMs === null
+    ? {
+      value: row.value,
+      encoding: row.encoding,
+      versionstamp: row.versionstamp,
+    }
+    : {
+      value: row.value,
+      encoding: row.encoding,
+      versionstamp: row.versionstamp,
+      expireAtMs: row.expireAtMs,
+    };
+}
+
+/** The staged value of metadata `name` in this entry, else the store's. */
+function metaOf(context: ApplyContext, name: string): Uint8Array | null {
+  return context.meta.get(name) ?? context.store.meta(name);
+}
+
+/** Appends events to an entry: records, counts and bytes. */
+class HistoryWriter {
+  readonly #context: ApplyContext;
+  #next = 0;
+  #count: bigint;
+  #bytes: bigint;
+  #dirty = false;
+
+  constructor(context: ApplyContext) {
+    this.#context = context;
+    this.#count = decodeU64(metaOf(context, EVENTS_META.count));
+    this.#bytes = decodeU64(metaOf(context, EVENTS_META.bytes));
+  }
+
+  append(event: Omit<HistoryEvent, "revision" | "index">): void {
+    const revision = BigInt(this.#context.index);
+    const key = historyKey(revision, this.#next);
+    const value = encodeRecord({ ...event, revision, index: this.#next });
+    this.#next++;
+    this.#context.overlay.set(toHex(key), {
+      key,
+      row: {
+        key,
+        value,
+        encoding: "bytes",
+        versionstamp: this.#context.versionstamp,
+        expireAtMs: null,
+      },
+    });
+    this.#count++;
+    this.#bytes += BigInt(recordBytes(key, value));
+    this.#dirty = true;
+  }
+
+  /** Deletes every record below `below`; returns how many. */
+  compact(below: bigint): number {
+    const { store, meta } = this.#context;
+    const floor = decodeU64(metaOf(this.#context, EVENTS_META.floor));
+    if (below <= floor) return 0;
+    const limit = Number(this.#count) + 1;
+    const rows = store.scan({ ...historyRange(0n, below), limit });
+    for (const row of rows) {
+      this.#context.overlay.set(toHex(row.key), {
+        key: row.key,
+        row: null,
+      });
+      this.#count--;
+      this.#bytes -= BigInt(recordBytes(row.key, row.value));
+    }
+    meta.set(EVENTS_META.floor, encodeU64(below));
+    this.#dirty = true;
+    return rows.length;
+  }
+
+  finish(): void {
+    if (!this.#dirty) return;
+    this.#context.meta.set(EVENTS_META.count, encodeU64(this.#count));
+    this.#context.meta.set(EVENTS_META.bytes, encodeU64(this.#bytes));
+  }
+}
+
+/** Member events of a configuration entry, from the configuration before. */
+function memberEvents(
+  before: Uint8Array | null,
+  after: Uint8Array,
+): Omit<HistoryEvent, "revision" | "index">[] {
+  const next = decodeConfState(after);
+  const previous = before === null ? null : decodeConfState(before);
+  const roleIn = (
+    conf: { voters: readonly string[]; learners: readonly string[] } | null,
+    id: string,
+  ) =>
+    conf === null
+      ? null
+      : conf.voters.includes(id)
+      ? "voter"
+      : conf.learners.includes(id)
+      ? "learner"
+      : null;
+  const events: Omit<HistoryEvent, "revision" | "index">[] = [];
+  const ids = new Set([
+    ...next.voters,
+    ...next.learners,
+    ...(previous?.voters ?? []),
+    ...(previous?.learners ?? []),
+  ]);
+  for (const id of [...ids].sort()) {
+    const was = roleIn(previous, id);
+    const now = roleIn(next, id);
+    if (was === now) continue;
+    if (now === null) {
+      events.push({ type: "member.removed", data: { node: id, role: was } });
+    } else if (was === null) {
+      events.push({ type: "member.added", data: { node: id, role: now } });
+    } else if (now === "voter") {
+      events.push({ type: "member.promoted", data: { node: id, role: now } });
+    }
+  }
+  return events;
+}
+
+function observe(
+  changes: readonly ObservedChange[],
+  context: ApplyContext,
+  conf: Uint8Array | undefined,
+): void {
+  if (changes.length === 0 && conf === undefined) return;
+  const writer = new HistoryWriter(context);
+  for (const { change, before } of changes) {
+    if (change.service !== "kv") continue;
+    const after = change.after === undefined ? null : {
+      value: change.after.value,
+      encoding: change.after.encoding as EventRow["encoding"],
+      versionstamp: change.after.versionstamp,
+      ...(change.after.expireAtMs === undefined
+        ? {}
+        : { expireAtMs: change.after.expireAtMs }),
+    };
+    writer.append(
+      after === null
+        ? {
+          type: "kv.delete",
+          key: change.key,
+          after: null,
+          before: rowOf(before),
+          cause: causeOf(change.cause),
+        }
+        : { type: "kv.set", key: change.key, after, before: rowOf(before) },
+    );
+  }
+  if (conf !== undefined) {
+    let events: Omit<HistoryEvent, "revision" | "index">[] = [];
+    try {
+      events = memberEvents(context.store.meta("raft.conf"), conf);
+    } catch {
+      // Not a configuration this node can read: no member events (the same everywhere).
+    }
+    for (const event of events) writer.append(event);
+  }
+  writer.finish();
+}
+
+interface LeaderMeta {
+  readonly term: number;
+  readonly leader: string;
+}
+
+function applyEvents(
+  command: EventsCommand,
+  context: ApplyContext,
+): EventsResult {
+  const index = Number(context.index);
+  const writer = new HistoryWriter(context);
+  switch (command.type) {
+    case "leader": {
+      const raw = metaOf(context, EVENTS_META.leader);
+      const last = raw === null ? null : decode(raw) as LeaderMeta;
+      if (last !== null && command.term <= last.term) {
+        return { ok: true, index, recorded: false };
+      }
+      writer.append({
+        type: "leader.changed",
+        data: {
+          term: command.term,
+          leader: command.leader,
+          previous: last?.leader ?? null,
+        },
+      });
+      context.meta.set(
+        EVENTS_META.leader,
+        encode({ term: command.term, leader: command.leader }),
+      );
+      writer.finish();
+      return { ok: true, index, recorded: true };
+    }
+    case "fact":
+      writer.append({ type: command.event, data: command.data });
+      writer.finish();
+      return { ok: true, index, recorded: true };
+    case "compact": {
+      const below = BigInt(Math.min(command.belowRevision, index));
+      const deleted = writer.compact(below);
+      writer.finish();
+      const floor = Number(decodeU64(metaOf(context, EVENTS_META.floor)));
+      return { ok: true, index, floor, deleted };
+    }
+  }
+}
+
+/** The events service's registration (see `services/table.ts`). */
+export function eventsService(): ServiceDefinition<
+  EventsCommand,
+  EventsResult
+> {
+  return {
+    name: EVENTS_SERVICE,
+    keyspaces: [EVENTS_KEYSPACE],
+    meta: ["events."],
+    decode: decodeEventsCommand,
+    apply: applyEvents,
+    observe,
+    failure(error: unknown, index: LogIndex): EventsResult {
+      if (!(error instanceof EventsError)) throw error;
+      return {
+        ok: false,
+        index: Number(index),
+        reason: error.code,
+        message: error.message,
+      };
+    },
+  };
+}
+
+export { parseHistoryKey };

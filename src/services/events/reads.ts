@@ -1,0 +1,146 @@
+/**
+ * Reads of the replicated events history on one node's applied state: the
+ * window (floor, head, count, bytes) and pages of events from a position.
+ * A position is "strictly after event (R, I)" or "from revision R"; one
+ * below the floor is {@linkcode EventsCompactedError} (nothing is skipped
+ * silently).
+ *
+ * @module
+ */
+import type { StateStore } from "../../state/state_store.ts";
+import { decodeU64, EVENTS_META, historyKey, parseHistoryKey } from "./keys.ts";
+import { decodeRecord, type HistoryEvent } from "./records.ts";
+
+/** Where a read starts. */
+export type EventPosition =
+  | { readonly after: { readonly revision: bigint; readonly index: number } }
+  | { readonly from: bigint };
+
+/** The window as this node holds it. */
+export interface EventsWindow {
+  /** The oldest revision held (compaction deleted everything below). */
+  readonly floor: bigint;
+  /** This node's applied revision. */
+  readonly head: bigint;
+  readonly count: number;
+  readonly bytes: number;
+}
+
+/** The position asked for is below the window. */
+export class EventsCompactedError extends Error {
+  override name = "EventsCompactedError";
+  constructor(readonly fromRevision: bigint, readonly compactRevision: bigint) {
+    super(
+      `Cannot read events from revision ${fromRevision}: the history starts at revision ${compactRevision} (compacted)`,
+    );
+  }
+}
+
+/** One page. */
+export interface EventsPage {
+  /** Matching events, in order. */
+  readonly events: HistoryEvent[];
+  /** Where the next read continues. */
+  readonly next: EventPosition;
+  /** Every matching event up to this revision has been returned. */
+  readonly through: bigint;
+  /** Whether the read reached the head (nothing more to read now). */
+  readonly done: boolean;
+}
+
+/** Rows one page scans at most (matching or not). */
+export const EVENTS_SCAN_ROWS_MAX = 1024;
+
+/** The revision a position needs held. */
+export function positionRevision(position: EventPosition): bigint {
+  return "after" in position ? position.after.revision : position.from;
+}
+
+/** Reads over a store. */
+export class EventsReads {
+  readonly #store: Pick<StateStore, "scan" | "meta" | "appliedIndex">;
+
+  constructor(store: Pick<StateStore, "scan" | "meta" | "appliedIndex">) {
+    this.#store = store;
+  }
+
+  /** The window now. */
+  window(): EventsWindow {
+    return {
+      floor: decodeU64(this.#store.meta(EVENTS_META.floor)),
+      head: BigInt(this.#store.appliedIndex()),
+      count: Number(decodeU64(this.#store.meta(EVENTS_META.count))),
+      bytes: Number(decodeU64(this.#store.meta(EVENTS_META.bytes))),
+    };
+  }
+
+  /**
+   * Throws when `position` is below the window.
+   *
+   * @throws {EventsCompactedError}
+   */
+  check(position: EventPosition): void {
+    const floor = decodeU64(this.#store.meta(EVENTS_META.floor));
+    const revision = positionRevision(position);
+    if (revision < floor) throw new EventsCompactedError(revision, floor);
+  }
+
+  /**
+   * Up to `limit` events matching `keep` from `position`, up to revision
+   * `to` (inclusive; default the head), scanning at most
+   * {@linkcode EVENTS_SCAN_ROWS_MAX} rows.
+   *
+   * @throws {EventsCompactedError} When `position` is below the window.
+   */
+  page(
+    position: EventPosition,
+    options: {
+      readonly limit: number;
+      readonly to?: bigint;
+      readonly keep?: (event: HistoryEvent) => boolean;
+    },
+  ): EventsPage {
+    this.check(position);
+    const head = BigInt(this.#store.appliedIndex());
+    const to = options.to === undefined || options.to > head
+      ? head
+      : options.to;
+    const start = "after" in position
+      ? historyKey(position.after.revision, position.after.index + 1)
+      : historyKey(position.from, 0);
+    const end = historyKey(to + 1n, 0);
+    const events: HistoryEvent[] = [];
+    if (positionRevision(position) > to) {
+      return { events, next: position, through: to, done: true };
+    }
+    const rows = this.#store.scan({
+      start,
+      end,
+      limit: EVENTS_SCAN_ROWS_MAX,
+    });
+    let last: { revision: bigint; index: number } | null = null;
+    for (const row of rows) {
+      const at = parseHistoryKey(row.key);
+      const event = decodeRecord(at.revision, at.index, row.value);
+      last = at;
+      if (options.keep === undefined || options.keep(event)) {
+        events.push(event);
+        if (events.length >= options.limit) break;
+      }
+    }
+    if (
+      last === null ||
+      (events.length < options.limit && rows.length < EVENTS_SCAN_ROWS_MAX)
+    ) {
+      // Everything up to `to` was read.
+      return { events, next: { from: to + 1n }, through: to, done: true };
+    }
+    return {
+      events,
+      next: { after: last },
+      // Every event of revisions before the last one read was seen.
+      through: last.revision - 1n,
+      done: false,
+    };
+  }
+}
