@@ -27,7 +27,7 @@ import { clusterService, type ClusterState } from "./cluster/api.ts";
 import { kvService } from "./kv/apply.ts";
 import type { ResendKnobs } from "./kv/resends.ts";
 import { queuesService } from "./queues/api.ts";
-import { eventsService } from "./events/api.ts";
+import { eventsService, hooksLeaseDependent } from "./events/api.ts";
 import { type LeaseKnobs, leasesService } from "./leases/api.ts";
 import {
   type LockKnobs,
@@ -67,7 +67,10 @@ export function serviceTable(parts: ServiceParts): ServiceRegistration[] {
     { id: SERVICE_IDS.queues, service: queuesService() },
     {
       id: SERVICE_IDS.leases,
-      service: leasesService([locksLeaseDependent(parts.knobs)]),
+      service: leasesService([
+        locksLeaseDependent(parts.knobs),
+        hooksLeaseDependent(),
+      ]),
     },
     { id: SERVICE_IDS.locks, service: locksService(parts.knobs) },
     { id: SERVICE_IDS.events, service: eventsService() },

@@ -6,7 +6,33 @@
  *
  * @module
  */
-export { EVENTS_SERVICE, eventsService, recordBytes } from "./apply.ts";
+export {
+  EVENTS_SERVICE,
+  eventsService,
+  hooksLeaseDependent,
+  recordBytes,
+} from "./apply.ts";
+export type { HookCommand } from "./hook_commands.ts";
+export {
+  ADVANCE_EVENTS_MAX,
+  cursorId,
+  cursorRevision,
+  DELIVERIES_KEPT,
+  type DeliveryRecord,
+  eventId,
+  HOOK_OUTCOMES,
+  type HookCursor,
+  hookMatches,
+  type HookOutcome,
+  HookReads,
+  type HookRecord,
+  HOOKS_MAX,
+  type HookTarget,
+  isHookRow,
+  parseEventId,
+  queuePayload,
+  REPLAY_EVENTS_MAX,
+} from "./hooks.ts";
 export {
   decodeEventsCommand,
   encodeEventsCommand,

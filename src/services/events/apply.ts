@@ -17,6 +17,9 @@ import type {
   ServiceDefinition,
 } from "../../state/registry.ts";
 import type { ApplyContext } from "../../state/write_context.ts";
+import type { LeaseDependent } from "../leases/api.ts";
+import type { HookCommand } from "./hook_commands.ts";
+import { HOOK_OUTCOMES, type HookOutcome, HookWriter } from "./hooks.ts";
 import {
   decodeU64,
   encodeU64,
@@ -282,11 +285,102 @@ function applyEvents(
     case "compact": {
       const below = BigInt(Math.min(command.belowRevision, index));
       const deleted = writer.compact(below);
-      writer.finish();
       const floor = Number(decodeU64(metaOf(context, EVENTS_META.floor)));
+      if (deleted > 0) new HookWriter(context, writer).compacted(floor);
+      writer.finish();
       return { ok: true, index, floor, deleted };
     }
+    default: {
+      const result = applyHook(command, new HookWriter(context, writer));
+      writer.finish();
+      return { ok: true, index, ...result };
+    }
   }
+}
+
+function applyHook(
+  command: HookCommand,
+  hooks: HookWriter,
+): { hooks?: string[]; enqueued?: number } {
+  switch (command.type) {
+    case "hookCreate":
+      hooks.create({
+        id: command.id,
+        name: command.name,
+        selector: command.selector,
+        types: command.types,
+        target: command.target,
+        secrets: [command.secret],
+        previousUntilMs: null,
+        state: "active",
+        disabledReason: null,
+        cursor: command.cursor,
+        timeoutMs: command.timeoutMs,
+        retryWindowMs: command.retryWindowMs,
+        retrySchedule: command.retrySchedule,
+        createdAtMs: command.nowMs,
+        claim: null,
+        tokens: 0,
+        retrying: null,
+        open: null,
+        replay: null,
+        logNext: 0,
+        logFirst: 0,
+        counts: Object.fromEntries(
+          HOOK_OUTCOMES.map((o) => [o, 0]),
+        ) as Record<HookOutcome, number>,
+      });
+      return {};
+    case "hookDelete":
+      hooks.delete(command.id);
+      return {};
+    case "hookSetState":
+      hooks.setState(command.id, command.enabled);
+      return {};
+    case "hookRotate":
+      hooks.rotate(command.id, command.secret, command.nowMs);
+      return {};
+    case "hookClaim":
+      return { hooks: hooks.claim(command.worker, command.lease, command.max) };
+    case "hookBegin":
+      hooks.begin(
+        command.id,
+        command.token,
+        command.event,
+        command.attempt,
+        command.replay,
+        command.nowMs,
+      );
+      return {};
+    case "hookFinish":
+      hooks.finish(command.id, command.token, command, command.nowMs);
+      return {};
+    case "hookReplay":
+      hooks.replay(command.id, command.fromRevision, command.toRevision);
+      return {};
+    case "hookReplayDone":
+      hooks.replayDone(command.id, command.token);
+      return {};
+    case "hookTrigger":
+      hooks.trigger(command.id, command.data);
+      return {};
+    case "hookAdvance":
+      return {
+        enqueued: hooks.advance(command.id, command.toRevision, command.nowMs),
+      };
+  }
+}
+
+/** Ends the claims of ended leases (the leases service calls it in the entry that ends them). */
+export function hooksLeaseDependent(): LeaseDependent {
+  return {
+    service: EVENTS_SERVICE,
+    onLeaseEnded(ids, context) {
+      const writer = new HistoryWriter(context);
+      new HookWriter(context, writer).leasesEnded(ids);
+      writer.finish();
+    },
+  };
 }
 
 /** The events service's registration (see `services/table.ts`). */
@@ -297,6 +391,8 @@ export function eventsService(): ServiceDefinition<
   return {
     name: EVENTS_SERVICE,
     keyspaces: [EVENTS_KEYSPACE],
+    // A queue hook's advance enqueues into the named queue in its entry.
+    reaches: ["queues"],
     meta: ["events."],
     decode: decodeEventsCommand,
     apply: applyEvents,

@@ -16,6 +16,11 @@
  * @module
  */
 import { decode, encode } from "@msgpack/msgpack";
+import {
+  HOOK_COMMAND_TYPES,
+  type HookCommand,
+  validateHookCommand,
+} from "./hook_commands.ts";
 
 /** Longest encoded facts of one event, bytes. */
 export const FACT_BYTES_MAX = 4096;
@@ -32,10 +37,19 @@ export type EventsCommand =
     readonly event: string;
     readonly data: Readonly<Record<string, unknown>>;
   }
-  | { readonly type: "compact"; readonly belowRevision: number };
+  | { readonly type: "compact"; readonly belowRevision: number }
+  | HookCommand;
 
 /** Refusal reasons. */
-export type EventsErrorCode = "invalid" | "sessionReused" | "sessionExpired";
+export type EventsErrorCode =
+  | "invalid"
+  | "sessionReused"
+  | "sessionExpired"
+  | "hookExists"
+  | "hookNotFound"
+  | "claimLost"
+  | "compacted"
+  | "limitExceeded";
 
 /** The result of an events command. */
 export type EventsResult =
@@ -48,6 +62,10 @@ export type EventsResult =
     readonly floor?: number;
     /** Records a compaction deleted. */
     readonly deleted?: number;
+    /** Hook commands: the hooks a claim holds. */
+    readonly hooks?: readonly string[];
+    /** Hook advance: events enqueued. */
+    readonly enqueued?: number;
   }
   | {
     readonly ok: false;
@@ -114,6 +132,9 @@ export function validateEventsCommand(value: unknown): EventsCommand {
         belowRevision: positiveInteger("belowRevision", command.belowRevision),
       };
     default:
+      if (
+        typeof command.type === "string" && HOOK_COMMAND_TYPES.has(command.type)
+      ) return validateHookCommand(command);
       invalid(`unknown type '${String(command.type).slice(0, 32)}'`);
   }
 }
