@@ -50,6 +50,7 @@ import { DATA_FILES } from "./data_dir.ts";
 import { NodeLocks } from "./node_locks.ts";
 import { ChangeFeed } from "../state/change_feed.ts";
 import { NodeEvents } from "./node_events.ts";
+import { NodeHooks } from "./node_hooks.ts";
 import {
   encodeEventsCommand,
   EventsLeader,
@@ -84,6 +85,8 @@ export class AspenNode implements NodeApi {
   readonly locks: NodeLocks | undefined;
   /** The events history and its watch streams, over this node's state and change feed. */
   readonly events: NodeEvents | undefined;
+  /** Durable hooks over this node's state. */
+  readonly hooks: NodeHooks;
   /** Proposes compactions and leader announcements while this node leads. */
   readonly eventsLeader: EventsLeader;
   /** Serves WebTransport client sessions (set by the server); null: refused as starting. */
@@ -127,6 +130,10 @@ export class AspenNode implements NodeApi {
         bytesMax: config.historyBytesMax,
       })
       : undefined;
+    this.hooks = new NodeHooks({
+      propose: (data) => parts.runner.propose(data),
+      store: parts.stateStore,
+    });
     this.eventsLeader = new EventsLeader({
       store: parts.stateStore,
       nodeId: this.id,

@@ -7,6 +7,7 @@
 import type { KvBackend } from "../services/kv/api.ts";
 import type { LocksPort } from "../services/locks/api.ts";
 import type { EventsPort } from "../services/events/api.ts";
+import type { HooksPort } from "../services/events/api.ts";
 import type {
   ClusterMember,
   ClusterStatus,
@@ -65,4 +66,6 @@ export interface NodeApi {
   readonly locks?: LocksPort;
   /** The events history and watch (`services/events`). Optional: front ends answer `unsupported` without it. */
   readonly events?: EventsPort;
+  /** Durable hooks (`services/events`). Optional: front ends answer `unsupported` without it. */
+  readonly hooks?: HooksPort;
 }

@@ -72,3 +72,4 @@ export {
   EventsLeader,
   type EventsLeaderOptions,
 } from "./leader.ts";
+export type { HookCreate, HookReport, HooksPort } from "./hooks_port.ts";

@@ -1,0 +1,242 @@
+/**
+ * The hooks as this node serves them ({@linkcode HooksPort}): commands
+ * proposed with the node's session (a retried proposal applies once) and
+ * answered once this node applied them; reads from its applied state. Ids,
+ * secrets and times are decided here, at proposal.
+ *
+ * @module
+ */
+import {
+  encodeEventsCommand,
+  EventsError,
+  type EventsResult,
+  type HookCommand,
+  type HookCreate,
+  type HookCursor,
+  HookReads,
+  type HookRecord,
+  type HookReport,
+  type HooksPort,
+} from "../services/events/api.ts";
+import { encodeEnvelope } from "../state/envelope.ts";
+import type { StateStore } from "../state/state_store.ts";
+import { toHex } from "../base/bytes.ts";
+import { proposeWithSession } from "./_session_proposal.ts";
+
+/** The events service's envelope id (its line in `services/table.ts`). */
+export const EVENTS_SERVICE_ID = 6;
+const CATCH_UP_MS_MAX = 5_000;
+
+/** What {@linkcode NodeHooks} needs of its node. */
+export interface NodeHooksOptions {
+  readonly propose: (data: Uint8Array) => Promise<unknown>;
+  readonly store: StateStore;
+}
+
+/** The hooks port over a Raft node. */
+export class NodeHooks implements HooksPort {
+  readonly #options: NodeHooksOptions;
+  readonly #reads: HookReads;
+  readonly #sessionId = `hooks-${crypto.randomUUID()}`;
+  #sessionSeq = 0;
+
+  constructor(options: NodeHooksOptions) {
+    this.#options = options;
+    this.#reads = new HookReads(options.store);
+  }
+
+  head(): number {
+    return Number(this.#options.store.appliedIndex());
+  }
+
+  async create(
+    request: HookCreate,
+  ): Promise<{ hook: HookRecord; secret: Uint8Array }> {
+    const id = toHex(crypto.getRandomValues(new Uint8Array(8)));
+    const secret = request.secret ??
+      crypto.getRandomValues(new Uint8Array(32));
+    await this.#propose({
+      type: "hookCreate",
+      id,
+      name: request.name,
+      selector: request.selector,
+      types: request.types,
+      target: request.target,
+      secret,
+      cursor: request.fromRevision === null
+        ? { r: this.head() + 1, i: -1 }
+        : { r: request.fromRevision, i: -1 },
+      timeoutMs: request.timeoutMs,
+      retryWindowMs: request.retryWindowMs,
+      retrySchedule: request.retrySchedule,
+      nowMs: Date.now(),
+    });
+    return { hook: this.#required(id), secret };
+  }
+
+  list(): HookRecord[] {
+    return this.#reads.all();
+  }
+
+  get(ref: string): HookRecord | null {
+    return this.#reads.find(ref);
+  }
+
+  #required(ref: string): HookRecord {
+    const hook = this.#reads.find(ref);
+    if (hook === null) {
+      throw new EventsError("hookNotFound", `No hook '${ref.slice(0, 64)}'`);
+    }
+    return hook;
+  }
+
+  async delete(ref: string): Promise<void> {
+    await this.#propose({ type: "hookDelete", id: this.#required(ref).id });
+  }
+
+  async setState(ref: string, enabled: boolean): Promise<HookRecord> {
+    const id = this.#required(ref).id;
+    await this.#propose({ type: "hookSetState", id, enabled });
+    return this.#required(id);
+  }
+
+  async rotate(
+    ref: string,
+    secret: Uint8Array | null,
+  ): Promise<{ hook: HookRecord; secret: Uint8Array }> {
+    const id = this.#required(ref).id;
+    const next = secret ?? crypto.getRandomValues(new Uint8Array(32));
+    await this.#propose({
+      type: "hookRotate",
+      id,
+      secret: next,
+      nowMs: Date.now(),
+    });
+    return { hook: this.#required(id), secret: next };
+  }
+
+  deliveries(
+    ref: string,
+    options: {
+      limit: number;
+      before?: number;
+      outcome?: HookRecord["counts"] extends Record<infer K, number> ? K
+        : never;
+    },
+  ) {
+    return this.#reads.deliveries(this.#required(ref), options);
+  }
+
+  async replay(
+    ref: string,
+    fromRevision: number,
+    toRevision: number,
+  ): Promise<void> {
+    await this.#propose({
+      type: "hookReplay",
+      id: this.#required(ref).id,
+      fromRevision,
+      toRevision,
+    });
+  }
+
+  async trigger(
+    ref: string,
+    data: Readonly<Record<string, unknown>>,
+  ): Promise<void> {
+    await this.#propose({
+      type: "hookTrigger",
+      id: this.#required(ref).id,
+      data,
+    });
+  }
+
+  async claim(
+    worker: string,
+    lease: string,
+    max: number,
+  ): Promise<HookRecord[]> {
+    const result = await this.#propose({
+      type: "hookClaim",
+      worker,
+      lease,
+      max,
+    });
+    return (result.hooks ?? []).flatMap((id) => {
+      const hook = this.#reads.get(id);
+      return hook === null ? [] : [hook];
+    });
+  }
+
+  async begin(
+    hook: string,
+    token: number,
+    event: string,
+    attempt: number,
+    replay: boolean,
+  ): Promise<HookCursor> {
+    const id = this.#required(hook).id;
+    await this.#propose({
+      type: "hookBegin",
+      id,
+      token,
+      event,
+      attempt,
+      replay,
+      nowMs: Date.now(),
+    });
+    return this.#required(id).cursor;
+  }
+
+  async finish(
+    hook: string,
+    token: number,
+    report: HookReport,
+  ): Promise<HookCursor> {
+    const id = this.#required(hook).id;
+    await this.#propose({
+      type: "hookFinish",
+      id,
+      token,
+      ...report,
+      nowMs: Date.now(),
+    });
+    return this.#required(id).cursor;
+  }
+
+  async replayDone(hook: string, token: number): Promise<void> {
+    await this.#propose({
+      type: "hookReplayDone",
+      id: this.#required(hook).id,
+      token,
+    });
+  }
+
+  async #caughtUp(index: number): Promise<void> {
+    const deadline = Date.now() + CATCH_UP_MS_MAX;
+    while (
+      Number(this.#options.store.appliedIndex()) < index &&
+      Date.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  async #propose(
+    command: HookCommand,
+  ): Promise<Extract<EventsResult, { ok: true }>> {
+    const data = encodeEnvelope({
+      serviceId: EVENTS_SERVICE_ID,
+      session: { clientId: this.#sessionId, seq: this.#sessionSeq++ },
+      payload: encodeEventsCommand(command),
+    });
+    return await proposeWithSession<EventsResult>({
+      propose: this.#options.propose,
+      data,
+      what: command.type,
+      caughtUp: (index) => this.#caughtUp(index),
+      refused: (reason, message) =>
+        new EventsError(reason as EventsError["code"], message),
+    });
+  }
+}
