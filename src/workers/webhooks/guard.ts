@@ -26,6 +26,8 @@ import ipaddr from "ipaddr.js";
 /** An IPv4 or IPv6 address as `ipaddr.js` parses it. */
 type IpAddress = ipaddr.IPv4 | ipaddr.IPv6;
 
+/** The environment variable of the allow list (the flag is `--allow-targets`). */
+export const ALLOW_TARGETS_ENV = "ASPEN_HOOK_ALLOW_TARGETS";
 /** Most CIDRs of one allow list. */
 export const ALLOW_TARGETS_MAX = 64;
 /** Most addresses one host may resolve to (A and AAAA together). */

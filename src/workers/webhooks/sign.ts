@@ -28,6 +28,51 @@ export const WEBHOOK_ID_LENGTH_MAX = 256;
 const WEBHOOK_ID = /^[\x21-\x2b\x2d-\x7e]+$/;
 
 /**
+ * The `webhook-id` of an event: `<clusterId>.<R>.<I>`, the same for every
+ * attempt and replay of that event, so receivers can deduplicate.
+ *
+ * @param clusterId The cluster's id (visible ASCII, no comma or space).
+ * @param revision The event's revision (a positive log index).
+ * @param index The event's index within its revision (from 0).
+ * @returns The id.
+ * @throws {RangeError | TypeError} For a bad revision, index or cluster id.
+ *
+ * @example
+ * ```ts
+ * import { webhookId } from "./sign.ts";
+ * console.assert(webhookId("c1a2", 17, 0) === "c1a2.17.0");
+ * ```
+ */
+export function webhookId(
+  clusterId: string,
+  revision: number,
+  index: number,
+): string {
+  if (!Number.isSafeInteger(revision) || revision < 1) {
+    throw new RangeError(
+      `Cannot make webhook id as 'revision' must be a positive integer: current value is ${revision}`,
+    );
+  }
+  if (!Number.isSafeInteger(index) || index < 0) {
+    throw new RangeError(
+      `Cannot make webhook id as 'index' must be a non-negative integer: current value is ${index}`,
+    );
+  }
+  const id = `${clusterId}.${revision}.${index}`;
+  if (
+    clusterId.length === 0 || id.length > WEBHOOK_ID_LENGTH_MAX ||
+    !WEBHOOK_ID.test(id)
+  ) {
+    throw new TypeError(
+      `Cannot make webhook id as 'clusterId' must be visible ASCII without a comma: current value is '${
+        clusterId.slice(0, 64)
+      }'`,
+    );
+  }
+  return id;
+}
+
+/**
  * Parses a signing secret `whsec_<base64>` of 24–64 bytes.
  *
  * @param text The secret's text form.

@@ -6,6 +6,7 @@ import {
   parseSecret,
   signature,
   signatureHeader,
+  webhookId,
 } from "./sign.ts";
 
 const encoder = new TextEncoder();
@@ -161,5 +162,16 @@ Deno.test("parseSecret() refuses short, long, unprefixed and non-base64 secrets"
         error instanceof HookTargetError && error.code === "invalidSecret" &&
         !error.message.includes(text.slice(6)),
     );
+  }
+});
+
+Deno.test("webhookId() joins cluster, revision and index, and refuses bad parts", () => {
+  assert.equal(webhookId("c1a2", 17, 0), "c1a2.17.0");
+  assert.equal(webhookId("c", 2 ** 53 - 1, 3), `c.${2 ** 53 - 1}.3`);
+  assert.throws(() => webhookId("c", 0, 0), RangeError);
+  assert.throws(() => webhookId("c", 1.5, 0), RangeError);
+  assert.throws(() => webhookId("c", 1, -1), RangeError);
+  for (const clusterId of ["", "a b", "a,b", "x".repeat(256)]) {
+    assert.throws(() => webhookId(clusterId, 1, 0), TypeError);
   }
 });
