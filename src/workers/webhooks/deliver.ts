@@ -11,7 +11,9 @@
  *   changes after the check (rebinding) cannot move the request.
  * - Redirects are not followed (`redirect: "manual"`): a 3xx is `failed`.
  * - The whole exchange, DNS included, has `timeoutMs` (1–30 s, default
- *   15 s); at most 64 KiB of the response body is read, then dropped.
+ *   15 s); at most 64 KiB of the response body is read, then dropped. A
+ *   status counts once that read is done: a body that stalls past the
+ *   timeout is `timeout`, one cut off is `error` (both retried).
  * - `error` is at most 256 characters and never carries a secret, a header
  *   value or the URL's path and query (they may hold tokens).
  *
@@ -152,8 +154,9 @@ async function send(attempt: {
 }): Promise<DeliveryResult> {
   const { request, url, checked, headers, signal, latency } = attempt;
   const target = pinnedTarget(url, checked, headers);
-  // Deno's fetch drops a Host header unless the client allows it; one
-  // client per attempt (a hook's attempts are serial and minutes apart).
+  // Deno's fetch drops a Host header unless the client allows it. One
+  // client per attempt: no pooled connection outlives the attempt, so none
+  // is reused after a later check would have refused its address.
   using client = Deno.createHttpClient({ allowHost: target !== url });
   let status: number | undefined;
   let retryAfterMs: number | undefined;
