@@ -153,11 +153,12 @@ async function send(attempt: {
   readonly latency: () => number;
 }): Promise<DeliveryResult> {
   const { request, url, checked, headers, signal, latency } = attempt;
-  const target = pinnedTarget(url, checked, headers);
+  const { url: target, host } = connectTarget(url, checked);
+  if (host !== null) headers.set("host", host);
   // Deno's fetch drops a Host header unless the client allows it. One
   // client per attempt: no pooled connection outlives the attempt, so none
   // is reused after a later check would have refused its address.
-  using client = Deno.createHttpClient({ allowHost: target !== url });
+  using client = Deno.createHttpClient({ allowHost: host !== null });
   let status: number | undefined;
   let retryAfterMs: number | undefined;
   try {
@@ -202,26 +203,48 @@ async function send(attempt: {
   };
 }
 
+/** Where an attempt connects, from {@linkcode connectTarget}. */
+export interface ConnectTarget {
+  /** The URL to fetch. */
+  readonly url: URL;
+  /** The `Host` header to send, null to let fetch derive it from `url`. */
+  readonly host: string | null;
+}
+
 /**
  * The URL to connect to. Plain http: the checked address, with the name
  * in `Host`, so the connection goes where the guard looked. https: the
  * name itself, as TLS needs it for SNI and certificate checks and Deno's
- * fetch cannot pin a name to an address; a rebinding between the check and
- * the connection is then possible, and the certificate (issued for the
- * name, not for an internal address) is what stands in its way.
+ * fetch cannot pin a name to an address (its `tcp` proxy transport sends
+ * plain HTTP); a rebinding between the check and the connection is then
+ * possible, and the certificate (issued for the name, not for an internal
+ * address) is what stands in its way.
+ *
+ * @param url The hook's target.
+ * @param checked The address the guard checked.
+ * @returns The URL to fetch and the `Host` header to send.
+ *
+ * @example
+ * ```ts
+ * import { connectTarget } from "./deliver.ts";
+ * const target = connectTarget(new URL("http://hook.test:8080/h?a=1"), {
+ *   address: "93.184.216.34",
+ *   family: 4,
+ * });
+ * console.assert(target.url.href === "http://93.184.216.34:8080/h?a=1");
+ * console.assert(target.host === "hook.test:8080");
+ * ```
  */
-function pinnedTarget(
+export function connectTarget(
   url: URL,
   checked: CheckedAddress,
-  headers: Headers,
-): URL {
-  if (url.protocol === "https:") return url;
+): ConnectTarget {
+  if (url.protocol === "https:") return { url, host: null };
   const target = new URL(url);
   target.hostname = checked.family === 6
     ? `[${checked.address}]`
     : checked.address;
-  headers.set("host", url.host);
-  return target;
+  return { url: target, host: url.host };
 }
 
 /** Aspen's headers over the user's (which may not name any of them). */

@@ -2,11 +2,13 @@ import assert from "node:assert/strict";
 import { Webhook } from "standardwebhooks";
 import { HookTargetError } from "../../protocol/hook_targets.ts";
 import {
+  connectTarget,
   deliver,
   type DeliverRequest,
   RESPONSE_BODY_BYTES_MAX,
 } from "./deliver.ts";
 import { type Resolver, TargetGuard } from "./guard.ts";
+import { DEFAULT_RETRY_POLICY, nextAttempt } from "./schedule.ts";
 import { generateSecret, parseSecret } from "./sign.ts";
 
 const CURRENT = generateSecret(new Uint8Array(32).fill(11));
@@ -362,4 +364,43 @@ Deno.test("deliver() rejects with the caller's reason when aborted", async () =>
     deliver(attempt(receiver.url, { signal: AbortSignal.abort(reason) })),
     (error: unknown) => error === reason,
   );
+});
+
+Deno.test("connectTarget() pins plain http to the address and leaves https on the name", () => {
+  const v4 = connectTarget(new URL("http://hook.test/h?a=1"), {
+    address: "93.184.216.34",
+    family: 4,
+  });
+  assert.equal(v4.url.href, "http://93.184.216.34/h?a=1");
+  assert.equal(v4.host, "hook.test");
+  const v6 = connectTarget(new URL("http://hook.test:8080/h"), {
+    address: "2606:2800:220:1::1",
+    family: 6,
+  });
+  assert.equal(v6.url.href, "http://[2606:2800:220:1::1]:8080/h");
+  assert.equal(v6.host, "hook.test:8080");
+  const tls = new URL("https://hook.test/h");
+  const https = connectTarget(tls, { address: "93.184.216.34", family: 4 });
+  assert.equal(https.url, tls);
+  assert.equal(https.host, null);
+});
+
+Deno.test("deliver() results feed nextAttempt(): a 503's Retry-After is the floor of the retry", async () => {
+  await using receiver = startReceiver(() =>
+    new Response(null, { status: 503, headers: { "retry-after": "600" } })
+  );
+  const result = await deliver(attempt(receiver.url, { attempt: 2 }));
+  assert.equal(result.outcome, "failed");
+  const nowMs = 5_000_000;
+  const next = nextAttempt({
+    attempt: 2,
+    firstFailureAtMs: nowMs - 1_000,
+    nowMs,
+    outcome: result.outcome,
+    retryAfterMs: result.retryAfterMs,
+    random: 0.5,
+    policy: DEFAULT_RETRY_POLICY,
+  });
+  // The schedule's second step is 5 s; the receiver asked for 10 min.
+  assert.deepEqual(next, { nextAttemptAtMs: nowMs + 600_000 });
 });
