@@ -207,7 +207,8 @@ export const LAYERS: readonly LayerRule[] = [
   {
     layer: "workers",
     may: ["client", "protocol", "model", "base"],
-    libraries: [MSGPACK],
+    // Webhook workers sign with HMAC-SHA256 and check targets' addresses.
+    libraries: [MSGPACK, "@noble/hashes", "ipaddr.js"],
     pure: false,
     why: "workers run outside the cluster: they import the client",
   },
