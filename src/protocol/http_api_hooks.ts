@@ -230,6 +230,8 @@ export interface WireClaim {
 
 /** Answer of claim: every hook the lease holds now. */
 export interface HookClaimResponse {
+  /** The cluster's id: webhook ids are `<clusterId>.<R>.<I>`. */
+  readonly clusterId: string;
   readonly claims: readonly WireClaim[];
 }
 
