@@ -49,6 +49,15 @@ import { importSigningKey } from "../cluster/keys.ts";
 import { DATA_FILES } from "./data_dir.ts";
 import { NodeLocks } from "./node_locks.ts";
 import { ChangeFeed } from "../state/change_feed.ts";
+import { NodeEvents } from "./node_events.ts";
+import {
+  encodeEventsCommand,
+  EventsLeader,
+  type EventsResult,
+} from "../services/events/api.ts";
+import { SERVICE_IDS } from "../services/table.ts";
+import { encodeEnvelope } from "../state/envelope.ts";
+import { decodeProposalResult } from "../services/replicated_state.ts";
 
 /** Options of {@linkcode AspenNode.start}. */
 export interface AspenNodeOptions {
@@ -73,6 +82,10 @@ export class AspenNode implements NodeApi {
   readonly directory: MemberDirectory;
   /** Locks, semaphores and elections, over this node's state and change feed. */
   readonly locks: NodeLocks | undefined;
+  /** The events history and its watch streams, over this node's state and change feed. */
+  readonly events: NodeEvents | undefined;
+  /** Proposes compactions and leader announcements while this node leads. */
+  readonly eventsLeader: EventsLeader;
   /** Serves WebTransport client sessions (set by the server); null: refused as starting. */
   #clientSessions: ((session: WebTransport) => void) | null = null;
   /** More metrics text appended to the node's (set by the server). */
@@ -107,6 +120,31 @@ export class AspenNode implements NodeApi {
         feed,
       })
       : undefined;
+    this.events = feed instanceof ChangeFeed
+      ? new NodeEvents({
+        store: parts.stateStore,
+        feed,
+        bytesMax: config.historyBytesMax,
+      })
+      : undefined;
+    this.eventsLeader = new EventsLeader({
+      store: parts.stateStore,
+      nodeId: this.id,
+      term: () => parts.runner.status().term,
+      intervalMs: config.historyCompactIntervalMs,
+      keepMs: config.historyKeepMs,
+      keepRevisions: config.historyKeepRevisions,
+      bytesMax: config.historyBytesMax,
+    });
+    parts.services.add({
+      task: this.eventsLeader,
+      encode: (command) =>
+        encodeEnvelope({
+          serviceId: SERVICE_IDS.events,
+          payload: encodeEventsCommand(command),
+        }),
+      decode: (result) => decodeProposalResult(result) as EventsResult,
+    });
     this.#parts = parts;
     this.#log = log;
     this.#admin = new NodeAdmin({

@@ -6,6 +6,7 @@
  */
 import type { KvBackend } from "../services/kv/api.ts";
 import type { LocksPort } from "../services/locks/api.ts";
+import type { EventsPort } from "../services/events/api.ts";
 import type {
   ClusterMember,
   ClusterStatus,
@@ -62,4 +63,6 @@ export interface NodeApi {
   snapshot?(): Promise<ReadableStream<Uint8Array<ArrayBuffer>>>;
   /** Locks, semaphores and elections (`services/locks`). Optional: front ends answer `unsupported` without it. */
   readonly locks?: LocksPort;
+  /** The events history and watch (`services/events`). Optional: front ends answer `unsupported` without it. */
+  readonly events?: EventsPort;
 }

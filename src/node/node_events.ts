@@ -29,11 +29,20 @@ import {
 /** Events one watch page reads at most. */
 const WATCH_PAGE_EVENTS = 256;
 
+/**
+ * Record bytes one watch page holds at most: with the one frame the HTTP
+ * body buffers, a slow reader holds about this much here (the limit
+ * `EVENTS_LIMITS.watchBufferBytesMax`, 1 MiB, with room for JSON's growth).
+ */
+const WATCH_PAGE_BYTES = 256 * 1024;
+
 /** Options of {@linkcode NodeEvents}. */
 export interface NodeEventsOptions {
   readonly store: Pick<StateStore, "scan" | "meta" | "appliedIndex">;
   /** Wakes watches when more is applied. */
   readonly feed: Pick<ChangeFeed, "waitPast">;
+  /** The window's byte cap, as status reports it. */
+  readonly bytesMax: number;
   /** Watch streams at once. Default 1,000. */
   readonly streamsMax?: number;
   /** The clock progress frames are timed by. Default `Date.now`. */
@@ -46,11 +55,13 @@ export class NodeEvents implements EventsPort {
   readonly #feed: Pick<ChangeFeed, "waitPast">;
   readonly #streamsMax: number;
   readonly #now: () => number;
+  readonly bytesMax: number;
   #streams = 0;
 
   constructor(options: NodeEventsOptions) {
     this.#reads = new EventsReads(options.store);
     this.#feed = options.feed;
+    this.bytesMax = options.bytesMax;
     this.#streamsMax = options.streamsMax ?? 1_000;
     this.#now = options.now ?? Date.now;
   }
@@ -69,6 +80,7 @@ export class NodeEvents implements EventsPort {
       readonly limit: number;
       readonly to?: bigint;
       readonly keep: (event: HistoryEvent) => boolean;
+      readonly bytesMax?: number;
     },
   ): EventsPage {
     return this.#reads.page(position, options);
@@ -102,6 +114,7 @@ export class NodeEvents implements EventsPort {
           page = this.#reads.page(position, {
             limit: WATCH_PAGE_EVENTS,
             keep,
+            bytesMax: WATCH_PAGE_BYTES,
           });
         } catch (error) {
           if (!(error instanceof EventsCompactedError)) throw error;

@@ -112,6 +112,8 @@ export interface EventsListRequest {
   readonly types?: readonly string[];
   /** Inclusive; default the window's start. */
   readonly fromRevision?: number;
+  /** Strictly after this event id (`"R.I"`, a previous page's `cursor`); wins over `fromRevision`. */
+  readonly after?: string;
   /** Inclusive; default the head. */
   readonly toRevision?: number;
   /** 1..{@linkcode EVENTS_LIMITS.listLimitMax}, default {@linkcode EVENTS_LIMITS.listLimitDefault}. */
@@ -125,6 +127,12 @@ export interface EventsListResponse {
   readonly events: readonly WireEvent[];
   /** Where the next page starts (the first revision not fully returned). */
   readonly nextRevision: number;
+  /**
+   * Present when the page stopped before `toRevision` (or the head): pass it
+   * as the next request's `after` to continue exactly (a revision may hold
+   * more events than one page).
+   */
+  readonly cursor?: string;
   /** The oldest revision still held (the window's start). */
   readonly compactRevision: number;
   /** The node's applied revision. */

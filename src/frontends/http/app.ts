@@ -30,6 +30,7 @@ import { queueRoutes } from "./queues.ts";
 import { lockRoutes } from "./locks.ts";
 import { leaseRoutes } from "./leases.ts";
 import { electionRoutes } from "./elections.ts";
+import { eventsRoutes } from "./events.ts";
 import { clusterRoutes, healthRoute } from "./cluster.ts";
 import {
   ADMIN_ROUTES,
@@ -191,6 +192,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   lockRoutes(app, ctx);
   leaseRoutes(app, ctx);
   electionRoutes(app, ctx);
+  eventsRoutes(app, ctx);
   adminRoutes(app, ctx);
   if (options.kvConnect !== undefined) app.route("/", options.kvConnect);
   return app;

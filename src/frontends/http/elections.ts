@@ -21,6 +21,7 @@ import type { LockReadConsistency } from "../../services/locks/api.ts";
 import { WireFormatError } from "../../protocol/http_api_codec.ts";
 import { fields } from "./_parse.ts";
 import { reply } from "./_body.ts";
+import { sseFrame, sseResponse } from "./_sse.ts";
 import {
   consistencyOf,
   type RouteContext,
@@ -37,8 +38,7 @@ import {
   waitMsField,
 } from "./_locks_common.ts";
 
-/** Content type of the observe stream. */
-export const CONTENT_TYPE_EVENT_STREAM = "text/event-stream";
+export { CONTENT_TYPE_EVENT_STREAM } from "./_sse.ts";
 
 /** A parsed `POST /v1/elections/campaign` body. */
 export interface ParsedCampaign {
@@ -110,103 +110,22 @@ export function lastEventRevision(header: string | undefined): number | null {
   );
 }
 
-const encoder = new TextEncoder();
-const KEEP_ALIVE = encoder.encode(": keep-alive\n\n");
-
 function eventBytes(event: ElectionObserveEvent): Uint8Array {
-  return encoder.encode(
-    `id: ${event.revision}\ndata: ${JSON.stringify(event)}\n\n`,
-  );
+  return sseFrame({ id: String(event.revision) }, JSON.stringify(event));
 }
 
-/**
- * The SSE body over `events`: one event per pull, or a keep-alive comment
- * when none came for `keepAliveMs`; `abort` ends the events when the reader
- * cancels. `onEnd` runs once, however the stream ends.
- */
-export function observeBody(
-  events: AsyncIterable<ElectionObserveEvent>,
-  abort: AbortController,
-  keepAliveMs: number,
-  onEnd: () => void,
-): ReadableStream<Uint8Array> {
-  const iterator = events[Symbol.asyncIterator]();
-  let pending: Promise<IteratorResult<ElectionObserveEvent>> | null = null;
-  let ended = false;
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    abort.abort();
-    onEnd();
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      pending ??= iterator.next();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const quiet = new Promise<"quiet">((resolve) => {
-        timer = setTimeout(() => resolve("quiet"), keepAliveMs);
-      });
-      try {
-        const step = await Promise.race([pending, quiet]);
-        if (step === "quiet") {
-          controller.enqueue(KEEP_ALIVE);
-          return;
-        }
-        pending = null;
-        if (step.done === true) {
-          end();
-          controller.close();
-          return;
-        }
-        controller.enqueue(eventBytes(step.value));
-      } catch (error) {
-        end();
-        controller.error(error);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
-    async cancel() {
-      end();
-      // The pending next resolves now that the signal aborted; then the
-      // generator's finally releases its subscription and its slot.
-      await pending?.catch(() => {});
-      await iterator.return?.();
-    },
-  });
-}
-
-async function observe(ctx: RouteContext, c: Context): Promise<Response> {
+function observe(ctx: RouteContext, c: Context): Promise<Response> {
   const name = nameField(c.req.query("name"));
   const after = lastEventRevision(c.req.header("last-event-id"));
   const locks = locksOf(ctx.node);
   const slot = streamLease(ctx.streams, c);
-  const abort = new AbortController();
-  const request = c.req.raw.signal;
-  const onRequestAbort = () => abort.abort();
-  let events: AsyncIterable<ElectionObserveEvent>;
-  try {
-    events = await lockCall(() => locks.observe(name, after, abort.signal));
-  } catch (error) {
-    slot.release();
-    throw error;
-  }
-  request.addEventListener("abort", onRequestAbort, { once: true });
-  const body = observeBody(
-    events,
-    abort,
+  return sseResponse(
+    c.req.raw.signal,
+    (signal) => lockCall(() => locks.observe(name, after, signal)),
+    eventBytes,
     HTTP_API_LIMITS.watchKeepAliveMs,
-    () => {
-      request.removeEventListener("abort", onRequestAbort);
-      slot.release();
-    },
+    () => slot.release(),
   );
-  return new Response(body, {
-    headers: {
-      "content-type": CONTENT_TYPE_EVENT_STREAM,
-      "cache-control": "no-cache",
-    },
-  });
 }
 
 /** Registers the `/v1/elections/...` routes on `app`. */

@@ -11,7 +11,6 @@
  */
 import type { LogIndex } from "../../raft/types.ts";
 import { toHex } from "../../base/bytes.ts";
-import { decodeConfState } from "../../raft/confchange.ts";
 import type { KvRow } from "../../model/types.ts";
 import type {
   ObservedChange,
@@ -138,13 +137,37 @@ class HistoryWriter {
   }
 }
 
+const confDecoder = new TextDecoder();
+
+/**
+ * The voters and learners of a configuration entry's data (Raft's
+ * `ConfState` as JSON). Read here rather than with `raft/confchange.ts`'s
+ * decoder, which is the consensus core a service may not import; only the
+ * two member lists are read, and malformed data yields no members (the
+ * entry was validated when it was proposed).
+ */
+function membersOf(
+  data: Uint8Array,
+): { voters: readonly string[]; learners: readonly string[] } {
+  let value: unknown;
+  try {
+    value = JSON.parse(confDecoder.decode(data));
+  } catch {
+    return { voters: [], learners: [] };
+  }
+  const list = (x: unknown): string[] =>
+    Array.isArray(x) ? x.filter((id) => typeof id === "string") : [];
+  const conf = (value ?? {}) as { voters?: unknown; learners?: unknown };
+  return { voters: list(conf.voters), learners: list(conf.learners) };
+}
+
 /** Member events of a configuration entry, from the configuration before. */
 function memberEvents(
   before: Uint8Array | null,
   after: Uint8Array,
 ): Omit<HistoryEvent, "revision" | "index">[] {
-  const next = decodeConfState(after);
-  const previous = before === null ? null : decodeConfState(before);
+  const next = membersOf(after);
+  const previous = before === null ? null : membersOf(before);
   const roleIn = (
     conf: { voters: readonly string[]; learners: readonly string[] } | null,
     id: string,

@@ -42,6 +42,8 @@ export class WatchStreamsFullError extends Error {
 export interface EventsPort {
   /** The window now. */
   window(): EventsWindow;
+  /** The window's byte cap (`--history-bytes-max`). */
+  readonly bytesMax: number;
   /** Watch streams served now. */
   streams(): number;
   /**
@@ -55,6 +57,7 @@ export interface EventsPort {
       readonly limit: number;
       readonly to?: bigint;
       readonly keep: (event: HistoryEvent) => boolean;
+      readonly bytesMax?: number;
     },
   ): EventsPage;
   /**

@@ -98,6 +98,8 @@ export class EventsReads {
       readonly limit: number;
       readonly to?: bigint;
       readonly keep?: (event: HistoryEvent) => boolean;
+      /** Stop once the kept records reach this many bytes (at least one is returned). */
+      readonly bytesMax?: number;
     },
   ): EventsPage {
     this.check(position);
@@ -119,19 +121,23 @@ export class EventsReads {
       limit: EVENTS_SCAN_ROWS_MAX,
     });
     let last: { revision: bigint; index: number } | null = null;
+    let bytes = 0;
+    let full = false;
+    const bytesMax = options.bytesMax ?? Infinity;
     for (const row of rows) {
       const at = parseHistoryKey(row.key);
       const event = decodeRecord(at.revision, at.index, row.value);
       last = at;
       if (options.keep === undefined || options.keep(event)) {
         events.push(event);
-        if (events.length >= options.limit) break;
+        bytes += row.value.length;
+        if (events.length >= options.limit || bytes >= bytesMax) {
+          full = true;
+          break;
+        }
       }
     }
-    if (
-      last === null ||
-      (events.length < options.limit && rows.length < EVENTS_SCAN_ROWS_MAX)
-    ) {
+    if (last === null || (!full && rows.length < EVENTS_SCAN_ROWS_MAX)) {
       // Everything up to `to` was read.
       return { events, next: { from: to + 1n }, through: to, done: true };
     }

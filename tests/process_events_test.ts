@@ -1,0 +1,344 @@
+/**
+ * The events history over real node processes (issue 17): stock
+ * `Deno.openKv` writes watched under a prefix arrive once each, in
+ * `(revision, index)` order, with the versionstamps the writer was given,
+ * across a watch dropped on one node and resumed with `Last-Event-ID` on
+ * another; `leader.changed` follows a kill -9 of the leader; list pages
+ * (with their cursor) hold what the watch held; a start below a compacted
+ * window is refused with 410 `compacted`, and bad watch input with 400.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import {
+  type ProcessCluster,
+  withProcessCluster,
+} from "./helpers/process_cluster.ts";
+import { type SseFrame, SseReader } from "./helpers/sse_reader.ts";
+import { lines } from "./helpers/stream_lines.ts";
+import { waitFor } from "./helpers/wait_for.ts";
+import type {
+  EventsListResponse,
+  EventsStatusResponse,
+  WireEvent,
+} from "../src/protocol/http_api_events.ts";
+
+const WRITER = new URL("./helpers/process_stock_writer.ts", import.meta.url)
+  .pathname;
+const WRITES = 300;
+
+function stockWriter(url: string, token: string, count: number) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-kv",
+      "--allow-net=127.0.0.1",
+      "--allow-env=DENO_KV_ACCESS_TOKEN",
+      WRITER,
+      url,
+      String(count),
+    ],
+    env: { DENO_KV_ACCESS_TOKEN: token, NO_COLOR: "1" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const acked = new Map<number, string>();
+  const wrong: string[] = [];
+  let wroteAll: () => void = () => {};
+  const allWritten = new Promise<void>((resolve) => wroteAll = resolve);
+  const readers = Promise.all([
+    lines(child.stdout, (line) => {
+      const event = JSON.parse(line);
+      if ("ack" in event) acked.set(event.ack, event.versionstamp);
+      if ("wrong" in event) wrong.push(event.wrong);
+      if ("done" in event) wroteAll();
+    }),
+    lines(child.stderr, () => {}),
+  ]);
+  const deadline = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+  }, 120_000);
+  return {
+    acked,
+    wrong,
+    /** Waits until it made its `count` writes and exited. */
+    async done(): Promise<void> {
+      await Promise.race([allWritten, child.status]);
+      await this.finish();
+    },
+    async finish(): Promise<void> {
+      await child.stdin.close().catch(() => {});
+      await child.status;
+      clearTimeout(deadline);
+      await readers;
+    },
+  };
+}
+
+async function watch(
+  url: string,
+  token: string,
+  query: Record<string, string>,
+  lastEventId?: string,
+): Promise<Response> {
+  const search = new URLSearchParams(query).toString();
+  return await fetch(`${url}/v1/events/watch?${search}`, {
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(lastEventId === undefined ? {} : { "last-event-id": lastEventId }),
+    },
+  });
+}
+
+async function post<T>(
+  url: string,
+  token: string,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; body: T }> {
+  const response = await fetch(`${url}${path}`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${token}`,
+      "content-type": "application/json",
+    },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() as T };
+}
+
+async function eventsStatus(
+  cluster: ProcessCluster,
+  index: number,
+  token: string,
+): Promise<EventsStatusResponse> {
+  const response = await fetch(`${cluster.node(index).url}/v1/events/status`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(response.status, 200);
+  return await response.json() as EventsStatusResponse;
+}
+
+function order(a: WireEvent, b: WireEvent): number {
+  return a.revision - b.revision || a.index - b.index;
+}
+
+function stockIndex(event: WireEvent): number {
+  const key = event.key as unknown[];
+  assert.equal(key.length, 2);
+  assert.equal(key[0], "stock");
+  return key[1] as number;
+}
+
+Deno.test("events watch over 3 processes: stock writes arrive once each and in order across a resume on another node; leader.changed after kill -9; list pages agree", async () => {
+  await withProcessCluster({ count: 3 }, async (cluster) => {
+    const first = await cluster.waitForLeader();
+    const token = await cluster.token();
+    const from = (await eventsStatus(cluster, 1, token)).headRevision + 1;
+    // A watch of leader changes from the start of the history.
+    const leaders = new SseReader(
+      await watch(cluster.node(1).url, token, {
+        types: "leader.changed",
+        fromRevision: "0",
+      }),
+    );
+    assert.equal(leaders.response.status, 200);
+    const initial = await leaders.until((f) => f.event === "leader.changed");
+    const announced = initial.at(-1)!.data as WireEvent;
+    assert.ok(announced.data !== undefined);
+
+    const writer = stockWriter(`${cluster.node(0).url}/kv`, token, WRITES);
+    const query = {
+      prefix: JSON.stringify(["stock"]),
+      fromRevision: String(from),
+    };
+    const events: WireEvent[] = [];
+    const take = (frames: SseFrame[]) => {
+      for (const frame of frames) {
+        if (frame.id === undefined) continue;
+        const event = frame.data as WireEvent;
+        assert.equal(frame.id, event.id);
+        assert.equal(frame.event, event.type);
+        events.push(event);
+      }
+    };
+    // The first watch, on node 1, is dropped after 100 events.
+    const one = new SseReader(await watch(cluster.node(1).url, token, query));
+    assert.equal(one.response.status, 200);
+    const firstFrames: SseFrame[] = [];
+    while (firstFrames.filter((f) => f.id !== undefined).length < 100) {
+      const frame = await one.next(30_000);
+      assert.ok(frame !== null, "the first watch ended early");
+      firstFrames.push(frame);
+    }
+    await one.close();
+    take(firstFrames);
+    // Resumed on node 2, strictly after the last event seen.
+    const two = new SseReader(
+      await watch(cluster.node(2).url, token, query, events.at(-1)!.id),
+    );
+    assert.equal(two.response.status, 200);
+    while (events.length < WRITES) {
+      const frame = await two.next(60_000);
+      assert.ok(frame !== null, "the resumed watch ended early");
+      take([frame]);
+    }
+    await writer.finish();
+    await two.close();
+    assert.deepEqual(writer.wrong, []);
+    assert.equal(writer.acked.size, WRITES);
+    // Once each, in order, with the writer's versionstamps.
+    for (let i = 1; i < events.length; i++) {
+      assert.ok(order(events[i - 1]!, events[i]!) < 0, `order at ${i}`);
+    }
+    const seen = new Set<number>();
+    for (const event of events) {
+      assert.equal(event.type, "kv.set");
+      const n = stockIndex(event);
+      assert.ok(!seen.has(n), `event of ${n} twice`);
+      seen.add(n);
+      assert.equal(event.versionstamp, writer.acked.get(n));
+      assert.equal(
+        BigInt(`0x${event.versionstamp!.slice(0, 16)}`),
+        BigInt(event.revision),
+      );
+      assert.equal(event.prevVersionstamp, null);
+    }
+    assert.equal(seen.size, WRITES);
+
+    // The list, paged by its cursor with a small limit, holds the same.
+    const listed: WireEvent[] = [];
+    let request: Record<string, unknown> = {
+      selector: { prefix: ["stock"] },
+      fromRevision: from,
+      limit: 7,
+    };
+    for (let page = 0; page < 200; page++) {
+      const answer = await post<EventsListResponse>(
+        cluster.node(page % 3).url,
+        token,
+        "/v1/events/list",
+        request,
+      );
+      assert.equal(answer.status, 200);
+      listed.push(...answer.body.events);
+      if (answer.body.cursor === undefined) break;
+      request = { ...request, after: answer.body.cursor };
+      delete request.fromRevision;
+    }
+    assert.deepEqual(listed.map((e) => e.id), events.map((e) => e.id));
+
+    // kill -9 the leader: a new leader announces itself with a new term.
+    await cluster.kill(first);
+    const term = (announced.data as { term: number }).term;
+    const after = await leaders.until(
+      (f) =>
+        f.event === "leader.changed" &&
+        (f.data as WireEvent).data!.term as number > term,
+      30_000,
+    );
+    const changed = after.at(-1)!.data as WireEvent;
+    assert.equal(changed.data!.previous, announced.data!.leader);
+    assert.notEqual(changed.data!.leader, announced.data!.leader);
+    await leaders.close();
+  });
+});
+
+Deno.test("events: a start below a compacted window gets 410 compacted; bad watch and list input gets 400 and changes nothing", async () => {
+  await withProcessCluster({
+    count: 1,
+    config: {
+      historyKeepMs: 0,
+      historyKeepRevisions: 5,
+      historyCompactIntervalMs: 200,
+    },
+  }, async (cluster) => {
+    await cluster.waitForLeader();
+    const token = await cluster.token();
+    const url = cluster.node(0).url;
+    const writer = stockWriter(`${url}/kv`, token, 40);
+    await writer.done();
+    assert.equal(writer.acked.size, 40);
+    await waitFor(
+      "the window to be compacted past revision 10",
+      async () => (await eventsStatus(cluster, 0, token)).compactRevision > 10,
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    const status = await eventsStatus(cluster, 0, token);
+    const refused = await watch(url, token, { fromRevision: "1" });
+    assert.equal(refused.status, 410);
+    const body = await refused.json();
+    assert.equal(body.error.code, "compacted");
+    assert.ok(body.error.details.compactRevision >= status.compactRevision);
+    const listRefused = await post<{ error: { code: string } }>(
+      url,
+      token,
+      "/v1/events/list",
+      { fromRevision: 1 },
+    );
+    assert.equal(listRefused.status, 410);
+    assert.equal(listRefused.body.error.code, "compacted");
+    // Bad input: a typed 400 with a message.
+    const badQueries: Record<string, string>[] = [
+      { prefix: "not json" },
+      { prefix: JSON.stringify(["a"]), start: JSON.stringify(["a"]) },
+      { start: JSON.stringify(["a"]) },
+      { types: "KV.SET" },
+      {
+        types: Array.from({ length: 17 }, (_, i) => `t.a${"b".repeat(i)}`)
+          .join(","),
+      },
+      { fromRevision: "-1" },
+      { progressMs: "5" },
+      { prevValue: "yes" },
+      { unknown: "1" },
+    ];
+    for (const query of badQueries) {
+      const response = await watch(url, token, query);
+      assert.equal(response.status, 400, JSON.stringify(query));
+      const error = (await response.json()).error;
+      assert.ok(typeof error.message === "string" && error.message.length > 0);
+    }
+    const badId = await watch(url, token, {}, "12-x");
+    assert.equal(badId.status, 400);
+    await badId.body?.cancel();
+    for (
+      const body of [
+        { limit: 0 },
+        { limit: 1001 },
+        { selector: { prefix: 3 } },
+        { after: "x" },
+        { nope: 1 },
+      ]
+    ) {
+      const answer = await post<{ error: { code: string } }>(
+        url,
+        token,
+        "/v1/events/list",
+        body,
+      );
+      assert.equal(answer.status, 400, JSON.stringify(body));
+    }
+    // Unauthenticated: refused.
+    const anonymous = await fetch(`${url}/v1/events/status`);
+    assert.equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+    // From the window's start the watch serves and says when it is synced.
+    const fromStart = new SseReader(
+      await watch(url, token, {
+        fromRevision: String(
+          (await eventsStatus(cluster, 0, token)).compactRevision,
+        ),
+      }),
+    );
+    assert.equal(fromStart.response.status, 200);
+    const frames = await fromStart.until((f) => f.event === "synced", 10_000);
+    assert.ok(frames.length >= 1);
+    await fromStart.close();
+  });
+});
