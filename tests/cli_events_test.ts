@@ -139,7 +139,7 @@ Deno.test("aspen events list and status: lines, --json page, the table", async (
     server.set(["r", "a"], "A");
     server.set(["r", "b"], "B");
     server.set(["r", "c"], "C");
-    const [a, b] = server.history();
+    const [a, b, c] = server.history();
     const listed = ok(
       await run([
         "events",
@@ -163,17 +163,20 @@ Deno.test("aspen events list and status: lines, --json page, the table", async (
       ["r", "a"],
       ["r", "b"],
     ]);
-    assert.equal(page.nextRevision, b!.revision + 1);
+    assert.equal(page.cursor, b!.id);
     const more = ok(await run(["events", "list", "r", "--limit", "2"]));
-    assert.equal(
-      more.stderr,
-      `more events: continue with --from-revision ${b!.revision + 1}\n`,
+    assert.equal(more.stderr, `more events: continue with --after ${b!.id}\n`);
+    const rest = ok(
+      await run(["events", "list", "r", "--after", b!.id, "--limit", "2"]),
     );
+    assert.equal(rest.stdout, `${c!.id}\tkv.set\t["r","c"]\tC\n`);
+    assert.equal(rest.stderr, "");
     assert.deepEqual(server.lists[0]!.selector, {
       start: ["r", "a"],
       end: ["r", "c"],
     });
     assert.deepEqual(server.lists[1]!.selector, { prefix: ["r"] });
+    assert.equal(server.lists[3]!.after, b!.id);
     server.compact(5);
     const table = ok(await run(["events", "status"])).stdout.split("\n");
     assert.match(
@@ -226,6 +229,7 @@ Deno.test("aspen events: bad input exits 2 with one line, before anything is sen
       [["list", "--limit", "1001"], /limit: must be 1 to 1000/],
       [["list", "--limit", "x"], /Invalid limit 'x'/],
       [["list", "--from-revision", "5", "--to-revision", "4"], /toRevision/],
+      [["list", "--after", "12-x"], /Invalid after/],
     ];
     const results = await Promise.all(
       cases.map(([args]) => run(["events", ...args])),

@@ -201,6 +201,10 @@ function listCommand(): CommandUnknownOpts {
     .description(
       "Print one page of matching events from the history (default: from the window's start)",
     )
+    .option(
+      "--after <id>",
+      "continue strictly after this event id (R.I, a previous page's cursor)",
+    )
     .option("--to-revision <n>", "last revision (inclusive)", parseRevision)
     .option(
       "--limit <n>",
@@ -210,6 +214,7 @@ function listCommand(): CommandUnknownOpts {
     .action(async (prefix, options, command) => {
       const global = globals(command);
       const opts = options as SelectorOptions & {
+        after?: string;
         toRevision?: number;
         limit?: number;
       };
@@ -219,6 +224,7 @@ function listCommand(): CommandUnknownOpts {
         selector,
         types: opts.types,
         fromRevision: opts.fromRevision,
+        after: opts.after,
         toRevision: opts.toRevision,
         limit: opts.limit,
         prevValue: opts.prevValue,
@@ -228,11 +234,8 @@ function listCommand(): CommandUnknownOpts {
         return;
       }
       for (const event of page.events) printEvent(event, false);
-      const last = opts.toRevision ?? page.headRevision;
-      if (page.nextRevision <= last) {
-        console.error(
-          `more events: continue with --from-revision ${page.nextRevision}`,
-        );
+      if (page.cursor !== undefined) {
+        console.error(`more events: continue with --after ${page.cursor}`);
       }
     });
 }

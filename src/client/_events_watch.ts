@@ -33,7 +33,7 @@ import {
 const RECONNECT_MS = [0, 100, 250, 500, 1_000, 2_000];
 
 /** Pattern of an event id, `R.I` in decimal. */
-const EVENT_ID = /^(0|[1-9][0-9]{0,15})\.(0|[1-9][0-9]{0,9})$/;
+export const EVENT_ID = /^(0|[1-9][0-9]{0,15})\.(0|[1-9][0-9]{0,9})$/;
 
 /** A frame of the watch as the wire carries it (`compacted` ends the stream instead). */
 export type WireWatchFrame =

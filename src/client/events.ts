@@ -25,7 +25,7 @@ import {
 import type { HttpTransport } from "./_transport.ts";
 import type { StreamConnector } from "./_sse.ts";
 import { valueFromWire } from "./_values.ts";
-import { watchFrames } from "./_events_watch.ts";
+import { EVENT_ID, watchFrames } from "./_events_watch.ts";
 import { CompactedError } from "./errors.ts";
 import type { KvKey } from "./types.ts";
 
@@ -100,6 +100,8 @@ export interface EventsListOptions {
   readonly types?: readonly string[];
   /** Inclusive. Default the window's start. */
   readonly fromRevision?: number;
+  /** Strictly after this event id (`"R.I"`, a previous page's `cursor`); wins over `fromRevision`. */
+  readonly after?: string;
   /** Inclusive. Default the head. */
   readonly toRevision?: number;
   /** 1 to 1,000 events. Default 100. */
@@ -113,6 +115,12 @@ export interface EventsListPage<T = unknown> {
   readonly events: readonly AspenEvent<T>[];
   /** Where the next page starts (the first revision not fully returned). */
   readonly nextRevision: number;
+  /**
+   * Present when the page stopped before `toRevision` (or the head): the
+   * next page's `after`, which continues exactly (a revision may hold more
+   * events than one page).
+   */
+  readonly cursor?: string;
   /** The oldest revision still held. */
   readonly compactRevision: number;
   /** The answering node's applied revision. */
@@ -315,7 +323,8 @@ export class AspenEvents {
   }
 
   /**
-   * One page of matching events; continue from `nextRevision`.
+   * One page of matching events; continue with `after: page.cursor` while
+   * the page has a cursor.
    *
    * @throws {TypeError} For a malformed selector or type pattern.
    * @throws {RangeError} For a revision or limit out of range, or `toRevision` before `fromRevision`.
@@ -346,6 +355,16 @@ export class AspenEvents {
       );
     }
     checkWithin(options.limit, "limit", 1, EVENTS_LIMITS.listLimitMax);
+    if (options.after !== undefined) {
+      if (typeof options.after !== "string" || !EVENT_ID.test(options.after)) {
+        throw new TypeError(
+          `Invalid after: expected an event id 'R.I': received '${
+            String(options.after).slice(0, 40)
+          }'`,
+        );
+      }
+      request.after = options.after;
+    }
     if (options.fromRevision !== undefined) {
       request.fromRevision = options.fromRevision;
     }
@@ -365,7 +384,9 @@ export class AspenEvents {
     } catch (error) {
       if (error instanceof CompactedError && error.fromRevision === null) {
         throw new CompactedError(
-          options.fromRevision ?? null,
+          options.after === undefined
+            ? options.fromRevision ?? null
+            : Number(options.after.split(".")[0]),
           error.compactRevision,
           { cause: error, url: error.url },
         );
@@ -375,6 +396,7 @@ export class AspenEvents {
     return {
       events: reply.events.map((wire) => eventFromWire<T>(wire)),
       nextRevision: reply.nextRevision,
+      ...(reply.cursor === undefined ? {} : { cursor: reply.cursor }),
       compactRevision: reply.compactRevision,
       headRevision: reply.headRevision,
     };

@@ -426,6 +426,23 @@ Deno.test("events.list() sends the wire selector and decodes a page; 410 is Comp
     ]);
     assert.equal(page.headRevision, first + 3);
     assert.equal(page.nextRevision, first + 4);
+    assert.equal(page.cursor, undefined);
+    // Paged by the cursor, one event a page.
+    const paged: string[] = [];
+    let after: string | undefined;
+    for (let i = 0; i < 10; i++) {
+      const one = await client.events.list({
+        selector: { prefix: ["r"] },
+        limit: 1,
+        ...(after === undefined ? { fromRevision: first } : { after }),
+      });
+      paged.push(...one.events.map((e) => e.id));
+      after = one.cursor;
+      if (after === undefined) break;
+    }
+    assert.deepEqual(paged, server.history().slice(0, 3).map((e) => e.id));
+    assert.equal(server.lists[2]!.after, paged[0]);
+    await assert.rejects(client.events.list({ after: "1-2" }), TypeError);
     server.compact(first + 1);
     await assert.rejects(
       client.events.list({ fromRevision: first }),

@@ -287,7 +287,9 @@ export function startFakeEventsServer(
   async function list(request: Request): Promise<Response> {
     const body = await request.json() as EventsListRequest;
     lists.push(body);
-    const from = body.fromRevision ?? compactRevision;
+    const from = body.after !== undefined
+      ? Number(body.after.split(".")[0])
+      : body.fromRevision ?? compactRevision;
     if (from < compactRevision) {
       return errorResponse("compacted", "Below the window", {
         compactRevision,
@@ -297,17 +299,20 @@ export function startFakeEventsServer(
     const types = typeMatcher(body.types);
     const limit = body.limit ?? EVENTS_LIMITS.listLimitDefault;
     const to = body.toRevision ?? revision;
-    const page = events.filter((e) =>
-      e.revision >= from && e.revision <= to &&
+    const start = body.after === undefined
+      ? startOf(null, from)
+      : startOf(body.after, 0);
+    const matching = events.slice(start).filter((e) =>
+      e.revision <= to &&
       matches(selector, types, { type: e.type, key: keyOf(e) })
-    ).slice(0, limit);
-    const nextRevision = page.length === limit
-      ? page.at(-1)!.revision + 1
-      : to + 1;
+    );
+    const page = matching.slice(0, limit);
+    const more = matching.length > limit;
     return new Response(
       wireJson({
         events: page,
-        nextRevision,
+        nextRevision: more ? page.at(-1)!.revision : to + 1,
+        ...(more ? { cursor: page.at(-1)!.id } : {}),
         compactRevision,
         headRevision: revision,
       }),
