@@ -58,12 +58,19 @@ export interface AspenEvent<T = unknown> {
   readonly index: number;
   /** `kv.set`, `kv.delete`, `leader.changed`, `member.added`, … */
   readonly type: string;
+  /** KV events: the key. */
   readonly key?: KvKey;
+  /** KV events: the value after (null for a delete). */
   readonly value?: T | null;
+  /** KV events: the versionstamp after (null for a delete). */
   readonly versionstamp?: string | null;
+  /** KV events: the versionstamp before (null when the key was absent). */
   readonly prevVersionstamp?: string | null;
+  /** KV events, when asked for: the value before (null when absent). */
   readonly prevValue?: T | null;
+  /** `kv.delete`: why. */
   readonly cause?: EventDeleteCause;
+  /** Other events: their facts (`leader.changed`: `{term, leader, previous}`, …). */
   readonly data?: Readonly<Record<string, unknown>>;
 }
 
@@ -112,6 +119,7 @@ export interface EventsListOptions {
 
 /** One page of {@linkcode AspenEvents.list}. */
 export interface EventsListPage<T = unknown> {
+  /** The page's events, in `(revision, index)` order. */
   readonly events: readonly AspenEvent<T>[];
   /** Where the next page starts (the first revision not fully returned). */
   readonly nextRevision: number;
