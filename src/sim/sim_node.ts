@@ -256,6 +256,11 @@ export class SimNode {
     return this.#state?.appliedIds() ?? new Set();
   }
 
+  /** Bytes of the running state's snapshot (0 while down). */
+  stateBytes(): number {
+    return this.#state?.snapshotData().byteLength ?? 0;
+  }
+
   /** Hash of the running state ("down" while down). */
   stateHash(): string {
     return this.#state?.hash() ?? "down";

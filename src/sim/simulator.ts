@@ -157,6 +157,8 @@ class Simulation {
   readonly #coordination: CoordinationProperties | null;
   /** Some node ran an input since the last settle. */
   #unsettled = false;
+  /** This seed's snapshot chunk size (a lagging member catches up one chunk per round trip). */
+  readonly #snapshotChunkBytes: number;
   #events = 0;
 
   constructor(options: SimOptions) {
@@ -192,6 +194,7 @@ class Simulation {
     const maxInflightMessages = tuning.pick([2, 8, 64]);
     const maxUncommittedBytes = tuning.pick([2048, 65536]);
     const snapshotChunkBytes = tuning.pick([64, 512, 65536]);
+    this.#snapshotChunkBytes = snapshotChunkBytes;
     const knobs = options.bug === null ? undefined : BUGS[options.bug];
     const serviceKnobs = options.bug === null
       ? {}
@@ -401,7 +404,13 @@ class Simulation {
   async #livenessPhase(faultyMs: number): Promise<void> {
     this.#trace?.("heal all");
     this.#nemesis.healAll();
-    const budgetMs = livenessTicksMax * TICK_MS;
+    // A member that lost its log catches up by snapshot, one chunk per
+    // round trip (under a tick once healed): the budget grows with the state
+    // it must receive (the events history makes states larger), so a seed
+    // with 64-byte chunks is judged on liveness, not on transfer time.
+    const stateBytes = Math.max(0, ...this.#nodes.map((n) => n.stateBytes()));
+    const transferTicks = Math.ceil(stateBytes / this.#snapshotChunkBytes);
+    const budgetMs = (livenessTicksMax + transferTicks) * TICK_MS;
     const endMs = faultyMs + budgetMs;
     let fresh: number | null = null;
     this.#clients.writeFresh(
