@@ -259,7 +259,13 @@ export function checkWatcher(
         break;
       }
       case "compacted": {
-        const problem = checkCompacted(step, open, reference);
+        const problem = checkCompacted(
+          step,
+          open,
+          expectedPosition!,
+          filtered[next],
+          reference,
+        );
         if (problem !== null) return `${where}: ${problem}`;
         // The allowed gap: the next open starts exactly at the floor.
         expectedPosition = { from: step.compactRevision };
@@ -274,19 +280,34 @@ export function checkWatcher(
   return null;
 }
 
-/** A `compacted` answer is right only below the node's window at that time. */
+/**
+ * A `compacted` answer is right only below the node's window at that time,
+ * and only once the stream sent everything before the revision it needed.
+ *
+ * @param last Where the watcher stands: its last event, or where it opened.
+ * @param pending The first matching event it has not received yet.
+ */
 function checkCompacted(
   step: Extract<WatchStep, { kind: "compacted" }>,
   open: EventPosition | null,
+  last: EventPosition,
+  pending: HistoryEvent | undefined,
   reference: EventsReference,
 ): string | null {
   if (open === null) {
     return `'${step.node}' said compacted at ${step.atMs} ms outside any open`;
   }
-  if (step.fromRevision !== positionRevision(open)) {
-    return `'${step.node}' said compacted from revision ${step.fromRevision} for a watch opened ${
-      positionText(open)
-    }`;
+  // At the open the refused revision is the position's; later in the
+  // stream it is where its reads had got to (never behind what it sent).
+  if (step.fromRevision < positionRevision(last)) {
+    return `'${step.node}' said compacted from revision ${step.fromRevision} for a watch at position '${
+      positionText(last)
+    }' (opened '${positionText(open)}')`;
+  }
+  if (pending !== undefined && pending.revision < step.fromRevision) {
+    return `'${step.node}' said compacted from revision ${step.fromRevision} for a watch at position '${
+      positionText(last)
+    }' without sending ${eventText(pending)} first`;
   }
   const floors = reference.floorsIn(step.appliedLow, step.appliedHigh);
   const at = step.appliedLow === step.appliedHigh
