@@ -35,6 +35,8 @@ export type WatchStep =
     readonly atMs: number;
   }
   | { readonly kind: "event"; readonly event: HistoryEvent }
+  /** A `synced` or `progress` frame: every match up to `revision` was sent. */
+  | { readonly kind: "synced"; readonly revision: bigint }
   | {
     readonly kind: "compacted";
     readonly node: string;
@@ -256,6 +258,18 @@ export function checkWatcher(
         expectedPosition = {
           after: { revision: step.event.revision, index: step.event.index },
         };
+        break;
+      }
+      case "synced": {
+        const pending = filtered[next];
+        if (open === null) {
+          return `${where}: synced at ${step.revision} outside any open stream`;
+        }
+        if (pending !== undefined && pending.revision <= step.revision) {
+          return `${where}: '${openNode}' said synced at revision ${step.revision} (stream opened '${
+            positionText(open)
+          }') without sending ${eventText(pending)}`;
+        }
         break;
       }
       case "compacted": {

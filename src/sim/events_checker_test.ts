@@ -235,3 +235,23 @@ Deno.test("EventsReference.record() reports replicas that recorded a revision di
   assert.equal(all.length, 14);
   assert.equal(eventText(all[0]!), eventText(set(1, 0, "k0")));
 });
+
+Deno.test("checkWatcher() reports a synced frame before every match up to its revision was sent", () => {
+  const synced = (revision: number): WatchStep => ({
+    kind: "synced",
+    revision: BigInt(revision),
+  });
+  const whole = [open({ from: 1n }), event(1), event(2), synced(3)];
+  assert.match(
+    checkWatcher(log(whole), reference())!,
+    /said synced at revision 3 .* without sending 3\.0 kv\.set/,
+  );
+  // Revision 4 recorded nothing: synced at 4 after event 3 is right.
+  const right = [open({ from: 1n }), event(1), event(2), event(3), synced(4)];
+  assert.equal(checkWatcher(log(right), reference()), null);
+  // A node behind the position says synced at its own head: nothing owed.
+  assert.equal(
+    checkWatcher(log([open(after(6)), synced(3)]), reference()),
+    null,
+  );
+});

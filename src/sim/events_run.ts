@@ -15,7 +15,9 @@
  *   (see `events_node.ts`), and now and then a `compact` at a random
  *   revision below the head is proposed on the leader.
  *
- * At the end every watcher's log is checked against the reference
+ * After healing, every watcher resumes once more on the leader until its
+ * stream says `synced` (`catchUp`: the simulator demands it within a
+ * budget). Then every watcher's log is checked against the reference
  * (`checkWatcher`). A broken property is the run's violation, with
  * `events` in front.
  *
@@ -65,6 +67,13 @@ const segmentEventsMax = 60;
 const segmentMsMax = 1_200;
 /** Steps one watcher's log keeps at most (a longer run stops the watcher). */
 const stepsMax = 200_000;
+/** How long one catch-up stream may read after healing, ms. */
+const catchUpSegmentMs = 2_000;
+
+/** JSON of bigints, for violations. */
+function bigints(_: string, value: unknown): unknown {
+  return typeof value === "bigint" ? `${value}` : value;
+}
 
 /** Counts of the events workload, for reports and tests. */
 export interface EventsCounts {
@@ -134,6 +143,10 @@ class Watcher {
   position: EventPosition;
   /** The stream open now, to close at the end. */
   current: { watch: SimWatch | null; abort: AbortController } | null = null;
+  /** After healing, a stream of this watcher said `synced`. */
+  synced = false;
+  /** The faulty phase's loop (the catch-up waits for it). */
+  running: Promise<void> = Promise.resolve();
 
   constructor(
     name: string,
@@ -171,6 +184,8 @@ export class EventsProperties {
   readonly #reference = new EventsReference();
   readonly #watchers: Watcher[] = [];
   #stopped = false;
+  /** In the healed phase's catch-up (`catchUp`). */
+  #catchingUp = false;
   readonly counts: EventsCounts = {
     opened: 0,
     events: 0,
@@ -224,7 +239,7 @@ export class EventsProperties {
           "from" in start ? start.from : ""
         }`,
       );
-      void this.#run(watcher, random.between(0, 300));
+      watcher.running = this.#run(watcher, random.between(0, 300));
     }
     this.#scheduleCompaction();
   }
@@ -304,14 +319,68 @@ export class EventsProperties {
       }
       tries++;
       const { id, port } = this.#random.pick(live);
-      const opened = await this.#segment(watcher, id, port!);
+      const opened = await this.#segment(watcher, id, port!, {
+        eventsMax: this.#random.between(1, segmentEventsMax),
+        budgetMs: this.#random.between(20, segmentMsMax),
+        untilSynced: false,
+      });
       if (opened) tries = 0;
       else await this.#sleep(this.#random.between(5, 50));
     }
   }
 
   /**
-   * One stream: opens it on `port`, reads until its budget or its end.
+   * After healing: every watcher resumes once more, on the leader, until
+   * its stream says `synced` (everything up to the leader's head sent).
+   * Done when {@linkcode caughtUp}.
+   */
+  catchUp(): void {
+    this.#stopped = false;
+    this.#catchingUp = true;
+    for (const watcher of this.#watchers) void this.#finalSegment(watcher);
+  }
+
+  /** Every watcher caught up since {@linkcode catchUp}. */
+  get caughtUp(): boolean {
+    return this.#watchers.every((watcher) => watcher.synced);
+  }
+
+  /** Watchers that have not caught up, for the violation. */
+  get behind(): string[] {
+    return this.#watchers.filter((watcher) => !watcher.synced).map((
+      watcher,
+    ) => `${watcher.name} at ${JSON.stringify(watcher.position, bigints)}`);
+  }
+
+  async #finalSegment(watcher: Watcher): Promise<void> {
+    await watcher.running;
+    for (let attempt = 0; attempt < openTriesMax; attempt++) {
+      if (this.#stopped || watcher.synced) return;
+      const leader = this.#leaderPort();
+      if (leader === null) {
+        await this.#sleep(restMs);
+        continue;
+      }
+      await this.#segment(watcher, leader.id, leader.port, {
+        eventsMax: Number.MAX_SAFE_INTEGER,
+        budgetMs: catchUpSegmentMs,
+        untilSynced: true,
+      });
+    }
+  }
+
+  /** The leader's id and port, or null. */
+  #leaderPort(): { id: string; port: SimEventsPort } | null {
+    const port = this.#leader();
+    if (port === null) return null;
+    const entry = this.#ports().find((candidate) => candidate.port === port);
+    return entry === undefined ? null : { id: entry.id, port };
+  }
+
+  /**
+   * One stream: opens it on `port` at the watcher's position and reads it
+   * until its plan's budget (or, with `untilSynced`, its `synced` frame),
+   * a `compacted` answer or its end.
    *
    * @returns False when it could not be opened.
    */
@@ -319,6 +388,7 @@ export class EventsProperties {
     watcher: Watcher,
     node: string,
     port: SimEventsPort,
+    plan: { eventsMax: number; budgetMs: number; untilSynced: boolean },
   ): Promise<boolean> {
     const abort = new AbortController();
     watcher.current = { watch: null, abort };
@@ -329,8 +399,6 @@ export class EventsProperties {
       position,
       progressMs: WATCH_PROGRESS_MS,
     };
-    const eventsMax = this.#random.between(1, segmentEventsMax);
-    const budgetMs = this.#random.between(20, segmentMsMax);
     const opening = port.open(request, abort.signal);
     this.#queue.after(openTimeoutMs, () => {
       if (watcher.current?.abort === abort && watcher.current.watch === null) {
@@ -350,32 +418,25 @@ export class EventsProperties {
       watcher.current = null;
       return false;
     }
+    watcher.steps.push({ kind: "open", node, position, atMs: this.#queue.now });
     if (opened.kind === "compacted") {
+      watcher.current = null;
       this.#compacted(watcher, node, opened.fromRevision, {
         compactRevision: opened.compactRevision,
         low: opened.applied,
         high: opened.applied,
       });
-      watcher.steps.push({
-        kind: "open",
-        node,
-        position,
-        atMs: this.#queue.now,
-      });
-      watcher.steps.push(this.#lastCompacted!);
-      watcher.current = null;
       return true;
     }
     const watch = opened.watch;
     watcher.current = { watch, abort };
     this.counts.opened++;
     if ("after" in position) this.counts.resumedAfter++;
-    watcher.steps.push({ kind: "open", node, position, atMs: this.#queue.now });
-    this.#queue.after(budgetMs, () => {
+    this.#queue.after(plan.budgetMs, () => {
       abort.abort();
       this.#ran();
     });
-    const reason = await this.#read(watcher, node, watch, abort, eventsMax);
+    const reason = await this.#read(watcher, node, watch, abort, plan);
     abort.abort();
     watch.close();
     watcher.current = null;
@@ -385,8 +446,7 @@ export class EventsProperties {
     return true;
   }
 
-  #lastCompacted: WatchStep | null = null;
-
+  /** Logs a `compacted` answer; the watcher starts again at the window's floor. */
   #compacted(
     watcher: Watcher,
     node: string,
@@ -394,7 +454,7 @@ export class EventsProperties {
     at: { compactRevision: bigint; low: bigint; high: bigint },
   ): void {
     this.counts.compacted++;
-    this.#lastCompacted = {
+    watcher.steps.push({
       kind: "compacted",
       node,
       fromRevision,
@@ -402,7 +462,7 @@ export class EventsProperties {
       appliedLow: at.low,
       appliedHigh: at.high,
       atMs: this.#queue.now,
-    };
+    });
     this.#trace?.(
       `events ${watcher.name} compacted on ${node}: from ${fromRevision}, window at ${at.compactRevision}`,
     );
@@ -410,7 +470,8 @@ export class EventsProperties {
   }
 
   /**
-   * Reads frames until `eventsMax` events, the abort, or the stream's end.
+   * Reads frames until the plan's events (or its `synced` frame), the
+   * abort, or the stream's end.
    *
    * @returns Why the stream was dropped (null after a `compacted` frame).
    */
@@ -419,10 +480,10 @@ export class EventsProperties {
     node: string,
     watch: SimWatch,
     abort: AbortController,
-    eventsMax: number,
+    plan: { eventsMax: number; untilSynced: boolean },
   ): Promise<string | null> {
     let events = 0;
-    while (events < eventsMax) {
+    while (events < plan.eventsMax) {
       let read: WatchRead;
       try {
         read = await abortable(watch.next(), abort.signal);
@@ -434,21 +495,30 @@ export class EventsProperties {
         this.counts.ended++;
         return abort.signal.aborted ? "budget" : "stream ended";
       }
-      if (frame.kind === "event") {
-        events++;
-        this.counts.events++;
-        watcher.steps.push({ kind: "event", event: frame.event });
-        watcher.position = {
-          after: { revision: frame.event.revision, index: frame.event.index },
-        };
-      } else if (frame.kind === "compacted") {
-        this.#compacted(watcher, node, frame.fromRevision, {
-          compactRevision: frame.compactRevision,
-          low: read.appliedLow,
-          high: read.appliedHigh,
-        });
-        watcher.steps.push(this.#lastCompacted!);
-        return null;
+      switch (frame.kind) {
+        case "event":
+          events++;
+          this.counts.events++;
+          watcher.steps.push({ kind: "event", event: frame.event });
+          watcher.position = {
+            after: { revision: frame.event.revision, index: frame.event.index },
+          };
+          break;
+        case "synced":
+        case "progress":
+          watcher.steps.push({ kind: "synced", revision: frame.revision });
+          if (plan.untilSynced && this.#catchingUp) {
+            watcher.synced = true;
+            return "synced";
+          }
+          break;
+        case "compacted":
+          this.#compacted(watcher, node, frame.fromRevision, {
+            compactRevision: frame.compactRevision,
+            low: read.appliedLow,
+            high: read.appliedHigh,
+          });
+          return null;
       }
     }
     return "events";

@@ -49,6 +49,8 @@ export const CLOCK_DRIFT = 0.15;
 export const MAX_DELAY_MS = 2;
 /** Budget of the healed phase, in ticks: a leader, fresh commits, catch-up. */
 const livenessTicksMax = 400;
+/** Budget of the events watchers' catch-up after healing, in ticks. */
+const catchUpTicksMax = 600;
 /** Fresh writes demanded after healing. */
 const freshWrites = 3;
 /** Client operation deadline, in ms. */
@@ -346,6 +348,7 @@ class Simulation {
     if (this.#checker.violation === null) this.#checkDurability();
     if (this.#checker.violation === null) this.#checkLinearizability();
     if (this.#checker.violation === null) this.#coordination?.finish();
+    if (this.#checker.violation === null) await this.#eventsCatchUp();
     this.#watch?.stop();
     if (this.#checker.violation === null) this.#watch?.finish();
     return this.#result();
@@ -385,6 +388,26 @@ class Simulation {
       compactIntervalMs: random.pick([100, 250, 500]),
       keepRevisions: random.pick([5, 20, 60]),
     };
+  }
+
+  /**
+   * With events, after healing: every watcher resumes on the leader until
+   * its stream says `synced`, within {@linkcode catchUpTicksMax}.
+   */
+  async #eventsCatchUp(): Promise<void> {
+    const watch = this.#watch;
+    if (watch === null) return;
+    watch.catchUp();
+    const endMs = this.#queue.now + catchUpTicksMax * TICK_MS;
+    await this.#runUntil(() =>
+      watch.caughtUp || this.#queue.peekTime() > endMs
+    );
+    if (this.#checker.violation !== null || watch.caughtUp) return;
+    this.#checker.fail(
+      `events liveness: watchers not synced on the leader ${catchUpTicksMax} ticks after healing: ${
+        watch.behind.join(", ")
+      }; ${this.#describeNodes()}`,
+    );
   }
 
   /** A node that leads now (the highest term), or null. */
