@@ -261,6 +261,12 @@ export class EventsProperties {
       const at = parseHistoryKey(row.key);
       return decodeRecord(at.revision, at.index, row.value);
     });
+    if (rows.length >= recordsPerRevisionMax) {
+      this.#checker.fail(
+        `events reference on '${nodeId}': revision ${revision} holds ${rows.length} records or more, beyond what the simulator reads (${recordsPerRevisionMax})`,
+      );
+      return;
+    }
     const floor = decodeU64(store.meta(EVENTS_META.floor));
     if (Number(floor) > this.counts.floorMax) {
       this.counts.floorMax = Number(floor);
@@ -492,8 +498,9 @@ export class EventsProperties {
       }
       const frame = read.frame;
       if (frame === null) {
+        if (abort.signal.aborted) return "budget";
         this.counts.ended++;
-        return abort.signal.aborted ? "budget" : "stream ended";
+        return "stream ended";
       }
       switch (frame.kind) {
         case "event":
