@@ -57,6 +57,8 @@ import type { SeededRandom } from "./random.ts";
 const recordsPerRevisionMax = 10_000;
 /** How long opening a watch may take before the watcher tries another node, ms. */
 const openTimeoutMs = 300;
+/** The highest revision a watcher starts from (runs commit 100–300 entries). */
+const startRevisionMax = 80;
 /** Tries to open a stream in a row before a watcher rests, then tries again. */
 const openTriesMax = 20;
 /** A watcher's rest after failed tries, ms. */
@@ -231,7 +233,7 @@ export class EventsProperties {
       const entry = random.pick(selectors);
       const start: EventPosition = random.chance(0.5)
         ? { from: 1n }
-        : { from: BigInt(random.between(1, 200)) };
+        : { from: BigInt(random.between(1, startRevisionMax)) };
       const watcher = new Watcher(`w${i + 1}`, entry, start);
       this.#watchers.push(watcher);
       this.#trace?.(
@@ -239,7 +241,9 @@ export class EventsProperties {
           "from" in start ? start.from : ""
         }`,
       );
-      watcher.running = this.#run(watcher, random.between(0, 300));
+      // Some start late, from a revision compaction may have passed.
+      const delayMs = random.between(0, Math.floor(this.#issueUntilMs / 3));
+      watcher.running = this.#run(watcher, delayMs);
     }
     this.#scheduleCompaction();
   }
