@@ -23,40 +23,34 @@
  *
  * @module
  */
-import { encodeKey } from "../model/key_codec.ts";
 import {
   type EventPosition,
   EVENTS_META,
   type HistoryEvent,
-  type KeySelector,
-  type TypeMatcher,
-  typeMatcher,
-  type WatchRequest,
 } from "../services/events/api.ts";
+import {
+  decodeU64,
+  historyRange,
+  parseHistoryKey,
+} from "../services/events/keys.ts";
 import { decodeRecord } from "../services/events/records.ts";
-import { historyRange, parseHistoryKey } from "../services/events/keys.ts";
-import { decodeU64 } from "../services/events/keys.ts";
 import type { KvStateMachine } from "../services/state_machine.ts";
 import type { EventQueue } from "./event_queue.ts";
+import { checkWatcher, EventsReference } from "./events_checker.ts";
+import type { SimEventsPort } from "./events_node.ts";
 import {
-  checkWatcher,
-  EventsReference,
-  type WatcherLog,
-  type WatchStep,
-} from "./events_checker.ts";
-import {
-  type SimEventsPort,
-  type SimWatch,
-  WATCH_PROGRESS_MS,
-  type WatchRead,
-} from "./events_node.ts";
+  type EventsCounts,
+  type StreamContext,
+  WATCH_SELECTORS,
+  Watcher,
+} from "./events_watchers.ts";
 import type { InvariantChecker } from "./invariants.ts";
 import type { SeededRandom } from "./random.ts";
 
+export type { EventsCounts };
+
 /** Records one revision holds at most (one entry's changes are bounded). */
 const recordsPerRevisionMax = 10_000;
-/** How long opening a watch may take before the watcher tries another node, ms. */
-const openTimeoutMs = 300;
 /** The highest revision a watcher starts from (runs commit 100–300 entries). */
 const startRevisionMax = 80;
 /** Tries to open a stream in a row before a watcher rests, then tries again. */
@@ -77,101 +71,6 @@ function bigints(_: string, value: unknown): unknown {
   return typeof value === "bigint" ? `${value}` : value;
 }
 
-/** Counts of the events workload, for reports and tests. */
-export interface EventsCounts {
-  /** Streams opened. */
-  opened: number;
-  /** Events delivered to watchers. */
-  events: number;
-  /** Streams resumed after an event (`position: {after}`). */
-  resumedAfter: number;
-  /** `compacted` answers (at open or as a frame). */
-  compacted: number;
-  /** Opens that failed (node down, paused past the timeout, hold full). */
-  openFailed: number;
-  /** Streams that ended because their node died. */
-  ended: number;
-  /** Extra compactions the nemesis proposed. */
-  compactions: number;
-  /** The highest window floor any replica reached. */
-  floorMax: number;
-}
-
-/** The keys the KV clients write, as the prefixes a watcher may follow. */
-const selectors: readonly { describe: string; selector: KeySelector }[] = [
-  { describe: "all", selector: { kind: "all" } },
-  {
-    describe: "prefix ['sim']",
-    selector: { kind: "prefix", prefix: encodeKey(["sim"]) },
-  },
-  {
-    describe: "prefix ['sum']",
-    selector: { kind: "prefix", prefix: encodeKey(["sum"]) },
-  },
-  {
-    describe: "prefix ['log']",
-    selector: { kind: "prefix", prefix: encodeKey(["log"]) },
-  },
-  {
-    describe: "range ['sim', 'k0'] to ['sim', 'k1']",
-    selector: {
-      kind: "range",
-      start: encodeKey(["sim", "k0"]),
-      end: encodeKey(["sim", "k1"]),
-    },
-  },
-];
-
-/** A rejection when `signal` aborts; `promise` itself otherwise. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error("aborted"));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error("aborted"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() =>
-      signal.removeEventListener("abort", onAbort)
-    );
-  });
-}
-
-/** One simulated watcher client. */
-class Watcher {
-  readonly name: string;
-  readonly describe: string;
-  readonly selector: KeySelector;
-  readonly types: TypeMatcher = typeMatcher(["kv.*"]);
-  readonly steps: WatchStep[] = [];
-  /** Where the next stream starts. */
-  position: EventPosition;
-  /** The stream open now, to close at the end. */
-  current: { watch: SimWatch | null; abort: AbortController } | null = null;
-  /** After healing, a stream of this watcher said `synced`. */
-  synced = false;
-  /** The faulty phase's loop (the catch-up waits for it). */
-  running: Promise<void> = Promise.resolve();
-
-  constructor(
-    name: string,
-    entry: { describe: string; selector: KeySelector },
-    position: EventPosition,
-  ) {
-    this.name = name;
-    this.describe = entry.describe;
-    this.selector = entry.selector;
-    this.position = position;
-  }
-
-  log(): WatcherLog {
-    return {
-      name: this.name,
-      selector: this.selector,
-      types: this.types,
-      describe: this.describe,
-      steps: this.steps,
-    };
-  }
-}
-
 /** The reference, watchers and compaction nemesis of the events service in one run. */
 export class EventsProperties {
   readonly #queue: EventQueue;
@@ -186,8 +85,7 @@ export class EventsProperties {
   readonly #reference = new EventsReference();
   readonly #watchers: Watcher[] = [];
   #stopped = false;
-  /** In the healed phase's catch-up (`catchUp`). */
-  #catchingUp = false;
+  readonly #context: StreamContext;
   readonly counts: EventsCounts = {
     opened: 0,
     events: 0,
@@ -223,6 +121,7 @@ export class EventsProperties {
     this.#checker = checker;
     this.#ran = ran;
     this.#trace = trace;
+    this.#context = { queue, counts: this.counts, ran, trace };
   }
 
   /** Starts the watchers and the compaction nemesis. */
@@ -230,7 +129,7 @@ export class EventsProperties {
     const random = this.#random;
     const count = random.between(2, 4);
     for (let i = 0; i < count; i++) {
-      const entry = random.pick(selectors);
+      const entry = random.pick(WATCH_SELECTORS);
       const start: EventPosition = random.chance(0.5)
         ? { from: 1n }
         : { from: BigInt(random.between(1, startRevisionMax)) };
@@ -329,7 +228,7 @@ export class EventsProperties {
       }
       tries++;
       const { id, port } = this.#random.pick(live);
-      const opened = await this.#segment(watcher, id, port!, {
+      const opened = await watcher.segment(this.#context, id, port!, {
         eventsMax: this.#random.between(1, segmentEventsMax),
         budgetMs: this.#random.between(20, segmentMsMax),
         untilSynced: false,
@@ -346,7 +245,6 @@ export class EventsProperties {
    */
   catchUp(): void {
     this.#stopped = false;
-    this.#catchingUp = true;
     for (const watcher of this.#watchers) void this.#finalSegment(watcher);
   }
 
@@ -371,7 +269,7 @@ export class EventsProperties {
         await this.#sleep(restMs);
         continue;
       }
-      await this.#segment(watcher, leader.id, leader.port, {
+      await watcher.segment(this.#context, leader.id, leader.port, {
         eventsMax: Number.MAX_SAFE_INTEGER,
         budgetMs: catchUpSegmentMs,
         untilSynced: true,
@@ -385,154 +283,6 @@ export class EventsProperties {
     if (port === null) return null;
     const entry = this.#ports().find((candidate) => candidate.port === port);
     return entry === undefined ? null : { id: entry.id, port };
-  }
-
-  /**
-   * One stream: opens it on `port` at the watcher's position and reads it
-   * until its plan's budget (or, with `untilSynced`, its `synced` frame),
-   * a `compacted` answer or its end.
-   *
-   * @returns False when it could not be opened.
-   */
-  async #segment(
-    watcher: Watcher,
-    node: string,
-    port: SimEventsPort,
-    plan: { eventsMax: number; budgetMs: number; untilSynced: boolean },
-  ): Promise<boolean> {
-    const abort = new AbortController();
-    watcher.current = { watch: null, abort };
-    const position = watcher.position;
-    const request: WatchRequest = {
-      selector: watcher.selector,
-      types: watcher.types,
-      position,
-      progressMs: WATCH_PROGRESS_MS,
-    };
-    const opening = port.open(request, abort.signal);
-    this.#queue.after(openTimeoutMs, () => {
-      if (watcher.current?.abort === abort && watcher.current.watch === null) {
-        abort.abort();
-        this.#ran();
-      }
-    });
-    let opened;
-    try {
-      opened = await abortable(opening, abort.signal);
-    } catch {
-      // Down, restarted, paused past the timeout or a full hold.
-      opening.then((late) => {
-        if (late.kind === "open") late.watch.close();
-      }, () => {});
-      this.counts.openFailed++;
-      watcher.current = null;
-      return false;
-    }
-    watcher.steps.push({ kind: "open", node, position, atMs: this.#queue.now });
-    if (opened.kind === "compacted") {
-      watcher.current = null;
-      this.#compacted(watcher, node, opened.fromRevision, {
-        compactRevision: opened.compactRevision,
-        low: opened.applied,
-        high: opened.applied,
-      });
-      return true;
-    }
-    const watch = opened.watch;
-    watcher.current = { watch, abort };
-    this.counts.opened++;
-    if ("after" in position) this.counts.resumedAfter++;
-    this.#queue.after(plan.budgetMs, () => {
-      abort.abort();
-      this.#ran();
-    });
-    const reason = await this.#read(watcher, node, watch, abort, plan);
-    abort.abort();
-    watch.close();
-    watcher.current = null;
-    if (reason !== null) {
-      watcher.steps.push({ kind: "drop", reason, atMs: this.#queue.now });
-    }
-    return true;
-  }
-
-  /** Logs a `compacted` answer; the watcher starts again at the window's floor. */
-  #compacted(
-    watcher: Watcher,
-    node: string,
-    fromRevision: bigint,
-    at: { compactRevision: bigint; low: bigint; high: bigint },
-  ): void {
-    this.counts.compacted++;
-    watcher.steps.push({
-      kind: "compacted",
-      node,
-      fromRevision,
-      compactRevision: at.compactRevision,
-      appliedLow: at.low,
-      appliedHigh: at.high,
-      atMs: this.#queue.now,
-    });
-    this.#trace?.(
-      `events ${watcher.name} compacted on ${node}: from ${fromRevision}, window at ${at.compactRevision}`,
-    );
-    watcher.position = { from: at.compactRevision };
-  }
-
-  /**
-   * Reads frames until the plan's events (or its `synced` frame), the
-   * abort, or the stream's end.
-   *
-   * @returns Why the stream was dropped (null after a `compacted` frame).
-   */
-  async #read(
-    watcher: Watcher,
-    node: string,
-    watch: SimWatch,
-    abort: AbortController,
-    plan: { eventsMax: number; untilSynced: boolean },
-  ): Promise<string | null> {
-    let events = 0;
-    while (events < plan.eventsMax) {
-      let read: WatchRead;
-      try {
-        read = await abortable(watch.next(), abort.signal);
-      } catch {
-        return abort.signal.aborted ? "budget" : "node down";
-      }
-      const frame = read.frame;
-      if (frame === null) {
-        if (abort.signal.aborted) return "budget";
-        this.counts.ended++;
-        return "stream ended";
-      }
-      switch (frame.kind) {
-        case "event":
-          events++;
-          this.counts.events++;
-          watcher.steps.push({ kind: "event", event: frame.event });
-          watcher.position = {
-            after: { revision: frame.event.revision, index: frame.event.index },
-          };
-          break;
-        case "synced":
-        case "progress":
-          watcher.steps.push({ kind: "synced", revision: frame.revision });
-          if (plan.untilSynced && this.#catchingUp) {
-            watcher.synced = true;
-            return "synced";
-          }
-          break;
-        case "compacted":
-          this.#compacted(watcher, node, frame.fromRevision, {
-            compactRevision: frame.compactRevision,
-            low: read.appliedLow,
-            high: read.appliedHigh,
-          });
-          return null;
-      }
-    }
-    return "events";
   }
 
   /** Now and then, a `compact` at a random revision below the head, on the leader. */
