@@ -88,15 +88,9 @@ export interface HookCreateRequest {
   readonly retrySchedule?: readonly number[];
 }
 
-/** Outcome of one delivery attempt. */
-export type HookOutcome =
-  | "ok"
-  | "failed"
-  | "timeout"
-  | "error"
-  | "blocked"
-  | "gone"
-  | "unknown";
+/** Outcome of one delivery attempt (see `hook_targets.ts`). */
+export type { HookDeliveryOutcome as HookOutcome } from "./hook_targets.ts";
+import type { HookDeliveryOutcome as HookOutcome } from "./hook_targets.ts";
 
 /** A hook as get and list show it (never its secret). */
 export interface WireHook {

@@ -34,6 +34,7 @@ import { INTERNAL_KEY_BYTE } from "../../model/reserved.ts";
 import { decodeKey } from "../../model/key_codec.ts";
 import { deserializeV8, serializeV8 } from "../../model/v8_codec.ts";
 import type { KvEnqueue } from "../../model/types.ts";
+import type { HookDeliveryOutcome } from "../../protocol/hook_targets.ts";
 import {
   type ApplyContext,
   internalRowWriter,
@@ -64,15 +65,8 @@ export const ADVANCE_EVENTS_MAX = 1_000;
 /** Events one replay covers at most. */
 export const REPLAY_EVENTS_MAX = 100_000;
 
-/** Outcome of one attempt. */
-export type HookOutcome =
-  | "ok"
-  | "failed"
-  | "timeout"
-  | "error"
-  | "blocked"
-  | "gone"
-  | "unknown";
+/** Outcome of one attempt (the protocol's `HookDeliveryOutcome`). */
+export type HookOutcome = HookDeliveryOutcome;
 
 /** Every outcome, in display order. */
 export const HOOK_OUTCOMES: readonly HookOutcome[] = [
