@@ -206,11 +206,16 @@ export class NodeHooks implements HooksPort {
     return this.#required(id).cursor;
   }
 
-  async replayDone(hook: string, token: number): Promise<void> {
+  async replayDone(
+    hook: string,
+    token: number,
+    seq: number | null,
+  ): Promise<void> {
     await this.#propose({
       type: "hookReplayDone",
       id: this.#required(hook).id,
       token,
+      seq,
     });
   }
 

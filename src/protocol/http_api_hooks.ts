@@ -219,6 +219,8 @@ export interface WireClaim {
     readonly cursor: string | null;
     readonly fromRevision: number;
     readonly toRevision: number;
+    /** Which replay: pass it to `replay-done`, so a replay asked for since is kept. */
+    readonly seq: number;
   } | null;
 }
 
@@ -259,6 +261,8 @@ export interface HookFinishRequest {
 export interface HookReplayDoneRequest {
   readonly hook: string;
   readonly token: number;
+  /** The claim's `replay.seq`; a later replay is then kept. */
+  readonly seq?: number;
 }
 
 /** Answer of begin and finish. */

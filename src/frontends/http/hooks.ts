@@ -205,6 +205,7 @@ function claimToWire(hook: HookRecord, nowMs: number): WireClaim {
       cursor: cursorId(hook.replay.cursor),
       fromRevision: hook.replay.cursor.r,
       toRevision: hook.replay.toRevision,
+      seq: hook.replay.seq ?? 0,
     },
   };
 }
@@ -608,10 +609,11 @@ export function hookRoutes(app: Hono, ctx: RouteContext): void {
     return step(await hooks.finish(hook, token, report));
   });
   route(ROUTES.hookReplayDone, async (hooks, request) => {
-    const f = fields(request, ["hook", "token"]);
+    const f = fields(request, ["hook", "token", "seq"]);
     const token = optionalInteger(f.token, "token", 1, REVISION_MAX);
     if (token === undefined) throw bad("Invalid body: missing 'token'");
-    await hooks.replayDone(hookRef(f.hook), token);
+    const seq = optionalInteger(f.seq, "seq", 1, REVISION_MAX) ?? null;
+    await hooks.replayDone(hookRef(f.hook), token, seq);
     return OK;
   });
 }
