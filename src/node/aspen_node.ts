@@ -55,6 +55,8 @@ import {
   encodeEventsCommand,
   EventsLeader,
   type EventsResult,
+  HookAdvancer,
+  pinnedRevision,
 } from "../services/events/api.ts";
 import { SERVICE_IDS } from "../services/table.ts";
 import { encodeEnvelope } from "../state/envelope.ts";
@@ -142,9 +144,20 @@ export class AspenNode implements NodeApi {
       keepMs: config.historyKeepMs,
       keepRevisions: config.historyKeepRevisions,
       bytesMax: config.historyBytesMax,
+      // Never compacted past an active hook's cursor (within the byte cap).
+      pinned: () => pinnedRevision(parts.stateStore),
     });
     parts.services.add({
       task: this.eventsLeader,
+      encode: (command) =>
+        encodeEnvelope({
+          serviceId: SERVICE_IDS.events,
+          payload: encodeEventsCommand(command),
+        }),
+      decode: (result) => decodeProposalResult(result) as EventsResult,
+    });
+    parts.services.add({
+      task: new HookAdvancer(parts.stateStore),
       encode: (command) =>
         encodeEnvelope({
           serviceId: SERVICE_IDS.events,

@@ -63,6 +63,7 @@ export const ROUTES = {
   hookClaim: "/v1/hooks/claim",
   hookBegin: "/v1/hooks/begin",
   hookFinish: "/v1/hooks/finish",
+  hookReplayDone: "/v1/hooks/replay-done",
   leaseGrant: "/v1/leases/grant",
   leaseKeepAlive: "/v1/leases/keepalive",
   leaseRevoke: "/v1/leases/revoke",

@@ -7,7 +7,7 @@
  *
  * Management: `POST /v1/hooks/{create,list,get,delete,enable,disable,
  * rotate-secret,deliveries,replay,trigger}`. Workers (admin token):
- * `POST /v1/hooks/{claim,begin,finish}`. Routes are in `ROUTES`
+ * `POST /v1/hooks/{claim,begin,finish,replay-done}`. Routes are in `ROUTES`
  * ({@link ./http_api.ts}), limits in {@linkcode HOOK_LIMITS}.
  *
  * **Delivery protocol.** A worker holds a lease and claims hooks under it,
@@ -259,6 +259,12 @@ export interface HookFinishRequest {
   readonly nextAttemptAtMs?: number;
   /** Disable the hook: `gone`, `retryWindowExceeded`, `targetBlocked`. */
   readonly disable?: "gone" | "retryWindowExceeded" | "targetBlocked";
+}
+
+/** `POST /v1/hooks/replay-done` (workers): the replay reached its end; the side cursor is dropped. */
+export interface HookReplayDoneRequest {
+  readonly hook: string;
+  readonly token: number;
 }
 
 /** Answer of begin and finish. */

@@ -31,6 +31,7 @@ import { lockRoutes } from "./locks.ts";
 import { leaseRoutes } from "./leases.ts";
 import { electionRoutes } from "./elections.ts";
 import { eventsRoutes } from "./events.ts";
+import { HOOK_WORKER_ROUTES, hookRoutes } from "./hooks.ts";
 import { clusterRoutes, healthRoute } from "./cluster.ts";
 import {
   ADMIN_ROUTES,
@@ -127,7 +128,11 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     data: validateTokens(options.tokens),
     admin: validateTokens(options.adminTokens ?? options.tokens),
   };
-  const adminPaths = new Set([...ADMIN_ROUTES, ...(options.adminPaths ?? [])]);
+  const adminPaths = new Set([
+    ...ADMIN_ROUTES,
+    ...HOOK_WORKER_ROUTES,
+    ...(options.adminPaths ?? []),
+  ]);
   const allowedHosts = options.allowedHosts ?? null;
   const logError = options.logError ?? ((error) => console.error(error));
   const app = new Hono();
@@ -193,6 +198,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   leaseRoutes(app, ctx);
   electionRoutes(app, ctx);
   eventsRoutes(app, ctx);
+  hookRoutes(app, ctx);
   adminRoutes(app, ctx);
   if (options.kvConnect !== undefined) app.route("/", options.kvConnect);
   return app;

@@ -148,8 +148,14 @@ export function selectorFromWire(
   return range;
 }
 
-function typesFrom(value: unknown, field: string): TypeMatcher {
-  if (value === undefined) return typeMatcher();
+/**
+ * Type patterns from a body field (a list) or a query (comma-separated):
+ * at most 16, each a name or a trailing-`*` glob; default `["kv.*"]`.
+ *
+ * @throws {WireFormatError} `badRequest`; {@linkcode HttpApiError} `limitExceeded` beyond 16.
+ */
+export function typePatterns(value: unknown, field: string): string[] {
+  if (value === undefined) return ["kv.*"];
   const list = typeof value === "string"
     ? value.split(",").map((t) => t.trim())
     : value;
@@ -169,6 +175,9 @@ function typesFrom(value: unknown, field: string): TypeMatcher {
       { limit: "types", max: EVENTS_LIMITS.typesMax },
     );
   }
+  if (list.length === 0) {
+    throw bad(`Invalid '${field}': expected at least one type pattern`);
+  }
   for (const pattern of list as string[]) {
     if (!EVENT_TYPE_PATTERN.test(pattern)) {
       throw bad(
@@ -178,8 +187,13 @@ function typesFrom(value: unknown, field: string): TypeMatcher {
       );
     }
   }
+  return list as string[];
+}
+
+function typesFrom(value: unknown, field: string): TypeMatcher {
+  const patterns = typePatterns(value, field);
   try {
-    return typeMatcher(list as string[]);
+    return typeMatcher(patterns);
   } catch (error) {
     if (error instanceof SelectorError) throw bad(error.message);
     throw error;

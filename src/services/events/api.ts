@@ -73,3 +73,4 @@ export {
   type EventsLeaderOptions,
 } from "./leader.ts";
 export type { HookCreate, HookReport, HooksPort } from "./hooks_port.ts";
+export { HookAdvancer, pinnedRevision } from "./hook_leader.ts";

@@ -397,6 +397,14 @@ export function eventsService(): ServiceDefinition<
     decode: decodeEventsCommand,
     apply: applyEvents,
     observe,
+    // Hook commands come with the proposing node's session: a retried
+    // proposal applies once and answers its first result.
+    sessionRefusal: (reason, message, index) => ({
+      ok: false,
+      index: Number(index),
+      reason,
+      message,
+    }),
     failure(error: unknown, index: LogIndex): EventsResult {
       if (!(error instanceof EventsError)) throw error;
       return {
