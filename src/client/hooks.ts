@@ -9,8 +9,8 @@
  * `rotateSecret`, `deliveries` (the delivery log, newest first), `replay`
  * and `trigger` (a `hook.test` event to that hook only).
  *
- * For webhook workers (admin token): `claim`, `begin`, `finish` and
- * `listEvents`, the wire-level calls of the delivery protocol described in
+ * For webhook workers (admin token): `claim`, `begin`, `finish`,
+ * `replayDone` and `listEvents`, the wire-level calls of the delivery protocol described in
  * `src/protocol/http_api_hooks.ts`; `src/workers/webhooks/worker.ts` drives
  * them. Applications do not need them.
  *
@@ -39,6 +39,7 @@ import {
   type HookDeliveriesResponse,
   type HookFinishRequest,
   type HookOutcome,
+  type HookReplayDoneRequest,
   type HookStepResponse,
   type WireDelivery,
   type WireHook,
@@ -560,6 +561,21 @@ export class AspenHooks {
       request,
       "write",
     ) as HookStepResponse;
+  }
+
+  /**
+   * For webhook workers: the replay reached its end; the side cursor is
+   * dropped.
+   *
+   * @throws {ClaimLostError} When the claim moved.
+   */
+  async replayDone(request: HookReplayDoneRequest): Promise<void> {
+    await this.#transport.request(
+      "POST",
+      ROUTES.hookReplayDone,
+      request,
+      "write",
+    );
   }
 
   /**
