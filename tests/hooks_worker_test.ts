@@ -1,0 +1,303 @@
+/**
+ * Webhook delivery end to end (issue 17): real node processes, `aspen
+ * worker start` as a real process (allowed 127.0.0.1/32), and a receiver
+ * on 127.0.0.1 verifying every request with `standardwebhooks`. Every
+ * matching event arrives, in `(revision, index)` order per hook; every
+ * request received has its `(event, attempt)` in `hook deliveries` once;
+ * 503 then 200 retries, 429 honours `Retry-After`, 410 disables (`gone`,
+ * with `hook.disabled`), a rotation signs with both secrets, a replay
+ * re-delivers with `aspen-replay`, a trigger reaches its hook only; and a
+ * worker without the allowance refuses 127.0.0.1 (`blocked`, disabled
+ * `targetBlocked`, nothing sent).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { connect } from "../mod.ts";
+import type { AspenClient } from "../src/client/connect.ts";
+import { withProcessCluster } from "./helpers/process_cluster.ts";
+import { waitFor, waitForValue } from "./helpers/wait_for.ts";
+import { Receiver, startWorker } from "./helpers/webhook_receiver.ts";
+import type { WireDelivery } from "../src/protocol/http_api_hooks.ts";
+
+const WAIT = { timeoutMs: 60_000, intervalMs: 50 };
+
+/** Every delivery record of a hook (all pages). */
+async function allDeliveries(
+  client: AspenClient,
+  hook: string,
+): Promise<WireDelivery[]> {
+  const out: WireDelivery[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < 20; page++) {
+    const answer = await client.hooks.deliveries(hook, {
+      limit: 1000,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    out.push(...answer.deliveries);
+    if (answer.cursor === null) break;
+    cursor = answer.cursor;
+  }
+  return out;
+}
+
+/** `"R.I"` of a webhook id `<cluster>.<R>.<I>`. */
+function eventOf(webhookId: string): string {
+  return webhookId.split(".").slice(-2).join(".");
+}
+
+function order(id: string): [number, number] {
+  const [r, i] = id.split(".").map(Number);
+  return [r!, i!];
+}
+
+function nonDecreasing(ids: readonly string[]): boolean {
+  for (let k = 1; k < ids.length; k++) {
+    const [r0, i0] = order(ids[k - 1]!);
+    const [r1, i1] = order(ids[k]!);
+    if (r1 < r0 || (r1 === r0 && i1 < i0)) return false;
+  }
+  return true;
+}
+
+Deno.test("a webhook worker delivers every event in order, retries 503 and 429, disables on 410, signs with both secrets after a rotation, replays and triggers", async () => {
+  const receiver = new Receiver();
+  try {
+    await withProcessCluster({ count: 3 }, async (cluster) => {
+      await cluster.waitForLeader();
+      const token = await cluster.token();
+      const admin = await cluster.adminToken();
+      using client = connect(cluster.urls, { token });
+      const create = async (name: string, path: string, prefix: string) => {
+        const created = await client.hooks.create({
+          name,
+          selector: { prefix: [prefix] },
+          types: ["kv.set"],
+          target: { webhook: { url: receiver.url(path) } },
+        });
+        assert.ok(created.secret?.startsWith("whsec_"));
+        receiver.secrets(path, [created.secret!]);
+        return created;
+      };
+      const all = await create("all", "/all", "stock");
+      const flaky = await create("flaky", "/flaky", "flaky");
+      const slow = await create("slow", "/slow", "slow");
+      const gone = await create("gone", "/gone", "gone");
+      const rotated = await create("rotated", "/rotated", "rotated");
+      receiver.answer(
+        "/flaky",
+        ({ seen }) => ({ status: seen === 1 ? 503 : 200 }),
+      );
+      receiver.answer("/slow", ({ seen }) =>
+        seen === 1
+          ? { status: 429, headers: { "retry-after": "1" } }
+          : { status: 200 });
+      receiver.answer("/gone", () => ({ status: 410 }));
+
+      const worker = startWorker(
+        ["--name", "w-test", "--allow-targets", "127.0.0.1/32"],
+        { ASPEN_URL: cluster.urls.join(","), ASPEN_ADMIN_TOKEN: admin },
+      );
+      try {
+        const writes = 40;
+        for (let n = 0; n < writes; n++) {
+          await client.kv.set(["stock", n], `v${n}`);
+        }
+        await client.kv.set(["flaky", 1], "a");
+        await client.kv.set(["flaky", 2], "b");
+        await client.kv.set(["slow", 1], "a");
+        await client.kv.set(["gone", 1], "a");
+        await client.kv.set(["gone", 2], "b");
+
+        // Every stock write arrives, verified, in (revision, index) order.
+        await waitFor(
+          () => `${writes} stock events (got ${receiver.to("/all").length})`,
+          () => receiver.to("/all").length >= writes,
+          WAIT,
+        );
+        const history = await client.hooks.listEvents({
+          selector: { prefix: ["stock"] },
+          types: ["kv.set"],
+          fromRevision: 0,
+          limit: 1000,
+        });
+        const expected = history.events.map((e) => e.id);
+        assert.equal(expected.length, writes);
+        const arrived = receiver.to("/all").map((r) => eventOf(r.webhookId));
+        assert.deepEqual([...new Set(arrived)].sort(), [...expected].sort());
+        assert.ok(nonDecreasing(arrived), arrived.join(" "));
+        for (const r of receiver.to("/all")) {
+          assert.deepEqual(r.verified, [true]);
+          assert.equal(r.body.id, eventOf(r.webhookId));
+          assert.equal(r.body.type, "kv.set");
+        }
+
+        // 503 then 200: two attempts each, both recorded.
+        await waitFor("flaky events delivered", async () => {
+          const hook = await client.hooks.get("flaky");
+          return hook.deliveries.ok === 2;
+        }, WAIT);
+        const flakyLog = await allDeliveries(client, flaky.id);
+        assert.deepEqual(
+          flakyLog.map((d) => `${d.attempt}:${d.outcome}:${d.status}`).sort(),
+          ["1:failed:503", "1:failed:503", "2:ok:200", "2:ok:200"],
+        );
+
+        // 429 with Retry-After: 1 s: the retry is due at least 1 s later.
+        await waitFor("slow event delivered", async () => {
+          const hook = await client.hooks.get("slow");
+          return hook.deliveries.ok === 1;
+        }, WAIT);
+        const slowLog = await allDeliveries(client, slow.id);
+        const throttled = slowLog.find((d) => d.status === 429);
+        assert.ok(throttled !== undefined);
+        assert.ok(throttled.nextAttemptAtMs !== null);
+        assert.ok(
+          throttled.nextAttemptAtMs >= throttled.startedAtMs + 1000,
+          JSON.stringify(throttled),
+        );
+
+        // 410 disables the hook (gone); the second event is not sent.
+        const goneHook = await waitForValue("gone hook disabled", async () => {
+          const hook = await client.hooks.get("gone");
+          return hook.state === "disabled" ? hook : null;
+        }, WAIT);
+        assert.equal(goneHook.disabledReason, "gone");
+        assert.equal(receiver.to("/gone").length, 1);
+        const disabledEvents = await client.hooks.listEvents({
+          types: ["hook.disabled"],
+          fromRevision: 0,
+          limit: 1000,
+        });
+        assert.ok(
+          disabledEvents.events.some((e) =>
+            e.data?.hook === gone.id && e.data?.reason === "gone"
+          ),
+        );
+
+        // Rotation: the next request verifies with the new and the old secret.
+        const rotation = await client.hooks.rotateSecret("rotated");
+        receiver.secrets("/rotated", [rotation.secret!, rotated.secret!]);
+        await client.kv.set(["rotated", 1], "a");
+        await waitFor(
+          "rotated event",
+          () => receiver.to("/rotated").length >= 1,
+          WAIT,
+        );
+        assert.deepEqual(receiver.to("/rotated")[0]!.verified, [true, true]);
+
+        // Replay: the stock events again, with aspen-replay, in order.
+        const first = order(expected[0]!)[0];
+        const last = order(expected[expected.length - 1]!)[0];
+        await client.hooks.replay("all", first, last);
+        await waitFor(
+          () =>
+            `replayed events (got ${
+              receiver.to("/all").filter((r) => r.replay !== null).length
+            })`,
+          () =>
+            receiver.to("/all").filter((r) => r.replay !== null).length >=
+              writes,
+          WAIT,
+        );
+        const replayed = receiver.to("/all").filter((r) => r.replay !== null)
+          .map((r) => eventOf(r.webhookId));
+        assert.deepEqual(replayed, expected);
+
+        // Trigger: hook.test to that hook only.
+        await client.hooks.trigger("flaky", { note: "hello" });
+        await waitFor(
+          "hook.test",
+          () => receiver.to("/flaky").some((r) => r.body.type === "hook.test"),
+          WAIT,
+        );
+        const test = receiver.to("/flaky").find((r) =>
+          r.body.type === "hook.test"
+        )!;
+        assert.equal(
+          (test.body.data as Record<string, unknown>).note,
+          "hello",
+        );
+        assert.ok(!receiver.to("/all").some((r) => r.body.type === "hook.test"));
+
+        // Every request received has its (event, attempt, replay) logged once.
+        for (const [path, id] of [["/all", all.id], ["/flaky", flaky.id]]) {
+          const log = await allDeliveries(client, id!);
+          const logged = log.map((d) =>
+            `${d.eventId}#${d.attempt}#${d.replay}`
+          );
+          assert.equal(new Set(logged).size, logged.length, path);
+          for (const r of receiver.to(path!)) {
+            const key = `${eventOf(r.webhookId)}#${r.attempt}#${
+              r.replay !== null
+            }`;
+            assert.ok(logged.includes(key), `${path} ${key} not logged`);
+          }
+        }
+        const hook = await client.hooks.get("all");
+        assert.equal(hook.worker, "w-test");
+        assert.equal(hook.cursor, expected[expected.length - 1]);
+      } finally {
+        assert.equal(await worker.stop(), 0, worker.lines.join("\n"));
+      }
+      // One line per attempt, no secret in any line.
+      const lines = worker.lines.filter((l) => l.includes(" delivery "));
+      assert.ok(lines.length >= 40 + 4 + 2 + 1 + 1 + 40 + 1);
+      for (const secret of [all.secret!, rotated.secret!]) {
+        const key = secret.slice("whsec_".length);
+        assert.ok(!worker.lines.some((l) => l.includes(key)));
+      }
+      // Stopped: the lease is revoked, so no worker holds the hooks.
+      await waitFor("claims released", async () => {
+        const hooks = await client.hooks.list();
+        return hooks.every((h) => h.worker === null);
+      }, WAIT);
+    });
+  } finally {
+    await receiver.close();
+  }
+});
+
+Deno.test("a webhook worker without an allowance refuses 127.0.0.1: blocked, disabled targetBlocked, nothing sent", async () => {
+  const receiver = new Receiver();
+  try {
+    await withProcessCluster({ count: 1 }, async (cluster) => {
+      await cluster.waitForLeader();
+      const token = await cluster.token();
+      const admin = await cluster.adminToken();
+      using client = connect(cluster.urls, { token });
+      const created = await client.hooks.create({
+        name: "local",
+        selector: { prefix: ["x"] },
+        target: { webhook: { url: receiver.url("/local") } },
+      });
+      const worker = startWorker(["--name", "w-strict"], {
+        ASPEN_URL: cluster.urls.join(","),
+        ASPEN_ADMIN_TOKEN: admin,
+      });
+      try {
+        await client.kv.set(["x", 1], "a");
+        const hook = await waitForValue("hook disabled", async () => {
+          const hook = await client.hooks.get("local");
+          return hook.state === "disabled" ? hook : null;
+        }, WAIT);
+        assert.equal(hook.disabledReason, "targetBlocked");
+        const log = await allDeliveries(client, created.id);
+        assert.equal(log.length, 1);
+        assert.equal(log[0]!.outcome, "blocked");
+        assert.equal(log[0]!.status, null);
+        assert.equal(receiver.received.length, 0);
+      } finally {
+        assert.equal(await worker.stop(), 0, worker.lines.join("\n"));
+      }
+      assert.ok(
+        worker.lines.some((l) =>
+          l.includes("outcome=blocked") && l.includes("disabled=targetBlocked")
+        ),
+        worker.lines.join("\n"),
+      );
+    });
+  } finally {
+    await receiver.close();
+  }
+});
