@@ -28,7 +28,7 @@ import {
   TimeoutError,
   UnavailableError,
 } from "../../client/errors.ts";
-import { sleepFor } from "../../client/_timers.ts";
+import { sleepFor } from "./_sleep.ts";
 import type {
   EventsListRequest,
   WireEvent,

@@ -8,6 +8,9 @@
  *
  * - A hook disabled (by its loop or by `aspen hook disable`) has no loop;
  *   one enabled again gets one at the next claim.
+ * - Each claim refreshes what a running loop sends with: a rotated secret,
+ *   a new replay. So a rotation signs with both secrets from the next
+ *   claim on, within a claim interval.
  * - `claimLost` ends that hook's loop; a lost lease ends them all, and the
  *   worker grants a new lease and claims again.
  * - {@linkcode WebhookWorker.stop} aborts the loops and revokes the lease,
@@ -17,7 +20,7 @@
  * @module
  */
 import type { AspenClient } from "../../client/connect.ts";
-import { sleepFor } from "../../client/_timers.ts";
+import { sleepFor } from "./_sleep.ts";
 import type { OpenLease } from "../../client/types.ts";
 import {
   HOOK_LIMITS,
