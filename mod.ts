@@ -33,6 +33,17 @@ export { AspenCluster } from "./src/client/cluster.ts";
 export { AspenLeases } from "./src/client/leases.ts";
 export { AspenLocks } from "./src/client/locks.ts";
 export { AspenElections } from "./src/client/elections.ts";
+export { AspenEvents } from "./src/client/events.ts";
+export type {
+  AspenEvent,
+  EventDeleteCause,
+  EventsListOptions,
+  EventsListPage,
+  EventsSelector,
+  EventsStatus,
+  EventsWatchFrame,
+  EventsWatchOptions,
+} from "./src/client/events.ts";
 export type { StreamOptions } from "./src/client/connect.ts";
 export { AspenKvU64, KvU64 } from "./src/client/kv_u64.ts";
 export { KvV8Bytes } from "./src/client/_values.ts";
@@ -41,6 +52,7 @@ export {
   AspenError,
   AuthError,
   CheckFailedError,
+  CompactedError,
   errorFromWire,
   InvalidRequestError,
   LeaseLostError,

@@ -26,6 +26,7 @@ import { kvCommand } from "./commands/kv.ts";
 import { leaseCommand } from "./commands/lease.ts";
 import { lockCommand, renameShadowedOptions } from "./commands/lock.ts";
 import { electCommand } from "./commands/elect.ts";
+import { eventsCommand } from "./commands/events.ts";
 import { devCommand, nodeCommand } from "./commands/node.ts";
 import { snapshotCommand } from "./commands/snapshot.ts";
 import { hookCommand } from "./commands/hook.ts";
@@ -94,6 +95,7 @@ write's outcome unknown, a node unhealthy in 'cluster health|endpoints'),
   root.addCommand(leaseCommand());
   root.addCommand(lockCommand());
   root.addCommand(electCommand());
+  root.addCommand(eventsCommand());
   root.addCommand(clusterCommand());
   root.addCommand(nodeCommand());
   root.addCommand(devCommand());

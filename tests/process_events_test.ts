@@ -342,3 +342,97 @@ Deno.test("events: a start below a compacted window gets 410 compacted; bad watc
     await fromStart.close();
   });
 });
+
+Deno.test("events: snapshot.taken, node.unhealthy and node.healthy around a SIGSTOP, member.removed, leader.changed after transfer-leader", async () => {
+  await withProcessCluster({
+    count: 3,
+    config: { snapshotEntries: 20 },
+  }, async (cluster) => {
+    const leader = await cluster.waitForLeader();
+    const token = await cluster.token();
+    const admin = await cluster.adminToken();
+    const follower = (leader + 1) % 3;
+    const other = (leader + 2) % 3;
+    const facts = new SseReader(
+      await watch(cluster.node(other).url, token, {
+        types: "member.*,snapshot.*,node.*,leader.changed",
+        fromRevision: "0",
+      }),
+    );
+    assert.equal(facts.response.status, 200);
+    const seen: WireEvent[] = [];
+    const until = async (
+      what: string,
+      test: (event: WireEvent) => boolean,
+      timeoutMs = 30_000,
+    ): Promise<WireEvent> => {
+      const found = seen.find(test);
+      if (found !== undefined) return found;
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const left = deadline - Date.now();
+        assert.ok(left > 0, `no ${what} in time; saw ${JSON.stringify(seen)}`);
+        const frame = await facts.next(left);
+        assert.ok(frame !== null, `the stream ended before ${what}`);
+        if (frame.id === undefined) continue;
+        const event = frame.data as WireEvent;
+        seen.push(event);
+        if (test(event)) return event;
+      }
+    };
+    const status = await cluster.status(leader);
+    // Writes past snapshotEntries: some node records a snapshot.
+    const writer = stockWriter(`${cluster.node(leader).url}/kv`, token, 60);
+    await writer.done();
+    const snapshot = await until(
+      "snapshot.taken",
+      (e) => e.type === "snapshot.taken",
+    );
+    assert.ok((snapshot.data!.index as number) > 0);
+    // A follower paused past 3 election timeouts is reported, then recovers.
+    const paused = (await cluster.status(follower))!.nodeId;
+    cluster.signal(follower, "SIGSTOP");
+    try {
+      const unhealthy = await until(
+        "node.unhealthy",
+        (e) => e.type === "node.unhealthy" && e.data!.node === paused,
+      );
+      assert.equal(unhealthy.data!.reason, "unreachable");
+    } finally {
+      cluster.signal(follower, "SIGCONT");
+    }
+    await until(
+      "node.healthy",
+      (e) => e.type === "node.healthy" && e.data!.node === paused,
+    );
+    // A membership change: removing the follower records member.removed.
+    const post = (path: string, body: unknown) =>
+      fetch(`${cluster.node(leader).url}${path}`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${admin}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify(body),
+      });
+    const removed = await post("/v1/cluster/remove", { nodeId: paused });
+    assert.equal(removed.status, 200, await removed.text());
+    const gone = await until(
+      "member.removed",
+      (e) => e.type === "member.removed" && e.data!.node === paused,
+    );
+    assert.equal(gone.data!.role, "voter");
+    // transfer-leader: the target announces itself with a higher term.
+    const target = (await cluster.status(other))!.nodeId;
+    const moved = await post("/v1/cluster/transfer-leader", {
+      nodeId: target,
+    });
+    assert.equal(moved.status, 200, await moved.text());
+    const changed = await until(
+      "leader.changed to the transfer's target",
+      (e) => e.type === "leader.changed" && e.data!.leader === target,
+    );
+    assert.ok((changed.data!.term as number) > status!.term);
+    await facts.close();
+  });
+});

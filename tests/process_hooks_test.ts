@@ -390,6 +390,23 @@ Deno.test("hooks: management shows the secret only at create and rotation; bad i
     });
     assert.equal(retrying.body.retrying?.event, "5.0");
     assert.equal(retrying.body.retrying?.attempt, 1);
+    // Metrics from replicated state, with no secret in them.
+    const metrics = await (await fetch(`${url}/metrics`, {
+      headers: { authorization: `Bearer ${token}` },
+    })).text();
+    assert.match(
+      metrics,
+      /aspen_hook_deliveries_total\{hook="orders",outcome="failed"\} 1/,
+    );
+    assert.match(metrics, /aspen_hook_retrying\{hook="orders"\} 1/);
+    assert.match(
+      metrics,
+      /aspen_hook_delivery_seconds_count\{hook="orders"\} 1/,
+    );
+    assert.match(metrics, /aspen_events_history_bytes \d+/);
+    for (const secret of [made.body.secret!, rotated.body.secret!]) {
+      assert.ok(!metrics.includes(secret.slice(6)));
+    }
     // Revoking the lease frees the claim.
     await post(url, token, "/v1/leases/revoke", { id: lease.body.id });
     await waitFor(

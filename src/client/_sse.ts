@@ -33,6 +33,8 @@ export interface StreamConnector {
 export interface ServerEvent {
   /** Its `id:` field ("" when none). */
   readonly id: string;
+  /** Its `event:` field ("" when none: a `message`). */
+  readonly event: string;
   /** Its `data:` lines, joined by newlines. */
   readonly data: string;
 }
@@ -49,6 +51,7 @@ export async function* parseEvents(
   const decoder = new TextDecoder();
   let buffered = "";
   let id = "";
+  let event = "";
   let data: string[] = [];
   for await (const chunk of body) {
     buffered += decoder.decode(chunk, { stream: true });
@@ -60,8 +63,10 @@ export async function* parseEvents(
       );
       newline = buffered.search(/\r?\n/);
       if (line === "") {
-        if (data.length > 0) yield { id, data: data.join("\n") };
+        if (data.length > 0) yield { id, event, data: data.join("\n") };
         data = [];
+        // The id persists (the last event id); the type is per event.
+        event = "";
         continue;
       }
       if (line.startsWith(":")) continue;
@@ -69,6 +74,7 @@ export async function* parseEvents(
       const field = colon === -1 ? line : line.slice(0, colon);
       const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
       if (field === "id") id = value;
+      else if (field === "event") event = value;
       else if (field === "data") data.push(value);
     }
   }

@@ -11,6 +11,7 @@ import { AspenHooks } from "./hooks.ts";
 import { AspenLeases } from "./leases.ts";
 import { AspenLocks } from "./locks.ts";
 import { AspenElections } from "./elections.ts";
+import { AspenEvents } from "./events.ts";
 import { OwnLease } from "./_own_lease.ts";
 import type { ConnectOptions } from "./types.ts";
 
@@ -33,6 +34,8 @@ export class AspenClient {
   readonly locks: AspenLocks;
   /** Leader elections with fencing tokens. */
   readonly elections: AspenElections;
+  /** The events history: resumable watch, list, status. */
+  readonly events: AspenEvents;
   readonly #transport: HttpTransport;
   readonly #ownLease: OwnLease;
 
@@ -40,7 +43,7 @@ export class AspenClient {
    * Used by {@linkcode connect}.
    *
    * @param transport The requests' transport.
-   * @param streams How event streams (`elections.observe`) reach a node.
+   * @param streams How event streams (`elections.observe`, `events.watch`) reach a node.
    */
   constructor(transport: HttpTransport, streams: StreamOptions = {}) {
     this.#transport = transport;
@@ -50,13 +53,15 @@ export class AspenClient {
     this.leases = new AspenLeases(transport);
     this.#ownLease = new OwnLease(this.leases);
     this.locks = new AspenLocks(transport, this.#ownLease);
-    this.elections = new AspenElections(transport, this.#ownLease, {
+    const connector = {
       urls: () => transport.urls,
       token: streams.token,
       clusterId: streams.clusterId,
       fetch: streams.fetch ?? ((input, init) => fetch(input, init)),
       closed: transport.closed,
-    });
+    };
+    this.elections = new AspenElections(transport, this.#ownLease, connector);
+    this.events = new AspenEvents(transport, connector);
   }
 
   /** The node URLs, the one tried first leading. */

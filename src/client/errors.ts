@@ -242,6 +242,45 @@ export class AcquireTimeoutError extends AspenError {
   }
 }
 
+/**
+ * The events asked for are below the history window (issue 17): a watch or
+ * list starting, or resuming, at a revision the cluster compacted away. An
+ * events watch ends with it (from a 410 or a `compacted` frame); nothing is
+ * skipped silently. Start again from `compactRevision` (accepting the gap)
+ * or from a snapshot of the keys.
+ */
+export class CompactedError extends AspenError {
+  /** The error's name. */
+  override name = "CompactedError";
+  /** The revision the reader asked for or resumed at; null when the reply did not say. */
+  readonly fromRevision: number | null;
+  /** The oldest revision still held (the window's start). */
+  readonly compactRevision: number;
+
+  /** Creates the error for a start at `fromRevision` below `compactRevision`. */
+  constructor(
+    fromRevision: number | null,
+    compactRevision: number,
+    options: AspenErrorOptions = {},
+  ) {
+    super(
+      "compacted",
+      fromRevision === null
+        ? `Events compacted at ${compactRevision}: the history starts there`
+        : `Events compacted at ${compactRevision}: revision ${fromRevision} is no longer held`,
+      { status: 410, ...options },
+    );
+    this.fromRevision = fromRevision;
+    this.compactRevision = compactRevision;
+  }
+}
+
+function revisionOf(value: unknown): number | null {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+    ? value
+    : null;
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
@@ -290,6 +329,12 @@ export function errorFromWire(
       return new TypeMismatchError(code, message, options);
     case "leaseNotFound":
       return new LeaseNotFoundError(code, message, options);
+    case "compacted":
+      return new CompactedError(
+        revisionOf(details.fromRevision),
+        revisionOf(details.compactRevision) ?? 0,
+        options,
+      );
     case "notHolder":
       return new NotHolderError(code, message, options);
     case "permitsMismatch":

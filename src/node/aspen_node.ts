@@ -50,7 +50,8 @@ import { DATA_FILES } from "./data_dir.ts";
 import { NodeLocks } from "./node_locks.ts";
 import { ChangeFeed } from "../state/change_feed.ts";
 import { NodeEvents } from "./node_events.ts";
-import { NodeHooks } from "./node_hooks.ts";
+import { eventsMetrics, NodeHooks } from "./node_hooks.ts";
+import { NodeFacts } from "./node_facts.ts";
 import {
   encodeEventsCommand,
   EventsLeader,
@@ -89,6 +90,8 @@ export class AspenNode implements NodeApi {
   readonly events: NodeEvents | undefined;
   /** Durable hooks over this node's state. */
   readonly hooks: NodeHooks;
+  /** Proposes this node's snapshot facts and, while it leads, follower health. */
+  readonly facts: NodeFacts;
   /** Proposes compactions and leader announcements while this node leads. */
   readonly eventsLeader: EventsLeader;
   /** Serves WebTransport client sessions (set by the server); null: refused as starting. */
@@ -135,6 +138,18 @@ export class AspenNode implements NodeApi {
     this.hooks = new NodeHooks({
       propose: (data) => parts.runner.propose(data),
       store: parts.stateStore,
+    });
+    const hooks = this.hooks;
+    this.facts = new NodeFacts({
+      nodeId: this.id,
+      propose: (event, data) => hooks.fact(event, data),
+      status: () => this.status(),
+      snapshots: () => ({
+        taken: parts.runner.metrics.snapshotsTaken,
+        installed: parts.runner.metrics.snapshotsInstalled,
+      }),
+      appliedIndex: () => Number(parts.stateStore.appliedIndex()),
+      electionTimeoutMs: config.tickMs * config.electionTicks * 2,
     });
     this.eventsLeader = new EventsLeader({
       store: parts.stateStore,
@@ -223,6 +238,7 @@ export class AspenNode implements NodeApi {
     parts.runner.start();
     node.#stopProbe = probeEventLoop(parts.runner.stages);
     parts.services.start();
+    node.facts.start();
     void parts.members.announceSelf(parts.previousSelf, parts.runner);
     node.#certificates.start();
     log(
@@ -260,6 +276,7 @@ export class AspenNode implements NodeApi {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#stopProbe();
+    this.facts.stop();
     this.#admin.stop();
     this.#certificates.stop();
     this.services.stop();
@@ -288,7 +305,13 @@ export class AspenNode implements NodeApi {
 
   metrics(): string {
     return renderMetrics(this.runner) + this.services.renderMetrics() +
-      leaseMetrics(this.backend) +
+      leaseMetrics(this.backend) + this.facts.metrics() +
+      eventsMetrics(
+        this.hooks.list(),
+        this.hooks.head(),
+        this.events?.window() ?? null,
+        this.events?.streams() ?? 0,
+      ) +
       this.#metricsSources.map((source) => source()).join("");
   }
 

@@ -8,8 +8,10 @@
  */
 import {
   encodeEventsCommand,
+  type EventsCommand,
   EventsError,
   type EventsResult,
+  HOOK_OUTCOMES,
   type HookCommand,
   type HookCreate,
   type HookCursor,
@@ -17,6 +19,7 @@ import {
   type HookRecord,
   type HookReport,
   type HooksPort,
+  LATENCY_BOUNDS_MS,
 } from "../services/events/api.ts";
 import { encodeEnvelope } from "../state/envelope.ts";
 import type { StateStore } from "../state/state_store.ts";
@@ -212,6 +215,14 @@ export class NodeHooks implements HooksPort {
     });
   }
 
+  /** Records a cluster fact (`snapshot.taken`, `node.unhealthy`, …) as one event. */
+  async fact(
+    event: string,
+    data: Readonly<Record<string, unknown>>,
+  ): Promise<void> {
+    await this.#propose({ type: "fact", event, data });
+  }
+
   async #caughtUp(index: number): Promise<void> {
     const deadline = Date.now() + CATCH_UP_MS_MAX;
     while (
@@ -223,7 +234,7 @@ export class NodeHooks implements HooksPort {
   }
 
   async #propose(
-    command: HookCommand,
+    command: HookCommand | Extract<EventsCommand, { type: "fact" }>,
   ): Promise<Extract<EventsResult, { ok: true }>> {
     const data = encodeEnvelope({
       serviceId: EVENTS_SERVICE_ID,
@@ -239,4 +250,91 @@ export class NodeHooks implements HooksPort {
         new EventsError(reason as EventsError["code"], message),
     });
   }
+}
+
+/**
+ * Prometheus text of the events history and of every hook, from this
+ * node's replicated state (so every node reports the same hook numbers).
+ */
+export function eventsMetrics(
+  hooks: readonly HookRecord[],
+  head: number,
+  window: { readonly bytes: number } | null,
+  streams: number,
+): string {
+  const lines: string[] = [
+    "# HELP aspen_events_history_bytes Bytes of events history this node holds.",
+    "# TYPE aspen_events_history_bytes gauge",
+    `aspen_events_history_bytes ${window?.bytes ?? 0}`,
+    "# HELP aspen_events_streams Event watch streams this node serves.",
+    "# TYPE aspen_events_streams gauge",
+    `aspen_events_streams ${streams}`,
+  ];
+  const gauge = (
+    name: string,
+    help: string,
+    value: (h: HookRecord) => number,
+  ) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+    for (const hook of hooks) {
+      lines.push(`${name}{hook="${hook.name}"} ${value(hook)}`);
+    }
+  };
+  gauge(
+    "aspen_hook_lag_revisions",
+    "Revisions between a hook's cursor and this node's head.",
+    (h) => Math.max(0, head - (h.cursor.i < 0 ? h.cursor.r - 1 : h.cursor.r)),
+  );
+  gauge(
+    "aspen_hook_retrying",
+    "1 while a hook retries an event.",
+    (h) => (h.retrying === null ? 0 : 1),
+  );
+  gauge(
+    "aspen_hook_disabled",
+    "1 while a hook is disabled.",
+    (h) => (h.state === "disabled" ? 1 : 0),
+  );
+  lines.push(
+    "# HELP aspen_hook_deliveries_total Delivery attempts of a hook, by outcome.",
+    "# TYPE aspen_hook_deliveries_total counter",
+  );
+  for (const hook of hooks) {
+    for (const outcome of HOOK_OUTCOMES) {
+      lines.push(
+        `aspen_hook_deliveries_total{hook="${hook.name}",outcome="${outcome}"} ${
+          hook.counts[outcome] ?? 0
+        }`,
+      );
+    }
+  }
+  lines.push(
+    "# HELP aspen_hook_delivery_seconds Latency of a hook's reported attempts.",
+    "# TYPE aspen_hook_delivery_seconds histogram",
+  );
+  for (const hook of hooks) {
+    const latency = hook.latency;
+    let cumulative = 0;
+    LATENCY_BOUNDS_MS.forEach((bound, i) => {
+      cumulative += latency?.buckets[i] ?? 0;
+      lines.push(
+        `aspen_hook_delivery_seconds_bucket{hook="${hook.name}",le="${
+          bound / 1000
+        }"} ${cumulative}`,
+      );
+    });
+    lines.push(
+      `aspen_hook_delivery_seconds_bucket{hook="${hook.name}",le="+Inf"} ${
+        latency?.count ?? 0
+      }`,
+      `aspen_hook_delivery_seconds_sum{hook="${hook.name}"} ${
+        (latency?.sumMs ?? 0) / 1000
+      }`,
+      `aspen_hook_delivery_seconds_count{hook="${hook.name}"} ${
+        latency?.count ?? 0
+      }`,
+    );
+  }
+  lines.push("");
+  return lines.join("\n");
 }

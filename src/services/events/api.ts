@@ -29,6 +29,7 @@ export {
   HOOKS_MAX,
   type HookTarget,
   isHookRow,
+  LATENCY_BOUNDS_MS,
   parseEventId,
   queuePayload,
   REPLAY_EVENTS_MAX,

@@ -151,17 +151,29 @@ const confDecoder = new TextDecoder();
  */
 function membersOf(
   data: Uint8Array,
-): { voters: readonly string[]; learners: readonly string[] } {
+): {
+  voters: readonly string[];
+  votersOutgoing: readonly string[];
+  learners: readonly string[];
+} {
   let value: unknown;
   try {
     value = JSON.parse(confDecoder.decode(data));
   } catch {
-    return { voters: [], learners: [] };
+    return { voters: [], votersOutgoing: [], learners: [] };
   }
   const list = (x: unknown): string[] =>
     Array.isArray(x) ? x.filter((id) => typeof id === "string") : [];
-  const conf = (value ?? {}) as { voters?: unknown; learners?: unknown };
-  return { voters: list(conf.voters), learners: list(conf.learners) };
+  const conf = (value ?? {}) as {
+    voters?: unknown;
+    votersOutgoing?: unknown;
+    learners?: unknown;
+  };
+  return {
+    voters: list(conf.voters),
+    votersOutgoing: list(conf.votersOutgoing),
+    learners: list(conf.learners),
+  };
 }
 
 /** Member events of a configuration entry, from the configuration before. */
@@ -170,7 +182,13 @@ function memberEvents(
   after: Uint8Array,
 ): Omit<HistoryEvent, "revision" | "index">[] {
   const next = membersOf(after);
-  const previous = before === null ? null : membersOf(before);
+  // The first configuration entry of a provisioned cluster has no earlier
+  // one recorded: its outgoing voters (a joint entry) or its voters (a
+  // learner added) were the members before.
+  const previous = before !== null ? membersOf(before) : {
+    voters: next.votersOutgoing.length > 0 ? next.votersOutgoing : next.voters,
+    learners: [],
+  };
   const roleIn = (
     conf: { voters: readonly string[]; learners: readonly string[] } | null,
     id: string,

@@ -66,14 +66,18 @@ class Harness {
     );
   }
 
-  conf(voters: string[], learners: string[] = []): number {
+  conf(
+    voters: string[],
+    learners: string[] = [],
+    votersOutgoing: string[] = [],
+  ): number {
     const index = ++this.index;
     this.kv.host.apply({
       term: 1 as Term,
       index: logIndex(index) as LogIndex,
       type: "confChange",
       data: encoder.encode(
-        JSON.stringify({ voters, votersOutgoing: [], learners }),
+        JSON.stringify({ voters, votersOutgoing, learners }),
       ),
     });
     return index;
@@ -138,17 +142,18 @@ Deno.test("leader records leader.changed once per new term; an older or equal te
   ]);
 });
 
-Deno.test("configuration entries record member.added, member.promoted and member.removed", () => {
+Deno.test("configuration entries record member.added, member.promoted and member.removed (joint entries count once)", () => {
   const h = new Harness();
-  h.conf(["n1"]);
-  h.conf(["n1"], ["n2"]);
-  h.conf(["n1", "n2"]);
-  h.conf(["n2"]);
+  // A provisioned cluster's first change: its members before are the entry's own.
+  h.conf(["n1", "n3"], ["n2"]);
+  h.conf(["n1", "n2", "n3"], [], ["n1", "n3"]);
+  h.conf(["n1", "n2", "n3"]);
+  h.conf(["n2", "n3"], [], ["n1", "n2", "n3"]);
+  h.conf(["n2", "n3"]);
   const members = h.all().filter((e) => e.type.startsWith("member."));
   assert.deepEqual(
     members.map((e) => [e.type, e.data]),
     [
-      ["member.added", { node: "n1", role: "voter" }],
       ["member.added", { node: "n2", role: "learner" }],
       ["member.promoted", { node: "n2", role: "voter" }],
       ["member.removed", { node: "n1", role: "voter" }],

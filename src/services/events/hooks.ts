@@ -145,7 +145,29 @@ export interface HookRecord {
   readonly logNext: number;
   readonly logFirst: number;
   readonly counts: Readonly<Record<HookOutcome, number>>;
+  /** Attempt latencies reported (a histogram over {@linkcode LATENCY_BOUNDS_MS}). */
+  readonly latency?: {
+    readonly sumMs: number;
+    readonly count: number;
+    readonly buckets: readonly number[];
+  };
 }
+
+/** Upper bounds of the latency histogram's buckets, ms (the last one is +Inf). */
+export const LATENCY_BOUNDS_MS: readonly number[] = [
+  5,
+  10,
+  25,
+  50,
+  100,
+  250,
+  500,
+  1_000,
+  2_500,
+  5_000,
+  10_000,
+  30_000,
+];
 
 /** One delivery record. */
 export interface DeliveryRecord {
@@ -658,7 +680,22 @@ export class HookWriter {
     }
     const counts = { ...hook.counts };
     counts[record.outcome] = (counts[record.outcome] ?? 0) + 1;
-    return { ...hook, logNext: next, logFirst: first, counts };
+    const latency = hook.latency ??
+      { sumMs: 0, count: 0, buckets: LATENCY_BOUNDS_MS.map(() => 0) };
+    const bucket = LATENCY_BOUNDS_MS.findIndex((b) => record.latencyMs <= b);
+    const buckets = [...latency.buckets];
+    if (bucket >= 0) buckets[bucket] = (buckets[bucket] ?? 0) + 1;
+    return {
+      ...hook,
+      logNext: next,
+      logFirst: first,
+      counts,
+      latency: {
+        sumMs: latency.sumMs + record.latencyMs,
+        count: latency.count + 1,
+        buckets,
+      },
+    };
   }
 
   replay(id: string, fromRevision: number, toRevision: number): void {
