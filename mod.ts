@@ -51,6 +51,8 @@ export type {
   HookCreateOptions,
   HookDeliveriesOptions,
   HookDeliveriesPage,
+  HookDelivery,
+  HookOutcome,
   HookSelector,
   HookTarget,
 } from "./src/client/hooks.ts";

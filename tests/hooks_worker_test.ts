@@ -15,10 +15,11 @@
 import assert from "node:assert/strict";
 import { connect } from "../mod.ts";
 import type { AspenClient } from "../src/client/connect.ts";
+import { hookWorkerCalls } from "../src/client/hooks.ts";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
 import { waitFor, waitForValue } from "./helpers/wait_for.ts";
 import { Receiver, startWorker } from "./helpers/webhook_receiver.ts";
-import type { WireDelivery } from "../src/protocol/http_api_hooks.ts";
+import type { HookDelivery } from "../src/client/hooks.ts";
 
 const WAIT = { timeoutMs: 60_000, intervalMs: 50 };
 
@@ -26,8 +27,8 @@ const WAIT = { timeoutMs: 60_000, intervalMs: 50 };
 async function allDeliveries(
   client: AspenClient,
   hook: string,
-): Promise<WireDelivery[]> {
-  const out: WireDelivery[] = [];
+): Promise<HookDelivery[]> {
+  const out: HookDelivery[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < 20; page++) {
     const answer = await client.hooks.deliveries(hook, {
@@ -118,7 +119,7 @@ Deno.test("a webhook worker delivers every event in order, retries 503 and 429, 
           () => receiver.to("/all").length >= writes,
           WAIT,
         );
-        const history = await client.hooks.listEvents({
+        const history = await hookWorkerCalls(client.hooks).listEvents({
           selector: { prefix: ["stock"] },
           types: ["kv.set"],
           fromRevision: 0,
@@ -167,7 +168,7 @@ Deno.test("a webhook worker delivers every event in order, retries 503 and 429, 
         }, WAIT);
         assert.equal(goneHook.disabledReason, "gone");
         assert.equal(receiver.to("/gone").length, 1);
-        const disabledEvents = await client.hooks.listEvents({
+        const disabledEvents = await hookWorkerCalls(client.hooks).listEvents({
           types: ["hook.disabled"],
           fromRevision: 0,
           limit: 1000,

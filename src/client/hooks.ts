@@ -9,10 +9,12 @@
  * `rotateSecret`, `deliveries` (the delivery log, newest first), `replay`
  * and `trigger` (a `hook.test` event to that hook only).
  *
- * For webhook workers (admin token): `claim`, `begin`, `finish`,
- * `replayDone` and `listEvents`, the wire-level calls of the delivery protocol described in
- * `src/protocol/http_api_hooks.ts`; `src/workers/webhooks/worker.ts` drives
- * them. Applications do not need them.
+ * For webhook workers (admin token): {@linkcode hookWorkerCalls} gives
+ * `claim`, `begin`, `finish`, `replayDone` and `listEvents`
+ * ({@link ./hook_worker_calls.ts}), the wire-level calls of the delivery
+ * protocol described in `src/protocol/http_api_hooks.ts`;
+ * `src/workers/webhooks/worker.ts` drives them. Applications do not need
+ * them.
  *
  * Refusals are typed: {@linkcode HookExistsError} (409, a name taken),
  * {@linkcode HookNotFoundError} (404), {@linkcode ClaimLostError} (409, a
@@ -26,27 +28,18 @@ import { keyFromWire, keyToWire } from "../protocol/http_api_codec.ts";
 import {
   EVENT_TYPE_PATTERN,
   EVENTS_LIMITS,
-  type EventsListRequest,
-  type EventsListResponse,
   type WireSelector,
 } from "../protocol/http_api_events.ts";
 import {
   HOOK_LIMITS,
-  type HookBeginRequest,
-  type HookClaimRequest,
-  type HookClaimResponse,
-  type HookCreateResponse,
   type HookDeliveriesResponse,
-  type HookFinishRequest,
-  type HookOutcome,
-  type HookReplayDoneRequest,
-  type HookStepResponse,
   type WireDelivery,
   type WireHook,
   type WireHookTarget,
 } from "../protocol/http_api_hooks.ts";
 import {
   HOOK_DELIVERY_OUTCOMES,
+  type HookDeliveryOutcome,
   parseWebhookSecret,
   validateHookHeaders,
   validateHookTimeoutMs,
@@ -55,6 +48,7 @@ import {
   validateRetryWindowMs,
 } from "../protocol/hook_targets.ts";
 import type { HttpTransport } from "./_transport.ts";
+import { HookWorkerCalls } from "./hook_worker_calls.ts";
 import type { KvKey } from "./types.ts";
 
 /**
@@ -87,6 +81,7 @@ export interface HookCreateOptions {
   readonly selector?: HookSelector;
   /** Type names or trailing-`*` globs, 1 to 16. Default `["kv.*"]`. */
   readonly types?: readonly string[];
+  /** Where it delivers. */
   readonly target: HookTarget;
   /** `whsec_` + base64 of 24–64 bytes (webhooks); default 32 random bytes. */
   readonly secret?: string;
@@ -100,14 +95,88 @@ export interface HookCreateOptions {
   readonly retrySchedule?: readonly number[];
 }
 
-/** A hook as `get` and `list` show it (never its secret). */
-export interface AspenHook extends Omit<WireHook, "selector" | "target"> {
+/** How one delivery attempt ended (`ok`, `failed`, `timeout`, `error`, `blocked`, `gone`, `unknown`). */
+export type HookOutcome = HookDeliveryOutcome;
+
+/** A hook as `get` and `list` show it (never its secret, nor header values). */
+export interface AspenHook {
+  /** 16 hex digits. */
+  readonly id: string;
+  /** Its unique name. */
+  readonly name: string;
+  /** The keys it follows. */
   readonly selector: HookSelector;
+  /** The event type patterns it follows. */
+  readonly types: readonly string[];
+  /** Where it delivers. */
   readonly target: HookTarget;
+  /** `disabled` by a user or by its worker (`disabledReason`). */
+  readonly state: "active" | "disabled";
+  /** `disabled`, `gone`, `retryWindowExceeded` or `targetBlocked`. */
+  readonly disabledReason?: string;
+  /** The last event done (`"R.I"`), or null before the first (see `fromRevision`). */
+  readonly cursor: string | null;
+  /** The revision it started from. */
+  readonly fromRevision: number;
+  /** Revisions between the cursor and the answering node's head. */
+  readonly lag: number;
+  /** Timeout of one webhook attempt, ms. */
+  readonly timeoutMs: number;
+  /** How long retries go on after the first failure, ms. */
+  readonly retryWindowMs: number;
+  /** A custom retry schedule (ms), or null for the default. */
+  readonly retrySchedule: readonly number[] | null;
+  /** When it was created, Unix ms. */
+  readonly createdAtMs: number;
+  /** The claiming worker's name, or null (`no worker`). */
+  readonly worker: string | null;
+  /** The event being retried, its last attempt and when the next is due (Unix ms). */
+  readonly retrying: {
+    readonly event: string;
+    readonly attempt: number;
+    readonly nextAttemptAtMs: number;
+  } | null;
+  /** Attempts logged so far, by outcome. */
+  readonly deliveries: Readonly<Record<HookOutcome, number>>;
 }
 
 /** What `create` and `rotateSecret` answer: the secret, shown this once. */
-export type HookCreated = HookCreateResponse;
+export interface HookCreated {
+  /** The hook's id. */
+  readonly id: string;
+  /** The hook's name. */
+  readonly name: string;
+  /** The signing secret (`whsec_…`), null for a target that signs nothing. */
+  readonly secret: string | null;
+  /** The hook's cursor (`"R.I"`), or null before its first event. */
+  readonly cursor: string | null;
+  /** The revision it starts from. */
+  readonly fromRevision: number;
+}
+
+/** One delivery attempt as the log keeps it. */
+export interface HookDelivery {
+  /** The event (`"R.I"`). */
+  readonly eventId: string;
+  /** 1 for the first attempt of the event. */
+  readonly attempt: number;
+  /** When `begin` committed, Unix ms. */
+  readonly startedAtMs: number;
+  /** The request's duration, ms. */
+  readonly latencyMs: number;
+  /** The response status, null when none came. */
+  readonly status: number | null;
+  /** How it ended. */
+  readonly outcome: HookOutcome;
+  /** What went wrong (≤ 256 characters, no secrets). */
+  readonly error: string | null;
+  /** When the next attempt is due, Unix ms; null when none follows. */
+  readonly nextAttemptAtMs: number | null;
+  /** A replay's attempt. */
+  readonly replay: boolean;
+  /** The worker that made it. */
+  readonly worker: string;
+}
 
 /** Options of {@linkcode AspenHooks.deliveries}. */
 export interface HookDeliveriesOptions {
@@ -121,7 +190,8 @@ export interface HookDeliveriesOptions {
 
 /** One page of the delivery log, newest first. */
 export interface HookDeliveriesPage {
-  readonly deliveries: readonly WireDelivery[];
+  /** Newest first. */
+  readonly deliveries: readonly HookDelivery[];
   /** Pass to the next call for older records; null at the oldest. */
   readonly cursor: string | null;
 }
@@ -288,6 +358,25 @@ function checkCreate(options: HookCreateOptions): void {
   }
 }
 
+/** Each client's transport, for {@linkcode hookWorkerCalls}. */
+const TRANSPORTS = new WeakMap<AspenHooks, HttpTransport>();
+
+/**
+ * For webhook workers: the delivery protocol's calls (claim, begin,
+ * finish, replay-done, and history pages with wire selectors) over a
+ * client's connection. Not part of the application API (`mod.ts`).
+ *
+ * @param hooks A client's `hooks` (the client has the admin token).
+ * @returns The calls.
+ */
+export function hookWorkerCalls(hooks: AspenHooks): HookWorkerCalls {
+  const transport = TRANSPORTS.get(hooks);
+  if (transport === undefined) {
+    throw new TypeError("Cannot make worker calls: not a client's hooks");
+  }
+  return new HookWorkerCalls(transport);
+}
+
 /**
  * Hooks: create and manage them, read their delivery logs, replay and
  * trigger; and the webhook workers' protocol.
@@ -310,6 +399,7 @@ export class AspenHooks {
   /** Used by `connect`. */
   constructor(transport: HttpTransport) {
     this.#transport = transport;
+    TRANSPORTS.set(this, transport);
   }
 
   /**
@@ -458,7 +548,10 @@ export class AspenHooks {
       ...(limit === undefined ? {} : { limit }),
       ...(cursor === undefined ? {} : { cursor }),
     }, "idempotent") as HookDeliveriesResponse;
-    return { deliveries: reply.deliveries, cursor: reply.cursor };
+    return {
+      deliveries: reply.deliveries.map((d: WireDelivery) => ({ ...d })),
+      cursor: reply.cursor,
+    };
   }
 
   /**
@@ -514,83 +607,6 @@ export class AspenHooks {
       hook,
       ...(data === undefined ? {} : { data }),
     }, "write");
-  }
-
-  /**
-   * For webhook workers: claims every free webhook hook (up to `max`)
-   * under the worker's lease, and answers every hook that lease holds,
-   * with what delivering it needs (secrets included).
-   *
-   * @throws {ClaimLostError} When the lease is not live.
-   */
-  async claim(request: HookClaimRequest): Promise<HookClaimResponse> {
-    return await this.#transport.request(
-      "POST",
-      ROUTES.hookClaim,
-      request,
-      "write",
-    ) as HookClaimResponse;
-  }
-
-  /**
-   * For webhook workers: opens attempt `attempt` of `event` (committed
-   * before the request is sent). Repeating it answers as the first did.
-   *
-   * @throws {ClaimLostError} When the claim moved.
-   */
-  async begin(request: HookBeginRequest): Promise<HookStepResponse> {
-    return await this.#transport.request(
-      "POST",
-      ROUTES.hookBegin,
-      request,
-      "write",
-    ) as HookStepResponse;
-  }
-
-  /**
-   * For webhook workers: closes the open attempt with its outcome; an `ok`
-   * moves the cursor in the same entry. A finish retried after its answer
-   * was lost applies once and answers as the first did.
-   *
-   * @throws {ClaimLostError} When the claim moved.
-   */
-  async finish(request: HookFinishRequest): Promise<HookStepResponse> {
-    return await this.#transport.request(
-      "POST",
-      ROUTES.hookFinish,
-      request,
-      "write",
-    ) as HookStepResponse;
-  }
-
-  /**
-   * For webhook workers: the replay reached its end; the side cursor is
-   * dropped.
-   *
-   * @throws {ClaimLostError} When the claim moved.
-   */
-  async replayDone(request: HookReplayDoneRequest): Promise<void> {
-    await this.#transport.request(
-      "POST",
-      ROUTES.hookReplayDone,
-      request,
-      "write",
-    );
-  }
-
-  /**
-   * For webhook workers: one page of the events history
-   * (`POST /v1/events/list`) with wire selectors, as a claim carries them.
-   *
-   * @throws {AspenError} `compacted` (410) below the window.
-   */
-  async listEvents(request: EventsListRequest): Promise<EventsListResponse> {
-    return await this.#transport.request(
-      "POST",
-      ROUTES.eventsList,
-      request,
-      "idempotent",
-    ) as EventsListResponse;
   }
 
   async #ref(

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import type { AspenClient } from "../../client/connect.ts";
+import type { HookWorkerCalls } from "../../client/hook_worker_calls.ts";
 import {
   AspenError,
   ClaimLostError,
@@ -83,7 +83,8 @@ export type LoopEnd =
 
 /** What a loop needs from its worker. */
 export interface HookLoopContext {
-  readonly client: AspenClient;
+  /** The protocol's calls over the worker's client. */
+  readonly calls: HookWorkerCalls;
   readonly guard: TargetGuard;
   readonly clusterId: string;
   readonly report: (report: DeliveryReport) => void;
@@ -215,7 +216,7 @@ export class HookLoop {
       ...(toRevision === undefined ? {} : { toRevision }),
     };
     const page = await this.#step(() =>
-      this.#context.client.hooks.listEvents(request)
+      this.#context.calls.listEvents(request)
     );
     const last = page.events[page.events.length - 1];
     // Never behind where this read started, nor before its last event (a
@@ -266,7 +267,7 @@ export class HookLoop {
     const claim = this.#claim;
     const step = { hook: claim.hook, token: claim.token, event: event.id };
     await this.#step(() =>
-      this.#context.client.hooks.begin({
+      this.#context.calls.begin({
         ...step,
         attempt,
         ...(replay ? { replay: true } : {}),
@@ -355,7 +356,7 @@ export class HookLoop {
     let lost = false;
     for (let tries = 1;; tries++) {
       try {
-        await this.#context.client.hooks.finish(finish);
+        await this.#context.calls.finish(finish);
         return;
       } catch (error) {
         if (error instanceof ClaimLostError) throw new LoopStop("claimLost");
@@ -420,7 +421,7 @@ export class HookLoop {
     }
     if (done) {
       await this.#step(() =>
-        this.#context.client.hooks.replayDone({
+        this.#context.calls.replayDone({
           hook: this.#claim.hook,
           token: this.#claim.token,
         })

@@ -20,6 +20,8 @@
  * @module
  */
 import type { AspenClient } from "../../client/connect.ts";
+import { hookWorkerCalls } from "../../client/hooks.ts";
+import type { HookWorkerCalls } from "../../client/hook_worker_calls.ts";
 import { sleepFor } from "./_sleep.ts";
 import type { OpenLease } from "../../client/types.ts";
 import {
@@ -102,6 +104,7 @@ export class WebhookWorker {
   readonly #options: WebhookWorkerOptions;
   readonly #stopping = new AbortController();
   readonly #running = new Map<string, Running>();
+  readonly #calls: HookWorkerCalls;
   #run: Promise<void> | null = null;
 
   /**
@@ -132,6 +135,7 @@ export class WebhookWorker {
       );
     }
     this.#options = options;
+    this.#calls = hookWorkerCalls(options.client.hooks);
   }
 
   /** The hooks with a loop now. */
@@ -190,7 +194,7 @@ export class WebhookWorker {
     while (!signal.aborted) {
       let answer: HookClaimResponse | null = null;
       try {
-        answer = await this.#options.client.hooks.claim({
+        answer = await this.#calls.claim({
           worker: this.#options.name,
           lease: lease.id,
           max: this.#options.hooksMax ?? HOOK_LIMITS.claimMax,
@@ -257,7 +261,7 @@ export class WebhookWorker {
       abort.signal,
     ]);
     const context: HookLoopContext = {
-      client: this.#options.client,
+      calls: this.#calls,
       guard: this.#options.guard,
       clusterId,
       report: (report) => this.#options.onDelivery?.(report),
