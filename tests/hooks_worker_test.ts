@@ -339,3 +339,97 @@ Deno.test("a webhook worker without an allowance refuses 127.0.0.1: blocked, dis
     await receiver.close();
   }
 });
+
+Deno.test("a worker killed mid-attempt: the attempt is logged unknown, another worker sends the next attempt, no (event, attempt) twice", async () => {
+  const receiver = new Receiver();
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => release = resolve);
+  try {
+    await withProcessCluster({ count: 1 }, async (cluster) => {
+      await cluster.waitForLeader();
+      const token = await cluster.token();
+      const admin = await cluster.adminToken();
+      using client = connect(cluster.urls, { token });
+      const created = await client.hooks.create({
+        name: "crash",
+        selector: { prefix: ["crash"] },
+        types: ["kv.set"],
+        target: { webhook: { url: receiver.url("/crash") } },
+      });
+      receiver.secrets("/crash", [created.secret!]);
+      // The first request is never answered: its worker dies holding it.
+      let requests = 0;
+      receiver.answer("/crash", async () => {
+        if (++requests === 1) await held;
+        return { status: 200 };
+      });
+      const env = {
+        ASPEN_URL: cluster.urls.join(","),
+        ASPEN_ADMIN_TOKEN: admin,
+      };
+      const workers = new Map([
+        [
+          "w-a",
+          startWorker(
+            ["--name", "w-a", "--allow-targets", "127.0.0.1/32"],
+            env,
+          ),
+        ],
+        [
+          "w-b",
+          startWorker(
+            ["--name", "w-b", "--allow-targets", "127.0.0.1/32"],
+            env,
+          ),
+        ],
+      ]);
+      try {
+        await client.kv.set(["crash", 1], "a");
+        await waitFor(
+          "the first request",
+          () => receiver.arrived.length >= 1,
+          WAIT,
+        );
+        const holder = (await client.hooks.get("crash")).worker!;
+        const survivor = holder === "w-a" ? "w-b" : "w-a";
+        await workers.get(holder)!.kill();
+        await waitFor("the event delivered by the survivor", async () => {
+          const hook = await client.hooks.get("crash");
+          return hook.deliveries.ok === 1;
+        }, WAIT);
+        await client.kv.set(["crash", 2], "b");
+        await waitFor("the second event", async () => {
+          const hook = await client.hooks.get("crash");
+          return hook.deliveries.ok === 2;
+        }, WAIT);
+        const log = (await allDeliveries(client, created.id)).reverse();
+        const [first, second] = receiver.arrived.map((r) =>
+          eventOf(r.webhookId)
+        );
+        assert.deepEqual(
+          log.map((d) => `${d.eventId}#${d.attempt}:${d.outcome}:${d.worker}`),
+          [
+            `${first}#1:unknown:${holder}`,
+            `${first}#2:ok:${survivor}`,
+            `${
+              receiver.arrived[2] === undefined
+                ? second
+                : eventOf(receiver.arrived[2].webhookId)
+            }#1:ok:${survivor}`,
+          ],
+        );
+        assert.deepEqual(
+          receiver.arrived.map((r) => r.attempt),
+          [1, 2, 1],
+        );
+        assert.ok(receiver.arrived.every((r) => r.verified[0] === true));
+      } finally {
+        release();
+        for (const worker of workers.values()) await worker.stop();
+      }
+    });
+  } finally {
+    release();
+    await receiver.close();
+  }
+});

@@ -31,13 +31,22 @@ export type Answer = (request: {
   readonly webhookId: string;
   readonly attempt: number;
   readonly seen: number;
-}) => { status: number; headers?: Record<string, string> };
+}) => AnswerValue | Promise<AnswerValue>;
+
+/** A status and headers to answer with. */
+export interface AnswerValue {
+  readonly status: number;
+  readonly headers?: Record<string, string>;
+}
 
 const okAnswer: Answer = () => ({ status: 200 });
 
 /** A receiver of signed webhook requests. */
 export class Receiver {
+  /** Requests answered, in the order of their answers. */
   readonly received: Received[] = [];
+  /** Requests as they arrived (answered or not yet). */
+  readonly arrived: Omit<Received, "status">[] = [];
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #answers = new Map<string, Answer>();
   readonly #secrets = new Map<string, string[]>();
@@ -88,11 +97,21 @@ export class Receiver {
     const seen = (this.#seen.get(key) ?? 0) + 1;
     this.#seen.set(key, seen);
     const attempt = Number(request.headers.get("aspen-attempt"));
-    const answer = (this.#answers.get(path) ?? okAnswer)({
+    const pending = (this.#answers.get(path) ?? okAnswer)({
       webhookId,
       attempt,
       seen,
     });
+    const arrived = {
+      path,
+      webhookId,
+      attempt,
+      replay: request.headers.get("aspen-replay"),
+      body: JSON.parse(text),
+      verified,
+    };
+    this.arrived.push(arrived);
+    const answer = await pending;
     this.received.push({
       path,
       webhookId,
@@ -119,6 +138,8 @@ export interface WorkerProcess {
   readonly lines: string[];
   /** SIGTERM, then the exit code. */
   stop(): Promise<number>;
+  /** SIGKILL (no shutdown: its lease expires by itself), then waits for the exit. */
+  kill(): Promise<void>;
 }
 
 /**
@@ -152,6 +173,15 @@ export function startWorker(
   let stopped: Promise<number> | null = null;
   return {
     lines: output,
+    async kill(): Promise<void> {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+      await readers;
+    },
     stop(): Promise<number> {
       stopped ??= (async () => {
         const killer = setTimeout(() => {

@@ -15,12 +15,16 @@
  *   until its `nextAttemptAtMs`.
  * - A `begin` or `finish` whose answer is lost is sent again (the server
  *   applies it once); `claimLost` ends the loop.
+ * - An attempt left `unknown` by a worker that died (the newest record of
+ *   the log when the loop starts) is followed by the next attempt number,
+ *   so no `(event, attempt)` is logged twice.
  * - Once caught up, a replay (the claim's side cursor) re-delivers its
  *   events with `aspen-replay`, then `replay-done` drops it.
  *
  * @module
  */
 import type { HookWorkerCalls } from "../../client/hook_worker_calls.ts";
+import type { AspenHooks } from "../../client/hooks.ts";
 import {
   AspenError,
   ClaimLostError,
@@ -51,6 +55,9 @@ const STEP_RETRY_MS_MIN = 100;
 const STEP_RETRY_MS_MAX = 2_000;
 /** Attempts of one `begin` or `finish` whose answers are lost, at most. */
 const STEP_TRIES_MAX = 50;
+
+/** Delivery records read at a loop's start to find an attempt left `unknown`. */
+const UNKNOWN_LOOKBACK = 10;
 
 /** The events that go to one hook only. */
 const OWN_EVENT_TYPES = ["hook.test", "hook.gap"] as const;
@@ -85,6 +92,8 @@ export type LoopEnd =
 export interface HookLoopContext {
   /** The protocol's calls over the worker's client. */
   readonly calls: HookWorkerCalls;
+  /** The worker's client's hooks (the delivery log). */
+  readonly hooks: AspenHooks;
   readonly guard: TargetGuard;
   readonly clusterId: string;
   readonly report: (report: DeliveryReport) => void;
@@ -145,6 +154,12 @@ export class HookLoop {
   readonly #signal: AbortSignal;
   readonly #types: string[];
   #retrying: Retrying | null;
+  /**
+   * The newest main attempt in the log when it ended `unknown` (a worker
+   * gone mid-attempt): the next attempt of that event follows its number,
+   * so no (event, attempt) is logged twice.
+   */
+  #unknown: { readonly event: string; readonly attempt: number } | null = null;
   /** The replay this loop finished (`from-to`), so a stale claim does not restart it. */
   #replayDone: string | null = null;
 
@@ -186,6 +201,7 @@ export class HookLoop {
   }
 
   async #main(): Promise<void> {
+    this.#unknown = await this.#lastUnknown();
     let position: Position = this.#claim.cursor === null
       ? { fromRevision: this.#claim.fromRevision }
       : { after: this.#claim.cursor };
@@ -201,6 +217,21 @@ export class HookLoop {
       if (!replayed) await sleepFor(IDLE_POLL_MS, this.#signal);
     }
     throw new LoopStop("aborted");
+  }
+
+  /** The newest main attempt of the log, when its outcome is `unknown`. */
+  async #lastUnknown(): Promise<
+    { readonly event: string; readonly attempt: number } | null
+  > {
+    const page = await this.#step(() =>
+      this.#context.hooks.deliveries(this.#claim.hook, {
+        limit: UNKNOWN_LOOKBACK,
+      })
+    );
+    const newest = page.deliveries.find((d) => !d.replay);
+    return newest?.outcome === "unknown"
+      ? { event: newest.eventId, attempt: newest.attempt }
+      : null;
   }
 
   /** One page after `position`, and where the next one starts. */
@@ -247,7 +278,11 @@ export class HookLoop {
         );
         if (this.#signal.aborted) throw new LoopStop("aborted");
       }
-      const attempt = retrying === null ? 1 : retrying.attempt + 1;
+      const unknown = this.#unknown?.event === event.id
+        ? this.#unknown.attempt
+        : 0;
+      const attempt = Math.max(retrying?.attempt ?? 0, unknown) + 1;
+      this.#unknown = null;
       const again = await this.#attempt(event, attempt, false, retrying);
       this.#retrying = again;
       if (again === null) return;

@@ -262,6 +262,7 @@ export class WebhookWorker {
     ]);
     const context: HookLoopContext = {
       calls: this.#calls,
+      hooks: this.#options.client.hooks,
       guard: this.#options.guard,
       clusterId,
       report: (report) => this.#options.onDelivery?.(report),
