@@ -13,6 +13,7 @@ import { ROUTES } from "../protocol/http_api.ts";
 import type {
   EventsListRequest,
   EventsListResponse,
+  EventsStatusResponse,
 } from "../protocol/http_api_events.ts";
 import type {
   HookBeginRequest,
@@ -108,5 +109,15 @@ export class HookWorkerCalls {
       request,
       "idempotent",
     ) as EventsListResponse;
+  }
+
+  /** The answering node's history window and head (`GET /v1/events/status`). */
+  async status(): Promise<EventsStatusResponse> {
+    return await this.#transport.request(
+      "GET",
+      ROUTES.eventsStatus,
+      undefined,
+      "idempotent",
+    ) as EventsStatusResponse;
   }
 }

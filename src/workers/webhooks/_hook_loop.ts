@@ -18,6 +18,8 @@
  * - An attempt left `unknown` by a worker that died (the newest record of
  *   the log when the loop starts) is followed by the next attempt number,
  *   so no `(event, attempt)` is logged twice.
+ * - Caught up, it waits for the history's head to move (one shared poll
+ *   per worker, {@link ./_head_watch.ts}), at most a second.
  * - Once caught up, a replay (the claim's side cursor) re-delivers its
  *   events with `aspen-replay`, then `replay-done` drops it.
  *
@@ -25,6 +27,7 @@
  */
 import type { HookWorkerCalls } from "../../client/hook_worker_calls.ts";
 import type { AspenHooks } from "../../client/hooks.ts";
+import type { HeadWatch } from "./_head_watch.ts";
 import {
   AspenError,
   ClaimLostError,
@@ -48,8 +51,11 @@ import { parseSecret, webhookId } from "./sign.ts";
 
 /** Events of one history page at most. */
 export const PAGE_EVENTS_MAX = 100;
-/** Pause between polls of a caught-up hook, ms. */
-export const IDLE_POLL_MS = 250;
+/**
+ * Longest wait of a caught-up hook for the head to move, ms: it then looks
+ * at its claim's replay again.
+ */
+export const IDLE_WAIT_MS = 1_000;
 /** Pause before repeating a step whose answer was lost, ms (doubling to the max). */
 const STEP_RETRY_MS_MIN = 100;
 const STEP_RETRY_MS_MAX = 2_000;
@@ -94,6 +100,8 @@ export interface HookLoopContext {
   readonly calls: HookWorkerCalls;
   /** The worker's client's hooks (the delivery log). */
   readonly hooks: AspenHooks;
+  /** The history's head, shared by the worker's loops. */
+  readonly head: HeadWatch;
   readonly guard: TargetGuard;
   readonly clusterId: string;
   readonly report: (report: DeliveryReport) => void;
@@ -214,7 +222,9 @@ export class HookLoop {
       position = page.next;
       if (page.events.length > 0 || page.more) continue;
       const replayed = await this.#replayStep();
-      if (!replayed) await sleepFor(IDLE_POLL_MS, this.#signal);
+      if (!replayed) {
+        await this.#context.head.wait(page.head, IDLE_WAIT_MS, this.#signal);
+      }
     }
     throw new LoopStop("aborted");
   }
@@ -238,7 +248,14 @@ export class HookLoop {
   async #page(
     position: Position,
     toRevision?: number,
-  ): Promise<{ events: readonly WireEvent[]; next: Position; more: boolean }> {
+  ): Promise<
+    {
+      events: readonly WireEvent[];
+      next: Position;
+      more: boolean;
+      head: number;
+    }
+  > {
     const request: EventsListRequest = {
       selector: this.#claim.selector,
       types: this.#types,
@@ -262,7 +279,12 @@ export class HookLoop {
       : last !== undefined
       ? { after: last.id }
       : position;
-    return { events: page.events, next, more: page.cursor !== undefined };
+    return {
+      events: page.events,
+      next,
+      more: page.cursor !== undefined,
+      head: page.headRevision,
+    };
   }
 
   /** Delivers one event on the main cursor until it is done (ok) or the loop stops. */
@@ -309,19 +331,7 @@ export class HookLoop {
       })
     );
     const startedAtMs = this.#context.nowMs();
-    const result = await deliver({
-      url: claim.url,
-      headers: claim.headers,
-      body: new TextEncoder().encode(JSON.stringify(event)),
-      id: webhookId(this.#context.clusterId, event.revision, event.index),
-      timestampSec: Math.floor(startedAtMs / 1000),
-      secrets: claim.secrets.map(parseSecret),
-      attempt,
-      ...(replay ? { replayOf: replayId(claim) } : {}),
-      timeoutMs: claim.timeoutMs,
-      guard: this.#context.guard,
-      signal: this.#signal,
-    });
+    const result = await this.#send(claim, event, attempt, replay, startedAtMs);
     const nowMs = this.#context.nowMs();
     const firstFailureAtMs = Math.min(
       retrying?.firstFailureAtMs ?? startedAtMs,
@@ -384,6 +394,42 @@ export class HookLoop {
       firstFailureAtMs,
       nextAttemptAtMs: nextAttemptAtMs!,
     };
+  }
+
+  /**
+   * Sends one request. A target the library refuses to use (a bad URL,
+   * header or secret: the server checks them at create, so this is a bug
+   * upstream) is recorded as an `error` and follows the retry policy,
+   * rather than leaving an attempt open at every claim.
+   */
+  async #send(
+    claim: WireClaim,
+    event: WireEvent,
+    attempt: number,
+    replay: boolean,
+    startedAtMs: number,
+  ): Promise<DeliveryResult> {
+    try {
+      return await deliver({
+        url: claim.url,
+        headers: claim.headers,
+        body: new TextEncoder().encode(JSON.stringify(event)),
+        id: webhookId(this.#context.clusterId, event.revision, event.index),
+        timestampSec: Math.floor(startedAtMs / 1000),
+        secrets: claim.secrets.map(parseSecret),
+        attempt,
+        ...(replay ? { replayOf: replayId(claim) } : {}),
+        timeoutMs: claim.timeoutMs,
+        guard: this.#context.guard,
+        signal: this.#signal,
+      });
+    } catch (error) {
+      if (this.#signal.aborted) throw new LoopStop("aborted");
+      const text = error instanceof Error
+        ? `${error.name}: ${error.message}`
+        : String(error);
+      return { latencyMs: 0, outcome: "error", error: text.slice(0, 256) };
+    }
   }
 
   /** Sends `finish` until it is answered; a repeat of an applied one answers as it did. */

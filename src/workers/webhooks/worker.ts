@@ -23,6 +23,7 @@ import type { AspenClient } from "../../client/connect.ts";
 import { hookWorkerCalls } from "../../client/hooks.ts";
 import type { HookWorkerCalls } from "../../client/hook_worker_calls.ts";
 import { sleepFor } from "./_sleep.ts";
+import { HeadWatch } from "./_head_watch.ts";
 import type { OpenLease } from "../../client/types.ts";
 import {
   HOOK_LIMITS,
@@ -105,6 +106,7 @@ export class WebhookWorker {
   readonly #stopping = new AbortController();
   readonly #running = new Map<string, Running>();
   readonly #calls: HookWorkerCalls;
+  readonly #head: HeadWatch;
   #run: Promise<void> | null = null;
 
   /**
@@ -136,6 +138,7 @@ export class WebhookWorker {
     }
     this.#options = options;
     this.#calls = hookWorkerCalls(options.client.hooks);
+    this.#head = new HeadWatch(this.#calls, this.#stopping.signal);
   }
 
   /** The hooks with a loop now. */
@@ -263,6 +266,7 @@ export class WebhookWorker {
     const context: HookLoopContext = {
       calls: this.#calls,
       hooks: this.#options.client.hooks,
+      head: this.#head,
       guard: this.#options.guard,
       clusterId,
       report: (report) => this.#options.onDelivery?.(report),

@@ -112,6 +112,13 @@ function fakeCluster(events: WireEvent[], claim: WireClaim) {
           }),
         );
       }
+      case "/v1/events/status":
+        return Promise.resolve(
+          json({
+            compactRevision: 1,
+            headRevision: events.at(-1)?.revision ?? 0,
+          }),
+        );
       case "/v1/hooks/begin":
         return Promise.resolve(json({ ok: true, cursor }));
       case "/v1/hooks/finish": {
