@@ -4,11 +4,13 @@
  * on 127.0.0.1 verifying every request with `standardwebhooks`. Every
  * matching event arrives, in `(revision, index)` order per hook; every
  * request received has its `(event, attempt)` in `hook deliveries` once;
- * 503 then 200 retries, 429 honours `Retry-After`, 410 disables (`gone`,
+ * 503 then 200 retries, 429 honours `Retry-After`, a receiver past the
+ * attempt's timeout is retried, 410 disables (`gone`,
  * with `hook.disabled`), a rotation signs with both secrets, a replay
  * re-delivers with `aspen-replay`, a trigger reaches its hook only; and a
  * worker without the allowance refuses 127.0.0.1 (`blocked`, disabled
- * `targetBlocked`, nothing sent).
+ * `targetBlocked`, nothing sent); a worker killed mid-attempt leaves it
+ * `unknown` and another worker sends the next attempt number.
  *
  * @module
  */
@@ -61,20 +63,28 @@ function nonDecreasing(ids: readonly string[]): boolean {
   return true;
 }
 
-Deno.test("a webhook worker delivers every event in order, retries 503 and 429, disables on 410, signs with both secrets after a rotation, replays and triggers", async () => {
+Deno.test("a webhook worker delivers every event in order, retries 503, 429 and a timeout, disables on 410, signs with both secrets after a rotation, replays and triggers", async () => {
   const receiver = new Receiver();
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => release = resolve);
   try {
     await withProcessCluster({ count: 3 }, async (cluster) => {
       await cluster.waitForLeader();
       const token = await cluster.token();
       const admin = await cluster.adminToken();
       using client = connect(cluster.urls, { token });
-      const create = async (name: string, path: string, prefix: string) => {
+      const create = async (
+        name: string,
+        path: string,
+        prefix: string,
+        timeoutMs?: number,
+      ) => {
         const created = await client.hooks.create({
           name,
           selector: { prefix: [prefix] },
           types: ["kv.set"],
           target: { webhook: { url: receiver.url(path) } },
+          ...(timeoutMs === undefined ? {} : { timeoutMs }),
         });
         assert.ok(created.secret?.startsWith("whsec_"));
         receiver.secrets(path, [created.secret!]);
@@ -85,6 +95,15 @@ Deno.test("a webhook worker delivers every event in order, retries 503 and 429, 
       const slow = await create("slow", "/slow", "slow");
       const gone = await create("gone", "/gone", "gone");
       const rotated = await create("rotated", "/rotated", "rotated");
+      const slowest = await create("slowest", "/slowest", "slowest", 1_000);
+      // The first request is answered only at the end: past its 1 s timeout.
+      receiver.answer(
+        "/slowest",
+        async ({ seen }) => {
+          if (seen === 1) await held;
+          return { status: 200 };
+        },
+      );
       receiver.answer(
         "/flaky",
         ({ seen }) => ({ status: seen === 1 ? 503 : 200 }),
@@ -112,6 +131,7 @@ Deno.test("a webhook worker delivers every event in order, retries 503 and 429, 
         await client.kv.set(["slow", 1], "a");
         await client.kv.set(["gone", 1], "a");
         await client.kv.set(["gone", 2], "b");
+        await client.kv.set(["slowest", 1], "a");
 
         // Every stock write arrives, verified, in (revision, index) order.
         await waitFor(
@@ -177,6 +197,24 @@ Deno.test("a webhook worker delivers every event in order, retries 503 and 429, 
           disabledEvents.events.some((e) =>
             e.data?.hook === gone.id && e.data?.reason === "gone"
           ),
+        );
+
+        // A receiver past the attempt's timeout: timeout, then a retry.
+        await waitFor("slowest event delivered", async () => {
+          const hook = await client.hooks.get("slowest");
+          return hook.deliveries.ok === 1;
+        }, WAIT);
+        assert.deepEqual(
+          (await allDeliveries(client, slowest.id)).map((d) =>
+            `${d.attempt}:${d.outcome}:${d.status}`
+          ).reverse(),
+          ["1:timeout:null", "2:ok:200"],
+        );
+        assert.deepEqual(
+          receiver.arrived.filter((r) => r.path === "/slowest").map((r) =>
+            r.attempt
+          ),
+          [1, 2],
         );
 
         // Rotation: the worker picks the new secret up at its next claim
@@ -280,7 +318,7 @@ Deno.test("a webhook worker delivers every event in order, retries 503 and 429, 
       }
       // One line per attempt, no secret in any line.
       const lines = worker.lines.filter((l) => l.includes(" delivery "));
-      assert.ok(lines.length >= 40 + 4 + 2 + 1 + 1 + 40 + 1);
+      assert.ok(lines.length >= 40 + 4 + 2 + 1 + 2 + 1 + 40 + 1);
       for (const secret of [all.secret!, rotated.secret!]) {
         const key = secret.slice("whsec_".length);
         assert.ok(!worker.lines.some((l) => l.includes(key)));
@@ -292,6 +330,7 @@ Deno.test("a webhook worker delivers every event in order, retries 503 and 429, 
       }, WAIT);
     });
   } finally {
+    release();
     await receiver.close();
   }
 });
