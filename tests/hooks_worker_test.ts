@@ -261,6 +261,26 @@ Deno.test("a webhook worker delivers every event in order, retries 503, 429 and 
         const replayed = receiver.to("/all").filter((r) => r.replay !== null)
           .map((r) => eventOf(r.webhookId));
         assert.deepEqual(replayed, expected);
+        // The same range again, once the first replay is done: a new replay.
+        await waitFor("the first replay done", async () => {
+          const log = await allDeliveries(client, all.id);
+          return log.filter((d) => d.replay && d.outcome === "ok").length >=
+            writes;
+        }, WAIT);
+        await client.hooks.replay("all", first, first);
+        const again = expected.filter((id) => order(id)[0] === first);
+        await waitFor(
+          "the second replay",
+          () =>
+            receiver.to("/all").filter((r) => r.replay !== null).length >=
+              writes + again.length,
+          WAIT,
+        );
+        assert.deepEqual(
+          receiver.to("/all").filter((r) => r.replay !== null).slice(writes)
+            .map((r) => eventOf(r.webhookId)),
+          again,
+        );
 
         // Trigger: hook.test to that hook only.
         await client.hooks.trigger("flaky", { note: "hello" });
@@ -280,21 +300,24 @@ Deno.test("a webhook worker delivers every event in order, retries 503, 429 and 
           !receiver.to("/all").some((r) => r.body.type === "hook.test"),
         );
 
-        // Every request received has its (event, attempt, replay) logged
-        // (once its finish commits, just after the receiver answered), and
-        // none is logged twice.
+        // Every request received has its (event, attempt) logged (once its
+        // finish commits, just after the receiver answered): each delivery
+        // once, and each replay request as many times as it was received
+        // (the range was replayed twice).
         const hooks = [
           ["/all", all.id],
           ["/flaky", flaky.id],
-          [
-            "/slow",
-            slow.id,
-          ],
+          ["/slow", slow.id],
           ["/gone", gone.id],
           ["/rotated", rotated.id],
         ] as const;
+        const counts = (keys: readonly string[]) => {
+          const out = new Map<string, number>();
+          for (const key of keys) out.set(key, (out.get(key) ?? 0) + 1);
+          return [...out].sort();
+        };
         for (const [path, id] of hooks) {
-          const keys = () =>
+          const received = () =>
             receiver.to(path).map((r) =>
               `${eventOf(r.webhookId)}#${r.attempt}#${r.replay !== null}`
             );
@@ -304,11 +327,13 @@ Deno.test("a webhook worker delivers every event in order, retries 503, 429 and 
               const log = (await allDeliveries(client, id)).map((d) =>
                 `${d.eventId}#${d.attempt}#${d.replay}`
               );
-              return keys().every((key) => log.includes(key)) ? log : null;
+              return received().every((key) => log.includes(key)) ? log : null;
             },
             WAIT,
           );
-          assert.equal(new Set(logged).size, logged.length, path);
+          const main = logged.filter((key) => key.endsWith("#false"));
+          assert.equal(new Set(main).size, main.length, `${path}: twice`);
+          assert.deepEqual(counts(logged), counts(received()), path);
         }
         const hook = await client.hooks.get("all");
         assert.equal(hook.worker, "w-test");
@@ -318,7 +343,7 @@ Deno.test("a webhook worker delivers every event in order, retries 503, 429 and 
       }
       // One line per attempt, no secret in any line.
       const lines = worker.lines.filter((l) => l.includes(" delivery "));
-      assert.ok(lines.length >= 40 + 4 + 2 + 1 + 2 + 1 + 40 + 1);
+      assert.ok(lines.length >= 40 + 4 + 2 + 1 + 2 + 1 + 40 + 1 + 1);
       for (const secret of [all.secret!, rotated.secret!]) {
         const key = secret.slice("whsec_".length);
         assert.ok(!worker.lines.some((l) => l.includes(key)));

@@ -168,8 +168,12 @@ export class HookLoop {
    * so no (event, attempt) is logged twice.
    */
   #unknown: { readonly event: string; readonly attempt: number } | null = null;
-  /** The replay this loop finished (`from-to`), so a stale claim does not restart it. */
-  #replayDone: string | null = null;
+  /**
+   * When this loop's `replay-done` was acknowledged (monotonic ms): a claim
+   * asked for before then may still show that replay; one asked for after
+   * shows a new one.
+   */
+  #replayDoneAtMs: number | null = null;
 
   constructor(claim: WireClaim, context: HookLoopContext, signal: AbortSignal) {
     this.#claim = claim;
@@ -184,15 +188,23 @@ export class HookLoop {
     return this.#claim.token;
   }
 
-  /** A newer answer of claim for this hook (same token): secrets, target, replay. */
-  update(claim: WireClaim): void {
+  /**
+   * A newer answer of claim for this hook (same token): secrets, target,
+   * replay.
+   *
+   * @param claim The hook's claim.
+   * @param sentAtMs When that claim was asked for (`performance.now()`).
+   */
+  update(claim: WireClaim, sentAtMs: number): void {
     if (claim.hook !== this.#claim.hook || claim.token !== this.#claim.token) {
       throw new RangeError(
         `Cannot update hook loop '${this.#claim.hook}' with another claim: '${claim.hook}' token ${claim.token}`,
       );
     }
-    // A replay the server dropped: a later one of the same range is new.
-    if (claim.replay === null) this.#replayDone = null;
+    if (this.#replayDoneAtMs !== null && sentAtMs > this.#replayDoneAtMs) {
+      // Asked for after the replay was dropped: what it shows is current.
+      this.#replayDoneAtMs = null;
+    }
     this.#claim = claim;
   }
 
@@ -483,9 +495,7 @@ export class HookLoop {
    */
   async #replayStep(): Promise<boolean> {
     const replay = this.#claim.replay;
-    if (replay === null) return false;
-    const key = replayId(this.#claim);
-    if (this.#replayDone === key) return false;
+    if (replay === null || this.#replayDoneAtMs !== null) return false;
     const position: Position = replay.cursor === null
       ? { fromRevision: replay.fromRevision }
       : { after: replay.cursor };
@@ -507,7 +517,8 @@ export class HookLoop {
           token: this.#claim.token,
         })
       );
-      this.#replayDone = key;
+      this.#replayDoneAtMs = performance.now();
+      this.#claim = { ...this.#claim, replay: null };
     } else {
       // The next page starts after this one (the claim's replay cursor is
       // only refreshed by the next claim).
