@@ -497,3 +497,83 @@ Deno.test("a worker killed mid-attempt: the attempt is logged unknown, another w
     await receiver.close();
   }
 });
+
+Deno.test("two webhook workers across a kill -9 of the leader: every write arrives, in order per hook, each (event, attempt) logged once", async () => {
+  const receiver = new Receiver();
+  try {
+    await withProcessCluster({ count: 3 }, async (cluster) => {
+      const leader = await cluster.waitForLeader();
+      const token = await cluster.token();
+      const admin = await cluster.adminToken();
+      using client = connect(cluster.urls, { token });
+      const paths = ["/one", "/two", "/three"];
+      const hooks = [];
+      for (const [n, path] of paths.entries()) {
+        const created = await client.hooks.create({
+          name: `h${n}`,
+          selector: { prefix: ["stock"] },
+          types: ["kv.set"],
+          target: { webhook: { url: receiver.url(path) } },
+        });
+        receiver.secrets(path, [created.secret!]);
+        hooks.push({ path, id: created.id });
+      }
+      const env = {
+        ASPEN_URL: cluster.urls.join(","),
+        ASPEN_ADMIN_TOKEN: admin,
+      };
+      const workers = ["w-1", "w-2"].map((name) =>
+        startWorker(["--name", name, "--allow-targets", "127.0.0.1/32"], env)
+      );
+      try {
+        const writes = 150;
+        for (let n = 0; n < writes; n++) {
+          if (n === 50) await cluster.kill(leader);
+          await client.kv.set(["stock", n], n);
+        }
+        const history = await waitForValue("the writes' events", async () => {
+          const page = await hookWorkerCalls(client.hooks).listEvents({
+            selector: { prefix: ["stock"] },
+            types: ["kv.set"],
+            fromRevision: 0,
+            limit: 1000,
+          });
+          return page.events.length === writes ? page : null;
+        }, WAIT);
+        const expected = history.events.map((e) => e.id).sort();
+        for (const { path, id } of hooks) {
+          await waitFor(
+            () =>
+              `${path}: every event (got ${
+                new Set(receiver.to(path).map((r) => r.webhookId)).size
+              })`,
+            () =>
+              new Set(receiver.to(path).map((r) => r.webhookId)).size >=
+                writes,
+            { ...WAIT, timeoutMs: 120_000 },
+          );
+          const arrived = receiver.to(path).map((r) => eventOf(r.webhookId));
+          assert.deepEqual([...new Set(arrived)].sort(), expected, path);
+          // First arrivals in order (a retry may repeat an earlier one).
+          const first = [...new Set(arrived)];
+          assert.ok(nonDecreasing(first), `${path}: ${first.join(" ")}`);
+          assert.ok(receiver.to(path).every((r) => r.verified[0] === true));
+          const logged = await waitForValue(`${path}: logged`, async () => {
+            const log = (await allDeliveries(client, id)).map((d) =>
+              `${d.eventId}#${d.attempt}`
+            );
+            const all = receiver.to(path).every((r) =>
+              log.includes(`${eventOf(r.webhookId)}#${r.attempt}`)
+            );
+            return all ? log : null;
+          }, WAIT);
+          assert.equal(new Set(logged).size, logged.length, `${path}: twice`);
+        }
+      } finally {
+        for (const worker of workers) await worker.stop();
+      }
+    });
+  } finally {
+    await receiver.close();
+  }
+});
