@@ -44,8 +44,10 @@ export type { DeliveryReport, LoopEnd };
 export const WORKER_LEASE_TTL_MS = 10_000;
 /** How often the worker claims (new hooks, refreshed secrets and replays), ms. */
 export const CLAIM_INTERVAL_MS = 1_000;
-/** Pause before granting a new lease after one was lost or refused, ms. */
+/** Pause before granting a new lease after one was lost or refused, ms (doubling while refused). */
 const LEASE_RETRY_MS = 1_000;
+/** Longest pause between refused lease grants, ms. */
+const LEASE_RETRY_MS_MAX = 10_000;
 /** The worker's name: as `hook get` shows it. */
 const WORKER_NAME = /^[\x21-\x7e]{1,64}$/;
 
@@ -160,15 +162,19 @@ export class WebhookWorker {
 
   async #main(): Promise<void> {
     const signal = this.#stopping.signal;
+    let refused = 0;
     while (!signal.aborted) {
       let lease: OpenLease;
       try {
         lease = await this.#options.client.leases.open({
           ttlMs: this.#options.leaseTtlMs ?? WORKER_LEASE_TTL_MS,
         });
+        refused = 0;
       } catch (error) {
+        if (signal.aborted) break;
         this.#notice("warn", `Cannot grant the worker's lease: ${text(error)}`);
-        await sleepFor(LEASE_RETRY_MS, signal);
+        const pauseMs = LEASE_RETRY_MS * 2 ** Math.min(refused++, 4);
+        await sleepFor(Math.min(pauseMs, LEASE_RETRY_MS_MAX), signal);
         continue;
       }
       this.#notice("info", `Lease ${lease.id} granted`);
