@@ -24,339 +24,50 @@
  * @module
  */
 import { ROUTES } from "../protocol/http_api.ts";
-import { keyFromWire, keyToWire } from "../protocol/http_api_codec.ts";
-import {
-  EVENT_TYPE_PATTERN,
-  EVENTS_LIMITS,
-  type WireSelector,
-} from "../protocol/http_api_events.ts";
 import {
   HOOK_LIMITS,
   type HookDeliveriesResponse,
   type WireDelivery,
   type WireHook,
-  type WireHookTarget,
 } from "../protocol/http_api_hooks.ts";
 import {
   HOOK_DELIVERY_OUTCOMES,
-  type HookDeliveryOutcome,
   parseWebhookSecret,
-  validateHookHeaders,
-  validateHookTimeoutMs,
-  validateHookUrl,
-  validateRetrySchedule,
-  validateRetryWindowMs,
 } from "../protocol/hook_targets.ts";
 import type { HttpTransport } from "./_transport.ts";
+import {
+  checkCreate,
+  checkRef,
+  checkRevision,
+  hookFromWire,
+  hookSelectorToWire,
+  targetToWire,
+} from "./_hook_wire.ts";
+import type {
+  AspenHook,
+  HookCreated,
+  HookCreateOptions,
+  HookDeliveriesOptions,
+  HookDeliveriesPage,
+} from "./hook_types.ts";
 import { HookWorkerCalls } from "./hook_worker_calls.ts";
-import type { KvKey } from "./types.ts";
 
-/**
- * Which KV keys a hook follows: every key under `prefix` (the prefix
- * itself excluded), the keys in `[start, end)`, or every key (`{}`).
- * Cluster events carry no key and pass every selector; `types` picks them.
- */
-export type HookSelector =
-  | { readonly prefix: KvKey }
-  | { readonly start: KvKey; readonly end: KvKey }
-  | Record<string, never>;
-
-/** Where a hook delivers (`forward.prefix` as a key). */
-export type HookTarget =
-  | {
-    readonly webhook: {
-      readonly url: string;
-      readonly headers?: Readonly<Record<string, string>>;
-    };
-  }
-  | { readonly queue: { readonly queue: string } }
-  | { readonly job: { readonly type: string; readonly queue?: string } }
-  | { readonly forward: { readonly peer: string; readonly prefix?: KvKey } };
-
-/** Options of {@linkcode AspenHooks.create}. */
-export interface HookCreateOptions {
-  /** Unique, `[a-z0-9._-]{1,64}`. */
-  readonly name: string;
-  /** Default every key. */
-  readonly selector?: HookSelector;
-  /** Type names or trailing-`*` globs, 1 to 16. Default `["kv.*"]`. */
-  readonly types?: readonly string[];
-  /** Where it delivers. */
-  readonly target: HookTarget;
-  /** `whsec_` + base64 of 24–64 bytes (webhooks); default 32 random bytes. */
-  readonly secret?: string;
-  /** First revision delivered (inclusive). Default the next revision. */
-  readonly fromRevision?: number;
-  /** Timeout of one webhook attempt, 1,000–30,000 ms. Default 15,000. */
-  readonly timeoutMs?: number;
-  /** How long after the first failure retries go on, 60 s–30 days. Default 3 days. */
-  readonly retryWindowMs?: number;
-  /** Delays before each retry (≤ 20 steps of ≤ 24 h, the last repeats). */
-  readonly retrySchedule?: readonly number[];
-}
-
-/** How one delivery attempt ended (`ok`, `failed`, `timeout`, `error`, `blocked`, `gone`, `unknown`). */
-export type HookOutcome = HookDeliveryOutcome;
-
-/** A hook as `get` and `list` show it (never its secret, nor header values). */
-export interface AspenHook {
-  /** 16 hex digits. */
-  readonly id: string;
-  /** Its unique name. */
-  readonly name: string;
-  /** The keys it follows. */
-  readonly selector: HookSelector;
-  /** The event type patterns it follows. */
-  readonly types: readonly string[];
-  /** Where it delivers. */
-  readonly target: HookTarget;
-  /** `disabled` by a user or by its worker (`disabledReason`). */
-  readonly state: "active" | "disabled";
-  /** `disabled`, `gone`, `retryWindowExceeded` or `targetBlocked`. */
-  readonly disabledReason?: string;
-  /** The last event done (`"R.I"`), or null before the first (see `fromRevision`). */
-  readonly cursor: string | null;
-  /** The revision it started from. */
-  readonly fromRevision: number;
-  /** Revisions between the cursor and the answering node's head. */
-  readonly lag: number;
-  /** Timeout of one webhook attempt, ms. */
-  readonly timeoutMs: number;
-  /** How long retries go on after the first failure, ms. */
-  readonly retryWindowMs: number;
-  /** A custom retry schedule (ms), or null for the default. */
-  readonly retrySchedule: readonly number[] | null;
-  /** When it was created, Unix ms. */
-  readonly createdAtMs: number;
-  /** The claiming worker's name, or null (`no worker`). */
-  readonly worker: string | null;
-  /** The event being retried, its last attempt and when the next is due (Unix ms). */
-  readonly retrying: {
-    readonly event: string;
-    readonly attempt: number;
-    readonly nextAttemptAtMs: number;
-  } | null;
-  /** Attempts logged so far, by outcome. */
-  readonly deliveries: Readonly<Record<HookOutcome, number>>;
-}
-
-/** What `create` and `rotateSecret` answer: the secret, shown this once. */
-export interface HookCreated {
-  /** The hook's id. */
-  readonly id: string;
-  /** The hook's name. */
-  readonly name: string;
-  /** The signing secret (`whsec_…`), null for a target that signs nothing. */
-  readonly secret: string | null;
-  /** The hook's cursor (`"R.I"`), or null before its first event. */
-  readonly cursor: string | null;
-  /** The revision it starts from. */
-  readonly fromRevision: number;
-}
-
-/** One delivery attempt as the log keeps it. */
-export interface HookDelivery {
-  /** The event (`"R.I"`). */
-  readonly eventId: string;
-  /** 1 for the first attempt of the event. */
-  readonly attempt: number;
-  /** When `begin` committed, Unix ms. */
-  readonly startedAtMs: number;
-  /** The request's duration, ms. */
-  readonly latencyMs: number;
-  /** The response status, null when none came. */
-  readonly status: number | null;
-  /** How it ended. */
-  readonly outcome: HookOutcome;
-  /** What went wrong (≤ 256 characters, no secrets). */
-  readonly error: string | null;
-  /** When the next attempt is due, Unix ms; null when none follows. */
-  readonly nextAttemptAtMs: number | null;
-  /** A replay's attempt. */
-  readonly replay: boolean;
-  /** The worker that made it. */
-  readonly worker: string;
-}
-
-/** Options of {@linkcode AspenHooks.deliveries}. */
-export interface HookDeliveriesOptions {
-  /** Only attempts with this outcome. */
-  readonly outcome?: HookOutcome;
-  /** 1 to 1,000 records. Default the server's (100). */
-  readonly limit?: number;
-  /** A previous page's `cursor`: older records. */
-  readonly cursor?: string;
-}
-
-/** One page of the delivery log, newest first. */
-export interface HookDeliveriesPage {
-  /** Newest first. */
-  readonly deliveries: readonly HookDelivery[];
-  /** Pass to the next call for older records; null at the oldest. */
-  readonly cursor: string | null;
-}
-
-/**
- * The wire form of a hook selector.
- *
- * @throws {TypeError} For a shape other than `{prefix}`, `{start, end}` or `{}`, or a malformed key.
- */
-export function hookSelectorToWire(selector: HookSelector): WireSelector {
-  if (typeof selector !== "object" || selector === null) {
-    throw new TypeError(
-      `Invalid selector: expected {prefix}, {start, end} or {}: received ${selector}`,
-    );
-  }
-  const fields = Object.keys(selector).sort().join(",");
-  const given = selector as { prefix?: KvKey; start?: KvKey; end?: KvKey };
-  if (fields === "") return {};
-  if (fields === "prefix") return { prefix: keyToWire(given.prefix!) };
-  if (fields === "end,start") {
-    return { start: keyToWire(given.start!), end: keyToWire(given.end!) };
-  }
-  throw new TypeError(
-    `Invalid selector: expected {prefix}, {start, end} or {}: received fields '${
-      fields.slice(0, 64)
-    }'`,
-  );
-}
-
-/** A wire selector as keys. */
-function selectorFromWire(selector: WireSelector): HookSelector {
-  const given = selector as Record<string, unknown>;
-  if ("prefix" in given) return { prefix: keyFromWire(given.prefix) };
-  if ("start" in given && "end" in given) {
-    return { start: keyFromWire(given.start), end: keyFromWire(given.end) };
-  }
-  return {};
-}
-
-function targetToWire(target: HookTarget): WireHookTarget {
-  if ("webhook" in target) {
-    validateHookUrl(target.webhook.url);
-    const headers = target.webhook.headers === undefined
-      ? undefined
-      : validateHookHeaders(target.webhook.headers);
-    return {
-      webhook: {
-        url: target.webhook.url,
-        ...(headers === undefined ? {} : { headers }),
-      },
-    };
-  }
-  if ("forward" in target) {
-    const { peer, prefix } = target.forward;
-    return {
-      forward: {
-        peer,
-        ...(prefix === undefined ? {} : { prefix: keyToWire(prefix) }),
-      },
-    };
-  }
-  if ("queue" in target || "job" in target) return target;
-  throw new TypeError(
-    "Invalid target: expected {webhook}, {queue}, {job} or {forward}",
-  );
-}
-
-function targetFromWire(target: WireHookTarget): HookTarget {
-  if ("forward" in target && target.forward.prefix !== undefined) {
-    return {
-      forward: {
-        peer: target.forward.peer,
-        prefix: keyFromWire(target.forward.prefix),
-      },
-    };
-  }
-  return target as HookTarget;
-}
-
-function hookFromWire(hook: WireHook): AspenHook {
-  return {
-    ...hook,
-    selector: selectorFromWire(hook.selector),
-    target: targetFromWire(hook.target),
-  };
-}
-
-/**
- * Checks a hook name: `[a-z0-9._-]{1,64}`.
- *
- * @throws {TypeError} When it is not one.
- */
-export function checkHookName(name: string): void {
-  if (typeof name !== "string" || !HOOK_LIMITS.namePattern.test(name)) {
-    throw new TypeError(
-      `Invalid hook name '${
-        String(name).slice(0, 80)
-      }': expected 1 to 64 of a-z, 0-9, '.', '_', '-'`,
-    );
-  }
-}
-
-/** Checks a hook reference (id or name) before it is sent. */
-function checkRef(ref: string): void {
-  if (typeof ref !== "string" || ref.length < 1 || ref.length > 64) {
-    throw new TypeError(
-      `Invalid hook: expected its id or name (1 to 64 characters): received '${
-        String(ref).slice(0, 80)
-      }'`,
-    );
-  }
-}
-
-/**
- * Checks type patterns: 1 to 16 names or trailing-`*` globs.
- *
- * @throws {RangeError} For no pattern or more than 16.
- * @throws {TypeError} For a malformed pattern.
- */
-export function checkTypePatterns(types: readonly string[]): void {
-  if (
-    !Array.isArray(types) || types.length < 1 ||
-    types.length > EVENTS_LIMITS.typesMax
-  ) {
-    throw new RangeError(
-      `Invalid types: expected 1 to ${EVENTS_LIMITS.typesMax} patterns: received ${
-        Array.isArray(types) ? types.length : typeof types
-      }`,
-    );
-  }
-  for (const type of types) {
-    if (typeof type !== "string" || !EVENT_TYPE_PATTERN.test(type)) {
-      throw new TypeError(
-        `Invalid type pattern '${
-          String(type).slice(0, 64)
-        }': expected a name like 'kv.set' or a glob like 'kv.*'`,
-      );
-    }
-  }
-}
-
-function checkRevision(value: number, field: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `Invalid '${field}': expected a non-negative integer: received ${value}`,
-    );
-  }
-}
-
-/** Checks `create`'s options (the server checks them again). */
-function checkCreate(options: HookCreateOptions): void {
-  checkHookName(options.name);
-  if (options.types !== undefined) checkTypePatterns(options.types);
-  if (options.secret !== undefined) parseWebhookSecret(options.secret);
-  if (options.fromRevision !== undefined) {
-    checkRevision(options.fromRevision, "fromRevision");
-  }
-  if (options.timeoutMs !== undefined) validateHookTimeoutMs(options.timeoutMs);
-  if (options.retryWindowMs !== undefined) {
-    validateRetryWindowMs(options.retryWindowMs);
-  }
-  if (options.retrySchedule !== undefined) {
-    validateRetrySchedule(options.retrySchedule);
-  }
-}
+export type {
+  AspenHook,
+  HookCreated,
+  HookCreateOptions,
+  HookDeliveriesOptions,
+  HookDeliveriesPage,
+  HookDelivery,
+  HookOutcome,
+  HookSelector,
+  HookTarget,
+} from "./hook_types.ts";
+export {
+  checkHookName,
+  checkTypePatterns,
+  hookSelectorToWire,
+} from "./_hook_wire.ts";
 
 /** Each client's transport, for {@linkcode hookWorkerCalls}. */
 const TRANSPORTS = new WeakMap<AspenHooks, HttpTransport>();
