@@ -10,7 +10,9 @@
  * re-delivers with `aspen-replay`, a trigger reaches its hook only; and a
  * worker without the allowance refuses 127.0.0.1 (`blocked`, disabled
  * `targetBlocked`, nothing sent); a worker killed mid-attempt leaves it
- * `unknown` and another worker sends the next attempt number.
+ * `unknown` and another worker sends the next attempt number; two workers
+ * across a kill -9 of the leader deliver every write; a hook overtaken by
+ * compaction receives `hook.gap`, then the window's events.
  *
  * @module
  */
@@ -571,6 +573,80 @@ Deno.test("two webhook workers across a kill -9 of the leader: every write arriv
         }
       } finally {
         for (const worker of workers) await worker.stop();
+      }
+    });
+  } finally {
+    await receiver.close();
+  }
+});
+
+Deno.test("a hook overtaken by compaction receives hook.gap, then the events from the window's start", async () => {
+  const receiver = new Receiver();
+  try {
+    await withProcessCluster({
+      count: 1,
+      config: {
+        historyKeepMs: 0,
+        historyKeepRevisions: 5,
+        historyCompactIntervalMs: 200,
+        historyBytesMax: 64 * 1024,
+      },
+    }, async (cluster) => {
+      await cluster.waitForLeader();
+      const token = await cluster.token();
+      const admin = await cluster.adminToken();
+      using client = connect(cluster.urls, { token });
+      const created = await client.hooks.create({
+        name: "behind",
+        selector: { prefix: ["big"] },
+        types: ["kv.set"],
+        target: { webhook: { url: receiver.url("/behind") } },
+      });
+      receiver.secrets("/behind", [created.secret!]);
+      // No worker yet: the byte cap compacts past the hook's cursor.
+      const value = "x".repeat(4_096);
+      for (let n = 0; n < 40; n++) await client.kv.set(["big", n], value);
+      const moved = await waitForValue(
+        "the cursor moved by compaction",
+        async () => {
+          const hook = await client.hooks.get("behind");
+          return hook.fromRevision > created.fromRevision ? hook : null;
+        },
+        WAIT,
+      );
+      const worker = startWorker(
+        ["--name", "w-gap", "--allow-targets", "127.0.0.1/32"],
+        { ASPEN_URL: cluster.urls.join(","), ASPEN_ADMIN_TOKEN: admin },
+      );
+      try {
+        await client.kv.set(["big", "last"], "y");
+        await waitFor(
+          "the last write",
+          () =>
+            receiver.to("/behind").some((r) =>
+              JSON.stringify(r.body.key) === JSON.stringify(["big", "last"])
+            ),
+          WAIT,
+        );
+        const bodies = receiver.to("/behind").map((r) => r.body);
+        const gaps = bodies.filter((b) => b.type === "hook.gap");
+        assert.ok(gaps.length >= 1, JSON.stringify(bodies.map((b) => b.type)));
+        const gap = gaps[0]!.data as Record<string, number | string>;
+        assert.equal(gap.hook, created.id);
+        assert.equal(gap.fromRevision, created.fromRevision);
+        // Nothing from below the window is delivered.
+        for (const body of bodies) {
+          if (body.type === "kv.set") {
+            assert.ok(
+              (body.revision as number) >= moved.fromRevision,
+              JSON.stringify(body).slice(0, 200),
+            );
+          }
+        }
+        const ids = bodies.map((b) => b.id as string);
+        assert.ok(nonDecreasing([...new Set(ids)]), ids.join(" "));
+      } finally {
+        assert.equal(await worker.stop(), 0, worker.lines.join("\n"));
       }
     });
   } finally {

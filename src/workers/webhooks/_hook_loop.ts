@@ -7,7 +7,7 @@
  *   page) with the hook's selector and types, plus `hook.test` and
  *   `hook.gap` when the types do not cover them (those go to their own
  *   hook only: an event whose `data.hook` is another hook is dropped).
- * - Per event and attempt: `begin`, send ({@linkcode deliver}), `finish`
+ * - Per event and attempt ({@link ./_hook_steps.ts}): `begin`, send, `finish`
  *   with the outcome and, for a failure, the next attempt's time from
  *   {@linkcode nextAttempt} (its jitter drawn here and so recorded), or a
  *   `disable` (`gone`, `retryWindowExceeded`, `targetBlocked`). A retried
