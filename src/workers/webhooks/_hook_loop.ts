@@ -289,6 +289,7 @@ export class HookLoop {
         })
       );
       this.#replayDoneAtMs = performance.now();
+      this.#context.notice(`replay to revision ${replay.toRevision} done`);
       this.#claim = { ...this.#claim, replay: null };
     } else {
       // The next page starts after this one (the claim's replay cursor is

@@ -73,6 +73,8 @@ export interface HookLoopContext {
   readonly guard: TargetGuard;
   readonly clusterId: string;
   readonly report: (report: DeliveryReport) => void;
+  /** Loop events for the operator's log (a replay done). */
+  readonly notice: (message: string) => void;
   /** A number in [0, 1) for the jitter. */
   readonly random: () => number;
   /** Unix ms. */

@@ -281,6 +281,8 @@ export class WebhookWorker {
       guard: this.#options.guard,
       clusterId,
       report: (report) => this.#options.onDelivery?.(report),
+      notice: (message) =>
+        this.#notice("info", `Hook ${claim.name} (${claim.hook}) ${message}`),
       random: this.#options.random ?? Math.random,
       nowMs: this.#options.nowMs ?? Date.now,
     };
