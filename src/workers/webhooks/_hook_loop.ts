@@ -99,11 +99,11 @@ export class HookLoop {
    */
   #unknown: { readonly event: string; readonly attempt: number } | null = null;
   /**
-   * When this loop's `replay-done` was acknowledged (monotonic ms): a claim
-   * asked for before then may still show that replay; one asked for after
-   * shows a new one.
+   * The replay (its `seq`) this loop finished: a claim answered before the
+   * server applied its `replay-done` may still show it; a new replay has a
+   * higher `seq`.
    */
-  #replayDoneAtMs: number | null = null;
+  #replayDoneSeq: number | null = null;
 
   constructor(claim: WireClaim, context: HookLoopContext, signal: AbortSignal) {
     this.#claim = claim;
@@ -124,17 +124,12 @@ export class HookLoop {
    * replay.
    *
    * @param claim The hook's claim.
-   * @param sentAtMs When that claim was asked for (`performance.now()`).
    */
-  update(claim: WireClaim, sentAtMs: number): void {
+  update(claim: WireClaim): void {
     if (claim.hook !== this.#claim.hook || claim.token !== this.#claim.token) {
       throw new RangeError(
         `Cannot update hook loop '${this.#claim.hook}' with another claim: '${claim.hook}' token ${claim.token}`,
       );
-    }
-    if (this.#replayDoneAtMs !== null && sentAtMs > this.#replayDoneAtMs) {
-      // Asked for after the replay was dropped: what it shows is current.
-      this.#replayDoneAtMs = null;
     }
     this.#claim = claim;
   }
@@ -266,7 +261,7 @@ export class HookLoop {
    */
   async #replayStep(): Promise<boolean> {
     const replay = this.#claim.replay;
-    if (replay === null || this.#replayDoneAtMs !== null) return false;
+    if (replay === null || replay.seq === this.#replayDoneSeq) return false;
     const position: Position = replay.cursor === null
       ? { fromRevision: replay.fromRevision }
       : { after: replay.cursor };
@@ -286,9 +281,11 @@ export class HookLoop {
         this.#context.calls.replayDone({
           hook: this.#claim.hook,
           token: this.#claim.token,
+          // Names this replay: one asked for meanwhile is kept.
+          seq: replay.seq,
         })
       );
-      this.#replayDoneAtMs = performance.now();
+      this.#replayDoneSeq = replay.seq;
       this.#context.notice(`replay to revision ${replay.toRevision} done`);
       this.#claim = { ...this.#claim, replay: null };
     } else {

@@ -202,7 +202,6 @@ export class WebhookWorker {
     const interval = this.#options.claimIntervalMs ?? CLAIM_INTERVAL_MS;
     while (!signal.aborted) {
       let answer: HookClaimResponse | null = null;
-      const sentAtMs = performance.now();
       try {
         answer = await this.#calls.claim({
           worker: this.#options.name,
@@ -214,18 +213,14 @@ export class WebhookWorker {
         this.#notice("warn", `Cannot claim hooks: ${text(error)}`);
       }
       if (answer !== null && !signal.aborted) {
-        await this.#reconcile(answer, sentAtMs, lease.signal);
+        await this.#reconcile(answer, lease.signal);
       }
       await sleepFor(interval, signal);
     }
   }
 
   /** Starts loops for new active claims, updates running ones, stops the rest. */
-  async #reconcile(
-    answer: HookClaimResponse,
-    sentAtMs: number,
-    leaseSignal: AbortSignal,
-  ) {
+  async #reconcile(answer: HookClaimResponse, leaseSignal: AbortSignal) {
     const claims = new Map(answer.claims.map((claim) => [claim.hook, claim]));
     const active = await this.#activeHooks(answer.claims);
     for (const [hook, running] of this.#running) {
@@ -238,7 +233,7 @@ export class WebhookWorker {
         await running.done;
         continue;
       }
-      running.loop.update(claim, sentAtMs);
+      running.loop.update(claim);
     }
     for (const claim of answer.claims) {
       if (this.#running.has(claim.hook) || !active.has(claim.hook)) continue;
