@@ -20,6 +20,7 @@ import {
   type HookReport,
   type HooksPort,
   LATENCY_BOUNDS_MS,
+  type OpenRef,
 } from "../services/events/api.ts";
 import { encodeEnvelope } from "../state/envelope.ts";
 import type { StateStore } from "../state/state_store.ts";
@@ -173,8 +174,7 @@ export class NodeHooks implements HooksPort {
   async begin(
     hook: string,
     token: number,
-    event: string,
-    attempt: number,
+    attempts: readonly OpenRef[],
     replay: boolean,
   ): Promise<HookCursor> {
     const id = this.#required(hook).id;
@@ -182,8 +182,7 @@ export class NodeHooks implements HooksPort {
       type: "hookBegin",
       id,
       token,
-      event,
-      attempt,
+      attempts,
       replay,
       nowMs: Date.now(),
     });
@@ -193,14 +192,16 @@ export class NodeHooks implements HooksPort {
   async finish(
     hook: string,
     token: number,
-    report: HookReport,
+    results: readonly HookReport[],
+    cancel: readonly OpenRef[],
   ): Promise<HookCursor> {
     const id = this.#required(hook).id;
     await this.#propose({
       type: "hookFinish",
       id,
       token,
-      ...report,
+      results,
+      cancel,
       nowMs: Date.now(),
     });
     return this.#required(id).cursor;

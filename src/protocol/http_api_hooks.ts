@@ -11,13 +11,18 @@
  * ({@link ./http_api.ts}), limits in {@linkcode HOOK_LIMITS}.
  *
  * **Delivery protocol.** A worker holds a lease and claims hooks under it,
- * one worker per hook; each claim has a fencing `token`. Per attempt the
- * worker commits `begin {hook, token, event, attempt}`, sends the request,
- * then commits `finish {…, outcome}`; both are refused with 409
- * `claimLost` once the claim moved. A successful `finish` moves the cursor
- * in the same entry; a lease that ends closes an open attempt as
- * `unknown`. A retried `finish` of an attempt already finished answers as
- * the first did.
+ * one worker per hook; each claim has a fencing `token`. Per batch the
+ * worker commits `begin {hook, token, attempts: [{event, attempt}]}` (1 to
+ * `batchMax`, events strictly increasing, after the cursor), sends the
+ * requests serially in order, stopping at the first failure, then commits
+ * `finish {hook, token, results: [{…, outcome}], cancel: [{event,
+ * attempt}]}`: the results of what it sent, in order, and the begun
+ * attempts it never sent (closed with no record). Both are refused with 409
+ * `claimLost` once the claim moved. The leading `ok` results move the
+ * cursor in the same entry; the first failure sets the retry (or disables).
+ * A lease that ends closes every open attempt as `unknown`. A retried
+ * `begin` or `finish` answers as the first did. The single-attempt forms
+ * (`event`, `attempt` and one report's fields at the top level) remain.
  *
  * Secrets (`whsec_` + base64) are returned by create and rotate-secret
  * only, and to the claiming worker; never by get, list or deliveries.
@@ -57,6 +62,8 @@ export const HOOK_LIMITS = {
   previousSecretMs: 86_400_000,
   /** Hooks one claim takes at most. */
   claimMax: 100,
+  /** Attempts one begin opens (one finish reports) at most. */
+  batchMax: 100,
   triggerDataBytesMax: 4_096,
 } as const;
 
@@ -231,22 +238,29 @@ export interface HookClaimResponse {
   readonly claims: readonly WireClaim[];
 }
 
-/** `POST /v1/hooks/begin` (workers) */
-export interface HookBeginRequest {
-  readonly hook: string;
-  readonly token: number;
+/** One attempt of a batch. */
+export interface HookAttemptRef {
   readonly event: string;
   readonly attempt: number;
-  readonly replay?: boolean;
 }
 
-/** `POST /v1/hooks/finish` (workers) */
-export interface HookFinishRequest {
-  readonly hook: string;
-  readonly token: number;
-  readonly event: string;
-  readonly attempt: number;
-  readonly replay?: boolean;
+/**
+ * `POST /v1/hooks/begin` (workers): `attempts` (1 to `batchMax`), or the
+ * single form `event` and `attempt`.
+ */
+export type HookBeginRequest =
+  & {
+    readonly hook: string;
+    readonly token: number;
+    readonly replay?: boolean;
+  }
+  & (
+    | { readonly attempts: readonly HookAttemptRef[] }
+    | { readonly event: string; readonly attempt: number }
+  );
+
+/** One attempt's report. */
+export interface HookAttemptResult extends HookAttemptRef {
   readonly status: number | null;
   readonly latencyMs: number;
   readonly outcome: Exclude<HookOutcome, "unknown">;
@@ -256,6 +270,25 @@ export interface HookFinishRequest {
   /** Disable the hook: `gone`, `retryWindowExceeded`, `targetBlocked`. */
   readonly disable?: "gone" | "retryWindowExceeded" | "targetBlocked";
 }
+
+/**
+ * `POST /v1/hooks/finish` (workers): `results` in sending order (oks, then
+ * at most one failure) and `cancel` (begun, never sent); or the single form,
+ * one result's fields at the top level.
+ */
+export type HookFinishRequest =
+  & {
+    readonly hook: string;
+    readonly token: number;
+    readonly replay?: boolean;
+  }
+  & (
+    | {
+      readonly results: readonly HookAttemptResult[];
+      readonly cancel?: readonly HookAttemptRef[];
+    }
+    | HookAttemptResult
+  );
 
 /** `POST /v1/hooks/replay-done` (workers): the replay reached its end; the side cursor is dropped. */
 export interface HookReplayDoneRequest {

@@ -51,6 +51,7 @@ import {
   type HookOutcome,
   type HookRecord,
   type HookReport,
+  type OpenRef,
   type HooksPort,
   type HookTarget,
   type KeySelector,
@@ -353,23 +354,73 @@ function deliveryToWire(record: DeliveryRecord): WireDelivery {
   };
 }
 
-/** `HookFinishRequest` → the report. */
-export function parseFinish(
+const RESULT_FIELDS = [
+  "event",
+  "attempt",
+  "status",
+  "latencyMs",
+  "outcome",
+  "error",
+  "nextAttemptAtMs",
+  "disable",
+] as const;
+
+function tokenField(value: unknown): number {
+  const token = optionalInteger(value, "token", 1, REVISION_MAX);
+  if (token === undefined) throw bad("Invalid body: missing 'token'");
+  return token;
+}
+
+/** A list of 1 (or `min`) to `HOOK_LIMITS.batchMax` maps. */
+function batchList(value: unknown, field: string, min: number): unknown[] {
+  if (
+    !Array.isArray(value) || value.length < min ||
+    value.length > HOOK_LIMITS.batchMax
+  ) {
+    throw bad(
+      `Invalid '${field}': expected a list of ${min} to ${HOOK_LIMITS.batchMax}, received ${
+        describe(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+function attemptRef(value: unknown): OpenRef {
+  const f = fields(value, ["event", "attempt"]);
+  return {
+    event: eventField(f.event),
+    attempt: optionalInteger(f.attempt, "attempt", 1, 1_000_000) ?? 1,
+  };
+}
+
+/** `HookBeginRequest` → the batch. */
+export function parseBegin(
   body: unknown,
-): { hook: string; token: number; report: HookReport } {
+): { hook: string; token: number; attempts: OpenRef[]; replay: boolean } {
   const f = fields(body, [
     "hook",
     "token",
+    "attempts",
     "event",
     "attempt",
     "replay",
-    "status",
-    "latencyMs",
-    "outcome",
-    "error",
-    "nextAttemptAtMs",
-    "disable",
   ]);
+  const attempts = f.attempts === undefined
+    ? [attemptRef({ event: f.event, attempt: f.attempt })]
+    : batchList(f.attempts, "attempts", 1).map(attemptRef);
+  return {
+    hook: hookRef(f.hook),
+    token: tokenField(f.token),
+    attempts,
+    replay: f.replay === true,
+  };
+}
+
+function parseResult(
+  f: Record<string, unknown>,
+  replay: boolean,
+): HookReport {
   const outcome = outcomeField(f.outcome, "outcome");
   if (outcome === undefined || outcome === "unknown") {
     throw bad(
@@ -390,33 +441,61 @@ export function parseFinish(
     throw bad("Invalid 'error': expected a string");
   }
   return {
-    hook: hookRef(f.hook),
-    token: optionalInteger(f.token, "token", 1, REVISION_MAX) ??
-      (() => {
-        throw bad("Invalid body: missing 'token'");
-      })(),
-    report: {
-      event: eventField(f.event),
-      attempt: optionalInteger(f.attempt, "attempt", 1, 1_000_000) ?? 1,
-      replay: f.replay === true,
-      status: f.status === null || f.status === undefined
-        ? null
-        : optionalInteger(f.status, "status", 100, 999)!,
-      latencyMs: optionalInteger(f.latencyMs, "latencyMs", 0, REVISION_MAX) ??
-        0,
-      outcome,
-      error: f.error === undefined
-        ? null
-        : (f.error as string).slice(0, HOOK_LIMITS.errorCharsMax),
-      nextAttemptAtMs: optionalInteger(
-        f.nextAttemptAtMs,
-        "nextAttemptAtMs",
-        0,
-        REVISION_MAX,
-      ) ?? null,
-      disable: (f.disable as string | undefined) ?? null,
-    },
+    event: eventField(f.event),
+    attempt: optionalInteger(f.attempt, "attempt", 1, 1_000_000) ?? 1,
+    replay,
+    status: f.status === null || f.status === undefined
+      ? null
+      : optionalInteger(f.status, "status", 100, 999)!,
+    latencyMs: optionalInteger(f.latencyMs, "latencyMs", 0, REVISION_MAX) ??
+      0,
+    outcome,
+    error: f.error === undefined
+      ? null
+      : (f.error as string).slice(0, HOOK_LIMITS.errorCharsMax),
+    nextAttemptAtMs: optionalInteger(
+      f.nextAttemptAtMs,
+      "nextAttemptAtMs",
+      0,
+      REVISION_MAX,
+    ) ?? null,
+    disable: (f.disable as string | undefined) ?? null,
   };
+}
+
+/**
+ * `HookFinishRequest` → the results and the cancelled attempts (the
+ * single form: one result).
+ */
+export function parseFinish(
+  body: unknown,
+): {
+  hook: string;
+  token: number;
+  results: HookReport[];
+  cancel: OpenRef[];
+} {
+  const batch = body !== null && typeof body === "object" &&
+    "results" in body;
+  const f = fields(
+    body,
+    batch
+      ? ["hook", "token", "replay", "results", "cancel"]
+      : ["hook", "token", "replay", ...RESULT_FIELDS],
+  );
+  const replay = f.replay === true;
+  const results = batch
+    ? batchList(f.results, "results", 0).map((r) =>
+      parseResult(fields(r, RESULT_FIELDS), replay)
+    )
+    : [parseResult(f, replay)];
+  const cancel = batch && f.cancel !== undefined
+    ? batchList(f.cancel, "cancel", 0).map(attemptRef)
+    : [];
+  if (results.length + cancel.length === 0) {
+    throw bad("Invalid body: 'results' and 'cancel' are both empty");
+  }
+  return { hook: hookRef(f.hook), token: tokenField(f.token), results, cancel };
 }
 
 function created(
@@ -592,21 +671,12 @@ export function hookRoutes(app: Hono, ctx: RouteContext): void {
     return answer;
   });
   route(ROUTES.hookBegin, async (hooks, request) => {
-    const f = fields(request, ["hook", "token", "event", "attempt", "replay"]);
-    const token = optionalInteger(f.token, "token", 1, REVISION_MAX);
-    if (token === undefined) throw bad("Invalid body: missing 'token'");
-    const cursor = await hooks.begin(
-      hookRef(f.hook),
-      token,
-      eventField(f.event),
-      optionalInteger(f.attempt, "attempt", 1, 1_000_000) ?? 1,
-      f.replay === true,
-    );
-    return step(cursor);
+    const { hook, token, attempts, replay } = parseBegin(request);
+    return step(await hooks.begin(hook, token, attempts, replay));
   });
   route(ROUTES.hookFinish, async (hooks, request) => {
-    const { hook, token, report } = parseFinish(request);
-    return step(await hooks.finish(hook, token, report));
+    const { hook, token, results, cancel } = parseFinish(request);
+    return step(await hooks.finish(hook, token, results, cancel));
   });
   route(ROUTES.hookReplayDone, async (hooks, request) => {
     const f = fields(request, ["hook", "token", "seq"]);

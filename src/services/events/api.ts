@@ -13,6 +13,7 @@ export {
   recordBytes,
 } from "./apply.ts";
 export type { HookCommand } from "./hook_commands.ts";
+export { BATCH_ATTEMPTS_MAX } from "./hook_commands.ts";
 export {
   ADVANCE_EVENTS_MAX,
   cursorId,
@@ -30,6 +31,7 @@ export {
   type HookTarget,
   isHookRow,
   LATENCY_BOUNDS_MS,
+  type OpenRef,
   parseEventId,
   queuePayload,
   REPLAY_EVENTS_MAX,

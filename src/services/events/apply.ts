@@ -340,7 +340,7 @@ function applyHook(
         claim: null,
         tokens: 0,
         retrying: null,
-        open: null,
+        open: [],
         replay: null,
         logNext: 0,
         logFirst: 0,
@@ -364,14 +364,19 @@ function applyHook(
       hooks.begin(
         command.id,
         command.token,
-        command.event,
-        command.attempt,
+        command.attempts,
         command.replay,
         command.nowMs,
       );
       return {};
     case "hookFinish":
-      hooks.finish(command.id, command.token, command, command.nowMs);
+      hooks.finish(
+        command.id,
+        command.token,
+        command.results,
+        command.cancel,
+        command.nowMs,
+      );
       return {};
     case "hookReplay":
       hooks.replay(command.id, command.fromRevision, command.toRevision);

@@ -6,7 +6,12 @@
  *
  * @module
  */
-import type { HookCursor, HookOutcome, HookTarget } from "./hooks.ts";
+import type {
+  HookCursor,
+  HookOutcome,
+  HookTarget,
+  OpenRef,
+} from "./hooks.ts";
 import type { KeySelector } from "./selector.ts";
 import { EventsError } from "./commands.ts";
 
@@ -48,8 +53,8 @@ export type HookCommand =
     readonly type: "hookBegin";
     readonly id: string;
     readonly token: number;
-    readonly event: string;
-    readonly attempt: number;
+    /** 1 to {@linkcode BATCH_ATTEMPTS_MAX}, events strictly increasing. */
+    readonly attempts: readonly OpenRef[];
     readonly replay: boolean;
     readonly nowMs: number;
   }
@@ -57,15 +62,10 @@ export type HookCommand =
     readonly type: "hookFinish";
     readonly id: string;
     readonly token: number;
-    readonly event: string;
-    readonly attempt: number;
-    readonly replay: boolean;
-    readonly status: number | null;
-    readonly latencyMs: number;
-    readonly outcome: Exclude<HookOutcome, "unknown">;
-    readonly error: string | null;
-    readonly nextAttemptAtMs: number | null;
-    readonly disable: string | null;
+    /** In sending order: oks, then at most one failure. */
+    readonly results: readonly HookResult[];
+    /** Begun attempts never sent (after a failure): closed with no record. */
+    readonly cancel: readonly OpenRef[];
     readonly nowMs: number;
   }
   | {
@@ -91,6 +91,22 @@ export type HookCommand =
     readonly toRevision: number;
     readonly nowMs: number;
   };
+
+/** Attempts one `hookBegin` opens at most (one `hookFinish` reports at most). */
+export const BATCH_ATTEMPTS_MAX = 100;
+
+/** One attempt's report in a `hookFinish`. */
+export interface HookResult {
+  readonly event: string;
+  readonly attempt: number;
+  readonly replay: boolean;
+  readonly status: number | null;
+  readonly latencyMs: number;
+  readonly outcome: Exclude<HookOutcome, "unknown">;
+  readonly error: string | null;
+  readonly nextAttemptAtMs: number | null;
+  readonly disable: string | null;
+}
 
 /** The type names of hook commands. */
 export const HOOK_COMMAND_TYPES: ReadonlySet<string> = new Set([
@@ -147,6 +163,47 @@ const OUTCOMES = new Set([
   "blocked",
   "gone",
 ]);
+
+function list(
+  value: unknown,
+  name: string,
+  min: number,
+): Record<string, unknown>[] {
+  if (
+    !Array.isArray(value) || value.length < min ||
+    value.length > BATCH_ATTEMPTS_MAX ||
+    value.some((item) => item === null || typeof item !== "object")
+  ) {
+    invalid(`'${name}' must be a list of ${min} to ${BATCH_ATTEMPTS_MAX}`);
+  }
+  return value as Record<string, unknown>[];
+}
+
+function openRef(c: Record<string, unknown>): OpenRef {
+  return {
+    event: text(c.event, "event", 32),
+    attempt: integer(c.attempt, "attempt", 1),
+  };
+}
+
+function result(c: Record<string, unknown>, replay: boolean): HookResult {
+  if (typeof c.outcome !== "string" || !OUTCOMES.has(c.outcome)) {
+    invalid("'outcome' is unknown");
+  }
+  return {
+    event: text(c.event, "event", 32),
+    attempt: integer(c.attempt, "attempt", 1),
+    replay: c.replay === true || replay,
+    status: c.status === null ? null : integer(c.status, "status"),
+    latencyMs: integer(c.latencyMs, "latencyMs"),
+    outcome: c.outcome as Exclude<HookOutcome, "unknown">,
+    error: c.error === null ? null : text(c.error, "error", 256),
+    nextAttemptAtMs: c.nextAttemptAtMs === null
+      ? null
+      : integer(c.nextAttemptAtMs, "nextAttemptAtMs"),
+    disable: c.disable === null ? null : text(c.disable, "disable", 32),
+  };
+}
 
 /**
  * Checks a hook command's shape.
@@ -218,37 +275,26 @@ export function validateHookCommand(c: Record<string, unknown>): HookCommand {
         max: integer(c.max, "max", 1),
       };
     case "hookBegin":
+      // The single-attempt form (entries of older nodes) is a batch of one.
       return {
         type: "hookBegin",
         id: hookId(c.id),
         token: integer(c.token, "token", 1),
-        event: text(c.event, "event", 32),
-        attempt: integer(c.attempt, "attempt", 1),
+        attempts: list(c.attempts ?? [c], "attempts", 1).map(openRef),
         replay: c.replay === true,
         nowMs: integer(c.nowMs, "nowMs"),
       };
-    case "hookFinish": {
-      if (typeof c.outcome !== "string" || !OUTCOMES.has(c.outcome)) {
-        invalid("'outcome' is unknown");
-      }
+    case "hookFinish":
       return {
         type: "hookFinish",
         id: hookId(c.id),
         token: integer(c.token, "token", 1),
-        event: text(c.event, "event", 32),
-        attempt: integer(c.attempt, "attempt", 1),
-        replay: c.replay === true,
-        status: c.status === null ? null : integer(c.status, "status"),
-        latencyMs: integer(c.latencyMs, "latencyMs"),
-        outcome: c.outcome as Exclude<HookOutcome, "unknown">,
-        error: c.error === null ? null : text(c.error, "error", 256),
-        nextAttemptAtMs: c.nextAttemptAtMs === null
-          ? null
-          : integer(c.nextAttemptAtMs, "nextAttemptAtMs"),
-        disable: c.disable === null ? null : text(c.disable, "disable", 32),
+        results: list(c.results ?? [c], "results", 0).map((r) =>
+          result(r, c.replay === true)
+        ),
+        cancel: list(c.cancel ?? [], "cancel", 0).map(openRef),
         nowMs: integer(c.nowMs, "nowMs"),
       };
-    }
     case "hookReplay":
       return {
         type: "hookReplay",

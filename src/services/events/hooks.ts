@@ -4,12 +4,16 @@
  * selector and type patterns) from a cursor that moves only in an entry:
  *
  * - a webhook hook is delivered by a worker holding a lease: `hookClaim`
- *   gives it the hook with a fencing token; per attempt `hookBegin` opens
- *   the attempt and `hookFinish` closes it, records it in the delivery log
- *   and, for `ok`, moves the cursor, all in that one entry. Both are fenced
- *   (`claimLost` once the claim moved); a finish repeated after it applied
- *   answers as the first did; a lease that ends closes an open attempt as
- *   `unknown` and frees the claim;
+ *   gives it the hook with a fencing token; `hookBegin` opens a batch of
+ *   attempts (1 to 100, events strictly increasing, each after the cursor)
+ *   and `hookFinish` closes them in one entry: its `results`, in sending
+ *   order, are each recorded in the delivery log; the leading `ok` ones move
+ *   the cursor; the first non-ok one sets `retrying` (or disables) and
+ *   ends the results; its `cancel` list closes the begun attempts the
+ *   worker never sent (it stops at a failure) with no record. Both are
+ *   fenced (`claimLost` once the claim moved); a begin or finish repeated
+ *   after it applied answers as the first did; a lease that ends closes
+ *   every open attempt as `unknown` and frees the claim;
  * - a queue hook is advanced by the leader (`hookAdvance`): the entry
  *   enqueues the matching events into the named queue and moves the cursor,
  *   so each event is enqueued exactly once;
@@ -44,6 +48,7 @@ import type { StateStore } from "../../state/state_store.ts";
 import { enqueueInto } from "../queues/api.ts";
 import { leaseLive } from "../leases/api.ts";
 import { EventsError } from "./commands.ts";
+import type { HookResult } from "./hook_commands.ts";
 import type { HistoryEvent } from "./records.ts";
 import { type KeySelector, matches, typeMatcher } from "./selector.ts";
 import { EventsCompactedError, EventsReads } from "./reads.ts";
@@ -124,13 +129,8 @@ export interface HookRecord {
     readonly firstFailureAtMs: number;
     readonly nextAttemptAtMs: number;
   } | null;
-  readonly open: {
-    readonly event: string;
-    readonly attempt: number;
-    readonly startedAtMs: number;
-    readonly replay: boolean;
-    readonly worker: string;
-  } | null;
+  /** The attempts begun and not yet finished (events increasing). */
+  readonly open: readonly OpenAttempt[];
   readonly replay: {
     readonly cursor: HookCursor;
     readonly toRevision: number;
@@ -149,6 +149,19 @@ export interface HookRecord {
     readonly count: number;
     readonly buckets: readonly number[];
   };
+}
+
+/** An attempt named by its event and number. */
+export interface OpenRef {
+  readonly event: string;
+  readonly attempt: number;
+}
+
+/** An attempt begun and not yet finished. */
+export interface OpenAttempt extends OpenRef {
+  readonly startedAtMs: number;
+  readonly replay: boolean;
+  readonly worker: string;
 }
 
 /** Upper bounds of the latency histogram's buckets, ms (the last one is +Inf). */
@@ -287,8 +300,17 @@ export function encodeHook(record: HookRecord): Uint8Array {
 
 /** Bytes → a record. */
 export function decodeHook(bytes: Uint8Array): HookRecord {
-  const value = decode(bytes) as HookRecord & { selector: StoredSelector };
-  return { ...value, selector: selectorOf(value.selector) };
+  const value = decode(bytes) as HookRecord & {
+    selector: StoredSelector;
+    open: readonly OpenAttempt[] | OpenAttempt | null;
+  };
+  // Records written before batches hold one open attempt or null.
+  const open = value.open === null || value.open === undefined
+    ? []
+    : Array.isArray(value.open)
+    ? value.open
+    : [value.open as OpenAttempt];
+  return { ...value, open, selector: selectorOf(value.selector) };
 }
 
 /** Whether `event` goes to `hook` (hook.test and hook.gap go to their own hook only). */
@@ -505,12 +527,11 @@ export class HookWriter {
     }
   }
 
-  /** Logs an open attempt as `unknown` (its outcome was never reported). */
+  /** Logs every open attempt as `unknown` (their outcomes were never reported). */
   #closeOpen(hook: HookRecord): HookRecord {
-    if (hook.open === null) return hook;
-    const open = hook.open;
-    return {
-      ...this.#log(hook, {
+    let next: HookRecord = { ...hook, open: [] };
+    for (const open of hook.open) {
+      next = this.#log(next, {
         eventId: open.event,
         attempt: open.attempt,
         startedAtMs: open.startedAtMs,
@@ -521,9 +542,9 @@ export class HookWriter {
         nextAttemptAtMs: null,
         replay: open.replay,
         worker: open.worker,
-      }, open.startedAtMs),
-      open: null,
-    };
+      }, open.startedAtMs);
+    }
+    return next;
   }
 
   #fenced(id: string, token: number): HookRecord {
@@ -540,67 +561,132 @@ export class HookWriter {
     return hook;
   }
 
+  /**
+   * Opens `attempts` (a batch the worker is about to send, in order): the
+   * attempts open before close as `unknown`. The same batch begun again
+   * (a lost answer) changes nothing.
+   *
+   * @throws {EventsError} `invalid` (events not strictly increasing),
+   *   `compacted` (an event at or before the cursor: compaction moved it).
+   */
   begin(
     id: string,
     token: number,
-    event: string,
-    attempt: number,
+    attempts: readonly OpenRef[],
     replay: boolean,
     nowMs: number,
   ): HookRecord {
     let hook = this.#fenced(id, token);
     if (
-      hook.open !== null && hook.open.event === event &&
-      hook.open.attempt === attempt
+      hook.open.length === attempts.length &&
+      hook.open.every((open, i) =>
+        open.event === attempts[i]!.event &&
+        open.attempt === attempts[i]!.attempt && open.replay === replay
+      )
     ) return hook;
+    let previous: { revision: number; index: number } | null = null;
+    for (const attempt of attempts) {
+      const at = parseEventId(attempt.event);
+      if (at === null) {
+        refuse("invalid", `'${attempt.event}' is not an event id`);
+      }
+      if (
+        previous !== null &&
+        (at.revision - previous.revision || at.index - previous.index) <= 0
+      ) {
+        refuse(
+          "invalid",
+          `Hook '${hook.name}': a batch's events must be strictly increasing (${attempt.event})`,
+        );
+      }
+      const cursor = replay ? hook.replay?.cursor : hook.cursor;
+      if (cursor !== undefined && compareCursor(cursor, at) >= 0) {
+        refuse(
+          "compacted",
+          `Hook '${hook.name}' is past event ${attempt.event} already`,
+        );
+      }
+      previous = at;
+    }
     hook = this.#closeOpen(hook);
+    const worker = hook.claim!.worker;
     const next = {
       ...hook,
-      open: {
-        event,
-        attempt,
+      open: attempts.map((a) => ({
+        event: a.event,
+        attempt: a.attempt,
         startedAtMs: nowMs,
         replay,
-        worker: hook.claim!.worker,
-      },
+        worker,
+      })),
     };
     this.#put(next);
     return next;
   }
 
+  /**
+   * Closes a batch: `results` in sending order (leading oks, then at most
+   * one failure), `cancel` the begun attempts never sent. A finish applied
+   * already (a lost answer) changes nothing.
+   *
+   * @throws {EventsError} `invalid` (a result neither open nor finished, a
+   *   result after a failure).
+   */
   finish(
     id: string,
     token: number,
-    report: {
-      readonly event: string;
-      readonly attempt: number;
-      readonly replay: boolean;
-      readonly status: number | null;
-      readonly latencyMs: number;
-      readonly outcome: Exclude<HookOutcome, "unknown">;
-      readonly error: string | null;
-      readonly nextAttemptAtMs: number | null;
-      readonly disable: string | null;
-    },
+    results: readonly HookResult[],
+    cancel: readonly OpenRef[],
     nowMs: number,
   ): HookRecord {
     const hook = this.#fenced(id, token);
-    const open = hook.open;
-    if (
-      open === null || open.event !== report.event ||
-      open.attempt !== report.attempt
-    ) {
-      // A repeated report of an attempt already finished: answer as before.
-      if (this.#finished(hook, report.event, report.attempt, report.replay)) {
-        return hook;
+    const same = (a: OpenRef) => (b: OpenRef) =>
+      a.event === b.event && a.attempt === b.attempt;
+    // Checked before anything changes: an entry applies whole or not at all.
+    const pending: { result: HookResult; open: OpenAttempt }[] = [];
+    results.forEach((result, i) => {
+      if (i > 0 && results[i - 1]!.outcome !== "ok") {
+        refuse(
+          "invalid",
+          `Hook '${hook.name}': no result may follow a failed one (${result.event})`,
+        );
       }
-      refuse(
-        "invalid",
-        `Hook '${hook.name}' has no open attempt ${report.attempt} of event ${report.event}`,
-      );
+      const open = hook.open.find(same(result));
+      if (open !== undefined) pending.push({ result, open });
+      else if (
+        !this.#finished(hook, result.event, result.attempt, result.replay)
+      ) {
+        refuse(
+          "invalid",
+          `Hook '${hook.name}' has no open attempt ${result.attempt} of event ${result.event}`,
+        );
+      }
+    });
+    if (pending.length === 0 && !cancel.some((c) => hook.open.some(same(c)))) {
+      // A repeated finish (or one of nothing open): answer as before.
+      return hook;
     }
+    let next: HookRecord = {
+      ...hook,
+      open: hook.open.filter((open) =>
+        !results.some(same(open)) && !cancel.some(same(open))
+      ),
+    };
+    for (const { result, open } of pending) {
+      next = this.#applyResult(next, result, open, nowMs);
+    }
+    this.#put(next);
+    return next;
+  }
+
+  #applyResult(
+    hook: HookRecord,
+    report: HookResult,
+    open: OpenAttempt,
+    nowMs: number,
+  ): HookRecord {
     const at = parseEventId(report.event)!;
-    let next = this.#log({ ...hook, open: null }, {
+    let next = this.#log(hook, {
       eventId: report.event,
       attempt: report.attempt,
       startedAtMs: open.startedAtMs,
@@ -634,7 +720,7 @@ export class HookWriter {
       };
       this.#history.append({
         type: "hook.disabled",
-        data: { hook: id, name: hook.name, reason: report.disable },
+        data: { hook: hook.id, name: hook.name, reason: report.disable },
       });
     } else if (!report.replay) {
       next = {
@@ -649,7 +735,6 @@ export class HookWriter {
         },
       };
     }
-    this.#put(next);
     return next;
   }
 

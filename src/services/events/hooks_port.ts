@@ -11,6 +11,7 @@ import type {
   HookOutcome,
   HookRecord,
   HookTarget,
+  OpenRef,
 } from "./hooks.ts";
 import type { DeliveryRecord } from "./hooks.ts";
 import type { KeySelector } from "./selector.ts";
@@ -66,14 +67,20 @@ export interface HooksPort {
   replay(ref: string, fromRevision: number, toRevision: number): Promise<void>;
   trigger(ref: string, data: Readonly<Record<string, unknown>>): Promise<void>;
   claim(worker: string, lease: string, max: number): Promise<HookRecord[]>;
+  /** Opens a batch of attempts (1 to 100, events increasing). */
   begin(
     hook: string,
     token: number,
-    event: string,
-    attempt: number,
+    attempts: readonly OpenRef[],
     replay: boolean,
   ): Promise<HookCursor>;
-  finish(hook: string, token: number, report: HookReport): Promise<HookCursor>;
+  /** Closes a batch: its results in sending order, and the unsent ones. */
+  finish(
+    hook: string,
+    token: number,
+    results: readonly HookReport[],
+    cancel: readonly OpenRef[],
+  ): Promise<HookCursor>;
   /** Replay `seq` is done (null: whichever is current). */
   replayDone(hook: string, token: number, seq: number | null): Promise<void>;
 }

@@ -24,6 +24,14 @@ const LEASE = "00000000000000a1";
 const OTHER = "00000000000000b2";
 const HOOK = "0000000000000001";
 
+/** The single-attempt begin or finish (entries written before batches). */
+type SingleStep = {
+  readonly type: "hookBegin" | "hookFinish";
+  readonly event: string;
+  readonly attempt: number;
+  readonly [field: string]: unknown;
+};
+
 class Harness {
   readonly store = new MemoryStateStore();
   readonly kv = new KvStateMachine(this.store);
@@ -50,13 +58,14 @@ class Harness {
     return index;
   }
 
-  events(command: EventsCommand | HookCommand): EventsResult {
+  /** A command; a begin or finish may have the single-attempt form of older entries. */
+  events(command: EventsCommand | HookCommand | SingleStep): EventsResult {
     const index = ++this.index;
     return this.kv.apply(
       logIndex(index),
       encodeEnvelope({
         serviceId: SERVICE_IDS.events,
-        payload: encodeEventsCommand(command),
+        payload: encodeEventsCommand(command as EventsCommand),
       }),
     ) as unknown as EventsResult;
   }
@@ -232,7 +241,7 @@ Deno.test("a failure records the retry; the window pins compaction at the cursor
   h.lease({ type: "revoke", id: LEASE });
   const hook = h.hook();
   assert.equal(hook.claim, null);
-  assert.equal(hook.open, null);
+  assert.deepEqual(hook.open, []);
   const log = h.hooks.deliveries(hook, { limit: 10 }).records;
   assert.deepEqual(log.map((r) => [r.attempt, r.outcome]), [[2, "unknown"], [
     1,
