@@ -51,8 +51,9 @@ export class HookWorkerCalls {
   }
 
   /**
-   * For webhook workers: opens attempt `attempt` of `event` (committed
-   * before the request is sent). Repeating it answers as the first did.
+   * For webhook workers: opens a batch of attempts (`attempts`, 1 to 100,
+   * events increasing; or one `event` and `attempt`), committed before the
+   * requests are sent. Repeating it answers as the first did.
    *
    * @throws {ClaimLostError} When the claim moved.
    */
@@ -66,9 +67,10 @@ export class HookWorkerCalls {
   }
 
   /**
-   * For webhook workers: closes the open attempt with its outcome; an `ok`
-   * moves the cursor in the same entry. A finish retried after its answer
-   * was lost applies once and answers as the first did.
+   * For webhook workers: closes a batch: `results` in sending order (the
+   * leading `ok` ones move the cursor in the same entry, a failure sets the
+   * retry) and `cancel`, the begun attempts never sent. A finish retried
+   * after its answer was lost applies once and answers as the first did.
    *
    * @throws {ClaimLostError} When the claim moved.
    */

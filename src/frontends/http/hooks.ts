@@ -51,10 +51,10 @@ import {
   type HookOutcome,
   type HookRecord,
   type HookReport,
-  type OpenRef,
   type HooksPort,
   type HookTarget,
   type KeySelector,
+  type OpenRef,
 } from "../../services/events/api.ts";
 import { validateQueueName } from "../../services/queues/api.ts";
 import { fields, optionalInteger } from "./_parse.ts";

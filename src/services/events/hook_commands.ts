@@ -6,12 +6,7 @@
  *
  * @module
  */
-import type {
-  HookCursor,
-  HookOutcome,
-  HookTarget,
-  OpenRef,
-} from "./hooks.ts";
+import type { HookCursor, HookOutcome, HookTarget, OpenRef } from "./hooks.ts";
 import type { KeySelector } from "./selector.ts";
 import { EventsError } from "./commands.ts";
 

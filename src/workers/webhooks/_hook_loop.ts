@@ -7,12 +7,14 @@
  *   page) with the hook's selector and types, plus `hook.test` and
  *   `hook.gap` when the types do not cover them (those go to their own
  *   hook only: an event whose `data.hook` is another hook is dropped).
- * - Per event and attempt ({@link ./_hook_steps.ts}): `begin`, send, `finish`
- *   with the outcome and, for a failure, the next attempt's time from
- *   {@linkcode nextAttempt} (its jitter drawn here and so recorded), or a
- *   `disable` (`gone`, `retryWindowExceeded`, `targetBlocked`). A retried
- *   event's attempt number continues the claim's `retrying`, and waits
- *   until its `nextAttemptAtMs`.
+ * - Per batch of up to 50 of a page's events ({@link ./_hook_steps.ts}):
+ *   one `begin` of them all, each sent serially in order until the first
+ *   failure, one `finish` with every result and `cancel` for the unsent
+ *   rest; a failure's result carries the next attempt's time (its jitter
+ *   drawn there and so recorded), or a `disable` (`gone`,
+ *   `retryWindowExceeded`, `targetBlocked`). A retried event goes alone
+ *   (a batch of one): its attempt number continues the claim's `retrying`,
+ *   and it waits until its `nextAttemptAtMs`; the batches resume after it.
  * - A `begin` or `finish` whose answer is lost is sent again (the server
  *   applies it once); `claimLost` ends the loop.
  * - An attempt left `unknown` by a worker that died (the newest record of
@@ -32,6 +34,8 @@ import type {
 import type { WireClaim } from "../../protocol/http_api_hooks.ts";
 import { sleepFor } from "./_sleep.ts";
 import {
+  BATCH_EVENTS_DEFAULT,
+  type BatchItem,
   type HookLoopContext,
   HookSteps,
   type LoopEnd,
@@ -153,10 +157,9 @@ export class HookLoop {
       : { after: this.#claim.cursor };
     while (!this.#signal.aborted) {
       const page = await this.#page(position);
-      for (const event of page.events) {
-        if (!eventForHook(event, this.#claim.hook)) continue;
-        await this.#deliverMain(event);
-      }
+      await this.#deliverPage(
+        page.events.filter((event) => eventForHook(event, this.#claim.hook)),
+      );
       position = page.next;
       if (page.events.length > 0 || page.more) continue;
       const replayed = await this.#replayStep();
@@ -223,6 +226,40 @@ export class HookLoop {
       more: page.cursor !== undefined,
       head: page.headRevision,
     };
+  }
+
+  /**
+   * Delivers a page's events on the main cursor, in order: batches of
+   * first attempts; an event being retried alone until it is done.
+   */
+  async #deliverPage(events: readonly WireEvent[]): Promise<void> {
+    const max = Math.min(
+      PAGE_EVENTS_MAX,
+      Math.max(1, this.#context.batchMax ?? BATCH_EVENTS_DEFAULT),
+    );
+    let k = 0;
+    while (k < events.length) {
+      if (this.#signal.aborted) throw new LoopStop("aborted");
+      const first = events[k]!;
+      if (this.#retrying?.event === first.id) {
+        await this.#deliverMain(first);
+        k++;
+        continue;
+      }
+      const items: BatchItem[] = [];
+      for (const event of events.slice(k, k + max)) {
+        if (this.#retrying?.event === event.id) break;
+        const unknown = this.#unknown?.event === event.id
+          ? this.#unknown.attempt
+          : 0;
+        items.push({ event, attempt: unknown + 1 });
+      }
+      this.#unknown = null;
+      const outcome = await this.#steps.batch(this.#claim, items, false, null);
+      k += outcome.done;
+      // A failure: events[k] is retried next, alone.
+      this.#retrying = outcome.retrying;
+    }
   }
 
   /** Delivers one event on the main cursor until it is done (ok) or the loop stops. */

@@ -1,11 +1,13 @@
 /**
- * One delivery attempt of a hook loop and the protocol steps around it,
- * private to the webhook worker ({@link ./_hook_loop.ts}): `begin`, send
- * ({@linkcode deliver}), `finish` with the outcome and, for a failure, the
- * next attempt's time from {@linkcode nextAttempt} (its jitter drawn here
- * and so recorded), or a `disable`. A step whose answer is lost is sent
- * again (the server applies it once); `claimLost` and `compacted` stop the
- * loop.
+ * One batch of delivery attempts of a hook loop and the protocol steps
+ * around it, private to the webhook worker ({@link ./_hook_loop.ts}):
+ * `begin` of the batch (only what is about to be sent), each request sent
+ * serially in order ({@linkcode deliver}) until the first failure, then one
+ * `finish` with every result (for a failure the next attempt's time from
+ * {@linkcode nextAttempt}, its jitter drawn here and so recorded, or a
+ * `disable`) and `cancel` for the begun attempts never sent. A step whose
+ * answer is lost is sent again (the server applies it once); `claimLost`
+ * and `compacted` stop the loop.
  *
  * @module
  */
@@ -20,6 +22,7 @@ import {
 } from "../../client/errors.ts";
 import type { WireEvent } from "../../protocol/http_api_events.ts";
 import type {
+  HookAttemptResult,
   HookFinishRequest,
   WireClaim,
 } from "../../protocol/http_api_hooks.ts";
@@ -48,7 +51,21 @@ export interface DeliveryReport {
   readonly latencyMs: number;
   readonly error: string | null;
   readonly nextAttemptAtMs: number | null;
-  readonly disable: HookFinishRequest["disable"] | null;
+  readonly disable: HookAttemptResult["disable"] | null;
+}
+
+/** One attempt of a batch: the event and its attempt number. */
+export interface BatchItem {
+  readonly event: WireEvent;
+  readonly attempt: number;
+}
+
+/** What a batch did: its leading ok events, and the failed one's retry. */
+export interface BatchOutcome {
+  /** Events delivered ok, from the batch's start. */
+  readonly done: number;
+  /** The first failure's retry (null: all ok). */
+  readonly retrying: Retrying | null;
 }
 
 /** Why a loop ended. */
@@ -79,7 +96,12 @@ export interface HookLoopContext {
   readonly random: () => number;
   /** Unix ms. */
   readonly nowMs: () => number;
+  /** Attempts one batch begins at most, 1–100 (default {@linkcode BATCH_EVENTS_DEFAULT}). */
+  readonly batchMax?: number;
 }
+
+/** Attempts one batch begins by default. */
+export const BATCH_EVENTS_DEFAULT = 50;
 
 /** An event being retried: its last attempt and when the next is due (Unix ms). */
 export interface Retrying {
@@ -122,78 +144,138 @@ export class HookSteps {
     replay: boolean,
     retrying: { firstFailureAtMs: number } | null,
   ): Promise<Retrying | null> {
-    const step = { hook: claim.hook, token: claim.token, event: event.id };
+    const outcome = await this.batch(
+      claim,
+      [{ event, attempt }],
+      replay,
+      retrying,
+    );
+    return outcome.retrying;
+  }
+
+  /**
+   * One batch (1 to 100 attempts, events increasing): begin them all, send
+   * them serially in order until the first failure, finish with every
+   * result and cancel the unsent rest. `retrying` is the first item's
+   * earlier failure, if any.
+   */
+  async batch(
+    claim: WireClaim,
+    items: readonly BatchItem[],
+    replay: boolean,
+    retrying: { firstFailureAtMs: number } | null,
+  ): Promise<BatchOutcome> {
+    const base = {
+      hook: claim.hook,
+      token: claim.token,
+      ...(replay ? { replay: true } : {}),
+    };
     await this.step(() =>
       this.#context.calls.begin({
-        ...step,
-        attempt,
-        ...(replay ? { replay: true } : {}),
+        ...base,
+        attempts: items.map((item) => ({
+          event: item.event.id,
+          attempt: item.attempt,
+        })),
       })
     );
-    const startedAtMs = this.#context.nowMs();
-    const result = await this.#send(claim, event, attempt, replay, startedAtMs);
-    const nowMs = this.#context.nowMs();
-    const firstFailureAtMs = Math.min(
-      retrying?.firstFailureAtMs ?? startedAtMs,
-      nowMs,
-    );
-    const next = result.outcome === "ok" ? null : nextAttempt({
-      attempt,
-      firstFailureAtMs,
-      nowMs,
-      outcome: result.outcome,
-      ...(result.retryAfterMs === undefined
-        ? {}
-        : { retryAfterMs: result.retryAfterMs }),
-      random: this.#context.random(),
-      policy: retryPolicy({
-        ...(claim.retrySchedule === null
+    const results: HookAttemptResult[] = [];
+    const reports: DeliveryReport[] = [];
+    let failed: Retrying | null = null;
+    let givenUp = false;
+    for (const [k, { event, attempt }] of items.entries()) {
+      const startedAtMs = this.#context.nowMs();
+      const result = await this.#send(
+        claim,
+        event,
+        attempt,
+        replay,
+        startedAtMs,
+      );
+      const nowMs = this.#context.nowMs();
+      const firstFailureAtMs = Math.min(
+        (k === 0 ? retrying?.firstFailureAtMs : undefined) ?? startedAtMs,
+        nowMs,
+      );
+      const next = result.outcome === "ok" ? null : nextAttempt({
+        attempt,
+        firstFailureAtMs,
+        nowMs,
+        outcome: result.outcome,
+        ...(result.retryAfterMs === undefined
           ? {}
-          : { retryScheduleMs: claim.retrySchedule }),
-        retryWindowMs: claim.retryWindowMs,
-      }),
-    });
-    const nextAttemptAtMs = next !== null && "nextAttemptAtMs" in next
-      ? next.nextAttemptAtMs
-      : null;
-    const disable = next !== null && "disable" in next ? next.disable : null;
-    const finish: HookFinishRequest = {
-      ...step,
-      attempt,
-      ...(replay ? { replay: true } : {}),
-      status: result.status ?? null,
-      latencyMs: result.latencyMs,
-      outcome: result.outcome,
-      ...(result.error === undefined ? {} : { error: result.error }),
-      ...(nextAttemptAtMs === null ? {} : { nextAttemptAtMs }),
+          : { retryAfterMs: result.retryAfterMs }),
+        random: this.#context.random(),
+        policy: retryPolicy({
+          ...(claim.retrySchedule === null
+            ? {}
+            : { retryScheduleMs: claim.retrySchedule }),
+          retryWindowMs: claim.retryWindowMs,
+        }),
+      });
+      const nextAttemptAtMs = next !== null && "nextAttemptAtMs" in next
+        ? next.nextAttemptAtMs
+        : null;
+      const disable = next !== null && "disable" in next ? next.disable : null;
       // A replay past its window gives up the replay, not the hook.
-      ...(disable === null || (replay && disable === "retryWindowExceeded")
-        ? {}
-        : { disable }),
-    };
-    await this.#finish(finish);
-    this.#context.report({
-      hook: claim.hook,
-      name: claim.name,
-      event: event.id,
-      attempt,
-      replay,
-      outcome: result.outcome,
-      status: result.status ?? null,
-      latencyMs: result.latencyMs,
-      error: result.error ?? null,
-      nextAttemptAtMs,
-      disable: finish.disable ?? null,
+      const disableHook = disable === null ||
+          (replay && disable === "retryWindowExceeded")
+        ? null
+        : disable;
+      results.push({
+        event: event.id,
+        attempt,
+        status: result.status ?? null,
+        latencyMs: result.latencyMs,
+        outcome: result.outcome,
+        ...(result.error === undefined ? {} : { error: result.error }),
+        ...(nextAttemptAtMs === null ? {} : { nextAttemptAtMs }),
+        ...(disableHook === null ? {} : { disable: disableHook }),
+      });
+      reports.push({
+        hook: claim.hook,
+        name: claim.name,
+        event: event.id,
+        attempt,
+        replay,
+        outcome: result.outcome,
+        status: result.status ?? null,
+        latencyMs: result.latencyMs,
+        error: result.error ?? null,
+        nextAttemptAtMs,
+        disable: disableHook,
+      });
+      if (result.outcome === "ok") continue;
+      if (disableHook !== null) break;
+      if (disable !== null) {
+        givenUp = true;
+        break;
+      }
+      failed = {
+        event: event.id,
+        attempt,
+        firstFailureAtMs,
+        nextAttemptAtMs: nextAttemptAtMs!,
+      };
+      break;
+    }
+    // Begun, never sent (after the failure): closed with no record.
+    const cancel = items.slice(results.length).map((item) => ({
+      event: item.event.id,
+      attempt: item.attempt,
+    }));
+    await this.#finish({
+      ...base,
+      results,
+      ...(cancel.length === 0 ? {} : { cancel }),
     });
-    if (finish.disable !== undefined) throw new LoopStop("disabled");
-    if (result.outcome === "ok") return null;
-    if (disable !== null) throw new ReplayGivenUp();
-    return {
-      event: event.id,
-      attempt,
-      firstFailureAtMs,
-      nextAttemptAtMs: nextAttemptAtMs!,
-    };
+    for (const report of reports) this.#context.report(report);
+    const done = results.filter((r) => r.outcome === "ok").length;
+    if (reports.some((r) => r.disable !== null)) {
+      throw new LoopStop("disabled");
+    }
+    if (givenUp) throw new ReplayGivenUp();
+    return { done, retrying: failed };
   }
 
   /**

@@ -79,6 +79,8 @@ export interface WebhookWorkerOptions {
   readonly random?: () => number;
   /** Unix ms. Default `Date.now`. */
   readonly nowMs?: () => number;
+  /** Attempts one batch of a hook begins at most, 1–100. Default 50. */
+  readonly batchMax?: number;
 }
 
 interface Running {
@@ -280,6 +282,9 @@ export class WebhookWorker {
         this.#notice("info", `Hook ${claim.name} (${claim.hook}) ${message}`),
       random: this.#options.random ?? Math.random,
       nowMs: this.#options.nowMs ?? Date.now,
+      ...(this.#options.batchMax === undefined
+        ? {}
+        : { batchMax: this.#options.batchMax }),
     };
     const loop = new HookLoop(claim, context, signal);
     const done = loop.run().then(

@@ -124,7 +124,11 @@ function fakeCluster(events: WireEvent[], claim: WireClaim) {
       case "/v1/hooks/finish": {
         finishes++;
         const finish = body as unknown as HookFinishRequest;
-        if (finish.outcome === "ok") cursor = finish.event;
+        const results = "results" in finish ? finish.results : [finish];
+        for (const result of results) {
+          if (result.outcome !== "ok") break;
+          cursor = result.event;
+        }
         if (finishes === 1) {
           return Promise.reject(new TypeError("connection reset by peer"));
         }
@@ -214,17 +218,27 @@ Deno.test("WebhookWorker continues a retried event's attempts, resends a finish 
     { id: "c1.7.0", attempt: "1", ok: true },
   ]);
   const finishes = fake.calls.filter((c) => c.path === "/v1/hooks/finish");
-  // The first finish's answer was lost: sent again, unchanged.
-  assert.equal(finishes.length, 4);
+  // The retried event alone (its finish's answer lost: sent again,
+  // unchanged), then the rest in one batch: one begin, one finish.
+  assert.equal(finishes.length, 3);
   assert.deepEqual(finishes[0]!.body, finishes[1]!.body);
-  assert.equal(finishes[0]!.body.attempt, 3);
+  const results = (n: number) =>
+    (finishes[n]!.body.results as { event: string; attempt: number }[]).map((
+      r,
+    ) => [r.event, r.attempt]);
+  assert.deepEqual(results(0), [["5.0", 3]]);
   assert.equal(finishes[0]!.body.token, 3);
+  assert.deepEqual(results(2), [["6.0", 1], ["7.0", 1]]);
+  assert.equal(finishes[2]!.body.cancel, undefined);
   const begins = fake.calls.filter((c) => c.path === "/v1/hooks/begin");
-  assert.deepEqual(begins.map((c) => [c.body.event, c.body.attempt]), [
-    ["5.0", 3],
-    ["6.0", 1],
-    ["7.0", 1],
-  ]);
+  assert.deepEqual(
+    begins.map((c) =>
+      (c.body.attempts as { event: string; attempt: number }[]).map((a) =>
+        `${a.event}#${a.attempt}`
+      )
+    ),
+    [["5.0#3"], ["6.0#1", "7.0#1"]],
+  );
   assert.deepEqual(
     reports.map((r) => `${r.event}#${r.attempt}:${r.outcome}`),
     ["5.0#3:ok", "6.0#1:ok", "7.0#1:ok"],
