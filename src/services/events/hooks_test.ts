@@ -393,3 +393,217 @@ Deno.test("replay-done drops only the replay it names: one asked for meanwhile i
   h.events({ type: "hookReplayDone", id: HOOK, token, seq: 2 });
   assert.equal(h.hook().replay, null);
 });
+
+/** A batch test's hook: claimed, with `writes` matching events. */
+function claimedWith(writes: number): {
+  h: Harness;
+  token: number;
+  events: string[];
+} {
+  const h = new Harness();
+  h.create();
+  const events: string[] = [];
+  for (let n = 0; n < writes; n++) {
+    events.push(`${h.set(["orders", n], "a")}.0`);
+  }
+  h.lease({ type: "grant", id: LEASE, ttlMs: 10_000 });
+  h.events({ type: "hookClaim", worker: "w1", lease: LEASE, max: 10 });
+  return { h, token: h.hook().claim!.token, events };
+}
+
+function result(
+  event: string,
+  outcome: "ok" | "failed",
+  extra: { nextAttemptAtMs?: number } = {},
+) {
+  return {
+    event,
+    attempt: 1,
+    replay: false,
+    status: outcome === "ok" ? 200 : 503,
+    latencyMs: 10,
+    outcome,
+    error: outcome === "ok" ? null : "503",
+    nextAttemptAtMs: extra.nextAttemptAtMs ?? null,
+    disable: null,
+  };
+}
+
+Deno.test("a batch: begin opens every attempt; a finish with oks, one failure and a cancel moves the cursor to the last leading ok, retries the failure, records the unsent nowhere; repeated, it applies once", () => {
+  const { h, token, events } = claimedWith(5);
+  const attempts = events.map((event) => ({ event, attempt: 1 }));
+  const begin = {
+    type: "hookBegin" as const,
+    id: HOOK,
+    token,
+    attempts,
+    replay: false,
+    nowMs: 2_000,
+  };
+  assert.equal(h.events(begin).ok, true);
+  assert.deepEqual(
+    h.hook().open.map((o) => [o.event, o.attempt, o.startedAtMs]),
+    events.map((e) => [e, 1, 2_000]),
+  );
+  assert.equal(h.events(begin).ok, true, "a repeated begin answers ok");
+  assert.equal(h.hooks.deliveries(h.hook(), { limit: 10 }).records.length, 0);
+  const finish = {
+    type: "hookFinish" as const,
+    id: HOOK,
+    token,
+    results: [
+      result(events[0]!, "ok"),
+      result(events[1]!, "ok"),
+      result(events[2]!, "failed", { nextAttemptAtMs: 9_000 }),
+    ],
+    cancel: [{ event: events[3]!, attempt: 1 }, {
+      event: events[4]!,
+      attempt: 1,
+    }],
+    nowMs: 2_100,
+  };
+  assert.equal(h.events(finish).ok, true);
+  const hook = h.hook();
+  const [r1] = events[1]!.split(".").map(Number);
+  assert.deepEqual(hook.cursor, { r: r1, i: 0 });
+  assert.deepEqual(hook.open, []);
+  assert.deepEqual(hook.retrying, {
+    event: events[2],
+    attempt: 1,
+    firstFailureAtMs: 2_000,
+    nextAttemptAtMs: 9_000,
+  });
+  const log = () =>
+    h.hooks.deliveries(h.hook(), { limit: 10 }).records.map((r) =>
+      `${r.eventId}#${r.attempt}:${r.outcome}`
+    ).reverse();
+  assert.deepEqual(log(), [
+    `${events[0]}#1:ok`,
+    `${events[1]}#1:ok`,
+    `${events[2]}#1:failed`,
+  ]);
+  assert.equal(h.events(finish).ok, true, "a repeated finish answers ok");
+  assert.equal(log().length, 3, "and applies once");
+  assert.deepEqual(h.hook().cursor, { r: r1, i: 0 });
+  assert.deepEqual(h.hook().counts.ok, 2);
+  // The retry of the failed event, then the cancelled ones begun again.
+  assert.equal(
+    h.events({
+      ...begin,
+      attempts: [{ event: events[2]!, attempt: 2 }, {
+        event: events[3]!,
+        attempt: 1,
+      }],
+    }).ok,
+    true,
+  );
+  assert.equal(
+    h.events({
+      ...finish,
+      results: [{ ...result(events[2]!, "ok"), attempt: 2 }, {
+        ...result(events[3]!, "ok"),
+      }],
+      cancel: [],
+    }).ok,
+    true,
+  );
+  const [r3] = events[3]!.split(".").map(Number);
+  assert.deepEqual(h.hook().cursor, { r: r3, i: 0 });
+  assert.equal(h.hook().retrying, null);
+  assert.deepEqual(log().slice(3), [
+    `${events[2]}#2:ok`,
+    `${events[3]}#1:ok`,
+  ]);
+});
+
+Deno.test("a batch is refused whole: events not increasing, at or before the cursor, a result after a failure, a result never begun; more than 100 attempts", () => {
+  const { h, token, events } = claimedWith(3);
+  const begin = (attempts: { event: string; attempt: number }[]) =>
+    h.events({
+      type: "hookBegin",
+      id: HOOK,
+      token,
+      attempts,
+      replay: false,
+      nowMs: 2_000,
+    });
+  refused(
+    begin([{ event: events[1]!, attempt: 1 }, {
+      event: events[0]!,
+      attempt: 1,
+    }]),
+    "invalid",
+  );
+  refused(
+    begin([{ event: events[0]!, attempt: 1 }, {
+      event: events[0]!,
+      attempt: 2,
+    }]),
+    "invalid",
+  );
+  refused(
+    begin(
+      Array.from(
+        { length: 101 },
+        (_, n) => ({ event: `1000.${n}`, attempt: 1 }),
+      ),
+    ),
+    "invalid",
+  );
+  assert.deepEqual(h.hook().open, []);
+  assert.equal(begin(events.map((event) => ({ event, attempt: 1 }))).ok, true);
+  const finish = (results: ReturnType<typeof result>[]) =>
+    h.events({
+      type: "hookFinish",
+      id: HOOK,
+      token,
+      results,
+      cancel: [],
+      nowMs: 2_100,
+    });
+  refused(
+    finish([result(events[0]!, "failed"), result(events[1]!, "ok")]),
+    "invalid",
+  );
+  refused(finish([result("999.0", "ok")]), "invalid");
+  assert.equal(h.hook().open.length, 3, "nothing changed by a refusal");
+  assert.equal(h.hooks.deliveries(h.hook(), { limit: 10 }).records.length, 0);
+  assert.equal(finish(events.map((e) => result(e, "ok"))).ok, true);
+  // Begun again at or before the cursor: compaction (or a stale page) passed it.
+  refused(begin([{ event: events[2]!, attempt: 2 }]), "compacted");
+});
+
+Deno.test("a lease end closes every open attempt of a batch as unknown, once each", () => {
+  const { h, token, events } = claimedWith(3);
+  h.events({
+    type: "hookBegin",
+    id: HOOK,
+    token,
+    attempts: events.map((event) => ({ event, attempt: 1 })),
+    replay: false,
+    nowMs: 2_000,
+  });
+  h.lease({ type: "revoke", id: LEASE });
+  const hook = h.hook();
+  assert.equal(hook.claim, null);
+  assert.deepEqual(hook.open, []);
+  const log = h.hooks.deliveries(hook, { limit: 10 }).records.reverse();
+  assert.deepEqual(
+    log.map((r) => [r.eventId, r.attempt, r.outcome]),
+    events.map((e) => [e, 1, "unknown"]),
+  );
+  assert.equal(hook.counts.unknown, 3);
+  // A finish of the closed batch is refused (claim lost), recording nothing.
+  refused(
+    h.events({
+      type: "hookFinish",
+      id: HOOK,
+      token,
+      results: [result(events[0]!, "ok")],
+      cancel: [],
+      nowMs: 2_100,
+    }),
+    "claimLost",
+  );
+  assert.equal(h.hooks.deliveries(h.hook(), { limit: 10 }).records.length, 3);
+});
