@@ -17,9 +17,10 @@
  *   and it waits until its `nextAttemptAtMs`; the batches resume after it.
  * - A `begin` or `finish` whose answer is lost is sent again (the server
  *   applies it once); `claimLost` ends the loop.
- * - An attempt left `unknown` by a worker that died (the newest record of
- *   the log when the loop starts) is followed by the next attempt number,
- *   so no `(event, attempt)` is logged twice.
+ * - The attempts left `unknown` by a worker that died (a whole batch may
+ *   be: every open attempt closes so; the newest records of the log when
+ *   the loop starts) are followed by the next attempt numbers, so no
+ *   `(event, attempt)` is logged twice.
  * - Caught up, it waits for the history's head to move (one shared poll
  *   per worker, {@link ./_head_watch.ts}), at most a second.
  * - Once caught up, a replay (the claim's side cursor) re-delivers its
@@ -58,8 +59,11 @@ export const PAGE_EVENTS_MAX = 100;
  */
 export const IDLE_WAIT_MS = 1_000;
 
-/** Delivery records read at a loop's start to find an attempt left `unknown`. */
-const UNKNOWN_LOOKBACK = 10;
+/**
+ * Delivery records read at a loop's start to find the attempts left
+ * `unknown`: more than two whole batches of a worker that died.
+ */
+const UNKNOWN_LOOKBACK = 250;
 
 /** The events that go to one hook only. */
 const OWN_EVENT_TYPES = ["hook.test", "hook.gap"] as const;
@@ -97,11 +101,11 @@ export class HookLoop {
   readonly #types: string[];
   #retrying: Retrying | null;
   /**
-   * The newest main attempt in the log when it ended `unknown` (a worker
-   * gone mid-attempt): the next attempt of that event follows its number,
-   * so no (event, attempt) is logged twice.
+   * The newest main attempts in the log that ended `unknown` (a worker gone
+   * mid-batch), event → its highest such attempt: the next attempt of that
+   * event follows its number, so no (event, attempt) is logged twice.
    */
-  #unknown: { readonly event: string; readonly attempt: number } | null = null;
+  #unknown = new Map<string, number>();
   /**
    * The replay (its `seq`) this loop finished: a claim answered before the
    * server applied its `replay-done` may still show it; a new replay has a
@@ -170,19 +174,27 @@ export class HookLoop {
     throw new LoopStop("aborted");
   }
 
-  /** The newest main attempt of the log, when its outcome is `unknown`. */
-  async #lastUnknown(): Promise<
-    { readonly event: string; readonly attempt: number } | null
-  > {
+  /** The newest main attempts of the log whose outcome is `unknown`. */
+  async #lastUnknown(): Promise<Map<string, number>> {
     const page = await this.#steps.step(() =>
       this.#context.hooks.deliveries(this.#claim.hook, {
         limit: UNKNOWN_LOOKBACK,
       })
     );
-    const newest = page.deliveries.find((d) => !d.replay);
-    return newest?.outcome === "unknown"
-      ? { event: newest.eventId, attempt: newest.attempt }
-      : null;
+    const unknown = new Map<string, number>();
+    for (const d of page.deliveries) {
+      if (d.replay || d.outcome !== "unknown") continue;
+      unknown.set(d.eventId, Math.max(unknown.get(d.eventId) ?? 0, d.attempt));
+    }
+    return unknown;
+  }
+
+  /**
+   * The highest attempt of `event` left `unknown` (0: none). Kept after
+   * use: an attempt cancelled unsent takes the same number again.
+   */
+  #takeUnknown(event: string): number {
+    return this.#unknown.get(event) ?? 0;
   }
 
   /** One page after `position`, and where the next one starts. */
@@ -249,12 +261,8 @@ export class HookLoop {
       const items: BatchItem[] = [];
       for (const event of events.slice(k, k + max)) {
         if (this.#retrying?.event === event.id) break;
-        const unknown = this.#unknown?.event === event.id
-          ? this.#unknown.attempt
-          : 0;
-        items.push({ event, attempt: unknown + 1 });
+        items.push({ event, attempt: this.#takeUnknown(event.id) + 1 });
       }
-      this.#unknown = null;
       const outcome = await this.#steps.batch(this.#claim, items, false, null);
       k += outcome.done;
       // A failure: events[k] is retried next, alone.
@@ -275,11 +283,8 @@ export class HookLoop {
         );
         if (this.#signal.aborted) throw new LoopStop("aborted");
       }
-      const unknown = this.#unknown?.event === event.id
-        ? this.#unknown.attempt
-        : 0;
+      const unknown = this.#takeUnknown(event.id);
       const attempt = Math.max(retrying?.attempt ?? 0, unknown) + 1;
-      this.#unknown = null;
       const again = await this.#steps.attempt(
         this.#claim,
         event,
