@@ -171,20 +171,22 @@ export interface WatchDriver {
 }
 
 /**
- * Reads `body` as text, calling `onRecord` for each record ended by
- * `separator`, until the body ends.
+ * Reads `reader` as text, calling `onRecord` for each record ended by
+ * `separator`, until the body ends (or `reader` is cancelled).
  *
  * @throws {RangeError} When a record exceeds {@linkcode STREAM_BUFFER_BYTES_MAX}.
  */
 async function readRecords(
-  body: ReadableStream<Uint8Array>,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
   separator: string,
   onRecord: (record: string) => void,
 ): Promise<void> {
   const decoder = new TextDecoder();
   let buffer = "";
-  for await (const chunk of body) {
-    buffer += decoder.decode(chunk, { stream: true });
+  for (;;) {
+    const step = await reader.read();
+    if (step.done) return;
+    buffer += decoder.decode(step.value, { stream: true });
     if (!buffer.includes(separator)) {
       if (buffer.length > STREAM_BUFFER_BYTES_MAX) {
         throw new RangeError(
@@ -220,8 +222,15 @@ async function openStream(
   const confirmed = new Promise<"ready">((resolve) => {
     markReady = () => resolve("ready");
   });
+  const reader = response.body.getReader();
+  // Aborting the request alone does not end a body already being read:
+  // closing cancels the reader as well.
+  const close = () => {
+    abort.abort();
+    reader.cancel().catch(() => {});
+  };
   const ended = readRecords(
-    response.body,
+    reader,
     separator,
     (record) => onRecord(record, markReady),
   ).then(
@@ -235,7 +244,7 @@ async function openStream(
   const first = await Promise.race([confirmed, ended, late]);
   clearTimeout(timer);
   if (first !== "ready") {
-    abort.abort();
+    close();
     throw new Error(
       `Cannot open a watch: ${
         first === "late"
@@ -244,7 +253,7 @@ async function openStream(
       }`,
     );
   }
-  return { ended, close: () => abort.abort() };
+  return { ended, close };
 }
 
 /** The text of a wire key part (strings stand for themselves or come tagged). */
@@ -262,10 +271,17 @@ function partText(part: unknown): string {
  */
 export class AspenWatchDriver implements WatchDriver {
   readonly description =
-    "Aspen GET /v1/events/watch (SSE) and POST /v1/kv/set, both at the leader";
+    "Aspen: writers POST /v1/kv/set at the leader, watchers GET /v1/events/watch (SSE) at the followers";
 
-  /** @param url The leader's base URL. */
-  constructor(readonly url: string) {}
+  /**
+   * @param url The leader's base URL (the writers').
+   * @param watchUrls Where the watchers go, in turn (the followers).
+   */
+  constructor(readonly url: string, readonly watchUrls: readonly string[]) {
+    if (watchUrls.length === 0) {
+      throw new RangeError("Cannot watch Aspen without a watcher URL");
+    }
+  }
 
   watch(
     tag: string,
@@ -279,10 +295,13 @@ export class AspenWatchDriver implements WatchDriver {
     });
     return openStream(
       (signal) =>
-        fetch(`${this.url}${ROUTES.eventsWatch}?${query}`, {
-          headers: { authorization: `Bearer ${BENCH_ASPEN_TOKEN}` },
-          signal,
-        }),
+        fetch(
+          `${watchUrlOf(this.watchUrls, prefix)}${ROUTES.eventsWatch}?${query}`,
+          {
+            headers: { authorization: `Bearer ${BENCH_ASPEN_TOKEN}` },
+            signal,
+          },
+        ),
       "\n\n",
       (record, ready) => {
         // Frames: `id: R.I\nevent: <type>\ndata: <json>`; comments start with ':'.
@@ -315,6 +334,11 @@ export class AspenWatchDriver implements WatchDriver {
     };
     await aspenPost(this.url, ROUTES.kvSet, request);
   }
+}
+
+/** The URL of the watcher of `prefix`: the watcher URLs in turn. */
+function watchUrlOf(urls: readonly string[], prefix: number): string {
+  return urls[prefix % urls.length]!;
 }
 
 /** POSTs `body` to Aspen at `url` + `route` with the bench token; the reply's JSON. */
@@ -350,10 +374,17 @@ const encoder = new TextEncoder();
  */
 export class EtcdWatchDriver implements WatchDriver {
   readonly description =
-    "etcd HTTP/JSON gateway POST /v3/watch (JSON lines) and /v3/kv/put, both at the leader";
+    "etcd HTTP/JSON gateway: writers POST /v3/kv/put at the leader, watchers POST /v3/watch (JSON lines) at the followers";
 
-  /** @param url The leader's client URL. */
-  constructor(readonly url: string) {}
+  /**
+   * @param url The leader's client URL (the writers').
+   * @param watchUrls Where the watchers go, in turn (the followers).
+   */
+  constructor(readonly url: string, readonly watchUrls: readonly string[]) {
+    if (watchUrls.length === 0) {
+      throw new RangeError("Cannot watch etcd without a watcher URL");
+    }
+  }
 
   watch(
     tag: string,
@@ -371,7 +402,7 @@ export class EtcdWatchDriver implements WatchDriver {
     };
     return openStream(
       (signal) =>
-        fetch(`${this.url}/v3/watch`, {
+        fetch(`${watchUrlOf(this.watchUrls, prefix)}/v3/watch`, {
           method: "POST",
           headers: { "content-type": CONTENT_TYPE_JSON },
           body: JSON.stringify(body),

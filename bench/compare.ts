@@ -562,9 +562,11 @@ async function runCoordination(
 /** How the events cells reach `target`, or "" when it runs none. */
 function eventsDriverName(target: TargetName): string {
   if (target.startsWith("aspen-") || target.startsWith("raw-")) {
-    return new AspenWatchDriver("").description;
+    return new AspenWatchDriver("", [""]).description;
   }
-  if (target.startsWith("etcd-")) return new EtcdWatchDriver("").description;
+  if (target.startsWith("etcd-")) {
+    return new EtcdWatchDriver("", [""]).description;
+  }
   return "";
 }
 
@@ -581,7 +583,12 @@ async function runEvents(
   const aspen = target.startsWith("aspen-") || target.startsWith("raw-");
   const etcd = target.startsWith("etcd-");
   if (!aspen && !etcd) return [];
-  const url = cluster.urls[await cluster.leaderIndex()]!;
+  const leader = await cluster.leaderIndex();
+  const url = cluster.urls[leader]!;
+  // Watchers at the followers: a node takes at most 64 connections from one
+  // address, which the leader's writers use up. One node watches itself.
+  const followers = cluster.urls.filter((_, i) => i !== leader);
+  const watchUrls = followers.length === 0 ? [url] : followers;
   const value = crypto.getRandomValues(new Uint8Array(options.valueBytes));
   const cells: CellMeasurement[] = [];
   for (const workload of eventWorkloads(options)) {
@@ -592,7 +599,9 @@ async function runEvents(
         measured = workload === "watch"
           ? [
             await runWatchCell(
-              aspen ? new AspenWatchDriver(url) : new EtcdWatchDriver(url),
+              aspen
+                ? new AspenWatchDriver(url, watchUrls)
+                : new EtcdWatchDriver(url, watchUrls),
               { clients, durationMs: options.durationMs, value },
             ),
           ]
