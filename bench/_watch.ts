@@ -45,6 +45,7 @@ import type { WireEvent } from "../src/protocol/http_api_events.ts";
 import type {
   HookCreateRequest,
   HookCreateResponse,
+  HookRefRequest,
 } from "../src/protocol/http_api_hooks.ts";
 import {
   base64Of,
@@ -138,10 +139,10 @@ export interface EventMeasurement extends CellMeasurement {
 }
 
 /** One event a watcher received: its write's id (`writer.seq`) and whether its value is the written one. */
-type OnEvent = (id: string, valueMatches: boolean) => void;
+export type OnEvent = (id: string, valueMatches: boolean) => void;
 
 /** An open watch. */
-interface OpenWatch {
+export interface OpenWatch {
   /** Resolves when the stream ended: null when closed by us, else why it ended. */
   readonly ended: Promise<string | null>;
   close(): void;
@@ -467,6 +468,8 @@ export interface WatchCellOptions {
   readonly clients: number;
   readonly durationMs: number;
   readonly value: Uint8Array;
+  /** Ms the watchers get after the writers stopped; default {@linkcode DRAIN_TIMEOUT_MS}. */
+  readonly drainTimeoutMs?: number;
 }
 
 /** A random tag of 8 lowercase hex digits, so cells never share keys. */
@@ -541,13 +544,14 @@ export async function runWatchCell(
     throw error;
   }
   const writersEnd = performance.now();
+  const drainTimeoutMs = options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
   const missingNow = () => {
     let missing = 0;
     for (const id of acknowledged.keys()) if (!arrived.has(id)) missing++;
     return missing;
   };
   while (
-    performance.now() - writersEnd < DRAIN_TIMEOUT_MS &&
+    performance.now() - writersEnd < drainTimeoutMs &&
     watchErrors.length === 0 && missingNow() > 0
   ) {
     await pause(DRAIN_POLL_MS);
@@ -729,7 +733,8 @@ export async function runHookCells(
       await stopWorker?.();
     }
     for (const name of names) {
-      await aspenPost(url, ROUTES.hookDelete, { name }).catch(() => {});
+      const request: HookRefRequest = { hook: name };
+      await aspenPost(url, ROUTES.hookDelete, request);
     }
     return [plain, hooked];
   } finally {
