@@ -56,6 +56,7 @@ import {
 } from "./_drivers.ts";
 import {
   type CellMeasurement,
+  type ClosedLoopOutcome,
   describeError,
   OPERATIONS_PER_CELL_MAX,
   pause,
@@ -126,7 +127,7 @@ export interface WatchDetails {
 export interface HookDetails {
   /** Hooks that followed the written prefix. */
   readonly hooks: number;
-  /** Webhook requests the local receiver got during the cell. */
+  /** Webhook requests the local receiver got during the cells. */
   readonly deliveriesReceived: number;
   /** Whether a webhook worker ran (without one, hooks only record history and lag). */
   readonly worker: boolean;
@@ -136,6 +137,8 @@ export interface HookDetails {
 export interface EventMeasurement extends CellMeasurement {
   readonly watch?: WatchDetails;
   readonly hooks?: HookDetails;
+  /** The put cells: each round's puts/s, in order. */
+  readonly rounds?: readonly number[];
 }
 
 /** One event a watcher received: its write's id (`writer.seq`) and whether its value is the written one. */
@@ -662,6 +665,7 @@ function watchMeasurement(seen: {
 /** Options of {@linkcode runHookCells}. */
 export interface HookCellsOptions {
   readonly clients: number;
+  /** Ms of each cell, split over {@linkcode HOOK_ROUNDS} rounds. */
   readonly durationMs: number;
   readonly value: Uint8Array;
   /**
@@ -673,11 +677,19 @@ export interface HookCellsOptions {
 }
 
 /**
- * Runs `put-plain`, then `put-hooks` with {@linkcode HOOKS_PER_PREFIX}
- * webhook hooks on its prefix (their target a local receiver answering
- * 200), on the Aspen leader at `url`. The hooks are deleted afterwards.
+ * Rounds of the hooks cells: plain, hooked, plain, hooked…, so that a
+ * machine's drift (other load coming and going) weighs on both alike.
+ */
+export const HOOK_ROUNDS = 2;
+
+/**
+ * Runs `put-plain` and `put-hooks` on the Aspen leader at `url` in
+ * {@linkcode HOOK_ROUNDS} alternating rounds: a plain round writes under a
+ * prefix no hook follows while no hook exists; before each hooked round
+ * {@linkcode HOOKS_PER_PREFIX} webhook hooks are created on its prefix
+ * (their target a local receiver answering 200), and deleted after it.
  *
- * @throws {Error} When a hook cannot be created.
+ * @throws {Error} When a hook cannot be created or deleted.
  */
 export async function runHookCells(
   url: string,
@@ -695,68 +707,84 @@ export async function runHookCells(
   });
   try {
     const tag = randomTag();
-    const plain = await runPutCell(url, "put-plain", [`h-${tag}`, "plain"], {
-      ...options,
-      hooks: 0,
-      worker: false,
-      received: () => 0,
-    });
-    const names = Array.from(
-      { length: HOOKS_PER_PREFIX },
-      (_, i) => `bench-${tag}-${i}`,
-    );
-    const prefix = [`h-${tag}`, "hooks"];
-    for (const [i, name] of names.entries()) {
-      const request: HookCreateRequest = {
-        name,
-        selector: { prefix },
-        types: ["kv.*"],
-        target: {
-          webhook: {
-            url: `http://127.0.0.1:${receiver.addr.port}/hook/${i}`,
-          },
-        },
-      };
-      (await aspenPost(url, ROUTES.hookCreate, request)) as HookCreateResponse;
+    const roundMs = options.durationMs / HOOK_ROUNDS;
+    const plain: ClosedLoopOutcome[] = [];
+    const hooked: ClosedLoopOutcome[] = [];
+    let worker = false;
+    for (let round = 0; round < HOOK_ROUNDS; round++) {
+      plain.push(
+        await putLoop(url, [`h-${tag}`, `plain-${round}`], options, roundMs),
+      );
+      const prefix = [`h-${tag}`, `hooks-${round}`];
+      const names = await createHooks(
+        url,
+        `bench-${tag}-${round}`,
+        prefix,
+        receiver.addr.port,
+      );
+      const stopWorker = await options.startWorker?.();
+      worker ||= stopWorker !== undefined;
+      try {
+        hooked.push(await putLoop(url, prefix, options, roundMs));
+      } finally {
+        await stopWorker?.();
+      }
+      for (const name of names) {
+        const request: HookRefRequest = { hook: name };
+        await aspenPost(url, ROUTES.hookDelete, request);
+      }
     }
-    const stopWorker = await options.startWorker?.();
-    let hooked: EventMeasurement;
-    try {
-      const before = received;
-      hooked = await runPutCell(url, "put-hooks", prefix, {
-        ...options,
-        hooks: names.length,
-        worker: stopWorker !== undefined,
-        received: () => received - before,
-      });
-    } finally {
-      await stopWorker?.();
-    }
-    for (const name of names) {
-      const request: HookRefRequest = { hook: name };
-      await aspenPost(url, ROUTES.hookDelete, request);
-    }
-    return [plain, hooked];
+    return [
+      putMeasurement("put-plain", options.clients, plain, {
+        hooks: 0,
+        deliveriesReceived: 0,
+        worker: false,
+      }),
+      putMeasurement("put-hooks", options.clients, hooked, {
+        hooks: HOOKS_PER_PREFIX,
+        deliveriesReceived: received,
+        worker,
+      }),
+    ];
   } finally {
     await receiver.shutdown();
   }
 }
 
-/** One put cell: `clients` closed-loop writers of fresh keys under `prefix`. */
-async function runPutCell(
+/** Creates {@linkcode HOOKS_PER_PREFIX} webhook hooks on `prefix`; resolves their names. */
+async function createHooks(
   url: string,
-  cell: "put-plain" | "put-hooks",
+  namePrefix: string,
   prefix: readonly string[],
-  options: HookCellsOptions & {
-    readonly hooks: number;
-    readonly worker: boolean;
-    readonly received: () => number;
-  },
-): Promise<EventMeasurement> {
+  receiverPort: number,
+): Promise<string[]> {
+  const names: string[] = [];
+  for (let i = 0; i < HOOKS_PER_PREFIX; i++) {
+    const request: HookCreateRequest = {
+      name: `${namePrefix}-${i}`,
+      selector: { prefix },
+      types: ["kv.*"],
+      target: {
+        webhook: { url: `http://127.0.0.1:${receiverPort}/hook/${i}` },
+      },
+    };
+    const created = await aspenPost(url, ROUTES.hookCreate, request);
+    names.push((created as HookCreateResponse).name);
+  }
+  return names;
+}
+
+/** `clients` closed-loop writers of fresh keys under `prefix` for `durationMs`. */
+function putLoop(
+  url: string,
+  prefix: readonly string[],
+  options: HookCellsOptions,
+  durationMs: number,
+): Promise<ClosedLoopOutcome> {
   const value = { encoding: "bytes" as const, data: base64Of(options.value) };
   const seqs = new Array<number>(options.clients).fill(0);
-  const loop = await runClosedLoop(
-    { clients: options.clients, durationMs: options.durationMs },
+  return runClosedLoop(
+    { clients: options.clients, durationMs },
     async (client) => {
       const request: SetRequest = {
         key: [...prefix, `${client}.${seqs[client]!++}`],
@@ -766,26 +794,34 @@ async function runPutCell(
       return true;
     },
   );
-  const seconds = loop.elapsedMs / 1000;
+}
+
+/** One put cell from its rounds. */
+function putMeasurement(
+  cell: "put-plain" | "put-hooks",
+  clients: number,
+  rounds: readonly ClosedLoopOutcome[],
+  hooks: HookDetails,
+): EventMeasurement {
+  const latencies = rounds.flatMap((r) => r.latencies);
+  const elapsedMs = rounds.reduce((ms, r) => ms + r.elapsedMs, 0);
+  const seconds = elapsedMs / 1000;
   return {
     workload: cell,
-    clients: options.clients,
-    elapsedMs: loop.elapsedMs,
-    operations: loop.latencies.length,
-    errors: loop.errors,
+    clients,
+    elapsedMs,
+    operations: latencies.length,
+    errors: rounds.reduce((n, r) => n + r.errors, 0),
     conflicts: 0,
-    throughputPerSecond: loop.latencies.length / seconds,
-    latencyMs: summarize(loop.latencies),
-    firstError: loop.firstError,
+    throughputPerSecond: latencies.length / seconds,
+    latencyMs: summarize(latencies),
+    firstError: rounds.find((r) => r.firstError !== null)?.firstError ?? null,
     unit: EVENT_CELL_UNITS[cell],
-    calls: loop.latencies.length,
-    callsPerSecond: loop.latencies.length / seconds,
+    calls: latencies.length,
+    callsPerSecond: latencies.length / seconds,
     violations: 0,
-    hooks: {
-      hooks: options.hooks,
-      deliveriesReceived: options.received(),
-      worker: options.worker,
-    },
+    hooks,
+    rounds: rounds.map((r) => r.latencies.length / (r.elapsedMs / 1000)),
   };
 }
 
@@ -829,12 +865,18 @@ export function eventLines(
           : "-"
       }x (p99 ${fixed(hooked.latencyMs.p99, 2)} vs ${
         fixed(plain.latencyMs.p99, 2)
-      } ms); ${h.hooks} webhook hooks, ${
+      } ms); rounds (puts/s, alternating) plain ${roundsText(plain)}, hooked ${
+        roundsText(hooked)
+      }; ${h.hooks} webhook hooks, ${
         h.worker ? "a webhook worker delivering" : "no webhook worker running"
       }, ${h.deliveriesReceived} webhook requests received`,
     );
   }
   return lines;
+}
+
+function roundsText(cell: EventMeasurement): string {
+  return (cell.rounds ?? []).map((r) => r.toFixed(0)).join(", ");
 }
 
 function fixed(value: number, digits: number): string {

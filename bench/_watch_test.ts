@@ -19,6 +19,7 @@ import {
   EtcdWatchDriver,
   eventLines,
   type EventMeasurement,
+  HOOK_ROUNDS,
   HOOKS_PER_PREFIX,
   type OnEvent,
   type OpenWatch,
@@ -242,6 +243,8 @@ Deno.test({
         assert.ok(c.operations > 0);
       }
       assert.equal(hooked.hooks!.hooks, HOOKS_PER_PREFIX);
+      assert.equal(hooked.rounds!.length, HOOK_ROUNDS);
+      assert.equal(plain.rounds!.length, HOOK_ROUNDS);
       assert.equal(plain.hooks!.hooks, 0);
       const listed = await fetch(url + ROUTES.hookList, {
         method: "POST",
