@@ -29,10 +29,12 @@
  * violation.
  *
  * Workload `hooks` runs two cells on Aspen: `put-plain` (the put workload's
- * closed loop, keys under a prefix no hook follows) and then `put-hooks`
- * (the same under a prefix that {@linkcode HOOKS_PER_PREFIX} webhook hooks
- * follow, their target a local receiver answering 200). Whether a webhook
- * worker delivered is reported with the cell (`hooks.deliveriesReceived`).
+ * closed loop, `POST /v1/kv/set` at the leader, keys under a prefix no hook
+ * follows, no hook existing) and `put-hooks` (the same under a prefix that
+ * {@linkcode HOOKS_PER_PREFIX} webhook hooks follow, their target a local
+ * receiver answering 200), in {@linkcode HOOK_ROUNDS} rounds in ABBA order,
+ * each cell's duration split over them. Whether a webhook worker delivered
+ * is reported with the cell (`hooks.deliveriesReceived`).
  *
  * @module
  */
@@ -677,15 +679,16 @@ export interface HookCellsOptions {
 }
 
 /**
- * Rounds of the hooks cells: plain, hooked, plain, hooked…, so that a
- * machine's drift (other load coming and going) weighs on both alike.
+ * Rounds of the hooks cells, each a plain and a hooked part, in ABBA order
+ * (plain, hooked, hooked, plain), so that the machine's drift (other load
+ * coming and going, warm-up) weighs on both alike.
  */
 export const HOOK_ROUNDS = 2;
 
 /**
  * Runs `put-plain` and `put-hooks` on the Aspen leader at `url` in
- * {@linkcode HOOK_ROUNDS} alternating rounds: a plain round writes under a
- * prefix no hook follows while no hook exists; before each hooked round
+ * {@linkcode HOOK_ROUNDS} rounds (ABBA): a plain part writes under a
+ * prefix no hook follows while no hook exists; before each hooked part
  * {@linkcode HOOKS_PER_PREFIX} webhook hooks are created on its prefix
  * (their target a local receiver answering 200), and deleted after it.
  *
@@ -712,9 +715,13 @@ export async function runHookCells(
     const hooked: ClosedLoopOutcome[] = [];
     let worker = false;
     for (let round = 0; round < HOOK_ROUNDS; round++) {
-      plain.push(
-        await putLoop(url, [`h-${tag}`, `plain-${round}`], options, roundMs),
-      );
+      // ABBA: plain first in even rounds, hooked first in odd ones.
+      const hookedFirst = round % 2 === 1;
+      if (!hookedFirst) {
+        plain.push(
+          await putLoop(url, plainPrefix(tag, round), options, roundMs),
+        );
+      }
       const prefix = [`h-${tag}`, `hooks-${round}`];
       const names = await createHooks(
         url,
@@ -733,6 +740,11 @@ export async function runHookCells(
         const request: HookRefRequest = { hook: name };
         await aspenPost(url, ROUTES.hookDelete, request);
       }
+      if (hookedFirst) {
+        plain.push(
+          await putLoop(url, plainPrefix(tag, round), options, roundMs),
+        );
+      }
     }
     return [
       putMeasurement("put-plain", options.clients, plain, {
@@ -749,6 +761,11 @@ export async function runHookCells(
   } finally {
     await receiver.shutdown();
   }
+}
+
+/** The prefix of the plain round `round`: no hook follows it. */
+function plainPrefix(tag: string, round: number): string[] {
+  return [`h-${tag}`, `plain-${round}`];
 }
 
 /** Creates {@linkcode HOOKS_PER_PREFIX} webhook hooks on `prefix`; resolves their names. */
@@ -865,7 +882,7 @@ export function eventLines(
           : "-"
       }x (p99 ${fixed(hooked.latencyMs.p99, 2)} vs ${
         fixed(plain.latencyMs.p99, 2)
-      } ms); rounds (puts/s, alternating) plain ${roundsText(plain)}, hooked ${
+      } ms); rounds (puts/s, ABBA order) plain ${roundsText(plain)}, hooked ${
         roundsText(hooked)
       }; ${h.hooks} webhook hooks, ${
         h.worker ? "a webhook worker delivering" : "no webhook worker running"
