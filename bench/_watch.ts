@@ -85,6 +85,11 @@ export const EVENT_WRITERS_DEFAULT = 64;
 export const WATCH_PREFIXES = 16;
 /** Webhook hooks on the prefix the `put-hooks` cell writes. */
 export const HOOKS_PER_PREFIX = 10;
+/**
+ * Ms of untimed warm-up `bench:compare` runs before each events cell (the
+ * same loop, discarded): Aspen's nodes are JIT-compiled, etcd's are not.
+ */
+export const EVENT_WARMUP_MS = 2_000;
 /** Ms the watchers get, once the writers stopped, to receive the rest. */
 export const DRAIN_TIMEOUT_MS = 10_000;
 /** Ms opening (and confirming) all watchers may take. */
@@ -475,6 +480,8 @@ export interface WatchCellOptions {
   readonly value: Uint8Array;
   /** Ms the watchers get after the writers stopped; default {@linkcode DRAIN_TIMEOUT_MS}. */
   readonly drainTimeoutMs?: number;
+  /** Ms of an untimed cell run first and discarded (default none). */
+  readonly warmupMs?: number;
 }
 
 /** A random tag of 8 lowercase hex digits, so cells never share keys. */
@@ -495,6 +502,13 @@ export async function runWatchCell(
   driver: WatchDriver,
   options: WatchCellOptions,
 ): Promise<EventMeasurement> {
+  if ((options.warmupMs ?? 0) > 0) {
+    await runWatchCell(driver, {
+      ...options,
+      durationMs: options.warmupMs!,
+      warmupMs: 0,
+    });
+  }
   const tag = randomTag();
   const valueBase64 = base64Of(options.value);
   const acknowledged = new Map<string, number>();
@@ -676,6 +690,8 @@ export interface HookCellsOptions {
    * record history and lag. Resolves how to stop it.
    */
   readonly startWorker?: () => Promise<() => Promise<void>>;
+  /** Ms of untimed plain puts first (default none). */
+  readonly warmupMs?: number;
 }
 
 /**
@@ -711,6 +727,9 @@ export async function runHookCells(
   try {
     const tag = randomTag();
     const roundMs = options.durationMs / HOOK_ROUNDS;
+    if ((options.warmupMs ?? 0) > 0) {
+      await putLoop(url, [`h-${tag}`, "warmup"], options, options.warmupMs!);
+    }
     const plain: ClosedLoopOutcome[] = [];
     const hooked: ClosedLoopOutcome[] = [];
     let worker = false;

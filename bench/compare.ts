@@ -67,6 +67,7 @@ import {
   AspenWatchDriver,
   EtcdWatchDriver,
   EVENT_CELLS,
+  EVENT_WARMUP_MS,
   EVENT_WORKLOADS,
   EVENT_WRITERS_DEFAULT,
   eventLines,
@@ -602,13 +603,19 @@ async function runEvents(
               aspen
                 ? new AspenWatchDriver(url, watchUrls)
                 : new EtcdWatchDriver(url, watchUrls),
-              { clients, durationMs: options.durationMs, value },
+              {
+                clients,
+                durationMs: options.durationMs,
+                value,
+                warmupMs: EVENT_WARMUP_MS,
+              },
             ),
           ]
           : await runHookCells(url, {
             clients,
             durationMs: options.durationMs,
             value,
+            warmupMs: EVENT_WARMUP_MS,
           });
       } catch (error) {
         measured = EVENT_CELLS[workload].map((cell) =>
