@@ -48,6 +48,7 @@ import type {
   HookCreateRequest,
   HookCreateResponse,
   HookRefRequest,
+  WireHook,
 } from "../src/protocol/http_api_hooks.ts";
 import {
   base64Of,
@@ -56,6 +57,7 @@ import {
   REQUEST_TIMEOUT_MS,
   UnexpectedStatusError,
 } from "./_drivers.ts";
+import { spawnChild, stopChild } from "./_processes.ts";
 import {
   type CellMeasurement,
   type ClosedLoopOutcome,
@@ -750,6 +752,7 @@ export async function runHookCells(
       );
       const stopWorker = await options.startWorker?.();
       worker ||= stopWorker !== undefined;
+      if (stopWorker !== undefined) await waitForClaims(url, names);
       try {
         hooked.push(await putLoop(url, prefix, options, roundMs));
       } finally {
@@ -780,6 +783,76 @@ export async function runHookCells(
   } finally {
     await receiver.shutdown();
   }
+}
+
+const repoRoot = new URL("..", import.meta.url).pathname;
+/** Ms a started webhook worker gets to claim the hooks. */
+const WORKER_CLAIM_TIMEOUT_MS = 20_000;
+
+/**
+ * How to start `aspen worker start` (a webhook worker process allowed to
+ * reach 127.0.0.1, the bench token as data and admin token) against
+ * `urls`, or undefined when this checkout has no webhook worker
+ * (`src/workers/webhooks/worker.ts`).
+ */
+export async function webhookWorkerStarter(
+  urls: readonly string[],
+): Promise<(() => Promise<() => Promise<void>>) | undefined> {
+  try {
+    await Deno.stat(`${repoRoot}src/workers/webhooks/worker.ts`);
+  } catch {
+    return undefined;
+  }
+  return () => {
+    const child = spawnChild("webhook worker", Deno.execPath(), [
+      "run",
+      "--quiet",
+      "--config",
+      `${repoRoot}deno.json`,
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      `${repoRoot}cli/aspen.ts`,
+      "worker",
+      "start",
+      "--name",
+      "bench-worker",
+      "--allow-targets",
+      "127.0.0.1/32",
+    ], {
+      ASPEN_URL: urls.join(","),
+      ASPEN_TOKEN: BENCH_ASPEN_TOKEN,
+      ASPEN_ADMIN_TOKEN: BENCH_ASPEN_TOKEN,
+      NO_COLOR: "1",
+    });
+    return Promise.resolve(() => stopChild(child));
+  };
+}
+
+/**
+ * Waits until a worker claimed every hook of `names` (`hooks/list` shows
+ * its name).
+ *
+ * @throws {Error} When they are not all claimed within {@linkcode WORKER_CLAIM_TIMEOUT_MS}.
+ */
+async function waitForClaims(
+  url: string,
+  names: readonly string[],
+): Promise<void> {
+  const deadline = performance.now() + WORKER_CLAIM_TIMEOUT_MS;
+  let claimed = 0;
+  while (performance.now() < deadline) {
+    const listed = await aspenPost(url, ROUTES.hookList, {}) as {
+      hooks: readonly WireHook[];
+    };
+    claimed = listed.hooks.filter((h) =>
+      names.includes(h.name) && h.worker !== null
+    ).length;
+    if (claimed === names.length) return;
+    await pause(100);
+  }
+  throw new Error(
+    `Cannot measure with a webhook worker: it claimed ${claimed} of ${names.length} hooks within ${WORKER_CLAIM_TIMEOUT_MS} ms`,
+  );
 }
 
 /** The prefix of the plain round `round`: no hook follows it. */

@@ -74,6 +74,7 @@ import {
   type EventWorkload,
   runHookCells,
   runWatchCell,
+  webhookWorkerStarter,
 } from "./_watch.ts";
 import { type FailoverMeasurement, measureFailover } from "./_failover.ts";
 import type { RunnerSpec } from "./_kvconnect_runner.ts";
@@ -616,6 +617,10 @@ async function runEvents(
             durationMs: options.durationMs,
             value,
             warmupMs: EVENT_WARMUP_MS,
+            startWorker: await webhookWorkerStarter([
+              url,
+              ...followers,
+            ]),
           });
       } catch (error) {
         measured = EVENT_CELLS[workload].map((cell) =>
