@@ -33,8 +33,11 @@
  * follows, no hook existing) and `put-hooks` (the same under a prefix that
  * {@linkcode HOOKS_PER_PREFIX} webhook hooks follow, their target a local
  * receiver answering 200), in {@linkcode HOOK_ROUNDS} rounds in ABBA order,
- * each cell's duration split over them. Whether a webhook worker delivered
- * is reported with the cell (`hooks.deliveriesReceived`).
+ * each cell's duration split over them. When the checkout has the webhook
+ * worker (`src/workers/webhooks/worker.ts`), an `aspen worker start`
+ * process delivers during each hooked part (both cells then run at most
+ * {@linkcode HOOK_WRITERS_WITH_WORKER_MAX} writers); the webhook requests
+ * received and due are reported with the cell (`hooks`).
  *
  * @module
  */
@@ -52,6 +55,7 @@ import type {
 } from "../src/protocol/http_api_hooks.ts";
 import {
   base64Of,
+  BENCH_ASPEN_ADMIN_TOKEN,
   BENCH_ASPEN_TOKEN,
   postJson,
   REQUEST_TIMEOUT_MS,
@@ -87,6 +91,12 @@ export const EVENT_WRITERS_DEFAULT = 64;
 export const WATCH_PREFIXES = 16;
 /** Webhook hooks on the prefix the `put-hooks` cell writes. */
 export const HOOKS_PER_PREFIX = 10;
+/**
+ * Writers of the hooks cells at most when a webhook worker runs: a node
+ * takes 64 connections from one address (`httpConnectionsPerAddressMax`),
+ * and the worker (on the same address) needs some of them at the leader.
+ */
+export const HOOK_WRITERS_WITH_WORKER_MAX = 48;
 /**
  * Ms of untimed warm-up `bench:compare` runs before each events cell (the
  * same loop, discarded): Aspen's nodes are JIT-compiled, etcd's are not.
@@ -136,10 +146,12 @@ export interface WatchDetails {
 export interface HookDetails {
   /** Hooks that followed the written prefix. */
   readonly hooks: number;
-  /** Webhook requests the local receiver got during the cells. */
+  /** Webhook requests the local receiver got during the hooked parts. */
   readonly deliveriesReceived: number;
   /** Whether a webhook worker ran (without one, hooks only record history and lag). */
   readonly worker: boolean;
+  /** Deliveries the hooked parts' puts called for (hooks × puts). */
+  readonly deliveriesDue: number;
 }
 
 /** A measured events cell: a coordination-style cell and its details. */
@@ -680,6 +692,13 @@ function watchMeasurement(seen: {
   };
 }
 
+/** A webhook worker process the hooked parts run with. */
+export interface StartedWorker {
+  /** Its last stderr lines, for an error report. */
+  stderrTail(): string;
+  stop(): Promise<void>;
+}
+
 /** Options of {@linkcode runHookCells}. */
 export interface HookCellsOptions {
   readonly clients: number;
@@ -691,7 +710,7 @@ export interface HookCellsOptions {
    * reach 127.0.0.1), or absent when there is none: the hooks then only
    * record history and lag. Resolves how to stop it.
    */
-  readonly startWorker?: () => Promise<() => Promise<void>>;
+  readonly startWorker?: () => Promise<StartedWorker>;
   /** Ms of untimed plain puts first (default none). */
   readonly warmupMs?: number;
 }
@@ -726,6 +745,11 @@ export async function runHookCells(
     received++;
     return new Response("ok");
   });
+  // Both cells run with the same writers, fewer when a worker runs.
+  const clients = options.startWorker === undefined
+    ? options.clients
+    : Math.min(options.clients, HOOK_WRITERS_WITH_WORKER_MAX);
+  options = { ...options, clients };
   try {
     const tag = randomTag();
     const roundMs = options.durationMs / HOOK_ROUNDS;
@@ -735,6 +759,7 @@ export async function runHookCells(
     const plain: ClosedLoopOutcome[] = [];
     const hooked: ClosedLoopOutcome[] = [];
     let worker = false;
+    let delivered = 0;
     for (let round = 0; round < HOOK_ROUNDS; round++) {
       // ABBA: plain first in even rounds, hooked first in odd ones.
       const hookedFirst = round % 2 === 1;
@@ -750,13 +775,15 @@ export async function runHookCells(
         prefix,
         receiver.addr.port,
       );
-      const stopWorker = await options.startWorker?.();
-      worker ||= stopWorker !== undefined;
-      if (stopWorker !== undefined) await waitForClaims(url, names);
+      const started = await options.startWorker?.();
+      worker ||= started !== undefined;
       try {
+        if (started !== undefined) await waitForClaims(url, names, started);
+        const before = received;
         hooked.push(await putLoop(url, prefix, options, roundMs));
+        delivered += received - before;
       } finally {
-        await stopWorker?.();
+        await started?.stop();
       }
       for (const name of names) {
         const request: HookRefRequest = { hook: name };
@@ -769,15 +796,18 @@ export async function runHookCells(
       }
     }
     return [
-      putMeasurement("put-plain", options.clients, plain, {
+      putMeasurement("put-plain", clients, plain, {
         hooks: 0,
         deliveriesReceived: 0,
         worker: false,
+        deliveriesDue: 0,
       }),
-      putMeasurement("put-hooks", options.clients, hooked, {
+      putMeasurement("put-hooks", clients, hooked, {
         hooks: HOOKS_PER_PREFIX,
-        deliveriesReceived: received,
+        deliveriesReceived: delivered,
         worker,
+        deliveriesDue: HOOKS_PER_PREFIX *
+          hooked.reduce((n, r) => n + r.latencies.length, 0),
       }),
     ];
   } finally {
@@ -797,7 +827,7 @@ const WORKER_CLAIM_TIMEOUT_MS = 20_000;
  */
 export async function webhookWorkerStarter(
   urls: readonly string[],
-): Promise<(() => Promise<() => Promise<void>>) | undefined> {
+): Promise<(() => Promise<StartedWorker>) | undefined> {
   try {
     await Deno.stat(`${repoRoot}src/workers/webhooks/worker.ts`);
   } catch {
@@ -821,10 +851,13 @@ export async function webhookWorkerStarter(
     ], {
       ASPEN_URL: urls.join(","),
       ASPEN_TOKEN: BENCH_ASPEN_TOKEN,
-      ASPEN_ADMIN_TOKEN: BENCH_ASPEN_TOKEN,
+      ASPEN_ADMIN_TOKEN: BENCH_ASPEN_ADMIN_TOKEN,
       NO_COLOR: "1",
     });
-    return Promise.resolve(() => stopChild(child));
+    return Promise.resolve({
+      stderrTail: () => child.stderrTail(),
+      stop: () => stopChild(child),
+    });
   };
 }
 
@@ -837,6 +870,7 @@ export async function webhookWorkerStarter(
 async function waitForClaims(
   url: string,
   names: readonly string[],
+  worker: StartedWorker,
 ): Promise<void> {
   const deadline = performance.now() + WORKER_CLAIM_TIMEOUT_MS;
   let claimed = 0;
@@ -851,7 +885,7 @@ async function waitForClaims(
     await pause(100);
   }
   throw new Error(
-    `Cannot measure with a webhook worker: it claimed ${claimed} of ${names.length} hooks within ${WORKER_CLAIM_TIMEOUT_MS} ms`,
+    `Cannot measure with a webhook worker: it claimed ${claimed} of ${names.length} hooks within ${WORKER_CLAIM_TIMEOUT_MS} ms: ${worker.stderrTail()}`,
   );
 }
 
@@ -978,7 +1012,7 @@ export function eventLines(
         roundsText(hooked)
       }; ${h.hooks} webhook hooks, ${
         h.worker ? "a webhook worker delivering" : "no webhook worker running"
-      }, ${h.deliveriesReceived} webhook requests received`,
+      }, ${h.deliveriesReceived} webhook requests received during the hooked parts of ${h.deliveriesDue} due`,
     );
   }
   return lines;
