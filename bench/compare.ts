@@ -629,7 +629,7 @@ async function runEvents(
       }
       for (const m of measured) {
         log(
-          `${target}: ${m.workload} x${clients}: ${
+          `${target}: ${m.workload} x${m.clients}: ${
             m.throughputPerSecond.toFixed(0)
           }/s, ${(m.callsPerSecond ?? 0).toFixed(0)} calls/s, p50 ${
             m.latencyMs.p50.toFixed(2)
