@@ -25,8 +25,8 @@
  * Correctness, checked without slowing the loop: once the writers stopped,
  * the watchers get {@linkcode DRAIN_TIMEOUT_MS} to receive the rest; each
  * acknowledged write whose event did not arrive, each event delivered
- * twice, out of its writer's order or with another value counts as a
- * violation.
+ * twice, out of its writer's order, with another value or to another
+ * prefix's watcher counts as a violation.
  *
  * Workload `hooks` runs two cells on Aspen: `put-plain` (the put workload's
  * closed loop, `POST /v1/kv/set` at the leader, keys under a prefix no hook
@@ -132,6 +132,8 @@ export interface WatchDetails {
   readonly outOfOrder: number;
   /** Events whose value is not the written one (violations). */
   readonly wrongValues: number;
+  /** Events at a watcher of another prefix (violations). */
+  readonly misrouted: number;
   /** Events that arrived before their write's reply (latency counted 0). */
   readonly beforeAck: number;
   /** Events of writes that got no reply (errors, not violations). */
@@ -531,8 +533,16 @@ export async function runWatchCell(
   let duplicates = 0;
   let outOfOrder = 0;
   let wrongValues = 0;
+  let misrouted = 0;
   let lastArrival = 0;
-  const onEvent: OnEvent = (id, valueMatches) => {
+  const onEvent = (prefix: number, id: string, valueMatches: boolean) => {
+    const dot = id.indexOf(".");
+    const writer = Number(id.slice(0, dot));
+    // Another prefix's event (or a stranger's key) at this watcher.
+    if (!(writer >= 0 && writer % WATCH_PREFIXES === prefix)) {
+      misrouted++;
+      return;
+    }
     if (arrived.has(id)) {
       duplicates++;
       return;
@@ -541,8 +551,6 @@ export async function runWatchCell(
     arrived.set(id, now);
     lastArrival = now;
     if (!valueMatches) wrongValues++;
-    const dot = id.indexOf(".");
-    const writer = Number(id.slice(0, dot));
     const seq = Number(id.slice(dot + 1));
     const last = lastSeq.get(writer);
     if (last !== undefined && seq < last) outOfOrder++;
@@ -603,6 +611,7 @@ export async function runWatchCell(
     duplicates,
     outOfOrder,
     wrongValues,
+    misrouted,
     watchErrors,
   });
 }
@@ -612,12 +621,13 @@ async function openWatches(
   driver: WatchDriver,
   tag: string,
   valueBase64: string,
-  onEvent: OnEvent,
+  onEvent: (prefix: number, id: string, valueMatches: boolean) => void,
 ): Promise<OpenWatch[]> {
   const opened = await Promise.allSettled(
     Array.from(
       { length: WATCH_PREFIXES },
-      (_, p) => driver.watch(tag, p, valueBase64, onEvent),
+      (_, p) =>
+        driver.watch(tag, p, valueBase64, (id, ok) => onEvent(p, id, ok)),
     ),
   );
   const failed = opened.find((o) => o.status === "rejected");
@@ -641,6 +651,7 @@ function watchMeasurement(seen: {
   readonly duplicates: number;
   readonly outOfOrder: number;
   readonly wrongValues: number;
+  readonly misrouted: number;
   readonly watchErrors: readonly string[];
 }): EventMeasurement {
   const { acknowledged, arrived, loop } = seen;
@@ -662,7 +673,7 @@ function watchMeasurement(seen: {
   const eventsMs = Math.max(loop.elapsedMs, seen.lastArrival - seen.start);
   const writeSeconds = loop.elapsedMs / 1000;
   const violations = missing + seen.duplicates + seen.outOfOrder +
-    seen.wrongValues;
+    seen.wrongValues + seen.misrouted;
   return {
     workload: "watch",
     clients: seen.options.clients,
@@ -684,6 +695,7 @@ function watchMeasurement(seen: {
       duplicates: seen.duplicates,
       outOfOrder: seen.outOfOrder,
       wrongValues: seen.wrongValues,
+      misrouted: seen.misrouted,
       beforeAck,
       unacknowledgedEvents,
       drainMs: Math.max(0, seen.lastArrival - seen.writersEnd),
@@ -990,7 +1002,7 @@ export function eventLines(
           fixed(c.callsPerSecond ?? NaN, 0)
         }/s, write p50 ${fixed(w.writeLatencyMs.p50, 2)} ms, p99 ${
           fixed(w.writeLatencyMs.p99, 2)
-        } ms), ${c.operations} events delivered; ${w.missing} missing, ${w.duplicates} duplicated, ${w.outOfOrder} out of order, ${w.wrongValues} with another value; ${w.beforeAck} arrived before their write's reply; ${w.unacknowledgedEvents} events of unacknowledged writes; last event ${
+        } ms), ${c.operations} events delivered; ${w.missing} missing, ${w.duplicates} duplicated, ${w.outOfOrder} out of order, ${w.wrongValues} with another value, ${w.misrouted} at another prefix's watcher; ${w.beforeAck} arrived before their write's reply; ${w.unacknowledgedEvents} events of unacknowledged writes; last event ${
           w.drainMs.toFixed(0)
         } ms after the writers stopped (${w.watchedAt})`,
       );

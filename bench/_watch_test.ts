@@ -1,7 +1,7 @@
 /**
  * The events cells' bookkeeping, never their timings: against an
  * in-process fake target, the watch cell counts each delivered event once
- * and catches missing, duplicated, reordered and altered ones; the etcd
+ * and catches missing, duplicated, reordered, altered and misrouted ones; the etcd
  * driver speaks the gateway's watch stream (a fake gateway); against a real
  * one-node Aspen, every acknowledged write's event arrives and the hooks
  * cells create, use and delete their hooks; the `--workload watch,hooks`
@@ -36,6 +36,8 @@ interface Breakage {
   readonly wrongValue?: string;
   /** Delivered late, after the writer's next write. */
   readonly late?: string;
+  /** Delivered to the next prefix's watcher as well. */
+  readonly misroute?: string;
 }
 
 /** A fake target: each put's event goes to its prefix's watcher after the ack. */
@@ -77,13 +79,16 @@ class FakeWatchDriver implements WatchDriver {
       this.#pending--;
       onEvent(id, id !== this.broken.wrongValue);
       if (id === this.broken.duplicate) onEvent(id, true);
+      if (id === this.broken.misroute) {
+        this.watchers.get((prefix + 1) % WATCH_PREFIXES)!(id, true);
+      }
     }, id === this.broken.late ? 30 : 0);
   }
 }
 
 const value = new Uint8Array(256).fill(7);
 
-Deno.test("runWatchCell() counts each event once and catches missing, duplicated, reordered and altered ones", async (t) => {
+Deno.test("runWatchCell() counts each event once and catches missing, duplicated, reordered, altered and misrouted ones", async (t) => {
   await t.step(
     "a faithful target: every write delivered, no violation",
     async () => {
@@ -112,6 +117,7 @@ Deno.test("runWatchCell() counts each event once and catches missing, duplicated
       duplicate: "1.1",
       wrongValue: "2.1",
       late: "3.1",
+      misroute: "4.1",
     });
     const cell = await runWatchCell(driver, {
       clients: 20,
@@ -121,10 +127,10 @@ Deno.test("runWatchCell() counts each event once and catches missing, duplicated
     });
     const w = cell.watch!;
     assert.deepEqual(
-      [w.missing, w.duplicates, w.wrongValues, w.outOfOrder],
-      [1, 1, 1, 1],
+      [w.missing, w.duplicates, w.wrongValues, w.outOfOrder, w.misrouted],
+      [1, 1, 1, 1, 1],
     );
-    assert.equal(cell.violations, 4);
+    assert.equal(cell.violations, 5);
     assert.equal(cell.operations, cell.calls! - 1);
   });
 });
