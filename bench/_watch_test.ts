@@ -1,8 +1,8 @@
 /**
  * The events cells' bookkeeping, never their timings: against an
  * in-process fake target, the watch cell counts each delivered event once
- * and catches missing, duplicated, reordered, altered and misrouted ones; the etcd
- * driver speaks the gateway's watch stream (a fake gateway); against a real
+ * and catches missing, duplicated, reordered, altered and misrouted ones;
+ * the etcd driver speaks the gateway's watch stream (a fake gateway); against a real
  * one-node Aspen, every acknowledged write's event arrives and the hooks
  * cells create, use and delete their hooks; the `--workload watch,hooks`
  * options and the summary lines.
