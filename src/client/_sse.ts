@@ -44,15 +44,29 @@ function isFinal(error: unknown): boolean {
     error instanceof LimitExceededError || error instanceof AuthError;
 }
 
-/** Parses an event stream's bytes into events (comments are keep-alives). */
+/**
+ * Characters one event (its lines not yet dispatched) may hold: far above
+ * any frame a node sends (an event with a 64 KiB value and previous value
+ * in base64 is under 200,000), so a broken stream cannot grow memory
+ * without bound.
+ */
+export const SSE_FRAME_CHARS_MAX = 1024 * 1024;
+
+/**
+ * Parses an event stream's bytes into events (comments are keep-alives).
+ *
+ * @throws {LimitExceededError} When one event exceeds `frameCharsMax` characters.
+ */
 export async function* parseEvents(
   body: ReadableStream<Uint8Array>,
+  frameCharsMax: number = SSE_FRAME_CHARS_MAX,
 ): AsyncGenerator<ServerEvent> {
   const decoder = new TextDecoder();
   let buffered = "";
   let id = "";
   let event = "";
   let data: string[] = [];
+  let dataChars = 0;
   for await (const chunk of body) {
     buffered += decoder.decode(chunk, { stream: true });
     let newline = buffered.search(/\r?\n/);
@@ -65,6 +79,7 @@ export async function* parseEvents(
       if (line === "") {
         if (data.length > 0) yield { id, event, data: data.join("\n") };
         data = [];
+        dataChars = 0;
         // The id persists (the last event id); the type is per event.
         event = "";
         continue;
@@ -75,7 +90,18 @@ export async function* parseEvents(
       const value = colon === -1 ? "" : line.slice(colon + 1).replace(/^ /, "");
       if (field === "id") id = value;
       else if (field === "event") event = value;
-      else if (field === "data") data.push(value);
+      else if (field === "data") {
+        data.push(value);
+        dataChars += value.length + 1;
+      }
+    }
+    // What is left is one event's start: complete events were dispatched.
+    if (buffered.length + dataChars > frameCharsMax) {
+      throw new LimitExceededError(
+        "limitExceeded",
+        `Cannot read the event stream: an event exceeds ${frameCharsMax} characters`,
+        { details: { limit: "sseFrameChars", max: frameCharsMax } },
+      );
     }
   }
 }

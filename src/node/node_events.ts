@@ -47,6 +47,17 @@ export interface NodeEventsOptions {
   readonly streamsMax?: number;
   /** The clock progress frames are timed by. Default `Date.now`. */
   readonly now?: () => number;
+  /** Testing knobs: the simulator's planted bug. Never set in production. */
+  readonly knobs?: NodeEventsKnobs;
+}
+
+/** Testing knobs of {@linkcode NodeEvents}: only the simulator sets them. */
+export interface NodeEventsKnobs {
+  /**
+   * Planted bug `watch-skip-on-resume`: a watch resumed after an event
+   * (`position: {after}`) skips the first matching event it should send.
+   */
+  readonly skipOnResume?: boolean;
 }
 
 /** The node's {@linkcode EventsPort}. */
@@ -55,6 +66,7 @@ export class NodeEvents implements EventsPort {
   readonly #feed: Pick<ChangeFeed, "waitPast">;
   readonly #streamsMax: number;
   readonly #now: () => number;
+  readonly #skipOnResume: boolean;
   readonly bytesMax: number;
   #streams = 0;
 
@@ -64,6 +76,7 @@ export class NodeEvents implements EventsPort {
     this.bytesMax = options.bytesMax;
     this.#streamsMax = options.streamsMax ?? 1_000;
     this.#now = options.now ?? Date.now;
+    this.#skipOnResume = options.knobs?.skipOnResume === true;
   }
 
   window(): EventsWindow {
@@ -106,6 +119,8 @@ export class NodeEvents implements EventsPort {
     let position = start;
     let synced = false;
     let quietSince = this.#now();
+    // The planted bug (a testing knob): resume one event too far.
+    let skip = this.#skipOnResume && "after" in start;
     this.#streams++;
     try {
       while (!signal.aborted) {
@@ -127,6 +142,10 @@ export class NodeEvents implements EventsPort {
         }
         for (const event of page.events) {
           if (signal.aborted) return;
+          if (skip) {
+            skip = false;
+            continue;
+          }
           yield { kind: "event", event };
         }
         position = page.next;

@@ -8,6 +8,9 @@
  * deno task sim --seeds 50 --state-machine kv --reads lease
  * deno task sim --seeds 100 --services leases,locks
  * deno task sim --bug grant-without-lease-check --seeds 500
+ * deno task sim --seeds 200 --services events
+ * deno task sim --seeds 100 --services leases,locks,events
+ * deno task sim --bug watch-skip-on-resume --seeds 500
  * ```
  *
  * Prints one line per violation (seed and what failed), then counts and
@@ -54,7 +57,8 @@ const USAGE =
        [--faults all|none|${FAULT_NAMES.join(",")}] [--trace]
        [--bug ${BUG_LIST}]
        [--ticks N] [--ops N] [--reads seeded|safe|lease]
-       [--state-machine seeded|map|kv] [--services none|leases,locks]`;
+       [--state-machine seeded|map|kv]
+       [--services none|leases,locks|events|leases,locks,events]`;
 
 function integer(flag: string, text: string | undefined, min: number): number {
   const value = Number(text);

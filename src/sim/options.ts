@@ -64,6 +64,10 @@ export const BUGS = {
   "grant-without-lease-check": {},
   "expire-without-extension": {},
   "keepalive-during-expiry": {},
+
+  // Bug of the events watch (issue 17): a watch resumed after an event
+  // skips one (`NodeEvents`' knob `skipOnResume`, set in the sim nodes).
+  "watch-skip-on-resume": {},
 } as const satisfies Record<string, TestingKnobs>;
 
 /** Planted bugs of the KV state machine's exactly-once tables, and their knobs. */
@@ -79,8 +83,8 @@ export const KV_BUG_KNOBS: Readonly<
 /** Name of a planted bug. */
 export type BugName = keyof typeof BUGS;
 
-/** Services the simulator can run beside KV (issue 16). */
-export const SERVICE_NAMES = ["leases", "locks"] as const;
+/** Services the simulator can run beside KV (issues 16 and 17). */
+export const SERVICE_NAMES = ["leases", "locks", "events"] as const;
 
 /** One service of {@linkcode SERVICE_NAMES}. */
 export type ServiceName = typeof SERVICE_NAMES[number];
@@ -115,6 +119,11 @@ export const SERVICE_BUG_KNOBS: Readonly<
 export const SERVICE_BUGS: ReadonlySet<BugName> = new Set(
   Object.keys(SERVICE_BUG_KNOBS) as BugName[],
 );
+
+/** Bugs of the events watch: their runs always run events. */
+export const EVENTS_BUGS: ReadonlySet<BugName> = new Set([
+  "watch-skip-on-resume",
+]);
 
 /** Bugs that only show when nodes serve lease reads: their runs always use leases. */
 export const LEASE_BUGS: ReadonlySet<BugName> = new Set([
@@ -213,10 +222,17 @@ export function parseServices(text: string): ServiceName[] {
   return [...new Set(names)] as ServiceName[];
 }
 
-/** The services a run runs: those asked for, or both for a service bug. */
+/**
+ * The services a run runs: those asked for, with leases and locks for a
+ * bug of theirs and events for a bug of the watch.
+ */
 export function runServices(options: SimOptions): readonly ServiceName[] {
-  if (options.bug !== null && SERVICE_BUGS.has(options.bug)) {
-    return SERVICE_NAMES;
+  const bug = options.bug;
+  if (bug !== null && SERVICE_BUGS.has(bug)) {
+    return [...new Set([...options.services, "leases", "locks"] as const)];
+  }
+  if (bug !== null && EVENTS_BUGS.has(bug)) {
+    return [...new Set([...options.services, "events"] as const)];
   }
   return options.services;
 }

@@ -36,6 +36,12 @@ import type { KvStateResult } from "../services/replicated_state.ts";
 import type { KvEntry } from "../model/types.ts";
 import type { CoordinationBinding } from "./coordination_binding.ts";
 import type { CoordinationNode } from "./coordination_clients.ts";
+import {
+  attachEvents,
+  type EventsSettings,
+  type SimEventsPort,
+} from "./events_node.ts";
+import { ChangeFeed } from "../state/change_feed.ts";
 import type { EventQueue } from "./event_queue.ts";
 import type { ServiceBugKnobs } from "./options.ts";
 import { COMPACTED, type InvariantChecker, type TermAt } from "./invariants.ts";
@@ -65,6 +71,8 @@ export interface NodeEnvironment {
    * false) or replaced its state (a restart or a snapshot, `reset` true).
    */
   coordinationApplied?(node: SimNode, kv: KvStateMachine, reset: boolean): void;
+  /** With the events service: as `coordinationApplied`, for the history's reference. */
+  eventsApplied?(node: SimNode, kv: KvStateMachine, reset: boolean): void;
   readonly trace: ((line: string) => void) | null;
 }
 
@@ -92,6 +100,8 @@ export interface NodeSettings {
     readonly binding: CoordinationBinding;
     readonly knobs: ServiceBugKnobs;
   } | null;
+  /** The events service and its planted bug, or null (not run). */
+  readonly events: EventsSettings | null;
 }
 
 /** A client request cannot reach the process (it is down). */
@@ -135,6 +145,10 @@ export class SimNode {
   #state: SimKvState | null = null;
   /** The running incarnation's coordination port, or null (down, or KV only). */
   #coordination: CoordinationNode | null = null;
+  /** The running incarnation's events port (gated), or null (down, or not run). */
+  #events: SimEventsPort | null = null;
+  /** Aborted when the running incarnation dies: its watch streams end. */
+  #died: AbortController | null = null;
   /** Snapshots received from a leader and installed by earlier incarnations. */
   #snapshotsInstalledBefore = 0;
   /** Client reads that queued while the process did not run, for reports. */
@@ -251,9 +265,23 @@ export class SimNode {
     return this.#runner === null ? null : this.#coordination;
   }
 
+  /**
+   * The events service's port of the running process (requests queue
+   * while it is paused, fail while it is down), or null while it is down
+   * or the run does not run events.
+   */
+  get events(): SimEventsPort | null {
+    return this.#runner === null ? null : this.#events;
+  }
+
   /** Ids of the writes the running state applied. */
   appliedIds(): Set<string> {
     return this.#state?.appliedIds() ?? new Set();
+  }
+
+  /** Bytes of the running state's snapshot (0 while down). */
+  stateBytes(): number {
+    return this.#state?.snapshotData().byteLength ?? 0;
   }
 
   /** Hash of the running state ("down" while down). */
@@ -269,12 +297,14 @@ export class SimNode {
     const checker = environment.checker;
     checker.observeStart(this.id, this.disk.hardState);
     process.start();
+    const feed = settings.events === null ? undefined : new ChangeFeed();
     const state = new SimKvState(
       this.id,
       checker,
       this.disk,
       settings.kvKnobs,
       environment.trace,
+      feed,
     );
     state.restoreImage();
     const transport = new SimTransport(
@@ -329,7 +359,7 @@ export class SimNode {
       this.#state = state;
       this.#afterStep(runner.core);
       runner.start();
-      this.#attachCoordination(runner, state);
+      this.#attachServices(runner, state, feed);
     });
     if (this.#runner === null) process.crash();
   }
@@ -348,32 +378,46 @@ export class SimNode {
     this.#state = null;
     // Its timers die with the incarnation; the port refuses from now on.
     this.#coordination = null;
+    this.#events = null;
+    this.#died?.abort();
+    this.#died = null;
     this.process.crash();
   }
 
   /**
-   * With the coordination services: a service host of this incarnation
-   * runs their leader tasks on the process's clock and timers, and the
-   * node answers their port through the process's input gate.
+   * With the coordination services or events: a service host of this
+   * incarnation runs their leader tasks on the process's clock and timers,
+   * and the node answers their ports through the process's input gate.
    */
-  #attachCoordination(
+  #attachServices(
     runner: RaftRunner<KvStateResult>,
     state: SimKvState,
+    feed: ChangeFeed | undefined,
   ): void {
     const coordination = this.#settings.coordination;
-    if (coordination === null) return;
+    const events = this.#settings.events;
+    if (coordination === null && (events === null || feed === undefined)) {
+      return;
+    }
     const process = this.process;
     const environment = this.#environment;
-    state.onApplied = (reset) =>
-      environment.coordinationApplied?.(this, state.kv, reset);
-    environment.coordinationApplied?.(this, state.kv, true);
+    state.onApplied = (reset) => {
+      if (coordination !== null) {
+        environment.coordinationApplied?.(this, state.kv, reset);
+      }
+      if (events !== null) environment.eventsApplied?.(this, state.kv, reset);
+    };
+    if (coordination !== null) {
+      environment.coordinationApplied?.(this, state.kv, true);
+    }
+    if (events !== null) environment.eventsApplied?.(this, state.kv, true);
     const services = new ServiceHost({
       leadership: runnerLeadership(runner),
       proposeLocal: (data) => runner.proposeLocal(data),
       clock: process.clock,
       scheduler: process.scheduler,
     });
-    const port = coordination.binding.attach({
+    const port = coordination?.binding.attach({
       runner,
       kv: state.kv,
       services,
@@ -384,6 +428,19 @@ export class SimNode {
         this.#settings.electionTicks,
       knobs: coordination.knobs,
     });
+    const died = new AbortController();
+    const eventsPort = events === null || feed === undefined
+      ? undefined
+      : attachEvents({
+        nodeId: this.id,
+        runner,
+        store: state.kv.store,
+        feed,
+        services,
+        clock: process.clock,
+        scheduler: process.scheduler,
+        died: died.signal,
+      }, events);
     services.start();
     const gate = <T>(call: () => Promise<T>): Promise<T> =>
       this.#request((current) =>
@@ -391,15 +448,37 @@ export class SimNode {
           ? call()
           : Promise.reject(new NodeDownError(`'${this.id}' restarted`))
       );
-    this.#coordination = {
-      grant: (request) => gate(() => port.grant(request)),
-      keepAlive: (request) => gate(() => port.keepAlive(request)),
-      revoke: (request) => gate(() => port.revoke(request)),
-      acquire: (request) => gate(() => port.acquire(request)),
-      cancel: (request) => gate(() => port.cancel(request)),
-      release: (request) => gate(() => port.release(request)),
-      commit: (request) => gate(() => port.commit(request)),
-    };
+    if (port !== undefined) {
+      this.#coordination = {
+        grant: (request) => gate(() => port.grant(request)),
+        keepAlive: (request) => gate(() => port.keepAlive(request)),
+        revoke: (request) => gate(() => port.revoke(request)),
+        acquire: (request) => gate(() => port.acquire(request)),
+        cancel: (request) => gate(() => port.cancel(request)),
+        release: (request) => gate(() => port.release(request)),
+        commit: (request) => gate(() => port.commit(request)),
+      };
+    }
+    if (eventsPort !== undefined) {
+      this.#died = died;
+      this.#events = {
+        open: (request, signal) =>
+          gate(async () => {
+            const opened = await eventsPort.open(request, signal);
+            if (opened.kind === "compacted") return opened;
+            const watch = opened.watch;
+            return {
+              kind: "open",
+              watch: {
+                next: () => gate(() => watch.next()),
+                close: watch.close,
+              },
+            };
+          }),
+        compact: (below) => gate(() => eventsPort.compact(below)),
+        window: () => eventsPort.window(),
+      };
+    }
   }
 
   /** While the process is down: a tail of unsynced-to-commit entries fails its checksum. */

@@ -19,6 +19,7 @@ import {
   type KvStateMachineKnobs,
 } from "../services/state_machine.ts";
 import { stateHash } from "../state/state_hash.ts";
+import type { ChangeSink } from "../state/changes.ts";
 import type { SnapshotChunk } from "../state/state_store.ts";
 import { MemoryStateStore } from "../storage/memory_state_store.ts";
 import { encodeKey } from "../model/key_codec.ts";
@@ -58,6 +59,7 @@ export class SimKvState implements ReplicatedStateMachine<KvStateResult> {
    * @param knobs Planted bugs of the KV state machine. The session table
    *   keeps only {@linkcode SIM_SESSION_RESULTS_MAX} results, so retries
    *   meet evicted results within a run.
+   * @param changes Where applied changes go (the events run's change feed), if anywhere.
    */
   constructor(
     id: string,
@@ -65,15 +67,17 @@ export class SimKvState implements ReplicatedStateMachine<KvStateResult> {
     disk: SimDisk,
     knobs: KvStateMachineKnobs,
     trace: ((line: string) => void) | null,
+    changes?: ChangeSink,
   ) {
     this.#id = id;
     this.#checker = checker;
     this.#disk = disk;
     this.#trace = trace;
-    this.kv = new KvStateMachine(new MemoryStateStore(), {
-      resultsMax: SIM_SESSION_RESULTS_MAX,
-      ...knobs,
-    });
+    this.kv = new KvStateMachine(
+      new MemoryStateStore(),
+      { resultsMax: SIM_SESSION_RESULTS_MAX, ...knobs },
+      changes === undefined ? {} : { changes },
+    );
     this.#state = new KvReplicatedState(this.kv);
   }
 

@@ -17,12 +17,15 @@ import {
 import type { CoordinationCounts } from "./coordination_clients.ts";
 import { CoordinationProperties } from "./coordination_run.ts";
 import { EventQueue } from "./event_queue.ts";
+import type { EventsSettings } from "./events_node.ts";
+import { type EventsCounts, EventsProperties } from "./events_run.ts";
 import { InvariantChecker } from "./invariants.ts";
 import { checkOperations, kvModel } from "./lincheck.ts";
 import { describeMessage, SimNetwork } from "./network.ts";
 import { Nemesis } from "./nemesis.ts";
 import {
   BUGS,
+  EVENTS_BUGS,
   KV_BUG_KNOBS,
   LEASE_BUGS,
   runServices,
@@ -46,6 +49,8 @@ export const CLOCK_DRIFT = 0.15;
 export const MAX_DELAY_MS = 2;
 /** Budget of the healed phase, in ticks: a leader, fresh commits, catch-up. */
 const livenessTicksMax = 400;
+/** Budget of the events watchers' catch-up after healing, in ticks. */
+const catchUpTicksMax = 600;
 /** Fresh writes demanded after healing. */
 const freshWrites = 3;
 /** Client operation deadline, in ms. */
@@ -113,6 +118,8 @@ export interface SeedResult {
     readonly readsQueued: number;
     /** The coordination workload's counts (null: KV only). */
     readonly coordination: CoordinationCounts | null;
+    /** The events watchers' counts (null: the events service not run). */
+    readonly watchers: EventsCounts | null;
   };
 }
 
@@ -155,8 +162,12 @@ class Simulation {
   readonly #nemesis: Nemesis;
   /** The leases and locks workload and properties, or null (KV only). */
   readonly #coordination: CoordinationProperties | null;
+  /** The events watchers, reference and compaction nemesis, or null. */
+  readonly #watch: EventsProperties | null;
   /** Some node ran an input since the last settle. */
   #unsettled = false;
+  /** This seed's snapshot chunk size (a lagging member catches up one chunk per round trip). */
+  readonly #snapshotChunkBytes: number;
   #events = 0;
 
   constructor(options: SimOptions) {
@@ -192,11 +203,13 @@ class Simulation {
     const maxInflightMessages = tuning.pick([2, 8, 64]);
     const maxUncommittedBytes = tuning.pick([2048, 65536]);
     const snapshotChunkBytes = tuning.pick([64, 512, 65536]);
+    this.#snapshotChunkBytes = snapshotChunkBytes;
     const knobs = options.bug === null ? undefined : BUGS[options.bug];
     const serviceKnobs = options.bug === null
       ? {}
       : SERVICE_BUG_KNOBS[options.bug] ?? {};
     const coordination = this.#coordinationSetup(serviceKnobs);
+    const events = this.#eventsSetup(random("events:settings"));
     const kvKnobs = {
       ...(options.bug === null ? {} : KV_BUG_KNOBS[options.bug] ?? {}),
       ...(coordination?.binding.stateKnobs(serviceKnobs) ?? {}),
@@ -226,6 +239,7 @@ class Simulation {
       testingKnobs: knobs,
       kvKnobs,
       coordination,
+      events,
     };
     const environment = {
       queue,
@@ -244,6 +258,11 @@ class Simulation {
         kv: Parameters<CoordinationProperties["applied"]>[1],
         reset: boolean,
       ) => this.#coordination?.applied(node.id, kv, reset),
+      eventsApplied: (
+        node: SimNode,
+        kv: Parameters<EventsProperties["applied"]>[1],
+        reset: boolean,
+      ) => this.#watch?.applied(node.id, kv, reset),
       trace: this.#trace,
     };
     this.#nodes = ids.map((id) =>
@@ -287,6 +306,18 @@ class Simulation {
         this.#checker,
         this.#trace,
       );
+    this.#watch = events === null ? null : new EventsProperties(
+      queue,
+      () => this.#nodes.map((node) => ({ id: node.id, port: node.events })),
+      () => this.#leader()?.events ?? null,
+      faultyMs,
+      random,
+      this.#checker,
+      () => {
+        this.#unsettled = true;
+      },
+      this.#trace,
+    );
     this.#nemesis = new Nemesis(
       queue,
       random("nemesis"),
@@ -314,11 +345,15 @@ class Simulation {
     this.#nemesis.start(faultyMs);
     this.#clients.start();
     this.#coordination?.start();
+    this.#watch?.start();
     await this.#runUntil(() => this.#queue.peekTime() > faultyMs);
     if (this.#checker.violation === null) await this.#livenessPhase(faultyMs);
     if (this.#checker.violation === null) this.#checkDurability();
     if (this.#checker.violation === null) this.#checkLinearizability();
     if (this.#checker.violation === null) this.#coordination?.finish();
+    if (this.#checker.violation === null) await this.#eventsCatchUp();
+    this.#watch?.stop();
+    if (this.#checker.violation === null) this.#watch?.finish();
     return this.#result();
   }
 
@@ -330,13 +365,66 @@ class Simulation {
   #coordinationSetup(
     knobs: ServiceBugKnobs,
   ): { binding: CoordinationBinding; knobs: ServiceBugKnobs } | null {
-    if (runServices(this.#options).length === 0) return null;
+    const services = runServices(this.#options);
+    if (!services.includes("leases") && !services.includes("locks")) {
+      return null;
+    }
     if (COORDINATION_BINDING === null) {
       throw new RangeError(
         "Cannot simulate services 'leases,locks' as the simulator has no binding to them yet: see src/sim/coordination_binding.ts",
       );
     }
     return { binding: COORDINATION_BINDING, knobs };
+  }
+
+  /**
+   * With events: how every node runs the service (compaction often, few
+   * revisions kept: the compaction nemesis), and the planted bug's knob.
+   */
+  #eventsSetup(random: SeededRandom): EventsSettings | null {
+    if (!runServices(this.#options).includes("events")) return null;
+    const bug = this.#options.bug;
+    return {
+      knobs: bug !== null && EVENTS_BUGS.has(bug)
+        ? { skipOnResume: bug === "watch-skip-on-resume" }
+        : {},
+      compactIntervalMs: random.pick([100, 250, 500]),
+      keepRevisions: random.pick([5, 20, 60]),
+    };
+  }
+
+  /**
+   * With events, after healing: every watcher resumes on the leader until
+   * its stream says `synced`, within {@linkcode catchUpTicksMax}.
+   */
+  async #eventsCatchUp(): Promise<void> {
+    const watch = this.#watch;
+    if (watch === null) return;
+    watch.catchUp();
+    const endMs = this.#queue.now + catchUpTicksMax * TICK_MS;
+    await this.#runUntil(() =>
+      watch.caughtUp || this.#queue.peekTime() > endMs
+    );
+    if (this.#checker.violation !== null || watch.caughtUp) return;
+    this.#checker.fail(
+      `events liveness: watchers not synced on the leader ${catchUpTicksMax} ticks after healing: ${
+        watch.behind.join(", ")
+      }; ${this.#describeNodes()}`,
+    );
+  }
+
+  /** A node that leads now (the highest term), or null. */
+  #leader(): SimNode | null {
+    let leader: SimNode | null = null;
+    let term = -1;
+    for (const node of this.#nodes) {
+      const status = node.available ? node.raft?.status() : undefined;
+      if (status?.role === "leader" && status.term > term) {
+        leader = node;
+        term = status.term;
+      }
+    }
+    return leader;
   }
 
   /** Lets the promise jobs the last events started run, at the time they started. */
@@ -401,7 +489,13 @@ class Simulation {
   async #livenessPhase(faultyMs: number): Promise<void> {
     this.#trace?.("heal all");
     this.#nemesis.healAll();
-    const budgetMs = livenessTicksMax * TICK_MS;
+    // A member that lost its log catches up by snapshot, one chunk per
+    // round trip (under a tick once healed): the budget grows with the state
+    // it must receive (the events history makes states larger), so a seed
+    // with 64-byte chunks is judged on liveness, not on transfer time.
+    const stateBytes = Math.max(0, ...this.#nodes.map((n) => n.stateBytes()));
+    const transferTicks = Math.ceil(stateBytes / this.#snapshotChunkBytes);
+    const budgetMs = (livenessTicksMax + transferTicks) * TICK_MS;
     const endMs = faultyMs + budgetMs;
     let fresh: number | null = null;
     this.#clients.writeFresh(
@@ -567,6 +661,7 @@ class Simulation {
         coordination: this.#coordination === null
           ? null
           : { ...this.#coordination.counts },
+        watchers: this.#watch === null ? null : { ...this.#watch.counts },
       },
     };
   }

@@ -1,6 +1,6 @@
 /**
  * The example service's apply (tests only): counters as rows under its
- * keyspace `ff 65`.
+ * keyspace `ff 78` (`ff 65` is the events service's).
  *
  * @module
  */
@@ -17,8 +17,8 @@ import { type AddCommand, decodeAdd } from "./commands.ts";
 
 /** The example service's keyspace. */
 export const EXAMPLE_KEYSPACE: KeyRange = {
-  start: new Uint8Array([0xff, 0x65]),
-  end: new Uint8Array([0xff, 0x66]),
+  start: new Uint8Array([0xff, 0x78]),
+  end: new Uint8Array([0xff, 0x79]),
 };
 
 /** The row of counter `name`. */
