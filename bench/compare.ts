@@ -322,6 +322,13 @@ async function unavailableReason(
   ) {
     return `it runs none of ${options.workloads.join(", ")}`;
   }
+  if (
+    kvWorkloads(options).length === 0 &&
+    coordinationWorkloads(options).length === 0 &&
+    eventsDriverName(target, options) === ""
+  ) {
+    return `it runs none of ${options.workloads.join(", ")}`;
+  }
   if (target.startsWith("etcd-")) {
     const etcd = await findEtcd();
     return etcd.ok ? null : etcd.reason;
@@ -561,12 +568,15 @@ async function runCoordination(
   return cells;
 }
 
-/** How the events cells reach `target`, or "" when it runs none. */
-function eventsDriverName(target: TargetName): string {
+/** How the events cells reach `target`, or "" when it runs none (etcd has no hooks). */
+function eventsDriverName(
+  target: TargetName,
+  options: CompareOptions,
+): string {
   if (target.startsWith("aspen-") || target.startsWith("raw-")) {
     return new AspenWatchDriver("", [""]).description;
   }
-  if (target.startsWith("etcd-")) {
+  if (target.startsWith("etcd-") && eventWorkloads(options).includes("watch")) {
     return new EtcdWatchDriver("", [""]).description;
   }
   return "";
@@ -751,7 +761,7 @@ async function runTarget(
       await coordination.close();
     }
     const eventsRan = eventWorkloads(options).length > 0 &&
-      started.cluster !== null && eventsDriverName(target) !== "";
+      started.cluster !== null && eventsDriverName(target, options) !== "";
     if (eventsRan) {
       cells.push(...await runEvents(target, started.cluster!, options));
     }
@@ -776,7 +786,7 @@ async function runTarget(
           ? [started.driverName]
           : []),
         ...(coordinationRan ? [started.coordinationName!] : []),
-        ...(eventsRan ? [eventsDriverName(target)] : []),
+        ...(eventsRan ? [eventsDriverName(target, options)] : []),
       ].join("; "),
       startMs,
       cells,
