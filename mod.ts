@@ -44,6 +44,18 @@ export type {
   EventsWatchFrame,
   EventsWatchOptions,
 } from "./src/client/events.ts";
+export { AspenHooks } from "./src/client/hooks.ts";
+export type {
+  AspenHook,
+  HookCreated,
+  HookCreateOptions,
+  HookDeliveriesOptions,
+  HookDeliveriesPage,
+  HookDelivery,
+  HookOutcome,
+  HookSelector,
+  HookTarget,
+} from "./src/client/hooks.ts";
 export type { StreamOptions } from "./src/client/connect.ts";
 export { AspenKvU64, KvU64 } from "./src/client/kv_u64.ts";
 export { KvV8Bytes } from "./src/client/_values.ts";
@@ -52,8 +64,11 @@ export {
   AspenError,
   AuthError,
   CheckFailedError,
+  ClaimLostError,
   CompactedError,
   errorFromWire,
+  HookExistsError,
+  HookNotFoundError,
   InvalidRequestError,
   LeaseLostError,
   LeaseNotFoundError,

@@ -29,6 +29,8 @@ import { electCommand } from "./commands/elect.ts";
 import { eventsCommand } from "./commands/events.ts";
 import { devCommand, nodeCommand } from "./commands/node.ts";
 import { snapshotCommand } from "./commands/snapshot.ts";
+import { hookCommand } from "./commands/hook.ts";
+import { workerCommand } from "./commands/worker.ts";
 import { describeFailure, EXIT } from "./commands/_context.ts";
 
 /** The version `aspen --version` prints (the package's, from deno.json). */
@@ -98,6 +100,8 @@ write's outcome unknown, a node unhealthy in 'cluster health|endpoints'),
   root.addCommand(nodeCommand());
   root.addCommand(devCommand());
   root.addCommand(snapshotCommand());
+  root.addCommand(hookCommand());
+  root.addCommand(workerCommand());
   root.addCommand(completionsCommand(() => root));
   for (const command of allCommands(root)) {
     const path = commandPath(command);

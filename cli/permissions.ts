@@ -17,6 +17,17 @@ export const CLI_ENV_VARS: readonly string[] = [
   "ASPEN_ADMIN_TOKEN",
 ];
 
+/**
+ * Environment variables of `worker start`: the global options' and the
+ * SSRF guard's allow list (`ALLOW_TARGETS_ENV` of
+ * `src/workers/webhooks/guard.ts`). Nothing else: a worker has the
+ * network and these, no file access.
+ */
+export const WORKER_ENV_VARS: readonly string[] = [
+  ...CLI_ENV_VARS,
+  "ASPEN_HOOK_ALLOW_TARGETS",
+];
+
 /** Every environment variable the launcher and the CLI may read. */
 export const ASPEN_ENV_VARS: readonly string[] = [
   ...NODE_ENV_VARS,
@@ -49,6 +60,7 @@ const VALUE_OPTIONS = new Set([
   "--nodes",
   "--base-port",
   "--name",
+  "--allow-targets",
 ]);
 
 /** A path Deno's permission flags cannot express (they are comma-separated). */
@@ -127,6 +139,10 @@ export function grantsFor(input: LaunchInput): Grants {
   const write = new Set<string>();
   const dataDirs = line.values.get("--data-dir") ?? [];
   let run = false;
+  if (group === "worker" && command === "start") {
+    // The network and its variables only: the guard is the fence.
+    return { read: [], write: [], env: WORKER_ENV_VARS, net: true, run };
+  }
   if (group === "node" && command === "start") {
     const dirs = new Set([...dataDirs]);
     const fromEnv = input.env("ASPEN_DATA_DIR");

@@ -73,6 +73,31 @@ function networkCommands(dir: string): Record<string, string[]> {
     "cluster health": ["cluster", "health"],
     "cluster endpoints": ["cluster", "endpoints"],
     "snapshot save": ["snapshot", "save", `${dir}/backup`],
+    "hook create": [
+      "hook",
+      "create",
+      "--name",
+      "h",
+      "--webhook",
+      "https://example.com/h",
+    ],
+    "hook list": ["hook", "list"],
+    "hook get": ["hook", "get", "h"],
+    "hook delete": ["hook", "delete", "h"],
+    "hook enable": ["hook", "enable", "h"],
+    "hook disable": ["hook", "disable", "h"],
+    "hook rotate-secret": ["hook", "rotate-secret", "h"],
+    "hook deliveries": ["hook", "deliveries", "h"],
+    "hook replay": [
+      "hook",
+      "replay",
+      "h",
+      "--from-revision",
+      "1",
+      "--to-revision",
+      "2",
+    ],
+    "hook trigger": ["hook", "trigger", "h"],
   };
 }
 
@@ -90,6 +115,8 @@ function localCommands(dir: string): Record<string, string[]> {
     "dev cluster": ["dev", "cluster", "--data-dir", `${dir}/dev`],
     "dev status": ["dev", "status", "--data-dir", `${dir}/dev`],
     "completions": ["completions", "bash"],
+    // Runs until interrupted: only its parse errors are in the table.
+    "worker start": ["worker", "start"],
   };
 }
 

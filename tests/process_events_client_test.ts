@@ -17,54 +17,9 @@ import { aspen, CLI } from "./helpers/cli_run.ts";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
 import { lines } from "./helpers/stream_lines.ts";
 import { waitFor } from "./helpers/wait_for.ts";
+import { stockWriter } from "./helpers/stock_writer.ts";
 
-const WRITER = new URL("./helpers/process_stock_writer.ts", import.meta.url)
-  .pathname;
 const WRITES = 200;
-
-/** The stock writer child: `["stock", n] = "value-n"`, n = 0…count-1. */
-function stockWriter(url: string, token: string, count: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-kv",
-      "--allow-net=127.0.0.1",
-      "--allow-env=DENO_KV_ACCESS_TOKEN",
-      WRITER,
-      url,
-      String(count),
-    ],
-    env: { DENO_KV_ACCESS_TOKEN: token, NO_COLOR: "1" },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(120_000),
-  }).spawn();
-  const acked = new Map<number, string>();
-  const problems: string[] = [];
-  let wroteAll: () => void = () => {};
-  const allWritten = new Promise<void>((resolve) => wroteAll = resolve);
-  const readers = Promise.all([
-    lines(child.stdout, (line) => {
-      const event = JSON.parse(line);
-      if ("ack" in event) acked.set(event.ack, event.versionstamp);
-      if ("wrong" in event || "error" in event) problems.push(line);
-      if ("done" in event) wroteAll();
-    }),
-    lines(child.stderr, () => {}),
-  ]);
-  return {
-    acked,
-    problems,
-    /** Waits until it made its `count` writes (or exited), then for its exit. */
-    async finish(): Promise<void> {
-      await Promise.race([allWritten, child.status]);
-      await child.stdin.close().catch(() => {});
-      await child.status;
-      await readers;
-    },
-  };
-}
 
 /** `aspen args…` as a child whose stdout is read line by line as it comes. */
 function spawnAspen(args: string[], env: Record<string, string>) {
@@ -130,7 +85,7 @@ Deno.test("aspen events watch --json over 3 processes: stock writes once each, i
     // it replays them, then the node it reads from is killed before the
     // second round.
     const first = stockWriter(`${cluster.node(leader).url}/kv`, token, WRITES);
-    await first.finish();
+    await first.done();
     const watch = spawnAspen([
       "events",
       "watch",
@@ -156,7 +111,7 @@ Deno.test("aspen events watch --json over 3 processes: stock writes once each, i
       token,
       WRITES,
     );
-    await second.finish();
+    await second.done();
     const result = await watch.done();
     assert.equal(result.code, 0, result.stderr);
     for (const writer of [first, second]) {
@@ -238,7 +193,7 @@ Deno.test("events below a compacted window: the client's watch and list throw Co
     const token = await cluster.token();
     const url = cluster.node(0).url;
     const writer = stockWriter(`${url}/kv`, token, 40);
-    await writer.finish();
+    await writer.done();
     assert.equal(writer.acked.size, 40);
     using client = connect(url, { token });
     await waitFor(

@@ -15,7 +15,7 @@ import {
   withProcessCluster,
 } from "./helpers/process_cluster.ts";
 import { type SseFrame, SseReader } from "./helpers/sse_reader.ts";
-import { lines } from "./helpers/stream_lines.ts";
+import { stockWriter } from "./helpers/stock_writer.ts";
 import { waitFor } from "./helpers/wait_for.ts";
 import type {
   EventsListResponse,
@@ -23,62 +23,7 @@ import type {
   WireEvent,
 } from "../src/protocol/http_api_events.ts";
 
-const WRITER = new URL("./helpers/process_stock_writer.ts", import.meta.url)
-  .pathname;
 const WRITES = 300;
-
-function stockWriter(url: string, token: string, count: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-kv",
-      "--allow-net=127.0.0.1",
-      "--allow-env=DENO_KV_ACCESS_TOKEN",
-      WRITER,
-      url,
-      String(count),
-    ],
-    env: { DENO_KV_ACCESS_TOKEN: token, NO_COLOR: "1" },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const acked = new Map<number, string>();
-  const wrong: string[] = [];
-  let wroteAll: () => void = () => {};
-  const allWritten = new Promise<void>((resolve) => wroteAll = resolve);
-  const readers = Promise.all([
-    lines(child.stdout, (line) => {
-      const event = JSON.parse(line);
-      if ("ack" in event) acked.set(event.ack, event.versionstamp);
-      if ("wrong" in event) wrong.push(event.wrong);
-      if ("done" in event) wroteAll();
-    }),
-    lines(child.stderr, () => {}),
-  ]);
-  const deadline = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-  }, 120_000);
-  return {
-    acked,
-    wrong,
-    /** Waits until it made its `count` writes and exited. */
-    async done(): Promise<void> {
-      await Promise.race([allWritten, child.status]);
-      await this.finish();
-    },
-    async finish(): Promise<void> {
-      await child.stdin.close().catch(() => {});
-      await child.status;
-      clearTimeout(deadline);
-      await readers;
-    },
-  };
-}
 
 async function watch(
   url: string,
@@ -188,7 +133,7 @@ Deno.test("events watch over 3 processes: stock writes arrive once each and in o
       assert.ok(frame !== null, "the resumed watch ended early");
       take([frame]);
     }
-    await writer.finish();
+    await writer.done();
     await two.close();
     assert.deepEqual(writer.wrong, []);
     assert.equal(writer.acked.size, WRITES);

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
-import { lines } from "./helpers/stream_lines.ts";
+import { stockWriter } from "./helpers/stock_writer.ts";
 import { waitFor } from "./helpers/wait_for.ts";
 import { deserializeV8 } from "../src/model/v8_codec.ts";
 import { fromBase64 } from "../src/protocol/http_api_codec.ts";
@@ -19,55 +19,6 @@ import type {
   HookCreateResponse,
   WireHook,
 } from "../src/protocol/http_api_hooks.ts";
-
-const WRITER = new URL("./helpers/process_stock_writer.ts", import.meta.url)
-  .pathname;
-
-function stockWriter(url: string, token: string, count: number) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--unstable-kv",
-      "--allow-net=127.0.0.1",
-      "--allow-env=DENO_KV_ACCESS_TOKEN",
-      WRITER,
-      url,
-      String(count),
-    ],
-    env: { DENO_KV_ACCESS_TOKEN: token, NO_COLOR: "1" },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const acked = new Map<number, string>();
-  let wroteAll: () => void = () => {};
-  const allWritten = new Promise<void>((resolve) => wroteAll = resolve);
-  const readers = Promise.all([
-    lines(child.stdout, (line) => {
-      const event = JSON.parse(line);
-      if ("ack" in event) acked.set(event.ack, event.versionstamp);
-      if ("done" in event) wroteAll();
-    }),
-    lines(child.stderr, () => {}),
-  ]);
-  const deadline = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-  }, 120_000);
-  return {
-    acked,
-    async done(): Promise<void> {
-      await Promise.race([allWritten, child.status]);
-      await child.stdin.close().catch(() => {});
-      await child.status;
-      clearTimeout(deadline);
-      await readers;
-    },
-  };
-}
 
 async function post<T>(
   url: string,

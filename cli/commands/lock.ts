@@ -45,6 +45,7 @@ const SHADOWED: Record<string, Record<string, string>> = {
   "lock release": { "--token": "--holder-token" },
   "elect proclaim": { "--token": "--holder-token" },
   "elect resign": { "--token": "--holder-token" },
+  "hook create": { "--timeout": "--attempt-timeout" },
 };
 
 /**

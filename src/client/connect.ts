@@ -7,6 +7,7 @@ import { HttpTransport } from "./_transport.ts";
 import { isTicket, ticketClusterId, ticketUrls } from "./_ticket.ts";
 import { AspenCluster } from "./cluster.ts";
 import { AspenKv } from "./kv.ts";
+import { AspenHooks } from "./hooks.ts";
 import { AspenLeases } from "./leases.ts";
 import { AspenLocks } from "./locks.ts";
 import { AspenElections } from "./elections.ts";
@@ -25,6 +26,8 @@ export class AspenClient {
   readonly kv: AspenKv;
   /** Status and membership administration. */
   readonly cluster: AspenCluster;
+  /** Durable hooks (webhooks, queues) and the webhook workers' protocol. */
+  readonly hooks: AspenHooks;
   /** Leases: grant, keep alive, revoke, inspect, and open (kept alive). */
   readonly leases: AspenLeases;
   /** Locks and semaphores with fencing tokens. */
@@ -45,6 +48,7 @@ export class AspenClient {
   constructor(transport: HttpTransport, streams: StreamOptions = {}) {
     this.#transport = transport;
     this.kv = new AspenKv(transport);
+    this.hooks = new AspenHooks(transport);
     this.cluster = new AspenCluster(transport);
     this.leases = new AspenLeases(transport);
     this.#ownLease = new OwnLease(this.leases);

@@ -165,6 +165,28 @@ export class PermitsMismatchError extends AspenError {
   override name = "PermitsMismatchError";
 }
 
+/** A hook with this name exists already (issue 17): nothing changed. */
+export class HookExistsError extends AspenError {
+  /** The error's name. */
+  override name = "HookExistsError";
+}
+
+/** No hook has this id or name (issue 17): nothing changed. */
+export class HookNotFoundError extends AspenError {
+  /** The error's name. */
+  override name = "HookNotFoundError";
+}
+
+/**
+ * A webhook worker's claim on a hook moved to another worker, or its lease
+ * ended (issue 17): the `begin` or `finish` was refused, nothing changed.
+ * The worker must stop delivering that hook.
+ */
+export class ClaimLostError extends AspenError {
+  /** The error's name. */
+  override name = "ClaimLostError";
+}
+
 /**
  * A lease this client kept alive ended, or may have ended: the cluster
  * answered `leaseNotFound` to a keep-alive, or no keep-alive was
@@ -317,6 +339,12 @@ export function errorFromWire(
       return new NotHolderError(code, message, options);
     case "permitsMismatch":
       return new PermitsMismatchError(code, message, options);
+    case "hookExists":
+      return new HookExistsError(code, message, options);
+    case "hookNotFound":
+      return new HookNotFoundError(code, message, options);
+    case "claimLost":
+      return new ClaimLostError(code, message, options);
     case "changePending":
     case "notCaughtUp":
     case "unknownNode":

@@ -84,3 +84,21 @@ export async function proposeWithSession<R extends ServiceResult>(
     }
   }
 }
+
+/** Longest wait for this node to apply its own proposal before answering, in ms. */
+export const CATCH_UP_MS_MAX = 5_000;
+
+/**
+ * Waits until `store` applied entry `index`, polling, at most
+ * {@linkcode CATCH_UP_MS_MAX} (the answer then reads a state that may not
+ * include it yet: a follower far behind).
+ */
+export async function appliedThrough(
+  store: { appliedIndex(): number | bigint },
+  index: number,
+): Promise<void> {
+  const deadline = Date.now() + CATCH_UP_MS_MAX;
+  while (Number(store.appliedIndex()) < index && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

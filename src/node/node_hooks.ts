@@ -24,11 +24,10 @@ import {
 import { encodeEnvelope } from "../state/envelope.ts";
 import type { StateStore } from "../state/state_store.ts";
 import { toHex } from "../base/bytes.ts";
-import { proposeWithSession } from "./_session_proposal.ts";
+import { appliedThrough, proposeWithSession } from "./_session_proposal.ts";
 
 /** The events service's envelope id (its line in `services/table.ts`). */
 export const EVENTS_SERVICE_ID = 6;
-const CATCH_UP_MS_MAX = 5_000;
 
 /** What {@linkcode NodeHooks} needs of its node. */
 export interface NodeHooksOptions {
@@ -207,11 +206,16 @@ export class NodeHooks implements HooksPort {
     return this.#required(id).cursor;
   }
 
-  async replayDone(hook: string, token: number): Promise<void> {
+  async replayDone(
+    hook: string,
+    token: number,
+    seq: number | null,
+  ): Promise<void> {
     await this.#propose({
       type: "hookReplayDone",
       id: this.#required(hook).id,
       token,
+      seq,
     });
   }
 
@@ -221,16 +225,6 @@ export class NodeHooks implements HooksPort {
     data: Readonly<Record<string, unknown>>,
   ): Promise<void> {
     await this.#propose({ type: "fact", event, data });
-  }
-
-  async #caughtUp(index: number): Promise<void> {
-    const deadline = Date.now() + CATCH_UP_MS_MAX;
-    while (
-      Number(this.#options.store.appliedIndex()) < index &&
-      Date.now() < deadline
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
   }
 
   async #propose(
@@ -245,7 +239,7 @@ export class NodeHooks implements HooksPort {
       propose: this.#options.propose,
       data,
       what: command.type,
-      caughtUp: (index) => this.#caughtUp(index),
+      caughtUp: (index) => appliedThrough(this.#options.store, index),
       refused: (reason, message) =>
         new EventsError(reason as EventsError["code"], message),
     });

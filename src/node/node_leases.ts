@@ -23,13 +23,11 @@ import {
   validateLeaseId,
 } from "../services/leases/api.ts";
 import { encodeEnvelope } from "../state/envelope.ts";
-import { proposeWithSession } from "./_session_proposal.ts";
+import { appliedThrough, proposeWithSession } from "./_session_proposal.ts";
 import type { StateStore } from "../state/state_store.ts";
 
 /** The leases service's envelope id (its line in `services/table.ts`). */
 export const LEASES_SERVICE_ID = 4;
-/** Longest wait for this node to apply its own proposal before answering, in ms. */
-const CATCH_UP_MS_MAX = 5_000;
 
 /** What {@linkcode NodeLeases} needs of its node. */
 export interface NodeLeasesOptions {
@@ -101,16 +99,6 @@ export class NodeLeases implements LeasesPort {
     return this.#reads.list(cursor, limit);
   }
 
-  async #caughtUp(index: number): Promise<void> {
-    const deadline = Date.now() + CATCH_UP_MS_MAX;
-    while (
-      Number(this.#options.store.appliedIndex()) < index &&
-      Date.now() < deadline
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  }
-
   async #propose(
     command: LeaseCommand,
   ): Promise<Exclude<LeaseResult, { ok: false }>> {
@@ -124,7 +112,7 @@ export class NodeLeases implements LeasesPort {
       propose: this.#options.propose,
       data,
       what: command.type,
-      caughtUp: (index) => this.#caughtUp(index),
+      caughtUp: (index) => appliedThrough(this.#options.store, index),
       refused: (reason, message) =>
         new LeaseError(reason as LeaseError["code"], message),
     });

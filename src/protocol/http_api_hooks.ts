@@ -88,15 +88,9 @@ export interface HookCreateRequest {
   readonly retrySchedule?: readonly number[];
 }
 
-/** Outcome of one delivery attempt. */
-export type HookOutcome =
-  | "ok"
-  | "failed"
-  | "timeout"
-  | "error"
-  | "blocked"
-  | "gone"
-  | "unknown";
+/** Outcome of one delivery attempt (see `hook_targets.ts`). */
+export type { HookDeliveryOutcome as HookOutcome } from "./hook_targets.ts";
+import type { HookDeliveryOutcome as HookOutcome } from "./hook_targets.ts";
 
 /** A hook as get and list show it (never its secret). */
 export interface WireHook {
@@ -225,6 +219,8 @@ export interface WireClaim {
     readonly cursor: string | null;
     readonly fromRevision: number;
     readonly toRevision: number;
+    /** Which replay: pass it to `replay-done`, so a replay asked for since is kept. */
+    readonly seq: number;
   } | null;
 }
 
@@ -265,6 +261,8 @@ export interface HookFinishRequest {
 export interface HookReplayDoneRequest {
   readonly hook: string;
   readonly token: number;
+  /** The claim's `replay.seq`; a later replay is then kept. */
+  readonly seq?: number;
 }
 
 /** Answer of begin and finish. */

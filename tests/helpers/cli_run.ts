@@ -70,10 +70,23 @@ export async function inBatches<T>(
   return results;
 }
 
-/** A free loopback port with nothing listening on it. */
+/**
+ * A loopback port with nothing listening on it, below Linux's ephemeral
+ * range (32768–60999): every node and test here binds port 0, which the
+ * kernel takes from that range, so none of them can start listening on this
+ * port while a test still expects it to refuse (an ephemeral port freed here
+ * was once taken by a concurrent test's node).
+ */
 export function deadUrl(): string {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const url = `http://127.0.0.1:${listener.addr.port}`;
-  listener.close();
-  return url;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      const listener = Deno.listen({ hostname: "127.0.0.1", port });
+      listener.close();
+      return `http://127.0.0.1:${port}`;
+    } catch {
+      // Taken: try another.
+    }
+  }
+  throw new Error("Cannot find a free loopback port below the ephemeral range");
 }

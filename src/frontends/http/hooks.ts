@@ -54,6 +54,8 @@ import {
   type HooksPort,
   type HookTarget,
   type KeySelector,
+  NO_EXTRA_TARGETS,
+  unsupportedTarget,
 } from "../../services/events/api.ts";
 import { validateQueueName } from "../../services/queues/api.ts";
 import { fields, optionalInteger } from "./_parse.ts";
@@ -205,6 +207,7 @@ function claimToWire(hook: HookRecord, nowMs: number): WireClaim {
       cursor: cursorId(hook.replay.cursor),
       fromRevision: hook.replay.cursor.r,
       toRevision: hook.replay.toRevision,
+      seq: hook.replay.seq ?? 0,
     },
   };
 }
@@ -218,11 +221,14 @@ function parseTarget(value: unknown): HookTarget {
     );
   }
   if (f.job !== undefined || f.forward !== undefined) {
+    const why = unsupportedTarget(
+      f.job !== undefined ? "job" : "forward",
+      NO_EXTRA_TARGETS,
+    );
+    if (why !== null) throw new HttpApiError("unsupported", why);
     throw new HttpApiError(
       "unsupported",
-      `Cannot create hook: target '${
-        kinds[0]
-      }' is not supported yet (use 'webhook' or 'queue')`,
+      "Cannot create hook: unsupported target",
     );
   }
   if (f.queue !== undefined) {
@@ -608,10 +614,11 @@ export function hookRoutes(app: Hono, ctx: RouteContext): void {
     return step(await hooks.finish(hook, token, report));
   });
   route(ROUTES.hookReplayDone, async (hooks, request) => {
-    const f = fields(request, ["hook", "token"]);
+    const f = fields(request, ["hook", "token", "seq"]);
     const token = optionalInteger(f.token, "token", 1, REVISION_MAX);
     if (token === undefined) throw bad("Invalid body: missing 'token'");
-    await hooks.replayDone(hookRef(f.hook), token);
+    const seq = optionalInteger(f.seq, "seq", 1, REVISION_MAX) ?? null;
+    await hooks.replayDone(hookRef(f.hook), token, seq);
     return OK;
   });
 }

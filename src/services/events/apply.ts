@@ -377,7 +377,7 @@ function applyHook(
       hooks.replay(command.id, command.fromRevision, command.toRevision);
       return {};
     case "hookReplayDone":
-      hooks.replayDone(command.id, command.token);
+      hooks.replayDone(command.id, command.token, command.seq);
       return {};
     case "hookTrigger":
       hooks.trigger(command.id, command.data);

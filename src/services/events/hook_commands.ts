@@ -78,6 +78,7 @@ export type HookCommand =
     readonly type: "hookReplayDone";
     readonly id: string;
     readonly token: number;
+    readonly seq: number | null;
   }
   | {
     readonly type: "hookTrigger";
@@ -260,6 +261,9 @@ export function validateHookCommand(c: Record<string, unknown>): HookCommand {
         type: "hookReplayDone",
         id: hookId(c.id),
         token: integer(c.token, "token", 1),
+        seq: c.seq === null || c.seq === undefined
+          ? null
+          : integer(c.seq, "seq", 1),
       };
     case "hookTrigger": {
       const data = c.data;

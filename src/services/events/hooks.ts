@@ -34,6 +34,7 @@ import { INTERNAL_KEY_BYTE } from "../../model/reserved.ts";
 import { decodeKey } from "../../model/key_codec.ts";
 import { deserializeV8, serializeV8 } from "../../model/v8_codec.ts";
 import type { KvEnqueue } from "../../model/types.ts";
+import type { HookDeliveryOutcome } from "../../protocol/hook_targets.ts";
 import {
   type ApplyContext,
   internalRowWriter,
@@ -64,15 +65,8 @@ export const ADVANCE_EVENTS_MAX = 1_000;
 /** Events one replay covers at most. */
 export const REPLAY_EVENTS_MAX = 100_000;
 
-/** Outcome of one attempt. */
-export type HookOutcome =
-  | "ok"
-  | "failed"
-  | "timeout"
-  | "error"
-  | "blocked"
-  | "gone"
-  | "unknown";
+/** Outcome of one attempt (the protocol's `HookDeliveryOutcome`). */
+export type HookOutcome = HookDeliveryOutcome;
 
 /** Every outcome, in display order. */
 export const HOOK_OUTCOMES: readonly HookOutcome[] = [
@@ -140,11 +134,15 @@ export interface HookRecord {
   readonly replay: {
     readonly cursor: HookCursor;
     readonly toRevision: number;
+    /** Which replay of this hook (1, 2, …): `replayDone` names it. */
+    readonly seq?: number;
   } | null;
   /** Sequence numbers of the delivery log: next to write, oldest kept. */
   readonly logNext: number;
   readonly logFirst: number;
   readonly counts: Readonly<Record<HookOutcome, number>>;
+  /** Replays asked for so far. */
+  readonly replaySeq?: number;
   /** Attempt latencies reported (a histogram over {@linkcode LATENCY_BOUNDS_MS}). */
   readonly latency?: {
     readonly sumMs: number;
@@ -475,8 +473,10 @@ export class HookWriter {
     for (const id of this.#ids()) {
       const hook = this.get(id);
       if (hook === null || hook.target.kind !== "webhook") continue;
-      if (hook.claim?.lease === lease) held.push(id);
-      else if (
+      if (hook.claim?.lease === lease) {
+        if (hook.state === "active") held.push(id);
+        else this.#put({ ...this.#closeOpen(hook), claim: null });
+      } else if (
         hook.state === "active" &&
         (hook.claim === null || !leaseLive(this.#context, hook.claim.lease))
       ) free.push(hook);
@@ -614,10 +614,16 @@ export class HookWriter {
     }, nowMs);
     if (report.outcome === "ok") {
       const cursor = { r: at.revision, i: at.index };
+      // A cursor only moves forward (compaction may have moved it past
+      // this event while the attempt was open).
       if (report.replay && next.replay !== null) {
-        next = { ...next, replay: { ...next.replay, cursor } };
+        if (compareCursor(next.replay.cursor, at) < 0) {
+          next = { ...next, replay: { ...next.replay, cursor } };
+        }
       } else if (!report.replay) {
-        next = { ...next, cursor, retrying: null };
+        next = compareCursor(next.cursor, at) < 0
+          ? { ...next, cursor, retrying: null }
+          : { ...next, retrying: null };
       }
     } else if (report.disable !== null) {
       next = {
@@ -711,13 +717,23 @@ export class HookWriter {
     }
     this.#put({
       ...hook,
-      replay: { cursor: { r: fromRevision, i: -1 }, toRevision },
+      replay: {
+        cursor: { r: fromRevision, i: -1 },
+        toRevision,
+        seq: (hook.replay?.seq ?? hook.replaySeq ?? 0) + 1,
+      },
+      replaySeq: (hook.replay?.seq ?? hook.replaySeq ?? 0) + 1,
     });
   }
 
-  /** The replay reached its end: drop it. */
-  replayDone(id: string, token: number): void {
+  /**
+   * Replay `seq` reached its end: drop it. A replay asked for since (a
+   * higher seq) stays; without `seq` (older workers) the current one goes.
+   */
+  replayDone(id: string, token: number, seq: number | null): void {
     const hook = this.#fenced(id, token);
+    if (hook.replay === null) return;
+    if (seq !== null && (hook.replay.seq ?? 0) !== seq) return;
     this.#put({ ...hook, replay: null });
   }
 

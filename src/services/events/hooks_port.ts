@@ -74,5 +74,6 @@ export interface HooksPort {
     replay: boolean,
   ): Promise<HookCursor>;
   finish(hook: string, token: number, report: HookReport): Promise<HookCursor>;
-  replayDone(hook: string, token: number): Promise<void>;
+  /** Replay `seq` is done (null: whichever is current). */
+  replayDone(hook: string, token: number, seq: number | null): Promise<void>;
 }

@@ -367,3 +367,20 @@ Deno.test("trigger records hook.test for that hook only; delete removes the reco
   assert.equal(h.hooks.find("orders"), null);
   refused(h.events({ type: "hookDelete", id: HOOK }), "hookNotFound");
 });
+
+Deno.test("replay-done drops only the replay it names: one asked for meanwhile is kept", () => {
+  const h = new Harness();
+  h.create({ cursor: { r: 1, i: -1 } });
+  h.set(["orders", 1], "a");
+  h.lease({ type: "grant", id: LEASE, ttlMs: 10_000 });
+  h.events({ type: "hookClaim", worker: "w1", lease: LEASE, max: 10 });
+  const token = h.hook().claim!.token;
+  h.events({ type: "hookReplay", id: HOOK, fromRevision: 1, toRevision: 2 });
+  assert.equal(h.hook().replay!.seq, 1);
+  h.events({ type: "hookReplay", id: HOOK, fromRevision: 1, toRevision: 3 });
+  assert.equal(h.hook().replay!.seq, 2);
+  h.events({ type: "hookReplayDone", id: HOOK, token, seq: 1 });
+  assert.equal(h.hook().replay?.toRevision, 3, "the newer replay stays");
+  h.events({ type: "hookReplayDone", id: HOOK, token, seq: 2 });
+  assert.equal(h.hook().replay, null);
+});
