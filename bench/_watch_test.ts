@@ -2,10 +2,11 @@
  * The events cells' bookkeeping, never their timings: against an
  * in-process fake target, the watch cell counts each delivered event once
  * and catches missing, duplicated, reordered, altered and misrouted ones;
- * the etcd driver speaks the gateway's watch stream (a fake gateway); against a real
- * one-node Aspen, every acknowledged write's event arrives and the hooks
- * cells create, use and delete their hooks; the `--workload watch,hooks`
- * options and the summary lines.
+ * the etcd driver speaks the gateway's watch stream (a fake gateway);
+ * against a real one-node Aspen, every acknowledged write's event arrives
+ * and the hooks cells create, use and delete their hooks, with and without
+ * a webhook worker claiming them; the `--workload watch,hooks` options and
+ * the summary lines.
  */
 import assert from "node:assert/strict";
 import { pause } from "./_load.ts";
@@ -27,6 +28,7 @@ import {
   runWatchCell,
   WATCH_PREFIXES,
   type WatchDriver,
+  webhookWorkerStarter,
 } from "./_watch.ts";
 
 /** Ways the fake target breaks delivery, by write id (`writer.seq`). */
@@ -249,6 +251,7 @@ Deno.test({
         assert.ok(c.operations > 0);
       }
       assert.equal(hooked.hooks!.hooks, HOOKS_PER_PREFIX);
+      assert.equal(hooked.hooks!.worker, false);
       assert.equal(hooked.rounds!.length, HOOK_ROUNDS);
       assert.equal(plain.rounds!.length, HOOK_ROUNDS);
       assert.equal(plain.hooks!.hooks, 0);
@@ -264,6 +267,21 @@ Deno.test({
       const hooks = (await listed.json() as { hooks: WireHook[] }).hooks;
       assert.deepEqual(hooks.map((h) => h.name), []);
 
+      // With main's webhook worker: it claims all 10 hooks of each hooked
+      // part (or the cells throw) and both cells still run.
+      const starter = await webhookWorkerStarter([url]);
+      assert.ok(starter !== undefined, "the checkout has a webhook worker");
+      const withWorker = await runHookCells(url, {
+        clients: 4,
+        durationMs: 400,
+        value,
+        startWorker: starter,
+      });
+      assert.equal(withWorker[1]!.hooks!.worker, true);
+      for (const c of withWorker) {
+        assert.equal(c.errors, 0, String(c.firstError));
+        assert.ok(c.operations > 0);
+      }
       const lines = eventLines([{
         target: "aspen-1",
         cells: [watch, plain, hooked],
