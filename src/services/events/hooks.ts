@@ -145,6 +145,11 @@ export interface HookRecord {
   readonly logNext: number;
   readonly logFirst: number;
   readonly counts: Readonly<Record<HookOutcome, number>>;
+  /**
+   * Planted bug `cursor-apart-from-finish` only: the cursor an ok finish
+   * left for the next `hookBegin` to apply (never set in production).
+   */
+  readonly pendingCursor?: HookCursor;
   /** Attempt latencies reported (a histogram over {@linkcode LATENCY_BOUNDS_MS}). */
   readonly latency?: {
     readonly sumMs: number;
@@ -368,16 +373,32 @@ export interface HistoryAppender {
   append(event: Omit<HistoryEvent, "revision" | "index">): void;
 }
 
+/** Testing knobs of the hooks' apply rules: planted bugs of the simulator. */
+export interface HookKnobs {
+  /**
+   * An ok finish logs the delivery but leaves the cursor; the hook's next
+   * `hookBegin` moves it (a worker dying in between lets the next one
+   * deliver the event again). Never set in production.
+   */
+  readonly cursorApartFromFinish?: boolean;
+}
+
 /** The apply-side rules of hooks, over one entry's context. */
 export class HookWriter {
   readonly #context: ApplyContext;
   readonly #rows: ReturnType<typeof internalRowWriter>;
   readonly #history: HistoryAppender;
+  readonly #knobs: HookKnobs;
 
-  constructor(context: ApplyContext, history: HistoryAppender) {
+  constructor(
+    context: ApplyContext,
+    history: HistoryAppender,
+    knobs: HookKnobs = {},
+  ) {
     this.#context = context;
     this.#rows = internalRowWriter(context.overlay, context.versionstamp);
     this.#history = history;
+    this.#knobs = knobs;
   }
 
   get(id: string): HookRecord | null {
@@ -554,6 +575,11 @@ export class HookWriter {
       hook.open.attempt === attempt
     ) return hook;
     hook = this.#closeOpen(hook);
+    if (hook.pendingCursor !== undefined) {
+      // Planted bug: the cursor of the last ok finish moves only now.
+      const { pendingCursor, ...rest } = hook;
+      hook = { ...rest, cursor: pendingCursor };
+    }
     const next = {
       ...hook,
       open: {
@@ -616,6 +642,8 @@ export class HookWriter {
       const cursor = { r: at.revision, i: at.index };
       if (report.replay && next.replay !== null) {
         next = { ...next, replay: { ...next.replay, cursor } };
+      } else if (!report.replay && this.#knobs.cursorApartFromFinish) {
+        next = { ...next, pendingCursor: cursor, retrying: null };
       } else if (!report.replay) {
         next = { ...next, cursor, retrying: null };
       }
