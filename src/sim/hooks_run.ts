@@ -45,8 +45,8 @@ export interface HooksNodeView {
   readonly store: StateStore | null;
 }
 
-/** TTL of a worker's lease, ms (a few election timeouts). */
-const leaseTtlMs = 600;
+/** TTL of a worker's lease, ms (a few election timeouts; the service's least). */
+const leaseTtlMs = 1_000;
 /** A worker's request without an answer in this time is resent, ms. */
 const requestTimeoutMs = 500;
 /** Chance the receiver fails a send. */

@@ -212,9 +212,15 @@ export class HookWorkers {
         this.#options.requestTimeoutMs,
         () => finish({ kind: "none" }),
       );
+      // A refusal without an answer (no leader yet) is retried after a
+      // pause: an immediate retry would spin without time moving.
       send(ports).then(
         (value) => finish({ kind: "ok", value }),
-        () => finish({ kind: "none" }),
+        () =>
+          this.#queue.after(
+            self.random.between(5, 20),
+            () => finish({ kind: "none" }),
+          ),
       );
     });
   }
