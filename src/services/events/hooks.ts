@@ -640,8 +640,13 @@ export class HookWriter {
     }, nowMs);
     if (report.outcome === "ok") {
       const cursor = { r: at.revision, i: at.index };
+      // A compaction (`hook.gap`) may have moved the cursor past the open
+      // attempt's event: the cursor never moves back below the floor.
+      const forward = compareCursor(next.cursor, at) < 0;
       if (report.replay && next.replay !== null) {
         next = { ...next, replay: { ...next.replay, cursor } };
+      } else if (!report.replay && !forward) {
+        next = { ...next, retrying: null };
       } else if (!report.replay && this.#knobs.cursorApartFromFinish) {
         next = { ...next, pendingCursor: cursor, retrying: null };
       } else if (!report.replay) {
