@@ -421,6 +421,11 @@ export class HookWorkers {
       nowMs: this.#queue.now,
     });
     if (finished !== "ok") return;
+    this.#trace?.(
+      `hooks worker ${self.worker} finished ${held.record.name} ${id}#${attempt} ${
+        ok ? "ok" : "failed"
+      }`,
+    );
     if (ok) {
       this.counts.ok++;
       held.cursor = { r: Number(event.revision), i: event.index };

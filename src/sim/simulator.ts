@@ -52,8 +52,8 @@ export const MAX_DELAY_MS = 2;
 const livenessTicksMax = 400;
 /** Budget of the events watchers' catch-up after healing, in ticks. */
 const catchUpTicksMax = 600;
-/** Budget of the hooks' catch-up after healing (a dead worker's lease expires first), in ticks. */
-const hooksCatchUpTicksMax = 1_000;
+/** Budget of the hooks' catch-up after healing, in ticks: a dead worker's lease expires first, and a hook over every key may have hundreds of events left (three proposals each). */
+const hooksCatchUpTicksMax = 4_000;
 /** Fresh writes demanded after healing. */
 const freshWrites = 3;
 /** Client operation deadline, in ms. */

@@ -308,9 +308,12 @@ function applyEvents(
       return { ok: true, index, recorded: true };
     case "compact": {
       const below = BigInt(Math.min(command.belowRevision, index));
+      const before = Number(decodeU64(metaOf(context, EVENTS_META.floor)));
       const deleted = writer.compact(below);
       const floor = Number(decodeU64(metaOf(context, EVENTS_META.floor)));
-      if (deleted > 0) new HookWriter(context, writer).compacted(floor);
+      // The floor may pass a hook's cursor over revisions without records
+      // (nothing deleted): that hook continues at the floor all the same.
+      if (floor > before) new HookWriter(context, writer).compacted(floor);
       writer.finish();
       return { ok: true, index, floor, deleted };
     }
