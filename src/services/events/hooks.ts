@@ -821,7 +821,14 @@ export class HookWriter {
           toRevision: floor - 1,
         },
       });
-      this.#put({ ...hook, cursor: { r: floor, i: -1 }, retrying: null });
+      // A retried event the floor did not pass keeps its attempt count.
+      const retried = hook.retrying === null
+        ? null
+        : parseEventId(hook.retrying.event);
+      const retrying = retried !== null && retried.revision >= floor
+        ? hook.retrying
+        : null;
+      this.#put({ ...hook, cursor: { r: floor, i: -1 }, retrying });
     }
   }
 }
