@@ -6,6 +6,7 @@ import {
   BUGS,
   DEFAULT_OPTIONS,
   EVENTS_BUGS,
+  HOOKS_BUGS,
   LEASE_BUGS,
   SERVICE_BUGS,
   type SimOptions,
@@ -154,7 +155,8 @@ Deno.test("runSeed() passes without faults", async () => {
 // The services' bugs are searched for by the services' own tests below.
 for (
   const bug of (Object.keys(BUGS) as BugName[]).filter((name) =>
-    !SERVICE_BUGS.has(name) && !EVENTS_BUGS.has(name)
+    !SERVICE_BUGS.has(name) && !EVENTS_BUGS.has(name) &&
+    !HOOKS_BUGS.has(name)
   )
 ) {
   Deno.test({
@@ -466,5 +468,68 @@ for (const bug of EVENTS_BUGS) {
         `${without.violation}\nreproduce: ${reproduceCommand(clean)}`,
       );
     },
+  });
+}
+
+/** Clean seeds of the hooks run per cluster size (CI time stays small). */
+const HOOKS_CLEAN_SEEDS = 4;
+
+Deno.test("runSeed() with --services hooks passes clean seeds under all faults (3 and 5 nodes), its workers delivering, failing, dying and resending", async () => {
+  const totals = { ok: 0, failed: 0, died: 0, arrivals: 0, hooks: 0 };
+  for (const nodes of [3, 5]) {
+    for (let seed = 1; seed <= HOOKS_CLEAN_SEEDS; seed++) {
+      const run = options(seed, { nodes, services: ["hooks"] });
+      const result = await runSeed(run);
+      assert.equal(
+        result.violation,
+        null,
+        `${result.violation}\nreproduce: ${reproduceCommand(run)}`,
+      );
+      const counts = result.stats.hooks!;
+      totals.ok += counts.ok;
+      totals.failed += counts.failed;
+      totals.died += counts.died;
+      totals.arrivals += counts.arrivals;
+      totals.hooks += counts.hooks;
+    }
+  }
+  const text = JSON.stringify(totals);
+  assert.equal(totals.hooks >= 2 * HOOKS_CLEAN_SEEDS, true, text);
+  assert.ok(totals.ok > 100, text);
+  assert.ok(totals.failed > 0, text);
+  assert.ok(totals.died > 0, text);
+  assert.ok(totals.arrivals >= totals.ok + totals.failed, text);
+});
+
+for (const bug of HOOKS_BUGS) {
+  Deno.test(`runSeed() finds the hooks planted bug '${bug}' within ${BUG_SEED_CAP} seeds, its seed reproduces it, and passes without it`, async () => {
+    let found: SeedResult | null = null;
+    let run: SimOptions | null = null;
+    for (let seed = 1; seed <= BUG_SEED_CAP && found === null; seed++) {
+      run = options(seed, { bug });
+      const result = await runSeed(run);
+      if (result.violation !== null) found = result;
+    }
+    assert.ok(found !== null, `'${bug}' not found in ${BUG_SEED_CAP} seeds`);
+    console.log(
+      `'${bug}' found at seed ${found.seed}: ${found.violation}\nreproduce: ${
+        reproduceCommand(run!)
+      }`,
+    );
+    // A delivered event delivered again (a second finished record of one
+    // attempt), or a hook stuck behind the cursor its finish left pending.
+    assert.match(
+      found.violation!,
+      /^hooks( liveness: hooks not caught up|: hook .* finished delivery records)/,
+    );
+    const again = await runSeed(run!);
+    assert.equal(again.violation, found.violation);
+    const clean = options(found.seed, { services: ["hooks"] });
+    const without = await runSeed(clean);
+    assert.equal(
+      without.violation,
+      null,
+      `${without.violation}\nreproduce: ${reproduceCommand(clean)}`,
+    );
   });
 }
