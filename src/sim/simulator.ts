@@ -440,6 +440,9 @@ class Simulation {
       return caughtUp;
     });
     if (this.#checker.violation !== null || caughtUp) return;
+    // A broken safety property says more than the stall it may cause.
+    hooks.finish(false);
+    if (this.#checker.violation !== null) return;
     this.#checker.fail(
       `hooks liveness: hooks not caught up on the leader ${hooksCatchUpTicksMax} ticks after healing: ${
         hooks.behind.join(", ")
