@@ -270,6 +270,11 @@ export class HooksProperties {
     }
   }
 
+  /** Holds the workers' deliveries and claims (true) or lets them go (false). */
+  pause(paused: boolean): void {
+    this.#workers.pause(paused);
+  }
+
   /** Stops the workers and the creations. */
   stop(): void {
     this.#stopped = true;

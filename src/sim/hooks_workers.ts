@@ -125,6 +125,7 @@ export class HookWorkers {
   readonly #ran: () => void;
   readonly #trace: ((line: string) => void) | null;
   #stopped = false;
+  #paused = false;
   readonly counts: HooksCounts = {
     claims: 0,
     begun: 0,
@@ -164,6 +165,15 @@ export class HookWorkers {
       const random = this.#makeRandom(`hooks:worker:${id}`);
       void this.#worker(`hw${id}`, random);
     }
+  }
+
+  /**
+   * Holds (true) or lets go (false) every delivery and claim: the
+   * simulator's quiescence after healing wants no proposals in flight
+   * (keep-alives go on, so leases stay).
+   */
+  pause(paused: boolean): void {
+    this.#paused = paused;
   }
 
   /** Stops every loop (at the end of the run). */
@@ -265,6 +275,10 @@ export class HookWorkers {
     void this.#keepAlive(self, self.lease);
     let claimedAtMs = -Infinity;
     while (!this.#stopped && self.alive) {
+      if (this.#paused) {
+        await this.#sleep(idleMs);
+        continue;
+      }
       if (
         self.held.size === 0 || this.#queue.now - claimedAtMs >= claimEveryMs
       ) {
@@ -353,6 +367,7 @@ export class HookWorkers {
 
   /** One delivery step of a held hook: the next event, begin, send, finish. */
   async #step(self: Incarnation, held: Held): Promise<void> {
+    if (this.#paused) return;
     if (held.retrying !== null && held.retrying.atMs > this.#queue.now) {
       await this.#sleep(held.retrying.atMs - this.#queue.now);
       return;

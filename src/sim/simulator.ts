@@ -371,7 +371,10 @@ class Simulation {
     this.#watch?.start();
     this.#hooks?.start();
     await this.#runUntil(() => this.#queue.peekTime() > faultyMs);
+    // The workers hold their proposals while the cluster must go quiet.
+    this.#hooks?.pause(true);
     if (this.#checker.violation === null) await this.#livenessPhase(faultyMs);
+    this.#hooks?.pause(false);
     if (this.#checker.violation === null) this.#checkDurability();
     if (this.#checker.violation === null) this.#checkLinearizability();
     if (this.#checker.violation === null) this.#coordination?.finish();
