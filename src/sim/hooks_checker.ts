@@ -10,7 +10,9 @@
  * - every arrival `(event, attempt)` has a delivery record, and no
  *   `(event, attempt)` has two finished records (an attempt begun and never
  *   finished may add an `unknown` record beside them);
- * - every finished record matches an arrival (a finish follows a send).
+ * - every finished record matches an arrival (a finish follows a send);
+ * - the hook's cursor is at or past the event of every `ok` record (an ok
+ *   finish moves it in its own entry, and nothing moves it back).
  *
  * @module
  */
@@ -42,6 +44,14 @@ export interface HookEnd {
   readonly caughtUp: boolean;
 }
 
+/** Whether `cursor` is at or past event `id` (nothing up to it left to deliver). */
+function covers(cursor: HookRecord["cursor"], id: string): boolean {
+  const at = parseEventId(id)!;
+  if (cursor.i < 0) return at.revision < cursor.r;
+  return at.revision < cursor.r ||
+    (at.revision === cursor.r && at.index <= cursor.i);
+}
+
 function compareIds(a: string, b: string): number {
   const left = parseEventId(a)!;
   const right = parseEventId(b)!;
@@ -65,6 +75,14 @@ export function checkHook(end: HookEnd): string | null {
   const name = end.hook.name;
   if (end.hook.logFirst !== 0) {
     return `hook ${name}: its delivery log was trimmed (first ${end.hook.logFirst}), beyond what the checker reads`;
+  }
+  for (const record of end.deliveries) {
+    if (record.outcome !== "ok" || record.replay) continue;
+    if (!covers(end.hook.cursor, record.eventId)) {
+      return `hook ${name}: its cursor ${
+        JSON.stringify(end.hook.cursor)
+      } is behind event ${record.eventId}, delivered ok by ${record.worker}`;
+    }
   }
   const arrived = new Map<string, number>();
   const firsts: string[] = [];

@@ -186,6 +186,15 @@ Deno.test("checkHook() finds each broken property", async (t) => {
       problem: /attempt 5\.0#2 has a failed delivery record and never arrived/,
     },
     {
+      name: "a cursor behind an ok delivery",
+      change: (end) => ({
+        ...end,
+        hook: { ...hook(), cursor: { r: 5, i: -1 } },
+      }),
+      problem:
+        /its cursor \{"r":5,"i":-1\} is behind event 5\.0, delivered ok by hw1/,
+    },
+    {
       name: "a trimmed log",
       change: (end) => ({ ...end, hook: hook(3) }),
       problem: /its delivery log was trimmed/,

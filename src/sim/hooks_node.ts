@@ -42,12 +42,19 @@ export type NextEvent =
   | { readonly kind: "none" }
   | { readonly kind: "compacted" };
 
+/** A hook's record as one replica holds it. */
+export interface HookRead {
+  readonly record: HookRecord | null;
+  /** The replica's applied index (a worker ignores a read behind what it knows). */
+  readonly applied: number;
+}
+
 /** The hooks of one node, as the simulated workers call them. */
 export interface SimHooksPort {
   /** Proposes a hook command; rejects when no answer came. */
   propose(command: HookCommand): Promise<EventsResult>;
-  /** The hook's record at this replica's applied index. */
-  hook(id: string): Promise<HookRecord | null>;
+  /** The hook's record and the replica's applied index it was read at. */
+  hook(id: string): Promise<HookRead>;
   /** The first event after `cursor` that goes to `hook` on this replica. */
   next(hook: HookRecord, cursor: HookCursor): Promise<NextEvent>;
 }
@@ -79,7 +86,11 @@ export function attachHooks(
       });
       return decodeProposalResult(await runner.propose(data)) as EventsResult;
     },
-    hook: (id) => Promise.resolve(reads.get(id)),
+    hook: (id) =>
+      Promise.resolve({
+        record: reads.get(id),
+        applied: Number(store.appliedIndex()),
+      }),
     next(hook, cursor) {
       const position = cursor.i < 0
         ? { from: BigInt(cursor.r) }

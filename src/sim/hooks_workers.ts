@@ -101,6 +101,11 @@ interface Held {
   readonly record: HookRecord;
   cursor: HookCursor;
   retrying: { event: string; attempt: number; atMs: number } | null;
+  /**
+   * The highest log index of an answer about this hook (claim, begin,
+   * finish): a read of a replica behind it may miss what the worker did.
+   */
+  known: number;
 }
 
 interface Incarnation {
@@ -326,7 +331,7 @@ export class HookWorkers {
       const records: HookRecord[] = [];
       for (const id of result.hooks ?? []) {
         if (self.held.has(id)) continue;
-        const record = await node.hooks.hook(id);
+        const { record } = await node.hooks.hook(id);
         if (record !== null) records.push(record);
       }
       return { result, records };
@@ -347,7 +352,7 @@ export class HookWorkers {
       );
       self.held.set(
         record.id,
-        heldOf(record, record.claim.token, this.#queue.now),
+        heldOf(record, record.claim.token, this.#queue.now, result.index),
       );
     }
   }
@@ -356,13 +361,20 @@ export class HookWorkers {
   async #resync(self: Incarnation, held: Held): Promise<void> {
     this.counts.resyncs++;
     const answer = await this.#call(self, (node) => node.hooks.hook(held.id));
-    if (answer.kind !== "ok" || answer.value === null) return;
-    const record = answer.value;
-    // A replica behind this claim knows an older token: ask another later.
-    if (record.claim?.token !== held.token) return;
-    const fresh = heldOf(record, held.token, this.#queue.now);
+    if (answer.kind !== "ok" || answer.value.record === null) return;
+    const { record, applied } = answer.value;
+    // A replica behind the worker's last answer may miss a retry it
+    // recorded (or the claim): ask again later.
+    if (applied < held.known || record.claim?.token !== held.token) return;
+    const fresh = heldOf(record, held.token, this.#queue.now, applied);
+    this.#trace?.(
+      `hooks worker ${self.worker} resynced ${record.name}: cursor ${
+        JSON.stringify(fresh.cursor)
+      } retrying ${JSON.stringify(record.retrying)}`,
+    );
     held.cursor = fresh.cursor;
     held.retrying = fresh.retrying;
+    held.known = Math.max(held.known, applied);
   }
 
   /** One delivery step of a held hook: the next event, begin, send, finish. */
@@ -471,6 +483,7 @@ export class HookWorkers {
       );
       if (answer.kind !== "ok") continue;
       const result: EventsResult = answer.value;
+      held.known = Math.max(held.known, result.index);
       if (result.ok) return "ok";
       if (result.reason === "claimLost") {
         this.counts.claimLost++;
@@ -490,11 +503,23 @@ export class HookWorkers {
   }
 }
 
-function heldOf(record: HookRecord, token: number, nowMs: number): Held {
+function heldOf(
+  record: HookRecord,
+  token: number,
+  nowMs: number,
+  known: number,
+): Held {
   const retrying = record.retrying === null ? null : {
     event: record.retrying.event,
     attempt: record.retrying.attempt,
     atMs: Math.max(nowMs, record.retrying.nextAttemptAtMs),
   };
-  return { id: record.id, token, record, cursor: record.cursor, retrying };
+  return {
+    id: record.id,
+    token,
+    record,
+    cursor: record.cursor,
+    retrying,
+    known,
+  };
 }
