@@ -22,6 +22,7 @@ export {
   eventId,
   HOOK_OUTCOMES,
   type HookCursor,
+  type HookKnobs,
   hookMatches,
   type HookOutcome,
   HookReads,
