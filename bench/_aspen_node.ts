@@ -18,7 +18,7 @@
 import { parseArgs } from "node:util";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { serveNode } from "../src/server/serve.ts";
-import { BENCH_ASPEN_TOKEN } from "./_drivers.ts";
+import { BENCH_ASPEN_ADMIN_TOKEN, BENCH_ASPEN_TOKEN } from "./_drivers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -46,6 +46,7 @@ const config = resolveNodeConfig({
     : Number(values["quic-port"]),
   readOnly: values["read-only"] as "safe" | "lease" | undefined,
   tokens: [BENCH_ASPEN_TOKEN],
+  adminTokens: [BENCH_ASPEN_ADMIN_TOKEN],
   ...(values["snapshot-entries"] === undefined
     ? {}
     : { snapshotEntries: Number(values["snapshot-entries"]) }),

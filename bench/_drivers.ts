@@ -21,6 +21,8 @@ import type { KvDriver } from "./_load.ts";
 export const REQUEST_TIMEOUT_MS = 10_000;
 /** The data token every benchmark Aspen node is configured with (`bench/_aspen_node.ts`). */
 export const BENCH_ASPEN_TOKEN = "bench-aspen-token-0123456789";
+/** The admin token of every benchmark Aspen node (the webhook worker's claims need it). */
+export const BENCH_ASPEN_ADMIN_TOKEN = "bench-aspen-admin-token-0123456789";
 
 const encoder = new TextEncoder();
 const base64Cache = new WeakMap<Uint8Array, string>();

@@ -7,6 +7,7 @@
  * @module
  */
 import type { CoordinationCell } from "./_coordination.ts";
+import type { EventCell } from "./_watch.ts";
 
 /** What a target must offer the load generator. Errors are thrown. */
 export interface KvDriver {
@@ -114,8 +115,8 @@ export interface CellOptions {
 
 /** What one cell measured. */
 export interface CellMeasurement {
-  /** A KV workload, or a coordination cell of `bench/_coordination.ts`. */
-  readonly workload: Workload | CoordinationCell;
+  /** A KV workload, or a coordination or events cell (`bench/_coordination.ts`, `bench/_watch.ts`). */
+  readonly workload: Workload | CoordinationCell | EventCell;
   readonly clients: number;
   /** Wall time from the first request to the last reply, in ms. */
   readonly elapsedMs: number;

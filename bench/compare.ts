@@ -14,7 +14,11 @@
  * `--workloads put,get,mixed,cas` (default all four) and the coordination
  * workloads `lock,keepalive` (`bench/_coordination.ts`; 16 clients unless
  * `--clients` says otherwise; only the Aspen and etcd targets run them;
- * `--workload` is the same option), `--quick` (put and get, 16 clients, 2 s),
+ * `--workload` is the same option), the events workloads `watch` (16
+ * prefix watchers under concurrent writers, events/s delivered) and `hooks`
+ * (puts with and without 10 webhook hooks, Aspen only) of `bench/_watch.ts`
+ * (64 writers when only they run, unless `--clients` says otherwise; run
+ * only when asked), `--quick` (put and get, 16 clients, 2 s),
  * `--no-failover`, `--aspen-driver client|http`, `--out <dir>`,
  * `--work-dir <dir>` (data folders' parent).
  *
@@ -59,6 +63,19 @@ import {
   prepareLeases,
   runCoordinationCell,
 } from "./_coordination.ts";
+import {
+  AspenWatchDriver,
+  EtcdWatchDriver,
+  EVENT_CELLS,
+  EVENT_WARMUP_MS,
+  EVENT_WORKLOADS,
+  EVENT_WRITERS_DEFAULT,
+  eventLines,
+  type EventWorkload,
+  runHookCells,
+  runWatchCell,
+  webhookWorkerStarter,
+} from "./_watch.ts";
 import { type FailoverMeasurement, measureFailover } from "./_failover.ts";
 import type { RunnerSpec } from "./_kvconnect_runner.ts";
 import {
@@ -110,11 +127,12 @@ export interface CompareOptions {
   readonly workDir: string;
 }
 
-/** A KV or a coordination workload. */
-export type AnyWorkload = Workload | CoordinationWorkload;
+/** A KV, a coordination or an events workload. */
+export type AnyWorkload = Workload | CoordinationWorkload | EventWorkload;
 const ALL_WORKLOADS: readonly AnyWorkload[] = [
   ...WORKLOADS,
   ...COORDINATION_WORKLOADS,
+  ...EVENT_WORKLOADS,
 ];
 
 const EXIT_NO_NUMBERS = 1;
@@ -169,16 +187,23 @@ export function parseCompareOptions(args: readonly string[]): CompareOptions {
     ALL_WORKLOADS,
     workloadText === values.workload ? "--workload" : "--workloads",
   );
-  const onlyCoordination = workloads.every((w) => isCoordination(w));
+  const onlyCoordination = workloads.every((w) =>
+    isCoordination(w) || isEvent(w)
+  );
+  const onlyEvents = workloads.every((w) => isEvent(w));
   const seconds = Number(values.duration ?? (quick ? "2" : "5"));
   if (!(seconds > 0 && seconds <= DURATION_SECONDS_MAX)) {
     throw new RangeError(
       `Cannot run as '--duration' must be in (0, ${DURATION_SECONDS_MAX}] seconds: current value is '${values.duration}'`,
     );
   }
-  const clients =
-    (values.clients ?? (quick || onlyCoordination ? "16" : "1,16,64,256"))
-      .split(",").map(Number);
+  const clients = (values.clients ??
+    (onlyEvents
+      ? String(EVENT_WRITERS_DEFAULT)
+      : quick || onlyCoordination
+      ? "16"
+      : "1,16,64,256"))
+    .split(",").map(Number);
   if (
     clients.some((c) => !Number.isSafeInteger(c) || c < 1 || c > CLIENTS_MAX)
   ) {
@@ -225,8 +250,19 @@ export function isCoordination(
   return (COORDINATION_WORKLOADS as readonly string[]).includes(workload);
 }
 
+/** Whether `workload` is one of `bench/_watch.ts`. */
+export function isEvent(workload: AnyWorkload): workload is EventWorkload {
+  return (EVENT_WORKLOADS as readonly string[]).includes(workload);
+}
+
 function kvWorkloads(options: CompareOptions): Workload[] {
-  return options.workloads.filter((w) => !isCoordination(w));
+  return options.workloads.filter((w): w is Workload =>
+    !isCoordination(w) && !isEvent(w)
+  );
+}
+
+function eventWorkloads(options: CompareOptions): EventWorkload[] {
+  return options.workloads.filter(isEvent);
 }
 
 function coordinationWorkloads(
@@ -239,7 +275,10 @@ function coordinationWorkloads(
 function cellsPerTarget(options: CompareOptions): number {
   const coordination = coordinationWorkloads(options)
     .reduce((n, w) => n + COORDINATION_CELLS[w].length, 0);
-  return (kvWorkloads(options).length + coordination) * options.clients.length;
+  const events = eventWorkloads(options)
+    .reduce((n, w) => n + EVENT_CELLS[w].length, 0);
+  return (kvWorkloads(options).length + coordination + events) *
+    options.clients.length;
 }
 
 function listOf<T extends string>(
@@ -280,6 +319,13 @@ async function unavailableReason(
 ): Promise<string | null> {
   if (
     kvWorkloads(options).length === 0 && !COORDINATION_TARGETS.includes(target)
+  ) {
+    return `it runs none of ${options.workloads.join(", ")}`;
+  }
+  if (
+    kvWorkloads(options).length === 0 &&
+    coordinationWorkloads(options).length === 0 &&
+    eventsDriverName(target, options) === ""
   ) {
     return `it runs none of ${options.workloads.join(", ")}`;
   }
@@ -522,6 +568,94 @@ async function runCoordination(
   return cells;
 }
 
+/** How the events cells reach `target`, or "" when it runs none (etcd has no hooks). */
+function eventsDriverName(
+  target: TargetName,
+  options: CompareOptions,
+): string {
+  if (target.startsWith("aspen-") || target.startsWith("raw-")) {
+    return new AspenWatchDriver("", [""]).description;
+  }
+  if (target.startsWith("etcd-") && eventWorkloads(options).includes("watch")) {
+    return new EtcdWatchDriver("", [""]).description;
+  }
+  return "";
+}
+
+/**
+ * Runs the events cells of one target (`bench/_watch.ts`) at its leader:
+ * the watch cell on Aspen and etcd, the hooks cells on Aspen only. A cell
+ * that cannot run yields one without operations that carries the error.
+ */
+async function runEvents(
+  target: TargetName,
+  cluster: RunningCluster,
+  options: CompareOptions,
+): Promise<CellMeasurement[]> {
+  const aspen = target.startsWith("aspen-") || target.startsWith("raw-");
+  const etcd = target.startsWith("etcd-");
+  if (!aspen && !etcd) return [];
+  const leader = await cluster.leaderIndex();
+  const url = cluster.urls[leader]!;
+  // Watchers at the followers: a node takes at most 64 connections from one
+  // address, which the leader's writers use up. One node watches itself.
+  const followers = cluster.urls.filter((_, i) => i !== leader);
+  const watchUrls = followers.length === 0 ? [url] : followers;
+  const value = crypto.getRandomValues(new Uint8Array(options.valueBytes));
+  const cells: CellMeasurement[] = [];
+  for (const workload of eventWorkloads(options)) {
+    if (workload === "hooks" && !aspen) continue;
+    for (const clients of options.clients) {
+      let measured: CellMeasurement[];
+      try {
+        measured = workload === "watch"
+          ? [
+            await runWatchCell(
+              aspen
+                ? new AspenWatchDriver(url, watchUrls)
+                : new EtcdWatchDriver(url, watchUrls),
+              {
+                clients,
+                durationMs: options.durationMs,
+                value,
+                warmupMs: EVENT_WARMUP_MS,
+              },
+            ),
+          ]
+          : await runHookCells(url, {
+            clients,
+            durationMs: options.durationMs,
+            value,
+            warmupMs: EVENT_WARMUP_MS,
+            startWorker: await webhookWorkerStarter([
+              url,
+              ...followers,
+            ]),
+          });
+      } catch (error) {
+        measured = EVENT_CELLS[workload].map((cell) =>
+          failedCell(cell, clients, error)
+        );
+      }
+      for (const m of measured) {
+        log(
+          `${target}: ${m.workload} x${m.clients}: ${
+            m.throughputPerSecond.toFixed(0)
+          }/s, ${(m.callsPerSecond ?? 0).toFixed(0)} calls/s, p50 ${
+            m.latencyMs.p50.toFixed(2)
+          } ms, p99 ${
+            m.latencyMs.p99.toFixed(2)
+          } ms, ${m.errors} errors, ${m.violations} violations${
+            m.firstError === null ? "" : ` (${m.firstError})`
+          }`,
+        );
+      }
+      cells.push(...measured);
+    }
+  }
+  return cells;
+}
+
 /** A cell that could not run: no operation, the error as its first. */
 function failedCell(
   cell: CellMeasurement["workload"],
@@ -626,6 +760,11 @@ async function runTarget(
       cells.push(...await runCoordination(target, coordination, options));
       await coordination.close();
     }
+    const eventsRan = eventWorkloads(options).length > 0 &&
+      started.cluster !== null && eventsDriverName(target, options) !== "";
+    if (eventsRan) {
+      cells.push(...await runEvents(target, started.cluster!, options));
+    }
     const empty = cells.filter((c) => c.operations === 0);
     const processLogs = cells.some((c) => c.errors > 0)
       ? started.cluster?.children.map((c) => ({
@@ -642,11 +781,13 @@ async function runTarget(
         : `no successful operation in ${
           empty.map((c) => `${c.workload} x${c.clients}`).join(", ")
         }: ${empty[0]!.firstError}`,
-      driver: !coordinationRan
-        ? started.driverName
-        : kv.length === 0
-        ? started.coordinationName!
-        : `${started.driverName}; ${started.coordinationName}`,
+      driver: [
+        ...(kv.length > 0 || (!coordinationRan && !eventsRan)
+          ? [started.driverName]
+          : []),
+        ...(coordinationRan ? [started.coordinationName!] : []),
+        ...(eventsRan ? [eventsDriverName(target, options)] : []),
+      ].join("; "),
       startMs,
       cells,
     };
@@ -792,10 +933,13 @@ function printSummary(result: CompareResult, jsonPath: string): void {
   const coordination = formatCoordinationTable(result.targets);
   if (coordination !== "") {
     console.log(coordination);
-    console.log(`- keepalive call, Aspen: ${ASPEN_KEEPALIVE_CALL}`);
-    console.log(`- keepalive call, etcd: ${ETCD_KEEPALIVE_CALL}`);
+    if (coordinationWorkloads(options).length > 0) {
+      console.log(`- keepalive call, Aspen: ${ASPEN_KEEPALIVE_CALL}`);
+      console.log(`- keepalive call, etcd: ${ETCD_KEEPALIVE_CALL}`);
+    }
     console.log("");
     for (const line of coordinationRatios(result.targets)) console.log(line);
+    for (const line of eventLines(result.targets)) console.log(line);
     console.log("");
   }
   for (const t of result.targets) {

@@ -84,10 +84,14 @@ Deno.test("events watch over 3 processes: stock writes arrive once each and in o
   await withProcessCluster({ count: 3 }, async (cluster) => {
     const first = await cluster.waitForLeader();
     const token = await cluster.token();
-    const from = (await eventsStatus(cluster, 1, token)).headRevision + 1;
+    // Watch on the two followers (the leader is killed at the end, and the
+    // leader-changes stream must outlive it); write through the leader.
+    const a = (first + 1) % 3;
+    const b = (first + 2) % 3;
+    const from = (await eventsStatus(cluster, a, token)).headRevision + 1;
     // A watch of leader changes from the start of the history.
     const leaders = new SseReader(
-      await watch(cluster.node(1).url, token, {
+      await watch(cluster.node(a).url, token, {
         types: "leader.changed",
         fromRevision: "0",
       }),
@@ -97,7 +101,7 @@ Deno.test("events watch over 3 processes: stock writes arrive once each and in o
     const announced = initial.at(-1)!.data as WireEvent;
     assert.ok(announced.data !== undefined);
 
-    const writer = stockWriter(`${cluster.node(0).url}/kv`, token, WRITES);
+    const writer = stockWriter(`${cluster.node(first).url}/kv`, token, WRITES);
     const query = {
       prefix: JSON.stringify(["stock"]),
       fromRevision: String(from),
@@ -112,8 +116,8 @@ Deno.test("events watch over 3 processes: stock writes arrive once each and in o
         events.push(event);
       }
     };
-    // The first watch, on node 1, is dropped after 100 events.
-    const one = new SseReader(await watch(cluster.node(1).url, token, query));
+    // The first watch, on one follower, is dropped after 100 events.
+    const one = new SseReader(await watch(cluster.node(a).url, token, query));
     assert.equal(one.response.status, 200);
     const firstFrames: SseFrame[] = [];
     while (firstFrames.filter((f) => f.id !== undefined).length < 100) {
@@ -123,9 +127,9 @@ Deno.test("events watch over 3 processes: stock writes arrive once each and in o
     }
     await one.close();
     take(firstFrames);
-    // Resumed on node 2, strictly after the last event seen.
+    // Resumed on the other follower, strictly after the last event seen.
     const two = new SseReader(
-      await watch(cluster.node(2).url, token, query, events.at(-1)!.id),
+      await watch(cluster.node(b).url, token, query, events.at(-1)!.id),
     );
     assert.equal(two.response.status, 200);
     while (events.length < WRITES) {

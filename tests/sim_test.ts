@@ -6,7 +6,9 @@ import {
   BUGS,
   DEFAULT_OPTIONS,
   EVENTS_BUGS,
+  HOOKS_BUGS,
   LEASE_BUGS,
+  runServices,
   SERVICE_BUGS,
   type SimOptions,
 } from "../src/sim/options.ts";
@@ -124,6 +126,21 @@ Deno.test("parseCli() reads flags and rejects bad ones", () => {
     parseCli(["--services", "leases,locks,events"]).services,
     ["leases", "locks", "events"],
   );
+  assert.deepEqual(parseCli(["--services", "hooks"]).services, ["hooks"]);
+});
+
+Deno.test("runServices() runs events and leases with hooks, and hooks for a bug of theirs", () => {
+  assert.deepEqual(
+    runServices(options(1, { services: ["hooks"] })),
+    ["hooks", "events", "leases"],
+  );
+  assert.deepEqual(
+    runServices(options(1, { bug: "cursor-apart-from-finish" })),
+    ["hooks", "events", "leases"],
+  );
+  assert.deepEqual(runServices(options(1, { services: ["events"] })), [
+    "events",
+  ]);
 });
 
 Deno.test("runSeed() finds no violation in 100 seeds × 3 nodes with all faults", async () => {
@@ -154,7 +171,8 @@ Deno.test("runSeed() passes without faults", async () => {
 // The services' bugs are searched for by the services' own tests below.
 for (
   const bug of (Object.keys(BUGS) as BugName[]).filter((name) =>
-    !SERVICE_BUGS.has(name) && !EVENTS_BUGS.has(name)
+    !SERVICE_BUGS.has(name) && !EVENTS_BUGS.has(name) &&
+    !HOOKS_BUGS.has(name)
   )
 ) {
   Deno.test({
@@ -466,5 +484,79 @@ for (const bug of EVENTS_BUGS) {
         `${without.violation}\nreproduce: ${reproduceCommand(clean)}`,
       );
     },
+  });
+}
+
+/** Clean seeds of the hooks run per cluster size (CI time stays small). */
+const HOOKS_CLEAN_SEEDS = 4;
+
+Deno.test("runSeed() with --services hooks passes clean seeds under all faults (3 and 5 nodes), its workers delivering, failing, dying and resending", async () => {
+  const totals = { ok: 0, failed: 0, died: 0, arrivals: 0, hooks: 0 };
+  for (const nodes of [3, 5]) {
+    for (let seed = 1; seed <= HOOKS_CLEAN_SEEDS; seed++) {
+      const run = options(seed, { nodes, services: ["hooks"] });
+      const result = await runSeed(run);
+      assert.equal(
+        result.violation,
+        null,
+        `${result.violation}\nreproduce: ${reproduceCommand(run)}`,
+      );
+      const counts = result.stats.hooks!;
+      totals.ok += counts.ok;
+      totals.failed += counts.failed;
+      totals.died += counts.died;
+      totals.arrivals += counts.arrivals;
+      totals.hooks += counts.hooks;
+    }
+  }
+  const text = JSON.stringify(totals);
+  assert.equal(totals.hooks >= 2 * HOOKS_CLEAN_SEEDS, true, text);
+  assert.ok(totals.ok > 100, text);
+  assert.ok(totals.failed > 0, text);
+  assert.ok(totals.died > 0, text);
+  assert.ok(totals.arrivals >= totals.ok + totals.failed, text);
+});
+
+Deno.test("runSeed() with --services hooks is a function of its seed (same trace twice)", async () => {
+  const run = options(3, { services: ["hooks"], trace: true });
+  const first = await runSeed(run);
+  const second = await runSeed(run);
+  assert.equal(first.violation, null, first.violation ?? "");
+  assert.ok(first.trace!.some((line) => line.includes("hooks worker")));
+  assert.deepEqual(second.trace, first.trace);
+  assert.deepEqual(second.stats.hooks, first.stats.hooks);
+});
+
+for (const bug of HOOKS_BUGS) {
+  Deno.test(`runSeed() finds the hooks planted bug '${bug}' within ${BUG_SEED_CAP} seeds, its seed reproduces it, and passes without it`, async () => {
+    let found: SeedResult | null = null;
+    let run: SimOptions | null = null;
+    for (let seed = 1; seed <= BUG_SEED_CAP && found === null; seed++) {
+      run = options(seed, { bug });
+      const result = await runSeed(run);
+      if (result.violation !== null) found = result;
+    }
+    assert.ok(found !== null, `'${bug}' not found in ${BUG_SEED_CAP} seeds`);
+    console.log(
+      `'${bug}' found at seed ${found.seed}: ${found.violation}\nreproduce: ${
+        reproduceCommand(run!)
+      }`,
+    );
+    // A delivered event delivered again by the next worker (a second
+    // finished record of one attempt), or a cursor left behind an ok
+    // delivery (no begin came after it).
+    assert.match(
+      found.violation!,
+      /^hooks: hook .*: (attempt \S+ has \d+ finished delivery records|its cursor .* is behind event)/,
+    );
+    const again = await runSeed(run!);
+    assert.equal(again.violation, found.violation);
+    const clean = options(found.seed, { services: ["hooks"] });
+    const without = await runSeed(clean);
+    assert.equal(
+      without.violation,
+      null,
+      `${without.violation}\nreproduce: ${reproduceCommand(clean)}`,
+    );
   });
 }

@@ -27,7 +27,11 @@ import { clusterService, type ClusterState } from "./cluster/api.ts";
 import { kvService } from "./kv/apply.ts";
 import type { ResendKnobs } from "./kv/resends.ts";
 import { queuesService } from "./queues/api.ts";
-import { eventsService, hooksLeaseDependent } from "./events/api.ts";
+import {
+  eventsService,
+  type HookKnobs,
+  hooksLeaseDependent,
+} from "./events/api.ts";
 import { type LeaseKnobs, leasesService } from "./leases/api.ts";
 import {
   type LockKnobs,
@@ -40,7 +44,8 @@ export type ServiceKnobs =
   & SessionKnobs
   & ResendKnobs
   & LockKnobs
-  & LeaseKnobs;
+  & LeaseKnobs
+  & HookKnobs;
 
 /** What a service's registration line may use. */
 export interface ServiceParts {
@@ -73,7 +78,7 @@ export function serviceTable(parts: ServiceParts): ServiceRegistration[] {
       ]),
     },
     { id: SERVICE_IDS.locks, service: locksService(parts.knobs) },
-    { id: SERVICE_IDS.events, service: eventsService() },
+    { id: SERVICE_IDS.events, service: eventsService(parts.knobs) },
   ];
 }
 

@@ -25,6 +25,7 @@ import {
   EventsLeader,
   type EventsResult,
   type EventsWindow,
+  pinnedRevision,
   type WatchFrame,
   type WatchRequest,
 } from "../services/events/api.ts";
@@ -45,6 +46,11 @@ export interface EventsSettings {
   readonly compactIntervalMs: number;
   /** Revisions the leader keeps at least. */
   readonly keepRevisions: number;
+  /**
+   * Hooks run (`--services hooks`): the leader's compaction keeps the
+   * lowest active hook cursor, as a real node's does.
+   */
+  readonly hooks: boolean;
 }
 
 /** A watch's quiet time before a progress frame: longer than any run, ms. */
@@ -118,6 +124,7 @@ export function attachEvents(
     intervalMs: settings.compactIntervalMs,
     keepMs: 0,
     keepRevisions: settings.keepRevisions,
+    ...(settings.hooks ? { pinned: () => pinnedRevision(host.store) } : {}),
   });
   const encode = (command: Parameters<typeof encodeEventsCommand>[0]) =>
     encodeEnvelope({

@@ -124,6 +124,11 @@ export class EventsProperties {
     this.#context = { queue, counts: this.counts, ran, trace };
   }
 
+  /** The reference history (the hooks' properties read it too). */
+  get reference(): EventsReference {
+    return this.#reference;
+  }
+
   /** Starts the watchers and the compaction nemesis. */
   start(): void {
     const random = this.#random;

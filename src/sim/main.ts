@@ -11,6 +11,8 @@
  * deno task sim --seeds 200 --services events
  * deno task sim --seeds 100 --services leases,locks,events
  * deno task sim --bug watch-skip-on-resume --seeds 500
+ * deno task sim --seeds 100 --services hooks
+ * deno task sim --bug cursor-apart-from-finish --seeds 500
  * ```
  *
  * Prints one line per violation (seed and what failed), then counts and
@@ -58,7 +60,7 @@ const USAGE =
        [--bug ${BUG_LIST}]
        [--ticks N] [--ops N] [--reads seeded|safe|lease]
        [--state-machine seeded|map|kv]
-       [--services none|leases,locks|events|leases,locks,events]`;
+       [--services none|leases,locks|events|hooks|leases,locks,events,hooks]`;
 
 function integer(flag: string, text: string | undefined, min: number): number {
   const value = Number(text);

@@ -68,6 +68,11 @@ export const BUGS = {
   // Bug of the events watch (issue 17): a watch resumed after an event
   // skips one (`NodeEvents`' knob `skipOnResume`, set in the sim nodes).
   "watch-skip-on-resume": {},
+
+  // Bug of the hooks' apply (issue 17): an ok finish logs the delivery but
+  // leaves the cursor to the next begin (`HookKnobs`' knob
+  // `cursorApartFromFinish`, in KV_BUG_KNOBS).
+  "cursor-apart-from-finish": {},
 } as const satisfies Record<string, TestingKnobs>;
 
 /** Planted bugs of the KV state machine's exactly-once tables, and their knobs. */
@@ -78,13 +83,15 @@ export const KV_BUG_KNOBS: Readonly<
   "stock-resend-new-session": { ignoreResends: true },
   // A retry whose session result was evicted applied again (item 4).
   "reapply-after-eviction": { reapplyAfterEviction: true },
+  // An ok finish does not move the hook's cursor; the next begin does.
+  "cursor-apart-from-finish": { cursorApartFromFinish: true },
 };
 
 /** Name of a planted bug. */
 export type BugName = keyof typeof BUGS;
 
 /** Services the simulator can run beside KV (issues 16 and 17). */
-export const SERVICE_NAMES = ["leases", "locks", "events"] as const;
+export const SERVICE_NAMES = ["leases", "locks", "events", "hooks"] as const;
 
 /** One service of {@linkcode SERVICE_NAMES}. */
 export type ServiceName = typeof SERVICE_NAMES[number];
@@ -123,6 +130,11 @@ export const SERVICE_BUGS: ReadonlySet<BugName> = new Set(
 /** Bugs of the events watch: their runs always run events. */
 export const EVENTS_BUGS: ReadonlySet<BugName> = new Set([
   "watch-skip-on-resume",
+]);
+
+/** Bugs of the hooks: their runs always run hooks (and so events and leases). */
+export const HOOKS_BUGS: ReadonlySet<BugName> = new Set([
+  "cursor-apart-from-finish",
 ]);
 
 /** Bugs that only show when nodes serve lease reads: their runs always use leases. */
@@ -224,17 +236,24 @@ export function parseServices(text: string): ServiceName[] {
 
 /**
  * The services a run runs: those asked for, with leases and locks for a
- * bug of theirs and events for a bug of the watch.
+ * bug of theirs, events for a bug of the watch, and hooks for a bug of
+ * theirs. Hooks always bring events (what they deliver) and leases (what
+ * their workers hold).
  */
 export function runServices(options: SimOptions): readonly ServiceName[] {
   const bug = options.bug;
+  const services = new Set<ServiceName>(options.services);
   if (bug !== null && SERVICE_BUGS.has(bug)) {
-    return [...new Set([...options.services, "leases", "locks"] as const)];
+    services.add("leases");
+    services.add("locks");
   }
-  if (bug !== null && EVENTS_BUGS.has(bug)) {
-    return [...new Set([...options.services, "events"] as const)];
+  if (bug !== null && EVENTS_BUGS.has(bug)) services.add("events");
+  if (bug !== null && HOOKS_BUGS.has(bug)) services.add("hooks");
+  if (services.has("hooks")) {
+    services.add("events");
+    services.add("leases");
   }
-  return options.services;
+  return [...services];
 }
 
 /** True when `name` is a planted bug's name. */

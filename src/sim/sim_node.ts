@@ -41,6 +41,8 @@ import {
   type EventsSettings,
   type SimEventsPort,
 } from "./events_node.ts";
+import { attachHooks, type SimHooksPort } from "./hooks_node.ts";
+import type { StateStore } from "../state/state_store.ts";
 import { ChangeFeed } from "../state/change_feed.ts";
 import type { EventQueue } from "./event_queue.ts";
 import type { ServiceBugKnobs } from "./options.ts";
@@ -147,6 +149,8 @@ export class SimNode {
   #coordination: CoordinationNode | null = null;
   /** The running incarnation's events port (gated), or null (down, or not run). */
   #events: SimEventsPort | null = null;
+  /** The running incarnation's hooks port (gated), or null (down, or not run). */
+  #hooks: SimHooksPort | null = null;
   /** Aborted when the running incarnation dies: its watch streams end. */
   #died: AbortController | null = null;
   /** Snapshots received from a leader and installed by earlier incarnations. */
@@ -274,6 +278,19 @@ export class SimNode {
     return this.#runner === null ? null : this.#events;
   }
 
+  /**
+   * The hooks' port of the running process (gated as the events port), or
+   * null while it is down or the run does not run hooks.
+   */
+  get hooks(): SimHooksPort | null {
+    return this.#runner === null ? null : this.#hooks;
+  }
+
+  /** The running replica's state store, or null while down (the properties' reads). */
+  get store(): StateStore | null {
+    return this.#runner === null ? null : this.#state?.kv.store ?? null;
+  }
+
   /** Ids of the writes the running state applied. */
   appliedIds(): Set<string> {
     return this.#state?.appliedIds() ?? new Set();
@@ -379,6 +396,7 @@ export class SimNode {
     // Its timers die with the incarnation; the port refuses from now on.
     this.#coordination = null;
     this.#events = null;
+    this.#hooks = null;
     this.#died?.abort();
     this.#died = null;
     this.process.crash();
@@ -477,6 +495,14 @@ export class SimNode {
           }),
         compact: (below) => gate(() => eventsPort.compact(below)),
         window: () => eventsPort.window(),
+      };
+    }
+    if (events?.hooks === true) {
+      const hooksPort = attachHooks(runner, state.kv.store);
+      this.#hooks = {
+        propose: (command) => gate(() => hooksPort.propose(command)),
+        hook: (id) => gate(() => hooksPort.hook(id)),
+        next: (hook, cursor) => gate(() => hooksPort.next(hook, cursor)),
       };
     }
   }

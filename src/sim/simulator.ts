@@ -19,6 +19,7 @@ import { CoordinationProperties } from "./coordination_run.ts";
 import { EventQueue } from "./event_queue.ts";
 import type { EventsSettings } from "./events_node.ts";
 import { type EventsCounts, EventsProperties } from "./events_run.ts";
+import { type HooksCounts, HooksProperties } from "./hooks_run.ts";
 import { InvariantChecker } from "./invariants.ts";
 import { checkOperations, kvModel } from "./lincheck.ts";
 import { describeMessage, SimNetwork } from "./network.ts";
@@ -51,6 +52,8 @@ export const MAX_DELAY_MS = 2;
 const livenessTicksMax = 400;
 /** Budget of the events watchers' catch-up after healing, in ticks. */
 const catchUpTicksMax = 600;
+/** Budget of the hooks' catch-up after healing, in ticks: a dead worker's lease expires first, and a hook over every key may have hundreds of events left (three proposals each). */
+const hooksCatchUpTicksMax = 4_000;
 /** Fresh writes demanded after healing. */
 const freshWrites = 3;
 /** Client operation deadline, in ms. */
@@ -120,6 +123,8 @@ export interface SeedResult {
     readonly coordination: CoordinationCounts | null;
     /** The events watchers' counts (null: the events service not run). */
     readonly watchers: EventsCounts | null;
+    /** The hooks workers' counts (null: hooks not run). */
+    readonly hooks: (HooksCounts & { hooks: number; arrivals: number }) | null;
   };
 }
 
@@ -164,6 +169,8 @@ class Simulation {
   readonly #coordination: CoordinationProperties | null;
   /** The events watchers, reference and compaction nemesis, or null. */
   readonly #watch: EventsProperties | null;
+  /** The hooks, their workers and receiver, or null. */
+  readonly #hooks: HooksProperties | null;
   /** Some node ran an input since the last settle. */
   #unsettled = false;
   /** This seed's snapshot chunk size (a lagging member catches up one chunk per round trip). */
@@ -318,6 +325,22 @@ class Simulation {
       },
       this.#trace,
     );
+    const watch = this.#watch;
+    this.#hooks = watch === null || events?.hooks !== true
+      ? null
+      : new HooksProperties(
+        queue,
+        () => this.#nodes,
+        () => this.#leader(),
+        watch.reference,
+        faultyMs,
+        random,
+        this.#checker,
+        () => {
+          this.#unsettled = true;
+        },
+        this.#trace,
+      );
     this.#nemesis = new Nemesis(
       queue,
       random("nemesis"),
@@ -346,14 +369,21 @@ class Simulation {
     this.#clients.start();
     this.#coordination?.start();
     this.#watch?.start();
+    this.#hooks?.start();
     await this.#runUntil(() => this.#queue.peekTime() > faultyMs);
+    // The workers hold their proposals while the cluster must go quiet.
+    this.#hooks?.pause(true);
     if (this.#checker.violation === null) await this.#livenessPhase(faultyMs);
+    this.#hooks?.pause(false);
     if (this.#checker.violation === null) this.#checkDurability();
     if (this.#checker.violation === null) this.#checkLinearizability();
     if (this.#checker.violation === null) this.#coordination?.finish();
     if (this.#checker.violation === null) await this.#eventsCatchUp();
+    if (this.#checker.violation === null) await this.#hooksCatchUp();
     this.#watch?.stop();
+    this.#hooks?.stop();
     if (this.#checker.violation === null) this.#watch?.finish();
+    if (this.#checker.violation === null) this.#hooks?.finish();
     return this.#result();
   }
 
@@ -390,7 +420,37 @@ class Simulation {
         : {},
       compactIntervalMs: random.pick([100, 250, 500]),
       keepRevisions: random.pick([5, 20, 60]),
+      hooks: runServices(this.#options).includes("hooks"),
     };
+  }
+
+  /**
+   * With hooks, after healing: the workers go on until every hook is
+   * caught up on the leader, within {@linkcode hooksCatchUpTicksMax}.
+   */
+  async #hooksCatchUp(): Promise<void> {
+    const hooks = this.#hooks;
+    if (hooks === null) return;
+    const endMs = this.#queue.now + hooksCatchUpTicksMax * TICK_MS;
+    let nextCheckMs = this.#queue.now;
+    let caughtUp = false;
+    await this.#runUntil(() => {
+      const now = this.#queue.peekTime();
+      if (now > endMs) return true;
+      if (now < nextCheckMs) return false;
+      nextCheckMs = now + TICK_MS;
+      caughtUp = hooks.caughtUp;
+      return caughtUp;
+    });
+    if (this.#checker.violation !== null || caughtUp) return;
+    // A broken safety property says more than the stall it may cause.
+    hooks.finish(false);
+    if (this.#checker.violation !== null) return;
+    this.#checker.fail(
+      `hooks liveness: hooks not caught up on the leader ${hooksCatchUpTicksMax} ticks after healing: ${
+        hooks.behind.join(", ")
+      }; ${this.#describeNodes()}`,
+    );
   }
 
   /**
@@ -662,6 +722,7 @@ class Simulation {
           ? null
           : { ...this.#coordination.counts },
         watchers: this.#watch === null ? null : { ...this.#watch.counts },
+        hooks: this.#hooks === null ? null : this.#hooks.counts,
       },
     };
   }

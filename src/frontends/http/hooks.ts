@@ -54,7 +54,9 @@ import {
   type HooksPort,
   type HookTarget,
   type KeySelector,
+  NO_EXTRA_TARGETS,
   type OpenRef,
+  unsupportedTarget,
 } from "../../services/events/api.ts";
 import { validateQueueName } from "../../services/queues/api.ts";
 import { fields, optionalInteger } from "./_parse.ts";
@@ -220,11 +222,14 @@ function parseTarget(value: unknown): HookTarget {
     );
   }
   if (f.job !== undefined || f.forward !== undefined) {
+    const why = unsupportedTarget(
+      f.job !== undefined ? "job" : "forward",
+      NO_EXTRA_TARGETS,
+    );
+    if (why !== null) throw new HttpApiError("unsupported", why);
     throw new HttpApiError(
       "unsupported",
-      `Cannot create hook: target '${
-        kinds[0]
-      }' is not supported yet (use 'webhook' or 'queue')`,
+      "Cannot create hook: unsupported target",
     );
   }
   if (f.queue !== undefined) {

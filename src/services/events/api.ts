@@ -23,6 +23,7 @@ export {
   eventId,
   HOOK_OUTCOMES,
   type HookCursor,
+  type HookKnobs,
   hookMatches,
   type HookOutcome,
   HookReads,
@@ -77,3 +78,10 @@ export {
 } from "./leader.ts";
 export type { HookCreate, HookReport, HooksPort } from "./hooks_port.ts";
 export { HookAdvancer, pinnedRevision } from "./hook_leader.ts";
+export {
+  type EventForwarder,
+  type HookTargets,
+  type JobSink,
+  NO_EXTRA_TARGETS,
+  unsupportedTarget,
+} from "./targets.ts";

@@ -19,7 +19,12 @@ import type {
 import type { ApplyContext } from "../../state/write_context.ts";
 import type { LeaseDependent } from "../leases/api.ts";
 import type { HookCommand } from "./hook_commands.ts";
-import { HOOK_OUTCOMES, type HookOutcome, HookWriter } from "./hooks.ts";
+import {
+  HOOK_OUTCOMES,
+  type HookKnobs,
+  type HookOutcome,
+  HookWriter,
+} from "./hooks.ts";
 import {
   decodeU64,
   encodeU64,
@@ -271,6 +276,7 @@ interface LeaderMeta {
 function applyEvents(
   command: EventsCommand,
   context: ApplyContext,
+  knobs: HookKnobs = {},
 ): EventsResult {
   const index = Number(context.index);
   const writer = new HistoryWriter(context);
@@ -302,14 +308,20 @@ function applyEvents(
       return { ok: true, index, recorded: true };
     case "compact": {
       const below = BigInt(Math.min(command.belowRevision, index));
+      const before = Number(decodeU64(metaOf(context, EVENTS_META.floor)));
       const deleted = writer.compact(below);
       const floor = Number(decodeU64(metaOf(context, EVENTS_META.floor)));
-      if (deleted > 0) new HookWriter(context, writer).compacted(floor);
+      // The floor may pass a hook's cursor over revisions without records
+      // (nothing deleted): that hook continues at the floor all the same.
+      if (floor > before) new HookWriter(context, writer).compacted(floor);
       writer.finish();
       return { ok: true, index, floor, deleted };
     }
     default: {
-      const result = applyHook(command, new HookWriter(context, writer));
+      const result = applyHook(
+        command,
+        new HookWriter(context, writer, knobs),
+      );
       writer.finish();
       return { ok: true, index, ...result };
     }
@@ -406,8 +418,12 @@ export function hooksLeaseDependent(): LeaseDependent {
   };
 }
 
-/** The events service's registration (see `services/table.ts`). */
-export function eventsService(): ServiceDefinition<
+/**
+ * The events service's registration (see `services/table.ts`).
+ *
+ * @param knobs Planted bugs of the simulator (never set in production).
+ */
+export function eventsService(knobs: HookKnobs = {}): ServiceDefinition<
   EventsCommand,
   EventsResult
 > {
@@ -418,7 +434,7 @@ export function eventsService(): ServiceDefinition<
     reaches: ["queues"],
     meta: ["events."],
     decode: decodeEventsCommand,
-    apply: applyEvents,
+    apply: (command, context) => applyEvents(command, context, knobs),
     observe,
     // Hook commands come with the proposing node's session: a retried
     // proposal applies once and answers its first result.

@@ -143,6 +143,11 @@ export interface HookRecord {
   readonly counts: Readonly<Record<HookOutcome, number>>;
   /** Replays asked for so far. */
   readonly replaySeq?: number;
+  /**
+   * Planted bug `cursor-apart-from-finish` only: the cursor an ok finish
+   * left for the next `hookBegin` to apply (never set in production).
+   */
+  readonly pendingCursor?: HookCursor;
   /** Attempt latencies reported (a histogram over {@linkcode LATENCY_BOUNDS_MS}). */
   readonly latency?: {
     readonly sumMs: number;
@@ -388,16 +393,32 @@ export interface HistoryAppender {
   append(event: Omit<HistoryEvent, "revision" | "index">): void;
 }
 
+/** Testing knobs of the hooks' apply rules: planted bugs of the simulator. */
+export interface HookKnobs {
+  /**
+   * An ok finish logs the delivery but leaves the cursor; the hook's next
+   * `hookBegin` moves it (a worker dying in between lets the next one
+   * deliver the event again). Never set in production.
+   */
+  readonly cursorApartFromFinish?: boolean;
+}
+
 /** The apply-side rules of hooks, over one entry's context. */
 export class HookWriter {
   readonly #context: ApplyContext;
   readonly #rows: ReturnType<typeof internalRowWriter>;
   readonly #history: HistoryAppender;
+  readonly #knobs: HookKnobs;
 
-  constructor(context: ApplyContext, history: HistoryAppender) {
+  constructor(
+    context: ApplyContext,
+    history: HistoryAppender,
+    knobs: HookKnobs = {},
+  ) {
     this.#context = context;
     this.#rows = internalRowWriter(context.overlay, context.versionstamp);
     this.#history = history;
+    this.#knobs = knobs;
   }
 
   get(id: string): HookRecord | null {
@@ -609,6 +630,11 @@ export class HookWriter {
       previous = at;
     }
     hook = this.#closeOpen(hook);
+    if (hook.pendingCursor !== undefined) {
+      // Planted bug: the cursor of the last ok finish moves only now.
+      const { pendingCursor, ...rest } = hook;
+      hook = { ...rest, cursor: pendingCursor };
+    }
     const worker = hook.claim!.worker;
     const next = {
       ...hook,
@@ -700,16 +726,19 @@ export class HookWriter {
     }, nowMs);
     if (report.outcome === "ok") {
       const cursor = { r: at.revision, i: at.index };
-      // A cursor only moves forward (compaction may have moved it past
-      // this event while the attempt was open).
+      // A cursor only moves forward: a compaction (`hook.gap`) may have
+      // moved it past the open attempt's event.
+      const forward = compareCursor(next.cursor, at) < 0;
       if (report.replay && next.replay !== null) {
         if (compareCursor(next.replay.cursor, at) < 0) {
           next = { ...next, replay: { ...next.replay, cursor } };
         }
+      } else if (!report.replay && !forward) {
+        next = { ...next, retrying: null };
+      } else if (!report.replay && this.#knobs.cursorApartFromFinish) {
+        next = { ...next, pendingCursor: cursor, retrying: null };
       } else if (!report.replay) {
-        next = compareCursor(next.cursor, at) < 0
-          ? { ...next, cursor, retrying: null }
-          : { ...next, retrying: null };
+        next = { ...next, cursor, retrying: null };
       }
     } else if (report.disable !== null) {
       next = {
@@ -889,7 +918,14 @@ export class HookWriter {
           toRevision: floor - 1,
         },
       });
-      this.#put({ ...hook, cursor: { r: floor, i: -1 }, retrying: null });
+      // A retried event the floor did not pass keeps its attempt count.
+      const retried = hook.retrying === null
+        ? null
+        : parseEventId(hook.retrying.event);
+      const retrying = retried !== null && retried.revision >= floor
+        ? hook.retrying
+        : null;
+      this.#put({ ...hook, cursor: { r: floor, i: -1 }, retrying });
     }
   }
 }
