@@ -15,6 +15,8 @@ import {
   type HookCommand,
   type HookCreate,
   type HookCursor,
+  hookLag,
+  type HookOutcome,
   HookReads,
   type HookRecord,
   type HookReport,
@@ -123,8 +125,7 @@ export class NodeHooks implements HooksPort {
     options: {
       limit: number;
       before?: number;
-      outcome?: HookRecord["counts"] extends Record<infer K, number> ? K
-        : never;
+      outcome?: HookOutcome;
     },
   ) {
     return this.#reads.deliveries(this.#required(ref), options);
@@ -278,7 +279,7 @@ export function eventsMetrics(
   gauge(
     "aspen_hook_lag_revisions",
     "Revisions between a hook's cursor and this node's head.",
-    (h) => Math.max(0, head - (h.cursor.i < 0 ? h.cursor.r - 1 : h.cursor.r)),
+    (h) => hookLag(h, head),
   );
   gauge(
     "aspen_hook_retrying",

@@ -34,6 +34,7 @@ import {
   type HistoryEvent,
   type KeySelector,
   matches,
+  parseEventId as parseServiceEventId,
   SelectorError,
   type TypeMatcher,
   typeMatcher,
@@ -207,20 +208,15 @@ function typesFrom(value: unknown, field: string): TypeMatcher {
  * @throws {WireFormatError} `badRequest` for anything else.
  */
 export function parseEventId(text: string, field: string): EventPosition {
-  const match = /^(\d{1,16})\.(\d{1,10})$/.exec(text.trim());
-  const revision = match === null ? NaN : Number(match[1]);
-  const index = match === null ? NaN : Number(match[2]);
-  if (
-    !Number.isSafeInteger(revision) || !Number.isSafeInteger(index) ||
-    index > 0xffff_ffff
-  ) {
+  const at = parseServiceEventId(text.trim());
+  if (at === null) {
     throw bad(
       `Invalid '${field}': expected an event id 'R.I' (revision.index), received '${
         text.slice(0, 40)
       }'`,
     );
   }
-  return { after: { revision: BigInt(revision), index } };
+  return { after: { revision: BigInt(at.revision), index: at.index } };
 }
 
 const WATCH_PARAMETERS = [

@@ -48,6 +48,7 @@ import {
   EventsError,
   HOOK_OUTCOMES,
   type HookCreate,
+  hookLag,
   type HookOutcome,
   type HookRecord,
   type HookReport,
@@ -164,11 +165,8 @@ export function hookToWire(hook: HookRecord, head: number): WireHook {
       ? {}
       : { disabledReason: hook.disabledReason }),
     cursor: cursorId(hook.cursor),
-    fromRevision: hook.cursor.i < 0 ? hook.cursor.r : hook.cursor.r,
-    lag: Math.max(
-      0,
-      head - (hook.cursor.i < 0 ? hook.cursor.r - 1 : hook.cursor.r),
-    ),
+    fromRevision: hook.cursor.r,
+    lag: hookLag(hook, head),
     timeoutMs: hook.timeoutMs,
     retryWindowMs: hook.retryWindowMs,
     retrySchedule: hook.retrySchedule,
@@ -222,14 +220,13 @@ function parseTarget(value: unknown): HookTarget {
     );
   }
   if (f.job !== undefined || f.forward !== undefined) {
-    const why = unsupportedTarget(
-      f.job !== undefined ? "job" : "forward",
-      NO_EXTRA_TARGETS,
-    );
-    if (why !== null) throw new HttpApiError("unsupported", why);
+    // This front end delivers no job or forward hooks yet, whatever the
+    // node was built with: the reason names what is missing.
+    const kind = f.job !== undefined ? "job" : "forward";
     throw new HttpApiError(
       "unsupported",
-      "Cannot create hook: unsupported target",
+      unsupportedTarget(kind, NO_EXTRA_TARGETS) ??
+        `Cannot create hook: target '${kind}' is not supported here`,
     );
   }
   if (f.queue !== undefined) {

@@ -24,6 +24,7 @@ export {
   HOOK_OUTCOMES,
   type HookCursor,
   type HookKnobs,
+  hookLag,
   hookMatches,
   type HookOutcome,
   HookReads,

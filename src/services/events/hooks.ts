@@ -258,9 +258,22 @@ export function cursorId(cursor: HookCursor): string | null {
   return cursor.i < 0 ? null : `${cursor.r}.${cursor.i}`;
 }
 
-/** The first revision a cursor still needs (its pin on compaction). */
+/**
+ * The first revision a cursor still needs (its pin on compaction): `r`
+ * either way (from `r`, or after an event of `r`, whose later events are at
+ * `r` too).
+ */
 export function cursorRevision(cursor: HookCursor): number {
-  return cursor.i < 0 ? cursor.r : cursor.r;
+  return cursor.r;
+}
+
+/** Revisions between a hook's cursor and the head `head` (0 when caught up). */
+export function hookLag(
+  hook: Pick<HookRecord, "cursor">,
+  head: number,
+): number {
+  const done = hook.cursor.i < 0 ? hook.cursor.r - 1 : hook.cursor.r;
+  return Math.max(0, head - done);
 }
 
 function compareCursor(
