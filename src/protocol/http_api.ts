@@ -64,6 +64,22 @@ export const ROUTES = {
   hookBegin: "/v1/hooks/begin",
   hookFinish: "/v1/hooks/finish",
   hookReplayDone: "/v1/hooks/replay-done",
+  topicCreate: "/v1/topics/create",
+  topicList: "/v1/topics/list",
+  topicDescribe: "/v1/topics/describe",
+  topicDelete: "/v1/topics/delete",
+  topicPublish: "/v1/topics/publish",
+  groupJoin: "/v1/groups/join",
+  groupLeave: "/v1/groups/leave",
+  groupFetch: "/v1/groups/fetch",
+  groupAck: "/v1/groups/ack",
+  groupList: "/v1/groups/list",
+  groupDescribe: "/v1/groups/describe",
+  groupReset: "/v1/groups/reset",
+  groupPause: "/v1/groups/pause",
+  groupResume: "/v1/groups/resume",
+  /** `GET ?topic=&group=&member=&generation=`: `text/event-stream`. */
+  groupConsume: "/v1/groups/consume",
   leaseGrant: "/v1/leases/grant",
   leaseKeepAlive: "/v1/leases/keepalive",
   leaseRevoke: "/v1/leases/revoke",
@@ -174,6 +190,24 @@ export const ERROR_STATUS = {
   claimLost: 409,
   /** No hook has this id: nothing changed. */
   hookNotFound: 404,
+  /** A topic with this name exists with other settings: nothing changed. */
+  topicExists: 409,
+  /** No topic has this name: nothing changed. */
+  topicNotFound: 404,
+  /** The topic has groups (delete it with `force`): nothing changed. */
+  topicInUse: 409,
+  /** No group of this name on the topic: nothing changed. */
+  groupNotFound: 404,
+  /** A join's options differ from the group's: nothing changed. */
+  groupConfigMismatch: 409,
+  /** A reset of a group with members, without `force`: nothing changed. */
+  groupNotEmpty: 409,
+  /** The member does not own the partition in this generation; details carry the current generation and assignment: nothing changed. */
+  staleGeneration: 409,
+  /** A producer's sequence at or below its highest that left the dedup window: nothing changed. */
+  sequenceTooOld: 409,
+  /** An atomic step's ack of a message already finished (acked, dead-lettered) or not delivered to it: nothing changed. */
+  messageFinished: 409,
   /** The revisions asked for are below the events history window; details carry `compactRevision`. */
   compacted: 410,
   /** An atomic operation's check failed: nothing changed. */

@@ -1,0 +1,43 @@
+/**
+ * The pub/sub service's public face (other services, the node and front
+ * ends import only this file).
+ *
+ * @module
+ */
+export {
+  type AckAction,
+  type AckOp,
+  decodePubsubCommand,
+  type Delivery,
+  encodePubsubCommand,
+  type GroupOptions,
+  type GroupStart,
+  messageBytes,
+  type MessageEncoding,
+  type PublishMessage,
+  type PublishOutcome,
+  PUBSUB_SERVICE_LIMITS,
+  type PubsubAnswer,
+  type PubsubCommand,
+  PubsubError,
+  type PubsubErrorCode,
+  type PubsubResult,
+  type ResetTarget,
+  type Retention,
+  validateInteger,
+  validateLease,
+  validateMemberId,
+  validateMessage,
+  validateName,
+  validatePubsubCommand,
+} from "./commands.ts";
+export { PUBSUB_KEYSPACE, PUBSUB_KEYSPACES } from "./keys.ts";
+export type { PubsubKnobs } from "./groups.ts";
+export { GroupReads } from "./group_reads.ts";
+export type {
+  MemberRef,
+  PortAck,
+  PortMessage,
+  PubsubPort,
+  PubsubReadConsistency,
+} from "./port.ts";
