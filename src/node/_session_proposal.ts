@@ -39,8 +39,12 @@ export interface SessionProposal {
   readonly what: string;
   /** Resolves once this node has applied entry `index` (bounded). */
   readonly caughtUp: (index: number) => Promise<void>;
-  /** The typed error of a refusal by apply (nothing changed). */
-  readonly refused: (reason: string, message: string) => Error;
+  /** The typed error of a refusal by apply (nothing changed), with its details if any. */
+  readonly refused: (
+    reason: string,
+    message: string,
+    details?: Readonly<Record<string, unknown>>,
+  ) => Error;
 }
 
 /**
@@ -67,7 +71,11 @@ export async function proposeWithSession<R extends ServiceResult>(
       ) {
         throw new KvOutcomeUnknownError(result.message);
       }
-      throw proposal.refused(result.reason, result.message);
+      throw proposal.refused(
+        result.reason,
+        result.message,
+        (result as { details?: Readonly<Record<string, unknown>> }).details,
+      );
     } catch (error) {
       const unknown = error instanceof ProposalOutcomeUnknownError;
       if (!unknown && !(error instanceof ProposalDroppedError)) throw error;
