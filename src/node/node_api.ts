@@ -8,6 +8,7 @@ import type { KvBackend } from "../services/kv/api.ts";
 import type { LocksPort } from "../services/locks/api.ts";
 import type { EventsPort } from "../services/events/api.ts";
 import type { HooksPort } from "../services/events/api.ts";
+import type { PubsubPort } from "../services/pubsub/api.ts";
 import type {
   ClusterMember,
   ClusterStatus,
@@ -68,4 +69,6 @@ export interface NodeApi {
   readonly events?: EventsPort;
   /** Durable hooks (`services/events`). Optional: front ends answer `unsupported` without it. */
   readonly hooks?: HooksPort;
+  /** Topics and consumer groups (`services/pubsub`). Optional: front ends answer `unsupported` without it. */
+  readonly pubsub?: PubsubPort;
 }

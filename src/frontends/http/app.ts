@@ -32,6 +32,7 @@ import { leaseRoutes } from "./leases.ts";
 import { electionRoutes } from "./elections.ts";
 import { eventsRoutes } from "./events.ts";
 import { HOOK_WORKER_ROUTES, hookRoutes } from "./hooks.ts";
+import { pubsubRoutes } from "./pubsub.ts";
 import { clusterRoutes, healthRoute } from "./cluster.ts";
 import {
   ADMIN_ROUTES,
@@ -199,6 +200,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   electionRoutes(app, ctx);
   eventsRoutes(app, ctx);
   hookRoutes(app, ctx);
+  pubsubRoutes(app, ctx);
   adminRoutes(app, ctx);
   if (options.kvConnect !== undefined) app.route("/", options.kvConnect);
   return app;
