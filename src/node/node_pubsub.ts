@@ -41,6 +41,7 @@ import {
   type PubsubPort,
   type PubsubReadConsistency,
   type PubsubResult,
+  validateInteger,
   validateLease,
   validateMemberId,
 } from "../services/pubsub/api.ts";
@@ -157,19 +158,25 @@ export class NodePubsub implements PubsubPort {
   }): Promise<TopicCreateResponse> {
     const command = topicCreateCommand(request, this.#now());
     const answer = await this.#propose(command, "topicCreate");
-    const topic = this.#options.topics.list().find((t) =>
-      t.name === command.name
-    );
+    const described = this.#options.topics.describe(command.name);
     return {
       // Read back (an identical existing topic keeps its creation time);
       // gone already only if deleted meanwhile: the command's settings.
-      topic: topic ?? {
-        name: command.name,
-        partitions: command.partitions,
-        retention: wireRetention(command.retention),
-        dedupWindowMs: command.dedupWindowMs,
-        createdAtMs: command.nowMs,
-      },
+      topic: described === null
+        ? {
+          name: command.name,
+          partitions: command.partitions,
+          retention: wireRetention(command.retention),
+          dedupWindowMs: command.dedupWindowMs,
+          createdAtMs: command.nowMs,
+        }
+        : {
+          name: described.name,
+          partitions: described.partitions.length,
+          retention: described.retention,
+          dedupWindowMs: described.dedupWindowMs,
+          createdAtMs: described.createdAtMs,
+        },
       created: answer.created,
     };
   }
@@ -267,12 +274,12 @@ export class NodePubsub implements PubsubPort {
     },
     signal?: AbortSignal,
   ): Promise<{ generation: number; messages: readonly Delivery[] }> {
-    const waitMs = options.maxWaitMs === undefined ? 0 : PUBSUB_LIMITS
-            .fetchWaitMsMax >= options.maxWaitMs &&
-        options.maxWaitMs >= 0 &&
-        Number.isSafeInteger(options.maxWaitMs)
-      ? options.maxWaitMs
-      : invalidWait();
+    const waitMs = options.maxWaitMs === undefined ? 0 : validateInteger(
+      "maxWaitMs",
+      options.maxWaitMs,
+      0,
+      PUBSUB_LIMITS.fetchWaitMsMax,
+    );
     const fetchOnce = () =>
       this.#fetchOnce(
         member,
@@ -283,6 +290,9 @@ export class NodePubsub implements PubsubPort {
     if (answer.messages.length > 0 || waitMs === 0) return plain(answer);
     const deadline = this.#now() + waitMs;
     for (let round = 1; round < FETCH_ROUNDS_MAX; round++) {
+      // After an empty fetch, the next entry (or a while) first: a state
+      // that looks deliverable but is not cannot spin proposals.
+      if (round > 1) await this.#nextApplied(MEMBER_CHECK_MS, signal);
       const ready = await this.#waitDeliverable(member, deadline, signal);
       if (!ready) return plain(answer);
       answer = await fetchOnce();
@@ -377,6 +387,11 @@ export class NodePubsub implements PubsubPort {
         }
         if (signal.aborted) return;
         if (answer.messages.length === 0) {
+          // After an empty fetch, the next entry (or a while) first: a
+          // state that looks deliverable but is not cannot spin proposals.
+          if (answer !== first) {
+            await this.#nextApplied(MEMBER_CHECK_MS, signal);
+          }
           // Wait for something to deliver (or the member to be gone).
           const ready = await this.#waitDeliverable(
             member,
@@ -602,13 +617,6 @@ export class NodePubsub implements PubsubPort {
     }
     return result.answer as Answer<T>;
   }
-}
-
-function invalidWait(): never {
-  throw new PubsubError(
-    "invalid",
-    `Invalid maxWaitMs: expected an integer from 0 to ${PUBSUB_LIMITS.fetchWaitMsMax}`,
-  );
 }
 
 function plain(
