@@ -9,6 +9,7 @@
  * changed; every route behind the bearer check.
  */
 import assert from "node:assert/strict";
+import { decode, encode } from "@msgpack/msgpack";
 import { resolveNodeConfig } from "../src/node/config.ts";
 import { freeTcpPorts } from "../src/node/provision.ts";
 import { serveNode, type ServingNode } from "../src/server/serve.ts";
@@ -472,6 +473,53 @@ Deno.test("POST /v1/groups/* joins, fetches, acks and describes; a rebalance fen
   });
 });
 
+Deno.test("POST /v1/topics/publish and /v1/groups/fetch speak MessagePack: values are binary", async () => {
+  await withNode(async (api) => {
+    await api.ok(ROUTES.topicCreate, { name: "bin" });
+    const msgpack = async (path: string, body: unknown) => {
+      const response = await fetch(`${api.serving.url}${path}`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          "content-type": "application/msgpack",
+          accept: "application/msgpack",
+        },
+        body: encode(body),
+      });
+      assert.equal(response.status, 200);
+      assert.match(
+        response.headers.get("content-type") ?? "",
+        /^application\/msgpack/,
+      );
+      return decode(new Uint8Array(await response.arrayBuffer())) as Json;
+    };
+    const value = new Uint8Array([0, 1, 2, 255]);
+    const published = await msgpack(ROUTES.topicPublish, {
+      topic: "bin",
+      messages: [{ value: { encoding: "bytes", data: value } }, {
+        // A V8-serialized value, kept as its bytes and encoding.
+        value: { encoding: "v8", data: new Uint8Array([0xff, 0x0f, 0x54]) },
+      }],
+    });
+    assert.deepEqual(published.records.map((r: Json) => r.offset), [0, 1]);
+    const joined = await api.ok(ROUTES.groupJoin, {
+      topic: "bin",
+      group: "g",
+      lease: await grantLease(api),
+    }) as Json;
+    const fetched = await msgpack(ROUTES.groupFetch, {
+      topic: "bin",
+      group: "g",
+      memberId: joined.memberId,
+      generation: joined.generation,
+    });
+    assert.deepEqual(fetched.messages.map((m: Json) => m.value), [
+      { encoding: "bytes", data: value },
+      { encoding: "v8", data: new Uint8Array([0xff, 0x0f, 0x54]) },
+    ]);
+  });
+});
+
 Deno.test("POST /v1/groups/fetch with maxWaitMs answers once a message is published", async () => {
   await withNode(async (api) => {
     await api.ok(ROUTES.topicCreate, { name: "w" });
@@ -573,6 +621,18 @@ Deno.test("GET /v1/groups/consume streams deliveries as SSE and refuses a strang
         described.partitions.reduce((n: number, p: Json) => n + p.pending, 0),
         2,
       );
+      // The member leaves: the stream says it is fenced, then ends.
+      const left = await api.ok(ROUTES.groupLeave, {
+        topic: "push",
+        group: "g",
+        memberId: "m",
+      }) as Json;
+      assert.equal(left.left, true);
+      const fenced = await reader.next(20_000);
+      assert.equal(fenced?.event, "fenced");
+      assert.equal((fenced!.data as Json).generation, left.generation);
+      assert.deepEqual((fenced!.data as Json).assignment, {});
+      assert.equal(await reader.next(20_000), null);
     } finally {
       await reader.close();
     }

@@ -353,7 +353,7 @@ async function fetchMessages(
         ...(batch === undefined ? {} : { batch }),
         ...(maxWaitMs === undefined ? {} : { maxWaitMs }),
         ...(maxBytes === undefined ? {} : { maxBytes }),
-      }, c.req.raw.signal)
+      }, slot === null ? undefined : c.req.raw.signal)
     );
     return {
       generation: answer.generation,
