@@ -59,6 +59,13 @@ import {
   HookAdvancer,
   pinnedRevision,
 } from "../services/events/api.ts";
+import {
+  encodePubsubCommand,
+  PubsubLeader,
+  type PubsubResult,
+  TopicReads,
+} from "../services/pubsub/api.ts";
+import { NodePubsub } from "./node_pubsub.ts";
 import { SERVICE_IDS } from "../services/table.ts";
 import { encodeEnvelope } from "../state/envelope.ts";
 import { decodeProposalResult } from "../services/replicated_state.ts";
@@ -90,6 +97,10 @@ export class AspenNode implements NodeApi {
   readonly events: NodeEvents | undefined;
   /** Durable hooks over this node's state. */
   readonly hooks: NodeHooks;
+  /** Topics and consumer groups over this node's state. */
+  readonly pubsub: NodePubsub;
+  /** Proposes pub/sub ticks (delayed releases, age trims, deadlines) while this node leads. */
+  readonly pubsubLeader: PubsubLeader;
   /** Proposes this node's snapshot facts and, while it leads, follower health. */
   readonly facts: NodeFacts;
   /** Proposes compactions and leader announcements while this node leads. */
@@ -140,6 +151,24 @@ export class AspenNode implements NodeApi {
       store: parts.stateStore,
     });
     const hooks = this.hooks;
+    this.pubsub = new NodePubsub({
+      propose: (data) => parts.runner.propose(data),
+      readIndex: () => parts.runner.readIndex(),
+      store: parts.stateStore,
+      onApplied: (listener) => parts.runner.onApplied(() => listener()),
+      topics: new TopicReads(parts.stateStore),
+      serviceId: SERVICE_IDS.pubsub,
+    });
+    this.pubsubLeader = new PubsubLeader({ store: parts.stateStore });
+    parts.services.add({
+      task: this.pubsubLeader,
+      encode: (command) =>
+        encodeEnvelope({
+          serviceId: SERVICE_IDS.pubsub,
+          payload: encodePubsubCommand(command),
+        }),
+      decode: (result) => decodeProposalResult(result) as PubsubResult,
+    });
     this.facts = new NodeFacts({
       nodeId: this.id,
       propose: (event, data) => hooks.fact(event, data),
