@@ -33,7 +33,10 @@ interface Api {
   ok(path: string, body: unknown): Promise<Record<string, unknown>>;
 }
 
-async function withNode(fn: (api: Api) => Promise<void>): Promise<void> {
+async function withNode(
+  fn: (api: Api) => Promise<void>,
+  config: { readonly streamsPerTokenMax?: number } = {},
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "aspen-pubsub-" });
   const serving = await serveNode(
     resolveNodeConfig({
@@ -42,6 +45,7 @@ async function withNode(fn: (api: Api) => Promise<void>): Promise<void> {
       quicPort: 0,
       tickMs: 20,
       tokens: [TOKEN],
+      ...config,
     }),
     { log: () => {} },
   );
@@ -637,6 +641,50 @@ Deno.test("GET /v1/groups/consume streams deliveries as SSE and refuses a strang
       await reader.close();
     }
   });
+});
+
+Deno.test("consume streams and waiting fetches take slots of the stream budget: past it 429, a closed stream frees its slot", async () => {
+  await withNode(async (api) => {
+    await api.ok(ROUTES.topicCreate, { name: "b" });
+    const joined = await api.ok(ROUTES.groupJoin, {
+      topic: "b",
+      group: "g",
+      lease: await grantLease(api),
+    }) as Json;
+    const consume = () =>
+      fetch(
+        `${api.serving.url}${ROUTES.groupConsume}?topic=b&group=g&member=${joined.memberId}&generation=${joined.generation}`,
+        { headers: { authorization: `Bearer ${TOKEN}` } },
+      );
+    const first = await consume();
+    assert.equal(first.status, 200);
+    const second = await consume();
+    assert.equal(second.status, 429);
+    assert.equal((await second.json()).error.code, "tooManyStreams");
+    const waiting = await api.post(ROUTES.groupFetch, {
+      topic: "b",
+      group: "g",
+      memberId: joined.memberId,
+      generation: joined.generation,
+      maxWaitMs: 10_000,
+    });
+    assert.equal(waiting.status, 429);
+    // A fetch that does not wait needs no slot.
+    await api.ok(ROUTES.groupFetch, {
+      topic: "b",
+      group: "g",
+      memberId: joined.memberId,
+      generation: joined.generation,
+    });
+    await first.body!.cancel();
+    const again = await waitForValue("a freed slot", async () => {
+      const response = await consume();
+      if (response.status === 200) return response;
+      await response.body?.cancel();
+      return null;
+    }, { timeoutMs: 20_000, intervalMs: 50 });
+    await again.body!.cancel();
+  }, { streamsPerTokenMax: 1 });
 });
 
 Deno.test("pub/sub routes refuse bad input with a typed 4xx and change nothing", async () => {
