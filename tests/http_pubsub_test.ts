@@ -15,6 +15,7 @@ import { freeTcpPorts } from "../src/node/provision.ts";
 import { serveNode, type ServingNode } from "../src/server/serve.ts";
 import { ROUTES } from "../src/protocol/http_api.ts";
 import { PUBSUB_LIMITS } from "../src/protocol/http_api_pubsub.ts";
+import { provisionLocalCluster } from "./helpers/node_plan.ts";
 import { SseReader } from "./helpers/sse_reader.ts";
 import { waitFor, waitForValue } from "./helpers/wait_for.ts";
 
@@ -966,4 +967,128 @@ Deno.test("every pub/sub route is behind the bearer check", async () => {
     const listed = await api.ok(ROUTES.topicList, {}) as Json;
     assert.deepEqual(listed.topics, []);
   });
+});
+
+Deno.test("three nodes: a follower serves publish, join, a waiting fetch and acks; after the leader stops, a delayed message is released by the new one", async () => {
+  const root = await Deno.makeTempDir({ prefix: "aspen-pubsub-3-" });
+  const { plans, httpPorts } = await provisionLocalCluster(root, 3);
+  const nodes: (ServingNode | null)[] = [];
+  const request = async (
+    node: ServingNode,
+    path: string,
+    body: unknown,
+  ): Promise<Json> => {
+    const response = await fetch(`${node.url}${path}`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json();
+    assert.equal(response.status, 200, `${path}: ${JSON.stringify(answer)}`);
+    return answer;
+  };
+  try {
+    for (const [i, plan] of plans.entries()) {
+      nodes.push(
+        await serveNode(
+          resolveNodeConfig({
+            dataDir: plan.dataDir,
+            httpPort: httpPorts[i]!,
+            quicPort: plan.quicPort,
+            tickMs: 20,
+            requestTimeoutMs: 3000,
+            tokens: [TOKEN],
+          }),
+          { log: () => {} },
+        ),
+      );
+    }
+    const live = () => nodes.filter((n): n is ServingNode => n !== null);
+    const leader = () =>
+      live().find((n) => n.node.runner.status().role === "leader");
+    await waitFor("a leader", () => leader() !== undefined, 30_000);
+    const follower = live().find((n) => n !== leader())!;
+    const other = live().find((n) => n !== leader() && n !== follower)!;
+
+    await request(follower, ROUTES.topicCreate, { name: "r", partitions: 3 });
+    const lease = (await request(follower, ROUTES.leaseGrant, {
+      ttlMs: 60_000,
+    })).id;
+    const joined = await request(follower, ROUTES.groupJoin, {
+      topic: "r",
+      group: "g",
+      memberId: "c1",
+      lease,
+    });
+    assert.deepEqual(joined.partitions, [0, 1, 2]);
+    const member = {
+      topic: "r",
+      group: "g",
+      memberId: "c1",
+      generation: joined.generation,
+    };
+    const waiting = request(follower, ROUTES.groupFetch, {
+      ...member,
+      batch: 10,
+      maxWaitMs: PUBSUB_LIMITS.fetchWaitMsMax,
+    });
+    const published = await request(other, ROUTES.topicPublish, {
+      topic: "r",
+      messages: [{ key: "abc", value: text("one") }],
+    });
+    const fetched = await waiting;
+    assert.equal(fetched.messages.length, 1);
+    assert.equal(fetched.messages[0].partition, published.records[0].partition);
+    assert.equal(fetched.messages[0].offset, published.records[0].offset);
+    const acked = await request(follower, ROUTES.groupAck, {
+      ...member,
+      acks: [{
+        partition: fetched.messages[0].partition,
+        offset: fetched.messages[0].offset,
+        action: "ack",
+      }],
+    });
+    assert.equal(acked.results[0].ok, true);
+    // A strong read on another follower sees the ack.
+    const described = await request(other, ROUTES.groupDescribe, {
+      topic: "r",
+      group: "g",
+    });
+    const row = described.partitions.find((p: Json) =>
+      p.partition === published.records[0].partition
+    );
+    assert.equal(row.cursor, 1);
+    assert.equal(row.pending, 0);
+
+    const delayed = await request(follower, ROUTES.topicPublish, {
+      topic: "r",
+      messages: [{ value: text("later"), partition: 2, delayMs: 1_500 }],
+    });
+    assert.equal(typeof delayed.records[0].scheduled, "string");
+    const oldLeader = leader()!;
+    await oldLeader.stop();
+    nodes[nodes.indexOf(oldLeader)] = null;
+    await waitFor(
+      "a new leader",
+      () => leader() !== undefined,
+      30_000,
+    );
+    const survivor = live()[0]!;
+    const released = await waitForValue("the delayed message", async () => {
+      const answer = await request(survivor, ROUTES.groupFetch, {
+        ...member,
+        maxWaitMs: 1_000,
+      });
+      return answer.messages.length > 0 ? answer.messages : null;
+    }, { timeoutMs: 30_000, intervalMs: 50, retryErrors: true });
+    assert.equal(untext(released[0].value), "later");
+    assert.equal(released[0].partition, 2);
+    assert.ok(released[0].publishedAtMs >= delayed.records[0].deliverAtMs);
+  } finally {
+    for (const node of nodes) await node?.stop();
+    await Deno.remove(root, { recursive: true });
+  }
 });
