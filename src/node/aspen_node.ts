@@ -65,7 +65,7 @@ import {
   type PubsubResult,
   TopicReads,
 } from "../services/pubsub/api.ts";
-import { NodePubsub } from "./node_pubsub.ts";
+import { NodePubsub, pubsubMetrics } from "./node_pubsub.ts";
 import { SERVICE_IDS } from "../services/table.ts";
 import { encodeEnvelope } from "../state/envelope.ts";
 import { decodeProposalResult } from "../services/replicated_state.ts";
@@ -341,6 +341,7 @@ export class AspenNode implements NodeApi {
         this.events?.window() ?? null,
         this.events?.streams() ?? 0,
       ) +
+      pubsubMetrics(this.pubsub) +
       this.#metricsSources.map((source) => source()).join("");
   }
 

@@ -652,3 +652,13 @@ function fencedItem(error: PubsubError): ConsumeItem {
     : {};
   return { type: "fenced", generation, assignment };
 }
+
+/** Prometheus text of this node's pub/sub streams. */
+export function pubsubMetrics(pubsub: NodePubsub): string {
+  return [
+    "# HELP aspen_pubsub_consume_streams Pub/sub consume (push) streams this node serves.",
+    "# TYPE aspen_pubsub_consume_streams gauge",
+    `aspen_pubsub_consume_streams ${pubsub.consumersOpen}`,
+    "",
+  ].join("\n");
+}
