@@ -659,6 +659,10 @@ Deno.test("consume streams and waiting fetches take slots of the stream budget: 
       );
     const first = await consume();
     assert.equal(first.status, 200);
+    assert.match(
+      api.serving.node.metrics(),
+      /aspen_pubsub_consume_streams 1\n/,
+    );
     const second = await consume();
     assert.equal(second.status, 429);
     assert.equal((await second.json()).error.code, "tooManyStreams");
