@@ -73,6 +73,8 @@ import {
   topicCreateCommand,
 } from "./_pubsub_requests.ts";
 import { RequestTimeoutError } from "./raft_runner.ts";
+import { DeliveryWaiter, MEMBER_CHECK_MS } from "./_pubsub_waits.ts";
+import { type ConsumeItem, consumeStream } from "./_pubsub_consume.ts";
 
 /** The pub/sub service's envelope id (its line in `services/table.ts`). */
 export const PUBSUB_SERVICE_ID = 7;
@@ -80,8 +82,6 @@ export const PUBSUB_SERVICE_ID = 7;
 export const FETCH_ROUNDS_MAX = 32;
 /** Deliveries one fetch of a consume stream records at most. */
 export const CONSUME_BATCH = 100;
-/** How often a quiet consume stream checks that its member still exists, ms. */
-const MEMBER_CHECK_MS = 1_000;
 
 /** The topic reads the port needs (the service's `TopicReads`). */
 export interface TopicReadsPort {
@@ -116,18 +116,11 @@ type Answer<T extends PubsubAnswer["type"]> = Extract<
   { type: T }
 >;
 
-type ConsumeItem =
-  | { readonly type: "message"; readonly delivery: Delivery }
-  | {
-    readonly type: "fenced";
-    readonly generation: number;
-    readonly assignment: Readonly<Record<string, string>>;
-  };
-
 /** The pub/sub port over a Raft node. */
 export class NodePubsub implements PubsubPort {
   readonly #options: NodePubsubOptions;
   readonly #groups: GroupReads;
+  readonly #waits: DeliveryWaiter;
   readonly #now: () => number;
   readonly #sessionId = `pubsub-${crypto.randomUUID()}`;
   #sessionSeq = 0;
@@ -138,6 +131,11 @@ export class NodePubsub implements PubsubPort {
     this.#options = options;
     this.#groups = new GroupReads(options.store);
     this.#now = options.nowMs ?? Date.now;
+    this.#waits = new DeliveryWaiter({
+      groups: this.#groups,
+      onApplied: options.onApplied,
+      now: this.#now,
+    });
   }
 
   /** Consume streams open now. */
@@ -292,8 +290,12 @@ export class NodePubsub implements PubsubPort {
     for (let round = 1; round < FETCH_ROUNDS_MAX; round++) {
       // After an empty fetch, the next entry (or a while) first: a state
       // that looks deliverable but is not cannot spin proposals.
-      if (round > 1) await this.#nextApplied(MEMBER_CHECK_MS, signal);
-      const ready = await this.#waitDeliverable(member, deadline, signal);
+      if (round > 1) await this.#waits.nextApplied(MEMBER_CHECK_MS, signal);
+      const ready = await this.#waits.untilDeliverable(
+        member,
+        deadline,
+        signal,
+      );
       if (!ready) return plain(answer);
       answer = await fetchOnce();
       if (answer.messages.length > 0) return plain(answer);
@@ -357,7 +359,14 @@ export class NodePubsub implements PubsubPort {
       if (open) this.#consumers--;
       open = false;
     };
-    const stream = this.#consumeStream(member, first, signal, release);
+    const stream = consumeStream({
+      member,
+      first,
+      signal,
+      release,
+      waits: this.#waits,
+      fetchNext: () => this.#fetchOnce(member, CONSUME_BATCH, null),
+    });
     // Ended before its first item, a generator never runs its finally:
     // return() releases the slot too.
     return {
@@ -370,51 +379,6 @@ export class NodePubsub implements PubsubPort {
         },
       }),
     };
-  }
-
-  async *#consumeStream(
-    member: MemberRef,
-    first: Answer<"fetch">,
-    signal: AbortSignal,
-    release: () => void,
-  ): AsyncGenerator<ConsumeItem, undefined> {
-    try {
-      let answer = first;
-      for (;;) {
-        for (const delivery of answer.messages) {
-          if (signal.aborted) return;
-          yield { type: "message", delivery };
-        }
-        if (signal.aborted) return;
-        if (answer.messages.length === 0) {
-          // After an empty fetch, the next entry (or a while) first: a
-          // state that looks deliverable but is not cannot spin proposals.
-          if (answer !== first) {
-            await this.#nextApplied(MEMBER_CHECK_MS, signal);
-          }
-          // Wait for something to deliver (or the member to be gone).
-          const ready = await this.#waitDeliverable(
-            member,
-            Number.POSITIVE_INFINITY,
-            signal,
-          );
-          if (!ready || signal.aborted) return;
-        }
-        try {
-          answer = await this.#fetchOnce(member, CONSUME_BATCH, null);
-        } catch (error) {
-          if (
-            error instanceof PubsubError && error.code === "staleGeneration"
-          ) {
-            yield fencedItem(error);
-            return;
-          }
-          throw error;
-        }
-      }
-    } finally {
-      release();
-    }
   }
 
   async listGroups(
@@ -506,69 +470,6 @@ export class NodePubsub implements PubsubPort {
     );
   }
 
-  /**
-   * Waits until `member` may get a message (by this node's state), the
-   * deadline passes or `signal` aborts. Wakes after each applied batch and
-   * at the groups' next due time; every {@linkcode MEMBER_CHECK_MS} a quiet
-   * wait also reports ready once the member is gone from its group, so
-   * the next fetch answers its refusal.
-   *
-   * @returns True when ready, false at the deadline or on abort.
-   */
-  async #waitDeliverable(
-    member: MemberRef,
-    deadline: number,
-    signal: AbortSignal | undefined,
-  ): Promise<boolean> {
-    let nextMemberCheck = this.#now() + MEMBER_CHECK_MS;
-    for (;;) {
-      if (signal?.aborted) return false;
-      const now = this.#now();
-      if (
-        this.#groups.hasDeliverable(
-          member.topic,
-          member.group,
-          member.memberId,
-          now,
-        )
-      ) return true;
-      if (now >= nextMemberCheck) {
-        nextMemberCheck = now + MEMBER_CHECK_MS;
-        if (!this.#isMember(member)) return true;
-      }
-      if (now >= deadline) return false;
-      const due = this.#groups.nextDueMs();
-      const wakeAt = Math.min(
-        deadline,
-        nextMemberCheck,
-        due === null ? Number.POSITIVE_INFINITY : Math.max(due, now + 1),
-      );
-      await this.#nextApplied(wakeAt - now, signal);
-    }
-  }
-
-  #isMember(member: MemberRef): boolean {
-    const group = this.#groups.describe(member.topic, member.group);
-    return group !== null &&
-      group.members.some((m) => m.id === member.memberId);
-  }
-
-  /** Resolves after the next applied batch, `ms`, or an abort. */
-  #nextApplied(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve) => {
-      let unsubscribe = () => {};
-      const done = () => {
-        clearTimeout(timer);
-        unsubscribe();
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(1, Math.min(ms, 60_000)));
-      unsubscribe = this.#options.onApplied(done);
-      signal?.addEventListener("abort", done, { once: true });
-    });
-  }
-
   async #read(consistency: PubsubReadConsistency): Promise<void> {
     if (consistency === "eventual") return;
     try {
@@ -639,18 +540,6 @@ function wireRetention(
     ...(retention.maxBytes === null ? {} : { maxBytes: retention.maxBytes }),
     ...(retention.maxAgeMs === null ? {} : { maxAgeMs: retention.maxAgeMs }),
   };
-}
-
-function fencedItem(error: PubsubError): ConsumeItem {
-  const details = error.details ?? {};
-  const generation = typeof details.generation === "number"
-    ? details.generation
-    : 0;
-  const assignment = typeof details.assignment === "object" &&
-      details.assignment !== null
-    ? details.assignment as Record<string, string>
-    : {};
-  return { type: "fenced", generation, assignment };
 }
 
 /** Prometheus text of this node's pub/sub streams. */
