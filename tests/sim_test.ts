@@ -13,7 +13,7 @@ import {
   type SimOptions,
 } from "../src/sim/options.ts";
 import { SeededRandom } from "../src/sim/random.ts";
-import { runSeed, type SeedResult } from "../src/sim/simulator.ts";
+import { CLOCK_DRIFT, runSeed, type SeedResult } from "../src/sim/simulator.ts";
 
 /** Seeds each planted bug must be found within (3 nodes, all faults). */
 const BUG_SEED_CAP = 500;
@@ -358,6 +358,29 @@ Deno.test({
       assert.ok(lost > 0, `${nodes} nodes: no lease lost`);
     }
   },
+});
+
+Deno.test("runSeed() with --services leases passes seed 342, whose leader's clock runs beyond the drift bound and expires a lease by it", async () => {
+  // A safe-read seed: its nemesis skews n1 (the leader) 28% fast, and the
+  // keeper rightly ends a dead client's lease after 1,000 ms of n1's clock,
+  // 828 ms of simulated time after the last keep-alive's send. The expiry
+  // property once measured in simulated time less a 15% drift allowance.
+  const run = options(342, { services: ["leases"], trace: true });
+  const result = await runSeed(run);
+  assert.equal(
+    result.violation,
+    null,
+    `${result.violation}\nreproduce: ${reproduceCommand(run)}`,
+  );
+  const skews = (result.trace ?? []).flatMap((line) => {
+    const match = line.match(/ fault skew \S+ fast (\d+)%$/);
+    return match === null ? [] : [Number(match[1])];
+  });
+  assert.ok(
+    skews.some((percent) => percent > 100 * CLOCK_DRIFT),
+    `no clock skewed beyond the drift bound: ${skews.join(", ")}`,
+  );
+  assert.ok(result.stats.coordination!.died > 0, "no client died");
 });
 
 for (const bug of SERVICE_BUGS) {
