@@ -258,17 +258,20 @@ export function clockAdvanceMs(
  * lease's last acknowledged keep-alive (or of its grant's request).
  *
  * Why clocks and not simulated time: the keeper counts a TTL on its own
- * monotonic clock (`src/services/leases/leader.ts`), from a moment after
- * the send (a keep-alive's deadline is its leader's now + TTL after the
- * ReadIndex round, a new leader's is its start + TTL + an election timeout,
- * a new lease's is the pass that first sees it applied + TTL; each moment
- * comes after the client sent), and proposes `expire` only once that clock
- * has passed the deadline. Whichever node proposed the ending entry, its
- * clock advanced at least the TTL between the send and the apply, so the
- * fastest clock did too. In simulated time that is a TTL divided by the
- * clock's rate: TTL / (1 + drift) within the drift bound, less in a
- * safe-read seed, whose nemesis skews clocks beyond the bound (seed 342:
- * a leader 28% fast ends a 1,000 ms TTL after 781 ms, correctly).
+ * monotonic clock (`src/services/leases/leader.ts`) from a moment at or
+ * after the send, and proposes `expire` only once that clock has passed
+ * the deadline. The deadline in force is its leader's now + TTL after the
+ * keep-alive's ReadIndex round; or a new leader's start + TTL + an election
+ * timeout, and a leader of a later term starts only after a quorum stopped
+ * answering the acknowledging one, so after its ReadIndex round; or, for a
+ * lease it first sees applied, that pass's now + TTL, after the grant was
+ * sent. So whichever node proposed the ending entry, its clock advanced at
+ * least the TTL between the send and the apply, and the fastest clock did
+ * too. In simulated time that is a TTL divided by the clock's rate: the full
+ * TTL at rate 1, TTL / (1 + drift) within the drift bound, less in a
+ * safe-read seed, whose nemesis skews clocks beyond the bound (seeds 201
+ * and 342: a leader 37% and 28% fast ends a 1,000 ms TTL after 730 and
+ * 781 ms, correctly).
  */
 export class LeaseExpiryChecker {
   /** Latest send time of an acknowledged keep-alive (or grant), per lease. */
