@@ -262,10 +262,10 @@ export function clockAdvanceMs(
  * after the send, and proposes `expire` only once that clock has passed
  * the deadline. The deadline in force is its leader's now + TTL after the
  * keep-alive's ReadIndex round; or a new leader's start + TTL + an election
- * timeout, and a leader of a later term starts only after a quorum stopped
- * answering the acknowledging one, so after its ReadIndex round; or, for a
- * lease it first sees applied, that pass's now + TTL, after the grant was
- * sent. So whichever node proposed the ending entry, its clock advanced at
+ * timeout, and a later term's leader wins only with the vote of a node that
+ * first answered the acknowledging leader's ReadIndex round (the quorums
+ * meet), so it starts after that round; or, for a lease it first sees
+ * applied, that pass's now + TTL, after the grant was sent. So whichever node proposed the ending entry, its clock advanced at
  * least the TTL between the send and the apply, and the fastest clock did
  * too. In simulated time that is a TTL divided by the clock's rate: the full
  * TTL at rate 1, TTL / (1 + drift) within the drift bound, less in a
