@@ -11,8 +11,8 @@
  * @module
  */
 import { assert } from "../../base/assert.ts";
-import type { ApplyContext } from "../../state/write_context.ts";
 import type { Delivery, GroupOptions } from "./commands.ts";
+import type { GroupRowCache, WorkingPartition } from "./group_cache.ts";
 import { type InFlightRow, isAvailable } from "./group_rows.ts";
 import {
   type PartitionRow,
@@ -21,52 +21,6 @@ import {
   type RecordRow,
   type TopicRow,
 } from "./records.ts";
-
-/** A group partition row being changed in this entry. */
-export interface WorkingPartitionRow {
-  owner: string | null;
-  ownerSince: number;
-  nextDeliver: number;
-  cursor: number;
-  inFlight: number;
-  available: number;
-  redelivered: number;
-  skipped: number;
-}
-
-/** What a delivery round needs of the group writer. */
-export interface FlightStore {
-  readonly context: ApplyContext;
-  partition(topic: string, group: string, p: number): WorkingPartitionRow;
-  inFlight(
-    topic: string,
-    group: string,
-    p: number,
-    offset: number,
-  ): InFlightRow | null;
-  putFlightRow(
-    topic: string,
-    group: string,
-    p: number,
-    offset: number,
-    row: InFlightRow,
-    previous: InFlightRow | null,
-  ): void;
-  finish(
-    topic: string,
-    group: string,
-    p: number,
-    offset: number,
-    row: InFlightRow,
-  ): void;
-  scanFlights(
-    topic: string,
-    group: string,
-    p: number,
-    from: number,
-    limit: number,
-  ): [number, InFlightRow][];
-}
 
 /** What one fetch is. */
 export interface RoundSpec {
@@ -93,12 +47,12 @@ const SCAN_PAGE = 128;
 
 /** One fetch's round of deliveries. */
 export class DeliveryRound {
-  readonly #store: FlightStore;
+  readonly #store: GroupRowCache;
   readonly #spec: RoundSpec;
   #bytes = 0;
   #taken = 0;
 
-  constructor(store: FlightStore, spec: RoundSpec) {
+  constructor(store: GroupRowCache, spec: RoundSpec) {
     this.#store = store;
     this.#spec = spec;
   }
@@ -219,7 +173,7 @@ export class DeliveryRound {
     return this.#deliver(lane, offset, record, null);
   }
 
-  #nextAvailable(lane: Lane, row: WorkingPartitionRow): number | null {
+  #nextAvailable(lane: Lane, row: WorkingPartition): number | null {
     const { topic, group } = this.#spec;
     while (lane.queue.length === 0 && !lane.scanDone) {
       const page = this.#store.scanFlights(

@@ -44,10 +44,8 @@
  */
 import { assert } from "../../base/assert.ts";
 import type { ApplyContext } from "../../state/write_context.ts";
-import { readThrough } from "../../state/write_context.ts";
 import { leaseLive } from "../leases/api.ts";
 import {
-  type AckOp,
   type GroupOptions,
   type GroupStart,
   PUBSUB_SERVICE_LIMITS,
@@ -57,30 +55,19 @@ import {
   type ResetTarget,
 } from "./commands.ts";
 import { reassignedOwner } from "./assignment.ts";
+import { ackOne, dropInFlight, expireDue, setPause } from "./group_acks.ts";
+import { GroupRowCache, type WorkingGroup } from "./group_cache.ts";
+import { DeliveryRound } from "./group_fetch.ts";
 import {
-  deadlineKey,
   decodeGroup,
-  decodeGroupPartition,
   decodeInFlight,
-  dueRange,
-  encodeGroup,
-  encodeGroupPartition,
-  encodeInFlight,
   encodeOptions,
   groupInFlightRange,
-  groupKey,
-  groupPartitionKey,
   groupPartitionRange,
   groupRange,
-  type GroupRow,
-  inFlightKey,
-  inFlightRange,
-  type InFlightRow,
-  isAvailable,
   memberLeaseKey,
   memberLeaseRange,
   type MemberRow,
-  parseDeadlineKey,
   parseGroupKey,
   parseInFlightKey,
   parseMemberLeaseKey,
@@ -88,17 +75,9 @@ import {
   pauseDueKey,
 } from "./group_rows.ts";
 import {
-  DeliveryRound,
-  type WorkingPartitionRow as WorkingPartition,
-} from "./group_fetch.ts";
-import {
-  appendRecord,
-  ensureTopic,
   offsetAtTime,
   readPartition,
-  readRecord,
   readTopic,
-  rowWriter,
   scanMerged,
   type TopicRow,
 } from "./records.ts";
@@ -116,16 +95,6 @@ type AnswerOf<T extends PubsubAnswer["type"]> = Extract<
   PubsubAnswer,
   { type: T }
 >;
-
-/** A group row being changed in this entry. */
-interface WorkingGroup {
-  readonly topic: string;
-  readonly name: string;
-  row: GroupRow;
-}
-
-/** Why a message went to the dead-letter topic. */
-export type DeadLetterReason = "maxDeliveries" | "terminated";
 
 const SCAN_ALL = 1_000_000;
 
@@ -176,26 +145,12 @@ function startOffset(
 
 /** The apply-time operations on groups over one entry. */
 export class GroupWriter {
-  readonly #context: ApplyContext;
+  readonly #cache: GroupRowCache;
   readonly #knobs: PubsubKnobs;
-  readonly #rows: ReturnType<typeof rowWriter>;
-  readonly #groups = new Map<string, WorkingGroup>();
-  readonly #partitions = new Map<
-    string,
-    {
-      topic: string;
-      group: string;
-      partition: number;
-      row: WorkingPartition;
-      dirty: boolean;
-    }
-  >();
-  readonly #dirtyGroups = new Set<string>();
 
   constructor(context: ApplyContext, knobs: PubsubKnobs = {}) {
-    this.#context = context;
+    this.#cache = new GroupRowCache(context);
     this.#knobs = knobs;
-    this.#rows = rowWriter(context);
   }
 
   // -------------------------------------------------------------------------
@@ -203,14 +158,14 @@ export class GroupWriter {
 
   /** Adds or refreshes a member (creating the group), then rebalances. */
   join(command: Of<"join">): AnswerOf<"join"> {
-    const topic = this.#topic(command.topic);
-    if (!leaseLive(this.#context, command.lease)) {
+    const topic = this.#cache.topic(command.topic);
+    if (!leaseLive(this.#cache.context, command.lease)) {
       throw new PubsubError(
         "leaseNotFound",
         `Cannot join group '${command.group}': lease '${command.lease}' is not live`,
       );
     }
-    const working = this.#group(command.topic, command.group) ??
+    const working = this.#cache.group(command.topic, command.group) ??
       this.#createGroup(topic, command);
     const group = working.row;
     if (
@@ -235,7 +190,7 @@ export class GroupWriter {
       );
     }
     if (existing !== undefined) {
-      this.#rows.remove(
+      this.#cache.rows.remove(
         memberLeaseKey(
           existing.lease,
           command.topic,
@@ -244,7 +199,7 @@ export class GroupWriter {
         ),
       );
     }
-    this.#rows.put(
+    this.#cache.rows.put(
       memberLeaseKey(
         command.lease,
         command.topic,
@@ -257,7 +212,7 @@ export class GroupWriter {
     const members = group.members.filter((m) => m.id !== member.id);
     members.push(member);
     members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    this.#setGroup(working, {
+    this.#cache.setGroup(working, {
       ...group,
       members,
       generation: group.generation + 1,
@@ -269,14 +224,14 @@ export class GroupWriter {
       existing === undefined ? null : member.id,
     );
     const answer = this.#joined(topic, working, command.memberId);
-    this.#flush();
+    this.#cache.flush();
     return answer;
   }
 
   /** Removes a member, then rebalances. */
   leave(command: Of<"leave">): AnswerOf<"leave"> {
-    const topic = this.#topic(command.topic);
-    const working = this.#existingGroup(command.topic, command.group);
+    const topic = this.#cache.topic(command.topic);
+    const working = this.#cache.existingGroup(command.topic, command.group);
     const member = working.row.members.find((m) => m.id === command.memberId);
     if (member === undefined) {
       return {
@@ -286,14 +241,14 @@ export class GroupWriter {
       };
     }
     this.#removeMembers(topic, working, [member]);
-    this.#flush();
+    this.#cache.flush();
     return { type: "leave", generation: working.row.generation, left: true };
   }
 
   /** Records deliveries for the member and answers them. */
   fetch(command: Of<"fetch">): AnswerOf<"fetch"> {
-    const topic = this.#topic(command.topic);
-    const working = this.#existingGroup(command.topic, command.group);
+    const topic = this.#cache.topic(command.topic);
+    const working = this.#cache.existingGroup(command.topic, command.group);
     const owned = this.#owned(topic, working, command.memberId);
     this.#fence(
       topic,
@@ -309,11 +264,11 @@ export class GroupWriter {
         messages: [],
       };
     }
-    this.#expire(command.nowMs, PUBSUB_SERVICE_LIMITS.tickItemsMax, {
+    expireDue(this.#cache, command.nowMs, PUBSUB_SERVICE_LIMITS.tickItemsMax, {
       topic: command.topic,
       group: command.group,
     });
-    const round = new DeliveryRound(this, {
+    const round = new DeliveryRound(this.#cache, {
       topic,
       group: command.group,
       options: working.row.options,
@@ -323,19 +278,21 @@ export class GroupWriter {
       batch: command.batch,
       maxBytes: command.maxBytes,
     });
-    const start = owned.length === 0 ? 0 : this.#context.index % owned.length;
+    const start = owned.length === 0
+      ? 0
+      : this.#cache.context.index % owned.length;
     const messages = round.run([
       ...owned.slice(start),
       ...owned.slice(0, start),
     ]);
-    this.#flush();
+    this.#cache.flush();
     return { type: "fetch", generation: working.row.generation, messages };
   }
 
   /** Applies acks. */
   ack(command: Of<"ack">): AnswerOf<"ack"> {
-    const topic = this.#topic(command.topic);
-    const working = this.#existingGroup(command.topic, command.group);
+    const topic = this.#cache.topic(command.topic);
+    const working = this.#cache.existingGroup(command.topic, command.group);
     if (this.#knobs.ackIgnoresGeneration !== true) {
       this.#fence(
         topic,
@@ -348,16 +305,16 @@ export class GroupWriter {
     const results = command.acks.map((ack) => ({
       partition: ack.partition,
       offset: ack.offset,
-      ok: this.#ackOne(topic, working, ack, command.nowMs),
+      ok: ackOne(this.#cache, topic, working, ack, command.nowMs),
     }));
-    this.#flush();
+    this.#cache.flush();
     return { type: "ack", results };
   }
 
   /** Moves cursors. */
   reset(command: Of<"reset">): AnswerOf<"reset"> {
-    const topic = this.#topic(command.topic);
-    const working = this.#existingGroup(command.topic, command.group);
+    const topic = this.#cache.topic(command.topic);
+    const working = this.#cache.existingGroup(command.topic, command.group);
     if (working.row.members.length > 0 && !command.force) {
       throw new PubsubError(
         "groupNotEmpty",
@@ -371,7 +328,7 @@ export class GroupWriter {
       );
     }
     if (command.force) {
-      this.#setGroup(working, {
+      this.#cache.setGroup(working, {
         ...working.row,
         generation: working.row.generation + 1,
       });
@@ -381,9 +338,14 @@ export class GroupWriter {
       ? Array.from({ length: topic.partitions }, (_, p) => p)
       : [command.partition];
     const partitions = targets.map((p) => {
-      this.#dropInFlight(topic.name, working.name, p);
-      const row = this.partition(topic.name, working.name, p);
-      const target = startOffset(this.#context, topic.name, p, command.to);
+      dropInFlight(this.#cache, topic.name, working.name, p);
+      const row = this.#cache.partition(topic.name, working.name, p);
+      const target = startOffset(
+        this.#cache.context,
+        topic.name,
+        p,
+        command.to,
+      );
       row.nextDeliver = target;
       row.cursor = target;
       row.inFlight = 0;
@@ -391,23 +353,23 @@ export class GroupWriter {
       if (command.force) row.ownerSince = generation;
       return { partition: p, cursor: target };
     });
-    this.#flush();
+    this.#cache.flush();
     return { type: "reset", generation, partitions };
   }
 
   /** Pauses a group. */
   pause(command: Of<"pause">): AnswerOf<"pause"> {
-    const working = this.#existingGroup(command.topic, command.group);
-    this.#setPause(working, true, command.untilMs);
-    this.#flush();
+    const working = this.#cache.existingGroup(command.topic, command.group);
+    setPause(this.#cache, working, true, command.untilMs);
+    this.#cache.flush();
     return { type: "pause", paused: true, pausedUntilMs: command.untilMs };
   }
 
   /** Resumes a group. */
   resume(command: Of<"resume">): AnswerOf<"pause"> {
-    const working = this.#existingGroup(command.topic, command.group);
-    this.#setPause(working, false, null);
-    this.#flush();
+    const working = this.#cache.existingGroup(command.topic, command.group);
+    setPause(this.#cache, working, false, null);
+    this.#cache.flush();
     return { type: "pause", paused: false, pausedUntilMs: null };
   }
 
@@ -417,8 +379,8 @@ export class GroupWriter {
    * items. Returns how many and whether more were due.
    */
   tick(nowMs: number, budget: number): { expired: number; more: boolean } {
-    const result = this.#expire(nowMs, budget, null);
-    this.#flush();
+    const result = expireDue(this.#cache, nowMs, budget, null);
+    this.#cache.flush();
     return result;
   }
 
@@ -428,15 +390,19 @@ export class GroupWriter {
     const leases = new Set(ids);
     for (const id of ids) {
       for (
-        const row of scanMerged(this.#context, memberLeaseRange(id), SCAN_ALL)
+        const row of scanMerged(
+          this.#cache.context,
+          memberLeaseRange(id),
+          SCAN_ALL,
+        )
       ) {
         const { topic, group } = parseMemberLeaseKey(row.key);
         byGroup.set(`${topic}\0${group}`, { topic, group });
       }
     }
     for (const { topic, group } of byGroup.values()) {
-      const working = this.#group(topic, group);
-      const topicRow = readTopic(this.#context, topic);
+      const working = this.#cache.group(topic, group);
+      const topicRow = readTopic(this.#cache.context, topic);
       assert(
         working !== null && topicRow !== null,
         `A member-lease row names group '${group}' of topic '${topic}', which exists`,
@@ -444,34 +410,38 @@ export class GroupWriter {
       const ended = working.row.members.filter((m) => leases.has(m.lease));
       if (ended.length > 0) this.#removeMembers(topicRow, working, ended);
     }
-    this.#flush();
+    this.#cache.flush();
   }
 
   /** Whether `topic` has groups. */
   hasGroups(topic: string): boolean {
-    return scanMerged(this.#context, groupRange(topic), 1).length > 0;
+    return scanMerged(this.#cache.context, groupRange(topic), 1).length > 0;
   }
 
   /** Deletes every group of `topic` (a forced topic delete). */
   topicDeleted(topic: string): void {
-    for (const row of scanMerged(this.#context, groupRange(topic), SCAN_ALL)) {
+    for (
+      const row of scanMerged(this.#cache.context, groupRange(topic), SCAN_ALL)
+    ) {
       const [, name] = parseGroupKey(row.key);
       const group = decodeGroup(row.value);
       for (const member of group.members) {
-        this.#rows.remove(memberLeaseKey(member.lease, topic, name, member.id));
+        this.#cache.rows.remove(
+          memberLeaseKey(member.lease, topic, name, member.id),
+        );
       }
       if (group.paused && group.pausedUntilMs !== null) {
-        this.#rows.remove(pauseDueKey(group.pausedUntilMs, topic, name));
+        this.#cache.rows.remove(pauseDueKey(group.pausedUntilMs, topic, name));
       }
       for (
         const flight of scanMerged(
-          this.#context,
+          this.#cache.context,
           groupInFlightRange(topic, name),
           SCAN_ALL,
         )
       ) {
         const [p, offset] = parseInFlightKey(flight.key);
-        this.#removeFlightRow(
+        this.#cache.removeFlightRow(
           topic,
           name,
           p,
@@ -481,220 +451,14 @@ export class GroupWriter {
       }
       for (
         const part of scanMerged(
-          this.#context,
+          this.#cache.context,
           groupPartitionRange(topic, name),
           SCAN_ALL,
         )
-      ) this.#rows.remove(part.key);
-      this.#rows.remove(row.key);
-      this.#groups.delete(`${topic}\0${name}`);
-      this.#dirtyGroups.delete(`${topic}\0${name}`);
+      ) this.#cache.rows.remove(part.key);
+      this.#cache.rows.remove(row.key);
     }
-    for (const [key, entry] of this.#partitions) {
-      if (entry.topic === topic) this.#partitions.delete(key);
-    }
-  }
-
-  // -------------------------------------------------------------------------
-  // Rows (cached for the entry; written by #flush)
-
-  #topic(name: string): TopicRow {
-    const topic = readTopic(this.#context, name);
-    if (topic === null) {
-      throw new PubsubError("topicNotFound", `Topic '${name}' does not exist`);
-    }
-    return topic;
-  }
-
-  #group(topic: string, group: string): WorkingGroup | null {
-    const key = `${topic}\0${group}`;
-    const cached = this.#groups.get(key);
-    if (cached !== undefined) return cached;
-    const row = readThrough(this.#context, groupKey(topic, group));
-    if (row === null) return null;
-    const working = { topic, name: group, row: decodeGroup(row.value) };
-    this.#groups.set(key, working);
-    return working;
-  }
-
-  #existingGroup(topic: string, group: string): WorkingGroup {
-    const working = this.#group(topic, group);
-    if (working === null) {
-      throw new PubsubError(
-        "groupNotFound",
-        `Group '${group}' of topic '${topic}' does not exist`,
-      );
-    }
-    return working;
-  }
-
-  #setGroup(working: WorkingGroup, row: GroupRow): void {
-    working.row = row;
-    this.#dirtyGroups.add(`${working.topic}\0${working.name}`);
-  }
-
-  /** Partition `p` of a group, to read or change (changes are written at the end). */
-  partition(topic: string, group: string, p: number): WorkingPartition {
-    const key = `${topic}\0${group}\0${p}`;
-    const cached = this.#partitions.get(key);
-    if (cached !== undefined) {
-      cached.dirty = true;
-      return cached.row;
-    }
-    const stored = readThrough(
-      this.#context,
-      groupPartitionKey(topic, group, p),
-    );
-    assert(
-      stored !== null,
-      `Group '${group}' of topic '${topic}' has a row for partition ${p}`,
-    );
-    const row = { ...decodeGroupPartition(stored.value) };
-    this.#partitions.set(key, {
-      topic,
-      group,
-      partition: p,
-      row,
-      dirty: true,
-    });
-    return row;
-  }
-
-  #newPartition(
-    topic: string,
-    group: string,
-    p: number,
-    cursor: number,
-  ): void {
-    this.#partitions.set(`${topic}\0${group}\0${p}`, {
-      topic,
-      group,
-      partition: p,
-      dirty: true,
-      row: {
-        owner: null,
-        ownerSince: 0,
-        nextDeliver: cursor,
-        cursor,
-        inFlight: 0,
-        available: 0,
-        redelivered: 0,
-        skipped: 0,
-      },
-    });
-  }
-
-  /** The in-flight row of `offset`, or null. */
-  inFlight(
-    topic: string,
-    group: string,
-    p: number,
-    offset: number,
-  ): InFlightRow | null {
-    const row = readThrough(
-      this.#context,
-      inFlightKey(topic, group, p, offset),
-    );
-    return row === null ? null : decodeInFlight(row.value);
-  }
-
-  /**
-   * Writes an in-flight row in place of `previous` (null: a new one),
-   * keeping its deadline row: one at `dueMs` unless available.
-   */
-  putFlightRow(
-    topic: string,
-    group: string,
-    p: number,
-    offset: number,
-    row: InFlightRow,
-    previous: InFlightRow | null,
-  ): void {
-    if (previous !== null && previous.state !== "available") {
-      this.#rows.remove(deadlineKey(previous.dueMs, topic, group, p, offset));
-    }
-    this.#rows.put(inFlightKey(topic, group, p, offset), encodeInFlight(row));
-    if (row.state !== "available") {
-      this.#rows.put(
-        deadlineKey(row.dueMs, topic, group, p, offset),
-        new Uint8Array(0),
-      );
-    }
-  }
-
-  #removeFlightRow(
-    topic: string,
-    group: string,
-    p: number,
-    offset: number,
-    previous: InFlightRow,
-  ): void {
-    if (previous.state !== "available") {
-      this.#rows.remove(deadlineKey(previous.dueMs, topic, group, p, offset));
-    }
-    this.#rows.remove(inFlightKey(topic, group, p, offset));
-  }
-
-  /** Removes a finished in-flight row and counts it out of its partition. */
-  finish(
-    topic: string,
-    group: string,
-    p: number,
-    offset: number,
-    row: InFlightRow,
-  ): void {
-    const part = this.partition(topic, group, p);
-    if (isAvailable(row, part)) part.available--;
-    part.inFlight--;
-    assert(
-      part.inFlight >= 0 && part.available >= 0,
-      `In-flight counts of partition ${p} of group '${group}' stay non-negative`,
-    );
-    this.#removeFlightRow(topic, group, p, offset, row);
-  }
-
-  /** Scans in-flight rows of a partition from `from` on, at most `limit`. */
-  scanFlights(
-    topic: string,
-    group: string,
-    p: number,
-    from: number,
-    limit: number,
-  ): [number, InFlightRow][] {
-    return scanMerged(
-      this.#context,
-      inFlightRange(topic, group, p, from),
-      limit,
-    ).map((row) => [parseInFlightKey(row.key)[1], decodeInFlight(row.value)]);
-  }
-
-  /** The apply context (for record reads). */
-  get context(): ApplyContext {
-    return this.#context;
-  }
-
-  #flush(): void {
-    for (const key of this.#dirtyGroups) {
-      const working = this.#groups.get(key)!;
-      this.#rows.put(
-        groupKey(working.topic, working.name),
-        encodeGroup(working.row),
-      );
-    }
-    this.#dirtyGroups.clear();
-    for (const entry of this.#partitions.values()) {
-      if (!entry.dirty) continue;
-      const { topic, group, partition, row } = entry;
-      const lowest = this.scanFlights(topic, group, partition, 0, 1)[0];
-      row.cursor = lowest === undefined
-        ? row.nextDeliver
-        : Math.min(lowest[0], row.nextDeliver);
-      this.#rows.put(
-        groupPartitionKey(topic, group, partition),
-        encodeGroupPartition(row),
-      );
-      entry.dirty = false;
-    }
+    this.#cache.forgetTopic(topic);
   }
 
   // -------------------------------------------------------------------------
@@ -702,7 +466,7 @@ export class GroupWriter {
 
   #createGroup(topic: TopicRow, command: Of<"join">): WorkingGroup {
     const count = scanMerged(
-      this.#context,
+      this.#cache.context,
       groupRange(topic.name),
       PUBSUB_SERVICE_LIMITS.groupsPerTopicMax,
     ).length;
@@ -715,8 +479,13 @@ export class GroupWriter {
     const options = command.options ??
       defaultGroupOptions(topic.name, command.group);
     for (let p = 0; p < topic.partitions; p++) {
-      const cursor = startOffset(this.#context, topic.name, p, options.start);
-      this.#newPartition(topic.name, command.group, p, cursor);
+      const cursor = startOffset(
+        this.#cache.context,
+        topic.name,
+        p,
+        options.start,
+      );
+      this.#cache.newPartition(topic.name, command.group, p, cursor);
     }
     const working: WorkingGroup = {
       topic: topic.name,
@@ -731,8 +500,7 @@ export class GroupWriter {
         createdAtMs: command.nowMs,
       },
     };
-    this.#groups.set(`${topic.name}\0${command.group}`, working);
-    this.#dirtyGroups.add(`${topic.name}\0${command.group}`);
+    this.#cache.addGroup(working);
     return working;
   }
 
@@ -752,34 +520,11 @@ export class GroupWriter {
   #owned(topic: TopicRow, working: WorkingGroup, memberId: string): number[] {
     const owned: number[] = [];
     for (let p = 0; p < topic.partitions; p++) {
-      if (this.#peek(topic.name, working.name, p).owner === memberId) {
+      if (this.#cache.peek(topic.name, working.name, p).owner === memberId) {
         owned.push(p);
       }
     }
     return owned;
-  }
-
-  /** A partition row to read only (not marked changed). */
-  #peek(topic: string, group: string, p: number): WorkingPartition {
-    const cached = this.#partitions.get(`${topic}\0${group}\0${p}`);
-    if (cached !== undefined) return cached.row;
-    const stored = readThrough(
-      this.#context,
-      groupPartitionKey(topic, group, p),
-    );
-    assert(
-      stored !== null,
-      `Group '${group}' of topic '${topic}' has a row for partition ${p}`,
-    );
-    const row = { ...decodeGroupPartition(stored.value) };
-    this.#partitions.set(`${topic}\0${group}\0${p}`, {
-      topic,
-      group,
-      partition: p,
-      row,
-      dirty: false,
-    });
-    return row;
   }
 
   #removeMembers(
@@ -789,11 +534,11 @@ export class GroupWriter {
   ): void {
     const gone = new Set(members.map((m) => m.id));
     for (const member of members) {
-      this.#rows.remove(
+      this.#cache.rows.remove(
         memberLeaseKey(member.lease, topic.name, working.name, member.id),
       );
     }
-    this.#setGroup(working, {
+    this.#cache.setGroup(working, {
       ...working.row,
       members: working.row.members.filter((m) => !gone.has(m.id)),
       generation: working.row.generation + 1,
@@ -816,7 +561,7 @@ export class GroupWriter {
     const members = new Set(working.row.members.map((m) => m.id));
     const generation = working.row.generation;
     for (let p = 0; p < topic.partitions; p++) {
-      const before = this.#peek(topic.name, working.name, p);
+      const before = this.#cache.peek(topic.name, working.name, p);
       const owner = reassignedOwner(
         working.name,
         p,
@@ -827,7 +572,7 @@ export class GroupWriter {
       if (owner === before.owner && (owner === null || owner !== refreshed)) {
         continue;
       }
-      const row = this.partition(topic.name, working.name, p);
+      const row = this.#cache.partition(topic.name, working.name, p);
       row.owner = owner;
       row.ownerSince = generation;
       row.available = row.inFlight;
@@ -858,7 +603,7 @@ export class GroupWriter {
           reason = `partition ${p} does not exist`;
           break;
         }
-        const row = this.#peek(topic.name, working.name, p);
+        const row = this.#cache.peek(topic.name, working.name, p);
         if (row.owner !== memberId) {
           reason = `partition ${p} is not its own`;
           break;
@@ -873,7 +618,7 @@ export class GroupWriter {
     if (reason === null) return;
     const assignment: Record<string, string> = {};
     for (let p = 0; p < topic.partitions; p++) {
-      const owner = this.#peek(topic.name, working.name, p).owner;
+      const owner = this.#cache.peek(topic.name, working.name, p).owner;
       if (owner !== null) assignment[String(p)] = owner;
     }
     throw new PubsubError(
@@ -881,224 +626,5 @@ export class GroupWriter {
       `Member '${memberId}' of group '${working.name}' at generation ${generation} is fenced: ${reason} (generation ${group.generation})`,
       { generation: group.generation, assignment },
     );
-  }
-
-  // -------------------------------------------------------------------------
-  // Acks, dead letters, the clock
-
-  #ackOne(
-    topic: TopicRow,
-    working: WorkingGroup,
-    ack: AckOp,
-    nowMs: number,
-  ): boolean {
-    if (ack.partition >= topic.partitions) return false;
-    const t = topic.name;
-    const g = working.name;
-    const row = this.inFlight(t, g, ack.partition, ack.offset);
-    if (row === null) return false;
-    const part = this.partition(t, g, ack.partition);
-    const options = working.row.options;
-    const wasAvailable = isAvailable(row, part);
-    const generation = working.row.generation;
-    switch (ack.action) {
-      case "ack":
-        this.finish(t, g, ack.partition, ack.offset, row);
-        return true;
-      case "terminate":
-        this.#deadLetter(working, ack.partition, ack.offset, row, {
-          reason: "terminated",
-          nowMs,
-          onTopicLimit: "throw",
-        });
-        return true;
-      case "nack":
-        if (row.delivery >= options.maxDeliveries) {
-          this.#deadLetter(working, ack.partition, ack.offset, row, {
-            reason: "maxDeliveries",
-            nowMs,
-            onTopicLimit: "throw",
-          });
-          return true;
-        }
-        if (ack.delayMs === 0) {
-          if (!wasAvailable) part.available++;
-          this.putFlightRow(t, g, ack.partition, ack.offset, {
-            ...row,
-            state: "available",
-            dueMs: 0,
-            generation,
-          }, row);
-        } else {
-          if (wasAvailable) part.available--;
-          this.putFlightRow(t, g, ack.partition, ack.offset, {
-            ...row,
-            state: "waiting",
-            dueMs: nowMs + ack.delayMs,
-            generation,
-          }, row);
-        }
-        return true;
-      case "inProgress":
-        if (wasAvailable || row.state !== "pending") return false;
-        this.putFlightRow(t, g, ack.partition, ack.offset, {
-          ...row,
-          dueMs: nowMs + options.ackDeadlineMs,
-        }, row);
-        return true;
-    }
-  }
-
-  /**
-   * Sends the in-flight message at `offset` to the group's dead-letter
-   * topic (or counts it skipped when its record was trimmed, or, with
-   * `onTopicLimit: "skip"`, when the dead-letter topic cannot be created).
-   */
-  #deadLetter(
-    working: WorkingGroup,
-    p: number,
-    offset: number,
-    row: InFlightRow,
-    how: {
-      reason: DeadLetterReason;
-      nowMs: number;
-      onTopicLimit: "throw" | "skip";
-    },
-  ): void {
-    const t = working.topic;
-    this.finish(t, working.name, p, offset, row);
-    const record = readRecord(this.#context, t, p, offset);
-    if (record === null) {
-      this.partition(t, working.name, p).skipped++;
-      return;
-    }
-    let dlq: TopicRow;
-    try {
-      dlq = ensureTopic(
-        this.#context,
-        working.row.options.deadLetterTopic,
-        how.nowMs,
-      );
-    } catch (error) {
-      if (how.onTopicLimit === "throw" || !(error instanceof PubsubError)) {
-        throw error;
-      }
-      this.partition(t, working.name, p).skipped++;
-      return;
-    }
-    const extra: [string, string][] = [
-      ["aspen-dlq-reason", how.reason],
-      ["aspen-source", `${t}/${p}/${offset}`],
-      ["aspen-deliveries", String(row.delivery)],
-    ];
-    const utf8 = new TextEncoder();
-    let bytes = record.bytes;
-    for (const [name, value] of extra) {
-      bytes += utf8.encode(name).byteLength + utf8.encode(value).byteLength;
-    }
-    appendRecord(this.#context, dlq, p % dlq.partitions, {
-      key: record.key,
-      value: record.value,
-      encoding: record.encoding,
-      headers: [...record.headers, ...extra],
-      bytes,
-    }, how.nowMs);
-    this.#setGroup(working, {
-      ...working.row,
-      deadLettered: working.row.deadLettered + 1,
-    });
-  }
-
-  /**
-   * Handles up to `budget` due rows (deadlines and pause ends at or before
-   * `nowMs`), or only those of one group (`only`, for a fetch).
-   */
-  #expire(
-    nowMs: number,
-    budget: number,
-    only: { topic: string; group: string } | null,
-  ): { expired: number; more: boolean } {
-    const due = scanMerged(this.#context, dueRange(nowMs), budget + 1);
-    let expired = 0;
-    for (const row of due.slice(0, budget)) {
-      const item = parseDeadlineKey(row.key);
-      if (
-        only !== null &&
-        (item.topic !== only.topic || item.group !== only.group)
-      ) continue;
-      const working = this.#group(item.topic, item.group);
-      assert(working !== null, `A deadline row names a group that exists`);
-      if (item.kind === "pause") {
-        this.#rows.remove(row.key);
-        if (working.row.pausedUntilMs === item.dueMs) {
-          this.#setGroup(working, {
-            ...working.row,
-            paused: false,
-            pausedUntilMs: null,
-          });
-        }
-        continue;
-      }
-      const { partition: p, offset } = item;
-      const flight = this.inFlight(item.topic, item.group, p, offset);
-      assert(
-        flight !== null && flight.state !== "available" &&
-          flight.dueMs === item.dueMs,
-        `A deadline row's in-flight row is due then`,
-      );
-      const part = this.partition(item.topic, item.group, p);
-      const stale = isAvailable(flight, part);
-      if (flight.state === "pending" && !stale) {
-        expired++;
-        if (flight.delivery >= working.row.options.maxDeliveries) {
-          this.#deadLetter(working, p, offset, flight, {
-            reason: "maxDeliveries",
-            nowMs,
-            onTopicLimit: "skip",
-          });
-          continue;
-        }
-      }
-      if (!stale) part.available++;
-      this.putFlightRow(item.topic, item.group, p, offset, {
-        ...flight,
-        state: "available",
-        dueMs: 0,
-      }, flight);
-    }
-    return { expired, more: due.length > budget };
-  }
-
-  #setPause(
-    working: WorkingGroup,
-    paused: boolean,
-    untilMs: number | null,
-  ): void {
-    const before = working.row;
-    if (before.paused && before.pausedUntilMs !== null) {
-      this.#rows.remove(
-        pauseDueKey(before.pausedUntilMs, working.topic, working.name),
-      );
-    }
-    if (paused && untilMs !== null) {
-      this.#rows.put(
-        pauseDueKey(untilMs, working.topic, working.name),
-        new Uint8Array(0),
-      );
-    }
-    this.#setGroup(working, { ...before, paused, pausedUntilMs: untilMs });
-  }
-
-  #dropInFlight(topic: string, group: string, p: number): void {
-    for (
-      const row of scanMerged(
-        this.#context,
-        inFlightRange(topic, group, p),
-        SCAN_ALL,
-      )
-    ) {
-      const [, offset] = parseInFlightKey(row.key);
-      this.#removeFlightRow(topic, group, p, offset, decodeInFlight(row.value));
-    }
   }
 }
