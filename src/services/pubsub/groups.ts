@@ -311,6 +311,29 @@ export class GroupWriter {
     return { type: "ack", results };
   }
 
+  /**
+   * Applies acks as one step of an atomic commit (KV write, publish and
+   * ack in one entry): like {@linkcode GroupWriter.ack}, but a message not
+   * in flight refuses the whole entry. The entry's writes must then be
+   * dropped, as the state host does when apply throws.
+   *
+   * @throws {PubsubError} `messageFinished` (details: partition, offset)
+   * for a message already finished or never delivered; `staleGeneration`
+   * for a fenced member.
+   */
+  ackAtomic(command: Of<"ack">): AnswerOf<"ack"> {
+    const answer = this.ack(command);
+    const refused = answer.results.find((result) => !result.ok);
+    if (refused !== undefined) {
+      throw new PubsubError(
+        "messageFinished",
+        `Cannot ack ${command.topic}/${refused.partition}/${refused.offset} in group '${command.group}': it is not in flight`,
+        { partition: refused.partition, offset: refused.offset },
+      );
+    }
+    return answer;
+  }
+
   /** Moves cursors. */
   reset(command: Of<"reset">): AnswerOf<"reset"> {
     const topic = this.#cache.topic(command.topic);

@@ -85,6 +85,7 @@ type TestCommand =
     readonly nowMs: number;
   }
   | { readonly kind: "dropGroups"; readonly topic: string }
+  | { readonly kind: "ackAtomic"; readonly command: PubsubCommand }
   | {
     readonly kind: "trim";
     readonly topic: string;
@@ -175,6 +176,14 @@ function pubsubStandIn(
             bytes,
           }, command.nowMs);
           return { ok: true, answer: offset };
+        }
+        case "ackAtomic": {
+          const valid = validatePubsubCommand(command.command);
+          assert.ok(valid.type === "ack");
+          return {
+            ok: true,
+            answer: new GroupWriter(context, knobs).ackAtomic(valid),
+          };
         }
         case "dropGroups": {
           const writer = new GroupWriter(context, knobs);
@@ -349,6 +358,11 @@ export class GroupsHarness {
   /** Trims a partition below `below`. */
   trim(topic: string, partition: number, below: number): void {
     this.#apply(PUBSUB_ID, { kind: "trim", topic, partition, below });
+  }
+
+  /** Applies an ack command as an atomic commit's step. */
+  ackAtomic(command: PubsubCommand): TestResult {
+    return this.#apply(PUBSUB_ID, { kind: "ackAtomic", command }) as TestResult;
   }
 
   /** Deletes every group of `topic` (as a forced topic delete does); answers hasGroups before and after. */

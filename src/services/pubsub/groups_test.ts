@@ -778,3 +778,35 @@ Deno.test("GroupReads lists and describes groups", () => {
   assert.equal(h.reads.hasDeliverable(T, "a-group", "a", 0), true);
   assert.equal(h.reads.hasDeliverable(T, "a-group", "nobody", 0), false);
 });
+
+Deno.test("GroupWriter.ackAtomic() refuses the whole entry when a message is finished", () => {
+  const h = setup(1);
+  join(h, "a", 1);
+  h.append(T, 0, "m0");
+  h.append(T, 0, "m1");
+  fetch(h, "a", 1);
+  const command = (offsets: number[]) => ({
+    type: "ack" as const,
+    topic: T,
+    group: G,
+    memberId: "a",
+    generation: 1,
+    acks: offsets.map((offset) => ({
+      partition: 0,
+      offset,
+      action: "ack" as const,
+      delayMs: 0,
+    })),
+    nowMs: 0,
+  });
+  assert.ok(h.ackAtomic(command([0])).ok);
+  const dump = h.dump();
+  const refused = h.ackAtomic(command([1, 0]));
+  assert.ok(!refused.ok);
+  assert.equal(refused.reason, "messageFinished");
+  assert.deepEqual(refused.details, { partition: 0, offset: 0 });
+  assert.deepEqual(h.dump(), dump, "offset 1 is not acked either");
+  assert.equal(describe(h).partitions[0]!.pending, 1);
+  const fenced = h.ackAtomic({ ...command([1]), memberId: "x" });
+  assert.equal(!fenced.ok && fenced.reason, "staleGeneration");
+});
