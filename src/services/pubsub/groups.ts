@@ -27,18 +27,31 @@
  *   group are failed first, as a tick would.
  * - **Cursor** of a partition = min(lowest in-flight offset, next offset
  *   never delivered), recomputed whenever the partition changes.
- * - **Dead letters** are appended through `records.ts` to the group's
- *   dead-letter topic (created on demand), partition = source partition
- *   mod its partitions, with `aspen-dlq-reason`, `aspen-source` and
- *   `aspen-deliveries` headers. A message whose record was trimmed, or
- *   whose dead-letter topic cannot be created (the topic limit) when the
- *   leader's clock fails it, is counted in `skipped`.
+ * - **Acks** (`group_acks.ts`): `ack` finishes; `nack` makes the message
+ *   available (after `delayMs`), or dead-letters it at `maxDeliveries`;
+ *   `inProgress` moves a pending delivery's deadline; `terminate`
+ *   dead-letters now. An expired deadline is a failed delivery, like a
+ *   nack without delay. Dead letters are appended through `records.ts`; a
+ *   message whose record was trimmed, or whose dead-letter topic cannot be
+ *   created (the topic limit) when the leader's clock fails it, is counted
+ *   in `skipped` instead.
+ * - **Start and reset.** A new group's cursors follow its `start` (`all`:
+ *   the first retained offset; `new`: the next; `offsets`: the given ones
+ *   clamped to the retained range, unnamed partitions from the first;
+ *   `time`: the first record published at or after it). A reset needs an
+ *   empty group unless forced; a forced one bumps the generation and sets
+ *   `ownerSince` of the reset partitions to it, so their owners' older
+ *   acks and fetches are fenced; either drops their in-flight deliveries.
+ *
+ * Rows are in `group_rows.ts`, the entry's cached view of them in
+ * `group_cache.ts`, a fetch's round in `group_fetch.ts`, the assignment in
+ * `assignment.ts`.
  *
  * Bounds: a rebalance reads every partition row (≤ 256) and hashes
  * `added + 1` members per kept partition (all members for an orphaned
  * one); a tick and a fetch handle at most `tickItemsMax` due rows; a
- * reset, a forced topic delete and a lease end rewrite the in-flight rows
- * they drop (≤ `maxAckPending` per partition).
+ * reset and a forced topic delete delete the in-flight rows they drop
+ * (≤ `maxAckPending` per partition).
  *
  * @module
  */
