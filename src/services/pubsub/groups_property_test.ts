@@ -17,7 +17,8 @@ type Step =
   | { kind: "fetch"; member: number; batch: number }
   | { kind: "ack"; member: number; action: AckAction; pick: number }
   | { kind: "time"; advanceMs: number }
-  | { kind: "tick" };
+  | { kind: "tick" }
+  | { kind: "trim"; partition: number; keep: number };
 
 const member = fc.integer({ min: 0, max: MEMBERS.length - 1 });
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -71,6 +72,14 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("tick" as const) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("trim" as const),
+      partition: fc.integer({ min: 0, max: PARTITIONS - 1 }),
+      keep: fc.integer({ min: 0, max: 3 }),
+    }),
+  },
 );
 
 interface MemberView {
@@ -83,8 +92,8 @@ interface MemberView {
  * Runs `steps` and checks, besides the harness's invariants after every
  * entry: an accepted ack comes only from the owner of each partition it
  * names with a generation ≥ ownerSince; first deliveries follow offset
- * order per partition; after a drain every record was acked or
- * dead-lettered exactly once.
+ * order per partition; after a drain every record was acked,
+ * dead-lettered or (trimmed first) skipped, exactly once.
  */
 function runScenario(steps: Step[], knobs: PubsubKnobs): void {
   const h = new GroupsHarness(knobs);
@@ -92,6 +101,7 @@ function runScenario(steps: Step[], knobs: PubsubKnobs): void {
   let nowMs = 0;
   let nextLease = 1;
   let appended = 0;
+  const nextOffsets = Array.from({ length: PARTITIONS }, () => 0);
   const views = new Map<string, MemberView>();
   const firstDelivered = new Map<number, number>();
   const finished = new Map<string, string>();
@@ -165,10 +175,17 @@ function runScenario(steps: Step[], knobs: PubsubKnobs): void {
     });
     view.held = view.held.filter((m) => !acks.includes(m));
   };
+  // The group exists before any record, so every record is the group's.
+  joinAs("seed");
+  h.ok({ type: "leave", topic: T, group: G, memberId: "seed", nowMs });
   for (const s of steps) {
     switch (s.kind) {
       case "append":
-        h.append(T, s.partition, `v${appended++}`, nowMs);
+        nextOffsets[s.partition] =
+          h.append(T, s.partition, `v${appended++}`, nowMs) + 1;
+        break;
+      case "trim":
+        h.trim(T, s.partition, nextOffsets[s.partition]! - s.keep);
         break;
       case "join":
         joinAs(MEMBERS[s.member]!);
@@ -267,14 +284,19 @@ function runScenario(steps: Step[], knobs: PubsubKnobs): void {
     assert.ok(!finished.has(key), `${key} dead-lettered once, never acked`);
     finished.set(key, "dead");
   }
-  assert.equal(finished.size, appended, "every record acked or dead-lettered");
+  const skipped = described.partitions.reduce((n, p) => n + p.skipped, 0);
+  assert.equal(
+    finished.size + skipped,
+    appended,
+    "every record acked, dead-lettered or skipped by a trim",
+  );
 }
 
 const scenario = fc.array(step, { minLength: 5, maxLength: 80 });
 
 Deno.test("GroupWriter keeps its invariants, fencing and order under random joins, leaves, lease ends, fetches, acks and ticks", () => {
   fc.assert(fc.property(scenario, (steps) => runScenario(steps, {})), {
-    numRuns: 150,
+    numRuns: 300,
   });
 });
 
