@@ -131,7 +131,7 @@ export function deadLetter(
   cache.finish(t, working.name, p, offset, row);
   const record = readRecord(cache.context, t, p, offset);
   if (record === null) {
-    cache.partition(t, working.name, p).skipped++;
+    cache.skip(t, working.name, p, offset, offset + 1);
     return;
   }
   let dlq: TopicRow;
@@ -145,7 +145,7 @@ export function deadLetter(
     if (how.onTopicLimit === "throw" || !(error instanceof PubsubError)) {
       throw error;
     }
-    cache.partition(t, working.name, p).skipped++;
+    cache.skip(t, working.name, p, offset, offset + 1);
     return;
   }
   const extra: [string, string][] = [

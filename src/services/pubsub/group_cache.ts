@@ -48,8 +48,24 @@ export interface WorkingGroup {
   row: GroupRow;
 }
 
+/**
+ * Records a group skipped in one entry (`[fromOffset, toOffset)` of a
+ * partition): trimmed by retention before the group finished them (or,
+ * rarely, lost because the dead-letter topic could not be created). The
+ * service turns them into `topic.gap` events.
+ */
+export interface GroupGap {
+  readonly topic: string;
+  readonly group: string;
+  readonly partition: number;
+  readonly fromOffset: number;
+  readonly toOffset: number;
+}
+
 /** The group rows of one entry. */
 export class GroupRowCache {
+  /** Gaps of this entry, in the order they happened. */
+  readonly gaps: GroupGap[] = [];
   readonly #context: ApplyContext;
   readonly #rows: ReturnType<typeof rowWriter>;
   readonly #groups = new Map<string, WorkingGroup>();
@@ -78,6 +94,22 @@ export class GroupRowCache {
   /** Writes and deletes internal rows of the entry. */
   get rows(): ReturnType<typeof rowWriter> {
     return this.#rows;
+  }
+
+  /**
+   * Counts `[fromOffset, toOffset)` of partition `p` of a group as skipped
+   * (trimmed before the group finished them) and records the gap.
+   */
+  skip(
+    topic: string,
+    group: string,
+    p: number,
+    fromOffset: number,
+    toOffset: number,
+  ): void {
+    assert(toOffset > fromOffset, `A gap holds at least one offset`);
+    this.partition(topic, group, p).skipped += toOffset - fromOffset;
+    this.gaps.push({ topic, group, partition: p, fromOffset, toOffset });
   }
 
   /** Adds a group created in this entry. */

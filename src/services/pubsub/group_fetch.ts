@@ -145,7 +145,7 @@ export class DeliveryRound {
       const record = readRecord(context, t, p, offset);
       if (record === null) {
         this.#store.finish(t, group, p, offset, flight);
-        row.skipped++;
+        this.#store.skip(t, group, p, offset, offset + 1);
         continue;
       }
       if (!this.#fits(record)) {
@@ -157,7 +157,7 @@ export class DeliveryRound {
       return this.#deliver(lane, offset, record, flight);
     }
     if (row.nextDeliver < lane.records.first) {
-      row.skipped += lane.records.first - row.nextDeliver;
+      this.#store.skip(t, group, p, row.nextDeliver, lane.records.first);
       row.nextDeliver = lane.records.first;
     }
     if (

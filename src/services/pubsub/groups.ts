@@ -69,7 +69,11 @@ import {
 } from "./commands.ts";
 import { reassignedOwner } from "./assignment.ts";
 import { ackOne, dropInFlight, expireDue, setPause } from "./group_acks.ts";
-import { GroupRowCache, type WorkingGroup } from "./group_cache.ts";
+import {
+  type GroupGap,
+  GroupRowCache,
+  type WorkingGroup,
+} from "./group_cache.ts";
 import { DeliveryRound } from "./group_fetch.ts";
 import {
   decodeGroup,
@@ -447,6 +451,14 @@ export class GroupWriter {
       if (ended.length > 0) this.#removeMembers(topicRow, working, ended);
     }
     this.#cache.flush();
+  }
+
+  /**
+   * What the groups skipped in this entry so far (records trimmed by
+   * retention before they finished them), for `topic.gap` events.
+   */
+  gaps(): readonly GroupGap[] {
+    return this.#cache.gaps;
   }
 
   /** Whether `topic` has groups. */

@@ -33,6 +33,7 @@ import {
   type Retention,
   validatePubsubCommand,
 } from "./commands.ts";
+import type { GroupGap } from "./group_cache.ts";
 import { GroupReads } from "./group_reads.ts";
 import {
   deadlineRange,
@@ -98,6 +99,8 @@ export type TestResult =
   | {
     readonly ok: true;
     readonly answer: PubsubAnswer | number | [boolean, boolean];
+    /** Gaps the entry recorded (group commands). */
+    readonly gaps?: readonly GroupGap[];
   }
   | {
     readonly ok: false;
@@ -150,7 +153,8 @@ function pubsubStandIn(
               answer: { type: "tick", released: 0, trimmed: 0, expired, more },
             };
           }
-          return { ok: true, answer: applyGroupCommand(writer, valid) };
+          const answer = applyGroupCommand(writer, valid);
+          return { ok: true, answer, gaps: [...writer.gaps()] };
         }
         case "topic":
           writeTopic(context, {

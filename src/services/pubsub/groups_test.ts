@@ -659,14 +659,32 @@ Deno.test("GroupWriter.fetch() jumps over trimmed records, counting them skipped
   join(h, "a", 1);
   for (let i = 0; i < 5; i++) h.append(T, 0, `m${i}`);
   h.trim(T, 0, 3);
-  assert.deepEqual(fetch(h, "a", 1).map((m) => m.offset), [3, 4]);
+  const jumped = fetchRun(h, "a", 1);
+  assert.ok(jumped.ok);
+  assert.deepEqual(jumped.gaps, [
+    { topic: T, group: G, partition: 0, fromOffset: 0, toOffset: 3 },
+  ]);
+  assert.deepEqual(
+    (jumped.answer as Extract<PubsubAnswer, { type: "fetch" }>).messages.map((
+      m,
+    ) => m.offset),
+    [3, 4],
+  );
   assert.equal(describe(h).partitions[0]!.skipped, 3);
   // An unfinished delivery whose record is trimmed is skipped too.
   for (let i = 5; i < 8; i++) h.append(T, 0, `m${i}`);
   fetch(h, "a", 1);
   ack(h, "a", 1, [[0, 3, "nack"], [0, 4], [0, 6], [0, 7]]);
   h.trim(T, 0, 6);
-  assert.deepEqual(fetch(h, "a", 1), []);
+  const dropped = fetchRun(h, "a", 1);
+  assert.ok(dropped.ok);
+  assert.deepEqual(dropped.gaps, [
+    { topic: T, group: G, partition: 0, fromOffset: 3, toOffset: 4 },
+  ]);
+  assert.deepEqual(
+    (dropped.answer as Extract<PubsubAnswer, { type: "fetch" }>).messages,
+    [],
+  );
   const p = describe(h).partitions[0]!;
   assert.equal(p.skipped, 4);
   assert.equal(p.cursor, 5, "offset 5 is still pending");
