@@ -91,10 +91,10 @@ export class DeliveryRound {
     return out;
   }
 
-  #fits(record: RecordRow): boolean {
+  /** Whether `maxBytes` value bytes are taken (never before the first). */
+  #full(): boolean {
     const maxBytes = this.#spec.maxBytes;
-    return this.#taken === 0 || maxBytes === null ||
-      this.#bytes + record.value.byteLength <= maxBytes;
+    return maxBytes !== null && this.#bytes >= maxBytes;
   }
 
   #deliver(
@@ -148,7 +148,7 @@ export class DeliveryRound {
         this.#store.skip(t, group, p, offset, offset + 1);
         continue;
       }
-      if (!this.#fits(record)) {
+      if (this.#full()) {
         lane.queue.unshift(offset);
         return "full";
       }
@@ -167,7 +167,7 @@ export class DeliveryRound {
     const offset = row.nextDeliver;
     const record = readRecord(context, t, p, offset);
     assert(record !== null, `A retained offset ${offset} of ${t}/${p} exists`);
-    if (!this.#fits(record)) return "full";
+    if (this.#full()) return "full";
     row.nextDeliver++;
     row.inFlight++;
     return this.#deliver(lane, offset, record, null);

@@ -355,12 +355,18 @@ Deno.test("GroupWriter.fetch() delivers first deliveries in offset order, round-
     "p2-1",
   );
   assert.ok(rest.every((m) => m.deadlineMs === 30_000));
-  // maxBytes: each value is 5 bytes; at least one message always comes.
+  // maxBytes: each value is 5 bytes; messages are added until that many
+  // value bytes are taken, so at least one always comes.
   const h2 = setup(1);
   join(h2, "a", 1);
-  for (let i = 0; i < 5; i++) h2.append(T, 0, `v${i}xyz`);
-  assert.deepEqual(fetch(h2, "a", 1, 0, 100, 12).map((m) => m.offset), [0, 1]);
-  assert.deepEqual(fetch(h2, "a", 1, 0, 100, 1).map((m) => m.offset), [2]);
+  for (let i = 0; i < 6; i++) h2.append(T, 0, `v${i}xyz`);
+  assert.deepEqual(fetch(h2, "a", 1, 0, 100, 10).map((m) => m.offset), [0, 1]);
+  assert.deepEqual(fetch(h2, "a", 1, 0, 100, 11).map((m) => m.offset), [
+    2,
+    3,
+    4,
+  ]);
+  assert.deepEqual(fetch(h2, "a", 1, 0, 100, 1).map((m) => m.offset), [5]);
 });
 
 Deno.test("GroupWriter.fetch() with maxAckPending 1 delivers strictly in order, redelivering an unfinished offset first", () => {
