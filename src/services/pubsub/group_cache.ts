@@ -8,6 +8,7 @@
  * @module
  */
 import { assert } from "../../base/assert.ts";
+import { compareBytes } from "../../base/bytes.ts";
 import { type ApplyContext, readThrough } from "../../state/write_context.ts";
 import { PubsubError } from "./commands.ts";
 import {
@@ -326,11 +327,13 @@ export class GroupRowCache {
       row.cursor = lowest === undefined
         ? row.nextDeliver
         : Math.min(lowest[0], row.nextDeliver);
-      this.#rows.put(
-        groupPartitionKey(topic, group, partition),
-        encodeGroupPartition(row),
-      );
       entry.dirty = false;
+      const key = groupPartitionKey(topic, group, partition);
+      const value = encodeGroupPartition(row);
+      // An unchanged row is not rewritten (no change for the feed).
+      const stored = readThrough(this.#context, key);
+      if (stored !== null && compareBytes(stored.value, value) === 0) continue;
+      this.#rows.put(key, value);
     }
   }
   /** A partition row to read only (not marked changed). */

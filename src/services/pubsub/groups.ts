@@ -56,6 +56,7 @@
  * @module
  */
 import { assert } from "../../base/assert.ts";
+import { compareBytes } from "../../base/bytes.ts";
 import type { ApplyContext } from "../../state/write_context.ts";
 import { leaseLive } from "../leases/api.ts";
 import {
@@ -131,9 +132,7 @@ export function defaultGroupOptions(
 
 /** Whether two option sets are the same (offsets in any order). */
 export function sameOptions(a: GroupOptions, b: GroupOptions): boolean {
-  const x = encodeOptions(a);
-  const y = encodeOptions(b);
-  return x.length === y.length && x.every((byte, i) => byte === y[i]);
+  return compareBytes(encodeOptions(a), encodeOptions(b)) === 0;
 }
 
 function startOffset(

@@ -374,7 +374,9 @@ Deno.test("GroupWriter.fetch() with maxAckPending 1 delivers strictly in order, 
   join(h, "a", 1, options(T, G, { maxAckPending: 1 }));
   for (let i = 0; i < 3; i++) h.append(T, 0, `m${i}`);
   assert.deepEqual(offsetsOf(fetch(h, "a", 1)), [[0, 0, 1]]);
+  const dump = h.dump();
   assert.deepEqual(fetch(h, "a", 1), []);
+  assert.deepEqual(h.dump(), dump, "an empty fetch writes nothing");
   assert.equal(h.reads.hasDeliverable(T, G, "a", 0), false);
   assert.deepEqual(ack(h, "a", 1, [[0, 0, "nack"]]), [true]);
   assert.equal(h.reads.hasDeliverable(T, G, "a", 0), true);
