@@ -18,7 +18,9 @@ type Step =
   | { kind: "ack"; member: number; action: AckAction; pick: number }
   | { kind: "time"; advanceMs: number }
   | { kind: "tick" }
-  | { kind: "trim"; partition: number; keep: number };
+  | { kind: "trim"; partition: number; keep: number }
+  | { kind: "pause"; forMs: number | null }
+  | { kind: "resume" };
 
 const member = fc.integer({ min: 0, max: MEMBERS.length - 1 });
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -80,6 +82,14 @@ const step: fc.Arbitrary<Step> = fc.oneof(
       keep: fc.integer({ min: 0, max: 3 }),
     }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("pause" as const),
+      forMs: fc.option(fc.integer({ min: 0, max: 3_000 })),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("resume" as const) }) },
 );
 
 interface MemberView {
@@ -90,7 +100,7 @@ interface MemberView {
 
 /**
  * Runs `steps` and checks, besides the harness's invariants after every
- * entry: an accepted ack comes only from the owner of each partition it
+ * entry: a paused group delivers nothing; an accepted ack comes only from the owner of each partition it
  * names with a generation ≥ ownerSince; first deliveries follow offset
  * order per partition; after a drain every record was acked,
  * dead-lettered or (trimmed first) skipped, exactly once.
@@ -101,6 +111,7 @@ function runScenario(steps: Step[], knobs: PubsubKnobs): void {
   let nowMs = 0;
   let nextLease = 1;
   let appended = 0;
+  let pausedUntil: number | null = null;
   const nextOffsets = Array.from({ length: PARTITIONS }, () => 0);
   const views = new Map<string, MemberView>();
   const firstDelivered = new Map<number, number>();
@@ -184,6 +195,16 @@ function runScenario(steps: Step[], knobs: PubsubKnobs): void {
         nextOffsets[s.partition] =
           h.append(T, s.partition, `v${appended++}`, nowMs) + 1;
         break;
+      case "pause": {
+        const untilMs = s.forMs === null ? null : nowMs + s.forMs;
+        h.ok({ type: "pause", topic: T, group: G, untilMs });
+        pausedUntil = untilMs ?? Infinity;
+        break;
+      }
+      case "resume":
+        h.run({ type: "resume", topic: T, group: G });
+        pausedUntil = null;
+        break;
       case "trim":
         h.trim(T, s.partition, nextOffsets[s.partition]! - s.keep);
         break;
@@ -229,6 +250,9 @@ function runScenario(steps: Step[], knobs: PubsubKnobs): void {
         const messages =
           (result.answer as Extract<PubsubAnswer, { type: "fetch" }>)
             .messages;
+        if (pausedUntil !== null && pausedUntil > nowMs) {
+          assert.deepEqual(messages, [], "a paused group delivers nothing");
+        }
         note(messages);
         view.held.push(...messages);
         break;
@@ -253,6 +277,7 @@ function runScenario(steps: Step[], knobs: PubsubKnobs): void {
   for (const view of views.values()) h.endLeases(leaseId(view.lease));
   views.clear();
   joinAs("drain");
+  h.run({ type: "resume", topic: T, group: G });
   const drain = views.get("drain")!;
   for (let round = 0; round < 100; round++) {
     nowMs += 10_000;
@@ -294,7 +319,7 @@ function runScenario(steps: Step[], knobs: PubsubKnobs): void {
 
 const scenario = fc.array(step, { minLength: 5, maxLength: 80 });
 
-Deno.test("GroupWriter keeps its invariants, fencing and order under random joins, leaves, lease ends, fetches, acks and ticks", () => {
+Deno.test("GroupWriter keeps its invariants, fencing and order under random joins, leaves, lease ends, fetches, acks, ticks, trims and pauses", () => {
   fc.assert(fc.property(scenario, (steps) => runScenario(steps, {})), {
     numRuns: 300,
   });
