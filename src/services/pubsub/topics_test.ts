@@ -533,29 +533,34 @@ Deno.test("a tick answers the groups' part too", () => {
   });
 });
 
-Deno.test("PubsubLeader proposes a tick only when something is due, then releases it", async () => {
-  const h = new Harness();
-  const time = new ManualTime();
+/** A leader task context over a harness: proposals apply at once. */
+function leaderContext(h: Harness, time: ManualTime, fail = () => false) {
   const listeners: (() => void)[] = [];
   const proposed: PubsubCommand[] = [];
   const abort = new AbortController();
+  const applied = (command: PubsubCommand) => {
+    const result = h.apply(command);
+    for (const listener of listeners) listener();
+    return result;
+  };
   const context: LeaderTaskContext<PubsubCommand, PubsubResult> = {
     clock: time,
     scheduler: time,
     signal: abort.signal,
     propose: (command) => {
       proposed.push(command);
-      const result = h.apply(command);
-      for (const listener of listeners) listener();
-      return Promise.resolve(result);
+      if (fail()) return Promise.reject(new Error("Busy"));
+      return Promise.resolve(applied(command));
     },
     onApplied: (listener) => void listeners.push(listener),
   };
-  const applied = (command: PubsubCommand) => {
-    const result = h.apply(command);
-    for (const listener of listeners) listener();
-    return result;
-  };
+  return { context, proposed, applied, abort };
+}
+
+Deno.test("PubsubLeader proposes a tick only when something is due, then releases it", async () => {
+  const h = new Harness();
+  const time = new ManualTime();
+  const { context, proposed, applied, abort } = leaderContext(h, time);
   const leader = new PubsubLeader({ store: h.store });
   leader.start(context);
   assert.equal(proposed.length, 0);
@@ -586,5 +591,78 @@ Deno.test("PubsubLeader proposes a tick only when something is due, then release
   await time.advance(10_000);
   assert.equal(proposed.length, 1);
   leader.stop();
+  abort.abort();
+});
+
+Deno.test("PubsubLeader ticks again at once while a tick answers more", async () => {
+  const h = new Harness();
+  const time = new ManualTime();
+  const { context, proposed, applied, abort } = leaderContext(h, time);
+  h.create("t", 1);
+  const dueAt = time.wallMs() + 10;
+  for (let i = 0; i < 2; i++) {
+    applied({
+      type: "publish",
+      topic: "t",
+      producerId: null,
+      messages: Array.from(
+        { length: 800 },
+        () => message({ deliverAtMs: dueAt }),
+      ),
+      nowMs: time.wallMs(),
+    });
+  }
+  const leader = new PubsubLeader({ store: h.store });
+  leader.start(context);
+  assert.equal(proposed.length, 0);
+  await time.advance(10);
+  // 1,600 due at 1,000 per tick: two ticks, the second without waiting.
+  assert.equal(proposed.length, 2);
+  assert.equal(h.partitions("t")[0]!.next, 1_600);
+  assert.equal(h.reads.nextDueMs(), null);
+  leader.stop();
+  abort.abort();
+});
+
+Deno.test("PubsubLeader backs off after a failed proposal instead of retrying on every applied entry", async () => {
+  const h = new Harness();
+  const time = new ManualTime();
+  let failing = true;
+  const { context, proposed, applied, abort } = leaderContext(
+    h,
+    time,
+    () => failing,
+  );
+  h.create("t", 1);
+  applied({
+    type: "publish",
+    topic: "t",
+    producerId: null,
+    messages: [message({ deliverAtMs: time.wallMs() + 5 })],
+    nowMs: time.wallMs(),
+  });
+  const leader = new PubsubLeader({ store: h.store, retryMs: 500 });
+  leader.start(context);
+  await time.advance(5);
+  assert.equal(proposed.length, 1);
+  // Entries applied meanwhile do not trigger another proposal.
+  for (let i = 0; i < 5; i++) applied({ type: "tick", nowMs: 0 });
+  await time.advance(100);
+  assert.equal(proposed.length, 1);
+  failing = false;
+  await time.advance(400);
+  assert.equal(proposed.length, 2);
+  assert.equal(h.partitions("t")[0]!.next, 1);
+  leader.stop();
+  // Stopped: nothing proposed any more.
+  applied({
+    type: "publish",
+    topic: "t",
+    producerId: null,
+    messages: [message({ deliverAtMs: time.wallMs() + 5 })],
+    nowMs: time.wallMs(),
+  });
+  await time.advance(1_000);
+  assert.equal(proposed.length, 2);
   abort.abort();
 });
