@@ -27,7 +27,7 @@ import {
   parseScheduleDueKey,
   scheduledCountKey,
   topicOfIndexKey,
-} from "./topics.ts";
+} from "./topic_rows.ts";
 import { PUBSUB_SERVICE_LIMITS } from "./commands.ts";
 
 /** A retention as the wire carries it (absent fields: unbounded). */

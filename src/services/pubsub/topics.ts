@@ -4,15 +4,8 @@
  * held in a schedule) and the topics part of the leader's `tick` (due
  * releases, age trims, purges of deleted topics).
  *
- * Rows (see `keys.ts`):
- *
- * - `04 topic 00` the topic's scheduled count; `04 topic 00 index position`
- *   one delayed message (`index` 8 bytes, `position` 2 bytes: its id is
- *   `<index>.<position>`), `0c dueMs topic 00 index position` its due index;
- * - `05 topic 00` the topic's producer count; `05 topic 00 producerId` one
- *   producer's dedup state, `06 topic 00 lastSeenMs producerId` its idle
- *   index (the longest idle is forgotten first);
- * - `0e topic` a topic being deleted; `0f topic` a topic with age retention.
+ * Its rows are in `topic_rows.ts`, the partitioner in `partitioner.ts`,
+ * dedup in `dedup.ts`.
  *
  * **Delete.** A delete marks the topic deleting (readers see it absent,
  * publish is `topicNotFound`, a create of its name `topicExists`) and purges
@@ -29,9 +22,8 @@
  *
  * @module
  */
-import { type ApplyContext, readThrough } from "../../state/write_context.ts";
 import { assert } from "../../base/assert.ts";
-import { Decoder, Encoder } from "@msgpack/msgpack";
+import { type ApplyContext, readThrough } from "../../state/write_context.ts";
 import {
   messageBytes,
   type PublishMessage,
@@ -41,15 +33,10 @@ import {
   type PubsubCommand,
   PubsubError,
 } from "./commands.ts";
+import { ProducerDedup } from "./dedup.ts";
 import type { GroupWriter, PubsubKnobs } from "./groups.ts";
-import {
-  prefixRange,
-  pubsubKey,
-  readName,
-  readU16,
-  readU64,
-  TAG,
-} from "./keys.ts";
+import { prefixRange, pubsubKey, readU16, readU64, TAG } from "./keys.ts";
+import { choosePartition } from "./partitioner.ts";
 import {
   appendRecord,
   readPartition,
@@ -65,280 +52,31 @@ import {
   writeTopic,
   writeTopicCount,
 } from "./records.ts";
+import {
+  ageRetainedKey,
+  decodeCount,
+  decodeScheduled,
+  deletingKey,
+  encodeCount,
+  encodeScheduled,
+  parseScheduleDueKey,
+  scheduledCountKey,
+  scheduledKey,
+  scheduleDueKey,
+  topicOfIndexKey,
+} from "./topic_rows.ts";
 
-const encoder = new Encoder();
-const decoder = new Decoder();
-const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
+export { DEDUP_ENTRIES_MAX } from "./dedup.ts";
+export { choosePartition, keyPartition, murmur2 } from "./partitioner.ts";
 
 /** Rows one entry purges of deleted topics at most. */
 export const PURGE_ROWS_MAX = 10_000;
-/** Sequences one producer remembers at most (the oldest forgotten first). */
-export const DEDUP_ENTRIES_MAX = 2_000;
 
 type Of<T extends PubsubCommand["type"]> = Extract<PubsubCommand, { type: T }>;
 type AnswerOf<T extends PubsubAnswer["type"]> = Extract<
   PubsubAnswer,
   { type: T }
 >;
-
-// ---------------------------------------------------------------------------
-// The partitioner.
-
-/**
- * Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`): seed
- * `0x9747b28c`, as a signed 32-bit integer.
- */
-export function murmur2(data: Uint8Array): number {
-  const m = 0x5bd1e995;
-  const length = data.length;
-  let h = (0x9747b28c ^ length) | 0;
-  const whole = length & ~3;
-  for (let i = 0; i < whole; i += 4) {
-    let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) |
-      (data[i + 3]! << 24);
-    k = Math.imul(k, m);
-    k ^= k >>> 24;
-    k = Math.imul(k, m);
-    h = Math.imul(h, m) ^ k;
-  }
-  const rest = length & 3;
-  if (rest === 3) h ^= data[whole + 2]! << 16;
-  if (rest >= 2) h ^= data[whole + 1]! << 8;
-  if (rest >= 1) {
-    h ^= data[whole]!;
-    h = Math.imul(h, m);
-  }
-  h ^= h >>> 13;
-  h = Math.imul(h, m);
-  h ^= h >>> 15;
-  return h | 0;
-}
-
-/** Where Kafka's default partitioner puts `key`: `murmur2(utf8) & 0x7fffffff` mod `partitions`. */
-export function keyPartition(key: string, partitions: number): number {
-  assert(partitions >= 1, "A topic has at least one partition");
-  return (murmur2(utf8.encode(key)) & 0x7fffffff) % partitions;
-}
-
-/**
- * The partition of `message` in `topic`: explicit, else by key, else round
- * robin (advancing the counter in the returned row).
- */
-export function choosePartition(
-  topic: TopicRow,
-  message: Pick<PublishMessage, "key" | "partition">,
-): { partition: number; topic: TopicRow } {
-  if (message.partition !== null) {
-    if (message.partition >= topic.partitions) {
-      throw new PubsubError(
-        "invalid",
-        `Invalid partition: topic '${topic.name}' has ${topic.partitions} partitions: received ${message.partition}`,
-      );
-    }
-    return { partition: message.partition, topic };
-  }
-  if (message.key !== null) {
-    return { partition: keyPartition(message.key, topic.partitions), topic };
-  }
-  const partition = topic.roundRobin % topic.partitions;
-  return {
-    partition,
-    topic: { ...topic, roundRobin: (topic.roundRobin + 1) % 0x7fffffff },
-  };
-}
-
-// ---------------------------------------------------------------------------
-// Keys of the rows this file owns.
-
-function idBytes(producerId: string): { bytes: Uint8Array } {
-  return { bytes: utf8.encode(producerId) };
-}
-
-/** The producer count row of `topic`. */
-export function producerCountKey(topic: string): Uint8Array {
-  return pubsubKey(TAG.producer, { name: topic });
-}
-
-/** The dedup row of `producerId` in `topic`. */
-export function producerKey(topic: string, producerId: string): Uint8Array {
-  return pubsubKey(TAG.producer, { name: topic }, idBytes(producerId));
-}
-
-/** The idle index row of a producer last seen at `lastSeenMs`. */
-export function producerIdleKey(
-  topic: string,
-  lastSeenMs: number,
-  producerId: string,
-): Uint8Array {
-  return pubsubKey(
-    TAG.producerIdle,
-    { name: topic },
-    { u64: lastSeenMs },
-    idBytes(producerId),
-  );
-}
-
-/** The scheduled count row of `topic`. */
-export function scheduledCountKey(topic: string): Uint8Array {
-  return pubsubKey(TAG.scheduled, { name: topic });
-}
-
-/** The row of delayed message `(index, position)` of `topic`. */
-export function scheduledKey(
-  topic: string,
-  index: number,
-  position: number,
-): Uint8Array {
-  return pubsubKey(TAG.scheduled, { name: topic }, { u64: index }, {
-    u16: position,
-  });
-}
-
-/** Its due index row. */
-export function scheduleDueKey(
-  dueMs: number,
-  topic: string,
-  index: number,
-  position: number,
-): Uint8Array {
-  return pubsubKey(TAG.scheduleDue, { u64: dueMs }, { name: topic }, {
-    u64: index,
-  }, { u16: position });
-}
-
-/** Parses a due index row's key. */
-export function parseScheduleDueKey(
-  key: Uint8Array,
-): { dueMs: number; topic: string; index: number; position: number } {
-  const dueMs = readU64(key, 3);
-  const [topic, at] = readName(key, 11);
-  return {
-    dueMs,
-    topic,
-    index: readU64(key, at),
-    position: readU16(key, at + 8),
-  };
-}
-
-/** The marker of a topic being deleted. */
-export function deletingKey(topic: string): Uint8Array {
-  return pubsubKey(TAG.topicDeleting, { name: topic });
-}
-
-/** The index row of a topic with age retention. */
-export function ageRetainedKey(topic: string): Uint8Array {
-  return pubsubKey(TAG.ageRetained, { name: topic });
-}
-
-/** The topic name of a `0e` or `0f` index row's key. */
-export function topicOfIndexKey(key: Uint8Array): string {
-  return readName(key, 3)[0];
-}
-
-/** Decodes a count row (absent: 0). */
-export function decodeCount(bytes: Uint8Array | undefined): number {
-  return bytes === undefined ? 0 : decoder.decode(bytes) as number;
-}
-
-/** A stored delayed message. */
-export interface ScheduledRow {
-  readonly deliverAtMs: number;
-  readonly message: Omit<PublishMessage, "sequence" | "deliverAtMs">;
-}
-
-/** Encodes a delayed message. */
-export function encodeScheduled(row: ScheduledRow): Uint8Array {
-  const m = row.message;
-  return encoder.encode([
-    row.deliverAtMs,
-    m.key,
-    m.value,
-    m.encoding,
-    m.headers,
-    m.partition,
-  ]);
-}
-
-/** Decodes a delayed message. */
-export function decodeScheduled(bytes: Uint8Array): ScheduledRow {
-  const [deliverAtMs, key, value, encoding, headers, partition] = decoder
-    .decode(bytes) as [
-      number,
-      string | null,
-      Uint8Array,
-      PublishMessage["encoding"],
-      [string, string][],
-      number | null,
-    ];
-  return { deliverAtMs, message: { key, value, encoding, headers, partition } };
-}
-
-/** One producer's dedup state. */
-export interface ProducerRow {
-  readonly highest: number;
-  readonly lastSeenMs: number;
-  /** `(sequence, atMs, outcome)`, oldest first. */
-  readonly window: readonly (readonly [number, number, PublishOutcome])[];
-}
-
-function encodeOutcome(outcome: PublishOutcome): unknown[] {
-  return "scheduled" in outcome
-    ? [1, outcome.scheduled, outcome.deliverAtMs]
-    : [0, outcome.partition, outcome.offset];
-}
-
-function decodeOutcome(raw: unknown[]): PublishOutcome {
-  return raw[0] === 1
-    ? {
-      scheduled: raw[1] as string,
-      deliverAtMs: raw[2] as number,
-      duplicate: false,
-    }
-    : {
-      partition: raw[1] as number,
-      offset: raw[2] as number,
-      duplicate: false,
-    };
-}
-
-/** Encodes a producer row. */
-export function encodeProducer(row: ProducerRow): Uint8Array {
-  return encoder.encode([
-    row.highest,
-    row.lastSeenMs,
-    row.window.map((
-      [seq, atMs, outcome],
-    ) => [seq, atMs, encodeOutcome(outcome)]),
-  ]);
-}
-
-/** Decodes a producer row. */
-export function decodeProducer(bytes: Uint8Array): ProducerRow {
-  const [highest, lastSeenMs, window] = decoder.decode(bytes) as [
-    number,
-    number,
-    [number, number, unknown[]][],
-  ];
-  return {
-    highest,
-    lastSeenMs,
-    window: window.map(([seq, atMs, raw]) =>
-      [seq, atMs, decodeOutcome(raw)] as const
-    ),
-  };
-}
-
-/** The producer id of an idle index row's key (after `06 topic 00 lastSeenMs`). */
-export function producerOfIdleKey(
-  key: Uint8Array,
-): { lastSeenMs: number; producerId: string } {
-  const [, at] = readName(key, 3);
-  return {
-    lastSeenMs: readU64(key, at),
-    producerId: utf8Decoder.decode(key.subarray(at + 8)),
-  };
-}
 
 // ---------------------------------------------------------------------------
 
@@ -387,7 +125,7 @@ export class TopicWriter {
 
   #setCount(key: Uint8Array, count: number): void {
     assert(count >= 0, "A count never goes below zero");
-    this.#rows.put(key, encoder.encode(count));
+    this.#rows.put(key, encodeCount(count));
   }
 
   #get(key: Uint8Array): Uint8Array | null {
@@ -524,7 +262,7 @@ export class TopicWriter {
     if (topic === null) {
       throw new PubsubError("topicNotFound", `No topic '${command.topic}'`);
     }
-    const producer = command.producerId === null ? null : new ProducerState(
+    const producer = command.producerId === null ? null : new ProducerDedup(
       this.#context,
       topic,
       command.producerId,
@@ -706,107 +444,3 @@ export class TopicWriter {
 }
 
 /** One producer's dedup state over one publish. */
-class ProducerState {
-  readonly #context: ApplyContext;
-  readonly #topic: string;
-  readonly #producerId: string;
-  readonly #nowMs: number;
-  readonly #before: ProducerRow | null;
-  #highest: number;
-  readonly #window: Map<number, readonly [number, number, PublishOutcome]>;
-
-  constructor(
-    context: ApplyContext,
-    topic: TopicRow,
-    producerId: string,
-    nowMs: number,
-  ) {
-    this.#context = context;
-    this.#topic = topic.name;
-    this.#producerId = producerId;
-    this.#nowMs = nowMs;
-    const bytes = readThrough(context, producerKey(topic.name, producerId))
-      ?.value ?? null;
-    this.#before = bytes === null ? null : decodeProducer(bytes);
-    this.#highest = this.#before?.highest ?? -1;
-    this.#window = new Map();
-    for (const entry of this.#before?.window ?? []) {
-      // In the window: younger than dedupWindowMs (by the commands' times).
-      if (nowMs - entry[1] < topic.dedupWindowMs) {
-        this.#window.set(entry[0], entry);
-      }
-    }
-  }
-
-  /**
-   * The remembered outcome of `sequence` (a duplicate), or null when it is
-   * new.
-   *
-   * @throws {PubsubError} `sequenceTooOld` for a sequence at or below the
-   *   highest that is no longer remembered.
-   */
-  check(sequence: number, knobs: PubsubKnobs): PublishOutcome | null {
-    const seen = this.#window.get(sequence);
-    if (seen !== undefined) {
-      // Planted bug: a sequence inside the window is appended again.
-      return knobs.dedupAfterWindowAppend ? null : seen[2];
-    }
-    if (sequence <= this.#highest) {
-      throw new PubsubError(
-        "sequenceTooOld",
-        `Sequence ${sequence} of producer '${this.#producerId}' is at or below its highest (${this.#highest}) and outside the dedup window`,
-        { producerId: this.#producerId, sequence, highest: this.#highest },
-      );
-    }
-    return null;
-  }
-
-  /** Remembers `sequence`'s outcome. */
-  remember(sequence: number, outcome: PublishOutcome): void {
-    this.#window.delete(sequence);
-    this.#window.set(sequence, [sequence, this.#nowMs, outcome]);
-    while (this.#window.size > DEDUP_ENTRIES_MAX) {
-      this.#window.delete(this.#window.keys().next().value!);
-    }
-    this.#highest = Math.max(this.#highest, sequence);
-  }
-
-  /** Writes the state and its idle index; a new producer past the cap evicts the longest idle. */
-  save(producersMax: number): void {
-    const rows = rowWriter(this.#context);
-    const countKey = producerCountKey(this.#topic);
-    let count = decodeCount(readThrough(this.#context, countKey)?.value);
-    if (this.#before === null) {
-      const idle = scanMerged(
-        this.#context,
-        prefixRange(pubsubKey(TAG.producerIdle, { name: this.#topic })),
-        Math.max(0, count + 1 - producersMax),
-      );
-      for (const row of idle) {
-        const { producerId } = producerOfIdleKey(row.key);
-        rows.remove(row.key);
-        rows.remove(producerKey(this.#topic, producerId));
-        count--;
-      }
-      count++;
-      rows.put(countKey, encoder.encode(count));
-    } else if (this.#before.lastSeenMs !== this.#nowMs) {
-      rows.remove(
-        producerIdleKey(this.#topic, this.#before.lastSeenMs, this.#producerId),
-      );
-    }
-    assert(count <= producersMax, "Producers stay within the per-topic cap");
-    rows.put(
-      producerIdleKey(this.#topic, this.#nowMs, this.#producerId),
-      new Uint8Array(),
-    );
-    rows.put(
-      producerKey(this.#topic, this.#producerId),
-      encodeProducer({
-        highest: this.#highest,
-        lastSeenMs: this.#nowMs,
-        window: [...this.#window.values()],
-      }),
-    );
-  }
-}
