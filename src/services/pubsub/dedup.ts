@@ -30,6 +30,7 @@ import {
 /** Sequences one producer remembers at most (the oldest forgotten first). */
 export const DEDUP_ENTRIES_MAX = 2_000;
 
+/** One producer's dedup state over one publish: checked and remembered per message, saved once. */
 export class ProducerDedup {
   readonly #context: ApplyContext;
   readonly #topic: string;
@@ -45,6 +46,7 @@ export class ProducerDedup {
     producerId: string,
     nowMs: number,
   ) {
+    assert(producerId.length > 0, "A producer id is not empty");
     this.#context = context;
     this.#topic = topic.name;
     this.#producerId = producerId;

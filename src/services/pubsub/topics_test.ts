@@ -237,6 +237,23 @@ Deno.test("publish is all or nothing: one bad message changes nothing", () => {
     "limitExceeded",
   );
   refused(h.publish("nope", [{}]), "topicNotFound");
+  refused(h.publish("t", [{ sequence: 1 }], T0, "p".repeat(65)), "invalid");
+  refused(h.publish("t", [{ sequence: 1 }, {}], T0, "p"), "invalid");
+  refused(
+    h.publish("t", [{ deliverAtMs: T0 + 30 * 86_400_000 + 1 }]),
+    "invalid",
+  );
+  refused(
+    h.publish("t", [{ value: new Uint8Array(256 * 1024 + 1) }]),
+    "limitExceeded",
+  );
+  refused(
+    h.publish(
+      "t",
+      Array.from({ length: 5 }, () => ({ value: new Uint8Array(250_000) })),
+    ),
+    "limitExceeded",
+  );
   assert.deepEqual(h.dump(), before);
   assert.deepEqual(h.partitions("t").map((p) => p.next), [1, 0]);
 });
@@ -448,6 +465,8 @@ Deno.test("topicCreate is idempotent for the same settings, topicExists for othe
   refused(h.create("t", 2, {}, 5), "topicExists");
   refused(h.create("bad name"), "invalid");
   refused(h.create("t0", 257), "invalid");
+  refused(h.create("t0", 1, {}, 7 * 86_400_000 + 1), "invalid");
+  refused(h.create("t0", 1, { maxMessages: 0 }), "invalid");
   assert.deepEqual(h.reads.list().map((t) => t.name), ["t"]);
   // The cluster at its maximum of topics.
   h.store.apply({
