@@ -685,3 +685,22 @@ Deno.test("PubsubLeader backs off after a failed proposal instead of retrying on
   assert.equal(proposed.length, 2);
   abort.abort();
 });
+
+Deno.test("an age trim is bounded per tick and says more", () => {
+  const h = new Harness();
+  h.create("t", 2, { maxAgeMs: 1_000 });
+  for (let i = 0; i < 2; i++) {
+    h.publish("t", Array.from({ length: 600 }, () => ({})), T0);
+  }
+  const first = h.tick(T0 + 1_001);
+  assert.equal(first.trimmed, PUBSUB_SERVICE_LIMITS.tickItemsMax);
+  assert.equal(first.more, true);
+  assert.equal(h.reads.nextDueMs(), T0 + 1_001);
+  const second = h.tick(T0 + 1_001);
+  assert.deepEqual([second.trimmed, second.more], [200, false]);
+  assert.deepEqual(h.partitions("t").map((p) => [p.first, p.next]), [
+    [600, 600],
+    [600, 600],
+  ]);
+  assert.equal(h.reads.nextDueMs(), null);
+});
