@@ -213,8 +213,17 @@ export class TopicWriter {
    */
   #purge(name: string, budget: number): { removed: number; done: boolean } {
     let removed = 0;
+    // Records from the front of each partition, its row kept in step, so
+    // a deleting topic's partitions stay contiguous (a dead letter may
+    // still be appended to it: purged with the rest).
+    const partitions = readTopicRow(this.#context, name)?.partitions ?? 0;
+    for (let p = 0; p < partitions; p++) {
+      const { first, next } = readPartition(this.#context, name, p);
+      const below = Math.min(next, first + budget - removed);
+      removed += trimBelow(this.#context, name, p, below);
+      if (removed >= budget) return { removed, done: false };
+    }
     const prefixes = [
-      pubsubKey(TAG.record, { name }),
       pubsubKey(TAG.scheduled, { name }),
       pubsubKey(TAG.producer, { name }),
       pubsubKey(TAG.producerIdle, { name }),
