@@ -8,6 +8,11 @@
  * flight; a timer waits for a due time in the future; a failed proposal is
  * retried after `retryMs`.
  *
+ * The age-trim due time reads every partition of every topic with age
+ * retention, so it is cached: recomputed after each of this leader's
+ * ticks and at least every `ageRecheckMs` (a publish to an empty
+ * partition makes it earlier only by at most that).
+ *
  * Apply sees only the time in the command, so every replica trims,
  * releases and expires the same.
  *
@@ -26,8 +31,12 @@ export interface PubsubLeaderOptions {
   readonly store: StateStore;
   /** Pause before proposing again after a failed tick, ms. Default 1,000. */
   readonly retryMs?: number;
-  /** When topics next fall due (default: {@linkcode TopicReads} over `store`). */
+  /** Longest use of a cached age-trim due time, ms. Default 1,000. */
+  readonly ageRecheckMs?: number;
+  /** When topics next have releases or purges (default: {@linkcode TopicReads} over `store`). */
   readonly topicsDueMs?: () => number | null;
+  /** When topics next have age trims (default: {@linkcode TopicReads} over `store`). */
+  readonly ageDueMs?: () => number | null;
   /** When groups next fall due (default: {@linkcode GroupReads} over `store`). */
   readonly groupsDueMs?: () => number | null;
 }
@@ -39,8 +48,12 @@ export class PubsubLeader implements LeaderTask<PubsubCommand, PubsubResult> {
   /** The task's name. */
   readonly name = "pubsub";
   readonly #retryMs: number;
+  readonly #ageRecheckMs: number;
   readonly #topicsDueMs: () => number | null;
+  readonly #ageDueMs: () => number | null;
   readonly #groupsDueMs: () => number | null;
+  /** The cached age-trim due time and the monotonic time it was read (null: stale). */
+  #age: { dueMs: number | null; readAtMs: number } | null = null;
   #context: Context | null = null;
   #inFlight = false;
   #timer: Scheduled | null = null;
@@ -49,34 +62,52 @@ export class PubsubLeader implements LeaderTask<PubsubCommand, PubsubResult> {
   /** Ticks proposed (for tests and metrics). */
   ticks = 0;
 
-  /** @throws {RangeError} For a non-positive `retryMs`. */
+  /** @throws {RangeError} For a non-positive `retryMs` or `ageRecheckMs`. */
   constructor(options: PubsubLeaderOptions) {
     const retryMs = options.retryMs ?? 1_000;
-    if (!Number.isSafeInteger(retryMs) || retryMs <= 0) {
-      throw new RangeError(
-        `Cannot create pub/sub leader as 'retryMs' must be a positive integer: current value is ${retryMs}`,
-      );
+    const ageRecheckMs = options.ageRecheckMs ?? 1_000;
+    for (
+      const [name, value] of [
+        ["retryMs", retryMs],
+        ["ageRecheckMs", ageRecheckMs],
+      ] as const
+    ) {
+      if (!Number.isSafeInteger(value) || value <= 0) {
+        throw new RangeError(
+          `Cannot create pub/sub leader as '${name}' must be a positive integer: current value is ${value}`,
+        );
+      }
     }
     this.#retryMs = retryMs;
+    this.#ageRecheckMs = ageRecheckMs;
     const topics = new TopicReads(options.store);
     const groups = new GroupReads(options.store);
-    this.#topicsDueMs = options.topicsDueMs ?? (() => topics.nextDueMs());
+    this.#topicsDueMs = options.topicsDueMs ?? (() => topics.nextReleaseMs());
+    this.#ageDueMs = options.ageDueMs ?? (() => topics.nextAgeTrimMs());
     this.#groupsDueMs = options.groupsDueMs ?? (() => groups.nextDueMs());
   }
 
-  /** The earliest due time of topics and groups, or null. */
-  nextDueMs(): number | null {
-    const topics = this.#topicsDueMs();
-    const groups = this.#groupsDueMs();
-    if (topics === null) return groups;
-    if (groups === null) return topics;
-    return Math.min(topics, groups);
+  /** The earliest due time of topics and groups, or null (`nowMs`: monotonic, for the age cache). */
+  nextDueMs(nowMs: number): number | null {
+    if (
+      this.#age === null || nowMs - this.#age.readAtMs >= this.#ageRecheckMs
+    ) {
+      this.#age = { dueMs: this.#ageDueMs(), readAtMs: nowMs };
+    }
+    let due: number | null = null;
+    for (
+      const at of [this.#topicsDueMs(), this.#age.dueMs, this.#groupsDueMs()]
+    ) {
+      if (at !== null && (due === null || at < due)) due = at;
+    }
+    return due;
   }
 
   start(context: Context): void {
     this.#context = context;
     this.#inFlight = false;
     this.#backoffUntilMs = 0;
+    this.#age = null;
     context.onApplied(() => this.#check(context));
     this.#check(context);
   }
@@ -99,14 +130,19 @@ export class PubsubLeader implements LeaderTask<PubsubCommand, PubsubResult> {
   #check(context: Context): void {
     if (!this.#live(context) || this.#inFlight) return;
     // Backing off: the retry timer checks again.
-    if (context.clock.monotonicMs() < this.#backoffUntilMs) return;
-    const due = this.nextDueMs();
+    const monotonicMs = context.clock.monotonicMs();
+    if (monotonicMs < this.#backoffUntilMs) return;
+    const due = this.nextDueMs(monotonicMs);
     this.#cancelTimer();
-    if (due === null) return;
     const nowMs = context.clock.wallMs();
-    if (due > nowMs) {
+    if (due === null || due > nowMs) {
+      // Wakes by the due time, and at least every ageRecheckMs to refresh
+      // the cached age-trim time.
+      const waitMs = due === null
+        ? this.#ageRecheckMs
+        : Math.min(due - nowMs, this.#ageRecheckMs);
       this.#timer = context.scheduler.after(
-        due - nowMs,
+        waitMs,
         () => this.#check(context),
       );
       return;
@@ -129,6 +165,8 @@ export class PubsubLeader implements LeaderTask<PubsubCommand, PubsubResult> {
       next = "retry";
     } finally {
       this.#inFlight = false;
+      // Our tick may have trimmed what the cache says is due.
+      this.#age = null;
     }
     if (!this.#live(context)) return;
     if (next === "now") {

@@ -108,22 +108,37 @@ export class TopicReads {
   /**
    * The earliest time a tick has topic work (a delayed message due, a
    * record past its topic's `maxAgeMs`, a deleted topic to purge: 0), or
-   * null. Reads the first due row, the deleting index, and the first
-   * record of each partition of each topic with age retention.
+   * null.
    */
   nextDueMs(): number | null {
+    return earliest(this.nextReleaseMs(), this.nextAgeTrimMs());
+  }
+
+  /**
+   * The earliest delayed message's due time, or 0 while a deleted topic
+   * is being purged, or null: two rows read.
+   */
+  nextReleaseMs(): number | null {
     if (
       this.#store.scan({
         ...prefixRange(pubsubKey(TAG.topicDeleting)),
         limit: 1,
       }).length > 0
     ) return 0;
-    let due: number | null = null;
     const first = this.#store.scan({
       ...prefixRange(pubsubKey(TAG.scheduleDue)),
       limit: 1,
     })[0];
-    if (first !== undefined) due = parseScheduleDueKey(first.key).dueMs;
+    return first === undefined ? null : parseScheduleDueKey(first.key).dueMs;
+  }
+
+  /**
+   * When the oldest record of a topic with age retention passes its
+   * `maxAgeMs`, or null. Reads the first record of every partition of
+   * every such topic (the leader caches it).
+   */
+  nextAgeTrimMs(): number | null {
+    let due: number | null = null;
     const aged = this.#store.scan({
       ...prefixRange(pubsubKey(TAG.ageRetained)),
       limit: PUBSUB_SERVICE_LIMITS.topicsMax,
@@ -138,10 +153,15 @@ export class TopicReads {
         const record = readRecord(this.#rows, topic.name, p, first);
         if (record === null) continue;
         // Trimmed once strictly older than maxAgeMs: due a millisecond later.
-        const at = record.publishedAtMs + maxAgeMs + 1;
-        if (due === null || at < due) due = at;
+        due = earliest(due, record.publishedAtMs + maxAgeMs + 1);
       }
     }
     return due;
   }
+}
+
+function earliest(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
 }

@@ -704,3 +704,37 @@ Deno.test("an age trim is bounded per tick and says more", () => {
   ]);
   assert.equal(h.reads.nextDueMs(), null);
 });
+
+Deno.test("PubsubLeader trims by age within ageRecheckMs of the due time, without a tick before", async () => {
+  const h = new Harness();
+  const time = new ManualTime();
+  const { context, proposed, applied, abort } = leaderContext(h, time);
+  applied({
+    type: "topicCreate",
+    name: "t",
+    partitions: 1,
+    retention: { maxMessages: null, maxBytes: null, maxAgeMs: 200 },
+    dedupWindowMs: 0,
+    nowMs: time.wallMs(),
+  });
+  const leader = new PubsubLeader({ store: h.store, ageRecheckMs: 1_000 });
+  leader.start(context);
+  // Published after the leader read the (empty) age due time.
+  applied({
+    type: "publish",
+    topic: "t",
+    producerId: null,
+    messages: [message({})],
+    nowMs: time.wallMs(),
+  });
+  await time.advance(200);
+  assert.equal(proposed.length, 0);
+  assert.equal(h.partitions("t")[0]!.first, 0);
+  await time.advance(800);
+  assert.equal(proposed.length, 1);
+  assert.deepEqual(h.partitions("t")[0], { first: 1, next: 1, bytes: 0 });
+  await time.advance(5_000);
+  assert.equal(proposed.length, 1);
+  leader.stop();
+  abort.abort();
+});
