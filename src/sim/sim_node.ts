@@ -26,7 +26,7 @@ import type {
   Term,
   TestingKnobs,
 } from "../raft/types.ts";
-import { RaftRunner } from "../node/raft_runner.ts";
+import { RaftRunner, type RunnerTestingKnobs } from "../node/raft_runner.ts";
 import { runnerLeadership, ServiceHost } from "../node/service_host.ts";
 import type {
   KvStateMachine,
@@ -96,6 +96,8 @@ export interface NodeSettings {
   /** How long the runner waits for a proposal or read, in the node's ms. */
   readonly requestTimeoutMs: number;
   readonly testingKnobs: TestingKnobs | undefined;
+  /** Planted bugs of the runner itself (empty for none). */
+  readonly runnerKnobs: RunnerTestingKnobs;
   readonly kvKnobs: KvStateMachineKnobs;
   /** The leases and locks services and their leader-side bugs, or null (KV only). */
   readonly coordination: {
@@ -368,6 +370,7 @@ export class SimNode {
             ? {}
             : { testingKnobs: settings.testingKnobs }),
         },
+        testingKnobs: settings.runnerKnobs,
         observe: (core) => this.#afterStep(core),
         log: (event, detail) => this.#logged(event, detail),
       });
