@@ -348,6 +348,9 @@ export class RaftRunner<R = unknown> {
       // Raft's applied index reaches the state's once the leader sends
       // them again (they apply as no-ops, see #applyEntry); the snapshot
       // is retaken there (#maybeSnapshot), and none is taken below it.
+      // Meanwhile the restored snapshot's data (the state at `applied`,
+      // not at its label) is dropped: a transfer waits for the new one.
+      this.#node.dropSnapshotData();
       this.#stateAheadOfLog = true;
     }
     this.#proposer = new Proposer({
