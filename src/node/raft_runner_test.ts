@@ -503,6 +503,27 @@ Deno.test("RaftRunner restarted with a log that lost entries its state applied t
     lastIndex: 3,
   });
   assert.equal(lost.logStore.lastIndex(), 3);
+  {
+    // The restored snapshot (labelled 2) cannot hold the state at 5: its
+    // data is dropped (taking one at 2 again gives it back, see
+    // RaftNode.takeSnapshot), so no transfer sends it.
+    const probe = restartedStores({
+      snapshotIndex: 2,
+      commit: 3,
+      applied: 5,
+      lastIndex: 3,
+    });
+    const runner = new RaftRunner({
+      id: IDS[0]!,
+      voters: IDS,
+      logStore: probe.logStore,
+      stateMachine: probe.state,
+      transport: new InMemoryNetwork().connect(IDS[0]!),
+    });
+    const marker = new Uint8Array([1, 2, 3]);
+    assert.equal(runner.core.takeSnapshot(2 as LogIndex, marker).data, marker);
+    await runner.stop();
+  }
   const n1 = startNode(network, IDS[0]!, lost);
   const nodes = [
     n1,
