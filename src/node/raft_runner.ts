@@ -170,15 +170,19 @@ const SNAPSHOT_RATIO_FLOOR_BYTES = 4 * 1024 * 1024;
  * Why this is safe: the state machine only ever applied entries the core
  * handed out as committed (or a leader's snapshot, which holds committed
  * entries only), so every entry up to `applied` is committed in the
- * cluster, and a committed entry is never overwritten (Raft's Log Matching
- * and Leader Completeness): the log's entries up to it are the ones the
- * state applied. The durable commit index can lag behind because a write
- * that only moves it is not synced (see #handleReady): Raft allows a node
- * to forget its commit index, and raising it to an index known committed
- * is what hearing it from the leader again would do. Capped at the log's
- * last index: a lost corrupt tail may have held entries the state applied
- * (the store keeps only what is at or below its durable commit index), and
- * the recovery bound sits past that tail, so it is never reached by this.
+ * cluster. The core hands out only entries already durable in the log, and
+ * a committed entry is never overwritten (Log Matching, Leader
+ * Completeness): the log's entries up to `applied` are the ones the state
+ * applied. The durable commit index can lag behind because a write that
+ * only moves it is not synced (see #handleReady): Raft lets a node forget
+ * its commit index, and raising it to an index known committed is what
+ * hearing it from the leader again would do. Capped at the log's last
+ * index: a dropped corrupt tail may have held entries the state applied
+ * (the store keeps only what is at or below its durable commit index);
+ * such a tail's recovery bound is past the log's end, so this never
+ * reaches it, and an older bound it reaches is truly committed through,
+ * which is the condition that bound waits for. (With the simulator's
+ * planted bug `apply-uncommitted` the premise is false on purpose.)
  *
  * @param stored The stored hard state.
  * @param applied The state machine's applied index.
@@ -319,7 +323,8 @@ export class RaftRunner<R = unknown> {
       },
       {
         hardState,
-        // The data is replaced right below when the state is ahead of the log's snapshot.
+        // The data is the state at `applied`: replaced right below (or
+        // dropped, after a lost tail) when that is past the log's snapshot.
         snapshot: meta.index > 0
           ? { meta, data: options.stateMachine.snapshotData() }
           : null,
