@@ -28,6 +28,7 @@ import { AckBatcher } from "./_pubsub_acks.ts";
 import { deliveryFromWire } from "./_pubsub_wire.ts";
 import { pushStream } from "./_pubsub_push.ts";
 import { StaleGenerationError } from "./errors.ts";
+import { sleepFor } from "./_timers.ts";
 import type {
   AckAction,
   Consumer,
@@ -37,6 +38,8 @@ import type {
 } from "./_pubsub_types.ts";
 import type { OpenLease } from "./types.ts";
 
+/** Pause after an empty fetch answered well before its wait, ms. */
+const EMPTY_POLL_PAUSE_MS = 50;
 /** Rejoins one fetch makes after `staleGeneration` before it gives up. */
 const REJOINS_PER_CALL_MAX = 3;
 
@@ -186,6 +189,7 @@ export class GroupConsumer implements Consumer {
         0,
         Math.min(Math.ceil(until - performance.now()), pollMsMax),
       );
+      const sentAt = performance.now();
       let reply: GroupFetchResponse;
       try {
         reply = await this.#parts.transport.request("POST", ROUTES.groupFetch, {
@@ -209,6 +213,12 @@ export class GroupConsumer implements Consumer {
       if (reply.generation > generation) this.#rejoinNeeded = true;
       if (reply.messages.length > 0 || performance.now() >= until) {
         return reply.messages.map((wire) => this.message(wire, generation));
+      }
+      // An empty answer long before its wait (a node that does not wait,
+      // or a rebalance): pause a little rather than spin.
+      const early = waitMs - (performance.now() - sentAt);
+      if (early > EMPTY_POLL_PAUSE_MS) {
+        await sleepFor(EMPTY_POLL_PAUSE_MS, options.signal ?? this.#stop);
       }
     }
   }

@@ -1,0 +1,414 @@
+/**
+ * `client.pubsub` (issue 18). Against a small fake server: the wire shape of
+ * publishes (values in Deno KV's encodings), the checks made before
+ * anything is sent, the consumer's own lease (granted, kept, revoked), its
+ * batched acks, its rejoin after a rebalance (the acks of a moved
+ * partition fail with `StaleGenerationError`, the others apply), and the
+ * push stream's rejoin when fenced. Against real node processes: topics,
+ * publish, two consumers sharing a group, every record acked once.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import {
+  type AspenClient,
+  connect,
+  type ConsumerMessage,
+  errorFromWire,
+  GroupConfigMismatchError,
+  KvU64,
+  StaleGenerationError,
+  TopicExistsError,
+  TopicNotFoundError,
+} from "../mod.ts";
+import {
+  type FakePubsubServer,
+  startFakePubsubServer,
+} from "./helpers/fake_pubsub_server.ts";
+import { withProcessCluster } from "./helpers/process_cluster.ts";
+import { waitFor } from "./helpers/wait_for.ts";
+
+const TOKEN = "test-token";
+
+async function withFake(
+  fn: (server: FakePubsubServer, client: AspenClient) => Promise<void>,
+): Promise<void> {
+  const server = startFakePubsubServer({ token: TOKEN });
+  const client = connect(server.url, { token: TOKEN, timeoutMs: 4_000 });
+  try {
+    await fn(server, client);
+  } finally {
+    client.close();
+    await server.close();
+  }
+}
+
+function paths(server: FakePubsubServer, path: string) {
+  return server.requests.filter((r) => r.path === path);
+}
+
+Deno.test("pubsub.publish() sends values in Deno KV's encodings, with key, headers and partition", async () => {
+  await withFake(async (server, client) => {
+    await client.pubsub.createTopic("orders", { partitions: 3 });
+    const record = await client.pubsub.publish("orders", { id: 1 }, {
+      key: "customer-7",
+      headers: { source: "test" },
+    });
+    assert.ok("offset" in record && record.offset === 0);
+    const bytes = await client.pubsub.publishBatch("orders", [
+      { value: new Uint8Array([1, 2, 3]), partition: 2 },
+      { value: "text" },
+    ]);
+    assert.equal(bytes.length, 2);
+    const [first, second] = paths(server, "/v1/topics/publish");
+    const one = (first!.body.messages as Record<string, unknown>[])[0]!;
+    assert.equal((one.value as { encoding: string }).encoding, "v8");
+    assert.equal(one.key, "customer-7");
+    assert.deepEqual(one.headers, { source: "test" });
+    const batch = second!.body.messages as Record<string, unknown>[];
+    assert.deepEqual(batch[0]!.value, { encoding: "bytes", data: "AQID" });
+    assert.equal(batch[0]!.partition, 2);
+    assert.equal((batch[1]!.value as { encoding: string }).encoding, "v8");
+  });
+});
+
+Deno.test("pubsub: bad input is refused before anything is sent", async () => {
+  await withFake(async (server, client) => {
+    const cases: [string, () => Promise<unknown>, ErrorConstructor][] = [
+      ["topic name", () => client.pubsub.publish("a b", 1), TypeError],
+      [
+        "reserved header",
+        () => client.pubsub.publish("t", 1, { headers: { "aspen-x": "1" } }),
+        TypeError,
+      ],
+      ["a KvU64", () => client.pubsub.publish("t", new KvU64(1n)), TypeError],
+      [
+        "sequence without producer",
+        () => client.pubsub.publish("t", 1, { sequence: 1 }),
+        TypeError,
+      ],
+      [
+        "producer without sequence",
+        () =>
+          client.pubsub.publishBatch("t", [{ value: 1 }], { producerId: "p" }),
+        TypeError,
+      ],
+      ["empty batch", () => client.pubsub.publishBatch("t", []), RangeError],
+      [
+        "key too long",
+        () => client.pubsub.publish("t", 1, { key: "k".repeat(1025) }),
+        RangeError,
+      ],
+      [
+        "partitions 0",
+        () => client.pubsub.createTopic("t", { partitions: 0 }),
+        RangeError,
+      ],
+      [
+        "ackDeadlineMs 10",
+        () => client.pubsub.consumer("t", "g", { ackDeadlineMs: 10 }),
+        RangeError,
+      ],
+      [
+        "member id",
+        () => client.pubsub.consumer("t", "g", { memberId: "a/b" }),
+        TypeError,
+      ],
+      [
+        "reset partition",
+        () =>
+          client.pubsub.groups.reset("t", "g", "earliest", { partition: 256 }),
+        RangeError,
+      ],
+    ];
+    for (const [label, call, type] of cases) {
+      await assert.rejects(call, type, label);
+    }
+    assert.equal(server.requests.length, 0);
+  });
+});
+
+Deno.test("pubsub: refusals are typed errors; staleGeneration carries generation and assignment", async () => {
+  await withFake(async (_server, client) => {
+    await assert.rejects(
+      () => client.pubsub.publish("absent", 1),
+      TopicNotFoundError,
+    );
+    await client.pubsub.createTopic("t", { partitions: 2 });
+    const again = await client.pubsub.createTopic("t", { partitions: 2 });
+    assert.equal(again.created, false);
+    await assert.rejects(
+      () => client.pubsub.createTopic("t", { partitions: 3 }),
+      TopicExistsError,
+    );
+    const consumer = await client.pubsub.consumer("t", "g", {
+      maxDeliveries: 3,
+    });
+    await assert.rejects(
+      () => client.pubsub.consumer("t", "g", { maxDeliveries: 4 }),
+      GroupConfigMismatchError,
+    );
+    await consumer.close();
+  });
+  const error = errorFromWire(409, {
+    error: {
+      code: "staleGeneration",
+      message: "stale",
+      details: { generation: 7, assignment: { "0": "a", "1": "b" } },
+    },
+  }, null);
+  assert.ok(error instanceof StaleGenerationError);
+  assert.equal(error.generation, 7);
+  assert.deepEqual(error.assignment, { "0": "a", "1": "b" });
+});
+
+Deno.test("pubsub.consumer() without a lease grants one of ttlMs, joins with it, and close() leaves and revokes it", async () => {
+  await withFake(async (server, client) => {
+    await client.pubsub.createTopic("t");
+    const consumer = await client.pubsub.consumer("t", "g", { ttlMs: 5_000 });
+    assert.match(consumer.memberId, /^[0-9a-f]{16}$/);
+    assert.deepEqual(paths(server, "/v1/leases/grant")[0]?.body, {
+      ttlMs: 5_000,
+    });
+    const join = paths(server, "/v1/groups/join")[0]!.body;
+    assert.equal(join.lease, consumer.leaseId);
+    assert.equal(join.memberId, consumer.memberId);
+    // No group options named: the join takes the group as it is.
+    assert.equal(join.options, undefined);
+    assert.deepEqual(consumer.partitions, [0]);
+    assert.deepEqual(server.leases(), [consumer.leaseId]);
+    await consumer.close();
+    assert.equal(paths(server, "/v1/groups/leave").length, 1);
+    assert.deepEqual(server.leases(), []);
+    await assert.rejects(() => consumer.fetch(1), TypeError);
+  });
+});
+
+Deno.test("pubsub.consumer() with a lease id uses it and leaves it alone on close", async () => {
+  await withFake(async (server, client) => {
+    await client.pubsub.createTopic("t");
+    const grant = await client.leases.grant(10_000);
+    const consumer = await client.pubsub.consumer("t", "g", {
+      lease: grant.id,
+      start: "new",
+    });
+    assert.equal(consumer.leaseId, grant.id);
+    assert.deepEqual(
+      paths(server, "/v1/groups/join")[0]!.body.options,
+      { start: "new" },
+    );
+    await consumer.close();
+    assert.deepEqual(server.leases(), [grant.id]);
+    assert.equal(paths(server, "/v1/leases/grant").length, 1);
+  });
+});
+
+Deno.test("consumer.fetch() decodes values; acks made together go in one request; an ack of a finished message is false", async () => {
+  await withFake(async (server, client) => {
+    await client.pubsub.createTopic("t");
+    await client.pubsub.publishBatch("t", [
+      { value: { n: 1 }, key: "k", headers: { h: "v" } },
+      { value: new Uint8Array([9]) },
+      { value: "three" },
+    ]);
+    await using consumer = await client.pubsub.consumer("t", "g");
+    const messages = await consumer.fetch(10);
+    assert.deepEqual(messages.map((m) => m.value), [
+      { n: 1 },
+      new Uint8Array([9]),
+      "three",
+    ]);
+    assert.equal(messages[0]!.key, "k");
+    assert.deepEqual(messages[0]!.headers, { h: "v" });
+    assert.equal(messages[0]!.delivery, 1);
+    const results = await Promise.all(messages.map((m) => m.ack()));
+    assert.deepEqual(results, [true, true, true]);
+    const acks = paths(server, "/v1/groups/ack");
+    assert.equal(acks.length, 1);
+    assert.equal((acks[0]!.body.acks as unknown[]).length, 3);
+    assert.equal(await messages[0]!.ack(), false);
+    assert.deepEqual(server.acked("t", "g"), ["0/0", "0/1", "0/2"]);
+  });
+});
+
+Deno.test("consumer: after a rebalance, acks of the moved partition fail with StaleGenerationError, the others apply, and the next fetch rejoins", async () => {
+  await withFake(async (server, client) => {
+    await client.pubsub.createTopic("t", { partitions: 2 });
+    await client.pubsub.publishBatch("t", [
+      { value: "p0", partition: 0 },
+      { value: "p1", partition: 1 },
+    ]);
+    await using consumer = await client.pubsub.consumer("t", "g", {
+      memberId: "a-member",
+    });
+    assert.deepEqual(consumer.partitions, [0, 1]);
+    const messages = await consumer.fetch(10);
+    assert.equal(messages.length, 2);
+    // Another member joins: partition 1 moves to it, partition 0 stays.
+    server.addMember("t", "g", "b-member");
+    const byPartition = new Map(messages.map((m) => [m.partition, m]));
+    const [kept, moved] = await Promise.allSettled([
+      byPartition.get(0)!.ack(),
+      byPartition.get(1)!.ack(),
+    ]);
+    assert.deepEqual(kept, { status: "fulfilled", value: true });
+    assert.equal(moved!.status, "rejected");
+    const reason = (moved as PromiseRejectedResult).reason;
+    assert.ok(reason instanceof StaleGenerationError);
+    assert.equal(reason.assignment["1"], "b-member");
+    assert.deepEqual(server.acked("t", "g"), ["0/0"]);
+    const joinsBefore = paths(server, "/v1/groups/join").length;
+    await client.pubsub.publish("t", "p0 again", { partition: 0 });
+    const next = await consumer.fetch(10);
+    assert.deepEqual(next.map((m) => m.value), ["p0 again"]);
+    assert.equal(paths(server, "/v1/groups/join").length, joinsBefore + 1);
+    assert.deepEqual(consumer.partitions, [0]);
+    assert.equal(consumer.generation, 2);
+  });
+});
+
+Deno.test("consumer.fetch() waits up to maxWaitMs in polls within the request deadline", async () => {
+  await withFake(async (server, client) => {
+    await client.pubsub.createTopic("t");
+    await using consumer = await client.pubsub.consumer("t", "g");
+    const waiting = consumer.fetch(5, 3_000);
+    await waitFor(
+      "a first poll",
+      () => paths(server, "/v1/groups/fetch").length >= 1,
+    );
+    await client.pubsub.publish("t", "late");
+    const messages = await waiting;
+    assert.deepEqual(messages.map((m) => m.value), ["late"]);
+    for (const poll of paths(server, "/v1/groups/fetch")) {
+      // Half the client's 4,000 ms deadline at most.
+      assert.ok(
+        (poll.body.maxWaitMs as number) <= 2_000,
+        String(poll.body.maxWaitMs),
+      );
+    }
+  });
+});
+
+Deno.test("consumer push: messages stream in; a fenced stream rejoins and goes on with the new generation", async () => {
+  await withFake(async (server, client) => {
+    await client.pubsub.createTopic("t", { partitions: 2 });
+    await client.pubsub.publish("t", "first", { partition: 0 });
+    const consumer = await client.pubsub.consumer("t", "g", {
+      memberId: "a-member",
+    });
+    const seen: ConsumerMessage[] = [];
+    const reading = (async () => {
+      for await (const message of consumer) {
+        seen.push(message);
+        assert.equal(await message.ack(), true);
+        if (seen.length === 2) break;
+      }
+    })();
+    await waitFor("the first message", () => seen.length === 1);
+    server.addMember("t", "g", "b-member");
+    await waitFor(
+      "a stream of the new generation",
+      () =>
+        paths(server, "/v1/groups/consume").some((r) =>
+          r.body.generation === "2"
+        ),
+    );
+    await client.pubsub.publish("t", "second", { partition: 0 });
+    await reading;
+    assert.deepEqual(seen.map((m) => m.value), ["first", "second"]);
+    assert.deepEqual(seen.map((m) => m.generation), [1, 2]);
+    assert.deepEqual(server.acked("t", "g"), ["0/0", "0/1"]);
+    await consumer.close();
+    await waitFor("the stream closed", () => server.streams() === 0);
+  });
+});
+
+Deno.test("consumer.ackMany() and nack: one request, nacked messages come back with delivery 2", async () => {
+  await withFake(async (server, client) => {
+    await client.pubsub.createTopic("t");
+    await client.pubsub.publishBatch("t", [{ value: 1 }, { value: 2 }]);
+    await using consumer = await client.pubsub.consumer("t", "g");
+    const [one, two] = await consumer.fetch(10);
+    const before = paths(server, "/v1/groups/ack").length;
+    assert.deepEqual(
+      await consumer.ackMany([
+        { message: one! },
+        { message: two!, action: "nack", delayMs: 0 },
+      ]),
+      [true, true],
+    );
+    assert.equal(paths(server, "/v1/groups/ack").length, before + 1);
+    const again = await consumer.fetch(10);
+    assert.deepEqual(again.map((m) => [m.value, m.delivery]), [[2, 2]]);
+    await assert.rejects(
+      () => again[0]!.nack({ delayMs: -1 }),
+      RangeError,
+    );
+  });
+});
+
+Deno.test("client.pubsub against real nodes: topics, publish, two consumers share a group, every record acked once", async () => {
+  await withProcessCluster({ count: 3 }, async (cluster) => {
+    await cluster.waitForLeader();
+    const token = await cluster.token();
+    const client = connect(cluster.urls, { token });
+    try {
+      const created = await client.pubsub.createTopic("events", {
+        partitions: 4,
+      });
+      assert.equal(created.created, true);
+      assert.equal(created.topic.partitions, 4);
+      assert.deepEqual(
+        (await client.pubsub.listTopics()).map((t) => t.name),
+        ["events"],
+      );
+      const messages = Array.from({ length: 40 }, (_, i) => ({
+        value: { i },
+        key: `key-${i % 8}`,
+      }));
+      const records = await client.pubsub.publishBatch("events", messages);
+      assert.equal(records.length, 40);
+      // One key, one partition.
+      const partitionOf = new Map<string, number>();
+      for (const [i, record] of records.entries()) {
+        assert.ok("partition" in record);
+        const key = messages[i]!.key;
+        const known = partitionOf.get(key);
+        if (known !== undefined) assert.equal(record.partition, known);
+        partitionOf.set(key, record.partition);
+      }
+      const described = await client.pubsub.describeTopic("events");
+      assert.equal(
+        described.partitions.reduce((n, p) => n + p.nextOffset, 0),
+        40,
+      );
+      const a = await client.pubsub.consumer("events", "workers");
+      const b = await client.pubsub.consumer("events", "workers");
+      const done = new Set<string>();
+      const drain = async (consumer: typeof a) => {
+        const deadline = Date.now() + 60_000;
+        while (done.size < 40 && Date.now() < deadline) {
+          const batch = await consumer.fetch(10, 1_000);
+          for (const message of batch) {
+            const id = `${message.partition}/${message.offset}`;
+            assert.equal(await message.ack(), true, id);
+            done.add(id);
+          }
+        }
+      };
+      await Promise.all([drain(a), drain(b)]);
+      assert.equal(done.size, 40);
+      const group = await client.pubsub.groups.describe("events", "workers");
+      assert.equal(group.members.length, 2);
+      assert.equal(group.partitions.reduce((n, p) => n + p.lag, 0), 0);
+      await a.close();
+      await b.close();
+      const after = await client.pubsub.groups.describe("events", "workers");
+      assert.equal(after.members.length, 0);
+      // The consumers' own leases were revoked.
+      assert.equal((await client.leases.list()).leases.length, 0);
+    } finally {
+      client.close();
+    }
+  });
+});
