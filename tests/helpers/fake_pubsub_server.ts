@@ -280,6 +280,42 @@ class State {
     return out;
   }
 
+  describe(group: Group): unknown {
+    const records = this.topic(group.topic).partitions;
+    return {
+      topic: group.topic,
+      group: group.name,
+      generation: group.generation,
+      paused: group.paused,
+      pausedUntilMs: null,
+      options: group.options ?? {},
+      members: [...group.members].map(([id, lease]) => ({
+        id,
+        lease,
+        partitions: group.owners.flatMap((o, p) => o === id ? [p] : []),
+      })),
+      partitions: group.owners.map((owner, partition) => {
+        const pending = [...group.inFlight.keys()].filter((k) =>
+          k.startsWith(`${partition}/`)
+        ).map((k) => Number(k.split("/")[1]));
+        const cursor = Math.min(group.nextDeliver[partition]!, ...pending);
+        const nextOffset = records[partition]!.length;
+        return {
+          partition,
+          owner,
+          ownerSince: group.ownerSince[partition]!,
+          cursor,
+          nextOffset,
+          lag: nextOffset - cursor,
+          pending: pending.length,
+          redelivered: 0,
+          skipped: 0,
+        };
+      }),
+      deadLettered: 0,
+    };
+  }
+
   ack(body: Record<string, unknown>): unknown {
     const group = this.group(body.topic as string, body.group as string);
     const acks = body.acks as {
@@ -413,6 +449,46 @@ class State {
       }
       case "/v1/groups/ack":
         return this.ack(body);
+      case "/v1/groups/list":
+        return {
+          groups: [...this.groups.values()].filter((g) =>
+            body.topic === undefined || g.topic === body.topic
+          ).map((g) => ({
+            topic: g.topic,
+            group: g.name,
+            generation: g.generation,
+            members: g.members.size,
+            paused: g.paused,
+          })),
+        };
+      case "/v1/groups/describe":
+        return this.describe(
+          this.group(body.topic as string, body.group as string),
+        );
+      case "/v1/groups/reset": {
+        const group = this.group(body.topic as string, body.group as string);
+        if (group.members.size > 0 && body.force !== true) {
+          refuse("groupNotEmpty", `Group '${group.name}' has members`);
+        }
+        const records = this.topic(group.topic).partitions;
+        const to = body.to as string | { offset: number };
+        group.nextDeliver = group.nextDeliver.map((_, p) =>
+          to === "earliest"
+            ? 0
+            : to === "latest"
+            ? records[p]!.length
+            : Math.min((to as { offset: number }).offset, records[p]!.length)
+        );
+        group.inFlight.clear();
+        if (body.force === true) group.generation++;
+        return {
+          generation: group.generation,
+          partitions: group.nextDeliver.map((cursor, partition) => ({
+            partition,
+            cursor,
+          })),
+        };
+      }
       case "/v1/groups/pause":
       case "/v1/groups/resume": {
         const group = this.group(body.topic as string, body.group as string);
