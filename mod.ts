@@ -65,6 +65,9 @@ export type {
   ConsumerMessage,
   ConsumerOptions,
   GroupDescription,
+  GroupMember,
+  GroupOptions,
+  GroupPartitionInfo,
   GroupPauseState,
   GroupResetOptions,
   GroupResetResult,
@@ -81,6 +84,7 @@ export type {
   TopicCreateOptions,
   TopicDescription,
   TopicInfo,
+  TopicPartitionInfo,
   TopicRetention,
 } from "./src/client/pubsub.ts";
 export type { StreamOptions } from "./src/client/connect.ts";

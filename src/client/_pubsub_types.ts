@@ -5,19 +5,17 @@
  *
  * @module
  */
-import type {
-  WireAckAction,
-  WireGroupMember,
-  WireGroupPartition,
-  WireGroupSummary,
-  WirePartitionInfo,
-  WireResetTarget,
-  WireRetention,
-} from "../protocol/http_api_pubsub.ts";
 import type { OpenLease } from "./types.ts";
 
 /** Retention of each partition; absent fields are unbounded. */
-export type TopicRetention = WireRetention;
+export interface TopicRetention {
+  /** Records kept per partition at most. */
+  readonly maxMessages?: number;
+  /** Bytes (values, keys, headers) kept per partition at most. */
+  readonly maxBytes?: number;
+  /** Records older than this are trimmed, ms. */
+  readonly maxAgeMs?: number;
+}
 
 /** Options of `pubsub.createTopic`. */
 export interface TopicCreateOptions {
@@ -31,26 +29,50 @@ export interface TopicCreateOptions {
 
 /** A topic's settings. */
 export interface TopicInfo {
+  /** The topic name. */
   readonly name: string;
+  /** Its number of partitions. */
   readonly partitions: number;
+  /** Retention per partition. */
   readonly retention: TopicRetention;
+  /** How long producer sequences are remembered, ms. */
   readonly dedupWindowMs: number;
+  /** When it was created, Unix ms. */
   readonly createdAtMs: number;
 }
 
 /** What `pubsub.createTopic` answers: `created` is false for an identical existing topic. */
 export interface TopicCreated {
+  /** The topic's settings. */
   readonly topic: TopicInfo;
+  /** False when an identical topic existed. */
   readonly created: boolean;
+}
+
+/** One partition of a topic. */
+export interface TopicPartitionInfo {
+  /** The partition number. */
+  readonly partition: number;
+  /** The first retained offset (= nextOffset when empty). */
+  readonly firstOffset: number;
+  /** The offset the next record gets. */
+  readonly nextOffset: number;
+  /** Bytes of the retained records (values, keys, headers). */
+  readonly bytes: number;
 }
 
 /** A topic as `pubsub.describeTopic` reports it. */
 export interface TopicDescription {
+  /** The topic name. */
   readonly name: string;
+  /** Retention per partition. */
   readonly retention: TopicRetention;
+  /** How long producer sequences are remembered, ms. */
   readonly dedupWindowMs: number;
+  /** When it was created, Unix ms. */
   readonly createdAtMs: number;
-  readonly partitions: readonly WirePartitionInfo[];
+  /** Its partitions, in order. */
+  readonly partitions: readonly TopicPartitionInfo[];
   /** The topic's groups, by name. */
   readonly groups: readonly string[];
   /** Delayed messages not yet due. */
@@ -99,7 +121,9 @@ export interface PublishBatchOptions {
 /** Where a published message went: appended, or held in the topic's schedule. */
 export type PublishRecord =
   | {
+    /** The partition it was appended to. */
     readonly partition: number;
+    /** Its offset there. */
     readonly offset: number;
     /** True when a retry of an already published sequence. */
     readonly duplicate: boolean;
@@ -107,7 +131,9 @@ export type PublishRecord =
   | {
     /** The schedule's id of a delayed message. */
     readonly scheduled: string;
+    /** When it is appended, Unix ms. */
     readonly deliverAtMs: number;
+    /** True when a retry of an already published sequence. */
     readonly duplicate: boolean;
   };
 
@@ -115,8 +141,14 @@ export type PublishRecord =
 export type GroupStart =
   | "all"
   | "new"
-  | { readonly offsets: Readonly<Record<string, number>> }
-  | { readonly timeMs: number };
+  | {
+    /** Partition → first offset (clamped to the retained records). */
+    readonly offsets: Readonly<Record<string, number>>;
+  }
+  | {
+    /** The first record published at or after this Unix time, ms. */
+    readonly timeMs: number;
+  };
 
 /** Options of `pubsub.consumer`. */
 export interface ConsumerOptions {
@@ -143,21 +175,28 @@ export interface ConsumerOptions {
 }
 
 /** What a member does with a delivered message. */
-export type AckAction = WireAckAction;
+export type AckAction = "ack" | "nack" | "inProgress" | "terminate";
 
 /**
  * A message delivered to a consumer. Its acks are batched: every ack made
  * in the same turn of the event loop goes in one request (one Raft entry).
  */
 export interface ConsumerMessage {
+  /** The topic. */
   readonly topic: string;
+  /** The consumer's group. */
   readonly group: string;
+  /** The record's partition. */
   readonly partition: number;
+  /** The record's offset. */
   readonly offset: number;
+  /** Its key, or null. */
   readonly key: string | null;
   /** The value as published (V8 values decoded, bytes as `Uint8Array`). */
   readonly value: unknown;
+  /** Its headers (dead letters carry `aspen-*` ones). */
   readonly headers: Readonly<Record<string, string>>;
+  /** When it was appended, Unix ms (the leader's clock). */
   readonly publishedAtMs: number;
   /** 1 for a first delivery. */
   readonly delivery: number;
@@ -183,6 +222,7 @@ export interface ConsumerMessage {
 
 /** One ack of `consumer.ackMany`. */
 export interface ConsumerAck {
+  /** A message this consumer fetched. */
   readonly message: ConsumerMessage;
   /** Default `ack`. */
   readonly action?: AckAction;
@@ -200,7 +240,9 @@ export interface ConsumerFetchOptions {
 
 /** A member of a consumer group. */
 export interface Consumer {
+  /** The topic. */
   readonly topic: string;
+  /** The group. */
   readonly group: string;
   /** This member's id. */
   readonly memberId: string;
@@ -237,30 +279,99 @@ export interface Consumer {
 }
 
 /** A group in `groups.list`. */
-export type GroupSummary = WireGroupSummary;
+export interface GroupSummary {
+  /** The topic. */
+  readonly topic: string;
+  /** The group. */
+  readonly group: string;
+  /** Its generation (bumped by each membership change). */
+  readonly generation: number;
+  /** Its members now. */
+  readonly members: number;
+  /** Whether it delivers nothing. */
+  readonly paused: boolean;
+}
+
+/** A member as `groups.describe` reports it. */
+export interface GroupMember {
+  /** The member id. */
+  readonly id: string;
+  /** Its lease id. */
+  readonly lease: string;
+  /** The partitions it owns. */
+  readonly partitions: readonly number[];
+}
+
+/** One partition of a group. */
+export interface GroupPartitionInfo {
+  /** The partition number. */
+  readonly partition: number;
+  /** The owning member, or null. */
+  readonly owner: string | null;
+  /** The generation since which its owner holds it. */
+  readonly ownerSince: number;
+  /** The lowest offset not acked, terminated or dead-lettered. */
+  readonly cursor: number;
+  /** The partition's next offset. */
+  readonly nextOffset: number;
+  /** nextOffset − cursor. */
+  readonly lag: number;
+  /** Delivered and not finished. */
+  readonly pending: number;
+  /** Deliveries after the first, in all. */
+  readonly redelivered: number;
+  /** Records trimmed by retention before the group finished them. */
+  readonly skipped: number;
+}
 
 /** A group as `groups.describe` reports it. */
 export interface GroupDescription {
+  /** The topic. */
   readonly topic: string;
+  /** The group. */
   readonly group: string;
+  /** Its generation. */
   readonly generation: number;
+  /** Whether it delivers nothing. */
   readonly paused: boolean;
+  /** When a pause ends by itself, Unix ms; null: until resumed (or not paused). */
   readonly pausedUntilMs: number | null;
-  readonly options: {
-    readonly start: GroupStart;
-    readonly ackDeadlineMs: number;
-    readonly maxDeliveries: number;
-    readonly maxAckPending: number;
-    readonly deadLetterTopic: string;
-  };
-  readonly members: readonly WireGroupMember[];
-  readonly partitions: readonly WireGroupPartition[];
+  /** The options its first join fixed. */
+  readonly options: GroupOptions;
+  /** Its members. */
+  readonly members: readonly GroupMember[];
+  /** Its partitions. */
+  readonly partitions: readonly GroupPartitionInfo[];
   /** Messages sent to the dead-letter topic, in all. */
   readonly deadLettered: number;
 }
 
+/** A group's options, fixed by its first join. */
+export interface GroupOptions {
+  /** Where it started. */
+  readonly start: GroupStart;
+  /** Time to ack a delivery, ms. */
+  readonly ackDeadlineMs: number;
+  /** Deliveries before a message is dead-lettered. */
+  readonly maxDeliveries: number;
+  /** Unfinished deliveries per partition at most. */
+  readonly maxAckPending: number;
+  /** Where dead letters go. */
+  readonly deadLetterTopic: string;
+}
+
 /** Where `groups.reset` moves cursors. */
-export type GroupResetTarget = WireResetTarget;
+export type GroupResetTarget =
+  | "earliest"
+  | "latest"
+  | {
+    /** This offset on every partition reset (clamped to the retained records). */
+    readonly offset: number;
+  }
+  | {
+    /** The first record published at or after this Unix time, ms. */
+    readonly timeMs: number;
+  };
 
 /** Options of `groups.reset`. */
 export interface GroupResetOptions {
@@ -272,15 +383,21 @@ export interface GroupResetOptions {
 
 /** What `groups.reset` answers. */
 export interface GroupResetResult {
+  /** The group's generation after the reset. */
   readonly generation: number;
+  /** The partitions reset and their cursors. */
   readonly partitions: readonly {
+    /** The partition number. */
     readonly partition: number;
+    /** Its cursor now. */
     readonly cursor: number;
   }[];
 }
 
 /** What `groups.pause` and `groups.resume` answer. */
 export interface GroupPauseState {
+  /** Whether it delivers nothing. */
   readonly paused: boolean;
+  /** When the pause ends by itself, Unix ms; null: until resumed (or not paused). */
   readonly pausedUntilMs: number | null;
 }

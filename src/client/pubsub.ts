@@ -80,6 +80,9 @@ export type {
   ConsumerMessage,
   ConsumerOptions,
   GroupDescription,
+  GroupMember,
+  GroupOptions,
+  GroupPartitionInfo,
   GroupPauseState,
   GroupResetOptions,
   GroupResetResult,
@@ -96,6 +99,7 @@ export type {
   TopicCreateOptions,
   TopicDescription,
   TopicInfo,
+  TopicPartitionInfo,
   TopicRetention,
 } from "./_pubsub_types.ts";
 
