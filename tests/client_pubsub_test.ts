@@ -17,6 +17,7 @@ import {
   errorFromWire,
   GroupConfigMismatchError,
   KvU64,
+  LeaseLostError,
   StaleGenerationError,
   TopicExistsError,
   TopicNotFoundError,
@@ -344,6 +345,24 @@ Deno.test("consumer.ackMany() and nack: one request, nacked messages come back w
       () => again[0]!.nack({ delayMs: -1 }),
       RangeError,
     );
+  });
+});
+
+Deno.test("consumer: once its own lease is lost, fetch and push end with LeaseLostError", async () => {
+  await withFake(async (server, client) => {
+    await client.pubsub.createTopic("t");
+    const consumer = await client.pubsub.consumer("t", "g", { ttlMs: 1_500 });
+    const pushed = (async () => {
+      for await (const _ of consumer) {
+        // Nothing is published: the stream only waits.
+      }
+    })();
+    server.expireLease(consumer.leaseId);
+    await assert.rejects(() => pushed, LeaseLostError);
+    await assert.rejects(() => consumer.fetch(1), LeaseLostError);
+    await consumer.close();
+    // The lease was lost: close does not try to leave with it.
+    assert.equal(paths(server, "/v1/groups/leave").length, 0);
   });
 });
 

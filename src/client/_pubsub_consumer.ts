@@ -27,7 +27,11 @@ import type { AspenLeases } from "./leases.ts";
 import { AckBatcher } from "./_pubsub_acks.ts";
 import { deliveryFromWire } from "./_pubsub_wire.ts";
 import { pushStream } from "./_pubsub_push.ts";
-import { StaleGenerationError } from "./errors.ts";
+import {
+  GroupNotFoundError,
+  StaleGenerationError,
+  TopicNotFoundError,
+} from "./errors.ts";
 import { sleepFor } from "./_timers.ts";
 import type {
   AckAction,
@@ -73,6 +77,8 @@ export class GroupConsumer implements Consumer {
   readonly #parts: ConsumerParts;
   readonly #acks: AckBatcher;
   readonly #closing = new AbortController();
+  /** Aborted by `close()`, the client's close, or the lease's loss. */
+  readonly #stop: AbortSignal;
   #generation = 0;
   #partitions: readonly number[] = [];
   #rejoinNeeded = false;
@@ -84,6 +90,12 @@ export class GroupConsumer implements Consumer {
     this.topic = parts.topic;
     this.group = parts.group;
     this.memberId = parts.memberId;
+    const lease = parts.lease.signal;
+    this.#stop = AbortSignal.any(
+      lease === null
+        ? [this.#closing.signal, parts.transport.closed]
+        : [this.#closing.signal, parts.transport.closed, lease],
+    );
     this.#acks = new AckBatcher(parts.transport, {
       topic: parts.topic,
       group: parts.group,
@@ -119,16 +131,6 @@ export class GroupConsumer implements Consumer {
 
   get partitions(): readonly number[] {
     return this.#partitions;
-  }
-
-  /** Aborted by `close()`, the client's close, or the lease's loss. */
-  get #stop(): AbortSignal {
-    const lease = this.#parts.lease.signal;
-    return AbortSignal.any(
-      lease === null
-        ? [this.#closing.signal, this.#parts.transport.closed]
-        : [this.#closing.signal, this.#parts.transport.closed, lease],
-    );
   }
 
   #checkOpen(): void {
@@ -294,7 +296,12 @@ export class GroupConsumer implements Consumer {
           topic: this.topic,
           group: this.group,
           memberId: this.memberId,
-        }, "write");
+        }, "write").catch((error) => {
+          // A group or topic deleted meanwhile: there is nothing to leave.
+          const gone = error instanceof GroupNotFoundError ||
+            error instanceof TopicNotFoundError;
+          if (!gone) throw error;
+        });
       }
     } finally {
       await lease.own?.close();

@@ -71,6 +71,8 @@ export interface FakePubsubServer {
   readonly requests: readonly SeenRequest[];
   /** Live lease ids. */
   leases(): string[];
+  /** Ends a lease as its expiry would (keep-alives then answer `leaseNotFound`). */
+  expireLease(id: string): void;
   /** Adds a member to a group as another client would (a rebalance). */
   addMember(topic: string, group: string, memberId: string): void;
   /** Removes a member as its lease's expiry would. */
@@ -594,6 +596,7 @@ export function startFakePubsubServer(
     url: `http://127.0.0.1:${server.addr.port}`,
     requests,
     leases: () => [...state.leaseTtl.keys()],
+    expireLease: (id) => void state.leaseTtl.delete(id),
     addMember(topic, group, memberId) {
       const g = state.group(topic, group);
       g.members.set(memberId, "ffffffffffffffff");
