@@ -431,3 +431,98 @@ Deno.test("client.pubsub against real nodes: topics, publish, two consumers shar
     }
   });
 });
+
+Deno.test("client.pubsub against a real node: rebalance fences the moved partitions' acks, push, pause, terminate to the dead-letter topic, dedup and delay", async () => {
+  await withProcessCluster({ count: 1 }, async (cluster) => {
+    await cluster.waitForLeader();
+    const client = connect(cluster.urls, { token: await cluster.token() });
+    try {
+      await client.pubsub.createTopic("work", { partitions: 6 });
+      await client.pubsub.publishBatch(
+        "work",
+        Array.from({ length: 6 }, (_, p) => ({ value: `p${p}`, partition: p })),
+      );
+      const a = await client.pubsub.consumer("work", "g", { memberId: "a" });
+      assert.deepEqual(a.partitions, [0, 1, 2, 3, 4, 5]);
+      const fetched = await a.fetch(10, 5_000);
+      assert.equal(fetched.length, 6);
+      const b = await client.pubsub.consumer("work", "g", { memberId: "b" });
+      assert.ok(b.partitions.length > 0 && b.partitions.length < 6);
+      const moved = new Set(b.partitions);
+      const outcomes = await Promise.allSettled(fetched.map((m) => m.ack()));
+      for (const [i, outcome] of outcomes.entries()) {
+        const partition = fetched[i]!.partition;
+        if (moved.has(partition)) {
+          assert.equal(outcome.status, "rejected", `p${partition}`);
+          assert.ok(
+            (outcome as PromiseRejectedResult).reason instanceof
+              StaleGenerationError,
+          );
+        } else {
+          assert.deepEqual(outcome, { status: "fulfilled", value: true });
+        }
+      }
+      // The moved partitions' deliveries went back: b gets them.
+      const taken = await b.fetch(10, 5_000);
+      assert.deepEqual(
+        taken.map((m) => m.partition).sort(),
+        [...moved].sort(),
+      );
+      assert.deepEqual(await Promise.all(taken.map((m) => m.ack())), [
+        ...taken.map(() => true),
+      ]);
+      // a rejoins on its next fetch and keeps the rest.
+      await client.pubsub.publish("work", "again", { partition: 0 });
+      const owner = moved.has(0) ? b : a;
+      const [again] = await owner.fetch(1, 5_000);
+      assert.equal(again?.value, "again");
+      await b.close();
+
+      // Push: a owns every partition again after b left.
+      await client.pubsub.groups.pause("work", "g");
+      await client.pubsub.publish("work", "pushed", { partition: 3 });
+      assert.deepEqual(await a.fetch(5, 500), []);
+      await client.pubsub.groups.resume("work", "g");
+      for await (const message of a) {
+        if (message.value !== "pushed") {
+          await message.ack();
+          continue;
+        }
+        assert.equal(message.partition, 3);
+        assert.equal(await message.terminate(), true);
+        break;
+      }
+      const dlq = await client.pubsub.consumer("work.dlq.g", "reader");
+      const [dead] = await dlq.fetch(1, 5_000);
+      assert.equal(dead?.value, "pushed");
+      assert.equal(dead?.headers["aspen-dlq-reason"], "terminated");
+      assert.match(dead?.headers["aspen-source"] ?? "", /^work\/3\/\d+$/);
+      await dlq.close();
+      await a.close();
+
+      // Idempotent and delayed publish.
+      const first = await client.pubsub.publish("work", "once", {
+        producerId: "p1",
+        sequence: 1,
+      });
+      const retry = await client.pubsub.publish("work", "once", {
+        producerId: "p1",
+        sequence: 1,
+      });
+      assert.equal(first.duplicate, false);
+      assert.equal(retry.duplicate, true);
+      assert.ok("offset" in first && "offset" in retry);
+      assert.deepEqual(
+        [retry.partition, retry.offset],
+        [first.partition, first.offset],
+      );
+      const delayed = await client.pubsub.publish("work", "later", {
+        delayMs: 60_000,
+      });
+      assert.ok("scheduled" in delayed);
+      assert.equal((await client.pubsub.describeTopic("work")).scheduled, 1);
+    } finally {
+      client.close();
+    }
+  });
+});
