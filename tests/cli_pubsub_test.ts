@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { connect, StaleGenerationError, TopicExistsError } from "../mod.ts";
 import { describeFailure, EXIT } from "../cli/commands/_context.ts";
+import { grantsFor } from "../cli/permissions.ts";
 import { pubsubRefusals } from "../cli/commands/topic.ts";
 import { aspen, type CliResult, deadUrl } from "./helpers/cli_run.ts";
 import { startFakePubsubServer } from "./helpers/fake_pubsub_server.ts";
@@ -136,6 +137,22 @@ Deno.test("topic, group and consume: bad input exits 2 with one line, nothing se
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("grantsFor() lets topic publish read its --lines file, and nothing for stdin", () => {
+  const grants = (args: string[]) =>
+    grantsFor({ args, env: () => undefined, srcDir: "/src" });
+  assert.deepEqual(
+    grants(["topic", "publish", "t", "--lines", "in.jsonl"]).read,
+    ["in.jsonl"],
+  );
+  assert.deepEqual(
+    grants(["topic", "publish", "t", "--lines=/data/x.jsonl"]).read,
+    ["/data/x.jsonl"],
+  );
+  assert.deepEqual(grants(["topic", "publish", "t", "--lines", "-"]).read, []);
+  assert.deepEqual(grants(["consume", "t", "--group", "g"]).read, []);
+  assert.deepEqual(grants(["topic", "publish", "t", "--lines", "f"]).write, []);
 });
 
 Deno.test("pubsubRefusals(): pub/sub refusals exit 2, staleGeneration 1", async () => {
