@@ -16,7 +16,7 @@ import { Command, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import type { AspenClient, ConsumerMessage, GroupStart } from "../../mod.ts";
 import { PUBSUB_LIMITS } from "../../src/protocol/http_api_pubsub.ts";
 import { globals, interrupted, parseCount } from "./lease.ts";
-import { parseName, pubsubRefusals } from "./topic.ts";
+import { parseName, pubsubRefusals } from "./_pubsub_common.ts";
 import { parseTime } from "./group.ts";
 import { clientOf, jsonValue, showValue, UsageError } from "./_context.ts";
 

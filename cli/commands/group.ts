@@ -11,7 +11,7 @@
 import { Command, type CommandUnknownOpts } from "@commander-js/extra-typings";
 import type { GroupResetTarget } from "../../mod.ts";
 import { globals, parseCount } from "./lease.ts";
-import { parseName, pubsubRefusals } from "./topic.ts";
+import { parseName, pubsubRefusals } from "./_pubsub_common.ts";
 import { clientOf, printJson, printTable, UsageError } from "./_context.ts";
 
 /**
