@@ -526,3 +526,52 @@ Deno.test("client.pubsub against a real node: rebalance fences the moved partiti
     }
   });
 });
+
+Deno.test("client.pubsub on three nodes: a consumer goes on through the leader's kill -9, every record finished", async () => {
+  await withProcessCluster({ count: 3 }, async (cluster) => {
+    const leader = await cluster.waitForLeader();
+    const client = connect(cluster.urls, { token: await cluster.token() });
+    try {
+      await client.pubsub.createTopic("jobs", { partitions: 2 });
+      await client.pubsub.publishBatch(
+        "jobs",
+        Array.from({ length: 30 }, (_, i) => ({ value: i, key: `k${i}` })),
+      );
+      const consumer = await client.pubsub.consumer("jobs", "g", {
+        ackDeadlineMs: 1_000,
+      });
+      const seen = new Set<number>();
+      let killed = false;
+      const deadline = Date.now() + 90_000;
+      while (Date.now() < deadline) {
+        if (!killed && seen.size >= 10) {
+          await cluster.kill(leader);
+          killed = true;
+        }
+        let batch: ConsumerMessage[] = [];
+        try {
+          batch = await consumer.fetch(5, 1_000);
+        } catch {
+          // No leader yet: the cluster elects one.
+          continue;
+        }
+        for (const message of batch) seen.add(message.value as number);
+        // An ack whose answer is lost may or may not have applied: the
+        // group's lag below is the judge.
+        await Promise.allSettled(batch.map((m) => m.ack()));
+        if (seen.size === 30 && batch.length === 0) {
+          const group = await client.pubsub.groups.describe("jobs", "g");
+          const lag = group.partitions.reduce((n, p) => n + p.lag, 0);
+          if (lag === 0) break;
+        }
+      }
+      assert.ok(killed);
+      assert.equal(seen.size, 30);
+      const group = await client.pubsub.groups.describe("jobs", "g");
+      assert.equal(group.partitions.reduce((n, p) => n + p.lag, 0), 0);
+      await consumer.close();
+    } finally {
+      client.close();
+    }
+  });
+});

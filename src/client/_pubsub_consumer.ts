@@ -30,7 +30,9 @@ import { pushStream } from "./_pubsub_push.ts";
 import {
   GroupNotFoundError,
   StaleGenerationError,
+  TimeoutError,
   TopicNotFoundError,
+  UnavailableError,
 } from "./errors.ts";
 import { sleepFor } from "./_timers.ts";
 import type {
@@ -44,6 +46,16 @@ import type { OpenLease } from "./types.ts";
 
 /** Pause after an empty fetch answered well before its wait, ms. */
 const EMPTY_POLL_PAUSE_MS = 50;
+/** Retries of one fetch after a node failed or its outcome was unknown. */
+const TRANSIENT_RETRIES_MAX = 5;
+/** Pause before such a retry, ms. */
+const TRANSIENT_PAUSE_MS = 200;
+
+/** A failure after which fetching again is safe: nothing happened, or a fetch's outcome is unknown. */
+function isTransient(error: unknown): boolean {
+  return error instanceof UnavailableError || error instanceof TimeoutError;
+}
+
 /** Rejoins one fetch makes after `staleGeneration` before it gives up. */
 const REJOINS_PER_CALL_MAX = 3;
 
@@ -182,6 +194,7 @@ export class GroupConsumer implements Consumer {
       Math.floor(this.#parts.transport.timeoutMs / 2),
     );
     let rejoins = 0;
+    let retries = 0;
     while (true) {
       this.#checkOpen();
       if (options.signal?.aborted) return [];
@@ -206,6 +219,12 @@ export class GroupConsumer implements Consumer {
             : { maxBytes: options.maxBytes }),
         }, "write") as GroupFetchResponse;
       } catch (error) {
+        if (isTransient(error) && ++retries <= TRANSIENT_RETRIES_MAX) {
+          // A fetch whose outcome is unknown may have recorded deliveries:
+          // they come back once their ack deadline passes.
+          await sleepFor(TRANSIENT_PAUSE_MS, options.signal ?? this.#stop);
+          continue;
+        }
         if (!(error instanceof StaleGenerationError)) throw error;
         if (++rejoins > REJOINS_PER_CALL_MAX) throw error;
         this.#rejoinNeeded = true;

@@ -255,7 +255,9 @@ export interface Consumer {
   /**
    * Up to `batch` messages (1 to 1,000), waiting up to `maxWaitMs` (≤ 60,000)
    * for a first one. A `staleGeneration` refusal rejoins (same member id)
-   * and fetches again.
+   * and fetches again; a node down or an answer lost is retried (up to 5
+   * times): deliveries a lost answer recorded come back once their ack
+   * deadline passes.
    *
    * @throws {LeaseLostError} When the consumer's lease was lost.
    */
