@@ -384,6 +384,9 @@ Deno.test("aspen topic, consume and group against a real node", async () => {
       ]),
       /\(duplicate\)/,
     );
+    const shown = await run(["topic", "describe", "jobs"]);
+    assert.match(shown, /^topic jobs\nretention: unbounded\n/);
+    assert.match(shown, /\nPARTITION\s+FIRST\s+NEXT\s+BYTES\n/);
     const topic = JSON.parse(
       await run(["--json", "topic", "describe", "jobs"]),
     );
@@ -418,6 +421,18 @@ Deno.test("aspen topic, consume and group against a real node", async () => {
     assert.equal(
       group.partitions.reduce((n: number, p: { lag: number }) => n + p.lag, 0),
       0,
+    );
+    const table = await run([
+      "group",
+      "describe",
+      "workers",
+      "--topic",
+      "jobs",
+    ]);
+    assert.match(table, /^group workers of topic jobs\ngeneration: \d+\n/);
+    assert.match(
+      table,
+      /\nPARTITION\s+OWNER\s+CURSOR\s+NEXT\s+LAG\s+PENDING\s+REDELIVERED\s+SKIPPED\n/,
     );
     assert.match(
       await run([
