@@ -23,7 +23,6 @@ import {
 } from "../protocol/http_api_pubsub.ts";
 import type { HttpTransport } from "./_transport.ts";
 import type { StreamConnector } from "./_sse.ts";
-import type { AspenLeases } from "./leases.ts";
 import { AckBatcher } from "./_pubsub_acks.ts";
 import { deliveryFromWire } from "./_pubsub_wire.ts";
 import { pushStream } from "./_pubsub_push.ts";
@@ -72,7 +71,6 @@ export interface ConsumerLease {
 export interface ConsumerParts {
   readonly transport: HttpTransport;
   readonly streams: StreamConnector;
-  readonly leases: AspenLeases;
   readonly topic: string;
   readonly group: string;
   readonly memberId: string;

@@ -321,7 +321,6 @@ export class AspenPubsub {
     return await GroupConsumer.join({
       transport: this.#transport,
       streams: this.#streams,
-      leases: this.#leases,
       topic,
       group,
       memberId,
