@@ -13,7 +13,9 @@ import { connect, StaleGenerationError, TopicExistsError } from "../mod.ts";
 import { describeFailure, EXIT } from "../cli/commands/_context.ts";
 import { grantsFor } from "../cli/permissions.ts";
 import { pubsubRefusals } from "../cli/commands/topic.ts";
-import { aspen, type CliResult, deadUrl } from "./helpers/cli_run.ts";
+import { aspen, CLI, type CliResult, deadUrl } from "./helpers/cli_run.ts";
+import { lines } from "./helpers/stream_lines.ts";
+import { waitFor } from "./helpers/wait_for.ts";
 import { startFakePubsubServer } from "./helpers/fake_pubsub_server.ts";
 import { withProcessCluster } from "./helpers/process_cluster.ts";
 
@@ -323,6 +325,65 @@ Deno.test("topic, consume and group against a fake server: refusals exit 2, --li
   } finally {
     await server.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("aspen consume: prints and acks as messages come; SIGTERM and SIGINT end it with exit 0, leaving the group and revoking its lease", async () => {
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    const server = startFakePubsubServer({ token: TOKEN });
+    try {
+      using client = connect(server.url, { token: TOKEN });
+      await client.pubsub.createTopic("t");
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-net=127.0.0.1",
+          "--allow-env=ASPEN_URL,ASPEN_TOKEN,ASPEN_ADMIN_TOKEN",
+          "--allow-read",
+          CLI,
+          "--url",
+          server.url,
+          "--token",
+          TOKEN,
+          "consume",
+          "t",
+          "--group",
+          "g",
+        ],
+        env: { NO_COLOR: "1" },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const printed: string[] = [];
+      const reading = lines(child.stdout, (line) => printed.push(line));
+      const stderr = new Response(child.stderr).text();
+      try {
+        await waitFor(
+          "the member",
+          () => server.requests.some((r) => r.path === "/v1/groups/join"),
+          30_000,
+        );
+        await client.pubsub.publish("t", "hello", { key: "k" });
+        await waitFor(
+          () => `a line, printed ${printed}`,
+          () => printed.length === 1,
+          30_000,
+        );
+        await waitFor("its ack", () => server.acked("t", "g").length === 1);
+      } finally {
+        child.kill(signal);
+      }
+      const status = await child.status;
+      await reading;
+      assert.equal(status.code, 0, `${signal}: ${await stderr}`);
+      assert.equal(await stderr, "");
+      assert.deepEqual(printed, ["0:0\tdelivery 1\tk\thello"]);
+      assert.ok(server.requests.some((r) => r.path === "/v1/groups/leave"));
+      assert.deepEqual(server.leases(), []);
+    } finally {
+      await server.close();
+    }
   }
 });
 
