@@ -24,7 +24,9 @@ import {
   LimitExceededError,
   NotLeaderError,
   StaleGenerationError,
+  TimeoutError,
   TopicNotFoundError,
+  UnavailableError,
 } from "./errors.ts";
 import type { ConsumerMessage } from "./_pubsub_types.ts";
 
@@ -103,8 +105,18 @@ export async function* pushStream(
           `Cannot consume '${parts.topic}' as member '${parts.memberId}' of '${parts.group}': fenced after ${REJOINS_IN_A_ROW_MAX} rejoins in a row`,
         );
       }
-      await parts.rejoin();
-      continue;
+      try {
+        await parts.rejoin();
+        continue;
+      } catch (error) {
+        // No leader for a moment: pause and try again, as for a drop.
+        if (
+          !(error instanceof UnavailableError || error instanceof TimeoutError)
+        ) {
+          throw error;
+        }
+        rejoins--;
+      }
     }
     if (typeof ending === "object") {
       leaderUrl = ending.leaderUrl;
