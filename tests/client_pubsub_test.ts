@@ -575,3 +575,58 @@ Deno.test("client.pubsub on three nodes: a consumer goes on through the leader's
     }
   });
 });
+
+Deno.test("client.pubsub on three nodes: push goes on through the leader's kill -9; idempotent publishes retried through it land once", async () => {
+  await withProcessCluster({ count: 3 }, async (cluster) => {
+    const leader = await cluster.waitForLeader();
+    const client = connect(cluster.urls, { token: await cluster.token() });
+    try {
+      await client.pubsub.createTopic("feed");
+      const publish = async (i: number) => {
+        const deadline = Date.now() + 60_000;
+        while (true) {
+          try {
+            return await client.pubsub.publish("feed", i, {
+              producerId: "writer",
+              sequence: i,
+            });
+          } catch (error) {
+            // Outcome unknown or no leader: the same sequence again is safe.
+            if (Date.now() > deadline) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        }
+      };
+      const consumer = await client.pubsub.consumer("feed", "g", {
+        ackDeadlineMs: 1_000,
+      });
+      const seen: number[] = [];
+      const reading = (async () => {
+        for await (const message of consumer) {
+          seen.push(message.value as number);
+          await message.ack().catch(() => {});
+          if (new Set(seen).size === 20) break;
+        }
+      })();
+      for (let i = 0; i < 10; i++) await publish(i);
+      await waitFor(
+        "the first ten pushed",
+        () => new Set(seen).size === 10,
+        30_000,
+      );
+      await cluster.kill(leader);
+      for (let i = 10; i < 20; i++) await publish(i);
+      await reading;
+      // Each sequence was appended once: twenty records.
+      const topic = await client.pubsub.describeTopic("feed");
+      assert.equal(topic.partitions[0]!.nextOffset, 20);
+      assert.deepEqual(
+        [...new Set(seen)].sort((a, b) => a - b),
+        Array.from({ length: 20 }, (_, i) => i),
+      );
+      await consumer.close();
+    } finally {
+      client.close();
+    }
+  });
+});
