@@ -520,6 +520,23 @@ Deno.test("aspen topic, consume and group against a real node", async () => {
       ]),
     );
     assert.equal(again.length, 5);
+    const late = jsonLines(
+      await run([
+        "--json",
+        "consume",
+        "jobs",
+        "--group",
+        "late",
+        "--start",
+        "offset:3",
+        "--count",
+        "2",
+      ]),
+    );
+    assert.deepEqual(
+      late.map((m) => [m.offset, (m.value as { value: string }).value]),
+      [[3, "job-3"], [4, "job-4"]],
+    );
     assertOneLine(
       "delete with groups",
       await aspen([...base, "topic", "delete", "jobs"]),
