@@ -445,8 +445,13 @@ Deno.test("aspen topic, consume and group against a real node", async () => {
       ]),
       /\(duplicate\)/,
     );
+    assert.match(
+      await run(["topic", "publish", "jobs", "later", "--delay", "600000"]),
+      /^scheduled \S+ for \d{4}-\d\d-\d\dT[0-9:.]+Z\n$/,
+    );
     const shown = await run(["topic", "describe", "jobs"]);
     assert.match(shown, /^topic jobs\nretention: unbounded\n/);
+    assert.match(shown, /\nscheduled: 1\n/);
     assert.match(shown, /\nPARTITION\s+FIRST\s+NEXT\s+BYTES\n/);
     const topic = JSON.parse(
       await run(["--json", "topic", "describe", "jobs"]),
