@@ -438,6 +438,10 @@ Deno.test("client.pubsub against a real node: rebalance fences the moved partiti
     const client = connect(cluster.urls, { token: await cluster.token() });
     try {
       await client.pubsub.createTopic("work", { partitions: 6 });
+      const eventual = await client.pubsub.describeTopic("work", {
+        consistency: "eventual",
+      });
+      assert.equal(eventual.partitions.length, 6);
       await client.pubsub.publishBatch(
         "work",
         Array.from({ length: 6 }, (_, p) => ({ value: `p${p}`, partition: p })),
