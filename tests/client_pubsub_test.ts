@@ -12,14 +12,20 @@
 import assert from "node:assert/strict";
 import {
   type AspenClient,
+  type AspenError,
   connect,
   type ConsumerMessage,
   errorFromWire,
   GroupConfigMismatchError,
+  GroupNotEmptyError,
+  GroupNotFoundError,
   KvU64,
   LeaseLostError,
+  MessageFinishedError,
+  SequenceTooOldError,
   StaleGenerationError,
   TopicExistsError,
+  TopicInUseError,
   TopicNotFoundError,
 } from "../mod.ts";
 import {
@@ -160,6 +166,25 @@ Deno.test("pubsub: refusals are typed errors; staleGeneration carries generation
   }, null);
   assert.ok(error instanceof StaleGenerationError);
   assert.equal(error.generation, 7);
+  const table: [string, number, typeof AspenError][] = [
+    ["topicExists", 409, TopicExistsError],
+    ["topicNotFound", 404, TopicNotFoundError],
+    ["topicInUse", 409, TopicInUseError],
+    ["groupNotFound", 404, GroupNotFoundError],
+    ["groupConfigMismatch", 409, GroupConfigMismatchError],
+    ["groupNotEmpty", 409, GroupNotEmptyError],
+    ["sequenceTooOld", 409, SequenceTooOldError],
+    ["messageFinished", 409, MessageFinishedError],
+  ];
+  for (const [code, status, type] of table) {
+    const rebuilt = errorFromWire(status, {
+      error: { code, message: `refused: ${code}`, details: {} },
+    }, "http://127.0.0.1:1");
+    assert.ok(rebuilt instanceof type, code);
+    assert.equal(rebuilt.code, code);
+    assert.equal(rebuilt.status, status);
+    assert.equal(rebuilt.name, type.name);
+  }
   assert.deepEqual(error.assignment, { "0": "a", "1": "b" });
 });
 
