@@ -56,3 +56,4 @@ export type {
   PubsubPort,
   PubsubReadConsistency,
 } from "./port.ts";
+export { pubsubStepInto, type PubsubStepRefusal } from "./atomic.ts";
