@@ -391,6 +391,25 @@ Deno.test("runSeed() with --services leases passes seeds 201 and 342, whose lead
   }
 });
 
+Deno.test("runSeed() with --services leases passes seed 644, whose restarted node's state applied past its durable commit, and finds 'snapshot-below-state' there", async () => {
+  // n2 restarts with its state applied to 117, its log's snapshot at 100
+  // and a durable commit of 116: the runner once labelled its start-up
+  // snapshot 116, and n1 installed it (state at 117).
+  for (const services of [["leases"], ["locks", "leases"]] as const) {
+    const run = options(644, { services: [...services] });
+    const result = await runSeed(run);
+    assert.equal(
+      result.violation,
+      null,
+      `${result.violation}\nreproduce: ${reproduceCommand(run)}`,
+    );
+  }
+  const buggy = await runSeed(
+    options(644, { services: ["leases"], bug: "snapshot-below-state" }),
+  );
+  assert.match(buggy.violation ?? "", /^snapshot label: /);
+});
+
 for (const bug of SERVICE_BUGS) {
   Deno.test({
     name:

@@ -141,6 +141,18 @@ export interface RaftRunnerOptions<R = unknown> {
    * simulator checks its invariants here). Default: nothing.
    */
   readonly observe?: (core: RaftNode) => void;
+  /** Planted bugs of the runner, for the simulator (never set in production). */
+  readonly testingKnobs?: RunnerTestingKnobs;
+}
+
+/** Planted bugs of {@linkcode RaftRunner}: each makes it wrong on purpose. */
+export interface RunnerTestingKnobs {
+  /**
+   * Restart with the durable commit index as it is, below a state that
+   * applied further: the snapshot taken at start is labelled below the
+   * state it holds (sim seed 644).
+   */
+  readonly snapshotBelowState?: boolean;
 }
 
 /**
@@ -150,6 +162,43 @@ export interface RaftRunnerOptions<R = unknown> {
 const SNAPSHOT_LOG_RATIO = 0.5;
 /** Snapshots smaller than this follow `snapshotEntries` alone. */
 const SNAPSHOT_RATIO_FLOOR_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The hard state a restarting core starts from: the stored one, its commit
+ * index raised to the state's applied index when the log holds that entry.
+ *
+ * Why this is safe: the state machine only ever applied entries the core
+ * handed out as committed (or a leader's snapshot, which holds committed
+ * entries only), so every entry up to `applied` is committed in the
+ * cluster. The core hands out only entries already durable in the log, and
+ * a committed entry is never overwritten (Log Matching, Leader
+ * Completeness): the log's entries up to `applied` are the ones the state
+ * applied. The durable commit index can lag behind because a write that
+ * only moves it is not synced (see #handleReady): Raft lets a node forget
+ * its commit index, and raising it to an index known committed is what
+ * hearing it from the leader again would do. Capped at the log's last
+ * index: a dropped corrupt tail may have held entries the state applied
+ * (the store keeps only what is at or below its durable commit index);
+ * such a tail's recovery bound is past the log's end, so this never
+ * reaches it, and an older bound it reaches is truly committed through,
+ * which is the condition that bound waits for. (With the simulator's
+ * planted bug `apply-uncommitted` the premise is false on purpose.)
+ *
+ * @param stored The stored hard state.
+ * @param applied The state machine's applied index.
+ * @param lastIndex The log's last index (its snapshot's when empty).
+ * @returns The hard state to give the core.
+ */
+export function restoredHardState(
+  stored: HardState,
+  applied: LogIndex,
+  lastIndex: LogIndex,
+): HardState {
+  const commit = Math.max(stored.commit, Math.min(applied, lastIndex));
+  return commit === stored.commit
+    ? stored
+    : { ...stored, commit: commit as LogIndex };
+}
 
 export { ProposalOutcomeUnknownError, RequestTimeoutError };
 export type { RequestOptions, RunnerMetrics };
@@ -169,6 +218,7 @@ export class RaftRunner<R = unknown> {
         | "incarnation"
         | "raft"
         | "observe"
+        | "testingKnobs"
       >
     >
     & Pick<RaftRunnerOptions<R>, "log" | "observe">;
@@ -188,6 +238,11 @@ export class RaftRunner<R = unknown> {
   #tickTimer: Scheduled | undefined;
   /** A snapshot was asked for ({@linkcode RaftRunner.requestSnapshot}). */
   #snapshotRequested = false;
+  /**
+   * Set at start when the state applied entries the log lost: no snapshot
+   * until Raft's applied index reaches the state's, then one at once.
+   */
+  #stateAheadOfLog = false;
   /** When the previous tick ran (monotonic ms), to report event-loop stalls. */
   #lastTickAt: number | null = null;
   #scheduled = false;
@@ -240,6 +295,10 @@ export class RaftRunner<R = unknown> {
         `Cannot start node '${options.id}' as its state (applied ${applied}) is behind its log's snapshot (${meta.index})`,
       );
     }
+    const knobs = options.testingKnobs ?? {};
+    const hardState = knobs.snapshotBelowState === true
+      ? store.hardState()
+      : restoredHardState(store.hardState(), applied, store.lastIndex());
     const entries = store.lastIndex() > meta.index
       ? store.entries(
         (meta.index + 1) as LogIndex,
@@ -263,26 +322,41 @@ export class RaftRunner<R = unknown> {
         ...options.raft,
       },
       {
-        hardState: store.hardState(),
-        // The data is replaced right below when the state is ahead of the log's snapshot.
+        hardState,
+        // The data is the state at `applied`: replaced right below (or
+        // dropped, after a lost tail) when that is past the log's snapshot.
         snapshot: meta.index > 0
           ? { meta, data: options.stateMachine.snapshotData() }
           : null,
         entries,
         applied: Math.min(
           applied,
-          Math.max(store.hardState().commit, meta.index),
+          Math.max(hardState.commit, meta.index),
         ) as LogIndex,
         recover: store.recoveryBound(),
       },
     );
     const status = this.#node.status();
-    if (status.applied > meta.index) {
-      // Make the Raft snapshot describe exactly the state we can send.
-      this.#node.takeSnapshot(
-        status.applied,
-        options.stateMachine.snapshotData(),
-      );
+    if (status.applied === applied || knobs.snapshotBelowState === true) {
+      // Make the Raft snapshot describe exactly the state we can send: the
+      // data is the state at `applied`, so only a snapshot labelled
+      // `applied` does.
+      if (status.applied > meta.index) {
+        this.#node.takeSnapshot(
+          status.applied,
+          options.stateMachine.snapshotData(),
+        );
+      }
+    } else {
+      // The log lost a tail the state had applied (a corrupt tail dropped
+      // at open: its last entries are not here to label a snapshot with).
+      // Raft's applied index reaches the state's once the leader sends
+      // them again (they apply as no-ops, see #applyEntry); the snapshot
+      // is retaken there (#maybeSnapshot), and none is taken below it.
+      // Meanwhile the restored snapshot's data (the state at `applied`,
+      // not at its label) is dropped: a transfer waits for the new one.
+      this.#node.dropSnapshotData();
+      this.#stateAheadOfLog = true;
     }
     this.#proposer = new Proposer({
       id: options.id,
@@ -763,8 +837,16 @@ export class RaftRunner<R = unknown> {
     const status = this.#node.status();
     // A transfer may need the snapshot's data back (dropped from memory).
     const wanted = this.#node.snapshotWanted;
-    const requested = this.#snapshotRequested || wanted;
+    const { stateMachine } = this.#options;
+    if (status.applied < stateMachine.appliedIndex()) {
+      // Only after a restart with the state ahead of the log: a snapshot
+      // here would be labelled below the state it holds.
+      return;
+    }
+    const requested = this.#snapshotRequested || wanted ||
+      this.#stateAheadOfLog;
     this.#snapshotRequested = false;
+    this.#stateAheadOfLog = false;
     if (
       (status.applied <= status.snapshotIndex && !wanted) ||
       (!requested &&
@@ -776,7 +858,6 @@ export class RaftRunner<R = unknown> {
     ) {
       return;
     }
-    const { stateMachine } = this.#options;
     // The state must be durable before the log that could rebuild it goes.
     stateMachine.sync();
     const snapshot = this.#node.takeSnapshot(

@@ -6,12 +6,19 @@ import { KvStateMachine } from "../services/state_machine.ts";
 import { MemoryStateStore } from "../storage/memory_state_store.ts";
 import { KvUnavailableError } from "../services/kv/api.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
-import { type NodeId, nodeId } from "../raft/types.ts";
+import {
+  type Entry,
+  type HardState,
+  type LogIndex,
+  type NodeId,
+  nodeId,
+  type Term,
+} from "../raft/types.ts";
 import { MemoryLogStore } from "../storage/memory_log_store.ts";
 import { InMemoryNetwork } from "../transport/memory_transport.ts";
 import { KvReplicatedState } from "../services/replicated_state.ts";
 import { RaftKvBackend } from "./raft_kv_backend.ts";
-import { RaftRunner } from "./raft_runner.ts";
+import { RaftRunner, restoredHardState } from "./raft_runner.ts";
 import { encodeKvEntry } from "../services/entries.ts";
 
 interface TestNode {
@@ -378,5 +385,175 @@ Deno.test("RaftRunner.propose and readIndex honour the caller's AbortSignal whil
     );
   } finally {
     await lone.runner.stop();
+  }
+});
+
+/** Blank entries of term 1 at indexes `from` to `to`. */
+function blankEntries(from: number, to: number): Entry[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => ({
+    index: (from + i) as LogIndex,
+    term: 1 as Term,
+    type: "normal" as const,
+    data: new Uint8Array(),
+  }));
+}
+
+/**
+ * The stores of a node that stopped with its state applied to `applied`,
+ * its log compacted to `snapshotIndex` and holding entries up to `lastIndex`,
+ * and a durable commit index of `commit` (a commit-only write is not synced,
+ * so it may lag behind what the state applied).
+ */
+function restartedStores(
+  layout: {
+    snapshotIndex: number;
+    commit: number;
+    applied: number;
+    lastIndex: number;
+  },
+): { logStore: MemoryLogStore; state: KvReplicatedState } {
+  const logStore = new MemoryLogStore();
+  logStore.append(blankEntries(1, Math.max(layout.applied, layout.lastIndex)));
+  logStore.setHardState({
+    term: 1 as Term,
+    vote: IDS[0]!,
+    commit: layout.commit as LogIndex,
+  });
+  if (layout.snapshotIndex > 0) {
+    logStore.compact({
+      index: layout.snapshotIndex as LogIndex,
+      term: 1 as Term,
+      confState: { voters: IDS, votersOutgoing: [], learners: [] },
+    });
+  }
+  const state = new KvReplicatedState(
+    new KvStateMachine(new MemoryStateStore()),
+  );
+  for (const entry of blankEntries(1, layout.applied)) state.apply(entry);
+  if (layout.lastIndex < layout.applied) {
+    // A lost tail: the log keeps its entries up to `lastIndex` only.
+    const kept = new MemoryLogStore();
+    kept.append(blankEntries(1, layout.lastIndex));
+    kept.setHardState(logStore.hardState());
+    kept.compact(logStore.snapshotMeta());
+    return { logStore: kept, state };
+  }
+  return { logStore, state };
+}
+
+Deno.test("restoredHardState() raises commit to the state's applied index, capped at the log's last index", async (t) => {
+  const stored: HardState = {
+    term: 3 as Term,
+    vote: IDS[1]!,
+    commit: 116 as LogIndex,
+  };
+  const cases = [
+    { name: "state ahead of commit", applied: 117, last: 120, commit: 117 },
+    { name: "state at commit", applied: 116, last: 120, commit: 116 },
+    { name: "state behind commit", applied: 110, last: 120, commit: 116 },
+    { name: "log lost the state's tail", applied: 119, last: 118, commit: 118 },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const restored = restoredHardState(
+        stored,
+        c.applied as LogIndex,
+        c.last as LogIndex,
+      );
+      assert.deepEqual(restored, { ...stored, commit: c.commit });
+    });
+  }
+});
+
+Deno.test("RaftRunner restarted with its state applied past its durable commit labels its snapshot with the state it holds (sim seed 644)", async () => {
+  // Seed 644's n2: snapshot at 100, durable commit 116, state applied to 117.
+  const stores = restartedStores({
+    snapshotIndex: 100,
+    commit: 116,
+    applied: 117,
+    lastIndex: 117,
+  });
+  const network = new InMemoryNetwork();
+  const runner = new RaftRunner({
+    id: IDS[0]!,
+    voters: IDS,
+    logStore: stores.logStore,
+    stateMachine: stores.state,
+    transport: network.connect(IDS[0]!),
+  });
+  try {
+    const status = runner.status();
+    // The snapshot's data is `snapshotData()`, the state at its applied index.
+    assert.equal(stores.state.appliedIndex(), 117);
+    assert.equal(status.snapshotIndex, stores.state.appliedIndex());
+    assert.equal(status.applied, 117);
+    assert.equal(status.commit, 117);
+  } finally {
+    await runner.stop();
+  }
+});
+
+Deno.test("RaftRunner restarted with a log that lost entries its state applied takes no snapshot below the state, and one at it once caught up", async () => {
+  const network = new InMemoryNetwork();
+  // n1's log lost entries 4 and 5 (a corrupt tail), its state applied them.
+  const lost = restartedStores({
+    snapshotIndex: 2,
+    commit: 3,
+    applied: 5,
+    lastIndex: 3,
+  });
+  assert.equal(lost.logStore.lastIndex(), 3);
+  {
+    // The restored snapshot (labelled 2) cannot hold the state at 5: its
+    // data is dropped (taking one at 2 again gives it back, see
+    // RaftNode.takeSnapshot), so no transfer sends it.
+    const probe = restartedStores({
+      snapshotIndex: 2,
+      commit: 3,
+      applied: 5,
+      lastIndex: 3,
+    });
+    const runner = new RaftRunner({
+      id: IDS[0]!,
+      voters: IDS,
+      logStore: probe.logStore,
+      stateMachine: probe.state,
+      transport: new InMemoryNetwork().connect(IDS[0]!),
+    });
+    const marker = new Uint8Array([1, 2, 3]);
+    assert.equal(runner.core.takeSnapshot(2 as LogIndex, marker).data, marker);
+    await runner.stop();
+  }
+  const n1 = startNode(network, IDS[0]!, lost);
+  const nodes = [
+    n1,
+    ...IDS.slice(1).map((id) =>
+      startNode(
+        network,
+        id,
+        restartedStores({
+          snapshotIndex: 0,
+          commit: 5,
+          applied: 5,
+          lastIndex: 5,
+        }),
+      )
+    ),
+  ];
+  try {
+    // Before it catches up: its snapshot is not relabelled at 3 (below 5).
+    assert.equal(n1.runner.status().snapshotIndex, 2);
+    await waitFor("a leader", () => leaderOf(nodes) !== undefined);
+    // Once Raft's applied index reaches the state's (entries 4 and 5 come
+    // again from the leader), n1 takes a snapshot at once, at or above 5.
+    await waitFor(
+      () => `n1's new snapshot: ${JSON.stringify(n1.runner.status())}`,
+      () => n1.runner.status().snapshotIndex > 2,
+    );
+    const snapshotIndex = n1.runner.status().snapshotIndex;
+    assert.ok(snapshotIndex >= 5, `snapshot at ${snapshotIndex}`);
+    assert.ok(snapshotIndex <= n1.state.appliedIndex());
+  } finally {
+    await Promise.all(nodes.map((n) => n.runner.stop()));
   }
 });

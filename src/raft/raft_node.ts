@@ -336,6 +336,27 @@ export class RaftNode {
   }
 
   /**
+   * Forgets the data of the snapshot in memory, keeping its metadata: the
+   * application cannot make the state at its index any more (a restarted
+   * state that applied entries its log then lost). A transfer that needs it
+   * waits, with {@linkcode RaftNode.snapshotWanted} set, until the
+   * application takes a new one at its applied index.
+   *
+   * @throws {Error} While a snapshot is being sent or installed.
+   */
+  dropSnapshotData(): void {
+    const snapshot = this.#snapshot;
+    if (snapshot === null || this.#snapshotDropped) return;
+    assert(
+      this.#snapshotToInstall === null &&
+        [...this.#progress.values()].every((pr) => pr.state !== "snapshot"),
+      "Cannot drop the snapshot's data while a snapshot is in transfer",
+    );
+    this.#snapshot = { meta: snapshot.meta, data: new Uint8Array(0) };
+    this.#snapshotDropped = true;
+  }
+
+  /**
    * Records the application's snapshot of its state at `index` (which it has
    * applied) and drops the log up to it. Persist the returned snapshot and
    * compact the stored log the same way.

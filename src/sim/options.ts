@@ -6,6 +6,7 @@
  */
 import type { TestingKnobs } from "../raft/types.ts";
 import type { KvStateMachineKnobs } from "../services/state_machine.ts";
+import type { RunnerTestingKnobs } from "../node/raft_runner.ts";
 
 /** Faults the nemesis can inject. */
 export const FAULT_NAMES = [
@@ -69,6 +70,11 @@ export const BUGS = {
   // skips one (`NodeEvents`' knob `skipOnResume`, set in the sim nodes).
   "watch-skip-on-resume": {},
 
+  // Bug of the runner's restart: the snapshot taken at start is labelled
+  // with the durable commit index, below the state it holds
+  // (`RunnerTestingKnobs.snapshotBelowState`, in RUNNER_BUG_KNOBS).
+  "snapshot-below-state": {},
+
   // Bug of the hooks' apply (issue 17): an ok finish logs the delivery but
   // leaves the cursor to the next begin (`HookKnobs`' knob
   // `cursorApartFromFinish`, in KV_BUG_KNOBS).
@@ -85,6 +91,13 @@ export const KV_BUG_KNOBS: Readonly<
   "reapply-after-eviction": { reapplyAfterEviction: true },
   // An ok finish does not move the hook's cursor; the next begin does.
   "cursor-apart-from-finish": { cursorApartFromFinish: true },
+};
+
+/** Planted bugs of the Raft runner (`RaftRunner`'s own knobs), and their knobs. */
+export const RUNNER_BUG_KNOBS: Readonly<
+  Partial<Record<keyof typeof BUGS, RunnerTestingKnobs>>
+> = {
+  "snapshot-below-state": { snapshotBelowState: true },
 };
 
 /** Name of a planted bug. */

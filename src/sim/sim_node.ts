@@ -11,7 +11,7 @@
 import { AssertionError } from "../base/assert.ts";
 import { ConfChangeError, decodeConfState } from "../raft/confchange.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
-import type { RaftNode } from "../raft/raft_node.ts";
+import type { RaftNode, RaftStatus } from "../raft/raft_node.ts";
 import type {
   ConfChange,
   ConfState,
@@ -26,7 +26,7 @@ import type {
   Term,
   TestingKnobs,
 } from "../raft/types.ts";
-import { RaftRunner } from "../node/raft_runner.ts";
+import { RaftRunner, type RunnerTestingKnobs } from "../node/raft_runner.ts";
 import { runnerLeadership, ServiceHost } from "../node/service_host.ts";
 import type {
   KvStateMachine,
@@ -96,6 +96,8 @@ export interface NodeSettings {
   /** How long the runner waits for a proposal or read, in the node's ms. */
   readonly requestTimeoutMs: number;
   readonly testingKnobs: TestingKnobs | undefined;
+  /** Planted bugs of the runner itself (empty for none). */
+  readonly runnerKnobs: RunnerTestingKnobs;
   readonly kvKnobs: KvStateMachineKnobs;
   /** The leases and locks services and their leader-side bugs, or null (KV only). */
   readonly coordination: {
@@ -368,6 +370,7 @@ export class SimNode {
             ? {}
             : { testingKnobs: settings.testingKnobs }),
         },
+        testingKnobs: settings.runnerKnobs,
         observe: (core) => this.#afterStep(core),
         log: (event, detail) => this.#logged(event, detail),
       });
@@ -716,6 +719,24 @@ export class SimNode {
     }
   }
 
+  /**
+   * A snapshot the node takes from its state (at start or later) is never
+   * labelled below the state's applied index: its data is that state. One
+   * being installed is labelled above the state until it is (the core
+   * moves first; the install itself is checked in `SimKvState`). Not
+   * checked when the log lost a tail the state had applied: the runner
+   * drops that data until it can take a snapshot at the state's index.
+   */
+  #checkSnapshotLabel(status: RaftStatus): void {
+    const state = this.#state;
+    if (state === null) return;
+    const applied = state.appliedIndex();
+    if (applied > status.lastIndex || applied <= status.snapshotIndex) return;
+    this.#environment.checker.fail(
+      `snapshot label: '${this.id}' holds a snapshot labelled ${status.snapshotIndex} of its state at ${applied}`,
+    );
+  }
+
   #afterStep(raft: RaftNode): void {
     if (this.#runner !== null && this.#runner.core !== raft) return;
     const status = raft.status();
@@ -724,6 +745,7 @@ export class SimNode {
     if (status.snapshotIndex !== this.#snapshotSeen) {
       this.#snapshotSeen = status.snapshotIndex;
       this.#checkConfAfterSnapshot(raft);
+      this.#checkSnapshotLabel(status);
     }
     if (status.commit > this.#commitSeen) {
       const from = Math.max(this.#commitSeen, status.snapshotIndex) + 1;

@@ -144,6 +144,13 @@ export class SimKvState implements ReplicatedStateMachine<KvStateResult> {
   installSnapshot(snapshot: Snapshot): void {
     this.snapshotsInstalled++;
     this.#state.installSnapshot(snapshot);
+    if (this.appliedIndex() !== snapshot.meta.index) {
+      // The data carries its own applied index: a snapshot labelled with
+      // another one describes some other state than its label says.
+      this.#checker.fail(
+        `snapshot label: '${this.#id}' installed a snapshot labelled ${snapshot.meta.index} holding the state at ${this.appliedIndex()}`,
+      );
+    }
     this.onApplied?.(true);
     this.#checker.observeState(
       this.#id,

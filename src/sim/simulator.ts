@@ -29,6 +29,7 @@ import {
   EVENTS_BUGS,
   KV_BUG_KNOBS,
   LEASE_BUGS,
+  RUNNER_BUG_KNOBS,
   runServices,
   SERVICE_BUG_KNOBS,
   type ServiceBugKnobs,
@@ -244,6 +245,9 @@ class Simulation {
       autoCompactEntries: modes.autoCompactEntries,
       requestTimeoutMs: runnerRequestTimeoutMs,
       testingKnobs: knobs,
+      runnerKnobs: options.bug === null
+        ? {}
+        : RUNNER_BUG_KNOBS[options.bug] ?? {},
       kvKnobs,
       coordination,
       events,
