@@ -31,6 +31,9 @@ import { devCommand, nodeCommand } from "./commands/node.ts";
 import { snapshotCommand } from "./commands/snapshot.ts";
 import { hookCommand } from "./commands/hook.ts";
 import { workerCommand } from "./commands/worker.ts";
+import { topicCommand } from "./commands/topic.ts";
+import { groupCommand } from "./commands/group.ts";
+import { consumeCommand } from "./commands/consume.ts";
 import { describeFailure, EXIT } from "./commands/_context.ts";
 
 /** The version `aspen --version` prints (the package's, from deno.json). */
@@ -85,8 +88,8 @@ export function program(): CommandUnknownOpts {
       "after",
       `
 Exit codes: 0 ok, 1 refused (check failed, membership rule, unknown node,
-unknown lease, token not holding, lock not acquired in time),
-2 usage (bad flag, key, value or URL), 3 unavailable (no node answered, a
+unknown lease, token not holding, lock not acquired in time, a fenced
+consumer's ack), 2 usage (bad flag, key, value or URL; a pub/sub refusal), 3 unavailable (no node answered, a
 write's outcome unknown, a node unhealthy in 'cluster health|endpoints'),
 4 auth (missing or wrong token).`,
     )
@@ -102,6 +105,9 @@ write's outcome unknown, a node unhealthy in 'cluster health|endpoints'),
   root.addCommand(snapshotCommand());
   root.addCommand(hookCommand());
   root.addCommand(workerCommand());
+  root.addCommand(topicCommand());
+  root.addCommand(groupCommand());
+  root.addCommand(consumeCommand());
   root.addCommand(completionsCommand(() => root));
   for (const command of allCommands(root)) {
     const path = commandPath(command);

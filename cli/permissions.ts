@@ -61,6 +61,7 @@ const VALUE_OPTIONS = new Set([
   "--base-port",
   "--name",
   "--allow-targets",
+  "--lines",
 ]);
 
 /** A path Deno's permission flags cannot express (they are comma-separated). */
@@ -199,6 +200,11 @@ export function grantsFor(input: LaunchInput): Grants {
     for (const path of [file, `${file}.partial`]) {
       read.add(path);
       write.add(path);
+    }
+  } else if (group === "topic" && command === "publish") {
+    // `--lines FILE` publishes FILE's lines (`-`: stdin, no grant needed).
+    for (const path of line.values.get("--lines") ?? []) {
+      if (path !== "-") read.add(path);
     }
   } else if (group === "snapshot" && command === "restore" && file) {
     read.add(file);

@@ -98,6 +98,15 @@ function networkCommands(dir: string): Record<string, string[]> {
       "2",
     ],
     "hook trigger": ["hook", "trigger", "h"],
+    "topic create": ["topic", "create", "t"],
+    "topic list": ["topic", "list"],
+    "topic describe": ["topic", "describe", "t"],
+    "topic delete": ["topic", "delete", "t"],
+    "topic publish": ["topic", "publish", "t", "v"],
+    "group list": ["group", "list"],
+    "group describe": ["group", "describe", "g", "--topic", "t"],
+    "group reset": ["group", "reset", "g", "--topic", "t", "--to", "earliest"],
+    "consume": ["consume", "t", "--group", "g", "--count", "1"],
   };
 }
 

@@ -12,6 +12,7 @@ import { AspenLeases } from "./leases.ts";
 import { AspenLocks } from "./locks.ts";
 import { AspenElections } from "./elections.ts";
 import { AspenEvents } from "./events.ts";
+import { AspenPubsub } from "./pubsub.ts";
 import { OwnLease } from "./_own_lease.ts";
 import type { ConnectOptions } from "./types.ts";
 
@@ -36,6 +37,8 @@ export class AspenClient {
   readonly elections: AspenElections;
   /** The events history: resumable watch, list, status. */
   readonly events: AspenEvents;
+  /** Pub/sub: topics, publishing, consumer groups. */
+  readonly pubsub: AspenPubsub;
   readonly #transport: HttpTransport;
   readonly #ownLease: OwnLease;
 
@@ -62,6 +65,7 @@ export class AspenClient {
     };
     this.elections = new AspenElections(transport, this.#ownLease, connector);
     this.events = new AspenEvents(transport, connector);
+    this.pubsub = new AspenPubsub(transport, this.leases, connector);
   }
 
   /** The node URLs, the one tried first leading. */

@@ -275,6 +275,81 @@ export class CompactedError extends AspenError {
   }
 }
 
+/** A topic of this name exists with other settings (issue 18): nothing changed. */
+export class TopicExistsError extends AspenError {
+  /** The error's name. */
+  override name = "TopicExistsError";
+}
+
+/** No topic has this name (issue 18): nothing changed. */
+export class TopicNotFoundError extends AspenError {
+  /** The error's name. */
+  override name = "TopicNotFoundError";
+}
+
+/** The topic has consumer groups: delete it with `force` (issue 18). Nothing changed. */
+export class TopicInUseError extends AspenError {
+  /** The error's name. */
+  override name = "TopicInUseError";
+}
+
+/** No consumer group of this name on the topic (issue 18): nothing changed. */
+export class GroupNotFoundError extends AspenError {
+  /** The error's name. */
+  override name = "GroupNotFoundError";
+}
+
+/** A join's options differ from the group's, fixed by its first join (issue 18): nothing changed. */
+export class GroupConfigMismatchError extends AspenError {
+  /** The error's name. */
+  override name = "GroupConfigMismatchError";
+}
+
+/** A reset of a group that has members, without `force` (issue 18): nothing changed. */
+export class GroupNotEmptyError extends AspenError {
+  /** The error's name. */
+  override name = "GroupNotEmptyError";
+}
+
+/**
+ * A fetch or ack from a member that does not own the partition in this
+ * generation (issue 18): the whole call was refused, nothing changed. The
+ * cluster's current generation and assignment ride along. A consumer
+ * rejoins on it by itself; what reaches the caller is an ack of a message
+ * whose partition moved to another member.
+ */
+export class StaleGenerationError extends AspenError {
+  /** The error's name. */
+  override name = "StaleGenerationError";
+  /** The group's current generation (-1 when the reply did not say). */
+  get generation(): number {
+    const generation = this.details.generation;
+    return typeof generation === "number" ? generation : -1;
+  }
+  /** Partition → owning member id, as the cluster sees it now. */
+  get assignment(): Readonly<Record<string, string>> {
+    const assignment = this.details.assignment;
+    if (!isObject(assignment)) return {};
+    const owners: Record<string, string> = {};
+    for (const [partition, member] of Object.entries(assignment)) {
+      if (typeof member === "string") owners[partition] = member;
+    }
+    return owners;
+  }
+}
+
+/** A producer's sequence at or below its highest that left the dedup window (issue 18): nothing published. */
+export class SequenceTooOldError extends AspenError {
+  /** The error's name. */
+  override name = "SequenceTooOldError";
+}
+
+/** An atomic step acked a message already finished or not delivered to it (issue 18): nothing changed. */
+export class MessageFinishedError extends AspenError {
+  /** The error's name. */
+  override name = "MessageFinishedError";
+}
+
 function revisionOf(value: unknown): number | null {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0
     ? value
@@ -345,6 +420,24 @@ export function errorFromWire(
       return new HookNotFoundError(code, message, options);
     case "claimLost":
       return new ClaimLostError(code, message, options);
+    case "topicExists":
+      return new TopicExistsError(code, message, options);
+    case "topicNotFound":
+      return new TopicNotFoundError(code, message, options);
+    case "topicInUse":
+      return new TopicInUseError(code, message, options);
+    case "groupNotFound":
+      return new GroupNotFoundError(code, message, options);
+    case "groupConfigMismatch":
+      return new GroupConfigMismatchError(code, message, options);
+    case "groupNotEmpty":
+      return new GroupNotEmptyError(code, message, options);
+    case "staleGeneration":
+      return new StaleGenerationError(code, message, options);
+    case "sequenceTooOld":
+      return new SequenceTooOldError(code, message, options);
+    case "messageFinished":
+      return new MessageFinishedError(code, message, options);
     case "changePending":
     case "notCaughtUp":
     case "unknownNode":
