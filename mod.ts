@@ -26,6 +26,7 @@ export {
   KvListIterator,
 } from "./src/client/kv.ts";
 export type {
+  AtomicAckRef,
   KvCommitVersionstamp,
   KvKeyWithVersionstamp,
 } from "./src/client/kv.ts";

@@ -258,6 +258,7 @@ export class GroupConsumer implements Consumer {
       group: this.group,
       ...decoded,
       generation,
+      memberId: this.memberId,
       ack: () => act("ack"),
       nack: (options = {}) => act("nack", options.delayMs),
       inProgress: () => act("inProgress"),

@@ -204,6 +204,8 @@ export interface ConsumerMessage {
   readonly deadlineMs: number;
   /** The generation it was delivered in. */
   readonly generation: number;
+  /** The member it was delivered to. */
+  readonly memberId: string;
   /**
    * Finishes the message. Resolves true when applied, false when the
    * message was no longer in flight (already finished, or its deadline

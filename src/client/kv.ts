@@ -35,6 +35,22 @@ import { KvU64 } from "./kv_u64.ts";
 import { enqueueToWire, listenLoop, peekQueue, queueInfo } from "./_queue.ts";
 import { watchStream } from "./_watch.ts";
 import type {
+  WireAtomicAck,
+  WireAtomicPublish,
+} from "../protocol/http_api_pubsub.ts";
+import { checkPubsubName, publishMessageToWire } from "./_pubsub_wire.ts";
+import type { PublishOptions } from "./_pubsub_types.ts";
+
+/** What an atomic operation's `ack` needs of a delivered message (a consumer's message has it). */
+export interface AtomicAckRef {
+  readonly topic: string;
+  readonly group: string;
+  readonly memberId: string;
+  readonly generation: number;
+  readonly partition: number;
+  readonly offset: number;
+}
+import type {
   AtomicCheck,
   KvCommitError,
   KvCommitResult,
@@ -139,6 +155,8 @@ export class AtomicOperation {
   readonly #checks: (WireCheck | WireCoordinationCheck)[] = [];
   readonly #mutations: WireMutation[] = [];
   readonly #enqueues: WireEnqueue[] = [];
+  readonly #publishes: WireAtomicPublish[] = [];
+  readonly #acks: WireAtomicAck[] = [];
 
   /** Used by {@linkcode AspenKv.atomic}. */
   constructor(transport: HttpTransport) {
@@ -256,6 +274,49 @@ export class AtomicOperation {
     return this;
   }
 
+  /**
+   * Publishes `value` to `topic` if and only if the operation applies (an
+   * Aspen extension, pub/sub): the KV writes, the publishes and the acks of
+   * one operation are one Raft entry.
+   *
+   * @throws {TypeError} For a bad topic name, value or options.
+   * @throws {RangeError} For a key, header, partition or delay out of range.
+   */
+  publish(topic: string, value: unknown, options: PublishOptions = {}): this {
+    checkPubsubName(topic, "topic");
+    const { producerId, ...message } = options;
+    if (producerId !== undefined && message.sequence === undefined) {
+      throw new TypeError("Invalid publish: a producerId needs a sequence");
+    }
+    this.#publishes.push({
+      topic,
+      ...(producerId === undefined ? {} : { producerId }),
+      ...publishMessageToWire({ ...message, value }),
+    });
+    return this;
+  }
+
+  /**
+   * Acks a delivered message if and only if the operation applies (an
+   * Aspen extension, pub/sub), checked against the member's generation at
+   * the write's revision: a message already finished (acked, dead-lettered)
+   * or a partition that moved refuses the whole operation
+   * ({@linkcode MessageFinishedError}, {@linkcode StaleGenerationError}).
+   */
+  ack(message: AtomicAckRef): this {
+    checkPubsubName(message.topic, "topic");
+    checkPubsubName(message.group, "group");
+    this.#acks.push({
+      topic: message.topic,
+      group: message.group,
+      memberId: message.memberId,
+      generation: message.generation,
+      partition: message.partition,
+      offset: message.offset,
+    });
+    return this;
+  }
+
   #arithmetic(type: "sum" | "min" | "max", key: KvKey, n: bigint): this {
     this.#mutations.push({
       type,
@@ -287,6 +348,8 @@ export class AtomicOperation {
       checks: this.#checks,
       mutations: this.#mutations,
       ...(this.#enqueues.length === 0 ? {} : { enqueues: this.#enqueues }),
+      ...(this.#publishes.length === 0 ? {} : { publishes: this.#publishes }),
+      ...(this.#acks.length === 0 ? {} : { acks: this.#acks }),
     };
     const reply = await this.#transport.request(
       "POST",

@@ -7,7 +7,7 @@
  * - **Proposals** carry this node's session, so a retry after an unknown
  *   outcome (a leader lost mid-write) applies at most once, and a retried
  *   fetch answers the same deliveries. What depends on time or chance is
- *   decided here (`_pubsub_requests.ts`): `nowMs` from this node's clock, a
+ *   decided here (the service's `requests.ts`): `nowMs` from this node's clock, a
  *   new member's random id, `delayMs` → `deliverAtMs`, option defaults.
  * - **Fetch with `maxWaitMs`**: when a fetch delivered nothing, it waits on
  *   applied batches (and on the groups' next due time: a deadline passing
@@ -71,7 +71,7 @@ import {
   publishCommand,
   resetTarget,
   topicCreateCommand,
-} from "./_pubsub_requests.ts";
+} from "../services/pubsub/api.ts";
 import { RequestTimeoutError } from "./raft_runner.ts";
 import { DeliveryWaiter, MEMBER_CHECK_MS } from "./_pubsub_waits.ts";
 import { type ConsumeItem, consumeStream } from "./_pubsub_consume.ts";

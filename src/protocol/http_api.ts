@@ -28,6 +28,7 @@
  */
 import type { ClusterMember, ClusterStatus } from "./cluster.ts";
 import type { WireCoordinationCheck } from "./http_api_leases.ts";
+import type { WireAtomicAck, WireAtomicPublish } from "./http_api_pubsub.ts";
 
 /** Version prefix of every API route. */
 export const API_PREFIX = "/v1";
@@ -419,6 +420,10 @@ export interface AtomicRequest {
   /** Messages enqueued if and only if the operation applies. */
   readonly enqueues?: readonly WireEnqueue[];
   readonly session?: WireSession;
+  /** Messages published if and only if the operation applies (pub/sub, issue 18). */
+  readonly publishes?: readonly WireAtomicPublish[];
+  /** Deliveries acked if and only if the operation applies (generation-checked; a finished one refuses it with `messageFinished`). */
+  readonly acks?: readonly WireAtomicAck[];
 }
 
 /** `POST /v1/kv/watch`: a stream of the keys' entries, now and after every change. */

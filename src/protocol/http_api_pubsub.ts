@@ -453,3 +453,19 @@ export interface StaleGenerationDetails {
   /** Partition → member id. */
   readonly assignment: Readonly<Record<string, string>>;
 }
+
+/** A publish inside `POST /v1/kv/atomic`. */
+export interface WireAtomicPublish extends WirePublishMessage {
+  readonly topic: string;
+  readonly producerId?: string;
+}
+
+/** An ack inside `POST /v1/kv/atomic`. */
+export interface WireAtomicAck {
+  readonly topic: string;
+  readonly group: string;
+  readonly memberId: string;
+  readonly generation: number;
+  readonly partition: number;
+  readonly offset: number;
+}

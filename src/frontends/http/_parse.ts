@@ -443,7 +443,14 @@ export function parseAtomic(
   coordinationChecks?: KvCoordinationCheck[];
   checkPositions?: number[];
 } {
-  const f = fields(body, ["checks", "mutations", "enqueues", "session"]);
+  const f = fields(body, [
+    "checks",
+    "mutations",
+    "enqueues",
+    "session",
+    "publishes",
+    "acks",
+  ]);
   const checks = f.checks ?? [];
   if (!Array.isArray(checks)) {
     throw bad(

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { parseAtomicPubsub } from "./pubsub.ts";
 import type { Context, Hono } from "hono";
 import {
   type KvBackend,
@@ -155,6 +156,7 @@ export async function commit(
     mutations: readonly KvMutation[];
     enqueues?: readonly KvEnqueue[];
     session?: KvSession;
+    pubsub?: KvAtomicOperation["pubsub"];
   },
   nowMs: number,
 ): Promise<CommitResponse> {
@@ -280,10 +282,12 @@ export function kvRoutes(app: Hono, ctx: RouteContext): void {
       const request = await body(c);
       const operation = parse.parseAtomic(request, nowMs);
       const session = parse.parseSession(request);
+      const pubsub = parseAtomicPubsub(request, nowMs);
       timing.parsed();
       return await commit(node.backend, {
         ...operation,
         ...(session ? { session } : {}),
+        ...(pubsub ? { pubsub } : {}),
       }, nowMs);
     }),
   );

@@ -39,13 +39,17 @@ import type {
   WireRetention,
 } from "../../protocol/http_api_pubsub.ts";
 import { PUBSUB_LIMITS } from "../../protocol/http_api_pubsub.ts";
+import type { KvPubsubStep } from "../../model/types.ts";
 import {
   type Delivery,
   type MemberRef,
   type PortAck,
   type PortMessage,
+  publishCommand,
   PubsubError,
   type PubsubPort,
+  validateMemberId,
+  validateName,
 } from "../../services/pubsub/api.ts";
 import { fields } from "./_parse.ts";
 import { reply } from "./_body.ts";
@@ -533,4 +537,76 @@ export function pubsubRoutes(app: Hono, ctx: RouteContext): void {
     return await pubsubCall(() => pubsubOf(node).resumeGroup(topic, group));
   });
   app.get(ROUTES.groupConsume, (c) => consume(ctx, c));
+}
+
+/**
+ * The pub/sub step of a `POST /v1/kv/atomic` request (`publishes`, `acks`;
+ * absent when it has neither), checked as a publish and an ack are, with
+ * delays made absolute by this node's clock.
+ */
+export function parseAtomicPubsub(
+  body: unknown,
+  nowMs: number,
+): KvPubsubStep | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const f = body as Fields;
+  if (f.publishes === undefined && f.acks === undefined) return undefined;
+  const publishes = f.publishes === undefined
+    ? []
+    : list(f.publishes, "publishes");
+  const acks = f.acks === undefined ? [] : list(f.acks, "acks");
+  if (publishes.length + acks.length > PUBSUB_LIMITS.acksMax) {
+    throw new HttpApiError(
+      "limitExceeded",
+      `An atomic operation carries at most ${PUBSUB_LIMITS.acksMax} publishes and acks`,
+    );
+  }
+  try {
+    return {
+      nowMs,
+      publishes: publishes.map((raw, i) => {
+        const entry = object(raw, `publishes[${i}]`);
+        const { topic, producerId, ...rest } = entry;
+        const message = parseMessage(rest, i);
+        const producer = optionalText(producerId, `publishes[${i}].producerId`);
+        const command = publishCommand(
+          text(topic, `publishes[${i}].topic`),
+          [message],
+          producer,
+          nowMs,
+        );
+        const published = command.messages[0]!;
+        return {
+          topic: command.topic,
+          producerId: command.producerId,
+          ...published,
+        };
+      }),
+      acks: acks.map((raw, i) => {
+        const f = fields(object(raw, `acks[${i}]`), [
+          "topic",
+          "group",
+          "memberId",
+          "generation",
+          "partition",
+          "offset",
+        ]);
+        return {
+          topic: validateName("topic", text(required(f, "topic"), "topic")),
+          group: validateName("group", text(required(f, "group"), "group")),
+          memberId: validateMemberId(
+            text(required(f, "memberId"), "memberId"),
+          ),
+          generation: number(required(f, "generation"), "generation"),
+          partition: number(required(f, "partition"), "partition"),
+          offset: number(required(f, "offset"), "offset"),
+        };
+      }),
+    };
+  } catch (error) {
+    if (error instanceof PubsubError) {
+      throw new HttpApiError(error.code, error.message, error.details);
+    }
+    throw error;
+  }
 }

@@ -57,3 +57,16 @@ export type {
   PubsubReadConsistency,
 } from "./port.ts";
 export { pubsubStepInto, type PubsubStepRefusal } from "./atomic.ts";
+export {
+  ackOp,
+  checked,
+  checkedName,
+  defaultDeadLetterTopic,
+  groupOptions,
+  PARTITIONS_DEFAULT,
+  publishCommand,
+  publishMessage,
+  resetTarget,
+  retentionOf,
+  topicCreateCommand,
+} from "./requests.ts";

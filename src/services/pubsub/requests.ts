@@ -5,7 +5,8 @@
  * (`delayMs` → `deliverAtMs` from the node's clock) and shapes (headers as
  * ordered pairs, start and reset targets as tagged unions). Every command
  * is then checked by the service's own validator, so a bad request is a
- * typed `PubsubError` before anything is proposed. Private to `src/node/`.
+ * typed `PubsubError` before anything is proposed. The node's port and the
+ * KV front end's atomic step (its publishes) use them.
  *
  * @module
  */
@@ -13,8 +14,6 @@ import {
   type AckOp,
   type GroupOptions,
   type GroupStart,
-  type PortAck,
-  type PortMessage,
   type PublishMessage,
   PUBSUB_SERVICE_LIMITS,
   type PubsubCommand,
@@ -24,13 +23,14 @@ import {
   validateInteger,
   validateName,
   validatePubsubCommand,
-} from "../services/pubsub/api.ts";
+} from "./commands.ts";
+import type { PortAck, PortMessage } from "./port.ts";
 import type {
   WireGroupOptions,
   WireGroupStart,
   WireResetTarget,
   WireRetention,
-} from "../protocol/http_api_pubsub.ts";
+} from "../../protocol/http_api_pubsub.ts";
 
 /** Partitions of a topic created without a count. */
 export const PARTITIONS_DEFAULT = 1;
