@@ -34,17 +34,24 @@ const STREAMS = {
   "publish-batch": { name: "BENCH_BATCH", subject: "bench.batch" },
 } as const;
 
-/** The `nats-server` binary's path and version, or why it cannot be used. */
-export async function findNatsServer(): Promise<
+/** Where `nats-server` is looked for: on PATH, then Debian's place. */
+const NATS_SERVER_PATHS = [
+  "nats-server",
+  "/usr/sbin/nats-server",
+  "/usr/bin/nats-server",
+] as const;
+
+/**
+ * The `nats-server` binary's path and version, or why it cannot be used.
+ *
+ * @param paths Where to look, in order (default: PATH, then /usr/sbin, /usr/bin).
+ */
+export async function findNatsServer(
+  paths: readonly string[] = NATS_SERVER_PATHS,
+): Promise<
   { ok: true; path: string; version: string } | { ok: false; reason: string }
 > {
-  for (
-    const path of [
-      "nats-server",
-      "/usr/sbin/nats-server",
-      "/usr/bin/nats-server",
-    ]
-  ) {
+  for (const path of paths) {
     try {
       const output = await new Deno.Command(path, {
         args: ["--version"],
@@ -155,7 +162,7 @@ export class JetStreamDriver implements PubsubDriver {
     this.#manager = manager;
     this.calls = {
       publish:
-        "js.publish(subject, 1 KiB) awaited: one PUB, one PubAck from the stream",
+        "js.publish(subject, value) awaited: one PUB, one PubAck from the stream",
       "publish-batch":
         `${batch} js.publish() calls started at once, then all ${batch} PubAcks awaited (JetStream has no batch publish: ${batch} PUBs pipelined on one connection)`,
       consume:

@@ -20,7 +20,8 @@
  * Options: `--messages N` per row (default 20,000; `--quick` 2,000),
  * `--publishers N` (16), `--batch N` (100), `--value-size B` (1,024),
  * `--partitions P` of Aspen's topics (1), `--targets a,b` (all),
- * `--aspen-body msgpack|json` (msgpack), `--work-dir DIR`, `--quick`, and
+ * `--aspen-body msgpack|json` (msgpack), `--nats-server PATH` (default:
+ * on PATH, then `/usr/sbin`), `--work-dir DIR`, `--quick`, and
  * `--json` (print the result as JSON instead of the table). Exits 1 when a
  * target that was available produced no numbers or fell short in a row, 2 on
  * bad options, 3 on the overall time bound.
@@ -64,6 +65,8 @@ export interface PubsubCompareOptions extends PubsubLoadOptions {
   readonly json: boolean;
   /** Parent of the run's temporary folder (the system's when empty). */
   readonly workDir: string;
+  /** The `nats-server` binary, or null to look on PATH and in /usr/sbin. */
+  readonly natsServer: string | null;
 }
 
 const EXIT_SHORT = 1;
@@ -110,6 +113,7 @@ export function parsePubsubOptions(
       targets: { type: "string", default: PUBSUB_TARGETS.join(",") },
       "aspen-body": { type: "string", default: "msgpack" },
       "work-dir": { type: "string" },
+      "nats-server": { type: "string" },
       quick: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
     },
@@ -173,6 +177,7 @@ export function parsePubsubOptions(
     quick,
     json: values.json,
     workDir: values["work-dir"] ?? "",
+    natsServer: values["nats-server"] ?? null,
   };
 }
 
@@ -189,7 +194,9 @@ async function startTarget(
   options: PubsubCompareOptions,
 ): Promise<Started | string> {
   if (target === "jetstream") {
-    const nats = await findNatsServer();
+    const nats = await findNatsServer(
+      options.natsServer === null ? undefined : [options.natsServer],
+    );
     if (!nats.ok) return nats.reason;
     const server: RunningJetStream = await startJetStream(
       nats.path,
