@@ -13,7 +13,7 @@ import {
   type SimOptions,
 } from "../src/sim/options.ts";
 import { SeededRandom } from "../src/sim/random.ts";
-import { runSeed, type SeedResult } from "../src/sim/simulator.ts";
+import { CLOCK_DRIFT, runSeed, type SeedResult } from "../src/sim/simulator.ts";
 
 /** Seeds each planted bug must be found within (3 nodes, all faults). */
 const BUG_SEED_CAP = 500;
@@ -358,6 +358,37 @@ Deno.test({
       assert.ok(lost > 0, `${nodes} nodes: no lease lost`);
     }
   },
+});
+
+Deno.test("runSeed() with --services leases passes seeds 201 and 342, whose leader's clock runs beyond the drift bound and expires a lease by it", async () => {
+  // Safe-read seeds: the nemesis skews the leader n1 37% (201) and 28%
+  // (342) fast, and its keeper rightly ends a dead client's lease after
+  // 1,000 ms of its own clock, 794 and 828 ms of simulated time after the
+  // last keep-alive's send. The expiry property once measured in simulated
+  // time less a 15% drift allowance, and failed them.
+  for (const seed of [201, 342]) {
+    const run = options(seed, { services: ["leases"], trace: true });
+    const result = await runSeed(run);
+    assert.equal(
+      result.violation,
+      null,
+      `${result.violation}\nreproduce: ${reproduceCommand(run)}`,
+    );
+    const skews = (result.trace ?? []).flatMap((line) => {
+      const match = line.match(/ fault skew \S+ fast (\d+)%$/);
+      return match === null ? [] : [Number(match[1])];
+    });
+    assert.ok(
+      skews.some((percent) => percent > 100 * CLOCK_DRIFT),
+      `seed ${seed}: no clock skewed beyond the drift bound: ${
+        skews.join(", ")
+      }`,
+    );
+    assert.ok(
+      result.stats.coordination!.died > 0,
+      `seed ${seed}: no client died`,
+    );
+  }
 });
 
 for (const bug of SERVICE_BUGS) {

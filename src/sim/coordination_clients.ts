@@ -10,7 +10,8 @@
  *
  * The clients feed the properties of `coordination_checker.ts`: every
  * keep-alive (and grant) a leader acknowledged, stamped with the *send*
- * time, every revoke asked for, and every `checkFence` write accepted.
+ * time and every node's clock then, every revoke asked for, and every
+ * `checkFence` write accepted.
  *
  * @module
  */
@@ -34,6 +35,7 @@ import type {
   LockReleaseResponse,
 } from "../protocol/http_api_leases.ts";
 import type {
+  ClockReadings,
   FencedWrite,
   LeaseExpiryChecker,
 } from "./coordination_checker.ts";
@@ -147,6 +149,7 @@ export class CoordinationClients {
   readonly #options: CoordinationWorkloadOptions;
   readonly #makeRandom: (label: string) => SeededRandom;
   readonly #expiry: LeaseExpiryChecker;
+  readonly #clocks: () => ClockReadings;
   readonly #trace: ((line: string) => void) | null;
   /** `checkFence` writes the cluster accepted. */
   readonly fencedWrites: FencedWrite[] = [];
@@ -165,6 +168,8 @@ export class CoordinationClients {
   /**
    * @param nodes Each simulated node's port, null while it is down.
    * @param expiry Receives acknowledged keep-alives and revokes.
+   * @param clocks Reads every node's monotonic clock (the keeper counts
+   *   TTLs on its own), stamped on each send.
    */
   constructor(
     queue: EventQueue,
@@ -172,6 +177,7 @@ export class CoordinationClients {
     options: CoordinationWorkloadOptions,
     makeRandom: (label: string) => SeededRandom,
     expiry: LeaseExpiryChecker,
+    clocks: () => ClockReadings,
     trace: ((line: string) => void) | null,
   ) {
     this.#queue = queue;
@@ -179,6 +185,7 @@ export class CoordinationClients {
     this.#options = options;
     this.#makeRandom = makeRandom;
     this.#expiry = expiry;
+    this.#clocks = clocks;
     this.#trace = trace;
   }
 
@@ -270,6 +277,7 @@ export class CoordinationClients {
   /** Grants a lease and starts keeping it alive; null when no answer came. */
   async #grant(client: ClientState): Promise<HeldLease | null> {
     const sentAtMs = this.#queue.now;
+    const clocksAtSendMs = this.#clocks();
     const answer = await this.#call(
       client,
       (node) => node.grant({ ttlMs: this.#options.ttlMs }),
@@ -280,7 +288,7 @@ export class CoordinationClients {
     }
     const { id, ttlMs } = answer.value;
     this.counts.grants++;
-    this.#expiry.acknowledged({ lease: id, sentAtMs, ttlMs });
+    this.#expiry.acknowledged({ lease: id, sentAtMs, clocksAtSendMs, ttlMs });
     this.#trace?.(`coordination client ${client.id} lease ${id} ttl ${ttlMs}`);
     const lease: HeldLease = { id, ttlMs, alive: true, lost: false };
     void this.#keepAlive(client, lease);
@@ -299,6 +307,7 @@ export class CoordinationClients {
       await this.#sleep(periodMs + late);
       if (!lease.alive || lease.lost) return;
       const sentAtMs = this.#queue.now;
+      const clocksAtSendMs = this.#clocks();
       const record = (response: LeaseKeepAliveResponse) => {
         for (const entry of response.leases) {
           if ("error" in entry) {
@@ -312,6 +321,7 @@ export class CoordinationClients {
           this.#expiry.acknowledged({
             lease: entry.id,
             sentAtMs,
+            clocksAtSendMs,
             ttlMs: entry.ttlMs,
           });
         }

@@ -50,6 +50,8 @@ class ModelCluster {
   readonly problems: string[] = [];
   readonly #highest = new Map<string, string>();
   readonly expiry = new LeaseExpiryChecker();
+  /** The one replica's clock: simulated time itself. */
+  readonly clocks = () => new Map([["model", this.#queue.now]]);
   readonly fences = new FenceChecker();
 
   constructor(queue: EventQueue, knobs: ModelKnobs, random: SeededRandom) {
@@ -98,6 +100,7 @@ class ModelCluster {
         lease,
         revision: current.revision,
         atMs: this.#queue.now,
+        clocksMs: this.clocks(),
       });
       if (problem !== null) this.problems.push(problem);
     }
@@ -309,6 +312,7 @@ async function runModel(seed: number, knobs: ModelKnobs) {
     },
     (label) => new SeededRandom(seed, label),
     model.expiry,
+    model.clocks,
     null,
   );
   clients.start();

@@ -12,6 +12,7 @@ import type { CoordinationBinding } from "./coordination_binding.ts";
 import {
   checkStep,
   checkView,
+  type ClockReadings,
   type CoordinationView,
   endedLeases,
   FenceChecker,
@@ -25,7 +26,6 @@ import {
 import type { EventQueue } from "./event_queue.ts";
 import type { InvariantChecker } from "./invariants.ts";
 import type { SeededRandom } from "./random.ts";
-import { CLOCK_DRIFT } from "./simulator.ts";
 
 /** TTL the simulated clients ask for, in ms (the protocol's least). */
 const leaseTtlMs = 1_000;
@@ -47,8 +47,9 @@ export class CoordinationProperties {
   readonly #binding: CoordinationBinding;
   readonly #checker: InvariantChecker;
   readonly #clients: CoordinationClients;
-  /** Node clocks run up to CLOCK_DRIFT fast (the keeper counts TTLs on them). */
-  readonly #expiry = new LeaseExpiryChecker(CLOCK_DRIFT);
+  /** Measures TTLs on the node clocks, which the keeper counts them on. */
+  readonly #expiry = new LeaseExpiryChecker();
+  readonly #clocks: () => ClockReadings;
   readonly #fences = new FenceChecker();
   /** Each replica's view after its last applied entry. */
   readonly #views = new Map<string, CoordinationView>();
@@ -58,10 +59,14 @@ export class CoordinationProperties {
    */
   readonly #granted = new Map<string, Map<string, number>>();
 
+  /**
+   * @param clocks Reads every node slot's monotonic clock (in ms, by id).
+   */
   constructor(
     queue: EventQueue,
     binding: CoordinationBinding,
     ports: () => readonly (CoordinationNode | null)[],
+    clocks: () => ClockReadings,
     issueUntilMs: number,
     makeRandom: (label: string) => SeededRandom,
     checker: InvariantChecker,
@@ -70,6 +75,7 @@ export class CoordinationProperties {
     this.#queue = queue;
     this.#binding = binding;
     this.#checker = checker;
+    this.#clocks = clocks;
     this.#clients = new CoordinationClients(
       queue,
       ports,
@@ -83,6 +89,7 @@ export class CoordinationProperties {
       },
       makeRandom,
       this.#expiry,
+      clocks,
       trace,
     );
   }
@@ -124,6 +131,7 @@ export class CoordinationProperties {
           lease,
           revision: current.revision,
           atMs: this.#queue.now,
+          clocksMs: this.#clocks(),
         });
         if (problem !== null) problems.push(problem);
       }

@@ -308,6 +308,8 @@ class Simulation {
         queue,
         coordination.binding,
         () => this.#nodes.map((node) => node.coordination),
+        () =>
+          new Map(this.#nodes.map((node) => [node.id, node.process.clockMs()])),
         faultyMs,
         random,
         this.#checker,

@@ -32,6 +32,8 @@ class Fixture {
   );
   readonly keeper: LeaseKeeper;
   now = 0;
+  /** How far the clock moves during a ReadIndex round, ms. */
+  confirmMs = 0;
   leader = true;
   index = 0;
   applied: (() => void)[] = [];
@@ -48,10 +50,12 @@ class Fixture {
     this.keeper = new LeaseKeeper({
       reads: new LeaseReads(this.store),
       isLeader: () => this.leader,
-      confirmLeadership: () =>
-        this.leader
+      confirmLeadership: () => {
+        this.now += this.confirmMs;
+        return this.leader
           ? Promise.resolve()
-          : Promise.reject(new KvNotLeaderError("not leader")),
+          : Promise.reject(new KvNotLeaderError("not leader"));
+      },
       electionTimeoutMs: ELECTION_MS,
       knobs,
     });
@@ -160,6 +164,30 @@ Deno.test("a keep-alive sets the deadline to now + TTL; a lease granted in the t
   await f.keeper.pass();
   assert.ok(!f.live(B));
   assert.deepEqual(f.keeper.stats().keepAlives, 1);
+});
+
+Deno.test("a keep-alive counts the TTL on the keeper's clock from after its ReadIndex round", async () => {
+  // The simulator's expiry property rests on this: the deadline starts no
+  // sooner than the request arrived, and is counted on the leader's own
+  // clock (a fast clock ends it sooner in real time, never in its own).
+  const f = new Fixture();
+  f.start();
+  f.apply({ type: "grant", id: A, ttlMs: 5000 });
+  await f.keeper.pass();
+  f.now = 1000;
+  f.confirmMs = 250;
+  assert.deepEqual(await f.keeper.keepAlive([A]), [
+    { id: A, ttlMs: 5000, remainingMs: 5000 },
+  ]);
+  assert.equal(f.now, 1250);
+  f.confirmMs = 0;
+  f.now = 6249;
+  await f.keeper.pass();
+  assert.ok(f.live(A));
+  f.now = 6250;
+  await f.keeper.pass();
+  assert.deepEqual(f.proposals, [{ type: "expire", ids: [A] }]);
+  assert.ok(!f.live(A));
 });
 
 Deno.test("a keep-alive during an in-flight expiry waits for it and is refused once it applied", async () => {
