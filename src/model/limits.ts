@@ -4,7 +4,12 @@
  *
  * @module
  */
-import type { KvAtomicOperation, KvEnqueue, KvMutation } from "./types.ts";
+import type {
+  KvAtomicOperation,
+  KvEnqueue,
+  KvMutation,
+  KvPubsubStep,
+} from "./types.ts";
 import { KvInvalidError, KvLimitError, KvUnsupportedError } from "./errors.ts";
 import { VERSIONSTAMP_BYTES } from "./versionstamp.ts";
 import { INTERNAL_KEY_BYTE } from "./reserved.ts";
@@ -122,6 +127,44 @@ const FENCE_NAME_BYTES_MAX = 256;
 const nameEncoder = new TextEncoder();
 
 /** Checks the lease and fence checks of an atomic operation and their positions. */
+/**
+ * The pub/sub step's shape (the pub/sub service checks names, headers and
+ * limits at apply, and the front end before proposing).
+ */
+function pubsubShape(step: KvPubsubStep): KvPubsubStep {
+  if (
+    !Number.isSafeInteger(step.nowMs) || !Array.isArray(step.publishes) ||
+    !Array.isArray(step.acks)
+  ) {
+    throw new KvInvalidError("Invalid pub/sub step");
+  }
+  for (const publish of step.publishes) {
+    if (
+      typeof publish.topic !== "string" ||
+      !(publish.value instanceof Uint8Array) ||
+      (publish.key !== null && typeof publish.key !== "string") ||
+      !Array.isArray(publish.headers) ||
+      (publish.headers as readonly unknown[]).some((h) =>
+        !Array.isArray(h) || typeof h[0] !== "string" ||
+        typeof h[1] !== "string"
+      )
+    ) {
+      throw new KvInvalidError("Invalid publish");
+    }
+  }
+  for (const ack of step.acks) {
+    if (
+      typeof ack.topic !== "string" || typeof ack.group !== "string" ||
+      typeof ack.memberId !== "string" ||
+      !Number.isSafeInteger(ack.generation) ||
+      !Number.isSafeInteger(ack.partition) || !Number.isSafeInteger(ack.offset)
+    ) {
+      throw new KvInvalidError("Invalid ack");
+    }
+  }
+  return step;
+}
+
 function validateCoordinationChecks(operation: KvAtomicOperation): void {
   const coordination = operation.coordinationChecks ?? [];
   const total = operation.checks.length + coordination.length;
@@ -252,7 +295,13 @@ export function validateAtomic(
       `Too many checks (max ${KV_LIMITS.checksMax})`,
     );
   }
-  if (mutations.length + enqueues.length > KV_LIMITS.mutationsMax) {
+  const pubsub = operation.pubsub;
+  const pubsubCount = pubsub === undefined
+    ? 0
+    : pubsubShape(pubsub).publishes.length + pubsub.acks.length;
+  if (
+    mutations.length + enqueues.length + pubsubCount > KV_LIMITS.mutationsMax
+  ) {
     throw new KvLimitError(
       "mutations",
       KV_LIMITS.mutationsMax,
@@ -285,6 +334,14 @@ export function validateAtomic(
   }
   for (const enqueue of enqueues) {
     totalMutationBytes += validateEnqueue(enqueue, nowMs);
+  }
+  for (const publish of pubsub?.publishes ?? []) {
+    totalMutationBytes += publish.value.length +
+      nameEncoder.encode(publish.key ?? "").length;
+    for (const [name, value] of publish.headers) {
+      totalMutationBytes += nameEncoder.encode(name).length +
+        nameEncoder.encode(value).length;
+    }
   }
   if (totalMutationBytes > KV_LIMITS.totalMutationBytesMax) {
     throw new KvLimitError(

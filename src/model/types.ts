@@ -198,6 +198,44 @@ export interface KvAtomicOperation {
    * `_resends.ts`). Absent: no resend matching.
    */
   readonly resend?: KvResend;
+  /**
+   * Publishes and acks committed with the rest (pub/sub, issue 18; an
+   * Aspen extension; absent: none): all of it or none of it applies.
+   */
+  readonly pubsub?: KvPubsubStep;
+}
+
+/** One message an atomic operation publishes. */
+export interface KvPubsubPublish {
+  readonly topic: string;
+  /** Idempotent publish: with `sequence`. */
+  readonly producerId: string | null;
+  readonly value: Uint8Array;
+  readonly encoding: "v8" | "bytes";
+  readonly key: string | null;
+  readonly headers: readonly (readonly [string, string])[];
+  readonly partition: number | null;
+  readonly sequence: number | null;
+  /** Absolute, from the proposer's clock; null: now. */
+  readonly deliverAtMs: number | null;
+}
+
+/** One delivered message an atomic operation acks (generation-checked). */
+export interface KvPubsubAck {
+  readonly topic: string;
+  readonly group: string;
+  readonly memberId: string;
+  readonly generation: number;
+  readonly partition: number;
+  readonly offset: number;
+}
+
+/** The pub/sub part of an atomic operation. */
+export interface KvPubsubStep {
+  /** The proposer's clock, Unix ms (publish times, ack bookkeeping). */
+  readonly nowMs: number;
+  readonly publishes: readonly KvPubsubPublish[];
+  readonly acks: readonly KvPubsubAck[];
 }
 
 /** A client session's identity for exactly-once writes. */
@@ -266,6 +304,16 @@ export type KvFailureReason =
   | "invalidCommand"
   /** The command exceeds one of the limits. */
   | "limitExceeded"
+  /** A publish named a topic that does not exist: nothing applied. */
+  | "topicNotFound"
+  /** An ack named a group that does not exist: nothing applied. */
+  | "groupNotFound"
+  /** An ack's member does not own the partition in its generation: nothing applied. */
+  | "staleGeneration"
+  /** An ack's message is already finished or not delivered to the member: nothing applied. */
+  | "messageFinished"
+  /** A publish's sequence left its producer's dedup window: nothing applied. */
+  | "sequenceTooOld"
   /** Valid in Deno KV but not (yet) in Aspen: V8-number sums. */
   | "unsupported"
   /** A session (client id, seq) already carried another write: nothing changed. */
@@ -297,4 +345,6 @@ export type KvApplyResult =
     readonly message: string;
     /** For `checkFailed`: indexes of the failing checks, as KV Connect's `failed_checks`. */
     readonly failedChecks: readonly number[];
+    /** Machine-readable facts of a pub/sub refusal (`staleGeneration`: generation, assignment). */
+    readonly details?: Readonly<Record<string, unknown>>;
   };

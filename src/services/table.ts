@@ -11,9 +11,10 @@
  * | 1  | `cluster` | none                            | `cluster.*` |
  * | 2  | `kv`      | user keys `[00, ff)`, `ff 6b`   |             |
  * | 3  | `queues`  | `ff 71` (message records `ff 71 6d` are change events) | |
- * | 4  | `leases`  | `ff 6c` (reaches `kv`, `locks`: attached keys, holds) | |
+ * | 4  | `leases`  | `ff 6c` (reaches `kv`, `locks`, `pubsub`: attached keys, holds, members) | |
  * | 5  | `locks`   | `ff 6d` (leader rows `ff 6d 65`, lease rows `ff 6d 69` are change events) | |
  * | 6  | `events`  | `ff 65` history records (it observes every entry's changes) | `events.*` |
+ * | 7  | `pubsub`  | `ff 70` topics, records, groups |             |
  *
  * @module
  */
@@ -38,6 +39,11 @@ import {
   locksLeaseDependent,
   locksService,
 } from "./locks/api.ts";
+import {
+  type PubsubKnobs,
+  pubsubLeaseDependent,
+  pubsubService,
+} from "./pubsub/api.ts";
 
 /** Testing knobs of the services: planted bugs of the simulator. */
 export type ServiceKnobs =
@@ -45,7 +51,8 @@ export type ServiceKnobs =
   & ResendKnobs
   & LockKnobs
   & LeaseKnobs
-  & HookKnobs;
+  & HookKnobs
+  & PubsubKnobs;
 
 /** What a service's registration line may use. */
 export interface ServiceParts {
@@ -62,6 +69,7 @@ export const SERVICE_IDS = {
   leases: 4,
   locks: 5,
   events: 6,
+  pubsub: 7,
 } as const;
 
 /** The table. */
@@ -75,10 +83,12 @@ export function serviceTable(parts: ServiceParts): ServiceRegistration[] {
       service: leasesService([
         locksLeaseDependent(parts.knobs),
         hooksLeaseDependent(),
+        pubsubLeaseDependent(parts.knobs),
       ]),
     },
     { id: SERVICE_IDS.locks, service: locksService(parts.knobs) },
     { id: SERVICE_IDS.events, service: eventsService(parts.knobs) },
+    { id: SERVICE_IDS.pubsub, service: pubsubService(parts.knobs) },
   ];
 }
 

@@ -193,6 +193,12 @@ export async function commit(
       throw new HttpApiError("sessionReused", result.message);
     case "sessionExpired":
       throw new KvOutcomeUnknownError(result.message);
+    case "topicNotFound":
+    case "groupNotFound":
+    case "staleGeneration":
+    case "messageFinished":
+    case "sequenceTooOld":
+      throw new HttpApiError(result.reason, result.message, result.details);
   }
 }
 

@@ -45,6 +45,8 @@ export interface KvCommitFailed {
   readonly message: string;
   /** Indexes of the checks that failed, when `reason` is "checkFailed". */
   readonly failedChecks: readonly number[];
+  /** Facts of a pub/sub refusal (`staleGeneration`: generation and assignment). */
+  readonly details?: Readonly<Record<string, unknown>>;
 }
 
 /** The decided outcome of an atomic operation. */
@@ -75,6 +77,7 @@ export function commitResultOf(result: KvApplyResult): KvCommitResult {
     reason: result.reason,
     message: result.message,
     failedChecks: result.failedChecks,
+    ...(result.details === undefined ? {} : { details: result.details }),
   };
 }
 

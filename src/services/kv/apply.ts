@@ -33,6 +33,7 @@ import {
   ResendTable,
 } from "./resends.ts";
 import { enqueueInto } from "../queues/api.ts";
+import { pubsubStepInto } from "../pubsub/api.ts";
 import {
   LeaseError,
   leaseLive,
@@ -93,6 +94,28 @@ export function writeDigest(operation: KvAtomicOperation): Uint8Array {
           : [c.kind, c.name, c.token, c.position]
       ),
       operation.checkPositions ?? null,
+    );
+  }
+  const pubsub = operation.pubsub;
+  if (pubsub !== undefined) {
+    // Positions 3 and 4 (coordination) stay, so the shapes never collide.
+    if (coordination.length === 0) normal.push(null, null);
+    normal.push(
+      pubsub.publishes.map((p) => [
+        p.topic,
+        p.producerId,
+        p.value,
+        p.encoding,
+        p.key,
+        p.headers,
+        p.partition,
+        p.sequence,
+        // A delay is made absolute by whichever node receives the attempt.
+        p.deliverAtMs !== null,
+      ]),
+      pubsub.acks.map((
+        a,
+      ) => [a.topic, a.group, a.memberId, a.generation, a.partition, a.offset]),
     );
   }
   return sha256(digestEncoder.encodeSharedRef(normal)).subarray(
@@ -168,6 +191,16 @@ function atomicInto(
       operation.enqueues,
     );
   }
+  if (operation.pubsub !== undefined) {
+    const refused = pubsubStepInto(
+      direct ? context : { ...context, overlay: staged },
+      operation.pubsub,
+    );
+    if (refused !== null) {
+      if (direct) staged.clear();
+      return { ok: false, index, ...refused, failedChecks: [] };
+    }
+  }
   if (!direct) { for (const [k, v] of staged) context.overlay.set(k, v); }
   return { ok: true, index, versionstamp, expiredKeyCount: 0 };
 }
@@ -240,8 +273,9 @@ export function kvService(
     name: "kv",
     keyspaces: [KV_USER_KEYSPACE, KV_INTERNAL_KEYSPACE],
     // Enqueues reach the queues; sets with a lease (and the deletes and
-    // expiries of leased keys) reach the leases' index.
-    reaches: ["queues", "leases"],
+    // expiries of leased keys) reach the leases' index; publishes and acks
+    // reach pub/sub.
+    reaches: ["queues", "leases", "pubsub"],
     decode(payload) {
       const command = decodeCommand(payload);
       if (command.type === "atomic") validateAtomic(command.operation);

@@ -6,7 +6,7 @@
  *
  * | command | layout                                                             |
  * | ------- | ------------------------------------------------------------------ |
- * | atomic  | `[1, checks, mutations, enqueues]`, then `resend` (or nil) when present, then `coordination` when present |
+ * | atomic  | `[1, checks, mutations, enqueues]`, then `resend`, `coordination`, `pubsub` (each nil when absent; trailing nils left out) |
  * | expire  | `[2, timestampMs, keyCountMax]`                                    |
  * | resendDelivered | `[8, [[clientId, digest, index], …]]`                      |
  *
@@ -21,6 +21,10 @@
  *   plus the queue name as a fifth field when not the default queue
  * - encodings: v8 = 1, le64 = 2, bytes = 3
  * - resend: `[clientId, digest, mergeable, atMs]`
+ * - pubsub: `[nowMs, publishes, acks]`; publish: `[topic, producerId | nil,
+ *   value, encoding, key | nil, [[name, value], …], partition | nil,
+ *   sequence | nil, deliverAtMs | nil]`; ack: `[topic, group, memberId,
+ *   generation, partition, offset]`
  *
  * @module
  */
@@ -32,6 +36,9 @@ import type {
   KvCoordinationCheck,
   KvEnqueue,
   KvMutation,
+  KvPubsubAck,
+  KvPubsubPublish,
+  KvPubsubStep,
   KvQueueCommand,
   KvResend,
   ValueEncoding,
@@ -155,16 +162,35 @@ function commandFields(command: KvServiceCommand): unknown[] {
   const resendFields = resend === undefined
     ? null
     : [resend.clientId, resend.digest, resend.mergeable, resend.atMs];
-  const tail: unknown[] = coordinationChecks === undefined
-    ? (resendFields === null ? [] : [resendFields])
-    : [resendFields, [
-      coordinationChecks.map((c) =>
-        c.kind === "lease"
-          ? [0, c.lease, c.position]
-          : [1, c.name, c.token, c.position]
-      ),
-      command.operation.checkPositions ?? null,
-    ]];
+  const coordinationFields = coordinationChecks === undefined ? null : [
+    coordinationChecks.map((c) =>
+      c.kind === "lease"
+        ? [0, c.lease, c.position]
+        : [1, c.name, c.token, c.position]
+    ),
+    command.operation.checkPositions ?? null,
+  ];
+  const pubsub = command.operation.pubsub;
+  const pubsubFields = pubsub === undefined ? null : [
+    pubsub.nowMs,
+    pubsub.publishes.map((p) => [
+      p.topic,
+      p.producerId,
+      p.value,
+      p.encoding === "v8" ? ENCODING_CODES.v8 : ENCODING_CODES.bytes,
+      p.key,
+      p.headers,
+      p.partition,
+      p.sequence,
+      p.deliverAtMs,
+    ]),
+    pubsub.acks.map((
+      a,
+    ) => [a.topic, a.group, a.memberId, a.generation, a.partition, a.offset]),
+  ];
+  // Trailing absent fields are left out (older entries end earlier).
+  const tail: unknown[] = [resendFields, coordinationFields, pubsubFields];
+  while (tail.length > 0 && tail[tail.length - 1] === null) tail.pop();
   return [
     COMMAND_ATOMIC,
     checks.map((check) => [check.key, check.versionstamp]),
@@ -310,7 +336,7 @@ export function decodeCommand(data: Uint8Array): KvServiceCommand {
     };
   }
   if (
-    fields[0] !== COMMAND_ATOMIC || fields.length < 4 || fields.length > 6
+    fields[0] !== COMMAND_ATOMIC || fields.length < 4 || fields.length > 7
   ) {
     fail(`unknown command ${String(fields[0])}`);
   }
@@ -321,9 +347,64 @@ export function decodeCommand(data: Uint8Array): KvServiceCommand {
     ...(fields.length >= 5 && fields[4] !== null
       ? { resend: decodeResend(fields[4]) }
       : {}),
-    ...(fields.length === 6 ? decodeCoordination(fields[5]) : {}),
+    ...(fields.length >= 6 && fields[5] !== null
+      ? decodeCoordination(fields[5])
+      : {}),
+    ...(fields.length === 7 ? { pubsub: decodePubsub(fields[6]) } : {}),
   };
   return { type: "atomic", operation };
+}
+
+function nullable<T>(
+  value: unknown,
+  read: (value: unknown, what: string) => T,
+  what: string,
+): T | null {
+  return value === null ? null : read(value, what);
+}
+
+function decodePubsub(raw: unknown): KvPubsubStep {
+  const [nowMs, publishes, acks, ...rest] = list(raw, "pubsub");
+  if (rest.length > 0) fail("pubsub has extra fields");
+  return {
+    nowMs: integer(nowMs, "pubsub nowMs"),
+    publishes: list(publishes, "publishes").map((entry): KvPubsubPublish => {
+      const f = list(entry, "publish");
+      if (f.length !== 9) fail("publish must have 9 fields");
+      const encoding = f[3] === ENCODING_CODES.v8
+        ? "v8"
+        : f[3] === ENCODING_CODES.bytes
+        ? "bytes"
+        : fail("publish encoding must be v8 or bytes");
+      return {
+        topic: text(f[0], "publish topic"),
+        producerId: nullable(f[1], text, "publish producerId"),
+        value: bytes(f[2], "publish value"),
+        encoding,
+        key: nullable(f[4], text, "publish key"),
+        headers: list(f[5], "publish headers").map((pair) => {
+          const [name, value, ...more] = list(pair, "publish header");
+          if (more.length > 0) fail("publish header has extra fields");
+          return [text(name, "header name"), text(value, "header value")];
+        }),
+        partition: nullable(f[6], integer, "publish partition"),
+        sequence: nullable(f[7], integer, "publish sequence"),
+        deliverAtMs: nullable(f[8], integer, "publish deliverAtMs"),
+      };
+    }),
+    acks: list(acks, "acks").map((entry): KvPubsubAck => {
+      const f = list(entry, "ack");
+      if (f.length !== 6) fail("ack must have 6 fields");
+      return {
+        topic: text(f[0], "ack topic"),
+        group: text(f[1], "ack group"),
+        memberId: text(f[2], "ack memberId"),
+        generation: integer(f[3], "ack generation"),
+        partition: integer(f[4], "ack partition"),
+        offset: integer(f[5], "ack offset"),
+      };
+    }),
+  };
 }
 
 function decodeCoordination(raw: unknown): {

@@ -154,3 +154,79 @@ Deno.test("encodeCommand() round-trips resends (with and without a session) and 
   };
   assert.throws(() => decodeKvEntry(encodeCommand(bad)), KvInvalidError);
 });
+
+Deno.test("encodeCommand() round-trips an atomic operation's pub/sub step, with and without coordination checks and resends", () => {
+  const name = fc.stringMatching(/^[a-z0-9._-]{1,8}$/);
+  const step = fc.record({
+    nowMs: fc.nat(),
+    publishes: fc.array(
+      fc.record({
+        topic: name,
+        producerId: fc.option(name),
+        value: bytes,
+        encoding: fc.constantFrom("v8" as const, "bytes" as const),
+        key: fc.option(fc.string({ maxLength: 4 })),
+        headers: fc.array(fc.tuple(name, fc.string({ maxLength: 4 })), {
+          maxLength: 2,
+        }),
+        partition: fc.option(fc.nat(255)),
+        sequence: fc.option(fc.nat()),
+        deliverAtMs: fc.option(fc.nat()),
+      }),
+      { maxLength: 3 },
+    ),
+    acks: fc.array(
+      fc.record({
+        topic: name,
+        group: name,
+        memberId: name,
+        generation: fc.nat(),
+        partition: fc.nat(255),
+        offset: fc.nat(),
+      }),
+      { maxLength: 3 },
+    ),
+  });
+  fc.assert(
+    fc.property(
+      step,
+      fc.boolean(),
+      fc.boolean(),
+      (pubsub, withCoordination, withResend) => {
+        const original: KvCommand = {
+          type: "atomic",
+          operation: {
+            checks: [],
+            mutations: [],
+            enqueues: [],
+            ...(withCoordination
+              ? {
+                coordinationChecks: [{
+                  kind: "lease" as const,
+                  lease: "0123456789abcdef",
+                  position: 0,
+                }],
+              }
+              : {}),
+            ...(withResend
+              ? {
+                resend: {
+                  clientId: "c",
+                  digest: new Uint8Array(32),
+                  mergeable: false,
+                  atMs: 1,
+                },
+              }
+              : {}),
+            pubsub,
+          },
+        };
+        assert.deepEqual(
+          decodeKvEntry(encodeCommand(original)),
+          structuredClone(original),
+        );
+      },
+    ),
+    { numRuns: 200 },
+  );
+});

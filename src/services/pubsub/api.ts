@@ -34,6 +34,21 @@ export {
 export { PUBSUB_KEYSPACE, PUBSUB_KEYSPACES } from "./keys.ts";
 export type { PubsubKnobs } from "./groups.ts";
 export { GroupReads } from "./group_reads.ts";
+export {
+  PUBSUB_SERVICE,
+  pubsubLeaseDependent,
+  pubsubService,
+} from "./apply.ts";
+export {
+  choosePartition,
+  DEDUP_ENTRIES_MAX,
+  keyPartition,
+  murmur2,
+  PURGE_ROWS_MAX,
+  type TopicTuning,
+} from "./topics.ts";
+export { TopicReads, wireRetention, wireTopic } from "./topic_reads.ts";
+export { PubsubLeader, type PubsubLeaderOptions } from "./leader.ts";
 export type {
   MemberRef,
   PortAck,
@@ -41,3 +56,4 @@ export type {
   PubsubPort,
   PubsubReadConsistency,
 } from "./port.ts";
+export { pubsubStepInto, type PubsubStepRefusal } from "./atomic.ts";

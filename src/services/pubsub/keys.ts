@@ -19,6 +19,8 @@
  * | 0a  | deadline         | dueMs topic 00 group 00 p offset          | groups.ts     |
  * | 0b  | member lease     | lease (8 bytes) topic 00 group 00 member  | groups.ts     |
  * | 0d  | topic count      | (none)                                    | records.ts    |
+ * | 0e  | topic deleting   | topic                                     | topics.ts     |
+ * | 0f  | age-retained     | topic                                     | topics.ts     |
  *
  * @module
  */
@@ -49,6 +51,8 @@ export const TAG = {
   memberLease: 0x0b,
   scheduleDue: 0x0c,
   topicCount: 0x0d,
+  topicDeleting: 0x0e,
+  ageRetained: 0x0f,
 } as const;
 
 const utf8 = new TextEncoder();

@@ -40,6 +40,11 @@ export interface TopicRow {
   readonly createdAtMs: number;
   /** The next unkeyed message's partition counter. */
   readonly roundRobin: number;
+  /**
+   * Being deleted (its rows purged over later ticks): readers treat it as
+   * absent ({@linkcode readTopic} answers null); absent means false.
+   */
+  readonly deleting?: boolean;
 }
 
 /** A partition's row. */
@@ -116,6 +121,7 @@ export function encodeTopic(row: TopicRow): Uint8Array {
     row.dedupWindowMs,
     row.createdAtMs,
     row.roundRobin,
+    ...(row.deleting === true ? [true] : []),
   ]);
 }
 
@@ -128,6 +134,7 @@ export function decodeTopic(bytes: Uint8Array): TopicRow {
     dedupWindowMs,
     createdAtMs,
     roundRobin,
+    deleting,
   ] = decoder.decode(bytes) as [
     string,
     number,
@@ -135,6 +142,7 @@ export function decodeTopic(bytes: Uint8Array): TopicRow {
     number,
     number,
     number,
+    boolean | undefined,
   ];
   return {
     name,
@@ -143,11 +151,18 @@ export function decodeTopic(bytes: Uint8Array): TopicRow {
     dedupWindowMs,
     createdAtMs,
     roundRobin,
+    ...(deleting === true ? { deleting: true } : {}),
   };
 }
 
-/** The topic `name` as this entry sees it, or null. */
+/** The topic `name` as this entry sees it, or null (also while it is being deleted). */
 export function readTopic(rows: Rows, name: string): TopicRow | null {
+  const row = readTopicRow(rows, name);
+  return row === null || row.deleting === true ? null : row;
+}
+
+/** The topic row of `name`, also one being deleted, or null. */
+export function readTopicRow(rows: Rows, name: string): TopicRow | null {
   const bytes = getValue(rows, topicKey(name));
   return bytes === null ? null : decodeTopic(bytes);
 }
@@ -387,7 +402,8 @@ export function writeTopic(context: ApplyContext, row: TopicRow): void {
 /**
  * The topic `name`, created with one partition, unbounded retention and
  * the default dedup window when absent (dead-letter topics are created
- * so, on demand).
+ * so, on demand). A topic being deleted is answered as it is: what is
+ * appended to it is purged with the rest.
  *
  * @throws {PubsubError} `limitExceeded` when the cluster holds its maximum of topics.
  */
@@ -396,7 +412,7 @@ export function ensureTopic(
   name: string,
   nowMs: number,
 ): TopicRow {
-  const existing = readTopic(context, name);
+  const existing = readTopicRow(context, name);
   if (existing !== null) return existing;
   const count = topicCount(context);
   if (count >= PUBSUB_SERVICE_LIMITS.topicsMax) {
