@@ -42,6 +42,8 @@ export function tasks(): Record<string, string> {
       "deno run --unstable-net --allow-run --allow-read --allow-write=bench,/tmp --allow-net=127.0.0.1 bench/sustained.ts",
     "bench:memory":
       "deno run --unstable-net --allow-run --allow-read --allow-write=bench/results,/tmp --allow-net=127.0.0.1 bench/memory.ts",
+    "bench:pubsub":
+      "deno run --unstable-net --allow-run --allow-read --allow-write --allow-env --allow-sys --allow-net=127.0.0.1 bench/pubsub_compare.ts",
     "test:readme":
       `TMPDIR=${TEST_TMP} deno run --unstable-net --allow-read=.,${TEST_TMP} --allow-write=${TEST_TMP} --allow-run --allow-net=127.0.0.1 tests/readme_smoke.ts`,
     "test:loaded":

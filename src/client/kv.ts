@@ -43,11 +43,17 @@ import type { PublishOptions } from "./_pubsub_types.ts";
 
 /** What an atomic operation's `ack` needs of a delivered message (a consumer's message has it). */
 export interface AtomicAckRef {
+  /** The topic the message was published to. */
   readonly topic: string;
+  /** The consumer group that received it. */
   readonly group: string;
+  /** The member (a lease id) the message was delivered to. */
   readonly memberId: string;
+  /** The group generation of the delivery; a stale generation is fenced. */
   readonly generation: number;
+  /** The partition holding the message. */
   readonly partition: number;
+  /** The message's offset within its partition. */
   readonly offset: number;
 }
 import type {
