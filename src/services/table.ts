@@ -9,12 +9,12 @@
  * | -- | --------- | ------------------------------- | ----------- |
  * | —  | (host)    | `ff 73` exactly-once sessions   |             |
  * | 1  | `cluster` | none                            | `cluster.*` |
- * | 2  | `kv`      | user keys `[00, ff)`, `ff 6b`   |             |
+ * | 2  | `kv`      | user keys `[00, ff)`, `ff 6b` (reaches `queues`, `leases`, `pubsub`, `events`: the atomic step) | |
  * | 3  | `queues`  | `ff 71` (message records `ff 71 6d` are change events) | |
  * | 4  | `leases`  | `ff 6c` (reaches `kv`, `locks`, `pubsub`: attached keys, holds, members) | |
  * | 5  | `locks`   | `ff 6d` (leader rows `ff 6d 65`, lease rows `ff 6d 69` are change events) | |
  * | 6  | `events`  | `ff 65` history records (it observes every entry's changes) | `events.*` |
- * | 7  | `pubsub`  | `ff 70` topics, records, groups |             |
+ * | 7  | `pubsub`  | `ff 70` topics, records, groups (reaches `events`: `topic.gap`) | |
  *
  * @module
  */

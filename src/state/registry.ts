@@ -42,7 +42,7 @@ export interface ServiceDefinition<C = any, R = any> {
   readonly name: string;
   /** Key ranges its apply writes (its snapshot section). */
   readonly keyspaces: readonly KeyRange[];
-  /** Other services whose keyspaces its apply writes through their `api.ts`. */
+  /** Other services whose keyspaces (and metadata) its apply writes through their `api.ts`. */
   readonly reaches?: readonly string[];
   /** Metadata names (prefixes) it owns in the store and its snapshots. */
   readonly meta?: readonly string[];
@@ -126,6 +126,8 @@ export class ServiceRegistry {
   ];
   /** Ranges each service may write: its own plus those of the services it reaches. */
   readonly #writable = new Map<string, KeyRange[]>();
+  /** Metadata prefixes each service may set: its own plus those of the services it reaches. */
+  readonly #metaWritable = new Map<string, string[]>();
 
   /**
    * @throws {RangeError} For a duplicate id or name, an id outside 1..255,
@@ -158,6 +160,7 @@ export class ServiceRegistry {
     }
     for (const service of this.#byName.values()) {
       const ranges = [...service.keyspaces];
+      const meta = [...service.meta ?? []];
       for (const name of service.reaches ?? []) {
         const other = this.#byName.get(name);
         if (other === undefined) {
@@ -166,8 +169,10 @@ export class ServiceRegistry {
           );
         }
         ranges.push(...other.keyspaces);
+        meta.push(...other.meta ?? []);
       }
       this.#writable.set(service.name, ranges);
+      this.#metaWritable.set(service.name, meta);
     }
   }
 
@@ -240,13 +245,16 @@ export class ServiceRegistry {
   }
 
   /**
-   * Checks that `service` may set metadata `name`.
+   * Checks that `service` may set metadata `name` (its own, or of a
+   * service it reaches).
    *
-   * @throws {AssertionError} When it owns no such name.
+   * @throws {AssertionError} When it may not.
    */
   checkMeta(service: ServiceDefinition, name: string): void {
+    const prefixes = this.#metaWritable.get(service.name) ?? service.meta ??
+      [];
     assert(
-      (service.meta ?? []).some((prefix) => name.startsWith(prefix)),
+      prefixes.some((prefix) => name.startsWith(prefix)),
       `Service '${service.name}' set metadata '${name}' it does not own`,
     );
   }

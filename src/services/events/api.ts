@@ -7,6 +7,7 @@
  * @module
  */
 export {
+  appendEvents,
   EVENTS_SERVICE,
   eventsService,
   hooksLeaseDependent,

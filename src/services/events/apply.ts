@@ -84,16 +84,35 @@ function metaOf(context: ApplyContext, name: string): Uint8Array | null {
   return context.meta.get(name) ?? context.store.meta(name);
 }
 
+/**
+ * Where an entry's next event goes. Several writers may append in one
+ * entry (a service's apply, a lease dependent, then `observe` at the
+ * flush, which sees the entry's metadata but not its rows): each but the
+ * last records `(entry, next index)` in `events.next`, and the next one
+ * continues there, so no two events share an id. A value of another entry
+ * is stale: the entry starts at 0.
+ */
+function nextIndexOf(context: ApplyContext): number {
+  const raw = metaOf(context, EVENTS_META.next);
+  if (raw === null || raw.byteLength !== 12) return 0;
+  const view = new DataView(raw.buffer, raw.byteOffset, 12);
+  return view.getBigUint64(0) === BigInt(context.index) ? view.getUint32(8) : 0;
+}
+
 /** Appends events to an entry: records, counts and bytes. */
 class HistoryWriter {
   readonly #context: ApplyContext;
-  #next = 0;
+  #next: number;
   #count: bigint;
   #bytes: bigint;
   #dirty = false;
+  readonly #last: boolean;
 
-  constructor(context: ApplyContext) {
+  /** `last`: no writer appends after this one in the entry (`observe`'s). */
+  constructor(context: ApplyContext, last = false) {
     this.#context = context;
+    this.#last = last;
+    this.#next = nextIndexOf(context);
     this.#count = decodeU64(metaOf(context, EVENTS_META.count));
     this.#bytes = decodeU64(metaOf(context, EVENTS_META.bytes));
   }
@@ -142,6 +161,13 @@ class HistoryWriter {
     if (!this.#dirty) return;
     this.#context.meta.set(EVENTS_META.count, encodeU64(this.#count));
     this.#context.meta.set(EVENTS_META.bytes, encodeU64(this.#bytes));
+    if (!this.#last) {
+      const next = new Uint8Array(12);
+      const view = new DataView(next.buffer);
+      view.setBigUint64(0, BigInt(this.#context.index));
+      view.setUint32(8, this.#next);
+      this.#context.meta.set(EVENTS_META.next, next);
+    }
   }
 }
 
@@ -233,7 +259,7 @@ function observe(
   conf: Uint8Array | undefined,
 ): void {
   if (changes.length === 0 && conf === undefined) return;
-  const writer = new HistoryWriter(context);
+  const writer = new HistoryWriter(context, true);
   for (const { change, before } of changes) {
     if (change.service !== "kv") continue;
     const after = change.after === undefined ? null : {
@@ -416,6 +442,26 @@ export function hooksLeaseDependent(): LeaseDependent {
       writer.finish();
     },
   };
+}
+
+/**
+ * Records other services' facts (`topic.gap`, …) as history events of the
+ * entry being applied, after any it already holds. The caller's service
+ * must `reach` `events`.
+ */
+export function appendEvents(
+  context: ApplyContext,
+  events: readonly {
+    readonly type: string;
+    readonly data: Readonly<Record<string, unknown>>;
+  }[],
+): void {
+  if (events.length === 0) return;
+  const writer = new HistoryWriter(context);
+  for (const event of events) {
+    writer.append({ type: event.type, data: event.data });
+  }
+  writer.finish();
 }
 
 /**

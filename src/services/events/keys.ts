@@ -30,6 +30,8 @@ export const EVENTS_META = {
   bytes: "events.bytes",
   count: "events.count",
   leader: "events.leader",
+  /** The entry (u64) and next event index (u32) of the last writer that was not the last of its entry. */
+  next: "events.next",
 } as const;
 
 /** The key of the history record at `(revision, index)`. */

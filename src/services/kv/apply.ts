@@ -274,8 +274,8 @@ export function kvService(
     keyspaces: [KV_USER_KEYSPACE, KV_INTERNAL_KEYSPACE],
     // Enqueues reach the queues; sets with a lease (and the deletes and
     // expiries of leased keys) reach the leases' index; publishes and acks
-    // reach pub/sub.
-    reaches: ["queues", "leases", "pubsub"],
+    // reach pub/sub (and an ack's skip of a trimmed record, the events).
+    reaches: ["queues", "leases", "pubsub", "events"],
     decode(payload) {
       const command = decodeCommand(payload);
       if (command.type === "atomic") validateAtomic(command.operation);

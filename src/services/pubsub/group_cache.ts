@@ -29,6 +29,7 @@ import {
   parseInFlightKey,
 } from "./group_rows.ts";
 import { readTopic, rowWriter, scanMerged, type TopicRow } from "./records.ts";
+import { appendEvents } from "../events/api.ts";
 
 /** A group partition row being changed in this entry. */
 export interface WorkingPartition {
@@ -67,6 +68,8 @@ export interface GroupGap {
 export class GroupRowCache {
   /** Gaps of this entry, in the order they happened. */
   readonly gaps: GroupGap[] = [];
+  /** How many of {@linkcode gaps} are already history events. */
+  #gapsRecorded = 0;
   readonly #context: ApplyContext;
   readonly #rows: ReturnType<typeof rowWriter>;
   readonly #groups = new Map<string, WorkingGroup>();
@@ -310,8 +313,21 @@ export class GroupRowCache {
 
   /** The apply context (for record reads). */
 
-  /** Writes every changed group and partition row (partitions with their cursors). */
+  /**
+   * Writes every changed group and partition row (partitions with their
+   * cursors), and records this entry's new gaps as `topic.gap` events.
+   */
   flush(): void {
+    if (this.gaps.length > this.#gapsRecorded) {
+      appendEvents(
+        this.#context,
+        this.gaps.slice(this.#gapsRecorded).map((gap) => ({
+          type: "topic.gap",
+          data: { ...gap },
+        })),
+      );
+      this.#gapsRecorded = this.gaps.length;
+    }
     for (const key of this.#dirtyGroups) {
       const working = this.#groups.get(key)!;
       this.#rows.put(

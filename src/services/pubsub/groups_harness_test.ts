@@ -23,6 +23,11 @@ import {
 } from "../../state/registry.ts";
 import { internalRowWriter } from "../../state/write_context.ts";
 import { leaseLive, leaseRecordKey, LEASES_KEYSPACE } from "../leases/api.ts";
+import {
+  EventsReads,
+  eventsService,
+  type HistoryEvent,
+} from "../events/api.ts";
 import { assignment } from "./assignment.ts";
 import {
   type GroupOptions,
@@ -66,6 +71,7 @@ import {
 
 const PUBSUB_ID = 7;
 const FAKE_LEASES_ID = 250;
+const EVENTS_ID = 6;
 
 /** A command of the stand-in pub/sub service. */
 type TestCommand =
@@ -140,6 +146,7 @@ function pubsubStandIn(
   return {
     name: "pubsub",
     keyspaces: PUBSUB_KEYSPACES,
+    reaches: ["events"],
     decode: (payload) => decode(payload) as TestCommand,
     apply(command, context): TestResult {
       switch (command.kind) {
@@ -226,7 +233,7 @@ function leasesStandIn(knobs: PubsubKnobs): ServiceDefinition {
   return {
     name: "leases",
     keyspaces: [LEASES_KEYSPACE],
-    reaches: ["pubsub"],
+    reaches: ["pubsub", "events"],
     decode: (payload) => decode(payload) as [string, unknown],
     apply(command: [string, unknown], context) {
       const rows = internalRowWriter(context.overlay, context.versionstamp);
@@ -286,9 +293,19 @@ export class GroupsHarness {
         service: pubsubStandIn(knobs, () => this.tickBudget),
       },
       { id: FAKE_LEASES_ID, service: leasesStandIn(knobs) },
+      // Hooks (which reach queues) are not exercised here.
+      { id: EVENTS_ID, service: { ...eventsService(), reaches: [] } },
     ]);
     this.host = new StateHost(this.store, registry);
     this.reads = new GroupReads(this.store);
+  }
+
+  /** Every history event of `type` the entries recorded, in order. */
+  events(type: string): HistoryEvent[] {
+    return new EventsReads(this.store).page({ from: 0n }, {
+      limit: 10_000,
+      keep: (event) => event.type === type,
+    }).events;
   }
 
   #apply(serviceId: number, command: unknown): unknown {

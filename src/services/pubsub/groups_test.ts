@@ -668,6 +668,7 @@ Deno.test("GroupWriter.fetch() jumps over trimmed records, counting them skipped
   for (let i = 0; i < 5; i++) h.append(T, 0, `m${i}`);
   h.trim(T, 0, 3);
   const jumped = fetchRun(h, "a", 1);
+  const jumpedIndex = h.index;
   assert.ok(jumped.ok);
   assert.deepEqual(jumped.gaps, [
     { topic: T, group: G, partition: 0, fromOffset: 0, toOffset: 3 },
@@ -695,6 +696,14 @@ Deno.test("GroupWriter.fetch() jumps over trimmed records, counting them skipped
   );
   const p = describe(h).partitions[0]!;
   assert.equal(p.skipped, 4);
+  // Each gap is a `topic.gap` history event of the entry that skipped it.
+  assert.deepEqual(
+    h.events("topic.gap").map((e) => [e.revision, e.data]),
+    [
+      [BigInt(jumpedIndex), { ...jumped.gaps![0]! }],
+      [BigInt(h.index), { ...dropped.gaps![0]! }],
+    ],
+  );
   assert.equal(p.cursor, 5, "offset 5 is still pending");
   ack(h, "a", 1, [[0, 5]]);
   assert.equal(describe(h).partitions[0]!.cursor, 8);
