@@ -79,6 +79,7 @@ class ConsumerProcess {
   readonly #reading: Promise<void>;
   readonly #stderr: Promise<string>;
   #exited = false;
+  #killOnDelivery = false;
 
   constructor(
     readonly memberId: string,
@@ -124,21 +125,39 @@ class ConsumerProcess {
       this.torn++; // a line cut by SIGKILL
       return;
     }
-    if ("offset" in event) this.delivered.push(event as unknown as Delivered);
-    else if ("error" in event) this.errors.push(String(event.error));
+    if ("offset" in event) {
+      this.delivered.push(event as unknown as Delivered);
+      if (this.#killOnDelivery) this.#signalKill();
+    } else if ("error" in event) this.errors.push(String(event.error));
     else if ("joined" in event) this.joins.push(event);
+  }
+
+  #signalKill(): void {
+    if (this.#exited) return;
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // Exited meanwhile.
+    }
   }
 
   /** Kill -9, then waits for its exit and output. */
   async kill(): Promise<void> {
-    if (!this.#exited) {
-      try {
-        this.#child.kill("SIGKILL");
-      } catch {
-        // Exited meanwhile.
-      }
-    }
+    this.#signalKill();
     await this.#settle();
+  }
+
+  /**
+   * Kill -9 as soon as it prints its next delivery, so that batch's acks
+   * are likely still in flight (or after `timeoutMs` without one).
+   */
+  async killAtNextDelivery(timeoutMs: number): Promise<void> {
+    this.#killOnDelivery = true;
+    await waitFor(`consumer ${this.memberId} to print`, () => this.#exited, {
+      timeoutMs,
+      intervalMs: 20,
+    }).catch(() => {});
+    await this.kill();
   }
 
   /** Closes its stdin (it leaves the group and exits), bounded; else kill -9. */
@@ -303,7 +322,7 @@ Deno.test("3 node processes, 3 consumer processes, 5,000 keyed messages: kill -9
         { timeoutMs: 90_000, intervalMs: 50 },
       );
       killedConsumer = consumers[0]!;
-      await killedConsumer.kill();
+      await killedConsumer.killAtNextDelivery(20_000);
       console.log(
         `kill -9 consumer c0 at ${acked.size} acknowledged, ${
           distinctProcessed(consumers).size
