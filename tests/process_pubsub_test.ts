@@ -645,6 +645,32 @@ Deno.test("rebalance on a node process: a fourth member moves only its partition
         left.members.map((m) => m.id).sort(),
         rest.sort(),
       );
+      // On the wire: the leaver's ack at its last generation, on a partition
+      // it owned, is a 409 naming the current generation and owner.
+      const lost = owners(joined).indexOf(leaver);
+      assert.notEqual(lost, -1, `${leaver} owned a partition`);
+      const response = await fetch(`${cluster.urls[0]}/v1/groups/ack`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${await cluster.token()}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({
+          topic: REBALANCE_TOPIC,
+          group: REBALANCE_GROUP,
+          memberId: leaver,
+          generation: joined.generation,
+          acks: [{ partition: lost, offset: 1, action: "ack" }],
+        }),
+      });
+      const body = await response.json();
+      assert.equal(response.status, 409, JSON.stringify(body));
+      assert.equal(body.error.code, "staleGeneration");
+      assert.equal(body.error.details.generation, left.generation);
+      assert.equal(
+        body.error.details.assignment[String(lost)],
+        owners(left)[lost],
+      );
     } finally {
       for (const member of members.values()) {
         await member.close().catch(() => {});
