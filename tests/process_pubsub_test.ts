@@ -193,6 +193,14 @@ class ConsumerProcess {
 /** Where an acknowledged message went, by its publish index. */
 type Acked = Map<number, { partition: number; offset: number }>;
 
+/** What the publisher saw; `stopped` (set by the test) ends it. */
+interface PublishStats {
+  retries: number;
+  readonly errors: Set<string>;
+  duplicates: number;
+  stopped: boolean;
+}
+
 /** Messages `start` to `start + PUBLISH_BATCH` (key i mod 50, per-key sequence ⌊i / 50⌋). */
 function batchAt(start: number) {
   const batch = [];
@@ -211,9 +219,9 @@ function batchAt(start: number) {
 async function publishBatchAt(
   client: AspenClient,
   start: number,
-  stats: { retries: number; errors: Set<string> },
+  stats: PublishStats,
 ): Promise<PublishRecord[]> {
-  for (let tries = 0; tries < PUBLISH_TRIES_MAX; tries++) {
+  for (let tries = 0; tries < PUBLISH_TRIES_MAX && !stats.stopped; tries++) {
     try {
       return await client.pubsub.publishBatch(TOPIC, batchAt(start), {
         producerId: PRODUCER,
@@ -224,14 +232,14 @@ async function publishBatchAt(
       await new Promise((r) => setTimeout(r, PUBLISH_RETRY_PAUSE_MS));
     }
   }
-  throw new Error(`The batch at ${start} was never acknowledged`);
+  throw new Error(`The batch at ${start} was not acknowledged`);
 }
 
 /** Publishes `MESSAGES` keyed messages in batches of `PUBLISH_BATCH`, one batch at a time. */
 async function publishAll(
   client: AspenClient,
   acked: Acked,
-  stats: { retries: number; errors: Set<string>; duplicates: number },
+  stats: PublishStats,
 ): Promise<void> {
   for (let start = 0; start < MESSAGES; start += PUBLISH_BATCH) {
     const records = await publishBatchAt(client, start, stats);
@@ -272,7 +280,13 @@ Deno.test("3 node processes, 3 consumer processes, 5,000 keyed messages: kill -9
     const client = connect(cluster.urls, { token, timeoutMs: 10_000 });
     const consumers: ConsumerProcess[] = [];
     const acked: Acked = new Map();
-    const stats = { retries: 0, errors: new Set<string>(), duplicates: 0 };
+    const stats: PublishStats = {
+      retries: 0,
+      errors: new Set(),
+      duplicates: 0,
+      stopped: false,
+    };
+    let publishing: Promise<void> = Promise.resolve();
     let killedLeader = -1;
     let killedConsumer: ConsumerProcess | null = null;
     try {
@@ -285,7 +299,7 @@ Deno.test("3 node processes, 3 consumer processes, 5,000 keyed messages: kill -9
         return group !== null && group.members.length === 3;
       }, { timeoutMs: 60_000, intervalMs: 200 });
 
-      const publishing = publishAll(client, acked, stats);
+      publishing = publishAll(client, acked, stats);
       let published = false;
       publishing.finally(() => published = true).catch(() => {});
       // The faults, at fixed points of progress.
@@ -349,6 +363,8 @@ Deno.test("3 node processes, 3 consumer processes, 5,000 keyed messages: kill -9
       const topic = await client.pubsub.describeTopic(TOPIC);
       await checkLog(client, acked, topic.partitions);
     } finally {
+      stats.stopped = true;
+      await publishing.catch(() => {});
       for (const consumer of consumers) {
         const stderr = await consumer.stop();
         if (consumer !== killedConsumer && stderr.trim() !== "") {
