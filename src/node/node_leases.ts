@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { strongRead } from "./_strong_read.ts";
 import {
   encodeLeaseCommand,
   grantedTtlMs,
@@ -95,7 +96,7 @@ export class NodeLeases implements LeasesPort {
   async list(cursor: string | null, limit: number) {
     // Validate before the round trip.
     this.#reads.list(cursor, limit);
-    await this.#options.readIndex();
+    await strongRead(() => this.#options.readIndex());
     return this.#reads.list(cursor, limit);
   }
 

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { ProposalDroppedError } from "../raft/errors.ts";
+import { strongRead } from "./_strong_read.ts";
 import { KvUnavailableError } from "../services/kv/api.ts";
 import {
   encodeLockCommand,
@@ -57,7 +57,6 @@ import type {
   LockStatusResponse,
   WireElectionLeader,
 } from "../protocol/http_api_leases.ts";
-import { RequestTimeoutError } from "./raft_runner.ts";
 
 /** The locks service's envelope id (its line in `services/table.ts`). */
 export const LOCKS_SERVICE_ID = 5;
@@ -442,20 +441,7 @@ export class NodeLocks implements LocksPort {
 
   async #read(consistency: LockReadConsistency): Promise<void> {
     if (consistency === "eventual") return;
-    try {
-      await this.#options.readIndex();
-    } catch (error) {
-      if (
-        error instanceof ProposalDroppedError ||
-        error instanceof RequestTimeoutError
-      ) {
-        throw new KvUnavailableError(
-          `Cannot serve a strong read: ${error.message}`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
+    await strongRead(() => this.#options.readIndex());
   }
 
   /**

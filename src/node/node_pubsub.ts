@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { ProposalDroppedError } from "../raft/errors.ts";
+import { strongRead } from "./_strong_read.ts";
 import { KvUnavailableError } from "../services/kv/api.ts";
 import {
   type Delivery,
@@ -72,7 +72,6 @@ import {
   resetTarget,
   topicCreateCommand,
 } from "../services/pubsub/api.ts";
-import { RequestTimeoutError } from "./raft_runner.ts";
 import { DeliveryWaiter, MEMBER_CHECK_MS } from "./_pubsub_waits.ts";
 import { type ConsumeItem, consumeStream } from "./_pubsub_consume.ts";
 
@@ -472,20 +471,7 @@ export class NodePubsub implements PubsubPort {
 
   async #read(consistency: PubsubReadConsistency): Promise<void> {
     if (consistency === "eventual") return;
-    try {
-      await this.#options.readIndex();
-    } catch (error) {
-      if (
-        error instanceof ProposalDroppedError ||
-        error instanceof RequestTimeoutError
-      ) {
-        throw new KvUnavailableError(
-          `Cannot serve a strong read: ${error.message}`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
+    await strongRead(() => this.#options.readIndex());
   }
 
   /**

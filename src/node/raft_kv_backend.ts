@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { strongRead } from "./_strong_read.ts";
 import { ProposalDroppedError } from "../raft/errors.ts";
 import type { LogIndex } from "../raft/types.ts";
 import {
@@ -57,11 +58,7 @@ import {
 } from "../services/leases/api.ts";
 import { encodeEnvelope } from "../state/envelope.ts";
 import { LEASES_SERVICE_ID, NodeLeases } from "./node_leases.ts";
-import {
-  ProposalOutcomeUnknownError,
-  type RaftRunner,
-  RequestTimeoutError,
-} from "./raft_runner.ts";
+import { ProposalOutcomeUnknownError, type RaftRunner } from "./raft_runner.ts";
 
 /** How long a write is retried (with its session) before its outcome is reported unknown. */
 const COMMIT_RETRY_WINDOW_MS = 20_000;
@@ -344,21 +341,8 @@ export class RaftKvBackend implements KvBackend {
   }
 
   /** Waits for a linearizable read point. */
-  async #confirmRead(): Promise<LogIndex> {
-    try {
-      return await this.#runner.readIndex();
-    } catch (error) {
-      if (
-        error instanceof ProposalDroppedError ||
-        error instanceof RequestTimeoutError
-      ) {
-        throw new KvUnavailableError(
-          `Cannot serve a strong read: ${error.message}`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
+  #confirmRead(): Promise<LogIndex> {
+    return strongRead(() => this.#runner.readIndex());
   }
 
   /**
