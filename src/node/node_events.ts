@@ -20,6 +20,7 @@ import {
   EventsReads,
   type EventsWindow,
   type HistoryEvent,
+  HistoryTail,
   matches,
   type WatchFrame,
   type WatchRequest,
@@ -71,7 +72,11 @@ export class NodeEvents implements EventsPort {
   #streams = 0;
 
   constructor(options: NodeEventsOptions) {
-    this.#reads = new EventsReads(options.store);
+    // Streams at the tail share one decoded read of each new revision.
+    this.#reads = new EventsReads(
+      options.store,
+      new HistoryTail(options.store),
+    );
     this.#feed = options.feed;
     this.bytesMax = options.bytesMax;
     this.#streamsMax = options.streamsMax ?? 1_000;

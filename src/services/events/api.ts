@@ -58,6 +58,7 @@ export {
   type EventsWindow,
   positionRevision,
 } from "./reads.ts";
+export { HistoryTail, type TailLimits, type TailRow } from "./tail.ts";
 export {
   type KeySelector,
   matches,

@@ -10,6 +10,7 @@
 import type { StateStore } from "../../state/state_store.ts";
 import { decodeU64, EVENTS_META, historyKey, parseHistoryKey } from "./keys.ts";
 import { decodeRecord, type HistoryEvent } from "./records.ts";
+import type { HistoryTail, TailRow } from "./tail.ts";
 
 /** Where a read starts. */
 export type EventPosition =
@@ -59,9 +60,15 @@ export function positionRevision(position: EventPosition): bigint {
 /** Reads over a store. */
 export class EventsReads {
   readonly #store: Pick<StateStore, "scan" | "meta" | "appliedIndex">;
+  readonly #tail: HistoryTail | null;
 
-  constructor(store: Pick<StateStore, "scan" | "meta" | "appliedIndex">) {
+  /** `tail`: a decoded tail of `store` that pages read from when it covers them. */
+  constructor(
+    store: Pick<StateStore, "scan" | "meta" | "appliedIndex">,
+    tail: HistoryTail | null = null,
+  ) {
     this.#store = store;
+    this.#tail = tail;
   }
 
   /** The window now. */
@@ -115,22 +122,21 @@ export class EventsReads {
     if (positionRevision(position) > to) {
       return { events, next: position, through: to, done: true };
     }
-    const rows = this.#store.scan({
-      start,
-      end,
-      limit: EVENTS_SCAN_ROWS_MAX,
-    });
-    let last: { revision: bigint; index: number } | null = null;
+    const first = "after" in position
+      ? { revision: position.after.revision, index: position.after.index + 1 }
+      : { revision: position.from, index: 0 };
+    const rows = this.#tail?.rows(first, to, EVENTS_SCAN_ROWS_MAX) ??
+      this.#scan(start, end);
+    let last: TailRow | null = null;
     let bytes = 0;
     let full = false;
     const bytesMax = options.bytesMax ?? Infinity;
     for (const row of rows) {
-      const at = parseHistoryKey(row.key);
-      const event = decodeRecord(at.revision, at.index, row.value);
-      last = at;
+      const event = row.event;
+      last = row;
       if (options.keep === undefined || options.keep(event)) {
         events.push(event);
-        bytes += row.value.length;
+        bytes += row.bytes;
         if (events.length >= options.limit || bytes >= bytesMax) {
           full = true;
           break;
@@ -143,10 +149,25 @@ export class EventsReads {
     }
     return {
       events,
-      next: { after: last },
+      next: { after: { revision: last.revision, index: last.index } },
       // Every event of revisions before the last one read was seen.
       through: last.revision - 1n,
       done: false,
     };
+  }
+
+  /** History rows in `[start, end)` from the store, decoded. */
+  #scan(start: Uint8Array, end: Uint8Array): TailRow[] {
+    return this.#store.scan({ start, end, limit: EVENTS_SCAN_ROWS_MAX }).map(
+      (row) => {
+        const at = parseHistoryKey(row.key);
+        return {
+          revision: at.revision,
+          index: at.index,
+          event: decodeRecord(at.revision, at.index, row.value),
+          bytes: row.value.length,
+        };
+      },
+    );
   }
 }
