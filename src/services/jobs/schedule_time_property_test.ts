@@ -103,6 +103,39 @@ function referenceSlots(
   return found;
 }
 
+/** A `nowMs` on a classification edge: a due slot exactly at (±1 ms) the tolerance or the window. */
+const edge = fc.option(
+  fc.record({
+    pivot: fc.nat(),
+    boundary: fc.constantFrom("now", "tolerance", "window"),
+    deltaMs: fc.integer({ min: -1, max: 1 }),
+  }),
+  { nil: undefined },
+);
+
+function edgeInstant(
+  s: Scenario,
+  stored: number,
+  nowEdge: {
+    pivot: number;
+    boundary: "now" | "tolerance" | "window";
+    deltaMs: number;
+  },
+): number {
+  const candidates = s.reference.filter((ms) => ms >= stored).slice(0, 300);
+  if (candidates.length === 0) return -1;
+  const pivotMs = candidates[nowEdge.pivot % candidates.length]!;
+  const boundaryMs = nowEdge.boundary === "now"
+    ? 0
+    : nowEdge.boundary === "tolerance"
+    ? SCHEDULE_PLAN_LIMITS.onTimeToleranceMs
+    : Math.max(
+      s.schedule.catchupWindowMs,
+      SCHEDULE_PLAN_LIMITS.onTimeToleranceMs,
+    );
+  return pivotMs + boundaryMs + nowEdge.deltaMs;
+}
+
 /** The slots fired (or late) so far count against limit; the reference slot after `afterMs`. */
 function referenceNext(
   s: Scenario,
@@ -141,10 +174,14 @@ Deno.test("planDue() classifies every due slot as the reference does", () => {
       fc.integer({ min: 0, max: SPAN_MS / 2 }),
       // Leaves 400 s of span after nowMs, more than the longest gap between slots.
       fc.integer({ min: 0, max: SPAN_MS / 2 - 400_000 }),
-      (s, storedOffset, ageOffset) => {
+      edge,
+      (s, storedOffset, ageOffset, nowEdge) => {
         const stored = referenceNext(s, BASE_MS + storedOffset - 1, 0);
         if (stored === null) return;
-        const nowMs = stored + ageOffset;
+        const nowMs = nowEdge === undefined
+          ? stored + ageOffset
+          : edgeInstant(s, stored, nowEdge);
+        if (nowMs < stored || nowMs > BASE_MS + SPAN_MS - 400_000) return;
         const fires = planDue(
           s.schedule,
           stored,
@@ -262,9 +299,21 @@ Deno.test("backfillSlots() lists the reference slots of the range, the same twic
       scenario,
       fc.integer({ min: 0, max: SPAN_MS }),
       fc.integer({ min: 0, max: SPAN_MS }),
-      (s, a, b) => {
-        const fromMs = BASE_MS + Math.min(a, b);
-        const toMs = BASE_MS + Math.max(a, b);
+      fc.option(fc.tuple(fc.nat(), fc.nat(), fc.integer({ min: -1, max: 1 })), {
+        nil: undefined,
+      }),
+      (s, a, b, onSlots) => {
+        let fromMs = BASE_MS + Math.min(a, b);
+        let toMs = BASE_MS + Math.max(a, b);
+        if (onSlots !== undefined && s.reference.length > 0) {
+          // Ends on slots (or 1 ms either side), where inclusive bounds are decided.
+          const [i, j, deltaMs] = onSlots;
+          const x = s.reference[i % s.reference.length]!;
+          const y = s.reference[j % s.reference.length]!;
+          fromMs = Math.min(x, y) + deltaMs;
+          toMs = Math.max(x, y) - deltaMs;
+          if (toMs < fromMs) return;
+        }
         const slots = backfillSlots(s.schedule, fromMs, toMs);
         assert.deepEqual(
           slots,
