@@ -116,7 +116,8 @@ export const LAYERS: readonly LayerRule[] = [
     layer: "services/*",
     may: ["state", "model", "base", RAFT_TYPES, "services/*/api.ts"],
     mayType: ["protocol"],
-    libraries: [MSGPACK, ...NOBLE],
+    // croner steps cron schedules (jobs/schedule_time.ts) on the leader.
+    libraries: [MSGPACK, ...NOBLE, "croner"],
     pure: ["apply.ts"],
     why:
       "a service imports state, model, base, protocol types, and other services only through their api.ts",
