@@ -3,6 +3,7 @@
  * test starts itself (and stops by pid in finally).
  */
 import assert from "node:assert/strict";
+import { lines } from "../../../tests/helpers/stream_lines.ts";
 import { waitFor } from "../../../tests/helpers/wait_for.ts";
 import {
   GroupRegistry,
@@ -195,4 +196,67 @@ async function recordNames(stateDir: string): Promise<string[]> {
     if (entry.name.endsWith(".json")) names.push(entry.name);
   }
   return names;
+}
+
+Deno.test("a worker restarted after kill -9 kills the orphaned group", async () => {
+  await withStateDir(async (stateDir) => {
+    const script = new URL(
+      "../../../tests/helpers/shell_runner_process.ts",
+      import.meta.url,
+    ).pathname;
+    const worker = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--quiet",
+        // --allow-all: the worker reads /proc itself (procfsTable), the
+        // test through ps and cat, so both adapters meet on one record.
+        "--allow-all",
+        script,
+        stateDir,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    let pgid = 0;
+    try {
+      const printed: string[] = [];
+      const reading = lines(worker.stdout, (line) => printed.push(line));
+      await waitFor(
+        () =>
+          `the worker to record its group (printed ${printed.length} lines)`,
+        () => printed.some((line) => line.startsWith('{"running"')),
+        60_000,
+      );
+      pgid = JSON.parse(printed.find((l) => l.startsWith('{"running"'))!)
+        .running;
+      worker.kill("SIGKILL");
+      assert.equal((await worker.status).signal, "SIGKILL");
+      await reading;
+      // The group outlives its worker: setsid took it out of the worker's.
+      assert.equal(await liveCount(pgid) >= 1, true);
+      const runner = await ShellRunner.open({
+        allowCommands: ["/bin/true"],
+        stateDir,
+      }, table);
+      try {
+        assert.deepEqual(runner.cleanup.killed, [pgid]);
+      } finally {
+        runner.close();
+      }
+      await waitFor(
+        "the orphaned group to die",
+        async () => await liveCount(pgid) === 0,
+        30_000,
+      );
+    } finally {
+      await stop(worker);
+      if (pgid > 1) signalGroup(pgid, "SIGKILL");
+    }
+  });
+});
+
+/** How many live (not zombie) processes group `pgid` has. */
+async function liveCount(pgid: number): Promise<number> {
+  return (await table.members(pgid)).filter((p) => p.state !== "Z").length;
 }

@@ -3,8 +3,9 @@
  * a process's group and start time from `/proc/<pid>/stat`, and the
  * members of a process group.
  *
- * {@linkcode procfsTable} reads `/proc` itself and needs
- * `--allow-read=/proc`. {@linkcode commandTable} reads the same files
+ * {@linkcode procfsTable} reads `/proc` itself, which Deno 2.9.6
+ * grants only with `--allow-all` (other processes' `/proc/<pid>` files are
+ * privileged paths). {@linkcode commandTable} reads the same files
  * through `/usr/bin/ps` and `/usr/bin/cat`, for a process granted
  * `--allow-run` but not that read (Aspen's test gate grants reads of `.`
  * and `/tmp` only). Both give the same start times, the kernel's
@@ -58,7 +59,7 @@ export function parseStat(line: string): ProcessInfo | null {
   return { pid, pgid, state, startTimeTicks };
 }
 
-/** Reads `/proc` directly (needs `--allow-read=/proc`). */
+/** Reads `/proc` directly (needs `--allow-all` in Deno 2.9.6). */
 export const procfsTable: ProcessTable = {
   async stat(pid) {
     try {
@@ -126,10 +127,16 @@ async function catStats(pids: readonly number[]): Promise<ProcessInfo[]> {
 }
 
 /**
- * The table this process can read: {@linkcode procfsTable} when `/proc`
- * may be read, else {@linkcode commandTable}.
+ * The table this process can read: {@linkcode procfsTable} when it may
+ * read another process's `/proc/<pid>/stat` (Deno 2.9.6 asks for
+ * `--allow-all` there, `--allow-read=/proc` is not enough), else
+ * {@linkcode commandTable}. Probed once, on pid 1's file.
  */
 export function defaultProcessTable(): ProcessTable {
-  const read = Deno.permissions.querySync({ name: "read", path: "/proc" });
-  return read.state === "granted" ? procfsTable : commandTable;
+  try {
+    Deno.readTextFileSync("/proc/1/stat");
+    return procfsTable;
+  } catch {
+    return commandTable;
+  }
 }

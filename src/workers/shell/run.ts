@@ -171,17 +171,20 @@ async function spawnAndWait(
   const onAbort = () => stopper.stop("abort");
   context.signal?.addEventListener("abort", onAbort, { once: true });
   let record: GroupRecord | null = null;
-  let status: Deno.CommandStatus;
+  // A failure to record the group (a full disk) must not leave it
+  // running unrecorded: the group is killed, then the error thrown.
+  let failure: { readonly error: unknown } | null = null;
   try {
     if (context.signal?.aborted) onAbort();
     record = await context.groups.record(pgid, context.jobId, context.attempt);
-  } finally {
-    status = await child.status;
-    const durationMs = performance.now() - startedMs;
-    clearTimeout(timer);
-    context.signal?.removeEventListener("abort", onAbort);
-    stopper.exited(durationMs);
+  } catch (error) {
+    failure = { error };
+    stopper.kill();
   }
+  const status = await child.status;
+  clearTimeout(timer);
+  context.signal?.removeEventListener("abort", onAbort);
+  stopper.exited(performance.now() - startedMs);
   // Whatever is left of the group goes now. The leader is reaped, so its
   // pid names only the group until the group is empty.
   signalGroup(pgid, "SIGKILL");
@@ -189,6 +192,7 @@ async function spawnAndWait(
   await drain(reading, drainStop);
   await writing;
   if (record !== null && emptied) await context.groups.release(record);
+  if (failure !== null) throw failure.error;
   return {
     exitCode: status.signal === null ? status.code : null,
     signal: status.signal,
@@ -216,6 +220,13 @@ class Stopper {
     this.reason = reason;
     this.#signal("SIGTERM");
     this.#graceTimer = setTimeout(() => this.#signal("SIGKILL"), this.graceMs);
+  }
+
+  /** Kills the group at once, without a grace (the runner failed). */
+  kill(): void {
+    if (this.#done) return;
+    clearTimeout(this.#graceTimer);
+    this.#signal("SIGKILL");
   }
 
   /** The child exited (and is reaped): no more signals to its pid. */
