@@ -301,6 +301,42 @@ async function waitGroupEmpty(
 }
 
 /**
+ * Checks what the policy needs of the host before any work: `cwdRoot` is a
+ * folder, `setsid` runs.
+ *
+ * @throws {RangeError} A `cwdRoot` that is not a folder.
+ * @throws {Error} No working `/usr/bin/setsid`.
+ */
+async function checkHost(policy: ShellPolicy): Promise<void> {
+  if (policy.cwdRoot !== null) {
+    const info = await Deno.stat(policy.cwdRoot).catch(() => null);
+    if (info === null || !info.isDirectory) {
+      throw new RangeError(
+        `Cannot start a shell worker as 'cwdRoot' is not a folder: current value is '${policy.cwdRoot}'`,
+      );
+    }
+  }
+  let ok = false;
+  try {
+    const output = await new Deno.Command(SETSID_PATH, {
+      args: ["--version"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      clearEnv: true,
+    }).output();
+    ok = output.success;
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    throw new Error(
+      `Cannot start a shell worker as util-linux setsid does not run: '${SETSID_PATH}'`,
+    );
+  }
+}
+
+/**
  * A shell worker's runner: its policy and its state folder's group
  * registry, opened once (killing a predecessor's groups) and used for
  * every attempt.
@@ -316,7 +352,9 @@ export class ShellRunner {
    * Checks the policy, locks `<stateDir>/groups` and kills the groups a
    * predecessor left.
    *
-   * @throws {TypeError | RangeError} A bad policy.
+   * @throws {TypeError | RangeError} A bad policy, or a `cwdRoot` that is
+   *   not a folder.
+   * @throws {Error} No working `/usr/bin/setsid`.
    * @throws {StateDirLockedError} Another worker holds the state folder.
    */
   static async open(
@@ -324,6 +362,7 @@ export class ShellRunner {
     table?: ProcessTable,
   ): Promise<ShellRunner> {
     const policy = shellPolicy(options);
+    await checkHost(policy);
     await Deno.mkdir(policy.stateDir, { recursive: true });
     const { registry, cleanup } = await GroupRegistry.open(
       policy.stateDir,

@@ -30,7 +30,10 @@ async function withRunner(
       "/bin/cat",
       "/bin/pwd",
     ],
-    graceMs: 300,
+    // Long: a child that dies of SIGTERM never waits it out, and a loaded
+    // machine must not turn its SIGTERM death into a SIGKILL. Tests of the
+    // grace set their own.
+    graceMs: 10_000,
     stateDir,
     ...options,
   }, table);
@@ -262,7 +265,7 @@ Deno.test("runShellJob() kills what is left of the group when the child exits", 
 });
 
 Deno.test("runShellJob() ends a child that ignores SIGTERM with SIGKILL after the grace", async () => {
-  await withRunner({ cwdRoot: "/tmp" }, async (runner, top) => {
+  await withRunner({ cwdRoot: "/tmp", graceMs: 300 }, async (runner, top) => {
     const controller = new AbortController();
     const running = runner.run(
       {
@@ -351,4 +354,21 @@ Deno.test("defaultProcessTable() reads through commands under the test gate's pe
   assert.equal(table, commandTable);
   const self = await table.stat(Deno.pid);
   assert.equal(self?.pid, Deno.pid);
+});
+
+Deno.test("ShellRunner.open() refuses a cwdRoot that is not a folder, before any work", async () => {
+  const top = await Deno.makeTempDir({ prefix: "aspen-shell-open-" });
+  try {
+    await assert.rejects(
+      ShellRunner.open({
+        allowCommands: ["/bin/true"],
+        cwdRoot: `${top}/missing`,
+        stateDir: `${top}/state`,
+      }, table),
+      RangeError,
+    );
+    await assert.rejects(Deno.stat(`${top}/state`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(top, { recursive: true });
+  }
 });
