@@ -218,6 +218,11 @@ export class GroupRegistry {
   /**
    * Records a running group; null when its leader already left (nothing
    * to record: the caller still kills the group when the child ends).
+   * Called right after the spawn. Deno waits on a child from its spawn, so
+   * a child that exits at once may be reaped and its pid reused before
+   * this read: a window of microseconds against pid wrap-around, and a
+   * successor kills such a record's group only if the newcomer also leads
+   * a group of that id with that start time.
    */
   async record(
     pgid: number,

@@ -148,19 +148,7 @@ async function spawnAndWait(
   // setsid(1) calls setsid(2) and execs, without forking, when its caller
   // does not lead a group (a fresh child never does): pid = pgid.
   const pgid = child.pid;
-  const stdout = new OutputCapture(
-    policy.outputHeadBytes,
-    policy.outputTailBytes,
-  );
-  const stderr = new OutputCapture(
-    policy.outputHeadBytes,
-    policy.outputTailBytes,
-  );
-  const drainStop = new AbortController();
-  const reading = Promise.all([
-    captureStream(child.stdout, stdout, drainStop.signal),
-    captureStream(child.stderr, stderr, drainStop.signal),
-  ]);
+  const output = captureOutput(child, policy);
   const writing = spec.stdin === null
     ? Promise.resolve()
     : writeStdin(child.stdin, spec.stdin);
@@ -189,7 +177,8 @@ async function spawnAndWait(
   // pid names only the group until the group is empty.
   signalGroup(pgid, "SIGKILL");
   const emptied = await waitGroupEmpty(context.groups.table, pgid);
-  await drain(reading, drainStop);
+  // Once the group is gone nothing holds the pipes but an escaped grandchild.
+  await output.drain();
   await writing;
   if (record !== null && emptied) await context.groups.release(record);
   if (failure !== null) throw failure.error;
@@ -200,9 +189,27 @@ async function spawnAndWait(
     killedWith: stopper.killedWith,
     durationMs: Math.round(stopper.durationMs),
     pid: pgid,
-    stdout: stdout.result(),
-    stderr: stderr.result(),
+    stdout: output.stdout.result(),
+    stderr: output.stderr.result(),
   };
+}
+
+/** Reads a child's stdout and stderr into head/tail captures. */
+function captureOutput(child: Deno.ChildProcess, policy: ShellPolicy) {
+  const stdout = new OutputCapture(
+    policy.outputHeadBytes,
+    policy.outputTailBytes,
+  );
+  const stderr = new OutputCapture(
+    policy.outputHeadBytes,
+    policy.outputTailBytes,
+  );
+  const drainStop = new AbortController();
+  const reading = Promise.all([
+    captureStream(child.stdout, stdout, drainStop.signal),
+    captureStream(child.stderr, stderr, drainStop.signal),
+  ]);
+  return { stdout, stderr, drain: () => drain(reading, drainStop) };
 }
 
 /** Terminates a running group once: SIGTERM, the grace, SIGKILL. */
