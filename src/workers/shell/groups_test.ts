@@ -260,3 +260,67 @@ Deno.test("a worker restarted after kill -9 kills the orphaned group", async () 
 async function liveCount(pgid: number): Promise<number> {
   return (await table.members(pgid)).filter((p) => p.state !== "Z").length;
 }
+
+Deno.test("GroupRegistry.open() judges a group whose leader left by its members' start times", async (t) => {
+  for (
+    const { name, offsetTicks, verdict } of [
+      {
+        name: "members started after the leader: killed",
+        offsetTicks: 0,
+        verdict: "killed",
+      },
+      {
+        name: "a member started before the record: left",
+        offsetTicks: 1,
+        verdict: "reused",
+      },
+    ] as const
+  ) {
+    await t.step(name, async () => {
+      await withStateDir(async (stateDir) => {
+        // The leader starts a member and exits; the member keeps the group.
+        const leader = new Deno.Command("/usr/bin/setsid", {
+          args: ["--", "/bin/sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!"],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "null",
+          clearEnv: true,
+        }).spawn();
+        const pgid = leader.pid;
+        let member = 0;
+        try {
+          const output = await leader.output();
+          member = Number(new TextDecoder().decode(output.stdout).trim());
+          assert.equal(Number.isSafeInteger(member) && member > 1, true);
+          const info = await table.stat(member);
+          assert.equal(info?.pgid, pgid);
+          assert.equal(await table.stat(pgid), null);
+          await writeGroupRecord(stateDir, {
+            pgid,
+            // A leader starts no later than its members; +1 is after one.
+            startTimeTicks: info!.startTimeTicks + offsetTicks,
+            jobId: "orphan-3",
+            attempt: 1,
+          });
+          const { registry, cleanup } = await GroupRegistry.open(
+            stateDir,
+            table,
+          );
+          registry.close();
+          assert.deepEqual(cleanup[verdict], [pgid]);
+          if (verdict === "killed") {
+            await waitFor(
+              "the member to die",
+              async () => await liveCount(pgid) === 0,
+              30_000,
+            );
+          } else {
+            assert.equal(await liveCount(pgid), 1);
+          }
+        } finally {
+          if (member > 1) signalGroup(pgid, "SIGKILL");
+        }
+      });
+    });
+  }
+});
